@@ -1,0 +1,33 @@
+"""modelmux gateway: `mitmdump -s addons/router.py --mode reverse:https://api.anthropic.com@127.0.0.1:PORT`.
+
+The same arguments with mitmweb give the gateway with mitmproxy's web UI. Options:
+`--set modelmux_config=PATH` (default: the routes.yaml beside this folder) and, as the
+launcher does, `--set connection_strategy=lazy`.
+"""
+
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+try:
+    import modelmux  # noqa: F401
+except ImportError:  # a checkout used without `pip install -e .`
+    sys.path.insert(0, str(REPO))
+
+from modelmux.addons.failures import Failures  # noqa: E402
+from modelmux.addons.inbound import InboundAuth  # noqa: E402
+from modelmux.addons.listeners import Listeners  # noqa: E402
+from modelmux.addons.local import LocalAPI  # noqa: E402
+from modelmux.addons.router import Router  # noqa: E402
+from modelmux.addons.settings import Settings  # noqa: E402
+
+settings = Settings(default_config=REPO / "routes.yaml")
+
+addons = [
+    settings,
+    Listeners(settings),
+    InboundAuth(settings),
+    LocalAPI(settings),
+    Router(settings),
+    Failures(settings),
+]

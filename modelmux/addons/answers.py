@@ -1,0 +1,29 @@
+"""Local answers: responses modelmux makes itself instead of asking an upstream."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from mitmproxy import http
+
+from modelmux.errors import GatewayError
+
+JSON = {"content-type": "application/json"}
+
+
+def answer_json(flow: http.HTTPFlow, status: int, data: Any) -> None:
+    flow.response = http.Response.make(status, json.dumps(data, ensure_ascii=False).encode(), JSON)
+
+
+def answer_error(flow: http.HTTPFlow, error: GatewayError) -> None:
+    """An Anthropic error envelope, marked so the dashboard shows the failure."""
+    flow.response = http.Response.make(error.status, error.body(), JSON)
+    flow.metadata.setdefault("modelmux", {})["error"] = error.message
+    flow.marked = ":warning:"
+    flow.comment = f"modelmux {error.status} {error.error_type}: {error.message}"
+
+
+def request_path(flow: http.HTTPFlow) -> str:
+    """The path without its query string (Claude Code sends /v1/messages?beta=true)."""
+    return flow.request.path.partition("?")[0]

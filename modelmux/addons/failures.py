@@ -1,0 +1,205 @@
+"""Failures: every failure a client sees is an Anthropic error, and an upstream that
+does not answer in time is a 504.
+
+mitmproxy answers upstream connect and TLS failures with its own HTML page, and its
+`error` hook cannot replace it (mitmproxy PR #7999, still open); a flow in transit
+cannot be killed either (issue #4711). Two small touchpoints make up for that:
+
+- mitmproxy's HTTP/1 error-response builder (and the `format_error` of HTTP/2 and 3)
+  is replaced by one that writes the Anthropic envelope. Its message is prepared by
+  the `error` hook, which has the flow; the builder finds it by the identity of the
+  error string, which mitmproxy hands unchanged from `flow.error.msg` to the builder.
+- a timeout cancels mitmproxy's task for the upstream connection, which mitmproxy
+  then reports through that same error path.
+
+Both are checked at start-up; if a mitmproxy upgrade moved them, a warning says so
+and mitmproxy's own behaviour stays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections import OrderedDict
+from collections.abc import Callable
+
+from mitmproxy import ctx
+from mitmproxy import http
+from mitmproxy.connection import Connection
+from mitmproxy.net.http import http1
+from mitmproxy.proxy import server_hooks
+from mitmproxy.proxy.layers.http import _http1
+from mitmproxy.proxy.layers.http import _http2
+from mitmproxy.proxy.layers.http import _http3
+
+from modelmux.addons.settings import Settings
+from modelmux.credentials import scrub
+from modelmux.errors import error_body, is_error_envelope
+
+logger = logging.getLogger(__name__)
+
+PREPARED_LIMIT = 256  # error pages prepared but never sent (client gone) are dropped
+SNIPPET_LIMIT = 300
+_TAGS = re.compile(r"<[^>]+>")
+_SPACE = re.compile(r"\s+")
+_TLS_WORDS = ("tls", "ssl", "certificate", "handshake")
+
+
+class Failures:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._prepared: OrderedDict[int, tuple[str, int, bytes]] = OrderedDict()
+        self._inflight: dict[str, http.HTTPFlow] = {}  # client connection id → flow
+        self._timers: dict[str, asyncio.TimerHandle] = {}  # flow or server connection id → timer
+        self._timed_out: dict[str, str] = {}  # client connection id → what timed out
+        self._originals: tuple[Callable, Callable, Callable] | None = None
+
+    # -- lifecycle: install and remove the error-page builders --------------------
+
+    def load(self, loader) -> None:
+        if not all(hasattr(m, n) for m, n in ((_http1, "make_error_response"), (_http2, "format_error"), (_http3, "format_error"))):
+            logger.warning("this mitmproxy version moved its error-page builders; upstream failures "
+                           "will reach clients as mitmproxy's HTML pages")
+            return
+        self._originals = (_http1.make_error_response, _http2.format_error, _http3.format_error)
+        _http1.make_error_response = self._http1_error_response
+        _http2.format_error = _http3.format_error = self._error_page
+
+    def done(self) -> None:
+        for timer in self._timers.values():
+            timer.cancel()
+        if self._originals:
+            _http1.make_error_response, _http2.format_error, _http3.format_error = self._originals
+            self._originals = None
+
+    # -- timeouts -----------------------------------------------------------------
+
+    def request(self, flow: http.HTTPFlow) -> None:
+        upstream = _upstream(flow)
+        if flow.response or flow.error or not flow.live or not upstream:
+            return
+        self._inflight[flow.client_conn.id] = flow
+        self._timers[flow.id] = asyncio.get_running_loop().call_later(
+            upstream["response_timeout"], self._response_timed_out, flow
+        )
+
+    def server_connect(self, data: server_hooks.ServerConnectionHookData) -> None:
+        flow = self._inflight.get(data.client.id)
+        if flow is None:
+            return
+        seconds = flow.metadata["modelmux"]["connect_timeout"]
+        self._timers[data.server.id] = asyncio.get_running_loop().call_later(
+            seconds, self._connect_timed_out, data.client.id, data.server, seconds
+        )
+
+    def server_connected(self, data: server_hooks.ServerConnectionHookData) -> None:
+        self._cancel_timer(data.server.id)
+
+    def server_connect_error(self, data: server_hooks.ServerConnectionHookData) -> None:
+        self._cancel_timer(data.server.id)
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        self._finish(flow)
+
+    def _response_timed_out(self, flow: http.HTTPFlow) -> None:
+        self._timers.pop(flow.id, None)
+        seconds = flow.metadata["modelmux"]["response_timeout"]
+        self._timed_out[flow.client_conn.id] = f"did not answer within {seconds:g} s (response_timeout)"
+        address = (flow.request.host, flow.request.port)
+        self._cancel_upstream(flow.client_conn.id, lambda conn: conn.address == address)
+
+    def _connect_timed_out(self, client_id: str, server: Connection, seconds: float) -> None:
+        self._timers.pop(server.id, None)
+        self._timed_out[client_id] = f"could not be connected to within {seconds:g} s (connect_timeout)"
+        self._cancel_upstream(client_id, lambda conn: conn is server)
+
+    def _cancel_upstream(self, client_id: str, select: Callable[[Connection], bool]) -> None:
+        """Cancel mitmproxy's task for the matching upstream connection of this client.
+        Touchpoint: Proxyserver.connections[client id].transports[connection].handler."""
+        handler = getattr(ctx.master.addons.get("proxyserver"), "connections", {}).get(client_id)
+        for conn, io in list(getattr(handler, "transports", {}).items()):
+            if conn is not handler.client and select(conn) and io.handler is not None:
+                io.handler.cancel()
+
+    def _cancel_timer(self, key: str) -> None:
+        if timer := self._timers.pop(key, None):
+            timer.cancel()
+
+    def _finish(self, flow: http.HTTPFlow) -> None:
+        self._cancel_timer(flow.id)
+        if self._inflight.get(flow.client_conn.id) is flow:
+            del self._inflight[flow.client_conn.id]
+
+    # -- errors mitmproxy produces ------------------------------------------------
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        self._finish(flow)
+        if flow.error is None:
+            return
+        timed_out = self._timed_out.pop(flow.client_conn.id, None)
+        status, message = self._describe(flow, timed_out)
+        self._prepared[id(flow.error.msg)] = (flow.error.msg, status, error_body(status, message))
+        while len(self._prepared) > PREPARED_LIMIT:
+            self._prepared.popitem(last=False)
+        flow.marked = ":x:"
+        flow.comment = f"{flow.comment} · failed: {message}" if flow.comment else f"failed: {message}"
+        logger.warning("%s %s: %s", flow.request.method, flow.request.pretty_url, message)
+
+    def _describe(self, flow: http.HTTPFlow, timed_out: str | None) -> tuple[int, str]:
+        upstream = _upstream(flow)
+        origin = f"{flow.request.scheme}://{flow.request.host}:{flow.request.port}"
+        where = f"provider '{upstream['provider']}' ({origin})" if upstream else origin
+        detail = flow.error.msg if flow.error else "unknown error"
+        if timed_out:
+            return 504, f"{where} {timed_out}"
+        if flow.error and flow.error.msg == flow.error.KILLED_MESSAGE:
+            return 502, f"the request to {where} was cancelled"
+        if any(word in detail.lower() for word in _TLS_WORDS):
+            return 502, f"TLS connection to {where} failed: {detail}"
+        if flow.server_conn.timestamp_start is None or flow.server_conn.address != (flow.request.host, flow.request.port):
+            return 502, f"cannot connect to {where}: {detail}"
+        return 502, f"{where} closed the connection without a complete answer: {detail}"
+
+    def _page(self, status: int, message: str) -> tuple[int, bytes]:
+        prepared = self._prepared.pop(id(message), None)
+        if prepared is not None and prepared[0] is message:
+            return prepared[1], prepared[2]
+        return status, error_body(status, f"modelmux could not complete the request: {message}")
+
+    def _http1_error_response(self, status_code: int, message: str = "") -> bytes:
+        status, body = self._page(status_code, message)
+        response = http.Response.make(status, body, {"content-type": "application/json", "connection": "close"})
+        return http1.assemble_response(response)
+
+    def _error_page(self, status_code: int, message: str) -> bytes:
+        # HTTP/2 and 3 keep mitmproxy's status line and headers; the body is ours.
+        return self._page(status_code, message)[1]
+
+    # -- upstream answers that are errors but not Anthropic errors ----------------
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        self._finish(flow)
+        response = flow.response
+        upstream = _upstream(flow)
+        if response is None or upstream is None or response.status_code < 400 or response.stream:
+            return
+        config = self.settings.config
+        provider = config.providers.get(upstream["provider"]) if config else None
+        credentials = provider.credentials if provider else ()
+        text = scrub(response.get_text(strict=False) or "", credentials)
+        if is_error_envelope(text.encode()):
+            if credentials and text != response.get_text(strict=False):
+                response.text = text
+            return
+        snippet = _SPACE.sub(" ", _TAGS.sub(" ", text)).strip()[:SNIPPET_LIMIT] or "(empty body)"
+        message = f"provider '{upstream['provider']}' answered HTTP {response.status_code} {response.reason}: {snippet}"
+        response.content = error_body(response.status_code, message)
+        response.headers["content-type"] = "application/json"
+        flow.marked = ":x:"
+
+
+def _upstream(flow: http.HTTPFlow) -> dict | None:
+    """The Router's notes on where this flow was sent; None when it was not sent anywhere."""
+    notes = flow.metadata.get("modelmux")
+    return notes if notes and "provider" in notes else None

@@ -1,0 +1,84 @@
+"""LocalAPI: /healthz and /v1/models, answered by the gateway itself."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from mitmproxy import ctx
+from mitmproxy import http
+
+from modelmux import __version__
+from modelmux import routing
+from modelmux.addons.answers import answer_error, answer_json, request_path
+from modelmux.addons.settings import Settings
+from modelmux.errors import GatewayError
+
+MODELS_PREFIX = "/v1/models/"
+
+
+class LocalAPI:
+    """Health for the launcher, and the model catalogue in Anthropic's list format."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.started = time.time()
+
+    def request(self, flow: http.HTTPFlow) -> None:
+        if flow.response or flow.error or not flow.live:
+            return
+        path = request_path(flow)
+        if flow.request.method not in ("GET", "HEAD"):
+            return
+        if path == "/healthz":
+            answer_json(flow, 200, self.health())
+        elif path == "/v1/models":
+            self.list_models(flow)
+        elif path.startswith(MODELS_PREFIX):
+            self.get_model(flow, path.removeprefix(MODELS_PREFIX))
+        else:
+            return
+        flow.comment = f"local: {flow.request.method} {path}"
+
+    def health(self) -> dict:
+        settings = self.settings
+        assert settings.config
+        return {
+            "status": "ok",
+            "service": "modelmux",
+            "version": __version__,
+            "pid": os.getpid(),
+            "uptime_s": round(time.time() - self.started, 1),
+            "config": settings.config.summary(),
+            "config_loaded_at": settings.loaded_at,
+            "reload_error": settings.reload_error,
+            "listeners": list(ctx.options.mode),
+        }
+
+    def list_models(self, flow: http.HTTPFlow) -> None:
+        assert self.settings.config
+        query = flow.request.query
+        try:
+            limit = int(query.get("limit", "20"))
+            profile = self.settings.profile_of(flow)
+        except ValueError:
+            return answer_error(flow, GatewayError(400, "limit: must be a whole number from 1 to 1000"))
+        except GatewayError as e:
+            return answer_error(flow, e)
+        if not 1 <= limit <= 1000:
+            return answer_error(flow, GatewayError(400, "limit: must be a whole number from 1 to 1000"))
+        page = routing.catalog(
+            self.settings.config, profile, limit, query.get("after_id"), query.get("before_id")
+        )
+        answer_json(flow, 200, page)
+
+    def get_model(self, flow: http.HTTPFlow, name: str) -> None:
+        config = self.settings.config
+        assert config
+        try:
+            profile = self.settings.profile_of(flow)
+        except GatewayError as e:
+            return answer_error(flow, e)
+        if name not in routing.model_names(config, profile):
+            return answer_error(flow, GatewayError(404, f"model '{name}' is not configured in {config.path.name}"))
+        answer_json(flow, 200, routing.catalog_entry(config, name))

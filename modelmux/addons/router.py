@@ -1,0 +1,167 @@
+"""Router: sends each /v1/messages request to the upstream routes.yaml chooses."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+
+from mitmproxy import http
+
+from modelmux import routing
+from modelmux.addons.answers import answer_error, request_path
+from modelmux.addons.settings import Settings
+from modelmux.config import Credential, Provider
+from modelmux.credentials import RoundRobin
+from modelmux.errors import GatewayError
+from modelmux.passthrough import ModelRestorer, restore_model_json
+
+logger = logging.getLogger(__name__)
+
+MESSAGE_PATHS = {"/v1/messages", "/v1/messages/count_tokens"}
+CLIENT_AUTH_HEADERS = ("authorization", "x-api-key")
+OWN_HEADER_PREFIX = "x-modelmux-"
+SERVED = "POST /v1/messages, POST /v1/messages/count_tokens, GET /v1/models and GET /healthz"
+
+
+class Router:
+    """Routes by the body's model: rewrites URL, model and auth, and keeps the answer's
+    model what the client asked for. Streams stream: SSE is never buffered."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.credentials = RoundRobin()
+
+    def request(self, flow: http.HTTPFlow) -> None:
+        if flow.response or flow.error or not flow.live:
+            return
+        try:
+            if flow.request.method == "POST" and request_path(flow) in MESSAGE_PATHS:
+                self.route_message(flow)
+            else:
+                self.forward_other(flow)
+        except GatewayError as e:
+            answer_error(flow, e)
+
+    def route_message(self, flow: http.HTTPFlow) -> None:
+        config = self.settings.config
+        assert config
+        profile = self.settings.profile_of(flow)
+        body = _message_body(flow)
+        decision = routing.route(config, body["model"], profile)
+        provider = decision.provider
+        if provider.protocol != "anthropic":
+            raise GatewayError(
+                501,
+                f"model '{decision.requested}' routes to provider '{provider.name}' ({decision.route.source}), "
+                f"which speaks {provider.protocol}; this modelmux version forwards only to "
+                "protocol: anthropic providers",
+                "api_error",
+            )
+        credential = self.credentials.pick(provider)
+        _send(flow, provider, credential)
+        if decision.rewrites_model:
+            body["model"] = decision.upstream_model
+            flow.request.content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        if decision.restores_model:
+            # The answer gets rewritten, which needs plain bytes, not gzip.
+            flow.request.headers["accept-encoding"] = "identity"
+        flow.metadata["modelmux"].update({
+            "requested_model": decision.requested,
+            "model": decision.upstream_model,
+            "provider": provider.name,
+            "route": decision.route.source,
+            "credential": credential.label if credential else "client token (passthrough)",
+            "profile": profile.name if profile else None,
+            "restore_model": decision.requested if decision.restores_model else None,
+        })
+        flow.comment = (
+            f"{decision.requested} → {provider.name}/{decision.upstream_model} "
+            f"[{decision.route.source}] · {flow.metadata['modelmux']['credential']}"
+            + (f" · profile {profile.name}" if profile else "")
+        )
+
+    def forward_other(self, flow: http.HTTPFlow) -> None:
+        """Paths modelmux does not route by model go to a passthrough default, unchanged:
+        for Anthropic itself modelmux is then a transparent reverse proxy."""
+        config = self.settings.config
+        assert config
+        profile = self.settings.profile_of(flow)
+        default = config.routes[-1] if config.routes and config.routes[-1].source == "default" else None
+        provider = config.providers[default.provider] if default else None
+        if provider is None or not provider.passthrough or (profile and not profile.allows(provider.name)):
+            raise GatewayError(
+                404, f"modelmux does not serve {flow.request.method} {request_path(flow)}; it serves {SERVED}"
+            )
+        _send(flow, provider, None)
+        flow.comment = f"passthrough {flow.request.method} {request_path(flow)} → {provider.name}"
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        response = flow.response
+        assert response
+        if response.status_code >= 400 or not _is_event_stream(response):
+            return  # buffered: errors are small and get checked whole (Failures)
+        restore = flow.metadata.get("modelmux", {}).get("restore_model")
+        if restore:
+            # The rewritten message_start differs in length from the original.
+            response.headers.pop("content-length", None)
+            response.headers["transfer-encoding"] = "chunked"
+            response.stream = _as_stream(ModelRestorer(restore))
+        else:
+            response.stream = True
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        response = flow.response
+        assert response
+        restore = flow.metadata.get("modelmux", {}).get("restore_model")
+        if not restore or response.stream or response.status_code >= 400:
+            return
+        if rewritten := restore_model_json(response.content or b"", restore):
+            response.content = rewritten
+
+
+def _message_body(flow: http.HTTPFlow) -> dict:
+    try:
+        body = json.loads(flow.request.content or b"")
+    except ValueError as e:
+        raise GatewayError(400, f"request body is not valid JSON ({e})") from e
+    if not isinstance(body, dict):
+        raise GatewayError(400, "request body must be a JSON object")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise GatewayError(400, "model: field required (a non-empty string naming the model)")
+    return body
+
+
+def _send(flow: http.HTTPFlow, provider: Provider, credential: Credential | None) -> None:
+    """Point the request at `provider` with its auth; the client's own token stays only
+    for passthrough, and modelmux's own x-modelmux-* headers never leave the gateway."""
+    flow.request.url = provider.base_url + flow.request.path
+    flow.metadata["modelmux"] = {
+        "provider": provider.name,
+        "connect_timeout": provider.connect_timeout,
+        "response_timeout": provider.response_timeout,
+    }
+    headers = flow.request.headers
+    for name in {n.lower() for n in headers if n.lower().startswith(OWN_HEADER_PREFIX)}:
+        del headers[name]
+    if provider.auth is not None:
+        for name in CLIENT_AUTH_HEADERS:
+            headers.pop(name, None)
+        assert credential is not None
+        headers[provider.auth.header] = provider.auth.value(credential)
+    headers.update(provider.headers)
+
+
+def _is_event_stream(response: http.Response) -> bool:
+    return response.headers.get("content-type", "").startswith("text/event-stream")
+
+
+def _as_stream(transform: ModelRestorer) -> Callable[[bytes], list[bytes]]:
+    """mitmproxy's stream callable over a feed/close transform: b"" marks the end, and
+    an empty list (never b"", which would end a chunked HTTP/1.1 body) means "nothing yet"."""
+
+    def stream(chunk: bytes) -> list[bytes]:
+        return transform.feed(chunk) if chunk else transform.close()
+
+    return stream

@@ -1,0 +1,122 @@
+"""Settings: the routes.yaml in force, reloaded when the file changes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from mitmproxy import ctx
+from mitmproxy import exceptions
+from mitmproxy import http
+from mitmproxy.utils import asyncio_utils
+
+from modelmux import config
+from modelmux.config import Config, Profile
+from modelmux.errors import GatewayError
+
+logger = logging.getLogger(__name__)
+
+PROFILE_HEADER = "x-modelmux-profile"
+RELOAD_INTERVAL = 1.0  # seconds between checks of the file's mtime and size
+
+
+class Settings:
+    """Loads routes.yaml at start-up (invalid → refuse to start) and on every change
+    while running (invalid → keep the last good config and say why)."""
+
+    def __init__(self, default_config: Path | None = None) -> None:
+        self.default_config = default_config
+        self.config: Config | None = None
+        self.loaded_at: float | None = None
+        self.reload_error: str | None = None
+        self._stamp: tuple[float, int] | None = None
+        self._watcher: asyncio.Task | None = None
+        self._subscribers: list[Callable[[Config], None]] = []
+
+    def load(self, loader) -> None:
+        loader.add_option(
+            "modelmux_config",
+            str,
+            str(self.default_config or "routes.yaml"),
+            "Path of modelmux's routes.yaml (providers, routes, aliases, profiles).",
+        )
+
+    def configure(self, updated: set[str]) -> None:
+        if "modelmux_config" not in updated:
+            return
+        try:
+            self._install(config.load(ctx.options.modelmux_config))
+        except config.ConfigError as e:
+            raise exceptions.OptionsError(str(e)) from e
+
+    def running(self) -> None:
+        self._watcher = asyncio_utils.create_task(
+            self._watch(), name="modelmux config watcher", keep_ref=True
+        )
+
+    def done(self) -> None:
+        if self._watcher:
+            self._watcher.cancel()
+
+    def subscribe(self, callback: Callable[[Config], None]) -> None:
+        """Call `callback(config)` now (if loaded) and after every successful reload."""
+        self._subscribers.append(callback)
+        if self.config:
+            callback(self.config)
+
+    def profile_of(self, flow: http.HTTPFlow) -> Profile | None:
+        """The profile a request belongs to: by the port it arrived on, else by the
+        x-modelmux-profile header the launcher makes Claude Code send."""
+        assert self.config
+        port = flow.client_conn.sockname[1] if flow.client_conn.sockname else None
+        for profile in self.config.profiles.values():
+            if profile.port is not None and profile.port == port:
+                return profile
+        name = flow.request.headers.get(PROFILE_HEADER)
+        if name is None:
+            return None
+        if name not in self.config.profiles:
+            known = ", ".join(self.config.profiles) or "none"
+            raise GatewayError(
+                400, f"{PROFILE_HEADER}: '{name}' is not a profile in {self.config.path.name}; known: {known}"
+            )
+        return self.config.profiles[name]
+
+    def _install(self, new: Config) -> None:
+        self.config = new
+        self.loaded_at = time.time()
+        self.reload_error = None
+        self._stamp = _stamp(new.path)
+        for callback in self._subscribers:
+            callback(new)
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(RELOAD_INTERVAL)
+            assert self.config
+            stamp = _stamp(self.config.path)
+            if stamp == self._stamp:
+                continue
+            self._stamp = stamp
+            try:
+                new = config.load(self.config.path)
+            except config.ConfigError as e:
+                self.reload_error = str(e)
+                logger.error("routes.yaml changed but is invalid; keeping the last good config:\n%s", e)
+                continue
+            self._install(new)
+            logger.info(
+                "reloaded %s: %d providers, %d routes, %d profiles",
+                new.path, len(new.providers), len(new.routes), len(new.profiles),
+            )
+
+
+def _stamp(path: Path) -> tuple[float, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_mtime, stat.st_size

@@ -1,0 +1,364 @@
+"""routes.yaml → typed, validated configuration. The one place that reads the file.
+
+Validation has two layers: the JSON Schema that ships beside this module (shape and
+types), then cross-references the schema cannot express (a route's provider exists,
+`${VAR}`s are set, ports do not collide). Every problem is reported as
+`FILE: KEY.PATH: what is wrong; what to write instead`.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import jsonschema
+import yaml
+
+from modelmux import schema_messages
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 7878
+DEFAULT_CONNECT_TIMEOUT = 10.0
+# Claude Code's own request timeout (API_TIMEOUT_MS) defaults to 600 s; waiting longer
+# for a non-streamed answer would only make the client give up first.
+DEFAULT_RESPONSE_TIMEOUT = 600.0
+SLOTS = ("opus", "sonnet", "haiku")
+DEFAULT_AUTH = {
+    "anthropic": "x-api-key: {key}",
+    "openai-chat": "Authorization: Bearer {key}",
+    "openai-responses": "Authorization: Bearer {key}",
+    "gemini": "x-goog-api-key: {key}",
+}
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_AUTH_FORM = re.compile(r"^([A-Za-z0-9!#$%&'*+.^_`|~-]+):\s*(.*\{key\}.*)$")
+
+
+class ConfigError(Exception):
+    """Invalid configuration; `str()` is one line per problem, each naming file and key."""
+
+    def __init__(self, path: Path, problems: list[str]) -> None:
+        self.path = path
+        self.problems = problems
+        super().__init__("\n".join(f"{path}: {problem}" for problem in problems))
+
+
+@dataclass(frozen=True)
+class Credential:
+    label: str
+    key: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Auth:
+    """How a credential is sent: `header: template` with `{key}` replaced."""
+
+    header: str
+    template: str
+
+    def value(self, credential: Credential) -> str:
+        return self.template.replace("{key}", credential.key)
+
+
+@dataclass(frozen=True)
+class Provider:
+    name: str
+    protocol: str
+    base_url: str
+    auth: Auth | None  # None: passthrough of the client's own token
+    credentials: tuple[Credential, ...] = ()
+    headers: Mapping[str, str] = field(default_factory=dict)
+    models: tuple[str, ...] = ()
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    response_timeout: float = DEFAULT_RESPONSE_TIMEOUT
+
+    @property
+    def passthrough(self) -> bool:
+        return self.auth is None
+
+
+@dataclass(frozen=True)
+class ModelPattern:
+    kind: Literal["exact", "glob", "regex", "any"]
+    text: str
+    regex: re.Pattern[str] | None = None
+
+    def matches(self, model: str) -> bool:
+        if self.kind == "any":
+            return True
+        if self.kind == "exact":
+            return model == self.text
+        assert self.regex is not None
+        return self.regex.search(model) is not None
+
+    def __str__(self) -> str:
+        return self.text if self.kind != "regex" else f"/{self.text}/"
+
+
+@dataclass(frozen=True)
+class Route:
+    pattern: ModelPattern
+    provider: str
+    model: str | None  # upstream model; None keeps the requested one
+    response_model: Literal["requested", "upstream"]
+    source: str  # where it was written, e.g. "routes[2]" or "providers.zai.models"
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    slots: Mapping[str, str]
+    model: str | None
+    providers: frozenset[str] | None  # None: every provider
+    port: int | None
+
+    def allows(self, provider: str) -> bool:
+        return self.providers is None or provider in self.providers
+
+
+@dataclass(frozen=True)
+class Server:
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    api_key: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    server: Server
+    providers: Mapping[str, Provider]
+    routes: tuple[Route, ...]  # explicit routes, then provider model lists, then default
+    aliases: Mapping[str, str]
+    profiles: Mapping[str, Profile]
+
+    def summary(self) -> dict[str, Any]:
+        """What /healthz and `modelmux status` show: counts and names, never secrets."""
+        return {
+            "path": str(self.path),
+            "providers": sorted(self.providers),
+            "routes": len(self.routes),
+            "aliases": len(self.aliases),
+            "profiles": sorted(self.profiles),
+        }
+
+
+@cache
+def schema() -> dict[str, Any]:
+    return json.loads(resources.files("modelmux").joinpath("routes.schema.json").read_text())
+
+
+def load(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
+    """Read, validate and type a routes.yaml. Raises ConfigError."""
+    path = Path(path).expanduser().resolve()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(path, [f"cannot read the file ({e.strerror}); pass --config PATH"]) from e
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(e, "problem", None) or str(e)
+        raise ConfigError(path, [f"{where}not valid YAML ({problem})"]) from e
+    return parse(data, path, os.environ if environ is None else environ)
+
+
+def parse(data: Any, path: Path, environ: Mapping[str, str]) -> Config:
+    """Validate parsed YAML and build the typed Config. Raises ConfigError."""
+    if data is None:
+        raise ConfigError(path, ["the file is empty; start from the bundled routes.yaml"])
+    problems = schema_messages.describe_all(jsonschema.Draft202012Validator(schema()), data)
+    if problems:
+        raise ConfigError(path, problems)
+    builder = _Builder(data, environ)
+    config = builder.build(path)
+    if builder.problems:
+        raise ConfigError(path, builder.problems)
+    return config
+
+
+class _Builder:
+    """Cross-reference checks and typed construction, collecting every problem."""
+
+    def __init__(self, data: dict[str, Any], environ: Mapping[str, str]) -> None:
+        self.data = data
+        self.environ = environ
+        self.problems: list[str] = []
+
+    def build(self, path: Path) -> Config:
+        providers = {
+            name: self.provider(name, spec) for name, spec in self.data["providers"].items()
+        }
+        routes = [self.route(f"routes[{i}]", spec, providers) for i, spec in enumerate(self.data.get("routes") or [])]
+        routes += [
+            Route(ModelPattern("exact", model), name, None, "requested", f"providers.{name}.models")
+            for name, provider in providers.items()
+            for model in provider.models
+        ]
+        default = self.data.get("default")
+        if default is not None:
+            spec = {"match": {"any": "*"}, **default}
+            routes.append(self.route("default", spec, providers))
+        server = self.server(self.data.get("server") or {})
+        return Config(
+            path=path,
+            server=server,
+            providers=providers,
+            routes=tuple(r for r in routes if r is not None),
+            aliases=self.aliases(self.data.get("aliases") or {}),
+            profiles=self.profiles(self.data.get("profiles") or {}, providers, server),
+        )
+
+    def expand(self, where: str, value: str, subject: str = "") -> str:
+        """Replace `${VAR}` with the environment's value; an unset variable is a problem."""
+
+        def substitute(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name in self.environ:
+                return self.environ[name]
+            self.problems.append(
+                f"{where}{subject} uses ${{{name}}}, but environment variable {name} is not set; "
+                f"export {name}=... before starting modelmux, or remove it"
+            )
+            return ""
+
+        return _ENV_REF.sub(substitute, value)
+
+    def provider(self, name: str, spec: dict[str, Any]) -> Provider:
+        where = f"providers.{name}"
+        protocol = spec["protocol"]
+        auth_text = spec.get("auth", DEFAULT_AUTH[protocol]).strip()
+        auth: Auth | None = None
+        if auth_text == "passthrough":
+            if protocol != "anthropic":
+                self.problems.append(
+                    f"{where}.auth: passthrough forwards the client's own Anthropic token, so it needs "
+                    f"protocol: anthropic; write e.g. '{DEFAULT_AUTH[protocol]}' with credentials instead"
+                )
+            if spec.get("credentials"):
+                self.problems.append(
+                    f"{where}.credentials: a passthrough provider uses the client's own token; "
+                    "remove the credentials or set auth to a header such as 'x-api-key: {key}'"
+                )
+        elif form := _AUTH_FORM.match(auth_text):
+            auth = Auth(form.group(1), form.group(2))
+        else:
+            self.problems.append(
+                f"{where}.auth: {auth_text!r} is not understood; write 'passthrough' or "
+                "'Header-Name: value' containing {key}, e.g. 'x-api-key: {key}' or 'Authorization: Bearer {key}'"
+            )
+        credentials = self.credentials(where, spec.get("credentials") or [])
+        if auth is not None and not credentials and auth_text:
+            self.problems.append(
+                f"{where}.credentials: none given; add e.g. "
+                f"credentials: [{{label: main, key: '${{{name.upper().replace('-', '_').replace('.', '_')}_API_KEY}}'}}] "
+                "or set auth: passthrough"
+            )
+        return Provider(
+            name=name,
+            protocol=protocol,
+            base_url=self.expand(f"{where}.base_url", spec["base_url"]).rstrip("/"),
+            auth=auth,
+            credentials=credentials,
+            headers={
+                header: self.expand(f"{where}.headers.{header}", value)
+                for header, value in (spec.get("headers") or {}).items()
+            },
+            models=tuple(spec.get("models") or ()),
+            connect_timeout=float(spec.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT)),
+            response_timeout=float(spec.get("response_timeout", DEFAULT_RESPONSE_TIMEOUT)),
+        )
+
+    def credentials(self, where: str, specs: list[dict[str, str]]) -> tuple[Credential, ...]:
+        seen: set[str] = set()
+        result = []
+        for i, spec in enumerate(specs):
+            label = spec["label"]
+            if label in seen:
+                self.problems.append(f"{where}.credentials[{i}].label: '{label}' is used twice; labels must be unique")
+            seen.add(label)
+            key = self.expand(f"{where}.credentials[{i}].key", spec["key"], f" (credential '{label}')")
+            result.append(Credential(label, key))
+        return tuple(result)
+
+    def route(self, where: str, spec: dict[str, Any], providers: Mapping[str, Provider]) -> Route | None:
+        provider = spec["provider"]
+        if provider not in providers:
+            self.problems.append(
+                f"{where}.provider: '{provider}' is not a provider; known: {', '.join(providers)}"
+            )
+            return None
+        pattern = self.pattern(f"{where}.match", spec["match"])
+        if pattern is None:
+            return None
+        return Route(pattern, provider, spec.get("model"), spec.get("response_model", "requested"), where)
+
+    def pattern(self, where: str, match: str | dict[str, str]) -> ModelPattern | None:
+        if isinstance(match, str):
+            kind, text = ("glob" if ("*" in match or "?" in match) else "exact"), match
+        else:
+            ((kind, text),) = match.items()
+        if kind in ("exact", "any"):
+            return ModelPattern(kind, text)  # type: ignore[arg-type]
+        source = fnmatch.translate(text) if kind == "glob" else text
+        try:
+            return ModelPattern(kind, text, re.compile(source))  # type: ignore[arg-type]
+        except re.error as e:
+            self.problems.append(f"{where}: {text!r} is not a valid regular expression ({e})")
+            return None
+
+    def server(self, spec: dict[str, Any]) -> Server:
+        api_key = spec.get("api_key")
+        return Server(
+            host=spec.get("host", DEFAULT_HOST),
+            port=spec.get("port", DEFAULT_PORT),
+            api_key=self.expand("server.api_key", api_key) if api_key else None,
+        )
+
+    def aliases(self, spec: dict[str, str]) -> dict[str, str]:
+        for alias in spec:
+            chain = [alias]
+            while chain[-1] in spec:
+                chain.append(spec[chain[-1]])
+                if chain[-1] in chain[:-1]:
+                    self.problems.append(
+                        f"aliases.{alias}: the aliases form a loop ({' → '.join(chain)}); point one at a model name"
+                    )
+                    break
+        return dict(spec)
+
+    def profiles(
+        self, specs: dict[str, dict[str, Any]], providers: Mapping[str, Provider], server: Server
+    ) -> dict[str, Profile]:
+        ports = {server.port: "server.port"}
+        result = {}
+        for name, spec in specs.items():
+            where = f"profiles.{name}"
+            allowed = spec.get("providers")
+            for i, provider in enumerate(allowed or []):
+                if provider not in providers:
+                    self.problems.append(
+                        f"{where}.providers[{i}]: '{provider}' is not a provider; known: {', '.join(providers)}"
+                    )
+            port = spec.get("port")
+            if port is not None:
+                if port in ports:
+                    self.problems.append(f"{where}.port: {port} is already used by {ports[port]}; pick another port")
+                ports[port] = f"{where}.port"
+            result[name] = Profile(
+                name=name,
+                slots=dict(spec.get("slots") or {}),
+                model=spec.get("model"),
+                providers=frozenset(allowed) if allowed else None,
+                port=port,
+            )
+        return result

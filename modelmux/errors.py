@@ -1,0 +1,66 @@
+"""Anthropic-format errors: the only shape of failure a client of modelmux ever sees.
+
+Status → type follows Anthropic's error table (docs "HTTP errors" and the SDK's
+`ErrorObject` union, which includes `timeout_error` for 504).
+"""
+
+from __future__ import annotations
+
+import json
+
+ERROR_TYPES: dict[int, str] = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
+
+
+def error_type_for(status: int) -> str:
+    """The Anthropic error type for an HTTP status; other 4xx are invalid requests, other 5xx api errors."""
+    if status in ERROR_TYPES:
+        return ERROR_TYPES[status]
+    return "invalid_request_error" if 400 <= status < 500 else "api_error"
+
+
+def error_body(status: int, message: str, error_type: str | None = None) -> bytes:
+    """`{"type":"error","error":{"type","message"}}` as JSON bytes."""
+    envelope = {
+        "type": "error",
+        "error": {"type": error_type or error_type_for(status), "message": message},
+    }
+    return json.dumps(envelope, ensure_ascii=False).encode()
+
+
+def is_error_envelope(body: bytes) -> bool:
+    """True when `body` already is an Anthropic error envelope (so it can pass unchanged)."""
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return False
+    return (
+        isinstance(parsed, dict)
+        and parsed.get("type") == "error"
+        and isinstance(parsed.get("error"), dict)
+        and isinstance(parsed["error"].get("type"), str)
+        and isinstance(parsed["error"].get("message"), str)
+    )
+
+
+class GatewayError(Exception):
+    """A failure modelmux answers itself, before or instead of asking an upstream."""
+
+    def __init__(self, status: int, message: str, error_type: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.error_type = error_type or error_type_for(status)
+
+    def body(self) -> bytes:
+        return error_body(self.status, self.message, self.error_type)

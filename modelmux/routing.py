@@ -1,0 +1,121 @@
+"""Which provider and upstream model serve a requested model name. Pure: no mitmproxy, no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from modelmux.config import Config, Profile, Provider, Route
+from modelmux.errors import GatewayError
+
+# /v1/models needs a created_at; configured names have none, so all share one fixed,
+# obviously synthetic date rather than the gateway's start time (stable across restarts).
+CATALOG_CREATED_AT = "2025-01-01T00:00:00Z"
+
+
+@dataclass(frozen=True)
+class Decision:
+    requested: str  # the model as the client wrote it
+    resolved: str  # after alias resolution
+    provider: Provider
+    upstream_model: str
+    route: Route
+
+    @property
+    def rewrites_model(self) -> bool:
+        return self.upstream_model != self.requested
+
+    @property
+    def restores_model(self) -> bool:
+        """Whether the response's model must be set back to what the client asked for."""
+        return self.rewrites_model and self.route.response_model == "requested"
+
+
+def resolve_alias(config: Config, model: str) -> str:
+    seen = {model}
+    while model in config.aliases:
+        model = config.aliases[model]
+        if model in seen:  # the loader rejects loops; stay total anyway
+            break
+        seen.add(model)
+    return model
+
+
+def route(config: Config, model: str, profile: Profile | None = None) -> Decision:
+    """First matching route wins. Raises GatewayError (404 no route, 403 profile forbids)."""
+    resolved = resolve_alias(config, model)
+    for candidate in config.routes:
+        if candidate.pattern.matches(resolved):
+            break
+    else:
+        names = ", ".join(model_names(config, profile)) or "none are configured"
+        raise GatewayError(
+            404,
+            f"model '{model}' matches no route in {config.path.name} and there is no default; "
+            f"models that exist: {names}",
+        )
+    if profile is not None and not profile.allows(candidate.provider):
+        raise GatewayError(
+            403,
+            f"profile '{profile.name}' may only use providers {', '.join(sorted(profile.providers or ()))}, "
+            f"but model '{model}' routes to '{candidate.provider}' ({candidate.source}); "
+            f"add it to profiles.{profile.name}.providers or pick another model",
+        )
+    return Decision(
+        requested=model,
+        resolved=resolved,
+        provider=config.providers[candidate.provider],
+        upstream_model=candidate.model or resolved,
+        route=candidate,
+    )
+
+
+def model_names(config: Config, profile: Profile | None = None) -> list[str]:
+    """Every name a client can ask for: aliases, exact route matches and provider model lists."""
+    names = list(config.aliases)
+    names += [r.pattern.text for r in config.routes if r.pattern.kind == "exact"]
+    names += [slot for p in config.profiles.values() for slot in (*p.slots.values(), p.model) if slot]
+    return [name for name in dict.fromkeys(names) if reachable(config, name, profile)]
+
+
+def reachable(config: Config, name: str, profile: Profile | None = None) -> bool:
+    try:
+        route(config, name, profile)
+    except GatewayError:
+        return False
+    return True
+
+
+def catalog_entry(config: Config, name: str) -> dict[str, Any]:
+    """One model in Anthropic's /v1/models format; display_name says where it goes."""
+    decision = route(config, name)
+    target = f"{decision.provider.name}/{decision.upstream_model}"
+    display = name if target.endswith(f"/{name}") else f"{name} → {target}"
+    return {"type": "model", "id": name, "display_name": display, "created_at": CATALOG_CREATED_AT}
+
+
+def catalog(
+    config: Config,
+    profile: Profile | None,
+    limit: int = 20,
+    after_id: str | None = None,
+    before_id: str | None = None,
+) -> dict[str, Any]:
+    """The /v1/models page, with Anthropic's cursor pagination (limit 1-1000, after_id/before_id)."""
+    names = model_names(config, profile)
+    if after_id is not None:
+        names = names[names.index(after_id) + 1 :] if after_id in names else []
+    if before_id is not None:
+        names = names[: names.index(before_id)] if before_id in names else []
+        page = names[-limit:]
+        has_more = len(names) > len(page)
+    else:
+        page = names[:limit]
+        has_more = len(names) > len(page)
+    data = [catalog_entry(config, n) for n in page]
+    return {
+        "data": data,
+        "has_more": has_more,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,
+    }

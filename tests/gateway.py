@@ -1,0 +1,77 @@
+"""The real gateway, `mitmdump -s addons/router.py`, as a subprocess for tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+MITMDUMP = Path(sys.executable).parent / "mitmdump"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Gateway:
+    """Writes `routes` to a routes.yaml, runs mitmdump with the addon on a free port,
+    and keeps its console output in `log` for tests that grep it."""
+
+    def __init__(self, directory: Path, routes: str, env: dict[str, str] | None = None,
+                 extra_args: list[str] | None = None) -> None:
+        self.config = directory / "routes.yaml"
+        self.config.write_text(routes)
+        self.log = directory / "gateway.log"
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, **(env or {})}
+        self.extra_args = extra_args or []
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> Gateway:
+        command = [
+            str(MITMDUMP), "-s", str(REPO / "addons" / "router.py"),
+            "--mode", f"reverse:https://api.anthropic.com@127.0.0.1:{self.port}",
+            "--set", "connection_strategy=lazy",
+            "--set", f"modelmux_config={self.config}",
+            *self.extra_args,
+        ]
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=self.env)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gateway exited with {self.process.returncode}:\n{self.log.read_text()}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=0.5).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"gateway never became healthy:\n{self.log.read_text()}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def health(self) -> dict:
+        return httpx.get(f"{self.url}/healthz", timeout=2).json()
+
+    def __enter__(self) -> Gateway:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
