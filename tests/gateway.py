@@ -26,7 +26,7 @@ class Gateway:
     and keeps its console output in `log` for tests that grep it."""
 
     def __init__(self, directory: Path, routes: str, env: dict[str, str] | None = None,
-                 extra_args: list[str] | None = None) -> None:
+                 extra_args: list[str] | None = None, mode: str | None = None) -> None:
         self.config = directory / "routes.yaml"
         self.config.write_text(routes)
         self.log = directory / "gateway.log"
@@ -34,12 +34,13 @@ class Gateway:
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, **(env or {})}
         self.extra_args = extra_args or []
+        self.mode = mode or f"reverse:https://api.anthropic.com@127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
 
     def start(self) -> Gateway:
         command = [
             str(MITMDUMP), "-s", str(REPO / "addons" / "router.py"),
-            "--mode", f"reverse:https://api.anthropic.com@127.0.0.1:{self.port}",
+            "--mode", self.mode,
             "--set", "connection_strategy=lazy",
             "--set", f"modelmux_config={self.config}",
             *self.extra_args,

@@ -23,17 +23,12 @@ class Listeners:
         self.settings = settings
         self._ours: set[str] = set()
 
-    def configure(self, updated: set[str]) -> None:
-        # mitmproxy's default listen_host '' means every interface; a gateway holding
-        # API keys binds routes.yaml's server.host (127.0.0.1) unless told otherwise.
-        if "modelmux_config" in updated and ctx.options.listen_host == "" and self.settings.config:
-            ctx.options.update(listen_host=self.settings.config.server.host)
-
     def running(self) -> None:
+        # Not earlier: mitmproxy applies mode changes only once its proxy server runs.
         self.settings.subscribe(self._sync)
 
     def _sync(self, config: Config) -> None:
-        modes = list(ctx.options.mode)
+        modes = [self._pinned(m, config.server.host) for m in ctx.options.mode]
         parsed = [mode_specs.ProxyMode.parse(m) for m in modes]
         user_ports = {p.listen_port(ctx.options.listen_port) for m, p in zip(modes, parsed) if m not in self._ours}
         target = next((p.data for p in parsed if isinstance(p, mode_specs.ReverseMode)), FALLBACK_TARGET)
@@ -45,6 +40,16 @@ class Listeners:
         kept = [m for m in modes if m not in self._ours or m in wanted]
         new = kept + sorted(wanted - set(kept))
         self._ours = wanted
-        if new != modes:
+        if new != list(ctx.options.mode):
             logger.info("listeners: %s", ", ".join(new))
             ctx.options.update(mode=new)
+
+    @staticmethod
+    def _pinned(spec: str, host: str) -> str:
+        """A listener spec without a host binds every interface (mitmproxy's default);
+        a gateway holding API keys binds routes.yaml's server.host instead."""
+        mode = mode_specs.ProxyMode.parse(spec)
+        if mode.custom_listen_host is not None or ctx.options.listen_host:
+            return spec
+        head = spec.rpartition("@")[0] if mode.custom_listen_port is not None else spec
+        return f"{head}@{host}:{mode.listen_port(ctx.options.listen_port)}"

@@ -32,7 +32,7 @@ class Settings:
         self.config: Config | None = None
         self.loaded_at: float | None = None
         self.reload_error: str | None = None
-        self._stamp: tuple[float, int] | None = None
+        self._stamp: tuple[int, int, int] | None = None
         self._watcher: asyncio.Task | None = None
         self._subscribers: list[Callable[[Config], None]] = []
 
@@ -114,9 +114,10 @@ class Settings:
             )
 
 
-def _stamp(path: Path) -> tuple[float, int] | None:
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    """Changes when the file is written in place or replaced (editors that save by rename)."""
     try:
         stat = path.stat()
     except OSError:
         return None
-    return stat.st_mtime, stat.st_size
+    return stat.st_mtime_ns, stat.st_size, stat.st_ino

@@ -1,0 +1,162 @@
+"""routes.yaml loading: typed objects, and errors that name the file, the key and the fix."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from modelmux import config
+from modelmux.config import ConfigError
+
+PATH = Path("/etc/modelmux/routes.yaml")
+REPO = Path(__file__).resolve().parent.parent
+
+
+def parse(text: str, environ: dict[str, str] | None = None) -> config.Config:
+    return config.parse(yaml.safe_load(text), PATH, environ or {})
+
+
+def problems(text: str, environ: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as raised:
+        parse(text, environ)
+    assert str(raised.value).splitlines() == [f"{PATH}: {p}" for p in raised.value.problems]
+    return raised.value.problems
+
+
+VENDOR = """
+providers:
+  anthropic: {protocol: anthropic, base_url: https://api.anthropic.com, auth: passthrough}
+  zai:
+    protocol: anthropic
+    base_url: https://api.z.ai/api/anthropic/
+    auth: "Authorization: Bearer {key}"
+    credentials: [{label: main, key: "${ZAI_KEY}"}, {label: spare, key: "sk-${SPARE}-x"}]
+    headers: {x-team: "${TEAM}"}
+    models: [glm-4.6]
+    response_timeout: 30
+routes:
+  - {match: "claude-*haiku*", provider: zai, model: glm-4.5-air}
+  - {match: {regex: "^kimi-"}, provider: zai, response_model: upstream}
+aliases: {fast: glm-4.6}
+profiles:
+  glm: {slots: {opus: glm-4.6, haiku: claude-haiku-4-5}, model: glm-4.6, providers: [zai], port: 7999}
+default: {provider: anthropic}
+"""
+ENV = {"ZAI_KEY": "sk-zai-secret-1234", "SPARE": "two", "TEAM": "blue"}
+
+
+def test_bundled_routes_yaml_loads():
+    loaded = config.load(REPO / "routes.yaml")
+    assert loaded.providers["anthropic"].passthrough
+    assert loaded.routes[-1].source == "default"
+    assert loaded.server.host == "127.0.0.1"
+
+
+def test_typed_objects_with_expanded_variables():
+    loaded = parse(VENDOR, ENV)
+    zai = loaded.providers["zai"]
+    assert zai.base_url == "https://api.z.ai/api/anthropic"
+    assert (zai.auth.header, zai.auth.template) == ("Authorization", "Bearer {key}")
+    assert [(c.label, c.key) for c in zai.credentials] == [("main", "sk-zai-secret-1234"), ("spare", "sk-two-x")]
+    assert zai.auth.value(zai.credentials[0]) == "Bearer sk-zai-secret-1234"
+    assert dict(zai.headers) == {"x-team": "blue"}
+    assert (zai.connect_timeout, zai.response_timeout) == (10.0, 30.0)
+    assert [r.source for r in loaded.routes] == ["routes[0]", "routes[1]", "providers.zai.models", "default"]
+    assert [r.pattern.kind for r in loaded.routes] == ["glob", "regex", "exact", "any"]
+    profile = loaded.profiles["glm"]
+    assert (profile.providers, profile.port, profile.model) == (frozenset({"zai"}), 7999, "glm-4.6")
+
+
+def test_secrets_stay_out_of_reprs():
+    loaded = parse(VENDOR, ENV)
+    assert "sk-zai-secret-1234" not in repr(loaded)
+
+
+def test_unset_variable_names_variable_and_credential():
+    assert problems(VENDOR, {"SPARE": "x", "TEAM": "t"}) == [
+        "providers.zai.credentials[0].key (credential 'main') uses ${ZAI_KEY}, but environment variable "
+        "ZAI_KEY is not set; export ZAI_KEY=... before starting modelmux, or remove it"
+    ]
+
+
+def test_unknown_provider_lists_known_ones():
+    text = VENDOR.replace("provider: zai, model: glm-4.5-air", "provider: kimi")
+    assert problems(text, ENV) == ["routes[0].provider: 'kimi' is not a provider; known: anthropic, zai"]
+
+
+def test_schema_problems_are_phrased_for_people():
+    text = """
+providers:
+  a: {protocol: anthropic, base_url: "ftp://x", auth: passthrough, extra: 1}
+  b: {protocol: grpc, base_url: "https://b"}
+routes:
+  - {match: 3, provider: a}
+  - {match: x, providr: a}
+profiles: {p: {port: 70000}}
+"""
+    assert problems(text) == [
+        "profiles.p.port: 70000 is not valid; write a port number from 1 to 65535",
+        "providers.a: unknown key 'extra'; known keys: auth, base_url, connect_timeout, credentials, headers, "
+        "models, protocol, response_timeout",
+        "providers.a.base_url: 'ftp://x' is not valid; write an http(s) URL without query string, "
+        "e.g. https://api.example.com/anthropic",
+        "providers.b.protocol: 'grpc' is not one of: anthropic, openai-chat, openai-responses, gemini",
+        "routes[0].match: 3 is not valid; write a model name, a glob such as 'claude-*haiku*', or one of "
+        "{exact: NAME}, {glob: PATTERN}, {regex: EXPR}",
+        "routes[1]: unknown key 'providr'; known keys: match, model, provider, response_model",
+        "routes[1]: missing required key 'provider'",
+    ]
+
+
+@pytest.mark.parametrize(
+    "provider, problem",
+    [
+        ("{protocol: anthropic, base_url: 'https://x', auth: 'Bearer {key}', credentials: [{label: a, key: k}]}",
+         "providers.p.auth: 'Bearer {key}' is not understood; write 'passthrough' or 'Header-Name: value' "
+         "containing {key}, e.g. 'x-api-key: {key}' or 'Authorization: Bearer {key}'"),
+        ("{protocol: anthropic, base_url: 'https://x'}",
+         "providers.p.credentials: none given; add e.g. credentials: [{label: main, key: '${P_API_KEY}'}] "
+         "or set auth: passthrough"),
+        ("{protocol: openai-chat, base_url: 'https://x', auth: passthrough}",
+         "providers.p.auth: passthrough forwards the client's own Anthropic token, so it needs protocol: "
+         "anthropic; write e.g. 'Authorization: Bearer {key}' with credentials instead"),
+        ("{protocol: anthropic, base_url: 'https://x', credentials: [{label: a, key: k}, {label: a, key: j}]}",
+         "providers.p.credentials[1].label: 'a' is used twice; labels must be unique"),
+    ],
+)
+def test_provider_problems(provider: str, problem: str):
+    assert problems(f"providers:\n  p: {provider}\n") == [problem]
+
+
+def test_cross_reference_problems():
+    text = """
+server: {port: 7000}
+providers:
+  a: {protocol: anthropic, base_url: "https://a", auth: passthrough}
+routes:
+  - {match: {regex: "("}, provider: a}
+aliases: {x: y, y: x}
+profiles:
+  p: {providers: [a, nope], port: 7000}
+"""
+    assert problems(text) == [
+        "routes[0].match: '(' is not a valid regular expression (missing ), unterminated subpattern at position 0)",
+        "aliases.x: the aliases form a loop (x → y → x); point one at a model name",
+        "aliases.y: the aliases form a loop (y → x → y); point one at a model name",
+        "profiles.p.providers[1]: 'nope' is not a provider; known: a",
+        "profiles.p.port: 7000 is already used by server.port; pick another port",
+    ]
+
+
+def test_file_level_errors(tmp_path: Path):
+    missing = tmp_path / "nope.yaml"
+    with pytest.raises(ConfigError, match=r"nope.yaml: cannot read the file \(No such file or directory\); pass --config PATH"):
+        config.load(missing)
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("providers:\n  a: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"broken.yaml: line 3, column 1: not valid YAML"):
+        config.load(broken)
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("# nothing\n")
+    with pytest.raises(ConfigError, match="the file is empty; start from the bundled routes.yaml"):
+        config.load(empty)

@@ -1,0 +1,78 @@
+"""Hot reload: edits take effect while running; an invalid edit keeps the last good config."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import httpx
+
+from upstream import Upstream
+
+ROUTES = """
+providers:
+  a: {{protocol: anthropic, base_url: "{a}", auth: passthrough}}
+  b: {{protocol: anthropic, base_url: "{b}", auth: passthrough}}
+routes:
+  - {{match: "m-*", provider: {target}}}
+default: null
+"""
+
+
+def rewrite(path, text: str) -> None:
+    """Replace the file the way many editors save: write a new file, rename it over."""
+    new = path.with_suffix(".new")
+    new.write_text(text)
+    os.replace(new, path)
+
+
+def wait_for(condition, seconds: float = 5.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+def test_edit_reloads_and_invalid_edit_keeps_last_good(start_gateway):
+    with Upstream() as a, Upstream() as b:
+        gateway = start_gateway(ROUTES.format(a=a.url, b=b.url, target="a"))
+
+        def ask() -> int:
+            return httpx.post(f"{gateway.url}/v1/messages", json={"model": "m-1"}).status_code
+
+        assert ask() == 200 and len(a.received) == 1
+
+        loaded_at = gateway.health()["config_loaded_at"]
+        rewrite(gateway.config, ROUTES.format(a=a.url, b=b.url, target="b"))
+        wait_for(lambda: gateway.health()["config_loaded_at"] != loaded_at)
+        assert ask() == 200 and (len(a.received), len(b.received)) == (1, 1)
+        assert gateway.health()["reload_error"] is None
+
+        rewrite(gateway.config, ROUTES.format(a=a.url, b=b.url, target="c"))
+        wait_for(lambda: gateway.health()["reload_error"] is not None)
+        assert gateway.health()["reload_error"] == (
+            f"{gateway.config}: routes[0].provider: 'c' is not a provider; known: a, b")
+        assert ask() == 200 and len(b.received) == 2  # still the last good config
+        assert "routes.yaml changed but is invalid; keeping the last good config" in gateway.log.read_text()
+
+        rewrite(gateway.config, "providers: [oops")
+        wait_for(lambda: "not valid YAML" in (gateway.health()["reload_error"] or ""))
+        assert ask() == 200 and len(b.received) == 3
+
+        rewrite(gateway.config, ROUTES.format(a=a.url, b=b.url, target="a"))
+        wait_for(lambda: gateway.health()["reload_error"] is None)
+        assert ask() == 200 and (len(a.received), len(b.received)) == (2, 3)
+
+
+def test_invalid_config_at_start_refuses_to_start(tmp_path):
+    import pytest
+
+    from gateway import Gateway
+
+    gateway = Gateway(tmp_path, "providers:\n  a: {protocol: anthropic, base_url: 'https://x', auth: nope}\n")
+    with pytest.raises(RuntimeError, match="gateway exited") as raised:
+        gateway.start()
+    assert ("providers.a.auth: 'nope' is not understood; write 'passthrough' or 'Header-Name: value' "
+            "containing {key}") in str(raised.value)
