@@ -230,3 +230,46 @@ def test_no_secret_in_the_gateway_log(gateway):
     assert "POST" in text  # the log is really there
     for secret in (ZAI_KEY, KIMI_KEY, CLIENT_TOKEN):
         assert secret not in text
+
+
+def test_an_internal_error_is_answered_never_forwarded_unrouted(monkeypatch, tmp_path):
+    """A bug while routing must not let the flow go to the reverse target as it is."""
+    from mitmproxy.test import taddons, tflow, tutils
+
+    from modelmux.addons import router as router_addon
+    from modelmux.addons.settings import Settings
+
+    config = tmp_path / "routes.yaml"
+    config.write_text("providers:\n  a: {protocol: anthropic, base_url: 'http://127.0.0.1:9', auth: passthrough}\n"
+                      "default: {provider: a}\n")
+    settings = Settings()
+    router = router_addon.Router(settings)
+    with taddons.context(settings, router) as context:
+        context.configure(settings, modelmux_config=str(config))
+        monkeypatch.setattr(router_addon.routing, "route", lambda *a: 1 / 0)
+        flow = tflow.tflow(req=tutils.treq(method=b"POST", path=b"/v1/messages", content=b'{"model": "m"}'))
+        router.request(flow)
+    assert flow.response.status_code == 500
+    assert json.loads(flow.response.content) == {"type": "error", "error": {"type": "api_error", "message": (
+        "modelmux failed to route this request (internal error; see the gateway log)")}}
+
+
+@pytest.mark.parametrize("headers", [{"authorization": "Bearer modelmux-placeholder"}, {"x-api-key": "modelmux-placeholder"}])
+def test_the_placeholder_token_never_reaches_a_passthrough_upstream(gateway, upstreams, headers):
+    for path in ("/v1/messages", "/v1/files"):
+        response = httpx.post(f"{gateway.url}{path}", json={"model": "claude-sonnet-4-5"}, headers=headers)
+        assert response.status_code == 401
+        assert response.json()["error"] == {"type": "authentication_error", "message": (
+            "provider 'anthropic' uses the client's own Anthropic credentials (auth: passthrough), but this "
+            "request carries modelmux's placeholder token; log in to Claude Code (or set ANTHROPIC_API_KEY), "
+            "or use a profile whose providers have credentials of their own")}
+    assert upstreams["anthropic"].received == []
+    # vendors get their own key instead, so the placeholder is fine there
+    assert httpx.post(f"{gateway.url}/v1/messages", json={"model": "opus"}, headers=headers).status_code == 200
+
+
+def test_the_base_url_probe_is_answered_locally(gateway, upstreams):
+    response = httpx.head(gateway.url + "/")  # Claude Code sends this before its first request
+    assert response.status_code == 200
+    assert httpx.get(gateway.url + "/").json() == {"service": "modelmux", "version": "0.1.0"}
+    assert [len(s.received) for s in upstreams.values()] == [0, 0, 0]

@@ -44,6 +44,7 @@ SNIPPET_LIMIT = 300
 _TAGS = re.compile(r"<[^>]+>")
 _SPACE = re.compile(r"\s+")
 _TLS_WORDS = ("tls", "ssl", "certificate", "handshake")
+CLIENT_GONE = "Client disconnected."  # mitmproxy's HTTP/1 message; nobody is left to answer
 
 
 class Failures:
@@ -136,6 +137,11 @@ class Failures:
     def error(self, flow: http.HTTPFlow) -> None:
         self._finish(flow)
         if flow.error is None:
+            return
+        if flow.error.msg == CLIENT_GONE:
+            self._timed_out.pop(flow.client_conn.id, None)
+            flow.comment = f"{flow.comment} · client disconnected" if flow.comment else "client disconnected"
+            logger.info("%s %s: client disconnected", flow.request.method, flow.request.pretty_url)
             return
         timed_out = self._timed_out.pop(flow.client_conn.id, None)
         status, message = self._describe(flow, timed_out)

@@ -9,8 +9,8 @@ from mitmproxy import http
 from modelmux.addons.answers import answer_error, request_path
 from modelmux.addons.settings import Settings
 from modelmux.errors import GatewayError
+from modelmux.headers import KEY_HEADER
 
-KEY_HEADER = "x-modelmux-key"
 OPEN_PATHS = {"/healthz"}  # the launcher checks health without knowing the key
 
 

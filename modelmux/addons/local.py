@@ -32,6 +32,9 @@ class LocalAPI:
             return
         if path == "/healthz":
             answer_json(flow, 200, self.health())
+        elif path == "/":
+            # Claude Code probes the base URL (HEAD /) before its first request.
+            answer_json(flow, 200, {"service": "modelmux", "version": __version__})
         elif path == "/v1/models":
             self.list_models(flow)
         elif path.startswith(MODELS_PREFIX):

@@ -14,13 +14,13 @@ from modelmux.addons.settings import Settings
 from modelmux.config import Credential, Provider
 from modelmux.credentials import RoundRobin
 from modelmux.errors import GatewayError
+from modelmux.headers import OWN_HEADER_PREFIX, PLACEHOLDER_TOKEN
 from modelmux.passthrough import ModelRestorer, restore_model_json
 
 logger = logging.getLogger(__name__)
 
 MESSAGE_PATHS = {"/v1/messages", "/v1/messages/count_tokens"}
 CLIENT_AUTH_HEADERS = ("authorization", "x-api-key")
-OWN_HEADER_PREFIX = "x-modelmux-"
 SERVED = "POST /v1/messages, POST /v1/messages/count_tokens, GET /v1/models and GET /healthz"
 
 
@@ -42,6 +42,11 @@ class Router:
                 self.forward_other(flow)
         except GatewayError as e:
             answer_error(flow, e)
+        except Exception:
+            # A flow left alone here would go to the reverse target unrouted, with the
+            # client's token: answer instead, and keep the traceback for the log.
+            logger.exception("routing %s %s failed", flow.request.method, flow.request.path)
+            answer_error(flow, GatewayError(500, "modelmux failed to route this request (internal error; see the gateway log)"))
 
     def route_message(self, flow: http.HTTPFlow) -> None:
         config = self.settings.config
@@ -145,12 +150,24 @@ def _send(flow: http.HTTPFlow, provider: Provider, credential: Credential | None
     headers = flow.request.headers
     for name in {n.lower() for n in headers if n.lower().startswith(OWN_HEADER_PREFIX)}:
         del headers[name]
+    if provider.auth is None and _carries_placeholder(headers):
+        raise GatewayError(
+            401,
+            f"provider '{provider.name}' uses the client's own Anthropic credentials (auth: passthrough), "
+            "but this request carries modelmux's placeholder token; log in to Claude Code (or set "
+            "ANTHROPIC_API_KEY), or use a profile whose providers have credentials of their own",
+        )
     if provider.auth is not None:
         for name in CLIENT_AUTH_HEADERS:
             headers.pop(name, None)
         assert credential is not None
         headers[provider.auth.header] = provider.auth.value(credential)
     headers.update(provider.headers)
+
+
+def _carries_placeholder(headers: http.Headers) -> bool:
+    tokens = (headers.get("authorization", "").removeprefix("Bearer ").strip(), headers.get("x-api-key", ""))
+    return PLACEHOLDER_TOKEN in tokens
 
 
 def _is_event_stream(response: http.Response) -> bool:

@@ -16,10 +16,10 @@ from mitmproxy.utils import asyncio_utils
 from modelmux import config
 from modelmux.config import Config, Profile
 from modelmux.errors import GatewayError
+from modelmux.headers import PROFILE_HEADER
 
 logger = logging.getLogger(__name__)
 
-PROFILE_HEADER = "x-modelmux-profile"
 RELOAD_INTERVAL = 1.0  # seconds between checks of the file's mtime and size
 
 

@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# modelmux for development, from a checkout:
+#   ./dev.sh serve [modelmux serve args...]   the gateway
+#   ./dev.sh test  [pytest args...]           the test suite
+# Both first make .venv (Python >= 3.12, modelmux editable with its test extras).
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+VENV=$REPO/.venv
+STAMP=$VENV/.modelmux-installed  # newer than pyproject.toml: the install is current
+CLAUDE_PREFIX=$REPO/.cache/claude-code
+NEEDS_PYTHON="modelmux needs Python 3.12 or newer; install it (e.g. \`pyenv install 3.12\`, your OS package python3.12, or python.org) and re-run"
+
+usage() {
+    echo "usage: ./dev.sh serve [modelmux serve args...] | ./dev.sh test [pytest args...]"
+}
+
+say() {
+    echo "dev.sh: $*" >&2
+}
+
+# Whether the command "$@" is a Python >= 3.12 that runs: pyenv shims exist for
+# versions that are not active and fail only when run.
+python_ok() {
+    "$@" -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1
+}
+
+# Sets PYTHON to the first usable interpreter (a command with its arguments).
+find_python() {
+    local candidate version root
+    for candidate in python3.14 python3.13 python3.12; do
+        if python_ok "$candidate"; then PYTHON=("$candidate"); return 0; fi
+    done
+    for version in -3.14 -3.13 -3.12; do  # the py launcher of Python for Windows (Git Bash)
+        if python_ok py "$version"; then PYTHON=(py "$version"); return 0; fi
+    done
+    root=$(pyenv root 2>/dev/null || echo "${PYENV_ROOT:-$HOME/.pyenv}")
+    local installed=("$root"/versions/3.1[2-9]*/bin/python)
+    local i
+    for ((i = ${#installed[@]} - 1; i >= 0; i--)); do  # the glob sorts oldest first
+        if python_ok "${installed[i]}"; then PYTHON=("${installed[i]}"); return 0; fi
+    done
+    for candidate in python3 python; do
+        if python_ok "$candidate"; then PYTHON=("$candidate"); return 0; fi
+    done
+    return 1
+}
+
+venv_bin() {
+    if [[ -d $VENV/Scripts && ! -d $VENV/bin ]]; then echo "$VENV/Scripts"; else echo "$VENV/bin"; fi
+}
+
+ensure_venv() {
+    if [[ -d $VENV ]] && ! python_ok "$(venv_bin)/python"; then
+        say ".venv has no working Python >= 3.12; recreating it"
+        rm -rf "$VENV"
+    fi
+    if [[ ! -d $VENV ]]; then
+        local PYTHON
+        if ! find_python; then
+            echo "$NEEDS_PYTHON" >&2
+            exit 1
+        fi
+        say "creating .venv with $("${PYTHON[@]}" -c 'import sys; print(sys.executable, sys.version.split()[0])')"
+        if ! "${PYTHON[@]}" -m venv "$VENV"; then
+            rm -rf "$VENV"
+            exit 1
+        fi
+    fi
+    if [[ -f $STAMP && $STAMP -nt $REPO/pyproject.toml ]]; then
+        return 0
+    fi
+    say "installing modelmux (editable) and its test dependencies into .venv"
+    # One resolution for everything: mitmproxy pins typing-extensions tightly, and a
+    # second install could move what the first one chose.
+    (cd "$REPO" && "$(venv_bin)/python" -m pip install --disable-pip-version-check -q -e '.[test]')
+    touch "$STAMP"
+}
+
+# Points MODELMUX_CLAUDE at a Claude Code CLI for tests/test_claude_code.py when
+# none is on PATH; without one that test skips, saying why.
+ensure_claude_code() {
+    if [[ -n ${MODELMUX_CLAUDE:-} ]] || command -v claude >/dev/null 2>&1; then
+        return 0
+    fi
+    local claude=$CLAUDE_PREFIX/node_modules/.bin/claude
+    case ${OSTYPE:-} in msys* | cygwin* | win*) claude=$claude.cmd ;; esac
+    if ! "$claude" --version >/dev/null 2>&1; then
+        if ! command -v npm >/dev/null 2>&1; then
+            say "Claude Code end-to-end test will be skipped: npm not found (install Node.js 18+ or Claude Code)"
+            return 0
+        fi
+        say "installing Claude Code into .cache/claude-code for the end-to-end test"
+        if ! npm install --prefix "$CLAUDE_PREFIX" --no-audit --no-fund --loglevel=error \
+            @anthropic-ai/claude-code </dev/null >&2; then
+            say "Claude Code end-to-end test will be skipped: npm install @anthropic-ai/claude-code failed"
+            return 0
+        fi
+        # npm may be set to skip install scripts; this one only links the platform's
+        # native binary (an optional dependency npm already fetched) over a stub.
+        local postinstall=$CLAUDE_PREFIX/node_modules/@anthropic-ai/claude-code/install.cjs
+        if ! "$claude" --version >/dev/null 2>&1 && [[ -f $postinstall ]]; then
+            (cd "$(dirname "$postinstall")" && node install.cjs </dev/null >&2) || true
+        fi
+        if ! "$claude" --version >/dev/null 2>&1; then
+            say "Claude Code end-to-end test will be skipped: $claude does not run after npm install"
+            return 0
+        fi
+    fi
+    export MODELMUX_CLAUDE=$claude
+}
+
+run_tests() {
+    ensure_claude_code
+    cd "$REPO"
+    local status=0
+    "$(venv_bin)/python" -m pytest "$@" || status=$?
+    if [[ $status -eq 5 ]]; then
+        say "pytest ran no tests (exit 5): check the selection; failing so this does not look green"
+        exit 1
+    fi
+    exit "$status"
+}
+
+command=${1:-}
+case $command in
+    serve)
+        shift
+        ensure_venv
+        exec "$(venv_bin)/modelmux" serve "$@"
+        ;;
+    test)
+        shift
+        ensure_venv
+        run_tests "$@"
+        ;;
+    -h | --help | help)
+        usage
+        ;;
+    *)
+        usage >&2
+        exit 2
+        ;;
+esac

@@ -1,0 +1,284 @@
+"""`modelmux`: start the gateway, point Claude Code at it as a profile, and manage it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from modelmux import __version__, config, procs
+from modelmux.config import Config, Profile
+from modelmux.launcher import (
+    LaunchError,
+    apply_environment,
+    client_host,
+    find_config,
+    gateway_command,
+    profile_environment,
+    profile_of,
+    profile_port,
+    shell_lines,
+)
+from modelmux.procs import Gateway
+
+MITMWEB_DEFAULT_PORT = 8081
+CLAUDE_MISSING = "claude not found on PATH; install it with `npm install -g @anthropic-ai/claude-code`"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Claude's arguments pass verbatim: argparse never sees what follows the first `--`.
+    own, claude_args = (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (argv, [])
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(own)
+    if unknown:
+        hint = "; put claude's arguments after `--`: modelmux run PROFILE -- ARGS" if args.command == "run" else ""
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
+    if "--" in argv and args.command != "run":
+        parser.error("only `modelmux run` takes arguments after `--`")
+    try:
+        return COMMANDS[args.command](args, claude_args)
+    except config.ConfigError as e:
+        print(e, file=sys.stderr)
+        return 2
+    except LaunchError as e:
+        print(f"modelmux: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="modelmux", description="A local gateway that lets Claude Code use any LLM provider."
+    )
+    parser.add_argument("--version", action="version", version=f"modelmux {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config", metavar="PATH",
+        help="routes.yaml (default: $MODELMUX_CONFIG, ./routes.yaml, ~/.config/modelmux/routes.yaml, the bundled one)",
+    )  # fmt: skip
+    web = argparse.ArgumentParser(add_help=False)
+    web.add_argument("--web", action="store_true", help="run mitmweb, with its flow inspector UI")
+    web.add_argument("--web-port", type=_port, metavar="N", help=f"the UI's port (default {MITMWEB_DEFAULT_PORT})")
+    port = argparse.ArgumentParser(add_help=False)
+    port.add_argument("--port", type=_port, metavar="N", help="the gateway's port instead of server.port")
+
+    commands.add_parser("serve", parents=[common, web, port], help="run the gateway in the foreground")
+    run = commands.add_parser(
+        "run", parents=[common, web], help="start Claude Code as PROFILE (starting the gateway if needed)",
+        usage="modelmux run PROFILE [--web] [--config PATH] [-- CLAUDE ARGS...]",
+    )  # fmt: skip
+    run.add_argument("profile", metavar="PROFILE")
+    env = commands.add_parser("env", parents=[common], help="print PROFILE's environment as shell lines")
+    env.add_argument("profile", metavar="PROFILE")
+    status = commands.add_parser("status", parents=[common, port], help="is the gateway running and healthy?")
+    status.add_argument("--json", action="store_true", help="print the status as JSON")
+    commands.add_parser("stop", parents=[common, port], help="stop the gateway")
+    return parser
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (1-65535)")
+    return int(text)
+
+
+def load_config(explicit: str | None) -> Config:
+    return config.load(find_config(explicit, os.environ))
+
+
+def gateway_for(cfg: Config, port: int | None = None) -> Gateway:
+    return Gateway(client_host(cfg.server.host), port or cfg.server.port, procs.state_dir(os.environ))
+
+
+def serve(args: argparse.Namespace, _: list[str]) -> int:
+    """The gateway in the foreground: exec'd, so signals reach mitmproxy directly and
+    its exit status is ours."""
+    cfg = load_config(args.config)
+    gateway = gateway_for(cfg, args.port)
+    argv = gateway_command(cfg, gateway.port, os.environ, args.web, args.web_port)
+    if info := gateway.health():
+        raise LaunchError(
+            f"modelmux is already running on {gateway.address} (pid {procs.reported_pid(info)}); "
+            "stop it with `modelmux stop`"
+        )
+    ensure_ports_free(cfg, gateway)
+    gateway.write_pid(os.getpid())  # exec keeps the pid
+    print(f"modelmux: serving {cfg.path} on http://{gateway.address}", file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    try:
+        os.execv(argv[0], argv)
+    except OSError as e:
+        gateway.forget_pid()
+        raise LaunchError(f"cannot run {argv[0]}: {e.strerror}") from e
+    return 0  # pragma: no cover - execv does not return
+
+
+def run(args: argparse.Namespace, claude_args: list[str]) -> int:
+    """Claude Code as a profile, against a healthy gateway: reused, or started detached
+    so it outlives this session and serves the next one."""
+    cfg = load_config(args.config)
+    values, unset = profile_environment(cfg, args.profile, os.environ)
+    profile = profile_of(cfg, args.profile)
+    claude = shutil.which("claude")
+    if claude is None:
+        raise LaunchError(CLAUDE_MISSING, 127)
+    gateway = gateway_for(cfg)
+    port = profile_port(cfg, profile)
+    if info := gateway.health(port):
+        check_reusable(cfg, profile, gateway, info, args.web)
+    else:
+        start_background(cfg, profile, gateway, port, args.web, args.web_port)
+    env = apply_environment(os.environ, values, unset)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execve(claude, [claude, *claude_args], env)
+    except OSError as e:
+        raise LaunchError(f"cannot run {claude}: {e.strerror}", 126) from e
+    return 0  # pragma: no cover - execve does not return
+
+
+def check_reusable(cfg: Config, profile: Profile, gateway: Gateway, info: dict[str, Any], web: bool) -> None:
+    """A running gateway serves this profile only if its routes.yaml defines it."""
+    pid = procs.reported_pid(info)
+    running = info.get("config") or {}
+    if profile.name not in (running.get("profiles") or []):
+        raise LaunchError(
+            f"the gateway on {gateway.address} (pid {pid}) runs {running.get('path')}, which has no profile "
+            f"'{profile.name}'; stop it with `modelmux stop` and run again"
+        )
+    if running.get("path") != str(cfg.path):
+        _note(f"reusing the gateway on {gateway.address} (pid {pid}), which runs {running.get('path')}, not {cfg.path}")
+    if web:
+        _note(f"--web ignored: reusing the running gateway (pid {pid}); `modelmux stop` first to start it with the web UI")
+
+
+def start_background(
+    cfg: Config, profile: Profile, gateway: Gateway, port: int, web: bool, web_port: int | None
+) -> None:
+    argv = gateway_command(cfg, gateway.port, os.environ, web, web_port)
+    if port != gateway.port and (info := gateway.health()):
+        raise LaunchError(
+            f"the gateway on {gateway.address} (pid {procs.reported_pid(info)}) does not listen on profile "
+            f"'{profile.name}''s port {port}; restart it: `modelmux stop`, then run again"
+        )
+    ensure_ports_free(cfg, gateway)
+    info = procs.start(gateway, argv, port, os.environ)
+    _note(f"started the gateway on {gateway.address} (pid {procs.reported_pid(info)}, log {gateway.log_file})")
+    if web:
+        url = procs.web_ui_url(gateway.log_file) or f"http://127.0.0.1:{web_port or MITMWEB_DEFAULT_PORT}"
+        _note(f"web UI: {url}")
+
+
+def ensure_ports_free(cfg: Config, gateway: Gateway) -> None:
+    """Name the port and the fix, rather than leave it to a bind error in the gateway's log."""
+    listeners = [(gateway.port, f"pick another with --port N or server.port in {cfg.path}")]
+    listeners += [
+        (p.port, f"change profiles.{p.name}.port in {cfg.path}")
+        for p in cfg.profiles.values()
+        if p.port is not None
+    ]
+    for port, fix in listeners:
+        if procs.port_in_use(cfg.server.host, port):
+            raise LaunchError(f"port {port} on {cfg.server.host} is in use by another program; {fix}")
+
+
+def env(args: argparse.Namespace, _: list[str]) -> int:
+    cfg = load_config(args.config)
+    values, unset = profile_environment(cfg, args.profile, os.environ)
+    sys.stdout.write(shell_lines(values, unset))
+    return 0
+
+
+def status(args: argparse.Namespace, _: list[str]) -> int:
+    cfg = load_config(args.config)
+    report = gateway_status(cfg, gateway_for(cfg, args.port))
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(describe_status(report))
+    return 0 if report["healthy"] else 1
+
+
+def gateway_status(cfg: Config, gateway: Gateway) -> dict[str, Any]:
+    """What `status` shows. Built from /healthz and the config summary: never a secret."""
+    info = gateway.health()
+    pid = procs.reported_pid(info) or gateway.recorded_pid()
+    return {
+        "address": f"http://{gateway.address}",
+        "port": gateway.port,
+        "running": bool(info) or pid is not None,
+        "healthy": bool(info) and info.get("status") == "ok",
+        "pid": pid,
+        "version": info.get("version") if info else None,
+        "config": info.get("config") if info else None,
+        "listeners": info.get("listeners") if info else None,
+        "reload_error": info.get("reload_error") if info else None,
+        "requested_config": str(cfg.path),
+        "port_taken": not info and pid is None and procs.port_in_use(cfg.server.host, gateway.port),
+        "log": str(gateway.log_file),
+    }
+
+
+def describe_status(report: dict[str, Any]) -> str:
+    head = f"modelmux gateway {report['address']}: "
+    log = f"  log:          {report['log']}"
+    if not report["running"]:
+        taken = f"; port {report['port']} is in use by another program" if report["port_taken"] else ""
+        return f"{head}not running{taken}\n{log}"
+    if not report["config"]:
+        return f"{head}running (pid {report['pid']}) but /healthz does not answer\n{log}"
+    summary = report["config"]
+    lines = [
+        f"{head}{'healthy' if report['healthy'] else 'unhealthy'} (pid {report['pid']}, version {report['version']})",
+        f"  config:       {summary.get('path')}",
+        f"  providers:    {', '.join(summary.get('providers') or []) or 'none'}",
+        f"  routes:       {summary.get('routes')} (aliases: {summary.get('aliases')})",
+        f"  profiles:     {', '.join(summary.get('profiles') or []) or 'none'}",
+        f"  listeners:    {', '.join(report['listeners'] or [])}",
+        log,
+    ]
+    if summary.get("path") != report["requested_config"]:
+        lines.append(f"  note:         not {report['requested_config']}, which this command was given")
+    if report["reload_error"]:
+        lines.append(f"  reload error: {report['reload_error']}")
+    return "\n".join(lines)
+
+
+def stop(args: argparse.Namespace, _: list[str]) -> int:
+    """The pid from /healthz is the gateway's own; the pid file is only for a gateway
+    that no longer answers."""
+    cfg = load_config(args.config)
+    gateway = gateway_for(cfg, args.port)
+    pid = procs.reported_pid(gateway.health()) or gateway.recorded_pid()
+    if pid is None:
+        gateway.forget_pid()
+        print(f"modelmux is not running on {gateway.address}")
+        return 0
+    procs.terminate(pid)
+    gateway.forget_pid()
+    print(f"stopped the gateway on {gateway.address} (pid {pid})")
+    return 0
+
+
+def _note(message: str) -> None:
+    print(f"modelmux: {message}", file=sys.stderr)
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, list[str]], int]] = {
+    "serve": serve,
+    "run": run,
+    "env": env,
+    "status": status,
+    "stop": stop,
+}
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,9 @@
+"""What the launcher and the gateway agree on: the launcher makes Claude Code send
+these, the gateway reads them and never lets them reach an upstream."""
+
+PROFILE_HEADER = "x-modelmux-profile"
+KEY_HEADER = "x-modelmux-key"
+OWN_HEADER_PREFIX = "x-modelmux-"
+# Claude Code needs *a* token to skip its login when every provider of a profile has
+# its own credentials; the gateway removes it and refuses to pass it to Anthropic.
+PLACEHOLDER_TOKEN = "modelmux-placeholder"

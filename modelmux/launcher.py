@@ -1,0 +1,198 @@
+"""What the launcher decides without touching a process: which routes.yaml, which
+environment a profile gives Claude Code, and which command starts the gateway.
+
+Processes, sockets and state files live in `modelmux.procs`; the commands in `modelmux.cli`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import modelmux
+from modelmux.config import SLOTS, Config, Profile
+from modelmux.headers import KEY_HEADER, PLACEHOLDER_TOKEN, PROFILE_HEADER
+
+CONFIG_ENV = "MODELMUX_CONFIG"
+CONFIG_NAME = "routes.yaml"
+REVERSE_TARGET = "https://api.anthropic.com"
+LOCAL_HOSTS = ("127.0.0.1", "localhost")
+WILDCARD_HOSTS = ("0.0.0.0", "::", "")
+SLOT_VARIABLES = {slot: f"ANTHROPIC_DEFAULT_{slot.upper()}_MODEL" for slot in SLOTS}
+# Claude Code before the per-slot variables read the haiku slot from this one.
+SMALL_FAST_VARIABLE = "ANTHROPIC_SMALL_FAST_MODEL"
+# Claude Code prefers these over ANTHROPIC_BASE_URL; a profile must not leak to them.
+CLOUD_SWITCHES = ("CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX")
+GATEWAY_EXECUTABLE_ENV = {"mitmdump": "MODELMUX_MITMDUMP", "mitmweb": "MODELMUX_MITMWEB"}
+
+
+class LaunchError(Exception):
+    """A failure the launcher reports as one message and an exit status."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def repo_root() -> Path:
+    """The checkout modelmux runs from: addons/ and the bundled routes.yaml live there."""
+    return Path(modelmux.__file__).resolve().parent.parent
+
+
+def find_config(
+    explicit: str | None, environ: Mapping[str, str], cwd: Path | None = None, home: Path | None = None
+) -> Path:
+    """--config, then $MODELMUX_CONFIG, ./routes.yaml, ~/.config/modelmux/routes.yaml,
+    and last the bundled example. An explicit path is returned even if missing, so the
+    loader's error names it."""
+    if explicit:
+        return Path(explicit).expanduser()
+    if environ.get(CONFIG_ENV):
+        return Path(environ[CONFIG_ENV]).expanduser()
+    candidates = [
+        (cwd or Path.cwd()) / CONFIG_NAME,
+        (home or Path.home()) / ".config" / "modelmux" / CONFIG_NAME,
+    ]
+    return next((path for path in candidates if path.is_file()), repo_root() / CONFIG_NAME)
+
+
+def client_host(listen_host: str) -> str:
+    """The address a local client dials for a gateway listening on `listen_host`."""
+    return "127.0.0.1" if listen_host in WILDCARD_HOSTS else listen_host
+
+
+def url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def profile_of(config: Config, name: str) -> Profile:
+    """The named profile; an unknown name is a usage error listing the known ones."""
+    if name in config.profiles:
+        return config.profiles[name]
+    known = ", ".join(sorted(config.profiles)) or "none (add one under profiles: in routes.yaml)"
+    raise LaunchError(f"'{name}' is not a profile in {config.path}; known profiles: {known}", 2)
+
+
+def profile_port(config: Config, profile: Profile) -> int:
+    """The port a profile's client talks to: its own listener, else the shared one."""
+    return profile.port if profile.port is not None else config.server.port
+
+
+def uses_passthrough(config: Config, profile: Profile) -> bool:
+    """Whether a request of this profile may reach a provider that forwards the client's
+    own Anthropic token, which Claude Code then must send."""
+    return any(
+        provider.passthrough and profile.allows(name) for name, provider in config.providers.items()
+    )
+
+
+def profile_environment(
+    config: Config, profile_name: str, base_env: Mapping[str, str]
+) -> tuple[dict[str, str], list[str]]:
+    """The variables that make Claude Code talk to the gateway as `profile_name`:
+    (variables to set, variables to unset). `base_env` supplies values to merge with."""
+    profile = profile_of(config, profile_name)
+    host = client_host(config.server.host)
+    values = {"ANTHROPIC_BASE_URL": f"http://{url_host(host)}:{profile_port(config, profile)}"}
+    values.update({SLOT_VARIABLES[slot]: profile.slots[slot] for slot in SLOTS if slot in profile.slots})
+    if "haiku" in profile.slots:
+        values[SMALL_FAST_VARIABLE] = profile.slots["haiku"]
+    if profile.model:
+        values["ANTHROPIC_MODEL"] = profile.model
+    unset: list[str] = []
+    if uses_passthrough(config, profile):
+        # A placeholder inherited from a vendor profile's session would replace the login.
+        if base_env.get("ANTHROPIC_AUTH_TOKEN") == PLACEHOLDER_TOKEN:
+            unset.append("ANTHROPIC_AUTH_TOKEN")
+    else:
+        values["ANTHROPIC_AUTH_TOKEN"] = PLACEHOLDER_TOKEN
+        unset.append("ANTHROPIC_API_KEY")  # with both set, Claude Code warns of an auth conflict
+    unset.extend(CLOUD_SWITCHES)
+    for name in ("NO_PROXY", "no_proxy"):
+        values[name] = _merge_hosts(base_env.get(name, ""), [*LOCAL_HOSTS, host])
+    own = {PROFILE_HEADER: profile.name}
+    if config.server.api_key:
+        own[KEY_HEADER] = config.server.api_key
+    values["ANTHROPIC_CUSTOM_HEADERS"] = _merge_headers(base_env.get("ANTHROPIC_CUSTOM_HEADERS", ""), own)
+    return values, unset
+
+
+def _merge_hosts(existing: str, hosts: Iterable[str]) -> str:
+    """A NO_PROXY list with `hosts` appended once: a system proxy must not see local traffic."""
+    merged = [entry.strip() for entry in existing.split(",") if entry.strip()]
+    merged += [host for host in dict.fromkeys(hosts) if host not in merged]
+    return ",".join(merged)
+
+
+def _merge_headers(existing: str, own: Mapping[str, str]) -> str:
+    """The user's ANTHROPIC_CUSTOM_HEADERS lines, minus stale modelmux ones, plus ours."""
+    kept = [
+        line
+        for line in existing.splitlines()
+        if line.strip() and line.partition(":")[0].strip().lower() not in own
+    ]
+    return "\n".join(kept + [f"{name}: {value}" for name, value in own.items()])
+
+
+def apply_environment(base_env: Mapping[str, str], values: Mapping[str, str], unset: Iterable[str]) -> dict[str, str]:
+    env = {name: value for name, value in base_env.items() if name not in set(unset)}
+    env.update(values)
+    return env
+
+
+def shell_quote(value: str) -> str:
+    """POSIX single quotes: nothing inside is special except the quote itself."""
+    return "'" + value.replace("'", "'\\''") + "'"
+
+
+def shell_lines(values: Mapping[str, str], unset: Iterable[str]) -> str:
+    """`export`/`unset` lines for `eval "$(modelmux env PROFILE)"`."""
+    lines = [f"unset {name}" for name in unset]
+    lines += [f"export {name}={shell_quote(value)}" for name, value in values.items()]
+    return "\n".join(lines) + "\n"
+
+
+def find_program(name: str, environ: Mapping[str, str]) -> str | None:
+    """A mitmproxy tool: $MODELMUX_MITMDUMP/$MODELMUX_MITMWEB, then next to this Python
+    (a venv's bin/ need not be on PATH), then PATH."""
+    override = environ.get(GATEWAY_EXECUTABLE_ENV.get(name, ""))
+    if override:
+        return override
+    beside = Path(sys.executable).parent / name  # not resolved: a venv's python is a symlink
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    return shutil.which(name, path=environ.get("PATH"))
+
+
+def gateway_command(
+    config: Config, port: int, environ: Mapping[str, str], web: bool = False, web_port: int | None = None
+) -> list[str]:
+    """The mitmdump/mitmweb command line of a gateway whose main listener is `port`;
+    the addon opens the profiles' own ports itself."""
+    router = repo_root() / "addons" / "router.py"
+    if not router.is_file():
+        raise LaunchError(
+            f"{router} is missing; install modelmux from a checkout with `pip install -e .`"
+        )
+    clash = next((p.name for p in config.profiles.values() if p.port == port), None)
+    if clash is not None:
+        raise LaunchError(f"port {port} is profile '{clash}''s own port; pick another with --port N", 2)
+    name = "mitmweb" if web else "mitmdump"
+    program = find_program(name, environ)
+    if program is None:
+        raise LaunchError(f"{name} not found beside {sys.executable} or on PATH; reinstall with `pip install -e .`")
+    argv = [
+        program,
+        "-s", str(router),
+        "--mode", f"reverse:{REVERSE_TARGET}@{config.server.host}:{port}",
+        "--set", "connection_strategy=lazy",
+        "--set", f"modelmux_config={config.path}",
+    ]  # fmt: skip
+    if web:
+        argv += ["--set", "web_open_browser=false", "--set", "web_host=127.0.0.1"]
+        if web_port is not None:
+            argv += ["--set", f"web_port={web_port}"]
+    return argv

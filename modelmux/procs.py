@@ -1,0 +1,280 @@
+"""The gateway as a process: its health, its state files, starting it detached and stopping it.
+
+A gateway is reused only when its /healthz answers as modelmux: a live pid alone says
+nothing (pids are reused, and a hung gateway serves nobody).
+"""
+
+from __future__ import annotations
+
+import errno
+import http.client
+import json
+import os
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from modelmux.launcher import LaunchError, url_host
+
+HEALTH_TIMEOUT = 1.0
+POLL_INTERVAL = 0.1
+START_TIMEOUT = 30.0
+START_TIMEOUT_ENV = "MODELMUX_START_TIMEOUT"
+STOP_GRACE = 5.0
+KILL_GRACE = 2.0
+LOG_TAIL_LINES = 12
+# Our own `--set modelmux_config=` argument: how a pid from a pid file is told apart
+# from an unrelated process that reused it.
+GATEWAY_MARK = b"modelmux_config="
+START_MARK = "modelmux starts:"  # heads each start's lines in the log
+# mitmweb 11+ guards its UI with a token it makes up and prints only in this line.
+WEB_UI_LINE = re.compile(r"Web server listening at (\S+)")
+WEB_UI_WAIT = 2.0
+
+
+@dataclass(frozen=True)
+class Gateway:
+    """A gateway named by its main port, and where its pid file and log live."""
+
+    host: str  # the address clients dial
+    port: int
+    state_dir: Path
+
+    @property
+    def address(self) -> str:
+        return f"{url_host(self.host)}:{self.port}"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.state_dir / f"gateway-{self.port}.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.state_dir / f"gateway-{self.port}.log"
+
+    def health(self, port: int | None = None) -> dict[str, Any] | None:
+        return health(self.host, port or self.port)
+
+    def recorded_pid(self) -> int | None:
+        """The pid file's pid, if that process is alive and still a gateway."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return pid if alive(pid) and is_gateway_process(pid) else None
+
+    def write_pid(self, pid: int) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.pid_file.write_text(f"{pid}\n")
+
+    def forget_pid(self) -> None:
+        self.pid_file.unlink(missing_ok=True)
+
+
+def reported_pid(info: Mapping[str, Any] | None) -> int | None:
+    """The pid a gateway reports in /healthz: its own, so the one to signal."""
+    pid = info.get("pid") if info else None
+    return pid if isinstance(pid, int) and pid > 0 else None
+
+
+def state_dir(environ: Mapping[str, str]) -> Path:
+    """$MODELMUX_STATE_DIR, else $XDG_STATE_HOME/modelmux, else ~/.local/state/modelmux."""
+    if environ.get("MODELMUX_STATE_DIR"):
+        return Path(environ["MODELMUX_STATE_DIR"]).expanduser()
+    if environ.get("XDG_STATE_HOME"):
+        return Path(environ["XDG_STATE_HOME"]).expanduser() / "modelmux"
+    return Path.home() / ".local" / "state" / "modelmux"
+
+
+def health(host: str, port: int, timeout: float = HEALTH_TIMEOUT) -> dict[str, Any] | None:
+    """The gateway's /healthz document, or None when nothing answers as modelmux there."""
+    connection = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        connection.request("GET", "/healthz")
+        body = json.loads(connection.getresponse().read(1 << 20))
+    except (OSError, http.client.HTTPException, ValueError):
+        return None
+    finally:
+        connection.close()
+    if not isinstance(body, dict) or body.get("service") != "modelmux":
+        return None
+    return body
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """Whether a listener would fail to bind host:port. SO_REUSEADDR as asyncio sets it,
+    so connections in TIME_WAIT do not count as "in use"."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror:
+        return False  # the gateway will report the bad host itself
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as e:
+            return e.errno == errno.EADDRINUSE
+    return False
+
+
+def alive(pid: int) -> bool:
+    """Whether `pid` runs; a zombie (exited, not yet reaped) does not."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc (macOS): kill(0) is all we know
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def is_gateway_process(pid: int) -> bool:
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        result = subprocess.run(["ps", "-o", "command=", "-p", str(pid)], capture_output=True)
+        command = result.stdout
+    return GATEWAY_MARK in command
+
+
+def spawn_detached(argv: list[str], log_file: Path) -> int:
+    """Start `argv` in a session of its own with output appended to `log_file`, and
+    return its pid. Forked twice so it is init's child, not `run`'s: `run` becomes
+    claude, which would never reap it, and a stopped gateway would linger as a zombie."""
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the forked child
+        os.close(read_end)
+        try:
+            with open(log_file, "ab") as log:
+                process = subprocess.Popen(
+                    argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+                )
+            os.write(write_end, f"pid {process.pid}".encode())
+        except BaseException as e:  # noqa: BLE001 - reported to the parent, which raises
+            os.write(write_end, f"error {e}".encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as reader:
+        answer = reader.read().decode(errors="replace")
+    os.waitpid(child, 0)
+    kind, _, detail = answer.partition(" ")
+    if kind != "pid":
+        raise LaunchError(f"cannot start the gateway ({argv[0]}): {detail or 'no answer from the forked launcher'}")
+    return int(detail)
+
+
+def start(gateway: Gateway, argv: list[str], port: int, environ: Mapping[str, str]) -> dict[str, Any]:
+    """Start the gateway in the background and wait until /healthz on `port` answers;
+    its pid file names it meanwhile, so `modelmux stop` can end a start that hangs."""
+    gateway.state_dir.mkdir(parents=True, exist_ok=True)
+    with open(gateway.log_file, "a", encoding="utf-8") as log:
+        log.write(f"\n== {time.strftime('%Y-%m-%d %H:%M:%S')} {START_MARK} {shlex.join(argv)}\n")
+    offset = log_size(gateway.log_file)
+    pid = spawn_detached(argv, gateway.log_file)
+    gateway.write_pid(pid)
+    try:
+        info = wait_healthy(gateway, pid, port, offset, environ)
+    except BaseException:  # also Ctrl-C: no half-started gateway is left behind
+        gateway.forget_pid()
+        if alive(pid):
+            terminate(pid)
+        raise
+    gateway.write_pid(reported_pid(info) or pid)
+    return info
+
+
+def wait_healthy(gateway: Gateway, pid: int, port: int, log_offset: int, environ: Mapping[str, str]) -> dict[str, Any]:
+    """Poll /healthz on `port` until the new gateway `pid` answers; if it exits first,
+    the lines it logged since `log_offset` say why."""
+    timeout = float(environ.get(START_TIMEOUT_ENV) or START_TIMEOUT)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if info := gateway.health(port):
+            return info
+        if not alive(pid):
+            if info := gateway.health(port):  # another launcher won the race for the port
+                return info
+            tail = log_tail(gateway.log_file, log_offset)
+            raise LaunchError(
+                f"the gateway (pid {pid}) exited before it became healthy on {gateway.host}:{port}; "
+                f"last lines of {gateway.log_file}:\n{tail}"
+            )
+        time.sleep(POLL_INTERVAL)
+    raise LaunchError(
+        f"the gateway (pid {pid}) never became healthy on {gateway.host}:{port} within {timeout:g} s, "
+        f"so it was stopped; see {gateway.log_file}"
+    )
+
+
+def log_tail(log_file: Path, offset: int = 0, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        with open(log_file, "rb") as log:
+            log.seek(offset)
+            text = log.read().decode(errors="replace")
+    except OSError:
+        return "  (no log)"
+    tail = [line for line in text.splitlines() if line.strip()][-lines:]
+    return "\n".join(f"  {line}" for line in tail) or "  (the log is empty)"
+
+
+def web_ui_url(log_file: Path) -> str | None:
+    """The web UI's address with its token, as the latest start logged it."""
+    deadline = time.monotonic() + WEB_UI_WAIT
+    while True:
+        try:
+            latest = log_file.read_text(errors="replace").rpartition(START_MARK)[2]
+        except OSError:
+            latest = ""
+        if found := WEB_UI_LINE.search(latest):
+            return found.group(1)
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(POLL_INTERVAL)
+
+
+def log_size(log_file: Path) -> int:
+    try:
+        return log_file.stat().st_size
+    except OSError:
+        return 0
+
+
+def terminate(pid: int, grace: float = STOP_GRACE) -> None:
+    """SIGTERM, then SIGKILL if the process is still there after `grace` seconds."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    except PermissionError as e:
+        raise LaunchError(f"not allowed to stop pid {pid} (it belongs to another user)") from e
+    if _wait_gone(pid, grace):
+        return
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    _wait_gone(pid, KILL_GRACE)
+
+
+def _wait_gone(pid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while alive(pid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
