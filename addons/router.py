@@ -20,14 +20,17 @@ from modelmux.addons.listeners import Listeners  # noqa: E402
 from modelmux.addons.local import LocalAPI  # noqa: E402
 from modelmux.addons.router import Router  # noqa: E402
 from modelmux.addons.settings import Settings  # noqa: E402
+from modelmux.addons.translator import Translator  # noqa: E402
 
 settings = Settings(default_config=REPO / "routes.yaml")
+translator = Translator()
 
 addons = [
     settings,
     Listeners(settings),
     InboundAuth(settings),
     LocalAPI(settings),
-    Router(settings),
+    Router(settings, translator),
+    translator,
     Failures(settings),
 ]

@@ -68,6 +68,21 @@ class Auth:
 
 
 @dataclass(frozen=True)
+class Shape:
+    """How translated requests are shaped for one provider: its quirks as data."""
+
+    endpoint: str | None = None  # None: the protocol's default path
+    query: Mapping[str, str] = field(default_factory=dict)
+    max_tokens_field: str = "max_tokens"
+    max_tokens_limit: int | None = None
+    drop_fields: frozenset[str] = frozenset()
+    images: bool = True
+    documents: bool = False
+    reasoning_effort: bool = False
+    reasoning_history: bool = False
+
+
+@dataclass(frozen=True)
 class Provider:
     name: str
     protocol: str
@@ -78,6 +93,7 @@ class Provider:
     models: tuple[str, ...] = ()
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     response_timeout: float = DEFAULT_RESPONSE_TIMEOUT
+    shape: Shape = field(default_factory=Shape)
 
     @property
     def passthrough(self) -> bool:
@@ -109,6 +125,7 @@ class Route:
     model: str | None  # upstream model; None keeps the requested one
     response_model: Literal["requested", "upstream"]
     source: str  # where it was written, e.g. "routes[2]" or "providers.zai.models"
+    intercept: frozenset[str] = frozenset()  # background requests answered locally
 
 
 @dataclass(frozen=True)
@@ -276,6 +293,26 @@ class _Builder:
             models=tuple(spec.get("models") or ()),
             connect_timeout=float(spec.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT)),
             response_timeout=float(spec.get("response_timeout", DEFAULT_RESPONSE_TIMEOUT)),
+            shape=self.shape(where, spec),
+        )
+
+    def shape(self, where: str, spec: dict[str, Any]) -> Shape:
+        shaping = {key for key in Shape.__dataclass_fields__ if key in spec}
+        if spec["protocol"] == "anthropic" and shaping:
+            self.problems.append(
+                f"{where}: {', '.join(sorted(shaping))} only apply to translated protocols; "
+                "an anthropic provider gets the request as the client sent it"
+            )
+        return Shape(
+            endpoint=spec.get("endpoint"),
+            query={name: self.expand(f"{where}.query.{name}", value) for name, value in (spec.get("query") or {}).items()},
+            max_tokens_field=spec.get("max_tokens_field", "max_tokens"),
+            max_tokens_limit=spec.get("max_tokens_limit"),
+            drop_fields=frozenset(spec.get("drop_fields") or ()),
+            images=spec.get("images", True),
+            documents=spec.get("documents", False),
+            reasoning_effort=spec.get("reasoning_effort", False),
+            reasoning_history=spec.get("reasoning_history", False),
         )
 
     def credentials(self, where: str, specs: list[dict[str, str]]) -> tuple[Credential, ...]:
@@ -300,7 +337,10 @@ class _Builder:
         pattern = self.pattern(f"{where}.match", spec["match"])
         if pattern is None:
             return None
-        return Route(pattern, provider, spec.get("model"), spec.get("response_model", "requested"), where)
+        return Route(
+            pattern, provider, spec.get("model"), spec.get("response_model", "requested"), where,
+            frozenset(spec.get("intercept") or ()),
+        )
 
     def pattern(self, where: str, match: str | dict[str, str]) -> ModelPattern | None:
         if isinstance(match, str):

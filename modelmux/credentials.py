@@ -27,15 +27,19 @@ class RoundRobin:
         return provider.credentials[turn % len(provider.credentials)]
 
 
+# Shorter "keys" are test placeholders; replacing them would mangle ordinary words.
+SCRUB_MIN_LENGTH = 8
+
+
 def redacted(credential: Credential) -> str:
     """How a credential may appear anywhere a person can read: label and last four characters."""
-    return f"{credential.label}…{credential.key[-4:]}" if len(credential.key) > 8 else f"{credential.label}…"
+    return f"{credential.label}…{credential.key[-4:]}" if len(credential.key) > SCRUB_MIN_LENGTH else f"{credential.label}…"
 
 
 def scrub(text: str, credentials: Iterable[Credential]) -> str:
     """`text` with every credential's key replaced by its redacted form (upstreams
     sometimes echo the key they rejected)."""
     for credential in credentials:
-        if credential.key and credential.key in text:
+        if len(credential.key) >= SCRUB_MIN_LENGTH and credential.key in text:
             text = text.replace(credential.key, redacted(credential))
     return text

@@ -33,28 +33,35 @@ INSTALL_HINT = (
 )
 
 
-def routes_yaml(upstream_url: str, port: int) -> str:
+def routes_yaml(
+    port: int, provider: str, profile: str = PROFILE, upstream_models: dict[str, str] = UPSTREAM_MODELS
+) -> str:
+    """A profile whose slots route to the provider `fake` (given as YAML lines) as the upstream models."""
     routes = "\n".join(
-        f"  - {{match: {SLOTS[slot]}, provider: fake, model: {UPSTREAM_MODELS[slot]}}}" for slot in SLOTS
+        f"  - {{match: {SLOTS[slot]}, provider: fake, model: {upstream_models[slot]}}}" for slot in SLOTS
     )
     slots = ", ".join(f"{slot}: {name}" for slot, name in SLOTS.items())
     return f"""
 server: {{port: {port}}}
 providers:
   fake:
-    protocol: anthropic
-    base_url: {upstream_url}
-    auth: "x-api-key: {{key}}"
-    credentials:
-      - {{label: fake-main, key: "${{FAKE_VENDOR_KEY}}"}}
+{provider}
 routes:
 {routes}
 default: null
 profiles:
-  {PROFILE}:
+  {profile}:
     slots: {{{slots}}}
     providers: [fake]
 """
+
+
+def anthropic_vendor(upstream_url: str) -> str:
+    return f"""    protocol: anthropic
+    base_url: {upstream_url}
+    auth: "x-api-key: {{key}}"
+    credentials:
+      - {{label: fake-main, key: "${{FAKE_VENDOR_KEY}}"}}"""
 
 
 def claude_binary() -> str:
@@ -87,16 +94,13 @@ class ClaudeCode:
         )  # fmt: skip
 
 
-@pytest.fixture
-def claude(upstream: Upstream, tmp_path: Path) -> Iterator[ClaudeCode]:
-    binary = claude_binary()
-    gateway = Gateway(tmp_path, "", env={"FAKE_VENDOR_KEY": VENDOR_KEY})
-    # Its port is known only now, and server.port is where the launcher points Claude Code.
-    gateway.config.write_text(routes_yaml(upstream.url, gateway.port))
-    config = modelmux_config.load(gateway.config, {"FAKE_VENDOR_KEY": VENDOR_KEY})
+def claude_code(binary: str, gateway: Gateway, profile: str, environ: dict[str, str], tmp_path: Path) -> ClaudeCode:
+    """Claude Code with the environment `modelmux run PROFILE` gives it, in a throwaway
+    HOME; `environ` holds the variables the gateway's routes.yaml refers to."""
+    config = modelmux_config.load(gateway.config, environ)
     # The developer's own Claude Code settings (a model, a key, Bedrock) must not leak in.
     base = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "CLAUDE_"))}
-    values, unset = profile_environment(config, PROFILE, base)
+    values, unset = profile_environment(config, profile, base)
     assert values["ANTHROPIC_BASE_URL"] == gateway.url
     home = tmp_path / "home"
     work = tmp_path / "work"
@@ -110,8 +114,18 @@ def claude(upstream: Upstream, tmp_path: Path) -> Iterator[ClaudeCode]:
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
         "DISABLE_AUTOUPDATER": "1",
     })  # fmt: skip
+    return ClaudeCode(binary, env, work)
+
+
+@pytest.fixture
+def claude(upstream: Upstream, tmp_path: Path) -> Iterator[ClaudeCode]:
+    binary = claude_binary()
+    gateway = Gateway(tmp_path, "", env={"FAKE_VENDOR_KEY": VENDOR_KEY})
+    # Its port is known only now, and server.port is where the launcher points Claude Code.
+    gateway.config.write_text(routes_yaml(gateway.port, anthropic_vendor(upstream.url)))
+    code = claude_code(binary, gateway, PROFILE, {"FAKE_VENDOR_KEY": VENDOR_KEY}, tmp_path)
     with gateway:
-        yield ClaudeCode(binary, env, work)
+        yield code
 
 
 def report(result: subprocess.CompletedProcess[str], upstream: Upstream) -> str:

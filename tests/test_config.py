@@ -96,14 +96,15 @@ profiles: {p: {port: 70000}}
 """
     assert problems(text) == [
         "profiles.p.port: 70000 is not valid; write a port number from 1 to 65535",
-        "providers.a: unknown key 'extra'; known keys: auth, base_url, connect_timeout, credentials, headers, "
-        "models, protocol, response_timeout",
+        "providers.a: unknown key 'extra'; known keys: auth, base_url, connect_timeout, credentials, documents, "
+        "drop_fields, endpoint, headers, images, max_tokens_field, max_tokens_limit, models, protocol, query, "
+        "reasoning_effort, reasoning_history, response_timeout",
         "providers.a.base_url: 'ftp://x' is not valid; write an http(s) URL without query string, "
         "e.g. https://api.example.com/anthropic",
         "providers.b.protocol: 'grpc' is not one of: anthropic, openai-chat, openai-responses, gemini",
         "routes[0].match: 3 is not valid; write a model name, a glob such as 'claude-*haiku*', or one of "
         "{exact: NAME}, {glob: PATTERN}, {regex: EXPR}",
-        "routes[1]: unknown key 'providr'; known keys: match, model, provider, response_model",
+        "routes[1]: unknown key 'providr'; known keys: intercept, match, model, provider, response_model",
         "routes[1]: missing required key 'provider'",
     ]
 

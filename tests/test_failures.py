@@ -75,14 +75,14 @@ providers:
   selfsigned: {{protocol: anthropic, base_url: "{servers['tls'].url}", auth: passthrough}}
   blackhole: {{protocol: anthropic, base_url: "http://127.0.0.1:{unresponsive_port}", auth: passthrough, connect_timeout: 1}}
   forbidden: {{protocol: anthropic, base_url: "{servers['forbidden'].url}", auth: passthrough}}
-  openai: {{protocol: openai-chat, base_url: "https://api.openai.com/v1", credentials: [{{label: o, key: k}}]}}
+  google: {{protocol: gemini, base_url: "https://generativelanguage.googleapis.com", credentials: [{{label: g, key: k}}]}}
 routes:
   - {{match: refused, provider: refused}}
   - {{match: nodns, provider: nodns}}
   - {{match: selfsigned, provider: selfsigned}}
   - {{match: blackhole, provider: blackhole}}
   - {{match: forbidden-model, provider: forbidden}}
-  - {{match: gpt-5, provider: openai}}
+  - {{match: gemini-3-pro, provider: google}}
   - {{match: "vendor-*", provider: vendor}}
 profiles:
   locked: {{providers: [vendor], port: {free_port()}}}
@@ -123,9 +123,9 @@ def test_missing_model_is_400(gateway, body):
 
 
 def test_no_route_and_no_default_is_404_naming_what_exists(gateway):
-    assert_error(post(gateway, {"model": "gemini-3-pro"}), 404, "not_found_error",
-                 "model 'gemini-3-pro' matches no route in routes.yaml and there is no default; "
-                 "models that exist: refused, nodns, selfsigned, blackhole, forbidden-model, gpt-5")
+    assert_error(post(gateway, {"model": "gemini-2-flash"}), 404, "not_found_error",
+                 "model 'gemini-2-flash' matches no route in routes.yaml and there is no default; "
+                 "models that exist: refused, nodns, selfsigned, blackhole, forbidden-model, gemini-3-pro")
 
 
 def test_unknown_path_is_404_when_there_is_no_passthrough_default(gateway):
@@ -178,9 +178,16 @@ def test_upstream_html_error_is_wrapped(gateway, servers):
         503, b"<html><head><title>503</title></head><body><h1>Service Unavailable</h1></body></html>",
         {"content-type": "text/html", "retry-after": "7"})
     response = post(gateway, {"model": "vendor-x"})
-    assert_error(response, 503, "api_error",
+    assert_error(response, 503, "overloaded_error",
                  "provider 'vendor' answered HTTP 503 Service Unavailable: 503 Service Unavailable")
     assert response.headers["retry-after"] == "7"
+
+
+def test_upstream_error_keeps_the_upstreams_own_message(gateway, servers):
+    body = {"error": {"message": "The model `x` does not exist", "type": "invalid_request_error", "code": None}}
+    servers["vendor"].reply = lambda r: Reply(404, json.dumps(body).encode())
+    assert_error(post(gateway, {"model": "vendor-x"}), 404, "not_found_error",
+                 "provider 'vendor' answered HTTP 404 Not Found: The model `x` does not exist")
 
 
 def test_upstream_anthropic_error_passes_unchanged_but_scrubbed(gateway, servers):
@@ -216,9 +223,9 @@ def test_provider_outside_the_profile_is_403_and_receives_nothing(gateway, serve
 
 
 def test_protocol_not_yet_translated_is_501(gateway):
-    assert_error(post(gateway, {"model": "gpt-5"}), 501, "api_error",
-                 "model 'gpt-5' routes to provider 'openai' (routes[5]), which speaks openai-chat; this modelmux "
-                 "version forwards only to protocol: anthropic providers")
+    assert_error(post(gateway, {"model": "gemini-3-pro"}), 501, "api_error",
+                 "model 'gemini-3-pro' routes to provider 'google' (routes[5]), which speaks gemini; this modelmux "
+                 "version translates only to openai-chat")
 
 
 def test_no_secret_in_log_or_error_bodies(gateway):

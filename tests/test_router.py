@@ -243,7 +243,7 @@ def test_an_internal_error_is_answered_never_forwarded_unrouted(monkeypatch, tmp
     config.write_text("providers:\n  a: {protocol: anthropic, base_url: 'http://127.0.0.1:9', auth: passthrough}\n"
                       "default: {provider: a}\n")
     settings = Settings()
-    router = router_addon.Router(settings)
+    router = router_addon.Router(settings, router_addon.Translator())
     with taddons.context(settings, router) as context:
         context.configure(settings, modelmux_config=str(config))
         monkeypatch.setattr(router_addon.routing, "route", lambda *a: 1 / 0)

@@ -12,14 +12,20 @@ from modelmux.errors import GatewayError
 JSON = {"content-type": "application/json"}
 
 
+def answer(flow: http.HTTPFlow, status: int, body: bytes, headers: dict[str, str]) -> None:
+    """Answer without asking any upstream; marked so no addon takes it for an upstream's."""
+    flow.response = http.Response.make(status, body, headers)
+    flow.metadata.setdefault("modelmux", {})["local"] = True
+
+
 def answer_json(flow: http.HTTPFlow, status: int, data: Any) -> None:
-    flow.response = http.Response.make(status, json.dumps(data, ensure_ascii=False).encode(), JSON)
+    answer(flow, status, json.dumps(data, ensure_ascii=False).encode(), JSON)
 
 
 def answer_error(flow: http.HTTPFlow, error: GatewayError) -> None:
     """An Anthropic error envelope, marked so the dashboard shows the failure."""
-    flow.response = http.Response.make(error.status, error.body(), JSON)
-    flow.metadata.setdefault("modelmux", {})["error"] = error.message
+    answer(flow, error.status, error.body(), JSON)
+    flow.metadata["modelmux"]["error"] = error.message
     flow.marked = ":warning:"
     flow.comment = f"modelmux {error.status} {error.error_type}: {error.message}"
 

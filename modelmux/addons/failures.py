@@ -19,6 +19,7 @@ and mitmproxy's own behaviour stays.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 from collections import OrderedDict
@@ -198,14 +199,28 @@ class Failures:
             if credentials and text != response.get_text(strict=False):
                 response.text = text
             return
-        snippet = _SPACE.sub(" ", _TAGS.sub(" ", text)).strip()[:SNIPPET_LIMIT] or "(empty body)"
-        message = f"provider '{upstream['provider']}' answered HTTP {response.status_code} {response.reason}: {snippet}"
+        message = f"provider '{upstream['provider']}' answered HTTP {response.status_code} {response.reason}: {_gist(text)}"
         response.content = error_body(response.status_code, message)
         response.headers["content-type"] = "application/json"
         flow.marked = ":x:"
 
 
+def _gist(text: str) -> str:
+    """The upstream's own words: the message of an OpenAI-style `{"error": {"message"}}`,
+    `{"message"}` or `{"detail"}` body, else the text without markup, shortened."""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        error = body.get("error")
+        for candidate in (error.get("message") if isinstance(error, dict) else error, body.get("message"), body.get("detail")):
+            if isinstance(candidate, str) and candidate:
+                return candidate[:SNIPPET_LIMIT]
+    return _SPACE.sub(" ", _TAGS.sub(" ", text)).strip()[:SNIPPET_LIMIT] or "(empty body)"
+
+
 def _upstream(flow: http.HTTPFlow) -> dict | None:
     """The Router's notes on where this flow was sent; None when it was not sent anywhere."""
     notes = flow.metadata.get("modelmux")
-    return notes if notes and "provider" in notes else None
+    return notes if notes and "provider" in notes and not notes.get("local") else None

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
-
 from mitmproxy import http
 
-from modelmux import routing
-from modelmux.addons.answers import answer_error, request_path
+from modelmux import messages, routing
+from modelmux.addons.answers import answer, answer_error, answer_json, request_path
+from modelmux.addons.streams import as_stream
+from modelmux.addons.translator import Translator
 from modelmux.addons.settings import Settings
 from modelmux.config import Credential, Provider
 from modelmux.credentials import RoundRobin
@@ -28,8 +28,9 @@ class Router:
     """Routes by the body's model: rewrites URL, model and auth, and keeps the answer's
     model what the client asked for. Streams stream: SSE is never buffered."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, translator: Translator) -> None:
         self.settings = settings
+        self.translator = translator
         self.credentials = RoundRobin()
 
     def request(self, flow: http.HTTPFlow) -> None:
@@ -54,21 +55,19 @@ class Router:
         profile = self.settings.profile_of(flow)
         body = _message_body(flow)
         decision = routing.route(config, body["model"], profile)
+        if "warmup" in decision.route.intercept and messages.is_warmup(body):
+            return _answer_warmup(flow, decision, body)
         provider = decision.provider
-        if provider.protocol != "anthropic":
-            raise GatewayError(
-                501,
-                f"model '{decision.requested}' routes to provider '{provider.name}' ({decision.route.source}), "
-                f"which speaks {provider.protocol}; this modelmux version forwards only to "
-                "protocol: anthropic providers",
-                "api_error",
-            )
         credential = self.credentials.pick(provider)
+        path = request_path(flow)  # the client's, before the upstream's base path is put in front
         _send(flow, provider, credential)
-        if decision.rewrites_model:
+        translated = provider.protocol != "anthropic"
+        if translated:
+            self.translator.translate_request(flow, decision, body, path)
+        elif decision.rewrites_model:
             body["model"] = decision.upstream_model
             flow.request.content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-        if decision.restores_model:
+        if decision.restores_model and not translated:
             # The answer gets rewritten, which needs plain bytes, not gzip.
             flow.request.headers["accept-encoding"] = "identity"
         flow.metadata["modelmux"].update({
@@ -78,7 +77,7 @@ class Router:
             "route": decision.route.source,
             "credential": credential.label if credential else "client token (passthrough)",
             "profile": profile.name if profile else None,
-            "restore_model": decision.requested if decision.restores_model else None,
+            "restore_model": decision.requested if decision.restores_model and not translated else None,
         })
         flow.comment = (
             f"{decision.requested} → {provider.name}/{decision.upstream_model} "
@@ -104,14 +103,14 @@ class Router:
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         response = flow.response
         assert response
-        if response.status_code >= 400 or not _is_event_stream(response):
-            return  # buffered: errors are small and get checked whole (Failures)
+        if response.status_code >= 400 or not _is_event_stream(response) or _translated(flow):
+            return  # errors are buffered and checked whole (Failures); translations stream in Translator
         restore = flow.metadata.get("modelmux", {}).get("restore_model")
         if restore:
             # The rewritten message_start differs in length from the original.
             response.headers.pop("content-length", None)
             response.headers["transfer-encoding"] = "chunked"
-            response.stream = _as_stream(ModelRestorer(restore))
+            response.stream = as_stream(ModelRestorer(restore))
         else:
             response.stream = True
 
@@ -123,6 +122,18 @@ class Router:
             return
         if rewritten := restore_model_json(response.content or b"", restore):
             response.content = rewritten
+
+
+def _answer_warmup(flow: http.HTTPFlow, decision: routing.Decision, body: dict) -> None:
+    """Claude Code's cache-warming request costs quota and primes nothing on a provider
+    without Anthropic's prompt cache; routes with `intercept: [warmup]` answer it here."""
+    message = messages.text_message(decision.requested, "OK")
+    if body.get("stream"):
+        answer(flow, 200, messages.as_events(message), {"content-type": "text/event-stream"})
+    else:
+        answer_json(flow, 200, message)
+    flow.marked = ":zap:"
+    flow.comment = f"intercepted: warmup for {decision.requested} [{decision.route.source}], answered locally"
 
 
 def _message_body(flow: http.HTTPFlow) -> dict:
@@ -170,15 +181,9 @@ def _carries_placeholder(headers: http.Headers) -> bool:
     return PLACEHOLDER_TOKEN in tokens
 
 
+def _translated(flow: http.HTTPFlow) -> bool:
+    return "translation" in flow.metadata.get("modelmux", {})
+
+
 def _is_event_stream(response: http.Response) -> bool:
     return response.headers.get("content-type", "").startswith("text/event-stream")
-
-
-def _as_stream(transform: ModelRestorer) -> Callable[[bytes], list[bytes]]:
-    """mitmproxy's stream callable over a feed/close transform: b"" marks the end, and
-    an empty list (never b"", which would end a chunked HTTP/1.1 body) means "nothing yet"."""
-
-    def stream(chunk: bytes) -> list[bytes]:
-        return transform.feed(chunk) if chunk else transform.close()
-
-    return stream

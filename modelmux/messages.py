@@ -1,0 +1,69 @@
+"""Anthropic messages modelmux makes or reshapes itself. Pure."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any
+
+from modelmux.sse import format_event
+
+WARMUP = "Warmup"  # the whole text of Claude Code's cache-warming background request
+
+
+def is_warmup(body: dict[str, Any]) -> bool:
+    """Claude Code's warmup request, judged by the last message alone, so a real
+    conversation that once contained the word is never mistaken for one."""
+    messages = body.get("messages") or []
+    if not messages or not isinstance(messages[-1], dict) or messages[-1].get("role") != "user":
+        return False
+    content = messages[-1].get("content")
+    if isinstance(content, list):
+        texts = [b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text"]
+        if len(texts) != len(content):
+            return False
+        content = "".join(texts)
+    return isinstance(content, str) and content.strip() == WARMUP
+
+
+def text_message(model: str, text: str) -> dict[str, Any]:
+    return {
+        "id": f"msg_{secrets.token_hex(12)}",
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [{"type": "text", "text": text}],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": {"input_tokens": 0, "output_tokens": 0, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0},
+    }
+
+
+def as_events(message: dict[str, Any]) -> bytes:
+    """A whole message as the SSE stream Anthropic would have sent for it."""
+    start = {**message, "content": [], "stop_reason": None, "stop_sequence": None}
+    events = [format_event("message_start", {"type": "message_start", "message": start})]
+    for index, block in enumerate(message["content"]):
+        kind = block["type"]
+        empty = {"text": {"text": ""}, "thinking": {"thinking": "", "signature": ""}, "tool_use": {"input": {}}}
+        head = {**block, **empty.get(kind, {})}
+        events.append(format_event("content_block_start", {"type": "content_block_start", "index": index, "content_block": head}))
+        for delta in _deltas(block):
+            events.append(format_event("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}))
+        events.append(format_event("content_block_stop", {"type": "content_block_stop", "index": index}))
+    delta = {"stop_reason": message["stop_reason"], "stop_sequence": message.get("stop_sequence")}
+    events.append(format_event("message_delta", {"type": "message_delta", "delta": delta, "usage": message["usage"]}))
+    events.append(format_event("message_stop", {"type": "message_stop"}))
+    return b"".join(events)
+
+
+def _deltas(block: dict[str, Any]) -> list[dict[str, Any]]:
+    kind = block["type"]
+    if kind == "text" and block["text"]:
+        return [{"type": "text_delta", "text": block["text"]}]
+    if kind == "thinking":
+        deltas = [{"type": "thinking_delta", "thinking": block["thinking"]}] if block["thinking"] else []
+        return deltas + ([{"type": "signature_delta", "signature": block["signature"]}] if block.get("signature") else [])
+    if kind == "tool_use" and block["input"]:
+        return [{"type": "input_json_delta", "partial_json": json.dumps(block["input"], ensure_ascii=False)}]
+    return []

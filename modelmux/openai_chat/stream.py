@@ -1,0 +1,253 @@
+"""OpenAI Chat Completions SSE → Anthropic SSE: an explicit state machine. Pure.
+
+Anthropic blocks never interleave: one block is open at a time, and its deltas
+must belong to it. OpenAI streams parallel tool calls by `index`, and a few
+upstreams interleave their argument fragments. A tool block therefore opens as
+soon as its name is known and streams its arguments; anything else that arrives
+while the open call's arguments are not yet complete JSON waits in a queue, so no
+block is closed before its call is whole.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from modelmux import toolnames
+from modelmux.errors import error_type_for
+from modelmux.openai_chat.response import Context, message_id, stop_reason, usage
+from modelmux.sse import EventSplitter, format_event, parse_event
+
+PING = format_event("ping", {"type": "ping"})
+UNNAMED_TOOL = "unnamed_tool"
+
+
+@dataclass
+class Tool:
+    id: str | None = None
+    name: str = ""
+    arguments: str = ""
+    block: int | None = None  # the Anthropic block index once started
+    queued: bool = False
+    _checked: int = -1  # len(arguments) when completeness was last checked
+    _complete: bool = False
+
+    def complete(self) -> bool:
+        """Whether the arguments so far form a whole JSON value (then no more can follow)."""
+        if self._checked != len(self.arguments):
+            self._checked = len(self.arguments)
+            try:
+                json.loads(self.arguments)
+                self._complete = True
+            except ValueError:
+                self._complete = False
+        return self._complete
+
+
+@dataclass
+class Block:
+    index: int
+    kind: str  # "text", "thinking" or "tool_use"
+    tool: Tool | None = None
+
+
+class ChatStream:
+    """Feed upstream bytes in any chunking, get Anthropic SSE events back."""
+
+    def __init__(self, context: Context) -> None:
+        self.context = context
+        self._splitter = EventSplitter()
+        self._started = False  # message_start sent
+        self._ended = False  # message_stop or error sent: nothing may follow
+        self._finish: str | None = None
+        self._usage: dict[str, Any] | None = None
+        self._open: Block | None = None
+        self._next_index = 0
+        self._tools: dict[int, Tool] = {}
+        self._queue: list[tuple[str, Any]] = []
+        self._called_tools = False
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        out = self._start()
+        for raw in self._splitter.feed(chunk):
+            out += self._event(raw)
+        return out
+
+    def close(self) -> list[bytes]:
+        """The upstream's body ended. Without finish_reason or [DONE] it broke off, and
+        the client is told so instead of getting a message that looks complete."""
+        out = self._start()
+        if rest := self._splitter.rest():
+            out += self._event(rest + b"\n\n")
+        if self._ended:
+            return out
+        if self._finish is None:
+            return out + self._error("api_error", "the upstream's stream ended before the answer was complete")
+        return out + self._end()
+
+    # -- upstream events ----------------------------------------------------------
+
+    def _start(self) -> list[bytes]:
+        if self._started:
+            return []
+        self._started = True
+        message = {
+            "id": message_id(), "type": "message", "role": "assistant", "model": self.context.model,
+            "content": [], "stop_reason": None, "stop_sequence": None,
+            "usage": {"input_tokens": self.context.input_tokens, "output_tokens": 0,
+                      "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0},
+        }  # fmt: skip
+        return [format_event("message_start", {"type": "message_start", "message": message})]
+
+    def _event(self, raw: bytes) -> list[bytes]:
+        if self._ended:
+            return []
+        event = parse_event(raw)
+        if not event.data:
+            # SSE comments are keep-alives (OpenRouter sends them while it waits).
+            return [PING] if raw.lstrip().startswith(b":") else []
+        if event.data.strip() == "[DONE]":
+            return self._end()
+        try:
+            chunk = json.loads(event.data)
+        except ValueError:
+            return []
+        if not isinstance(chunk, dict):
+            return []
+        if isinstance(chunk.get("error"), dict):
+            return self._upstream_error(chunk["error"])
+        if chunk.get("usage"):
+            self._usage = chunk["usage"]  # repeated on every chunk by some servers: the last wins
+        out: list[bytes] = []
+        for choice in (chunk.get("choices") or [])[:1]:
+            out += self._delta(choice.get("delta") or {})
+            if choice.get("finish_reason"):
+                self._finish = choice["finish_reason"]
+        return out
+
+    def _delta(self, delta: dict[str, Any]) -> list[bytes]:
+        """Thinking, then text, then tool calls: Anthropic's order within a turn."""
+        out: list[bytes] = []
+        for field in ("reasoning_content", "reasoning"):
+            if isinstance(delta.get(field), str):
+                out += self._text("thinking", delta[field])
+        for field in ("content", "refusal"):
+            if isinstance(delta.get(field), str):
+                out += self._text("text", delta[field])
+        for fragment in delta.get("tool_calls") or ():
+            out += self._tool_fragment(fragment)
+        return out
+
+    # -- blocks ---------------------------------------------------------------------
+
+    def _blocked(self) -> bool:
+        return self._open is not None and self._open.tool is not None and not self._open.tool.complete()
+
+    def _text(self, kind: str, text: str) -> list[bytes]:
+        if not text:
+            return []
+        self._queue.append((kind, text))
+        return self._drain(force=False)
+
+    def _write_text(self, kind: str, text: str) -> list[bytes]:
+        out = []
+        if self._open is None or self._open.kind != kind:
+            empty = {"type": "text", "text": ""} if kind == "text" else {"type": "thinking", "thinking": "", "signature": ""}
+            out += self._open_block(kind, empty)
+        delta = {"type": "text_delta", "text": text} if kind == "text" else {"type": "thinking_delta", "thinking": text}
+        return out + [self._block_delta(delta)]
+
+    def _tool_fragment(self, fragment: dict[str, Any]) -> list[bytes]:
+        index = fragment.get("index")
+        if not isinstance(index, int):  # some servers omit it for single calls
+            index = max(self._tools, default=0) if not fragment.get("id") else len(self._tools)
+        tool = self._tools.setdefault(index, Tool())
+        function = fragment.get("function") or {}
+        tool.id = tool.id or fragment.get("id")
+        tool.name = tool.name or function.get("name") or ""
+        arguments = function.get("arguments") or ""
+        if not isinstance(arguments, str):  # a few servers send an object
+            arguments = json.dumps(arguments, ensure_ascii=False)
+        tool.arguments += arguments
+        self._called_tools = True
+        if self._open is not None and self._open.tool is tool:
+            out = [self._block_delta({"type": "input_json_delta", "partial_json": arguments})] if arguments else []
+            return out + self._drain(force=False)
+        if tool.block is not None:
+            return []  # its block was closed as complete; nothing valid can follow
+        if not tool.queued:
+            tool.queued = True
+            self._queue.append(("tool_use", tool))
+        return self._drain(force=False)  # it may have just got its name
+
+    def _write_tool(self, tool: Tool) -> list[bytes]:
+        tool.queued = False
+        name = tool.name or UNNAMED_TOOL
+        start = {"type": "tool_use", "id": toolnames.client_id(tool.id), "name": self.context.tool_names.get(name, name), "input": {}}
+        out = self._open_block("tool_use", start, tool)
+        tool.block = self._open.index if self._open else None
+        if tool.arguments:
+            out.append(self._block_delta({"type": "input_json_delta", "partial_json": tool.arguments}))
+        return out
+
+    def _drain(self, force: bool) -> list[bytes]:
+        """Write what is queued, in arrival order, as far as the open block allows: at
+        once when no unfinished tool call is open."""
+        out: list[bytes] = []
+        while self._queue and (force or not self._blocked()):
+            kind, item = self._queue[0]
+            if kind == "tool_use" and not item.name and not force:
+                break  # its name has not arrived yet
+            self._queue.pop(0)
+            out += self._write_tool(item) if kind == "tool_use" else self._write_text(kind, item)
+        return out
+
+    def _open_block(self, kind: str, start: dict[str, Any], tool: Tool | None = None) -> list[bytes]:
+        out = self._close_block()
+        self._open = Block(self._next_index, kind, tool)
+        self._next_index += 1
+        return out + [format_event("content_block_start", {"type": "content_block_start", "index": self._open.index, "content_block": start})]
+
+    def _block_delta(self, delta: dict[str, Any]) -> bytes:
+        assert self._open is not None
+        return format_event("content_block_delta", {"type": "content_block_delta", "index": self._open.index, "delta": delta})
+
+    def _close_block(self) -> list[bytes]:
+        if self._open is None:
+            return []
+        index, self._open = self._open.index, None
+        return [format_event("content_block_stop", {"type": "content_block_stop", "index": index})]
+
+    # -- the end --------------------------------------------------------------------
+
+    def _end(self) -> list[bytes]:
+        out = self._drain(force=True) + self._close_block()
+        self._ended = True
+        delta = {"stop_reason": stop_reason(self._finish, self._called_tools), "stop_sequence": None}
+        out.append(format_event("message_delta", {"type": "message_delta", "delta": delta, "usage": usage(self._usage)}))
+        out.append(format_event("message_stop", {"type": "message_stop"}))
+        return out
+
+    def _upstream_error(self, error: dict[str, Any]) -> list[bytes]:
+        code = error.get("code")
+        status = code if isinstance(code, int) else _STATUS_OF_TYPE.get(str(error.get("type") or code), 500)
+        return self._error(error_type_for(status), str(error.get("message") or error))
+
+    def _error(self, error_type: str, message: str) -> list[bytes]:
+        """Once the stream has started, an error can only be an SSE error event."""
+        self._ended = True
+        return [format_event("error", {"type": "error", "error": {"type": error_type, "message": message}})]
+
+
+_STATUS_OF_TYPE = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "rate_limit_error": 429,
+    "rate_limit_exceeded": 429,
+    "insufficient_quota": 429,
+    "overloaded_error": 529,
+    "server_error": 500,
+}

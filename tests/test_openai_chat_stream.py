@@ -1,0 +1,253 @@
+"""Chat Completions answers → Anthropic: whole bodies, and streams fed at every chunking,
+checked by an event-grammar validator and by the anthropic SDK's own accumulator."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from anthropic.lib.streaming._messages import accumulate_event
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from modelmux.openai_chat import ChatStream, Context, from_chat
+from modelmux.sse import EventSplitter, parse_event
+
+LONG = "mcp__plugin_superpowers_chrome__use_browser_with_a_really_long_name_indeed"
+CONTEXT = Context(model="claude-sonnet-4-5", tool_names={"short_x": LONG}, input_tokens=321)
+
+
+def chunk(delta: dict | None = None, finish: str | None = None, usage: dict | None = None, choices: bool = True) -> bytes:
+    body: dict[str, Any] = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "model": "gpt-test"}
+    body["choices"] = [{"index": 0, "delta": delta or {}, "finish_reason": finish}] if choices else []
+    if usage is not None:
+        body["usage"] = usage
+    return b"data: " + json.dumps(body, ensure_ascii=False).encode() + b"\n\n"
+
+
+def call(index: int, id: str | None = None, name: str | None = None, arguments: str | None = None) -> dict:
+    fragment: dict[str, Any] = {"index": index, "function": {}}
+    if id:
+        fragment["id"], fragment["type"] = id, "function"
+    if name:
+        fragment["function"]["name"] = name
+    if arguments is not None:
+        fragment["function"]["arguments"] = arguments
+    return fragment
+
+
+USAGE = {"prompt_tokens": 100, "completion_tokens": 20, "prompt_tokens_details": {"cached_tokens": 60}}
+DONE = b"data: [DONE]\n\n"
+
+# A stream with everything: keep-alive, reasoning, text with multi-byte characters,
+# two parallel tool calls (the second's first chunk whole), the usage-only chunk.
+FULL = [
+    b": keep-alive\n\n",
+    chunk({"role": "assistant", "content": None, "reasoning_content": "Let me "}),
+    chunk({"reasoning_content": "think."}),
+    chunk({"content": "Voilà — ", "tool_calls": []}),
+    chunk({"content": "日本語 ✓"}),
+    chunk({"tool_calls": [call(0, "call_a", "Bash", "")]}),
+    chunk({"tool_calls": [call(0, arguments='{"comm')]}),
+    chunk({"tool_calls": [call(0, arguments='and":"ls"}')]}),
+    chunk({"tool_calls": [call(1, "functions.Read:1", "short_x", '{"path":"/tmp/a"}')]}),
+    chunk(finish="tool_calls"),
+    chunk(choices=False, usage=USAGE),
+    DONE,
+]
+FULL_MESSAGE = {
+    "content": [
+        {"type": "thinking", "thinking": "Let me think.", "signature": ""},
+        {"type": "text", "text": "Voilà — 日本語 ✓"},
+        {"type": "tool_use", "id": "call_a", "name": "Bash", "input": {"command": "ls"}},
+        {"type": "tool_use", "id": "mmx_ZnVuY3Rpb25zLlJlYWQ6MQ", "name": LONG, "input": {"path": "/tmp/a"}},
+    ],
+    "stop_reason": "tool_use",
+    "usage": {"input_tokens": 40, "output_tokens": 20, "cache_read_input_tokens": 60, "cache_creation_input_tokens": 0},
+}
+
+
+def run(pieces: list[bytes], sizes: list[int] | None = None) -> list[bytes]:
+    """Feed the upstream bytes cut at `sizes` (cycled), then close."""
+    data = b"".join(pieces)
+    stream = ChatStream(CONTEXT)
+    out: list[bytes] = []
+    position, i = 0, 0
+    while position < len(data):
+        size = sizes[i % len(sizes)] if sizes else len(data)
+        produced = stream.feed(data[position : position + size])
+        assert b"" not in produced
+        out += produced
+        position += size
+        i += 1
+    return out + stream.close()
+
+
+def events(output: list[bytes]) -> list[dict]:
+    splitter = EventSplitter()
+    parsed = []
+    for raw in splitter.feed(b"".join(output)):
+        event = parse_event(raw)
+        data = event.json()
+        assert data["type"] == event.name
+        parsed.append(data)
+    assert splitter.rest() == b""
+    return parsed
+
+
+def validate(sequence: list[dict]) -> None:
+    """Anthropic's stream grammar: one message_start, blocks opened, filled and closed in
+    order with matching delta types, no empty deltas, message_delta, then message_stop."""
+    assert sequence[0]["type"] == "message_start"
+    assert set(sequence[0]["message"]["usage"]) >= {"input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"}
+    expected_delta = {"text": "text_delta", "thinking": "thinking_delta", "tool_use": "input_json_delta"}
+    open_block, next_index = None, 0
+    for event in sequence[1:-2]:
+        kind = event["type"]
+        if kind == "ping":
+            continue
+        if kind == "content_block_start":
+            assert open_block is None and event["index"] == next_index
+            open_block, next_index = event["content_block"]["type"], next_index + 1
+        elif kind == "content_block_delta":
+            assert open_block is not None and event["index"] == next_index - 1
+            assert event["delta"]["type"] == expected_delta[open_block]
+            value = next(v for k, v in event["delta"].items() if k != "type")
+            assert value != ""
+        else:
+            assert kind == "content_block_stop" and event["index"] == next_index - 1
+            open_block = None
+    assert open_block is None
+    assert [e["type"] for e in sequence[-2:]] == ["message_delta", "message_stop"]
+
+
+def accumulated(sequence: list[dict]) -> dict:
+    snapshot = None
+    buffers: dict[int, bytes] = {}
+    for event in sequence:
+        snapshot = accumulate_event(event=event, current_snapshot=snapshot, json_bufs=buffers)
+    return snapshot.model_dump(include={"content", "stop_reason", "usage", "model"}, exclude_none=True)
+
+
+def final(pieces: list[bytes], sizes: list[int] | None = None) -> dict:
+    sequence = events(run(pieces, sizes))
+    validate(sequence)
+    return accumulated(sequence)
+
+
+def test_full_stream():
+    sequence = events(run(FULL))
+    validate(sequence)
+    assert [e["type"] for e in sequence] == [
+        "message_start", "ping",
+        "content_block_start", "content_block_delta", "content_block_delta", "content_block_stop",
+        "content_block_start", "content_block_delta", "content_block_delta", "content_block_stop",
+        "content_block_start", "content_block_delta", "content_block_delta", "content_block_stop",
+        "content_block_start", "content_block_delta", "content_block_stop",
+        "message_delta", "message_stop",
+    ]
+    assert sequence[0]["message"]["model"] == "claude-sonnet-4-5"
+    assert sequence[0]["message"]["usage"]["input_tokens"] == 321  # modelmux's estimate until the real count
+    assert accumulated(sequence) == {"model": "claude-sonnet-4-5", **FULL_MESSAGE}
+
+
+@given(st.lists(st.integers(min_value=1, max_value=97), min_size=1, max_size=30), st.booleans())
+@settings(max_examples=300, deadline=None)
+def test_any_chunking_and_framing_gives_the_same_events(sizes, crlf):
+    pieces = [p.replace(b"\n", b"\r\n") for p in FULL] if crlf else FULL
+    strip_ids = lambda seq: [{**e, "message": {**e["message"], "id": "x"}} if e["type"] == "message_start" else e for e in seq]  # noqa: E731
+    assert strip_ids(events(run(pieces, sizes))) == strip_ids(events(run(FULL)))
+
+
+def test_interleaved_parallel_calls_stay_whole():
+    pieces = [
+        chunk({"tool_calls": [call(0, "c0", "A", '{"x":')]}),
+        chunk({"tool_calls": [call(1, "c1", "B", '{"y":')]}),
+        chunk({"tool_calls": [call(0, arguments="1}")]}),
+        chunk({"tool_calls": [call(1, arguments="2}")]}),
+        chunk({"content": "done"}),
+        chunk(finish="tool_calls", usage=USAGE),
+    ]
+    assert final(pieces)["content"] == [
+        {"type": "tool_use", "id": "c0", "name": "A", "input": {"x": 1}},
+        {"type": "tool_use", "id": "c1", "name": "B", "input": {"y": 2}},
+        {"type": "text", "text": "done"},
+    ]
+
+
+def test_tool_block_starts_when_its_name_arrives():
+    stream = ChatStream(CONTEXT)
+    stream.feed(chunk({"tool_calls": [call(0, "c0", None, "")]}))
+    assert stream.feed(chunk({"tool_calls": [call(0, arguments='{"a"')]})) == []
+    started = events(stream.feed(chunk({"tool_calls": [call(0, name="Bash", arguments=":1}")]})))
+    assert [e["type"] for e in started] == ["content_block_start", "content_block_delta"]
+    assert started[1]["delta"]["partial_json"] == '{"a":1}'
+
+
+def test_usage_repeated_on_every_chunk_counts_once():
+    pieces = [chunk({"content": "a"}, usage=USAGE), chunk({"content": "b"}, usage=USAGE), chunk(finish="stop", usage=USAGE), DONE]
+    assert final(pieces)["usage"] == FULL_MESSAGE["usage"]
+
+
+def test_the_model_probe_is_a_clean_max_tokens_answer():
+    assert final([chunk({"role": "assistant", "content": ""}), chunk(finish="length"), DONE]) == {
+        "model": "claude-sonnet-4-5", "content": [], "stop_reason": "max_tokens",
+        "usage": {"input_tokens": 0, "output_tokens": 0, "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0}}
+
+
+@pytest.mark.parametrize("finish, reason", [("stop", "end_turn"), ("length", "max_tokens"), ("content_filter", "refusal")])
+def test_stop_reasons(finish, reason):
+    assert final([chunk({"content": "x"}), chunk(finish=finish)])["stop_reason"] == reason
+
+
+def test_tool_calls_with_finish_stop_are_tool_use():
+    assert final([chunk({"tool_calls": [call(0, "c", "A", "{}")]}), chunk(finish="stop"), DONE])["stop_reason"] == "tool_use"
+
+
+def test_a_stream_that_breaks_off_ends_with_an_error_not_a_fake_stop():
+    sequence = events(run([chunk({"content": "partial"})]))
+    assert [e["type"] for e in sequence] == ["message_start", "content_block_start", "content_block_delta", "error"]
+    assert sequence[-1]["error"] == {"type": "api_error", "message": "the upstream's stream ended before the answer was complete"}
+
+
+def test_an_upstream_error_mid_stream_becomes_an_error_event():
+    error = b'data: {"error": {"message": "Rate limit reached", "type": "rate_limit_exceeded", "code": "rate_limit_exceeded"}}\n\n'
+    sequence = events(run([chunk({"content": "x"}), error, chunk({"content": "ignored"}), DONE]))
+    assert sequence[-1] == {"type": "error", "error": {"type": "rate_limit_error", "message": "Rate limit reached"}}
+    assert "message_stop" not in [e["type"] for e in sequence]
+
+
+def test_done_without_finish_reason_still_completes():
+    assert final([chunk({"content": "hi"}), DONE])["stop_reason"] == "end_turn"
+
+
+def test_whole_body():
+    body = {
+        "id": "chatcmpl-9", "object": "chat.completion", "model": "gpt-test",
+        "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+            "role": "assistant", "content": "Voilà", "reasoning_content": "thinking…",
+            "tool_calls": [{"id": "call_a", "type": "function", "function": {"name": "Bash", "arguments": '{"command":"ls"}'}},
+                           {"id": "functions.Read:1", "type": "function", "function": {"name": "short_x", "arguments": "not json"}}]}}],
+        "usage": USAGE,
+    }
+    message = from_chat(body, CONTEXT)
+    assert message.pop("id").startswith("msg_")
+    assert message == {
+        "type": "message", "role": "assistant", "model": "claude-sonnet-4-5", "stop_sequence": None,
+        "content": [
+            {"type": "thinking", "thinking": "thinking…", "signature": ""},
+            {"type": "text", "text": "Voilà"},
+            {"type": "tool_use", "id": "call_a", "name": "Bash", "input": {"command": "ls"}},
+            {"type": "tool_use", "id": "mmx_ZnVuY3Rpb25zLlJlYWQ6MQ", "name": LONG, "input": {"arguments": "not json"}},
+        ],
+        "stop_reason": "tool_use",
+        "usage": FULL_MESSAGE["usage"],
+    }
+
+
+def test_whole_body_probe_has_no_empty_text_block():
+    body = {"choices": [{"finish_reason": "length", "message": {"role": "assistant", "content": ""}}],
+            "usage": {"prompt_tokens": 9, "completion_tokens": 1}}
+    message = from_chat(body, CONTEXT)
+    assert (message["content"], message["stop_reason"], message["usage"]["input_tokens"]) == ([], "max_tokens", 9)
