@@ -15,6 +15,7 @@ except ImportError:  # a checkout used without `pip install -e .`
     sys.path.insert(0, str(REPO))
 
 from modelmux.addons.failures import Failures  # noqa: E402
+from modelmux.addons.heartbeat import Heartbeat  # noqa: E402
 from modelmux.addons.inbound import InboundAuth  # noqa: E402
 from modelmux.addons.listeners import Listeners  # noqa: E402
 from modelmux.addons.local import LocalAPI  # noqa: E402
@@ -32,5 +33,6 @@ addons = [
     LocalAPI(settings),
     Router(settings, translator),
     translator,
+    Heartbeat(),
     Failures(settings),
 ]

@@ -9,6 +9,12 @@ from typing import Any
 from modelmux.sse import format_event
 
 WARMUP = "Warmup"  # the whole text of Claude Code's cache-warming background request
+PING = format_event("ping", {"type": "ping"})
+
+
+def error_event(error_type: str, message: str) -> bytes:
+    """How a stream that has already started reports a failure."""
+    return format_event("error", {"type": "error", "error": {"type": error_type, "message": message}})
 
 
 def is_warmup(body: dict[str, Any]) -> bool:

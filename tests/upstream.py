@@ -38,12 +38,14 @@ class Reply:
 
 @dataclass
 class Stream:
-    """A chunked response written piece by piece, sleeping `delays[i]` before piece i."""
+    """A chunked response written piece by piece, sleeping `delays[i]` before piece i;
+    with `complete=False` the connection drops after the last piece, without the end."""
 
     pieces: list[bytes]
     delays: list[float] = field(default_factory=list)
     status: int = 200
     headers: dict[str, str] = field(default_factory=lambda: {"content-type": "text/event-stream"})
+    complete: bool = True
 
 
 @dataclass
@@ -160,7 +162,7 @@ class Upstream:
                 handler.send_header("content-length", str(len(body)))
                 handler.end_headers()
                 handler.wfile.write(body)
-            case Stream(pieces, delays, status, headers):
+            case Stream(pieces, delays, status, headers, complete):
                 handler.send_response(status)
                 for name, value in headers.items():
                     handler.send_header(name, value)
@@ -172,7 +174,10 @@ class Upstream:
                         time.sleep(delays[i])
                     handler.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
                     handler.wfile.flush()
-                handler.wfile.write(b"0\r\n\r\n")
+                if complete:
+                    handler.wfile.write(b"0\r\n\r\n")
+                else:
+                    handler.close_connection = True
             case Hang():
                 self._stopping.wait(60)
                 handler.close_connection = True

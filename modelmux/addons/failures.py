@@ -3,17 +3,14 @@ does not answer in time is a 504.
 
 mitmproxy answers upstream connect and TLS failures with its own HTML page, and its
 `error` hook cannot replace it (mitmproxy PR #7999, still open); a flow in transit
-cannot be killed either (issue #4711). Two small touchpoints make up for that:
+cannot be killed either (issue #4711). So (through modelmux/addons/internals.py):
 
-- mitmproxy's HTTP/1 error-response builder (and the `format_error` of HTTP/2 and 3)
-  is replaced by one that writes the Anthropic envelope. Its message is prepared by
-  the `error` hook, which has the flow; the builder finds it by the identity of the
-  error string, which mitmproxy hands unchanged from `flow.error.msg` to the builder.
+- mitmproxy's error-page builders are replaced by one that writes the Anthropic
+  envelope. Its message is prepared by the `error` hook, which has the flow; the
+  builder finds it by the identity of the error string, which mitmproxy hands
+  unchanged from `flow.error.msg` to the builder.
 - a timeout cancels mitmproxy's task for the upstream connection, which mitmproxy
   then reports through that same error path.
-
-Both are checked at start-up; if a mitmproxy upgrade moved them, a warning says so
-and mitmproxy's own behaviour stays.
 """
 
 from __future__ import annotations
@@ -23,17 +20,13 @@ import json
 import logging
 import re
 from collections import OrderedDict
-from collections.abc import Callable
 
-from mitmproxy import ctx
 from mitmproxy import http
 from mitmproxy.connection import Connection
 from mitmproxy.net.http import http1
 from mitmproxy.proxy import server_hooks
-from mitmproxy.proxy.layers.http import _http1
-from mitmproxy.proxy.layers.http import _http2
-from mitmproxy.proxy.layers.http import _http3
 
+from modelmux.addons.internals import CLIENT_GONE, ErrorPages, cancel_upstream
 from modelmux.addons.settings import Settings
 from modelmux.credentials import scrub
 from modelmux.errors import error_body, is_error_envelope
@@ -45,7 +38,6 @@ SNIPPET_LIMIT = 300
 _TAGS = re.compile(r"<[^>]+>")
 _SPACE = re.compile(r"\s+")
 _TLS_WORDS = ("tls", "ssl", "certificate", "handshake")
-CLIENT_GONE = "Client disconnected."  # mitmproxy's HTTP/1 message; nobody is left to answer
 
 
 class Failures:
@@ -55,25 +47,15 @@ class Failures:
         self._inflight: dict[str, http.HTTPFlow] = {}  # client connection id → flow
         self._timers: dict[str, asyncio.TimerHandle] = {}  # flow or server connection id → timer
         self._timed_out: dict[str, str] = {}  # client connection id → what timed out
-        self._originals: tuple[Callable, Callable, Callable] | None = None
-
-    # -- lifecycle: install and remove the error-page builders --------------------
+        self._pages = ErrorPages()
 
     def load(self, loader) -> None:
-        if not all(hasattr(m, n) for m, n in ((_http1, "make_error_response"), (_http2, "format_error"), (_http3, "format_error"))):
-            logger.warning("this mitmproxy version moved its error-page builders; upstream failures "
-                           "will reach clients as mitmproxy's HTML pages")
-            return
-        self._originals = (_http1.make_error_response, _http2.format_error, _http3.format_error)
-        _http1.make_error_response = self._http1_error_response
-        _http2.format_error = _http3.format_error = self._error_page
+        self._pages.install(self._http1_error_response, self._error_page)
 
     def done(self) -> None:
         for timer in self._timers.values():
             timer.cancel()
-        if self._originals:
-            _http1.make_error_response, _http2.format_error, _http3.format_error = self._originals
-            self._originals = None
+        self._pages.uninstall()
 
     # -- timeouts -----------------------------------------------------------------
 
@@ -109,20 +91,12 @@ class Failures:
         seconds = flow.metadata["modelmux"]["response_timeout"]
         self._timed_out[flow.client_conn.id] = f"did not answer within {seconds:g} s (response_timeout)"
         address = (flow.request.host, flow.request.port)
-        self._cancel_upstream(flow.client_conn.id, lambda conn: conn.address == address)
+        cancel_upstream(flow.client_conn.id, lambda conn: conn.address == address)
 
     def _connect_timed_out(self, client_id: str, server: Connection, seconds: float) -> None:
         self._timers.pop(server.id, None)
         self._timed_out[client_id] = f"could not be connected to within {seconds:g} s (connect_timeout)"
-        self._cancel_upstream(client_id, lambda conn: conn is server)
-
-    def _cancel_upstream(self, client_id: str, select: Callable[[Connection], bool]) -> None:
-        """Cancel mitmproxy's task for the matching upstream connection of this client.
-        Touchpoint: Proxyserver.connections[client id].transports[connection].handler."""
-        handler = getattr(ctx.master.addons.get("proxyserver"), "connections", {}).get(client_id)
-        for conn, io in list(getattr(handler, "transports", {}).items()):
-            if conn is not handler.client and select(conn) and io.handler is not None:
-                io.handler.cancel()
+        cancel_upstream(client_id, lambda conn: conn is server)
 
     def _cancel_timer(self, key: str) -> None:
         if timer := self._timers.pop(key, None):
@@ -180,7 +154,6 @@ class Failures:
         return http1.assemble_response(response)
 
     def _error_page(self, status_code: int, message: str) -> bytes:
-        # HTTP/2 and 3 keep mitmproxy's status line and headers; the body is ours.
         return self._page(status_code, message)[1]
 
     # -- upstream answers that are errors but not Anthropic errors ----------------

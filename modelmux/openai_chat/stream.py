@@ -16,10 +16,10 @@ from typing import Any
 
 from modelmux import toolnames
 from modelmux.errors import error_type_for
+from modelmux.messages import PING, error_event
 from modelmux.openai_chat.response import Context, message_id, stop_reason, usage
 from modelmux.sse import EventSplitter, format_event, parse_event
 
-PING = format_event("ping", {"type": "ping"})
 UNNAMED_TOOL = "unnamed_tool"
 
 
@@ -237,7 +237,7 @@ class ChatStream:
     def _error(self, error_type: str, message: str) -> list[bytes]:
         """Once the stream has started, an error can only be an SSE error event."""
         self._ended = True
-        return [format_event("error", {"type": "error", "error": {"type": error_type, "message": message}})]
+        return [error_event(error_type, message)]
 
 
 _STATUS_OF_TYPE = {

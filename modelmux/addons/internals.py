@@ -1,0 +1,89 @@
+"""Every place modelmux reaches into mitmproxy's internals, in one file.
+
+mitmproxy 12.2 has no public way to replace its own error pages (PR #7999 is open),
+to end a flow in transit (issue #4711), or to send a client anything a stream
+callable did not return. These helpers do exactly that and nothing more. Each checks
+its touchpoint and degrades to mitmproxy's own behaviour (with a warning) if an
+upgrade moved it; tests/test_failures.py and tests/test_heartbeat.py exercise each.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from mitmproxy import ctx
+from mitmproxy import http
+from mitmproxy.connection import Connection
+from mitmproxy.proxy.layers.http import _http1
+from mitmproxy.proxy.layers.http import _http2
+from mitmproxy.proxy.layers.http import _http3
+
+logger = logging.getLogger(__name__)
+
+CLIENT_GONE = "Client disconnected."  # mitmproxy's HTTP/1 message when the client went away
+
+ErrorResponse = Callable[[int, str], bytes]  # (status, message) → a whole HTTP/1 response
+ErrorBody = Callable[[int, str], bytes]  # (status, message) → a body
+
+
+class ErrorPages:
+    """Swaps mitmproxy's HTML error pages for modelmux's while installed."""
+
+    def __init__(self) -> None:
+        self._originals: tuple[Callable, Callable, Callable] | None = None
+
+    def install(self, response: ErrorResponse, body: ErrorBody) -> None:
+        modules = ((_http1, "make_error_response"), (_http2, "format_error"), (_http3, "format_error"))
+        if not all(hasattr(module, name) for module, name in modules):
+            logger.warning("this mitmproxy version moved its error-page builders; upstream failures "
+                           "will reach clients as mitmproxy's HTML pages")
+            return
+        self._originals = (_http1.make_error_response, _http2.format_error, _http3.format_error)
+        _http1.make_error_response = response
+        # HTTP/2 and 3 keep mitmproxy's status line and headers; the body is ours.
+        _http2.format_error = _http3.format_error = body
+
+    def uninstall(self) -> None:
+        if self._originals:
+            _http1.make_error_response, _http2.format_error, _http3.format_error = self._originals
+            self._originals = None
+
+
+def _handler(client_id: str):  # -> mitmproxy.proxy.server.ConnectionHandler | None
+    """Touchpoint: Proxyserver.connections[client id]."""
+    return getattr(ctx.master.addons.get("proxyserver"), "connections", {}).get(client_id)
+
+
+def cancel_upstream(client_id: str, select: Callable[[Connection], bool]) -> None:
+    """Cancel mitmproxy's task for the matching upstream connection of this client; mitmproxy
+    then reports the flow as failed through its error path. Touchpoint: handler.transports."""
+    handler = _handler(client_id)
+    for conn, io in list(getattr(handler, "transports", {}).items()):
+        if conn is not handler.client and select(conn) and io.handler is not None:
+            io.handler.cancel()
+
+
+def can_write_chunks(flow: http.HTTPFlow) -> bool:
+    """Whether extra chunks may be written to this flow's client: an HTTP/1.1 client whose
+    response is chunked (HTTP/2 frames belong to mitmproxy's h2 state machine)."""
+    response = flow.response
+    return (
+        flow.request.http_version == "HTTP/1.1"
+        and response is not None
+        and "chunked" in response.headers.get("transfer-encoding", "").lower()
+    )
+
+
+def write_chunk(flow: http.HTTPFlow, data: bytes, last: bool = False) -> bool:
+    """Write `data` to the client as one chunk of its chunked response (and the final,
+    empty chunk if `last`). The caller guarantees a chunk boundary: nothing else is
+    mid-write, and the response's end has not been written. Touchpoint: the client's
+    transport writer."""
+    handler = _handler(flow.client_conn.id)
+    io = getattr(handler, "transports", {}).get(getattr(handler, "client", None))
+    writer = getattr(io, "writer", None)
+    if writer is None or writer.is_closing():
+        return False
+    writer.write(b"%x\r\n%s\r\n" % (len(data), data) + (b"0\r\n\r\n" if last else b""))
+    return True
