@@ -5,29 +5,15 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 
 import httpx
-import pytest
 
 from gateway import Gateway
-from openai_upstream import CLIENT_KEY, ROUTES_ENV, routes_yaml, sse, text_chunks
-from upstream import Stream, Upstream
+from openai_upstream import CLIENT_KEY, fresh, gateway, server, sse, text_chunks  # noqa: F401 (fixtures)
+from upstream import Stream
 
+GATEWAY_ARGS = ["--set", "modelmux_ping_interval=1"]
 BODY = {"model": "claude-sonnet-4-5", "max_tokens": 50, "stream": True, "messages": [{"role": "user", "content": "hi"}]}
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[Upstream]:
-    with Upstream() as fake:
-        yield fake
-
-
-@pytest.fixture(scope="module")
-def gateway(server: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    directory = tmp_path_factory.mktemp("heartbeat")
-    with Gateway(directory, routes_yaml(server.url), ROUTES_ENV, ["--set", "modelmux_ping_interval=1"]) as gw:
-        yield gw
 
 
 def timed_events(gateway: Gateway) -> list[tuple[str, float, dict]]:
