@@ -46,6 +46,7 @@ routes:
   - {{match: "claude-*haiku*", provider: zai, model: glm-4.5-air}}
   - {{match: {{regex: "^kimi-"}}, provider: kimi}}
   - {{match: "raw-*", provider: zai, model: glm-raw, response_model: upstream}}
+  - {{match: "warm-*", provider: zai, model: glm-warm, intercept: [warmup]}}
 aliases: {{opus: claude-opus-4-1}}
 profiles:
   claude: {{slots: {{sonnet: claude-sonnet-4-5}}, providers: [anthropic]}}
@@ -273,3 +274,19 @@ def test_the_base_url_probe_is_answered_locally(gateway, upstreams):
     assert response.status_code == 200
     assert httpx.get(gateway.url + "/").json() == {"service": "modelmux", "version": "0.1.0"}
     assert [len(s.received) for s in upstreams.values()] == [0, 0, 0]
+
+
+def test_warmup_is_answered_locally_on_routes_that_intercept_it(gateway, upstreams):
+    warmup = [{"role": "user", "content": [{"type": "text", "text": "Warmup"}]}]
+    answer = client(gateway).messages.create(model="warm-1", max_tokens=1, messages=warmup)
+    assert (answer.model, answer.content[0].text, answer.stop_reason) == ("warm-1", "OK", "end_turn")
+    with client(gateway).messages.stream(model="warm-1", max_tokens=1, messages=warmup) as stream:
+        assert stream.get_final_message().content[0].text == "OK"
+    assert upstreams["zai"].received == []
+    # only the last message decides: a conversation that once said "Warmup" is real
+    history = [*warmup, {"role": "assistant", "content": "OK"}, {"role": "user", "content": "now a real question"}]
+    client(gateway).messages.create(model="warm-1", max_tokens=1, messages=history)
+    assert json.loads(only(upstreams["zai"])["body"])["model"] == "glm-warm"
+    # and routes without `intercept` forward it
+    ask_warmup = client(gateway).messages.create(model="claude-haiku-4-5", max_tokens=1, messages=warmup)
+    assert ask_warmup.content[0].text == "Hello from the fake upstream."
