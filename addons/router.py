@@ -19,6 +19,7 @@ from modelmux.addons.heartbeat import Heartbeat  # noqa: E402
 from modelmux.addons.inbound import InboundAuth  # noqa: E402
 from modelmux.addons.listeners import Listeners  # noqa: E402
 from modelmux.addons.local import LocalAPI  # noqa: E402
+from modelmux.addons.retention import Retention  # noqa: E402
 from modelmux.addons.router import Router  # noqa: E402
 from modelmux.addons.settings import Settings  # noqa: E402
 from modelmux.addons.translator import Translator  # noqa: E402
@@ -35,4 +36,5 @@ addons = [
     translator,
     Heartbeat(),
     Failures(settings),
+    Retention(),
 ]

@@ -87,3 +87,10 @@ def write_chunk(flow: http.HTTPFlow, data: bytes, last: bool = False) -> bool:
         return False
     writer.write(b"%x\r\n%s\r\n" % (len(data), data) + (b"0\r\n\r\n" if last else b""))
     return True
+
+
+def stored_flows(view) -> list:  # view: mitmproxy.addons.view.View
+    """Every flow mitmweb holds, oldest first, whatever the UI's filter shows.
+    Touchpoint: View._store (insertion-ordered); the filtered view as a fallback."""
+    store = getattr(view, "_store", None)
+    return list(store.values()) if store is not None else list(view)
