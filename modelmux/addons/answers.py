@@ -30,6 +30,12 @@ def answer_error(flow: http.HTTPFlow, error: GatewayError) -> None:
     flow.comment = f"modelmux {error.status} {error.error_type}: {error.message}"
 
 
+def loggable_url(flow: http.HTTPFlow) -> str:
+    """The request's URL without its query string, which may carry a provider's key."""
+    request = flow.request
+    return f"{request.scheme}://{request.host}:{request.port}{request_path(flow)}"
+
+
 def request_path(flow: http.HTTPFlow) -> str:
     """The path without its query string (Claude Code sends /v1/messages?beta=true)."""
     return flow.request.path.partition("?")[0]

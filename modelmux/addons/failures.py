@@ -26,6 +26,7 @@ from mitmproxy.connection import Connection
 from mitmproxy.net.http import http1
 from mitmproxy.proxy import server_hooks
 
+from modelmux.addons.answers import loggable_url
 from modelmux.addons.internals import CLIENT_GONE, ErrorPages, cancel_upstream
 from modelmux.addons.settings import Settings
 from modelmux.credentials import scrub
@@ -116,7 +117,7 @@ class Failures:
         if flow.error.msg == CLIENT_GONE:
             self._timed_out.pop(flow.client_conn.id, None)
             flow.comment = f"{flow.comment} · client disconnected" if flow.comment else "client disconnected"
-            logger.info("%s %s: client disconnected", flow.request.method, flow.request.pretty_url)
+            logger.info("%s %s: client disconnected", flow.request.method, loggable_url(flow))
             return
         timed_out = self._timed_out.pop(flow.client_conn.id, None)
         status, message = self._describe(flow, timed_out)
@@ -125,7 +126,7 @@ class Failures:
             self._prepared.popitem(last=False)
         flow.marked = ":x:"
         flow.comment = f"{flow.comment} · failed: {message}" if flow.comment else f"failed: {message}"
-        logger.warning("%s %s: %s", flow.request.method, flow.request.pretty_url, message)
+        logger.warning("%s %s: %s", flow.request.method, loggable_url(flow), message)
 
     def _describe(self, flow: http.HTTPFlow, timed_out: str | None) -> tuple[int, str]:
         upstream = _upstream(flow)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from mitmproxy import ctx
 from mitmproxy import http
 
+from modelmux.addons.answers import loggable_url
 from modelmux.addons.internals import CLIENT_GONE, can_write_chunks, write_chunk
 from modelmux.messages import PING, error_event
 
@@ -77,7 +78,7 @@ class Heartbeat:
         provider = flow.metadata["modelmux"].get("provider")
         message = f"provider '{provider}' broke off its answer mid-stream: {flow.error.msg}"
         if write_chunk(flow, error_event("api_error", message), last=True):
-            logger.warning("%s: %s", flow.request.pretty_url, message)
+            logger.warning("%s: %s", loggable_url(flow), message)
 
     def done(self) -> None:
         for pulse in self._pulses.values():
