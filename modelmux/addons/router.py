@@ -7,7 +7,7 @@ import logging
 from mitmproxy import http
 
 from modelmux import messages, routing
-from modelmux.addons.answers import answer, answer_error, answer_json, request_path
+from modelmux.addons.answers import answer, answer_error, answer_json, request_path, upstream_json
 from modelmux.addons.streams import as_stream
 from modelmux.addons.translator import Translator
 from modelmux.addons.settings import Settings
@@ -66,7 +66,7 @@ class Router:
             self.translator.translate_request(flow, decision, body, path)
         elif decision.rewrites_model:
             body["model"] = decision.upstream_model
-            flow.request.content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+            flow.request.content = upstream_json(body)
         if decision.restores_model and not translated:
             # The answer gets rewritten, which needs plain bytes, not gzip.
             flow.request.headers["accept-encoding"] = "identity"

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 from mitmproxy import http
 
 from modelmux import messages, openai_chat, toolnames
-from modelmux.addons.answers import JSON, answer_error, answer_json
+from modelmux.addons.answers import JSON, answer_error, answer_json, upstream_json
 from modelmux.addons.streams import as_stream
 from modelmux.errors import GatewayError
 from modelmux.routing import Decision
@@ -53,7 +53,7 @@ class Translator:
         endpoint = (provider.shape.endpoint or openai_chat.ENDPOINT).replace("{model}", decision.upstream_model)
         query = f"?{urlencode(dict(provider.shape.query))}" if provider.shape.query else ""
         flow.request.url = provider.base_url + endpoint + query
-        flow.request.content = json.dumps(chat, ensure_ascii=False, separators=(",", ":")).encode()
+        flow.request.content = upstream_json(chat)
         headers = flow.request.headers
         for name in ANTHROPIC_ONLY_HEADERS:
             headers.pop(name, None)
