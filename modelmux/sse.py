@@ -50,6 +50,8 @@ class Event:
 
 def parse_event(raw: bytes) -> Event:
     """One framed event → its `event:` name and joined `data:` lines."""
+    if raw.startswith(b"data: ") and raw.count(b"\n") == 2 and raw.endswith(b"\n\n") and b"\r" not in raw:
+        return Event(None, raw[6:-2].decode("utf-8"))  # OpenAI's every event: one data line
     name: str | None = None
     data: list[str] = []
     for line in _LINE_END.split(raw.decode("utf-8")):
@@ -62,8 +64,11 @@ def parse_event(raw: bytes) -> Event:
     return Event(name, "\n".join(data))
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # one, not one per event
+
+
 def format_event(name: str | None, data: Any) -> bytes:
     """An Anthropic-style event: `event: NAME` then one compact JSON `data:` line."""
-    payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    payload = _ENCODER.encode(data)
     head = f"event: {name}\n" if name else ""
     return f"{head}data: {payload}\n\n".encode()

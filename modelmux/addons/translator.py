@@ -3,10 +3,11 @@ protocol, and their answers come back as Anthropic messages, streamed as they ar
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from mitmproxy import http
 
@@ -37,30 +38,33 @@ class Translator:
                 f"which speaks {provider.protocol}; this modelmux version translates only to openai-chat",
                 "api_error",
             )
-        estimate = estimate_input_tokens(body)
         if path == COUNT_TOKENS:
             # Chat Completions has no counting endpoint; Claude Code needs an answer.
-            answer_json(flow, 200, {"input_tokens": estimate})
+            answer_json(flow, 200, {"input_tokens": estimate_input_tokens(body)})
             flow.comment = f"{flow.comment} · count_tokens answered locally (estimate)"
             return
         names = [t["name"] for t in body.get("tools") or () if isinstance(t, dict) and isinstance(t.get("name"), str)]
         context = openai_chat.Context(
             model=decision.requested if decision.route.response_model == "requested" else decision.upstream_model,
             tool_names=toolnames.restore_map(names),
-            input_tokens=estimate,
         )
         chat = openai_chat.to_chat(body, provider.shape, decision.upstream_model)
         endpoint = (provider.shape.endpoint or openai_chat.ENDPOINT).replace("{model}", decision.upstream_model)
         query = f"?{urlencode(dict(provider.shape.query))}" if provider.shape.query else ""
-        flow.request.url = provider.base_url + endpoint + query
+        flow.request.path = urlsplit(provider.base_url).path + endpoint + query  # the Router set the host
         flow.request.content = upstream_json(chat)
         headers = flow.request.headers
         for name in ANTHROPIC_ONLY_HEADERS:
             headers.pop(name, None)
         headers["content-type"] = "application/json"
         headers["accept-encoding"] = "identity"  # the answer is rewritten, so no gzip
-        flow.metadata["modelmux"]["translation"] = {
-            "protocol": provider.protocol, "stream": bool(body.get("stream")), "context": context.to_dict()}
+        translation = {"protocol": provider.protocol, "stream": bool(body.get("stream")), "context": context.to_dict()}
+        flow.metadata["modelmux"]["translation"] = translation
+        if translation["stream"]:
+            # Only a stream's message_start shows the estimate (whole answers carry the
+            # upstream's count). It is worked out once the request is on its way, while
+            # the upstream thinks, not before the request leaves.
+            asyncio.get_running_loop().call_soon(_estimate, translation["context"], body)
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         translation = _translation(flow)
@@ -90,6 +94,10 @@ class Translator:
         else:
             response.content = json.dumps(message, ensure_ascii=False).encode()
             response.headers.update(JSON)
+
+
+def _estimate(context: dict[str, Any], body: dict[str, Any]) -> None:
+    context["input_tokens"] = estimate_input_tokens(body)
 
 
 def _translation(flow: http.HTTPFlow) -> dict[str, Any] | None:

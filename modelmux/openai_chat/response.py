@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from modelmux import toolnames
@@ -31,7 +31,7 @@ class Context:
     input_tokens: int = 0  # modelmux's estimate, for message_start before the real count
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {"model": self.model, "tool_names": self.tool_names, "input_tokens": self.input_tokens}
 
 
 def message_id() -> str:

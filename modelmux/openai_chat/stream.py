@@ -21,6 +21,7 @@ from modelmux.openai_chat.response import Context, message_id, stop_reason, usag
 from modelmux.sse import EventSplitter, format_event, parse_event
 
 UNNAMED_TOOL = "unnamed_tool"
+_ENCODE = json.JSONEncoder(ensure_ascii=False).encode  # a str → its JSON string literal
 
 
 @dataclass
@@ -67,12 +68,13 @@ class ChatStream:
         self._tools: dict[int, Tool] = {}
         self._queue: list[tuple[str, Any]] = []
         self._called_tools = False
+        self._text_delta_prefix = b""  # the open block's text_delta event, up to the text
 
     def feed(self, chunk: bytes) -> list[bytes]:
         out = self._start()
         for raw in self._splitter.feed(chunk):
             out += self._event(raw)
-        return out
+        return [b"".join(out)] if out else []  # one write per upstream read, not one per event
 
     def close(self) -> list[bytes]:
         """The upstream's body ended. Without finish_reason or [DONE] it broke off, and
@@ -103,6 +105,13 @@ class ChatStream:
     def _event(self, raw: bytes) -> list[bytes]:
         if self._ended:
             return []
+        if raw.startswith(b"data: {"):  # nearly every event: one JSON chunk on one line
+            try:
+                chunk = json.loads(raw[6:])
+            except ValueError:
+                pass
+            else:
+                return self._chunk(chunk) if isinstance(chunk, dict) else []
         event = parse_event(raw)
         if not event.data:
             # SSE comments are keep-alives (OpenRouter sends them while it waits).
@@ -113,8 +122,16 @@ class ChatStream:
             chunk = json.loads(event.data)
         except ValueError:
             return []
-        if not isinstance(chunk, dict):
-            return []
+        return self._chunk(chunk) if isinstance(chunk, dict) else []
+
+    def _chunk(self, chunk: dict[str, Any]) -> list[bytes]:
+        if self._open is not None and self._open.kind == "text" and not self._queue:
+            # The hot path, a text delta while its text block is open: straight to bytes.
+            choice = (chunk.get("choices") or [{}])[0]
+            delta = choice.get("delta")
+            if (delta and len(delta) == 1 and isinstance(text := delta.get("content"), str)
+                    and not choice.get("finish_reason") and not chunk.get("usage") and "error" not in chunk):
+                return [self._text_delta_prefix + _ENCODE(text).encode() + b"}}\n\n"] if text else []
         if isinstance(chunk.get("error"), dict):
             return self._upstream_error(chunk["error"])
         if chunk.get("usage"):
@@ -207,6 +224,10 @@ class ChatStream:
         out = self._close_block()
         self._open = Block(self._next_index, kind, tool)
         self._next_index += 1
+        self._text_delta_prefix = (
+            b'event: content_block_delta\ndata: {"type":"content_block_delta","index":%d,'
+            b'"delta":{"type":"text_delta","text":' % self._open.index
+        )
         return out + [format_event("content_block_start", {"type": "content_block_start", "index": self._open.index, "content_block": start})]
 
     def _block_delta(self, delta: dict[str, Any]) -> bytes:

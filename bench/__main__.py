@@ -1,0 +1,173 @@
+"""`python -m bench [--quick] [--markdown] [--skip SCENARIO ...]`: modelmux's overhead, one table.
+
+Starts a fake upstream, bare mitmdump and modelmux in front of it, measures every
+target side by side, prints the table and a verdict per target against the issue's
+targets. Every process it starts is stopped on the way out, Ctrl-C included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import platform
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from mitmproxy.version import VERSION
+
+from bench import measure
+from bench.measure import Live, Plan
+from bench.report import Report, Results
+from bench.targets import (
+    GATEWAY_ARGS,
+    TARGETS,
+    Gateway,
+    Process,
+    Target,
+    UpstreamProcess,
+    max_flows_supported,
+)
+
+SCENARIOS = ("latency", "ttft", "throughput", "concurrency", "memory")
+MAX_FLOWS = 500
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.partition(":")[2].strip()
+                break
+    cores = len(os.sched_getaffinity(0))
+    return f"{cpu}, {cores} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}, mitmproxy {VERSION}"
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+class Bench:
+    def __init__(self, plan: Plan, skip: set[str], workdir: Path, stack: contextlib.ExitStack) -> None:
+        self.plan, self.skip, self.workdir, self.stack = plan, skip, workdir, stack
+        self.results = Results(TARGETS)
+
+    def start[P: Process](self, process: P) -> P:
+        self.stack.callback(process.stop)
+        process.start()
+        return process
+
+    def gateway(self, target: Target, upstream: int, name: str, web: bool = False) -> Gateway:
+        extra = ["--set", f"modelmux_max_flows={MAX_FLOWS}"] if web and target.gateway == "modelmux" and max_flows_supported() else []
+        assert target.gateway
+        gateway = Gateway(name, upstream, self.workdir, modelmux=target.gateway == "modelmux", web=web,
+                          extra=GATEWAY_ARGS[target.gateway] + extra)
+        self.start(gateway)
+        return gateway
+
+    async def run(self) -> Results:
+        plan, results = self.plan, self.results
+        if "throughput" not in self.skip:
+            log("stream transforms in-process")
+            results.inprocess = measure.inprocess(plan)
+        upstream = self.start(UpstreamProcess(self.workdir / "upstream.log"))
+        gateways: dict[str, Gateway] = {}
+        lives = []
+        for target in TARGETS:
+            if target.gateway and target.gateway not in gateways:
+                gateways[target.gateway] = self.gateway(target, upstream.port, target.gateway)
+            gateway = gateways.get(target.gateway or "")
+            lives.append(Live(target, gateway.port if gateway else upstream.port, gateway))
+        results.stream_events = plan.stream_events
+        results.request = lives[0].bodies[False].summary
+        results.request_kb = round(lives[0].bodies[False].size / 1000)
+        if "latency" not in self.skip:
+            log(f"latency: {plan.rounds} rounds × {len(lives)} targets × JSON and stream")
+            results.latency = await measure.latency(lives, plan)
+        if "ttft" not in self.skip:
+            log(f"time to first token: {plan.ttft_rounds} rounds")
+            results.ttft_delay_ms = plan.ttft_delay_ms
+            results.ttft = await measure.ttft(lives, plan)
+        if "throughput" not in self.skip:
+            log(f"one {plan.gateway_events}-delta stream through each target")
+            results.gateway_events = plan.gateway_events
+            results.gateway = await measure.through_gateway(lives, plan)
+        for live in lives:
+            live.connection.close()
+        if "concurrency" not in self.skip:
+            results.burst_events = plan.concurrent_events
+            for level in plan.concurrency:
+                for live in lives:
+                    log(f"{level} concurrent streams through {live.target.label}")
+                    results.bursts[level, live.target.key] = await measure.burst(live, level, plan.concurrent_events)
+        for gateway in gateways.values():
+            gateway.stop()
+        if "memory" not in self.skip:
+            await self.memory(upstream.port)
+        return results
+
+    async def memory(self, upstream: int) -> None:
+        """A fresh gateway per program and target, stopped before the next starts."""
+        with_max_flows = max_flows_supported()
+        self.results.mitmweb_retention = f"modelmux_max_flows={MAX_FLOWS}" if with_max_flows else "no retention limit yet"
+        for program in ("mitmdump", "mitmweb"):
+            for target in TARGETS:
+                if not target.is_gateway or (program == "mitmweb" and target.gateway != "modelmux"):
+                    continue
+                log(f"memory: {self.plan.memory_requests} requests through {program} ({target.label})")
+                gateway = self.gateway(target, upstream, f"memory-{program}-{target.key}", web=program == "mitmweb")
+                try:
+                    self.results.memory[program, target.key] = await measure.memory(Live(target, gateway.port, gateway), self.plan)
+                finally:
+                    gateway.stop()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM cleans up like Ctrl-C does."""
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke run: fewer requests and events")
+    parser.add_argument("--markdown", action="store_true", help="print the table as Markdown (for the README)")
+    parser.add_argument("--skip", nargs="*", default=[], choices=SCENARIOS, help="scenarios to leave out")
+    args = parser.parse_args(argv)
+    plan = measure.QUICK if args.quick else Plan()
+    signal.signal(signal.SIGTERM, _interrupt)
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="modelmux-bench-") as workdir, contextlib.ExitStack() as stack:
+        bench = Bench(plan, set(args.skip), Path(workdir), stack)
+        try:
+            results = asyncio.run(bench.run())
+        except KeyboardInterrupt:
+            log("interrupted; stopping every process the bench started")
+            return 130
+        except Exception:
+            for log_file in sorted(Path(workdir).glob("*.log")):
+                if text := log_file.read_text(errors="replace").strip():
+                    print(f"--- {log_file.name} (last lines)\n" + "\n".join(text.splitlines()[-15:]), file=sys.stderr)
+            raise
+    elapsed = time.monotonic() - started
+    report = Report(results)
+    table = report.table()
+    print(f"`python -m bench{' --quick' if args.quick else ''}` on {machine()}, {time.strftime('%Y-%m-%d')}, "
+          f"run time {elapsed // 60:.0f} min {elapsed % 60:.0f} s.\n")  # fmt: skip
+    print(table.markdown() if args.markdown else table.plain())
+    print()
+    bullet = "- " if args.markdown else ""
+    for line in report.verdicts():
+        print(f"{bullet}{line}")
+    print()
+    for note in report.notes():
+        print(f"{bullet}{note}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,299 @@
+"""The scenarios: latency, time to first token, stream throughput, concurrency, memory.
+
+Each scenario takes the live targets and returns plain numbers (seconds, bytes, counts);
+report.py turns them into the table. Every loop is bounded in count, and every wait on
+the network in time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Self
+
+from bench import upstreams
+from bench.client import STOP_EVENT, Body, Connection, Response
+from bench.targets import CLAUDE_MODEL, Process, Target
+from modelmux import openai_chat
+from modelmux.addons.streams import Transform
+from modelmux.passthrough import ModelRestorer
+
+PATH = "/v1/messages"
+REQUEST_TIMEOUT = 60.0  # seconds for any one request or burst
+
+# The pure stream transform behind each modelmux target (by target key); it is fed the
+# stream upstreams.PROTOCOLS[key] sends.
+STREAM_TRANSFORMS: dict[str, Callable[[], Transform]] = {
+    "anthropic": lambda: ModelRestorer(CLAUDE_MODEL),
+    "openai-chat": lambda: openai_chat.ChatStream(openai_chat.Context(model="gpt-bench", input_tokens=21_000)),
+}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How much of each scenario to run; QUICK is a smoke run."""
+
+    warmup: int = 30
+    rounds: int = 400  # latency samples per target, per mode
+    stream_events: int = 50  # text deltas in a streamed latency answer
+    ttft_rounds: int = 200
+    ttft_delay_ms: int = 20
+    inprocess_events: int = 20_000
+    inprocess_repeat: int = 5
+    gateway_events: int = 20_000
+    gateway_repeat: int = 2
+    concurrency: tuple[int, ...] = (50, 200)
+    concurrent_events: int = 500
+    memory_requests: int = 5_000
+    memory_parallel: int = 8
+
+
+QUICK = Plan(warmup=10, rounds=60, ttft_rounds=30, inprocess_events=5_000, inprocess_repeat=3, gateway_events=5_000,
+             gateway_repeat=1, concurrent_events=200, memory_requests=500)  # fmt: skip
+
+
+@dataclass
+class Live:
+    """A target as it runs: the port it answers on and the process that serves it."""
+
+    target: Target
+    port: int
+    process: Process | None  # the gateway; None for the upstream itself
+    connection: Connection = field(init=False)
+    bodies: dict[bool, Body] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.connection = Connection(self.port)
+        self.bodies = {stream: Body(self.target.model, stream) for stream in (False, True)}
+
+
+class Failed(Exception):
+    pass
+
+
+def events_header(events: int, delay_ms: int = 0) -> str:
+    return f"x-bench-events: {events}\r\n" + (f"x-bench-first-delay-ms: {delay_ms}\r\n" if delay_ms else "")
+
+
+def check(target: Target, response: Response, stream: bool, events: int) -> None:
+    """Raises Failed unless this is the whole, correct answer (which also proves the
+    x-bench-* headers reached the upstream)."""
+    if response.status != 200:
+        raise Failed(f"{target.key}: HTTP {response.status}: {response.body[:300]!r}")
+    if stream and (response.deltas() != events or STOP_EVENT not in response.body[-300:]):
+        raise Failed(f"{target.key}: got {response.deltas()} of {events} deltas; ends {response.body[-120:]!r}")
+    if target.restores_model and target.model.encode() not in response.body[:600]:
+        raise Failed(f"{target.key}: the answer does not name {target.model}: {response.body[:300]!r}")
+
+
+async def _request(live: Live, stream: bool, events: int, delay_ms: int = 0,
+                   connection: Connection | None = None) -> Response:
+    connection = connection or live.connection
+    body = live.bodies[stream].next()
+    response = await asyncio.wait_for(connection.post(PATH, body, events_header(events, delay_ms)), REQUEST_TIMEOUT)
+    check(live.target, response, stream, events)
+    return response
+
+
+# -- latency and time to first token ------------------------------------------------------
+
+
+async def latency(lives: list[Live], plan: Plan) -> dict[tuple[str, bool], list[float]]:
+    """Seconds to the last byte, JSON and streamed, in rounds that visit every target and
+    mode once in a fresh random order (drift on a shared machine hits all alike)."""
+    cases = [(live, stream) for live in lives for stream in (False, True)]
+    for live, stream in cases:
+        for _ in range(plan.warmup):
+            await _request(live, stream, plan.stream_events)
+    samples: dict[tuple[str, bool], list[float]] = {(live.target.key, stream): [] for live, stream in cases}
+    for _ in range(plan.rounds):
+        random.shuffle(cases)
+        for live, stream in cases:
+            response = await _request(live, stream, plan.stream_events)
+            samples[live.target.key, stream].append(response.elapsed)
+    return samples
+
+
+async def ttft(lives: list[Live], plan: Plan) -> dict[str, list[float]]:
+    """Seconds from sending to the first content_block_delta, minus the upstream's hold."""
+    samples: dict[str, list[float]] = {live.target.key: [] for live in lives}
+    order = list(lives)
+    for _ in range(plan.ttft_rounds):
+        random.shuffle(order)
+        for live in order:
+            response = await _request(live, True, 8, plan.ttft_delay_ms)
+            assert response.first_content is not None
+            samples[live.target.key].append(response.first_content - plan.ttft_delay_ms / 1000)
+    return samples
+
+
+# -- throughput ------------------------------------------------------------------------------
+
+
+@dataclass
+class Throughput:
+    events_per_s: float
+    cpu_per_event: float | None  # seconds of the serving process's CPU per event
+
+
+def inprocess(plan: Plan) -> dict[str, Throughput]:
+    """Each pure stream transform fed a long realistic upstream stream in 4 KB pieces
+    (best of plan.inprocess_repeat, one core)."""
+    results = {}
+    for key, make in STREAM_TRANSFORMS.items():
+        events = upstreams.PROTOCOLS[key].events(plan.inprocess_events)
+        data = b"".join(events)
+        pieces = [data[i : i + 4096] for i in range(0, len(data), 4096)]
+        best = float("inf")
+        for _ in range(plan.inprocess_repeat):
+            transform = make()
+            start = time.perf_counter()
+            out = [e for piece in pieces for e in transform.feed(piece)]
+            out += transform.close()
+            best = min(best, time.perf_counter() - start)
+        deltas = b"".join(out).count(b'"type":"content_block_delta"')
+        if deltas != plan.inprocess_events:
+            raise Failed(f"in-process {key}: {deltas} of {plan.inprocess_events} deltas")
+        results[key] = Throughput(len(events) / best, best / len(events))
+    return results
+
+
+async def through_gateway(lives: list[Live], plan: Plan) -> dict[str, Throughput]:
+    """One long stream at a time through each target: events/s at the client, and the
+    serving process's CPU per event."""
+    results = {}
+    for live in lives:
+        best = float("inf")
+        cpu = 0.0
+        for _ in range(plan.gateway_repeat):
+            before = live.process.cpu_seconds() if live.process else 0.0
+            response = await _request(live, True, plan.gateway_events)
+            cpu += (live.process.cpu_seconds() - before) if live.process else 0.0
+            best = min(best, response.elapsed)
+        per_event = cpu / (plan.gateway_events * plan.gateway_repeat) if live.process else None
+        results[live.target.key] = Throughput(plan.gateway_events / best, per_event)
+    return results
+
+
+# -- concurrency -----------------------------------------------------------------------------
+
+
+@dataclass
+class Burst:
+    requests: int
+    completed: int
+    latencies: list[float]  # seconds, completed requests only
+    cpu_seconds: float | None
+    peak_rss_mb: float | None
+    errors: list[str]
+
+
+class RssSampler:
+    """Samples a process's RSS every `interval` seconds until stopped; keeps the peak."""
+
+    def __init__(self, process: Process | None, interval: float = 0.02) -> None:
+        self.process, self.interval, self.peak = process, interval, 0.0
+        self._task: asyncio.Task | None = None
+
+    async def _run(self) -> None:
+        assert self.process
+        while True:
+            self.peak = max(self.peak, self.process.rss_mb())
+            await asyncio.sleep(self.interval)
+
+    def __enter__(self) -> Self:
+        if self.process:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._task:
+            self._task.cancel()
+        if self.process:
+            self.peak = max(self.peak, self.process.rss_mb())
+
+
+async def burst(live: Live, concurrent: int, events: int) -> Burst:
+    """`concurrent` streamed requests at once, each on its own keep-alive connection
+    (opened and used once beforehand, so the burst measures streaming, not TCP set-up)."""
+    connections = [Connection(live.port) for _ in range(concurrent)]
+    try:
+        opening = asyncio.Semaphore(50)
+
+        async def warm(connection: Connection) -> None:
+            async with opening:
+                await _request(live, True, 1, connection=connection)
+
+        await asyncio.wait_for(asyncio.gather(*(warm(c) for c in connections)), REQUEST_TIMEOUT)
+        bodies = [live.bodies[True].next() for _ in connections]
+        header = events_header(events)
+        cpu_before = live.process.cpu_seconds() if live.process else None
+        with RssSampler(live.process) as sampler:
+            tasks = [asyncio.create_task(c.post(PATH, b, header)) for c, b in zip(connections, bodies)]
+            _, pending = await asyncio.wait(tasks, timeout=REQUEST_TIMEOUT)
+            for task in pending:
+                task.cancel()
+        cpu = live.process.cpu_seconds() - cpu_before if live.process and cpu_before is not None else None
+        latencies, errors = [], []
+        for task in tasks:
+            if task in pending:
+                errors.append("timed out")
+                continue
+            try:
+                response = task.result()
+                check(live.target, response, True, events)
+                latencies.append(response.elapsed)
+            except Exception as e:  # noqa: BLE001 - every failure is counted and shown
+                errors.append(f"{type(e).__name__}: {e}")
+        peak = sampler.peak if live.process else None
+        return Burst(concurrent, len(latencies), latencies, cpu, peak, errors)
+    finally:
+        for connection in connections:
+            connection.close()
+
+
+# -- memory ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Memory:
+    fresh_mb: float
+    before_mb: float  # after the warm-up
+    middle_mb: float  # after half the requests
+    after_mb: float
+    requests: int
+    seconds: float
+
+
+async def memory(live: Live, plan: Plan, warmup: int = 100) -> Memory:
+    """RSS of a fresh gateway, after a warm-up, and after plan.memory_requests realistic
+    non-streamed requests (plan.memory_parallel connections at a time)."""
+    assert live.process
+    fresh = live.process.rss_mb()
+    connections = [Connection(live.port) for _ in range(plan.memory_parallel)]
+
+    async def run(total: int) -> None:
+        async def worker(connection: Connection, count: int) -> None:
+            for _ in range(count):
+                await _request(live, False, upstreams.DEFAULT_EVENTS, connection=connection)
+
+        share, extra = divmod(total, len(connections))
+        await asyncio.gather(*(worker(c, share + (i < extra)) for i, c in enumerate(connections)))
+
+    try:
+        await run(warmup)
+        before = live.process.rss_mb()
+        start = time.perf_counter()
+        half = plan.memory_requests // 2
+        await asyncio.wait_for(run(half), 600)
+        middle = live.process.rss_mb()
+        await asyncio.wait_for(run(plan.memory_requests - half), 600)
+        seconds = time.perf_counter() - start
+        await asyncio.sleep(0.2)
+        return Memory(fresh, before, middle, live.process.rss_mb(), plan.memory_requests, seconds)
+    finally:
+        for connection in connections:
+            connection.close()

@@ -1,0 +1,237 @@
+"""The table: one row per metric, one column per target, and a verdict per target.
+
+Latencies are shown as milliseconds above the floor (direct to the upstream) and as a
+ratio to bare mitmdump's own overhead, measured in the same run; the floor's own
+column has absolute times.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from bench.measure import Burst, Memory, Throughput
+from bench.targets import DIRECT, MITMDUMP_BARE, Target
+
+# The issue's targets.
+MAX_RATIO = 1.5  # translation's added p50 / bare mitmdump's
+MAX_TTFT_EXTRA_MS = 2.0  # TTFT added beyond bare mitmdump's
+MIN_EVENTS_PER_S = 50_000  # the pure stream translator, per core
+MAX_GROWTH_MB = 50.0  # RSS growth over the memory run, mitmdump
+NONE = "—"
+NOTES = [
+    (
+        "Absolute times vary by machine; compare the ratios. Each latency cell is the target's "
+        "percentile minus the floor's (direct to the upstream) in ms, and in brackets that "
+        "divided by the baseline mitmdump's, from the same run."
+    ),
+    (
+        "Baseline: `mitmdump --mode reverse` with a 3-line addon that streams event-stream answers "
+        "from their headers on, as modelmux does (mitmdump alone buffers whole answers)."
+    ),
+    "Request: {request}. Every request's last text differs, like a new turn.",
+    (
+        "The fake upstream writes each event with its own send, as a model does, so the gateways "
+        "read (and pay for) events one at a time."
+    ),
+]
+
+
+def pct(values: list[float], q: float) -> float:
+    """Linear-interpolated percentile, q in [0, 100]."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    at = (len(ordered) - 1) * q / 100
+    low = math.floor(at)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (at - low)
+
+
+@dataclass
+class Results:
+    targets: list[Target]
+    latency: dict[tuple[str, bool], list[float]] = field(default_factory=dict)
+    stream_events: int = 0
+    ttft: dict[str, list[float]] = field(default_factory=dict)
+    ttft_delay_ms: int = 0
+    inprocess: dict[str, Throughput] = field(default_factory=dict)
+    gateway: dict[str, Throughput] = field(default_factory=dict)
+    gateway_events: int = 0
+    bursts: dict[tuple[int, str], Burst] = field(default_factory=dict)
+    burst_events: int = 0
+    memory: dict[tuple[str, str], Memory] = field(default_factory=dict)  # (mitmdump|mitmweb, target key)
+    mitmweb_retention: str = ""
+    request: str = ""  # what the realistic request holds
+    request_kb: int = 0
+
+
+@dataclass
+class Table:
+    header: list[str]
+    rows: list[list[str]]  # a row of one cell is a section title
+
+    def plain(self) -> str:
+        width = [max(len(r[i]) for r in [self.header, *self.rows] if len(r) > 1) for i in range(len(self.header))]
+        line = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, width)))
+        out = [line(self.header), "  ".join("-" * w for w in width)]
+        for row in self.rows:
+            out.append(row[0] if len(row) == 1 else line(row))
+        return "\n".join(out)
+
+    def markdown(self) -> str:
+        out = ["| " + " | ".join(self.header) + " |", "|" + "---|" + "---:|" * (len(self.header) - 1)]
+        for row in self.rows:
+            cells = [f"**{row[0]}**"] + [""] * (len(self.header) - 1) if len(row) == 1 else [row[0].strip(), *row[1:]]
+            out.append("| " + " | ".join(cells) + " |")
+        return "\n".join(out)
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.2f}"
+
+
+class Report:
+    def __init__(self, results: Results) -> None:
+        self.r = results
+        self.keys = [t.key for t in results.targets]
+
+    def table(self) -> Table:
+        rows = self._latency_rows() + self._throughput_rows() + self._burst_rows() + self._memory_rows()
+        return Table(["metric"] + [t.label for t in self.r.targets], rows)
+
+    def _latency_rows(self) -> list[list[str]]:
+        r, rows = self.r, []
+        if r.latency:
+            rows.append([f"Added latency, {r.request_kb} KB Claude Code request (ms above direct; × the baseline mitmdump's)"])
+            for stream, what in ((False, "JSON answer"), (True, f"stream of {r.stream_events} deltas, last byte")):
+                for q in (50, 90):
+                    rows.append([f"  {what}, p{q}"] + [self._added(lambda k, s=stream: r.latency.get((k, s)), k, q) for k in self.keys])
+        if r.ttft:
+            rows.append([f"Time to first token added (first content_block_delta minus the upstream's {r.ttft_delay_ms} ms hold)"])
+            for q in (50, 90):
+                rows.append([f"  p{q}"] + [self._added(lambda k: r.ttft.get(k), k, q) for k in self.keys])
+        return rows
+
+    def _throughput_rows(self) -> list[list[str]]:
+        r, rows = self.r, []
+        if r.inprocess or r.gateway:
+            rows.append(["Streaming throughput"])
+        if r.inprocess:
+            rows.append(["  stream transform in-process, events/s"] + [self._rate(r.inprocess.get(k)) for k in self.keys])
+            rows.append(["  stream transform in-process, µs/event"]
+                        + [f"{r.inprocess[k].cpu_per_event * 1e6:.2f}" if k in r.inprocess else NONE for k in self.keys])
+        if r.gateway:
+            rows.append([f"  one {r.gateway_events:,}-delta stream, events/s at the client"] + [self._rate(r.gateway.get(k)) for k in self.keys])
+            rows.append(["  gateway CPU per streamed event, µs"] + [
+                f"{r.gateway[k].cpu_per_event * 1e6:.1f}" if k in r.gateway and r.gateway[k].cpu_per_event is not None else NONE
+                for k in self.keys])  # fmt: skip
+        return rows
+
+    def _burst_rows(self) -> list[list[str]]:
+        r, rows = self.r, []
+        for level in sorted({level for level, _ in r.bursts}):
+            rows.append([f"{level} concurrent streams of {r.burst_events} deltas"])
+            bursts = [r.bursts.get((level, k)) for k in self.keys]
+            floor = r.bursts.get((level, DIRECT.key))
+            rows.append(["  completed"] + [f"{b.completed}/{b.requests}" if b else NONE for b in bursts])
+            for q in (50, 90, 99):
+                rows.append([f"  last byte p{q}, ms (added)"] + [self._burst_latency(b, floor, q) for b in bursts])
+            rows.append(["  gateway CPU s / peak RSS MB"] + [
+                f"{b.cpu_seconds:.2f} s / {b.peak_rss_mb:.0f}" if b and b.cpu_seconds is not None and b.peak_rss_mb else NONE
+                for b in bursts])  # fmt: skip
+        return rows
+
+    def _memory_rows(self) -> list[list[str]]:
+        r, rows = self.r, []
+        if r.memory:
+            count = next(iter(r.memory.values())).requests
+            rows.append([f"Gateway RSS, MB: after a 100-request warm-up → after {count // 2:,} → after {count:,} JSON requests (growth)"])
+            for program, label in (("mitmdump", "mitmdump"), ("mitmweb", f"mitmweb ({r.mitmweb_retention})")):
+                if any(p == program for p, _ in r.memory):
+                    rows.append([f"  {label}"] + [self._memory(r.memory.get((program, k))) for k in self.keys])
+        return rows
+
+    # -- cells ------------------------------------------------------------------------------
+
+    def _added(self, samples_of, key: str, q: int) -> str:
+        samples, floor, bare = samples_of(key), samples_of(DIRECT.key), samples_of(MITMDUMP_BARE.key)
+        if not samples or not floor:
+            return NONE
+        if key == DIRECT.key:
+            return f"{_ms(pct(samples, q))} ms"
+        added = pct(samples, q) - pct(floor, q)
+        if not bare or key == MITMDUMP_BARE.key:
+            return f"+{_ms(added)}"
+        return f"+{_ms(added)} ({self._ratio(added, pct(bare, q) - pct(floor, q))})"
+
+    @staticmethod
+    def _ratio(added: float, bare: float) -> str:
+        return f"{added / bare:.2f}×" if bare > 0 else "n/a"
+
+    @staticmethod
+    def _rate(throughput: Throughput | None) -> str:
+        if throughput is None:
+            return NONE
+        rate = throughput.events_per_s
+        return f"{rate / 1e6:.2f} M" if rate >= 1e6 else f"{rate / 1e3:.1f} k"
+
+    @staticmethod
+    def _burst_latency(burst: Burst | None, floor: Burst | None, q: int) -> str:
+        if burst is None or not burst.latencies:
+            return NONE
+        value = pct(burst.latencies, q)
+        if floor is None or burst is floor or not floor.latencies:
+            return f"{value * 1e3:.0f}"
+        return f"{value * 1e3:.0f} (+{(value - pct(floor.latencies, q)) * 1e3:.0f})"
+
+    @staticmethod
+    def _memory(memory: Memory | None) -> str:
+        if memory is None:
+            return NONE
+        growth = memory.after_mb - memory.before_mb
+        return f"{memory.before_mb:.0f} → {memory.middle_mb:.0f} → {memory.after_mb:.0f} ({growth:+.0f})"
+
+    def notes(self) -> list[str]:
+        return [note.format(request=self.r.request) for note in NOTES]
+
+    # -- verdicts --------------------------------------------------------------------------
+
+    def verdicts(self) -> list[str]:
+        lines = []
+        for target in self.r.targets:
+            if not target.is_gateway:
+                continue
+            checks = self._checks(target)
+            if checks:
+                ok = all(passed for _, passed in checks)
+                shown = "; ".join(f"{'✓' if passed else '✗'} {text}" for text, passed in checks)
+                lines.append(f"{'PASS' if ok else 'FAIL'}  {target.label}: {shown}")
+        return lines
+
+    def _checks(self, target: Target) -> list[tuple[str, bool]]:
+        r, key = self.r, target.key
+        checks: list[tuple[str, bool]] = []
+        modelmux = target.gateway == "modelmux"
+        if modelmux and r.latency:
+            for stream, what in ((False, "JSON"), (True, "stream")):
+                added, bare = (pct(r.latency[(k, stream)], 50) - pct(r.latency[(DIRECT.key, stream)], 50)
+                               for k in (key, MITMDUMP_BARE.key))  # fmt: skip
+                ratio = added / bare if bare > 0 else math.inf
+                checks.append((f"{what} p50 {ratio:.2f}× mitmdump's (≤ {MAX_RATIO}×)", ratio <= MAX_RATIO))
+        if modelmux and r.ttft:
+            extra = (pct(r.ttft[key], 50) - pct(r.ttft[MITMDUMP_BARE.key], 50)) * 1e3
+            checks.append((f"TTFT p50 {extra:+.2f} ms vs mitmdump's (≤ {MAX_TTFT_EXTRA_MS:g})", extra <= MAX_TTFT_EXTRA_MS))
+        if modelmux and key in r.inprocess:
+            rate = r.inprocess[key].events_per_s
+            checks.append((f"stream transform {rate / 1e3:,.0f}k events/s (≥ {MIN_EVENTS_PER_S // 1000}k)", rate >= MIN_EVENTS_PER_S))
+        for (level, k), burst in sorted(self.r.bursts.items()):
+            if k == key:
+                checks.append((f"{burst.completed}/{burst.requests} concurrent streams", burst.completed == burst.requests))
+        if (memory := r.memory.get(("mitmdump", key))) is not None:
+            growth = memory.after_mb - memory.before_mb
+            checks.append((f"mitmdump RSS {growth:+.0f} MB (< {MAX_GROWTH_MB:g})", growth < MAX_GROWTH_MB))
+        if modelmux and (memory := r.memory.get(("mitmweb", key))) is not None:
+            late = memory.after_mb - memory.middle_mb
+            checks.append((f"mitmweb RSS {late:+.0f} MB over the second half (bounded: < {MAX_GROWTH_MB:g})", late < MAX_GROWTH_MB))
+        return checks

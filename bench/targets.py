@@ -1,0 +1,215 @@
+"""What the bench measures, as data, and the processes behind it.
+
+A target is a base URL the same client code sends the same Claude Code request to:
+the upstream itself (the floor), bare mitmdump in front of it (mitmproxy's own cost),
+modelmux passing through to an Anthropic-protocol provider, and modelmux translating
+to each protocol in TRANSLATIONS. A protocol modelmux learns to translate is one more
+line in TRANSLATIONS, plus how the fake upstream speaks it (upstreams.PROTOCOLS) and
+the stream transform to time in-process (measure.STREAM_TRANSFORMS).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+MITMDUMP = BIN / "mitmdump"
+MITMWEB = BIN / "mitmweb"
+CLAUDE_MODEL = "claude-sonnet-4-20250514"
+PASSTHROUGH_UPSTREAM_MODEL = "glm-4.6"  # the route rewrites the model, so the answer's is restored
+KEY = "sk-bench-provider-key"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Translation:
+    protocol: str  # as routes.yaml and upstreams.PROTOCOLS name it
+    base_path: str  # what the provider's base_url adds to the upstream's address
+    auth: str
+    model: str  # what the client asks for; the route matches it exactly
+
+    @property
+    def provider(self) -> str:
+        return self.protocol.replace("-", "_")
+
+
+TRANSLATIONS = [
+    Translation("openai-chat", "/v1", "Authorization: Bearer {key}", "gpt-bench"),
+    # Translation("openai-responses", "/v1", "Authorization: Bearer {key}", "responses-bench"),
+    # Translation("gemini", "/v1beta", "x-goog-api-key: {key}", "gemini-bench"),
+]
+
+
+# What each kind of gateway runs besides `-q --mode reverse:UPSTREAM@PORT` and lazy
+# connections. The baseline is mitmdump with one 3-line addon that streams SSE answers
+# the way modelmux does (sse_stream.py says why); modelmux brings its own addons.
+GATEWAY_ARGS: dict[str, list[str]] = {
+    "mitmdump": ["-s", str(REPO / "bench" / "sse_stream.py")],
+    "modelmux": [],
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    key: str
+    label: str
+    gateway: str | None  # a key of GATEWAY_ARGS; None: the upstream itself
+    model: str
+    restores_model: bool = False  # the answer must name the requested model again
+
+    @property
+    def is_gateway(self) -> bool:
+        return self.gateway is not None
+
+
+DIRECT = Target("direct", "direct (floor)", None, CLAUDE_MODEL)
+MITMDUMP_BARE = Target("mitmdump", "mitmdump (streams SSE)", "mitmdump", CLAUDE_MODEL)
+PASSTHROUGH = Target("anthropic", "modelmux → anthropic", "modelmux", CLAUDE_MODEL, restores_model=True)
+TARGETS = [DIRECT, MITMDUMP_BARE, PASSTHROUGH] + [
+    Target(t.protocol, f"modelmux → {t.protocol}", "modelmux", t.model, restores_model=True) for t in TRANSLATIONS
+]
+
+
+def routes_yaml(upstream: int, port: int) -> str:
+    base = f"http://127.0.0.1:{upstream}"
+    providers = [
+        (
+            f"  fake:\n    protocol: anthropic\n    base_url: {base}\n    auth: \"x-api-key: {{key}}\"\n"
+            f"    credentials: [{{label: bench, key: {KEY}}}]\n"
+        )
+    ]
+    routes = [f"  - match: claude-*\n    provider: fake\n    model: {PASSTHROUGH_UPSTREAM_MODEL}\n"]
+    for t in TRANSLATIONS:
+        providers.append(
+            f"  {t.provider}:\n    protocol: {t.protocol}\n    base_url: {base}{t.base_path}\n    auth: \"{t.auth}\"\n"
+            f"    credentials: [{{label: bench, key: {KEY}}}]\n"
+        )
+        routes.append(f"  - match: {t.model}\n    provider: {t.provider}\n    model: {t.model}-upstream\n")
+    return (f"server:\n  host: 127.0.0.1\n  port: {port}\nproviders:\n{''.join(providers)}"
+            f"routes:\n{''.join(routes)}")  # fmt: skip
+
+
+# -- processes ---------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _die_with_parent() -> None:
+    """Children get SIGTERM if the bench itself dies without cleaning up (Linux)."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+class Process:
+    """A child process of the bench, with its CPU time and memory read from /proc."""
+
+    def __init__(self, name: str, argv: list[str], log: Path) -> None:
+        self.name, self.argv, self.log = name, argv, log
+        self.popen: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.spawn()
+
+    def spawn(self, stdout: int | None = None) -> None:
+        with self.log.open("ab") as log:
+            self.popen = subprocess.Popen(
+                self.argv, stdout=stdout or log, stderr=log, stdin=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent, cwd=REPO,  # noqa: PLW1509 - the bench starts no threads
+            )  # fmt: skip
+
+    @property
+    def pid(self) -> int:
+        assert self.popen
+        return self.popen.pid
+
+    def stop(self) -> None:
+        if self.popen and self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(5)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+
+    def cpu_seconds(self) -> float:
+        """User + system time of every thread of the process so far."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+    def rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+    def tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+class UpstreamProcess(Process):
+    def __init__(self, log: Path) -> None:
+        super().__init__("upstream", [sys.executable, "-m", "bench.upstreams"], log)
+        self.port = 0
+
+    def start(self) -> None:
+        self.spawn(stdout=subprocess.PIPE)
+        assert self.popen and self.popen.stdout
+        line = self.popen.stdout.readline().decode()
+        if not line.startswith("port "):
+            raise RuntimeError(f"the bench upstream did not start:\n{self.tail()}")
+        self.port = int(line.split()[1])
+
+
+class Gateway(Process):
+    """mitmdump or mitmweb in reverse mode in front of the upstream, with modelmux or without."""
+
+    def __init__(self, name: str, upstream: int, workdir: Path, modelmux: bool, web: bool = False,
+                 extra: list[str] | None = None) -> None:
+        self.port = free_port()
+        mode = f"reverse:http://127.0.0.1:{upstream}@127.0.0.1:{self.port}"
+        argv = [str(MITMWEB if web else MITMDUMP), "-q", "--mode", mode, "--set", "connection_strategy=lazy"]
+        if modelmux:
+            config = workdir / f"{name}.routes.yaml"
+            config.write_text(routes_yaml(upstream, self.port))
+            argv += ["-s", str(REPO / "addons" / "router.py"), "--set", f"modelmux_config={config}"]
+        if web:
+            argv += ["--set", "web_open_browser=false", "--set", f"web_port={free_port()}"]
+        super().__init__(name, argv + (extra or []), workdir / f"{name}.log")
+
+    def start(self, timeout: float = 30) -> None:
+        self.spawn()
+        assert self.popen
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.popen.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.popen.returncode}:\n{self.tail()}")
+            try:
+                # modelmux answers /healthz itself; bare mitmdump forwards it to the upstream.
+                if httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"{self.name} never became healthy:\n{self.tail()}")
+
+
+def max_flows_supported() -> bool:
+    """Whether modelmux has its mitmweb flow-retention option yet."""
+    return any("modelmux_max_flows" in p.read_text() for p in (REPO / "modelmux" / "addons").glob("*.py"))
