@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     report = Report(results)
     table = report.table()
     print(f"`python -m bench{' --quick' if args.quick else ''}` on {machine()}, {time.strftime('%Y-%m-%d')}, "
-          f"run time {elapsed // 60:.0f} min {elapsed % 60:.0f} s.\n")  # fmt: skip
+          f"run time {divmod(round(elapsed), 60)[0]} min {divmod(round(elapsed), 60)[1]} s.\n")  # fmt: skip
     print(table.markdown() if args.markdown else table.plain())
     print()
     bullet = "- " if args.markdown else ""
