@@ -290,3 +290,25 @@ def test_warmup_is_answered_locally_on_routes_that_intercept_it(gateway, upstrea
     # and routes without `intercept` forward it
     ask_warmup = client(gateway).messages.create(model="claude-haiku-4-5", max_tokens=1, messages=warmup)
     assert ask_warmup.content[0].text == "Hello from the fake upstream."
+
+
+def test_the_dashboard_comment_keeps_what_the_translator_adds(tmp_path):
+    """count_tokens on a translated route is answered locally; mitmweb's comment says both
+    where the request was routed and that nobody upstream was asked."""
+    from mitmproxy.test import taddons, tflow, tutils
+
+    from modelmux.addons import router as router_addon
+    from modelmux.addons.settings import Settings
+
+    config = tmp_path / "routes.yaml"
+    config.write_text("providers:\n  oai: {protocol: openai-chat, base_url: 'http://127.0.0.1:9/v1', "
+                      "credentials: [{label: main, key: sk-test-key-1234}]}\ndefault: {provider: oai, model: gpt-x}\n")
+    settings = Settings()
+    router = router_addon.Router(settings, router_addon.Translator())
+    with taddons.context(settings, router) as context:
+        context.configure(settings, modelmux_config=str(config))
+        flow = tflow.tflow(req=tutils.treq(method=b"POST", path=b"/v1/messages/count_tokens",
+                                           content=b'{"model": "m", "messages": [{"role": "user", "content": "hi"}]}'))
+        router.request(flow)
+    assert flow.response.status_code == 200
+    assert flow.comment == "m → oai/gpt-x [default] · main · count_tokens answered locally (estimate)"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+
 from mitmproxy import http
 
 from modelmux import messages, routing
@@ -62,14 +63,6 @@ class Router:
         path = request_path(flow)  # the client's, before the upstream's base path is put in front
         _send(flow, provider, credential)
         translated = provider.protocol != "anthropic"
-        if translated:
-            self.translator.translate_request(flow, decision, body, path)
-        elif decision.rewrites_model:
-            body["model"] = decision.upstream_model
-            flow.request.content = upstream_json(body)
-        if decision.restores_model and not translated:
-            # The answer gets rewritten, which needs plain bytes, not gzip.
-            flow.request.headers["accept-encoding"] = "identity"
         flow.metadata["modelmux"].update({
             "requested_model": decision.requested,
             "model": decision.upstream_model,
@@ -84,6 +77,14 @@ class Router:
             f"[{decision.route.source}] · {flow.metadata['modelmux']['credential']}"
             + (f" · profile {profile.name}" if profile else "")
         )
+        if translated:
+            self.translator.translate_request(flow, decision, body, path)
+        elif decision.rewrites_model:
+            body["model"] = decision.upstream_model
+            flow.request.content = upstream_json(body)
+        if decision.restores_model and not translated:
+            # The answer gets rewritten, which needs plain bytes, not gzip.
+            flow.request.headers["accept-encoding"] = "identity"
 
     def forward_other(self, flow: http.HTTPFlow) -> None:
         """Paths modelmux does not route by model go to a passthrough default, unchanged:
