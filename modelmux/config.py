@@ -30,6 +30,9 @@ DEFAULT_CONNECT_TIMEOUT = 10.0
 # Claude Code's own request timeout (API_TIMEOUT_MS) defaults to 600 s; waiting longer
 # for a non-streamed answer would only make the client give up first.
 DEFAULT_RESPONSE_TIMEOUT = 600.0
+# How long a request waits for a credential whose max_concurrent is reached before it
+# gets a 429; well inside Claude Code's own timeout, so the client hears why.
+DEFAULT_MAX_WAIT = 30.0
 SLOTS = ("opus", "sonnet", "haiku")
 DEFAULT_AUTH = {
     "anthropic": "x-api-key: {key}",
@@ -37,6 +40,7 @@ DEFAULT_AUTH = {
     "openai-responses": "Authorization: Bearer {key}",
     "gemini": "x-goog-api-key: {key}",
 }
+POOLING_KEYS = ("strategy", "affinity", "cooldown_scope", "max_wait")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _AUTH_FORM = re.compile(r"^([A-Za-z0-9!#$%&'*+.^_`|~-]+):\s*(.*\{key\}.*)$")
 
@@ -54,6 +58,9 @@ class ConfigError(Exception):
 class Credential:
     label: str
     key: str = field(repr=False)
+    priority: int = 1  # tier: lower is used first, the next only when none of it is available
+    weight: int = 1  # share of a round-robin tier
+    max_concurrent: int | None = None  # None: unlimited requests in flight
 
 
 @dataclass(frozen=True)
@@ -94,6 +101,10 @@ class Provider:
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     response_timeout: float = DEFAULT_RESPONSE_TIMEOUT
     shape: Shape = field(default_factory=Shape)
+    strategy: Literal["round-robin", "fill-first"] = "round-robin"
+    affinity: bool = False  # a Claude Code session sticks to one credential (prompt cache)
+    cooldown_scope: Literal["credential", "model"] = "credential"  # what a 429 blocks
+    max_wait: float = DEFAULT_MAX_WAIT
 
     @property
     def passthrough(self) -> bool:
@@ -274,6 +285,7 @@ class _Builder:
                 "'Header-Name: value' containing {key}, e.g. 'x-api-key: {key}' or 'Authorization: Bearer {key}'"
             )
         credentials = self.credentials(where, spec.get("credentials") or [])
+        self.check_pooling(where, spec, auth_text == "passthrough")
         if auth is not None and not credentials and auth_text:
             self.problems.append(
                 f"{where}.credentials: none given; add e.g. "
@@ -294,6 +306,10 @@ class _Builder:
             connect_timeout=float(spec.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT)),
             response_timeout=float(spec.get("response_timeout", DEFAULT_RESPONSE_TIMEOUT)),
             shape=self.shape(where, spec),
+            strategy=spec.get("strategy", "round-robin"),
+            affinity=spec.get("affinity", False),
+            cooldown_scope=spec.get("cooldown_scope", "credential"),
+            max_wait=float(spec.get("max_wait", DEFAULT_MAX_WAIT)),
         )
 
     def shape(self, where: str, spec: dict[str, Any]) -> Shape:
@@ -315,7 +331,23 @@ class _Builder:
             reasoning_history=spec.get("reasoning_history", False),
         )
 
-    def credentials(self, where: str, specs: list[dict[str, str]]) -> tuple[Credential, ...]:
+    def check_pooling(self, where: str, spec: dict[str, Any], passthrough: bool) -> None:
+        """Pool settings that would silently do nothing are mistakes worth naming."""
+        pooling = sorted(key for key in POOLING_KEYS if key in spec)
+        if passthrough and pooling:
+            self.problems.append(
+                f"{where}: {', '.join(pooling)} only apply to providers with credentials; "
+                "a passthrough provider sends the client's own token"
+            )
+        if spec.get("strategy") == "fill-first":
+            for i, credential in enumerate(spec.get("credentials") or []):
+                if "weight" in credential:
+                    self.problems.append(
+                        f"{where}.credentials[{i}].weight: weights only apply to strategy round-robin; "
+                        "remove it, or use priority to order credentials under fill-first"
+                    )
+
+    def credentials(self, where: str, specs: list[dict[str, Any]]) -> tuple[Credential, ...]:
         seen: set[str] = set()
         result = []
         for i, spec in enumerate(specs):
@@ -324,7 +356,14 @@ class _Builder:
                 self.problems.append(f"{where}.credentials[{i}].label: '{label}' is used twice; labels must be unique")
             seen.add(label)
             key = self.expand(f"{where}.credentials[{i}].key", spec["key"], f" (credential '{label}')")
-            result.append(Credential(label, key))
+            result.append(
+                Credential(
+                    label, key,
+                    priority=spec.get("priority", 1),
+                    weight=spec.get("weight", 1),
+                    max_concurrent=spec.get("max_concurrent"),
+                )
+            )
         return tuple(result)
 
     def route(self, where: str, spec: dict[str, Any], providers: Mapping[str, Provider]) -> Route | None:

@@ -96,9 +96,9 @@ profiles: {p: {port: 70000}}
 """
     assert problems(text) == [
         "profiles.p.port: 70000 is not valid; write a port number from 1 to 65535",
-        "providers.a: unknown key 'extra'; known keys: auth, base_url, connect_timeout, credentials, documents, "
-        "drop_fields, endpoint, headers, images, max_tokens_field, max_tokens_limit, models, protocol, query, "
-        "reasoning_effort, reasoning_history, response_timeout",
+        "providers.a: unknown key 'extra'; known keys: affinity, auth, base_url, connect_timeout, cooldown_scope, "
+        "credentials, documents, drop_fields, endpoint, headers, images, max_tokens_field, max_tokens_limit, "
+        "max_wait, models, protocol, query, reasoning_effort, reasoning_history, response_timeout, strategy",
         "providers.a.base_url: 'ftp://x' is not valid; write an http(s) URL without query string, "
         "e.g. https://api.example.com/anthropic",
         "providers.b.protocol: 'grpc' is not one of: anthropic, openai-chat, openai-responses, gemini",
@@ -127,6 +127,65 @@ profiles: {p: {port: 70000}}
 )
 def test_provider_problems(provider: str, problem: str):
     assert problems(f"providers:\n  p: {provider}\n") == [problem]
+
+
+POOLED = """
+providers:
+  zai:
+    protocol: anthropic
+    base_url: https://z
+    strategy: fill-first
+    affinity: true
+    cooldown_scope: model
+    max_wait: 5
+    credentials:
+      - {label: sub, key: k1, max_concurrent: 1}
+      - {label: paid, key: k2, priority: 2}
+  kimi:
+    protocol: anthropic
+    base_url: https://k
+    credentials: [{label: a, key: k3, weight: 3}, {label: b, key: k4}]
+"""
+
+
+def test_pool_settings_are_typed_with_defaults():
+    loaded = parse(POOLED)
+    zai, kimi = loaded.providers["zai"], loaded.providers["kimi"]
+    assert (zai.strategy, zai.affinity, zai.cooldown_scope, zai.max_wait) == ("fill-first", True, "model", 5.0)
+    assert (kimi.strategy, kimi.affinity, kimi.cooldown_scope, kimi.max_wait) == ("round-robin", False, "credential", 30.0)
+    assert [(c.label, c.priority, c.weight, c.max_concurrent) for c in zai.credentials + kimi.credentials] == [
+        ("sub", 1, 1, 1), ("paid", 2, 1, None), ("a", 1, 3, None), ("b", 1, 1, None),
+    ]
+
+
+@pytest.mark.parametrize(
+    "change, problem",
+    [
+        (("strategy: fill-first", "strategy: random"),
+         "providers.zai.strategy: 'random' is not one of: round-robin, fill-first"),
+        (("priority: 2", "priority: 0"),
+         "providers.zai.credentials[1].priority: 0 is less than the minimum of 1"),
+        (("max_concurrent: 1", "max_concurrent: two"),
+         "providers.zai.credentials[0].max_concurrent: expected a whole number, got 'two'"),
+        (("cooldown_scope: model", "cooldown_scope: account"),
+         "providers.zai.cooldown_scope: 'account' is not one of: credential, model"),
+        (("{label: a, key: k3, weight: 3}", "{label: a, key: k3, weight: heavy}"),
+         "providers.kimi.credentials[0].weight: expected a whole number, got 'heavy'"),
+        (("max_concurrent: 1}", "max_concurrent: 1, weight: 2}"),
+         "providers.zai.credentials[0].weight: weights only apply to strategy round-robin; "
+         "remove it, or use priority to order credentials under fill-first"),
+    ],
+)
+def test_pool_setting_problems(change: tuple[str, str], problem: str):
+    assert problems(POOLED.replace(*change)) == [problem]
+
+
+def test_pool_settings_on_a_passthrough_provider_are_refused():
+    text = "providers:\n  a: {protocol: anthropic, base_url: 'https://a', auth: passthrough, affinity: true, max_wait: 1}\n"
+    assert problems(text) == [
+        "providers.a: affinity, max_wait only apply to providers with credentials; "
+        "a passthrough provider sends the client's own token"
+    ]
 
 
 def test_cross_reference_problems():

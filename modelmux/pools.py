@@ -1,0 +1,408 @@
+"""Credential pools: which of a provider's credentials serves a request, and what the
+upstream's answer does to that credential.
+
+Each provider owns one pool, built from its own `credentials` list. Every call names
+the provider and reads only that pool, so one provider's key cannot serve another's
+request by construction. Pure: no mitmproxy, no sleeping, no network. The clock is
+injected and reads wall-clock seconds, so persisted expiries are real times. Not
+thread-safe: the gateway calls it from mitmproxy's one event loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Self, cast
+
+from modelmux import pool_state
+from modelmux.config import Config, Credential, Provider
+from modelmux.cooldowns import POLICIES, Cooldown, Kind, Outcome, State, classify, iso, next_cooldown, span
+from modelmux.cooldowns import subscription_exhausted, upstream_delay
+from modelmux.credentials import redacted
+from modelmux.refusals import AllBusy, AllCooling, Blocked, BlockedState, Refusal, Unhealthy
+
+logger = logging.getLogger(__name__)
+
+# Sessions remembered per pool for affinity; the least recently used is forgotten first.
+MAX_SESSIONS = 4096
+
+
+@dataclass(frozen=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What `record` concluded, for the caller's next step."""
+
+    kind: Kind
+    try_another: bool  # the same request may be sent again with another credential of the provider
+    needs_attention: bool
+    cooldown: Cooldown | None  # in force for this credential because of this outcome
+
+
+def fingerprint(key: str) -> str:
+    """Tells a replaced key from the old one under the same label, without storing the key."""
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+@dataclass
+class Slot:
+    """One credential's state: in flight, cooldowns, counters. Survives config reloads."""
+
+    credential: Credential
+    in_flight: int = 0
+    cooldowns: dict[str | None, Cooldown] = field(default_factory=dict)  # by model; None: every model
+    current: int = 0  # smooth weighted round-robin's running weight
+    requests: int = 0
+    errors: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    last_status: Outcome | None = None
+
+    @property
+    def label(self) -> str:
+        return self.credential.label
+
+    def blocker(self, model: str, now: float) -> Cooldown | None:
+        """The active cooldown that keeps this credential from `model` longest."""
+        active = [c for key, c in self.cooldowns.items() if key in (None, model) and c.active(now)]
+        return max(active, key=lambda c: c.until, default=None)
+
+    def busy(self) -> bool:
+        limit = self.credential.max_concurrent
+        return limit is not None and self.in_flight >= limit
+
+    def adopt(self, credential: Credential) -> None:
+        """Take a reloaded credential; a replaced key starts with no cooldowns."""
+        if credential.key != self.credential.key:
+            self.cooldowns.clear()
+        self.credential = credential
+
+
+class Lease:
+    """One request's use of one credential: in flight until released or recorded.
+    Usable as a context manager that releases on exit."""
+
+    def __init__(self, pool: Pool, slot: Slot, model: str, started: float) -> None:
+        self.pool = pool
+        self.slot = slot
+        self.provider = pool.provider.name
+        self.credential = slot.credential
+        self.model = model
+        self.started = started
+        self.released = False
+        self.recorded = False
+
+    def release(self) -> None:
+        if self.released:
+            return
+        self.released = True
+        self.slot.in_flight -= 1
+        self.pool.on_release(self.provider)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def __repr__(self) -> str:
+        return f"Lease({self.provider}/{self.credential.label}, {self.model})"
+
+
+class Pool:
+    """One provider's credentials and how the next one is chosen."""
+
+    def __init__(self, provider: Provider, slots: list[Slot], on_release: Callable[[str], None]) -> None:
+        self.provider = provider
+        self.slots = tuple(slots)
+        self.on_release = on_release
+        self.sessions: OrderedDict[tuple[str, str], str] = OrderedDict()  # (session, model) → label
+
+    def pick(self, model: str, session: str | None, exclude: Collection[str], now: float) -> Lease | Refusal:
+        usable = [s for s in self.slots if s.label not in exclude and not s.busy() and s.blocker(model, now) is None]
+        if not usable:
+            return self.refusal(model, now)
+        tier = min(s.credential.priority for s in usable)
+        usable = [s for s in usable if s.credential.priority == tier]
+        slot = self.bound(session, model, usable) or self.choose(usable)
+        if session is not None and self.provider.affinity:
+            self.sessions[(session, model)] = slot.label
+            self.sessions.move_to_end((session, model))
+            if len(self.sessions) > MAX_SESSIONS:
+                self.sessions.popitem(last=False)
+        slot.in_flight += 1
+        return Lease(self, slot, model, now)
+
+    def bound(self, session: str | None, model: str, usable: list[Slot]) -> Slot | None:
+        """The session's credential, while it is usable and in the best usable tier: a
+        subscription freeing up beats a pay-per-token key's warm prompt cache."""
+        if session is None or not self.provider.affinity:
+            return None
+        label = self.sessions.get((session, model))
+        return next((s for s in usable if s.label == label), None)
+
+    def choose(self, usable: list[Slot]) -> Slot:
+        if self.provider.strategy == "fill-first":
+            return usable[0]
+        # nginx's smooth weighted round-robin over every credential, skipping the unusable:
+        # weights 3:1 give a a b a; equal weights give plain turns that step over a cooling
+        # credential without disturbing the others' order. Within one cycle (the sum of
+        # the weights) every credential comes up, so the loop always finds one.
+        total = sum(s.credential.weight for s in self.slots)
+        for _ in range(total):
+            for slot in self.slots:
+                slot.current += slot.credential.weight
+            chosen = max(self.slots, key=lambda s: s.current)  # ties: the one listed first
+            chosen.current -= total
+            if chosen in usable:
+                return chosen
+        raise AssertionError("smooth weighted round-robin skipped a usable credential for a whole cycle")
+
+    def refusal(self, model: str, now: float) -> Refusal:
+        blocked = tuple(_blocked(slot, model, now) for slot in self.slots)
+        states = {b.state for b in blocked}
+        name = self.provider.name
+        if "busy" in states:
+            return AllBusy(name, model, blocked, now, self.provider.max_wait)
+        if states == {"cooling"}:
+            return AllCooling(name, model, blocked, now)
+        return Unhealthy(name, model, blocked, now)
+
+
+def _blocked(slot: Slot, model: str, now: float) -> Blocked:
+    cooldown = slot.blocker(model, now)
+    if cooldown is not None:
+        state = cast(BlockedState, POLICIES[cooldown.kind].state)  # only "healthy" kinds never cool
+        return Blocked(slot.label, state, cooldown.until, cooldown.reason, slot.last_status)
+    if slot.busy():
+        reason = f"{slot.in_flight} of {slot.credential.max_concurrent} requests in flight"
+        return Blocked(slot.label, "busy", None, reason, slot.last_status)
+    return Blocked(slot.label, "tried", None, "already tried for this request", slot.last_status)
+
+
+_SESSION_IN_USER_ID = re.compile(r"_session_([0-9A-Za-z-]+)$")
+
+
+def session_of(headers: Mapping[str, str], body: Mapping[str, Any]) -> str | None:
+    """The Claude Code session a request belongs to, for affinity: the
+    x-claude-code-session-id header, else the session in metadata.user_id
+    (`user_…_account_…_session_UUID`, or newer versions' JSON with a session_id)."""
+    for name, value in headers.items():
+        if name.lower() == "x-claude-code-session-id" and value.strip():
+            return value.strip()
+    metadata = body.get("metadata")
+    user_id = metadata.get("user_id") if isinstance(metadata, dict) else None
+    if not isinstance(user_id, str) or not user_id:
+        return None
+    with contextlib.suppress(ValueError):
+        parsed = json.loads(user_id)
+        if isinstance(parsed, dict) and isinstance(parsed.get("session_id"), str) and parsed["session_id"]:
+            return str(parsed["session_id"])
+    found = _SESSION_IN_USER_ID.search(user_id)
+    return found.group(1) if found else user_id  # no session in it: stick per user instead
+
+
+class Pools:
+    """Every provider's pool. Rebuilt in place on config reload, keeping the state of
+    credentials that still exist (same provider and label)."""
+
+    def __init__(
+        self, config: Config, now: Callable[[], float] = time.time, on_release: Callable[[str], None] | None = None
+    ) -> None:
+        self.now = now
+        # Lets a request waiting for a busy credential be woken instead of polling.
+        self.on_release = on_release or (lambda provider: None)
+        self.pools: dict[str, Pool] = {}
+        self.reload(config)
+
+    def reload(self, config: Config) -> None:
+        old = {(name, s.label): s for name, pool in self.pools.items() for s in pool.slots}
+        pools = {}
+        for provider in config.providers.values():
+            if not provider.credentials:
+                continue  # passthrough: the client's own token, nothing to pool
+            previous = self.pools.get(provider.name)
+            if previous and [(s.label, s.credential.weight) for s in previous.slots] != [
+                (c.label, c.weight) for c in provider.credentials
+            ]:
+                for slot in previous.slots:
+                    slot.current = 0  # round-robin's cycle holds only for an unchanged set
+            slots = []
+            for credential in provider.credentials:
+                slot = old.get((provider.name, credential.label)) or Slot(credential)
+                slot.adopt(credential)
+                slots.append(slot)
+            pool = Pool(provider, slots, lambda name: self.on_release(name))
+            if previous is not None:
+                labels = {s.label for s in slots}
+                pool.sessions.update((k, v) for k, v in previous.sessions.items() if v in labels)
+
+            pools[provider.name] = pool
+        self.pools = pools
+
+    def pool(self, provider: str) -> Pool:
+        try:
+            return self.pools[provider]
+        except KeyError:
+            known = ", ".join(sorted(self.pools)) or "none"
+            raise LookupError(f"provider '{provider}' has no credential pool (pools: {known})") from None
+
+    def pick(
+        self, provider: str, model: str, session: str | None = None, exclude: Collection[str] = ()
+    ) -> Lease | Refusal:
+        """A lease on one of `provider`'s credentials for `model`, or why there is none.
+        `exclude`: labels already tried for this request."""
+        return self.pool(provider).pick(model, session, exclude, self.now())
+
+    def record(
+        self, lease: Lease, outcome: Outcome, *,
+        headers: Mapping[str, str] | None = None, body: str | None = None, usage: Usage | None = None,
+    ) -> Verdict:
+        """Count the answer `lease` got and cool its credential as POLICIES says.
+        `body`: the error body as text, where an upstream may name its retry delay."""
+        if lease.recorded:
+            raise RuntimeError(f"{lease!r} was already recorded")
+        lease.recorded = True
+        lease.release()
+        now = self.now()
+        slot = lease.slot
+        kind = classify(outcome, body)
+        policy = POLICIES[kind]
+        slot.last_status = outcome
+        if kind != "cancelled":
+            slot.requests += 1
+            slot.errors += kind != "success"
+        if usage is not None:
+            slot.input_tokens += usage.input_tokens
+            slot.output_tokens += usage.output_tokens
+        cooldown = None
+        if kind == "success":
+            # Evidence about the moment the request was sent: it clears what was set before.
+            for key in [k for k, c in slot.cooldowns.items() if k in (None, lease.model) and c.since < lease.started]:
+                del slot.cooldowns[key]
+        elif policy.base > 0 and lease.credential.key == slot.credential.key:  # else: a key since replaced
+            headers = headers or {}
+            provider = self.pools.get(lease.provider, lease.pool).provider  # as reloaded since the pick
+            per_model = policy.per_model and provider.cooldown_scope == "model"
+            key = lease.model if per_model and not subscription_exhausted(headers) else None
+            hint = upstream_delay(headers, body, now) if policy.upstream_hint else None
+            previous = slot.cooldowns.get(key)
+            cooldown = next_cooldown(previous, kind, outcome, hint, now, key)
+            slot.cooldowns[key] = cooldown
+            if policy.needs_attention and cooldown is not previous:
+                logger.error(
+                    "credential %s of provider %s: %s; not used until %s (in %s). Check the key: a new key "
+                    "under the same label clears this on reload", redacted(lease.credential), lease.provider,
+                    cooldown.reason, iso(cooldown.until), span(cooldown.until - now),
+                )
+        return Verdict(kind, policy.try_another, policy.needs_attention, cooldown)
+
+    def reset(self, provider: str, label: str) -> None:
+        """Clear a credential's cooldowns and backoff (the upstream recovered early, or
+        the key was fixed)."""
+        slot = next((s for s in self.pool(provider).slots if s.label == label), None)
+        if slot is None:
+            labels = ", ".join(s.label for s in self.pool(provider).slots)
+            raise LookupError(f"provider '{provider}' has no credential '{label}'; credentials: {labels}")
+        slot.cooldowns.clear()
+
+    def save(self, path: Path) -> None:
+        """Store cooldowns (real expiry times) and counters; see `pool_state.state_path`.
+        Raises OSError when the file cannot be written."""
+        entries = [
+            pool_state.Stored(
+                name, slot.label, fingerprint(slot.credential.key), slot.requests, slot.errors,
+                slot.input_tokens, slot.output_tokens, slot.last_status, tuple(slot.cooldowns.values()),
+            )
+            for name, pool in self.pools.items()
+            for slot in pool.slots
+        ]
+        pool_state.write_private(path, pool_state.dump(entries, self.now()))
+
+    def load(self, path: Path) -> None:
+        """Restore what `save` stored, at start-up. Expired cooldowns and credentials no
+        longer configured are dropped; a replaced key keeps its counters, not its
+        cooldowns. A missing file is a first start; an unreadable one is logged and
+        ignored, never fatal."""
+        try:
+            entries = pool_state.parse(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return
+        except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError) as e:
+            logger.warning("ignoring the credential state in %s, which cannot be used (%s); starting afresh", path, e)
+            return
+        now = self.now()
+        slots = {(name, s.label): s for name, pool in self.pools.items() for s in pool.slots}
+        for entry in entries:
+            slot = slots.get((entry.provider, entry.label))
+            if slot is None:
+                continue
+            slot.requests, slot.errors = entry.requests, entry.errors
+            slot.input_tokens, slot.output_tokens = entry.input_tokens, entry.output_tokens
+            slot.last_status = entry.last_status
+            if entry.fingerprint == fingerprint(slot.credential.key):
+                slot.cooldowns = {c.model: c for c in entry.cooldowns if c.active(now)}
+
+    def snapshot(self) -> dict[str, Any]:
+        """Every credential's state for `modelmux status` and the JSON endpoint. JSON-able;
+        keys appear only redacted (label and last four characters)."""
+        now = self.now()
+        return {
+            "at": iso(now),
+            "providers": {
+                name: {
+                    "strategy": pool.provider.strategy,
+                    "affinity": pool.provider.affinity,
+                    "cooldown_scope": pool.provider.cooldown_scope,
+                    "credentials": [_describe(slot, now) for slot in pool.slots],
+                }
+                for name, pool in self.pools.items()
+            },
+        }
+
+
+# Worst first: what status shows when several cooldowns are active at once.
+_SEVERITY: tuple[State, ...] = ("needs attention", "unhealthy", "cooling")
+
+
+def _describe(slot: Slot, now: float) -> dict[str, Any]:
+    active = sorted((c for c in slot.cooldowns.values() if c.active(now)), key=lambda c: (c.model or "", c.until))
+    states = {POLICIES[c.kind].state for c in active}
+    credential = slot.credential
+    return {
+        "label": credential.label,
+        "key": redacted(credential),
+        "priority": credential.priority,
+        "weight": credential.weight,
+        "max_concurrent": credential.max_concurrent,
+        "state": next((s for s in _SEVERITY if s in states), "healthy"),
+        "cooldowns": [
+            {
+                "model": c.model,
+                "kind": c.kind,
+                "until": iso(c.until),
+                "seconds_left": round(c.until - now, 3),
+                "reason": c.reason,
+                "status": c.status,
+            }
+            for c in active
+        ],
+        "in_flight": slot.in_flight,
+        "requests": slot.requests,
+        "errors": slot.errors,
+        "input_tokens": slot.input_tokens,
+        "output_tokens": slot.output_tokens,
+        "last_status": slot.last_status,
+    }

@@ -1,0 +1,147 @@
+"""The cooldown table: how each outcome is classed, and the waits upstreams name."""
+
+from email.utils import formatdate
+
+import pytest
+
+from modelmux.cooldowns import POLICIES, classify, delay, iso, span, subscription_exhausted, upstream_delay
+
+T0 = 1_750_000_000.0  # 2025-06-15T15:06:40Z
+
+
+@pytest.mark.parametrize(
+    "outcome, body, kind",
+    [
+        (200, None, "success"),
+        (204, None, "success"),
+        (429, None, "rate_limit"),
+        (401, None, "auth"),
+        (402, None, "auth"),
+        (403, None, "forbidden"),
+        (408, None, "transient"),
+        (500, None, "transient"),
+        (502, '{"error": {"type": "bad_gateway"}}', "transient"),
+        (529, '{"type":"error","error":{"type":"overloaded_error"}}', "transient"),
+        # A relay wrapping a validation error in a 500 (CLIProxyAPI #6029).
+        (500, '{"error": {"type" : "invalid_request_error", "message": "messages.0: bad"}}', "request"),
+        (400, None, "request"),
+        (404, None, "request"),
+        (409, None, "request"),
+        (413, None, "request"),
+        (422, None, "request"),
+        ("timeout", None, "unreachable"),
+        ("connect", None, "unreachable"),
+        ("reset", None, "transient"),
+        ("cancelled", None, "cancelled"),
+    ],
+)
+def test_classify(outcome, body, kind):
+    assert classify(outcome, body) == kind
+
+
+def test_the_table():
+    rows = {
+        kind: (p.base, p.cap, p.upstream_hint, p.per_model, p.try_another, p.needs_attention, p.state)
+        for kind, p in POLICIES.items()
+    }
+    assert rows == {
+        "success": (0, 0, False, False, False, False, "healthy"),
+        "rate_limit": (5, 1800, True, True, True, False, "cooling"),
+        "auth": (21600, 21600, False, False, True, True, "needs attention"),
+        "forbidden": (21600, 21600, False, True, True, True, "needs attention"),
+        "transient": (10, 120, True, True, True, False, "unhealthy"),
+        "unreachable": (10, 120, False, False, False, False, "unhealthy"),
+        "request": (0, 0, False, False, False, False, "healthy"),
+        "cancelled": (0, 0, False, False, False, False, "healthy"),
+    }
+
+
+def rfc3339(when: float) -> str:
+    return iso(when)
+
+
+@pytest.mark.parametrize(
+    "headers, body, seconds",
+    [
+        ({"Retry-After": "30"}, None, 30),
+        ({"retry-after": "1.5"}, None, 1.5),
+        ({"retry-after": formatdate(T0 + 120, usegmt=True)}, None, 120),
+        ({"retry-after-ms": "2500", "retry-after": "3"}, None, 2.5),  # the precise one wins
+        # OpenAI: the exhausted limit's reset, not the other one's.
+        ({"x-ratelimit-reset-requests": "6m0s", "x-ratelimit-remaining-requests": "0",
+          "x-ratelimit-reset-tokens": "1s", "x-ratelimit-remaining-tokens": "7000"}, None, 360),
+        ({"x-ratelimit-reset-requests": "1h2m3.5s", "x-ratelimit-remaining-requests": "0"}, None, 3723.5),
+        # Both exhausted: usable again only when both have reset.
+        ({"x-ratelimit-reset-requests": "1s", "x-ratelimit-remaining-requests": "0",
+          "x-ratelimit-reset-tokens": "6m0s", "x-ratelimit-remaining-tokens": "0"}, None, 360),
+        # No remaining counts: the earliest reset (a too-early retry only learns more).
+        ({"x-ratelimit-reset-requests": "1m30s", "x-ratelimit-reset-tokens": "20ms"}, None, 0.02),
+        # OpenRouter: epoch milliseconds.
+        ({"X-RateLimit-Reset": str(int((T0 + 12) * 1000)), "X-RateLimit-Remaining": "0"}, None, 12),
+        # Anthropic API keys: RFC 3339 times per limit.
+        ({"anthropic-ratelimit-requests-reset": rfc3339(T0 + 42), "anthropic-ratelimit-requests-remaining": "0",
+          "anthropic-ratelimit-tokens-reset": rfc3339(T0 + 5), "anthropic-ratelimit-tokens-remaining": "900"},
+         None, 42),
+        # Anthropic subscriptions: the account-wide verdict beats the windows.
+        ({"anthropic-ratelimit-unified-status": "rejected", "anthropic-ratelimit-unified-reset": str(int(T0) + 18000),
+          "anthropic-ratelimit-unified-5h-status": "rejected", "anthropic-ratelimit-unified-5h-reset": str(int(T0) + 18000),
+          "anthropic-ratelimit-unified-7d-status": "allowed", "anthropic-ratelimit-unified-7d-reset": str(int(T0) + 259200)},
+         None, 18000),
+        ({"anthropic-ratelimit-unified-5h-status": "allowed_warning", "anthropic-ratelimit-unified-5h-reset": str(int(T0) + 60),
+          "anthropic-ratelimit-unified-7d-status": "rejected", "anthropic-ratelimit-unified-7d-reset": str(int(T0) + 7200)},
+         None, 7200),
+        # Google: RetryInfo in the error body.
+        ({}, ('{"error": {"code": 429, "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo", '
+              '"retryDelay": "34s"}]}}'), 34),
+        ({}, '{"error":{"details":[{"retryDelay":"0.5s"}]}}', 0.5),
+        ({}, '{"error": {"type": "usage_limit_reached", "resets_in_seconds": 90}}', 90),
+        ({"retry-after": "7"}, '{"retryDelay": "34s"}', 7),  # a header beats the body
+        ({"retry-after": "7", "x-ratelimit-reset": "1m", "x-ratelimit-remaining": "0"}, None, 7),
+    ],
+)
+def test_upstream_delay(headers, body, seconds):
+    assert upstream_delay(headers, body, T0) == seconds
+
+
+@pytest.mark.parametrize(
+    "headers, body",
+    [
+        ({}, None),
+        ({"retry-after": "soon"}, None),
+        ({"retry-after": "0"}, None),
+        ({"retry-after": formatdate(T0 - 60, usegmt=True)}, None),  # in the past: clock skew
+        ({"x-ratelimit-reset-tokens": "1s", "x-ratelimit-remaining-tokens": "5"}, None),  # not the exhausted limit
+        ({}, '{"error": {"message": "retryDelay unknown"}}'),
+    ],
+)
+def test_no_usable_delay(headers, body):
+    assert upstream_delay(headers, body, T0) is None
+
+
+def test_delay_forms():
+    assert delay("2025-06-15T15:07:40Z", T0) == 60
+    assert delay("2025-06-15T15:07:40", T0) == 60  # no zone: UTC
+    assert delay("2025-06-15T17:07:40+02:00", T0) == 60
+    assert delay("Sun, 15 Jun 2025 15:07:40 GMT", T0) == 60
+    assert delay(str(int(T0) + 60), T0) == 60
+    assert delay(str(int(T0 * 1000) + 60_000), T0) == 60
+    assert delay("60", T0) == 60
+    assert delay("1m", T0) == 60
+    assert delay("250ms", T0) == 0.25
+    assert delay("nan", T0) is None
+    assert delay("tomorrow", T0) is None
+
+
+def test_subscription_exhausted():
+    assert subscription_exhausted({"Anthropic-Ratelimit-Unified-Status": "rejected"})
+    assert subscription_exhausted({"anthropic-ratelimit-unified-7d-status": "rejected"})
+    assert not subscription_exhausted({"anthropic-ratelimit-unified-status": "allowed_warning"})
+    assert not subscription_exhausted({"anthropic-ratelimit-requests-remaining": "0"})
+
+
+@pytest.mark.parametrize(
+    "seconds, text",
+    [(0, "0 s"), (0.2, "1 s"), (45, "45 s"), (90, "1 min 30 s"), (3600, "1 h"), (21600, "6 h"), (3723.5, "1 h 2 min 4 s")],
+)
+def test_span(seconds, text):
+    assert span(seconds) == text
