@@ -6,6 +6,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import anthropic
 import httpx
@@ -233,22 +234,37 @@ def test_no_secret_in_the_gateway_log(gateway):
         assert secret not in text
 
 
-def test_an_internal_error_is_answered_never_forwarded_unrouted(monkeypatch, tmp_path):
-    """A bug while routing must not let the flow go to the reverse target as it is."""
-    from mitmproxy.test import taddons, tflow, tutils
+@contextmanager
+def router_in_process(tmp_path, routes: str) -> Iterator:
+    """The Router addon with its Settings, configured from `routes`, without a proxy."""
+    from mitmproxy.test import taddons
 
-    from modelmux.addons import router as router_addon
+    from modelmux.addons.router import Router, Translator
     from modelmux.addons.settings import Settings
 
     config = tmp_path / "routes.yaml"
-    config.write_text("providers:\n  a: {protocol: anthropic, base_url: 'http://127.0.0.1:9', auth: passthrough}\n"
-                      "default: {provider: a}\n")
+    config.write_text(routes)
     settings = Settings()
-    router = router_addon.Router(settings, router_addon.Translator())
+    router = Router(settings, Translator())
     with taddons.context(settings, router) as context:
         context.configure(settings, modelmux_config=str(config))
+        yield router
+
+
+def message_flow(path: bytes, body: bytes):
+    from mitmproxy.test import tflow, tutils
+
+    return tflow.tflow(req=tutils.treq(method=b"POST", path=path, content=body))
+
+
+def test_an_internal_error_is_answered_never_forwarded_unrouted(monkeypatch, tmp_path):
+    """A bug while routing must not let the flow go to the reverse target as it is."""
+    from modelmux.addons import router as router_addon
+
+    routes = "providers:\n  a: {protocol: anthropic, base_url: 'http://127.0.0.1:9', auth: passthrough}\ndefault: {provider: a}\n"
+    with router_in_process(tmp_path, routes) as router:
         monkeypatch.setattr(router_addon.routing, "route", lambda *a: 1 / 0)
-        flow = tflow.tflow(req=tutils.treq(method=b"POST", path=b"/v1/messages", content=b'{"model": "m"}'))
+        flow = message_flow(b"/v1/messages", b'{"model": "m"}')
         router.request(flow)
     assert flow.response.status_code == 500
     assert json.loads(flow.response.content) == {"type": "error", "error": {"type": "api_error", "message": (
@@ -295,20 +311,10 @@ def test_warmup_is_answered_locally_on_routes_that_intercept_it(gateway, upstrea
 def test_the_dashboard_comment_keeps_what_the_translator_adds(tmp_path):
     """count_tokens on a translated route is answered locally; mitmweb's comment says both
     where the request was routed and that nobody upstream was asked."""
-    from mitmproxy.test import taddons, tflow, tutils
-
-    from modelmux.addons import router as router_addon
-    from modelmux.addons.settings import Settings
-
-    config = tmp_path / "routes.yaml"
-    config.write_text("providers:\n  oai: {protocol: openai-chat, base_url: 'http://127.0.0.1:9/v1', "
-                      "credentials: [{label: main, key: sk-test-key-1234}]}\ndefault: {provider: oai, model: gpt-x}\n")
-    settings = Settings()
-    router = router_addon.Router(settings, router_addon.Translator())
-    with taddons.context(settings, router) as context:
-        context.configure(settings, modelmux_config=str(config))
-        flow = tflow.tflow(req=tutils.treq(method=b"POST", path=b"/v1/messages/count_tokens",
-                                           content=b'{"model": "m", "messages": [{"role": "user", "content": "hi"}]}'))
+    routes = ("providers:\n  oai: {protocol: openai-chat, base_url: 'http://127.0.0.1:9/v1', "
+              "credentials: [{label: main, key: sk-test-key-1234}]}\ndefault: {provider: oai, model: gpt-x}\n")
+    with router_in_process(tmp_path, routes) as router:
+        flow = message_flow(b"/v1/messages/count_tokens", b'{"model": "m", "messages": [{"role": "user", "content": "hi"}]}')
         router.request(flow)
     assert flow.response.status_code == 200
     assert flow.comment == "m → oai/gpt-x [default] · main · count_tokens answered locally (estimate)"
