@@ -19,6 +19,7 @@ from modelmux.addons.heartbeat import Heartbeat  # noqa: E402
 from modelmux.addons.inbound import InboundAuth  # noqa: E402
 from modelmux.addons.listeners import Listeners  # noqa: E402
 from modelmux.addons.local import LocalAPI  # noqa: E402
+from modelmux.addons.redactor import Redactor  # noqa: E402
 from modelmux.addons.retention import Retention  # noqa: E402
 from modelmux.addons.router import Router  # noqa: E402
 from modelmux.addons.settings import Settings  # noqa: E402
@@ -36,5 +37,6 @@ addons = [
     translator,
     Heartbeat(),
     Failures(settings),
+    Redactor(settings),  # last of the hooks that read the request: after it, no secret is left
     Retention(),
 ]

@@ -4,6 +4,7 @@ these, the gateway reads them and never lets them reach an upstream."""
 PROFILE_HEADER = "x-modelmux-profile"
 KEY_HEADER = "x-modelmux-key"
 OWN_HEADER_PREFIX = "x-modelmux-"
+CLIENT_AUTH_HEADERS = ("authorization", "x-api-key")  # where Anthropic clients send their token
 # Claude Code needs *a* token to skip its login when every provider of a profile has
 # its own credentials; the gateway removes it and refuses to pass it to Anthropic.
 PLACEHOLDER_TOKEN = "modelmux-placeholder"

@@ -15,13 +15,12 @@ from modelmux.addons.settings import Settings
 from modelmux.config import Credential, Provider
 from modelmux.credentials import RoundRobin
 from modelmux.errors import GatewayError
-from modelmux.headers import OWN_HEADER_PREFIX, PLACEHOLDER_TOKEN
+from modelmux.headers import CLIENT_AUTH_HEADERS, OWN_HEADER_PREFIX, PLACEHOLDER_TOKEN
 from modelmux.passthrough import ModelRestorer, restore_model_json
 
 logger = logging.getLogger(__name__)
 
 MESSAGE_PATHS = {"/v1/messages", "/v1/messages/count_tokens"}
-CLIENT_AUTH_HEADERS = ("authorization", "x-api-key")
 SERVED = "POST /v1/messages, POST /v1/messages/count_tokens, GET /v1/models and GET /healthz"
 
 
