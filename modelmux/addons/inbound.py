@@ -9,7 +9,7 @@ from mitmproxy import http
 from modelmux.addons.answers import answer_error, request_path
 from modelmux.addons.settings import Settings
 from modelmux.errors import GatewayError
-from modelmux.headers import KEY_HEADER
+from modelmux.headers import KEY_HEADER, client_tokens
 
 OPEN_PATHS = {"/healthz"}  # the launcher checks health without knowing the key
 
@@ -30,11 +30,7 @@ class InboundAuth:
         if expected is None or request_path(flow) in OPEN_PATHS:
             return
         headers = flow.request.headers
-        offered = {
-            KEY_HEADER: headers.get(KEY_HEADER, ""),
-            "x-api-key": headers.get("x-api-key", ""),
-            "authorization": headers.get("authorization", "").removeprefix("Bearer ").strip(),
-        }
+        offered = {KEY_HEADER: headers.get(KEY_HEADER, ""), **client_tokens(headers)}
         for header, value in offered.items():
             if value and hmac.compare_digest(value.encode(), expected.encode()):
                 del headers[header]

@@ -15,7 +15,7 @@ from modelmux.addons.settings import Settings
 from modelmux.config import Credential, Provider
 from modelmux.credentials import RoundRobin
 from modelmux.errors import GatewayError
-from modelmux.headers import CLIENT_AUTH_HEADERS, OWN_HEADER_PREFIX, PLACEHOLDER_TOKEN
+from modelmux.headers import CLIENT_AUTH_HEADERS, OWN_HEADER_PREFIX, PLACEHOLDER_TOKEN, client_tokens
 from modelmux.passthrough import ModelRestorer, restore_model_json
 
 logger = logging.getLogger(__name__)
@@ -177,8 +177,7 @@ def _send(flow: http.HTTPFlow, provider: Provider, credential: Credential | None
 
 
 def _carries_placeholder(headers: http.Headers) -> bool:
-    tokens = (headers.get("authorization", "").removeprefix("Bearer ").strip(), headers.get("x-api-key", ""))
-    return PLACEHOLDER_TOKEN in tokens
+    return PLACEHOLDER_TOKEN in client_tokens(headers).values()
 
 
 def _translated(flow: http.HTTPFlow) -> bool:
