@@ -22,6 +22,7 @@ from mitmproxy import http
 
 from modelmux.addons.answers import loggable_url
 from modelmux.addons.internals import CLIENT_GONE, can_write_chunks, write_chunk
+from modelmux.addons.translator import translation_of
 from modelmux.messages import PING, error_event
 
 logger = logging.getLogger(__name__)
@@ -49,8 +50,7 @@ class Heartbeat:
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         """Runs after the Translator, and wraps the stream callable it set."""
         response = flow.response
-        translated = "translation" in (flow.metadata.get("modelmux") or {})
-        if not translated or response is None or not callable(response.stream) or not can_write_chunks(flow):
+        if translation_of(flow) is None or response is None or not callable(response.stream) or not can_write_chunks(flow):
             return
         pulse = Pulse(flow, time.monotonic())
         inner = response.stream

@@ -10,7 +10,7 @@ from mitmproxy import http
 from modelmux import messages, routing
 from modelmux.addons.answers import answer, answer_error, answer_json, request_path, upstream_json
 from modelmux.addons.streams import as_stream
-from modelmux.addons.translator import Translator
+from modelmux.addons.translator import Translator, translation_of
 from modelmux.addons.settings import Settings
 from modelmux.config import Credential, Provider
 from modelmux.credentials import RoundRobin
@@ -103,7 +103,7 @@ class Router:
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         response = flow.response
         assert response
-        if response.status_code >= 400 or not _is_event_stream(response) or _translated(flow):
+        if response.status_code >= 400 or not _is_event_stream(response) or translation_of(flow) is not None:
             return  # errors are buffered and checked whole (Failures); translations stream in Translator
         restore = flow.metadata.get("modelmux", {}).get("restore_model")
         if restore:
@@ -178,10 +178,6 @@ def _send(flow: http.HTTPFlow, provider: Provider, credential: Credential | None
 
 def _carries_placeholder(headers: http.Headers) -> bool:
     return PLACEHOLDER_TOKEN in client_tokens(headers).values()
-
-
-def _translated(flow: http.HTTPFlow) -> bool:
-    return "translation" in flow.metadata.get("modelmux", {})
 
 
 def _is_event_stream(response: http.Response) -> bool:

@@ -67,7 +67,7 @@ class Translator:
             asyncio.get_running_loop().call_soon(_estimate, translation["context"], body)
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
-        translation = _translation(flow)
+        translation = translation_of(flow)
         response = flow.response
         if translation is None or response is None or response.status_code >= 400:
             return
@@ -77,7 +77,7 @@ class Translator:
             response.stream = as_stream(openai_chat.ChatStream(_context(translation)))
 
     def response(self, flow: http.HTTPFlow) -> None:
-        translation = _translation(flow)
+        translation = translation_of(flow)
         response = flow.response
         if translation is None or response is None or response.status_code >= 400 or response.stream:
             return
@@ -100,7 +100,8 @@ def _estimate(context: dict[str, Any], body: dict[str, Any]) -> None:
     context["input_tokens"] = estimate_input_tokens(body)
 
 
-def _translation(flow: http.HTTPFlow) -> dict[str, Any] | None:
+def translation_of(flow: http.HTTPFlow) -> dict[str, Any] | None:
+    """The Translator's notes on a flow; None when it was not translated."""
     return (flow.metadata.get("modelmux") or {}).get("translation")
 
 
