@@ -12,6 +12,7 @@ from typing import Any
 
 from modelmux import __version__, config, procs
 from modelmux.config import Config, Profile
+from modelmux.cooldowns import POLICIES, span
 from modelmux.launcher import (
     LaunchError,
     apply_environment,
@@ -80,6 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", parents=[common, port], help="is the gateway running and healthy?")
     status.add_argument("--json", action="store_true", help="print the status as JSON")
     commands.add_parser("stop", parents=[common, port], help="stop the gateway")
+    reset = commands.add_parser(
+        "reset", parents=[common, port], help="clear the cooldowns of PROVIDER's credential LABEL, or of all of them"
+    )
+    reset.add_argument("provider", metavar="PROVIDER")
+    reset.add_argument("label", metavar="LABEL", nargs="?", help="a credential's label (default: all of PROVIDER's)")
     return parser
 
 
@@ -208,14 +214,17 @@ def status(args: argparse.Namespace, _: list[str]) -> int:
 
 
 def gateway_status(cfg: Config, gateway: Gateway) -> dict[str, Any]:
-    """What `status` shows. Built from /healthz and the config summary: never a secret."""
+    """What `status` shows. Built from /healthz, the config summary and the credential
+    pools (keys redacted by the gateway): never a secret."""
     info = gateway.health()
     pid = procs.reported_pid(info) or gateway.recorded_pid()
+    healthy = info is not None and info.get("status") == "ok"
+    pools, pools_error = credential_pools(cfg, gateway) if healthy else (None, None)
     return {
         "address": f"http://{gateway.address}",
         "port": gateway.port,
         "running": bool(info) or pid is not None,
-        "healthy": bool(info) and info.get("status") == "ok",
+        "healthy": healthy,
         "pid": pid,
         "version": info.get("version") if info else None,
         "config": info.get("config") if info else None,
@@ -224,7 +233,18 @@ def gateway_status(cfg: Config, gateway: Gateway) -> dict[str, Any]:
         "requested_config": str(cfg.path),
         "port_taken": not info and pid is None and procs.port_in_use(cfg.server.host, gateway.port),
         "log": str(gateway.log_file),
+        "credentials": pools,
+        "credentials_error": pools_error,
     }
+
+
+def credential_pools(cfg: Config, gateway: Gateway) -> tuple[dict[str, Any] | None, str | None]:
+    """The gateway's credential document, or why there is none: an older gateway, or
+    another server.api_key than this routes.yaml's."""
+    try:
+        return gateway.credentials(cfg.server.api_key), None
+    except LaunchError as e:
+        return None, str(e)
 
 
 def describe_status(report: dict[str, Any]) -> str:
@@ -249,7 +269,61 @@ def describe_status(report: dict[str, Any]) -> str:
         lines.append(f"  note:         not {report['requested_config']}, which this command was given")
     if report["reload_error"]:
         lines.append(f"  reload error: {report['reload_error']}")
-    return "\n".join(lines)
+    return "\n".join(lines + credentials_section(report))
+
+
+def credentials_section(report: dict[str, Any]) -> list[str]:
+    if report["credentials_error"]:
+        return [f"credentials unavailable: {report['credentials_error']}"]
+    if report["credentials"] is None:
+        return []
+    if not (lines := credential_lines(report["credentials"])):
+        return ["credentials: none (every provider passes on the client's own token)"]
+    return [f"credentials at {report['credentials']['at']}:", *lines]
+
+
+def credential_lines(document: dict[str, Any], provider: str | None = None, label: str | None = None) -> list[str]:
+    """One aligned line per credential (of `provider`, with `label`, when given), each
+    followed by its active cooldowns."""
+    chosen = [
+        (name, credential)
+        for name, pool in document["providers"].items()
+        if provider in (None, name)
+        for credential in pool["credentials"]
+        if label in (None, credential["label"])
+    ]
+    rows = _aligned([_credential_cells(name, credential) for name, credential in chosen])
+    lines = []
+    for row, (_, credential) in zip(rows, chosen, strict=True):
+        lines += [f"  {row}", *(f"    {_cooldown_text(c)}" for c in credential["cooldowns"])]
+    return lines
+
+
+def _credential_cells(provider: str, credential: dict[str, Any]) -> list[str]:
+    errors = credential["errors"]
+    return [
+        provider,
+        f"{credential['label']} ({credential['key']})",
+        credential["state"],
+        f"in flight {credential['in_flight']}",
+        f"requests {credential['requests']} ({errors} error{'s' * (errors != 1)})",
+        f"tokens {credential['input_tokens']} in / {credential['output_tokens']} out",
+    ]
+
+
+def _cooldown_text(cooldown: dict[str, Any]) -> str:
+    status = cooldown["status"]
+    # next_cooldown's reasons lead with the status ("429: rate limited; ..."); it goes in brackets instead.
+    reason = cooldown["reason"].removeprefix(f"{status}: ")
+    return (
+        f"{POLICIES[cooldown['kind']].state} until {cooldown['until']} (in {span(cooldown['seconds_left'])}) "
+        f"for {cooldown['model'] or 'every model'}: {reason} [{status}]"
+    )
+
+
+def _aligned(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(cell) for cell in column) for column in zip(*rows, strict=True)]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
 
 
 def stop(args: argparse.Namespace, _: list[str]) -> int:
@@ -268,6 +342,19 @@ def stop(args: argparse.Namespace, _: list[str]) -> int:
     return 0
 
 
+def reset(args: argparse.Namespace, _: list[str]) -> int:
+    """Only a gateway that answers as modelmux is sent the key."""
+    cfg = load_config(args.config)
+    gateway = gateway_for(cfg, args.port)
+    if not gateway.health():
+        raise LaunchError(f"modelmux is not running on {gateway.address}")
+    document = gateway.reset_credentials(cfg.server.api_key, args.provider, args.label)
+    what = f"credential '{args.label}'" if args.label else "every credential"
+    print(f"reset {what} of provider '{args.provider}'; now:")
+    print("\n".join(credential_lines(document, args.provider, args.label)))
+    return 0
+
+
 def _note(message: str) -> None:
     print(f"modelmux: {message}", file=sys.stderr)
 
@@ -278,6 +365,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, list[str]], int]] = {
     "env": env,
     "status": status,
     "stop": stop,
+    "reset": reset,
 }
 
 if __name__ == "__main__":

@@ -21,9 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from modelmux.headers import KEY_HEADER
 from modelmux.launcher import LaunchError, url_host
 
 HEALTH_TIMEOUT = 1.0
+CREDENTIALS_PATH = "/modelmux/credentials"
+RESET_PATH = "/modelmux/credentials/reset"
+MAX_ANSWER = 1 << 20
 POLL_INTERVAL = 0.1
 START_TIMEOUT = 30.0
 START_TIMEOUT_ENV = "MODELMUX_START_TIMEOUT"
@@ -62,6 +66,12 @@ class Gateway:
     def health(self, port: int | None = None) -> dict[str, Any] | None:
         return health(self.host, port or self.port)
 
+    def credentials(self, key: str | None) -> dict[str, Any]:
+        return credentials(self.host, self.port, key)
+
+    def reset_credentials(self, key: str | None, provider: str, label: str | None) -> dict[str, Any]:
+        return reset_credentials(self.host, self.port, key, provider, label)
+
     def recorded_pid(self) -> int | None:
         """The pid file's pid, if that process is alive and still a gateway."""
         try:
@@ -95,17 +105,76 @@ def state_dir(environ: Mapping[str, str]) -> Path:
 
 def health(host: str, port: int, timeout: float = HEALTH_TIMEOUT) -> dict[str, Any] | None:
     """The gateway's /healthz document, or None when nothing answers as modelmux there."""
-    connection = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
-        connection.request("GET", "/healthz")
-        body = json.loads(connection.getresponse().read(1 << 20))
+        _, answer = _exchange(host, port, "GET", "/healthz", {}, None, timeout)
+        body = json.loads(answer)
     except (OSError, http.client.HTTPException, ValueError):
         return None
-    finally:
-        connection.close()
     if not isinstance(body, dict) or body.get("service") != "modelmux":
         return None
     return body
+
+
+def credentials(host: str, port: int, key: str | None, timeout: float = HEALTH_TIMEOUT) -> dict[str, Any]:
+    """The gateway's credential pools (`Pools.snapshot()`): keys only redacted."""
+    return _call(host, port, "GET", CREDENTIALS_PATH, key, None, timeout)
+
+
+def reset_credentials(
+    host: str, port: int, key: str | None, provider: str, label: str | None, timeout: float = HEALTH_TIMEOUT
+) -> dict[str, Any]:
+    """Clear the cooldowns of `provider`'s credential `label` (None: all of them); the
+    gateway answers with the snapshot as it is afterwards."""
+    body = {"provider": provider} | ({"label": label} if label is not None else {})
+    return _call(host, port, "POST", RESET_PATH, key, body, timeout)
+
+
+def _call(
+    host: str, port: int, method: str, path: str, key: str | None, body: dict[str, Any] | None, timeout: float
+) -> dict[str, Any]:
+    """One request to the gateway's own API, with its key (server.api_key) when it has
+    one. Raises LaunchError naming the address and the gateway's own message, never the key."""
+    where = f"{method} {path} on {url_host(host)}:{port}"
+    headers = {KEY_HEADER: key} if key else {}
+    try:
+        status, answer = _exchange(host, port, method, path, headers, body, timeout)
+    except (OSError, http.client.HTTPException) as e:
+        raise LaunchError(f"{where} got no answer ({e})") from e
+    try:
+        document = json.loads(answer)
+    except ValueError:
+        document = None
+    if status != 200:
+        message = _error_message(document) or "no Anthropic error message (is this modelmux?)"
+        if key:  # no gateway message names the key today; this keeps it off the terminal if one ever did
+            message = message.replace(key, "…")
+        raise LaunchError(f"{where} failed with {status}: {message}")
+    if not isinstance(document, dict):
+        raise LaunchError(f"{where} answered 200 with something other than a JSON object")
+    return document
+
+
+def _exchange(
+    host: str, port: int, method: str, path: str, headers: dict[str, str], body: dict[str, Any] | None, timeout: float
+) -> tuple[int, bytes]:
+    """One plain-HTTP request to the gateway: its status and up to MAX_ANSWER bytes of its body."""
+    payload = json.dumps(body).encode() if body is not None else None
+    if payload is not None:
+        headers = headers | {"content-type": "application/json"}
+    connection = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        connection.request(method, path, payload, headers)
+        response = connection.getresponse()
+        return response.status, response.read(MAX_ANSWER)
+    finally:
+        connection.close()
+
+
+def _error_message(document: Any) -> str | None:
+    """The message of an Anthropic error envelope, which is how the gateway refuses."""
+    error = document.get("error") if isinstance(document, dict) else None
+    message = error.get("message") if isinstance(error, dict) else None
+    return message if isinstance(message, str) else None
 
 
 def port_in_use(host: str, port: int) -> bool:
