@@ -14,29 +14,35 @@ try:
 except ImportError:  # a checkout used without `pip install -e .`
     sys.path.insert(0, str(REPO))
 
+from modelmux.addons.credentials import Credentials  # noqa: E402
+from modelmux.addons.failover import Failover  # noqa: E402
 from modelmux.addons.failures import Failures  # noqa: E402
 from modelmux.addons.heartbeat import Heartbeat  # noqa: E402
 from modelmux.addons.inbound import InboundAuth  # noqa: E402
 from modelmux.addons.listeners import Listeners  # noqa: E402
 from modelmux.addons.local import LocalAPI  # noqa: E402
 from modelmux.addons.redactor import Redactor  # noqa: E402
+from modelmux.addons.relay import Relay  # noqa: E402
 from modelmux.addons.retention import Retention  # noqa: E402
 from modelmux.addons.router import Router  # noqa: E402
 from modelmux.addons.settings import Settings  # noqa: E402
 from modelmux.addons.translator import Translator  # noqa: E402
 
 settings = Settings(default_config=REPO / "routes.yaml")
-translator = Translator()
+credentials = Credentials(settings)
+relay = Relay(Failover(credentials))
 
 addons = [
     settings,
     Listeners(settings),
     InboundAuth(settings),
-    LocalAPI(settings),
-    Router(settings, translator),
-    translator,
+    LocalAPI(settings, credentials),
+    Router(settings, credentials, relay),
+    Translator(),
     Heartbeat(),
     Failures(settings),
+    credentials,  # after every addon that sets a stream (it counts tokens) and after Failures (it names failures)
+    relay,
     Redactor(settings),  # last of the hooks that read the request: after it, no secret is left
     Retention(),
 ]

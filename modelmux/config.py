@@ -33,6 +33,9 @@ DEFAULT_RESPONSE_TIMEOUT = 600.0
 # How long a request waits for a credential whose max_concurrent is reached before it
 # gets a 429; well inside Claude Code's own timeout, so the client hears why.
 DEFAULT_MAX_WAIT = 30.0
+# Upstream attempts per request: enough for a second credential and a fallback
+# provider, few enough that a request failing everywhere is answered quickly.
+DEFAULT_MAX_ATTEMPTS = 4
 SLOTS = ("opus", "sonnet", "haiku")
 DEFAULT_AUTH = {
     "anthropic": "x-api-key: {key}",
@@ -130,6 +133,14 @@ class ModelPattern:
 
 
 @dataclass(frozen=True)
+class Fallback:
+    """Another provider a route's requests may fail over to."""
+
+    provider: str
+    model: str | None  # upstream model there; None keeps the requested one
+
+
+@dataclass(frozen=True)
 class Route:
     pattern: ModelPattern
     provider: str
@@ -137,6 +148,7 @@ class Route:
     response_model: Literal["requested", "upstream"]
     source: str  # where it was written, e.g. "routes[2]" or "providers.zai.models"
     intercept: frozenset[str] = frozenset()  # background requests answered locally
+    fallback: tuple[Fallback, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -156,6 +168,7 @@ class Server:
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
     api_key: str | None = field(default=None, repr=False)
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
 
 
 @dataclass(frozen=True)
@@ -378,8 +391,27 @@ class _Builder:
             return None
         return Route(
             pattern, provider, spec.get("model"), spec.get("response_model", "requested"), where,
-            frozenset(spec.get("intercept") or ()),
+            frozenset(spec.get("intercept") or ()), self.fallback(where, spec, providers),
         )
+
+    def fallback(self, where: str, spec: dict[str, Any], providers: Mapping[str, Provider]) -> tuple[Fallback, ...]:
+        result: list[Fallback] = []
+        seen = {spec["provider"]}
+        for i, item in enumerate(spec.get("fallback") or ()):
+            entry = Fallback(item, None) if isinstance(item, str) else Fallback(item["provider"], item.get("model"))
+            if entry.provider not in providers:
+                self.problems.append(
+                    f"{where}.fallback[{i}]: '{entry.provider}' is not a provider; known: {', '.join(providers)}"
+                )
+            elif entry.provider in seen:
+                self.problems.append(
+                    f"{where}.fallback[{i}]: provider '{entry.provider}' is already tried earlier for this route "
+                    "(a provider's other credentials are tried before its fallbacks); name a different provider"
+                )
+            else:
+                result.append(entry)
+            seen.add(entry.provider)
+        return tuple(result)
 
     def pattern(self, where: str, match: str | dict[str, str]) -> ModelPattern | None:
         if isinstance(match, str):
@@ -401,6 +433,7 @@ class _Builder:
             host=spec.get("host", DEFAULT_HOST),
             port=spec.get("port", DEFAULT_PORT),
             api_key=self.expand("server.api_key", api_key) if api_key else None,
+            max_attempts=spec.get("max_attempts", DEFAULT_MAX_ATTEMPTS),
         )
 
     def aliases(self, spec: dict[str, str]) -> dict[str, str]:

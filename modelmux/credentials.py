@@ -1,31 +1,11 @@
-"""Which of a provider's credentials a request is sent with.
-
-A provider's credentials are only ever read from that provider's own list, so one
-provider's key cannot serve another's request by construction. Cooldowns, strategies
-and failover build on this (the credential-pools issue).
-"""
+"""How credentials appear where people read: redacted to their label and last four
+characters. Which credential serves a request is pools.py's job."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from modelmux.config import Credential, Provider
-
-
-class RoundRobin:
-    """Hands out each provider's credentials in turn."""
-
-    def __init__(self) -> None:
-        self._turn: dict[str, int] = {}
-
-    def pick(self, provider: Provider) -> Credential | None:
-        """The next credential of `provider`; None for passthrough (the client's own token)."""
-        if provider.passthrough or not provider.credentials:
-            return None
-        turn = self._turn.get(provider.name, 0)
-        self._turn[provider.name] = turn + 1
-        return provider.credentials[turn % len(provider.credentials)]
-
+from modelmux.config import Credential
 
 # Shorter "keys" are test placeholders; replacing them would mangle ordinary words.
 SCRUB_MIN_LENGTH = 8

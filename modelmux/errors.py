@@ -7,6 +7,11 @@ Status → type follows Anthropic's error table (docs "HTTP errors" and the SDK'
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterable
+
+from modelmux.config import Credential
+from modelmux.credentials import scrub
 
 ERROR_TYPES: dict[int, str] = {
     400: "invalid_request_error",
@@ -57,11 +62,44 @@ def is_error_envelope(body: bytes) -> bool:
 class GatewayError(Exception):
     """A failure modelmux answers itself, before or instead of asking an upstream."""
 
-    def __init__(self, status: int, message: str, error_type: str | None = None) -> None:
+    def __init__(
+        self, status: int, message: str, error_type: str | None = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.error_type = error_type or error_type_for(status)
+        self.headers = headers or {}  # e.g. Retry-After on a 429
 
     def body(self) -> bytes:
         return error_body(self.status, self.message, self.error_type)
+
+
+SNIPPET_LIMIT = 300
+_TAGS = re.compile(r"<[^>]+>")
+_SPACE = re.compile(r"\s+")
+
+
+def upstream_error(provider: str, status: int, reason: str, text: str, credentials: Iterable[Credential]) -> bytes:
+    """An upstream's error answer as the client gets it: an Anthropic envelope as it
+    came, anything else wrapped in one with the upstream's own words; keys it echoed
+    are redacted either way."""
+    text = scrub(text, credentials)
+    if is_error_envelope(text.encode()):
+        return text.encode()
+    return error_body(status, f"provider '{provider}' answered HTTP {status} {reason}: {gist(text)}")
+
+
+def gist(text: str) -> str:
+    """The upstream's own words: the message of an OpenAI-style `{"error": {"message"}}`,
+    `{"message"}` or `{"detail"}` body, else the text without markup, shortened."""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        error = body.get("error")
+        for candidate in (error.get("message") if isinstance(error, dict) else error, body.get("message"), body.get("detail")):
+            if isinstance(candidate, str) and candidate:
+                return candidate[:SNIPPET_LIMIT]
+    return _SPACE.sub(" ", _TAGS.sub(" ", text)).strip()[:SNIPPET_LIMIT] or "(empty body)"

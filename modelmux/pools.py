@@ -31,6 +31,10 @@ from modelmux.refusals import AllBusy, AllCooling, Blocked, BlockedState, Refusa
 
 logger = logging.getLogger(__name__)
 
+# Cooldowns that only order credentials: with nothing else left, such a credential is
+# probed rather than refused (see Pool.probe).
+SOFT_KINDS = frozenset({"transient", "unreachable"})
+
 # Sessions remembered per pool for affinity; the least recently used is forgotten first.
 MAX_SESSIONS = 4096
 
@@ -133,7 +137,10 @@ class Pool:
     def pick(self, model: str, session: str | None, exclude: Collection[str], now: float) -> Lease | Refusal:
         usable = [s for s in self.slots if s.label not in exclude and not s.busy() and s.blocker(model, now) is None]
         if not usable:
-            return self.refusal(model, now)
+            probe = self.probe(model, exclude, now)
+            if probe is None:
+                return self.refusal(model, now)
+            usable = [probe]
         tier = min(s.credential.priority for s in usable)
         usable = [s for s in usable if s.credential.priority == tier]
         slot = self.bound(session, model, usable) or self.choose(usable)
@@ -144,6 +151,21 @@ class Pool:
                 self.sessions.popitem(last=False)
         slot.in_flight += 1
         return Lease(self, slot, model, now)
+
+    def probe(self, model: str, exclude: Collection[str], now: float) -> Slot | None:
+        """With nothing healthy left, the credential whose upstream-error cooldown ends
+        first is tried anyway: that cooldown is modelmux's guess (the upstream named no
+        wait), and refusing locally would turn one hiccup of a provider's only key into
+        a run of errors nobody asked the upstream about. Rate limits and refused keys
+        stay firm."""
+        soft = [
+            (blocker.until, slot)
+            for slot in self.slots
+            if slot.label not in exclude and not slot.busy()
+            and (blocker := slot.blocker(model, now)) is not None
+            and all(_soft(c) for k, c in slot.cooldowns.items() if k in (None, model) and c.active(now))
+        ]
+        return min(soft, key=lambda pair: pair[0])[1] if soft else None
 
     def bound(self, session: str | None, model: str, usable: list[Slot]) -> Slot | None:
         """The session's credential, while it is usable and in the best usable tier: a
@@ -179,6 +201,10 @@ class Pool:
         if states == {"cooling"}:
             return AllCooling(name, model, blocked, now)
         return Unhealthy(name, model, blocked, now)
+
+
+def _soft(cooldown: Cooldown) -> bool:
+    return cooldown.kind in SOFT_KINDS and not cooldown.stated  # a wait the upstream named is kept
 
 
 def _blocked(slot: Slot, model: str, now: float) -> Blocked:

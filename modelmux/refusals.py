@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 from modelmux.cooldowns import Outcome, iso, span
+from modelmux.errors import GatewayError
 
 BlockedState = Literal["cooling", "unhealthy", "needs attention", "busy", "tried"]
 _ORDER: tuple[BlockedState, ...] = ("cooling", "unhealthy", "needs attention", "busy", "tried")
@@ -66,6 +67,12 @@ class Refusal:
         counts = ", ".join(f"{n} {state}" for state, n in self.counts.items())
         text = f"no credential of provider '{self.provider}' can serve model '{self.model}' now: {counts}"
         return text + (f" (last upstream statuses: {statuses})" if statuses else "") + self.recovery()
+
+    def error(self) -> GatewayError:
+        """The client's answer: status, type, message and Retry-After when a credential recovers."""
+        retry_after = self.retry_after
+        headers = {"retry-after": str(retry_after)} if retry_after is not None else {}
+        return GatewayError(self.status, self.message, self.error_type, headers)
 
     def recovery(self) -> str:
         earliest = self.earliest

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from modelmux.config import Config, Profile, Provider, Route
@@ -68,6 +68,17 @@ def route(config: Config, model: str, profile: Profile | None = None) -> Decisio
         upstream_model=candidate.model or resolved,
         route=candidate,
     )
+
+
+def candidates(config: Config, decision: Decision, profile: Profile | None = None) -> list[Decision]:
+    """The route's provider, then its fallbacks in order (those the profile allows), each
+    with its own upstream model."""
+    found = [decision]
+    for fallback in decision.route.fallback:
+        if profile is None or profile.allows(fallback.provider):
+            provider = config.providers[fallback.provider]
+            found.append(replace(decision, provider=provider, upstream_model=fallback.model or decision.resolved))
+    return found
 
 
 def model_names(config: Config, profile: Profile | None = None) -> list[str]:

@@ -71,6 +71,16 @@ class Gateway:
     def health(self) -> dict:
         return httpx.get(f"{self.url}/healthz", timeout=2).json()
 
+    def credentials(self, **headers: str) -> dict:
+        """The pools' state (GET /modelmux/credentials)."""
+        response = httpx.get(f"{self.url}/modelmux/credentials", headers=headers, timeout=2)
+        response.raise_for_status()
+        return response.json()
+
+    def reset_credentials(self, **headers: str) -> None:
+        """Clear every cooldown, so one test's failures do not refuse the next one's requests."""
+        httpx.post(f"{self.url}/modelmux/credentials/reset", json={}, headers=headers, timeout=2).raise_for_status()
+
     def __enter__(self) -> Gateway:
         return self.start()
 

@@ -228,7 +228,8 @@ def gateway(server: Upstream, tmp_path_factory: pytest.TempPathFactory, request:
 
 
 @pytest.fixture(autouse=True)
-def fresh(server: Upstream) -> None:
+def fresh(server: Upstream, gateway: Gateway) -> None:
+    gateway.reset_credentials()
     server.received.clear()
     server.reply = openai_like
 

@@ -93,7 +93,8 @@ default: null
 
 
 @pytest.fixture(autouse=True)
-def fresh(servers) -> None:
+def fresh(servers, gateway) -> None:
+    gateway.reset_credentials()
     for server in servers.values():
         server.received.clear()
         server.reply = __import__("upstream").anthropic_like

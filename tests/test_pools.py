@@ -320,7 +320,7 @@ def test_unhealthy_counts_and_last_statuses():
     fail(pools, "zai", "a", 401)
     fail(pools, "zai", "b", 503)
     fail(pools, "zai", "c", 429, headers={"retry-after": "4"})
-    refused = pools.pick("zai", "glm-4.6")
+    refused = pools.pick("zai", "glm-4.6", exclude={"b"})  # else b would be probed
     assert isinstance(refused, Unhealthy)
     assert (refused.status, refused.error_type, refused.retry_after) == (503, "overloaded_error", 4)
     assert refused.counts == {"cooling": 1, "unhealthy": 1, "needs attention": 1}
@@ -329,3 +329,24 @@ def test_unhealthy_counts_and_last_statuses():
         "no credential of provider 'zai' can serve model 'glm-4.6' now: 1 cooling, 1 unhealthy, 1 needs attention "
         "(last upstream statuses: a 401, b 503, c 429); the first recovers at 2025-06-15T15:06:44Z (in 4 s)"
     )
+
+
+def test_a_guessed_upstream_error_cooldown_is_probed_when_nothing_else_is_left():
+    pools, clock = pools_of(provider("zai", "a", "b", "c"))
+    fail(pools, "zai", "a", 401)
+    fail(pools, "zai", "b", 500)
+    clock.advance(1)
+    fail(pools, "zai", "c", "connect")
+    lease = pools.pick("zai", "glm-4.6")
+    assert isinstance(lease, Lease) and lease.credential.label == "b"  # its cooldown ends first
+    lease.release()
+    assert isinstance(pools.pick("zai", "glm-4.6", exclude={"b"}), Lease)  # then c
+
+
+def test_a_wait_the_upstream_named_is_not_probed():
+    pools, _ = pools_of(provider("zai", "a"))
+    fail(pools, "zai", "a", 503, headers={"retry-after": "7"})
+    refused = pools.pick("zai", "glm-4.6")
+    assert isinstance(refused, Unhealthy) and refused.retry_after == 7
+    error = refused.error()
+    assert (error.status, error.error_type, error.headers) == (503, "overloaded_error", {"retry-after": "7"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -59,7 +60,8 @@ default: {{provider: anthropic}}
 
 
 @pytest.fixture(autouse=True)
-def fresh(upstreams: dict[str, Upstream]) -> None:
+def fresh(upstreams: dict[str, Upstream], gateway: Gateway) -> None:
+    gateway.reset_credentials()
     for server in upstreams.values():
         server.received.clear()
         server.reply = __import__("upstream").anthropic_like
@@ -239,13 +241,17 @@ def router_in_process(tmp_path, routes: str) -> Iterator:
     """The Router addon with its Settings, configured from `routes`, without a proxy."""
     from mitmproxy.test import taddons
 
-    from modelmux.addons.router import Router, Translator
+    from modelmux.addons.credentials import Credentials
+    from modelmux.addons.failover import Failover
+    from modelmux.addons.relay import Relay
+    from modelmux.addons.router import Router
     from modelmux.addons.settings import Settings
 
     config = tmp_path / "routes.yaml"
     config.write_text(routes)
     settings = Settings()
-    router = Router(settings, Translator())
+    credentials = Credentials(settings)
+    router = Router(settings, credentials, Relay(Failover(credentials)))
     with taddons.context(settings, router) as context:
         context.configure(settings, modelmux_config=str(config))
         yield router
@@ -265,7 +271,7 @@ def test_an_internal_error_is_answered_never_forwarded_unrouted(monkeypatch, tmp
     with router_in_process(tmp_path, routes) as router:
         monkeypatch.setattr(router_addon.routing, "route", lambda *a: 1 / 0)
         flow = message_flow(b"/v1/messages", b'{"model": "m"}')
-        router.request(flow)
+        asyncio.run(router.request(flow))
     assert flow.response.status_code == 500
     assert json.loads(flow.response.content) == {"type": "error", "error": {"type": "api_error", "message": (
         "modelmux failed to route this request (internal error; see the gateway log)")}}
@@ -315,6 +321,8 @@ def test_the_dashboard_comment_keeps_what_the_translator_adds(tmp_path):
               "credentials: [{label: main, key: sk-test-key-1234}]}\ndefault: {provider: oai, model: gpt-x}\n")
     with router_in_process(tmp_path, routes) as router:
         flow = message_flow(b"/v1/messages/count_tokens", b'{"model": "m", "messages": [{"role": "user", "content": "hi"}]}')
-        router.request(flow)
+        asyncio.run(router.request(flow))
+        credential = router.credentials.pools.snapshot()["providers"]["oai"]["credentials"][0]
     assert flow.response.status_code == 200
-    assert flow.comment == "m → oai/gpt-x [default] · main · count_tokens answered locally (estimate)"
+    assert flow.comment == "m → oai/gpt-x [default] · count_tokens answered locally (estimate)"
+    assert (credential["in_flight"], credential["requests"]) == (0, 0)  # no credential taken for a local answer

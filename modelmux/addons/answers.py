@@ -24,17 +24,10 @@ def answer_json(flow: http.HTTPFlow, status: int, data: Any) -> None:
 
 def answer_error(flow: http.HTTPFlow, error: GatewayError) -> None:
     """An Anthropic error envelope, marked so the dashboard shows the failure."""
-    answer(flow, error.status, error.body(), JSON)
+    answer(flow, error.status, error.body(), {**JSON, **error.headers})
     flow.metadata["modelmux"]["error"] = error.message
     flow.marked = ":warning:"
     flow.comment = f"modelmux {error.status} {error.error_type}: {error.message}"
-
-
-def upstream_json(body: Any) -> bytes:
-    """A request body for an upstream, compact. ASCII-only output (non-ASCII as \\u escapes,
-    which every JSON parser reads) takes json's C fast path: about 0.15 ms less per
-    80 KB Claude Code request than ensure_ascii=False."""
-    return json.dumps(body, separators=(",", ":")).encode()
 
 
 def loggable_url(flow: http.HTTPFlow) -> str:

@@ -16,9 +16,7 @@ cannot be killed either (issue #4711). So (through modelmux/addons/internals.py)
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import re
 from collections import OrderedDict
 
 from mitmproxy import http
@@ -29,15 +27,12 @@ from mitmproxy.proxy import server_hooks
 from modelmux.addons.answers import loggable_url
 from modelmux.addons.internals import CLIENT_GONE, ErrorPages, cancel_upstream
 from modelmux.addons.settings import Settings
-from modelmux.credentials import scrub
-from modelmux.errors import error_body, is_error_envelope
+from modelmux.cooldowns import TransportFailure
+from modelmux.errors import error_body, is_error_envelope, upstream_error
 
 logger = logging.getLogger(__name__)
 
 PREPARED_LIMIT = 256  # error pages prepared but never sent (client gone) are dropped
-SNIPPET_LIMIT = 300
-_TAGS = re.compile(r"<[^>]+>")
-_SPACE = re.compile(r"\s+")
 _TLS_WORDS = ("tls", "ssl", "certificate", "handshake")
 
 
@@ -62,8 +57,8 @@ class Failures:
 
     def request(self, flow: http.HTTPFlow) -> None:
         upstream = _upstream(flow)
-        if flow.response or flow.error or not flow.live or not upstream:
-            return
+        if flow.response or flow.error or not flow.live or not upstream or upstream.get("relay"):
+            return  # the relay times each attempt itself
         self._inflight[flow.client_conn.id] = flow
         self._timers[flow.id] = asyncio.get_running_loop().call_later(
             upstream["response_timeout"], self._response_timed_out, flow
@@ -120,7 +115,9 @@ class Failures:
             logger.info("%s %s: client disconnected", flow.request.method, loggable_url(flow))
             return
         timed_out = self._timed_out.pop(flow.client_conn.id, None)
-        status, message = self._describe(flow, timed_out)
+        status, message, failure = self._describe(flow, timed_out)
+        if notes := flow.metadata.get("modelmux"):
+            notes["failure"] = failure  # how the credential's attempt ended, for its pool
         self._prepared[id(flow.error.msg)] = (flow.error.msg, status, error_body(status, message))
         while len(self._prepared) > PREPARED_LIMIT:
             self._prepared.popitem(last=False)
@@ -128,20 +125,20 @@ class Failures:
         flow.comment = f"{flow.comment} · failed: {message}" if flow.comment else f"failed: {message}"
         logger.warning("%s %s: %s", flow.request.method, loggable_url(flow), message)
 
-    def _describe(self, flow: http.HTTPFlow, timed_out: str | None) -> tuple[int, str]:
+    def _describe(self, flow: http.HTTPFlow, timed_out: str | None) -> tuple[int, str, TransportFailure]:
         upstream = _upstream(flow)
         origin = f"{flow.request.scheme}://{flow.request.host}:{flow.request.port}"
         where = f"provider '{upstream['provider']}' ({origin})" if upstream else origin
         detail = flow.error.msg if flow.error else "unknown error"
         if timed_out:
-            return 504, f"{where} {timed_out}"
+            return 504, f"{where} {timed_out}", "timeout"
         if flow.error and flow.error.msg == flow.error.KILLED_MESSAGE:
-            return 502, f"the request to {where} was cancelled"
+            return 502, f"the request to {where} was cancelled", "cancelled"
         if any(word in detail.lower() for word in _TLS_WORDS):
-            return 502, f"TLS connection to {where} failed: {detail}"
+            return 502, f"TLS connection to {where} failed: {detail}", "connect"
         if flow.server_conn.timestamp_start is None or flow.server_conn.address != (flow.request.host, flow.request.port):
-            return 502, f"cannot connect to {where}: {detail}"
-        return 502, f"{where} closed the connection without a complete answer: {detail}"
+            return 502, f"cannot connect to {where}: {detail}", "connect"
+        return 502, f"{where} closed the connection without a complete answer: {detail}", "reset"
 
     def _page(self, status: int, message: str) -> tuple[int, bytes]:
         prepared = self._prepared.pop(id(message), None)
@@ -167,31 +164,14 @@ class Failures:
             return
         config = self.settings.config
         provider = config.providers.get(upstream["provider"]) if config else None
-        credentials = provider.credentials if provider else ()
-        text = scrub(response.get_text(strict=False) or "", credentials)
-        if is_error_envelope(text.encode()):
-            if credentials and text != response.get_text(strict=False):
-                response.text = text
-            return
-        message = f"provider '{upstream['provider']}' answered HTTP {response.status_code} {response.reason}: {_gist(text)}"
-        response.content = error_body(response.status_code, message)
-        response.headers["content-type"] = "application/json"
-        flow.marked = ":x:"
-
-
-def _gist(text: str) -> str:
-    """The upstream's own words: the message of an OpenAI-style `{"error": {"message"}}`,
-    `{"message"}` or `{"detail"}` body, else the text without markup, shortened."""
-    try:
-        body = json.loads(text)
-    except ValueError:
-        body = None
-    if isinstance(body, dict):
-        error = body.get("error")
-        for candidate in (error.get("message") if isinstance(error, dict) else error, body.get("message"), body.get("detail")):
-            if isinstance(candidate, str) and candidate:
-                return candidate[:SNIPPET_LIMIT]
-    return _SPACE.sub(" ", _TAGS.sub(" ", text)).strip()[:SNIPPET_LIMIT] or "(empty body)"
+        original = response.get_text(strict=False) or ""
+        body = upstream_error(upstream["provider"], response.status_code, response.reason, original,
+                              provider.credentials if provider else ())
+        if body != original.encode():
+            response.content = body
+            response.headers["content-type"] = "application/json"
+        if not is_error_envelope(original.encode()):
+            flow.marked = ":x:"
 
 
 def _upstream(flow: http.HTTPFlow) -> dict | None:

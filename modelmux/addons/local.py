@@ -1,7 +1,9 @@
-"""LocalAPI: /healthz and /v1/models, answered by the gateway itself."""
+"""LocalAPI: /healthz, /v1/models and the credential pools' state, answered by the
+gateway itself."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -11,23 +13,31 @@ from mitmproxy import http
 from modelmux import __version__
 from modelmux import routing
 from modelmux.addons.answers import answer_error, answer_json, request_path
+from modelmux.addons.credentials import Credentials
 from modelmux.addons.settings import Settings
 from modelmux.errors import GatewayError
 
 MODELS_PREFIX = "/v1/models/"
+CREDENTIALS_PATH = "/modelmux/credentials"
+RESET_PATH = "/modelmux/credentials/reset"
 
 
 class LocalAPI:
     """Health for the launcher, and the model catalogue in Anthropic's list format."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, credentials: Credentials) -> None:
         self.settings = settings
+        self.credentials = credentials
         self.started = time.time()
 
     def request(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live:
             return
         path = request_path(flow)
+        if flow.request.method == "POST" and path == RESET_PATH:
+            self.reset_credentials(flow)
+            flow.comment = f"local: POST {path}"
+            return
         if flow.request.method not in ("GET", "HEAD"):
             return
         if path == "/healthz":
@@ -37,6 +47,9 @@ class LocalAPI:
             answer_json(flow, 200, {"service": "modelmux", "version": __version__})
         elif path == "/v1/models":
             self.list_models(flow)
+        elif path == CREDENTIALS_PATH:
+            assert self.credentials.pools
+            answer_json(flow, 200, self.credentials.pools.snapshot())
         elif path.startswith(MODELS_PREFIX):
             self.get_model(flow, path.removeprefix(MODELS_PREFIX))
         else:
@@ -85,3 +98,20 @@ class LocalAPI:
         if name not in routing.model_names(config, profile):
             return answer_error(flow, GatewayError(404, f"model '{name}' is not configured in {config.path.name}"))
         answer_json(flow, 200, routing.catalog_entry(config, name))
+
+    def reset_credentials(self, flow: http.HTTPFlow) -> None:
+        """POST {"provider": NAME, "label": LABEL} clears one credential's cooldowns; without
+        a label, every credential of the provider; `{}`: every credential."""
+        try:
+            body = json.loads(flow.request.content or b"{}")
+        except ValueError:
+            body = None
+        if not (isinstance(body, dict) and all(isinstance(body.get(k, ""), str) for k in ("provider", "label"))):
+            return answer_error(flow, GatewayError(
+                400, 'send {"provider": NAME, "label": LABEL}, {"provider": NAME} or {} (every credential)'))
+        try:
+            self.credentials.reset(body.get("provider", ""), body.get("label", ""))
+        except LookupError as e:
+            return answer_error(flow, GatewayError(404, str(e.args[0])))
+        assert self.credentials.pools
+        answer_json(flow, 200, self.credentials.pools.snapshot())

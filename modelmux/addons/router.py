@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 
 from mitmproxy import http
 
-from modelmux import messages, routing
-from modelmux.addons.answers import answer, answer_error, answer_json, request_path, upstream_json
-from modelmux.addons.streams import as_stream
-from modelmux.addons.translator import Translator, translation_of
+from modelmux import exchange, messages, routing
+from modelmux.addons.answers import answer, answer_error, answer_json, request_path
+from modelmux.addons.credentials import Credentials
+from modelmux.addons.failover import Plan
+from modelmux.addons.relay import Relay
 from modelmux.addons.settings import Settings
+from modelmux.addons.streams import as_stream
+from modelmux.addons.translator import translation_of
 from modelmux.config import Credential, Provider
-from modelmux.credentials import RoundRobin
+from modelmux.credentials import redacted
 from modelmux.errors import GatewayError
-from modelmux.headers import CLIENT_AUTH_HEADERS, OWN_HEADER_PREFIX, PLACEHOLDER_TOKEN, client_tokens
+from modelmux.headers import CLIENT_AUTH_HEADERS, OWN_HEADER_PREFIX
 from modelmux.passthrough import ModelRestorer, restore_model_json
+from modelmux.pools import session_of
+from modelmux.refusals import Refusal
+from modelmux.tokens import estimate_input_tokens
 
 logger = logging.getLogger(__name__)
 
@@ -26,19 +33,22 @@ SERVED = "POST /v1/messages, POST /v1/messages/count_tokens, GET /v1/models and 
 
 class Router:
     """Routes by the body's model: rewrites URL, model and auth, and keeps the answer's
-    model what the client asked for. Streams stream: SSE is never buffered."""
+    model what the client asked for. Streams stream: SSE is never buffered. A request
+    with somewhere to fail over to (a pool of several credentials, or fallback
+    providers) goes through the Relay; one with a single possible upstream is sent by
+    mitmproxy itself."""
 
-    def __init__(self, settings: Settings, translator: Translator) -> None:
+    def __init__(self, settings: Settings, credentials: Credentials, relay: Relay) -> None:
         self.settings = settings
-        self.translator = translator
-        self.credentials = RoundRobin()
+        self.credentials = credentials
+        self.relay = relay
 
-    def request(self, flow: http.HTTPFlow) -> None:
+    async def request(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live:
             return
         try:
             if flow.request.method == "POST" and request_path(flow) in MESSAGE_PATHS:
-                self.route_message(flow)
+                await self.route_message(flow)
             else:
                 self.forward_other(flow)
         except GatewayError as e:
@@ -49,7 +59,7 @@ class Router:
             logger.exception("routing %s %s failed", flow.request.method, flow.request.path)
             answer_error(flow, GatewayError(500, "modelmux failed to route this request (internal error; see the gateway log)"))
 
-    def route_message(self, flow: http.HTTPFlow) -> None:
+    async def route_message(self, flow: http.HTTPFlow) -> None:
         config = self.settings.config
         assert config
         profile = self.settings.profile_of(flow)
@@ -58,32 +68,71 @@ class Router:
         if "warmup" in decision.route.intercept and messages.is_warmup(body):
             return _answer_warmup(flow, decision, body)
         provider = decision.provider
-        credential = self.credentials.pick(provider)
         path = request_path(flow)  # the client's, before the upstream's base path is put in front
-        _send(flow, provider, credential)
-        translated = provider.protocol != "anthropic"
-        flow.metadata["modelmux"].update({
+        notes = flow.metadata["modelmux"] = {
             "requested_model": decision.requested,
             "model": decision.upstream_model,
             "provider": provider.name,
             "route": decision.route.source,
-            "credential": credential.label if credential else "client token (passthrough)",
             "profile": profile.name if profile else None,
-            "restore_model": decision.requested if decision.restores_model and not translated else None,
-        })
-        flow.comment = (
-            f"{decision.requested} → {provider.name}/{decision.upstream_model} "
-            f"[{decision.route.source}] · {flow.metadata['modelmux']['credential']}"
-            + (f" · profile {profile.name}" if profile else "")
+            "connect_timeout": provider.connect_timeout,
+            "response_timeout": provider.response_timeout,
+        }
+        if path == exchange.COUNT_TOKENS and provider.protocol != "anthropic":
+            exchange.check_protocol(decision)
+            # Chat Completions has no counting endpoint; Claude Code needs an answer.
+            answer_json(flow, 200, {"input_tokens": estimate_input_tokens(body)})
+            flow.comment = f"{_head(notes)} · count_tokens answered locally (estimate)"
+            return
+        candidates = routing.candidates(config, decision, profile)
+        session = session_of(flow.request.headers, body)
+        if path != exchange.COUNT_TOKENS and (len(candidates) > 1 or self.credentials.pooled(provider.name) > 1):
+            return self._relay(flow, candidates, body, session, config.server.max_attempts)
+        lease = None
+        if provider.credentials:
+            picked = await self.credentials.lease(provider.name, decision.upstream_model, session)
+            if isinstance(picked, Refusal):
+                raise picked.error()
+            lease = picked
+        try:
+            outgoing = exchange.prepare(
+                decision, body, flow.request.content or b"", path, _query(flow),
+                _lowercase(flow.request.headers), lease.credential if lease else None,
+            )
+        except BaseException:
+            if lease:
+                lease.release()
+            raise
+        _apply(flow, outgoing)
+        notes["credential"] = lease.credential.label if lease else "client token (passthrough)"
+        notes["restore_model"] = outgoing.restore
+        if outgoing.translation is not None:
+            notes["translation"] = outgoing.translation
+            if outgoing.translation["stream"]:
+                # Worked out once the request is on its way, while the upstream thinks.
+                asyncio.get_running_loop().call_soon(exchange.estimate, outgoing.translation, body)
+        if lease:
+            self.credentials.hold(flow, lease)
+        flow.comment = f"{_head(notes)} · {notes['credential']}" + (f" · profile {profile.name}" if profile else "")
+
+    def _relay(self, flow: http.HTTPFlow, candidates: list[routing.Decision], body: dict,
+               session: str | None, max_attempts: int) -> None:
+        request = flow.request
+        plan = Plan(
+            flow, candidates, body, request.content or b"", request_path(flow), _query(flow),
+            list(request.headers.items(multi=True)), session, max_attempts,
         )
-        if translated:
-            self.translator.translate_request(flow, decision, body, path)
-        elif decision.rewrites_model:
-            body["model"] = decision.upstream_model
-            flow.request.content = upstream_json(body)
-        if decision.restores_model and not translated:
-            # The answer gets rewritten, which needs plain bytes, not gzip.
-            flow.request.headers["accept-encoding"] = "identity"
+        notes = flow.metadata["modelmux"]
+        notes["relay"] = True
+        notes["fallback"] = [f"{c.provider.name}/{c.upstream_model}" for c in candidates[1:]]
+        # The plan keeps the client's token for passthrough attempts; the flow shows it redacted.
+        for name in CLIENT_AUTH_HEADERS:
+            if name in request.headers:
+                scheme, _, token = request.headers[name].rpartition(" ")
+                request.headers[name] = f"{scheme} {redacted(Credential('client', token))}".lstrip()
+        notes["redacted"] = True
+        self.relay.register(flow, plan)
+        flow.comment = f"{_head(notes)} · failover relay"
 
     def forward_other(self, flow: http.HTTPFlow) -> None:
         """Paths modelmux does not route by model go to a passthrough default, unchanged:
@@ -97,7 +146,7 @@ class Router:
             raise GatewayError(
                 404, f"modelmux does not serve {flow.request.method} {request_path(flow)}; it serves {SERVED}"
             )
-        _send(flow, provider, None)
+        _send(flow, provider)
         flow.comment = f"passthrough {flow.request.method} {request_path(flow)} → {provider.name}"
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
@@ -149,9 +198,8 @@ def _message_body(flow: http.HTTPFlow) -> dict:
     return body
 
 
-def _send(flow: http.HTTPFlow, provider: Provider, credential: Credential | None) -> None:
-    """Point the request at `provider` with its auth; the client's own token stays only
-    for passthrough, and modelmux's own x-modelmux-* headers never leave the gateway."""
+def _send(flow: http.HTTPFlow, provider: Provider) -> None:
+    """Point a request modelmux does not route by model at a passthrough provider."""
     flow.request.url = provider.base_url + flow.request.path
     flow.metadata["modelmux"] = {
         "provider": provider.name,
@@ -161,23 +209,30 @@ def _send(flow: http.HTTPFlow, provider: Provider, credential: Credential | None
     headers = flow.request.headers
     for name in {n.lower() for n in headers if n.lower().startswith(OWN_HEADER_PREFIX)}:
         del headers[name]
-    if provider.auth is None and _carries_placeholder(headers):
-        raise GatewayError(
-            401,
-            f"provider '{provider.name}' uses the client's own Anthropic credentials (auth: passthrough), "
-            "but this request carries modelmux's placeholder token; log in to Claude Code (or set "
-            "ANTHROPIC_API_KEY), or use a profile whose providers have credentials of their own",
-        )
-    if provider.auth is not None:
-        for name in CLIENT_AUTH_HEADERS:
-            headers.pop(name, None)
-        assert credential is not None
-        headers[provider.auth.header] = provider.auth.value(credential)
+    exchange.check_client_token(provider, _lowercase(headers))
     headers.update(provider.headers)
 
 
-def _carries_placeholder(headers: http.Headers) -> bool:
-    return PLACEHOLDER_TOKEN in client_tokens(headers).values()
+def _apply(flow: http.HTTPFlow, outgoing: exchange.Outgoing) -> None:
+    request = flow.request
+    request.url = outgoing.url
+    for name in outgoing.remove:
+        request.headers.pop(name, None)
+    request.headers.update(outgoing.set)
+    if outgoing.content != request.content:
+        request.content = outgoing.content
+
+
+def _head(notes: dict) -> str:
+    return f"{notes['requested_model']} → {notes['provider']}/{notes['model']} [{notes['route']}]"
+
+
+def _query(flow: http.HTTPFlow) -> str:
+    return flow.request.path.partition("?")[2]
+
+
+def _lowercase(headers: http.Headers) -> dict[str, str]:
+    return {name.lower(): value for name, value in headers.items()}
 
 
 def _is_event_stream(response: http.Response) -> bool:

@@ -1,0 +1,248 @@
+"""Credentials: every provider's pool of credentials, in the running gateway.
+
+Hands out leases (waiting a bounded time when every credential is at its
+max_concurrent), records what the upstream answered, keeps the state file beside
+routes.yaml, and serves the pools' state: `GET /modelmux/credentials`, `POST
+/modelmux/credentials/reset` (both answered by LocalAPI) and the
+`modelmux.credentials.reset` command.
+
+A flow mitmproxy sends itself holds its lease until the `response` or `error` hook;
+the failover relay leases and records per attempt through the same methods.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from collections import defaultdict
+from collections.abc import Mapping
+from pathlib import Path
+
+from mitmproxy import command
+from mitmproxy import http
+from mitmproxy.utils import asyncio_utils
+
+from modelmux import pool_state
+from modelmux.addons.internals import CLIENT_GONE
+from modelmux.addons.settings import Settings
+from modelmux.config import Config
+from modelmux.cooldowns import Outcome
+from modelmux.pools import Lease, Pools, Usage, Verdict
+from modelmux.refusals import AllBusy, Refusal
+
+logger = logging.getLogger(__name__)
+
+SAVE_INTERVAL = 5.0  # seconds between writes of a changed state file
+ERROR_BODY_LIMIT = 64 * 1024  # of an upstream's error body read for retry hints
+
+
+class Credentials:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.pools: Pools | None = None
+        self._leases: dict[str, Lease] = {}  # flow id → lease, for flows mitmproxy sends itself
+        self._sniffers: dict[str, UsageSniffer] = {}  # flow id → its stream's token counts
+        self._released: dict[str, asyncio.Event] = defaultdict(asyncio.Event)  # provider → wakes waiters
+        self._dirty = False
+        self._saver: asyncio.Task | None = None
+        self._save_failed = False
+        settings.subscribe(self._configure)
+
+    # -- lifecycle and state file -----------------------------------------------------
+
+    def _configure(self, config: Config) -> None:
+        if self.pools is None:
+            self.pools = Pools(config, on_release=self._on_release)
+            self.pools.load(self.state_path())
+        else:
+            self.pools.reload(config)
+
+    def state_path(self) -> Path:
+        assert self.settings.config
+        return pool_state.state_path(self.settings.config.path)
+
+    def running(self) -> None:
+        self._saver = asyncio_utils.create_task(self._save_loop(), name="modelmux credential state", keep_ref=True)
+
+    def done(self) -> None:
+        if self._saver:
+            self._saver.cancel()
+        self.save()
+
+    async def _save_loop(self) -> None:
+        while True:
+            await asyncio.sleep(SAVE_INTERVAL)
+            if self._dirty:
+                self.save()
+
+    def save(self) -> None:
+        if self.pools is None or not self.settings.config:
+            return
+        self._dirty = False
+        try:
+            self.pools.save(self.state_path())
+        except OSError as e:
+            if not self._save_failed:  # once: a read-only config directory would say it every time
+                logger.warning("cannot write the credential state to %s (%s); cooldowns will not survive "
+                               "a restart", self.state_path(), e.strerror)
+            self._save_failed = True
+
+    # -- leases -----------------------------------------------------------------------
+
+    def pooled(self, provider: str) -> int:
+        """How many credentials `provider` has in its pool (0: passthrough)."""
+        assert self.pools
+        pool = self.pools.pools.get(provider)
+        return len(pool.slots) if pool else 0
+
+    async def lease(
+        self, provider: str, model: str, session: str | None, exclude: frozenset[str] = frozenset()
+    ) -> Lease | Refusal:
+        """A credential of `provider`, waiting up to its max_wait while all are busy."""
+        assert self.pools
+        loop = asyncio.get_running_loop()
+        deadline: float | None = None
+        while True:
+            picked = self.pools.pick(provider, model, session, exclude)
+            if not isinstance(picked, AllBusy):
+                return picked
+            deadline = deadline if deadline is not None else loop.time() + picked.max_wait
+            left = deadline - loop.time()
+            if left <= 0:
+                return picked
+            event = self._released[provider]
+            try:
+                await asyncio.wait_for(event.wait(), left)
+            except TimeoutError:
+                pass
+
+    def _on_release(self, provider: str) -> None:
+        # Every waiter wakes and picks again; whoever is first gets the free credential.
+        event = self._released.pop(provider, None)
+        if event is not None:
+            event.set()
+
+    def record(
+        self, lease: Lease, outcome: Outcome, headers: Mapping[str, str] | None = None,
+        body: str | None = None, usage: Usage | None = None,
+    ) -> Verdict:
+        assert self.pools
+        verdict = self.pools.record(lease, outcome, headers=headers, body=body, usage=usage)
+        self._dirty = True
+        if verdict.cooldown is not None:
+            self.save()  # a cooldown must survive a crash right after it
+        return verdict
+
+    def hold(self, flow: http.HTTPFlow, lease: Lease) -> None:
+        """`flow` is sent by mitmproxy with `lease`: recorded when its answer is in."""
+        self._leases[flow.id] = lease
+
+    def release(self, flow: http.HTTPFlow) -> None:
+        """`flow` was answered without asking the upstream after all."""
+        if lease := self._leases.pop(flow.id, None):
+            lease.release()
+
+    # -- flows mitmproxy sends itself --------------------------------------------------
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        """Runs after every addon that sets a stream, so it sees what reaches the client."""
+        response = flow.response
+        if flow.id not in self._leases or response is None or not response.stream:
+            return
+        sniffer = UsageSniffer()
+        inner = response.stream
+
+        def stream(chunk: bytes):
+            out = inner(chunk) if callable(inner) else chunk
+            sniffer.feed(out if isinstance(out, bytes) else b"".join(out))
+            return out
+
+        response.stream = stream
+        self._sniffers[flow.id] = sniffer
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        lease = self._leases.pop(flow.id, None)
+        response = flow.response
+        if lease is None or response is None:
+            return
+        sniffer = self._sniffers.pop(flow.id, None)
+        usage = sniffer.usage() if sniffer else None
+        body = None
+        if response.status_code >= 400:
+            body = (response.get_text(strict=False) or "")[:ERROR_BODY_LIMIT]
+        elif not response.stream:
+            usage = usage_of_json(response.content or b"")
+        self.record(lease, response.status_code, response.headers, body, usage)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        lease = self._leases.pop(flow.id, None)
+        if lease is None:
+            return
+        self._sniffers.pop(flow.id, None)
+        msg = flow.error.msg if flow.error else ""
+        outcome: Outcome = "cancelled" if msg == CLIENT_GONE else flow.metadata["modelmux"].get("failure", "reset")
+        self.record(lease, outcome)
+
+    # -- the reset command (also behind LocalAPI's POST /modelmux/credentials/reset) ------
+
+    @command.command("modelmux.credentials.reset")
+    def reset(self, provider: str = "", label: str = "") -> None:
+        """Clear the cooldowns of a provider's credential (every credential of the provider
+        when no label is given, of every provider when no provider is): the upstream
+        recovered early, or the key was fixed."""
+        assert self.pools
+        if label and not provider:
+            raise LookupError("name the provider of the credential to reset")
+        for name in [provider] if provider else list(self.pools.pools):
+            labels = [label] if label else [slot.label for slot in self.pools.pool(name).slots]
+            for each in labels:
+                self.pools.reset(name, each)  # LookupError names the known providers and labels
+        logger.info("credential cooldowns reset: %s/%s", provider, label or "*")
+        self.save()
+
+
+_NUMBER = {
+    name: re.compile(rb'"%s"\s*:\s*(\d+)' % name.encode())
+    for name in ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
+}
+CARRY = 96  # bytes kept from the previous chunk, so a count split across chunks is found
+
+
+class UsageSniffer:
+    """Token counts from an Anthropic event stream as it passes, without parsing it:
+    message_start carries the input counts, message_delta the final ones."""
+
+    def __init__(self) -> None:
+        self._counts: dict[str, int] = {}
+        self._tail = b""
+
+    def feed(self, data: bytes) -> None:
+        if b"_tokens" in data or b"_tokens" in self._tail:
+            window = self._tail + data
+            for name, pattern in _NUMBER.items():
+                found = pattern.findall(window)
+                if found:
+                    self._counts[name] = int(found[-1])
+        self._tail = data[-CARRY:] if len(data) >= CARRY else (self._tail + data)[-CARRY:]
+
+    def usage(self) -> Usage:
+        return _usage(self._counts)
+
+
+def usage_of_json(body: bytes) -> Usage | None:
+    try:
+        usage = json.loads(body).get("usage")
+    except (ValueError, AttributeError):
+        return None
+    return _usage(usage) if isinstance(usage, dict) else None
+
+
+def _usage(counts: Mapping[str, object]) -> Usage:
+    def number(name: str) -> int:
+        value = counts.get(name)
+        return value if isinstance(value, int) else 0
+
+    inputs = number("input_tokens") + number("cache_read_input_tokens") + number("cache_creation_input_tokens")
+    return Usage(input_tokens=inputs, output_tokens=number("output_tokens"))

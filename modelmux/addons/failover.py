@@ -1,0 +1,478 @@
+"""Failover: the attempts of one request, run by the relay until one answers.
+
+Order: the route's provider with each of its credentials in turn (as the pool
+hands them out, skipping those already tried), then each fallback provider the same
+way, at most `server.max_attempts` attempts. An attempt counts as failed only while
+nothing has reached the client: a connect error, a timeout, an error status, or a
+stream that ends or reports an error before its first real event. From the first
+real event on, the answer is the client's, and a break becomes an `event: error`.
+A request the upstream rejects as faulty (400, 404, 413, ...) is not tried again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from mitmproxy import ctx
+from mitmproxy import http
+
+from modelmux import exchange
+from modelmux.addons.credentials import Credentials, UsageSniffer, usage_of_json
+from modelmux.cooldowns import POLICIES, Outcome, classify, iso, span
+from modelmux.errors import GatewayError, upstream_error
+from modelmux.exchange import FRAMING
+from modelmux.messages import PING, error_event
+from modelmux.pools import Lease, Verdict
+from modelmux.refusals import AllBusy, AllCooling, Refusal
+from modelmux.routing import Decision
+
+logger = logging.getLogger(__name__)
+# httpx logs every request's URL at INFO, query included, where a provider may keep a key.
+logging.getLogger("httpx").setLevel(logging.WARNING)
+
+ERROR_BODY_LIMIT = 64 * 1024
+# The first event that makes an Anthropic stream the client's: anything but
+# message_start and ping. An error before it means the attempt failed.
+_FIRST = re.compile(rb"(?:^|\n)event: ?(content_block_start|content_block_delta|message_delta|message_stop|error)\b")
+_ERROR_TYPE = re.compile(rb'"type"\s*:\s*"([a-z_]+_error|overloaded_error)"')
+_ERROR_STATUS = {
+    "invalid_request_error": 400, "authentication_error": 401, "billing_error": 402, "permission_error": 403,
+    "not_found_error": 404, "request_too_large": 413, "rate_limit_error": 429, "api_error": 500,
+    "timeout_error": 504, "overloaded_error": 529,
+}
+_SKIP_RESPONSE_HEADERS = FRAMING | {"content-encoding", "content-type"}
+
+
+@dataclass
+class Plan:
+    """Everything the relay needs to send a request anywhere, taken from the flow when
+    the Router routed it."""
+
+    flow: http.HTTPFlow
+    candidates: list[Decision]
+    body: dict[str, Any]
+    raw: bytes
+    path: str
+    query: str
+    client: list[tuple[str, str]]  # the client's headers as sent
+    session: str | None
+    max_attempts: int
+    lookup: dict[str, str] = field(init=False)  # the client's headers by lowercase name
+
+    def __post_init__(self) -> None:
+        self.lookup = {name.lower(): value for name, value in self.client}
+
+    @property
+    def stream(self) -> bool:
+        return bool(self.body.get("stream"))
+
+
+@dataclass
+class Failure:
+    """An attempt that got nothing to the client."""
+
+    candidate: Decision
+    label: str | None  # the credential's; None: the client's own token (passthrough)
+    outcome: Outcome | None  # None: not sent (e.g. the provider cannot take this request)
+    message: str
+    verdict: Verdict | None = None
+    status: int = 502  # what the client would get if this were the last word
+    body: bytes = b""  # the upstream's error, as the client would get it
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        if self.verdict is not None:
+            return self.verdict.kind
+        return classify(self.outcome) if self.outcome is not None else "request"
+
+    @property
+    def try_same_provider(self) -> bool:
+        return self.outcome is not None and POLICIES[classify(self.outcome)].try_another
+
+    @property
+    def final(self) -> bool:
+        """The request itself is at fault: no other credential or provider would do better."""
+        return self.outcome is not None and self.kind == "request"
+
+    def describe(self) -> str:
+        return f"{self.candidate.provider.name}/{self.label or 'client token'} {self.outcome or 'not sent'}"
+
+
+class Failover:
+    def __init__(self, credentials: Credentials) -> None:
+        self.credentials = credentials
+        self.client: httpx.AsyncClient | None = None
+
+    async def start(self) -> None:
+        # trust_env off: mitmproxy itself ignores HTTP(S)_PROXY, and both paths must reach
+        # the same upstreams.
+        self.client = httpx.AsyncClient(trust_env=False, limits=httpx.Limits(max_connections=None,
+                                        max_keepalive_connections=64), follow_redirects=False)
+
+    async def stop(self) -> None:
+        if self.client:
+            await self.client.aclose()
+
+    async def run(self, plan: Plan, out) -> None:  # out: relay.Responder
+        started = time.monotonic()
+        notes = plan.flow.metadata["modelmux"]
+        notes["attempts"] = []
+        try:
+            failures, refusals = await self._attempts(plan, out, notes)
+            if failures is not None:
+                self._give_up(plan, failures, refusals, out, notes)
+        except asyncio.CancelledError:
+            notes["cancelled"] = True
+            raise
+        except Exception:
+            logger.exception("failover for %s failed", plan.flow.request.path)
+            if not out.started:
+                out.error(GatewayError(500, "modelmux failed while trying upstreams (internal error; see the gateway log)"))
+        finally:
+            notes["relay_ms"] = round((time.monotonic() - started) * 1000, 1)
+            _annotate(plan.flow, notes)
+
+    async def _attempts(self, plan: Plan, out, notes: dict) -> tuple[list[Failure] | None, list[Refusal]]:
+        """Runs attempts until one answers (returns None) or nothing is left."""
+        failures: list[Failure] = []
+        refusals: list[Refusal] = []
+        for candidate in plan.candidates:
+            provider = candidate.provider
+            tried: set[str] = set()
+            while len(failures) < plan.max_attempts:
+                lease = None
+                if provider.credentials:
+                    picked = await self.credentials.lease(
+                        provider.name, candidate.upstream_model, plan.session, frozenset(tried)
+                    )
+                    if isinstance(picked, Refusal):
+                        refusals.append(picked)
+                        break
+                    lease = picked
+                failure = await self._attempt(plan, candidate, lease, out, notes)
+                if failure is None:
+                    return None, refusals
+                failures.append(failure)
+                if failure.final:
+                    return failures, refusals
+                if lease is None or not failure.try_same_provider:
+                    break
+                tried.add(lease.credential.label)
+        return failures, refusals
+
+    async def _attempt(self, plan: Plan, candidate: Decision, lease: Lease | None, out, notes: dict) -> Failure | None:
+        provider = candidate.provider
+        label = lease.credential.label if lease else None
+        trail: dict[str, Any] = {"provider": provider.name, "credential": label or "client token",
+                                 "model": candidate.upstream_model}
+        notes["attempts"].append(trail)
+        began = time.monotonic()
+        try:
+            return await self._send(plan, candidate, lease, out, trail)
+        except asyncio.CancelledError:
+            if lease is not None and not lease.recorded:
+                self.credentials.record(lease, "cancelled")
+            trail["outcome"] = "cancelled"
+            raise
+        finally:
+            trail["ms"] = round((time.monotonic() - began) * 1000, 1)
+            if lease is not None and not lease.recorded:
+                lease.release()
+
+    async def _send(self, plan: Plan, candidate: Decision, lease: Lease | None, out, trail: dict) -> Failure | None:
+        provider = candidate.provider
+        label = lease.credential.label if lease else None
+        try:
+            outgoing = exchange.prepare(candidate, plan.body, plan.raw, plan.path, plan.query, plan.lookup,
+                                        lease.credential if lease else None)
+        except GatewayError as e:
+            trail["outcome"] = f"not sent: {e.message}"
+            return Failure(candidate, label, None, e.message, status=e.status, body=e.body())
+        outgoing.set["accept-encoding"] = "identity"  # streams are read here, so no gzip
+        trail["upstream"] = outgoing.url.partition("?")[0]
+        if outgoing.translation is not None and plan.stream:
+            asyncio.get_running_loop().call_soon(exchange.estimate, outgoing.translation, plan.body)
+        assert self.client
+        request = self.client.build_request(
+            "POST", outgoing.url, headers=outgoing.headers(plan.client), content=outgoing.content,
+            timeout=httpx.Timeout(provider.response_timeout, connect=provider.connect_timeout),
+        )
+        where = f"provider '{provider.name}' ({trail['upstream']})"
+        try:
+            response = await self.client.send(request, stream=True)
+        except httpx.TransportError as e:
+            failure, message = _transport(e, provider.connect_timeout, provider.response_timeout)
+            return self._failed(candidate, lease, trail, failure, f"{where} {message}")
+        try:
+            trail["status"] = response.status_code
+            if response.status_code >= 400:
+                return await self._error_status(candidate, lease, trail, response)
+            if response.headers.get("content-type", "").startswith("text/event-stream"):
+                return await Pump(self, plan, candidate, lease, outgoing, response, out, trail).run()
+            return await self._whole(candidate, lease, outgoing, response, out, trail)
+        except httpx.TransportError as e:
+            failure, message = _transport(e, provider.connect_timeout, provider.response_timeout)
+            return self._failed(candidate, lease, trail, failure, f"{where} {message}")
+        finally:
+            await response.aclose()
+
+    async def _error_status(self, candidate: Decision, lease: Lease | None, trail: dict, response: httpx.Response) -> Failure:
+        body = b""
+        async for chunk in response.aiter_bytes():
+            body += chunk
+            if len(body) >= ERROR_BODY_LIMIT:
+                break
+        text = body.decode("utf-8", "replace")
+        provider = candidate.provider
+        status = response.status_code
+        failure = self._failed(candidate, lease, trail, status, text, response.headers)
+        failure.status = status
+        failure.body = upstream_error(provider.name, status, response.reason_phrase, text, provider.credentials)
+        failure.message = _message_of(failure.body)
+        failure.headers = {k: v for k, v in response.headers.items() if k.lower() in ("retry-after", "retry-after-ms")}
+        return failure
+
+    async def _whole(self, candidate: Decision, lease: Lease | None, outgoing: exchange.Outgoing,
+                     response: httpx.Response, out, trail: dict) -> Failure | None:
+        raw = await response.aread()
+        try:
+            body, content_type = exchange.whole_answer(outgoing.translation, outgoing.restore, raw)
+        except ValueError:
+            message = (f"provider '{candidate.provider.name}' answered HTTP {response.status_code} "
+                       "with a body that is not JSON")
+            return self._failed(candidate, lease, trail, 502, message)
+        out.whole(response.status_code, [*_passed_headers(response.headers), ("content-type", content_type)], body)
+        trail["outcome"] = response.status_code
+        if lease is not None:
+            self.credentials.record(lease, response.status_code, usage=usage_of_json(body))
+        return None
+
+    def _failed(self, candidate: Decision, lease: Lease | None, trail: dict, outcome: Outcome, text: str,
+                headers: Mapping[str, str] | None = None) -> Failure:
+        trail["outcome"] = outcome
+        verdict = None
+        if lease is not None:
+            verdict = self.credentials.record(lease, outcome, headers=headers, body=text)
+        failure = Failure(candidate, lease.credential.label if lease else None, outcome, text, verdict)
+        failure.status = (504 if outcome == "timeout" else 502) if isinstance(outcome, str) else outcome
+        failure.body = GatewayError(failure.status, text).body()
+        logger.info("attempt %s for %s failed: %s", failure.describe(), candidate.requested, text[:200])
+        return failure
+
+    def _give_up(self, plan: Plan, failures: list[Failure], refusals: list[Refusal], out, notes: dict) -> None:
+        """The client's error once nothing is left to try: what the upstream said when one
+        attempt was all there was (or the request was at fault), else a summary."""
+        last = failures[-1] if failures else None
+        if last is not None and (last.final or (len(failures) == 1 and not refusals)):
+            notes["error"] = last.message
+            out.whole(last.status, [("content-type", "application/json"), *last.headers.items()], last.body)
+            return
+        if not failures and len(refusals) == 1:
+            error = refusals[0].error()
+        else:
+            error = summary(plan.candidates[0].requested, failures, refusals, time.time())
+        notes["error"] = error.message
+        out.error(error)
+
+
+class Pump:
+    """One streamed answer: held until its first real event (so a stream that fails
+    before it can still be retried), then passed on as it comes, with pings while
+    the upstream is silent and `event: error` if it breaks off."""
+
+    def __init__(self, failover: Failover, plan: Plan, candidate: Decision, lease: Lease | None,
+                 outgoing: exchange.Outgoing, response: httpx.Response, out, trail: dict) -> None:
+        self.failover = failover
+        self.plan = plan
+        self.candidate = candidate
+        self.lease = lease
+        self.response = response
+        self.out = out
+        self.trail = trail
+        self.transform = exchange.stream_transform(outgoing.translation, outgoing.restore) or EventAligner()
+        self.held: list[bytes] = []
+        self.committed = False
+        self.sniffer = UsageSniffer()
+        self.interval = ctx.options.modelmux_ping_interval
+        self.last = time.monotonic()  # of the last bytes the client got, or of the first wait
+        self.timer: asyncio.TimerHandle | None = None
+
+    async def run(self) -> Failure | None:
+        self._schedule()
+        try:
+            async for chunk in self.response.aiter_raw():
+                failure = self._take(self.transform.feed(chunk))
+                if failure is not None:
+                    return failure
+                if self.committed:
+                    await self.out.drain()
+        except httpx.TransportError as e:
+            if not self.committed:
+                raise  # an attempt that failed before the client got anything
+            return self._broke(str(e) or type(e).__name__)
+        finally:
+            if self.timer:
+                self.timer.cancel()
+        failure = self._take(self.transform.close())
+        if failure is not None:
+            return failure
+        if not self.committed:
+            provider = self.candidate.provider.name
+            return self.failover._failed(self.candidate, self.lease, self.trail, "reset",
+                                         f"provider '{provider}' ended its stream before the first event")
+        self.out.end()
+        self.trail["outcome"] = self.response.status_code
+        if self.lease is not None:
+            self.failover.credentials.record(self.lease, self.response.status_code, usage=self.sniffer.usage())
+        return None
+
+    def _take(self, pieces: list[bytes]) -> Failure | None:
+        for piece in pieces:
+            if self.committed:
+                self._send(piece)
+                continue
+            first = _FIRST.search(piece)
+            if first is not None and first.group(1) == b"error":
+                return self._error_event(piece[first.start():])
+            self.held.append(piece)
+            if first is not None:
+                self._commit()
+        return None
+
+    def _commit(self) -> None:
+        self.committed = True
+        self.out.head(self.response.status_code, [*_passed_headers(self.response.headers),
+                                                  ("content-type", "text/event-stream"), ("cache-control", "no-cache")])
+        held, self.held = self.held, []
+        for piece in held:
+            self._send(piece)
+
+    def _send(self, data: bytes) -> None:
+        self.out.chunk(data)
+        self.sniffer.feed(data)
+        self.last = time.monotonic()
+
+    def _error_event(self, event: bytes) -> Failure:
+        """Anthropic reports overload inside a 200 stream; before any content, that is a
+        failed attempt like a 529."""
+        found = _ERROR_TYPE.search(event)
+        error_type = found.group(1).decode() if found else "api_error"
+        status = _ERROR_STATUS.get(error_type, 500)
+        text = event.partition(b"data:")[2].strip().decode("utf-8", "replace")
+        failure = self.failover._failed(self.candidate, self.lease, self.trail, status, text)
+        failure.status = status
+        failure.body = upstream_error(self.candidate.provider.name, status, "", text, self.candidate.provider.credentials)
+        failure.message = _message_of(failure.body)
+        return failure
+
+    def _broke(self, detail: str) -> None:
+        message = f"provider '{self.candidate.provider.name}' broke off its answer mid-stream: {detail}"
+        self.out.chunk(error_event("api_error", message))
+        self.out.end()
+        self.trail["outcome"] = "reset"
+        self.trail["error"] = message
+        self.plan.flow.metadata["modelmux"]["error"] = message
+        if self.lease is not None:
+            self.failover.credentials.record(self.lease, "reset")
+        logger.warning("%s", message)
+        return None
+
+    def _schedule(self) -> None:
+        if self.interval > 0:
+            delay = max(0.0, self.last + self.interval - time.monotonic())
+            self.timer = asyncio.get_running_loop().call_later(delay, self._beat)
+
+    def _beat(self) -> None:
+        """Holding longer than a ping interval for the first event, the stream is given to
+        the client (it hears the upstream is working); after that, pings fill silences."""
+        if self.out.gone:
+            return
+        if time.monotonic() - self.last >= self.interval:
+            if not self.committed:
+                self._commit()
+            self.out.chunk(PING)
+            self.last = time.monotonic()
+        self._schedule()
+
+
+class EventAligner:
+    """Passes an Anthropic stream on in whole events only, so that whatever modelmux
+    adds (a ping, an error) never lands inside one."""
+
+    def __init__(self) -> None:
+        self._rest = b""
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        data = self._rest + chunk if self._rest else chunk
+        cut = max(data.rfind(b"\n\n") + 2, data.rfind(b"\r\n\r\n") + 4, 0)
+        self._rest = data[cut:]
+        return [data[:cut]] if cut else []
+
+    def close(self) -> list[bytes]:
+        rest, self._rest = self._rest, b""
+        return [rest] if rest.strip() else []
+
+
+def summary(model: str, failures: list[Failure], refusals: list[Refusal], now: float) -> GatewayError:
+    """Several attempts or pools said no: 429 if every one of them was a rate limit,
+    else 503 with what each said."""
+    earliest = [f.verdict.cooldown.until for f in failures if f.verdict and f.verdict.cooldown]
+    earliest += [r.earliest for r in refusals if r.earliest is not None]
+    first = min(earliest, default=None)
+    recovery = f"; the first recovers at {iso(first)} (in {span(first - now)})" if first else ""
+    headers = {"retry-after": str(max(1, int(first - now + 0.999)))} if first else {}
+    parts = [f.describe() for f in failures] + [r.message for r in refusals]
+    limited = all(f.kind == "rate_limit" for f in failures) and all(isinstance(r, AllCooling | AllBusy) for r in refusals)
+    if limited:
+        return GatewayError(429, f"every upstream for model '{model}' is rate limited: {'; '.join(parts)}{recovery}",
+                            "rate_limit_error", headers)
+    attempts = f"{len(failures)} attempt{'s' * (len(failures) != 1)}"
+    return GatewayError(503, f"no upstream could serve model '{model}' ({attempts}): {'; '.join(parts)}{recovery}",
+                        "overloaded_error", headers)
+
+
+def _transport(error: httpx.TransportError, connect: float, response: float) -> tuple[Outcome, str]:
+    if isinstance(error, httpx.ConnectTimeout):
+        return "timeout", f"could not be connected to within {connect:g} s (connect_timeout)"
+    if isinstance(error, httpx.TimeoutException):
+        return "timeout", f"did not answer within {response:g} s (response_timeout)"
+    detail = str(error) or type(error).__name__
+    if isinstance(error, httpx.ConnectError):
+        return "connect", f"cannot be connected to: {detail}"
+    return "reset", f"closed the connection without a complete answer: {detail}"
+
+
+def _passed_headers(headers: httpx.Headers) -> list[tuple[str, str]]:
+    return [(k, v) for k, v in headers.items() if k.lower() not in _SKIP_RESPONSE_HEADERS]
+
+
+def _message_of(body: bytes) -> str:
+    try:
+        return str(json.loads(body)["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        return body.decode("utf-8", "replace")[:300]
+
+
+def _annotate(flow: http.HTTPFlow, notes: dict) -> None:
+    """The attempt trail in one line for mitmweb's comment column."""
+    attempts = notes.get("attempts") or []
+    if not attempts:
+        return
+    last = attempts[-1]
+    notes["provider"], notes["credential"], notes["model"] = last["provider"], last["credential"], last["model"]
+    path = " → ".join(f"{a['provider']}/{a['credential']} {a.get('outcome', '…')}" for a in attempts)
+    head = f"{notes.get('requested_model')} → {last['provider']}/{last['model']} [{notes.get('route')}]"
+    flow.comment = f"{head} · {path}" if len(attempts) > 1 else f"{head} · {last['credential']}"
+    if len(attempts) > 1:
+        flow.marked = ":arrows_counterclockwise:" if "error" not in notes else ":x:"
+    elif "error" in notes:
+        flow.marked = ":x:"

@@ -1,0 +1,162 @@
+"""Relay: an in-process loopback server that a flow with somewhere to fail over to is
+sent through, so that a failed attempt can be followed by another and the answer
+still streams progressively.
+
+mitmproxy cannot send a flow's request a second time, and once it has the upstream's
+response it can only replace it whole (mitmproxy.md §4.2). So the Router points such
+flows at this server; it reads the plan the Router registered for the flow and runs
+the attempts (modelmux/addons/failover.py) with httpx. mitmproxy stays the shell:
+the flow, its stream to the client, the dashboard, the record. Flows with a single
+possible upstream are sent by mitmproxy itself, which is faster (README, benchmarks).
+
+The server speaks the small part of HTTP/1.1 mitmproxy uses towards it: one request
+at a time per connection, with a Content-Length body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import Iterable
+
+from mitmproxy import http
+
+from modelmux.addons.failover import Failover, Plan
+from modelmux.errors import GatewayError
+
+logger = logging.getLogger(__name__)
+
+PLAN_HEADER = "x-modelmux-plan"
+HEAD_LIMIT = 256 * 1024  # request line and headers; Claude Code's are a few KB
+BODY_LIMIT = 256 * 1024 * 1024  # mitmproxy's own body limit is the real one
+
+
+class Responder:
+    """Writes one HTTP/1.1 response to mitmproxy: whole, or chunked as it comes."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self.writer = writer
+        self.started = False
+
+    def head(self, status: int, headers: Iterable[tuple[str, str]], length: int | None = None) -> None:
+        self.started = True
+        framing = f"content-length: {length}" if length is not None else "transfer-encoding: chunked"
+        lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}", *(f"{n}: {v}" for n, v in headers), framing]
+        self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace"))
+
+    def chunk(self, data: bytes) -> None:
+        if data:
+            self.writer.write(b"%x\r\n%s\r\n" % (len(data), data))
+
+    def end(self) -> None:
+        self.writer.write(b"0\r\n\r\n")
+
+    def whole(self, status: int, headers: Iterable[tuple[str, str]], body: bytes) -> None:
+        self.head(status, headers, len(body))
+        self.writer.write(body)
+
+    def error(self, error: GatewayError) -> None:
+        self.whole(error.status, [("content-type", "application/json"), *error.headers.items()], error.body())
+
+    async def drain(self) -> None:
+        await self.writer.drain()
+
+    @property
+    def gone(self) -> bool:
+        return self.writer.is_closing()
+
+
+_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+            429: "Too Many Requests", 500: "Internal Server Error", 501: "Not Implemented",
+            502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout", 529: "Overloaded"}
+
+
+class Relay:
+    def __init__(self, failover: Failover) -> None:
+        self.failover = failover
+        self.port: int | None = None
+        self._server: asyncio.Server | None = None
+        self._plans: dict[str, Plan] = {}  # token → plan, until the relay picks it up
+        self._tokens: dict[str, str] = {}  # flow id → token
+
+    async def running(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, limit=HEAD_LIMIT)
+        self.port = self._server.sockets[0].getsockname()[1]
+        await self.failover.start()
+
+    async def done(self) -> None:
+        if self._server:
+            self._server.close()
+        await self.failover.stop()
+
+    def register(self, flow: http.HTTPFlow, plan: Plan) -> None:
+        """Send `flow` through the relay, which runs `plan`."""
+        assert self.port is not None, "the relay starts with the gateway"
+        token = secrets.token_urlsafe(12)
+        self._plans[token] = plan
+        self._tokens[flow.id] = token
+        request = flow.request
+        request.url = f"http://127.0.0.1:{self.port}{request.path}"
+        request.headers[PLAN_HEADER] = token
+        request.headers.pop("transfer-encoding", None)
+        request.headers["content-length"] = str(len(request.raw_content or b""))
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        self._forget(flow)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        self._forget(flow)
+
+    def _forget(self, flow: http.HTTPFlow) -> None:
+        if token := self._tokens.pop(flow.id, None):
+            self._plans.pop(token, None)  # still there if the relay never got the request
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while await self._exchange(reader, writer):
+                pass
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
+            pass
+        finally:
+            writer.close()
+
+    async def _exchange(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        """One request and its response; False when the connection is done."""
+        head = await reader.readuntil(b"\r\n\r\n")
+        headers = _headers(head)
+        length = int(headers.get("content-length", "0"))
+        if length > BODY_LIMIT:
+            raise ValueError("request body too large")
+        await reader.readexactly(length)  # the plan holds the body; this one only frames the request
+        out = Responder(writer)
+        plan = self._plans.pop(headers.get(PLAN_HEADER, ""), None)
+        if plan is None:
+            out.error(GatewayError(500, "modelmux's relay got a request without a plan (internal error)"))
+            await out.drain()
+            return True
+        run = asyncio.ensure_future(self.failover.run(plan, out))
+        eof = asyncio.ensure_future(reader.read(1))  # mitmproxy sends nothing more until it has the answer
+        await asyncio.wait({run, eof}, return_when=asyncio.FIRST_COMPLETED)
+        if not run.done():  # mitmproxy closed the connection: the client went away
+            run.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await run
+            return False
+        eof.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await eof  # the reader takes one waiter at a time
+        run.result()
+        await out.drain()
+        return not out.gone
+
+
+def _headers(head: bytes) -> dict[str, str]:
+    lines = head.decode("latin-1").split("\r\n")[1:]
+    found = {}
+    for line in lines:
+        name, sep, value = line.partition(":")
+        if sep:
+            found[name.strip().lower()] = value.strip()
+    return found
