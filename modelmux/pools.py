@@ -167,6 +167,12 @@ class Pool:
         ]
         return min(soft, key=lambda pair: pair[0])[1] if soft else None
 
+    def rewind(self) -> None:
+        """Start the turns and session bindings afresh (a reset of the whole pool)."""
+        for slot in self.slots:
+            slot.current = 0
+        self.sessions.clear()
+
     def bound(self, session: str | None, model: str, usable: list[Slot]) -> Slot | None:
         """The session's credential, while it is usable and in the best usable tier: a
         subscription freeing up beats a pay-per-token key's warm prompt cache."""

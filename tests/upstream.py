@@ -113,6 +113,7 @@ def anthropic_like(request: Received) -> Behaviour:
 class Upstream:
     def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.received: list[Received] = []
+        self.aborted: list[Received] = []
         self.reply: Callable[[Received], Behaviour] = anthropic_like
         self._stopping = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
@@ -147,7 +148,11 @@ class Upstream:
                     self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, self.rfile.read(length)
                 )
                 upstream.received.append(request)
-                upstream.write(self, upstream.reply(request))
+                try:
+                    upstream.write(self, upstream.reply(request))
+                except (BrokenPipeError, ConnectionResetError):
+                    upstream.aborted.append(request)  # the gateway hung up on us mid-answer
+                    self.close_connection = True
 
             do_GET = do_POST = do_PUT = do_DELETE = _serve
 

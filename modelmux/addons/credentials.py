@@ -196,9 +196,13 @@ class Credentials:
         if label and not provider:
             raise LookupError("name the provider of the credential to reset")
         for name in [provider] if provider else list(self.pools.pools):
-            labels = [label] if label else [slot.label for slot in self.pools.pool(name).slots]
-            for each in labels:
-                self.pools.reset(name, each)  # LookupError names the known providers and labels
+            pool = self.pools.pool(name)  # LookupError names the known providers
+            if label:
+                self.pools.reset(name, label)  # LookupError names the known labels
+                continue
+            for slot in pool.slots:
+                self.pools.reset(name, slot.label)
+            pool.rewind()  # the whole pool starts afresh: turns from its first credential
         logger.info("credential cooldowns reset: %s/%s", provider, label or "*")
         self.save()
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import re
 import time
 from collections.abc import Mapping
@@ -141,10 +142,10 @@ class Failover:
             notes["relay_ms"] = round((time.monotonic() - started) * 1000, 1)
             _annotate(plan.flow, notes)
 
-    async def _attempts(self, plan: Plan, out, notes: dict) -> tuple[list[Failure] | None, list[Refusal]]:
+    async def _attempts(self, plan: Plan, out, notes: dict) -> tuple[list[Failure] | None, list[Refusal | _Exhausted]]:
         """Runs attempts until one answers (returns None) or nothing is left."""
         failures: list[Failure] = []
-        refusals: list[Refusal] = []
+        refusals: list[Refusal | _Exhausted] = []
         for candidate in plan.candidates:
             provider = candidate.provider
             tried: set[str] = set()
@@ -155,7 +156,9 @@ class Failover:
                         provider.name, candidate.upstream_model, plan.session, frozenset(tried)
                     )
                     if isinstance(picked, Refusal):
-                        refusals.append(picked)
+                        # After tries of its own, the pool's refusal only adds when the
+                        # untried credentials recover; before any, it is the whole story.
+                        refusals.append(picked if not tried else _Exhausted(picked))
                         break
                     lease = picked
                 failure = await self._attempt(plan, candidate, lease, out, notes)
@@ -268,16 +271,17 @@ class Failover:
         logger.info("attempt %s for %s failed: %s", failure.describe(), candidate.requested, text[:200])
         return failure
 
-    def _give_up(self, plan: Plan, failures: list[Failure], refusals: list[Refusal], out, notes: dict) -> None:
+    def _give_up(self, plan: Plan, failures: list[Failure], refusals: list[Refusal | _Exhausted], out, notes: dict) -> None:
         """The client's error once nothing is left to try: what the upstream said when one
         attempt was all there was (or the request was at fault), else a summary."""
         last = failures[-1] if failures else None
-        if last is not None and (last.final or (len(failures) == 1 and not refusals)):
+        if last is not None and (last.final or (len(failures) == 1 and not any(isinstance(r, Refusal) for r in refusals))):
             notes["error"] = last.message
             out.whole(last.status, [("content-type", "application/json"), *last.headers.items()], last.body)
             return
-        if not failures and len(refusals) == 1:
-            error = refusals[0].error()
+        fresh = [r for r in refusals if isinstance(r, Refusal)]
+        if not failures and len(fresh) == 1:
+            error = fresh[0].error()
         else:
             error = summary(plan.candidates[0].requested, failures, refusals, time.time())
         notes["error"] = error.message
@@ -422,16 +426,25 @@ class EventAligner:
         return [rest] if rest.strip() else []
 
 
-def summary(model: str, failures: list[Failure], refusals: list[Refusal], now: float) -> GatewayError:
+class _Exhausted:
+    """A pool's refusal after this request tried some of its credentials."""
+
+    def __init__(self, refusal: Refusal) -> None:
+        self.refusal = refusal
+
+
+def summary(model: str, failures: list[Failure], refusals: list[Refusal | _Exhausted], now: float) -> GatewayError:
     """Several attempts or pools said no: 429 if every one of them was a rate limit,
     else 503 with what each said."""
     earliest = [f.verdict.cooldown.until for f in failures if f.verdict and f.verdict.cooldown]
-    earliest += [r.earliest for r in refusals if r.earliest is not None]
+    everyone = [r.refusal if isinstance(r, _Exhausted) else r for r in refusals]
+    earliest += [r.earliest for r in everyone if r.earliest is not None]
     first = min(earliest, default=None)
     recovery = f"; the first recovers at {iso(first)} (in {span(first - now)})" if first else ""
-    headers = {"retry-after": str(max(1, int(first - now + 0.999)))} if first else {}
-    parts = [f.describe() for f in failures] + [r.message for r in refusals]
-    limited = all(f.kind == "rate_limit" for f in failures) and all(isinstance(r, AllCooling | AllBusy) for r in refusals)
+    headers = {"retry-after": str(max(1, math.ceil(first - now)))} if first else {}
+    parts = [f.describe() for f in failures] + [r.message for r in refusals if isinstance(r, Refusal)]
+    limited = all(f.kind == "rate_limit" for f in failures) and all(
+        isinstance(r, AllCooling | AllBusy) for r in refusals if isinstance(r, Refusal))
     if limited:
         return GatewayError(429, f"every upstream for model '{model}' is rate limited: {'; '.join(parts)}{recovery}",
                             "rate_limit_error", headers)
