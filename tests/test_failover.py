@@ -431,3 +431,25 @@ def test_state_survives_a_restart(upstreams, tmp_path):
         assert [(c["until"], c["reason"]) for c in after] == [(c["until"], c["reason"]) for c in before]
         assert post(second, "pool-1").status_code == 200
     assert "a" not in seen(upstreams["pool"])  # the 5-hour block outlived the restart
+
+
+def test_the_relay_hands_a_slow_stream_over_and_pings_through_silences(upstreams, tmp_path):
+    """Held for its first real event at most a ping interval; then pings fill the gaps."""
+    text = routes(upstreams["pool"], upstreams["backup"], upstreams["oai"])
+    pieces = message_events("m")
+    script(upstreams["pool"], a=Stream(pieces, delays=[0, 2.5, 0, 2.5] + [0] * len(pieces)))
+    arrivals: list[tuple[float, str]] = []
+    body = {"model": "pool-1", "max_tokens": 16, "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+    with Gateway(tmp_path, text, ENV, ["--set", "modelmux_ping_interval=1"]) as gw:
+        started = time.monotonic()
+        with httpx.stream("POST", f"{gw.url}/v1/messages", json=body, timeout=15) as response:
+            for line in response.iter_lines():
+                if line.startswith("event: "):
+                    arrivals.append((time.monotonic() - started, line.removeprefix("event: ")))
+    names = [name for _, name in arrivals]
+    assert names[0] == "message_start" and arrivals[0][0] < 2.0  # not held for the whole 2.5 s
+    assert names[1] == "ping"
+    assert names.count("ping") >= 3
+    assert [n for n in names if n != "ping"] == [
+        "message_start", "content_block_start", *["content_block_delta"] * 5, "content_block_stop",
+        "message_delta", "message_stop"]

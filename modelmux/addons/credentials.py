@@ -16,6 +16,7 @@ import asyncio
 import json
 import logging
 import re
+import time
 from collections import defaultdict
 from collections.abc import Mapping
 from pathlib import Path
@@ -175,6 +176,7 @@ class Credentials:
         elif not response.stream:
             usage = usage_of_json(response.content or b"")
         self.record(lease, response.status_code, response.headers, body, usage)
+        _attempt(flow, lease, response.status_code)
 
     def error(self, flow: http.HTTPFlow) -> None:
         lease = self._leases.pop(flow.id, None)
@@ -184,6 +186,7 @@ class Credentials:
         msg = flow.error.msg if flow.error else ""
         outcome: Outcome = "cancelled" if msg == CLIENT_GONE else flow.metadata["modelmux"].get("failure", "reset")
         self.record(lease, outcome)
+        _attempt(flow, lease, outcome)
 
     # -- the reset command (also behind LocalAPI's POST /modelmux/credentials/reset) ------
 
@@ -205,6 +208,20 @@ class Credentials:
             pool.rewind()  # the whole pool starts afresh: turns from its first credential
         logger.info("credential cooldowns reset: %s/%s", provider, label or "*")
         self.save()
+
+
+def _attempt(flow: http.HTTPFlow, lease: Lease, outcome: Outcome) -> None:
+    """The one attempt of a flow mitmproxy sent, in the relay's format (failover.py)."""
+    request = flow.request
+    flow.metadata["modelmux"]["attempts"] = [{
+        "provider": lease.provider,
+        "credential": lease.credential.label,
+        "model": lease.model,
+        "upstream": f"{request.scheme}://{request.host}:{request.port}{request.path.partition('?')[0]}",
+        "status": flow.response.status_code if flow.response else None,
+        "outcome": outcome,
+        "ms": round((time.time() - request.timestamp_start) * 1000, 1),
+    }]
 
 
 _NUMBER = {

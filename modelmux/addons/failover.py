@@ -40,6 +40,9 @@ logger = logging.getLogger(__name__)
 logging.getLogger("httpx").setLevel(logging.WARNING)
 
 ERROR_BODY_LIMIT = 64 * 1024
+# Silence after which a started answer counts as dead: Claude Code's own request
+# timeout, so modelmux never gives up on an upstream before the client would.
+STALL_TIMEOUT = 600.0
 # The first event that makes an Anthropic stream the client's: anything but
 # message_start and ping. An error before it means the attempt failed.
 _FIRST = re.compile(rb"(?:^|\n)event: ?(content_block_start|content_block_delta|message_delta|message_stop|error)\b")
@@ -207,13 +210,18 @@ class Failover:
         assert self.client
         request = self.client.build_request(
             "POST", outgoing.url, headers=outgoing.headers(plan.client), content=outgoing.content,
-            timeout=httpx.Timeout(provider.response_timeout, connect=provider.connect_timeout),
+            timeout=httpx.Timeout(STALL_TIMEOUT, connect=provider.connect_timeout),
         )
         where = f"provider '{provider.name}' ({trail['upstream']})"
         try:
-            response = await self.client.send(request, stream=True)
+            # response_timeout bounds the wait for the answer to begin, as on flows
+            # mitmproxy sends; a stream may then think silently for long (pings cover it).
+            response = await asyncio.wait_for(self.client.send(request, stream=True), provider.response_timeout)
+        except TimeoutError:
+            message = f"did not answer within {provider.response_timeout:g} s (response_timeout)"
+            return self._failed(candidate, lease, trail, "timeout", f"{where} {message}")
         except httpx.TransportError as e:
-            failure, message = _transport(e, provider.connect_timeout, provider.response_timeout)
+            failure, message = _transport(e, provider.connect_timeout)
             return self._failed(candidate, lease, trail, failure, f"{where} {message}")
         try:
             trail["status"] = response.status_code
@@ -223,7 +231,7 @@ class Failover:
                 return await Pump(self, plan, candidate, lease, outgoing, response, out, trail).run()
             return await self._whole(candidate, lease, outgoing, response, out, trail)
         except httpx.TransportError as e:
-            failure, message = _transport(e, provider.connect_timeout, provider.response_timeout)
+            failure, message = _transport(e, provider.connect_timeout)
             return self._failed(candidate, lease, trail, failure, f"{where} {message}")
         finally:
             await response.aclose()
@@ -417,7 +425,8 @@ class EventAligner:
 
     def feed(self, chunk: bytes) -> list[bytes]:
         data = self._rest + chunk if self._rest else chunk
-        cut = max(data.rfind(b"\n\n") + 2, data.rfind(b"\r\n\r\n") + 4, 0)
+        lf, crlf = data.rfind(b"\n\n"), data.rfind(b"\r\n\r\n")
+        cut = max(lf + 2 if lf >= 0 else 0, crlf + 4 if crlf >= 0 else 0)
         self._rest = data[cut:]
         return [data[:cut]] if cut else []
 
@@ -453,11 +462,11 @@ def summary(model: str, failures: list[Failure], refusals: list[Refusal | _Exhau
                         "overloaded_error", headers)
 
 
-def _transport(error: httpx.TransportError, connect: float, response: float) -> tuple[Outcome, str]:
+def _transport(error: httpx.TransportError, connect: float) -> tuple[Outcome, str]:
     if isinstance(error, httpx.ConnectTimeout):
         return "timeout", f"could not be connected to within {connect:g} s (connect_timeout)"
     if isinstance(error, httpx.TimeoutException):
-        return "timeout", f"did not answer within {response:g} s (response_timeout)"
+        return "timeout", f"went silent for {STALL_TIMEOUT:g} s"
     detail = str(error) or type(error).__name__
     if isinstance(error, httpx.ConnectError):
         return "connect", f"cannot be connected to: {detail}"
