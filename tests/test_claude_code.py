@@ -22,6 +22,7 @@ from modelmux.launcher import PLACEHOLDER_TOKEN, apply_environment, profile_envi
 pytestmark = pytest.mark.claude_code
 
 VENDOR_KEY = "sk-fake-vendor-e2e-7f3a9c"
+LIMITED_KEY = "sk-fake-vendor-limited-2b8e41"
 PROFILE = "e2e"
 SLOTS = {"opus": "claude-e2e-opus", "sonnet": "claude-e2e-sonnet", "haiku": "claude-e2e-haiku"}
 UPSTREAM_MODELS = {"opus": "fake-model-large", "sonnet": "fake-model-medium", "haiku": "fake-model-small"}
@@ -56,12 +57,21 @@ profiles:
 """
 
 
-def anthropic_vendor(upstream_url: str) -> str:
+def anthropic_vendor(upstream_url: str, pooled: bool = False) -> str:
+    limited = '\n      - {label: fake-limited, key: "${FAKE_LIMITED_KEY}"}' if pooled else ""
     return f"""    protocol: anthropic
     base_url: {upstream_url}
     auth: "x-api-key: {{key}}"
-    credentials:
+    credentials:{limited}
       - {{label: fake-main, key: "${{FAKE_VENDOR_KEY}}"}}"""
+
+
+def rate_limit_the_first_key(upstream: Upstream) -> None:
+    """The pool's first credential answers every request 429, so each goes through the
+    failover relay to the second: Claude Code must not notice."""
+    limited = Reply(429, json.dumps({"type": "error", "error": {"type": "rate_limit_error", "message": "limit"}}).encode(),
+                    {"content-type": "application/json", "retry-after": "600"})
+    upstream.gate = lambda request: limited if request.headers.get("x-api-key") == LIMITED_KEY else None
 
 
 def claude_binary() -> str:
@@ -117,15 +127,24 @@ def claude_code(binary: str, gateway: Gateway, profile: str, environ: dict[str, 
     return ClaudeCode(binary, env, work)
 
 
-@pytest.fixture
-def claude(upstream: Upstream, tmp_path: Path) -> Iterator[ClaudeCode]:
+@pytest.fixture(params=["one key", "failover"])
+def claude(upstream: Upstream, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[ClaudeCode]:
+    """Claude Code through the gateway: to a provider with one key (sent by mitmproxy
+    itself), or to a pool whose first key is rate limited (sent through the relay)."""
     binary = claude_binary()
-    gateway = Gateway(tmp_path, "", env={"FAKE_VENDOR_KEY": VENDOR_KEY})
+    pooled = request.param == "failover"
+    keys = {"FAKE_VENDOR_KEY": VENDOR_KEY, "FAKE_LIMITED_KEY": LIMITED_KEY}
+    gateway = Gateway(tmp_path, "", env=keys)
     # Its port is known only now, and server.port is where the launcher points Claude Code.
-    gateway.config.write_text(routes_yaml(gateway.port, anthropic_vendor(upstream.url)))
-    code = claude_code(binary, gateway, PROFILE, {"FAKE_VENDOR_KEY": VENDOR_KEY}, tmp_path)
+    gateway.config.write_text(routes_yaml(gateway.port, anthropic_vendor(upstream.url, pooled)))
+    if pooled:
+        rate_limit_the_first_key(upstream)
+    code = claude_code(binary, gateway, PROFILE, keys, tmp_path)
     with gateway:
         yield code
+    if pooled:
+        limited = [r for r in upstream.received if r.headers.get("x-api-key") == LIMITED_KEY]
+        assert 1 <= len(limited) <= 2, "the rate-limited key should sit out after its 429 (two requests may race)"
 
 
 def report(result: subprocess.CompletedProcess[str], upstream: Upstream) -> str:
@@ -158,7 +177,7 @@ def assert_upstream_saw_only_the_vendor(upstream: Upstream) -> None:
     for request in upstream.received:
         where = f"{request.method} {request.path}"
         headers = request.headers
-        assert headers.get("x-api-key") == VENDOR_KEY, f"{where}: x-api-key is not the vendor key"
+        assert headers.get("x-api-key") in (VENDOR_KEY, LIMITED_KEY), f"{where}: x-api-key is not a vendor key"
         assert "authorization" not in headers, f"{where}: the client's Authorization reached the upstream"
         assert not [n for n in headers if n.startswith("x-modelmux-")], f"{where}: modelmux headers leaked"
         assert not [n for n, v in headers.items() if PLACEHOLDER_TOKEN in v], f"{where}: the placeholder leaked"

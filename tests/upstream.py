@@ -115,6 +115,8 @@ class Upstream:
         self.received: list[Received] = []
         self.aborted: list[Received] = []
         self.reply: Callable[[Received], Behaviour] = anthropic_like
+        # Consulted before `reply`: a behaviour for some requests (e.g. one credential's), None for the rest.
+        self.gate: Callable[[Received], Behaviour | None] | None = None
         self._stopping = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
@@ -149,7 +151,7 @@ class Upstream:
                 )
                 upstream.received.append(request)
                 try:
-                    upstream.write(self, upstream.reply(request))
+                    upstream.write(self, (upstream.gate and upstream.gate(request)) or upstream.reply(request))
                 except (BrokenPipeError, ConnectionResetError):
                     upstream.aborted.append(request)  # the gateway hung up on us mid-answer
                     self.close_connection = True
