@@ -330,7 +330,8 @@ class Pump:
         except httpx.TransportError as e:
             if not self.committed:
                 raise  # an attempt that failed before the client got anything
-            return self._broke(str(e) or type(e).__name__)
+            self._broke(str(e) or type(e).__name__)
+            return None
         finally:
             if self.timer:
                 self.timer.cancel()
@@ -396,7 +397,6 @@ class Pump:
         if self.lease is not None:
             self.failover.credentials.record(self.lease, "reset")
         logger.warning("%s", message)
-        return None
 
     def _schedule(self) -> None:
         if self.interval > 0:
