@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import re
 import time
 from collections import defaultdict
@@ -175,8 +176,11 @@ class Credentials:
             body = (response.get_text(strict=False) or "")[:ERROR_BODY_LIMIT]
         elif not response.stream:
             usage = usage_of_json(response.content or b"")
-        self.record(lease, response.status_code, response.headers, body, usage)
+        verdict = self.record(lease, response.status_code, response.headers, body, usage)
         _attempt(flow, lease, response.status_code)
+        if verdict.cooldown is not None and not {"retry-after", "retry-after-ms"} & {h.lower() for h in response.headers}:
+            # The upstream named no wait, but the pool knows when this credential is back.
+            response.headers["retry-after"] = str(max(1, math.ceil(verdict.cooldown.until - time.time())))
 
     def error(self, flow: http.HTTPFlow) -> None:
         lease = self._leases.pop(flow.id, None)

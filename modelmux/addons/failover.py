@@ -285,7 +285,11 @@ class Failover:
         last = failures[-1] if failures else None
         if last is not None and (last.final or (len(failures) == 1 and not any(isinstance(r, Refusal) for r in refusals))):
             notes["error"] = last.message
-            out.whole(last.status, [("content-type", "application/json"), *last.headers.items()], last.body)
+            headers = dict(last.headers)
+            first = earliest_recovery(failures, refusals)
+            if not last.final and first is not None and not {"retry-after", "retry-after-ms"} & {h.lower() for h in headers}:
+                headers["retry-after"] = _seconds_until(first, time.time())  # the upstream named no wait; the pool knows one
+            out.whole(last.status, [("content-type", "application/json"), *headers.items()], last.body)
             return
         fresh = [r for r in refusals if isinstance(r, Refusal)]
         if not failures and len(fresh) == 1:
@@ -442,15 +446,25 @@ class _Exhausted:
         self.refusal = refusal
 
 
-def summary(model: str, failures: list[Failure], refusals: list[Refusal | _Exhausted], now: float) -> GatewayError:
-    """Several attempts or pools said no: 429 if every one of them was a rate limit,
-    else 503 with what each said."""
+def earliest_recovery(failures: list[Failure], refusals: list[Refusal | _Exhausted]) -> float | None:
+    """When the first credential this request met recovers from its cooldown."""
     earliest = [f.verdict.cooldown.until for f in failures if f.verdict and f.verdict.cooldown]
     everyone = [r.refusal if isinstance(r, _Exhausted) else r for r in refusals]
     earliest += [r.earliest for r in everyone if r.earliest is not None]
-    first = min(earliest, default=None)
+    return min(earliest, default=None)
+
+
+def _seconds_until(when: float, now: float) -> str:
+    """Retry-After: whole seconds, rounded up, so an obedient client never comes early."""
+    return str(max(1, math.ceil(when - now)))
+
+
+def summary(model: str, failures: list[Failure], refusals: list[Refusal | _Exhausted], now: float) -> GatewayError:
+    """Several attempts or pools said no: 429 if every one of them was a rate limit,
+    else 503 with what each said."""
+    first = earliest_recovery(failures, refusals)
     recovery = f"; the first recovers at {iso(first)} (in {span(first - now)})" if first else ""
-    headers = {"retry-after": str(max(1, math.ceil(first - now)))} if first else {}
+    headers = {"retry-after": _seconds_until(first, now)} if first else {}
     parts = [f.describe() for f in failures] + [r.message for r in refusals if isinstance(r, Refusal)]
     limited = all(f.kind == "rate_limit" for f in failures) and all(
         isinstance(r, AllCooling | AllBusy) for r in refusals if isinstance(r, Refusal))
