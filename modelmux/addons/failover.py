@@ -36,8 +36,11 @@ from modelmux.refusals import AllBusy, AllCooling, Refusal
 from modelmux.routing import Decision
 
 logger = logging.getLogger(__name__)
-# httpx logs every request's URL at INFO, query included, where a provider may keep a key.
+# httpx logs every request's URL at INFO, query included, where a provider may keep a key;
+# httpcore traces each request in about ten DEBUG records, which mitmproxy (its root
+# logger at DEBUG) formats and hands to every addon: half the relay's cost per request.
 logging.getLogger("httpx").setLevel(logging.WARNING)
+logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 ERROR_BODY_LIMIT = 64 * 1024
 # Silence after which a started answer counts as dead: Claude Code's own request

@@ -85,7 +85,8 @@ class Router:
             flow.comment = f"{_head(notes)} · count_tokens answered locally (estimate)"
             return
         candidates = routing.candidates(config, decision, profile)
-        session = session_of(flow.request.headers, body)
+        client = _lowercase(flow.request.headers)
+        session = session_of(client, body)
         if path != exchange.COUNT_TOKENS and (len(candidates) > 1 or self.credentials.pooled(provider.name) > 1):
             return self._relay(flow, candidates, body, session, config.server.max_attempts)
         lease = None
@@ -97,7 +98,7 @@ class Router:
         try:
             outgoing = exchange.prepare(
                 decision, body, flow.request.content or b"", path, _query(flow),
-                _lowercase(flow.request.headers), lease.credential if lease else None,
+                client, lease.credential if lease else None,
             )
         except BaseException:
             if lease:
@@ -120,7 +121,8 @@ class Router:
         request = flow.request
         plan = Plan(
             flow, candidates, body, request.content or b"", request_path(flow), _query(flow),
-            list(request.headers.items(multi=True)), session, max_attempts,
+            [(name.decode("latin-1"), value.decode("latin-1")) for name, value in request.headers.fields],
+            session, max_attempts,
         )
         notes = flow.metadata["modelmux"]
         notes["relay"] = True
@@ -232,7 +234,9 @@ def _query(flow: http.HTTPFlow) -> str:
 
 
 def _lowercase(headers: http.Headers) -> dict[str, str]:
-    return {name.lower(): value for name, value in headers.items()}
+    """By lowercase name. Reads the raw fields: Headers.items() looks each name up again,
+    which costs half a millisecond on Claude Code's twenty headers."""
+    return {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in headers.fields}
 
 
 def _is_event_stream(response: http.Response) -> bool:
