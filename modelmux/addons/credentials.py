@@ -155,10 +155,15 @@ class Credentials:
             return
         sniffer = UsageSniffer()
         inner = response.stream
+        feed = sniffer.feed
 
         def stream(chunk: bytes):
             out = inner(chunk) if callable(inner) else chunk
-            sniffer.feed(out if isinstance(out, bytes) else b"".join(out))
+            if isinstance(out, bytes):
+                feed(out)
+            else:
+                for piece in out:
+                    feed(piece)
             return out
 
         response.stream = stream
@@ -244,13 +249,21 @@ class UsageSniffer:
         self._tail = b""
 
     def feed(self, data: bytes) -> None:
-        if b"_tokens" in data or b"_tokens" in self._tail:
+        # Runs per streamed chunk: a large one is scanned in place, not copied.
+        if len(data) >= CARRY:
+            hit = b"_tokens" in data or b"_tokens" in self._tail + data[:CARRY]
+            after = data[-CARRY:]
+        else:
+            after = self._tail + data
+            hit = b"_tokens" in after
+            after = after[-CARRY:]
+        if hit:
             window = self._tail + data
             for name, pattern in _NUMBER.items():
                 found = pattern.findall(window)
                 if found:
                     self._counts[name] = int(found[-1])
-        self._tail = data[-CARRY:] if len(data) >= CARRY else (self._tail + data)[-CARRY:]
+        self._tail = after
 
     def usage(self) -> Usage:
         return _usage(self._counts)

@@ -86,7 +86,7 @@ class Router:
             return
         candidates = routing.candidates(config, decision, profile)
         client = _lowercase(flow.request.headers)
-        session = session_of(client, body)
+        session = session_of(client, body) if any(c.provider.affinity for c in candidates) else None
         if path != exchange.COUNT_TOKENS and (len(candidates) > 1 or self.credentials.pooled(provider.name) > 1):
             return self._relay(flow, candidates, body, session, config.server.max_attempts)
         lease = None
