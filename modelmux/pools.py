@@ -353,6 +353,10 @@ class Pools:
     def save(self, path: Path) -> None:
         """Store cooldowns (real expiry times) and counters; see `pool_state.state_path`.
         Raises OSError when the file cannot be written."""
+        pool_state.write_private(path, self.dump())
+
+    def dump(self) -> bytes:
+        """What `save` writes, for a caller that writes it elsewhere (off the event loop)."""
         entries = [
             pool_state.Stored(
                 name, slot.label, fingerprint(slot.credential.key), slot.requests, slot.errors,
@@ -361,7 +365,7 @@ class Pools:
             for name, pool in self.pools.items()
             for slot in pool.slots
         ]
-        pool_state.write_private(path, pool_state.dump(entries, self.now()))
+        return pool_state.dump(entries, self.now())
 
     def load(self, path: Path) -> None:
         """Restore what `save` stored, at start-up. Expired cooldowns and credentials no

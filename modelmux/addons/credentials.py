@@ -13,6 +13,7 @@ the failover relay leases and records per attempt through the same methods.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
@@ -50,6 +51,7 @@ class Credentials:
         self._dirty = False
         self._saver: asyncio.Task | None = None
         self._save_failed = False
+        self._urgent = asyncio.Event()
         settings.subscribe(self._configure)
 
     # -- lifecycle and state file -----------------------------------------------------
@@ -74,21 +76,31 @@ class Credentials:
         self.save()
 
     async def _save_loop(self) -> None:
+        """Writes the state file when something changed, in a thread: an fsync must not
+        stall every flow. A new cooldown wakes it at once."""
         while True:
-            await asyncio.sleep(SAVE_INTERVAL)
-            if self._dirty:
-                self.save()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._urgent.wait(), SAVE_INTERVAL)
+            self._urgent.clear()
+            if self._dirty and self.pools is not None and self.settings.config:
+                self._dirty = False
+                data, path = self.pools.dump(), self.state_path()
+                await asyncio.to_thread(self._write, path, data)
 
     def save(self) -> None:
+        """Write the state file now (at exit, after a reset)."""
         if self.pools is None or not self.settings.config:
             return
         self._dirty = False
+        self._write(self.state_path(), self.pools.dump())
+
+    def _write(self, path: Path, data: bytes) -> None:
         try:
-            self.pools.save(self.state_path())
+            pool_state.write_private(path, data)
         except OSError as e:
             if not self._save_failed:  # once: a read-only config directory would say it every time
                 logger.warning("cannot write the credential state to %s (%s); cooldowns will not survive "
-                               "a restart", self.state_path(), e.strerror)
+                               "a restart", path, e.strerror)
             self._save_failed = True
 
     # -- leases -----------------------------------------------------------------------
@@ -134,7 +146,7 @@ class Credentials:
         verdict = self.pools.record(lease, outcome, headers=headers, body=body, usage=usage)
         self._dirty = True
         if verdict.cooldown is not None:
-            self.save()  # a cooldown must survive a crash right after it
+            self._urgent.set()  # a cooldown must survive a crash soon after it
         return verdict
 
     def hold(self, flow: http.HTTPFlow, lease: Lease) -> None:
