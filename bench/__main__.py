@@ -1,8 +1,9 @@
 """`python -m bench [--quick] [--markdown] [--skip SCENARIO ...]`: modelmux's overhead, one table.
 
 Starts a fake upstream, bare mitmdump and modelmux in front of it, measures every
-target side by side, prints the table and a verdict per target against the issue's
-targets. Every process it starts is stopped on the way out, Ctrl-C included.
+target side by side (and what one failover adds, through the credential pool), prints
+the table and a verdict per target against the issue's targets. Every process it
+starts is stopped on the way out, Ctrl-C included.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from bench.measure import Live, Plan
 from bench.report import Report, Results
 from bench.targets import (
     GATEWAY_ARGS,
+    POOL,
     TARGETS,
     Gateway,
     Process,
@@ -33,7 +35,7 @@ from bench.targets import (
     max_flows_supported,
 )
 
-SCENARIOS = ("latency", "ttft", "throughput", "concurrency", "memory")
+SCENARIOS = ("latency", "failover", "ttft", "throughput", "concurrency", "memory")
 MAX_FLOWS = 500
 
 
@@ -89,6 +91,9 @@ class Bench:
         if "latency" not in self.skip:
             log(f"latency: {plan.rounds} rounds × {len(lives)} targets × JSON and stream")
             results.latency = await measure.latency(lives, plan)
+        if "failover" not in self.skip:
+            log(f"one failover: {plan.failover_rounds} rounds through {POOL.label}, JSON and stream, with and without")
+            results.failover = await measure.failover(next(live for live in lives if live.target is POOL), plan)
         if "ttft" not in self.skip:
             log(f"time to first token: {plan.ttft_rounds} rounds")
             results.ttft_delay_ms = plan.ttft_delay_ms

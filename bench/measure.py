@@ -10,13 +10,15 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Self
 
+import httpx
+
 from bench import upstreams
 from bench.client import STOP_EVENT, Body, Connection, Response
-from bench.targets import CLAUDE_MODEL, Process, Target
+from bench.targets import CLAUDE_MODEL, POOL_CREDENTIALS, POOL_PROVIDER, Process, Target
 from modelmux import openai_chat
 from modelmux.addons.streams import Transform
 from modelmux.passthrough import ModelRestorer
@@ -41,6 +43,7 @@ class Plan:
     stream_events: int = 50  # text deltas in a streamed latency answer
     ttft_rounds: int = 200
     ttft_delay_ms: int = 20
+    failover_rounds: int = 200
     inprocess_events: int = 20_000
     inprocess_repeat: int = 5
     gateway_events: int = 20_000
@@ -51,8 +54,8 @@ class Plan:
     memory_parallel: int = 8
 
 
-QUICK = Plan(warmup=10, rounds=60, ttft_rounds=30, inprocess_events=5_000, inprocess_repeat=3, gateway_events=5_000,
-             gateway_repeat=1, concurrent_events=200, memory_requests=500)  # fmt: skip
+QUICK = Plan(warmup=10, rounds=60, ttft_rounds=30, failover_rounds=30, inprocess_events=5_000, inprocess_repeat=3,
+             gateway_events=5_000, gateway_repeat=1, concurrent_events=200, memory_requests=500)  # fmt: skip
 
 
 @dataclass
@@ -90,10 +93,11 @@ def check(target: Target, response: Response, stream: bool, events: int) -> None
 
 
 async def _request(live: Live, stream: bool, events: int, delay_ms: int = 0,
-                   connection: Connection | None = None) -> Response:
+                   connection: Connection | None = None, headers: str = "") -> Response:
     connection = connection or live.connection
     body = live.bodies[stream].next()
-    response = await asyncio.wait_for(connection.post(PATH, body, events_header(events, delay_ms)), REQUEST_TIMEOUT)
+    head = events_header(events, delay_ms) + headers
+    response = await asyncio.wait_for(connection.post(PATH, body, head), REQUEST_TIMEOUT)
     check(live.target, response, stream, events)
     return response
 
@@ -101,33 +105,69 @@ async def _request(live: Live, stream: bool, events: int, delay_ms: int = 0,
 # -- latency and time to first token ------------------------------------------------------
 
 
-async def latency(lives: list[Live], plan: Plan) -> dict[tuple[str, bool], list[float]]:
-    """Seconds to the last byte, JSON and streamed, in rounds that visit every target and
-    mode once in a fresh random order (drift on a shared machine hits all alike)."""
-    cases = [(live, stream) for live in lives for stream in (False, True)]
-    for live, stream in cases:
-        for _ in range(plan.warmup):
-            await _request(live, stream, plan.stream_events)
-    samples: dict[tuple[str, bool], list[float]] = {(live.target.key, stream): [] for live, stream in cases}
-    for _ in range(plan.rounds):
-        random.shuffle(cases)
-        for live, stream in cases:
-            response = await _request(live, stream, plan.stream_events)
-            samples[live.target.key, stream].append(response.elapsed)
+async def _rounds[C: Hashable](cases: list[C], rounds: int, sample: Callable[[C], Awaitable[float]]) -> dict[C, list[float]]:
+    """`sample` of each case, in rounds that visit every case once in a fresh random order
+    (drift on a shared machine hits all alike)."""
+    samples: dict[C, list[float]] = {case: [] for case in cases}
+    order = list(cases)
+    for _ in range(rounds):
+        random.shuffle(order)
+        for case in order:
+            samples[case].append(await sample(case))
     return samples
+
+
+async def latency(lives: list[Live], plan: Plan) -> dict[tuple[str, bool], list[float]]:
+    """Seconds to the last byte, JSON and streamed, per target and mode."""
+    by_key = {live.target.key: live for live in lives}
+
+    async def sample(case: tuple[str, bool]) -> float:
+        key, stream = case
+        return (await _request(by_key[key], stream, plan.stream_events)).elapsed
+
+    cases = [(key, stream) for key in by_key for stream in (False, True)]
+    await _rounds(cases, plan.warmup, sample)
+    return await _rounds(cases, plan.rounds, sample)
 
 
 async def ttft(lives: list[Live], plan: Plan) -> dict[str, list[float]]:
     """Seconds from sending to the first content_block_delta, minus the upstream's hold."""
-    samples: dict[str, list[float]] = {live.target.key: [] for live in lives}
-    order = list(lives)
-    for _ in range(plan.ttft_rounds):
-        random.shuffle(order)
-        for live in order:
-            response = await _request(live, True, 8, plan.ttft_delay_ms)
-            assert response.first_content is not None
-            samples[live.target.key].append(response.first_content - plan.ttft_delay_ms / 1000)
+    by_key = {live.target.key: live for live in lives}
+
+    async def sample(key: str) -> float:
+        response = await _request(by_key[key], True, 8, plan.ttft_delay_ms)
+        assert response.first_content is not None
+        return response.first_content - plan.ttft_delay_ms / 1000
+
+    return await _rounds(list(by_key), plan.ttft_rounds, sample)
+
+
+async def failover(live: Live, plan: Plan) -> dict[tuple[bool, bool], list[float]]:
+    """Seconds to the last byte through the pool target, keyed (stream, failed over). A
+    failed-over request's first credential answers 429 at once and the second answers
+    it; the gateway's own count of that credential's errors proves each such request
+    failed over exactly once."""
+    rejected = f"x-bench-429-key: {next(iter(POOL_CREDENTIALS.values()))}\r\n"
+
+    async def sample(case: tuple[bool, bool]) -> float:
+        stream, failed = case
+        return (await _request(live, stream, plan.stream_events, headers=rejected if failed else "")).elapsed
+
+    cases = [(stream, failed) for stream in (False, True) for failed in (False, True)]
+    errors_before = _first_credential_errors(live)
+    await _rounds(cases, plan.warmup, sample)
+    samples = await _rounds(cases, plan.failover_rounds, sample)
+    sent = 2 * (plan.warmup + plan.failover_rounds)
+    if (failed_over := _first_credential_errors(live) - errors_before) != sent:
+        raise Failed(f"{live.target.key}: {failed_over} of {sent} requests with a 429 on the first credential failed over")
     return samples
+
+
+def _first_credential_errors(live: Live) -> int:
+    """What modelmux counted as errors of the pool's first credential (its state endpoint)."""
+    state = httpx.get(f"http://127.0.0.1:{live.port}/modelmux/credentials", timeout=5).raise_for_status().json()
+    first = next(iter(POOL_CREDENTIALS))
+    return next(c["errors"] for c in state["providers"][POOL_PROVIDER]["credentials"] if c["label"] == first)
 
 
 # -- throughput ------------------------------------------------------------------------------
@@ -137,6 +177,8 @@ async def ttft(lives: list[Live], plan: Plan) -> dict[str, list[float]]:
 class Throughput:
     events_per_s: float
     cpu_per_event: float | None  # seconds of the serving process's CPU per event
+    first_delta: float | None = None  # seconds to the fastest stream's first delta (through a target)
+    last_byte: float | None = None  # and to its last byte
 
 
 def inprocess(plan: Plan) -> dict[str, Throughput]:
@@ -162,19 +204,22 @@ def inprocess(plan: Plan) -> dict[str, Throughput]:
 
 
 async def through_gateway(lives: list[Live], plan: Plan) -> dict[str, Throughput]:
-    """One long stream at a time through each target: events/s at the client, and the
-    serving process's CPU per event."""
+    """One long stream at a time through each target: events/s at the client, the
+    serving process's CPU per event, and when the first delta arrived (a gateway that
+    buffered the stream would deliver it only at the end)."""
     results = {}
     for live in lives:
-        best = float("inf")
+        best: Response | None = None
         cpu = 0.0
         for _ in range(plan.gateway_repeat):
             before = live.process.cpu_seconds() if live.process else 0.0
             response = await _request(live, True, plan.gateway_events)
             cpu += (live.process.cpu_seconds() - before) if live.process else 0.0
-            best = min(best, response.elapsed)
+            if best is None or response.elapsed < best.elapsed:
+                best = response
+        assert best is not None
         per_event = cpu / (plan.gateway_events * plan.gateway_repeat) if live.process else None
-        results[live.target.key] = Throughput(plan.gateway_events / best, per_event)
+        results[live.target.key] = Throughput(plan.gateway_events / best.elapsed, per_event, best.first_content, best.elapsed)
     return results
 
 

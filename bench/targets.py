@@ -2,10 +2,12 @@
 
 A target is a base URL the same client code sends the same Claude Code request to:
 the upstream itself (the floor), bare mitmdump in front of it (mitmproxy's own cost),
-modelmux passing through to an Anthropic-protocol provider, and modelmux translating
-to each protocol in TRANSLATIONS. A protocol modelmux learns to translate is one more
-line in TRANSLATIONS, plus how the fake upstream speaks it (upstreams.PROTOCOLS) and
-the stream transform to time in-process (measure.STREAM_TRANSFORMS).
+modelmux passing through to an Anthropic-protocol provider, the same with a pool of
+two credentials (which sends every request through modelmux's failover relay), and
+modelmux translating to each protocol in TRANSLATIONS. A protocol modelmux learns to
+translate is one more line in TRANSLATIONS, plus how the fake upstream speaks it
+(upstreams.PROTOCOLS) and the stream transform to time in-process
+(measure.STREAM_TRANSFORMS).
 """
 
 from __future__ import annotations
@@ -29,6 +31,11 @@ MITMWEB = BIN / "mitmweb"
 CLAUDE_MODEL = "claude-sonnet-4-20250514"
 PASSTHROUGH_UPSTREAM_MODEL = "glm-4.6"  # the route rewrites the model, so the answer's is restored
 KEY = "sk-bench-provider-key"
+# A provider with more than one credential sends every request through modelmux's
+# failover relay (modelmux/addons/relay.py) instead of letting mitmproxy send it.
+POOL_MODEL = "claude-bench-pool"
+POOL_PROVIDER = "fake_pool"
+POOL_CREDENTIALS = {"a": "bench-key-aaaa1111", "b": "bench-key-bbbb2222"}  # label → key, tried in this order
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -76,26 +83,37 @@ class Target:
 DIRECT = Target("direct", "direct (floor)", None, CLAUDE_MODEL)
 MITMDUMP_BARE = Target("mitmdump", "mitmdump (streams SSE)", "mitmdump", CLAUDE_MODEL)
 PASSTHROUGH = Target("anthropic", "modelmux → anthropic", "modelmux", CLAUDE_MODEL, restores_model=True)
-TARGETS = [DIRECT, MITMDUMP_BARE, PASSTHROUGH] + [
+POOL = Target("anthropic-pool", "modelmux → anthropic, pool of 2 (failover relay)", "modelmux", POOL_MODEL,
+              restores_model=True)  # fmt: skip
+TARGETS = [DIRECT, MITMDUMP_BARE, PASSTHROUGH, POOL] + [
     Target(t.protocol, f"modelmux → {t.protocol}", "modelmux", t.model, restores_model=True) for t in TRANSLATIONS
 ]
+
+
+def _provider(name: str, protocol: str, base_url: str, auth: str, credentials: dict[str, str], extra: str = "") -> str:
+    listed = ", ".join(f"{{label: {label}, key: {key}}}" for label, key in credentials.items())
+    return (f"  {name}:\n    protocol: {protocol}\n    base_url: {base_url}\n    auth: \"{auth}\"\n{extra}"
+            f"    credentials: [{listed}]\n")  # fmt: skip
+
+
+def _route(match: str, provider: str, model: str) -> str:
+    return f"  - match: {match}\n    provider: {provider}\n    model: {model}\n"
 
 
 def routes_yaml(upstream: int, port: int) -> str:
     base = f"http://127.0.0.1:{upstream}"
     providers = [
-        (
-            f"  fake:\n    protocol: anthropic\n    base_url: {base}\n    auth: \"x-api-key: {{key}}\"\n"
-            f"    credentials: [{{label: bench, key: {KEY}}}]\n"
-        )
+        _provider("fake", "anthropic", base, "x-api-key: {key}", {"bench": KEY}),
+        # fill-first: every request tries credential a first, so a 429 for a's key
+        # (measure.failover) costs each request exactly one failover.
+        _provider(POOL_PROVIDER, "anthropic", base, "x-api-key: {key}", POOL_CREDENTIALS, "    strategy: fill-first\n"),
     ]
-    routes = [f"  - match: claude-*\n    provider: fake\n    model: {PASSTHROUGH_UPSTREAM_MODEL}\n"]
+    # Ordered, first match wins: the pool's exact model before claude-*.
+    routes = [_route(POOL_MODEL, POOL_PROVIDER, PASSTHROUGH_UPSTREAM_MODEL),
+              _route("claude-*", "fake", PASSTHROUGH_UPSTREAM_MODEL)]  # fmt: skip
     for t in TRANSLATIONS:
-        providers.append(
-            f"  {t.provider}:\n    protocol: {t.protocol}\n    base_url: {base}{t.base_path}\n    auth: \"{t.auth}\"\n"
-            f"    credentials: [{{label: bench, key: {KEY}}}]\n"
-        )
-        routes.append(f"  - match: {t.model}\n    provider: {t.provider}\n    model: {t.model}-upstream\n")
+        providers.append(_provider(t.provider, t.protocol, base + t.base_path, t.auth, {"bench": KEY}))
+        routes.append(_route(t.model, t.provider, f"{t.model}-upstream"))
     return (f"server:\n  host: 127.0.0.1\n  port: {port}\nproviders:\n{''.join(providers)}"
             f"routes:\n{''.join(routes)}")  # fmt: skip
 

@@ -9,7 +9,9 @@ unchanged, translated requests included:
 - `x-bench-events: N`: N text deltas (default DEFAULT_EVENTS),
 - `x-bench-first-delay-ms: D`: send the headers, then hold the first event D ms,
 - `x-bench-batch: B`: events per socket write (default 1: one write per event, as a
-  model that produces tokens one by one).
+  model that produces tokens one by one),
+- `x-bench-429-key: K`: a request whose x-api-key is K gets an Anthropic 429 at once,
+  with `retry-after-ms: 1` (so modelmux cools that credential for a millisecond only).
 
 Each protocol is one `Protocol` in PROTOCOLS: the paths it serves (a regular
 expression, since Gemini's carry the model) and how it frames a whole answer and a
@@ -36,6 +38,8 @@ DELTAS = [
     ".", " Only the", " task that", " started a", " load may", " clear it", ".\n\n",
 ]  # fmt: skip
 INPUT_TOKENS = 21_000
+RATE_LIMITED = b'{"type":"error","error":{"type":"rate_limit_error","message":"bench: this key is rate limited"}}'
+REASONS = {200: b"OK", 404: b"Not Found", 429: b"Too Many Requests"}
 
 
 def delta_text(i: int) -> str:
@@ -176,8 +180,11 @@ class Upstream:
         path = target.partition("?")[0]
         keep_alive = headers.get("connection", "").lower() != "close"
         protocol = protocol_for(path)
+        rejected = headers.get("x-bench-429-key")
         if method == "GET" and path == "/healthz":
             _write_whole(writer, 200, b'{"status":"ok"}', keep_alive)
+        elif rejected and headers.get("x-api-key") == rejected:
+            _write_whole(writer, 429, RATE_LIMITED, keep_alive, b"retry-after-ms: 1\r\n")
         elif protocol is None or method != "POST":
             _write_whole(writer, 404, b'{"error":"the bench upstream serves %s"}' % ", ".join(p.path for p in PROTOCOLS.values()).encode(), keep_alive)
         else:
@@ -219,11 +226,11 @@ async def _read_body(reader: asyncio.StreamReader, headers: dict[str, str]) -> b
     return await reader.readexactly(length) if length else b""
 
 
-def _write_whole(writer: asyncio.StreamWriter, status: int, body: bytes, keep_alive: bool) -> None:
-    reason = b"OK" if status == 200 else b"Not Found"
+def _write_whole(writer: asyncio.StreamWriter, status: int, body: bytes, keep_alive: bool, extra: bytes = b"") -> None:
+    """`extra`: more header lines, each ending in CRLF."""
     writer.write(
-        b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\nconnection: %s\r\n\r\n%s"
-        % (status, reason, len(body), b"keep-alive" if keep_alive else b"close", body)
+        b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\nconnection: %s\r\n%s\r\n%s"
+        % (status, REASONS[status], len(body), b"keep-alive" if keep_alive else b"close", extra, body)
     )
 
 
