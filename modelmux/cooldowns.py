@@ -240,6 +240,20 @@ def _number(value: str | None) -> float | None:
     return number if number is not None and math.isfinite(number) else None
 
 
+# Where an upstream names its wait in seconds; an answer carrying either needs no other.
+RETRY_HEADERS = ("retry-after", "retry-after-ms")
+
+
+def retry_after(until: float, now: float) -> int:
+    """Retry-After for a wait ending at `until`: whole seconds, rounded up so a client
+    that obeys it never comes early, and at least 1."""
+    return max(1, math.ceil(until - now))
+
+
+def names_a_wait(headers: Mapping[str, str]) -> bool:
+    return any(name.lower() in RETRY_HEADERS for name in headers)
+
+
 def span(seconds: float) -> str:
     """A duration for people: '45 s', '2 min 30 s', '6 h'. Display only, rounded up."""
     whole = max(0, math.ceil(seconds))

@@ -7,12 +7,11 @@ provider, the model and when it recovers, so the gateway answers without guessin
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from modelmux.cooldowns import Outcome, iso, span
+from modelmux.cooldowns import Outcome, iso, retry_after, span
 from modelmux.errors import GatewayError
 
 BlockedState = Literal["cooling", "unhealthy", "needs attention", "busy", "tried"]
@@ -47,10 +46,9 @@ class Refusal:
 
     @property
     def retry_after(self) -> int | None:
-        """Whole seconds for the Retry-After header, rounded up so a client that obeys
-        it never arrives early."""
+        """Whole seconds for the Retry-After header (cooldowns.retry_after)."""
         earliest = self.earliest
-        return max(1, math.ceil(earliest - self.at)) if earliest is not None else None
+        return retry_after(earliest, self.at) if earliest is not None else None
 
     @property
     def counts(self) -> dict[str, int]:

@@ -56,6 +56,10 @@ providers:
     base_url: "{pool.url}"
     credentials: {creds("s1", "s2", "s3")}
     affinity: true
+  mine:
+    protocol: anthropic
+    base_url: "{backup.url}"
+    auth: passthrough
 routes:
   - {{match: "glm-*", provider: zai, fallback: [{{provider: backup, model: backup-model}}]}}
   - {{match: "chat-*", provider: zai, fallback: [{{provider: oai, model: gpt-x}}]}}
@@ -63,6 +67,7 @@ routes:
   - {{match: "solo-*", provider: backup}}
   - {{match: "limited-*", provider: limited}}
   - {{match: "sticky-*", provider: sticky}}
+  - {{match: "mine-*", provider: mine, fallback: [zai]}}
 """
 
 
@@ -276,6 +281,21 @@ def test_everything_failing_is_a_503_naming_each_attempt(gateway, upstreams):
         "no upstream could serve model 'glm-1' (4 attempts): zai/a 502; zai/b 502; zai/c 502; backup/solo reset; "
         "the first recovers at ")
     assert response.headers["retry-after"] == "10"  # the first guessed upstream-error cooldown
+
+
+def test_a_request_fault_wrapped_in_a_5xx_is_not_replayed_on_the_fallback(gateway, upstreams):
+    """The client's own token (passthrough) is judged like a pool's credential: a 5xx
+    whose body says the request is invalid goes back as it is."""
+    wrapped = error_reply(500, "invalid_request_error", "tools.0.name: String should match pattern")
+    upstreams["backup"].reply = lambda request: wrapped
+    token = "sk-ant-client-own-token-0010"
+    response = post(gateway, "mine-1", **{"x-api-key": token})
+    assert (response.status_code, response.content) == (500, wrapped.body)
+    assert [r.headers["x-api-key"] for r in upstreams["backup"].received] == [token]
+    assert upstreams["pool"].received == []
+    time.sleep(0.3)  # the flow is saved once answered
+    assert token.encode() not in gateway.flows.read_bytes()  # type: ignore[attr-defined]
+    assert token not in gateway.log.read_text()
 
 
 def test_one_attempt_is_all_there_was_so_the_upstreams_own_error_stands(gateway, upstreams):

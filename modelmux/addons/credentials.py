@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import math
 import re
 import time
 from collections import defaultdict
@@ -31,7 +30,7 @@ from modelmux import pool_state
 from modelmux.addons.internals import CLIENT_GONE
 from modelmux.addons.settings import Settings
 from modelmux.config import Config
-from modelmux.cooldowns import Outcome
+from modelmux.cooldowns import Outcome, names_a_wait, retry_after
 from modelmux.pools import Lease, Pools, Usage, Verdict
 from modelmux.refusals import AllBusy, Refusal
 
@@ -195,9 +194,9 @@ class Credentials:
             usage = usage_of_json(response.content or b"")
         verdict = self.record(lease, response.status_code, response.headers, body, usage)
         _attempt(flow, lease, response.status_code)
-        if verdict.cooldown is not None and not {"retry-after", "retry-after-ms"} & {h.lower() for h in response.headers}:
+        if verdict.cooldown is not None and not names_a_wait(response.headers):
             # The upstream named no wait, but the pool knows when this credential is back.
-            response.headers["retry-after"] = str(max(1, math.ceil(verdict.cooldown.until - time.time())))
+            response.headers["retry-after"] = str(retry_after(verdict.cooldown.until, time.time()))
 
     def error(self, flow: http.HTTPFlow) -> None:
         lease = self._leases.pop(flow.id, None)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import re
 import time
 from collections.abc import Mapping
@@ -27,8 +26,8 @@ from mitmproxy import http
 
 from modelmux import exchange
 from modelmux.addons.credentials import Credentials, UsageSniffer, usage_of_json
-from modelmux.cooldowns import POLICIES, Outcome, classify, iso, span
-from modelmux.errors import GatewayError, upstream_error
+from modelmux.cooldowns import POLICIES, RETRY_HEADERS, Kind, Outcome, classify, iso, names_a_wait, retry_after, span
+from modelmux.errors import ERROR_TYPES, GatewayError, upstream_error
 from modelmux.exchange import FRAMING
 from modelmux.messages import PING, error_event
 from modelmux.pools import Lease, Verdict
@@ -49,12 +48,9 @@ STALL_TIMEOUT = 600.0
 # The first event that makes an Anthropic stream the client's: anything but
 # message_start and ping. An error before it means the attempt failed.
 _FIRST = re.compile(rb"(?:^|\n)event: ?(content_block_start|content_block_delta|message_delta|message_stop|error)\b")
-_ERROR_TYPE = re.compile(rb'"type"\s*:\s*"([a-z_]+_error|overloaded_error)"')
-_ERROR_STATUS = {
-    "invalid_request_error": 400, "authentication_error": 401, "billing_error": 402, "permission_error": 403,
-    "not_found_error": 404, "request_too_large": 413, "rate_limit_error": 429, "api_error": 500,
-    "timeout_error": 504, "overloaded_error": 529,
-}
+_ERROR_TYPE = re.compile(rb'"type"\s*:\s*"([a-z_]+_error)"')
+# Anthropic's table read backwards; overloaded_error is Anthropic's own 529.
+_ERROR_STATUS = {error_type: status for status, error_type in ERROR_TYPES.items()}
 _SKIP_RESPONSE_HEADERS = FRAMING | {"content-encoding", "content-type"}
 
 
@@ -70,12 +66,9 @@ class Plan:
     path: str
     query: str
     client: list[tuple[str, str]]  # the client's headers as sent
+    lookup: dict[str, str]  # the same by lowercase name
     session: str | None
     max_attempts: int
-    lookup: dict[str, str] = field(init=False)  # the client's headers by lowercase name
-
-    def __post_init__(self) -> None:
-        self.lookup = {name.lower(): value for name, value in self.client}
 
     @property
     def stream(self) -> bool:
@@ -89,21 +82,16 @@ class Failure:
     candidate: Decision
     label: str | None  # the credential's; None: the client's own token (passthrough)
     outcome: Outcome | None  # None: not sent (e.g. the provider cannot take this request)
+    kind: Kind  # the row of the cooldown table (for a credential: its pool's verdict)
     message: str
+    status: int  # what the client gets if this is the last word
+    body: bytes  # ... and its body: the upstream's error, or modelmux's
+    headers: dict[str, str] = field(default_factory=dict)  # ... and the upstream's Retry-After
     verdict: Verdict | None = None
-    status: int = 502  # what the client would get if this were the last word
-    body: bytes = b""  # the upstream's error, as the client would get it
-    headers: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def kind(self) -> str:
-        if self.verdict is not None:
-            return self.verdict.kind
-        return classify(self.outcome) if self.outcome is not None else "request"
 
     @property
     def try_same_provider(self) -> bool:
-        return self.outcome is not None and POLICIES[classify(self.outcome)].try_another
+        return self.outcome is not None and POLICIES[self.kind].try_another
 
     @property
     def final(self) -> bool:
@@ -134,9 +122,9 @@ class Failover:
         notes = plan.flow.metadata["modelmux"]
         notes["attempts"] = []
         try:
-            failures, refusals = await self._attempts(plan, out, notes)
-            if failures is not None:
-                self._give_up(plan, failures, refusals, out, notes)
+            outcomes = await self._attempts(plan, out, notes)
+            if outcomes is not None:
+                self._give_up(plan, outcomes, out, notes)
         except asyncio.CancelledError:
             notes["cancelled"] = True
             raise
@@ -148,10 +136,11 @@ class Failover:
             notes["relay_ms"] = round((time.monotonic() - started) * 1000, 1)
             _annotate(plan.flow, notes)
 
-    async def _attempts(self, plan: Plan, out, notes: dict) -> tuple[list[Failure] | None, list[Refusal | _Exhausted]]:
+    async def _attempts(self, plan: Plan, out, notes: dict) -> Outcomes | None:
         """Runs attempts until one answers (returns None) or nothing is left."""
         failures: list[Failure] = []
-        refusals: list[Refusal | _Exhausted] = []
+        refusals: list[Refusal] = []  # pools that refused before this request tried any of theirs
+        exhausted: list[Refusal] = []  # ... and after: they only add when the untried recover
         for candidate in plan.candidates:
             provider = candidate.provider
             tried: set[str] = set()
@@ -162,21 +151,19 @@ class Failover:
                         provider.name, candidate.upstream_model, plan.session, frozenset(tried)
                     )
                     if isinstance(picked, Refusal):
-                        # After tries of its own, the pool's refusal only adds when the
-                        # untried credentials recover; before any, it is the whole story.
-                        refusals.append(picked if not tried else _Exhausted(picked))
+                        (exhausted if tried else refusals).append(picked)
                         break
                     lease = picked
                 failure = await self._attempt(plan, candidate, lease, out, notes)
                 if failure is None:
-                    return None, refusals
+                    return None
                 failures.append(failure)
                 if failure.final:
-                    return failures, refusals
+                    return Outcomes(failures, refusals, exhausted)
                 if lease is None or not failure.try_same_provider:
                     break
                 tried.add(lease.credential.label)
-        return failures, refusals
+        return Outcomes(failures, refusals, exhausted)
 
     async def _attempt(self, plan: Plan, candidate: Decision, lease: Lease | None, out, notes: dict) -> Failure | None:
         provider = candidate.provider
@@ -205,7 +192,7 @@ class Failover:
                                         lease.credential if lease else None)
         except GatewayError as e:
             trail["outcome"] = f"not sent: {e.message}"
-            return Failure(candidate, label, None, e.message, status=e.status, body=e.body())
+            return Failure(candidate, label, None, "request", e.message, e.status, e.body())
         outgoing.set["accept-encoding"] = "identity"  # streams are read here, so no gzip
         trail["upstream"] = outgoing.url.partition("?")[0]
         if outgoing.translation is not None and plan.stream:
@@ -216,28 +203,26 @@ class Failover:
             timeout=httpx.Timeout(STALL_TIMEOUT, connect=provider.connect_timeout),
         )
         where = f"provider '{provider.name}' ({trail['upstream']})"
+        response = None
         try:
             # response_timeout bounds the wait for the answer to begin, as on flows
             # mitmproxy sends; a stream may then think silently for long (pings cover it).
             response = await asyncio.wait_for(self.client.send(request, stream=True), provider.response_timeout)
-        except TimeoutError:
-            message = f"did not answer within {provider.response_timeout:g} s (response_timeout)"
-            return self._failed(candidate, lease, trail, "timeout", f"{where} {message}")
-        except httpx.TransportError as e:
-            failure, message = _transport(e, provider.connect_timeout)
-            return self._failed(candidate, lease, trail, failure, f"{where} {message}")
-        try:
             trail["status"] = response.status_code
             if response.status_code >= 400:
                 return await self._error_status(candidate, lease, trail, response)
             if response.headers.get("content-type", "").startswith("text/event-stream"):
                 return await Pump(self, plan, candidate, lease, outgoing, response, out, trail).run()
             return await self._whole(candidate, lease, outgoing, response, out, trail)
+        except TimeoutError:
+            message = f"did not answer within {provider.response_timeout:g} s (response_timeout)"
+            return self._failed(candidate, lease, trail, "timeout", f"{where} {message}")
         except httpx.TransportError as e:
             failure, message = _transport(e, provider.connect_timeout)
             return self._failed(candidate, lease, trail, failure, f"{where} {message}")
         finally:
-            await response.aclose()
+            if response is not None:
+                await response.aclose()
 
     async def _error_status(self, candidate: Decision, lease: Lease | None, trail: dict, response: httpx.Response) -> Failure:
         body = b""
@@ -246,14 +231,7 @@ class Failover:
             if len(body) >= ERROR_BODY_LIMIT:
                 break
         text = body.decode("utf-8", "replace")
-        provider = candidate.provider
-        status = response.status_code
-        failure = self._failed(candidate, lease, trail, status, text, response.headers)
-        failure.status = status
-        failure.body = upstream_error(provider.name, status, response.reason_phrase, text, provider.credentials)
-        failure.message = _message_of(failure.body)
-        failure.headers = {k: v for k, v in response.headers.items() if k.lower() in ("retry-after", "retry-after-ms")}
-        return failure
+        return self._failed(candidate, lease, trail, response.status_code, text, response.headers, response.reason_phrase)
 
     async def _whole(self, candidate: Decision, lease: Lease | None, outgoing: exchange.Outgoing,
                      response: httpx.Response, out, trail: dict) -> Failure | None:
@@ -271,34 +249,45 @@ class Failover:
         return None
 
     def _failed(self, candidate: Decision, lease: Lease | None, trail: dict, outcome: Outcome, text: str,
-                headers: Mapping[str, str] | None = None) -> Failure:
+                headers: Mapping[str, str] | None = None, reason: str | None = None) -> Failure:
+        """Record a failed attempt. `reason` (the HTTP reason phrase) says `text` is the
+        upstream's own error, which the client gets as it came, wrapped and scrubbed;
+        otherwise `text` is modelmux's message."""
         trail["outcome"] = outcome
         verdict = None
         if lease is not None:
             verdict = self.credentials.record(lease, outcome, headers=headers, body=text)
-        failure = Failure(candidate, lease.credential.label if lease else None, outcome, text, verdict)
-        failure.status = (504 if outcome == "timeout" else 502) if isinstance(outcome, str) else outcome
-        failure.body = GatewayError(failure.status, text).body()
+        kind = verdict.kind if verdict is not None else classify(outcome, text)
+        label = lease.credential.label if lease else None
+        if reason is not None:
+            assert isinstance(outcome, int)
+            provider = candidate.provider
+            body = upstream_error(provider.name, outcome, reason, text, provider.credentials)
+            waits = {k: v for k, v in (headers or {}).items() if k.lower() in RETRY_HEADERS}
+            failure = Failure(candidate, label, outcome, kind, _message_of(body), outcome, body, waits, verdict)
+        else:
+            status = (504 if outcome == "timeout" else 502) if isinstance(outcome, str) else outcome
+            failure = Failure(candidate, label, outcome, kind, text, status, GatewayError(status, text).body(), {}, verdict)
         logger.info("attempt %s for %s failed: %s", failure.describe(), candidate.requested, text[:200])
         return failure
 
-    def _give_up(self, plan: Plan, failures: list[Failure], refusals: list[Refusal | _Exhausted], out, notes: dict) -> None:
+    def _give_up(self, plan: Plan, outcomes: Outcomes, out, notes: dict) -> None:
         """The client's error once nothing is left to try: what the upstream said when one
         attempt was all there was (or the request was at fault), else a summary."""
+        failures, refusals = outcomes.failures, outcomes.refusals
         last = failures[-1] if failures else None
-        if last is not None and (last.final or (len(failures) == 1 and not any(isinstance(r, Refusal) for r in refusals))):
+        if last is not None and (last.final or (len(failures) == 1 and not refusals)):
             notes["error"] = last.message
             headers = dict(last.headers)
-            first = earliest_recovery(failures, refusals)
-            if not last.final and first is not None and not {"retry-after", "retry-after-ms"} & {h.lower() for h in headers}:
-                headers["retry-after"] = _seconds_until(first, time.time())  # the upstream named no wait; the pool knows one
+            first = outcomes.earliest_recovery()
+            if not last.final and first is not None and not names_a_wait(headers):
+                headers["retry-after"] = str(retry_after(first, time.time()))  # the upstream named no wait; the pool knows one
             out.whole(last.status, [("content-type", "application/json"), *headers.items()], last.body)
             return
-        fresh = [r for r in refusals if isinstance(r, Refusal)]
-        if not failures and len(fresh) == 1:
-            error = fresh[0].error()
+        if not failures and len(refusals) == 1:
+            error = refusals[0].error()
         else:
-            error = summary(plan.candidates[0].requested, failures, refusals, time.time())
+            error = summary(plan.candidates[0].requested, outcomes, time.time())
         notes["error"] = error.message
         out.error(error)
 
@@ -388,11 +377,7 @@ class Pump:
         error_type = found.group(1).decode() if found else "api_error"
         status = _ERROR_STATUS.get(error_type, 500)
         text = event.partition(b"data:")[2].strip().decode("utf-8", "replace")
-        failure = self.failover._failed(self.candidate, self.lease, self.trail, status, text)
-        failure.status = status
-        failure.body = upstream_error(self.candidate.provider.name, status, "", text, self.candidate.provider.credentials)
-        failure.message = _message_of(failure.body)
-        return failure
+        return self.failover._failed(self.candidate, self.lease, self.trail, status, text, reason="")
 
     def _broke(self, detail: str) -> None:
         message = f"provider '{self.candidate.provider.name}' broke off its answer mid-stream: {detail}"
@@ -442,35 +427,30 @@ class EventAligner:
         return [rest] if rest.strip() else []
 
 
-class _Exhausted:
-    """A pool's refusal after this request tried some of its credentials."""
+@dataclass
+class Outcomes:
+    """Why a request got no answer."""
 
-    def __init__(self, refusal: Refusal) -> None:
-        self.refusal = refusal
+    failures: list[Failure]
+    refusals: list[Refusal]  # pools that refused before the request tried any of their credentials
+    exhausted: list[Refusal]  # pools that refused after it tried some: only their recovery adds
 
-
-def earliest_recovery(failures: list[Failure], refusals: list[Refusal | _Exhausted]) -> float | None:
-    """When the first credential this request met recovers from its cooldown."""
-    earliest = [f.verdict.cooldown.until for f in failures if f.verdict and f.verdict.cooldown]
-    everyone = [r.refusal if isinstance(r, _Exhausted) else r for r in refusals]
-    earliest += [r.earliest for r in everyone if r.earliest is not None]
-    return min(earliest, default=None)
-
-
-def _seconds_until(when: float, now: float) -> str:
-    """Retry-After: whole seconds, rounded up, so an obedient client never comes early."""
-    return str(max(1, math.ceil(when - now)))
+    def earliest_recovery(self) -> float | None:
+        """When the first credential this request met recovers from its cooldown."""
+        earliest = [f.verdict.cooldown.until for f in self.failures if f.verdict and f.verdict.cooldown]
+        earliest += [r.earliest for r in self.refusals + self.exhausted if r.earliest is not None]
+        return min(earliest, default=None)
 
 
-def summary(model: str, failures: list[Failure], refusals: list[Refusal | _Exhausted], now: float) -> GatewayError:
+def summary(model: str, outcomes: Outcomes, now: float) -> GatewayError:
     """Several attempts or pools said no: 429 if every one of them was a rate limit,
     else 503 with what each said."""
-    first = earliest_recovery(failures, refusals)
+    failures, refusals = outcomes.failures, outcomes.refusals
+    first = outcomes.earliest_recovery()
     recovery = f"; the first recovers at {iso(first)} (in {span(first - now)})" if first else ""
-    headers = {"retry-after": _seconds_until(first, now)} if first else {}
-    parts = [f.describe() for f in failures] + [r.message for r in refusals if isinstance(r, Refusal)]
-    limited = all(f.kind == "rate_limit" for f in failures) and all(
-        isinstance(r, AllCooling | AllBusy) for r in refusals if isinstance(r, Refusal))
+    headers = {"retry-after": str(retry_after(first, now))} if first else {}
+    parts = [f.describe() for f in failures] + [r.message for r in refusals]
+    limited = all(f.kind == "rate_limit" for f in failures) and all(isinstance(r, AllCooling | AllBusy) for r in refusals)
     if limited:
         return GatewayError(429, f"every upstream for model '{model}' is rate limited: {'; '.join(parts)}{recovery}",
                             "rate_limit_error", headers)

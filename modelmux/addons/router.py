@@ -88,7 +88,7 @@ class Router:
         client = _lowercase(flow.request.headers)
         session = session_of(client, body) if any(c.provider.affinity for c in candidates) else None
         if path != exchange.COUNT_TOKENS and (len(candidates) > 1 or self.credentials.pooled(provider.name) > 1):
-            return self._relay(flow, candidates, body, session, config.server.max_attempts)
+            return self._relay(flow, candidates, body, client, session, config.server.max_attempts)
         lease = None
         if provider.credentials:
             picked = await self.credentials.lease(provider.name, decision.upstream_model, session)
@@ -117,12 +117,12 @@ class Router:
         flow.comment = f"{_head(notes)} · {notes['credential']}" + (f" · profile {profile.name}" if profile else "")
 
     def _relay(self, flow: http.HTTPFlow, candidates: list[routing.Decision], body: dict,
-               session: str | None, max_attempts: int) -> None:
+               client: dict[str, str], session: str | None, max_attempts: int) -> None:
         request = flow.request
         plan = Plan(
             flow, candidates, body, request.content or b"", request_path(flow), _query(flow),
             [(name.decode("latin-1"), value.decode("latin-1")) for name, value in request.headers.fields],
-            session, max_attempts,
+            client, session, max_attempts,
         )
         notes = flow.metadata["modelmux"]
         notes["relay"] = True
