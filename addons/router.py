@@ -1,7 +1,8 @@
 """modelmux gateway: `mitmdump -s addons/router.py --mode reverse:https://api.anthropic.com@127.0.0.1:PORT`.
 
 The same arguments with mitmweb give the gateway with mitmproxy's web UI. Options:
-`--set modelmux_config=PATH` (default: the routes.yaml beside this folder) and, as the
+`--set modelmux_config=PATH` (default: the routes.yaml beside this folder),
+`--set modelmux_record=FILE` (record the session for `modelmux replay`) and, as the
 launcher does, `--set connection_strategy=lazy`.
 """
 
@@ -21,6 +22,7 @@ from modelmux.addons.heartbeat import Heartbeat  # noqa: E402
 from modelmux.addons.inbound import InboundAuth  # noqa: E402
 from modelmux.addons.listeners import Listeners  # noqa: E402
 from modelmux.addons.local import LocalAPI  # noqa: E402
+from modelmux.addons.recorder import Recorder  # noqa: E402
 from modelmux.addons.redactor import Redactor  # noqa: E402
 from modelmux.addons.relay import Relay  # noqa: E402
 from modelmux.addons.retention import Retention  # noqa: E402
@@ -44,5 +46,6 @@ addons = [
     credentials,  # after every addon that sets a stream (it counts tokens) and after Failures (it names failures)
     relay,
     Redactor(settings),  # last of the hooks that read the request: after it, no secret is left
+    Recorder(settings),  # after every addon that writes the flow: it records the finished one
     Retention(),
 ]

@@ -8,6 +8,7 @@ import os
 import shutil
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from modelmux import __version__, config, procs
@@ -70,7 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
     port = argparse.ArgumentParser(add_help=False)
     port.add_argument("--port", type=_port, metavar="N", help="the gateway's port instead of server.port")
 
-    commands.add_parser("serve", parents=[common, web, port], help="run the gateway in the foreground")
+    serve = commands.add_parser("serve", parents=[common, web, port], help="run the gateway in the foreground")
+    serve.add_argument(
+        "--record", metavar="FILE", type=Path,
+        help="append the session's flows to FILE, secrets scrubbed, for `modelmux replay`",
+    )  # fmt: skip
     run = commands.add_parser(
         "run", parents=[common, web], help="start Claude Code as PROFILE (starting the gateway if needed)",
         usage="modelmux run PROFILE [--web] [--config PATH] [-- CLAUDE ARGS...]",
@@ -86,6 +91,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     reset.add_argument("provider", metavar="PROVIDER")
     reset.add_argument("label", metavar="LABEL", nargs="?", help="a credential's label (default: all of PROVIDER's)")
+    replay = commands.add_parser(
+        "replay", help="replay recorded flows against this modelmux and show what changed",
+        description="Replay each flow of FILE (recorded with `modelmux serve --record`): the recorded "
+        "upstream answers play back, and what the client gets and what is sent upstream are compared "
+        "with the recording. Exit status 1 when anything differs.",
+    )  # fmt: skip
+    replay.add_argument("files", metavar="FILE", nargs="+", type=Path)
+    replay.add_argument(
+        "--update", action="store_true",
+        help="rewrite each recording's expectations (client answer, upstream requests) from this run",
+    )  # fmt: skip
     return parser
 
 
@@ -108,7 +124,7 @@ def serve(args: argparse.Namespace, _: list[str]) -> int:
     its exit status is ours."""
     cfg = load_config(args.config)
     gateway = gateway_for(cfg, args.port)
-    argv = gateway_command(cfg, gateway.port, os.environ, args.web, args.web_port)
+    argv = gateway_command(cfg, gateway.port, os.environ, args.web, args.web_port, args.record)
     if info := gateway.health():
         raise LaunchError(
             f"modelmux is already running on {gateway.address} (pid {procs.reported_pid(info)}); "
@@ -117,6 +133,8 @@ def serve(args: argparse.Namespace, _: list[str]) -> int:
     ensure_ports_free(cfg, gateway)
     gateway.write_pid(os.getpid())  # exec keeps the pid
     print(f"modelmux: serving {cfg.path} on http://{gateway.address}", file=sys.stderr, flush=True)
+    if args.record:
+        print(f"modelmux: recording the session to {args.record}", file=sys.stderr, flush=True)
     sys.stdout.flush()
     try:
         os.execv(argv[0], argv)
@@ -355,6 +373,30 @@ def reset(args: argparse.Namespace, _: list[str]) -> int:
     return 0
 
 
+def replay(args: argparse.Namespace, _: list[str]) -> int:
+    """Each file's flows against this code; with --update, their expectations rewritten."""
+    from modelmux.addons import replayer  # mitmproxy's flow files: only when replaying
+
+    differ = 0
+    for path in args.files:
+        try:
+            results = replayer.replay_file(path)
+        except ValueError as e:
+            raise LaunchError(str(e), 2) from e
+        for result in results:
+            if result.skipped:
+                print(f"skipped  {result.name}: {result.skipped}")
+            elif result.diff:
+                differ += 1
+                print(f"DIFFERS  {result.name}\n{result.diff}\n")
+            else:
+                print(f"same     {result.name}")
+        if args.update:
+            changed = replayer.update_file(path, results)
+            print(f"updated {path}: {changed} flow{'s' * (changed != 1)} with new expectations")
+    return 1 if differ and not args.update else 0
+
+
 def _note(message: str) -> None:
     print(f"modelmux: {message}", file=sys.stderr)
 
@@ -366,6 +408,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, list[str]], int]] = {
     "status": status,
     "stop": stop,
     "reset": reset,
+    "replay": replay,
 }
 
 if __name__ == "__main__":

@@ -13,11 +13,12 @@ import json
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import jsonschema
 import yaml
@@ -179,6 +180,7 @@ class Config:
     routes: tuple[Route, ...]  # explicit routes, then provider model lists, then default
     aliases: Mapping[str, str]
     profiles: Mapping[str, Profile]
+    source: str = field(default="", repr=False, compare=False)  # the file's text, as loaded
 
     def summary(self) -> dict[str, Any]:
         """What /healthz and `modelmux status` show: counts and names, never secrets."""
@@ -210,7 +212,7 @@ def load(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(e, "problem", None) or str(e)
         raise ConfigError(path, [f"{where}not valid YAML ({problem})"]) from e
-    return parse(data, path, os.environ if environ is None else environ)
+    return replace(parse(data, path, os.environ if environ is None else environ), source=text)
 
 
 def parse(data: Any, path: Path, environ: Mapping[str, str]) -> Config:
@@ -474,3 +476,45 @@ class _Builder:
                 port=port,
             )
         return result
+
+
+def redirected(config: Config, origin: str) -> Config:
+    """`config` with every provider's base_url on `origin` (scheme://host:port), its path
+    kept: how a replay points a recorded session's providers at the server that plays
+    back their answers."""
+    providers = {
+        name: replace(provider, base_url=origin + urlsplit(provider.base_url).path.rstrip("/"))
+        for name, provider in config.providers.items()
+    }
+    return replace(config, providers=providers)
+
+
+def origin(text: str) -> str:
+    """`scheme://host[:port]` checked and without a trailing slash. Raises ValueError."""
+    parts = urlsplit(text.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/") or parts.query:
+        raise ValueError(f"{text!r} is not an origin; write e.g. http://127.0.0.1:8080 (scheme, host and port only)")
+    try:
+        parts.port
+    except ValueError as e:
+        raise ValueError(f"{text!r} has an invalid port ({e})") from e
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def variables(text: str) -> list[str]:
+    """The environment variables a routes.yaml text uses (`${VAR}`), each once, in order."""
+    return list(dict.fromkeys(_ENV_REF.findall(text)))
+
+
+def without_ports(text: str) -> str:
+    """A routes.yaml text whose profiles open no listener of their own: a replay runs
+    beside the user's gateway, which may hold those ports. Raises ValueError on text
+    that is not YAML."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ValueError(f"not valid YAML ({e})") from e
+    for profile in ((data or {}).get("profiles") or {}).values():
+        if isinstance(profile, dict):
+            profile.pop("port", None)
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)

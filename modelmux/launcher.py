@@ -168,10 +168,12 @@ def find_program(name: str, environ: Mapping[str, str]) -> str | None:
 
 
 def gateway_command(
-    config: Config, port: int, environ: Mapping[str, str], web: bool = False, web_port: int | None = None
+    config: Config, port: int, environ: Mapping[str, str], web: bool = False, web_port: int | None = None,
+    record: Path | None = None,
 ) -> list[str]:
     """The mitmdump/mitmweb command line of a gateway whose main listener is `port`;
-    the addon opens the profiles' own ports itself."""
+    the addon opens the profiles' own ports itself. `record`: the file the session's
+    flows are recorded to."""
     router = repo_root() / "addons" / "router.py"
     if not router.is_file():
         raise LaunchError(
@@ -195,4 +197,6 @@ def gateway_command(
         argv += ["--set", "web_open_browser=false", "--set", "web_host=127.0.0.1"]
         if web_port is not None:
             argv += ["--set", f"web_port={web_port}"]
+    if record is not None:
+        argv += ["--set", f"modelmux_record={record.expanduser().resolve()}"]
     return argv

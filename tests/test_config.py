@@ -220,3 +220,41 @@ def test_file_level_errors(tmp_path: Path):
     empty.write_text("# nothing\n")
     with pytest.raises(ConfigError, match="the file is empty; start from the bundled routes.yaml"):
         config.load(empty)
+
+
+def test_redirected_puts_every_provider_on_one_origin_keeping_paths():
+    loaded = parse(VENDOR, {"ZAI_KEY": "k1", "SPARE": "s", "TEAM": "t"})
+    moved = config.redirected(loaded, "http://127.0.0.1:4000")
+    assert {name: p.base_url for name, p in moved.providers.items()} == {
+        "anthropic": "http://127.0.0.1:4000", "zai": "http://127.0.0.1:4000/api/anthropic",
+    }  # fmt: skip
+    assert moved.providers["zai"].credentials == loaded.providers["zai"].credentials
+    assert moved.routes == loaded.routes
+
+
+@pytest.mark.parametrize("text", ["127.0.0.1:4000", "ftp://h", "http://h/path", "http://h:99999", "http://", "http://h?x=1"])
+def test_an_origin_is_scheme_host_and_port_only(text: str):
+    with pytest.raises(ValueError, match="origin|port"):
+        config.origin(text)
+
+
+def test_origin_accepts_and_tidies_what_it_should():
+    assert config.origin("http://127.0.0.1:4000/") == "http://127.0.0.1:4000"
+    assert config.origin("https://[::1]:8443") == "https://[::1]:8443"
+
+
+def test_loading_keeps_the_files_text_and_names_its_variables(tmp_path: Path):
+    path = tmp_path / "routes.yaml"
+    path.write_text(VENDOR)
+    loaded = config.load(path, {"ZAI_KEY": "k1", "SPARE": "s", "TEAM": "t"})
+    assert loaded.source == VENDOR
+    assert config.variables(loaded.source) == ["ZAI_KEY", "SPARE", "TEAM"]
+
+
+def test_without_ports_leaves_profiles_on_the_main_listener():
+    text = "server: {port: 7878}\nprofiles:\n  glm: {model: glm-4.6, port: 7879}\n  plain: {model: x}\n"
+    assert yaml.safe_load(config.without_ports(text)) == {
+        "server": {"port": 7878}, "profiles": {"glm": {"model": "glm-4.6"}, "plain": {"model": "x"}},
+    }  # fmt: skip
+    with pytest.raises(ValueError, match="not valid YAML"):
+        config.without_ports("providers: [oops")

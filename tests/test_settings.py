@@ -6,6 +6,7 @@ import os
 import time
 
 import httpx
+import pytest
 
 from upstream import Upstream
 
@@ -76,3 +77,23 @@ def test_invalid_config_at_start_refuses_to_start(tmp_path):
         gateway.start()
     assert ("providers.a.auth: 'nope' is not understood; write 'passthrough' or 'Header-Name: value' "
             "containing {key}") in str(raised.value)
+
+
+def test_redirect_upstreams_moves_every_provider_until_turned_off(tmp_path):
+    from mitmproxy import exceptions
+    from mitmproxy.test import taddons
+
+    from modelmux.addons.settings import Settings
+
+    path = tmp_path / "routes.yaml"
+    path.write_text(ROUTES.format(a="https://a.example/v1", b="http://b.example:81", target="a"))
+    settings = Settings()
+    with taddons.context(settings) as context:
+        context.configure(settings, modelmux_config=str(path), modelmux_redirect_upstreams="http://127.0.0.1:4000")
+        assert [p.base_url for p in settings.config.providers.values()] == [
+            "http://127.0.0.1:4000/v1", "http://127.0.0.1:4000"]
+        with pytest.raises(exceptions.OptionsError, match="modelmux_redirect_upstreams: 'localhost' is not an origin"):
+            context.configure(settings, modelmux_redirect_upstreams="localhost")
+        assert settings.redirect == "http://127.0.0.1:4000"
+        context.configure(settings, modelmux_redirect_upstreams="")
+        assert [p.base_url for p in settings.config.providers.values()] == ["https://a.example/v1", "http://b.example:81"]

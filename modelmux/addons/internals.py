@@ -94,3 +94,10 @@ def stored_flows(view) -> list:  # view: mitmproxy.addons.view.View
     Touchpoint: View._store (insertion-ordered); the filtered view as a fallback."""
     store = getattr(view, "_store", None)
     return list(store.values()) if store is not None else list(view)
+
+
+def forget_backup(flow) -> None:  # flow: mitmproxy.flow.Flow
+    """Drop the copy of the original a flow keeps once edited (e.g. in mitmweb): the flow
+    file format saves it, secrets and all. Touchpoint: Flow._backup."""
+    if getattr(flow, "_backup", None) is not None:
+        flow._backup = None

@@ -36,6 +36,7 @@ class Settings:
         self._stamp: tuple[int, int, int] | None = None
         self._watcher: asyncio.Task | None = None
         self._subscribers: list[Callable[[Config], None]] = []
+        self.redirect: str | None = None  # origin every provider is sent to (replays)
 
     def load(self, loader) -> None:
         loader.add_option(
@@ -44,14 +45,29 @@ class Settings:
             str(self.default_config or "routes.yaml"),
             "Path of modelmux's routes.yaml (providers, routes, aliases, profiles).",
         )
+        loader.add_option(
+            "modelmux_redirect_upstreams",
+            str,
+            "",
+            "Send every provider's requests to this origin (scheme://host:port), keeping each "
+            "base_url's path: how `modelmux replay` puts a recorded session's upstreams on its "
+            "replay server. Empty: the base_urls as written.",
+        )
 
     def configure(self, updated: set[str]) -> None:
-        if "modelmux_config" not in updated:
+        if not updated & {"modelmux_config", "modelmux_redirect_upstreams"}:
             return
+        text = ctx.options.modelmux_redirect_upstreams
         try:
-            self._install(config.load(ctx.options.modelmux_config))
+            redirect = config.origin(text) if text else None
+        except ValueError as e:
+            raise exceptions.OptionsError(f"modelmux_redirect_upstreams: {e}") from e
+        try:
+            new = _loaded(ctx.options.modelmux_config, redirect)
         except config.ConfigError as e:
             raise exceptions.OptionsError(str(e)) from e
+        self.redirect = redirect
+        self._install(new)
 
     def running(self) -> None:
         # Everything loaded so far lives as long as the gateway: keeping it out of the
@@ -106,7 +122,7 @@ class Settings:
                 continue
             self._stamp = stamp
             try:
-                new = config.load(self.config.path)
+                new = _loaded(self.config.path, self.redirect)
             except config.ConfigError as e:
                 self.reload_error = str(e)
                 logger.error("routes.yaml changed but is invalid; keeping the last good config:\n%s", e)
@@ -116,6 +132,11 @@ class Settings:
                 "reloaded %s: %d providers, %d routes, %d profiles",
                 new.path, len(new.providers), len(new.routes), len(new.profiles),
             )
+
+
+def _loaded(path: str | Path, redirect: str | None) -> Config:
+    loaded = config.load(path)
+    return config.redirected(loaded, redirect) if redirect else loaded
 
 
 def _stamp(path: Path) -> tuple[int, int, int] | None:
