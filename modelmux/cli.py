@@ -374,27 +374,12 @@ def reset(args: argparse.Namespace, _: list[str]) -> int:
 
 
 def replay(args: argparse.Namespace, _: list[str]) -> int:
-    """Each file's flows against this code; with --update, their expectations rewritten."""
     from modelmux.addons import replayer  # mitmproxy's flow files: only when replaying
 
-    differ = 0
-    for path in args.files:
-        try:
-            results = replayer.replay_file(path)
-        except ValueError as e:
-            raise LaunchError(str(e), 2) from e
-        for result in results:
-            if result.skipped:
-                print(f"skipped  {result.name}: {result.skipped}")
-            elif result.diff:
-                differ += 1
-                print(f"DIFFERS  {result.name}\n{result.diff}\n")
-            else:
-                print(f"same     {result.name}")
-        if args.update:
-            changed = replayer.update_file(path, results)
-            print(f"updated {path}: {changed} flow{'s' * (changed != 1)} with new expectations")
-    return 1 if differ and not args.update else 0
+    try:
+        return replayer.run(args.files, args.update)
+    except ValueError as e:  # a file that is not a recording
+        raise LaunchError(str(e), 2) from e
 
 
 def _note(message: str) -> None:

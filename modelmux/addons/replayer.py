@@ -1,12 +1,12 @@
 """Replayer: runs recorded flows against the current code and says what changed.
 
-For a recording it starts two processes: mitmproxy's server replay as every provider's
-upstream, answering from the recorded upstream answers (a separate process: inside the
-gateway it would answer before the gateway's own stream translation runs), and the
-gateway with the recorded routes.yaml, its providers redirected to that server and its
-secrets replaced by dummies. It sends each recorded client request, in order (a file
-is a session: its flows share one gateway, as they did when recorded), and compares
-what the client gets now, and what went upstream now, with the recording.
+Two kinds of process do it. The replay server is mitmproxy's own server replay, as every
+provider's upstream, answering from a session's recorded upstream answers (its own
+process: inside the gateway's, it would answer before the gateway's stream translation
+runs). The gateway is the current code with the recorded routes.yaml, every provider
+redirected to the replay server and every secret a dummy. Each recorded client request
+is sent in order (a file is a session, as it was recorded), and what the client gets
+now, and what went upstream now, are compared with the recording.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ import httpx
 from mitmproxy import http
 
 from modelmux import config, procs
-from modelmux.addons import recordings
+from modelmux.addons import playback, recordings
+from modelmux.addons.playback import CONTROL_PATH
 from modelmux.addons.recordings import REPLAY_TARGET, Recording, as_text
 from modelmux.config import Config
 from modelmux.headers import CLIENT_AUTH_HEADERS, KEY_HEADER, PROFILE_HEADER
@@ -38,6 +39,7 @@ from modelmux.scrubbing import KEY_PARAMS
 logger = logging.getLogger(__name__)
 
 START_TIMEOUT = 30.0
+RECORD_WAIT = 10.0
 ANSWER_TIMEOUT = 120.0  # one replayed request; the upstream answers at once
 DUMMY_CLIENT_TOKEN = "sk-ant-modelmux-replay-client-token"
 # The client's own framing; httpx frames the replayed request itself.
@@ -65,21 +67,41 @@ def names(path: Path, flows: list[http.HTTPFlow]) -> list[str]:
     """A readable, stable name per flow: file name, position, method, path and model."""
     named = []
     for number, flow in enumerate(flows, 1):
-        model = ((flow.metadata.get("modelmux") or {}).get("summary") or {}).get("requested_model")
-        named.append(f"{path.name}#{number} {flow.request.method} {flow.request.path.partition('?')[0]}"
+        notes = flow.metadata.get("modelmux") or {}
+        client = notes.get("client_request") or {}
+        path_ = (client.get("path") or flow.request.path).partition("?")[0]
+        model = (notes.get("summary") or {}).get("requested_model")
+        named.append(f"{path.name}#{number} {client.get('method') or flow.request.method} {path_}"
                      + (f" {model}" if model else ""))
     return named
 
 
+def run(paths: list[Path], update: bool = False) -> int:
+    """`modelmux replay`: each file's flows, a line per flow and a diff per difference;
+    with `update`, each file rewritten with its new expectations. 1 when anything
+    differs (and was not updated), else 0. Raises ValueError for an unreadable file."""
+    differ = 0
+    with Replayer() as replayer:
+        for path in paths:
+            results = replayer.replay_file(path)
+            for result in results:
+                if result.skipped:
+                    print(f"skipped  {result.name}: {result.skipped}")
+                elif result.diff:
+                    differ += 1
+                    print(f"DIFFERS  {result.name}\n{result.diff}\n")
+                else:
+                    print(f"same     {result.name}")
+            if update:
+                changed = update_file(path, results)
+                print(f"updated {path}: {changed} flow{'s' * (changed != 1)} with new expectations")
+    return 1 if differ and not update else 0
+
+
 def replay_file(path: Path) -> list[Result]:
-    """Replay every flow of a recording file. Raises ValueError if it cannot be read."""
-    flows = recordings.read(path)
-    items = [Recording(flow, name) for flow, name in zip(flows, names(path, flows), strict=True)]
-    results: list[Result] = []
-    for group in _sessions(items):
-        with tempfile.TemporaryDirectory(prefix="modelmux-replay-") as work:
-            results += Session(group, Path(work)).run()
-    return results
+    """Replay every flow of one recording file. Raises ValueError if it cannot be read."""
+    with Replayer() as replayer:
+        return replayer.replay_file(path)
 
 
 def update_file(path: Path, results: list[Result]) -> int:
@@ -88,6 +110,70 @@ def update_file(path: Path, results: list[Result]) -> int:
     flows = [r.updated or r.recording.flow for r in results]
     recordings.write(path, flows)
     return sum(1 for r in results if r.updated is not None and r.diff)
+
+
+class Replayer:
+    """Replays recording files: one replay server for all of them, one gateway per
+    routes.yaml, reused from file to file unless a pool's state (a round-robin position,
+    a session's affinity) could make one file's replay depend on another's."""
+
+    def __init__(self) -> None:
+        self._stack = contextlib.ExitStack()
+        self._work = Path(self._stack.enter_context(tempfile.TemporaryDirectory(prefix="modelmux-replay-")))
+        self._server: ReplayServer | None = None
+        self._gateways: dict[str, ReplayGateway] = {}
+        self._sessions = 0
+
+    def __enter__(self) -> Replayer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def replay_file(self, path: Path) -> list[Result]:
+        """Each flow of the file, in order. Raises ValueError if it cannot be read."""
+        flows = recordings.read(path)
+        items = [Recording(flow, name) for flow, name in zip(flows, names(path, flows), strict=True)]
+        return [result for group in _sessions(items) for result in self._session(group)]
+
+    def _session(self, items: list[Recording]) -> list[Result]:
+        results = [Result(item, skipped=item.problem()) for item in items]
+        replayable = [result for result in results if result.skipped is None]
+        if not replayable:
+            return results
+        try:
+            answers, now = self._replay([result.recording for result in replayable])
+        except (LaunchError, config.ConfigError, ValueError) as e:
+            for result in replayable:
+                result.skipped = f"could not replay: {e}"
+            return results
+        for result, answer, fresh in zip(replayable, answers, now, strict=True):
+            item = result.recording
+            sent = recordings.sent_of(fresh) if fresh is not None else []
+            result.diff = differences(item.expected(), Side(answer, sent), item.name)
+            if fresh is not None:
+                result.updated = item.updated(fresh)
+        return results
+
+    def _replay(self, items: list[Recording]) -> tuple[list[Answer], list[http.HTTPFlow | None]]:
+        self._sessions += 1
+        work = self._work / f"session-{self._sessions}"
+        work.mkdir()
+        if self._server is None:  # started first: it comes up while the gateway does
+            self._server = self._stack.enter_context(ReplayServer(self._work))
+        upstream = work / "upstream.mitm"
+        recordings.write(upstream, [f for item in items for f in item.upstream_flows()])
+        gateway = self._gateways.get(items[0].routes)
+        if gateway is None:
+            gateway = self._stack.enter_context(ReplayGateway(items[0].routes, work, self._server.origin))
+            if gateway.reusable:
+                self._gateways[items[0].routes] = gateway
+        self._server.load(upstream)
+        try:
+            return gateway.replay(items)
+        finally:
+            if not gateway.reusable:
+                gateway.__exit__()
 
 
 def _sessions(items: list[Recording]) -> Iterator[list[Recording]]:
@@ -102,56 +188,90 @@ def _sessions(items: list[Recording]) -> Iterator[list[Recording]]:
         yield group
 
 
-class Session:
-    """One gateway and one replay server for consecutive flows of a recording."""
+class ReplayServer:
+    """mitmproxy's server replay as every provider's upstream, in its own process: inside
+    the gateway's, it would answer before the gateway's stream translation runs."""
 
-    def __init__(self, items: list[Recording], work: Path) -> None:
-        self.items = items
-        self.work = work
-        self.replayable = [item for item in items if item.problem() is None]
+    def __init__(self, work: Path) -> None:
+        self.port = _free_port()
+        self.origin = f"http://127.0.0.1:{self.port}"
+        self.child = Child(_server_command(self.port), work / "server.log", os.environ)
 
-    def run(self) -> list[Result]:
-        results = {id(item): Result(item, skipped=item.problem()) for item in self.items}
-        if not self.replayable:
-            return list(results.values())
+    def __enter__(self) -> ReplayServer:
+        self.child.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.child.__exit__()
+
+    def load(self, flows: Path) -> None:
+        """Answer from these flows from now on (the Playback addon's control request)."""
+        self.child.wait_listening(self.port)
         try:
-            answers, now = self._replay()
-        except (LaunchError, config.ConfigError, ValueError) as e:
-            for item in self.replayable:
-                results[id(item)].skipped = f"could not replay: {e}"
-            return list(results.values())
-        for number, item in enumerate(self.replayable):
-            result = results[id(item)]
-            fresh = now.get(number)
-            sent = recordings.sent_of(fresh) if fresh is not None else []
-            result.diff = differences(item.expected(), Side(answers[number], sent), item.name)
-            if fresh is not None:
-                result.updated = item.updated(fresh)
-        return list(results.values())
+            answer = httpx.post(self.origin + CONTROL_PATH, content=str(flows).encode(), trust_env=False, timeout=30)
+        except httpx.HTTPError as e:
+            raise LaunchError(f"the replay server did not load {flows}: {e}") from e
+        if answer.status_code != 200:
+            raise LaunchError(f"the replay server did not load {flows}: {answer.status_code} {answer.text}")
 
-    def _replay(self) -> tuple[list[Answer], dict[int, http.HTTPFlow]]:
-        routes = self.work / "routes.yaml"
-        routes.writeas_text(config.without_ports(self.items[0].routes))
-        dummies = {name: f"modelmux-replay-{name}" for name in config.variables(routes.readas_text())}
-        cfg = config.load(routes, dummies)
-        upstream = self.work / "upstream.mitm"
-        recordings.write(upstream, [f for item in self.replayable for f in item.upstream_flows()])
-        record = self.work / "now.mitm"
-        server_port, gateway_port = _free_port(), _free_port()
-        env = {**os.environ, **dummies}
-        with contextlib.ExitStack() as stack:
-            server = stack.enter_context(Child(_server_command(upstream, server_port), self.work / "server.log", env))
-            gateway = stack.enter_context(Child(
-                _gateway_command(cfg, gateway_port, env, f"http://127.0.0.1:{server_port}", record),
-                self.work / "gateway.log", env,
-            ))
-            server.wait_listening(server_port)
-            gateway.wait_healthy(gateway_port)
-            with httpx.Client(base_url=f"http://127.0.0.1:{gateway_port}", trust_env=False,
-                              timeout=ANSWER_TIMEOUT) as client:
-                answers = [_send(client, item, number, cfg) for number, item in enumerate(self.replayable)]
-        flows = recordings.read(record) if record.exists() else []
-        return answers, _by_number(flows)
+
+class ReplayGateway:
+    """The gateway under test: the recorded routes.yaml with dummy secrets, every provider
+    redirected to the replay server, recording what it does."""
+
+    def __init__(self, routes_text: str, work: Path, upstream: str) -> None:
+        routes = work / "routes.yaml"
+        routes.write_text(config.without_ports(routes_text))
+        self.dummies = {name: f"modelmux-replay-{name}" for name in config.variables(routes.read_text())}
+        self.config = config.load(routes, self.dummies)
+        self.reusable = _order_free(self.config)
+        self.record = work / "now.mitm"
+        self.port = _free_port()
+        env = {**os.environ, **self.dummies}
+        self.child = Child(_gateway_command(self.config, self.port, env, upstream, self.record), work / "gateway.log", env)
+        self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", trust_env=False, timeout=ANSWER_TIMEOUT)
+        self.sent = 0  # requests sent so far: each is numbered, for the record to name it
+
+    def __enter__(self) -> ReplayGateway:
+        self.child.__enter__()
+        self.child.wait_healthy(self.port)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.client.close()
+        self.child.__exit__()
+
+    def replay(self, items: list[Recording]) -> tuple[list[Answer], list[http.HTTPFlow | None]]:
+        """Send each item's client request, in order; what the client got, and the
+        gateway's record of each request (None if it recorded none)."""
+        key = {KEY_HEADER: self.config.server.api_key} if self.config.server.api_key else {}
+        self.client.post("/modelmux/credentials/reset", json={}, headers=key)  # a fresh session's pools
+        numbers = range(self.sent, self.sent + len(items))
+        self.sent += len(items)
+        answers = [_send(self.client, item, number, self.config) for item, number in zip(items, numbers, strict=True)]
+        recorded = self._recorded(set(numbers))
+        return answers, [recorded.get(number) for number in numbers]
+
+    def _recorded(self, numbers: set[int]) -> dict[int, http.HTTPFlow]:
+        """The gateway writes a flow when it ends, which may be a moment after the client
+        has the last byte."""
+        deadline = time.monotonic() + RECORD_WAIT
+        while True:
+            try:
+                found = _by_number(recordings.read(self.record)) if self.record.exists() else {}
+            except ValueError:
+                found = {}  # read while a flow was half-written
+            if numbers <= found.keys() or time.monotonic() > deadline:
+                return found
+            time.sleep(procs.POLL_INTERVAL / 4)
+
+
+def _order_free(cfg: Config) -> bool:
+    """Whether a gateway for `cfg` answers a session the same whatever ran before it,
+    once its cooldowns are reset: no round-robin over several credentials, no affinity."""
+    return all(
+        (len(p.credentials) <= 1 or p.strategy == "fill-first") and not p.affinity for p in cfg.providers.values()
+    )
 
 
 def _send(client: httpx.Client, item: Recording, number: int, cfg: Config) -> Answer:
@@ -196,18 +316,17 @@ def _by_number(flows: list[http.HTTPFlow]) -> dict[int, http.HTTPFlow]:
         for name, value in headers:
             if as_text(name).lower() == REPLAY_HEADER and as_text(value).isdigit():
                 found[int(as_text(value))] = flow
-    return found or dict(enumerate(flows))  # a capture without the client's headers: in order
+    return found
 
 
-def _server_command(flows: Path, port: int) -> list[str]:
+def _server_command(port: int) -> list[str]:
     program = find_program("mitmdump", os.environ)
     if program is None:
         raise LaunchError("mitmdump not found beside this Python or on PATH; reinstall with `pip install -e .`")
     argv = [
-        program, "-q",
+        program, "-q", "-s", playback.__file__,
         "--mode", f"reverse:{REPLAY_TARGET.scheme}://{REPLAY_TARGET.netloc}@127.0.0.1:{port}",
         "--set", "connection_strategy=lazy",  # never dial the target: nothing listens there
-        "--server-replay", str(flows),
         "--set", "server_replay_ignore_host", "--set", "server_replay_ignore_port",
         "--set", "server_replay_extra=404",
     ]  # fmt: skip
