@@ -60,12 +60,11 @@ def assembled(data: bytes, content_type: str = "") -> list[str]:
             return []
     if not isinstance(message, dict):
         return []
-    if message.get("type") == "error":
-        error = message.get("error") or {}
-        return [f"[error {error.get('type')}] {error.get('message')}"]
     lines = [_block_text(block) for block in message.get("content") or [] if isinstance(block, dict)]
     if message.get("stop_reason") or message.get("usage"):
         lines.append(f"[stop_reason {message.get('stop_reason')}] usage {json.dumps(message.get('usage') or {})}")
+    if isinstance(error := message.get("error"), dict):  # a whole error, or one that ended a stream
+        lines.append(f"[error {error.get('type')}] {error.get('message')}")
     return lines
 
 
@@ -91,8 +90,8 @@ def _from_events(stream: list[Event]) -> dict[str, Any]:
         if not isinstance(data, dict):
             continue
         if name == "error":
-            return data
-        if name == "message_start":
+            message["error"] = data.get("error")
+        elif name == "message_start":
             message.update({k: v for k, v in (data.get("message") or {}).items() if k != "content"})
         elif name == "content_block_start":
             block = dict(data.get("content_block") or {})

@@ -17,7 +17,7 @@ from gateway import Gateway
 from mitmproxy import contentviews, io
 from mitmproxy.test import taddons
 from openai_upstream import GREETING, OAI_KEY, error_reply, openai_like, sse, text_chunks
-from upstream import Reply, Upstream, anthropic_like, message_events
+from upstream import Reply, Stream, Upstream, anthropic_like, message_events
 
 from modelmux.addons.contentview import ModelmuxContentview
 from modelmux.addons.dashboard import line
@@ -196,3 +196,14 @@ def test_the_line_reads_cached_tokens_and_seconds():
     failed = {**summary, "status": 0, "error_type": None, "input_tokens": 0, "cached_tokens": 0, "output_tokens": 0,
               "ttft_ms": None, "failover": ["p/k reset", "q/j timeout"]}
     assert line(failed) == "m → p/u · p/k reset → q/j timeout · no answer · 2.35 s"
+
+
+def test_a_stream_that_breaks_off_counts_as_an_error(gateway, upstreams):
+    pieces = sse(text_chunks(), done=False)[:3]
+    upstreams["oai"].reply = lambda r: Stream(pieces, complete=False)
+    answer = post(gateway, "gpt-dash-broken", stream=True)
+    assert answer.content.count(b"event: error\n") == 1 and b"broke off its answer mid-stream" in answer.content
+    flow = saved(gateway, by_model("gpt-dash-broken"))
+    summary = flow.metadata["modelmux"]["summary"]
+    assert (summary["status"], summary["error_type"], flow.marked) == (200, "api_error", ":x:")
+    assert summary["ttft_ms"] is not None

@@ -20,7 +20,7 @@ from mitmproxy import http
 
 from modelmux.addons.answers import request_path
 from modelmux.addons.contentview import ModelmuxContentview
-from modelmux.addons.internals import flows_kept
+from modelmux.addons.internals import CLIENT_GONE, flows_kept
 from modelmux.errors import ERROR_TYPES
 from modelmux.meter import Meter, Tokens, tokens_of_json
 
@@ -30,7 +30,7 @@ ERROR_SCAN_LIMIT = 64 * 1024  # an error body longer than this is not read for i
 class Dashboard:
     def __init__(self) -> None:
         self._meters: dict[str, Meter] = {}
-        self._raw: dict[str, list[bytes]] = {}  # flow id → the upstream's chunks, when transformed
+        self._raw: dict[str, list[bytes]] = {}  # flow id → the upstream's chunks
 
     def load(self, loader) -> None:
         contentviews.add(ModelmuxContentview())
@@ -44,7 +44,9 @@ class Dashboard:
         keep = flows_kept()
         meter = self._meters[flow.id] = Meter(keep=keep)
         inner = response.stream
-        raw = self._raw[flow.id] = [] if keep and callable(inner) else None
+        raw: list[bytes] | None = None
+        if keep and callable(inner):  # transformed: the upstream's bytes are worth keeping too
+            raw = self._raw[flow.id] = []
         feed = meter.feed
 
         def stream(chunk: bytes) -> bytes | list[bytes]:
@@ -96,7 +98,7 @@ def summarize(flow: http.HTTPFlow, notes: dict[str, Any], meter: Meter | None) -
     tokens = meter.tokens() if meter else None
     if tokens is None and response is not None and status < 400 and kind == "routed":
         tokens = tokens_of_json(response.content or b"")
-    error_type = _error_type(response, status, meter)
+    error_type = _error_type(flow, status, meter)
     if meter is not None:
         ttft = round((meter.first_content - started) * 1000, 1) if meter.first_content else None
     else:
@@ -135,9 +137,12 @@ def _kind(notes: dict[str, Any]) -> str:
     return "routed" if "requested_model" in notes else "forwarded"
 
 
-def _error_type(response: http.Response | None, status: int, meter: Meter | None) -> str | None:
+def _error_type(flow: http.HTTPFlow, status: int, meter: Meter | None) -> str | None:
+    response = flow.response
     if meter is not None and meter.error_type:
         return meter.error_type
+    if status and flow.error is not None and flow.error.msg != CLIENT_GONE:
+        return ERROR_TYPES.get(status, "api_error")  # an answer that broke off (Heartbeat told the client)
     if status < 400:
         return None
     if response is not None and len(response.raw_content or b"") <= ERROR_SCAN_LIMIT:
@@ -187,8 +192,9 @@ def _show(flow: http.HTTPFlow, summary: dict[str, Any]) -> None:
         return
     if kind in ("refused", "intercepted"):
         return  # answered locally: their comment and mark were set with the answer
-    flow.comment = line(summary) + (" · client disconnected" if flow.error and not summary["status"] else "")
-    if summary["error_type"] or (flow.error and summary["status"]):
+    gone = flow.error is not None and flow.error.msg == CLIENT_GONE
+    flow.comment = line(summary) + (" · client disconnected" if gone else "")
+    if summary["error_type"]:
         flow.marked = ":x:"
     elif summary["attempts"] > 1:
         flow.marked = ":arrows_counterclockwise:"
