@@ -101,3 +101,15 @@ def forget_backup(flow) -> None:  # flow: mitmproxy.flow.Flow
     file format saves it, secrets and all. Touchpoint: Flow._backup."""
     if getattr(flow, "_backup", None) is not None:
         flow._backup = None
+
+
+def flows_kept() -> bool:
+    """Whether finished flows are kept anywhere a person reads them: mitmweb's view,
+    `-w` (save_stream_file) or modelmux's own recording. Only then are whole bodies worth
+    keeping. Touchpoint: the "view" addon, present under mitmweb only."""
+    options = ctx.options
+    return (
+        ctx.master.addons.get("view") is not None
+        or bool(getattr(options, "save_stream_file", None))
+        or bool(getattr(options, "modelmux_record", None))
+    )
