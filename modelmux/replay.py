@@ -28,6 +28,8 @@ VOLATILE_HEADERS = frozenset({
 # before any upstream), to find the gateway's record of it.
 REPLAY_HEADER = "x-modelmux-replay"
 TITLE = "── "
+UNMATCHED = ("note: what is sent upstream changed. Server replay answers only a request whose body is "
+             "byte for byte the recorded one, so a changed request got no recorded answer (404).")
 
 _IDS = re.compile(r"\b(?:(?:msg|toolu|srvtoolu|req|call|resp)_|chatcmpl-)[A-Za-z0-9_-]{4,}")
 _TIME = re.compile(r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?")
@@ -91,17 +93,23 @@ class Normaliser:
 
 
 def lines(side: Side) -> list[str]:
-    """A side as the text a diff compares: titled blocks of pretty JSON."""
+    """A side as the text a diff compares: titled blocks of pretty JSON, the requests
+    sent upstream first (a change there is the cause of any change in the answer)."""
     norm = Normaliser()
     answer = side.answer
-    out = [f"{TITLE}client received: status {answer.status} ──", *_header_lines(answer.headers, norm)]
-    out += _body_lines(answer.body, _content_type(answer.headers), norm, "client received")
-    for number, sent in enumerate(side.sent, 1):
+    out = _sent_lines(side.sent, norm)
+    out += [f"{TITLE}client received: status {answer.status} ──", *_header_lines(answer.headers, norm)]
+    return out + _body_lines(answer.body, _content_type(answer.headers), norm, "client received")
+
+
+def _sent_lines(sent: list[Sent], norm: Normaliser) -> list[str]:
+    out: list[str] = []
+    for number, request in enumerate(sent, 1):
         what = f"upstream request {number}"
-        out.append(f"{TITLE}{what}: {sent.method} {norm.text(sent.path)} ({len(sent.body)} bytes) ──")
-        if sent.headers is not None:
-            out += _header_lines(sent.headers, norm)
-        out += _body_lines(sent.body, _content_type(sent.headers or []), norm, what)
+        out.append(f"{TITLE}{what}: {request.method} {norm.text(request.path)} ({len(request.body)} bytes) ──")
+        if request.headers is not None:
+            out += _header_lines(request.headers, norm)
+        out += _body_lines(request.body, _content_type(request.headers or []), norm, what)
     return out
 
 
@@ -112,7 +120,10 @@ def differences(recorded: Side, now: Side, name: str = "") -> str:
         return ""
     label = f" {name}" if name else ""
     diff = difflib.unified_diff(before, after, f"recorded{label}", f"now{label}", lineterm="")
-    return "\n".join(_named_hunks(list(diff), before, after))
+    text = "\n".join(_named_hunks(list(diff), before, after))
+    if _sent_lines(recorded.sent, Normaliser()) != _sent_lines(now.sent, Normaliser()):
+        text = f"{UNMATCHED}\n{text}"
+    return text
 
 
 def events(body: bytes) -> list[tuple[str, str]]:

@@ -19,6 +19,7 @@ import json
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -282,6 +283,7 @@ def recorded(session: Path, count: int) -> list:
 
 
 def main(patterns: list[str]) -> int:
+    warnings.filterwarnings("ignore", "The model .* is deprecated")  # routing input, as in the tests
     chosen = [c for c in cases() if not patterns or any(fnmatch.fnmatch(c.file, p) for p in patterns)]
     OUT.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory() as work, Upstream() as anthropic_fake, Upstream() as openai_fake:

@@ -21,6 +21,7 @@ from modelmux.replay import Answer, Sent, Side
 # The replay server's reverse target. Nothing listens there: a request the recording
 # has no answer for is answered 404 by the server, or refused once all are used up.
 REPLAY_TARGET = urlsplit("http://127.0.0.1:9")
+UPSTREAM_KINDS = ("routed", "forwarded")  # the Dashboard's kinds of flow that went upstream
 
 
 def read(path: Path) -> list[http.HTTPFlow]:
@@ -137,7 +138,7 @@ def attempts_of(flow: http.HTTPFlow) -> list[dict[str, Any]]:
     """The attempts of a routed flow that were sent to an upstream, in order; the last
     one's request is flow.request. (An attempt without a URL was refused before sending.)"""
     notes = flow.metadata.get("modelmux") or {}
-    if (notes.get("summary") or {}).get("kind") != "routed":
+    if (notes.get("summary") or {}).get("kind") not in UPSTREAM_KINDS:
         return []
     sent = [a for a in notes.get("attempts") or [] if a.get("upstream")]
     return sent or [{"status": flow.response.status_code if flow.response else None, "upstream": flow.request.url}]
