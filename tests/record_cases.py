@@ -201,7 +201,8 @@ class Case:
 
 
 def request(messages: list[dict], stream: bool = False, **extra: Any) -> dict[str, Any]:
-    return {"max_tokens": 64, "messages": messages, "stream": stream, **extra}
+    """A Messages request: `call` is how the SDK sends it (see `run`)."""
+    return {"call": "stream" if stream else "create", "max_tokens": 64, "messages": messages, **extra}
 
 
 def cases() -> list[Case]:
@@ -247,6 +248,13 @@ def cases() -> list[Case]:
         found.append(Case(protocol, "failover-key", [request(ASK, stream=True)], model=POOLS[protocol],
                           anthropic=fakes["text"][0], openai=fakes["text"][1],
                           **({"openai_gate": gate} if protocol == "openai-chat" else {"anthropic_gate": gate})))
+    count = [{"call": "count_tokens", "messages": ASK}]
+    counted = lambda r: Reply(body=json.dumps({"input_tokens": 11}).encode())  # noqa: E731
+    found += [Case("anthropic", "count-tokens", count, anthropic=counted),
+              Case("anthropic-vendor", "count-tokens", count, anthropic=counted),
+              Case("openai-chat", "count-tokens", count)]  # estimated by modelmux, no upstream asked
+    files = lambda r: Reply(body=json.dumps({"data": [], "has_more": False, "first_id": None, "last_id": None}).encode())  # noqa: E731
+    found.append(Case("anthropic", "other-paths", [{"call": "models"}, {"call": "files"}], anthropic=files))
     found.append(Case("openai-chat", "failover-provider", [request(ASK, stream=True)], model="gpt-fallback-chat",
                       anthropic=fakes["text"][0],
                       openai=lambda r: oai.error_reply(503, "The server is overloaded", "server_error")))
@@ -258,13 +266,19 @@ def cases() -> list[Case]:
 def run(case: Case, client: anthropic.Anthropic) -> None:
     for kwargs in case.requests:
         kwargs = {**kwargs, "model": case.model or MODELS[case.protocol]}
-        stream = kwargs.pop("stream")
+        call = kwargs.pop("call")
         try:
-            if stream:
+            if call == "stream":
                 with client.messages.stream(**kwargs) as events:
                     events.get_final_message()
-            else:
+            elif call == "create":
                 client.messages.create(**kwargs)
+            elif call == "count_tokens":
+                client.messages.count_tokens(model=kwargs["model"], messages=kwargs["messages"])
+            elif call == "models":
+                client.models.list()
+            elif call == "files":  # a path modelmux does not route: passed to Anthropic as it is
+                client.beta.files.list()
         except anthropic.APIStatusError as e:  # the error cases
             print(f"    {e.status_code} {e.message[:80]}")
 

@@ -117,3 +117,10 @@ def test_an_update_takes_the_runs_expectations_and_keeps_the_recorded_inputs(tmp
     path = tmp_path / "rec.mitm"
     recordings.write(path, [updated, recorded])
     assert [f.response.content for f in recordings.read(path)] == [b"event: message_stop\ndata: {}\n\n", TRANSLATED]
+
+
+def test_a_head_request_expects_no_body_whatever_the_record_holds() -> None:
+    """mitmproxy keeps the body a local answer was made with, but a client reads none."""
+    flow = failover_flow()
+    flow.metadata["modelmux"]["client_request"]["method"] = "HEAD"
+    assert Recording(flow, "x").expected().answer.body == b""

@@ -229,8 +229,12 @@ class ReplayGateway:
         self.port = _free_port()
         env = {**os.environ, **self.dummies}
         self.child = Child(_gateway_command(self.config, self.port, env, upstream, self.record), work / "gateway.log", env)
-        self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", trust_env=False, timeout=ANSWER_TIMEOUT)
+        # A connection per request: one answer framed wrong (a HEAD with a body) must not
+        # garble the next.
+        self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", trust_env=False, timeout=ANSWER_TIMEOUT,
+                                   limits=httpx.Limits(max_keepalive_connections=0))
         self.sent = 0  # requests sent so far: each is numbered, for the record to name it
+        self.seen = 0  # flows of the record read so far
 
     def __enter__(self) -> ReplayGateway:
         self.child.__enter__()
@@ -249,20 +253,21 @@ class ReplayGateway:
         numbers = range(self.sent, self.sent + len(items))
         self.sent += len(items)
         answers = [_send(self.client, item, number, self.config) for item, number in zip(items, numbers, strict=True)]
-        recorded = self._recorded(set(numbers))
-        return answers, [recorded.get(number) for number in numbers]
+        fresh = self._recorded(len(items))
+        return answers, _matched(fresh, numbers)
 
-    def _recorded(self, numbers: set[int]) -> dict[int, http.HTTPFlow]:
-        """The gateway writes a flow when it ends, which may be a moment after the client
-        has the last byte."""
+    def _recorded(self, count: int) -> list[http.HTTPFlow]:
+        """The `count` flows the gateway recorded since the last session. It writes a flow
+        when it ends, which may be a moment after the client has the last byte."""
         deadline = time.monotonic() + RECORD_WAIT
         while True:
             try:
-                found = _by_number(recordings.read(self.record)) if self.record.exists() else {}
+                flows = recordings.read(self.record)[self.seen :] if self.record.exists() else []
             except ValueError:
-                found = {}  # read while a flow was half-written
-            if numbers <= found.keys() or time.monotonic() > deadline:
-                return found
+                flows = []  # read while a flow was half-written
+            if len(flows) >= count or time.monotonic() > deadline:
+                self.seen += len(flows)
+                return flows
             time.sleep(procs.POLL_INTERVAL / 4)
 
 
@@ -307,16 +312,25 @@ def _dummy_auth(name: str, value: str, cfg: Config) -> str:
     return f"{scheme} {DUMMY_CLIENT_TOKEN}".lstrip()
 
 
-def _by_number(flows: list[http.HTTPFlow]) -> dict[int, http.HTTPFlow]:
-    """The gateway's records of the replayed requests, by the number each was sent with."""
-    found = {}
+def _matched(flows: list[http.HTTPFlow], numbers: range) -> list[http.HTTPFlow | None]:
+    """The gateway's record of each request, found by the number it was sent with; a
+    flow whose client headers were not kept (a passthrough of another path) takes the
+    first number left, as requests go one at a time."""
+    found: dict[int, http.HTTPFlow] = {}
+    unnumbered = []
     for flow in flows:
         captured = (flow.metadata.get("modelmux") or {}).get("client_request") or {}
         headers = captured.get("headers") or flow.request.headers.fields
-        for name, value in headers:
-            if as_text(name).lower() == REPLAY_HEADER and as_text(value).isdigit():
-                found[int(as_text(value))] = flow
-    return found
+        number = next((int(as_text(v)) for n, v in headers
+                       if as_text(n).lower() == REPLAY_HEADER and as_text(v).isdigit()), None)
+        if number in numbers:
+            found[number] = flow
+        else:
+            unnumbered.append(flow)
+    for number in numbers:
+        if number not in found and unnumbered:
+            found[number] = unnumbered.pop(0)
+    return [found.get(number) for number in numbers]
 
 
 def _server_command(port: int) -> list[str]:
