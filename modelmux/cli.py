@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
         "upstream answers play back, and what the client gets and what is sent upstream are compared "
         "with the recording. Exit status 1 when anything differs.",
     )  # fmt: skip
-    replay.add_argument("files", metavar="FILE", nargs="+", type=Path)
+    replay.add_argument("files", metavar="FILE", nargs="+", type=Path, help="a recording (`modelmux serve --record FILE`)")
     replay.add_argument(
         "--update", action="store_true",
         help="rewrite each recording's expectations (client answer, upstream requests) from this run",

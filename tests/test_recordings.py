@@ -106,9 +106,11 @@ def test_an_update_takes_the_runs_expectations_and_keeps_the_recorded_inputs(tmp
     now.metadata["modelmux"]["attempts"][0]["upstream"] = "http://127.0.0.1:5555/v1/chat/completions"
     now.metadata["modelmux"]["client_request"]["headers"] = [["x-api-key", "client…oken"]]
     now.metadata["modelmux"]["record"]["routes"] = "the replay's"
+    now.request.headers["x-modelmux-replay"] = "3"
     updated = Recording(recorded, "x").updated(now)
     assert updated.request.url == "https://api.example.com/v1/chat/completions?api-version=1"
     assert updated.request.content == b'{"model":"gpt-test","changed":true}'
+    assert "x-modelmux-replay" not in updated.request.headers
     assert updated.response.content == b"event: message_stop\ndata: {}\n\n"
     notes = updated.metadata["modelmux"]
     assert notes["attempts"][0]["upstream"] == "https://api.example.com/v1/chat/completions"
@@ -124,3 +126,15 @@ def test_a_head_request_expects_no_body_whatever_the_record_holds() -> None:
     flow = failover_flow()
     flow.metadata["modelmux"]["client_request"]["method"] = "HEAD"
     assert Recording(flow, "x").expected().answer.body == b""
+
+
+def test_an_update_of_a_local_answer_keeps_the_clients_request() -> None:
+    recorded = failover_flow()
+    recorded.metadata["modelmux"]["summary"]["kind"] = "local"
+    now = failover_flow()
+    now.metadata["modelmux"]["summary"]["kind"] = "local"
+    now.request.headers["x-modelmux-replay"] = "0"
+    now.response.content = b"{}"
+    updated = Recording(recorded, "x").updated(now)
+    assert updated.request.headers.fields == recorded.request.headers.fields
+    assert updated.response.content == b"{}"

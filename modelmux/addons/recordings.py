@@ -17,7 +17,7 @@ from mitmproxy import http
 from mitmproxy import io
 
 from modelmux.addons.recorder import RECORD_VERSION
-from modelmux.replay import Answer, Sent, Side
+from modelmux.replay import REPLAY_HEADER, Answer, Sent, Side
 
 # The replay server's reverse target. Nothing listens there: a request the recording
 # has no answer for is answered 404 by the server, or refused once all are used up.
@@ -120,8 +120,10 @@ class Recording:
         upstreams' origins, which the replay pointed at its server."""
         flow = self.flow.copy()
         flow.response = now.response.copy() if now.response else None
-        flow.request = now.request.copy()
-        flow.request.url = _origin(self.flow.request.url) + flow.request.path
+        if attempts_of(now):  # else the request is the client's as recorded, an input
+            flow.request = now.request.copy()
+            flow.request.url = _origin(self.flow.request.url) + flow.request.path
+            flow.request.headers.pop(REPLAY_HEADER, None)
         origins = {a.get("provider"): _origin(a["upstream"]) for a in attempts_of(self.flow)}
         fresh = now.metadata.get("modelmux") or {}
         notes = flow.metadata.setdefault("modelmux", {})

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import logging
 import os
 import socket
 import subprocess
@@ -36,8 +35,6 @@ from modelmux.launcher import LaunchError, find_program, gateway_command
 from modelmux.replay import REPLAY_HEADER, Answer, Side, differences
 from modelmux.scrubbing import KEY_PARAMS
 
-logger = logging.getLogger(__name__)
-
 START_TIMEOUT = 30.0
 RECORD_WAIT = 10.0
 ANSWER_TIMEOUT = 120.0  # one replayed request; the upstream answers at once
@@ -58,10 +55,6 @@ class Result:
     def name(self) -> str:
         return self.recording.name
 
-    @property
-    def passed(self) -> bool:
-        return self.skipped is None and not self.diff
-
 
 def names(path: Path, flows: list[http.HTTPFlow]) -> list[str]:
     """A readable, stable name per flow: file name, position, method, path and model."""
@@ -69,9 +62,9 @@ def names(path: Path, flows: list[http.HTTPFlow]) -> list[str]:
     for number, flow in enumerate(flows, 1):
         notes = flow.metadata.get("modelmux") or {}
         client = notes.get("client_request") or {}
-        path_ = (client.get("path") or flow.request.path).partition("?")[0]
+        client_path = (client.get("path") or flow.request.path).partition("?")[0]
         model = (notes.get("summary") or {}).get("requested_model")
-        named.append(f"{path.name}#{number} {client.get('method') or flow.request.method} {path_}"
+        named.append(f"{path.name}#{number} {client.get('method') or flow.request.method} {client_path}"
                      + (f" {model}" if model else ""))
     return named
 
@@ -143,7 +136,7 @@ class Replayer:
             return results
         try:
             answers, now = self._replay([result.recording for result in replayable])
-        except (LaunchError, config.ConfigError, ValueError) as e:
+        except (LaunchError, config.ConfigError, ValueError, httpx.HTTPError) as e:
             for result in replayable:
                 result.skipped = f"could not replay: {e}"
             return results
@@ -238,7 +231,11 @@ class ReplayGateway:
 
     def __enter__(self) -> ReplayGateway:
         self.child.__enter__()
-        self.child.wait_healthy(self.port)
+        try:
+            self.child.wait_healthy(self.port)
+        except BaseException:
+            self.__exit__()
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -294,7 +291,7 @@ def _send(client: httpx.Client, item: Recording, number: int, cfg: Config) -> An
     request = client.build_request(method, path, headers=headers, content=body)
     for name in HTTPX_DEFAULTS:
         if name not in present:
-            del request.headers[name]
+            request.headers.pop(name, None)
     try:
         response = client.send(request)
     except httpx.HTTPError as e:
