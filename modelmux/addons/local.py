@@ -39,7 +39,6 @@ class LocalAPI:
         path = request_path(flow)
         if flow.request.method == "POST" and path == RESET_PATH:
             self.reset_credentials(flow)
-            flow.comment = f"local: POST {path}"
             return
         if flow.request.method not in ("GET", "HEAD"):
             return
@@ -57,9 +56,6 @@ class LocalAPI:
             self.usage_report(flow)
         elif path.startswith(MODELS_PREFIX):
             self.get_model(flow, path.removeprefix(MODELS_PREFIX))
-        else:
-            return
-        flow.comment = f"local: {flow.request.method} {path}"
 
     def health(self) -> dict:
         settings = self.settings
