@@ -5,6 +5,7 @@ usage file, after a restart, and from `modelmux usage`."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -150,3 +151,30 @@ def test_modelmux_usage_asks_the_running_gateway_with_its_key(
         both = json.loads(capsys.readouterr().out)
         assert [(d["days"], d["by"], d["total"]["requests"]) for d in both] == [(1, "all", 5), (7, "all", 5)]
         assert GATEWAY_KEY not in out
+
+
+@pytest.mark.claude_code
+def test_claude_code_through_the_gateway_is_counted_request_for_request(tmp_path: Path) -> None:
+    """Every /v1/messages the upstream answered for Claude Code is one request in the
+    report, with the fake's token counts; its warm-up and local answers are not."""
+    from test_claude_code import PROFILE, UPSTREAM_MODELS, VENDOR_KEY, anthropic_vendor, claude_binary, claude_code
+    from test_claude_code import messages_requests, routes_yaml
+
+    binary = claude_binary()
+    with Upstream() as upstream:
+        gateway = Gateway(tmp_path, "", env={"FAKE_VENDOR_KEY": VENDOR_KEY})
+        gateway.config.write_text(routes_yaml(gateway.port, anthropic_vendor(upstream.url)))
+        code = claude_code(binary, gateway, PROFILE, {"FAKE_VENDOR_KEY": VENDOR_KEY}, tmp_path)
+        with gateway:
+            result = code.run("Say hello")
+            assert result.returncode == 0, result.stderr[-2000:]
+            document = report(gateway, "days=1&by=model")
+        answered = messages_requests(upstream)
+    per_model = Counter(json.loads(r.body)["model"] for r in answered)
+    assert set(per_model) <= set(UPSTREAM_MODELS.values())
+    assert {(row["provider"], row["model"]): row["requests"] for row in document["rows"]} == {
+        ("fake", model): n for model, n in per_model.items()
+    }
+    # The fake answers every request with 12 tokens in and 7 out.
+    assert counts(document["total"]) == (len(answered), 0, 12 * len(answered), 0, 0, 7 * len(answered))
+    assert len((tmp_path / "routes.usage.jsonl").read_text().splitlines()) == len(answered)

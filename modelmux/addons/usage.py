@@ -166,5 +166,5 @@ class Usage:
 
 
 def _why(error: OSError) -> str:
-    """"Permission denied: /the/path": the path may be a parent of the file's."""
+    """The reason with the path it concerns, which may be a parent of the file's."""
     return f"{error.strerror}: {error.filename}" if error.filename else str(error.strerror or error)
