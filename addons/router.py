@@ -15,6 +15,7 @@ except ImportError:  # a checkout used without `pip install -e .`
     sys.path.insert(0, str(REPO))
 
 from modelmux.addons.credentials import Credentials  # noqa: E402
+from modelmux.addons.dashboard import Dashboard  # noqa: E402
 from modelmux.addons.failover import Failover  # noqa: E402
 from modelmux.addons.failures import Failures  # noqa: E402
 from modelmux.addons.heartbeat import Heartbeat  # noqa: E402
@@ -29,7 +30,8 @@ from modelmux.addons.settings import Settings  # noqa: E402
 from modelmux.addons.translator import Translator  # noqa: E402
 
 settings = Settings(default_config=REPO / "routes.yaml")
-credentials = Credentials(settings)
+dashboard = Dashboard()
+credentials = Credentials(settings, dashboard)
 relay = Relay(Failover(credentials))
 
 addons = [
@@ -41,8 +43,9 @@ addons = [
     Translator(),
     Heartbeat(),
     Failures(settings),
-    credentials,  # after every addon that sets a stream (it counts tokens) and after Failures (it names failures)
+    credentials,  # after Failures (it names failures)
     relay,
+    dashboard,  # after every addon that sets a stream (it meters what the client gets) and before the readers of its summary
     Redactor(settings),  # last of the hooks that read the request: after it, no secret is left
     Retention(),
 ]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from modelmux.config import Credential
+from modelmux.headers import CLIENT_AUTH_HEADERS
 
 # Shorter "keys" are test placeholders; replacing them would mangle ordinary words.
 SCRUB_MIN_LENGTH = 8
@@ -23,3 +24,34 @@ def scrub(text: str, credentials: Iterable[Credential]) -> str:
         if len(credential.key) >= SCRUB_MIN_LENGTH and credential.key in text:
             text = text.replace(credential.key, redacted(credential))
     return text
+
+
+def scrub_bytes(data: bytes, credentials: Iterable[Credential]) -> bytes:
+    """scrub() for bodies, which are kept as bytes."""
+    for credential in credentials:
+        key = credential.key.encode()
+        if len(key) >= SCRUB_MIN_LENGTH and key in data:
+            data = data.replace(key, redacted(credential).encode())
+    return data
+
+
+def redacted_token(value: str) -> str:
+    """A client's own token as a record may keep it: `Bearer client…last4`."""
+    scheme, _, token = value.rpartition(" ")
+    return f"{scheme} {redacted(Credential('client', token))}".lstrip()
+
+
+def shown_headers(
+    headers: Iterable[tuple[str, str]], auth_header: str | None, credential: Credential | None
+) -> list[list[str]]:
+    """Request headers as a record may keep them: the credential in `auth_header`
+    redacted, or on passthrough (no credential) the client's own token."""
+    shown = []
+    for name, value in headers:
+        lower = name.lower()
+        if credential is not None and lower == auth_header:
+            value = value.replace(credential.key, redacted(credential))
+        elif credential is None and lower in CLIENT_AUTH_HEADERS:
+            value = redacted_token(value)
+        shown.append([name, value])
+    return shown

@@ -95,6 +95,15 @@ class Gateway:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        self.check_log()
+
+    def check_log(self) -> None:
+        """mitmproxy logs an exception in an addon hook and carries on: a test whose
+        gateway raised one fails, whatever the client saw."""
+        log = self.log.read_text(errors="replace") if self.log.exists() else ""
+        if "Addon error" in log:
+            start = log.index("Addon error")
+            raise AssertionError(f"the gateway's addons raised:\n{log[start:start + 3000]}")
 
     def health(self) -> dict:
         return httpx.get(f"{self.url}/healthz", timeout=2).json()

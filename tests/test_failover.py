@@ -431,7 +431,9 @@ def test_every_attempt_is_recorded_on_the_flow(gateway, upstreams):
         ("zai", "b", f"{upstreams['pool'].url}/v1/messages", 200, 200),
     ]
     assert all(a["ms"] >= 0 for a in attempts)
-    assert flow.comment == "pool-7 → zai/pool-7 [routes[2]] · zai/a 429 → zai/b 200"
+    assert re.fullmatch(r"pool-7 → zai/pool-7 \[routes\[2\]\] · zai/a 429 → zai/b 200 · 200 · in 12 out 7 · \d+ ms",
+                        flow.comment), flow.comment
+    assert flow.marked == ":arrows_counterclockwise:"
     saved = gateway.flows.read_bytes()  # type: ignore[attr-defined]
     assert not [label for label, key in KEYS.items() if key.encode() in saved]
 

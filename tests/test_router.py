@@ -242,6 +242,7 @@ def router_in_process(tmp_path, routes: str) -> Iterator:
     from mitmproxy.test import taddons
 
     from modelmux.addons.credentials import Credentials
+    from modelmux.addons.dashboard import Dashboard
     from modelmux.addons.failover import Failover
     from modelmux.addons.relay import Relay
     from modelmux.addons.router import Router
@@ -250,7 +251,7 @@ def router_in_process(tmp_path, routes: str) -> Iterator:
     config = tmp_path / "routes.yaml"
     config.write_text(routes)
     settings = Settings()
-    credentials = Credentials(settings)
+    credentials = Credentials(settings, Dashboard())
     router = Router(settings, credentials, Relay(Failover(credentials)))
     with taddons.context(settings, router) as context:
         context.configure(settings, modelmux_config=str(config))

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import re
 import time
 from collections import defaultdict
 from collections.abc import Mapping
@@ -27,10 +25,12 @@ from mitmproxy import http
 from mitmproxy.utils import asyncio_utils
 
 from modelmux import pool_state
+from modelmux.addons.dashboard import Dashboard
 from modelmux.addons.internals import CLIENT_GONE
 from modelmux.addons.settings import Settings
 from modelmux.config import Config
 from modelmux.cooldowns import Outcome, names_a_wait, retry_after
+from modelmux.meter import tokens_of_json
 from modelmux.pools import Lease, Pools, Usage, Verdict
 from modelmux.refusals import AllBusy, Refusal
 
@@ -41,11 +41,11 @@ ERROR_BODY_LIMIT = 64 * 1024  # of an upstream's error body read for retry hints
 
 
 class Credentials:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, dashboard: Dashboard) -> None:
         self.settings = settings
+        self.dashboard = dashboard  # its meters count a stream's tokens
         self.pools: Pools | None = None
         self._leases: dict[str, Lease] = {}  # flow id → lease, for flows mitmproxy sends itself
-        self._sniffers: dict[str, UsageSniffer] = {}  # flow id → its stream's token counts
         self._released: dict[str, asyncio.Event] = defaultdict(asyncio.Event)  # provider → wakes waiters
         self._dirty = False
         self._saver: asyncio.Task | None = None
@@ -159,39 +159,19 @@ class Credentials:
 
     # -- flows mitmproxy sends itself --------------------------------------------------
 
-    def responseheaders(self, flow: http.HTTPFlow) -> None:
-        """Runs after every addon that sets a stream, so it sees what reaches the client."""
-        response = flow.response
-        if flow.id not in self._leases or response is None or not response.stream:
-            return
-        sniffer = UsageSniffer()
-        inner = response.stream
-        feed = sniffer.feed
-
-        def stream(chunk: bytes):
-            out = inner(chunk) if callable(inner) else chunk
-            if isinstance(out, bytes):
-                feed(out)
-            else:
-                for piece in out:
-                    feed(piece)
-            return out
-
-        response.stream = stream
-        self._sniffers[flow.id] = sniffer
-
     def response(self, flow: http.HTTPFlow) -> None:
         lease = self._leases.pop(flow.id, None)
         response = flow.response
         if lease is None or response is None:
             return
-        sniffer = self._sniffers.pop(flow.id, None)
-        usage = sniffer.usage() if sniffer else None
+        meter = self.dashboard.meter_of(flow)
+        tokens = meter.tokens() if meter else None
         body = None
         if response.status_code >= 400:
             body = (response.get_text(strict=False) or "")[:ERROR_BODY_LIMIT]
         elif not response.stream:
-            usage = usage_of_json(response.content or b"")
+            tokens = tokens_of_json(response.content or b"")
+        usage = tokens.for_pool() if tokens else None
         verdict = self.record(lease, response.status_code, response.headers, body, usage)
         _attempt(flow, lease, response.status_code)
         if verdict.cooldown is not None and not names_a_wait(response.headers):
@@ -202,7 +182,6 @@ class Credentials:
         lease = self._leases.pop(flow.id, None)
         if lease is None:
             return
-        self._sniffers.pop(flow.id, None)
         msg = flow.error.msg if flow.error else ""
         outcome: Outcome = "cancelled" if msg == CLIENT_GONE else flow.metadata["modelmux"].get("failure", "reset")
         self.record(lease, outcome)
@@ -242,56 +221,3 @@ def _attempt(flow: http.HTTPFlow, lease: Lease, outcome: Outcome) -> None:
         "outcome": outcome,
         "ms": round((time.time() - request.timestamp_start) * 1000, 1),
     }]
-
-
-_NUMBER = {
-    name: re.compile(rb'"%s"\s*:\s*(\d+)' % name.encode())
-    for name in ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
-}
-CARRY = 96  # bytes kept from the previous chunk, so a count split across chunks is found
-
-
-class UsageSniffer:
-    """Token counts from an Anthropic event stream as it passes, without parsing it:
-    message_start carries the input counts, message_delta the final ones."""
-
-    def __init__(self) -> None:
-        self._counts: dict[str, int] = {}
-        self._tail = b""
-
-    def feed(self, data: bytes) -> None:
-        # Runs per streamed chunk: a large one is scanned in place, not copied.
-        if len(data) >= CARRY:
-            hit = b"_tokens" in data or b"_tokens" in self._tail + data[:CARRY]
-            after = data[-CARRY:]
-        else:
-            after = self._tail + data
-            hit = b"_tokens" in after
-            after = after[-CARRY:]
-        if hit:
-            window = self._tail + data
-            for name, pattern in _NUMBER.items():
-                found = pattern.findall(window)
-                if found:
-                    self._counts[name] = int(found[-1])
-        self._tail = after
-
-    def usage(self) -> Usage:
-        return _usage(self._counts)
-
-
-def usage_of_json(body: bytes) -> Usage | None:
-    try:
-        usage = json.loads(body).get("usage")
-    except (ValueError, AttributeError):
-        return None
-    return _usage(usage) if isinstance(usage, dict) else None
-
-
-def _usage(counts: Mapping[str, object]) -> Usage:
-    def number(name: str) -> int:
-        value = counts.get(name)
-        return value if isinstance(value, int) else 0
-
-    inputs = number("input_tokens") + number("cache_read_input_tokens") + number("cache_creation_input_tokens")
-    return Usage(input_tokens=inputs, output_tokens=number("output_tokens"))

@@ -25,11 +25,14 @@ from mitmproxy import ctx
 from mitmproxy import http
 
 from modelmux import exchange
-from modelmux.addons.credentials import Credentials, UsageSniffer, usage_of_json
+from modelmux.addons.credentials import Credentials
+from modelmux.addons.internals import flows_kept
 from modelmux.cooldowns import POLICIES, RETRY_HEADERS, Kind, Outcome, classify, iso, names_a_wait, retry_after, span
+from modelmux.credentials import shown_headers
 from modelmux.errors import ERROR_TYPES, GatewayError, upstream_error
 from modelmux.exchange import FRAMING
 from modelmux.messages import PING, error_event
+from modelmux.meter import Meter, tokens_of_json
 from modelmux.pools import Lease, Verdict
 from modelmux.refusals import AllBusy, AllCooling, Refusal
 from modelmux.routing import Decision
@@ -169,7 +172,7 @@ class Failover:
         provider = candidate.provider
         label = lease.credential.label if lease else None
         trail: dict[str, Any] = {"provider": provider.name, "credential": label or "client token",
-                                 "model": candidate.upstream_model}
+                                 "model": candidate.upstream_model, "protocol": provider.protocol}
         notes["attempts"].append(trail)
         began = time.monotonic()
         try:
@@ -198,10 +201,15 @@ class Failover:
         if outgoing.translation is not None and plan.stream:
             asyncio.get_running_loop().call_soon(exchange.estimate, outgoing.translation, plan.body)
         assert self.client
+        headers = outgoing.headers(plan.client)
         request = self.client.build_request(
-            "POST", outgoing.url, headers=outgoing.headers(plan.client), content=outgoing.content,
+            "POST", outgoing.url, headers=headers, content=outgoing.content,
             timeout=httpx.Timeout(STALL_TIMEOUT, connect=provider.connect_timeout),
         )
+        if flows_kept():  # for the record: the Dashboard shows the last attempt's as the flow's request
+            auth = provider.auth.header if provider.auth else None
+            trail["sent"] = {"url": outgoing.url, "headers": shown_headers(headers, auth, lease.credential if lease else None),
+                             "body": outgoing.content}
         where = f"provider '{provider.name}' ({trail['upstream']})"
         response = None
         try:
@@ -231,6 +239,9 @@ class Failover:
             if len(body) >= ERROR_BODY_LIMIT:
                 break
         text = body.decode("utf-8", "replace")
+        if "sent" in trail:
+            trail["response_headers"] = [[k, v] for k, v in response.headers.multi_items()]
+            trail["response_body"] = body
         return self._failed(candidate, lease, trail, response.status_code, text, response.headers, response.reason_phrase)
 
     async def _whole(self, candidate: Decision, lease: Lease | None, outgoing: exchange.Outgoing,
@@ -244,8 +255,11 @@ class Failover:
             return self._failed(candidate, lease, trail, 502, message)
         out.whole(response.status_code, [*_passed_headers(response.headers), ("content-type", content_type)], body)
         trail["outcome"] = response.status_code
+        if "sent" in trail:
+            trail["answer"] = _answer(response, raw)
         if lease is not None:
-            self.credentials.record(lease, response.status_code, usage=usage_of_json(body))
+            tokens = tokens_of_json(body)
+            self.credentials.record(lease, response.status_code, usage=tokens.for_pool() if tokens else None)
         return None
 
     def _failed(self, candidate: Decision, lease: Lease | None, trail: dict, outcome: Outcome, text: str,
@@ -309,7 +323,8 @@ class Pump:
         self.transform = exchange.stream_transform(outgoing.translation, outgoing.restore) or EventAligner()
         self.held: list[bytes] = []
         self.committed = False
-        self.sniffer = UsageSniffer()
+        self.meter = Meter()
+        self.raw: list[bytes] | None = [] if "sent" in trail else None  # the upstream's bytes, for the record
         self.interval = ctx.options.modelmux_ping_interval
         self.last = time.monotonic()  # of the last bytes the client got, or of the first wait
         self.timer: asyncio.TimerHandle | None = None
@@ -318,6 +333,8 @@ class Pump:
         self._schedule()
         try:
             async for chunk in self.response.aiter_raw():
+                if self.raw is not None:
+                    self.raw.append(chunk)
                 failure = self._take(self.transform.feed(chunk))
                 if failure is not None:
                     return failure
@@ -340,8 +357,11 @@ class Pump:
                                          f"provider '{provider}' ended its stream before the first event")
         self.out.end()
         self.trail["outcome"] = self.response.status_code
+        if self.raw is not None:
+            self.trail["answer"] = _answer(self.response, b"".join(self.raw))
         if self.lease is not None:
-            self.failover.credentials.record(self.lease, self.response.status_code, usage=self.sniffer.usage())
+            usage = self.meter.tokens().for_pool()
+            self.failover.credentials.record(self.lease, self.response.status_code, usage=usage)
         return None
 
     def _take(self, pieces: list[bytes]) -> Failure | None:
@@ -367,7 +387,7 @@ class Pump:
 
     def _send(self, data: bytes) -> None:
         self.out.chunk(data)
-        self.sniffer.feed(data)
+        self.meter.feed(data)
         self.last = time.monotonic()
 
     def _error_event(self, event: bytes) -> Failure:
@@ -385,6 +405,8 @@ class Pump:
         self.out.end()
         self.trail["outcome"] = "reset"
         self.trail["error"] = message
+        if self.raw is not None:
+            self.trail["answer"] = _answer(self.response, b"".join(self.raw))
         self.plan.flow.metadata["modelmux"]["error"] = message
         if self.lease is not None:
             self.failover.credentials.record(self.lease, "reset")
@@ -468,6 +490,11 @@ def _transport(error: httpx.TransportError, connect: float) -> tuple[Outcome, st
     if isinstance(error, httpx.ConnectError):
         return "connect", f"cannot be connected to: {detail}"
     return "reset", f"closed the connection without a complete answer: {detail}"
+
+
+def _answer(response: httpx.Response, body: bytes) -> dict[str, Any]:
+    """An upstream's answer as the record keeps it."""
+    return {"status": response.status_code, "headers": [[k, v] for k, v in response.headers.multi_items()], "body": body}
 
 
 def _passed_headers(headers: httpx.Headers) -> list[tuple[str, str]]:

@@ -118,6 +118,7 @@ class Failures:
         status, message, failure = self._describe(flow, timed_out)
         if notes := flow.metadata.get("modelmux"):
             notes["failure"] = failure  # how the credential's attempt ended, for its pool
+            notes["status"] = status  # what the client gets, as mitmproxy's error page
         self._prepared[id(flow.error.msg)] = (flow.error.msg, status, error_body(status, message))
         while len(self._prepared) > PREPARED_LIMIT:
             self._prepared.popitem(last=False)

@@ -94,3 +94,15 @@ def stored_flows(view) -> list:  # view: mitmproxy.addons.view.View
     Touchpoint: View._store (insertion-ordered); the filtered view as a fallback."""
     store = getattr(view, "_store", None)
     return list(store.values()) if store is not None else list(view)
+
+
+def flows_kept() -> bool:
+    """Whether finished flows are kept anywhere a person reads them: mitmweb's view,
+    `-w` (save_stream_file) or modelmux's own recording. Only then are whole bodies worth
+    keeping. Touchpoint: the "view" addon, present under mitmweb only."""
+    options = ctx.options
+    return (
+        ctx.master.addons.get("view") is not None
+        or bool(getattr(options, "save_stream_file", None))
+        or bool(getattr(options, "modelmux_record", None))
+    )

@@ -36,7 +36,6 @@ class LocalAPI:
         path = request_path(flow)
         if flow.request.method == "POST" and path == RESET_PATH:
             self.reset_credentials(flow)
-            flow.comment = f"local: POST {path}"
             return
         if flow.request.method not in ("GET", "HEAD"):
             return
@@ -52,9 +51,6 @@ class LocalAPI:
             answer_json(flow, 200, self.credentials.pools.snapshot())
         elif path.startswith(MODELS_PREFIX):
             self.get_model(flow, path.removeprefix(MODELS_PREFIX))
-        else:
-            return
-        flow.comment = f"local: {flow.request.method} {path}"
 
     def health(self) -> dict:
         settings = self.settings

@@ -1,49 +1,103 @@
 """Redactor: once a request has left, the flow keeps no secret. mitmweb shows flows and
 `-w` saves them; both would otherwise hold the provider's key the Router put in, or the
 client's own token on passthrough routes. The upstream got the real values already, so
-only the record changes: each becomes its label (or "client") and last four characters."""
+only the record changes: each becomes its label (or "client") and last four characters.
+
+Headers are redacted as soon as the answer begins. While flows are kept (mitmweb, -w,
+a recording), the finished flow's URL, bodies and kept copies are scrubbed too, of every
+configured key and the client's token: upstreams echo keys in error messages."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from mitmproxy import http
 
+from modelmux.addons.internals import flows_kept
 from modelmux.addons.settings import Settings
-from modelmux.config import Credential
-from modelmux.credentials import redacted
+from modelmux.config import Config, Credential
+from modelmux.credentials import redacted, redacted_token, scrub, scrub_bytes
 from modelmux.headers import CLIENT_AUTH_HEADERS
+
+KEPT_BODIES = ("client_request", "upstream_response")  # the Dashboard's copies in the flow's notes
 
 
 class Redactor:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.secrets: list[Credential] = []
+        self._clients: dict[str, Credential] = {}  # flow id → the client's token, until the flow ends
+        settings.subscribe(self._configure)
+
+    def _configure(self, config: Config) -> None:
+        self.secrets = [c for provider in config.providers.values() for c in provider.credentials]
+        if config.server.api_key:
+            self.secrets.append(Credential("gateway key", config.server.api_key))
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
-        self._redact(flow)
+        self._headers(flow)
 
     def response(self, flow: http.HTTPFlow) -> None:
-        self._redact(flow)
+        self._finish(flow)
 
     def error(self, flow: http.HTTPFlow) -> None:
-        self._redact(flow)
+        self._finish(flow)
 
-    def _redact(self, flow: http.HTTPFlow) -> None:
+    def _finish(self, flow: http.HTTPFlow) -> None:
+        self._headers(flow)
+        client = self._clients.pop(flow.id, None)
+        if flows_kept() and "modelmux" in flow.metadata:
+            self._everything(flow, [*self.secrets, *([client] if client else [])])
+
+    def _headers(self, flow: http.HTTPFlow) -> None:
         notes = flow.metadata.get("modelmux") or {}
-        if "provider" not in notes or notes.get("redacted"):
+        if "provider" not in notes:
             return
-        notes["redacted"] = True
         config = self.settings.config
         provider = config.providers.get(notes["provider"]) if config else None
         headers = flow.request.headers
         if provider is None or provider.auth is None:  # passthrough: the client's own token
             for name in CLIENT_AUTH_HEADERS:
-                if name in headers:
-                    scheme, _, token = headers[name].rpartition(" ")
-                    headers[name] = f"{scheme} {_short('client', token)}".lstrip()
+                if name in headers and "…" not in headers[name]:
+                    token = headers[name].rpartition(" ")[2]
+                    self._clients.setdefault(flow.id, Credential("client", token))
+                    headers[name] = redacted_token(headers[name])
             return
         credential = next((c for c in provider.credentials if c.label == notes.get("credential")), None)
-        if credential is not None and provider.auth.header in headers:
-            headers[provider.auth.header] = provider.auth.template.replace("{key}", redacted(credential))
+        auth = provider.auth.header
+        if credential is not None and auth in headers:
+            headers[auth] = headers[auth].replace(credential.key, redacted(credential))
+
+    def _everything(self, flow: http.HTTPFlow, secrets: list[Credential]) -> None:
+        request, response = flow.request, flow.response
+        for message in (request, response):
+            if message is None:
+                continue
+            for name, value in message.headers.items():
+                if (clean := scrub(value, secrets)) != value:
+                    message.headers[name] = clean
+            if message.raw_content and (clean_body := scrub_bytes(message.content or b"", secrets)) != message.content:
+                message.content = clean_body
+        if (url := scrub(request.url, secrets)) != request.url:
+            request.url = url
+        flow.comment = scrub(flow.comment, secrets)
+        notes = flow.metadata["modelmux"]
+        for key in KEPT_BODIES:
+            if isinstance(notes.get(key), dict):
+                notes[key] = _scrubbed(notes[key], secrets)
+        notes["attempts"] = [_scrubbed(a, secrets) for a in notes.get("attempts") or []]
+        if "error" in notes:
+            notes["error"] = scrub(str(notes["error"]), secrets)
 
 
-def _short(label: str, secret: str) -> str:
-    return redacted(Credential(label, secret))
+def _scrubbed(value: Any, secrets: list[Credential]) -> Any:
+    """A kept copy (bytes, text, header lists, dicts of them) with every secret redacted."""
+    if isinstance(value, bytes):
+        return scrub_bytes(value, secrets)
+    if isinstance(value, str):
+        return scrub(value, secrets)
+    if isinstance(value, list):
+        return [_scrubbed(v, secrets) for v in value]
+    if isinstance(value, dict):
+        return {k: _scrubbed(v, secrets) for k, v in value.items()}
+    return value

@@ -14,7 +14,7 @@ class Retention:
         loader.add_option(
             "modelmux_max_flows",
             int,
-            1000,
+            500,  # with the Dashboard's kept bodies, a Claude Code flow holds a few hundred KB
             "The most flows mitmweb keeps; older finished ones are dropped (0: keep all).",
         )
 

@@ -16,8 +16,9 @@ from modelmux.addons.relay import Relay
 from modelmux.addons.settings import Settings
 from modelmux.addons.streams import as_stream
 from modelmux.addons.translator import translation_of
-from modelmux.config import Credential, Provider
-from modelmux.credentials import redacted
+from modelmux.addons.internals import flows_kept
+from modelmux.config import Provider
+from modelmux.credentials import redacted_token, shown_headers
 from modelmux.errors import GatewayError
 from modelmux.headers import CLIENT_AUTH_HEADERS, OWN_HEADER_PREFIX
 from modelmux.passthrough import ModelRestorer, restore_model_json
@@ -75,6 +76,7 @@ class Router:
             "provider": provider.name,
             "route": decision.route.source,
             "profile": profile.name if profile else None,
+            "protocol": provider.protocol,
             "connect_timeout": provider.connect_timeout,
             "response_timeout": provider.response_timeout,
         }
@@ -86,6 +88,8 @@ class Router:
             return
         candidates = routing.candidates(config, decision, profile)
         client = _lowercase(flow.request.headers)
+        if flows_kept():
+            notes["client_request"] = _as_sent_by_client(flow.request)
         session = session_of(client, body) if any(c.provider.affinity for c in candidates) else None
         if path != exchange.COUNT_TOKENS and (len(candidates) > 1 or self.credentials.pooled(provider.name) > 1):
             return self._relay(flow, candidates, body, client, session, config.server.max_attempts)
@@ -105,7 +109,7 @@ class Router:
                 lease.release()
             raise
         _apply(flow, outgoing)
-        notes["credential"] = lease.credential.label if lease else "client token (passthrough)"
+        notes["credential"] = lease.credential.label if lease else "client token"
         notes["restore_model"] = outgoing.restore
         if outgoing.translation is not None:
             notes["translation"] = outgoing.translation
@@ -130,9 +134,7 @@ class Router:
         # The plan keeps the client's token for passthrough attempts; the flow shows it redacted.
         for name in CLIENT_AUTH_HEADERS:
             if name in request.headers:
-                scheme, _, token = request.headers[name].rpartition(" ")
-                request.headers[name] = f"{scheme} {redacted(Credential('client', token))}".lstrip()
-        notes["redacted"] = True
+                request.headers[name] = redacted_token(request.headers[name])
         self.relay.register(flow, plan)
         flow.comment = f"{_head(notes)} · failover relay"
 
@@ -168,7 +170,14 @@ class Router:
     def response(self, flow: http.HTTPFlow) -> None:
         response = flow.response
         assert response
-        restore = flow.metadata.get("modelmux", {}).get("restore_model")
+        notes = flow.metadata.get("modelmux", {})
+        if not response.stream and "provider" in notes and not notes.get("local") and flows_kept():
+            # The upstream's own answer, before the addons after this one rewrite it
+            # (translation, error envelopes): the Dashboard keeps it if it differs.
+            notes["upstream_answer"] = {"status": response.status_code, "body": response.content,
+                                        "headers": [[k.decode("latin-1"), v.decode("latin-1")]
+                                                    for k, v in response.headers.fields]}
+        restore = notes.get("restore_model")
         if not restore or response.stream or response.status_code >= 400:
             return
         if rewritten := restore_model_json(response.content or b"", restore):
@@ -183,6 +192,7 @@ def _answer_warmup(flow: http.HTTPFlow, decision: routing.Decision, body: dict) 
         answer(flow, 200, messages.as_events(message), {"content-type": "text/event-stream"})
     else:
         answer_json(flow, 200, message)
+    flow.metadata["modelmux"]["intercepted"] = True
     flow.marked = ":zap:"
     flow.comment = f"intercepted: warmup for {decision.requested} [{decision.route.source}], answered locally"
 
@@ -198,6 +208,13 @@ def _message_body(flow: http.HTTPFlow) -> dict:
     if not isinstance(model, str) or not model:
         raise GatewayError(400, "model: field required (a non-empty string naming the model)")
     return body
+
+
+def _as_sent_by_client(request: http.Request) -> dict:
+    """The client's request as it came (its token redacted), for the record."""
+    headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.fields]
+    return {"method": request.method, "path": request.path, "body": request.content,
+            "headers": shown_headers(headers, None, None)}
 
 
 def _send(flow: http.HTTPFlow, provider: Provider) -> None:

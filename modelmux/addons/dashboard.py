@@ -1,0 +1,242 @@
+"""Dashboard: every flow says what happened, in one line in mitmweb's comment column
+and as a summary in its metadata (which the usage statistics read): the model asked
+for and the upstream that answered, the credential's label, the status, the tokens,
+the time to the first token and in all, and the failover path.
+
+While flows are kept (mitmweb, `-w`, a recording) it also keeps what the "modelmux"
+content view shows: the stream the client received (mitmproxy keeps no streamed
+body), the upstream's answer where it differed, the client's body where the
+upstream got another, and for a relayed flow the request the winning attempt sent.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from mitmproxy import contentviews
+from mitmproxy import http
+
+from modelmux.addons.answers import request_path
+from modelmux.addons.contentview import ModelmuxContentview
+from modelmux.addons.internals import CLIENT_GONE, flows_kept
+from modelmux.errors import ERROR_TYPES
+from modelmux.meter import Meter, Tokens, tokens_of_json
+
+ERROR_SCAN_LIMIT = 64 * 1024  # an error body longer than this is not read for its type
+
+
+class Dashboard:
+    def __init__(self) -> None:
+        self._meters: dict[str, Meter] = {}
+        self._raw: dict[str, list[bytes]] = {}  # flow id → the upstream's chunks
+
+    def load(self, loader) -> None:
+        contentviews.add(ModelmuxContentview())
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        """Runs after every addon that sets or wraps a stream: it sees what the client gets."""
+        notes = flow.metadata.get("modelmux")
+        response = flow.response
+        if not notes or "provider" not in notes or notes.get("local") or response is None or not response.stream:
+            return
+        keep = flows_kept()
+        meter = self._meters[flow.id] = Meter(keep=keep)
+        inner = response.stream
+        raw: list[bytes] | None = None
+        if keep and callable(inner):  # transformed: the upstream's bytes are worth keeping too
+            raw = self._raw[flow.id] = []
+        feed = meter.feed
+
+        def stream(chunk: bytes) -> bytes | list[bytes]:
+            if raw is not None:
+                raw.append(chunk)
+            if not callable(inner):
+                feed(chunk)
+                return chunk
+            out = inner(chunk)
+            if isinstance(out, bytes):
+                feed(out)
+                return out
+            out = list(out)
+            for piece in out:
+                feed(piece)
+            return out
+
+        response.stream = stream
+
+    def meter_of(self, flow: http.HTTPFlow) -> Meter | None:
+        """The meter of a streamed flow, complete once its `response` hook runs."""
+        return self._meters.get(flow.id)
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        self._finish(flow)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        self._finish(flow)
+
+    def _finish(self, flow: http.HTTPFlow) -> None:
+        meter = self._meters.pop(flow.id, None)
+        raw = self._raw.pop(flow.id, None)
+        notes = flow.metadata.get("modelmux")
+        if notes is None or "summary" in notes:
+            return
+        if flows_kept():
+            _keep(flow, notes, meter, raw)
+        summary = notes["summary"] = summarize(flow, notes, meter)
+        _show(flow, summary)
+
+
+def summarize(flow: http.HTTPFlow, notes: dict[str, Any], meter: Meter | None) -> dict[str, Any]:
+    """The flow's summary (plain JSON, kept in its metadata): see dashboard's module doc."""
+    request, response = flow.request, flow.response
+    started = request.timestamp_start
+    ended = (response.timestamp_end if response else None) or time.time()
+    kind = _kind(notes)
+    status = response.status_code if response else notes.get("status", 0)
+    tokens = meter.tokens() if meter else None
+    if tokens is None and response is not None and status < 400 and kind == "routed":
+        tokens = tokens_of_json(response.content or b"")
+    error_type = _error_type(flow, status, meter)
+    if meter is not None:
+        ttft = round((meter.first_content - started) * 1000, 1) if meter.first_content else None
+    else:
+        ttft = round((ended - started) * 1000, 1) if response is not None and status < 400 and kind == "routed" else None
+    attempts = notes.get("attempts")
+    if attempts is None:
+        attempts = [{"provider": notes["provider"], "credential": notes.get("credential"), "outcome": status}] \
+            if kind == "routed" else []
+    return {
+        "kind": kind,
+        "time": started,
+        "method": request.method,
+        "path": (notes.get("client_request") or {}).get("path") or request_path(flow),
+        "requested_model": notes.get("requested_model"),
+        "provider": notes.get("provider"),
+        "model": notes.get("model"),
+        "credential": notes.get("credential"),
+        "route": notes.get("route"),
+        "profile": notes.get("profile"),
+        "status": status,
+        "error_type": error_type,
+        "stream": meter is not None,
+        **(tokens or Tokens()).as_dict(),
+        "ttft_ms": ttft,
+        "total_ms": round((ended - started) * 1000, 1),
+        "attempts": len(attempts),
+        "failover": [f"{a['provider']}/{a['credential']} {a.get('outcome', '…')}" for a in attempts],
+    }
+
+
+def _kind(notes: dict[str, Any]) -> str:
+    if notes.get("intercepted"):
+        return "intercepted"
+    if notes.get("local"):
+        return "refused" if "error" in notes else "local"
+    return "routed" if "requested_model" in notes else "forwarded"
+
+
+def _error_type(flow: http.HTTPFlow, status: int, meter: Meter | None) -> str | None:
+    response = flow.response
+    if meter is not None and meter.error_type:
+        return meter.error_type
+    if status and flow.error is not None and flow.error.msg != CLIENT_GONE:
+        return ERROR_TYPES.get(status, "api_error")  # an answer that broke off (Heartbeat told the client)
+    if status < 400:
+        return None
+    if response is not None and len(response.raw_content or b"") <= ERROR_SCAN_LIMIT:
+        try:
+            error_type = json.loads(response.content or b"")["error"]["type"]
+            if isinstance(error_type, str):
+                return error_type
+        except (ValueError, KeyError, TypeError):
+            pass
+    return ERROR_TYPES.get(status, "api_error")
+
+
+# -- the comment column -----------------------------------------------------------
+
+def line(summary: dict[str, Any]) -> str:
+    """The summary in one line for mitmweb's comment column."""
+    status = summary["status"] or "no answer"
+    error = f" {summary['error_type']}" if summary["error_type"] else ""
+    if summary["kind"] == "forwarded":
+        return f"passthrough {summary['method']} {summary['path']} → {summary['provider']} · {status}{error} · {_s(summary['total_ms'])}"
+    trail = summary["failover"]
+    who = " → ".join(trail) if len(trail) > 1 else summary["credential"]
+    parts = [
+        f"{summary['requested_model']} → {summary['provider']}/{summary['model']}"
+        + (f" [{summary['route']}]" if summary["route"] else ""),
+        str(who),
+        f"{status}{error}",
+    ]
+    if summary["input_tokens"] or summary["output_tokens"] or summary["cached_tokens"]:
+        cached = f" +{summary['cached_tokens']} cached" if summary["cached_tokens"] else ""
+        parts.append(f"in {summary['input_tokens']}{cached} out {summary['output_tokens']}")
+    if summary["ttft_ms"] is not None and summary["stream"]:
+        parts.append(f"ttft {_s(summary['ttft_ms'])}")
+    parts.append(_s(summary["total_ms"]))
+    return " · ".join(parts)
+
+
+def _s(ms: float) -> str:
+    return f"{ms:.0f} ms" if ms < 1000 else f"{ms / 1000:.2f} s"
+
+
+def _show(flow: http.HTTPFlow, summary: dict[str, Any]) -> None:
+    kind = summary["kind"]
+    if kind == "local":
+        flow.comment = f"local · {summary['method']} {summary['path']} · {summary['status']}"
+        flow.marked = flow.marked or ":house:"
+        return
+    if kind in ("refused", "intercepted"):
+        return  # answered locally: their comment and mark were set with the answer
+    gone = flow.error is not None and flow.error.msg == CLIENT_GONE
+    flow.comment = line(summary) + (" · client disconnected" if gone else "")
+    if summary["error_type"]:
+        flow.marked = ":x:"
+    elif summary["attempts"] > 1:
+        flow.marked = ":arrows_counterclockwise:"
+
+
+# -- what the content view shows ----------------------------------------------------
+
+def _keep(flow: http.HTTPFlow, notes: dict[str, Any], meter: Meter | None, raw: list[bytes] | None) -> None:
+    response = flow.response
+    if meter is not None and meter.kept is not None and response is not None:
+        response.content = meter.body()  # mitmproxy kept none; the client already has it all
+    if notes.get("relay"):
+        _show_winning_request(flow, notes)
+    client = notes.get("client_request")
+    if client is not None and client.get("body") == flow.request.content:
+        client["body"] = None  # the same bytes are the request's content: kept once
+    upstream = notes.pop("upstream_answer", None)
+    if raw is not None and response is not None:
+        upstream = {"status": response.status_code, "headers": _fields(response.headers), "body": b"".join(raw)}
+    if upstream is not None and response is not None and upstream["body"] != response.content:
+        notes["upstream_response"] = upstream
+
+
+def _show_winning_request(flow: http.HTTPFlow, notes: dict[str, Any]) -> None:
+    """A relayed flow went to the relay; the record shows what the last attempt sent."""
+    attempts = notes.get("attempts") or []
+    final = attempts[-1].pop("sent", None) if attempts else None
+    if final is not None:
+        request = flow.request
+        request.url = final["url"]
+        request.headers = http.Headers()
+        for name, value in final["headers"]:
+            request.headers.add(name, value)
+        request.content = final["body"]
+        notes["protocol"] = attempts[-1].get("protocol", notes.get("protocol"))
+        if "answer" in attempts[-1]:
+            notes["upstream_answer"] = attempts[-1].pop("answer")
+    for attempt in attempts[:-1]:
+        sent = attempt.pop("sent", None)
+        if sent is not None:
+            attempt["request_body"] = None if sent["body"] == flow.request.content else sent["body"]
+
+
+def _fields(headers: http.Headers) -> list[list[str]]:
+    return [[k.decode("latin-1"), v.decode("latin-1")] for k, v in headers.fields]

@@ -1,0 +1,209 @@
+"""What a flow tells in mitmweb and in a saved flow: the one-line summary, the summary
+in its metadata, and the bodies the "modelmux" content view shows (both sides of a
+translation), with no secret anywhere. The gateway runs with `-w`, so flows are kept."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from gateway import Gateway
+from mitmproxy import contentviews, io
+from mitmproxy.test import taddons
+from openai_upstream import GREETING, OAI_KEY, error_reply, openai_like, sse, text_chunks
+from upstream import Reply, Stream, Upstream, anthropic_like, message_events
+
+from modelmux.addons.contentview import ModelmuxContentview
+from modelmux.addons.dashboard import line
+
+V_A, V_B = "sk-vendor-aaaaaaaaaaaa1111", "sk-vendor-bbbbbbbbbbbb2222"
+CLIENT_TOKEN = "sk-ant-oat01-dashboard-client-9999"
+ENV = {"OAI_KEY": OAI_KEY, "V_A": V_A, "V_B": V_B}
+RATE_LIMITED = Reply(429, json.dumps({"type": "error", "error": {"type": "rate_limit_error", "message": "slow down"}}).encode())
+
+
+@pytest.fixture(scope="module")
+def upstreams() -> Iterator[dict[str, Upstream]]:
+    with Upstream() as anthropic, Upstream() as oai:
+        yield {"anthropic": anthropic, "oai": oai}
+
+
+@pytest.fixture(scope="module")
+def gateway(upstreams: dict[str, Upstream], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    directory = tmp_path_factory.mktemp("dashboard")
+    routes = f"""
+providers:
+  anthropic: {{protocol: anthropic, base_url: "{upstreams['anthropic'].url}", auth: passthrough}}
+  vendor:
+    protocol: anthropic
+    base_url: "{upstreams['anthropic'].url}/vendor"
+    strategy: fill-first
+    credentials: [{{label: v-a, key: "${{V_A}}"}}, {{label: v-b, key: "${{V_B}}"}}]
+  oai: {{protocol: openai-chat, base_url: "{upstreams['oai'].url}/v1", credentials: [{{label: oai-main, key: "${{OAI_KEY}}"}}]}}
+routes:
+  - {{match: "gpt-*", provider: oai, model: gpt-test}}
+  - {{match: "vendor-*", provider: vendor, model: vendor-model}}
+default: {{provider: anthropic}}
+"""
+    with Gateway(directory, routes, ENV, ["-w", str(directory / "flows.mitm")]) as gw:
+        gw.flows = directory / "flows.mitm"  # type: ignore[attr-defined]
+        yield gw
+
+
+@pytest.fixture(autouse=True)
+def fresh(upstreams: dict[str, Upstream], gateway: Gateway) -> None:
+    gateway.reset_credentials()
+    for name, upstream in upstreams.items():
+        upstream.received.clear()
+        upstream.reply = anthropic_like if name == "anthropic" else openai_like
+
+
+def post(gateway: Gateway, model: str, stream: bool = False, text: str = "hi") -> httpx.Response:
+    body = {"model": model, "max_tokens": 64, "stream": stream, "messages": [{"role": "user", "content": text}]}
+    return httpx.post(f"{gateway.url}/v1/messages", json=body, headers={"authorization": f"Bearer {CLIENT_TOKEN}"},
+                      timeout=10)
+
+
+def saved(gateway: Gateway, match: Any) -> Any:
+    """The saved flow `match(flow)` picks, once -w has written it."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        with Path(gateway.flows).open("rb") as file:  # type: ignore[attr-defined]
+            found = [f for f in io.FlowReader(file).stream() if match(f)]
+        if found:
+            return found[-1]
+        time.sleep(0.05)
+    raise AssertionError("the flow was never saved")
+
+
+def by_model(model: str):
+    return lambda f: (f.metadata.get("modelmux") or {}).get("requested_model") == model
+
+
+def rendered(message: Any, flow: Any) -> str:
+    contentviews.add(ModelmuxContentview())
+    with taddons.context():  # the content views read mitmproxy's options
+        result = contentviews.prettify_message(message, flow)
+    assert result.view_name == "modelmux"
+    return result.text
+
+
+def test_a_translated_stream_keeps_both_sides(gateway, upstreams):
+    upstream_stream = b"".join(sse(text_chunks()))
+    upstreams["oai"].reply = lambda r: Reply(200, upstream_stream, {"content-type": "text/event-stream"})
+    answer = post(gateway, "gpt-dash-stream", stream=True)
+    assert answer.status_code == 200
+    flow = saved(gateway, by_model("gpt-dash-stream"))
+    notes = flow.metadata["modelmux"]
+    summary = notes["summary"]
+    assert {k: v for k, v in summary.items() if k not in ("time", "ttft_ms", "total_ms")} == {
+        "kind": "routed", "method": "POST", "path": "/v1/messages", "requested_model": "gpt-dash-stream",
+        "provider": "oai", "model": "gpt-test", "credential": "oai-main", "route": "routes[0]", "profile": None,
+        "status": 200, "error_type": None, "stream": True, "input_tokens": 12, "cached_tokens": 0,
+        "cache_write_tokens": 0, "output_tokens": 7, "attempts": 1, "failover": ["oai/oai-main 200"],
+    }
+    assert 0 < summary["ttft_ms"] <= summary["total_ms"]
+    assert abs(summary["time"] - time.time()) < 60
+    assert re.fullmatch(r"gpt-dash-stream → oai/gpt-test \[routes\[0\]\] · oai-main · 200 · in 12 out 7 · "
+                        r"ttft \d+ ms · \d+ ms", flow.comment), flow.comment
+    # The record: what went upstream, what came back, what the client got.
+    assert flow.request.content == upstreams["oai"].received[0].body
+    assert flow.request.pretty_url == f"{upstreams['oai'].url}/v1/chat/completions"
+    assert flow.request.headers["authorization"] == "Bearer oai-main…3333"
+    assert json.loads(notes["client_request"]["body"])["messages"] == [{"role": "user", "content": "hi"}]
+    assert notes["client_request"]["path"] == "/v1/messages"
+    assert dict(notes["client_request"]["headers"])["authorization"] == "Bearer client…9999"
+    assert flow.response.content == answer.content
+    assert notes["upstream_response"]["body"] == upstream_stream
+    # ... and how the content view shows it.
+    response_view = rendered(flow.response, flow)
+    assert f"── assembled ──\n\n{GREETING}\n[stop_reason end_turn]" in response_view
+    assert "── client received (Anthropic) ──\n\nevent: message_start\n" in response_view
+    assert "── upstream answered (openai-chat) ──\n\nHTTP 200\n\n{\"id\":" in response_view
+    request_view = rendered(flow.request, flow)
+    assert '── client sent (Anthropic) ──\n\n{\n  "model": "gpt-dash-stream"' in request_view
+    assert f"── sent upstream (openai-chat) ──\n\nPOST {upstreams['oai'].url}/v1/chat/completions\n\n{{\n  \"model\": \"gpt-test\"" in request_view
+
+
+def test_a_passthrough_stream_is_kept_once(gateway, upstreams):
+    answer = post(gateway, "claude-dash-pass", stream=True)
+    flow = saved(gateway, by_model("claude-dash-pass"))
+    notes = flow.metadata["modelmux"]
+    assert (notes["summary"]["credential"], notes["summary"]["input_tokens"], notes["summary"]["output_tokens"]) == (
+        "client token", 12, 7)
+    assert flow.response.content == answer.content == b"".join(message_events("claude-dash-pass"))
+    assert notes["client_request"]["body"] is None  # the upstream got the client's bytes: not kept twice
+    assert "upstream_response" not in notes
+    assert flow.request.headers["authorization"] == "Bearer client…9999"
+    assert "(the same body)" in rendered(flow.request, flow)
+
+
+def test_a_failover_shows_the_path_and_the_winning_request(gateway, upstreams):
+    upstreams["anthropic"].gate = lambda r: RATE_LIMITED if r.headers.get("x-api-key") == V_A else None
+    try:
+        assert post(gateway, "vendor-dash").status_code == 200
+    finally:
+        upstreams["anthropic"].gate = None
+    flow = saved(gateway, by_model("vendor-dash"))
+    notes, summary = flow.metadata["modelmux"], flow.metadata["modelmux"]["summary"]
+    assert (summary["attempts"], summary["failover"], summary["credential"]) == (
+        2, ["vendor/v-a 429", "vendor/v-b 200"], "v-b")
+    assert flow.marked == ":arrows_counterclockwise:"
+    assert "· vendor/v-a 429 → vendor/v-b 200 · 200 ·" in flow.comment
+    # The relay is not what the record shows: the last attempt's request is.
+    assert flow.request.pretty_url == f"{upstreams['anthropic'].url}/vendor/v1/messages"
+    assert flow.request.headers["x-api-key"] == "v-b…2222"
+    assert json.loads(flow.request.content)["model"] == "vendor-model"
+    failed = notes["attempts"][0]
+    assert (failed["request_body"], json.loads(failed["response_body"])["error"]["type"]) == (None, "rate_limit_error")
+    assert "── vendor/v-a answered 429 (failed attempt) ──" in rendered(flow.response, flow)
+
+
+def test_an_upstream_error_is_marked_and_its_echoed_key_scrubbed(gateway, upstreams):
+    upstreams["oai"].reply = lambda r: error_reply(401, f"Incorrect API key provided: {OAI_KEY}", code="invalid_api_key")
+    assert post(gateway, "gpt-dash-401").status_code == 401
+    flow = saved(gateway, by_model("gpt-dash-401"))
+    summary = flow.metadata["modelmux"]["summary"]
+    assert (summary["status"], summary["error_type"], summary["ttft_ms"]) == (401, "authentication_error", None)
+    assert flow.marked == ":x:"
+    assert OAI_KEY.encode() not in Path(gateway.flows).read_bytes()  # type: ignore[attr-defined]
+    assert b"oai-main\xe2\x80\xa63333" in flow.metadata["modelmux"]["upstream_response"]["body"]
+
+
+def test_local_and_refused_answers_are_told_apart(gateway):
+    httpx.get(f"{gateway.url}/healthz")
+    local = saved(gateway, lambda f: f.request.path == "/healthz")
+    assert (local.comment, local.marked, local.metadata["modelmux"]["summary"]["kind"]) == (
+        "local · GET /healthz · 200", ":house:", "local")
+    httpx.post(f"{gateway.url}/v1/messages", content=b"{not json", headers={"x-dash": "refused"})
+    refused = saved(gateway, lambda f: f.request.headers.get("x-dash") == "refused")
+    assert refused.metadata["modelmux"]["summary"]["kind"] == "refused"
+    assert refused.comment.startswith("modelmux 400 invalid_request_error: request body is not valid JSON")
+    assert refused.marked == ":warning:"
+
+
+def test_the_line_reads_cached_tokens_and_seconds():
+    summary = {"kind": "routed", "requested_model": "m", "provider": "p", "model": "u", "route": None,
+               "credential": "k", "status": 200, "error_type": None, "input_tokens": 5, "cached_tokens": 3000,
+               "output_tokens": 40, "ttft_ms": 812.4, "total_ms": 2345.6, "stream": True, "failover": ["p/k 200"]}
+    assert line(summary) == "m → p/u · k · 200 · in 5 +3000 cached out 40 · ttft 812 ms · 2.35 s"
+    failed = {**summary, "status": 0, "error_type": None, "input_tokens": 0, "cached_tokens": 0, "output_tokens": 0,
+              "ttft_ms": None, "failover": ["p/k reset", "q/j timeout"]}
+    assert line(failed) == "m → p/u · p/k reset → q/j timeout · no answer · 2.35 s"
+
+
+def test_a_stream_that_breaks_off_counts_as_an_error(gateway, upstreams):
+    pieces = sse(text_chunks(), done=False)[:3]
+    upstreams["oai"].reply = lambda r: Stream(pieces, complete=False)
+    answer = post(gateway, "gpt-dash-broken", stream=True)
+    assert answer.content.count(b"event: error\n") == 1 and b"broke off its answer mid-stream" in answer.content
+    flow = saved(gateway, by_model("gpt-dash-broken"))
+    summary = flow.metadata["modelmux"]["summary"]
+    assert (summary["status"], summary["error_type"], flow.marked) == (200, "api_error", ":x:")
+    assert summary["ttft_ms"] is not None
