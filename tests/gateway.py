@@ -48,6 +48,7 @@ class Gateway:
         self.web_port = free_port() if web else None
         self.web_url = ""
         self.web_token = ""
+        self._web_client: httpx.Client | None = None
         self.process: subprocess.Popen | None = None
 
     def start(self) -> Gateway:
@@ -84,10 +85,15 @@ class Gateway:
     def web_api(self, path: str) -> httpx.Response:
         """GET `path` from mitmweb's API with the token, as a script would."""
         assert self.web, "started without web=True"
-        return httpx.get(f"http://127.0.0.1:{self.web_port}{path}",
-                         headers={"Authorization": f"Bearer {self.web_token}"}, timeout=10).raise_for_status()
+        if self._web_client is None:
+            self._web_client = httpx.Client(base_url=f"http://127.0.0.1:{self.web_port}", timeout=10,
+                                            headers={"Authorization": f"Bearer {self.web_token}"})
+        return self._web_client.get(path).raise_for_status()
 
     def stop(self) -> None:
+        if self._web_client is not None:
+            self._web_client.close()
+            self._web_client = None
         if self.process and self.process.poll() is None:
             self.process.terminate()
             try:
