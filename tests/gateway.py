@@ -28,6 +28,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def end_process(process: subprocess.Popen, grace: float) -> None:
+    """SIGTERM, then SIGKILL if it is still there after `grace` seconds."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 class Gateway:
     """Writes `routes` to a routes.yaml, runs mitmdump with the addon on a free port,
     and keeps its console output in `log` for tests that grep it. With `web`, mitmweb
@@ -94,13 +106,8 @@ class Gateway:
         if self._web_client is not None:
             self._web_client.close()
             self._web_client = None
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process:
+            end_process(self.process, 5)
         self.check_log()
 
     def check_log(self) -> None:
