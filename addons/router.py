@@ -28,17 +28,19 @@ from modelmux.addons.retention import Retention  # noqa: E402
 from modelmux.addons.router import Router  # noqa: E402
 from modelmux.addons.settings import Settings  # noqa: E402
 from modelmux.addons.translator import Translator  # noqa: E402
+from modelmux.addons.usage import Usage  # noqa: E402
 
 settings = Settings(default_config=REPO / "routes.yaml")
 dashboard = Dashboard()
 credentials = Credentials(settings, dashboard)
 relay = Relay(Failover(credentials))
+usage = Usage(settings)
 
 addons = [
     settings,
     Listeners(settings),
     InboundAuth(settings),
-    LocalAPI(settings, credentials),
+    LocalAPI(settings, credentials, usage),
     Router(settings, credentials, relay),
     Translator(),
     Heartbeat(),
@@ -47,5 +49,6 @@ addons = [
     relay,
     dashboard,  # after every addon that sets a stream (it meters what the client gets) and before the readers of its summary
     Redactor(settings),  # last of the hooks that read the request: after it, no secret is left
+    usage,  # after the Dashboard, whose response/error hooks complete the summary it counts
     Retention(),
 ]

@@ -7,10 +7,12 @@ import json
 import os
 import shutil
 import sys
+import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
-from modelmux import __version__, config, procs
+from modelmux import __version__, config, procs, usage
 from modelmux.config import Config, Profile
 from modelmux.cooldowns import POLICIES, span
 from modelmux.launcher import (
@@ -86,12 +88,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     reset.add_argument("provider", metavar="PROVIDER")
     reset.add_argument("label", metavar="LABEL", nargs="?", help="a credential's label (default: all of PROVIDER's)")
+    counts = commands.add_parser(
+        "usage", parents=[common, port], help="requests, errors, tokens and time to first token, per provider, "
+        "credential and model (today and the last 7 days)",
+    )  # fmt: skip
+    counts.add_argument("--days", type=_days, metavar="N", help="the last N days, today included (1: today)")
+    counts.add_argument(
+        "--by", choices=list(usage.GROUPINGS), default="all",
+        help="one row per provider, model, credential, or (all, the default) provider, credential and model",
+    )  # fmt: skip
+    counts.add_argument("--json", action="store_true", help="print the gateway's JSON report(s)")
     return parser
 
 
 def _port(text: str) -> int:
     if not text.isdigit() or not 1 <= int(text) <= 65535:
         raise argparse.ArgumentTypeError(f"{text!r} is not a port (1-65535)")
+    return int(text)
+
+
+def _days(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= usage.MAX_DAYS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days (1-{usage.MAX_DAYS})")
     return int(text)
 
 
@@ -355,6 +373,42 @@ def reset(args: argparse.Namespace, _: list[str]) -> int:
     return 0
 
 
+def usage_report(args: argparse.Namespace, _: list[str]) -> int:
+    """From the running gateway; when none runs, from its usage file, so the numbers are
+    there offline too. --json prints the gateway's document, or a list of both periods'."""
+    cfg = load_config(args.config)
+    gateway = gateway_for(cfg, args.port)
+    periods = [args.days] if args.days else [1, 7]
+    if gateway.health():
+        reports = [gateway.usage(cfg.server.api_key, days, args.by) for days in periods]
+        source = f"the gateway on {gateway.address}"
+    else:
+        reports = offline_usage(cfg.path, gateway, periods, args.by)
+        source = reports[0]["file"]
+    if args.json:
+        print(json.dumps(reports[0] if args.days else reports, indent=2))
+        return 0
+    print(f"usage from {source}")
+    for report in reports:
+        print()
+        print("\n".join(usage.table(report)))
+    return 0
+
+
+def offline_usage(config_path: Path, gateway: Gateway, periods: list[int], by: str) -> list[dict[str, Any]]:
+    file = usage.UsageFile(usage.usage_path(config_path))
+    try:
+        reports = usage.reports_from(file, periods, by, time.time())
+    except OSError as e:
+        raise LaunchError(
+            f"modelmux is not running on {gateway.address}, and {file.path} cannot be read ({e.strerror})"
+        ) from e
+    _note(f"modelmux is not running on {gateway.address}; these numbers are from {file.path}")
+    if file.skipped:
+        _note(f"skipped {file.skipped} corrupt line(s) of {file.path} (the first: {file.first_skipped})")
+    return reports
+
+
 def _note(message: str) -> None:
     print(f"modelmux: {message}", file=sys.stderr)
 
@@ -366,6 +420,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, list[str]], int]] = {
     "status": status,
     "stop": stop,
     "reset": reset,
+    "usage": usage_report,
 }
 
 if __name__ == "__main__":

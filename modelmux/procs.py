@@ -27,6 +27,7 @@ from modelmux.launcher import LaunchError, url_host
 HEALTH_TIMEOUT = 1.0
 CREDENTIALS_PATH = "/modelmux/credentials"
 RESET_PATH = "/modelmux/credentials/reset"
+USAGE_PATH = "/modelmux/usage"
 MAX_ANSWER = 1 << 20
 POLL_INTERVAL = 0.1
 START_TIMEOUT = 30.0
@@ -71,6 +72,9 @@ class Gateway:
 
     def reset_credentials(self, key: str | None, provider: str, label: str | None) -> dict[str, Any]:
         return reset_credentials(self.host, self.port, key, provider, label)
+
+    def usage(self, key: str | None, days: int, by: str) -> dict[str, Any]:
+        return usage(self.host, self.port, key, days, by)
 
     def recorded_pid(self) -> int | None:
         """The pid file's pid, if that process is alive and still a gateway."""
@@ -127,6 +131,11 @@ def reset_credentials(
     gateway answers with the snapshot as it is afterwards."""
     body = {"provider": provider} | ({"label": label} if label is not None else {})
     return _call(host, port, "POST", RESET_PATH, key, body, timeout)
+
+
+def usage(host: str, port: int, key: str | None, days: int, by: str, timeout: float = HEALTH_TIMEOUT) -> dict[str, Any]:
+    """The gateway's usage report of the last `days` local days, grouped `by`."""
+    return _call(host, port, "GET", f"{USAGE_PATH}?days={days}&by={by}", key, None, timeout)
 
 
 def _call(

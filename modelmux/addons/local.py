@@ -1,5 +1,5 @@
-"""LocalAPI: /healthz, /v1/models and the credential pools' state, answered by the
-gateway itself."""
+"""LocalAPI: /healthz, /v1/models, the credential pools' state and the usage counts,
+answered by the gateway itself."""
 
 from __future__ import annotations
 
@@ -15,19 +15,22 @@ from modelmux import routing
 from modelmux.addons.answers import answer_error, answer_json, request_path
 from modelmux.addons.credentials import Credentials
 from modelmux.addons.settings import Settings
+from modelmux.addons.usage import Usage
 from modelmux.errors import GatewayError
 
 MODELS_PREFIX = "/v1/models/"
 CREDENTIALS_PATH = "/modelmux/credentials"
 RESET_PATH = "/modelmux/credentials/reset"
+USAGE_PATH = "/modelmux/usage"
 
 
 class LocalAPI:
     """Health for the launcher, and the model catalogue in Anthropic's list format."""
 
-    def __init__(self, settings: Settings, credentials: Credentials) -> None:
+    def __init__(self, settings: Settings, credentials: Credentials, usage: Usage) -> None:
         self.settings = settings
         self.credentials = credentials
+        self.usage = usage
         self.started = time.time()
 
     def request(self, flow: http.HTTPFlow) -> None:
@@ -49,6 +52,8 @@ class LocalAPI:
         elif path == CREDENTIALS_PATH:
             assert self.credentials.pools
             answer_json(flow, 200, self.credentials.pools.snapshot())
+        elif path == USAGE_PATH:
+            self.usage_report(flow)
         elif path.startswith(MODELS_PREFIX):
             self.get_model(flow, path.removeprefix(MODELS_PREFIX))
 
@@ -94,6 +99,15 @@ class LocalAPI:
         if name not in routing.model_names(config, profile):
             return answer_error(flow, GatewayError(404, f"model '{name}' is not configured in {config.path.name}"))
         answer_json(flow, 200, routing.catalog_entry(config, name))
+
+    def usage_report(self, flow: http.HTTPFlow) -> None:
+        """?days=N (default 7: the last 7 local days; 1: today) &by=provider|model|credential|all."""
+        days = flow.request.query.get("days", "7")
+        try:
+            document = self.usage.report(int(days) if days.isascii() and days.isdigit() else 0, flow.request.query.get("by", "all"))
+        except ValueError as e:
+            return answer_error(flow, GatewayError(400, str(e)))
+        answer_json(flow, 200, document)
 
     def reset_credentials(self, flow: http.HTTPFlow) -> None:
         """POST {"provider": NAME, "label": LABEL} clears one credential's cooldowns; without
