@@ -265,8 +265,9 @@ def echoing_upstream(request: Received) -> Behaviour:
 
 def test_no_configured_secret_is_visible_in_mitmweb_or_a_saved_flow(tmp_path: Path, server: Upstream) -> None:
     server.reply = echoing_upstream
-    saved = tmp_path / "flows.mitm"
-    gateway = Gateway(tmp_path, secret_routes(server.url), SECRET_ENV, ["-w", str(saved)], web=True)
+    saved, usage_file = tmp_path / "flows.mitm", tmp_path / "usage.jsonl"
+    gateway = Gateway(tmp_path, secret_routes(server.url), SECRET_ENV,
+                      ["-w", str(saved), "--set", f"modelmux_usage_file={usage_file}"], web=True)
     with gateway:
         sdk = anthropic.Anthropic(base_url=gateway.url, api_key=SECRETS["client token"], max_retries=0,
                                   default_headers={"x-modelmux-key": SECRETS["gateway key"]})
@@ -288,15 +289,16 @@ def test_no_configured_secret_is_visible_in_mitmweb_or_a_saved_flow(tmp_path: Pa
         keyless = anthropic.Anthropic(base_url=gateway.url, api_key=SECRETS["client token"], max_retries=0)
         with pytest.raises(anthropic.AuthenticationError):  # no gateway key: refused at the door
             keyless.messages.create(model="pool-x", max_tokens=16, messages=hi)
-        for path in ("/healthz", "/v1/models", "/modelmux/credentials"):
+        for path in ("/healthz", "/v1/models", "/modelmux/credentials", "/modelmux/usage"):
             httpx.get(f"{gateway.url}{path}", headers={"x-modelmux-key": SECRETS["gateway key"]}).raise_for_status()
 
         # Every secret was in play: the upstream got each one, and rejected (and echoed) some.
         assert set(SECRETS.values()) - {SECRETS["gateway key"]} <= {token_of(r) for r in server.received}
-        flows = finished_flows(gateway, 15)
+        flows = finished_flows(gateway, 16)  # the 15 requests above and the gateway's first /healthz poll
         shown = dict(mitmweb_surfaces(gateway, flows))
     shown[f"saved flow file {saved.name} (-w)"] = saved.read_bytes()
     shown["the gateway's console log"] = gateway.log.read_bytes()
+    shown[f"the usage file {usage_file.name}"] = usage_file.read_bytes()
 
     leaks = [(name, where, _around(data, secret))
              for where, data in shown.items() for name, secret in SECRETS.items() if secret.encode() in data]
