@@ -11,7 +11,6 @@ import json
 import re
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -220,32 +219,6 @@ default: null
 """
 
 
-@dataclass(frozen=True)
-class KnownLeak:
-    """A leak this test found outside the dashboard harness, reported to the lead and not
-    fixed yet: the test xfails while it and nothing else shows, and fails once it is
-    gone, so that its entry is removed and it cannot come back unnoticed."""
-
-    what: str
-    secret: str  # a key of SECRETS
-    context: str  # text next to the secret wherever it leaks
-
-    def matches(self, secret: str, where: str, around: str) -> bool:
-        return secret == self.secret and self.context in around
-
-
-KNOWN_LEAKS = [
-    # Redactor._headers leaves the client's Authorization header as it came on flows modelmux
-    # answers itself, which have no passthrough provider: count_tokens estimated locally,
-    # refusals (no route), and the 401 for a missing gateway key.
-    KnownLeak("the client's token in the request headers of flows modelmux answered itself",
-              "client token", "Authorization"),
-    # Failover._failed logs the upstream's error body unscrubbed ("attempt pool/pool-a 401
-    # for pool-x failed: {...Incorrect API key provided: sk-...}").
-    KnownLeak("a failed attempt's upstream error body, logged unscrubbed", "pool-a", "for pool-x failed:"),
-]
-
-
 def token_of(request: Received) -> str:
     return request.headers.get("authorization", "").removeprefix("Bearer ") or request.headers.get("x-api-key", "")
 
@@ -302,18 +275,12 @@ def test_no_configured_secret_is_visible_in_mitmweb_or_a_saved_flow(tmp_path: Pa
 
     leaks = [(name, where, _around(data, secret))
              for where, data in shown.items() for name, secret in SECRETS.items() if secret.encode() in data]
-    known = {known: [leak for leak in leaks if known.matches(*leak)] for known in KNOWN_LEAKS}
-    assert not [known for known, found in known.items() if not found], "fixed: remove these from KNOWN_LEAKS"
-    unknown = [leak for leak in leaks if not any(known.matches(*leak) for known in KNOWN_LEAKS)]
-    assert not unknown, "secrets visible:\n" + "\n".join(f"{n!r} in {where}: …{around}…" for n, where, around in unknown)
+    assert not leaks, "secrets visible:\n" + "\n".join(f"{n!r} in {where}: …{around}…" for n, where, around in leaks)
     # The upstream requests as mitmweb lists them carry the keys' redacted forms instead.
     listed = json.dumps(flows, ensure_ascii=False)
     for name, label in (("pool-b", "pool-b"), ("solo-main", "solo-main"), ("vendor-main", "vendor-main"),
                         ("client token", "client")):
         assert f"{label}…{SECRETS[name][-4:]}" in listed, name
-    if leaks:
-        pytest.xfail("known leaks, reported, not yet fixed:\n" + "\n".join(
-            f"{known.what}: {len(found)} places, e.g. {found[0][1]}" for known, found in known.items()))
 
 
 def mitmweb_surfaces(gateway: Gateway, flows: list[dict[str, Any]]) -> Iterator[tuple[str, bytes]]:
