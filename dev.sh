@@ -110,8 +110,29 @@ ensure_claude_code() {
     export MODELMUX_CLAUDE=$claude
 }
 
+# Headless Chromium for tests/test_dashboard_web.py (mitmweb in a real browser). As root
+# with apt (CI containers) it is installed when missing; otherwise that test skips, saying why.
+ensure_chromium() {
+    local name
+    if [[ -n ${MODELMUX_CHROMIUM:-} ]]; then
+        return 0
+    fi
+    for name in chromium chromium-browser google-chrome google-chrome-stable; do
+        if command -v "$name" >/dev/null 2>&1; then return 0; fi
+    done
+    if [[ $(id -u 2>/dev/null) != 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
+        say "dashboard browser test will be skipped: no Chromium (install it, e.g. \`sudo apt-get install chromium\`)"
+        return 0
+    fi
+    say "installing Chromium (apt-get) for the dashboard browser test"
+    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } </dev/null >&2; then
+        say "dashboard browser test will be skipped: apt-get install chromium failed"
+    fi
+}
+
 run_tests() {
     ensure_claude_code
+    ensure_chromium
     cd "$REPO"
     local status=0
     "$(venv_bin)/python" -m pytest "$@" || status=$?

@@ -27,6 +27,13 @@ SMALL_FAST_VARIABLE = "ANTHROPIC_SMALL_FAST_MODEL"
 # Claude Code prefers these over ANTHROPIC_BASE_URL; a profile must not leak to them.
 CLOUD_SWITCHES = ("CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX")
 GATEWAY_EXECUTABLE_ENV = {"mitmdump": "MODELMUX_MITMDUMP", "mitmweb": "MODELMUX_MITMWEB"}
+# mitmweb's flow list, in this order. The Dashboard's one-line summary (model → provider,
+# credential, status, tokens, time to first token) goes in the comment column. In
+# mitmweb 12 every column but `path` has a fixed width and `path` takes the rest, which
+# would leave the summary 150 px; without `path` the width is shared out by those fixed
+# widths, so few, narrow others give the summary most of the row. The summary names
+# what a request was, and a flow's own view still has its URL and times.
+WEB_COLUMNS = ("status", "time", "comment")
 
 
 class LaunchError(Exception):
@@ -194,9 +201,16 @@ def gateway_command(
         "--set", f"modelmux_config={config.path}",
     ]  # fmt: skip
     if web:
-        argv += ["--set", "web_open_browser=false", "--set", "web_host=127.0.0.1"]
-        if web_port is not None:
-            argv += ["--set", f"web_port={web_port}"]
+        argv += web_options(web_port)
     if record is not None:
         argv += ["--set", f"modelmux_record={record.expanduser().resolve()}"]
     return argv
+
+
+def web_options(web_port: int | None = None) -> list[str]:
+    """mitmweb's settings for the dashboard: loopback only (the UI shows every request),
+    no browser popping up from a background start, and the columns above."""
+    options = ["web_open_browser=false", "web_host=127.0.0.1", *(f"web_columns={c}" for c in WEB_COLUMNS)]
+    if web_port is not None:
+        options.append(f"web_port={web_port}")
+    return [arg for option in options for arg in ("--set", option)]

@@ -32,3 +32,28 @@ def start_gateway(tmp_path: Path) -> Iterator[Callable[..., Gateway]]:
     yield start
     for gateway in started:
         gateway.stop()
+
+
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"  # gitignored; CI may upload it
+_kept: list[Path] = []
+
+
+@pytest.fixture
+def artifact() -> Callable[[str], Path]:
+    """`artifact(name)` → where to keep a file for people to look at after the run (a
+    screenshot); the run's summary lists every one that was written."""
+
+    def path(name: str) -> Path:
+        ARTIFACTS.mkdir(exist_ok=True)
+        _kept.append(ARTIFACTS / name)
+        return ARTIFACTS / name
+
+    return path
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    written = [path for path in dict.fromkeys(_kept) if path.is_file()]
+    if written:
+        terminalreporter.write_sep("-", "test artifacts")
+        for path in written:
+            terminalreporter.write_line(str(path))

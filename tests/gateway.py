@@ -1,8 +1,10 @@
-"""The real gateway, `mitmdump -s addons/router.py`, as a subprocess for tests."""
+"""The real gateway, `mitmdump -s addons/router.py` (or mitmweb, the dashboard), as a
+subprocess for tests."""
 
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -11,8 +13,13 @@ from pathlib import Path
 
 import httpx
 
+from modelmux.launcher import web_options
+
 REPO = Path(__file__).resolve().parent.parent
 MITMDUMP = Path(sys.executable).parent / "mitmdump"
+MITMWEB = Path(sys.executable).parent / "mitmweb"
+# mitmweb prints its UI's address with the token it made up; `modelmux run --web` shows the same line.
+WEB_UI_LINE = re.compile(rb"Web server listening at (http://\S+/\?token=(\w+))")
 
 
 def free_port() -> int:
@@ -21,12 +28,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def end_process(process: subprocess.Popen, grace: float) -> None:
+    """SIGTERM, then SIGKILL if it is still there after `grace` seconds."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 class Gateway:
     """Writes `routes` to a routes.yaml, runs mitmdump with the addon on a free port,
-    and keeps its console output in `log` for tests that grep it."""
+    and keeps its console output in `log` for tests that grep it. With `web`, mitmweb
+    with the launcher's `--web` settings on a free UI port: `web_url` (with the token)
+    and `web_api` reach it as a browser would."""
 
     def __init__(self, directory: Path, routes: str, env: dict[str, str] | None = None,
-                 extra_args: list[str] | None = None, mode: str | None = None) -> None:
+                 extra_args: list[str] | None = None, mode: str | None = None, web: bool = False) -> None:
         self.config = directory / "routes.yaml"
         self.config.write_text(routes)
         self.log = directory / "gateway.log"
@@ -35,14 +56,20 @@ class Gateway:
         self.env = {**os.environ, **(env or {})}
         self.extra_args = extra_args or []
         self.mode = mode or f"reverse:https://api.anthropic.com@127.0.0.1:{self.port}"
+        self.web = web
+        self.web_port = free_port() if web else None
+        self.web_url = ""
+        self.web_token = ""
+        self._web_client: httpx.Client | None = None
         self.process: subprocess.Popen | None = None
 
     def start(self) -> Gateway:
         command = [
-            str(MITMDUMP), "-s", str(REPO / "addons" / "router.py"),
+            str(MITMWEB if self.web else MITMDUMP), "-s", str(REPO / "addons" / "router.py"),
             "--mode", self.mode,
             "--set", "connection_strategy=lazy",
             "--set", f"modelmux_config={self.config}",
+            *(web_options(self.web_port) if self.web else []),
             *self.extra_args,
         ]
         with self.log.open("ab") as log:
@@ -52,21 +79,35 @@ class Gateway:
             if self.process.poll() is not None:
                 raise RuntimeError(f"gateway exited with {self.process.returncode}:\n{self.log.read_text()}")
             try:
-                if httpx.get(f"{self.url}/healthz", timeout=0.5).status_code == 200:
+                if httpx.get(f"{self.url}/healthz", timeout=0.5).status_code == 200 and self._web_ready():
                     return self
             except httpx.HTTPError:
                 pass
             time.sleep(0.05)
         raise RuntimeError(f"gateway never became healthy:\n{self.log.read_text()}")
 
+    def _web_ready(self) -> bool:
+        if not self.web:
+            return True
+        found = WEB_UI_LINE.search(self.log.read_bytes())
+        if found:
+            self.web_url, self.web_token = found.group(1).decode(), found.group(2).decode()
+        return bool(found)
+
+    def web_api(self, path: str) -> httpx.Response:
+        """GET `path` from mitmweb's API with the token, as a script would."""
+        assert self.web, "started without web=True"
+        if self._web_client is None:
+            self._web_client = httpx.Client(base_url=f"http://127.0.0.1:{self.web_port}", timeout=10,
+                                            headers={"Authorization": f"Bearer {self.web_token}"})
+        return self._web_client.get(path).raise_for_status()
+
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self._web_client is not None:
+            self._web_client.close()
+            self._web_client = None
+        if self.process:
+            end_process(self.process, 5)
         self.check_log()
 
     def check_log(self) -> None:

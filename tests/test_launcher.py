@@ -165,7 +165,9 @@ def test_gateway_command_line(routes: config.Config) -> None:
     assert gateway_command(routes, 9000, environ) == ["/x/mitmdump", "-s", router, *common]
     assert gateway_command(routes, 9000, environ, web=True, web_port=9100) == [
         "/x/mitmweb", "-s", router, *common,
-        "--set", "web_open_browser=false", "--set", "web_host=127.0.0.1", "--set", "web_port=9100",
+        "--set", "web_open_browser=false", "--set", "web_host=127.0.0.1",
+        "--set", "web_columns=status", "--set", "web_columns=time", "--set", "web_columns=comment",
+        "--set", "web_port=9100",
     ]  # fmt: skip
     with pytest.raises(LaunchError, match="port 7879 is profile 'quoted''s own port"):
         gateway_command(routes, 7879, environ)
@@ -323,6 +325,12 @@ def test_run_with_web_starts_mitmweb_and_names_its_ui(world: dict, cli: Cli) -> 
     assert b"/mitmweb\0" in Path(f"/proc/{pid}/cmdline").read_bytes()
     with urllib.request.urlopen(url, timeout=5) as page:
         assert page.status == 200
+    # mitmweb defers a --set it does not know without a word: ask it what it took.
+    with urllib.request.urlopen(url.replace("/?token=", "/options?token="), timeout=5) as page:
+        options = json.load(page)
+    assert options["web_columns"]["value"] == ["status", "time", "comment"]
+    assert (options["web_host"]["value"], options["web_port"]["value"]) == ("127.0.0.1", web_port)
+    assert options["web_open_browser"]["value"] is False
 
 
 def test_serve_propagates_the_gateways_exit_status(world: dict, cli: Cli) -> None:

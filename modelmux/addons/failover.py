@@ -28,7 +28,7 @@ from modelmux import exchange
 from modelmux.addons.credentials import Credentials
 from modelmux.addons.internals import flows_kept
 from modelmux.cooldowns import POLICIES, RETRY_HEADERS, Kind, Outcome, classify, iso, names_a_wait, retry_after, span
-from modelmux.credentials import shown_headers
+from modelmux.credentials import scrub, shown_headers
 from modelmux.errors import ERROR_TYPES, GatewayError, upstream_error
 from modelmux.exchange import FRAMING
 from modelmux.messages import PING, error_event
@@ -282,7 +282,9 @@ class Failover:
         else:
             status = (504 if outcome == "timeout" else 502) if isinstance(outcome, str) else outcome
             failure = Failure(candidate, label, outcome, kind, text, status, GatewayError(status, text).body(), {}, verdict)
-        logger.info("attempt %s for %s failed: %s", failure.describe(), candidate.requested, text[:200])
+        # Upstreams quote a rejected key in their error messages.
+        logger.info("attempt %s for %s failed: %s", failure.describe(), candidate.requested,
+                    scrub(text[:200], candidate.provider.credentials))
         return failure
 
     def _give_up(self, plan: Plan, outcomes: Outcomes, out, notes: dict) -> None:

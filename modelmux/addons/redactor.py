@@ -17,7 +17,7 @@ from modelmux.addons.internals import flows_kept
 from modelmux.addons.settings import Settings
 from modelmux.config import Config, Credential
 from modelmux.credentials import redacted, redacted_token, scrub, scrub_bytes
-from modelmux.headers import CLIENT_AUTH_HEADERS
+from modelmux.headers import CLIENT_AUTH_HEADERS, KEY_HEADER
 
 KEPT_BODIES = ("client_request", "upstream_response")  # the Dashboard's copies in the flow's notes
 
@@ -51,13 +51,12 @@ class Redactor:
 
     def _headers(self, flow: http.HTTPFlow) -> None:
         notes = flow.metadata.get("modelmux") or {}
-        if "provider" not in notes:
-            return
         config = self.settings.config
-        provider = config.providers.get(notes["provider"]) if config else None
+        provider = config.providers.get(notes["provider"]) if config and "provider" in notes else None
         headers = flow.request.headers
-        if provider is None or provider.auth is None:  # passthrough: the client's own token
-            for name in CLIENT_AUTH_HEADERS:
+        if provider is None or provider.auth is None or notes.get("local"):
+            # Passthrough, or answered here: what the client sent is its own token.
+            for name in (*CLIENT_AUTH_HEADERS, KEY_HEADER):
                 if name in headers and "…" not in headers[name]:
                     token = headers[name].rpartition(" ")[2]
                     self._clients.setdefault(flow.id, Credential("client", token))

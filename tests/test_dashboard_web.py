@@ -1,0 +1,309 @@
+"""The dashboard as a person sees it: the gateway under mitmweb (the launcher's `--web`
+settings), loaded by headless Chromium. The flow list shows each flow's summary, a
+streamed translated answer's response view shows the text the client assembled, and
+no configured secret shows up anywhere mitmweb or a saved flow file can show it.
+
+Screenshots go to tests/artifacts/ (the run's summary lists them)."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Iterator
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import anthropic
+import httpx
+import pytest
+from browser import WAIT, Browser, find_chromium
+from gateway import Gateway
+from mitmproxy.io import FlowReader
+from openai_upstream import (
+    GREETING, ROUTES_ENV, client, error_reply, openai_like, routes_yaml, sse, text_chunks, usage,
+)
+from upstream import Behaviour, Received, Reply, Stream, Upstream, anthropic_like
+
+CHROMIUM = find_chromium()
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="no Chromium: install it (Debian/Ubuntu: apt-get install chromium; ./dev.sh test does as root) "
+    "or point MODELMUX_CHROMIUM at a Chromium or Chrome binary",
+)
+STREAMED = "Streamed through modelmux: naïve café, 3 × 4 = 12 ✓"
+REASONING = "The user says hi; answer in one line."
+ASSEMBLED = "── assembled ──"
+# The "assembled" block of the stream's response view: what the client put together.
+USAGE = {"input_tokens": 30, "output_tokens": 11, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+ANSWER = [f"[thinking] {REASONING}", STREAMED, f"[stop_reason end_turn] usage {json.dumps(USAGE)}"]
+HEADING = re.compile(r"^── .* ──$", re.M)
+
+
+@pytest.fixture
+def server() -> Iterator[Upstream]:
+    with Upstream() as fake:
+        yield fake
+
+
+def finished_flows(gateway: Gateway, count: int) -> list[dict[str, Any]]:
+    """mitmweb's flow list once it holds `count` flows and the Dashboard has summed up
+    each: a stream's summary (and its scrubbing) is done when it ends, which may be just
+    after the client read its end. The summary is in the flows' metadata, which only
+    mitmweb's export (/flows/dump) carries."""
+    deadline = time.monotonic() + WAIT
+    while True:
+        dumped = list(FlowReader(BytesIO(gateway.web_api("/flows/dump").content)).stream())
+        pending = [f for f in dumped if "summary" not in f.metadata.get("modelmux", {})]
+        if len(dumped) >= count and not pending:
+            return gateway.web_api("/flows").json()
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{len(dumped)} flows, not summed up: {[(f.request.path, f.comment) for f in pending]}")
+        time.sleep(0.05)
+
+
+# -- the browser ------------------------------------------------------------------
+
+def streamed_translation(request: Received) -> Behaviour:
+    """A reasoning model's streamed answer; anything else as OpenAI would answer it."""
+    body = request.json()
+    if body.get("stream"):
+        return Stream(sse(text_chunks(STREAMED, model=body["model"], reasoning=REASONING, usage=usage(30, 11))))
+    return openai_like(request)
+
+
+@needs_chromium
+def test_the_flow_list_shows_summaries_and_a_stream_shows_its_assembled_text(
+    tmp_path: Path, server: Upstream, artifact: Callable[[str], Path]
+) -> None:
+    server.reply = streamed_translation
+    with Gateway(tmp_path, routes_yaml(server.url), ROUTES_ENV, web=True) as gateway, Browser(CHROMIUM) as browser:
+        sdk = client(gateway)
+        with sdk.messages.stream(model="claude-sonnet-4-5", max_tokens=256,
+                                 messages=[{"role": "user", "content": "hi"}]) as stream:
+            assert stream.get_final_text() == STREAMED
+        answer = sdk.messages.create(model="claude-sonnet-4-5", max_tokens=64, messages=[{"role": "user", "content": "hi"}])
+        assert answer.content[0].text == GREETING
+        assert httpx.get(f"{gateway.url}/healthz").status_code == 200
+        with pytest.raises(anthropic.APIStatusError):  # no route: modelmux refuses it itself
+            sdk.messages.create(model="unrouted-model", max_tokens=8, messages=[{"role": "user", "content": "hi"}])
+
+        flows = finished_flows(gateway, 5)  # and the gateway's own /healthz polls while it started
+        comments = [flow["comment"] for flow in flows]
+        head = r"claude-sonnet-4-5 → oai/gpt-test \[routes\[0\]\] · oai-main · 200"
+        streamed = [f for f in flows if re.fullmatch(rf"{head} · in 30 out 11 · ttft \d+ ms · [\d.]+ m?s", f["comment"])]
+        whole = [f for f in flows if re.fullmatch(rf"{head} · in 12 out 7 · [\d.]+ m?s", f["comment"])]
+        assert (len(streamed), len(whole)) == (1, 1), comments
+        assert comments[-2:] == [
+            "local · GET /healthz · 200",
+            "modelmux 404 not_found_error: model 'unrouted-model' matches no route in routes.yaml and there is no "
+            "default; models that exist: claude-sonnet-4-5",
+        ]
+
+        browser.open(f"{gateway.web_url}#/flows")
+        assert shown_comments(browser, gateway) == comments
+        headers = browser.evaluate("[...document.querySelectorAll('.flow-table thead th')].map(th => th.innerText)")
+        assert headers == ["Status", "Time", "Comment", ""]  # the launcher's columns, then quick actions
+        cut = browser.evaluate("[...document.querySelectorAll('td.col-comment')]"
+                               ".filter(td => td.scrollWidth > td.clientWidth).map(td => td.innerText)")
+        # A model call's summary fits its cell whole in a 1600 px window, not cut off with "…"
+        # (a refusal's message may be longer; the flow's Comment tab has all of it).
+        assert [flow["comment"] for flow in streamed + whole if flow["comment"] in cut] == []
+        browser.screenshot(artifact("dashboard-flow-list.png"))
+
+        # The hash route mitmweb itself keeps in the address bar for a flow's response tab.
+        browser.open(f"{gateway.web_url}#/flows/{streamed[0]['id']}/response")
+        view = browser.wait_for(
+            "(h => h && h.innerText !== 'Loading...' && h.innerText)(document.querySelector('.contentview h5'))",
+            "the response's content view",
+        )
+        assert view == "modelmux"  # picked by mitmweb's "auto" for a flow modelmux handled
+        assert _assembled(_content_text(browser)) == ANSWER
+
+        # Picked by hand, as a person would from the "View:" menu.
+        browser.evaluate("[...document.querySelectorAll('.contentview .controls a')]"
+                         ".find(a => a.innerText.includes('View:')).click()")
+        browser.wait_for("[...document.querySelectorAll('.dropdown-menu a')].some(a => a.innerText === 'modelmux')",
+                         "the content view menu")
+        browser.evaluate("[...document.querySelectorAll('.dropdown-menu a')].find(a => a.innerText === 'modelmux').click()")
+        browser.wait_for_text("View: modelmux")
+        text = _content_text(browser)
+        assert _assembled(text) == ANSWER
+        api = gateway.web_api(f"/flows/{streamed[0]['id']}/response/content/modelmux.json").json()
+        assert _lines(text) == _lines(api["text"])  # the page shows all of it, not a cut-off prefix
+        browser.screenshot(artifact("dashboard-response.png"))
+
+
+def shown_comments(browser: Browser, gateway: Gateway) -> list[str]:
+    """The comment column, row by row, once it shows what mitmweb's API lists (the page
+    fetches the flows and then follows their updates; until it has fetched the options,
+    it shows mitmweb's default columns, without the comment)."""
+    deadline = time.monotonic() + WAIT
+    while True:
+        listed = [flow["comment"] for flow in gateway.web_api("/flows").json()]
+        shown = browser.evaluate(
+            "[...document.querySelectorAll('.flow-table tbody tr')]"
+            ".filter(row => row.querySelector('td')).map(row => row.querySelector('td.col-comment')?.innerText)"
+        )
+        if shown == listed or time.monotonic() > deadline:
+            assert shown == listed
+            return shown
+        time.sleep(0.1)
+
+
+def _header(message: dict[str, Any] | None, name: str) -> str:
+    return next((value for key, value in (message or {}).get("headers", []) if key.lower() == name), "")
+
+
+def _content_text(browser: Browser) -> str:
+    return browser.wait_for(f"(p => p && p.innerText.includes({json.dumps(ASSEMBLED)}) && p.innerText)"
+                            "(document.querySelector('.contentview pre'))", "the assembled answer")
+
+
+def _assembled(text: str) -> list[str]:
+    """The lines of the "assembled" block of the modelmux content view."""
+    after = text.split(ASSEMBLED, 1)[1]
+    block = HEADING.split(after, 1)[0]
+    return block.strip("\n").split("\n")
+
+
+def _lines(text: str) -> list[str]:
+    """Non-blank lines: mitmweb draws each line as a <div>, and an empty one adds no line break."""
+    return [line for line in text.split("\n") if line.strip()]
+
+
+# -- secrets ------------------------------------------------------------------------
+
+SECRETS = {
+    "pool-a": "sk-pool-aaaaaaaaaaaaaaaa-1111",  # rejected by the upstream, which echoes it
+    "pool-b": "sk-pool-bbbbbbbbbbbbbbbb-2222",
+    "solo-main": "sk-solo-ssssssssssssssss-3333",  # rejected, echoed, on a route with no failover
+    "vendor-main": "vendor-key-vvvvvvvvvvvvv-4444",
+    "gateway key": "mm-gateway-gggggggggggggg-5555",
+    "client token": "sk-ant-api03-client-cccccccccc-6666",  # the client's own, passed through to `mine`
+}
+REJECTED = {SECRETS["pool-a"], SECRETS["solo-main"]}
+SECRET_ENV = {"POOL_A": SECRETS["pool-a"], "POOL_B": SECRETS["pool-b"], "SOLO": SECRETS["solo-main"],
+              "VENDOR": SECRETS["vendor-main"], "GATEWAY_KEY": SECRETS["gateway key"]}
+
+
+def secret_routes(url: str) -> str:
+    return f"""
+server:
+  api_key: "${{GATEWAY_KEY}}"
+providers:
+  pool:
+    protocol: openai-chat
+    base_url: "{url}/pool/v1"
+    credentials: [{{label: pool-a, key: "${{POOL_A}}"}}, {{label: pool-b, key: "${{POOL_B}}"}}]
+  solo:
+    protocol: openai-chat
+    base_url: "{url}/solo/v1"
+    credentials: [{{label: solo-main, key: "${{SOLO}}"}}]
+  vendor:
+    protocol: anthropic
+    base_url: "{url}/vendor"
+    credentials: [{{label: vendor-main, key: "${{VENDOR}}"}}]
+  mine:
+    protocol: anthropic
+    base_url: "{url}/mine"
+    auth: passthrough
+routes:
+  - {{match: "pool-*", provider: pool, model: gpt-pool}}
+  - {{match: "solo-*", provider: solo, model: gpt-solo}}
+  - {{match: "vendor-*", provider: vendor}}
+  - {{match: "mine-*", provider: mine}}
+default: null
+"""
+
+
+def token_of(request: Received) -> str:
+    return request.headers.get("authorization", "").removeprefix("Bearer ") or request.headers.get("x-api-key", "")
+
+
+def echoing_upstream(request: Received) -> Behaviour:
+    """Rejects some keys (and any model named *-reject) with a 401 that quotes the key,
+    as OpenAI does ("Incorrect API key provided: sk-..."); answers the rest."""
+    token = token_of(request)
+    openai = "/chat/completions" in request.path
+    if token in REJECTED or "-reject" in request.json().get("model", ""):
+        if openai:
+            return error_reply(401, f"Incorrect API key provided: {token}.", code="invalid_api_key")
+        body = {"type": "error", "error": {"type": "authentication_error", "message": f"invalid x-api-key: {token}"}}
+        return Reply(401, json.dumps(body).encode())
+    return openai_like(request) if openai else anthropic_like(request)
+
+
+def test_no_configured_secret_is_visible_in_mitmweb_or_a_saved_flow(tmp_path: Path, server: Upstream) -> None:
+    server.reply = echoing_upstream
+    saved, usage_file = tmp_path / "flows.mitm", tmp_path / "usage.jsonl"
+    gateway = Gateway(tmp_path, secret_routes(server.url), SECRET_ENV,
+                      ["-w", str(saved), "--set", f"modelmux_usage_file={usage_file}"], web=True)
+    with gateway:
+        sdk = anthropic.Anthropic(base_url=gateway.url, api_key=SECRETS["client token"], max_retries=0,
+                                  default_headers={"x-modelmux-key": SECRETS["gateway key"]})
+        hi = [{"role": "user", "content": "hi"}]
+        for _ in range(2):
+            assert sdk.messages.create(model="pool-x", max_tokens=16, messages=hi).content[0].text == GREETING
+        with sdk.messages.stream(model="pool-x", max_tokens=16, messages=hi) as stream:
+            assert stream.get_final_text() == GREETING
+        sdk.messages.count_tokens(model="pool-x", messages=hi)
+        with sdk.messages.stream(model="vendor-x", max_tokens=16, messages=hi) as stream:
+            stream.get_final_text()
+        with sdk.messages.stream(model="mine-x", max_tokens=16, messages=hi) as stream:
+            stream.get_final_text()
+        for model in ("solo-x", "vendor-reject", "mine-reject"):
+            with pytest.raises(anthropic.AuthenticationError):
+                sdk.messages.create(model=model, max_tokens=16, messages=hi)
+        with pytest.raises(anthropic.APIStatusError):
+            sdk.messages.create(model="unrouted-x", max_tokens=16, messages=hi)
+        keyless = anthropic.Anthropic(base_url=gateway.url, api_key=SECRETS["client token"], max_retries=0)
+        with pytest.raises(anthropic.AuthenticationError):  # no gateway key: refused at the door
+            keyless.messages.create(model="pool-x", max_tokens=16, messages=hi)
+        for path in ("/healthz", "/v1/models", "/modelmux/credentials", "/modelmux/usage"):
+            httpx.get(f"{gateway.url}{path}", headers={"x-modelmux-key": SECRETS["gateway key"]}).raise_for_status()
+
+        # Every secret was in play: the upstream got each one, and rejected (and echoed) some.
+        assert set(SECRETS.values()) - {SECRETS["gateway key"]} <= {token_of(r) for r in server.received}
+        flows = finished_flows(gateway, 16)  # the 15 requests above and the gateway's first /healthz poll
+        shown = dict(mitmweb_surfaces(gateway, flows))
+    shown[f"saved flow file {saved.name} (-w)"] = saved.read_bytes()
+    shown["the gateway's console log"] = gateway.log.read_bytes()
+    shown[f"the usage file {usage_file.name}"] = usage_file.read_bytes()
+
+    leaks = [(name, where, _around(data, secret))
+             for where, data in shown.items() for name, secret in SECRETS.items() if secret.encode() in data]
+    assert not leaks, "secrets visible:\n" + "\n".join(f"{n!r} in {where}: …{around}…" for n, where, around in leaks)
+    # The upstream requests as mitmweb lists them carry the keys' redacted forms instead.
+    listed = json.dumps(flows, ensure_ascii=False)
+    for name, label in (("pool-b", "pool-b"), ("solo-main", "solo-main"), ("vendor-main", "vendor-main"),
+                        ("client token", "client")):
+        assert f"{label}…{SECRETS[name][-4:]}" in listed, name
+
+
+def mitmweb_surfaces(gateway: Gateway, flows: list[dict[str, Any]]) -> Iterator[tuple[str, bytes]]:
+    """Every GET of mitmweb's API a browser or script may make, for every flow: the list,
+    the export, the event log, each message's content and each content view of it."""
+    for path in ("/flows", "/flows/dump", "/events", "/state", "/options", "/commands"):
+        yield f"GET {path}", gateway.web_api(path).content
+    views = ["auto", *gateway.web_api("/state").json()["contentViews"]]
+    for flow in flows:
+        what = f"{flow['request']['method']} {flow['request']['path']} ({flow['comment']})"
+        yield f"GET /flows, the entry of {what}", json.dumps(flow).encode()  # names the flow of a leak there
+        for message in ("request", "response"):
+            if not flow.get(message):
+                continue
+            base = f"/flows/{flow['id']}/{message}"
+            if flow[message]["contentLength"] is not None:  # a body mitmproxy did not keep is a 500 here
+                yield f"GET {base}/content.data of {what}", gateway.web_api(f"{base}/content.data").content
+            for view in views:
+                # mitmweb's route takes letters, digits, -, _ and %-escapes: "socket.io" needs %2E
+                path = f"{base}/content/{quote(view, safe='').replace('.', '%2E')}.json"
+                yield f"GET {path} of {what}", gateway.web_api(path).content
+
+
+def _around(data: bytes, secret: str) -> str:
+    at = data.index(secret.encode())
+    return data[max(0, at - 80):at + len(secret) + 20].decode(errors="replace")
