@@ -32,6 +32,16 @@ def test_healthz(start_gateway):
     assert health["listeners"] == [f"reverse:https://api.anthropic.com@127.0.0.1:{gateway.port}"]
 
 
+def test_a_head_gets_headers_only_and_the_connection_stays_usable(start_gateway):
+    """Claude Code probes HEAD / on a kept-alive connection before its first request."""
+    gateway = start_gateway(ROUTES)
+    with httpx.Client(base_url=gateway.url) as client:
+        head = client.head("/")
+        assert (head.status_code, head.content) == (200, b"")
+        assert int(head.headers["content-length"]) == len(client.get("/").content)
+        assert client.get("/healthz").json()["status"] == "ok"  # the same connection, read cleanly
+
+
 def test_models_in_anthropic_list_format(start_gateway):
     gateway = start_gateway(ROUTES)
     client = anthropic.Anthropic(base_url=gateway.url, api_key="x", max_retries=0)

@@ -14,7 +14,13 @@ JSON = {"content-type": "application/json"}
 
 def answer(flow: http.HTTPFlow, status: int, body: bytes, headers: dict[str, str]) -> None:
     """Answer without asking any upstream; marked so no addon takes it for an upstream's."""
-    flow.response = http.Response.make(status, body, headers)
+    if flow.request.method == "HEAD":
+        # The headers of the answer a GET would get, and no body: a body after them would
+        # be read as the next response on a kept-alive connection.
+        flow.response = http.Response.make(status, b"", headers)
+        flow.response.headers["content-length"] = str(len(body))
+    else:
+        flow.response = http.Response.make(status, body, headers)
     flow.metadata.setdefault("modelmux", {})["local"] = True
 
 

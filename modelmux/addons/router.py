@@ -150,7 +150,10 @@ class Router:
             raise GatewayError(
                 404, f"modelmux does not serve {flow.request.method} {request_path(flow)}; it serves {SERVED}"
             )
+        as_sent = _as_sent_by_client(flow.request) if flows_kept() else None
         _send(flow, provider)
+        if as_sent is not None:
+            flow.metadata["modelmux"]["client_request"] = as_sent
         flow.comment = f"passthrough {flow.request.method} {request_path(flow)} → {provider.name}"
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
