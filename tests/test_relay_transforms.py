@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from upstream import message_events
 
-from modelmux.addons.failover import EventAligner
+from modelmux.addons.pump import EventAligner
 
 STREAM = b"".join(message_events("m"))
 

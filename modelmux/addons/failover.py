@@ -14,25 +14,22 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from mitmproxy import ctx
 from mitmproxy import http
 
 from modelmux import exchange
 from modelmux.addons.credentials import Credentials
 from modelmux.addons.internals import flows_kept
+from modelmux.addons.pump import Pump, answer_record, passed_headers
 from modelmux.cooldowns import POLICIES, RETRY_HEADERS, Kind, Outcome, classify, iso, names_a_wait, retry_after, span
 from modelmux.credentials import scrub, shown_headers
-from modelmux.errors import ERROR_TYPES, GatewayError, upstream_error
-from modelmux.exchange import FRAMING
-from modelmux.messages import PING, error_event
-from modelmux.meter import Meter, tokens_of_json
+from modelmux.errors import GatewayError, upstream_error
+from modelmux.meter import tokens_of_json
 from modelmux.pools import Lease, Verdict
 from modelmux.refusals import AllBusy, AllCooling, Refusal
 from modelmux.routing import Decision
@@ -48,13 +45,6 @@ ERROR_BODY_LIMIT = 64 * 1024
 # Silence after which a started answer counts as dead: Claude Code's own request
 # timeout, so modelmux never gives up on an upstream before the client would.
 STALL_TIMEOUT = 600.0
-# The first event that makes an Anthropic stream the client's: anything but
-# message_start and ping. An error before it means the attempt failed.
-_FIRST = re.compile(rb"(?:^|\n)event: ?(content_block_start|content_block_delta|message_delta|message_stop|error)\b")
-_ERROR_TYPE = re.compile(rb'"type"\s*:\s*"([a-z_]+_error)"')
-# Anthropic's table read backwards; overloaded_error is Anthropic's own 529.
-_ERROR_STATUS = {error_type: status for status, error_type in ERROR_TYPES.items()}
-_SKIP_RESPONSE_HEADERS = FRAMING | {"content-encoding", "content-type"}
 
 
 @dataclass
@@ -253,10 +243,10 @@ class Failover:
             message = (f"provider '{candidate.provider.name}' answered HTTP {response.status_code} "
                        "with a body that is not JSON")
             return self._failed(candidate, lease, trail, 502, message)
-        out.whole(response.status_code, [*_passed_headers(response.headers), ("content-type", content_type)], body)
+        out.whole(response.status_code, [*passed_headers(response.headers), ("content-type", content_type)], body)
         trail["outcome"] = response.status_code
         if "sent" in trail:
-            trail["answer"] = _answer(response, raw)
+            trail["answer"] = answer_record(response, raw)
         if lease is not None:
             tokens = tokens_of_json(body)
             self.credentials.record(lease, response.status_code, usage=tokens.for_pool() if tokens else None)
@@ -308,149 +298,6 @@ class Failover:
         out.error(error)
 
 
-class Pump:
-    """One streamed answer: held until its first real event (so a stream that fails
-    before it can still be retried), then passed on as it comes, with pings while
-    the upstream is silent and `event: error` if it breaks off."""
-
-    def __init__(self, failover: Failover, plan: Plan, candidate: Decision, lease: Lease | None,
-                 outgoing: exchange.Outgoing, response: httpx.Response, out, trail: dict) -> None:
-        self.failover = failover
-        self.plan = plan
-        self.candidate = candidate
-        self.lease = lease
-        self.response = response
-        self.out = out
-        self.trail = trail
-        self.transform = exchange.stream_transform(outgoing.translation, outgoing.restore) or EventAligner()
-        self.held: list[bytes] = []
-        self.committed = False
-        self.meter = Meter()
-        self.raw: list[bytes] | None = [] if "sent" in trail else None  # the upstream's bytes, for the record
-        self.interval = ctx.options.modelmux_ping_interval
-        self.last = time.monotonic()  # of the last bytes the client got, or of the first wait
-        self.timer: asyncio.TimerHandle | None = None
-
-    async def run(self) -> Failure | None:
-        self._schedule()
-        try:
-            async for chunk in self.response.aiter_raw():
-                if self.raw is not None:
-                    self.raw.append(chunk)
-                failure = self._take(self.transform.feed(chunk))
-                if failure is not None:
-                    return failure
-                if self.committed:
-                    await self.out.drain()
-        except httpx.TransportError as e:
-            if not self.committed:
-                raise  # an attempt that failed before the client got anything
-            self._broke(str(e) or type(e).__name__)
-            return None
-        finally:
-            if self.timer:
-                self.timer.cancel()
-        failure = self._take(self.transform.close())
-        if failure is not None:
-            return failure
-        if not self.committed:
-            provider = self.candidate.provider.name
-            return self.failover._failed(self.candidate, self.lease, self.trail, "reset",
-                                         f"provider '{provider}' ended its stream before the first event")
-        self.out.end()
-        self.trail["outcome"] = self.response.status_code
-        if self.raw is not None:
-            self.trail["answer"] = _answer(self.response, b"".join(self.raw))
-        if self.lease is not None:
-            usage = self.meter.tokens().for_pool()
-            self.failover.credentials.record(self.lease, self.response.status_code, usage=usage)
-        return None
-
-    def _take(self, pieces: list[bytes]) -> Failure | None:
-        for piece in pieces:
-            if self.committed:
-                self._send(piece)
-                continue
-            first = _FIRST.search(piece)
-            if first is not None and first.group(1) == b"error":
-                return self._error_event(piece[first.start():])
-            self.held.append(piece)
-            if first is not None:
-                self._commit()
-        return None
-
-    def _commit(self) -> None:
-        self.committed = True
-        self.out.head(self.response.status_code, [*_passed_headers(self.response.headers),
-                                                  ("content-type", "text/event-stream"), ("cache-control", "no-cache")])
-        held, self.held = self.held, []
-        for piece in held:
-            self._send(piece)
-
-    def _send(self, data: bytes) -> None:
-        self.out.chunk(data)
-        self.meter.feed(data)
-        self.last = time.monotonic()
-
-    def _error_event(self, event: bytes) -> Failure:
-        """Anthropic reports overload inside a 200 stream; before any content, that is a
-        failed attempt like a 529."""
-        found = _ERROR_TYPE.search(event)
-        error_type = found.group(1).decode() if found else "api_error"
-        status = _ERROR_STATUS.get(error_type, 500)
-        text = event.partition(b"data:")[2].strip().decode("utf-8", "replace")
-        return self.failover._failed(self.candidate, self.lease, self.trail, status, text, reason="")
-
-    def _broke(self, detail: str) -> None:
-        message = f"provider '{self.candidate.provider.name}' broke off its answer mid-stream: {detail}"
-        self.out.chunk(error_event("api_error", message))
-        self.out.end()
-        self.trail["outcome"] = "reset"
-        self.trail["error"] = message
-        if self.raw is not None:
-            self.trail["answer"] = _answer(self.response, b"".join(self.raw))
-        self.plan.flow.metadata["modelmux"]["error"] = message
-        if self.lease is not None:
-            self.failover.credentials.record(self.lease, "reset")
-        logger.warning("%s", message)
-
-    def _schedule(self) -> None:
-        if self.interval > 0:
-            delay = max(0.0, self.last + self.interval - time.monotonic())
-            self.timer = asyncio.get_running_loop().call_later(delay, self._beat)
-
-    def _beat(self) -> None:
-        """Holding longer than a ping interval for the first event, the stream is given to
-        the client (it hears the upstream is working); after that, pings fill silences."""
-        if self.out.gone:
-            return
-        if time.monotonic() - self.last >= self.interval:
-            if not self.committed:
-                self._commit()
-            self.out.chunk(PING)
-            self.last = time.monotonic()
-        self._schedule()
-
-
-class EventAligner:
-    """Passes an Anthropic stream on in whole events only, so that whatever modelmux
-    adds (a ping, an error) never lands inside one."""
-
-    def __init__(self) -> None:
-        self._rest = b""
-
-    def feed(self, chunk: bytes) -> list[bytes]:
-        data = self._rest + chunk if self._rest else chunk
-        lf, crlf = data.rfind(b"\n\n"), data.rfind(b"\r\n\r\n")
-        cut = max(lf + 2 if lf >= 0 else 0, crlf + 4 if crlf >= 0 else 0)
-        self._rest = data[cut:]
-        return [data[:cut]] if cut else []
-
-    def close(self) -> list[bytes]:
-        rest, self._rest = self._rest, b""
-        return [rest] if rest.strip() else []
-
-
 @dataclass
 class Outcomes:
     """Why a request got no answer."""
@@ -492,15 +339,6 @@ def _transport(error: httpx.TransportError, connect: float) -> tuple[Outcome, st
     if isinstance(error, httpx.ConnectError):
         return "connect", f"cannot be connected to: {detail}"
     return "reset", f"closed the connection without a complete answer: {detail}"
-
-
-def _answer(response: httpx.Response, body: bytes) -> dict[str, Any]:
-    """An upstream's answer as the record keeps it."""
-    return {"status": response.status_code, "headers": [[k, v] for k, v in response.headers.multi_items()], "body": body}
-
-
-def _passed_headers(headers: httpx.Headers) -> list[tuple[str, str]]:
-    return [(k, v) for k, v in headers.items() if k.lower() not in _SKIP_RESPONSE_HEADERS]
 
 
 def _message_of(body: bytes) -> str:
