@@ -1,0 +1,10 @@
+"""Anthropic Messages ⇄ Gemini generateContent: requests, whole answers and streams. Pure."""
+
+from modelmux.gemini.request import ENDPOINT, STREAM_ENDPOINT, function_name, path, restore_map, to_gemini
+from modelmux.gemini.signatures import without_gemini_thinking
+from modelmux.gemini.thinking import EFFORTS, parse_effort
+
+__all__ = [
+    "EFFORTS", "ENDPOINT", "STREAM_ENDPOINT", "function_name", "parse_effort", "path", "restore_map", "to_gemini",
+    "without_gemini_thinking",
+]  # fmt: skip
