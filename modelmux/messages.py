@@ -12,6 +12,10 @@ WARMUP = "Warmup"  # the whole text of Claude Code's cache-warming background re
 PING = format_event("ping", {"type": "ping"})
 
 
+def message_id() -> str:
+    return f"msg_{secrets.token_hex(12)}"
+
+
 def error_event(error_type: str, message: str) -> bytes:
     """How a stream that has already started reports a failure."""
     return format_event("error", {"type": "error", "error": {"type": error_type, "message": message}})
@@ -34,7 +38,7 @@ def is_warmup(body: dict[str, Any]) -> bool:
 
 def text_message(model: str, text: str) -> dict[str, Any]:
     return {
-        "id": f"msg_{secrets.token_hex(12)}",
+        "id": message_id(),
         "type": "message",
         "role": "assistant",
         "model": model,

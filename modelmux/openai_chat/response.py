@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
 from modelmux import toolnames
+from modelmux.messages import message_id
 
 STOP_REASONS = {
     "stop": "end_turn",
@@ -32,10 +32,6 @@ class Context:
 
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model, "tool_names": self.tool_names, "input_tokens": self.input_tokens}
-
-
-def message_id() -> str:
-    return f"msg_{secrets.token_hex(12)}"
 
 
 def stop_reason(finish: str | None, called_tools: bool) -> str:

@@ -1,0 +1,227 @@
+"""Gemini answer → Anthropic message: whole JSON bodies, and the block builder the
+stream shares. Pure.
+
+Gemini answers in parts: thoughts (`thought: true`), text, function calls, any of
+them carrying a `thoughtSignature` (see signatures.py for how those travel). A
+streamed text part arrives in pieces, one per chunk, and its signature may come on
+the last piece, even an empty one. `Blocks` turns parts into Anthropic content-block
+events, one block open at a time, so a whole answer and a stream give the same
+message.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from modelmux import toolnames
+from modelmux.gemini import signatures
+from modelmux.openai_chat.response import Context, message_id, parse_arguments
+
+# Gemini's FinishReason values that mean its filters withheld the answer.
+REFUSALS = frozenset({
+    "SAFETY", "RECITATION", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "IMAGE_SAFETY", "IMAGE_PROHIBITED_CONTENT",
+    "IMAGE_RECITATION", "MODEL_ARMOR",
+})  # fmt: skip
+NORMAL = frozenset({"STOP", "MAX_TOKENS", "FINISH_REASON_UNSPECIFIED"}) | REFUSALS
+BLOCKED = "BLOCKED"  # promptFeedback.blockReason: the prompt itself was refused
+
+Event = dict[str, Any]
+
+
+def stop_reason(finish: str | None, called_tools: bool) -> str:
+    """Gemini ends a turn that called functions with STOP."""
+    if finish in REFUSALS or finish == BLOCKED:
+        return "refusal"
+    if finish == "MAX_TOKENS":
+        return "max_tokens"
+    return "tool_use" if called_tools else "end_turn"
+
+
+def finish_note(finish: str | None, message: str | None) -> str | None:
+    """Text telling the user why Gemini stopped, when the reason is not a normal end
+    (MALFORMED_FUNCTION_CALL, TOO_MANY_TOOL_CALLS, OTHER, ...): Anthropic has no such
+    stop reason, and an agent that silently stops is worse than one that says why."""
+    if finish is None or finish in NORMAL or finish == BLOCKED:
+        return None
+    return f"[Gemini stopped: {finish}{f': {message}' if message else ''}]"
+
+
+def usage(metadata: dict[str, Any] | None) -> dict[str, int]:
+    """Anthropic's disjoint counts: input without what came from Gemini's cache, and
+    output with the thinking Gemini bills as output."""
+    metadata = metadata or {}
+    prompt = metadata.get("promptTokenCount") or 0
+    cached = metadata.get("cachedContentTokenCount") or 0
+    return {
+        "input_tokens": max(prompt - cached, 0),
+        "output_tokens": (metadata.get("candidatesTokenCount") or 0) + (metadata.get("thoughtsTokenCount") or 0),
+        "cache_read_input_tokens": cached,
+        "cache_creation_input_tokens": 0,
+    }
+
+
+def candidate_of(body: dict[str, Any]) -> dict[str, Any]:
+    candidates = body.get("candidates")
+    first = candidates[0] if isinstance(candidates, list) and candidates else None
+    return first if isinstance(first, dict) else {}
+
+
+def parts_of(candidate: dict[str, Any]) -> list[dict[str, Any]]:
+    parts = (candidate.get("content") or {}).get("parts")
+    return [p for p in parts if isinstance(p, dict)] if isinstance(parts, list) else []
+
+
+def finish_of(body: dict[str, Any]) -> str | None:
+    if (body.get("promptFeedback") or {}).get("blockReason"):
+        return BLOCKED
+    reason = candidate_of(body).get("finishReason")
+    return reason if isinstance(reason, str) else None
+
+
+@dataclass
+class Open:
+    index: int
+    kind: str  # "text", "thinking" or "tool_use"
+    sealed: bool = False  # a thinking block whose signature is sent: nothing more may join it
+
+
+class Blocks:
+    """Gemini parts in, Anthropic content-block events out (start, deltas, stop)."""
+
+    def __init__(self, context: Context) -> None:
+        self.context = context
+        self.called_tools = False
+        self._open: Open | None = None
+        self._next_index = 0
+        self._previous: str | None = None  # a signature for the open text block, sent when it closes
+
+    def part(self, part: dict[str, Any]) -> list[Event]:
+        signature = part.get("thoughtSignature") if isinstance(part.get("thoughtSignature"), str) else None
+        if part.get("thought") is True:
+            return self._thought(part.get("text") or "", signature)
+        if isinstance(part.get("functionCall"), dict):
+            return self._call(part["functionCall"], signature)
+        text = part.get("text") if isinstance(part.get("text"), str) else ""
+        return self._text(text, signature)
+
+    def end(self) -> list[Event]:
+        return self._close()
+
+    def _thought(self, text: str, signature: str | None) -> list[Event]:
+        out: list[Event] = []
+        if text:
+            if not self._unsealed_thinking():
+                out += self._start("thinking")
+            out.append(self._delta({"type": "thinking_delta", "thinking": text}))
+        if signature:
+            if not self._unsealed_thinking():
+                out += self._start("thinking")
+            out += self._seal(signatures.THOUGHT, signature)
+        return out
+
+    def _text(self, text: str, signature: str | None) -> list[Event]:
+        out: list[Event] = []
+        continuing = self._open is not None and self._open.kind == "text"
+        if signature and continuing:
+            self._previous = signature  # it belongs to the text already sent
+        elif signature and text:
+            out += self._carry(signature)
+        # A signature on an empty part with no text before it has no part to go back
+        # to; Gemini validates only function-call signatures, so it is let go.
+        if text:
+            if not continuing:
+                out += self._start("text")
+            out.append(self._delta({"type": "text_delta", "text": text}))
+        return out
+
+    def _call(self, call: dict[str, Any], signature: str | None) -> list[Event]:
+        out = self._carry(signature) if signature else []
+        name = str(call.get("name") or "")
+        block = {"type": "tool_use", "id": toolnames.client_id(None), "name": self.context.tool_names.get(name, name), "input": {}}
+        out += self._start("tool_use", block)
+        arguments = call.get("args")
+        if isinstance(arguments, dict) and arguments:
+            out.append(self._delta({"type": "input_json_delta", "partial_json": json.dumps(arguments, ensure_ascii=False)}))
+        self.called_tools = True
+        return out + self._close()
+
+    def _carry(self, signature: str) -> list[Event]:
+        """A signature for the part that comes next rides on a thinking block just
+        before it: the thoughts leading to it, or an empty one."""
+        out = [] if self._unsealed_thinking() else self._start("thinking")
+        return out + self._seal(signatures.NEXT, signature)
+
+    def _unsealed_thinking(self) -> bool:
+        return self._open is not None and self._open.kind == "thinking" and not self._open.sealed
+
+    def _seal(self, kind: str, signature: str) -> list[Event]:
+        assert self._open is not None
+        self._open.sealed = True
+        return [self._delta({"type": "signature_delta", "signature": signatures.carrier(kind, signature)})]
+
+    def _start(self, kind: str, block: dict[str, Any] | None = None) -> list[Event]:
+        out = self._close()
+        if block is None:
+            block = {"type": "text", "text": ""} if kind == "text" else {"type": "thinking", "thinking": "", "signature": ""}
+        self._open = Open(self._next_index, kind)
+        self._next_index += 1
+        return out + [{"type": "content_block_start", "index": self._open.index, "content_block": block}]
+
+    def _delta(self, delta: dict[str, Any]) -> Event:
+        assert self._open is not None
+        return {"type": "content_block_delta", "index": self._open.index, "delta": delta}
+
+    def _close(self) -> list[Event]:
+        if self._open is None:
+            return []
+        closed, self._open = self._open, None
+        out: list[Event] = [{"type": "content_block_stop", "index": closed.index}]
+        if closed.kind == "text" and self._previous:
+            signature, self._previous = self._previous, None
+            out += self._start("thinking") + self._seal(signatures.PREVIOUS, signature) + self._close()
+        return out
+
+
+def content_of(events: list[Event]) -> list[dict[str, Any]]:
+    """The content blocks a sequence of block events builds."""
+    blocks: list[dict[str, Any]] = []
+    arguments: dict[int, str] = {}
+    for event in events:
+        if event["type"] == "content_block_start":
+            blocks.append(dict(event["content_block"]))
+        elif event["type"] == "content_block_delta":
+            block, delta = blocks[event["index"]], event["delta"]
+            if delta["type"] == "text_delta":
+                block["text"] += delta["text"]
+            elif delta["type"] == "thinking_delta":
+                block["thinking"] += delta["thinking"]
+            elif delta["type"] == "signature_delta":
+                block["signature"] = delta["signature"]
+            else:
+                arguments[event["index"]] = arguments.get(event["index"], "") + delta["partial_json"]
+    for index, text in arguments.items():
+        blocks[index]["input"] = parse_arguments(text)
+    return blocks
+
+
+def from_gemini(body: dict[str, Any], context: Context) -> dict[str, Any]:
+    """An Anthropic message from a whole generateContent response."""
+    candidate = candidate_of(body)
+    blocks = Blocks(context)
+    events = [event for part in parts_of(candidate) for event in blocks.part(part)]
+    finish = finish_of(body)
+    if note := finish_note(finish, candidate.get("finishMessage")):
+        events += blocks.end() + blocks.part({"text": note})  # a block of its own
+    events += blocks.end()
+    return {
+        "id": message_id(),
+        "type": "message",
+        "role": "assistant",
+        "model": context.model,
+        "content": content_of(events),
+        "stop_reason": stop_reason(finish, blocks.called_tools),
+        "stop_sequence": None,
+        "usage": usage(body.get("usageMetadata")),
+    }

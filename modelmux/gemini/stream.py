@@ -1,0 +1,85 @@
+"""Gemini `streamGenerateContent?alt=sse` → Anthropic SSE: an explicit state machine. Pure.
+
+Every Gemini event is one `data:` line holding a whole GenerateContentResponse: the
+parts produced since the last one, and on the last its `finishReason`; the
+`usageMetadata` of each is cumulative. There is no end marker: the stream ends when
+the body does, so a body that ends before a finishReason broke off, and the client is
+told so instead of getting a message that looks complete.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from modelmux.errors import GatewayError
+from modelmux.gemini.errors import error_from
+from modelmux.gemini.response import (
+    Blocks,
+    Event,
+    candidate_of,
+    finish_note,
+    finish_of,
+    parts_of,
+    stop_reason,
+    usage,
+)
+from modelmux.messages import PING
+from modelmux.openai_chat.response import Context
+from modelmux.sse import format_event, parse_event
+from modelmux.translated_stream import TranslatedStream
+
+
+class GeminiStream(TranslatedStream):
+    """Feed upstream bytes in any chunking, get Anthropic SSE events back."""
+
+    def __init__(self, context: Context) -> None:
+        super().__init__(context)
+        self.error: GatewayError | None = None  # an error Gemini sent inside the stream, with its Retry-After
+        self._blocks = Blocks(context)
+        self._finish: str | None = None
+        self._finish_message: str | None = None
+        self._usage: dict[str, Any] | None = None
+
+    def _complete(self) -> bool:
+        return self._finish is not None
+
+    def _event(self, raw: bytes) -> list[bytes]:
+        if self._ended:
+            return []
+        event = parse_event(raw)
+        if not event.data.strip():
+            return [PING] if raw.lstrip().startswith(b":") else []  # an SSE comment: a keep-alive
+        try:
+            chunk = json.loads(event.data)
+        except ValueError:
+            return []
+        if isinstance(chunk, list):  # the JSON-array framing, should a server use it
+            return [b for item in chunk if isinstance(item, dict) for b in self._chunk(item)]
+        return self._chunk(chunk) if isinstance(chunk, dict) else []
+
+    def _chunk(self, chunk: dict[str, Any]) -> list[bytes]:
+        if self._ended:
+            return []
+        if isinstance(chunk.get("error"), dict):
+            self.error = error_from(chunk["error"])
+            return self._error(self.error.error_type, self.error.message)
+        if isinstance(chunk.get("usageMetadata"), dict):
+            self._usage = chunk["usageMetadata"]
+        candidate = candidate_of(chunk)
+        events: list[Event] = [e for part in parts_of(candidate) for e in self._blocks.part(part)]
+        if finish := finish_of(chunk):
+            self._finish = finish
+            self._finish_message = candidate.get("finishMessage") or self._finish_message
+        return [format_event(e["type"], e) for e in events]
+
+    def _end(self) -> list[bytes]:
+        events = self._blocks.end()
+        if note := finish_note(self._finish, self._finish_message):
+            events += self._blocks.part({"text": note}) + self._blocks.end()
+        self._ended = True
+        out = [format_event(e["type"], e) for e in events]
+        delta = {"stop_reason": stop_reason(self._finish, self._blocks.called_tools), "stop_sequence": None}
+        out.append(format_event("message_delta", {"type": "message_delta", "delta": delta, "usage": usage(self._usage)}))
+        out.append(format_event("message_stop", {"type": "message_stop"}))
+        return out
