@@ -7,7 +7,16 @@ import hashlib
 import pytest
 
 from modelmux.config import Shape
-from modelmux.gemini import function_name, parse_effort, path, restore_map, to_gemini, without_gemini_thinking
+from modelmux.gemini import (
+    Context,
+    context_for,
+    function_name,
+    parse_effort,
+    path,
+    restore_map,
+    to_gemini,
+    without_gemini_thinking,
+)
 from modelmux.gemini.request import NO_CONTENT
 from modelmux.gemini.signatures import DUMMY
 from modelmux.openai_chat.request import CONTINUED, IMAGE_BELOW, NO_RESULT
@@ -305,6 +314,8 @@ def test_function_names_gemini_accepts():
     assert function_name(odd) == "my_tool_with_spaces_" + hashlib.sha256(odd.encode()).hexdigest()[:8]
     assert function_name("1st").startswith("_1st_")
     assert restore_map(["Bash", odd, LONG_TOOL]) == {function_name(odd): odd, SHORT_TOOL: LONG_TOOL}
+    body = {"tools": [BASH, {"name": odd, "input_schema": {}}, {"type": "web_search_20250305", "name": "web_search"}]}
+    assert context_for(body, "claude-sonnet-4-5") == Context("claude-sonnet-4-5", {function_name(odd): odd})
 
 
 def test_generation_limits():
@@ -347,6 +358,8 @@ ENABLED = {"type": "enabled", "budget_tokens": 31999}
     ("gemini-3.1-pro-preview", None, 20000, {"thinkingLevel": "high", "includeThoughts": True}),
     ("gemini-flash-latest", None, "high", {"thinkingBudget": 24576, "includeThoughts": True}),  # unknown version: a budget
     ("models/gemini-3-flash", None, "low", {"thinkingLevel": "low", "includeThoughts": True}),
+    ("gemini-2.0-flash", ENABLED, "high", None),  # no thinking there: a thinkingConfig would be a 400
+    ("gemma-3-27b-it", ENABLED, None, None),
 ])  # fmt: skip
 def test_thinking(model, thinking, effort, config):
     body = {"messages": [{"role": "user", "content": "x"}]}

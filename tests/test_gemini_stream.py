@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sse_checks import accumulated, events, feed, validate
 
 from modelmux.config import Shape
 from modelmux.gemini import Context, GeminiStream, from_gemini, function_name, to_gemini
 from modelmux.translated_stream import BROKEN_OFF
-from sse_checks import accumulated, events, feed, validate
 
 LONG = "mcp__plugin_superpowers_chrome__use_browser_with_a_really_long_name_indeed"
 SHORT = function_name(LONG)

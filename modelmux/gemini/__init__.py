@@ -1,13 +1,21 @@
 """Anthropic Messages ⇄ Gemini generateContent: requests, whole answers and streams. Pure."""
 
 from modelmux.gemini.errors import error_from, error_of
-from modelmux.gemini.request import ENDPOINT, STREAM_ENDPOINT, function_name, path, restore_map, to_gemini
+from modelmux.gemini.request import (
+    ENDPOINT,
+    STREAM_ENDPOINT,
+    context_for,
+    function_name,
+    path,
+    restore_map,
+    to_gemini,
+)
 from modelmux.gemini.response import Context, from_gemini
 from modelmux.gemini.signatures import without_gemini_thinking
 from modelmux.gemini.stream import GeminiStream
 from modelmux.gemini.thinking import EFFORTS, Effort, parse_effort
 
 __all__ = [
-    "EFFORTS", "ENDPOINT", "STREAM_ENDPOINT", "Context", "Effort", "GeminiStream", "error_from", "error_of",
+    "EFFORTS", "ENDPOINT", "STREAM_ENDPOINT", "Context", "Effort", "GeminiStream", "context_for", "error_from", "error_of",
     "from_gemini", "function_name", "parse_effort", "path", "restore_map", "to_gemini", "without_gemini_thinking",
 ]  # fmt: skip

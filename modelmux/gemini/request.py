@@ -25,6 +25,7 @@ from modelmux.openai_chat.request import (
     IMAGE_OMITTED,
     NO_RESULT,
 )
+from modelmux.openai_chat.response import Context
 
 ENDPOINT = "/models/{model}:generateContent"
 STREAM_ENDPOINT = "/models/{model}:streamGenerateContent?alt=sse"
@@ -75,6 +76,13 @@ def function_name(name: str) -> str:
 def restore_map(names: list[str]) -> dict[str, str]:
     """function name → the client's tool name, for the names that had to change."""
     return {function_name(name): name for name in names if function_name(name) != name}
+
+
+def context_for(body: dict[str, Any], model: str) -> Context:
+    """What the answer's translation needs: the model name the client sees, and the
+    tool names to restore."""
+    names = [t["name"] for t in body.get("tools") or () if isinstance(t, dict) and isinstance(t.get("name"), str)]
+    return Context(model=model, tool_names=restore_map(names))
 
 
 def _generation_config(body: dict[str, Any], shape: Shape, model: str, effort: Effort | None) -> dict[str, Any]:

@@ -18,22 +18,25 @@ so the model still learns it: "(default: 3; format: uri; greater than 0)".
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import unquote
 
-Schema = dict[str, Any]
+from modelmux.gemini.keywords import (
+    KEPT,
+    Schema,
+    bounds,
+    choices,
+    compact,
+    describe,
+    format_words,
+    inferred_type,
+    is_null,
+    notes_of,
+    single_type,
+    string_choices,
+    summary,
+)
 
-# Kept as they are, for the types they apply to.
-KEPT = {
-    "string": ("minLength", "maxLength", "pattern"),
-    "number": ("minimum", "maximum"),
-    "integer": ("minimum", "maximum"),
-    "array": ("minItems", "maxItems"),
-    "object": ("minProperties", "maxProperties"),
-    "boolean": (),
-}
-FORMATS = {"string": ("enum", "date-time"), "integer": ("int32", "int64"), "number": ("float", "double")}
 # Keywords the cleaner reads itself.
 HANDLED = frozenset({
     "type", "description", "title", "enum", "const", "format", "nullable", "default", "examples", "example",
@@ -133,7 +136,7 @@ class Cleaner:
         any use) it ends in its type and a few words."""
         target = self.lookup(ref) if ref else None
         source = target or schema
-        kind = _single_type(source.get("type")) or _inferred_type(source) or "object"
+        kind = single_type(source.get("type")) or inferred_type(source) or "object"
         if ref is None:
             note = "nested deeper than shown"
         elif target is None:
@@ -143,7 +146,7 @@ class Cleaner:
         stub: Schema = {"type": kind} if kind in KEPT else dict(ANY)
         if kind == "array":
             stub["items"] = dict(ANY)
-        return _describe(stub, schema.get("description") or source.get("description"), [note])
+        return describe(stub, schema.get("description") or source.get("description"), [note])
 
     def _merge_all_of(self, schema: Schema) -> Schema:
         parts = schema.get("allOf")
@@ -176,7 +179,7 @@ class Cleaner:
             notes.append("always null")
         branches = [b for key in ("anyOf", "oneOf") for b in schema.get(key) or () if isinstance(schema.get(key), list)]
         if branches:
-            real = [b for b in branches if not _is_null(self.peek(b))]
+            real = [b for b in branches if not is_null(self.peek(b))]
             nullable = nullable or len(real) < len(branches)
             rest = {k: v for k, v in schema.items() if k not in ("anyOf", "oneOf")}
             if nullable:
@@ -185,15 +188,15 @@ class Cleaner:
         if isinstance(types, list):  # ["string", "number"]: one branch per type, the words on the parent
             rest = {k: v for k, v in schema.items() if k in HANDLED and k not in WORDS}
             out: Schema = {"anyOf": [self._clean({**rest, "type": t}, depth) for t in types]}
-            notes += _notes_of(schema)
+            notes += notes_of(schema)
         else:
-            out = self._typed(schema, types if isinstance(types, str) else _inferred_type(schema), notes, depth)
+            out = self._typed(schema, types if isinstance(types, str) else inferred_type(schema), notes, depth)
         if nullable:
             out["nullable"] = True
         for key, value in schema.items():
             if key not in HANDLED and key not in SILENT:
-                notes.append(f"{key}: {_compact(value)}")
-        return _describe(out, schema.get("description") or schema.get("title"), notes)
+                notes.append(f"{key}: {compact(value)}")
+        return describe(out, schema.get("description") or schema.get("title"), notes)
 
     def _union(self, rest: Schema, branches: list[Any], depth: int) -> Schema:
         """anyOf/oneOf without its null branches: one branch merges into its parent;
@@ -202,10 +205,10 @@ class Cleaner:
         if not branches:
             return self._clean(rest, depth)
         peeked = [self.peek(b) for b in branches]
-        if all(_string_choices(p) is not None for p in peeked):
-            choices = list(dict.fromkeys(c for p in peeked for c in _string_choices(p) or ()))
-            return self._clean({**rest, "type": "string", "enum": choices}, depth)
-        if len(peeked) == 1 or all((_single_type(p.get("type")) or _inferred_type(p)) == "object" for p in peeked):
+        if all(string_choices(p) is not None for p in peeked):
+            allowed = list(dict.fromkeys(c for p in peeked for c in string_choices(p) or ()))
+            return self._clean({**rest, "type": "string", "enum": allowed}, depth)
+        if len(peeked) == 1 or all((single_type(p.get("type")) or inferred_type(p)) == "object" for p in peeked):
             mark = len(self._expanding)
             inlined = [self._inline(b)[0] for b in branches]
             if all(i is not None for i in inlined):
@@ -215,19 +218,19 @@ class Cleaner:
         out: Schema = {"anyOf": [self.clean(b, depth + 1) for b in branches]}
         if rest.get("nullable"):
             out["nullable"] = True
-        return _describe(out, rest.get("description") or rest.get("title"), _notes_of(rest))
+        return describe(out, rest.get("description") or rest.get("title"), notes_of(rest))
 
     def _typed(self, schema: Schema, kind: str | None, notes: list[str], depth: int) -> Schema:
-        notes += _notes_of(schema)
+        notes += notes_of(schema)
         if kind not in KEPT:
             return dict(ANY)
         out: Schema = {"type": kind}
         for key in KEPT[kind]:
             if isinstance(schema.get(key), (int, float, str)) and not isinstance(schema.get(key), bool):
                 out[key] = schema[key]
-        _choices(schema, kind, out, notes)
-        _format(schema, kind, out, notes)
-        _bounds(schema, kind, out, notes)
+        choices(schema, kind, out, notes)
+        format_words(schema, kind, out, notes)
+        bounds(schema, kind, out, notes)
         if kind == "array":
             out["items"] = self._items(schema, notes, depth)
             if schema.get("uniqueItems") is True:
@@ -242,7 +245,7 @@ class Cleaner:
         if isinstance(items, list):  # draft 4 tuples
             tuple_items, items = items, None
         if tuple_items:
-            notes.append("in order: " + ", ".join(_summary(self.peek(i)) for i in tuple_items))
+            notes.append("in order: " + ", ".join(summary(self.peek(i)) for i in tuple_items))
             return self.clean({"anyOf": tuple_items} if len(tuple_items) > 1 else tuple_items[0], depth + 1)
         return self.clean(items if isinstance(items, dict) else {}, depth + 1)
 
@@ -255,14 +258,14 @@ class Cleaner:
             out["required"] = required
         extra = schema.get("additionalProperties")
         if isinstance(extra, dict) and extra:
-            notes.append(f"{'other keys' if properties else 'keys'} map to {_summary(self.peek(extra))}")
+            notes.append(f"{'other keys' if properties else 'keys'} map to {summary(self.peek(extra))}")
         elif (extra is True or extra == {} or extra is None) and not properties:
             notes.append("an object with any keys")
         names = schema.get("propertyNames")
         if isinstance(names, dict) and set(names) - {"type"}:
-            notes.append(f"key names: {_summary(self.peek(names))}")
+            notes.append(f"key names: {summary(self.peek(names))}")
         for pattern, value in (schema.get("patternProperties") or {}).items():
-            notes.append(f"keys matching {pattern} map to {_summary(self.peek(value))}")
+            notes.append(f"keys matching {pattern} map to {summary(self.peek(value))}")
 
 
 def _merge_objects(rest: Schema, branches: list[Schema]) -> Schema:
@@ -272,7 +275,7 @@ def _merge_objects(rest: Schema, branches: list[Schema]) -> Schema:
     for branch in branches:
         for name, value in (branch.get("properties") or {}).items():
             old = properties.get(name)
-            both = (_string_choices(old), _string_choices(value)) if isinstance(old, dict) else (None, None)
+            both = (string_choices(old), string_choices(value)) if isinstance(old, dict) else (None, None)
             if old is None:
                 properties[name] = value
             elif both[0] is not None and both[1] is not None:
@@ -281,147 +284,14 @@ def _merge_objects(rest: Schema, branches: list[Schema]) -> Schema:
     common = set.intersection(*(set(b.get("required") or ()) for b in branches))
     required = list(dict.fromkeys([*(rest.get("required") or ()), *(n for b in branches for n in b.get("required") or () if n in common)]))
     variants = " | ".join(_variant(b) for b in branches)
-    description = "; ".join(filter(None, [rest.get("description"), f"one of: {variants}"]))
+    described = rest.get("description") if isinstance(rest.get("description"), str) else None
+    description = "; ".join(filter(None, [described, f"one of: {variants}"]))
     return {**rest, "type": "object", "properties": properties, "required": required, "description": description}
 
 
 def _variant(branch: Schema) -> str:
-    consts = [f"{n}={_compact(p['const'])}" for n, p in (branch.get("properties") or {}).items() if isinstance(p, dict) and "const" in p]
+    consts = [f"{n}={compact(p['const'])}" for n, p in (branch.get("properties") or {}).items() if isinstance(p, dict) and "const" in p]
     required = [n for n in branch.get("required") or () if isinstance(n, str)]
     return " ".join(filter(None, [", ".join(consts), f"requires {', '.join(required)}" if required else ""])) or "any"
 
 
-def _choices(schema: Schema, kind: str, out: Schema, notes: list[str]) -> None:
-    """Gemini takes enums of strings only; other choices become words."""
-    values = list(schema["enum"]) if isinstance(schema.get("enum"), list) else []
-    if "const" in schema:
-        values = [schema["const"]]
-    if None in values:
-        out["nullable"] = True
-        values = [v for v in values if v is not None]
-    if not values:
-        return
-    if kind == "string" and all(isinstance(v, str) for v in values):
-        out["enum"] = values
-    elif len(values) == 1:
-        notes.append(f"always {_compact(values[0])}")
-    else:
-        notes.append("one of: " + ", ".join(_compact(v) for v in values))
-
-
-def _format(schema: Schema, kind: str, out: Schema, notes: list[str]) -> None:
-    value = schema.get("format")
-    if not isinstance(value, str):
-        return
-    if value in FORMATS.get(kind, ()):
-        out["format"] = value
-    else:
-        notes.append(f"format: {value}")
-
-
-def _bounds(schema: Schema, kind: str, out: Schema, notes: list[str]) -> None:
-    """Exclusive bounds: exact as inclusive ones for integers, words for numbers."""
-    if kind not in ("number", "integer"):
-        return
-    for key, inclusive, step, words in (("exclusiveMinimum", "minimum", 1, "greater than"), ("exclusiveMaximum", "maximum", -1, "less than")):
-        bound = schema.get(key)
-        if bound is True and isinstance(schema.get(inclusive), (int, float)):  # draft 4: a flag on minimum
-            bound = schema[inclusive]
-        if isinstance(bound, bool) or not isinstance(bound, (int, float)):
-            continue
-        if kind == "integer" and float(bound).is_integer():
-            tighter = int(bound) + step
-            current = out.get(inclusive)
-            out[inclusive] = tighter if current is None else (max if step > 0 else min)(current, tighter)
-        else:
-            notes.append(f"{words} {_compact(bound)}")
-    if isinstance(schema.get("multipleOf"), (int, float)):
-        notes.append(f"a multiple of {_compact(schema['multipleOf'])}")
-
-
-def _notes_of(schema: Schema) -> list[str]:
-    notes = []
-    if "default" in schema:
-        notes.append(f"default: {_compact(schema['default'])}")
-    examples = schema.get("examples") if isinstance(schema.get("examples"), list) else []
-    if "example" in schema:
-        examples = [*examples, schema["example"]]
-    if examples:
-        notes.append("examples: " + ", ".join(_compact(e) for e in examples))
-    if schema.get("deprecated") is True:
-        notes.append("deprecated")
-    return notes
-
-
-def _describe(out: Schema, description: Any, notes: list[str]) -> Schema:
-    notes = list(dict.fromkeys(notes))
-    text = description.strip() if isinstance(description, str) else ""
-    if notes:
-        text = f"{text} ({'; '.join(notes)})" if text else f"({'; '.join(notes)})"
-    if text:
-        out["description"] = text
-    return out
-
-
-def _is_null(schema: Schema) -> bool:
-    return schema.get("type") == "null" or ("const" in schema and schema["const"] is None) or schema.get("enum") == [None]
-
-
-def _string_choices(schema: Any) -> list[str] | None:
-    """The strings a `const` or string `enum` schema allows; None for any other schema."""
-    if not isinstance(schema, dict) or schema.get("type", "string") != "string":
-        return None
-    if isinstance(schema.get("const"), str):
-        return [schema["const"]]
-    values = schema.get("enum")
-    if isinstance(values, list) and values and all(isinstance(v, str) for v in values):
-        return values
-    return None
-
-
-def _single_type(types: Any) -> str | None:
-    if isinstance(types, list):
-        types = [t for t in types if t != "null"]
-        return types[0] if len(types) == 1 else None
-    return types if isinstance(types, str) else None
-
-
-def _inferred_type(schema: Schema) -> str | None:
-    """JSON Schema lets the type go unsaid; Gemini does not."""
-    if any(k in schema for k in ("properties", "required", "additionalProperties", "patternProperties", "propertyNames")):
-        return "object"
-    if any(k in schema for k in ("items", "prefixItems", "minItems", "maxItems")):
-        return "array"
-    values = schema["enum"] if isinstance(schema.get("enum"), list) else [schema["const"]] if "const" in schema else []
-    values = [v for v in values if v is not None]
-    if values:
-        if all(isinstance(v, str) for v in values):
-            return "string"
-        if all(isinstance(v, bool) for v in values):
-            return "boolean"
-        if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-            return "integer"
-        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-            return "number"
-    if any(k in schema for k in ("pattern", "minLength", "maxLength", "format")):
-        return "string"
-    if any(k in schema for k in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf")):
-        return "number"
-    return None
-
-
-def _summary(schema: Schema) -> str:
-    """A few words for a schema that has to become a note."""
-    choices = _string_choices(schema)
-    if choices:
-        return "one of " + ", ".join(choices)
-    kind = _single_type(schema.get("type")) or _inferred_type(schema)
-    if kind == "array" and isinstance(schema.get("items"), dict):
-        return f"array of {_summary(schema['items'])}"
-    if kind == "string" and isinstance(schema.get("pattern"), str):
-        return f"strings matching {schema['pattern']}"
-    return kind or "any value"
-
-
-def _compact(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))

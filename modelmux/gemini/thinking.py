@@ -12,6 +12,8 @@ Gemini's thinking docs (ai.google.dev/gemini-api/docs/thinking, and the Vertex A
   Gemini 3 still accepts `thinkingBudget` "for backwards compatibility", with
   possibly worse results.
 
+Gemini 2.0 and earlier, and Gemma, take no thinkingConfig at all.
+
 So the translator reads the major version from the upstream model name: `gemini-3`
 and later get a level, clamped to what that model family accepts; anything else,
 including names it cannot read (aliases such as `gemini-flash-latest`), gets a
@@ -53,6 +55,13 @@ def version(model: str) -> tuple[int, int] | None:
     return (int(found.group(1)), int(found.group(2) or 0)) if found else None
 
 
+def thinks(model: str) -> bool:
+    """Whether `model` takes a thinkingConfig at all: Gemini 1.x and 2.0 and the Gemma
+    models answer 400 to one."""
+    found = version(model)
+    return found >= (2, 5) if found is not None else "gemma" not in model.lower()
+
+
 def uses_levels(model: str) -> bool:
     """Whether `model` is a Gemini 3 or later (thinkingLevel, and strict signatures)."""
     found = version(model)
@@ -63,7 +72,7 @@ def thinking_config(body: dict[str, Any], model: str, effort: Effort | None = No
     """The thinkingConfig for `body` sent to `model`; `effort` overrides what the client
     asked. None: the client asked for no thinking, so the model's default applies."""
     wanted = effort if effort is not None else _client_effort(body)
-    if wanted is None:
+    if wanted is None or not thinks(model):
         return None
     if uses_levels(model):
         return {"thinkingLevel": _level(model, wanted), "includeThoughts": wanted not in ("none", 0)}
