@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import anthropic
 import httpx
@@ -71,8 +72,15 @@ def test_listens_on_loopback_even_without_a_host_in_the_mode(tmp_path):
     gateway = Gateway(tmp_path, ROUTES)
     gateway.mode = f"reverse:https://api.anthropic.com@{gateway.port}"  # no host: mitmproxy's default is every interface
     with gateway:
-        bound = _tcp_listeners()
-    assert {address for port, address in bound if port == f"{gateway.port:04X}"} == {"0100007F"}
+        # The gateway answers /healthz on the wildcard listener mitmproxy opened, a moment
+        # before the Listeners addon has moved it to loopback: wait for the move.
+        deadline = time.monotonic() + 10
+        while True:
+            bound = {address for port, address in _tcp_listeners() if port == f"{gateway.port:04X}"}
+            if bound == {"0100007F"} or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+    assert bound == {"0100007F"}
 
 
 def _tcp_listeners() -> set[tuple[str, str]]:
