@@ -252,7 +252,7 @@ class ChatStream:
 
     def _upstream_error(self, error: dict[str, Any]) -> list[bytes]:
         code = error.get("code")
-        status = code if isinstance(code, int) else _STATUS_OF_TYPE.get(str(error.get("type") or code), 500)
+        status = code if isinstance(code, int) else STATUS_OF_TYPE.get(str(error.get("type") or code), 500)
         return self._error(error_type_for(status), str(error.get("message") or error))
 
     def _error(self, error_type: str, message: str) -> list[bytes]:
@@ -261,7 +261,7 @@ class ChatStream:
         return [error_event(error_type, message)]
 
 
-_STATUS_OF_TYPE = {
+STATUS_OF_TYPE = {
     "invalid_request_error": 400,
     "authentication_error": 401,
     "permission_error": 403,
