@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import anthropic_stream
 import pytest
-from anthropic.lib.streaming._messages import accumulate_event
+from anthropic_stream import accumulated, events, validate, without_ids
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modelmux.openai_chat import ChatStream, Context, from_chat
-from modelmux.sse import EventSplitter, parse_event
 
 LONG = "mcp__plugin_superpowers_chrome__use_browser_with_a_really_long_name_indeed"
 CONTEXT = Context(model="claude-sonnet-4-5", tool_names={"short_x": LONG}, input_tokens=321)
@@ -69,71 +69,11 @@ FULL_MESSAGE = {
 
 
 def run(pieces: list[bytes], sizes: list[int] | None = None) -> list[bytes]:
-    """Feed the upstream bytes cut at `sizes` (cycled), then close."""
-    data = b"".join(pieces)
-    stream = ChatStream(CONTEXT)
-    out: list[bytes] = []
-    position, i = 0, 0
-    while position < len(data):
-        size = sizes[i % len(sizes)] if sizes else len(data)
-        produced = stream.feed(data[position : position + size])
-        assert b"" not in produced
-        out += produced
-        position += size
-        i += 1
-    return out + stream.close()
-
-
-def events(output: list[bytes]) -> list[dict]:
-    splitter = EventSplitter()
-    parsed = []
-    for raw in splitter.feed(b"".join(output)):
-        event = parse_event(raw)
-        data = event.json()
-        assert data["type"] == event.name
-        parsed.append(data)
-    assert splitter.rest() == b""
-    return parsed
-
-
-def validate(sequence: list[dict]) -> None:
-    """Anthropic's stream grammar: one message_start, blocks opened, filled and closed in
-    order with matching delta types, no empty deltas, message_delta, then message_stop."""
-    assert sequence[0]["type"] == "message_start"
-    assert set(sequence[0]["message"]["usage"]) >= {"input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"}
-    expected_delta = {"text": "text_delta", "thinking": "thinking_delta", "tool_use": "input_json_delta"}
-    open_block, next_index = None, 0
-    for event in sequence[1:-2]:
-        kind = event["type"]
-        if kind == "ping":
-            continue
-        if kind == "content_block_start":
-            assert open_block is None and event["index"] == next_index
-            open_block, next_index = event["content_block"]["type"], next_index + 1
-        elif kind == "content_block_delta":
-            assert open_block is not None and event["index"] == next_index - 1
-            assert event["delta"]["type"] == expected_delta[open_block]
-            value = next(v for k, v in event["delta"].items() if k != "type")
-            assert value != ""
-        else:
-            assert kind == "content_block_stop" and event["index"] == next_index - 1
-            open_block = None
-    assert open_block is None
-    assert [e["type"] for e in sequence[-2:]] == ["message_delta", "message_stop"]
-
-
-def accumulated(sequence: list[dict]) -> dict:
-    snapshot = None
-    buffers: dict[int, bytes] = {}
-    for event in sequence:
-        snapshot = accumulate_event(event=event, current_snapshot=snapshot, json_bufs=buffers)
-    return snapshot.model_dump(include={"content", "stop_reason", "usage", "model"}, exclude_none=True)
+    return anthropic_stream.run(ChatStream(CONTEXT), pieces, sizes)
 
 
 def final(pieces: list[bytes], sizes: list[int] | None = None) -> dict:
-    sequence = events(run(pieces, sizes))
-    validate(sequence)
-    return accumulated(sequence)
+    return anthropic_stream.final(ChatStream(CONTEXT), pieces, sizes)
 
 
 def test_full_stream():
@@ -156,8 +96,7 @@ def test_full_stream():
 @settings(max_examples=300, deadline=None)
 def test_any_chunking_and_framing_gives_the_same_events(sizes, crlf):
     pieces = [p.replace(b"\n", b"\r\n") for p in FULL] if crlf else FULL
-    strip_ids = lambda seq: [{**e, "message": {**e["message"], "id": "x"}} if e["type"] == "message_start" else e for e in seq]  # noqa: E731
-    assert strip_ids(events(run(pieces, sizes))) == strip_ids(events(run(FULL)))
+    assert without_ids(events(run(pieces, sizes))) == without_ids(events(run(FULL)))
 
 
 def test_interleaved_parallel_calls_stay_whole():

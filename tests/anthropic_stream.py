@@ -1,0 +1,91 @@
+"""Checks for the Anthropic SSE a stream translator writes: every chunking of the
+upstream's bytes, an event-grammar validator and the anthropic SDK's own accumulator."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from anthropic.lib.streaming._messages import accumulate_event
+
+from modelmux.sse import EventSplitter, parse_event
+
+EXPECTED_DELTAS = {"text": {"text_delta"}, "thinking": {"thinking_delta", "signature_delta"}, "tool_use": {"input_json_delta"}}
+
+
+class Stream(Protocol):
+    def feed(self, chunk: bytes) -> list[bytes]: ...
+    def close(self) -> list[bytes]: ...
+
+
+def run(stream: Stream, pieces: list[bytes], sizes: list[int] | None = None) -> list[bytes]:
+    """Feed the upstream bytes cut at `sizes` (cycled), then close."""
+    data = b"".join(pieces)
+    out: list[bytes] = []
+    position, i = 0, 0
+    while position < len(data):
+        size = sizes[i % len(sizes)] if sizes else len(data)
+        produced = stream.feed(data[position : position + size])
+        assert b"" not in produced
+        out += produced
+        position += size
+        i += 1
+    return out + stream.close()
+
+
+def events(output: list[bytes]) -> list[dict]:
+    splitter = EventSplitter()
+    parsed = []
+    for raw in splitter.feed(b"".join(output)):
+        event = parse_event(raw)
+        data = event.json()
+        assert data["type"] == event.name
+        parsed.append(data)
+    assert splitter.rest() == b""
+    return parsed
+
+
+def validate(sequence: list[dict]) -> None:
+    """Anthropic's stream grammar: one message_start, blocks opened, filled and closed in
+    order with matching delta types (a thinking block's signature last), no empty
+    deltas, message_delta, then message_stop."""
+    assert sequence[0]["type"] == "message_start"
+    assert set(sequence[0]["message"]["usage"]) >= {"input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"}
+    open_block, next_index, signed = None, 0, False
+    for event in sequence[1:-2]:
+        kind = event["type"]
+        if kind == "ping":
+            continue
+        if kind == "content_block_start":
+            assert open_block is None and event["index"] == next_index
+            open_block, next_index, signed = event["content_block"]["type"], next_index + 1, False
+        elif kind == "content_block_delta":
+            assert open_block is not None and event["index"] == next_index - 1
+            assert event["delta"]["type"] in EXPECTED_DELTAS[open_block] and not signed
+            signed = event["delta"]["type"] == "signature_delta"
+            value = next(v for k, v in event["delta"].items() if k != "type")
+            assert value != ""
+        else:
+            assert kind == "content_block_stop" and event["index"] == next_index - 1
+            open_block = None
+    assert open_block is None
+    assert [e["type"] for e in sequence[-2:]] == ["message_delta", "message_stop"]
+
+
+def accumulated(sequence: list[dict]) -> dict[str, Any]:
+    snapshot = None
+    buffers: dict[int, bytes] = {}
+    for event in sequence:
+        snapshot = accumulate_event(event=event, current_snapshot=snapshot, json_bufs=buffers)
+    return snapshot.model_dump(include={"content", "stop_reason", "usage", "model"}, exclude_none=True)
+
+
+def final(stream: Stream, pieces: list[bytes], sizes: list[int] | None = None) -> dict[str, Any]:
+    """The message a client ends up with, once the events passed the grammar check."""
+    sequence = events(run(stream, pieces, sizes))
+    validate(sequence)
+    return accumulated(sequence)
+
+
+def without_ids(sequence: list[dict]) -> list[dict]:
+    """The events with message_start's random message id blanked, for comparisons."""
+    return [{**e, "message": {**e["message"], "id": "x"}} if e["type"] == "message_start" else e for e in sequence]
