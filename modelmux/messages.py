@@ -17,6 +17,17 @@ def error_event(error_type: str, message: str) -> bytes:
     return format_event("error", {"type": "error", "error": {"type": error_type, "message": message}})
 
 
+def message_start(model: str, input_tokens: int) -> bytes:
+    """A translated stream's first event, before the upstream has said anything but that
+    it is answering: `input_tokens` is modelmux's estimate, the real count comes last."""
+    message = {
+        "id": f"msg_{secrets.token_hex(12)}", "type": "message", "role": "assistant", "model": model,
+        "content": [], "stop_reason": None, "stop_sequence": None,
+        "usage": {"input_tokens": input_tokens, "output_tokens": 0, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0},
+    }  # fmt: skip
+    return format_event("message_start", {"type": "message_start", "message": message})
+
+
 def is_warmup(body: dict[str, Any]) -> bool:
     """Claude Code's warmup request, judged by the last message alone, so a real
     conversation that once contained the word is never mistaken for one."""
@@ -33,15 +44,21 @@ def is_warmup(body: dict[str, Any]) -> bool:
 
 
 def text_message(model: str, text: str) -> dict[str, Any]:
+    usage = {"input_tokens": 0, "output_tokens": 0, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+    return message(model, [{"type": "text", "text": text}], "end_turn", usage)
+
+
+def message(model: str, content: list[dict[str, Any]], stop_reason: str, usage: dict[str, int]) -> dict[str, Any]:
+    """A whole answer, as Anthropic's Messages API returns it."""
     return {
         "id": f"msg_{secrets.token_hex(12)}",
         "type": "message",
         "role": "assistant",
         "model": model,
-        "content": [{"type": "text", "text": text}],
-        "stop_reason": "end_turn",
+        "content": content,
+        "stop_reason": stop_reason,
         "stop_sequence": None,
-        "usage": {"input_tokens": 0, "output_tokens": 0, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0},
+        "usage": usage,
     }
 
 

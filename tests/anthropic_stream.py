@@ -3,6 +3,7 @@ upstream's bytes, an event-grammar validator and the anthropic SDK's own accumul
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from anthropic.lib.streaming._messages import accumulate_event
@@ -86,6 +87,12 @@ def final(stream: Stream, pieces: list[bytes], sizes: list[int] | None = None) -
     return accumulated(sequence)
 
 
-def without_ids(sequence: list[dict]) -> list[dict]:
-    """The events with message_start's random message id blanked, for comparisons."""
+def same_at_any_chunking(make: Callable[[], Stream], pieces: list[bytes], sizes: list[int], crlf: bool) -> bool:
+    """Whether the upstream's bytes cut at `sizes`, with CRLF line ends if `crlf`, give the
+    events they give in one piece (message ids aside: they are random)."""
+    framed = [p.replace(b"\n", b"\r\n") for p in pieces] if crlf else pieces
+    return _without_ids(events(run(make(), framed, sizes))) == _without_ids(events(run(make(), pieces)))
+
+
+def _without_ids(sequence: list[dict]) -> list[dict]:
     return [{**e, "message": {**e["message"], "id": "x"}} if e["type"] == "message_start" else e for e in sequence]

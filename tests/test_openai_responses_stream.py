@@ -8,7 +8,7 @@ from typing import Any
 
 import anthropic_stream
 import pytest
-from anthropic_stream import accumulated, events, validate, without_ids
+from anthropic_stream import accumulated, events, same_at_any_chunking, validate
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -128,8 +128,7 @@ def test_full_stream():
 @given(st.lists(st.integers(min_value=1, max_value=97), min_size=1, max_size=30), st.booleans())
 @settings(max_examples=300, deadline=None)
 def test_any_chunking_and_framing_gives_the_same_events(sizes, crlf):
-    pieces = [p.replace(b"\n", b"\r\n") for p in FULL] if crlf else FULL
-    assert without_ids(events(run(pieces, sizes))) == without_ids(events(run(FULL)))
+    assert same_at_any_chunking(lambda: ResponsesStream(CONTEXT), FULL, sizes, crlf)
 
 
 def test_the_whole_answer_is_the_same_message():

@@ -8,6 +8,7 @@ client's, so Anthropic-only fields (`thinking`, `output_config`,
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from modelmux import toolnames
@@ -34,23 +35,12 @@ Message = dict[str, Any]
 def to_chat(body: dict[str, Any], shape: Shape, model: str) -> dict[str, Any]:
     """The Chat Completions body for an Anthropic `body`, sent as `model`."""
     chat: dict[str, Any] = {"model": model, "messages": messages(body, shape)}
-    tools = [_tool(t) for t in body.get("tools") or () if is_function_tool(t)]
-    if tools:
-        chat["tools"] = tools
-        if choice := _tool_choice(body.get("tool_choice")):
-            chat["tool_choice"] = choice
-        if (body.get("tool_choice") or {}).get("disable_parallel_tool_use"):
-            chat["parallel_tool_calls"] = False
-    if "max_tokens" in body:
-        limit = shape.max_tokens_limit
-        chat[shape.max_tokens_field] = min(body["max_tokens"], limit) if limit else body["max_tokens"]
+    chat.update(tool_fields(body, _tool, _tool_choice))
+    if (limit := max_tokens(body, shape)) is not None:
+        chat[shape.max_tokens_field] = limit
     if stops := body.get("stop_sequences"):
         chat["stop"] = stops[:MAX_STOP_SEQUENCES]
-    for name in ("temperature", "top_p"):
-        if body.get(name) is not None:
-            chat[name] = body[name]
-    if user := (body.get("metadata") or {}).get("user_id"):
-        chat["user"] = str(user)[:MAX_USER]
+    chat.update(sampling_fields(body))
     if shape.reasoning_effort and (effort := reasoning_effort(body)):
         chat["reasoning_effort"] = effort
     if body.get("stream"):
@@ -59,6 +49,38 @@ def to_chat(body: dict[str, Any], shape: Shape, model: str) -> dict[str, Any]:
     for name in shape.drop_fields:
         chat.pop(name, None)
     return chat
+
+
+def tool_fields(
+    body: dict[str, Any], tool: Callable[[dict[str, Any]], dict[str, Any]], choice: Callable[[Any], Any]
+) -> dict[str, Any]:
+    """`tools`, `tool_choice` and `parallel_tool_calls` (OpenAI's names in both APIs), with
+    the API's own shapes of a tool and of a choice. No function tools: none of them."""
+    tools = [tool(t) for t in body.get("tools") or () if is_function_tool(t)]
+    if not tools:
+        return {}
+    fields: dict[str, Any] = {"tools": tools}
+    if chosen := choice(body.get("tool_choice")):
+        fields["tool_choice"] = chosen
+    if (body.get("tool_choice") or {}).get("disable_parallel_tool_use"):
+        fields["parallel_tool_calls"] = False
+    return fields
+
+
+def max_tokens(body: dict[str, Any], shape: Shape) -> int | None:
+    """The client's max_tokens, within the provider's limit."""
+    if not isinstance(body.get("max_tokens"), int):
+        return None
+    limit = shape.max_tokens_limit
+    return min(body["max_tokens"], limit) if limit else body["max_tokens"]
+
+
+def sampling_fields(body: dict[str, Any]) -> dict[str, Any]:
+    """temperature, top_p and the end user's id, which OpenAI's APIs name alike."""
+    fields = {name: body[name] for name in ("temperature", "top_p") if body.get(name) is not None}
+    if user := (body.get("metadata") or {}).get("user_id"):
+        fields["user"] = str(user)[:MAX_USER]
+    return fields
 
 
 def reasoning_effort(body: dict[str, Any]) -> str | None:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import secrets
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from modelmux import toolnames
+from modelmux import messages, toolnames
 
 STOP_REASONS = {
     "stop": "end_turn",
@@ -31,11 +30,7 @@ class Context:
     input_tokens: int = 0  # modelmux's estimate, for message_start before the real count
 
     def to_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "tool_names": self.tool_names, "input_tokens": self.input_tokens}
-
-
-def message_id() -> str:
-    return f"msg_{secrets.token_hex(12)}"
+        return asdict(self)
 
 
 def stop_reason(finish: str | None, called_tools: bool) -> str:
@@ -46,13 +41,16 @@ def stop_reason(finish: str | None, called_tools: bool) -> str:
 
 
 def usage(chat_usage: dict[str, Any] | None) -> dict[str, int]:
-    """Anthropic's disjoint counts: input excludes what was read from the cache."""
     chat_usage = chat_usage or {}
-    prompt = chat_usage.get("prompt_tokens") or 0
     cached = (chat_usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
+    return disjoint_usage(chat_usage.get("prompt_tokens") or 0, cached, chat_usage.get("completion_tokens") or 0)
+
+
+def disjoint_usage(prompt: int, cached: int, output: int) -> dict[str, int]:
+    """Anthropic's disjoint counts from OpenAI's: input excludes what was read from the cache."""
     return {
         "input_tokens": max(prompt - cached, 0),
-        "output_tokens": chat_usage.get("completion_tokens") or 0,
+        "output_tokens": output,
         "cache_read_input_tokens": cached,
         "cache_creation_input_tokens": 0,
     }
@@ -98,13 +96,4 @@ def from_chat(body: dict[str, Any], context: Context) -> dict[str, Any]:
     calls = message.get("tool_calls") or []
     content += [tool_use(call, context, (call.get("function") or {}).get("arguments") or "") for call in calls]
     reason = "refusal" if message.get("refusal") else stop_reason(choice.get("finish_reason"), bool(calls))
-    return {
-        "id": message_id(),
-        "type": "message",
-        "role": "assistant",
-        "model": context.model,
-        "content": content,
-        "stop_reason": reason,
-        "stop_sequence": None,
-        "usage": usage(body.get("usage")),
-    }
+    return messages.message(context.model, content, reason, usage(body.get("usage")))

@@ -16,9 +16,10 @@ from typing import Any
 
 from modelmux import toolnames
 from modelmux.errors import error_type_for
-from modelmux.messages import PING, error_event
-from modelmux.openai_chat.response import Context, message_id, stop_reason, usage
-from modelmux.sse import EventSplitter, format_event, parse_event
+from modelmux.messages import PING
+from modelmux.openai_chat.response import Context, stop_reason, usage
+from modelmux.sse import format_event, parse_event
+from modelmux.stream_translation import BROKE_OFF, StreamTranslation
 
 UNNAMED_TOOL = "unnamed_tool"
 _ENCODE = json.JSONEncoder(ensure_ascii=False).encode  # a str → its JSON string literal
@@ -53,14 +54,12 @@ class Block:
     tool: Tool | None = None
 
 
-class ChatStream:
+class ChatStream(StreamTranslation):
     """Feed upstream bytes in any chunking, get Anthropic SSE events back."""
 
     def __init__(self, context: Context) -> None:
+        super().__init__(context.model, context.input_tokens)
         self.context = context
-        self._splitter = EventSplitter()
-        self._started = False  # message_start sent
-        self._ended = False  # message_stop or error sent: nothing may follow
         self._finish: str | None = None
         self._usage: dict[str, Any] | None = None
         self._open: Block | None = None
@@ -70,41 +69,19 @@ class ChatStream:
         self._called_tools = False
         self._text_delta_prefix = b""  # the open block's text_delta event, up to the text
 
-    def feed(self, chunk: bytes) -> list[bytes]:
-        out = self._start()
-        for raw in self._splitter.feed(chunk):
-            out += self._event(raw)
-        return [b"".join(out)] if out else []  # one write per upstream read, not one per event
-
     def close(self) -> list[bytes]:
         """The upstream's body ended. Without finish_reason or [DONE] it broke off, and
         the client is told so instead of getting a message that looks complete."""
-        out = self._start()
-        if rest := self._splitter.rest():
-            out += self._event(rest + b"\n\n")
+        out = self._rest()
         if self._ended:
             return out
         if self._finish is None:
-            return out + self._error("api_error", "the upstream's stream ended before the answer was complete")
+            return out + self._error("api_error", BROKE_OFF)
         return out + self._end()
 
     # -- upstream events ----------------------------------------------------------
 
-    def _start(self) -> list[bytes]:
-        if self._started:
-            return []
-        self._started = True
-        message = {
-            "id": message_id(), "type": "message", "role": "assistant", "model": self.context.model,
-            "content": [], "stop_reason": None, "stop_sequence": None,
-            "usage": {"input_tokens": self.context.input_tokens, "output_tokens": 0,
-                      "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0},
-        }  # fmt: skip
-        return [format_event("message_start", {"type": "message_start", "message": message})]
-
     def _event(self, raw: bytes) -> list[bytes]:
-        if self._ended:
-            return []
         if raw.startswith(b"data: {"):  # nearly every event: one JSON chunk on one line
             try:
                 chunk = json.loads(raw[6:])
@@ -254,11 +231,6 @@ class ChatStream:
         code = error.get("code")
         status = code if isinstance(code, int) else STATUS_OF_TYPE.get(str(error.get("type") or code), 500)
         return self._error(error_type_for(status), str(error.get("message") or error))
-
-    def _error(self, error_type: str, message: str) -> list[bytes]:
-        """Once the stream has started, an error can only be an SSE error event."""
-        self._ended = True
-        return [error_event(error_type, message)]
 
 
 STATUS_OF_TYPE = {

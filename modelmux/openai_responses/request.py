@@ -29,14 +29,15 @@ from modelmux.openai_chat.request import (
     BILLING_LINE,
     DOCUMENT_OMITTED,
     IMAGE_OMITTED,
-    MAX_USER,
     NO_RESULT,
     compact_json,
     content_blocks,
-    is_function_tool,
+    max_tokens,
     reasoning_effort,
+    sampling_fields,
     source_url,
     text_of,
+    tool_fields,
 )
 from modelmux.openai_responses.signature import unpack
 
@@ -63,21 +64,10 @@ def to_responses(
     if instructions := text_of(system):
         out["instructions"] = instructions
     out["input"] = input_items(body, shape, model)
-    tools = [_tool(t) for t in body.get("tools") or () if is_function_tool(t)]
-    if tools:
-        out["tools"] = tools
-        if choice := _tool_choice(body.get("tool_choice")):
-            out["tool_choice"] = choice
-        if (body.get("tool_choice") or {}).get("disable_parallel_tool_use"):
-            out["parallel_tool_calls"] = False
-    if isinstance(body.get("max_tokens"), int):
-        limit = shape.max_tokens_limit
-        out["max_output_tokens"] = max(min(body["max_tokens"], limit) if limit else body["max_tokens"], MIN_OUTPUT_TOKENS)
-    for name in ("temperature", "top_p"):
-        if body.get(name) is not None:
-            out[name] = body[name]
-    if user := (body.get("metadata") or {}).get("user_id"):
-        out["user"] = str(user)[:MAX_USER]
+    out.update(tool_fields(body, _tool, _tool_choice))
+    if (limit := max_tokens(body, shape)) is not None:
+        out["max_output_tokens"] = max(limit, MIN_OUTPUT_TOKENS)
+    out.update(sampling_fields(body))
     if effort is not None or shape.reasoning_effort:
         out["reasoning"] = _reasoning(body, effort, summary)
         out["include"] = [ENCRYPTED_REASONING]

@@ -10,12 +10,13 @@ and other hosted tools, which modelmux never asks for) are skipped.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from modelmux import toolnames
+from modelmux import messages, toolnames
 from modelmux.errors import GatewayError
-from modelmux.openai_chat.response import message_id, parse_arguments
+from modelmux.openai_chat import response as chat
+from modelmux.openai_chat.response import disjoint_usage, parse_arguments
 from modelmux.openai_chat.stream import STATUS_OF_TYPE
 from modelmux.openai_responses.signature import Reasoning, pack
 
@@ -27,30 +28,14 @@ PART_SEPARATOR = "\n\n"  # between reasoning summary parts
 
 
 @dataclass
-class Context:
-    """What the answer's translation needs to know about the request (JSON-able, so it
-    can sit in flow.metadata for the dashboard)."""
-
-    model: str  # the model name the client sees
-    tool_names: dict[str, str] = field(default_factory=dict)  # shortened → original
-    input_tokens: int = 0  # modelmux's estimate, for message_start before the real count
+class Context(chat.Context):
     upstream_model: str = ""  # what the request asked upstream: packed reasoning is bound to it
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def usage(responses_usage: dict[str, Any] | None) -> dict[str, int]:
-    """Anthropic's disjoint counts: input excludes what was read from the cache."""
     responses_usage = responses_usage or {}
-    total = responses_usage.get("input_tokens") or 0
     cached = (responses_usage.get("input_tokens_details") or {}).get("cached_tokens") or 0
-    return {
-        "input_tokens": max(total - cached, 0),
-        "output_tokens": responses_usage.get("output_tokens") or 0,
-        "cache_read_input_tokens": cached,
-        "cache_creation_input_tokens": 0,
-    }
+    return disjoint_usage(responses_usage.get("input_tokens") or 0, cached, responses_usage.get("output_tokens") or 0)
 
 
 def stop_reason(response: dict[str, Any], called_tools: bool, refused: bool) -> str:
@@ -159,13 +144,4 @@ def from_responses(body: dict[str, Any], context: Context) -> dict[str, Any]:
         elif kind == "function_call":
             called_tools = True
             content.append({**tool_use_start(item, context), "input": parse_arguments(arguments_of(item))})
-    return {
-        "id": message_id(),
-        "type": "message",
-        "role": "assistant",
-        "model": context.model,
-        "content": content,
-        "stop_reason": stop_reason(body, called_tools, refused),
-        "stop_sequence": None,
-        "usage": usage(body.get("usage")),
-    }
+    return messages.message(context.model, content, stop_reason(body, called_tools, refused), usage(body.get("usage")))

@@ -22,8 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelmux.errors import GatewayError
-from modelmux.messages import PING, error_event
-from modelmux.openai_chat.response import message_id
+from modelmux.messages import PING
 from modelmux.openai_chat.stream import UNNAMED_TOOL
 from modelmux.openai_responses.response import (
     PART_SEPARATOR,
@@ -36,7 +35,8 @@ from modelmux.openai_responses.response import (
     tool_use_start,
     usage,
 )
-from modelmux.sse import EventSplitter, format_event, parse_event
+from modelmux.sse import format_event, parse_event
+from modelmux.stream_translation import BROKE_OFF, StreamTranslation
 
 KINDS = {"message": "text", "reasoning": "thinking", "function_call": "tool_use"}
 DELTAS = {"text": "text_delta", "thinking": "thinking_delta", "tool_use": "input_json_delta"}
@@ -57,7 +57,6 @@ PART_DONES = {
     "response.reasoning_summary_text.done": ("thinking", "summary", "summary_index", "text"),
     "response.reasoning_text.done": ("thinking", "reasoning", "content_index", "text"),
 }
-BROKE_OFF = "the upstream's stream ended before the answer was complete"
 _ENCODE = json.JSONEncoder(ensure_ascii=False).encode  # a str → its JSON string literal
 
 Part = tuple[str, int]  # (part name, index)
@@ -77,14 +76,12 @@ class Item:
     block: int | None = None  # the Anthropic block index once started
 
 
-class ResponsesStream:
+class ResponsesStream(StreamTranslation):
     """Feed upstream bytes in any chunking, get Anthropic SSE events back."""
 
     def __init__(self, context: Context) -> None:
+        super().__init__(context.model, context.input_tokens)
         self.context = context
-        self._splitter = EventSplitter()
-        self._started = False  # message_start sent
-        self._ended = False  # message_stop or error sent: nothing may follow
         self._items: dict[str, Item] = {}
         self._queue: list[Item] = []  # unfinished items in output order; the first one is being written
         self._open: int | None = None  # the open block's index
@@ -93,39 +90,17 @@ class ResponsesStream:
         self._refused = False
         self._text_delta_prefix = b""  # the open block's text_delta event, up to the text
 
-    def feed(self, chunk: bytes) -> list[bytes]:
-        out = self._start()
-        for raw in self._splitter.feed(chunk):
-            out += self._event(raw)
-        return [b"".join(out)] if out else []  # one write per upstream read, not one per event
-
     def close(self) -> list[bytes]:
         """The upstream's body ended. Without response.completed or .incomplete it broke
         off, and the client is told so instead of getting a message that looks complete."""
-        out = self._start()
-        if rest := self._splitter.rest():
-            out += self._event(rest + b"\n\n")
+        out = self._rest()
         if self._ended:
             return out
         return out + self._error("api_error", BROKE_OFF)
 
     # -- upstream events ------------------------------------------------------------
 
-    def _start(self) -> list[bytes]:
-        if self._started:
-            return []
-        self._started = True
-        message = {
-            "id": message_id(), "type": "message", "role": "assistant", "model": self.context.model,
-            "content": [], "stop_reason": None, "stop_sequence": None,
-            "usage": {"input_tokens": self.context.input_tokens, "output_tokens": 0,
-                      "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0},
-        }  # fmt: skip
-        return [format_event("message_start", {"type": "message_start", "message": message})]
-
     def _event(self, raw: bytes) -> list[bytes]:
-        if self._ended:
-            return []
         event = parse_event(raw)
         if not event.data:
             return [PING] if raw.lstrip().startswith(b":") else []  # an SSE comment: a keep-alive
@@ -300,11 +275,6 @@ class ResponsesStream:
 
     def _failed(self, error: GatewayError) -> list[bytes]:
         return self._error(error.error_type, error.message)
-
-    def _error(self, error_type: str, message: str) -> list[bytes]:
-        """Once the stream has started, an error can only be an SSE error event."""
-        self._ended = True
-        return [error_event(error_type, message)]
 
 
 def _index(data: dict[str, Any], name: str | None) -> int:
