@@ -52,7 +52,6 @@ def test_a_claude_code_turn_in_full():
         "tool_choice": "auto",
         "parallel_tool_calls": False,
         "max_output_tokens": 32000,
-        "temperature": 1,
         "user": "user_" + "a" * 59,
         "reasoning": {"effort": "high", "summary": "auto"},
         "include": ["reasoning.encrypted_content"],
@@ -82,13 +81,13 @@ def test_provider_shape_is_data():
     ({"type": "adaptive"}, {"effort": "low"}, {"effort": "low", "summary": "auto"}),
     ({"type": "adaptive"}, {"effort": "max"}, {"effort": "high", "summary": "auto"}),
     # no thinking asked: the model's own default effort, and no summaries to show
-    ({"type": "disabled"}, None, {}),
-    (None, None, {}),
+    ({"type": "disabled"}, None, None),
+    (None, None, None),
 ])
 def test_thinking_maps_to_reasoning(thinking, config, reasoning):
     body = {"messages": [], **({"thinking": thinking} if thinking else {}), **({"output_config": config} if config else {})}
     out = responses(body, reasoning_effort=True)
-    assert (out["reasoning"], out["include"], out["store"]) == (reasoning, ["reasoning.encrypted_content"], False)
+    assert (out.get("reasoning"), out["include"], out["store"]) == (reasoning, ["reasoning.encrypted_content"], False)
     assert "reasoning" not in responses(body) and "include" not in responses(body)  # a model that does not reason
 
 
@@ -98,6 +97,13 @@ def test_the_routes_effort_overrides_the_clients(effort):
     expected = {"effort": effort} if effort == "none" else {"effort": effort, "summary": "auto"}
     assert responses(body, effort=effort)["reasoning"] == expected  # whatever the provider's shape says
     assert responses({"messages": []}, effort=effort)["reasoning"] == expected
+
+
+def test_a_reasoning_model_gets_no_sampling_parameters():
+    body = {"messages": [], "temperature": 0.2, "top_p": 0.9}
+    assert (responses(body)["temperature"], responses(body)["top_p"]) == (0.2, 0.9)
+    assert "temperature" not in responses(body, reasoning_effort=True) and "top_p" not in responses(body, effort="low")
+    assert responses(body, effort="none")["temperature"] == 0.2  # no reasoning: sampling as asked
 
 
 def test_summaries_can_be_switched_off_and_efforts_are_checked():

@@ -8,15 +8,17 @@ the Responses API knows, never copied from the client's. What differs:
   `function_call` / `function_call_output` items tied by `call_id`.
 - Nothing is stored upstream (`store: false`), so reasoning comes back only as
   encrypted content that modelmux packs into thinking signatures (see signature.py)
-  and replays as `reasoning` items. Following OpenAI's own stateless client (Codex),
-  replayed items carry no `id`: an id makes OpenAI look the item up in a store that
-  `store: false` leaves empty, and the encrypted content is all it needs.
+  and replays as `reasoning` items. Like OpenAI's own stateless client (Codex), no
+  replayed item carries an `id`: the encrypted content is all OpenAI needs, while
+  an id can make it look the item up in the store that `store: false` leaves empty
+  ("Item with id 'rs_…' not found", reported through other gateways).
 - Reasoning effort: an `effort` given by the caller (the route's `MODEL(EFFORT)`)
   wins over the client's `thinking`; a thinking budget maps to an effort by the
   thresholds of the Chat translation: below 4096 tokens low, below 16384 medium,
   else high (Claude Code's "ultrathink" asks 31999). "xhigh", "minimal" and "none"
   exist on some models only, so only an explicit `effort` sends them.
-- `stop_sequences` has no Responses equivalent and is dropped.
+- `stop_sequences` has no Responses equivalent and is dropped, and so are
+  `temperature` and `top_p` for a model that reasons (unless its effort is "none").
 """
 
 from __future__ import annotations
@@ -69,8 +71,15 @@ def to_responses(
         out["max_output_tokens"] = max(limit, MIN_OUTPUT_TOKENS)
     out.update(sampling_fields(body))
     if effort is not None or shape.reasoning_effort:
-        out["reasoning"] = _reasoning(body, effort, summary)
+        reasoning = _reasoning(body, effort, summary)
+        if reasoning:
+            out["reasoning"] = reasoning
         out["include"] = [ENCRYPTED_REASONING]
+        if reasoning.get("effort") != "none":
+            # OpenAI's reasoning models reject sampling parameters ("Unsupported
+            # parameter: 'temperature'"), and Anthropic's thinking fixes them anyway.
+            out.pop("temperature", None)
+            out.pop("top_p", None)
     out["store"] = False
     if body.get("stream"):
         out["stream"] = True

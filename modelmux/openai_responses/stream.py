@@ -69,7 +69,7 @@ class Item:
     id: str
     kind: str  # "text", "thinking" or "tool_use"
     start: dict[str, Any] | None = None  # a tool_use block's head, from its announcement
-    parts: dict[Part, str] = field(default_factory=dict)
+    parts: dict[Part, list[str]] = field(default_factory=dict)  # joined only when a done event needs it
     pending: list[str] = field(default_factory=list)
     signature: str = ""
     done: bool = False
@@ -117,7 +117,7 @@ class ResponsesStream(StreamTranslation):
             if isinstance(text, str) and text and not item.pending:
                 part = ("text", _index(data, "content_index"))
                 if part in item.parts:
-                    item.parts[part] += text
+                    item.parts[part].append(text)
                     return [self._text_delta_prefix + _ENCODE(text).encode() + b"}}\n\n"]
         if kind in PART_DELTAS:
             item_kind, name, index = PART_DELTAS[kind]
@@ -186,15 +186,15 @@ class ResponsesStream(StreamTranslation):
         if part not in item.parts:
             if item.kind == "thinking" and any(item.parts.values()):
                 item.pending.append(PART_SEPARATOR)  # summary parts are paragraphs
-            item.parts[part] = ""
-        item.parts[part] += delta
+            item.parts[part] = []
+        item.parts[part].append(delta)
         item.pending.append(delta)
 
     def _complete(self, item: Item, part: Part, whole: Any) -> None:
         """A part's whole text: whatever its deltas did not bring yet is added."""
         if not isinstance(whole, str):
             return
-        have = item.parts.get(part, "")
+        have = "".join(item.parts.get(part, ()))
         if whole.startswith(have):
             self._add(item, part, whole[len(have) :])
 
