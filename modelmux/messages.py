@@ -12,20 +12,13 @@ WARMUP = "Warmup"  # the whole text of Claude Code's cache-warming background re
 PING = format_event("ping", {"type": "ping"})
 
 
+def message_id() -> str:
+    return f"msg_{secrets.token_hex(12)}"
+
+
 def error_event(error_type: str, message: str) -> bytes:
     """How a stream that has already started reports a failure."""
     return format_event("error", {"type": "error", "error": {"type": error_type, "message": message}})
-
-
-def message_start(model: str, input_tokens: int) -> bytes:
-    """A translated stream's first event, before the upstream has said anything but that
-    it is answering: `input_tokens` is modelmux's estimate, the real count comes last."""
-    message = {
-        "id": f"msg_{secrets.token_hex(12)}", "type": "message", "role": "assistant", "model": model,
-        "content": [], "stop_reason": None, "stop_sequence": None,
-        "usage": {"input_tokens": input_tokens, "output_tokens": 0, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0},
-    }  # fmt: skip
-    return format_event("message_start", {"type": "message_start", "message": message})
 
 
 def is_warmup(body: dict[str, Any]) -> bool:
@@ -51,7 +44,7 @@ def text_message(model: str, text: str) -> dict[str, Any]:
 def message(model: str, content: list[dict[str, Any]], stop_reason: str, usage: dict[str, int]) -> dict[str, Any]:
     """A whole answer, as Anthropic's Messages API returns it."""
     return {
-        "id": f"msg_{secrets.token_hex(12)}",
+        "id": message_id(),
         "type": "message",
         "role": "assistant",
         "model": model,

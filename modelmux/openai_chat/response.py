@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
-from modelmux import messages, toolnames
+from modelmux import toolnames
+from modelmux.messages import message_id
 
 STOP_REASONS = {
     "stop": "end_turn",
@@ -30,7 +31,7 @@ class Context:
     input_tokens: int = 0  # modelmux's estimate, for message_start before the real count
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {"model": self.model, "tool_names": self.tool_names, "input_tokens": self.input_tokens}
 
 
 def stop_reason(finish: str | None, called_tools: bool) -> str:
@@ -96,4 +97,13 @@ def from_chat(body: dict[str, Any], context: Context) -> dict[str, Any]:
     calls = message.get("tool_calls") or []
     content += [tool_use(call, context, (call.get("function") or {}).get("arguments") or "") for call in calls]
     reason = "refusal" if message.get("refusal") else stop_reason(choice.get("finish_reason"), bool(calls))
-    return messages.message(context.model, content, reason, usage(body.get("usage")))
+    return {
+        "id": message_id(),
+        "type": "message",
+        "role": "assistant",
+        "model": context.model,
+        "content": content,
+        "stop_reason": reason,
+        "stop_sequence": None,
+        "usage": usage(body.get("usage")),
+    }

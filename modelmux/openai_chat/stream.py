@@ -19,7 +19,7 @@ from modelmux.errors import error_type_for
 from modelmux.messages import PING
 from modelmux.openai_chat.response import Context, stop_reason, usage
 from modelmux.sse import format_event, parse_event
-from modelmux.stream_translation import BROKE_OFF, StreamTranslation
+from modelmux.translated_stream import TranslatedStream
 
 UNNAMED_TOOL = "unnamed_tool"
 _ENCODE = json.JSONEncoder(ensure_ascii=False).encode  # a str → its JSON string literal
@@ -54,12 +54,11 @@ class Block:
     tool: Tool | None = None
 
 
-class ChatStream(StreamTranslation):
+class ChatStream(TranslatedStream):
     """Feed upstream bytes in any chunking, get Anthropic SSE events back."""
 
     def __init__(self, context: Context) -> None:
-        super().__init__(context.model, context.input_tokens)
-        self.context = context
+        super().__init__(context)
         self._finish: str | None = None
         self._usage: dict[str, Any] | None = None
         self._open: Block | None = None
@@ -69,19 +68,15 @@ class ChatStream(StreamTranslation):
         self._called_tools = False
         self._text_delta_prefix = b""  # the open block's text_delta event, up to the text
 
-    def close(self) -> list[bytes]:
-        """The upstream's body ended. Without finish_reason or [DONE] it broke off, and
-        the client is told so instead of getting a message that looks complete."""
-        out = self._rest()
-        if self._ended:
-            return out
-        if self._finish is None:
-            return out + self._error("api_error", BROKE_OFF)
-        return out + self._end()
+    def _complete(self) -> bool:
+        """A finish_reason or [DONE] came."""
+        return self._finish is not None
 
     # -- upstream events ----------------------------------------------------------
 
     def _event(self, raw: bytes) -> list[bytes]:
+        if self._ended:
+            return []
         if raw.startswith(b"data: {"):  # nearly every event: one JSON chunk on one line
             try:
                 chunk = json.loads(raw[6:])
@@ -229,11 +224,11 @@ class ChatStream(StreamTranslation):
 
     def _upstream_error(self, error: dict[str, Any]) -> list[bytes]:
         code = error.get("code")
-        status = code if isinstance(code, int) else STATUS_OF_TYPE.get(str(error.get("type") or code), 500)
+        status = code if isinstance(code, int) else _STATUS_OF_TYPE.get(str(error.get("type") or code), 500)
         return self._error(error_type_for(status), str(error.get("message") or error))
 
 
-STATUS_OF_TYPE = {
+_STATUS_OF_TYPE = {
     "invalid_request_error": 400,
     "authentication_error": 401,
     "permission_error": 403,

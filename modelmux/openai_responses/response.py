@@ -10,18 +10,18 @@ and other hosted tools, which modelmux never asks for) are skipped.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from modelmux import messages, toolnames
 from modelmux.errors import GatewayError
 from modelmux.openai_chat import response as chat
 from modelmux.openai_chat.response import disjoint_usage, parse_arguments
-from modelmux.openai_chat.stream import STATUS_OF_TYPE
+from modelmux.openai_chat.stream import _STATUS_OF_TYPE
 from modelmux.openai_responses.signature import Reasoning, pack
 
 # The Responses API's own error codes (ResponseError.code), on top of the Chat ones.
-STATUS_OF_CODE = {**STATUS_OF_TYPE, "vector_store_timeout": 504, "context_length_exceeded": 400}
+STATUS_OF_CODE = {**_STATUS_OF_TYPE, "vector_store_timeout": 504, "context_length_exceeded": 400}
 CLIENT_ERRORS = ("invalid_", "image_", "empty_image", "unsupported_", "failed_to_download")
 REASONING_PARTS = ("reasoning_text", "text")  # raw reasoning (gpt-oss on vLLM and the like)
 PART_SEPARATOR = "\n\n"  # between reasoning summary parts
@@ -30,6 +30,9 @@ PART_SEPARATOR = "\n\n"  # between reasoning summary parts
 @dataclass
 class Context(chat.Context):
     upstream_model: str = ""  # what the request asked upstream: packed reasoning is bound to it
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 def usage(responses_usage: dict[str, Any] | None) -> dict[str, int]:

@@ -36,7 +36,7 @@ from modelmux.openai_responses.response import (
     usage,
 )
 from modelmux.sse import format_event, parse_event
-from modelmux.stream_translation import BROKE_OFF, StreamTranslation
+from modelmux.translated_stream import TranslatedStream
 
 KINDS = {"message": "text", "reasoning": "thinking", "function_call": "tool_use"}
 DELTAS = {"text": "text_delta", "thinking": "thinking_delta", "tool_use": "input_json_delta"}
@@ -76,12 +76,14 @@ class Item:
     block: int | None = None  # the Anthropic block index once started
 
 
-class ResponsesStream(StreamTranslation):
+class ResponsesStream(TranslatedStream):
     """Feed upstream bytes in any chunking, get Anthropic SSE events back."""
 
     def __init__(self, context: Context) -> None:
-        super().__init__(context.model, context.input_tokens)
-        self.context = context
+        super().__init__(context)
+        self.context: Context = context
+        self.error: GatewayError | None = None  # a failure the upstream reported inside the stream
+        self._response: dict[str, Any] | None = None  # the final response, once completed or incomplete
         self._items: dict[str, Item] = {}
         self._queue: list[Item] = []  # unfinished items in output order; the first one is being written
         self._open: int | None = None  # the open block's index
@@ -90,17 +92,15 @@ class ResponsesStream(StreamTranslation):
         self._refused = False
         self._text_delta_prefix = b""  # the open block's text_delta event, up to the text
 
-    def close(self) -> list[bytes]:
-        """The upstream's body ended. Without response.completed or .incomplete it broke
-        off, and the client is told so instead of getting a message that looks complete."""
-        out = self._rest()
-        if self._ended:
-            return out
-        return out + self._error("api_error", BROKE_OFF)
+    def _complete(self) -> bool:
+        """response.completed or .incomplete came (and ended the answer at once)."""
+        return self._response is not None
 
     # -- upstream events ------------------------------------------------------------
 
     def _event(self, raw: bytes) -> list[bytes]:
+        if self._ended:
+            return []
         event = parse_event(raw)
         if not event.data:
             return [PING] if raw.lstrip().startswith(b":") else []  # an SSE comment: a keep-alive
@@ -128,12 +128,13 @@ class ResponsesStream(StreamTranslation):
         if kind in PART_DONES:
             item_kind, name, index, whole = PART_DONES[kind]
             item = self._item(data.get("item_id"), item_kind)
-            self._complete(item, (name, _index(data, index)), data.get(whole))
+            self._fill(item, (name, _index(data, index)), data.get(whole))
             return self._pump()
         if kind in ("response.output_item.added", "response.output_item.done"):
             return self._output_item(data.get("item"), done=kind.endswith("done"))
         if kind in ("response.completed", "response.incomplete"):
-            return self._end(data.get("response") or {})
+            self._response = data.get("response") if isinstance(data.get("response"), dict) else {}
+            return self._end()
         if kind == "response.failed":
             return self._failed(failure((data.get("response") or {}).get("error")))
         if kind == "error":
@@ -149,20 +150,20 @@ class ResponsesStream(StreamTranslation):
             self._called_tools = True
             if raw.get("name") or raw.get("call_id"):
                 item.start = tool_use_start(raw, self.context)
-            self._complete(item, ("arguments", 0), arguments_of(raw))
+            self._fill(item, ("arguments", 0), arguments_of(raw))
         elif item.kind == "text":
             for index, part in enumerate(raw.get("content") or ()):
                 if isinstance(part, dict) and part.get("type") == "refusal":
                     self._refused = True
-                    self._complete(item, ("refusal", index), part.get("refusal"))
+                    self._fill(item, ("refusal", index), part.get("refusal"))
                 elif isinstance(part, dict):
-                    self._complete(item, ("text", index), part.get("text"))
+                    self._fill(item, ("text", index), part.get("text"))
         else:
             for index, part in enumerate(raw.get("summary") or ()):
-                self._complete(item, ("summary", index), part.get("text") if isinstance(part, dict) else None)
+                self._fill(item, ("summary", index), part.get("text") if isinstance(part, dict) else None)
             for index, part in enumerate(raw.get("content") or ()):
                 if isinstance(part, dict) and part.get("type") in REASONING_PARTS:
-                    self._complete(item, ("reasoning", index), part.get("text"))
+                    self._fill(item, ("reasoning", index), part.get("text"))
             if done:
                 item.signature = signature(raw, self.context)
         item.done = item.done or done
@@ -190,7 +191,7 @@ class ResponsesStream(StreamTranslation):
         item.parts[part].append(delta)
         item.pending.append(delta)
 
-    def _complete(self, item: Item, part: Part, whole: Any) -> None:
+    def _fill(self, item: Item, part: Part, whole: Any) -> None:
         """A part's whole text: whatever its deltas did not bring yet is added."""
         if not isinstance(whole, str):
             return
@@ -256,9 +257,10 @@ class ResponsesStream(StreamTranslation):
 
     # -- the end --------------------------------------------------------------------
 
-    def _end(self, response: dict[str, Any]) -> list[bytes]:
+    def _end(self) -> list[bytes]:
         """The answer is complete: items the final response holds but the stream did not
         finish are completed from it, and everything still open is written and closed."""
+        response = self._response or {}
         out: list[bytes] = []
         for raw in response.get("output") or ():
             if isinstance(raw, dict) and not (raw.get("id") in self._items and self._items[raw["id"]].done):
@@ -274,6 +276,7 @@ class ResponsesStream(StreamTranslation):
         return out
 
     def _failed(self, error: GatewayError) -> list[bytes]:
+        self.error = error
         return self._error(error.error_type, error.message)
 
 

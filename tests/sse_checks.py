@@ -1,26 +1,25 @@
-"""Checks for the Anthropic SSE a stream translator writes: every chunking of the
-upstream's bytes, an event-grammar validator and the anthropic SDK's own accumulator."""
+"""Checks for Anthropic event streams made by a translator: parse them, hold them to
+Anthropic's event grammar, and rebuild the message with the anthropic SDK's own
+accumulator (what a real client would see)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, Protocol
 
 from anthropic.lib.streaming._messages import accumulate_event
 
 from modelmux.sse import EventSplitter, parse_event
 
-EXPECTED_DELTAS = {"text": {"text_delta"}, "thinking": {"thinking_delta", "signature_delta"}, "tool_use": {"input_json_delta"}}
+DELTAS = {"text": {"text_delta"}, "thinking": {"thinking_delta", "signature_delta"}, "tool_use": {"input_json_delta"}}
 
 
-class Stream(Protocol):
+class Translator(Protocol):
     def feed(self, chunk: bytes) -> list[bytes]: ...
     def close(self) -> list[bytes]: ...
 
 
-def run(stream: Stream, pieces: list[bytes], sizes: list[int] | None = None) -> list[bytes]:
-    """Feed the upstream bytes cut at `sizes` (cycled), then close."""
-    data = b"".join(pieces)
+def feed(stream: Translator, data: bytes, sizes: list[int] | None = None) -> list[bytes]:
+    """Feed `data` cut at `sizes` (cycled), then close; no write may be empty."""
     out: list[bytes] = []
     position, i = 0, 0
     while position < len(data):
@@ -61,7 +60,7 @@ def validate(sequence: list[dict]) -> None:
             open_block, next_index, signed = event["content_block"]["type"], next_index + 1, False
         elif kind == "content_block_delta":
             assert open_block is not None and event["index"] == next_index - 1
-            assert event["delta"]["type"] in EXPECTED_DELTAS[open_block] and not signed
+            assert event["delta"]["type"] in DELTAS[open_block] and not signed
             signed = event["delta"]["type"] == "signature_delta"
             value = next(v for k, v in event["delta"].items() if k != "type")
             assert value != ""
@@ -77,22 +76,5 @@ def accumulated(sequence: list[dict]) -> dict[str, Any]:
     buffers: dict[int, bytes] = {}
     for event in sequence:
         snapshot = accumulate_event(event=event, current_snapshot=snapshot, json_bufs=buffers)
+    assert snapshot is not None
     return snapshot.model_dump(include={"content", "stop_reason", "usage", "model"}, exclude_none=True)
-
-
-def final(stream: Stream, pieces: list[bytes], sizes: list[int] | None = None) -> dict[str, Any]:
-    """The message a client ends up with, once the events passed the grammar check."""
-    sequence = events(run(stream, pieces, sizes))
-    validate(sequence)
-    return accumulated(sequence)
-
-
-def same_at_any_chunking(make: Callable[[], Stream], pieces: list[bytes], sizes: list[int], crlf: bool) -> bool:
-    """Whether the upstream's bytes cut at `sizes`, with CRLF line ends if `crlf`, give the
-    events they give in one piece (message ids aside: they are random)."""
-    framed = [p.replace(b"\n", b"\r\n") for p in pieces] if crlf else pieces
-    return _without_ids(events(run(make(), framed, sizes))) == _without_ids(events(run(make(), pieces)))
-
-
-def _without_ids(sequence: list[dict]) -> list[dict]:
-    return [{**e, "message": {**e["message"], "id": "x"}} if e["type"] == "message_start" else e for e in sequence]
