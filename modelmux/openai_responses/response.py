@@ -29,6 +29,9 @@ PART_SEPARATOR = "\n\n"  # between reasoning summary parts
 
 @dataclass
 class Context(chat.Context):
+    """The Chat translation's Context, and the upstream model that packed reasoning
+    signatures are bound to."""
+
     upstream_model: str = ""  # what the request asked upstream: packed reasoning is bound to it
 
     def to_dict(self) -> dict[str, Any]:
