@@ -37,15 +37,21 @@ def is_warmup(body: dict[str, Any]) -> bool:
 
 
 def text_message(model: str, text: str) -> dict[str, Any]:
+    usage = {"input_tokens": 0, "output_tokens": 0, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+    return message(model, [{"type": "text", "text": text}], "end_turn", usage)
+
+
+def message(model: str, content: list[dict[str, Any]], stop_reason: str, usage: dict[str, int]) -> dict[str, Any]:
+    """A whole answer, as Anthropic's Messages API returns it."""
     return {
         "id": message_id(),
         "type": "message",
         "role": "assistant",
         "model": model,
-        "content": [{"type": "text", "text": text}],
-        "stop_reason": "end_turn",
+        "content": content,
+        "stop_reason": stop_reason,
         "stop_sequence": None,
-        "usage": {"input_tokens": 0, "output_tokens": 0, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0},
+        "usage": usage,
     }
 
 

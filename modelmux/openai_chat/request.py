@@ -8,6 +8,7 @@ client's, so Anthropic-only fields (`thinking`, `output_config`,
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from modelmux import toolnames
@@ -34,23 +35,12 @@ Message = dict[str, Any]
 def to_chat(body: dict[str, Any], shape: Shape, model: str) -> dict[str, Any]:
     """The Chat Completions body for an Anthropic `body`, sent as `model`."""
     chat: dict[str, Any] = {"model": model, "messages": messages(body, shape)}
-    tools = [_tool(t) for t in body.get("tools") or () if _is_function(t)]
-    if tools:
-        chat["tools"] = tools
-        if choice := _tool_choice(body.get("tool_choice")):
-            chat["tool_choice"] = choice
-        if (body.get("tool_choice") or {}).get("disable_parallel_tool_use"):
-            chat["parallel_tool_calls"] = False
-    if "max_tokens" in body:
-        limit = shape.max_tokens_limit
-        chat[shape.max_tokens_field] = min(body["max_tokens"], limit) if limit else body["max_tokens"]
+    chat.update(tool_fields(body, _tool, _tool_choice))
+    if (limit := max_tokens(body, shape)) is not None:
+        chat[shape.max_tokens_field] = limit
     if stops := body.get("stop_sequences"):
         chat["stop"] = stops[:MAX_STOP_SEQUENCES]
-    for name in ("temperature", "top_p"):
-        if body.get(name) is not None:
-            chat[name] = body[name]
-    if user := (body.get("metadata") or {}).get("user_id"):
-        chat["user"] = str(user)[:MAX_USER]
+    chat.update(sampling_fields(body))
     if shape.reasoning_effort and (effort := reasoning_effort(body)):
         chat["reasoning_effort"] = effort
     if body.get("stream"):
@@ -59,6 +49,38 @@ def to_chat(body: dict[str, Any], shape: Shape, model: str) -> dict[str, Any]:
     for name in shape.drop_fields:
         chat.pop(name, None)
     return chat
+
+
+def tool_fields(
+    body: dict[str, Any], tool: Callable[[dict[str, Any]], dict[str, Any]], choice: Callable[[Any], Any]
+) -> dict[str, Any]:
+    """`tools`, `tool_choice` and `parallel_tool_calls` (OpenAI's names in both APIs), with
+    the API's own shapes of a tool and of a choice. No function tools: none of them."""
+    tools = [tool(t) for t in body.get("tools") or () if is_function_tool(t)]
+    if not tools:
+        return {}
+    fields: dict[str, Any] = {"tools": tools}
+    if chosen := choice(body.get("tool_choice")):
+        fields["tool_choice"] = chosen
+    if (body.get("tool_choice") or {}).get("disable_parallel_tool_use"):
+        fields["parallel_tool_calls"] = False
+    return fields
+
+
+def max_tokens(body: dict[str, Any], shape: Shape) -> int | None:
+    """The client's max_tokens, within the provider's limit."""
+    if not isinstance(body.get("max_tokens"), int):
+        return None
+    limit = shape.max_tokens_limit
+    return min(body["max_tokens"], limit) if limit else body["max_tokens"]
+
+
+def sampling_fields(body: dict[str, Any]) -> dict[str, Any]:
+    """temperature, top_p and the end user's id, which OpenAI's APIs name alike."""
+    fields = {name: body[name] for name in ("temperature", "top_p") if body.get(name) is not None}
+    if user := (body.get("metadata") or {}).get("user_id"):
+        fields["user"] = str(user)[:MAX_USER]
+    return fields
 
 
 def reasoning_effort(body: dict[str, Any]) -> str | None:
@@ -76,14 +98,14 @@ def reasoning_effort(body: dict[str, Any]) -> str | None:
 
 def messages(body: dict[str, Any], shape: Shape) -> list[Message]:
     out: list[Message] = []
-    system_blocks = [b for b in _blocks(body.get("system")) if not b.get("text", "").startswith(BILLING_LINE)]
-    if system := _text_of(system_blocks):
+    system_blocks = [b for b in content_blocks(body.get("system")) if not b.get("text", "").startswith(BILLING_LINE)]
+    if system := text_of(system_blocks):
         out.append({"role": "system", "content": system})
     for message in body.get("messages") or ():
-        blocks = _blocks(message.get("content"))
+        blocks = content_blocks(message.get("content"))
         role = message.get("role")
         if role == "system":
-            if text := _text_of(blocks):
+            if text := text_of(blocks):
                 out.append({"role": "system", "content": text})
         elif role == "assistant":
             if assistant := _assistant(blocks, shape):
@@ -93,23 +115,23 @@ def messages(body: dict[str, Any], shape: Shape) -> list[Message]:
     return _ordered(out)
 
 
-def _blocks(content: Any) -> list[dict[str, Any]]:
+def content_blocks(content: Any) -> list[dict[str, Any]]:
     if isinstance(content, str):
         return [{"type": "text", "text": content}]
     return [b for b in content or () if isinstance(b, dict)]
 
 
-def _text_of(blocks: list[dict[str, Any]]) -> str:
+def text_of(blocks: list[dict[str, Any]]) -> str:
     return "\n\n".join(b["text"] for b in blocks if b.get("type") == "text" and b.get("text"))
 
 
 def _assistant(blocks: list[dict[str, Any]], shape: Shape) -> Message | None:
-    text = _text_of(blocks)
+    text = text_of(blocks)
     calls = [
         {
             "id": toolnames.upstream_id(b.get("id", "")),
             "type": "function",
-            "function": {"name": toolnames.shorten(b.get("name", "")), "arguments": _compact(b.get("input") or {})},
+            "function": {"name": toolnames.shorten(b.get("name", "")), "arguments": compact_json(b.get("input") or {})},
         }
         for b in blocks
         if b.get("type") == "tool_use"
@@ -151,9 +173,9 @@ def _user(blocks: list[dict[str, Any]], shape: Shape, open_calls: set[str]) -> l
 
 
 def _tool_result(block: dict[str, Any], shape: Shape) -> tuple[str, list[dict[str, Any]]]:
-    inner = _blocks(block.get("content"))
+    inner = content_blocks(block.get("content"))
     images = [p for b in inner if b.get("type") == "image" for p in _parts(b, shape)]
-    text = _text_of(inner)
+    text = text_of(inner)
     if any(p["type"] == "image_url" for p in images):
         text = f"{text}\n{IMAGE_BELOW}" if text else IMAGE_BELOW
         images = [p for p in images if p["type"] == "image_url"]
@@ -173,7 +195,7 @@ def _parts(block: dict[str, Any], shape: Shape) -> list[dict[str, Any]]:
     if kind == "image":
         if not shape.images:
             return [{"type": "text", "text": IMAGE_OMITTED}]
-        return [{"type": "image_url", "image_url": {"url": _url(source, "image/jpeg")}}]
+        return [{"type": "image_url", "image_url": {"url": source_url(source, "image/jpeg")}}]
     if kind == "document":
         if source.get("type") == "text":
             return [{"type": "text", "text": source.get("data", "")}]
@@ -182,11 +204,11 @@ def _parts(block: dict[str, Any], shape: Shape) -> list[dict[str, Any]]:
         if source.get("type") == "url":
             return [{"type": "file", "file": {"file_url": source.get("url", "")}}]
         name = block.get("title") or "document.pdf"
-        return [{"type": "file", "file": {"filename": name, "file_data": _url(source, "application/pdf")}}]
+        return [{"type": "file", "file": {"filename": name, "file_data": source_url(source, "application/pdf")}}]
     return []  # thinking in a user turn, server tool blocks: nothing an OpenAI model reads
 
 
-def _url(source: dict[str, Any], default_type: str) -> str:
+def source_url(source: dict[str, Any], default_type: str) -> str:
     if source.get("type") == "url":
         return source.get("url", "")
     return f"data:{source.get('media_type') or default_type};base64,{source.get('data', '')}"
@@ -265,7 +287,7 @@ def _as_parts(content: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
 # -- tools ------------------------------------------------------------------------
 
 
-def _is_function(tool: dict[str, Any]) -> bool:
+def is_function_tool(tool: dict[str, Any]) -> bool:
     """Client tools have no type (or "custom"); a typed tool such as web_search_20250305
     is one of Anthropic's server tools, which an OpenAI upstream cannot run."""
     return tool.get("type") in (None, "custom") and bool(tool.get("name"))
@@ -286,5 +308,5 @@ def _tool_choice(choice: dict[str, Any] | None) -> str | dict[str, Any] | None:
     return {"auto": "auto", "any": "required", "none": "none"}.get(kind)
 
 
-def _compact(value: Any) -> str:
+def compact_json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))

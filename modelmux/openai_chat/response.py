@@ -42,13 +42,16 @@ def stop_reason(finish: str | None, called_tools: bool) -> str:
 
 
 def usage(chat_usage: dict[str, Any] | None) -> dict[str, int]:
-    """Anthropic's disjoint counts: input excludes what was read from the cache."""
     chat_usage = chat_usage or {}
-    prompt = chat_usage.get("prompt_tokens") or 0
     cached = (chat_usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
+    return disjoint_usage(chat_usage.get("prompt_tokens") or 0, cached, chat_usage.get("completion_tokens") or 0)
+
+
+def disjoint_usage(prompt: int, cached: int, output: int) -> dict[str, int]:
+    """Anthropic's disjoint counts from OpenAI's: input excludes what was read from the cache."""
     return {
         "input_tokens": max(prompt - cached, 0),
-        "output_tokens": chat_usage.get("completion_tokens") or 0,
+        "output_tokens": output,
         "cache_read_input_tokens": cached,
         "cache_creation_input_tokens": 0,
     }

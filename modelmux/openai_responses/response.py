@@ -1,0 +1,153 @@
+"""OpenAI Responses answer → Anthropic message (whole JSON bodies). Pure.
+
+Output items become blocks in their order: a `reasoning` item a thinking block (its
+summary, or the raw reasoning text some servers send, and its encrypted state
+packed into the signature), a `message` item a text block, a `function_call` a
+tool_use block. Item types an Anthropic client has no block for (web search calls
+and other hosted tools, which modelmux never asks for) are skipped.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from modelmux import messages, toolnames
+from modelmux.errors import GatewayError
+from modelmux.openai_chat import response as chat
+from modelmux.openai_chat.response import disjoint_usage, parse_arguments
+from modelmux.openai_chat.stream import _STATUS_OF_TYPE
+from modelmux.openai_responses.signature import Reasoning, pack
+
+# The Responses API's own error codes (ResponseError.code), on top of the Chat ones.
+STATUS_OF_CODE = {**_STATUS_OF_TYPE, "vector_store_timeout": 504, "context_length_exceeded": 400}
+CLIENT_ERRORS = ("invalid_", "image_", "empty_image", "unsupported_", "failed_to_download")
+REASONING_PARTS = ("reasoning_text", "text")  # raw reasoning (gpt-oss on vLLM and the like)
+PART_SEPARATOR = "\n\n"  # between reasoning summary parts
+
+
+@dataclass
+class Context(chat.Context):
+    """The Chat translation's Context, and the upstream model that packed reasoning
+    signatures are bound to."""
+
+    upstream_model: str = ""  # what the request asked upstream: packed reasoning is bound to it
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def usage(responses_usage: dict[str, Any] | None) -> dict[str, int]:
+    responses_usage = responses_usage or {}
+    cached = (responses_usage.get("input_tokens_details") or {}).get("cached_tokens") or 0
+    return disjoint_usage(responses_usage.get("input_tokens") or 0, cached, responses_usage.get("output_tokens") or 0)
+
+
+def stop_reason(response: dict[str, Any], called_tools: bool, refused: bool) -> str:
+    if response.get("status") == "incomplete":
+        reason = (response.get("incomplete_details") or {}).get("reason")
+        return "refusal" if reason == "content_filter" else "max_tokens"
+    if refused:
+        return "refusal"
+    return "tool_use" if called_tools else "end_turn"
+
+
+def failure(error: Any) -> GatewayError:
+    """An upstream error object (`{code, message}` of a failed response or an error
+    event, or `{type, code, message}` of an error body) as the client's error."""
+    error = error if isinstance(error, dict) else {}
+    status = 500
+    for key in (error.get("code"), error.get("type")):
+        if isinstance(key, int):
+            status = key
+            break
+        if isinstance(key, str) and key in STATUS_OF_CODE:
+            status = STATUS_OF_CODE[key]
+            break
+    else:
+        if str(error.get("code") or "").startswith(CLIENT_ERRORS):
+            status = 400
+    message = error.get("message") if isinstance(error.get("message"), str) else None
+    return GatewayError(status, f"the upstream failed: {message or error.get('code') or 'no reason given'}")
+
+
+def check(response: dict[str, Any]) -> None:
+    """Raise the client's error when `response` is no answer: a failed or cancelled
+    response, or an error body."""
+    status = response.get("status")
+    if status == "failed" or (status is None and isinstance(response.get("error"), dict)):
+        raise failure(response.get("error"))
+    if status == "cancelled":
+        raise GatewayError(500, "the upstream cancelled the response")
+
+
+def reasoning_texts(item: dict[str, Any]) -> list[str]:
+    summary = [p.get("text") for p in item.get("summary") or () if isinstance(p, dict)]
+    raw = [p.get("text") for p in item.get("content") or () if isinstance(p, dict) and p.get("type") in REASONING_PARTS]
+    return [text for text in summary + raw if isinstance(text, str) and text]
+
+
+def signature(item: dict[str, Any], context: Context) -> str:
+    """The reasoning item's state for the next turn; "" when there is none to replay."""
+    encrypted = item.get("encrypted_content")
+    if not (isinstance(encrypted, str) and encrypted):
+        return ""
+    return pack(Reasoning(str(item.get("id") or ""), encrypted, context.upstream_model))
+
+
+def message_text(item: dict[str, Any]) -> tuple[str, bool]:
+    """A message item's text and whether it is a refusal."""
+    texts, refused = [], False
+    for part in item.get("content") or ():
+        if not isinstance(part, dict):
+            continue
+        if part.get("type") == "refusal" and isinstance(part.get("refusal"), str):
+            texts.append(part["refusal"])
+            refused = True
+        elif isinstance(part.get("text"), str):
+            texts.append(part["text"])
+    return "".join(texts), refused
+
+
+def tool_use_start(item: dict[str, Any], context: Context) -> dict[str, Any]:
+    """A function_call item's tool_use block, without input. Its id is the call_id,
+    which the call's output refers to (the item's own `fc_` id never comes back)."""
+    name = item.get("name") or ""
+    return {
+        "type": "tool_use",
+        "id": toolnames.client_id(item.get("call_id") or item.get("id")),
+        "name": context.tool_names.get(name, name),
+        "input": {},
+    }
+
+
+def arguments_of(item: dict[str, Any]) -> str:
+    """A function call's arguments as JSON text (a few servers send an object)."""
+    arguments = item.get("arguments")
+    if isinstance(arguments, str):
+        return arguments
+    return "" if arguments is None else json.dumps(arguments, ensure_ascii=False)
+
+
+def from_responses(body: dict[str, Any], context: Context) -> dict[str, Any]:
+    """An Anthropic message from a whole Responses answer. Raises GatewayError when the
+    answer is a failure."""
+    check(body)
+    content: list[dict[str, Any]] = []
+    called_tools = refused = False
+    for item in body.get("output") or ():
+        kind = item.get("type") if isinstance(item, dict) else None
+        if kind == "reasoning":
+            thinking, sealed = PART_SEPARATOR.join(reasoning_texts(item)), signature(item, context)
+            if thinking or sealed:
+                content.append({"type": "thinking", "thinking": thinking, "signature": sealed})
+        elif kind == "message":
+            text, refusal = message_text(item)
+            refused = refused or refusal
+            if text:
+                content.append({"type": "text", "text": text})
+        elif kind == "function_call":
+            called_tools = True
+            content.append({**tool_use_start(item, context), "input": parse_arguments(arguments_of(item))})
+    return messages.message(context.model, content, stop_reason(body, called_tools, refused), usage(body.get("usage")))

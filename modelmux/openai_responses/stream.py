@@ -1,0 +1,286 @@
+"""OpenAI Responses SSE → Anthropic SSE: an explicit state machine. Pure.
+
+The Responses stream is a sequence of output items (`response.output_item.added`
+… `.done`), each filling its parts by deltas keyed by `item_id`. Each item becomes
+one Anthropic block: a message item a text block, a function_call a tool_use block,
+a reasoning item a thinking block whose signature (sent last, when the item is done
+and its encrypted content known) carries the reasoning state to the next turn.
+
+Anthropic blocks never interleave, so items are written in the order they were
+announced: the first unfinished item streams as it comes, and what arrives for a
+later one waits until the earlier is done. (OpenAI sends items one after the other,
+so in practice nothing waits.) What is written is tracked per part, so a `.done`
+event or a finished item that carries more than its deltas did (a server that sends
+arguments only in `function_call_arguments.done`, or no deltas at all) adds the
+rest, and one that repeats them adds nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelmux.errors import GatewayError
+from modelmux.messages import PING
+from modelmux.openai_chat.stream import UNNAMED_TOOL
+from modelmux.openai_responses.response import (
+    PART_SEPARATOR,
+    REASONING_PARTS,
+    Context,
+    arguments_of,
+    failure,
+    signature,
+    stop_reason,
+    tool_use_start,
+    usage,
+)
+from modelmux.sse import format_event, parse_event
+from modelmux.translated_stream import TranslatedStream
+
+KINDS = {"message": "text", "reasoning": "thinking", "function_call": "tool_use"}
+DELTAS = {"text": "text_delta", "thinking": "thinking_delta", "tool_use": "input_json_delta"}
+DELTA_FIELDS = {"text_delta": "text", "thinking_delta": "thinking", "input_json_delta": "partial_json"}
+# delta event → (item kind, part name, index field)
+PART_DELTAS = {
+    "response.output_text.delta": ("text", "text", "content_index"),
+    "response.refusal.delta": ("text", "refusal", "content_index"),
+    "response.function_call_arguments.delta": ("tool_use", "arguments", None),
+    "response.reasoning_summary_text.delta": ("thinking", "summary", "summary_index"),
+    "response.reasoning_text.delta": ("thinking", "reasoning", "content_index"),
+}
+# done event → (item kind, part name, index field, field with the whole part)
+PART_DONES = {
+    "response.output_text.done": ("text", "text", "content_index", "text"),
+    "response.refusal.done": ("text", "refusal", "content_index", "refusal"),
+    "response.function_call_arguments.done": ("tool_use", "arguments", None, "arguments"),
+    "response.reasoning_summary_text.done": ("thinking", "summary", "summary_index", "text"),
+    "response.reasoning_text.done": ("thinking", "reasoning", "content_index", "text"),
+}
+_ENCODE = json.JSONEncoder(ensure_ascii=False).encode  # a str → its JSON string literal
+
+Part = tuple[str, int]  # (part name, index)
+
+
+@dataclass
+class Item:
+    """One output item: what has arrived per part, and what is still to be written."""
+
+    id: str
+    kind: str  # "text", "thinking" or "tool_use"
+    start: dict[str, Any] | None = None  # a tool_use block's head, from its announcement
+    parts: dict[Part, list[str]] = field(default_factory=dict)  # joined only when a done event needs it
+    pending: list[str] = field(default_factory=list)
+    signature: str = ""
+    done: bool = False
+    block: int | None = None  # the Anthropic block index once started
+
+
+class ResponsesStream(TranslatedStream):
+    """Feed upstream bytes in any chunking, get Anthropic SSE events back."""
+
+    def __init__(self, context: Context) -> None:
+        super().__init__(context)
+        self.context: Context = context
+        self.error: GatewayError | None = None  # a failure the upstream reported inside the stream
+        self._response: dict[str, Any] | None = None  # the final response, once completed or incomplete
+        self._items: dict[str, Item] = {}
+        self._queue: list[Item] = []  # unfinished items in output order; the first one is being written
+        self._open: int | None = None  # the open block's index
+        self._next_index = 0
+        self._called_tools = False
+        self._refused = False
+        self._text_delta_prefix = b""  # the open block's text_delta event, up to the text
+
+    def _complete(self) -> bool:
+        """response.completed or .incomplete came (and ended the answer at once)."""
+        return self._response is not None
+
+    # -- upstream events ------------------------------------------------------------
+
+    def _event(self, raw: bytes) -> list[bytes]:
+        if self._ended:
+            return []
+        event = parse_event(raw)
+        if not event.data:
+            return [PING] if raw.lstrip().startswith(b":") else []  # an SSE comment: a keep-alive
+        try:
+            data = json.loads(event.data)
+        except ValueError:
+            return []  # "[DONE]" from some servers, or noise: the terminal events are what count
+        if not isinstance(data, dict):
+            return []
+        kind = data.get("type") or event.name
+        if kind == "response.output_text.delta" and self._queue and self._writes(data.get("item_id")):
+            # The hot path, text for the open block: straight to bytes.
+            item, text = self._queue[0], data.get("delta")
+            if isinstance(text, str) and text and not item.pending:
+                part = ("text", _index(data, "content_index"))
+                if part in item.parts:
+                    item.parts[part].append(text)
+                    return [self._text_delta_prefix + _ENCODE(text).encode() + b"}}\n\n"]
+        if kind in PART_DELTAS:
+            item_kind, name, index = PART_DELTAS[kind]
+            item = self._item(data.get("item_id"), item_kind)
+            self._add(item, (name, _index(data, index)), data.get("delta"))
+            self._refused = self._refused or name == "refusal"
+            return self._pump()
+        if kind in PART_DONES:
+            item_kind, name, index, whole = PART_DONES[kind]
+            item = self._item(data.get("item_id"), item_kind)
+            self._fill(item, (name, _index(data, index)), data.get(whole))
+            return self._pump()
+        if kind in ("response.output_item.added", "response.output_item.done"):
+            return self._output_item(data.get("item"), done=kind.endswith("done"))
+        if kind in ("response.completed", "response.incomplete"):
+            self._response = data.get("response") if isinstance(data.get("response"), dict) else {}
+            return self._end()
+        if kind == "response.failed":
+            return self._failed(failure((data.get("response") or {}).get("error")))
+        if kind == "error":
+            return self._failed(failure(data.get("error") if isinstance(data.get("error"), dict) else data))
+        return []  # response.created, .in_progress, content_part.*, hosted tools: nothing to write
+
+    def _output_item(self, raw: Any, done: bool) -> list[bytes]:
+        """An item announced or finished: its whole parts so far, and its head."""
+        if not isinstance(raw, dict) or raw.get("type") not in KINDS:
+            return []
+        item = self._item(raw.get("id"), KINDS[raw["type"]])
+        if item.kind == "tool_use":
+            self._called_tools = True
+            if raw.get("name") or raw.get("call_id"):
+                item.start = tool_use_start(raw, self.context)
+            self._fill(item, ("arguments", 0), arguments_of(raw))
+        elif item.kind == "text":
+            for index, part in enumerate(raw.get("content") or ()):
+                if isinstance(part, dict) and part.get("type") == "refusal":
+                    self._refused = True
+                    self._fill(item, ("refusal", index), part.get("refusal"))
+                elif isinstance(part, dict):
+                    self._fill(item, ("text", index), part.get("text"))
+        else:
+            for index, part in enumerate(raw.get("summary") or ()):
+                self._fill(item, ("summary", index), part.get("text") if isinstance(part, dict) else None)
+            for index, part in enumerate(raw.get("content") or ()):
+                if isinstance(part, dict) and part.get("type") in REASONING_PARTS:
+                    self._fill(item, ("reasoning", index), part.get("text"))
+            if done:
+                item.signature = signature(raw, self.context)
+        item.done = item.done or done
+        return self._pump()
+
+    # -- items ----------------------------------------------------------------------
+
+    def _item(self, item_id: Any, kind: str) -> Item:
+        """The item with that id, or a new one: some servers (LM Studio) send deltas for
+        items they never announced."""
+        key = item_id if isinstance(item_id, str) and item_id else f"unnamed-{kind}"
+        item = self._items.get(key)
+        if item is None:
+            item = self._items[key] = Item(key, kind)
+            self._queue.append(item)
+        return item
+
+    def _add(self, item: Item, part: Part, delta: Any) -> None:
+        if not isinstance(delta, str) or not delta:
+            return
+        if part not in item.parts:
+            if item.kind == "thinking" and any(item.parts.values()):
+                item.pending.append(PART_SEPARATOR)  # summary parts are paragraphs
+            item.parts[part] = []
+        item.parts[part].append(delta)
+        item.pending.append(delta)
+
+    def _fill(self, item: Item, part: Part, whole: Any) -> None:
+        """A part's whole text: whatever its deltas did not bring yet is added."""
+        if not isinstance(whole, str):
+            return
+        have = "".join(item.parts.get(part, ()))
+        if whole.startswith(have):
+            self._add(item, part, whole[len(have) :])
+
+    def _writes(self, item_id: Any) -> bool:
+        """Whether the open block is that item's."""
+        item = self._queue[0]
+        return item.id == item_id and item.block is not None and item.block == self._open
+
+    # -- blocks ---------------------------------------------------------------------
+
+    def _pump(self) -> list[bytes]:
+        """Write the first unfinished item's news; when it is done, close it and go on
+        to the next one."""
+        out: list[bytes] = []
+        while self._queue:
+            item = self._queue[0]
+            out += self._write(item)
+            if not item.done:
+                break
+            out += self._finish(item)
+            self._queue.pop(0)
+        return out
+
+    def _write(self, item: Item) -> list[bytes]:
+        out: list[bytes] = []
+        if item.block is None and item.kind == "tool_use" and ((item.start and item.start["name"]) or item.done):
+            start = item.start or tool_use_start({}, self.context)
+            out += self._open_block(item, {**start, "name": start["name"] or UNNAMED_TOOL})
+        if not item.pending or (item.kind == "tool_use" and item.block is None):
+            return out  # a tool call waits for its name
+        text, item.pending = "".join(item.pending), []
+        if item.block is None:
+            out += self._open_block(item, {"type": "text", "text": ""} if item.kind == "text"
+                                    else {"type": "thinking", "thinking": "", "signature": ""})
+        return out + [self._delta({"type": DELTAS[item.kind], DELTA_FIELDS[DELTAS[item.kind]]: text})]
+
+    def _finish(self, item: Item) -> list[bytes]:
+        out: list[bytes] = []
+        if item.signature:
+            if item.block is None:  # reasoning without a summary still carries its state
+                out += self._open_block(item, {"type": "thinking", "thinking": "", "signature": ""})
+            out.append(self._delta({"type": "signature_delta", "signature": item.signature}))
+        if item.block is not None:
+            out.append(format_event("content_block_stop", {"type": "content_block_stop", "index": item.block}))
+            self._open = None
+        return out
+
+    def _open_block(self, item: Item, start: dict[str, Any]) -> list[bytes]:
+        item.block = self._open = self._next_index
+        self._next_index += 1
+        self._text_delta_prefix = (
+            b'event: content_block_delta\ndata: {"type":"content_block_delta","index":%d,'
+            b'"delta":{"type":"text_delta","text":' % item.block
+        )
+        return [format_event("content_block_start", {"type": "content_block_start", "index": item.block, "content_block": start})]
+
+    def _delta(self, delta: dict[str, Any]) -> bytes:
+        return format_event("content_block_delta", {"type": "content_block_delta", "index": self._open, "delta": delta})
+
+    # -- the end --------------------------------------------------------------------
+
+    def _end(self) -> list[bytes]:
+        """The answer is complete: items the final response holds but the stream did not
+        finish are completed from it, and everything still open is written and closed."""
+        response = self._response or {}
+        out: list[bytes] = []
+        for raw in response.get("output") or ():
+            if isinstance(raw, dict) and not (raw.get("id") in self._items and self._items[raw["id"]].done):
+                out += self._output_item(raw, done=True)
+        for item in self._queue:
+            item.done = True
+        out += self._pump()
+        self._ended = True
+        reason = stop_reason(response, self._called_tools, self._refused)
+        delta = {"stop_reason": reason, "stop_sequence": None}
+        out.append(format_event("message_delta", {"type": "message_delta", "delta": delta, "usage": usage(response.get("usage"))}))
+        out.append(format_event("message_stop", {"type": "message_stop"}))
+        return out
+
+    def _failed(self, error: GatewayError) -> list[bytes]:
+        self.error = error
+        return self._error(error.error_type, error.message)
+
+
+def _index(data: dict[str, Any], name: str | None) -> int:
+    """A part's index within its item (content_index, summary_index); 0 when absent."""
+    index = data.get(name) if name else 0
+    return index if isinstance(index, int) else 0
