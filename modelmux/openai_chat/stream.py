@@ -224,11 +224,11 @@ class ChatStream(TranslatedStream):
 
     def _upstream_error(self, error: dict[str, Any]) -> list[bytes]:
         code = error.get("code")
-        status = code if isinstance(code, int) else _STATUS_OF_TYPE.get(str(error.get("type") or code), 500)
+        status = code if isinstance(code, int) else STATUS_OF_TYPE.get(str(error.get("type") or code), 500)
         return self._error(error_type_for(status), str(error.get("message") or error))
 
 
-_STATUS_OF_TYPE = {
+STATUS_OF_TYPE = {
     "invalid_request_error": 400,
     "authentication_error": 401,
     "permission_error": 403,

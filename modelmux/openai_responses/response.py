@@ -17,11 +17,11 @@ from modelmux import messages, toolnames
 from modelmux.errors import GatewayError
 from modelmux.openai_chat import response as chat
 from modelmux.openai_chat.response import disjoint_usage, parse_arguments
-from modelmux.openai_chat.stream import _STATUS_OF_TYPE
+from modelmux.openai_chat.stream import STATUS_OF_TYPE
 from modelmux.openai_responses.signature import Reasoning, pack
 
 # The Responses API's own error codes (ResponseError.code), on top of the Chat ones.
-STATUS_OF_CODE = {**_STATUS_OF_TYPE, "vector_store_timeout": 504, "context_length_exceeded": 400}
+STATUS_OF_CODE = {**STATUS_OF_TYPE, "vector_store_timeout": 504, "context_length_exceeded": 400}
 CLIENT_ERRORS = ("invalid_", "image_", "empty_image", "unsupported_", "failed_to_download")
 REASONING_PARTS = ("reasoning_text", "text")  # raw reasoning (gpt-oss on vLLM and the like)
 PART_SEPARATOR = "\n\n"  # between reasoning summary parts
