@@ -58,22 +58,18 @@ class Meter:
             return
         if self.kept is not None:
             self.kept.append(data)
-        # A large chunk is scanned in place, not copied; only its edges meet the tail.
+        # A large chunk is scanned in place, not copied; only its start meets the tail.
         edge = self._tail + data[:CARRY]
-        window = None
-
-        def seen(needle: bytes) -> bool:
-            return needle in data or needle in edge
-
-        if self.first_content is None and seen(_CONTENT):
+        if self.first_content is None and (_CONTENT in data or _CONTENT in edge):
             self.first_content = self.clock()
-        if seen(b"_tokens"):
+        window = None
+        if b"_tokens" in data or b"_tokens" in edge:
             window = self._tail + data
             for name, pattern in _NUMBER.items():
                 found = pattern.findall(window)
                 if found:
                     self._counts[name] = int(found[-1])
-        if seen(_ERROR):
+        if _ERROR in data or _ERROR in edge:
             window = window if window is not None else self._tail + data
             event = window[window.rfind(_ERROR):]
             if found_type := _ERROR_TYPE.search(event):
