@@ -49,6 +49,7 @@ providers:
 routes:
   - {{match: "gpt-*", provider: oai, model: gpt-test}}
   - {{match: "vendor-*", provider: vendor, model: vendor-model}}
+  - {{match: "echo-*", provider: anthropic, fallback: [{{provider: vendor, model: vendor-model}}]}}
 default: {{provider: anthropic}}
 """
     with Gateway(directory, routes, ENV, ["-w", str(directory / "flows.mitm")]) as gw:
@@ -207,3 +208,25 @@ def test_a_stream_that_breaks_off_counts_as_an_error(gateway, upstreams):
     summary = flow.metadata["modelmux"]["summary"]
     assert (summary["status"], summary["error_type"], flow.marked) == (200, "api_error", ":x:")
     assert summary["ttft_ms"] is not None
+
+
+def test_a_relayed_flow_keeps_no_client_token_even_where_an_upstream_echoed_it(gateway, upstreams):
+    """Passthrough with a fallback goes through the relay; the first upstream rejects the
+    client's token and quotes it, the fallback answers."""
+    def echo(request):
+        if request.headers.get("authorization") == f"Bearer {CLIENT_TOKEN}":
+            return Reply(401, json.dumps({"type": "error", "error": {
+                "type": "authentication_error", "message": f"invalid token {CLIENT_TOKEN}"}}).encode())
+        return None
+
+    upstreams["anthropic"].gate = echo
+    try:
+        assert post(gateway, "echo-dash").status_code == 200
+    finally:
+        upstreams["anthropic"].gate = None
+    flow = saved(gateway, by_model("echo-dash"))
+    failed = flow.metadata["modelmux"]["attempts"][0]
+    assert (failed["provider"], failed["outcome"]) == ("anthropic", 401)
+    assert b"invalid token client\xe2\x80\xa69999" in failed["response_body"]
+    assert dict(flow.metadata["modelmux"]["client_request"]["headers"])["authorization"] == "Bearer client…9999"
+    assert CLIENT_TOKEN.encode() not in Path(gateway.flows).read_bytes()  # type: ignore[attr-defined]

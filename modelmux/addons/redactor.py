@@ -34,6 +34,12 @@ class Redactor:
         if config.server.api_key:
             self.secrets.append(Credential("gateway key", config.server.api_key))
 
+    def request(self, flow: http.HTTPFlow) -> None:
+        """The relay sends a relayed flow from its plan, which keeps the client's token:
+        the flow itself carries it redacted from the moment it is routed."""
+        if (flow.metadata.get("modelmux") or {}).get("relay"):
+            self._client_headers(flow)
+
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         self._headers(flow)
 
@@ -53,19 +59,22 @@ class Redactor:
         notes = flow.metadata.get("modelmux") or {}
         config = self.settings.config
         provider = config.providers.get(notes["provider"]) if config and "provider" in notes else None
-        headers = flow.request.headers
         if provider is None or provider.auth is None or notes.get("local"):
-            # Passthrough, or answered here: what the client sent is its own token.
-            for name in (*CLIENT_AUTH_HEADERS, KEY_HEADER):
-                if name in headers and "…" not in headers[name]:
-                    token = headers[name].rpartition(" ")[2]
-                    self._clients.setdefault(flow.id, Credential("client", token))
-                    headers[name] = redacted_token(headers[name])
+            self._client_headers(flow)  # passthrough, or answered here: the client's own token
             return
         credential = next((c for c in provider.credentials if c.label == notes.get("credential")), None)
-        auth = provider.auth.header
+        auth, headers = provider.auth.header, flow.request.headers
         if credential is not None and auth in headers:
             headers[auth] = headers[auth].replace(credential.key, redacted(credential))
+
+    def _client_headers(self, flow: http.HTTPFlow) -> None:
+        """Redact what the client sent as its token, and keep the token to scrub from bodies."""
+        headers = flow.request.headers
+        for name in (*CLIENT_AUTH_HEADERS, KEY_HEADER):
+            if name in headers and "…" not in headers[name]:
+                token = headers[name].rpartition(" ")[2]
+                self._clients.setdefault(flow.id, Credential("client", token))
+                headers[name] = redacted_token(headers[name])
 
     def _everything(self, flow: http.HTTPFlow, secrets: list[Credential]) -> None:
         request, response = flow.request, flow.response

@@ -18,9 +18,9 @@ from modelmux.addons.streams import as_stream
 from modelmux.addons.translator import translation_of
 from modelmux.addons.internals import flows_kept
 from modelmux.config import Provider
-from modelmux.credentials import redacted_token, shown_headers
+from modelmux.credentials import shown_headers
 from modelmux.errors import GatewayError
-from modelmux.headers import CLIENT_AUTH_HEADERS, OWN_HEADER_PREFIX
+from modelmux.headers import OWN_HEADER_PREFIX
 from modelmux.passthrough import ModelRestorer, restore_model_json
 from modelmux.pools import session_of
 from modelmux.refusals import Refusal
@@ -131,10 +131,6 @@ class Router:
         notes = flow.metadata["modelmux"]
         notes["relay"] = True
         notes["fallback"] = [f"{c.provider.name}/{c.upstream_model}" for c in candidates[1:]]
-        # The plan keeps the client's token for passthrough attempts; the flow shows it redacted.
-        for name in CLIENT_AUTH_HEADERS:
-            if name in request.headers:
-                request.headers[name] = redacted_token(request.headers[name])
         self.relay.register(flow, plan)
         flow.comment = f"{_head(notes)} · failover relay"
 
