@@ -182,6 +182,9 @@ def test_local_and_refused_answers_are_told_apart(gateway):
     local = saved(gateway, lambda f: f.request.path == "/healthz")
     assert (local.comment, local.marked, local.metadata["modelmux"]["summary"]["kind"]) == (
         "local · GET /healthz · 200", ":house:", "local")
+    httpx.post(f"{gateway.url}/v1/messages/count_tokens", json={"model": "gpt-dash-count", "messages": []})
+    counted = saved(gateway, by_model("gpt-dash-count"))
+    assert counted.comment == "local · gpt-dash-count → oai/gpt-test [routes[0]] · count_tokens answered locally (estimate) · 200"
     httpx.post(f"{gateway.url}/v1/messages", content=b"{not json", headers={"x-dash": "refused"})
     refused = saved(gateway, lambda f: f.request.headers.get("x-dash") == "refused")
     assert refused.metadata["modelmux"]["summary"]["kind"] == "refused"
@@ -207,6 +210,7 @@ def test_a_stream_that_breaks_off_counts_as_an_error(gateway, upstreams):
     flow = saved(gateway, by_model("gpt-dash-broken"))
     summary = flow.metadata["modelmux"]["summary"]
     assert (summary["status"], summary["error_type"], flow.marked) == (200, "api_error", ":x:")
+    assert re.search(r" · provider 'oai' \(http://127\.0\.0\.1:\d+\) closed the connection without a complete answer", flow.comment), flow.comment
     assert summary["ttft_ms"] is not None
 
 

@@ -85,7 +85,7 @@ class Dashboard:
         if flows_kept():
             _keep(flow, notes, meter, raw)
         summary = notes["summary"] = summarize(flow, notes, meter)
-        _show(flow, summary)
+        _show(flow, notes, summary)
 
 
 def summarize(flow: http.HTTPFlow, notes: dict[str, Any], meter: Meter | None) -> dict[str, Any]:
@@ -184,16 +184,18 @@ def _s(ms: float) -> str:
     return f"{ms:.0f} ms" if ms < 1000 else f"{ms / 1000:.2f} s"
 
 
-def _show(flow: http.HTTPFlow, summary: dict[str, Any]) -> None:
+def _show(flow: http.HTTPFlow, notes: dict[str, Any], summary: dict[str, Any]) -> None:
     kind = summary["kind"]
     if kind == "local":
-        flow.comment = f"local · {summary['method']} {summary['path']} · {summary['status']}"
+        what = flow.comment or f"{summary['method']} {summary['path']}"  # e.g. the Router's count_tokens note
+        flow.comment = f"local · {what} · {summary['status']}"
         flow.marked = flow.marked or ":house:"
         return
     if kind in ("refused", "intercepted"):
         return  # answered locally: their comment and mark were set with the answer
     gone = flow.error is not None and flow.error.msg == CLIENT_GONE
-    flow.comment = line(summary) + (" · client disconnected" if gone else "")
+    why = f" · {notes['error']}" if notes.get("error") else ""  # Failures' or the relay's account
+    flow.comment = line(summary) + why + (" · client disconnected" if gone else "")
     if summary["error_type"]:
         flow.marked = ":x:"
     elif summary["attempts"] > 1:

@@ -127,7 +127,7 @@ class Failover:
                 out.error(GatewayError(500, "modelmux failed while trying upstreams (internal error; see the gateway log)"))
         finally:
             notes["relay_ms"] = round((time.monotonic() - started) * 1000, 1)
-            _annotate(plan.flow, notes)
+            _annotate(notes)
 
     async def _attempts(self, plan: Plan, out, notes: dict) -> Outcomes | None:
         """Runs attempts until one answers (returns None) or nothing is left."""
@@ -348,17 +348,10 @@ def _message_of(body: bytes) -> str:
         return body.decode("utf-8", "replace")[:300]
 
 
-def _annotate(flow: http.HTTPFlow, notes: dict) -> None:
-    """The attempt trail in one line for mitmweb's comment column."""
+def _annotate(notes: dict) -> None:
+    """The flow's notes name the last attempt's provider, credential and model: the
+    Dashboard's summary and the Redactor read them."""
     attempts = notes.get("attempts") or []
-    if not attempts:
-        return
-    last = attempts[-1]
-    notes["provider"], notes["credential"], notes["model"] = last["provider"], last["credential"], last["model"]
-    path = " → ".join(f"{a['provider']}/{a['credential']} {a.get('outcome', '…')}" for a in attempts)
-    head = f"{notes.get('requested_model')} → {last['provider']}/{last['model']} [{notes.get('route')}]"
-    flow.comment = f"{head} · {path}" if len(attempts) > 1 else f"{head} · {last['credential']}"
-    if len(attempts) > 1:
-        flow.marked = ":arrows_counterclockwise:" if "error" not in notes else ":x:"
-    elif "error" in notes:
-        flow.marked = ":x:"
+    if attempts:
+        last = attempts[-1]
+        notes["provider"], notes["credential"], notes["model"] = last["provider"], last["credential"], last["model"]

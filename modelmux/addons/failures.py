@@ -28,7 +28,7 @@ from modelmux.addons.answers import loggable_url
 from modelmux.addons.internals import CLIENT_GONE, ErrorPages, cancel_upstream
 from modelmux.addons.settings import Settings
 from modelmux.cooldowns import TransportFailure
-from modelmux.errors import error_body, is_error_envelope, upstream_error
+from modelmux.errors import error_body, upstream_error
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +111,6 @@ class Failures:
             return
         if flow.error.msg == CLIENT_GONE:
             self._timed_out.pop(flow.client_conn.id, None)
-            flow.comment = f"{flow.comment} · client disconnected" if flow.comment else "client disconnected"
             logger.info("%s %s: client disconnected", flow.request.method, loggable_url(flow))
             return
         timed_out = self._timed_out.pop(flow.client_conn.id, None)
@@ -119,11 +118,10 @@ class Failures:
         if notes := flow.metadata.get("modelmux"):
             notes["failure"] = failure  # how the credential's attempt ended, for its pool
             notes["status"] = status  # what the client gets, as mitmproxy's error page
+            notes["error"] = message  # for the Dashboard's line
         self._prepared[id(flow.error.msg)] = (flow.error.msg, status, error_body(status, message))
         while len(self._prepared) > PREPARED_LIMIT:
             self._prepared.popitem(last=False)
-        flow.marked = ":x:"
-        flow.comment = f"{flow.comment} · failed: {message}" if flow.comment else f"failed: {message}"
         logger.warning("%s %s: %s", flow.request.method, loggable_url(flow), message)
 
     def _describe(self, flow: http.HTTPFlow, timed_out: str | None) -> tuple[int, str, TransportFailure]:
@@ -171,8 +169,6 @@ class Failures:
         if body != original.encode():
             response.content = body
             response.headers["content-type"] = "application/json"
-        if not is_error_envelope(original.encode()):
-            flow.marked = ":x:"
 
 
 def _upstream(flow: http.HTTPFlow) -> dict | None:
