@@ -42,7 +42,7 @@ def redacted_token(value: str) -> str:
 
 
 def shown_headers(
-    headers: Iterable[tuple[str, str]], auth_header: str | None, credential: Credential | None
+    headers: Iterable[tuple[str, str] | list[str]], auth_header: str | None, credential: Credential | None
 ) -> list[list[str]]:
     """Request headers as a record may keep them: the credential in `auth_header`
     redacted, or on passthrough (no credential) the client's own token."""

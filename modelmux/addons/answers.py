@@ -36,6 +36,16 @@ def answer_error(flow: http.HTTPFlow, error: GatewayError) -> None:
     flow.comment = f"modelmux {error.status} {error.error_type}: {error.message}"
 
 
+def as_kept(response: http.Response, body: bytes | None) -> dict:
+    """An upstream's answer as the record keeps it (the Dashboard's `upstream_response`)."""
+    return {"status": response.status_code, "headers": header_fields(response.headers), "body": body}
+
+
+def header_fields(headers: http.Headers) -> list[list[str]]:
+    """Headers as plain [name, value] pairs, as flow metadata can hold them."""
+    return [[name.decode("latin-1"), value.decode("latin-1")] for name, value in headers.fields]
+
+
 def loggable_url(flow: http.HTTPFlow) -> str:
     """The request's URL without its query string, which may carry a provider's key."""
     request = flow.request

@@ -18,7 +18,7 @@ from typing import Any
 from mitmproxy import contentviews
 from mitmproxy import http
 
-from modelmux.addons.answers import request_path
+from modelmux.addons.answers import as_kept, request_path
 from modelmux.addons.contentview import ModelmuxContentview
 from modelmux.addons.internals import CLIENT_GONE, flows_kept
 from modelmux.errors import ERROR_TYPES
@@ -215,7 +215,7 @@ def _keep(flow: http.HTTPFlow, notes: dict[str, Any], meter: Meter | None, raw: 
         client["body"] = None  # the same bytes are the request's content: kept once
     upstream = notes.pop("upstream_answer", None)
     if raw is not None and response is not None:
-        upstream = {"status": response.status_code, "headers": _fields(response.headers), "body": b"".join(raw)}
+        upstream = as_kept(response, b"".join(raw))
     if upstream is not None and response is not None and upstream["body"] != response.content:
         notes["upstream_response"] = upstream
 
@@ -239,6 +239,3 @@ def _show_winning_request(flow: http.HTTPFlow, notes: dict[str, Any]) -> None:
         if sent is not None:
             attempt["request_body"] = None if sent["body"] == flow.request.content else sent["body"]
 
-
-def _fields(headers: http.Headers) -> list[list[str]]:
-    return [[k.decode("latin-1"), v.decode("latin-1")] for k, v in headers.fields]

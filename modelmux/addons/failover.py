@@ -230,8 +230,8 @@ class Failover:
                 break
         text = body.decode("utf-8", "replace")
         if "sent" in trail:
-            trail["response_headers"] = [[k, v] for k, v in response.headers.multi_items()]
-            trail["response_body"] = body
+            kept = answer_record(response, body)
+            trail["response_headers"], trail["response_body"] = kept["headers"], kept["body"]
         return self._failed(candidate, lease, trail, response.status_code, text, response.headers, response.reason_phrase)
 
     async def _whole(self, candidate: Decision, lease: Lease | None, outgoing: exchange.Outgoing,

@@ -9,7 +9,7 @@ import logging
 from mitmproxy import http
 
 from modelmux import exchange, messages, routing
-from modelmux.addons.answers import answer, answer_error, answer_json, request_path
+from modelmux.addons.answers import answer, answer_error, answer_json, as_kept, header_fields, request_path
 from modelmux.addons.credentials import Credentials
 from modelmux.addons.failover import Plan
 from modelmux.addons.relay import Relay
@@ -173,9 +173,7 @@ class Router:
         if not response.stream and "provider" in notes and not notes.get("local") and flows_kept():
             # The upstream's own answer, before the addons after this one rewrite it
             # (translation, error envelopes): the Dashboard keeps it if it differs.
-            notes["upstream_answer"] = {"status": response.status_code, "body": response.content,
-                                        "headers": [[k.decode("latin-1"), v.decode("latin-1")]
-                                                    for k, v in response.headers.fields]}
+            notes["upstream_answer"] = as_kept(response, response.content)
         restore = notes.get("restore_model")
         if not restore or response.stream or response.status_code >= 400:
             return
@@ -211,9 +209,8 @@ def _message_body(flow: http.HTTPFlow) -> dict:
 
 def _as_sent_by_client(request: http.Request) -> dict:
     """The client's request as it came (its token redacted), for the record."""
-    headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.fields]
     return {"method": request.method, "path": request.path, "body": request.content,
-            "headers": shown_headers(headers, None, None)}
+            "headers": shown_headers(header_fields(request.headers), None, None)}
 
 
 def _send(flow: http.HTTPFlow, provider: Provider) -> None:
