@@ -18,7 +18,6 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 import jsonschema
 import yaml
@@ -478,43 +477,6 @@ class _Builder:
         return result
 
 
-def redirected(config: Config, origin: str) -> Config:
-    """`config` with every provider's base_url on `origin` (scheme://host:port), its path
-    kept: how a replay points a recorded session's providers at the server that plays
-    back their answers."""
-    providers = {
-        name: replace(provider, base_url=origin + urlsplit(provider.base_url).path.rstrip("/"))
-        for name, provider in config.providers.items()
-    }
-    return replace(config, providers=providers)
-
-
-def origin(text: str) -> str:
-    """`scheme://host[:port]` checked and without a trailing slash. Raises ValueError."""
-    parts = urlsplit(text.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/") or parts.query:
-        raise ValueError(f"{text!r} is not an origin; write e.g. http://127.0.0.1:8080 (scheme, host and port only)")
-    try:
-        parts.port
-    except ValueError as e:
-        raise ValueError(f"{text!r} has an invalid port ({e})") from e
-    return f"{parts.scheme}://{parts.netloc}"
-
-
 def variables(text: str) -> list[str]:
     """The environment variables a routes.yaml text uses (`${VAR}`), each once, in order."""
     return list(dict.fromkeys(_ENV_REF.findall(text)))
-
-
-def without_ports(text: str) -> str:
-    """A routes.yaml text whose profiles open no listener of their own: a replay runs
-    beside the user's gateway, which may hold those ports. Raises ValueError on text
-    that is not YAML."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise ValueError(f"not valid YAML ({e})") from e
-    for profile in ((data or {}).get("profiles") or {}).values():
-        if isinstance(profile, dict):
-            profile.pop("port", None)
-    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)

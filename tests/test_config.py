@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from modelmux import config
+from modelmux import config, config_text
 from modelmux.config import ConfigError
 
 PATH = Path("/etc/modelmux/routes.yaml")
@@ -224,7 +224,7 @@ def test_file_level_errors(tmp_path: Path):
 
 def test_redirected_puts_every_provider_on_one_origin_keeping_paths():
     loaded = parse(VENDOR, {"ZAI_KEY": "k1", "SPARE": "s", "TEAM": "t"})
-    moved = config.redirected(loaded, "http://127.0.0.1:4000")
+    moved = config_text.redirected(loaded, "http://127.0.0.1:4000")
     assert {name: p.base_url for name, p in moved.providers.items()} == {
         "anthropic": "http://127.0.0.1:4000", "zai": "http://127.0.0.1:4000/api/anthropic",
     }  # fmt: skip
@@ -235,12 +235,12 @@ def test_redirected_puts_every_provider_on_one_origin_keeping_paths():
 @pytest.mark.parametrize("text", ["127.0.0.1:4000", "ftp://h", "http://h/path", "http://h:99999", "http://", "http://h?x=1"])
 def test_an_origin_is_scheme_host_and_port_only(text: str):
     with pytest.raises(ValueError, match="origin|port"):
-        config.origin(text)
+        config_text.origin(text)
 
 
 def test_origin_accepts_and_tidies_what_it_should():
-    assert config.origin("http://127.0.0.1:4000/") == "http://127.0.0.1:4000"
-    assert config.origin("https://[::1]:8443") == "https://[::1]:8443"
+    assert config_text.origin("http://127.0.0.1:4000/") == "http://127.0.0.1:4000"
+    assert config_text.origin("https://[::1]:8443") == "https://[::1]:8443"
 
 
 def test_loading_keeps_the_files_text_and_names_its_variables(tmp_path: Path):
@@ -253,8 +253,8 @@ def test_loading_keeps_the_files_text_and_names_its_variables(tmp_path: Path):
 
 def test_without_ports_leaves_profiles_on_the_main_listener():
     text = "server: {port: 7878}\nprofiles:\n  glm: {model: glm-4.6, port: 7879}\n  plain: {model: x}\n"
-    assert yaml.safe_load(config.without_ports(text)) == {
+    assert yaml.safe_load(config_text.without_ports(text)) == {
         "server": {"port": 7878}, "profiles": {"glm": {"model": "glm-4.6"}, "plain": {"model": "x"}},
     }  # fmt: skip
     with pytest.raises(ValueError, match="not valid YAML"):
-        config.without_ports("providers: [oops")
+        config_text.without_ports("providers: [oops")

@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 from mitmproxy import http
 
-from modelmux import config, procs
+from modelmux import config, config_text, procs
 from modelmux.addons import playback, recordings
 from modelmux.addons.playback import CONTROL_PATH
 from modelmux.addons.recordings import REPLAY_TARGET, Recording, as_text
@@ -214,7 +214,7 @@ class ReplayGateway:
 
     def __init__(self, routes_text: str, work: Path, upstream: str) -> None:
         routes = work / "routes.yaml"
-        routes.write_text(config.without_ports(routes_text))
+        routes.write_text(config_text.without_ports(routes_text))
         self.dummies = {name: f"modelmux-replay-{name}" for name in config.variables(routes.read_text())}
         self.config = config.load(routes, self.dummies)
         self.reusable = _order_free(self.config)

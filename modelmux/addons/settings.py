@@ -14,7 +14,7 @@ from mitmproxy import exceptions
 from mitmproxy import http
 from mitmproxy.utils import asyncio_utils
 
-from modelmux import config
+from modelmux import config, config_text
 from modelmux.config import Config, Profile
 from modelmux.errors import GatewayError
 from modelmux.headers import PROFILE_HEADER
@@ -59,7 +59,7 @@ class Settings:
             return
         text = ctx.options.modelmux_redirect_upstreams
         try:
-            redirect = config.origin(text) if text else None
+            redirect = config_text.origin(text) if text else None
         except ValueError as e:
             raise exceptions.OptionsError(f"modelmux_redirect_upstreams: {e}") from e
         try:
@@ -136,7 +136,7 @@ class Settings:
 
 def _loaded(path: str | Path, redirect: str | None) -> Config:
     loaded = config.load(path)
-    return config.redirected(loaded, redirect) if redirect else loaded
+    return config_text.redirected(loaded, redirect) if redirect else loaded
 
 
 def _stamp(path: Path) -> tuple[int, int, int] | None:
