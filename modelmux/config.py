@@ -13,35 +13,51 @@ import json
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import jsonschema
 import yaml
 
-from modelmux import schema_messages
+from modelmux import efforts, schema_messages
+from modelmux.config_types import (
+    Auth as Auth,
+    Config as Config,
+    Credential as Credential,
+    DEFAULT_CONNECT_TIMEOUT as DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_HOST as DEFAULT_HOST,
+    DEFAULT_MAX_ATTEMPTS as DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_MAX_WAIT as DEFAULT_MAX_WAIT,
+    DEFAULT_PORT as DEFAULT_PORT,
+    DEFAULT_RESPONSE_TIMEOUT as DEFAULT_RESPONSE_TIMEOUT,
+    Fallback as Fallback,
+    ModelPattern as ModelPattern,
+    Profile as Profile,
+    Provider as Provider,
+    Route as Route,
+    Server as Server,
+    Shape as Shape,
+    route_for as route_for,
+)
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 7878
-DEFAULT_CONNECT_TIMEOUT = 10.0
-# Claude Code's own request timeout (API_TIMEOUT_MS) defaults to 600 s; waiting longer
-# for a non-streamed answer would only make the client give up first.
-DEFAULT_RESPONSE_TIMEOUT = 600.0
-# How long a request waits for a credential whose max_concurrent is reached before it
-# gets a 429; well inside Claude Code's own timeout, so the client hears why.
-DEFAULT_MAX_WAIT = 30.0
-# Upstream attempts per request: enough for a second credential and a fallback
-# provider, few enough that a request failing everywhere is answered quickly.
-DEFAULT_MAX_ATTEMPTS = 4
 SLOTS = ("opus", "sonnet", "haiku")
 DEFAULT_AUTH = {
     "anthropic": "x-api-key: {key}",
     "openai-chat": "Authorization: Bearer {key}",
     "openai-responses": "Authorization: Bearer {key}",
     "gemini": "x-goog-api-key: {key}",
+}
+TRANSLATED = ("openai-chat", "openai-responses", "gemini")
+# Shaping keys that mean something to some translated protocols only (others: all of them).
+SHAPE_PROTOCOLS = {
+    "endpoint": ("openai-chat", "openai-responses"),  # Gemini's path is the model's method
+    "max_tokens_field": ("openai-chat",),
+    "reasoning_history": ("openai-chat",),
+    "reasoning_effort": ("openai-chat", "openai-responses"),  # Gemini always gets a thinkingConfig
+    "reasoning_summary": ("openai-responses",),
 }
 POOLING_KEYS = ("strategy", "affinity", "cooldown_scope", "max_wait")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -55,141 +71,6 @@ class ConfigError(Exception):
         self.path = path
         self.problems = problems
         super().__init__("\n".join(f"{path}: {problem}" for problem in problems))
-
-
-@dataclass(frozen=True)
-class Credential:
-    label: str
-    key: str = field(repr=False)
-    priority: int = 1  # tier: lower is used first, the next only when none of it is available
-    weight: int = 1  # share of a round-robin tier
-    max_concurrent: int | None = None  # None: unlimited requests in flight
-
-
-@dataclass(frozen=True)
-class Auth:
-    """How a credential is sent: `header: template` with `{key}` replaced."""
-
-    header: str
-    template: str
-
-    def value(self, credential: Credential) -> str:
-        return self.template.replace("{key}", credential.key)
-
-
-@dataclass(frozen=True)
-class Shape:
-    """How translated requests are shaped for one provider: its quirks as data."""
-
-    endpoint: str | None = None  # None: the protocol's default path
-    query: Mapping[str, str] = field(default_factory=dict)
-    max_tokens_field: str = "max_tokens"
-    max_tokens_limit: int | None = None
-    drop_fields: frozenset[str] = frozenset()
-    images: bool = True
-    documents: bool = False
-    reasoning_effort: bool = False
-    reasoning_history: bool = False
-
-
-@dataclass(frozen=True)
-class Provider:
-    name: str
-    protocol: str
-    base_url: str
-    auth: Auth | None  # None: passthrough of the client's own token
-    credentials: tuple[Credential, ...] = ()
-    headers: Mapping[str, str] = field(default_factory=dict)
-    models: tuple[str, ...] = ()
-    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
-    response_timeout: float = DEFAULT_RESPONSE_TIMEOUT
-    shape: Shape = field(default_factory=Shape)
-    strategy: Literal["round-robin", "fill-first"] = "round-robin"
-    affinity: bool = False  # a Claude Code session sticks to one credential (prompt cache)
-    cooldown_scope: Literal["credential", "model"] = "credential"  # what a 429 blocks
-    max_wait: float = DEFAULT_MAX_WAIT
-
-    @property
-    def passthrough(self) -> bool:
-        return self.auth is None
-
-
-@dataclass(frozen=True)
-class ModelPattern:
-    kind: Literal["exact", "glob", "regex", "any"]
-    text: str
-    regex: re.Pattern[str] | None = None
-
-    def matches(self, model: str) -> bool:
-        if self.kind == "any":
-            return True
-        if self.kind == "exact":
-            return model == self.text
-        assert self.regex is not None
-        return self.regex.search(model) is not None
-
-    def __str__(self) -> str:
-        return self.text if self.kind != "regex" else f"/{self.text}/"
-
-
-@dataclass(frozen=True)
-class Fallback:
-    """Another provider a route's requests may fail over to."""
-
-    provider: str
-    model: str | None  # upstream model there; None keeps the requested one
-
-
-@dataclass(frozen=True)
-class Route:
-    pattern: ModelPattern
-    provider: str
-    model: str | None  # upstream model; None keeps the requested one
-    response_model: Literal["requested", "upstream"]
-    source: str  # where it was written, e.g. "routes[2]" or "providers.zai.models"
-    intercept: frozenset[str] = frozenset()  # background requests answered locally
-    fallback: tuple[Fallback, ...] = ()
-
-
-@dataclass(frozen=True)
-class Profile:
-    name: str
-    slots: Mapping[str, str]
-    model: str | None
-    providers: frozenset[str] | None  # None: every provider
-    port: int | None
-
-    def allows(self, provider: str) -> bool:
-        return self.providers is None or provider in self.providers
-
-
-@dataclass(frozen=True)
-class Server:
-    host: str = DEFAULT_HOST
-    port: int = DEFAULT_PORT
-    api_key: str | None = field(default=None, repr=False)
-    max_attempts: int = DEFAULT_MAX_ATTEMPTS
-
-
-@dataclass(frozen=True)
-class Config:
-    path: Path
-    server: Server
-    providers: Mapping[str, Provider]
-    routes: tuple[Route, ...]  # explicit routes, then provider model lists, then default
-    aliases: Mapping[str, str]
-    profiles: Mapping[str, Profile]
-    source: str = field(default="", repr=False, compare=False)  # the file's text, as loaded
-
-    def summary(self) -> dict[str, Any]:
-        """What /healthz and `modelmux status` show: counts and names, never secrets."""
-        return {
-            "path": str(self.path),
-            "providers": sorted(self.providers),
-            "routes": len(self.routes),
-            "aliases": len(self.aliases),
-            "profiles": sorted(self.profiles),
-        }
 
 
 @cache
@@ -251,7 +132,7 @@ class _Builder:
             spec = {"match": {"any": "*"}, **default}
             routes.append(self.route("default", spec, providers))
         server = self.server(self.data.get("server") or {})
-        return Config(
+        config = Config(
             path=path,
             server=server,
             providers=providers,
@@ -259,6 +140,8 @@ class _Builder:
             aliases=self.aliases(self.data.get("aliases") or {}),
             profiles=self.profiles(self.data.get("profiles") or {}, providers, server),
         )
+        self.problems += efforts.problems(config)
+        return config
 
     def expand(self, where: str, value: str, subject: str = "") -> str:
         """Replace `${VAR}` with the environment's value; an unset variable is a problem."""
@@ -327,12 +210,15 @@ class _Builder:
         )
 
     def shape(self, where: str, spec: dict[str, Any]) -> Shape:
-        shaping = {key for key in Shape.__dataclass_fields__ if key in spec}
-        if spec["protocol"] == "anthropic" and shaping:
-            self.problems.append(
-                f"{where}: {', '.join(sorted(shaping))} only apply to translated protocols; "
-                "an anthropic provider gets the request as the client sent it"
-            )
+        protocol = spec["protocol"]
+        for key in sorted(key for key in Shape.__dataclass_fields__ if key in spec):
+            if protocol not in SHAPE_PROTOCOLS.get(key, TRANSLATED):
+                takers = ", ".join(SHAPE_PROTOCOLS.get(key, TRANSLATED))
+                self.problems.append(
+                    f"{where}.{key}: applies only to protocol {takers}, not {protocol}; remove it"
+                    + ("; an anthropic provider gets the request as the client sent it" if protocol == "anthropic" else "")
+                )
+        summary = spec.get("reasoning_summary", "auto")
         return Shape(
             endpoint=spec.get("endpoint"),
             query={name: self.expand(f"{where}.query.{name}", value) for name, value in (spec.get("query") or {}).items()},
@@ -340,9 +226,11 @@ class _Builder:
             max_tokens_limit=spec.get("max_tokens_limit"),
             drop_fields=frozenset(spec.get("drop_fields") or ()),
             images=spec.get("images", True),
-            documents=spec.get("documents", False),
-            reasoning_effort=spec.get("reasoning_effort", False),
+            # OpenAI's Responses API and Gemini read PDFs; most Chat Completions vendors do not.
+            documents=spec.get("documents", protocol != "openai-chat"),
+            reasoning_effort=spec.get("reasoning_effort", protocol == "openai-responses"),
             reasoning_history=spec.get("reasoning_history", False),
+            reasoning_summary=None if summary == "none" else summary,
         )
 
     def check_pooling(self, where: str, spec: dict[str, Any], passthrough: bool) -> None:

@@ -12,17 +12,29 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from modelmux import messages, openai_chat, toolnames
+from modelmux import effort, gemini, messages, openai_chat, openai_responses, toolnames
 from modelmux.config import Credential, Provider
-from modelmux.errors import GatewayError
+from modelmux.credentials import scrub
+from modelmux.errors import GatewayError, error_body, upstream_error
+from modelmux.gemini.signatures import is_gemini
+from modelmux.openai_responses.signature import PREFIX as RESPONSES_SIGNATURE
 from modelmux.headers import CLIENT_AUTH_HEADERS, OWN_HEADER_PREFIX, PLACEHOLDER_TOKEN, client_tokens
 from modelmux.passthrough import ModelRestorer, restore_model_json
 from modelmux.routing import Decision
 from modelmux.tokens import estimate_input_tokens
+from modelmux.translated_stream import TranslatedStream
 
 COUNT_TOKENS = "/v1/messages/count_tokens"
 ANTHROPIC_ONLY_HEADERS = ("anthropic-version", "anthropic-beta", "anthropic-dangerous-direct-browser-access")
-TRANSLATED = ("openai-chat",)
+# Bytes every thinking signature modelmux packed for a translated upstream contains
+# (see gemini/signatures.py and openai_responses/signature.py), or that a translated
+# answer's unsigned thinking has: a cheap test before a request is parsed for them.
+PACKED_SIGNATURES = (b'"gemini-', RESPONSES_SIGNATURE.encode(), b'"signature":""', b'"signature": ""')
+STREAMS = {
+    "openai-chat": openai_chat.ChatStream,
+    "openai-responses": openai_responses.ResponsesStream,
+    "gemini": gemini.GeminiStream,
+}
 
 
 @dataclass
@@ -47,14 +59,17 @@ class Outgoing:
 FRAMING = frozenset({"host", "content-length", "transfer-encoding", "connection", "keep-alive", "expect"})
 
 
-def check_protocol(decision: Decision) -> None:
+def check_effort(decision: Decision) -> None:
+    """A `NAME(EFFORT)` the provider does not take, as the client's 400 (routes.yaml's own
+    are checked when it loads; a client may write any name)."""
     provider = decision.provider
-    if provider.protocol != "anthropic" and provider.protocol not in TRANSLATED:
+    if decision.effort is not None and (
+        problem := effort.problem(provider.protocol, decision.upstream_model, decision.effort)
+    ):
         raise GatewayError(
-            501,
-            f"model '{decision.requested}' routes to provider '{provider.name}' ({decision.route.source}), "
-            f"which speaks {provider.protocol}; this modelmux version translates only to openai-chat",
-            "api_error",
+            400,
+            f"model '{decision.requested}' asks provider '{provider.name}' for reasoning effort "
+            f"{decision.effort}, but {problem}",
         )
 
 
@@ -76,7 +91,7 @@ def prepare(
 ) -> Outgoing:
     """The request for `decision`'s provider. `raw` is the client's body as sent, `path`
     its path without the query, `client` its headers by lowercase name."""
-    check_protocol(decision)
+    check_effort(decision)
     provider = decision.provider
     remove = {name for name in client if name.startswith(OWN_HEADER_PREFIX)}
     if provider.auth is None:
@@ -89,7 +104,7 @@ def prepare(
     set_headers.update({name.lower(): value for name, value in provider.headers.items()})
     if provider.protocol == "anthropic":
         return _anthropic(decision, body, raw, path, query, remove, set_headers)
-    return _chat(decision, body, remove, set_headers)
+    return _translated(decision, body, remove, set_headers)
 
 
 def _anthropic(
@@ -97,8 +112,9 @@ def _anthropic(
     remove: set[str], set_headers: dict[str, str],
 ) -> Outgoing:
     content = raw
-    if decision.rewrites_model:
-        content = upstream_json({**body, "model": decision.upstream_model})
+    sent = messages.without_blocks(body, packed_thinking) if any(p in raw for p in PACKED_SIGNATURES) else body
+    if decision.rewrites_model or sent is not body:
+        content = upstream_json({**sent, "model": decision.upstream_model})
     restore = decision.requested if decision.restores_model else None
     if restore:
         set_headers["accept-encoding"] = "identity"  # the answer gets rewritten: plain bytes, not gzip
@@ -106,22 +122,48 @@ def _anthropic(
     return Outgoing(url, content, remove, set_headers, restore=restore)
 
 
-def _chat(decision: Decision, body: dict[str, Any], remove: set[str], set_headers: dict[str, str]) -> Outgoing:
-    provider = decision.provider
+def packed_thinking(block: Any) -> bool:
+    """A thinking block Anthropic would reject: signed by modelmux for a translated
+    upstream (Gemini's, OpenAI's reasoning), or unsigned (a translated answer's)."""
+    if not isinstance(block, dict) or block.get("type") != "thinking":
+        return False
+    signature = block.get("signature")
+    return not signature or is_gemini(block) or str(signature).startswith(RESPONSES_SIGNATURE)
+
+
+def _translated(decision: Decision, body: dict[str, Any], remove: set[str], set_headers: dict[str, str]) -> Outgoing:
+    provider, model = decision.provider, decision.upstream_model
+    shape = provider.shape
+    shown = decision.requested if decision.route.response_model == "requested" else model
     names = [t["name"] for t in body.get("tools") or () if isinstance(t, dict) and isinstance(t.get("name"), str)]
-    context = openai_chat.Context(
-        model=decision.requested if decision.route.response_model == "requested" else decision.upstream_model,
-        tool_names=toolnames.restore_map(names),
-    )
-    chat = openai_chat.to_chat(body, provider.shape, decision.upstream_model)
-    endpoint = (provider.shape.endpoint or openai_chat.ENDPOINT).replace("{model}", decision.upstream_model)
-    query = f"?{urlencode(dict(provider.shape.query))}" if provider.shape.query else ""
-    base = urlsplit(provider.base_url)
-    url = f"{base.scheme}://{base.netloc}{base.path}{endpoint}{query}"
+    named = decision.effort if isinstance(decision.effort, str) else None  # OpenAI takes no budget (check_protocol)
+    context: openai_chat.Context
+    if provider.protocol == "gemini":
+        upstream = gemini.to_gemini(body, shape, model, decision.effort)
+        context = gemini.context_for(body, shown)
+        endpoint = gemini.path(model, bool(body.get("stream")))
+    elif provider.protocol == "openai-responses":
+        upstream = openai_responses.to_responses(body, shape, model, named, shape.reasoning_summary)
+        context = openai_responses.Context(model=shown, tool_names=toolnames.restore_map(names), upstream_model=model)
+        endpoint = (shape.endpoint or openai_responses.ENDPOINT).replace("{model}", model)
+    else:
+        upstream = openai_chat.to_chat(body, shape, model, named)
+        context = openai_chat.Context(model=shown, tool_names=toolnames.restore_map(names))
+        endpoint = (shape.endpoint or openai_chat.ENDPOINT).replace("{model}", model)
     remove.update(ANTHROPIC_ONLY_HEADERS)
     set_headers.update({"content-type": "application/json", "accept-encoding": "identity"})
     translation = {"protocol": provider.protocol, "stream": bool(body.get("stream")), "context": context.to_dict()}
-    return Outgoing(url, upstream_json(chat), remove, set_headers, translation=translation)
+    url = upstream_url(provider.base_url, endpoint, shape.query)
+    return Outgoing(url, upstream_json(upstream), remove, set_headers, translation=translation)
+
+
+def upstream_url(base_url: str, endpoint: str, query: Mapping[str, str]) -> str:
+    """base_url's path, then the endpoint (which may carry a query of its own, as
+    Gemini's `?alt=sse`), then the provider's configured query parameters."""
+    base = urlsplit(base_url)
+    path, _, own = endpoint.partition("?")
+    params = "&".join(p for p in (own, urlencode(dict(query))) if p)
+    return f"{base.scheme}://{base.netloc}{base.path}{path}" + (f"?{params}" if params else "")
 
 
 def estimate(translation: dict[str, Any], body: dict[str, Any]) -> None:
@@ -132,28 +174,52 @@ def estimate(translation: dict[str, Any], body: dict[str, Any]) -> None:
 
 def stream_transform(
     translation: dict[str, Any] | None, restore: str | None
-) -> ModelRestorer | openai_chat.ChatStream | None:
+) -> ModelRestorer | TranslatedStream | None:
     """What turns the upstream's event stream into the client's (see Outgoing's fields);
     None: bytes pass as they are."""
     if translation is not None:
-        return openai_chat.ChatStream(context_of(translation))
+        return STREAMS[translation["protocol"]](context_of(translation))
     return ModelRestorer(restore) if restore else None
 
 
 def whole_answer(translation: dict[str, Any] | None, restore: str | None, body: bytes) -> tuple[bytes, str]:
     """A successful whole (non-streamed) answer as the client's body and content type.
-    Raises ValueError when a translated answer is not JSON."""
+    Raises ValueError when a translated answer is not JSON, GatewayError when it says
+    the upstream failed after all (a Responses `status: failed`)."""
     if translation is None:
         restored = restore_model_json(body, restore) if restore else None
         return restored or body, "application/json"
-    message = openai_chat.from_chat(json.loads(body), context_of(translation))
+    parsed, context = json.loads(body), context_of(translation)
+    if not isinstance(parsed, dict):
+        raise ValueError("not a JSON object")
+    if translation["protocol"] == "gemini":
+        message = gemini.from_gemini(parsed, context)
+    elif translation["protocol"] == "openai-responses":
+        assert isinstance(context, openai_responses.Context)
+        message = openai_responses.from_responses(parsed, context)
+    else:
+        message = openai_chat.from_chat(parsed, context)
     if translation["stream"]:  # the client asked for a stream; this upstream ignored that
         return messages.as_events(message), "text/event-stream"
     return json.dumps(message, ensure_ascii=False).encode(), "application/json"
 
 
 def context_of(translation: dict[str, Any]) -> openai_chat.Context:
+    if translation["protocol"] == "openai-responses":
+        return openai_responses.Context(**translation["context"])
     return openai_chat.Context(**translation["context"])
+
+
+def upstream_failure(provider: Provider, status: int, reason: str, text: str) -> tuple[int, bytes, dict[str, str]]:
+    """An upstream's error answer as the client gets it: status, body and headers to add,
+    with keys it echoed redacted. Gemini's status name says more than its HTTP status
+    (an invalid key is a 400 there, a 401 here; RESOURCE_EXHAUSTED names its retry
+    delay), so its errors are read (gemini/errors.py); others keep their status."""
+    if provider.protocol != "gemini":
+        return status, upstream_error(provider.name, status, reason, text, provider.credentials), {}
+    error = gemini.error_of(status, scrub(text, provider.credentials))
+    message = f"provider '{provider.name}' answered HTTP {status}: {error.message}"
+    return error.status, error_body(error.status, message, error.error_type), error.headers
 
 
 def upstream_json(body: Any) -> bytes:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 from modelmux.sse import format_event
@@ -83,3 +84,23 @@ def _deltas(block: dict[str, Any]) -> list[dict[str, Any]]:
     if kind == "tool_use" and block["input"]:
         return [{"type": "input_json_delta", "partial_json": json.dumps(block["input"], ensure_ascii=False)}]
     return []
+
+
+def without_blocks(body: dict[str, Any], drop: Callable[[Any], bool]) -> dict[str, Any]:
+    """A request without the content blocks `drop` picks; a message left with nothing is
+    dropped. `body` itself is not changed, and comes back as it is when nothing goes."""
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not any(
+        isinstance(m, dict) and isinstance(m.get("content"), list) and any(map(drop, m["content"])) for m in messages
+    ):
+        return body
+    kept = []
+    for message in messages:
+        content = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(content, list) or not any(map(drop, content)):
+            kept.append(message)
+            continue
+        content = [block for block in content if not drop(block)]
+        if content:
+            kept.append({**message, "content": content})
+    return {**body, "messages": kept}

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from modelmux.config import Config, Profile, Provider, Route
+from modelmux import effort
+from modelmux.config import Config, Profile, Provider, Route, route_for
 from modelmux.errors import GatewayError
 
 # /v1/models needs a created_at; configured names have none, so all share one fixed,
@@ -20,6 +21,7 @@ class Decision:
     provider: Provider
     upstream_model: str
     route: Route
+    effort: effort.Effort | None = None  # from a `NAME(EFFORT)` model name: overrides the client's thinking
 
     @property
     def rewrites_model(self) -> bool:
@@ -44,10 +46,8 @@ def resolve_alias(config: Config, model: str) -> str:
 def route(config: Config, model: str, profile: Profile | None = None) -> Decision:
     """First matching route wins. Raises GatewayError (404 no route, 403 profile forbids)."""
     resolved = resolve_alias(config, model)
-    for candidate in config.routes:
-        if candidate.pattern.matches(resolved):
-            break
-    else:
+    candidate = route_for(config.routes, resolved)
+    if candidate is None:
         names = ", ".join(model_names(config, profile)) or "none are configured"
         raise GatewayError(
             404,
@@ -61,13 +61,25 @@ def route(config: Config, model: str, profile: Profile | None = None) -> Decisio
             f"but model '{model}' routes to '{candidate.provider}' ({candidate.source}); "
             f"add it to profiles.{profile.name}.providers or pick another model",
         )
+    upstream, wanted = _upstream(candidate.model, resolved)
     return Decision(
         requested=model,
         resolved=resolved,
         provider=config.providers[candidate.provider],
-        upstream_model=candidate.model or resolved,
+        upstream_model=upstream,
         route=candidate,
+        effort=wanted,
     )
+
+
+def _upstream(model: str | None, resolved: str) -> tuple[str, effort.Effort | None]:
+    """The upstream model and effort for a route or fallback whose model is `model` (None:
+    the requested one): an effort in `model` wins over one in the requested name."""
+    name, wanted = effort.of(resolved)
+    if model is None:
+        return name, wanted
+    upstream, own = effort.of(model)
+    return upstream, own if own is not None else wanted
 
 
 def candidates(config: Config, decision: Decision, profile: Profile | None = None) -> list[Decision]:
@@ -76,8 +88,9 @@ def candidates(config: Config, decision: Decision, profile: Profile | None = Non
     found = [decision]
     for fallback in decision.route.fallback:
         if profile is None or profile.allows(fallback.provider):
+            upstream, wanted = _upstream(fallback.model, decision.resolved)
             provider = config.providers[fallback.provider]
-            found.append(replace(decision, provider=provider, upstream_model=fallback.model or decision.resolved))
+            found.append(replace(decision, provider=provider, upstream_model=upstream, effort=wanted))
     return found
 
 
@@ -100,7 +113,7 @@ def reachable(config: Config, name: str, profile: Profile | None = None) -> bool
 def catalog_entry(config: Config, name: str) -> dict[str, Any]:
     """One model in Anthropic's /v1/models format; display_name says where it goes."""
     decision = route(config, name)
-    target = f"{decision.provider.name}/{decision.upstream_model}"
+    target = f"{decision.provider.name}/{effort.shown(decision.upstream_model, decision.effort)}"
     display = name if target.endswith(f"/{name}") else f"{name} → {target}"
     return {"type": "model", "id": name, "display_name": display, "created_at": CATALOG_CREATED_AT}
 

@@ -98,7 +98,7 @@ profiles: {p: {port: 70000}}
         "profiles.p.port: 70000 is not valid; write a port number from 1 to 65535",
         "providers.a: unknown key 'extra'; known keys: affinity, auth, base_url, connect_timeout, cooldown_scope, "
         "credentials, documents, drop_fields, endpoint, headers, images, max_tokens_field, max_tokens_limit, "
-        "max_wait, models, protocol, query, reasoning_effort, reasoning_history, response_timeout, strategy",
+        "max_wait, models, protocol, query, reasoning_effort, reasoning_history, reasoning_summary, response_timeout, strategy",
         "providers.a.base_url: 'ftp://x' is not valid; write an http(s) URL without query string, "
         "e.g. https://api.example.com/anthropic",
         "providers.b.protocol: 'grpc' is not one of: anthropic, openai-chat, openai-responses, gemini",

@@ -11,7 +11,6 @@ from modelmux.gemini import (
     Context,
     context_for,
     function_name,
-    parse_effort,
     path,
     restore_map,
     to_gemini,
@@ -375,7 +374,3 @@ def test_adaptive_thinking_follows_the_clients_effort(effort, level, budget):
     assert gemini(body, "gemini-3-flash")["generationConfig"]["thinkingConfig"]["thinkingLevel"] == level
 
 
-def test_parse_effort():
-    assert [parse_effort(e) for e in ("none", " High ", "8192")] == ["none", "high", 8192]
-    with pytest.raises(ValueError, match="unknown reasoning effort 'huge'; use one of none, minimal, low, medium, high, xhigh"):
-        parse_effort("huge")

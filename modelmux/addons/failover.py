@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 from mitmproxy import http
 
-from modelmux import exchange
+from modelmux import effort, exchange
 from modelmux.addons.credentials import Credentials
 from modelmux.addons.internals import flows_kept
 from modelmux.addons.pump import Pump, answer_record, passed_headers
@@ -162,7 +162,8 @@ class Failover:
         provider = candidate.provider
         label = lease.credential.label if lease else None
         trail: dict[str, Any] = {"provider": provider.name, "credential": label or "client token",
-                                 "model": candidate.upstream_model, "protocol": provider.protocol}
+                                 "model": effort.shown(candidate.upstream_model, candidate.effort),
+                                 "protocol": provider.protocol}
         notes["attempts"].append(trail)
         began = time.monotonic()
         try:
@@ -232,7 +233,10 @@ class Failover:
         if "sent" in trail:
             kept = answer_record(response, body)
             trail["response_headers"], trail["response_body"] = kept["headers"], kept["body"]
-        return self._failed(candidate, lease, trail, response.status_code, text, response.headers, response.reason_phrase)
+        status, client_body, added = exchange.upstream_failure(candidate.provider, response.status_code,
+                                                               response.reason_phrase, text)
+        headers = {**response.headers, **added}
+        return self._failed(candidate, lease, trail, status, text, headers, response.reason_phrase, client_body)
 
     async def _whole(self, candidate: Decision, lease: Lease | None, outgoing: exchange.Outgoing,
                      response: httpx.Response, out, trail: dict) -> Failure | None:
@@ -243,6 +247,8 @@ class Failover:
             message = (f"provider '{candidate.provider.name}' answered HTTP {response.status_code} "
                        "with a body that is not JSON")
             return self._failed(candidate, lease, trail, 502, message)
+        except GatewayError as e:  # an answer that says the upstream failed after all
+            return self._failed(candidate, lease, trail, e.status, e.message, e.headers, body=e.body())
         out.whole(response.status_code, [*passed_headers(response.headers), ("content-type", content_type)], body)
         trail["outcome"] = response.status_code
         if "sent" in trail:
@@ -253,10 +259,11 @@ class Failover:
         return None
 
     def _failed(self, candidate: Decision, lease: Lease | None, trail: dict, outcome: Outcome, text: str,
-                headers: Mapping[str, str] | None = None, reason: str | None = None) -> Failure:
+                headers: Mapping[str, str] | None = None, reason: str | None = None,
+                body: bytes | None = None) -> Failure:
         """Record a failed attempt. `reason` (the HTTP reason phrase) says `text` is the
-        upstream's own error, which the client gets as it came, wrapped and scrubbed;
-        otherwise `text` is modelmux's message."""
+        upstream's own error, which the client gets as it came, wrapped and scrubbed (or
+        as `body`, when that is already done); otherwise `text` is modelmux's message."""
         trail["outcome"] = outcome
         verdict = None
         if lease is not None:
@@ -266,12 +273,14 @@ class Failover:
         if reason is not None:
             assert isinstance(outcome, int)
             provider = candidate.provider
-            body = upstream_error(provider.name, outcome, reason, text, provider.credentials)
+            body = body or upstream_error(provider.name, outcome, reason, text, provider.credentials)
             waits = {k: v for k, v in (headers or {}).items() if k.lower() in RETRY_HEADERS}
             failure = Failure(candidate, label, outcome, kind, _message_of(body), outcome, body, waits, verdict)
         else:
             status = (504 if outcome == "timeout" else 502) if isinstance(outcome, str) else outcome
-            failure = Failure(candidate, label, outcome, kind, text, status, GatewayError(status, text).body(), {}, verdict)
+            body = body or GatewayError(status, text).body()
+            waits = {k: v for k, v in (headers or {}).items() if k.lower() in RETRY_HEADERS}
+            failure = Failure(candidate, label, outcome, kind, text, status, body, waits, verdict)
         # Upstreams quote a rejected key in their error messages.
         logger.info("attempt %s for %s failed: %s", failure.describe(), candidate.requested,
                     scrub(text[:200], candidate.provider.credentials))

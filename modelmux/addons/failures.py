@@ -29,6 +29,7 @@ from modelmux.addons.internals import CLIENT_GONE, ErrorPages, cancel_upstream
 from modelmux.addons.settings import Settings
 from modelmux.cooldowns import TransportFailure
 from modelmux.errors import error_body, upstream_error
+from modelmux.exchange import upstream_failure
 
 logger = logging.getLogger(__name__)
 
@@ -164,11 +165,16 @@ class Failures:
         config = self.settings.config
         provider = config.providers.get(upstream["provider"]) if config else None
         original = response.get_text(strict=False) or ""
-        body = upstream_error(upstream["provider"], response.status_code, response.reason, original,
-                              provider.credentials if provider else ())
+        if provider is None:  # the config was reloaded without it
+            status, body, added = response.status_code, upstream_error(upstream["provider"], response.status_code,
+                                                                       response.reason, original, ()), {}
+        else:
+            status, body, added = upstream_failure(provider, response.status_code, response.reason, original)
         if body != original.encode():
+            response.status_code = status
             response.content = body
             response.headers["content-type"] = "application/json"
+            response.headers.update(added)
 
 
 def _upstream(flow: http.HTTPFlow) -> dict | None:

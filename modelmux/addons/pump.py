@@ -15,7 +15,7 @@ import httpx
 from mitmproxy import ctx
 
 from modelmux import exchange
-from modelmux.errors import ERROR_TYPES
+from modelmux.errors import ERROR_TYPES, GatewayError
 from modelmux.exchange import FRAMING
 from modelmux.messages import PING, error_event
 from modelmux.meter import Meter
@@ -127,7 +127,13 @@ class Pump:
         error_type = found.group(1).decode() if found else "api_error"
         status = _ERROR_STATUS.get(error_type, 500)
         text = event.partition(b"data:")[2].strip().decode("utf-8", "replace")
-        return self.failover._failed(self.candidate, self.lease, self.trail, status, text, reason="")
+        # A translator keeps the upstream's error with its wait (Gemini's retryDelay).
+        error = getattr(self.transform, "error", None)
+        if isinstance(error, GatewayError):
+            status, headers = error.status, error.headers
+        else:
+            headers = {}
+        return self.failover._failed(self.candidate, self.lease, self.trail, status, text, headers, reason="")
 
     def _broke(self, detail: str) -> None:
         message = f"provider '{self.candidate.provider.name}' broke off its answer mid-stream: {detail}"

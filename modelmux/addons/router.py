@@ -8,7 +8,7 @@ import logging
 
 from mitmproxy import http
 
-from modelmux import exchange, messages, routing
+from modelmux import effort, exchange, messages, routing
 from modelmux.addons.answers import answer, answer_error, answer_json, as_kept, header_fields, request_path
 from modelmux.addons.credentials import Credentials
 from modelmux.addons.failover import Plan
@@ -72,7 +72,7 @@ class Router:
         path = request_path(flow)  # the client's, before the upstream's base path is put in front
         notes = flow.metadata["modelmux"] = {
             "requested_model": decision.requested,
-            "model": decision.upstream_model,
+            "model": effort.shown(decision.upstream_model, decision.effort),
             "provider": provider.name,
             "route": decision.route.source,
             "profile": profile.name if profile else None,
@@ -81,8 +81,9 @@ class Router:
             "response_timeout": provider.response_timeout,
         }
         if path == exchange.COUNT_TOKENS and provider.protocol != "anthropic":
-            exchange.check_protocol(decision)
-            # Chat Completions has no counting endpoint; Claude Code needs an answer.
+            exchange.check_effort(decision)
+            # Each translated protocol counts differently, if at all (Chat Completions has
+            # no endpoint for it); the estimate answers at once, which Claude Code needs.
             answer_json(flow, 200, {"input_tokens": estimate_input_tokens(body)})
             flow.comment = f"{_head(notes)} · count_tokens answered locally (estimate)"
             return

@@ -41,6 +41,9 @@ class Translator:
             answer_error(flow, GatewayError(502, f"provider '{flow.metadata['modelmux']['provider']}' answered "
                                                  f"HTTP {response.status_code} with a body that is not JSON"))
             return
+        except GatewayError as e:  # an answer that says the upstream failed after all
+            answer_error(flow, e)
+            return
         response.content = body
         response.headers.update({**JSON, "content-type": content_type})
 

@@ -13,9 +13,9 @@ from modelmux.gemini.request import (
 from modelmux.gemini.response import Context, from_gemini
 from modelmux.gemini.signatures import without_gemini_thinking
 from modelmux.gemini.stream import GeminiStream
-from modelmux.gemini.thinking import EFFORTS, Effort, parse_effort
+from modelmux.gemini.thinking import effort_problem
 
 __all__ = [
-    "EFFORTS", "ENDPOINT", "STREAM_ENDPOINT", "Context", "Effort", "GeminiStream", "context_for", "error_from", "error_of",
-    "from_gemini", "function_name", "parse_effort", "path", "restore_map", "to_gemini", "without_gemini_thinking",
+    "ENDPOINT", "STREAM_ENDPOINT", "Context", "GeminiStream", "context_for", "error_from", "error_of",
+    "effort_problem", "from_gemini", "function_name", "path", "restore_map", "to_gemini", "without_gemini_thinking",
 ]  # fmt: skip

@@ -16,7 +16,8 @@ from typing import Any
 from modelmux import toolnames
 from modelmux.config import Shape
 from modelmux.gemini import schema, signatures
-from modelmux.gemini.thinking import Effort, thinking_config, uses_levels
+from modelmux.effort import Effort
+from modelmux.gemini.thinking import thinking_config, uses_levels
 from modelmux.openai_chat.request import (
     BILLING_LINE,
     CONTINUED,

@@ -29,6 +29,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from modelmux.messages import without_blocks
+
 THOUGHT = "gemini-thought:"
 NEXT = "gemini-next:"
 PREVIOUS = "gemini-previous:"
@@ -59,21 +61,5 @@ def is_gemini(block: Any) -> bool:
 
 def without_gemini_thinking(body: dict[str, Any]) -> dict[str, Any]:
     """An Anthropic request without Gemini-signed thinking blocks, for any upstream
-    that is not Gemini (Anthropic would reject the foreign signature). An assistant
-    message left with nothing is dropped. `body` itself is not changed."""
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not any(
-        isinstance(m, dict) and isinstance(m.get("content"), list) and any(map(is_gemini, m["content"]))
-        for m in messages
-    ):
-        return body
-    kept = []
-    for message in messages:
-        content = message.get("content") if isinstance(message, dict) else None
-        if not isinstance(content, list) or not any(map(is_gemini, content)):
-            kept.append(message)
-            continue
-        content = [block for block in content if not is_gemini(block)]
-        if content:
-            kept.append({**message, "content": content})
-    return {**body, "messages": kept}
+    that is not Gemini (Anthropic would reject the foreign signature)."""
+    return without_blocks(body, is_gemini)

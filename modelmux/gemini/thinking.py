@@ -26,9 +26,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from modelmux.effort import Effort
 from modelmux.openai_chat.request import EFFORT_BUDGETS
 
-EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
 LEVELS = ("minimal", "low", "medium", "high")
 LEVEL_OF_EFFORT = {"none": "minimal", "minimal": "minimal", "low": "low", "medium": "medium",
                    "high": "high", "xhigh": "high", "max": "high"}  # fmt: skip
@@ -36,18 +36,6 @@ BUDGET_OF_EFFORT = {"none": 0, "minimal": 512, "low": 2048, "medium": 8192,
                     "high": 24576, "xhigh": 32768, "max": 32768}  # fmt: skip
 DYNAMIC = -1
 _VERSION = re.compile(r"gemini-(\d+)(?:\.(\d+))?")
-
-Effort = str | int
-
-
-def parse_effort(text: str) -> Effort:
-    """An effort as a route names it: one of EFFORTS, or a token budget."""
-    value = text.strip().lower()
-    if value.isdigit():
-        return int(value)
-    if value not in EFFORTS:
-        raise ValueError(f"unknown reasoning effort {text!r}; use one of {', '.join(EFFORTS)} or a token budget")
-    return value
 
 
 def version(model: str) -> tuple[int, int] | None:
@@ -90,6 +78,44 @@ def _client_effort(body: dict[str, Any]) -> Effort | None:
         effort = (body.get("output_config") or {}).get("effort") or "high"
         return "adaptive" if effort in ("high", "max") else effort
     return None
+
+
+def effort_problem(model: str, effort: Effort) -> str | None:
+    """Why `model` cannot take a route's `effort` (see the module's facts); None when it
+    can. Within a model's range, a named effort maps to the nearest setting."""
+    if not thinks(model):
+        return f"{model} does not think (Gemini 2.0 and earlier and Gemma take no thinkingConfig); remove the suffix"
+    name = model.lower()
+    if uses_levels(model):
+        if isinstance(effort, int):
+            return None  # Gemini 3 still takes a budget; the nearest level is sent
+        accepted = _accepted_levels(model)
+        if ("minimal" if effort == "none" and "flash" in name else effort) in accepted:
+            return None
+        if effort == "none":
+            return f"{model} cannot turn thinking off; its lowest level is {accepted[0]}"
+        return f"{model} takes thinking levels {', '.join(accepted)}, not {effort}"
+    budget = effort if isinstance(effort, int) else BUDGET_OF_EFFORT[effort]
+    if "pro" in name and budget == 0:
+        return f"{model} cannot turn thinking off; write a budget of 128 to 32768 or low/medium/high"
+    if isinstance(effort, int) and (limits := _budget_limits(name)) is not None and not _within(budget, limits):
+        low, high = limits
+        return f"{model} takes a thinking budget of {low} to {high}" + (" (or 0: off)" if "flash-lite" in name else "")
+    return None
+
+
+def _budget_limits(name: str) -> tuple[int, int] | None:
+    if "flash-lite" in name:
+        return 512, 24576
+    if "flash" in name:
+        return 0, 24576
+    if "pro" in name:
+        return 128, 32768
+    return None
+
+
+def _within(budget: int, limits: tuple[int, int]) -> bool:
+    return limits[0] <= budget <= limits[1] or budget == 0 and limits[0] == 512
 
 
 def _level(model: str, wanted: Effort) -> str:

@@ -32,8 +32,9 @@ BILLING_LINE = "x-anthropic-billing-header:"
 Message = dict[str, Any]
 
 
-def to_chat(body: dict[str, Any], shape: Shape, model: str) -> dict[str, Any]:
-    """The Chat Completions body for an Anthropic `body`, sent as `model`."""
+def to_chat(body: dict[str, Any], shape: Shape, model: str, effort: str | None = None) -> dict[str, Any]:
+    """The Chat Completions body for an Anthropic `body`, sent as `model`; `effort` (a
+    route's `NAME(EFFORT)`) overrides the client's thinking."""
     chat: dict[str, Any] = {"model": model, "messages": messages(body, shape)}
     chat.update(tool_fields(body, _tool, _tool_choice))
     if (limit := max_tokens(body, shape)) is not None:
@@ -41,8 +42,10 @@ def to_chat(body: dict[str, Any], shape: Shape, model: str) -> dict[str, Any]:
     if stops := body.get("stop_sequences"):
         chat["stop"] = stops[:MAX_STOP_SEQUENCES]
     chat.update(sampling_fields(body))
-    if shape.reasoning_effort and (effort := reasoning_effort(body)):
+    if effort is not None:
         chat["reasoning_effort"] = effort
+    elif shape.reasoning_effort and (asked := reasoning_effort(body)):
+        chat["reasoning_effort"] = asked
     if body.get("stream"):
         chat["stream"] = True
         chat["stream_options"] = {"include_usage": True}

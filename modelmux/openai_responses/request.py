@@ -27,6 +27,7 @@ from typing import Any
 
 from modelmux import toolnames
 from modelmux.config import Shape
+from modelmux.effort import NAMED
 from modelmux.openai_chat.request import (
     BILLING_LINE,
     DOCUMENT_OMITTED,
@@ -44,7 +45,7 @@ from modelmux.openai_chat.request import (
 from modelmux.openai_responses.signature import unpack
 
 ENDPOINT = "/responses"
-EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
+EFFORTS = NAMED
 SUMMARY = "auto"  # reasoning summaries, shown to the client as thinking
 # OpenAI rejects a max_output_tokens below 16; Claude Code's model probe asks for 1.
 MIN_OUTPUT_TOKENS = 16

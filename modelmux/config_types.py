@@ -1,0 +1,172 @@
+"""The typed configuration routes.yaml loads into (modelmux.config reads and checks
+the file): providers, their credentials, routes, profiles. Pure data."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from modelmux import effort
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 7878
+DEFAULT_CONNECT_TIMEOUT = 10.0
+# Claude Code's own request timeout (API_TIMEOUT_MS) defaults to 600 s; waiting longer
+# for a non-streamed answer would only make the client give up first.
+DEFAULT_RESPONSE_TIMEOUT = 600.0
+# How long a request waits for a credential whose max_concurrent is reached before it
+# gets a 429; well inside Claude Code's own timeout, so the client hears why.
+DEFAULT_MAX_WAIT = 30.0
+# Upstream attempts per request: enough for a second credential and a fallback
+# provider, few enough that a request failing everywhere is answered quickly.
+DEFAULT_MAX_ATTEMPTS = 4
+
+
+@dataclass(frozen=True)
+class Credential:
+    label: str
+    key: str = field(repr=False)
+    priority: int = 1  # tier: lower is used first, the next only when none of it is available
+    weight: int = 1  # share of a round-robin tier
+    max_concurrent: int | None = None  # None: unlimited requests in flight
+
+
+@dataclass(frozen=True)
+class Auth:
+    """How a credential is sent: `header: template` with `{key}` replaced."""
+
+    header: str
+    template: str
+
+    def value(self, credential: Credential) -> str:
+        return self.template.replace("{key}", credential.key)
+
+
+@dataclass(frozen=True)
+class Shape:
+    """How translated requests are shaped for one provider: its quirks as data."""
+
+    endpoint: str | None = None  # None: the protocol's default path
+    query: Mapping[str, str] = field(default_factory=dict)
+    max_tokens_field: str = "max_tokens"
+    max_tokens_limit: int | None = None
+    drop_fields: frozenset[str] = frozenset()
+    images: bool = True
+    documents: bool = False
+    reasoning_effort: bool = False
+    reasoning_history: bool = False
+    reasoning_summary: str | None = "auto"  # openai-responses; None: no summaries asked
+
+
+@dataclass(frozen=True)
+class Provider:
+    name: str
+    protocol: str
+    base_url: str
+    auth: Auth | None  # None: passthrough of the client's own token
+    credentials: tuple[Credential, ...] = ()
+    headers: Mapping[str, str] = field(default_factory=dict)
+    models: tuple[str, ...] = ()
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    response_timeout: float = DEFAULT_RESPONSE_TIMEOUT
+    shape: Shape = field(default_factory=Shape)
+    strategy: Literal["round-robin", "fill-first"] = "round-robin"
+    affinity: bool = False  # a Claude Code session sticks to one credential (prompt cache)
+    cooldown_scope: Literal["credential", "model"] = "credential"  # what a 429 blocks
+    max_wait: float = DEFAULT_MAX_WAIT
+
+    @property
+    def passthrough(self) -> bool:
+        return self.auth is None
+
+
+@dataclass(frozen=True)
+class ModelPattern:
+    kind: Literal["exact", "glob", "regex", "any"]
+    text: str
+    regex: re.Pattern[str] | None = None
+
+    def matches(self, model: str) -> bool:
+        if self.kind == "any":
+            return True
+        if self.kind == "exact":
+            return model == self.text
+        assert self.regex is not None
+        return self.regex.search(model) is not None
+
+    def __str__(self) -> str:
+        return self.text if self.kind != "regex" else f"/{self.text}/"
+
+
+@dataclass(frozen=True)
+class Fallback:
+    """Another provider a route's requests may fail over to."""
+
+    provider: str
+    model: str | None  # upstream model there; None keeps the requested one
+
+
+@dataclass(frozen=True)
+class Route:
+    pattern: ModelPattern
+    provider: str
+    model: str | None  # upstream model; None keeps the requested one
+    response_model: Literal["requested", "upstream"]
+    source: str  # where it was written, e.g. "routes[2]" or "providers.zai.models"
+    intercept: frozenset[str] = frozenset()  # background requests answered locally
+    fallback: tuple[Fallback, ...] = ()
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    slots: Mapping[str, str]
+    model: str | None
+    providers: frozenset[str] | None  # None: every provider
+    port: int | None
+
+    def allows(self, provider: str) -> bool:
+        return self.providers is None or provider in self.providers
+
+
+@dataclass(frozen=True)
+class Server:
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    api_key: str | None = field(default=None, repr=False)
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    server: Server
+    providers: Mapping[str, Provider]
+    routes: tuple[Route, ...]  # explicit routes, then provider model lists, then default
+    aliases: Mapping[str, str]
+    profiles: Mapping[str, Profile]
+    source: str = field(default="", repr=False, compare=False)  # the file's text, as loaded
+
+    def summary(self) -> dict[str, Any]:
+        """What /healthz and `modelmux status` show: counts and names, never secrets."""
+        return {
+            "path": str(self.path),
+            "providers": sorted(self.providers),
+            "routes": len(self.routes),
+            "aliases": len(self.aliases),
+            "profiles": sorted(self.profiles),
+        }
+
+
+def route_for(routes: Iterable[Route], name: str) -> Route | None:
+    """The first route matching `name`; failing that, the first matching it without its
+    reasoning-effort suffix (`gpt-5(high)` goes where `gpt-5` goes)."""
+    base = effort.of(name)[0]
+    for candidate in (name, base) if base != name else (name,):
+        for route in routes:
+            if route.pattern.matches(candidate):
+                return route
+    return None

@@ -1,0 +1,98 @@
+"""Reasoning effort written into a model name: `NAME(EFFORT)` sends NAME upstream with
+that effort, in the provider's own form, overriding what the client asked. Pure.
+
+EFFORT is one of NAMED or a token budget (`(8192)`). Which efforts a provider takes
+is checked when routes.yaml loads, so a wrong one is a config error naming the
+model rather than a 400 on the first request. What is known about a model family
+is kept here (OpenAI) and beside the Gemini translation (gemini/thinking.py); a
+model this does not recognise is given any named effort and left to its provider.
+"""
+
+from __future__ import annotations
+
+import re
+
+NAMED = ("none", "minimal", "low", "medium", "high", "xhigh")
+OPENAI = ("openai-chat", "openai-responses")
+_SUFFIX = re.compile(r"^(.+?)\(([^()]*)\)$")
+# OpenAI model names, optionally behind a vendor prefix such as "openai/".
+_GPT = re.compile(r"^(?:.*/)?gpt-(\d+)(?:\.(\d+))?(.*)$")
+_O_SERIES = re.compile(r"^(?:.*/)?o\d")
+
+Effort = str | int
+
+
+def split(model: str) -> tuple[str, str | None]:
+    """`NAME(TEXT)` → (NAME, TEXT); a name without a suffix → (name, None)."""
+    found = _SUFFIX.match(model)
+    return (found.group(1), found.group(2)) if found else (model, None)
+
+
+def parse(text: str) -> Effort:
+    """An effort as written in a model name. Raises ValueError naming what is accepted."""
+    value = text.strip().lower()
+    if value.isdigit():
+        return int(value)
+    if value not in NAMED:
+        raise ValueError(f"'{text}' is not a reasoning effort; write one of {', '.join(NAMED)} or a token budget such as 8192")
+    return value
+
+
+def of(model: str) -> tuple[str, Effort | None]:
+    """The upstream name and effort a model name stands for. A suffix that is no effort
+    (a client may send any string) is part of the name."""
+    name, text = split(model)
+    if text is None:
+        return model, None
+    try:
+        return name, parse(text)
+    except ValueError:
+        return model, None
+
+
+def shown(model: str, effort: Effort | None) -> str:
+    return model if effort is None else f"{model}({effort})"
+
+
+def problem(protocol: str, model: str, effort: Effort) -> str | None:
+    """Why `protocol`'s `model` cannot take `effort`; None when it can (or nothing is
+    known against it)."""
+    if protocol == "anthropic":
+        return ("an anthropic provider gets the request as the client sent it, thinking settings "
+                "included; remove the suffix (Claude Code sets thinking itself)")
+    if protocol in OPENAI:
+        if isinstance(effort, int):
+            return f"{protocol} takes a named effort ({', '.join(NAMED)}), not a token budget"
+        return _openai_problem(model, effort)
+    if protocol == "gemini":
+        # Imported here: the Gemini translation imports the config, which imports this.
+        from modelmux.gemini.thinking import effort_problem
+
+        return effort_problem(model, effort)
+    return None
+
+
+def _openai_problem(model: str, effort: str) -> str | None:
+    """From OpenAI's ReasoningEffort reference: models before gpt-5.1 do not take none;
+    gpt-5.1 takes none, low, medium, high; xhigh starts with gpt-5.1-codex-max;
+    gpt-5-pro takes only high; the o-series takes low, medium, high; GPT-4 and earlier
+    do not reason."""
+    name = model.lower()
+    allowed = set(NAMED)
+    if _O_SERIES.match(name):
+        allowed = {"low", "medium", "high"}
+    elif gpt := _GPT.match(name):
+        version, rest = (int(gpt.group(1)), int(gpt.group(2) or 0)), gpt.group(3)
+        if version < (5, 0):
+            return f"{model} is not a reasoning model and takes no reasoning effort; remove the suffix"
+        if version == (5, 0) and rest.startswith("-pro"):
+            allowed = {"high"}
+        if version < (5, 1):
+            allowed -= {"none"}
+        if version < (5, 1) or (version == (5, 1) and "codex-max" not in rest):
+            allowed -= {"xhigh"}
+        if version == (5, 1) and not rest:
+            allowed -= {"minimal"}
+    if effort in allowed:
+        return None
+    return f"{model} takes reasoning effort {', '.join(e for e in NAMED if e in allowed)}, not {effort}"
