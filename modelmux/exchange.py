@@ -7,7 +7,7 @@ upstream), and the failover relay (several). Pure: no mitmproxy, no network.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -30,7 +30,7 @@ ANTHROPIC_ONLY_HEADERS = ("anthropic-version", "anthropic-beta", "anthropic-dang
 # (see gemini/signatures.py and openai_responses/signature.py), or that a translated
 # answer's unsigned thinking has: a cheap test before a request is parsed for them.
 PACKED_SIGNATURES = (b'"gemini-', RESPONSES_SIGNATURE.encode(), b'"signature":""', b'"signature": ""')
-STREAMS = {
+STREAMS: dict[str, Callable[[Any], TranslatedStream]] = {
     "openai-chat": openai_chat.ChatStream,
     "openai-responses": openai_responses.ResponsesStream,
     "gemini": gemini.GeminiStream,
