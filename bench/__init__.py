@@ -2,6 +2,7 @@
 
 A fast fake upstream (upstreams.py, its own process), the gateways in front of it
 (targets.py; the baseline's only addon is sse_stream.py), a lean HTTP/1.1 client
-(client.py), the scenarios (measure.py) and the table (report.py). token_accuracy.py is
-a separate benchmark; its Claude Code request builder is reused here.
+(client.py), what a correct answer is (answers.py), the scenarios (measure.py) and the
+table (report.py). token_accuracy.py is a separate benchmark; its Claude Code request
+builder is reused here.
 """

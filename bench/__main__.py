@@ -85,6 +85,8 @@ class Bench:
                 gateways[target.gateway] = self.gateway(target, upstream.port, target.gateway)
             gateway = gateways.get(target.gateway or "")
             lives.append(Live(target, gateway.port if gateway else upstream.port, gateway))
+        log("answers: one JSON and one stream per target, checked whole")
+        await measure.verify(lives)
         results.stream_events = plan.stream_events
         results.request = lives[0].bodies[False].summary
         results.request_kb = round(lives[0].bodies[False].size / 1000)

@@ -17,21 +17,27 @@ from typing import Self
 import httpx
 
 from bench import upstreams
-from bench.client import STOP_EVENT, Body, Connection, Response
-from bench.targets import CLAUDE_MODEL, POOL_CREDENTIALS, POOL_PROVIDER, Process, Target
-from modelmux import openai_chat
+from bench.answers import Failed, check, expect
+from bench.client import Body, Connection, Response
+from bench.targets import CLAUDE_MODEL, POOL_CREDENTIALS, POOL_PROVIDER, TRANSLATIONS, Process, Target
+from modelmux import gemini, openai_chat, openai_responses
 from modelmux.addons.streams import Transform
 from modelmux.passthrough import ModelRestorer
 
 PATH = "/v1/messages"
 REQUEST_TIMEOUT = 60.0  # seconds for any one request or burst
 
-# The pure stream transform behind each modelmux target (by target key); it is fed the
-# stream upstreams.PROTOCOLS[key] sends.
+# The pure stream transform behind each modelmux target (by target key), with the
+# context its gateway gives it; it is fed the stream upstreams.PROTOCOLS[key] sends.
+_TRANSLATED = {t.protocol: t for t in TRANSLATIONS}
+_CHAT, _RESPONSES, _GEMINI = (_TRANSLATED[p] for p in ("openai-chat", "openai-responses", "gemini"))
 STREAM_TRANSFORMS: dict[str, Callable[[], Transform]] = {
     "anthropic": lambda: ModelRestorer(CLAUDE_MODEL),
-    "openai-chat": lambda: openai_chat.ChatStream(openai_chat.Context(model="gpt-bench", input_tokens=21_000)),
-}
+    "openai-chat": lambda: openai_chat.ChatStream(openai_chat.Context(model=_CHAT.model, input_tokens=upstreams.INPUT_TOKENS)),
+    "openai-responses": lambda: openai_responses.ResponsesStream(openai_responses.Context(
+        model=_RESPONSES.model, input_tokens=upstreams.INPUT_TOKENS, upstream_model=_RESPONSES.upstream_model)),
+    "gemini": lambda: gemini.GeminiStream(gemini.Context(model=_GEMINI.model, input_tokens=upstreams.INPUT_TOKENS)),
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -73,23 +79,8 @@ class Live:
         self.bodies = {stream: Body(self.target.model, stream) for stream in (False, True)}
 
 
-class Failed(Exception):
-    pass
-
-
 def events_header(events: int, delay_ms: int = 0) -> str:
     return f"x-bench-events: {events}\r\n" + (f"x-bench-first-delay-ms: {delay_ms}\r\n" if delay_ms else "")
-
-
-def check(target: Target, response: Response, stream: bool, events: int) -> None:
-    """Raises Failed unless this is the whole, correct answer (which also proves the
-    x-bench-* headers reached the upstream)."""
-    if response.status != 200:
-        raise Failed(f"{target.key}: HTTP {response.status}: {response.body[:300]!r}")
-    if stream and (response.deltas() != events or STOP_EVENT not in response.body[-300:]):
-        raise Failed(f"{target.key}: got {response.deltas()} of {events} deltas; ends {response.body[-120:]!r}")
-    if target.restores_model and target.model.encode() not in response.body[:600]:
-        raise Failed(f"{target.key}: the answer does not name {target.model}: {response.body[:300]!r}")
 
 
 async def _request(live: Live, stream: bool, events: int, delay_ms: int = 0,
@@ -100,6 +91,16 @@ async def _request(live: Live, stream: bool, events: int, delay_ms: int = 0,
     response = await asyncio.wait_for(connection.post(PATH, body, head), REQUEST_TIMEOUT)
     check(live.target, response, stream, events)
     return response
+
+
+async def verify(lives: list[Live]) -> None:
+    """Each target's JSON and streamed answer, checked whole (answers.expect), once
+    before anything is timed."""
+    events = upstreams.DEFAULT_EVENTS
+    for live in lives:
+        for stream in (False, True):
+            response = await _request(live, stream, events)
+            expect(live.target.key, response.body, stream, events, live.target.model if live.target.restores_model else None)
 
 
 # -- latency and time to first token ------------------------------------------------------
@@ -196,9 +197,7 @@ def inprocess(plan: Plan) -> dict[str, Throughput]:
             out = [e for piece in pieces for e in transform.feed(piece)]
             out += transform.close()
             best = min(best, time.perf_counter() - start)
-        deltas = b"".join(out).count(b'"type":"content_block_delta"')
-        if deltas != plan.inprocess_events:
-            raise Failed(f"in-process {key}: {deltas} of {plan.inprocess_events} deltas")
+        expect(f"in-process {key}", b"".join(out), True, plan.inprocess_events, None)
         results[key] = Throughput(len(events) / best, best / len(events))
     return results
 

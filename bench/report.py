@@ -51,6 +51,12 @@ NOTES = [
         "read (and pay for) events one at a time."
     ),
     (
+        "The translated columns' upstream speaks each protocol as its real API does (Chat chunks and "
+        "their usage chunk; Responses' typed events, numbered; Gemini's whole responses per event, "
+        "framed by CRLF CRLF). Before any timing, each target's JSON and streamed answer is checked "
+        "whole: the upstream's text as one complete Anthropic message, with its stop reason and usage."
+    ),
+    (
         "The pool column is the anthropic passthrough with two credentials on its provider, so every "
         "request goes through modelmux's failover relay (mitmproxy → relay on loopback → httpx → "
         "upstream) instead of being sent by mitmproxy; its verdict uses targets set for that extra hop."

@@ -50,11 +50,16 @@ class Translation:
     def provider(self) -> str:
         return self.protocol.replace("-", "_")
 
+    @property
+    def upstream_model(self) -> str:
+        """What the route asks the upstream for."""
+        return f"{self.model}-upstream"
+
 
 TRANSLATIONS = [
     Translation("openai-chat", "/v1", "Authorization: Bearer {key}", "gpt-bench"),
-    # Translation("openai-responses", "/v1", "Authorization: Bearer {key}", "responses-bench"),
-    # Translation("gemini", "/v1beta", "x-goog-api-key: {key}", "gemini-bench"),
+    Translation("openai-responses", "/v1", "Authorization: Bearer {key}", "responses-bench"),
+    Translation("gemini", "/v1beta", "x-goog-api-key: {key}", "gemini-bench"),
 ]
 
 
@@ -113,7 +118,7 @@ def routes_yaml(upstream: int, port: int) -> str:
               _route("claude-*", "fake", PASSTHROUGH_UPSTREAM_MODEL)]  # fmt: skip
     for t in TRANSLATIONS:
         providers.append(_provider(t.provider, t.protocol, base + t.base_path, t.auth, {"bench": KEY}))
-        routes.append(_route(t.model, t.provider, f"{t.model}-upstream"))
+        routes.append(_route(t.model, t.provider, t.upstream_model))
     return (f"server:\n  host: 127.0.0.1\n  port: {port}\nproviders:\n{''.join(providers)}"
             f"routes:\n{''.join(routes)}")  # fmt: skip
 

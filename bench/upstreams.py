@@ -14,8 +14,9 @@ unchanged, translated requests included:
   with `retry-after-ms: 1` (so modelmux cools that credential for a millisecond only).
 
 Each protocol is one `Protocol` in PROTOCOLS: the paths it serves (a regular
-expression, since Gemini's carry the model) and how it frames a whole answer and a
-stream. Adding OpenAI Responses or Gemini is one more entry.
+expression, since Gemini's carry the model), how it frames a whole answer and a
+stream, and where a request asks for the stream (the body's `"stream": true`, or
+Gemini's path).
 """
 
 from __future__ import annotations
@@ -46,10 +47,14 @@ def delta_text(i: int) -> str:
     return DELTAS[i % len(DELTAS)]
 
 
-def sse(name: str | None, data: Any) -> bytes:
+def sse(name: str | None, data: Any, end: str = "\n\n") -> bytes:
     payload = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
     head = f"event: {name}\n" if name else ""
-    return f"{head}data: {payload}\n\n".encode()
+    return f"{head}data: {payload}{end}".encode()
+
+
+def answer_text(events: int) -> str:
+    return "".join(delta_text(i) for i in range(events))
 
 
 # -- Anthropic Messages -------------------------------------------------------------
@@ -58,7 +63,7 @@ def sse(name: str | None, data: Any) -> bytes:
 def anthropic_message(events: int) -> dict[str, Any]:
     return {
         "id": "msg_01BenchUpstreamAnswer0000", "type": "message", "role": "assistant",
-        "model": UPSTREAM_MODEL, "content": [{"type": "text", "text": "".join(delta_text(i) for i in range(events))}],
+        "model": UPSTREAM_MODEL, "content": [{"type": "text", "text": answer_text(events)}],
         "stop_reason": "end_turn", "stop_sequence": None,
         "usage": {"input_tokens": INPUT_TOKENS, "cache_creation_input_tokens": 0,
                   "cache_read_input_tokens": 0, "output_tokens": events * 3},
@@ -101,7 +106,7 @@ def _chat_chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, A
 
 
 def chat_completion(events: int) -> dict[str, Any]:
-    text = "".join(delta_text(i) for i in range(events))
+    text = answer_text(events)
     usage = {**CHAT_USAGE, "completion_tokens": events * 3, "total_tokens": INPUT_TOKENS + events * 3}
     return {**CHAT_ID, "object": "chat.completion", "usage": usage, "choices": [
         {"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": None, "finish_reason": "stop"}]}
@@ -117,6 +122,99 @@ def chat_events(events: int) -> list[bytes]:
     return out
 
 
+# -- OpenAI Responses -----------------------------------------------------------------
+
+RESPONSE_ID = "resp_0bench0upstream0000000000000000000000000000000000"
+MESSAGE_ID = "msg_0bench0upstream0000000000000000000000000000000000"
+TEXT_AT = {"item_id": MESSAGE_ID, "output_index": 0, "content_index": 0}
+# What the real API echoes of the request in every response object.
+RESPONSE_ECHO = {
+    "object": "response", "created_at": 1_700_000_000, "background": False, "error": None,
+    "incomplete_details": None, "instructions": None, "max_output_tokens": None, "model": UPSTREAM_MODEL,
+    "parallel_tool_calls": True, "previous_response_id": None, "reasoning": {"effort": None, "summary": None},
+    "store": False, "temperature": 1.0, "text": {"format": {"type": "text"}, "verbosity": "medium"},
+    "tool_choice": "auto", "tools": [], "top_p": 1.0, "truncation": "disabled", "user": None, "metadata": {},
+}  # fmt: skip
+
+
+def _output_text(text: str) -> dict[str, Any]:
+    return {"type": "output_text", "annotations": [], "logprobs": [], "text": text}
+
+
+def _message_item(text: str | None) -> dict[str, Any]:
+    """The message output item, in progress (`text` None) or completed."""
+    content, status = ([], "in_progress") if text is None else ([_output_text(text)], "completed")
+    return {"id": MESSAGE_ID, "type": "message", "status": status, "content": content, "role": "assistant"}
+
+
+def response_object(events: int, completed: bool = True) -> dict[str, Any]:
+    if not completed:
+        return {"id": RESPONSE_ID, **RESPONSE_ECHO, "status": "in_progress", "output": [], "usage": None}
+    usage = {"input_tokens": INPUT_TOKENS, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": events * 3,
+             "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": INPUT_TOKENS + events * 3}  # fmt: skip
+    return {"id": RESPONSE_ID, **RESPONSE_ECHO, "status": "completed", "output": [_message_item(answer_text(events))],
+            "usage": usage}  # fmt: skip
+
+
+def responses_events(events: int) -> list[bytes]:
+    """response.created and .in_progress, one message item (added, its output_text part
+    added, N deltas, the part's text done, the part done, the item done), and
+    response.completed with the usage; every event numbered as the real API does."""
+    text = answer_text(events)
+    started = response_object(events, completed=False)
+    out: list[tuple[str, dict[str, Any]]] = [
+        ("response.created", {"response": started}),
+        ("response.in_progress", {"response": started}),
+        ("response.output_item.added", {"output_index": 0, "item": _message_item(None)}),
+        ("response.content_part.added", {**TEXT_AT, "part": _output_text("")}),
+    ]
+    out += [("response.output_text.delta", {**TEXT_AT, "delta": delta_text(i), "logprobs": [], "obfuscation": "bXuQ3"})
+            for i in range(events)]  # fmt: skip
+    out += [
+        ("response.output_text.done", {**TEXT_AT, "text": text, "logprobs": []}),
+        ("response.content_part.done", {**TEXT_AT, "part": _output_text(text)}),
+        ("response.output_item.done", {"output_index": 0, "item": _message_item(text)}),
+        ("response.completed", {"response": response_object(events)}),
+    ]
+    return [sse(name, {"type": name, "sequence_number": n, **data}) for n, (name, data) in enumerate(out)]
+
+
+# -- Gemini generateContent -------------------------------------------------------------
+
+GEMINI_ID = {"modelVersion": UPSTREAM_MODEL, "responseId": "bench0upstream0gemini0"}
+
+
+def _gemini_usage(events: int | None) -> dict[str, Any]:
+    """usageMetadata: on every streamed response the prompt's count; with `events`,
+    the answer's too (the last response, or a whole one)."""
+    usage: dict[str, Any] = {"promptTokenCount": INPUT_TOKENS, "totalTokenCount": INPUT_TOKENS,
+                             "promptTokensDetails": [{"modality": "TEXT", "tokenCount": INPUT_TOKENS}]}  # fmt: skip
+    if events is not None:
+        usage.update(candidatesTokenCount=events * 3, totalTokenCount=INPUT_TOKENS + events * 3)
+    return usage
+
+
+def _gemini_response(text: str, finished: bool, events: int | None) -> dict[str, Any]:
+    candidate: dict[str, Any] = {"content": {"parts": [{"text": text}], "role": "model"}, "index": 0}
+    if finished:
+        candidate["finishReason"] = "STOP"
+    return {"candidates": [candidate], "usageMetadata": _gemini_usage(events), **GEMINI_ID}
+
+
+def gemini_response(events: int) -> dict[str, Any]:
+    return _gemini_response(answer_text(events), True, events)
+
+
+def gemini_events(events: int) -> list[bytes]:
+    """One whole GenerateContentResponse per `data:` line, each with one text part; the
+    last has finishReason STOP and the answer's usage. Gemini ends events with CRLF CRLF
+    and sends no end marker."""
+    texts = [delta_text(i) for i in range(events)] or [""]
+    last = len(texts) - 1
+    return [sse(None, _gemini_response(text, i == last, events if i == last else None), "\r\n\r\n")
+            for i, text in enumerate(texts)]  # fmt: skip
+
+
 # -- protocols ------------------------------------------------------------------------
 
 
@@ -125,11 +223,24 @@ class Protocol:
     path: str  # re.fullmatch against the request path
     whole: Callable[[int], dict[str, Any]]
     events: Callable[[int], list[bytes]]
+    # What in the path asks for a stream, for an API that asks there (Gemini's
+    # `:streamGenerateContent` method); None: the body's `"stream": true` asks.
+    stream_method: str | None = None
+
+    def streams(self, path: str, body: bytes) -> bool:
+        if self.stream_method is not None:
+            return path.endswith(self.stream_method)
+        return b'"stream":true' in body or b'"stream": true' in body
 
 
 PROTOCOLS = {
     "anthropic": Protocol("/v1/messages", anthropic_message, anthropic_events),
     "openai-chat": Protocol("/v1/chat/completions", chat_completion, chat_events),
+    "openai-responses": Protocol("/v1/responses", response_object, responses_events),
+    "gemini": Protocol(
+        "/v1beta/models/[^/:]+:(generateContent|streamGenerateContent)", gemini_response, gemini_events,
+        stream_method=":streamGenerateContent",
+    ),
 }
 
 
@@ -189,7 +300,7 @@ class Upstream:
             _write_whole(writer, 404, b'{"error":"the bench upstream serves %s"}' % ", ".join(p.path for p in PROTOCOLS.values()).encode(), keep_alive)
         else:
             events = int(headers.get("x-bench-events", DEFAULT_EVENTS))
-            if b'"stream":true' in body or b'"stream": true' in body:
+            if protocol.streams(path, body):
                 delay = float(headers.get("x-bench-first-delay-ms", 0)) / 1000
                 batch = max(1, int(headers.get("x-bench-batch", 1)))
                 await self._stream(writer, self.framed(protocol, events), delay, batch, keep_alive)
