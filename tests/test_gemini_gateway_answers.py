@@ -322,3 +322,23 @@ def test_an_invalid_key_in_a_pool_is_an_auth_failure_not_a_bad_request(gateway, 
     assert state["state"] != "healthy" and [c["kind"] for c in state["cooldowns"]] == ["auth"], state
     assert SECOND_KEY not in answer.text and FIRST_KEY not in answer.text
 
+
+def test_a_request_gemini_rejects_is_not_tried_on_the_other_key(gateway, server):
+    """The relay's answer is already the client's error: it is not wrapped a second time."""
+    server.reply = lambda r: error_reply(400, "Request contains an invalid argument.", "INVALID_ARGUMENT")
+    answer = post(gateway, POOLED)
+    assert answer.status_code == 400
+    assert error_of(answer) == {"type": "invalid_request_error", "message":
+                                "provider 'pool' answered HTTP 400: Request contains an invalid argument. (INVALID_ARGUMENT)"}
+    assert len(server.received) == 1
+
+
+def test_every_key_rate_limited_is_one_429_with_the_earliest_recovery(gateway, server):
+    server.reply = lambda r: rate_limited()
+    answer = post(gateway, POOLED)
+    assert (answer.status_code, answer.headers["retry-after"]) == (429, "37")
+    error = error_of(answer)
+    assert error["type"] == "rate_limit_error"
+    assert error["message"].startswith("every upstream for model 'pooled-flash' is rate limited: pool/first 429; "
+                                       "pool/second 429; the first recovers at "), error
+    assert [key_label(r) for r in server.received] == ["first", "second"]
