@@ -6,11 +6,9 @@ themselves are in test_gemini_gateway.py."""
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
-import anthropic
 import httpx
 import pytest
 from gateway import Gateway
@@ -20,7 +18,7 @@ from gemini_upstream import (  # noqa: F401 (fixtures: fresh, gateway, server)
     thought, usage, whole,
 )
 from sse_checks import accumulated, events, validate
-from upstream import Received, Reply, Stream, Upstream
+from upstream import Received, Reply, Stream
 
 MODEL = "gemini-2.5-flash"
 HI = [{"role": "user", "content": "hi"}]
