@@ -17,9 +17,9 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-import anthropic
 import pytest
 from gateway import Gateway
+from openai_upstream import CLIENT_KEY, client, server  # noqa: F401 (re-exported, with the fixture)
 from upstream import Behaviour, Received, Reply, Stream, Upstream, anthropic_like
 
 GREETING = "Hello from the fake Gemini upstream."
@@ -207,7 +207,6 @@ GEMINI_KEY = "AIzaSyFake-main-aaaaaaaaaaaaaaaaaaaa1"
 FIRST_KEY = "AIzaSyFake-first-bbbbbbbbbbbbbbbbbbb2"
 SECOND_KEY = "AIzaSyFake-second-cccccccccccccccccc3"
 ANTHROPIC_KEY = "sk-ant-vendor-dddddddddddd4444"
-CLIENT_KEY = "sk-ant-api03-client-key-never-upstream"
 ROUTES_ENV = {"GEMINI_KEY": GEMINI_KEY, "FIRST_KEY": FIRST_KEY, "SECOND_KEY": SECOND_KEY, "ANTHROPIC_KEY": ANTHROPIC_KEY}
 LABELS = {GEMINI_KEY: "main", FIRST_KEY: "first", SECOND_KEY: "second"}
 
@@ -243,13 +242,8 @@ default: null
 """
 
 
-# Fixtures for the gateway tests; a test module imports them by name to use them.
-@pytest.fixture(scope="module")
-def server() -> Iterator[Upstream]:
-    with Upstream() as fake:
-        yield fake
-
-
+# Fixtures for the gateway tests; a test module imports them by name to use them
+# (`server`, the module's fake, and `client` are the OpenAI tests' own).
 @pytest.fixture(scope="module")
 def gateway(server: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     with Gateway(tmp_path_factory.mktemp("gemini"), routes_yaml(server.url), ROUTES_ENV) as gw:
@@ -262,7 +256,3 @@ def fresh(server: Upstream, gateway: Gateway) -> None:
     server.received.clear()
     server.reply = gemini_like
     server.gate = None
-
-
-def client(gateway: Gateway, **headers: str) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=gateway.url, api_key=CLIENT_KEY, default_headers=headers, max_retries=0)

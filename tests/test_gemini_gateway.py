@@ -17,24 +17,18 @@ from gemini_upstream import (  # noqa: F401 (fixtures: fresh, gateway, server)
     BAD_KEY, CLIENT_KEY, GEMINI_KEY, GREETING, QUOTA, bad_key, client, fresh, gateway, rate_limited, routes_yaml,
     server,
 )
-from upstream import Received, Upstream
+from test_openai_gateway import PDF, PNG, only
+from upstream import Upstream
 
 from modelmux import config
 from modelmux.gemini import schema
 
-PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGD4DwABBAEAcCBlCwAAAABJRU5ErkJggg=="
-PDF = "JVBERi0xLjQKJcfsj6IKMSAwIG9iago8PC9UeXBlL0NhdGFsb2c+PgplbmRvYmoKdHJhaWxlcgo8PC9Sb290IDEgMCBSPj4KJSVFT0YK"
 TOOL_SCHEMAS = json.loads((Path(__file__).parent / "data" / "claude_code_tool_schemas.json").read_text())
 HI = [{"role": "user", "content": "hi"}]
 # Gemini's Schema object (ai.google.dev/api/caching#Schema): it answers 400 to any other field.
 SCHEMA_FIELDS = {"type", "format", "title", "description", "nullable", "enum", "maxItems", "minItems", "properties",
                  "required", "minProperties", "maxProperties", "minLength", "maxLength", "pattern", "example",
                  "anyOf", "propertyOrdering", "default", "items", "minimum", "maximum"}
-
-
-def only(server: Upstream) -> Received:
-    assert len(server.received) == 1, [r.path for r in server.received]
-    return server.received[0]
 
 
 def sent(gateway: Gateway, server: Upstream, **request: Any) -> dict[str, Any]:
