@@ -15,7 +15,7 @@ from urllib.parse import urlencode, urlsplit
 from modelmux import effort, gemini, messages, openai_chat, openai_responses, toolnames
 from modelmux.config import Credential, Provider
 from modelmux.credentials import scrub
-from modelmux.errors import GatewayError, error_body, upstream_error
+from modelmux.errors import GatewayError, error_body, is_error_envelope, upstream_error
 from modelmux.gemini.signatures import is_gemini
 from modelmux.openai_responses.signature import PREFIX as RESPONSES_SIGNATURE
 from modelmux.headers import CLIENT_AUTH_HEADERS, OWN_HEADER_PREFIX, PLACEHOLDER_TOKEN, client_tokens
@@ -214,8 +214,9 @@ def upstream_failure(provider: Provider, status: int, reason: str, text: str) ->
     """An upstream's error answer as the client gets it: status, body and headers to add,
     with keys it echoed redacted. Gemini's status name says more than its HTTP status
     (an invalid key is a 400 there, a 401 here; RESOURCE_EXHAUSTED names its retry
-    delay), so its errors are read (gemini/errors.py); others keep their status."""
-    if provider.protocol != "gemini":
+    delay), so its errors are read (gemini/errors.py); others keep their status. An
+    Anthropic envelope is already the client's error (the failover relay's answer)."""
+    if provider.protocol != "gemini" or is_error_envelope(text.encode()):
         return status, upstream_error(provider.name, status, reason, text, provider.credentials), {}
     error = gemini.error_of(status, scrub(text, provider.credentials))
     message = f"provider '{provider.name}' answered HTTP {status}: {error.message}"
