@@ -144,7 +144,8 @@ def test_a_blocked_prompt_is_a_refusal(gateway, server, stream):
     blocked = response(blocked="PROHIBITED_CONTENT", usage={"promptTokenCount": 9, "totalTokenCount": 9})
     server.reply = streaming(blocked) if stream else whole(blocked)
     message = streamed(gateway) if stream else answer_json(gateway)
-    assert (message["content"], message["stop_reason"]) == ([], "refusal")
+    assert (message["content"], message["stop_reason"]) == (
+        [{"type": "text", "text": "[Gemini blocked the prompt: PROHIBITED_CONTENT]"}], "refusal")
     assert message["usage"]["input_tokens"] == 9
 
 

@@ -48,7 +48,9 @@ def test_whole_body_probe_has_no_empty_text_block():
 
 
 def test_whole_blocked_prompt_and_filtered_answer_are_refusals():
-    assert from_gemini({"promptFeedback": {"blockReason": "SAFETY"}}, CONTEXT)["stop_reason"] == "refusal"
+    blocked = from_gemini({"promptFeedback": {"blockReason": "SAFETY"}}, CONTEXT)
+    assert (blocked["stop_reason"], blocked["content"]) == (
+        "refusal", [{"type": "text", "text": "[Gemini blocked the prompt: SAFETY]"}])  # said, not an empty answer
     filtered = {"candidates": [{"finishReason": "SAFETY", "safetyRatings": []}]}
     assert (from_gemini(filtered, CONTEXT)["content"], from_gemini(filtered, CONTEXT)["usage"]) == ([], ZERO)
 

@@ -207,7 +207,8 @@ def test_an_abnormal_finish_is_explained_in_its_own_block():
 def test_a_blocked_prompt_is_a_refusal():
     blocked = b"data: " + json.dumps({"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"}, "usageMetadata": {"promptTokenCount": 9}}).encode() + b"\n\n"
     message = final([blocked])
-    assert (message["stop_reason"], message["content"], message["usage"]["input_tokens"]) == ("refusal", [], 9)
+    assert (message["stop_reason"], message["content"], message["usage"]["input_tokens"]) == (
+        "refusal", [{"type": "text", "text": "[Gemini blocked the prompt: PROHIBITED_CONTENT]"}], 9)
 
 
 def test_the_model_probe_is_a_clean_max_tokens_answer():

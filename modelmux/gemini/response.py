@@ -43,7 +43,9 @@ def finish_note(finish: str | None, message: str | None) -> str | None:
     """Text telling the user why Gemini stopped, when the reason is not a normal end
     (MALFORMED_FUNCTION_CALL, TOO_MANY_TOOL_CALLS, OTHER, ...): Anthropic has no such
     stop reason, and an agent that silently stops is worse than one that says why."""
-    if finish is None or finish in NORMAL or finish == BLOCKED:
+    if finish == BLOCKED:
+        return f"[Gemini blocked the prompt: {message or 'no reason given'}]"
+    if finish is None or finish in NORMAL:
         return None
     return f"[Gemini stopped: {finish}{f': {message}' if message else ''}]"
 
@@ -71,6 +73,13 @@ def candidate_of(body: dict[str, Any]) -> dict[str, Any]:
 def parts_of(candidate: dict[str, Any]) -> list[dict[str, Any]]:
     parts = (candidate.get("content") or {}).get("parts")
     return [p for p in parts if isinstance(p, dict)] if isinstance(parts, list) else []
+
+
+def finish_message(body: dict[str, Any]) -> str | None:
+    """What Gemini says about its finish: the candidate's finishMessage, or why the
+    prompt was blocked."""
+    message = candidate_of(body).get("finishMessage") or (body.get("promptFeedback") or {}).get("blockReason")
+    return message if isinstance(message, str) else None
 
 
 def finish_of(body: dict[str, Any]) -> str | None:
@@ -212,7 +221,7 @@ def from_gemini(body: dict[str, Any], context: Context) -> dict[str, Any]:
     blocks = Blocks(context)
     events = [event for part in parts_of(candidate) for event in blocks.part(part)]
     finish = finish_of(body)
-    if note := finish_note(finish, candidate.get("finishMessage")):
+    if note := finish_note(finish, finish_message(body)):
         events += blocks.end() + blocks.part({"text": note})  # a block of its own
     events += blocks.end()
     return {

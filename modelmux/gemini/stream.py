@@ -18,6 +18,7 @@ from modelmux.gemini.response import (
     Blocks,
     Event,
     candidate_of,
+    finish_message,
     finish_note,
     finish_of,
     parts_of,
@@ -70,7 +71,7 @@ class GeminiStream(TranslatedStream):
         events: list[Event] = [e for part in parts_of(candidate) for e in self._blocks.part(part)]
         if finish := finish_of(chunk):
             self._finish = finish
-            self._finish_message = candidate.get("finishMessage") or self._finish_message
+            self._finish_message = finish_message(chunk) or self._finish_message
         return [format_event(e["type"], e) for e in events]
 
     def _end(self) -> list[bytes]:
