@@ -16,10 +16,9 @@ import json
 from collections.abc import Iterator
 from typing import Any, Literal
 
-import anthropic
 import pytest
 from gateway import Gateway
-from openai_upstream import error_reply, json_reply, openai_like
+from openai_upstream import CLIENT_KEY, client, error_reply, json_reply, openai_like, server  # noqa: F401 (server: a fixture)
 from upstream import Behaviour, Received, Stream, Upstream
 
 GREETING = "Hello from the fake Responses upstream."
@@ -189,7 +188,6 @@ def responses_like(request: Received) -> Behaviour:
 CODEX_KEY = "sk-codex-eeeeeeeeeeee5555"
 POOL_KEYS = {"POOL_A_KEY": "sk-pool-aaaaaaaaaaaa-0001", "POOL_B_KEY": "sk-pool-bbbbbbbbbbbb-0002"}
 CHAT_KEY = "sk-chat-ffffffffffff6666"
-CLIENT_KEY = "sk-ant-api03-client-key-never-upstream"
 ROUTES_ENV = {"CODEX_KEY": CODEX_KEY, "CHAT_KEY": CHAT_KEY, **POOL_KEYS}
 UPSTREAM_MODEL = "gpt-5.3-codex"
 
@@ -233,13 +231,7 @@ default: null
 """
 
 
-# Fixtures for the gateway tests; a test module imports them by name to use them.
-@pytest.fixture(scope="module")
-def server() -> Iterator[Upstream]:
-    with Upstream() as fake:
-        yield fake
-
-
+# Fixtures for the gateway tests (and openai_upstream's `server`); a test module imports them by name.
 @pytest.fixture(scope="module")
 def gateway(server: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     with Gateway(tmp_path_factory.mktemp("responses"), routes_yaml(server.url), ROUTES_ENV) as gw:
@@ -252,7 +244,3 @@ def fresh(server: Upstream, gateway: Gateway) -> None:
     server.received.clear()
     server.gate = None
     server.reply = responses_like
-
-
-def client(gateway: Gateway, **headers: str) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=gateway.url, api_key=CLIENT_KEY, default_headers=headers, max_retries=0)

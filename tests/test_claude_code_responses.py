@@ -17,10 +17,8 @@ from gateway import Gateway
 from responses_upstream import events, function_call, is_responses, message, reasoning, responses_like, sse
 from test_claude_code import ClaudeCode, claude_binary, claude_code, routes_yaml
 from test_claude_code import _body as body
-from test_claude_code_openai import anthropic_leftovers
+from test_claude_code_openai import CALL_ID, FINAL_TEXT, MARKER, PROMPT, anthropic_leftovers, assert_sent_to_openai
 from upstream import Behaviour, Received, Stream, Upstream
-
-from modelmux.launcher import PLACEHOLDER_TOKEN
 
 pytestmark = pytest.mark.claude_code
 
@@ -30,10 +28,6 @@ PROFILE = "e2e-responses"
 UPSTREAM_MODELS = {"opus": "gpt-5.3-codex(xhigh)", "sonnet": "gpt-5.2(high)", "haiku": "gpt-5-mini(low)"}
 EFFORTS = {"gpt-5.3-codex": "xhigh", "gpt-5.2": "high", "gpt-5-mini": "low"}
 RESPONSES_PATH = "/v1/responses"
-MARKER = f"modelmux-responses-{secrets.token_hex(4)}"
-PROMPT = f"Run the shell command `echo {MARKER}` with the Bash tool and tell me what it printed."
-CALL_ID = "call_e2e_bash_1"
-FINAL_TEXT = f"The command printed {MARKER}."
 SUMMARY = "The user wants the command run; Bash will do."
 ENCRYPTED = f"gAAAA-e2e-{secrets.token_hex(8)}"
 INPUT_TYPES = {"message", "function_call", "function_call_output", "reasoning"}
@@ -104,14 +98,7 @@ def report(result: Any, upstream: Upstream) -> str:
 def assert_upstream_saw_only_responses(upstream: Upstream) -> None:
     assert upstream.received, "the upstream received nothing"
     for request in upstream.received:
-        where = f"{request.method} {request.path}"
-        headers = request.headers
-        assert (request.method, request.path) == ("POST", RESPONSES_PATH), where
-        assert headers.get("authorization") == f"Bearer {OPENAI_KEY}", f"{where}: not the provider's key"
-        for name in ("x-api-key", "anthropic-version", "anthropic-beta"):
-            assert name not in headers, f"{where}: {name} reached an OpenAI upstream"
-        assert not [n for n in headers if n.startswith("x-modelmux-")], f"{where}: modelmux headers leaked"
-        assert not [n for n, v in headers.items() if PLACEHOLDER_TOKEN in v], f"{where}: the placeholder leaked"
+        where = assert_sent_to_openai(request, RESPONSES_PATH, OPENAI_KEY)
         data = body(request)
         assert data["model"] in EFFORTS, f"{where}: model {data['model']!r}"
         # The slot's NAME(EFFORT) wins over whatever thinking Claude Code asked for.

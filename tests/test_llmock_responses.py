@@ -12,16 +12,14 @@ from typing import Any
 import httpx
 import pytest
 from gateway import Gateway
-from openai_upstream import CLIENT_KEY, client
-from sse_checks import accumulated, validate
-from sse_checks import events as parse_events
+from openai_upstream import CLIENT_KEY
+from test_responses_gateway_answers import MODEL, answer_json, stream_events, streamed
 
 pytest.importorskip("llmock.testing", reason="llmock (a test extra) is not installed: pip install -e '.[test]'")
 from llmock.scenarios import Fail, Reply, StreamFault, ToolCall  # noqa: E402
 from llmock.simulation import MockResponseSettings  # noqa: E402
 from llmock.testing import LLMockServer  # noqa: E402
 
-MODEL = "claude-sonnet-4-5"
 UPSTREAM_MODEL = "gpt-5.3-codex"
 KEY = "sk-llmock-0123456789abcdef"
 TEXT = f"Mock response from {UPSTREAM_MODEL}."  # llmock's "static" style
@@ -66,29 +64,8 @@ def received(mock: LLMockServer) -> list[dict[str, Any]]:
     return [r.body for r in records]
 
 
-def whole(gateway: Gateway, **request: Any) -> dict[str, Any]:
-    raw = client(gateway).messages.with_raw_response.create(
-        **{"model": MODEL, "max_tokens": 256, "messages": HI, "timeout": 30, **request})
-    raw.parse()
-    return raw.http_response.json()
-
-
-def stream_events(gateway: Gateway, **request: Any) -> list[dict[str, Any]]:
-    body = {"model": MODEL, "max_tokens": 256, "messages": HI, **request, "stream": True}
-    with httpx.stream("POST", f"{gateway.url}/v1/messages", json=body, headers={"x-api-key": CLIENT_KEY},
-                      timeout=30) as answer:
-        assert answer.status_code == 200, answer.read()
-        return parse_events([answer.read()])
-
-
-def streamed(gateway: Gateway, **request: Any) -> dict[str, Any]:
-    sequence = stream_events(gateway, **request)
-    validate(sequence)
-    return accumulated(sequence)
-
-
 def test_text_whole_and_streamed(mock, gateway):
-    answer = whole(gateway)
+    answer = answer_json(gateway)
     usage = answer["usage"]
     assert answer == {"id": answer["id"], "type": "message", "role": "assistant", "model": MODEL,
                       "content": [{"type": "text", "text": TEXT}], "stop_reason": "end_turn", "stop_sequence": None,
@@ -106,7 +83,7 @@ def test_text_whole_and_streamed(mock, gateway):
 @pytest.mark.parametrize("stream", [False, True])
 def test_a_scripted_reply_with_text_and_a_tool_call(mock, gateway, stream):
     mock.state.scenarios.add(Reply(text="Let me check.", tool_calls=(ToolCall("get_weather", {"city": "Paris"}),)))
-    answer = streamed(gateway, tools=[WEATHER]) if stream else whole(gateway, tools=[WEATHER])
+    answer = streamed(gateway, tools=[WEATHER]) if stream else answer_json(gateway, tools=[WEATHER])
     text, call = answer["content"]
     assert text == {"type": "text", "text": "Let me check."}
     assert CALL_ID.match(call.pop("id")), call
@@ -126,7 +103,7 @@ def test_an_agent_loop_with_llmocks_own_tool_call(mock, gateway):
     assert isinstance(call["input"]["city"], str) and CALL_ID.match(call["id"]), call
     messages += [{"role": "assistant", "content": [call]},
                  {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call["id"], "content": "sunny"}]}]
-    final = whole(gateway, tools=[WEATHER], messages=messages)
+    final = answer_json(gateway, tools=[WEATHER], messages=messages)
     assert (final["content"], final["stop_reason"]) == ([{"type": "text", "text": TEXT}], "end_turn")
     second = received(mock)[1]
     assert second["input"][1:] == [

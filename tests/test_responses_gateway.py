@@ -17,7 +17,7 @@ from responses_upstream import (  # noqa: F401 (fixtures: fresh, gateway, server
     CODEX_KEY, ENCRYPTED, GREETING, ROUTES_ENV, UPSTREAM_MODEL, client, events, fresh, function_call, gateway,
     message, reasoning, response, routes_yaml, server, sse, usage,
 )
-from test_openai_gateway import PDF, PNG, TOOLS, only
+from test_openai_gateway import PDF, PNG, TOOL_CHOICES, TOOLS, only
 from upstream import Stream, Upstream
 
 from modelmux import config
@@ -156,12 +156,7 @@ def test_tools_are_not_strict_and_a_forced_tool(gateway, server):
     assert (body["tool_choice"], body["parallel_tool_calls"]) == ({"type": "function", "name": "get_weather"}, False)
 
 
-@pytest.mark.parametrize("choice, expected", [
-    ({"type": "auto"}, {"tool_choice": "auto"}),
-    ({"type": "any"}, {"tool_choice": "required"}),
-    ({"type": "none"}, {"tool_choice": "none"}),
-    ({"type": "auto", "disable_parallel_tool_use": True}, {"tool_choice": "auto", "parallel_tool_calls": False}),
-])  # fmt: skip
+@pytest.mark.parametrize("choice, expected", TOOL_CHOICES)
 def test_tool_choice(gateway, server, choice, expected):
     body = sent(gateway, server, messages=HI, tools=TOOLS[:2], tool_choice=choice)
     assert {key: body[key] for key in ("tool_choice", "parallel_tool_calls") if key in body} == expected

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from gateway import Gateway
 from openai_upstream import GREETING as CHAT_GREETING
-from openai_upstream import error_reply
+from openai_upstream import check_error_answer, error_reply
 from responses_upstream import (  # noqa: F401 (fixtures: fresh, gateway, server)
     CLIENT_KEY, ENCRYPTED, GREETING, POOL_KEYS, UPSTREAM_MODEL, client, error_event, events, failed, fresh,
     function_call, gateway, incomplete, is_responses, message, responses_like, reasoning, response, server, sse, streaming, usage,
@@ -212,15 +212,7 @@ def test_only_reasoning_modelmux_packed_for_this_model_is_sent(gateway, server, 
 ])  # fmt: skip
 @pytest.mark.parametrize("stream", [False, True])
 def test_upstream_errors_become_anthropic_errors(gateway, server, status, error_type, stream):
-    text = f"upstream refused with {status}: quota for {UPSTREAM_MODEL}"
-    server.reply = lambda r: error_reply(status, text, headers={"retry-after": "7"} if status == 429 else {})
-    answer = httpx.post(f"{gateway.url}/v1/messages", headers={"x-api-key": CLIENT_KEY}, timeout=30,
-                        json={"model": MODEL, "max_tokens": 8, "messages": HI, "stream": stream})
-    assert answer.status_code == status
-    body = answer.json()
-    assert list(body) == ["type", "error"] and body["error"]["type"] == error_type and text in body["error"]["message"]
-    if status == 429:
-        assert answer.headers["retry-after"] == "7"
+    check_error_answer(gateway, server, MODEL, status, error_type, stream)
 
 
 @pytest.mark.parametrize("code, status, error_type", [
