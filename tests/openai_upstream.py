@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import anthropic
+import httpx
 import pytest
 from gateway import Gateway
 from upstream import Behaviour, Received, Reply, Stream, Upstream
@@ -236,3 +237,20 @@ def fresh(server: Upstream, gateway: Gateway) -> None:
 
 def client(gateway: Gateway, **headers: str) -> anthropic.Anthropic:
     return anthropic.Anthropic(base_url=gateway.url, api_key=CLIENT_KEY, default_headers=headers, max_retries=0)
+
+
+def check_error_answer(gateway: Gateway, server: Upstream, model: str, status: int, error_type: str,
+                       stream: bool) -> None:
+    """The upstream answers an OpenAI error body (with Retry-After on a 429): the client gets
+    the same status and an Anthropic error of `error_type` that quotes the upstream."""
+    message = f"upstream refused with {status}: quota for {model}"
+    server.reply = lambda r: error_reply(status, message, headers={"retry-after": "7"} if status == 429 else {})
+    response = httpx.post(f"{gateway.url}/v1/messages", headers={"x-api-key": CLIENT_KEY}, timeout=30,
+                          json={"model": model, "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}],
+                                "stream": stream})
+    assert response.status_code == status
+    body = response.json()
+    assert list(body) == ["type", "error"] and body["type"] == "error"
+    assert body["error"]["type"] == error_type and message in body["error"]["message"], body
+    if status == 429:
+        assert response.headers["retry-after"] == "7"

@@ -119,18 +119,25 @@ def anthropic_leftovers(value: Any, where: str = "body") -> list[str]:
     return found
 
 
+def assert_sent_to_openai(request: Received, path: str, key: str) -> str:
+    """A POST to `path` with the provider's `key` and none of the client's or modelmux's
+    own headers; where it went, for assertion messages."""
+    where = f"{request.method} {request.path}"
+    headers = request.headers
+    assert (request.method, request.path) == ("POST", path), f"{where}: not {path}"
+    assert headers.get("authorization") == f"Bearer {key}", f"{where}: not the provider's key"
+    for name in ("x-api-key", "anthropic-version", "anthropic-beta"):
+        assert name not in headers, f"{where}: {name} reached an OpenAI upstream"
+    assert not [n for n in headers if n.startswith("x-modelmux-")], f"{where}: modelmux headers leaked"
+    assert not [n for n, v in headers.items() if PLACEHOLDER_TOKEN in v], f"{where}: the placeholder leaked"
+    return where
+
+
 def assert_upstream_saw_only_openai(upstream: Upstream) -> None:
     upstream_models = set(UPSTREAM_MODELS.values())
     assert upstream.received, "the upstream received nothing"
     for request in upstream.received:
-        where = f"{request.method} {request.path}"
-        headers = request.headers
-        assert (request.method, request.path) == ("POST", CHAT_PATH), f"{where}: not a chat completion"
-        assert headers.get("authorization") == f"Bearer {OPENAI_KEY}", f"{where}: not the provider's key"
-        for name in ("x-api-key", "anthropic-version", "anthropic-beta"):
-            assert name not in headers, f"{where}: {name} reached an OpenAI upstream"
-        assert not [n for n in headers if n.startswith("x-modelmux-")], f"{where}: modelmux headers leaked"
-        assert not [n for n, v in headers.items() if PLACEHOLDER_TOKEN in v], f"{where}: the placeholder leaked"
+        where = assert_sent_to_openai(request, CHAT_PATH, OPENAI_KEY)
         data = body(request)
         assert data.get("model") in upstream_models, f"{where}: model {data.get('model')!r}"
         assert not anthropic_leftovers(data), f"{where}: {anthropic_leftovers(data)}"

@@ -201,12 +201,16 @@ def test_tools_and_a_forced_tool(gateway, server):
     }  # fmt: skip
 
 
-@pytest.mark.parametrize("choice, expected", [
+# Anthropic's tool_choice → the OpenAI fields; the Responses API reads them the same way.
+TOOL_CHOICES = [
     ({"type": "auto"}, {"tool_choice": "auto"}),
     ({"type": "any"}, {"tool_choice": "required"}),
     ({"type": "none"}, {"tool_choice": "none"}),
     ({"type": "auto", "disable_parallel_tool_use": True}, {"tool_choice": "auto", "parallel_tool_calls": False}),
-])  # fmt: skip
+]
+
+
+@pytest.mark.parametrize("choice, expected", TOOL_CHOICES)
 def test_tool_choice(gateway, server, choice, expected):
     body = sent(gateway, server, model="claude-sonnet-4-5", messages=[{"role": "user", "content": "go"}],
                 tools=TOOLS[:2], tool_choice=choice)

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from gateway import Gateway
 from openai_upstream import (  # noqa: F401 (fixtures: fresh, gateway, server)
-    CLIENT_KEY, GREETING, KEEPALIVE, chunk, client, completion, error, error_reply, fresh, gateway, json_reply,
+    CLIENT_KEY, GREETING, KEEPALIVE, check_error_answer, chunk, client, completion, error, error_reply, fresh, gateway, json_reply,
     openai_like, server, sse, text_chunks, tool_call, usage,
 )
 from upstream import Reply, Stream
@@ -360,16 +360,7 @@ def test_keep_alive_comments_become_pings(gateway, server):
 ])  # fmt: skip
 @pytest.mark.parametrize("stream", [False, True])
 def test_upstream_errors_become_anthropic_errors(gateway, server, status, error_type, stream):
-    message = f"upstream refused with {status}: quota for gpt-test"
-    server.reply = lambda r: error_reply(status, message, headers={"retry-after": "7"} if status == 429 else {})
-    response = httpx.post(f"{gateway.url}/v1/messages", headers={"x-api-key": CLIENT_KEY}, timeout=30,
-                          json={"model": MODEL, "max_tokens": 8, "messages": HI, "stream": stream})
-    assert response.status_code == status
-    body = response.json()
-    assert list(body) == ["type", "error"] and body["type"] == "error"
-    assert body["error"]["type"] == error_type and message in body["error"]["message"], body
-    if status == 429:
-        assert response.headers["retry-after"] == "7"
+    check_error_answer(gateway, server, MODEL, status, error_type, stream)
 
 
 def test_an_error_page_that_is_not_json(gateway, server):
