@@ -204,6 +204,11 @@ def whole_answer(translation: dict[str, Any] | None, restore: str | None, body: 
     return json.dumps(message, ensure_ascii=False).encode(), "application/json"
 
 
+def failed_answer(provider: str, error: GatewayError) -> GatewayError:
+    """`error`, which whole_answer raised, saying which provider it came from."""
+    return GatewayError(error.status, f"provider '{provider}' answered: {error.message}", error.error_type, error.headers)
+
+
 def context_of(translation: dict[str, Any]) -> openai_chat.Context:
     if translation["protocol"] == "openai-responses":
         return openai_responses.Context(**translation["context"])

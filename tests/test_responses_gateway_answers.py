@@ -226,7 +226,7 @@ def test_a_failed_response_in_a_whole_200(gateway, server, code, status, error_t
                         json={"model": MODEL, "max_tokens": 8, "messages": HI})
     assert answer.status_code == status
     assert answer.json() == {"type": "error", "error": {"type": error_type,
-                                                        "message": "the upstream failed: The model broke down."}}
+                                                        "message": "provider 'codex' answered: the upstream failed: The model broke down."}}
 
 
 @pytest.mark.parametrize("failure", [

@@ -248,7 +248,8 @@ class Failover:
                        "with a body that is not JSON")
             return self._failed(candidate, lease, trail, 502, message)
         except GatewayError as e:  # an answer that says the upstream failed after all
-            return self._failed(candidate, lease, trail, e.status, e.message, e.headers, body=e.body())
+            error = exchange.failed_answer(candidate.provider.name, e)
+            return self._failed(candidate, lease, trail, error.status, error.message, error.headers, body=error.body())
         out.whole(response.status_code, [*passed_headers(response.headers), ("content-type", content_type)], body)
         trail["outcome"] = response.status_code
         if "sent" in trail:

@@ -42,7 +42,7 @@ class Translator:
                                                  f"HTTP {response.status_code} with a body that is not JSON"))
             return
         except GatewayError as e:  # an answer that says the upstream failed after all
-            answer_error(flow, e)
+            answer_error(flow, exchange.failed_answer(flow.metadata["modelmux"]["provider"], e))
             return
         response.content = body
         response.headers.update({**JSON, "content-type": content_type})
