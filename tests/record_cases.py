@@ -2,8 +2,10 @@
 
     .venv/bin/python tests/record_cases.py [NAME-GLOB ...]     e.g. 'openai-chat-*'
 
-With no internet here, the upstreams are the local fakes (tests/upstream.py answers as
-Anthropic and Anthropic-compatible vendors do, tests/openai_upstream.py as OpenAI does).
+With no internet here, the upstreams are the local fakes: tests/upstream.py answers as
+Anthropic and Anthropic-compatible vendors do; a second one answers the translated
+protocols with the builders of tests/openai_upstream.py, responses_upstream.py and
+gemini_upstream.py.
 One gateway records the whole run (`--set modelmux_record=...`); every case sends its
 requests with the anthropic SDK, and its flows become recordings/<protocol>-<case>.mitm.
 
@@ -27,7 +29,9 @@ from typing import Any
 
 import anthropic
 
+import gemini_upstream as gem
 import openai_upstream as oai
+import responses_upstream as rsp
 from gateway import Gateway
 from upstream import Behaviour, Received, Reply, Stream, Upstream
 
@@ -44,6 +48,7 @@ KEYS = {
     "OPENAI_KEY": "sk-proj-recording-dddddddddddd4444",
     "OPENAI_KEY_A": "sk-proj-recording-eeeeeeeeeeee5555",
     "OPENAI_KEY_B": "sk-proj-recording-ffffffffffff6666",
+    "GEMINI_KEY": "AIzaSyRecording-gggggggggggggggggg8888",
 }
 CLIENT_TOKEN = "sk-ant-api03-recording-client-token-7777"
 ROUTES = """# The curated recordings' routes (tests/record_cases.py).
@@ -69,7 +74,17 @@ providers:
     base_url: "{openai}/v1"
     strategy: fill-first
     credentials: [{{label: openai-a, key: "${{OPENAI_KEY_A}}"}}, {{label: openai-b, key: "${{OPENAI_KEY_B}}"}}]
+  codex:
+    protocol: openai-responses
+    base_url: "{openai}/v1"
+    credentials: [{{label: codex-main, key: "${{OPENAI_KEY}}"}}]
+  google:
+    protocol: gemini
+    base_url: "{openai}/v1beta"
+    credentials: [{{label: google-main, key: "${{GEMINI_KEY}}"}}]
 routes:
+  - {{match: "codex-*", provider: codex, model: "gpt-5.3-codex(high)"}}
+  - {{match: "gemini-*", provider: google, model: gemini-2.5-flash}}
   - {{match: "vendor-pool-*", provider: vendor-pool, model: glm-test}}
   - {{match: "vendor-*", provider: vendor, model: glm-test}}
   - {{match: "gpt-pool-*", provider: openai-pool, model: gpt-test}}
@@ -78,7 +93,9 @@ routes:
 default: {{provider: anthropic}}
 """
 # What each protocol's client asks for (the model routes it); pools and fallbacks have their own.
-MODELS = {"anthropic": "claude-sonnet-4-5", "anthropic-vendor": "vendor-glm", "openai-chat": "gpt-chat"}
+MODELS = {"anthropic": "claude-sonnet-4-5", "anthropic-vendor": "vendor-glm", "openai-chat": "gpt-chat",
+          "openai-responses": "codex-responses", "gemini": "gemini-recorded"}  # fmt: skip
+TRANSLATED = ("openai-chat", "openai-responses", "gemini")  # answered by the second fake
 POOLS = {"anthropic-vendor": "vendor-pool-glm", "openai-chat": "gpt-pool-chat"}
 
 PNG = base64.b64encode(bytes.fromhex(
@@ -171,6 +188,34 @@ def openai_answer(text: str | None = None, calls: list[tuple[str, str, dict]] = 
     return reply
 
 
+def responses_answer(text: str | None = None, calls: list[tuple[str, str, dict]] = (), reasoning: str | None = None
+                     ) -> Callable[[Received], Behaviour]:
+    """The Responses API's answer: a reasoning item, a message, function calls."""
+
+    def reply(request: Received) -> Behaviour:
+        body = request.json()
+        output = [rsp.reasoning(reasoning, id="rs_RecordedThought")] if reasoning else []
+        output += [rsp.message(text, id="msg_RecordedText")] if text else []
+        output += [rsp.function_call(c, n, a, id=f"fc_Recorded{i}") for i, (c, n, a) in enumerate(calls)]
+        if body.get("stream"):
+            return Stream(rsp.sse(rsp.events(output, model=body["model"])))
+        return oai.json_reply(rsp.response(output, model=body["model"]))
+
+    return reply
+
+
+def gemini_answer(*parts: dict[str, Any]) -> Callable[[Received], Behaviour]:
+    """Gemini's answer of these parts, whole or streamed as the path asks."""
+
+    def reply(request: Received) -> Behaviour:
+        model = gem.model_of(request) or "gemini-test"
+        if gem.streamed(request):
+            return Stream(gem.sse(gem.chunks(*parts, model=model)))
+        return gem.json_reply(gem.response(*parts, model=model))
+
+    return reply
+
+
 def halves(text: str) -> list[str]:
     half = len(text) // 2
     return [part for part in (text[:half], text[half:]) if part]
@@ -189,9 +234,9 @@ class Case:
     name: str
     requests: list[dict[str, Any]]  # keyword arguments of client.messages.create, model filled in
     anthropic: Callable[[Received], Behaviour] | None = None  # the Anthropic-side fake's answer
-    openai: Callable[[Received], Behaviour] | None = None
+    translated: Callable[[Received], Behaviour] | None = None  # the OpenAI and Gemini fake's
     anthropic_gate: Callable[[Received], Behaviour | None] | None = None
-    openai_gate: Callable[[Received], Behaviour | None] | None = None
+    translated_gate: Callable[[Received], Behaviour | None] | None = None
     model: str | None = None  # default: the protocol's
     flows: list = field(default_factory=list)
 
@@ -211,21 +256,37 @@ def cases() -> list[Case]:
     tool = {"type": "tool_use", "id": "toolu_01RecordedWeather", "name": "get_weather", "input": weather}
     tools = [tool, {"type": "tool_use", "id": "toolu_01RecordedTime", "name": "get_time", "input": weather}]
     thought = {"type": "thinking", "thinking": "The user wants a greeting.", "signature": "c2lnbmF0dXJl"}
-    fakes = {
-        "text": (anthropic_answer({"type": "text", "text": text}), openai_answer(text)),
-        "tool-call": (anthropic_answer(tool, stop="tool_use"),
-                      openai_answer(calls=[("call_RecordedWeather", "get_weather", weather)])),
-        "parallel-tool-calls": (anthropic_answer(*tools, stop="tool_use"), openai_answer(calls=[
-            ("call_RecordedWeather", "get_weather", weather), ("call_RecordedTime", "get_time", weather)])),
-        "thinking": (anthropic_answer(thought, {"type": "text", "text": text}),
-                     openai_answer(text, reasoning="The user wants a greeting.")),
-        "image": (anthropic_answer({"type": "text", "text": "A single pixel."}), openai_answer("A single pixel.")),
-        "error-400": (anthropic_error(400, "invalid_request_error", "max_tokens: too large"),
-                      lambda r: oai.error_reply(400, "max_tokens is too large", code="invalid_value")),
-        "error-429": (anthropic_error(429, "rate_limit_error", "Rate limited", **{"retry-after": "7"}),
-                      lambda r: oai.error_reply(429, "Rate limit reached", "rate_limit_exceeded",
-                                                headers={"retry-after": "7"})),
-    }
+    thought_text = "The user wants a greeting."
+    signed_call = gem.call("get_weather", weather, gem.CALL_SIGNATURE)
+    openai_400 = lambda r: oai.error_reply(400, "max_tokens is too large", code="invalid_value")  # noqa: E731
+    openai_429 = lambda r: oai.error_reply(429, "Rate limit reached", "rate_limit_exceeded",  # noqa: E731
+                                           headers={"retry-after": "7"})
+    fakes = {  # case → protocol → how the fake answers (the anthropic fake serves both anthropic protocols)
+        "text": {"anthropic": anthropic_answer({"type": "text", "text": text}), "openai-chat": openai_answer(text),
+                 "openai-responses": responses_answer(text), "gemini": gemini_answer(gem.text(text))},
+        "tool-call": {"anthropic": anthropic_answer(tool, stop="tool_use"),
+                      "openai-chat": openai_answer(calls=[("call_RecordedWeather", "get_weather", weather)]),
+                      "openai-responses": responses_answer(calls=[("call_RecordedWeather", "get_weather", weather)]),
+                      "gemini": gemini_answer(signed_call)},
+        "parallel-tool-calls": {"anthropic": anthropic_answer(*tools, stop="tool_use"), "openai-chat": openai_answer(calls=[
+            ("call_RecordedWeather", "get_weather", weather), ("call_RecordedTime", "get_time", weather)]),
+            "openai-responses": responses_answer(calls=[
+                ("call_RecordedWeather", "get_weather", weather), ("call_RecordedTime", "get_time", weather)]),
+            "gemini": gemini_answer(signed_call, gem.call("get_time", weather))},
+        "thinking": {"anthropic": anthropic_answer(thought, {"type": "text", "text": text}),
+                     "openai-chat": openai_answer(text, reasoning=thought_text),
+                     "openai-responses": responses_answer(text, reasoning=thought_text),
+                     "gemini": gemini_answer(gem.thought(thought_text, gem.SIGNATURE), gem.text(text))},
+        "image": {"anthropic": anthropic_answer({"type": "text", "text": "A single pixel."}),
+                  "openai-chat": openai_answer("A single pixel."), "openai-responses": responses_answer("A single pixel."),
+                  "gemini": gemini_answer(gem.text("A single pixel."))},
+        "error-400": {"anthropic": anthropic_error(400, "invalid_request_error", "max_tokens: too large"),
+                      "openai-chat": openai_400, "openai-responses": openai_400,
+                      "gemini": lambda r: gem.error_reply(400, "Invalid value at 'generation_config.max_output_tokens'",
+                                                          "INVALID_ARGUMENT")},
+        "error-429": {"anthropic": anthropic_error(429, "rate_limit_error", "Rate limited", **{"retry-after": "7"}),
+                      "openai-chat": openai_429, "openai-responses": openai_429, "gemini": lambda r: gem.rate_limited()},
+    }  # fmt: skip
     requests = {
         "text": [request(ASK), request(ASK, stream=True)],
         "tool-call": [request(ASK_TOOL, tools=[WEATHER]), request(ASK_TOOL, stream=True, tools=[WEATHER])],
@@ -237,27 +298,27 @@ def cases() -> list[Case]:
     }
     found = []
     for protocol in MODELS:
-        for name, (anthropic_fake, openai_fake) in fakes.items():
-            side = {"openai": openai_fake} if protocol == "openai-chat" else {"anthropic": anthropic_fake}
+        for name, answers in fakes.items():
+            side = {"translated": answers[protocol]} if protocol in TRANSLATED else {"anthropic": answers["anthropic"]}
             found.append(Case(protocol, name, requests[name], **side))
     limited = {"anthropic-vendor": ("x-api-key", KEYS["VENDOR_KEY_A"]),
                "openai-chat": ("authorization", f"Bearer {KEYS['OPENAI_KEY_A']}")}  # fmt: skip
     for protocol, (header, value) in limited.items():
-        error = fakes["error-429"][0 if protocol != "openai-chat" else 1]
-        gate = only_for(header, value, error)
+        side = "openai-chat" if protocol == "openai-chat" else "anthropic"
+        gate = only_for(header, value, fakes["error-429"][side])
         found.append(Case(protocol, "failover-key", [request(ASK, stream=True)], model=POOLS[protocol],
-                          anthropic=fakes["text"][0], openai=fakes["text"][1],
-                          **({"openai_gate": gate} if protocol == "openai-chat" else {"anthropic_gate": gate})))
+                          anthropic=fakes["text"]["anthropic"], translated=fakes["text"]["openai-chat"],
+                          **({"translated_gate": gate} if protocol == "openai-chat" else {"anthropic_gate": gate})))
     count = [{"call": "count_tokens", "messages": ASK}]
     counted = lambda r: Reply(body=json.dumps({"input_tokens": 11}).encode())  # noqa: E731
     found += [Case("anthropic", "count-tokens", count, anthropic=counted),
               Case("anthropic-vendor", "count-tokens", count, anthropic=counted),
-              Case("openai-chat", "count-tokens", count)]  # estimated by modelmux, no upstream asked
+              *[Case(p, "count-tokens", count) for p in TRANSLATED]]  # estimated by modelmux, no upstream asked
     files = lambda r: Reply(body=json.dumps({"data": [], "has_more": False, "first_id": None, "last_id": None}).encode())  # noqa: E731
     found.append(Case("anthropic", "other-paths", [{"call": "models"}, {"call": "files"}], anthropic=files))
     found.append(Case("openai-chat", "failover-provider", [request(ASK, stream=True)], model="gpt-fallback-chat",
-                      anthropic=fakes["text"][0],
-                      openai=lambda r: oai.error_reply(503, "The server is overloaded", "server_error")))
+                      anthropic=fakes["text"]["anthropic"],
+                      translated=lambda r: oai.error_reply(503, "The server is overloaded", "server_error")))
     return found
 
 
@@ -300,9 +361,9 @@ def main(patterns: list[str]) -> int:
     warnings.filterwarnings("ignore", "The model .* is deprecated")  # routing input, as in the tests
     chosen = [c for c in cases() if not patterns or any(fnmatch.fnmatch(c.file, p) for p in patterns)]
     OUT.mkdir(exist_ok=True)
-    with tempfile.TemporaryDirectory() as work, Upstream() as anthropic_fake, Upstream() as openai_fake:
+    with tempfile.TemporaryDirectory() as work, Upstream() as anthropic_fake, Upstream() as translated_fake:
         session = Path(work) / "session.mitm"
-        routes = ROUTES.format(anthropic=anthropic_fake.url, openai=openai_fake.url)
+        routes = ROUTES.format(anthropic=anthropic_fake.url, openai=translated_fake.url)
         gateway = Gateway(Path(work), routes, KEYS, ["--set", f"modelmux_record={session}"])
         with gateway:
             client = anthropic.Anthropic(base_url=gateway.url, api_key=CLIENT_TOKEN, max_retries=0)
@@ -311,8 +372,8 @@ def main(patterns: list[str]) -> int:
                 print(f"{case.file}")
                 gateway.reset_credentials()
                 anthropic_fake.reply = case.anthropic or (lambda r: Reply(500))
-                openai_fake.reply = case.openai or oai.openai_like
-                anthropic_fake.gate, openai_fake.gate = case.anthropic_gate, case.openai_gate
+                translated_fake.reply = case.translated or oai.openai_like
+                anthropic_fake.gate, translated_fake.gate = case.anthropic_gate, case.translated_gate
                 run(case, client)
                 count += len(case.requests)
                 case.flows = recorded(session, count)[count - len(case.requests):count]
