@@ -61,10 +61,10 @@ def error_from(error: dict[str, Any], status: int | None = None) -> GatewayError
     details = [d for d in error.get("details") or () if isinstance(d, dict)]
     reason = next((d.get("reason") for d in details if str(d.get("@type", "")).endswith("ErrorInfo")), None)
     code = error.get("status")
-    mapped = REASONS.get(reason) or STATUSES.get(code) or status
+    mapped = REASONS.get(str(reason)) or STATUSES.get(str(code)) or status
     if mapped is None:
         mapped = error["code"] if isinstance(error.get("code"), int) and error["code"] >= 400 else 500
-    message = error.get("message") if isinstance(error.get("message"), str) and error["message"] else json.dumps(error)
+    message = str(error["message"]) if isinstance(error.get("message"), str) and error["message"] else json.dumps(error)
     if isinstance(code, str) and code:
         message = f"{message} ({code})"
     headers: dict[str, str] = {}

@@ -71,7 +71,7 @@ def notes_of(schema: Schema) -> list[str]:
     notes = []
     if "default" in schema:
         notes.append(f"default: {compact(schema['default'])}")
-    examples = schema.get("examples") if isinstance(schema.get("examples"), list) else []
+    examples: list[Any] = schema["examples"] if isinstance(schema.get("examples"), list) else []
     if "example" in schema:
         examples = [*examples, schema["example"]]
     if examples:

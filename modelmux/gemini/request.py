@@ -265,8 +265,8 @@ class History:
             responses.append(answer[0])
             attachments += answer[1:]
         stray: list[Part] = []
-        for call_id, (answer, *extra) in results.items():
-            response = answer["functionResponse"]["response"]
+        for call_id, (first, *extra) in results.items():
+            response = first["functionResponse"]["response"]
             text = response["output"] if "output" in response else f"Error: {response['error']}"
             stray += [{"text": f"[result of tool call {call_id}]\n{text}"}, *extra]
         return responses + attachments + stray

@@ -109,10 +109,10 @@ class Blocks:
     def part(self, part: dict[str, Any]) -> list[Event]:
         signature = part.get("thoughtSignature") if isinstance(part.get("thoughtSignature"), str) else None
         if part.get("thought") is True:
-            return self._thought(part.get("text") or "", signature)
+            return self._thought(str(part.get("text") or ""), signature)
         if isinstance(part.get("functionCall"), dict):
             return self._call(part["functionCall"], signature)
-        text = part.get("text") if isinstance(part.get("text"), str) else ""
+        text = str(part["text"]) if isinstance(part.get("text"), str) else ""
         return self._text(text, signature)
 
     def end(self) -> list[Event]:

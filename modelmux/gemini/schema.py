@@ -250,7 +250,7 @@ class Cleaner:
         return self.clean(items if isinstance(items, dict) else {}, depth + 1)
 
     def _object(self, schema: Schema, out: Schema, notes: list[str], depth: int) -> None:
-        properties = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
+        properties: dict[str, Any] = schema["properties"] if isinstance(schema.get("properties"), dict) else {}
         if properties:
             out["properties"] = {name: self.clean(p, depth + 1) for name, p in properties.items()}
         required = [n for n in dict.fromkeys(schema.get("required") or ()) if isinstance(n, str) and n in properties]

@@ -136,7 +136,7 @@ def _turns(messages: Any) -> list[tuple[str, list[Block]]]:
     for message in messages:
         if not isinstance(message, dict):
             continue
-        role = message.get("role") if message.get("role") in ("assistant", "system") else "user"
+        role = str(message["role"]) if message.get("role") in ("assistant", "system") else "user"
         blocks = content_blocks(message.get("content"))
         if turns and turns[-1][0] == role:
             turns[-1][1].extend(blocks)
@@ -248,7 +248,8 @@ def _tool(tool: dict[str, Any]) -> dict[str, Any]:
 
 
 def _tool_choice(choice: dict[str, Any] | None) -> str | dict[str, Any] | None:
-    kind = (choice or {}).get("type")
+    choice = choice or {}
+    kind = str(choice.get("type"))
     if kind == "tool":
-        return {"type": "function", "name": toolnames.shorten(choice["name"])}
+        return {"type": "function", "name": toolnames.shorten(str(choice.get("name", "")))}
     return {"auto": "auto", "any": "required", "none": "none"}.get(kind)
