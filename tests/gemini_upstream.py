@@ -14,13 +14,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-from gateway import Gateway
-from openai_upstream import CLIENT_KEY, client, server  # noqa: F401 (re-exported, with the fixture)
-from upstream import Behaviour, Received, Reply, Stream, Upstream, anthropic_like
+from openai_upstream import CLIENT_KEY, client, gateway_fixtures, server  # noqa: F401 (re-exported, with the fixture)
+from upstream import Behaviour, Received, Reply, Stream, anthropic_like
 
 GREETING = "Hello from the fake Gemini upstream."
 # Gemini's signatures are base64 in the JSON; these have + / = so any re-encoding shows.
@@ -244,15 +241,4 @@ default: null
 
 # Fixtures for the gateway tests; a test module imports them by name to use them
 # (`server`, the module's fake, and `client` are the OpenAI tests' own).
-@pytest.fixture(scope="module")
-def gateway(server: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    with Gateway(tmp_path_factory.mktemp("gemini"), routes_yaml(server.url), ROUTES_ENV) as gw:
-        yield gw
-
-
-@pytest.fixture(autouse=True)
-def fresh(server: Upstream, gateway: Gateway) -> None:
-    gateway.reset_credentials()
-    server.received.clear()
-    server.reply = gemini_like
-    server.gate = None
+gateway, fresh = gateway_fixtures("gemini", routes_yaml, ROUTES_ENV, gemini_like)

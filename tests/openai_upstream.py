@@ -10,7 +10,7 @@ At the end: the routes.yaml and fixtures that put the real gateway in front of i
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import anthropic
@@ -220,19 +220,30 @@ def server() -> Iterator[Upstream]:
         yield fake
 
 
-@pytest.fixture(scope="module")
-def gateway(server: Upstream, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Gateway]:
-    """The gateway in front of `server`; a test module may set GATEWAY_ARGS (mitmdump options)."""
-    extra = getattr(request.module, "GATEWAY_ARGS", None)
-    with Gateway(tmp_path_factory.mktemp("openai"), routes_yaml(server.url), ROUTES_ENV, extra) as gw:
-        yield gw
+def gateway_fixtures(name: str, routes: Callable[[str], str], env: dict[str, str],
+                     reply: Callable[[Received], Behaviour]) -> tuple[Any, Any]:
+    """The `gateway` (module-scoped, in front of `server`, routes.yaml from `routes(url)`)
+    and autouse `fresh` fixtures of one fake's gateway tests; the fake's module binds
+    them to those names. A test module may set GATEWAY_ARGS (mitmdump options)."""
+
+    @pytest.fixture(scope="module")
+    def gateway(server: Upstream, tmp_path_factory: pytest.TempPathFactory,
+                request: pytest.FixtureRequest) -> Iterator[Gateway]:
+        extra = getattr(request.module, "GATEWAY_ARGS", None)
+        with Gateway(tmp_path_factory.mktemp(name), routes(server.url), env, extra) as gw:
+            yield gw
+
+    @pytest.fixture(autouse=True)
+    def fresh(server: Upstream, gateway: Gateway) -> None:
+        gateway.reset_credentials()
+        server.received.clear()
+        server.reply = reply
+        server.gate = None
+
+    return gateway, fresh
 
 
-@pytest.fixture(autouse=True)
-def fresh(server: Upstream, gateway: Gateway) -> None:
-    gateway.reset_credentials()
-    server.received.clear()
-    server.reply = openai_like
+gateway, fresh = gateway_fixtures("openai", routes_yaml, ROUTES_ENV, openai_like)
 
 
 def client(gateway: Gateway, **headers: str) -> anthropic.Anthropic:

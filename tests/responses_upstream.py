@@ -13,13 +13,12 @@ the routes.yaml and fixtures that put the real gateway in front of it.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any, Literal
 
-import pytest
-from gateway import Gateway
-from openai_upstream import CLIENT_KEY, client, error_reply, json_reply, openai_like, server  # noqa: F401 (server: a fixture)
-from upstream import Behaviour, Received, Stream, Upstream
+from openai_upstream import (  # noqa: F401 (server: a fixture)
+    CLIENT_KEY, client, error_reply, gateway_fixtures, json_reply, openai_like, server,
+)
+from upstream import Behaviour, Received, Stream
 
 GREETING = "Hello from the fake Responses upstream."
 ENCRYPTED = "gAAAAABo-fake-encrypted-reasoning=="
@@ -232,15 +231,4 @@ default: null
 
 
 # Fixtures for the gateway tests (and openai_upstream's `server`); a test module imports them by name.
-@pytest.fixture(scope="module")
-def gateway(server: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    with Gateway(tmp_path_factory.mktemp("responses"), routes_yaml(server.url), ROUTES_ENV) as gw:
-        yield gw
-
-
-@pytest.fixture(autouse=True)
-def fresh(server: Upstream, gateway: Gateway) -> None:
-    gateway.reset_credentials()
-    server.received.clear()
-    server.gate = None
-    server.reply = responses_like
+gateway, fresh = gateway_fixtures("responses", routes_yaml, ROUTES_ENV, responses_like)
