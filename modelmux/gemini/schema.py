@@ -18,6 +18,8 @@ so the model still learns it: "(default: 3; format: uri; greater than 0)".
 
 from __future__ import annotations
 
+import json
+from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote
 
@@ -58,12 +60,24 @@ ANY: Schema = {"anyOf": [*SCALARS, {"type": "array", "items": {"anyOf": list(SCA
 MAX_DEPTH = 32
 MAX_NODES = 5000  # a schema that inlines to more is not one a model reads
 
+# Distinct tool schemas remembered: Claude Code's tools and a good number of MCP servers'.
+CACHED_SCHEMAS = 512
+
 
 def parameters(input_schema: Any) -> Schema | None:
     """The `parameters` of a function declaration; None when the tool takes none
-    (Gemini rejects an OBJECT without properties there)."""
+    (Gemini rejects an OBJECT without properties there). Claude Code sends the same
+    tools with every request, so cleaned schemas are remembered by their JSON text
+    (a third of the cost of cleaning them); the result is shared, so callers must not
+    change it."""
     if not isinstance(input_schema, dict):
         return None
+    return _cleaned(json.dumps(input_schema, separators=(",", ":")))
+
+
+@lru_cache(maxsize=CACHED_SCHEMAS)
+def _cleaned(text: str) -> Schema | None:
+    input_schema = json.loads(text)
     cleaned = Cleaner(input_schema).clean(input_schema)
     if cleaned.get("type") != "object" or not cleaned.get("properties"):
         return None
