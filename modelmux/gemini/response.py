@@ -118,6 +118,13 @@ class Blocks:
     def end(self) -> list[Event]:
         return self._close()
 
+    def open_text(self) -> int | None:
+        """The index of the open text block, if one is open and has no signature waiting
+        (the stream's fast path may then add text to it directly)."""
+        if self._open is None or self._open.kind != "text" or self._previous:
+            return None
+        return self._open.index
+
     def _thought(self, text: str, signature: str | None) -> list[Event]:
         out: list[Event] = []
         if text:

@@ -31,6 +31,26 @@ from modelmux.sse import format_event, parse_event
 from modelmux.translated_stream import TranslatedStream
 
 
+TEXT_DELTA = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":%d,"delta":{"type":"text_delta","text":'
+_ENCODE = json.JSONEncoder(ensure_ascii=False).encode  # a str → its JSON string literal
+
+
+def _plain_text(chunk: dict[str, Any]) -> str | None:
+    """The text of an event that is one plain text part and nothing else (no thought,
+    signature, finish or error); None for any other event."""
+    candidates = chunk.get("candidates")
+    if not isinstance(candidates, list) or len(candidates) != 1 or "error" in chunk or "promptFeedback" in chunk:
+        return None
+    candidate = candidates[0]
+    if not isinstance(candidate, dict) or candidate.get("finishReason"):
+        return None
+    parts = (candidate.get("content") or {}).get("parts")
+    if not isinstance(parts, list) or len(parts) != 1 or not isinstance(parts[0], dict) or parts[0].keys() != {"text"}:
+        return None
+    text = parts[0]["text"]
+    return text if isinstance(text, str) else None
+
+
 class GeminiStream(TranslatedStream):
     """Feed upstream bytes in any chunking, get Anthropic SSE events back."""
 
@@ -62,6 +82,11 @@ class GeminiStream(TranslatedStream):
     def _chunk(self, chunk: dict[str, Any]) -> list[bytes]:
         if self._ended:
             return []
+        if (index := self._blocks.open_text()) is not None and (text := _plain_text(chunk)) is not None:
+            # The hot path, more text for the open text block: straight to bytes.
+            if isinstance(chunk.get("usageMetadata"), dict):
+                self._usage = chunk["usageMetadata"]
+            return [TEXT_DELTA % index + _ENCODE(text).encode() + b"}}\n\n"] if text else []
         if isinstance(chunk.get("error"), dict):
             self.error = error_from(chunk["error"])
             return self._error(self.error.error_type, self.error.message)
