@@ -16,6 +16,7 @@ import pytest
 from gateway import Gateway
 from mitmproxy import contentviews, io
 from mitmproxy.test import taddons
+import gemini_upstream as gem
 from openai_upstream import GREETING, OAI_KEY, error_reply, openai_like, sse, text_chunks
 from upstream import Reply, Stream, Upstream, anthropic_like, message_events
 
@@ -24,7 +25,8 @@ from modelmux.addons.dashboard import line
 
 V_A, V_B = "sk-vendor-aaaaaaaaaaaa1111", "sk-vendor-bbbbbbbbbbbb2222"
 CLIENT_TOKEN = "sk-ant-oat01-dashboard-client-9999"
-ENV = {"OAI_KEY": OAI_KEY, "V_A": V_A, "V_B": V_B}
+G_KEY = "AIzaSyDashboard-gggggggggggggggggggg7"
+ENV = {"OAI_KEY": OAI_KEY, "V_A": V_A, "V_B": V_B, "G_KEY": G_KEY}
 RATE_LIMITED = Reply(429, json.dumps({"type": "error", "error": {"type": "rate_limit_error", "message": "slow down"}}).encode())
 
 
@@ -46,8 +48,10 @@ providers:
     strategy: fill-first
     credentials: [{{label: v-a, key: "${{V_A}}"}}, {{label: v-b, key: "${{V_B}}"}}]
   oai: {{protocol: openai-chat, base_url: "{upstreams['oai'].url}/v1", credentials: [{{label: oai-main, key: "${{OAI_KEY}}"}}]}}
+  google: {{protocol: gemini, base_url: "{upstreams['oai'].url}/v1beta", credentials: [{{label: g-main, key: "${{G_KEY}}"}}]}}
 routes:
   - {{match: "gpt-*", provider: oai, model: gpt-test}}
+  - {{match: "gemini-*", provider: google, model: "gemini-2.5-flash(2048)"}}
   - {{match: "vendor-*", provider: vendor, model: vendor-model}}
   - {{match: "echo-*", provider: anthropic, fallback: [{{provider: vendor, model: vendor-model}}]}}
 default: {{provider: anthropic}}
@@ -130,6 +134,26 @@ def test_a_translated_stream_keeps_both_sides(gateway, upstreams):
     request_view = rendered(flow.request, flow)
     assert '── client sent (Anthropic) ──\n\n{\n  "model": "gpt-dash-stream"' in request_view
     assert f"── sent upstream (openai-chat) ──\n\nPOST {upstreams['oai'].url}/v1/chat/completions\n\n{{\n  \"model\": \"gpt-test\"" in request_view
+
+
+def test_a_gemini_stream_shows_its_effort_thoughts_and_tokens(gateway, upstreams):
+    parts = (gem.thought("Greet back.", gem.SIGNATURE), gem.text("Hi there"))
+    upstreams["oai"].reply = gem.streaming(*gem.chunks(*parts, usage=gem.usage(prompt=30, candidates=5, cached=10, thoughts=4)))
+    assert post(gateway, "gemini-dash", stream=True).status_code == 200
+    flow = saved(gateway, by_model("gemini-dash"))
+    summary = flow.metadata["modelmux"]["summary"]
+    assert (summary["provider"], summary["model"], summary["credential"]) == ("google", "gemini-2.5-flash(2048)", "g-main")
+    assert (summary["input_tokens"], summary["cached_tokens"], summary["output_tokens"]) == (20, 10, 9)
+    assert re.fullmatch(r"gemini-dash → google/gemini-2\.5-flash\(2048\) \[routes\[1\]\] · g-main · 200 · "
+                        r"in 20 \+10 cached out 9 · ttft \d+ ms · \d+ ms", flow.comment), flow.comment
+    assert flow.request.pretty_url == (f"{upstreams['oai'].url}/v1beta/models/gemini-2.5-flash"
+                                       ":streamGenerateContent?alt=sse")
+    assert flow.request.headers["x-goog-api-key"] == "g-main…ggg7"
+    assert json.loads(flow.request.content)["generationConfig"]["thinkingConfig"] == {
+        "thinkingBudget": 2048, "includeThoughts": True}
+    response_view = rendered(flow.response, flow)
+    assert "── assembled ──\n\n[thinking] Greet back.\nHi there\n[stop_reason end_turn]" in response_view
+    assert "── upstream answered (gemini) ──\n\nHTTP 200\n\n" in response_view
 
 
 def test_a_passthrough_stream_is_kept_once(gateway, upstreams):
