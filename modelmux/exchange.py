@@ -136,7 +136,7 @@ def _translated(decision: Decision, body: dict[str, Any], remove: set[str], set_
     shape = provider.shape
     shown = decision.requested if decision.route.response_model == "requested" else model
     names = [t["name"] for t in body.get("tools") or () if isinstance(t, dict) and isinstance(t.get("name"), str)]
-    named = decision.effort if isinstance(decision.effort, str) else None  # OpenAI takes no budget (check_protocol)
+    named = decision.effort if isinstance(decision.effort, str) else None  # OpenAI takes no budget (check_effort)
     context: openai_chat.Context
     if provider.protocol == "gemini":
         upstream = gemini.to_gemini(body, shape, model, decision.effort)
