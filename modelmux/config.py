@@ -23,6 +23,9 @@ import jsonschema
 import yaml
 
 from modelmux import efforts, schema_messages
+from modelmux.oauth.holder import TokenHolder, holder_for
+from modelmux.oauth.kinds import KINDS
+from modelmux.oauth.tokens import TokenFileError
 from modelmux.config_types import (
     Auth as Auth,
     Config as Config,
@@ -118,6 +121,7 @@ class _Builder:
         self.problems: list[str] = []
 
     def build(self, path: Path) -> Config:
+        self.base = path.parent  # where relative token file paths start
         providers = {
             name: self.provider(name, spec) for name, spec in self.data["providers"].items()
         }
@@ -181,9 +185,9 @@ class _Builder:
                 f"{where}.auth: {auth_text!r} is not understood; write 'passthrough' or "
                 "'Header-Name: value' containing {key}, e.g. 'x-api-key: {key}' or 'Authorization: Bearer {key}'"
             )
-        credentials = self.credentials(where, spec.get("credentials") or [])
+        credentials = self.credentials(where, spec.get("credentials") or [], protocol)
         self.check_pooling(where, spec, auth_text == "passthrough")
-        if auth is not None and not credentials and auth_text:
+        if auth is not None and not spec.get("credentials") and auth_text:
             self.problems.append(
                 f"{where}.credentials: none given; add e.g. "
                 f"credentials: [{{label: main, key: '${{{name.upper().replace('-', '_').replace('.', '_')}_API_KEY}}'}}] "
@@ -249,24 +253,60 @@ class _Builder:
                         "remove it, or use priority to order credentials under fill-first"
                     )
 
-    def credentials(self, where: str, specs: list[dict[str, Any]]) -> tuple[Credential, ...]:
+    def credentials(self, where: str, specs: list[dict[str, Any]], protocol: str) -> tuple[Credential, ...]:
         seen: set[str] = set()
         result = []
         for i, spec in enumerate(specs):
-            label = spec["label"]
+            label, at = spec["label"], f"{where}.credentials[{i}]"
             if label in seen:
-                self.problems.append(f"{where}.credentials[{i}].label: '{label}' is used twice; labels must be unique")
+                self.problems.append(f"{at}.label: '{label}' is used twice; labels must be unique")
             seen.add(label)
-            key = self.expand(f"{where}.credentials[{i}].key", spec["key"], f" (credential '{label}')")
+            if ("key" in spec) == ("oauth" in spec):
+                self.problems.append(f"{at}: give either key (an API key) or oauth (a token file), not "
+                                     f"{'both' if 'key' in spec else 'neither'}")
+                continue
+            key, holder = "", None
+            if "key" in spec:
+                key = self.expand(f"{at}.key", spec["key"], f" (credential '{label}')")
+            elif (holder := self.token_file(f"{at}.oauth", spec["oauth"], protocol)) is None:
+                continue
             result.append(
                 Credential(
                     label, key,
                     priority=spec.get("priority", 1),
                     weight=spec.get("weight", 1),
                     max_concurrent=spec.get("max_concurrent"),
+                    oauth=holder,
                 )
             )
         return tuple(result)
+
+    def token_file(self, where: str, text: str, protocol: str) -> TokenHolder | None:
+        """The live token of an oauth credential's file, which must be private and of a
+        kind this provider's protocol can use."""
+        path = Path(self.expand(where, text)).expanduser()
+        path = path if path.is_absolute() else self.base / path
+        try:
+            holder = holder_for(path)
+        except TokenFileError as e:
+            self.problems.append(f"{where}: {e}")
+            return None
+        kind = KINDS.get(holder.kind)
+        if kind is None:
+            self.problems.append(f"{where}: {path} holds a '{holder.kind}' login, which modelmux does not know; "
+                                 f"known: {', '.join(KINDS)}")
+        elif kind.protocol != protocol:
+            self.problems.append(f"{where}: {path} holds a {kind.name} login ({kind.description}), which serves "
+                                 f"protocol {kind.protocol}; put it under a provider with that protocol")
+        elif not kind.served:
+            self.problems.append(f"{where}: {kind.name} logins can be imported and kept fresh, but this modelmux "
+                                 "version does not send requests with them yet; remove the credential")
+        elif missing := [f for f in kind.needs if getattr(holder.token, f) is None]:
+            self.problems.append(f"{where}: {path} has no {', '.join(missing)}, which {kind.name} requests need; "
+                                 f"log in again with `modelmux login {kind.name}`")
+        else:
+            return holder
+        return None
 
     def route(self, where: str, spec: dict[str, Any], providers: Mapping[str, Provider]) -> Route | None:
         provider = spec["provider"]

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from modelmux import effort
+from modelmux.oauth.holder import TokenHolder
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7878
@@ -28,10 +29,25 @@ DEFAULT_MAX_ATTEMPTS = 4
 @dataclass(frozen=True)
 class Credential:
     label: str
-    key: str = field(repr=False)
+    key: str = field(repr=False)  # an API key; "" for an oauth credential
     priority: int = 1  # tier: lower is used first, the next only when none of it is available
     weight: int = 1  # share of a round-robin tier
     max_concurrent: int | None = None  # None: unlimited requests in flight
+    oauth: TokenHolder | None = field(default=None, repr=False, compare=False)  # a token file's live token
+
+    @property
+    def secret(self) -> str:
+        """What is sent upstream: the key, or the oauth credential's current access token."""
+        return self.oauth.token.access_token if self.oauth is not None else self.key
+
+    def secrets(self) -> tuple[str, ...]:
+        """Everything of this credential that must never be shown."""
+        return self.oauth.secrets() if self.oauth is not None else (self.key,)
+
+    @property
+    def identity(self) -> str:
+        """What stays the same while its secret changes: the key, or the token file."""
+        return f"oauth:{self.oauth.path}" if self.oauth is not None else self.key
 
 
 @dataclass(frozen=True)
@@ -42,7 +58,7 @@ class Auth:
     template: str
 
     def value(self, credential: Credential) -> str:
-        return self.template.replace("{key}", credential.key)
+        return self.template.replace("{key}", credential.secret)
 
 
 @dataclass(frozen=True)

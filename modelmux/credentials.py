@@ -14,24 +14,27 @@ SCRUB_MIN_LENGTH = 8
 
 def redacted(credential: Credential) -> str:
     """How a credential may appear anywhere a person can read: label and last four characters."""
-    return f"{credential.label}…{credential.key[-4:]}" if len(credential.key) > SCRUB_MIN_LENGTH else f"{credential.label}…"
+    secret = credential.secret
+    return f"{credential.label}…{secret[-4:]}" if len(secret) > SCRUB_MIN_LENGTH else f"{credential.label}…"
 
 
 def scrub(text: str, credentials: Iterable[Credential]) -> str:
-    """`text` with every credential's key replaced by its redacted form (upstreams
-    sometimes echo the key they rejected)."""
+    """`text` with every credential's secrets (a key, or an oauth credential's tokens)
+    replaced by its redacted form (upstreams sometimes echo the key they rejected)."""
     for credential in credentials:
-        if len(credential.key) >= SCRUB_MIN_LENGTH and credential.key in text:
-            text = text.replace(credential.key, redacted(credential))
+        for secret in credential.secrets():
+            if len(secret) >= SCRUB_MIN_LENGTH and secret in text:
+                text = text.replace(secret, redacted(credential))
     return text
 
 
 def scrub_bytes(data: bytes, credentials: Iterable[Credential]) -> bytes:
     """scrub() for bodies, which are kept as bytes."""
     for credential in credentials:
-        key = credential.key.encode()
-        if len(key) >= SCRUB_MIN_LENGTH and key in data:
-            data = data.replace(key, redacted(credential).encode())
+        for secret in credential.secrets():
+            key = secret.encode()
+            if len(key) >= SCRUB_MIN_LENGTH and key in data:
+                data = data.replace(key, redacted(credential).encode())
     return data
 
 
@@ -50,7 +53,7 @@ def shown_headers(
     for name, value in headers:
         lower = name.lower()
         if credential is not None and lower == auth_header:
-            value = value.replace(credential.key, redacted(credential))
+            value = value.replace(credential.secret, redacted(credential))
         elif credential is None and lower in CLIENT_AUTH_HEADERS:
             value = redacted_token(value)
         shown.append([name, value])

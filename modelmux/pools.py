@@ -89,7 +89,7 @@ class Slot:
 
     def adopt(self, credential: Credential) -> None:
         """Take a reloaded credential; a replaced key starts with no cooldowns."""
-        if credential.key != self.credential.key:
+        if credential.identity != self.credential.identity:
             self.cooldowns.clear()
         self.credential = credential
 
@@ -324,7 +324,7 @@ class Pools:
             # Evidence about the moment the request was sent: it clears what was set before.
             for key in [k for k, c in slot.cooldowns.items() if k in (None, lease.model) and c.since < lease.started]:
                 del slot.cooldowns[key]
-        elif policy.base > 0 and lease.credential.key == slot.credential.key:  # else: a key since replaced
+        elif policy.base > 0 and lease.credential.identity == slot.credential.identity:  # else: a key since replaced
             headers = headers or {}
             provider = self.pools.get(lease.provider, lease.pool).provider  # as reloaded since the pick
             per_model = policy.per_model and provider.cooldown_scope == "model"
@@ -359,7 +359,7 @@ class Pools:
         """What `save` writes, for a caller that writes it elsewhere (off the event loop)."""
         entries = [
             pool_state.Stored(
-                name, slot.label, fingerprint(slot.credential.key), slot.requests, slot.errors,
+                name, slot.label, fingerprint(slot.credential.identity), slot.requests, slot.errors,
                 slot.input_tokens, slot.output_tokens, slot.last_status, tuple(slot.cooldowns.values()),
             )
             for name, pool in self.pools.items()
@@ -388,7 +388,7 @@ class Pools:
             slot.requests, slot.errors = entry.requests, entry.errors
             slot.input_tokens, slot.output_tokens = entry.input_tokens, entry.output_tokens
             slot.last_status = entry.last_status
-            if entry.fingerprint == fingerprint(slot.credential.key):
+            if entry.fingerprint == fingerprint(slot.credential.identity):
                 slot.cooldowns = {c.model: c for c in entry.cooldowns if c.active(now)}
 
     def snapshot(self) -> dict[str, Any]:

@@ -43,7 +43,7 @@ class Scrubber:
 
     def __init__(self, known: Iterable[Credential] = ()) -> None:
         # Longest first: a key that contains another must not be half-replaced.
-        self.known = sorted((c for c in known if len(c.key) >= SCRUB_MIN_LENGTH), key=lambda c: -len(c.key))
+        self.known = sorted((c for c in known if len(c.secret) >= SCRUB_MIN_LENGTH), key=lambda c: -len(c.secret))
 
     def text(self, text: str) -> str:
         text = scrub(text, self.known)

@@ -65,7 +65,7 @@ class Redactor:
         credential = next((c for c in provider.credentials if c.label == notes.get("credential")), None)
         auth, headers = provider.auth.header, flow.request.headers
         if credential is not None and auth in headers:
-            headers[auth] = headers[auth].replace(credential.key, redacted(credential))
+            headers[auth] = headers[auth].replace(credential.secret, redacted(credential))
 
     def _client_headers(self, flow: http.HTTPFlow) -> None:
         """Redact what the client sent as its token, and keep the token to scrub from bodies."""

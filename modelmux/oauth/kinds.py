@@ -1,0 +1,114 @@
+"""What each subscription's OAuth login and requests look like, as data. Pure.
+
+Every fact here about a real service (URLs, client ids, scopes, headers) was read
+from the public code of the tools that use these logins (Claude Code, the Codex
+CLI, gemini-cli, CLIProxyAPI); none could be checked against the live service from
+where modelmux is built. When a provider changes one, this table is the one place
+to correct it. README "Subscription credentials" lists them too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    protocol: str  # the routes.yaml protocol of the providers this kind of login can serve
+    description: str
+    # The login.
+    authorize_url: str
+    token_url: str
+    client_id: str
+    scopes: tuple[str, ...]
+    redirect_port: int | None  # the local callback port the client id is registered for; None: any
+    redirect_path: str
+    client_secret: str | None = None  # Google's "installed app" clients have a public one
+    token_body: str = "json"  # how the token endpoint takes its body: "json" or "form"
+    authorize_params: Mapping[str, str] = field(default_factory=dict)
+    # Requests sent with the token.
+    base_url: str | None = None  # None: the provider's own base_url
+    auth_header: str = "authorization"
+    auth_template: str = "Bearer {token}"
+    headers: Mapping[str, str] = field(default_factory=dict)  # {account_id} and {project_id} are filled in
+    beta: str | None = None  # added to the client's anthropic-beta list
+    needs: tuple[str, ...] = ()  # token-file fields a request cannot do without
+    served: bool = True  # False: the token can be imported and refreshed, not yet used for requests
+
+    def request_headers(self, access_token: str, account_id: str | None, project_id: str | None) -> dict[str, str]:
+        values = {"account_id": account_id or "", "project_id": project_id or ""}
+        out = {self.auth_header: self.auth_template.replace("{token}", access_token)}
+        out.update({name: value.format(**values) for name, value in self.headers.items()})
+        return out
+
+
+GOOGLE_AUTHORIZE = "https://accounts.google.com/o/oauth2/v2/auth"
+GOOGLE_TOKEN = "https://oauth2.googleapis.com/token"
+GOOGLE_SCOPES = ("https://www.googleapis.com/auth/cloud-platform", "https://www.googleapis.com/auth/userinfo.email",
+                 "https://www.googleapis.com/auth/userinfo.profile")  # fmt: skip
+
+KINDS: dict[str, Kind] = {
+    "claude": Kind(
+        name="claude",
+        protocol="anthropic",
+        description="a Claude Pro/Max subscription (Claude Code's login)",
+        authorize_url="https://claude.ai/oauth/authorize",
+        token_url="https://console.anthropic.com/v1/oauth/token",
+        client_id="9d1c250a-e61b-44d9-88ed-5944d1962f5e",
+        scopes=("org:create_api_key", "user:profile", "user:inference"),
+        redirect_port=54545,
+        redirect_path="/callback",
+        authorize_params={"code": "true"},
+        beta="oauth-2025-04-20",
+    ),
+    "codex": Kind(
+        name="codex",
+        protocol="openai-responses",
+        description="a ChatGPT Plus/Pro subscription (the Codex CLI's login)",
+        authorize_url="https://auth.openai.com/oauth/authorize",
+        token_url="https://auth.openai.com/oauth/token",
+        client_id="app_EMoamEEZ73f0CkXaXp7hrann",
+        scopes=("openid", "profile", "email", "offline_access"),
+        redirect_port=1455,
+        redirect_path="/auth/callback",
+        authorize_params={"id_token_add_organizations": "true", "codex_cli_simplified_flow": "true"},
+        base_url="https://chatgpt.com/backend-api/codex",
+        headers={"chatgpt-account-id": "{account_id}", "openai-beta": "responses=experimental",
+                 "originator": "codex_cli_rs"},
+        needs=("account_id",),
+    ),
+    "gemini-cli": Kind(
+        name="gemini-cli",
+        protocol="gemini",
+        description="a Google account through Gemini CLI's Code Assist login",
+        authorize_url=GOOGLE_AUTHORIZE,
+        token_url=GOOGLE_TOKEN,
+        client_id="681255809395-oo8ft2oprdrnp9e3aqf6av3hmdib135j.apps.googleusercontent.com",
+        client_secret="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",
+        scopes=GOOGLE_SCOPES,
+        redirect_port=None,
+        redirect_path="/oauth2callback",
+        token_body="form",
+        authorize_params={"access_type": "offline", "prompt": "consent"},
+        needs=("project_id",),
+        served=False,  # Code Assist wraps generateContent in its own envelope: not yet translated
+    ),
+    "antigravity": Kind(
+        name="antigravity",
+        protocol="gemini",
+        description="a Google account through Antigravity's login",
+        authorize_url=GOOGLE_AUTHORIZE,
+        token_url=GOOGLE_TOKEN,
+        client_id="1071006060591-tmhssin2h21lcre235vtolojh4g403ep.apps.googleusercontent.com",
+        client_secret="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",
+        scopes=GOOGLE_SCOPES,
+        redirect_port=None,
+        redirect_path="/oauth-callback",
+        token_body="form",
+        authorize_params={"access_type": "offline", "prompt": "consent"},
+        needs=("project_id",),
+        served=False,
+    ),
+}
