@@ -331,6 +331,8 @@ def credential_lines(document: dict[str, Any], provider: str | None = None, labe
     lines = []
     for row, (_, credential) in zip(rows, chosen, strict=True):
         lines += [f"  {row}", *(f"    {_cooldown_text(c)}" for c in credential["cooldowns"])]
+        if login := credential.get("login"):
+            lines.append(f"    {_login_text(login)}")
     return lines
 
 
@@ -344,6 +346,14 @@ def _credential_cells(provider: str, credential: dict[str, Any]) -> list[str]:
         f"requests {credential['requests']} ({errors} error{'s' * (errors != 1)})",
         f"tokens {credential['input_tokens']} in / {credential['output_tokens']} out",
     ]
+
+
+def _login_text(login: dict[str, Any]) -> str:
+    who = f" {login['email']}" if login["email"] else ""
+    expiry = f", token expires {login['expires_at']}" if login["expires_at"] else ""
+    if login["needs_login"]:
+        return f"{login['kind']} login{who}: needs a new login: {login['needs_login']}"
+    return f"{login['kind']} login{who} ({login['file']}{expiry})"
 
 
 def _cooldown_text(cooldown: dict[str, Any]) -> str:

@@ -17,6 +17,7 @@ from modelmux.config import Credential, Provider
 from modelmux.credentials import scrub
 from modelmux.errors import GatewayError, error_body, is_error_envelope, upstream_error
 from modelmux.gemini.signatures import is_gemini
+from modelmux.oauth.kinds import KINDS
 from modelmux.openai_responses.signature import PREFIX as RESPONSES_SIGNATURE
 from modelmux.headers import CLIENT_AUTH_HEADERS, OWN_HEADER_PREFIX, PLACEHOLDER_TOKEN, client_tokens
 from modelmux.passthrough import ModelRestorer, restore_model_json
@@ -100,15 +101,38 @@ def prepare(
     else:
         assert credential is not None
         remove.update(CLIENT_AUTH_HEADERS)
-        set_headers = {provider.auth.header.lower(): provider.auth.value(credential)}
+        # An oauth credential is sent as its kind says (_subscription), not as provider.auth.
+        set_headers = {} if credential.oauth else {provider.auth.header.lower(): provider.auth.value(credential)}
     set_headers.update({name.lower(): value for name, value in provider.headers.items()})
+    base_url = provider.base_url
+    if credential is not None and credential.oauth is not None:
+        base_url = _subscription(credential, client, set_headers) or base_url
     if provider.protocol == "anthropic":
-        return _anthropic(decision, body, raw, path, query, remove, set_headers)
-    return _translated(decision, body, remove, set_headers)
+        return _anthropic(decision, base_url, body, raw, path, query, remove, set_headers)
+    return _translated(decision, base_url, body, remove, set_headers, credential)
+
+
+def auth_header(provider: Provider, credential: Credential | None) -> str | None:
+    """The header a credential goes in (lowercase); None on passthrough."""
+    if credential is not None and credential.oauth is not None:
+        return KINDS[credential.oauth.kind].auth_header
+    return provider.auth.header.lower() if provider.auth else None
+
+
+def _subscription(credential: Credential, client: Mapping[str, str], set_headers: dict[str, str]) -> str | None:
+    """An oauth credential's headers, as its kind requires (oauth/kinds.py); the base
+    URL its requests go to when not the provider's."""
+    assert credential.oauth is not None
+    token, kind = credential.oauth.token, KINDS[credential.oauth.kind]
+    set_headers.update(kind.request_headers(token.access_token, token.account_id, token.project_id))
+    if kind.beta:
+        betas = [b.strip() for b in client.get("anthropic-beta", "").split(",") if b.strip()]
+        set_headers["anthropic-beta"] = ",".join([*betas, *([kind.beta] if kind.beta not in betas else [])])
+    return token.base_url or kind.base_url
 
 
 def _anthropic(
-    decision: Decision, body: dict[str, Any], raw: bytes, path: str, query: str,
+    decision: Decision, base_url: str, body: dict[str, Any], raw: bytes, path: str, query: str,
     remove: set[str], set_headers: dict[str, str],
 ) -> Outgoing:
     content = raw
@@ -118,7 +142,7 @@ def _anthropic(
     restore = decision.requested if decision.restores_model else None
     if restore:
         set_headers["accept-encoding"] = "identity"  # the answer gets rewritten: plain bytes, not gzip
-    url = decision.provider.base_url + path + (f"?{query}" if query else "")
+    url = base_url + path + (f"?{query}" if query else "")
     return Outgoing(url, content, remove, set_headers, restore=restore)
 
 
@@ -131,7 +155,8 @@ def packed_thinking(block: Any) -> bool:
     return not signature or is_gemini(block) or str(signature).startswith(RESPONSES_SIGNATURE)
 
 
-def _translated(decision: Decision, body: dict[str, Any], remove: set[str], set_headers: dict[str, str]) -> Outgoing:
+def _translated(decision: Decision, base_url: str, body: dict[str, Any], remove: set[str], set_headers: dict[str, str],
+                credential: Credential | None) -> Outgoing:
     provider, model = decision.provider, decision.upstream_model
     shape = provider.shape
     shown = decision.requested if decision.route.response_model == "requested" else model
@@ -153,7 +178,13 @@ def _translated(decision: Decision, body: dict[str, Any], remove: set[str], set_
     remove.update(ANTHROPIC_ONLY_HEADERS)
     set_headers.update({"content-type": "application/json", "accept-encoding": "identity"})
     translation = {"protocol": provider.protocol, "stream": bool(body.get("stream")), "context": context.to_dict()}
-    url = upstream_url(provider.base_url, endpoint, shape.query)
+    if credential is not None and credential.oauth is not None and credential.oauth.kind == "codex":
+        # The Codex backend takes only streamed, unstored requests without an output
+        # limit, with instructions; a whole answer is put together from the stream.
+        upstream.pop("max_output_tokens", None)
+        upstream.update(stream=True, store=False, instructions=upstream.get("instructions", ""))
+        translation["collect"] = not body.get("stream")
+    url = upstream_url(base_url, endpoint, shape.query)
     return Outgoing(url, upstream_json(upstream), remove, set_headers, translation=translation)
 
 

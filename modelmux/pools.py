@@ -27,6 +27,7 @@ from modelmux.config import Config, Credential, Provider
 from modelmux.cooldowns import POLICIES, Cooldown, Kind, Outcome, State, classify, iso, next_cooldown, span
 from modelmux.cooldowns import subscription_exhausted, upstream_delay
 from modelmux.credentials import redacted
+from modelmux.oauth.holder import TokenHolder
 from modelmux.refusals import AllBusy, AllCooling, Blocked, BlockedState, Refusal, Unhealthy
 
 logger = logging.getLogger(__name__)
@@ -79,7 +80,11 @@ class Slot:
         return self.credential.label
 
     def blocker(self, model: str, now: float) -> Cooldown | None:
-        """The active cooldown that keeps this credential from `model` longest."""
+        """The active cooldown that keeps this credential from `model` longest. An oauth
+        credential whose login was refused is usable again once its file has a new login."""
+        holder = self.credential.oauth
+        if holder is not None and any(c.kind == "auth" for c in self.cooldowns.values()) and holder.reload():
+            self.cooldowns = {k: c for k, c in self.cooldowns.items() if c.kind != "auth"}
         active = [c for key, c in self.cooldowns.items() if key in (None, model) and c.active(now)]
         return max(active, key=lambda c: c.until, default=None)
 
@@ -423,7 +428,8 @@ def _describe(slot: Slot, now: float) -> dict[str, Any]:
         "priority": credential.priority,
         "weight": credential.weight,
         "max_concurrent": credential.max_concurrent,
-        "state": next((s for s in _SEVERITY if s in states), "healthy"),
+        "state": "needs login" if credential.oauth is not None and credential.oauth.needs_login
+        else next((s for s in _SEVERITY if s in states), "healthy"),
         "cooldowns": [
             {
                 "model": c.model,
@@ -441,4 +447,17 @@ def _describe(slot: Slot, now: float) -> dict[str, Any]:
         "input_tokens": slot.input_tokens,
         "output_tokens": slot.output_tokens,
         "last_status": slot.last_status,
+        **({"login": _login(credential.oauth)} if credential.oauth is not None else {}),
+    }
+
+
+def _login(holder: TokenHolder) -> dict[str, Any]:
+    """An oauth credential's login, without its tokens."""
+    token = holder.token
+    return {
+        "kind": token.kind,
+        "email": token.email,
+        "file": str(holder.path),
+        "expires_at": iso(token.expires_at) if token.expires_at is not None else None,
+        "needs_login": holder.needs_login,
     }

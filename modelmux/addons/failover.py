@@ -23,6 +23,7 @@ import httpx
 from mitmproxy import http
 
 from modelmux import effort, exchange
+from modelmux.oauth.refresher import Refresher
 from modelmux.addons.credentials import Credentials
 from modelmux.addons.internals import flows_kept
 from modelmux.addons.pump import Pump, answer_record, passed_headers
@@ -99,12 +100,14 @@ class Failover:
     def __init__(self, credentials: Credentials) -> None:
         self.credentials = credentials
         self.client: httpx.AsyncClient | None = None
+        self.refresher: Refresher | None = None
 
     async def start(self) -> None:
         # trust_env off: mitmproxy itself ignores HTTP(S)_PROXY, and both paths must reach
         # the same upstreams.
         self.client = httpx.AsyncClient(trust_env=False, limits=httpx.Limits(max_connections=None,
                                         max_keepalive_connections=64), follow_redirects=False)
+        self.refresher = Refresher(self.client)
 
     async def stop(self) -> None:
         if self.client:
@@ -178,9 +181,16 @@ class Failover:
             if lease is not None and not lease.recorded:
                 lease.release()
 
-    async def _send(self, plan: Plan, candidate: Decision, lease: Lease | None, out, trail: dict) -> Failure | None:
+    async def _send(self, plan: Plan, candidate: Decision, lease: Lease | None, out, trail: dict,
+                    refreshed: bool = False) -> Failure | None:
         provider = candidate.provider
         label = lease.credential.label if lease else None
+        credential = lease.credential if lease else None
+        if credential is not None and credential.oauth is not None:
+            assert self.refresher
+            if (why := await self.refresher.fresh(credential)) is not None:
+                return self._failed(candidate, lease, trail, 401, f"credential '{credential.label}' needs a new login: {why}")
+            sent_with = credential.oauth.token
         try:
             outgoing = exchange.prepare(candidate, plan.body, plan.raw, plan.path, plan.query, plan.lookup,
                                         lease.credential if lease else None)
@@ -198,7 +208,7 @@ class Failover:
             timeout=httpx.Timeout(STALL_TIMEOUT, connect=provider.connect_timeout),
         )
         if flows_kept():  # for the record: the Dashboard shows the last attempt's as the flow's request
-            auth = provider.auth.header if provider.auth else None
+            auth = exchange.auth_header(provider, credential)
             trail["sent"] = {"url": outgoing.url, "headers": shown_headers(headers, auth, lease.credential if lease else None),
                              "body": outgoing.content}
         where = f"provider '{provider.name}' ({trail['upstream']})"
@@ -208,6 +218,16 @@ class Failover:
             # mitmproxy sends; a stream may then think silently for long (pings cover it).
             response = await asyncio.wait_for(self.client.send(request, stream=True), provider.response_timeout)
             trail["status"] = response.status_code
+            if response.status_code == 401 and credential is not None and credential.oauth is not None and not refreshed:
+                # An oauth token the upstream no longer takes: refreshed once, then the
+                # request is sent again with the new one.
+                assert self.refresher
+                await response.aclose()
+                if await self.refresher.refresh(credential, sent_with):
+                    trail["refreshed"] = True
+                    return await self._send(plan, candidate, lease, out, trail, refreshed=True)
+                why = credential.oauth.needs_login or "the token could not be refreshed"
+                return self._failed(candidate, lease, trail, 401, f"credential '{credential.label}': {why}")
             if response.status_code >= 400:
                 return await self._error_status(candidate, lease, trail, response)
             if response.headers.get("content-type", "").startswith("text/event-stream"):

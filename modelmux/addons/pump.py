@@ -6,6 +6,7 @@ upstream is silent and `event: error` if it breaks off."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import time
@@ -15,10 +16,11 @@ import httpx
 from mitmproxy import ctx
 
 from modelmux import exchange
+from modelmux.assembly import Assembly
 from modelmux.errors import ERROR_TYPES, GatewayError
 from modelmux.exchange import FRAMING
 from modelmux.messages import PING, error_event
-from modelmux.meter import Meter
+from modelmux.meter import Meter, tokens_of_json
 from modelmux.pools import Lease
 from modelmux.routing import Decision
 
@@ -51,6 +53,9 @@ class Pump:
         self.out = out
         self.trail = trail
         self.transform = exchange.stream_transform(outgoing.translation, outgoing.restore) or EventAligner()
+        # An upstream that only streams, for a client that asked for one JSON answer: the
+        # stream is put together here and answered whole.
+        self.assembly = Assembly() if (outgoing.translation or {}).get("collect") else None
         self.held: list[bytes] = []
         self.committed = False
         self.meter = Meter()
@@ -81,6 +86,8 @@ class Pump:
         failure = self._take(self.transform.close())
         if failure is not None:
             return failure
+        if self.assembly is not None:
+            return self._answer_whole(self.assembly)
         if not self.committed:
             provider = self.candidate.provider.name
             return self.failover._failed(self.candidate, self.lease, self.trail, "reset",
@@ -96,6 +103,12 @@ class Pump:
 
     def _take(self, pieces: list[bytes]) -> Failure | None:
         for piece in pieces:
+            if self.assembly is not None:
+                first = _FIRST.search(piece)
+                if first is not None and first.group(1) == b"error":
+                    return self._error_event(piece[first.start():])
+                self.assembly.feed(piece)
+                continue
             if self.committed:
                 self._send(piece)
                 continue
@@ -105,6 +118,24 @@ class Pump:
             self.held.append(piece)
             if first is not None:
                 self._commit()
+        return None
+
+    def _answer_whole(self, assembly: Assembly) -> Failure | None:
+        message = assembly.message
+        if message is None or not assembly.ended:
+            provider = self.candidate.provider.name
+            return self.failover._failed(self.candidate, self.lease, self.trail, "reset",
+                                         f"provider '{provider}' ended its stream before the answer was complete")
+        body = json.dumps(message, ensure_ascii=False).encode()
+        self.out.whole(self.response.status_code, [*passed_headers(self.response.headers),
+                                                   ("content-type", "application/json")], body)
+        self.trail["outcome"] = self.response.status_code
+        if self.raw is not None:
+            self.trail["answer"] = answer_record(self.response, b"".join(self.raw))
+        if self.lease is not None:
+            tokens = tokens_of_json(body)
+            self.failover.credentials.record(self.lease, self.response.status_code,
+                                             usage=tokens.for_pool() if tokens else None)
         return None
 
     def _commit(self) -> None:
@@ -156,7 +187,7 @@ class Pump:
     def _beat(self) -> None:
         """Holding longer than a ping interval for the first event, the stream is given to
         the client (it hears the upstream is working); after that, pings fill silences."""
-        if self.out.gone:
+        if self.out.gone or self.assembly is not None:  # a whole answer has no pings
             return
         if time.monotonic() - self.last >= self.interval:
             if not self.committed:

@@ -13,6 +13,7 @@ from typing import Any
 
 from mitmproxy import http
 
+from modelmux import exchange
 from modelmux.addons.internals import flows_kept
 from modelmux.addons.settings import Settings
 from modelmux.config import Config, Credential
@@ -63,8 +64,8 @@ class Redactor:
             self._client_headers(flow)  # passthrough, or answered here: the client's own token
             return
         credential = next((c for c in provider.credentials if c.label == notes.get("credential")), None)
-        auth, headers = provider.auth.header, flow.request.headers
-        if credential is not None and auth in headers:
+        auth, headers = exchange.auth_header(provider, credential), flow.request.headers
+        if credential is not None and auth is not None and auth in headers:
             headers[auth] = headers[auth].replace(credential.secret, redacted(credential))
 
     def _client_headers(self, flow: http.HTTPFlow) -> None:

@@ -92,7 +92,10 @@ class Router:
         if flows_kept():
             notes["client_request"] = _as_sent_by_client(flow.request)
         session = session_of(client, body) if any(c.provider.affinity for c in candidates) else None
-        if path != exchange.COUNT_TOKENS and (len(candidates) > 1 or self.credentials.pooled(provider.name) > 1):
+        # Oauth credentials are always sent by the relay: it refreshes their tokens, and
+        # sends a request again after a 401 that a refresh can cure.
+        oauth = any(c.oauth is not None for c in provider.credentials)
+        if oauth or (path != exchange.COUNT_TOKENS and (len(candidates) > 1 or self.credentials.pooled(provider.name) > 1)):
             return self._relay(flow, candidates, body, client, session, config.server.max_attempts)
         lease = None
         if provider.credentials:

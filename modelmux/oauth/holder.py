@@ -17,6 +17,7 @@ class TokenHolder:
         self.needs_login: str | None = None  # why a refresh failed: the credential waits for `modelmux login`
         self.refreshed_at: float | None = None
         self._retired: list[str] = []  # earlier access tokens: still scrubbed wherever they appear
+        self._stamp = self._stat()  # the file as last read or written here
 
     def __repr__(self) -> str:
         return f"TokenHolder({str(self.path)!r}, {self.token!r})"
@@ -33,24 +34,38 @@ class TokenHolder:
     def replace(self, token: Token) -> None:
         """A refresh's new token, written back to the file (atomically, owner-only)."""
         tokens.write(self.path, token)
-        if token.access_token != self.token.access_token:
-            self._retired = [self.token.access_token, *self._retired][:4]
-        self.token = token
-        self.needs_login = None
+        self._stamp = self._stat()
+        self._take(token)
         self.refreshed_at = time.time()
 
     def reload(self) -> bool:
         """Pick up a token another process (a login, an import) wrote to the file.
-        True when it changed."""
+        True when it changed. Cheap when the file did not change (one stat)."""
+        stamp = self._stat()
+        if stamp == self._stamp:
+            return False
+        self._stamp = stamp
         try:
             token = tokens.read(self.path)
         except tokens.TokenFileError:
             return False
         if token == self.token:
             return False
+        self._take(token)
+        return True
+
+    def _take(self, token: Token) -> None:
+        if token.access_token != self.token.access_token:
+            self._retired = [self.token.access_token, *self._retired][:4]
         self.token = token
         self.needs_login = None
-        return True
+
+    def _stat(self) -> tuple[int, int] | None:
+        try:
+            stat = self.path.stat()
+        except OSError:
+            return None
+        return stat.st_mtime_ns, stat.st_size
 
 
 _HOLDERS: dict[Path, TokenHolder] = {}
@@ -65,6 +80,6 @@ def holder_for(path: Path) -> TokenHolder:
     holder = _HOLDERS.get(path)
     if holder is None:
         holder = _HOLDERS[path] = TokenHolder(path, token)
-    elif token != holder.token:
+    else:
         holder.reload()
     return holder

@@ -2,9 +2,16 @@
 
 Every fact here about a real service (URLs, client ids, scopes, headers) was read
 from the public code of the tools that use these logins (Claude Code, the Codex
-CLI, gemini-cli, CLIProxyAPI); none could be checked against the live service from
-where modelmux is built. When a provider changes one, this table is the one place
-to correct it. README "Subscription credentials" lists them too.
+CLI's codex-rs/login, gemini-cli's code_assist, CLIProxyAPI); none could be checked
+against the live service from where modelmux is built. When a provider changes one,
+this table is the one place to correct it. README "Subscription credentials" says
+the same.
+
+Two facts shape requests beyond headers: Anthropic answers a subscription token's
+request 400 unless its first system block is Claude Code's own ("You are Claude
+Code, Anthropic's official CLI for Claude."), which Claude Code sends and other
+clients do not; and the Codex backend takes only streamed, unstored requests without
+max_output_tokens.
 """
 
 from __future__ import annotations
@@ -55,7 +62,8 @@ KINDS: dict[str, Kind] = {
         protocol="anthropic",
         description="a Claude Pro/Max subscription (Claude Code's login)",
         authorize_url="https://claude.ai/oauth/authorize",
-        token_url="https://console.anthropic.com/v1/oauth/token",
+        # Claude Code's current token endpoint; older clients use console.anthropic.com's.
+        token_url="https://platform.claude.com/v1/oauth/token",
         client_id="9d1c250a-e61b-44d9-88ed-5944d1962f5e",
         scopes=("org:create_api_key", "user:profile", "user:inference"),
         redirect_port=54545,
@@ -70,13 +78,13 @@ KINDS: dict[str, Kind] = {
         authorize_url="https://auth.openai.com/oauth/authorize",
         token_url="https://auth.openai.com/oauth/token",
         client_id="app_EMoamEEZ73f0CkXaXp7hrann",
-        scopes=("openid", "profile", "email", "offline_access"),
+        scopes=("openid", "profile", "email", "offline_access", "api.connectors.read", "api.connectors.invoke"),
         redirect_port=1455,
         redirect_path="/auth/callback",
-        authorize_params={"id_token_add_organizations": "true", "codex_cli_simplified_flow": "true"},
+        authorize_params={"id_token_add_organizations": "true", "codex_cli_simplified_flow": "true",
+                          "originator": "codex_cli_rs"},
         base_url="https://chatgpt.com/backend-api/codex",
-        headers={"chatgpt-account-id": "{account_id}", "openai-beta": "responses=experimental",
-                 "originator": "codex_cli_rs"},
+        headers={"chatgpt-account-id": "{account_id}", "originator": "codex_cli_rs"},
         needs=("account_id",),
     ),
     "gemini-cli": Kind(

@@ -10,7 +10,9 @@ A token file is one JSON object:
 `kind` says which subscription the token belongs to (oauth/kinds.py); `expires_at` is
 Unix seconds (null: unknown, refreshed only after a 401); `account_id` and
 `project_id` are what some upstreams need besides the token (the ChatGPT account of
-a Codex login, the Google Cloud project of a Gemini one).
+a Codex login, the Google Cloud project of a Gemini one). Optional `token_url` and
+`base_url` point a login somewhere else than its kind's endpoints (a self-hosted
+deployment, or a test's fakes).
 """
 
 from __future__ import annotations
@@ -42,6 +44,10 @@ class Token:
     account_id: str | None = None
     project_id: str | None = None
     source: str | None = None
+    # Where this login refreshes and what its requests go to, when not the kind's own
+    # (a self-hosted endpoint; the tests' fakes).
+    token_url: str | None = None
+    base_url: str | None = None
 
     def __repr__(self) -> str:  # never the secrets
         return f"Token(kind={self.kind!r}, email={self.email!r}, expires_at={self.expires_at!r})"
@@ -75,6 +81,8 @@ def from_json(data: Any, where: str) -> Token:
         account_id=_text(data.get("account_id")),
         project_id=_text(data.get("project_id")),
         source=_text(data.get("source")),
+        token_url=_text(data.get("token_url")),
+        base_url=_text(data.get("base_url")),
     )
 
 

@@ -1,0 +1,233 @@
+"""Oauth credentials in the running gateway: tokens refreshed before they expire and
+once after a 401 (then the request sent again), one refresh for many requests, a
+revoked login set aside while the pool carries on, the Codex backend's shape, and no
+token anywhere a person reads."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from gateway import Gateway
+from responses_upstream import responses_like
+from sse_checks import accumulated, events, validate
+from upstream import Received, Reply, Upstream, anthropic_like
+
+from modelmux.oauth import tokens
+from modelmux.oauth.tokens import Token
+
+CLIENT = "modelmux-placeholder"
+API_KEY = "sk-ant-api-spare-key-0000000000009999"
+
+
+class TokenEndpoint:
+    """A fake OAuth token endpoint: refresh grants with rotating refresh tokens."""
+
+    def __init__(self) -> None:
+        self.refresh_token = "rt-initial-aaaaaaaaaaaa"
+        self.issued = 0
+        self.revoked = False
+        self.delay = 0.0
+        self.expires_in = 3600
+        self.lock = threading.Lock()
+        self.calls: list[dict] = []
+
+    def __call__(self, request: Received) -> Reply:
+        body = request.json()
+        self.calls.append(body)
+        time.sleep(self.delay)
+        with self.lock:
+            if self.revoked or body.get("refresh_token") != self.refresh_token:
+                return Reply(400, json.dumps({"error": "invalid_grant", "error_description": "Refresh token revoked"}).encode())
+            self.issued += 1
+            self.refresh_token = f"rt-rotated-{self.issued:04d}-bbbbbbbb"
+            answer = {"access_token": self.access_token, "refresh_token": self.refresh_token,
+                      "expires_in": self.expires_in, "token_type": "Bearer"}
+            if body.get("client_id") == "app_EMoamEEZ73f0CkXaXp7hrann":
+                answer["id_token"] = jwt({"https://api.openai.com/auth": {"chatgpt_account_id": "acct-rotated"}})
+            return Reply(body=json.dumps(answer).encode())
+
+    @property
+    def access_token(self) -> str:
+        return f"at-fresh-{self.issued:04d}-cccccccccccc"
+
+
+def jwt(claims: dict) -> str:
+    part = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    return f"e30.{part}.c2ln"
+
+
+@pytest.fixture
+def oauth() -> Iterator[tuple[Upstream, TokenEndpoint]]:
+    endpoint = TokenEndpoint()
+    with Upstream() as server:
+        server.reply = lambda r: endpoint(r) if r.path == "/token" else anthropic_like(r)
+        yield server, endpoint
+
+
+def token_file(directory: Path, name: str, kind: str, token_url: str, expires_in: float, **extra) -> Path:
+    path = directory / f"{name}.json"
+    tokens.write(path, Token(kind=kind, access_token=f"at-{name}-old-dddddddddddd", refresh_token="rt-initial-aaaaaaaaaaaa",
+                             expires_at=time.time() + expires_in, email=f"{name}@example.com", token_url=token_url, **extra))
+    return path
+
+
+def routes(upstream_url: str, credentials: str, protocol: str = "anthropic") -> str:
+    return f"""
+providers:
+  subscription:
+    protocol: {protocol}
+    base_url: "{upstream_url}"
+    strategy: fill-first
+    credentials:
+{credentials}
+default: {{provider: subscription}}
+"""
+
+
+def post(gateway: Gateway, stream: bool = False, **headers: str) -> httpx.Response:
+    body = {"model": "claude-sonnet-4-5", "max_tokens": 64, "stream": stream,
+            "messages": [{"role": "user", "content": "hi"}]}
+    return httpx.post(f"{gateway.url}/v1/messages", json=body, timeout=30,
+                      headers={"authorization": f"Bearer {CLIENT}", **headers})
+
+
+def messages(server: Upstream) -> list[Received]:
+    return [r for r in server.received if r.path.startswith("/v1/messages")]
+
+
+def assert_no_token_in(text: str, *secrets: str) -> None:
+    for secret in secrets:
+        assert secret not in text, f"a token appears: {secret[:12]}…"
+
+
+def test_a_token_about_to_expire_is_refreshed_before_the_request(oauth, tmp_path):
+    server, endpoint = oauth
+    path = token_file(tmp_path, "max", "claude", f"{server.url}/token", expires_in=60)
+    with Gateway(tmp_path, routes(server.url, f"      - {{label: max, oauth: {path}}}"), {},
+                 ["-w", str(tmp_path / "flows.mitm")]) as gateway:
+        answer = post(gateway, **{"anthropic-beta": "interleaved-thinking-2025-05-14"})
+        assert answer.status_code == 200, answer.text
+        assert endpoint.calls == [{"grant_type": "refresh_token", "refresh_token": "rt-initial-aaaaaaaaaaaa",
+                                   "client_id": "9d1c250a-e61b-44d9-88ed-5944d1962f5e"}]
+        (sent,) = messages(server)
+        assert sent.headers["authorization"] == "Bearer at-fresh-0001-cccccccccccc"
+        assert sent.headers["anthropic-beta"] == "interleaved-thinking-2025-05-14,oauth-2025-04-20"
+        assert "x-api-key" not in sent.headers and CLIENT not in json.dumps(sent.headers)
+        stored = tokens.read(path)
+        assert (stored.access_token, stored.refresh_token) == ("at-fresh-0001-cccccccccccc", "rt-rotated-0001-bbbbbbbb")
+        assert abs(stored.expires_at - (time.time() + 3600)) < 30
+        assert (stored.email, stored.kind, stored.token_url) == ("max@example.com", "claude", f"{server.url}/token")
+        assert os.stat(path).st_mode & 0o777 == 0o600
+        assert post(gateway).status_code == 200  # fresh now: no second refresh
+        assert len(endpoint.calls) == 1
+        status = gateway.credentials()["providers"]["subscription"]["credentials"][0]
+        assert status["login"]["email"] == "max@example.com" and status["login"]["needs_login"] is None
+        log = gateway.log.read_text()
+    flows = (tmp_path / "flows.mitm").read_bytes().decode("latin-1")
+    for text in (log, flows, json.dumps(status)):
+        assert_no_token_in(text, "at-max-old-dddddddddddd", "at-fresh-0001-cccccccccccc", "rt-initial-aaaaaaaaaaaa",
+                           "rt-rotated-0001-bbbbbbbb")
+
+
+def test_a_401_refreshes_once_and_sends_the_request_again(oauth, tmp_path):
+    server, endpoint = oauth
+    path = token_file(tmp_path, "max", "claude", f"{server.url}/token", expires_in=3600)
+    server.gate = lambda r: (Reply(401, b'{"type":"error","error":{"type":"authentication_error","message":"expired"}}')
+                             if r.headers.get("authorization") == "Bearer at-max-old-dddddddddddd" else None)
+    with Gateway(tmp_path, routes(server.url, f"      - {{label: max, oauth: {path}}}"), {}) as gateway:
+        answer = post(gateway, stream=True)
+        assert answer.status_code == 200 and "message_stop" in answer.text
+        assert [r.headers["authorization"] for r in messages(server)] == [
+            "Bearer at-max-old-dddddddddddd", "Bearer at-fresh-0001-cccccccccccc"]
+        assert len(endpoint.calls) == 1
+        assert gateway.credentials()["providers"]["subscription"]["credentials"][0]["state"] == "healthy"
+
+
+def test_concurrent_requests_share_one_refresh(oauth, tmp_path):
+    server, endpoint = oauth
+    endpoint.delay = 0.5
+    path = token_file(tmp_path, "max", "claude", f"{server.url}/token", expires_in=10)
+    with Gateway(tmp_path, routes(server.url, f"      - {{label: max, oauth: {path}}}"), {}) as gateway:
+        answers: list[int] = []
+        threads = [threading.Thread(target=lambda: answers.append(post(gateway).status_code)) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert answers == [200] * 8
+        assert len(endpoint.calls) == 1  # a second refresh would have used a rotated-away token
+        assert {r.headers["authorization"] for r in messages(server)} == {"Bearer at-fresh-0001-cccccccccccc"}
+
+
+def test_a_revoked_login_is_set_aside_and_the_pool_carries_on_until_a_new_login(oauth, tmp_path):
+    server, endpoint = oauth
+    endpoint.revoked = True
+    path = token_file(tmp_path, "max", "claude", f"{server.url}/token", expires_in=10)
+    credentials = f"      - {{label: max, oauth: {path}}}\n      - {{label: spare, key: '{API_KEY}'}}"
+    with Gateway(tmp_path, routes(server.url, credentials), {}) as gateway:
+        assert post(gateway).status_code == 200
+        assert [r.headers.get("x-api-key") for r in messages(server)] == [API_KEY]  # the spare served
+        status = {c["label"]: c for c in gateway.credentials()["providers"]["subscription"]["credentials"]}
+        assert status["max"]["state"] == "needs login"
+        assert status["max"]["login"]["needs_login"] == (
+            "the token endpoint refused the refresh (invalid_grant: Refresh token revoked); "
+            "run `modelmux login claude --label max`")
+        assert status["spare"]["state"] == "healthy"
+        assert post(gateway).status_code == 200 and len(endpoint.calls) == 1  # not asked again
+        # A new login (as `modelmux login` writes it) puts the credential back in service.
+        endpoint.revoked = False
+        tokens.write(path, Token(kind="claude", access_token="at-relogged-eeeeeeeeeeee", refresh_token="rt-new",
+                                 expires_at=time.time() + 3600, token_url=f"{server.url}/token"))
+        server.received.clear()
+        assert post(gateway).status_code == 200
+        assert [r.headers.get("authorization") for r in messages(server)] == ["Bearer at-relogged-eeeeeeeeeeee"]
+        assert gateway.credentials()["providers"]["subscription"]["credentials"][0]["state"] == "healthy"
+
+
+def test_a_codex_login_goes_to_the_codex_backend_streamed_even_for_a_whole_answer(oauth, tmp_path):
+    server, endpoint = oauth
+    server.reply = lambda r: endpoint(r) if r.path == "/token" else responses_like(r)
+    path = token_file(tmp_path, "chatgpt", "codex", f"{server.url}/token", expires_in=3600,
+                      account_id="acct-1234", base_url=f"{server.url}/backend-api/codex")
+    routes_text = routes("https://api.openai.com/v1", f"      - {{label: chatgpt, oauth: {path}}}", "openai-responses")
+    with Gateway(tmp_path, routes_text, {}) as gateway:
+        answer = post(gateway)  # the client wants one JSON answer
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["content-type"] == "application/json"
+        message = answer.json()
+        assert (message["type"], message["stop_reason"], message["content"]) == (
+            "message", "end_turn", [{"type": "text", "text": "Hello from the fake Responses upstream."}])
+        (sent,) = server.received
+        assert sent.path == "/backend-api/codex/responses"
+        assert (sent.headers["authorization"], sent.headers["chatgpt-account-id"], sent.headers["originator"]) == (
+            "Bearer at-chatgpt-old-dddddddddddd", "acct-1234", "codex_cli_rs")
+        body = sent.json()
+        assert (body["stream"], body["store"], body["instructions"]) == (True, False, "")
+        assert "max_output_tokens" not in body
+        streamed = post(gateway, stream=True)
+        assert streamed.status_code == 200 and streamed.headers["content-type"].startswith("text/event-stream")
+        sequence = events([streamed.content])
+        validate(sequence)
+        assert accumulated(sequence)["content"] == message["content"]
+        assert [json.loads(r.body)["stream"] for r in server.received] == [True, True]
+
+
+def test_a_token_file_others_can_read_is_refused(tmp_path):
+    from modelmux import config
+
+    path = token_file(tmp_path, "max", "claude", "https://example.invalid/token", expires_in=3600)
+    os.chmod(path, 0o644)
+    (tmp_path / "routes.yaml").write_text(routes("https://api.anthropic.com", f"      - {{label: max, oauth: {path.name}}}"))
+    with pytest.raises(config.ConfigError) as raised:
+        config.load(tmp_path / "routes.yaml")
+    assert raised.value.problems == [
+        f"providers.subscription.credentials[0].oauth: {path} may be read by other users (mode -rw-r--r--); it holds "
+        f"a login, so modelmux will not use it: run `chmod 600 {path}`"]
