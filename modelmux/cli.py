@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from modelmux import __version__, config, procs, usage
+from modelmux import __version__, config, import_command, procs, usage
 from modelmux.config import Config, Profile
 from modelmux.cooldowns import POLICIES, span
 from modelmux.launcher import (
@@ -113,6 +113,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--update", action="store_true",
         help="rewrite each recording's expectations (client answer, upstream requests) from this run",
     )  # fmt: skip
+    logins = commands.add_parser(
+        "import", help="copy the logins of Claude Code, the Codex CLI and CLIProxyAPI into modelmux token files",
+        description="List the logins found in PATHs (files, or directories of them; default: Claude Code's, the "
+        "Codex CLI's and CLIProxyAPI's usual places), copy each into a token file (0600) and print the routes.yaml "
+        "line that uses it. The originals are only read.",
+    )  # fmt: skip
+    logins.add_argument("paths", metavar="PATH", nargs="*", type=Path, help="a credential file or a directory of them")
+    logins.add_argument("--dir", type=Path, metavar="TOKENS_DIR", help="where token files go (default ~/.config/modelmux/tokens)")
+    logins.add_argument("--dry-run", action="store_true", help="list what would be imported, and write nothing")
+    logins.add_argument("--json", action="store_true", help="print what was found and done as JSON")
     return parser
 
 
@@ -445,6 +455,10 @@ def replay(args: argparse.Namespace, _: list[str]) -> int:
         raise LaunchError(str(e), 2) from e
 
 
+def import_logins(args: argparse.Namespace, _: list[str]) -> int:
+    return import_command.run(args.paths, args.dir, args.dry_run, args.json, Path.home(), os.environ, time.time())
+
+
 def _note(message: str) -> None:
     print(f"modelmux: {message}", file=sys.stderr)
 
@@ -458,6 +472,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, list[str]], int]] = {
     "reset": reset,
     "usage": usage_report,
     "replay": replay,
+    "import": import_logins,
 }
 
 if __name__ == "__main__":

@@ -30,6 +30,12 @@ FORMAT = 1
 SECRET_FIELDS = ("access_token", "refresh_token")
 
 
+def default_directory(home: Path) -> Path:
+    """Where `modelmux login` and `modelmux import` put token files unless told otherwise:
+    beside ~/.config/modelmux/routes.yaml, which launcher.find_config looks for."""
+    return home / ".config" / "modelmux" / "tokens"
+
+
 class TokenFileError(Exception):
     """A token file that cannot be used; the message names the file and the fix."""
 
