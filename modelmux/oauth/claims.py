@@ -34,7 +34,8 @@ def openai_account(id_token: str | None) -> tuple[str | None, str | None]:
     if not id_token:
         return None, None
     claims = payload(id_token)
-    auth = claims.get(OPENAI_AUTH_CLAIM) if isinstance(claims.get(OPENAI_AUTH_CLAIM), dict) else {}
+    found = claims.get(OPENAI_AUTH_CLAIM)
+    auth: dict[str, Any] = found if isinstance(found, dict) else {}
     account = auth.get("chatgpt_account_id")
     email = claims.get("email")
     return (account if isinstance(account, str) else None), (email if isinstance(email, str) else None)
