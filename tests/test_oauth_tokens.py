@@ -152,3 +152,22 @@ def test_a_stream_put_together_is_the_message_it_describes():
     broken.feed(b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"busy"}}\n\n')
     assert (broken.error, broken.message, broken.content_started) == (
         {"type": "overloaded_error", "message": "busy"}, None, False)
+
+
+def test_status_shows_a_login_and_what_it_needs():
+    from modelmux.cli import credential_lines
+
+    base = {"label": "max", "key": "max…cccc", "in_flight": 0, "requests": 3, "errors": 1, "input_tokens": 10,
+            "output_tokens": 4, "cooldowns": []}
+    login = {"kind": "claude", "email": "a@example.com", "file": "/t/claude.json", "expires_at": "2026-11-22T05:00:00Z",
+             "needs_login": None}
+    document = {"providers": {"anthropic": {"credentials": [
+        {**base, "state": "healthy", "login": login},
+        {**base, "label": "old", "state": "needs login", "login": {**login, "needs_login": "refused; run `modelmux login claude --label old`"}},
+    ]}}}  # fmt: skip
+    assert credential_lines(document) == [
+        "  anthropic  max (max…cccc)  healthy      in flight 0  requests 3 (1 error)  tokens 10 in / 4 out",
+        "    claude login a@example.com (/t/claude.json, token expires 2026-11-22T05:00:00Z)",
+        "  anthropic  old (max…cccc)  needs login  in flight 0  requests 3 (1 error)  tokens 10 in / 4 out",
+        "    claude login a@example.com: needs a new login: refused; run `modelmux login claude --label old`",
+    ]
