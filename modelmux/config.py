@@ -302,8 +302,9 @@ class _Builder:
             self.problems.append(f"{where}: {kind.name} logins can be imported and kept fresh, but this modelmux "
                                  "version does not send requests with them yet; remove the credential")
         elif missing := [f for f in kind.needs if getattr(holder.token, f) is None]:
-            self.problems.append(f"{where}: {path} has no {', '.join(missing)}, which {kind.name} requests need; "
-                                 f"log in again with `modelmux login {kind.name}`")
+            fix = (f'add "project_id": "YOUR-PROJECT" (the Google Cloud project your {kind.name} login uses) to it'
+                   if missing == ["project_id"] else f"log in again with `modelmux login {kind.name}`")
+            self.problems.append(f"{where}: {path} has no {', '.join(missing)}, which {kind.name} requests need; {fix}")
         else:
             return holder
         return None

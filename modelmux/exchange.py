@@ -167,6 +167,12 @@ def _translated(decision: Decision, base_url: str, body: dict[str, Any], remove:
         upstream = gemini.to_gemini(body, shape, model, decision.effort)
         context = gemini.context_for(body, shown)
         endpoint = gemini.path(model, bool(body.get("stream")))
+        if credential is not None and credential.oauth is not None and (
+            (wrap := KINDS[credential.oauth.kind].code_assist) is not None
+        ):
+            upstream = {"model": model, "project": credential.oauth.token.project_id, **wrap,
+                        "request": upstream}
+            endpoint = "/v1internal:" + ("streamGenerateContent?alt=sse" if body.get("stream") else "generateContent")
     elif provider.protocol == "openai-responses":
         upstream = openai_responses.to_responses(body, shape, model, named, shape.reasoning_summary)
         context = openai_responses.Context(model=shown, tool_names=toolnames.restore_map(names), upstream_model=model)
@@ -178,6 +184,8 @@ def _translated(decision: Decision, base_url: str, body: dict[str, Any], remove:
     remove.update(ANTHROPIC_ONLY_HEADERS)
     set_headers.update({"content-type": "application/json", "accept-encoding": "identity"})
     translation = {"protocol": provider.protocol, "stream": bool(body.get("stream")), "context": context.to_dict()}
+    if provider.protocol == "gemini" and "request" in upstream:
+        translation["envelope"] = True  # the answer comes back wrapped as {"response": ...}
     if credential is not None and credential.oauth is not None and credential.oauth.kind == "codex":
         # The Codex backend takes only streamed, unstored requests without an output
         # limit, with instructions; a whole answer is put together from the stream.
@@ -208,6 +216,8 @@ def stream_transform(
 ) -> ModelRestorer | TranslatedStream | None:
     """What turns the upstream's event stream into the client's (see Outgoing's fields);
     None: bytes pass as they are."""
+    if translation is not None and translation.get("envelope"):
+        return gemini.GeminiStream(context_of(translation), envelope=True)
     if translation is not None:
         return STREAMS[translation["protocol"]](context_of(translation))
     return ModelRestorer(restore) if restore else None
@@ -224,6 +234,8 @@ def whole_answer(translation: dict[str, Any] | None, restore: str | None, body: 
     if not isinstance(parsed, dict):
         raise ValueError("not a JSON object")
     if translation["protocol"] == "gemini":
+        if translation.get("envelope") and isinstance(parsed.get("response"), dict):
+            parsed = parsed["response"]
         message = gemini.from_gemini(parsed, context)
     elif translation["protocol"] == "openai-responses":
         assert isinstance(context, openai_responses.Context)

@@ -302,10 +302,9 @@ routes.yaml: add to the credentials of a provider with protocol openai-responses
   - {label: codex-b_example.com, oauth: ~/tokens/codex-b_example.com.json}
   - {label: codex-d_example.com, oauth: ~/tokens/codex-d_example.com.json}
 
-routes.yaml: this modelmux keeps antigravity and gemini-cli logins but does not send requests with them yet; \
-when it does, under a provider with protocol gemini:
-  # - {label: antigravity-f_example.com, oauth: ~/tokens/antigravity-f_example.com.json}
-  # - {label: gemini-cli-e_example.com, oauth: ~/tokens/gemini-cli-e_example.com.json}
+routes.yaml: add to the credentials of a provider with protocol gemini:
+  - {label: antigravity-f_example.com, oauth: ~/tokens/antigravity-f_example.com.json}
+  - {label: gemini-cli-e_example.com, oauth: ~/tokens/gemini-cli-e_example.com.json}
 
 note: Claude and Codex refresh tokens are single-use, so a copy and its original share one login: after the tool \
 refreshes its own, run `modelmux import` again; after modelmux refreshes, the tool must log in again. \
@@ -484,17 +483,14 @@ def test_printed_lines_load_under_a_provider_of_their_protocol(home: Path, monke
     assert credentials["codex-b_example.com"].oauth.token.account_id == "acc-b"
 
 
-def test_gemini_logins_load_but_are_not_served_yet(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_gemini_logins_load_under_a_gemini_provider(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOME", str(home))
     run(home)
     path = routes_yaml(home, {"gemini": printed_lines(discover(home, {}), home, "gemini")})
-    with pytest.raises(ConfigError) as raised:
-        config.load(path, {})
-    assert raised.value.problems == [
-        f"providers.gemini-subscription.credentials[{i}].oauth: {kind} logins can be imported and kept fresh, but "
-        "this modelmux version does not send requests with them yet; remove the credential"
-        for i, kind in enumerate(["antigravity", "gemini-cli"])
-    ]
+    loaded = config.load(path, {})
+    holders = [c.oauth for c in loaded.providers["gemini-subscription"].credentials]
+    assert [(h.kind, h.token.project_id) for h in holders if h is not None] == [
+        ("antigravity", "proj-f"), ("gemini-cli", "proj-1")]
 
 
 def test_a_login_under_the_wrong_protocol_is_named(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -18,7 +18,8 @@ import pytest
 from gateway import Gateway
 from responses_upstream import responses_like
 from sse_checks import accumulated, events, validate
-from upstream import Received, Reply, Upstream, anthropic_like
+import gemini_upstream as gem
+from upstream import Received, Reply, Stream, Upstream, anthropic_like
 
 from modelmux.oauth import tokens
 from modelmux.oauth.tokens import Token
@@ -231,3 +232,34 @@ def test_a_token_file_others_can_read_is_refused(tmp_path):
     assert raised.value.problems == [
         f"providers.subscription.credentials[0].oauth: {path} may be read by other users (mode -rw-r--r--); it holds "
         f"a login, so modelmux will not use it: run `chmod 600 {path}`"]
+
+
+def test_a_gemini_cli_login_speaks_code_assist_wrapped(oauth, tmp_path):
+    server, endpoint = oauth
+
+    def code_assist(request: Received):
+        if request.path == "/token":
+            return endpoint(request)
+        if request.path.endswith(":streamGenerateContent?alt=sse"):
+            return Stream(gem.sse([{"response": chunk, "traceId": "t"} for chunk in gem.chunks(gem.text("Hi from Code Assist"))]))
+        return gem.json_reply({"response": gem.response(gem.text("Hi from Code Assist")), "traceId": "t"})
+
+    server.reply = code_assist
+    path = token_file(tmp_path, "google", "gemini-cli", f"{server.url}/token", expires_in=3600,
+                      project_id="proj-42", base_url=server.url)
+    routes_text = routes("https://generativelanguage.googleapis.com/v1beta", f"      - {{label: google, oauth: {path}}}",
+                         "gemini")
+    with Gateway(tmp_path, routes_text, {}) as gateway:
+        whole = post(gateway)
+        assert whole.status_code == 200, whole.text
+        assert whole.json()["content"] == [{"type": "text", "text": "Hi from Code Assist"}]
+        streamed = post(gateway, stream=True)
+        sequence = events([streamed.content])
+        validate(sequence)
+        assert accumulated(sequence)["content"] == [{"type": "text", "text": "Hi from Code Assist"}]
+    first, second = server.received
+    assert (first.path, second.path) == ("/v1internal:generateContent", "/v1internal:streamGenerateContent?alt=sse")
+    assert first.headers["authorization"] == "Bearer at-google-old-dddddddddddd" and "x-goog-api-key" not in first.headers
+    body = first.json()
+    assert (body["model"], body["project"], sorted(body)) == ("claude-sonnet-4-5", "proj-42", ["model", "project", "request"])
+    assert body["request"]["contents"] == [{"role": "user", "parts": [{"text": "hi"}]}]

@@ -103,7 +103,7 @@ def load(tmp_path: Path, credentials: str, protocol: str = "anthropic") -> list[
 def test_oauth_credentials_in_routes_yaml(tmp_path):
     tokens.write(tmp_path / "claude.json", TOKEN)
     tokens.write(tmp_path / "codex.json", Token(kind="codex", access_token="at-codex-0000000000"))
-    tokens.write(tmp_path / "gemini.json", Token(kind="gemini-cli", access_token="ya29-000000", project_id="p"))
+    tokens.write(tmp_path / "gemini.json", Token(kind="gemini-cli", access_token="ya29-000000"))
     loaded = load(tmp_path, "      - {label: max, oauth: claude.json}\n      - {label: k, key: sk-ant-key-000000}")
     assert isinstance(loaded, config.Config)
     max_, key = loaded.providers["p"].credentials
@@ -117,8 +117,8 @@ def test_oauth_credentials_in_routes_yaml(tmp_path):
         f"providers.p.credentials[0].oauth: {tmp_path / 'codex.json'} has no account_id, which codex requests need; "
         "log in again with `modelmux login codex`"]
     assert load(tmp_path, "      - {label: g, oauth: gemini.json}", "gemini") == [
-        "providers.p.credentials[0].oauth: gemini-cli logins can be imported and kept fresh, but this modelmux "
-        "version does not send requests with them yet; remove the credential"]
+        f"providers.p.credentials[0].oauth: {tmp_path / 'gemini.json'} has no project_id, which gemini-cli requests "
+        'need; add "project_id": "YOUR-PROJECT" (the Google Cloud project your gemini-cli login uses) to it']
     assert load(tmp_path, "      - {label: b, key: k, oauth: claude.json}\n      - {label: n}") == [
         "providers.p.credentials[0]: give either key (an API key) or oauth (a token file), not both",
         "providers.p.credentials[1]: give either key (an API key) or oauth (a token file), not neither"]

@@ -54,8 +54,11 @@ def _plain_text(chunk: dict[str, Any]) -> str | None:
 class GeminiStream(TranslatedStream):
     """Feed upstream bytes in any chunking, get Anthropic SSE events back."""
 
-    def __init__(self, context: Context) -> None:
+    def __init__(self, context: Context, envelope: bool = False) -> None:
+        """`envelope`: each event is wrapped as `{"response": ...}` (Google's Code Assist
+        endpoint, behind Gemini CLI and Antigravity logins)."""
         super().__init__(context)
+        self._envelope = envelope
         self.error: GatewayError | None = None  # an error Gemini sent inside the stream, with its Retry-After
         self._blocks = Blocks(context)
         self._finish: str | None = None
@@ -82,6 +85,8 @@ class GeminiStream(TranslatedStream):
     def _chunk(self, chunk: dict[str, Any]) -> list[bytes]:
         if self._ended:
             return []
+        if self._envelope and isinstance(chunk.get("response"), dict):
+            chunk = chunk["response"]
         if (index := self._blocks.open_text()) is not None and (text := _plain_text(chunk)) is not None:
             # The hot path, more text for the open text block: straight to bytes.
             if isinstance(chunk.get("usageMetadata"), dict):

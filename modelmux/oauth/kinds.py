@@ -43,6 +43,9 @@ class Kind:
     beta: str | None = None  # added to the client's anthropic-beta list
     needs: tuple[str, ...] = ()  # token-file fields a request cannot do without
     served: bool = True  # False: the token can be imported and refreshed, not yet used for requests
+    # Google's Code Assist endpoint: generateContent wrapped as {model, project, request}
+    # at base_url + "/v1internal:METHOD", answers wrapped as {response}; these fields too.
+    code_assist: Mapping[str, str] | None = None
 
     def request_headers(self, access_token: str, account_id: str | None, project_id: str | None) -> dict[str, str]:
         values = {"account_id": account_id or "", "project_id": project_id or ""}
@@ -100,8 +103,9 @@ KINDS: dict[str, Kind] = {
         redirect_path="/oauth2callback",
         token_body="form",
         authorize_params={"access_type": "offline", "prompt": "consent"},
+        base_url="https://cloudcode-pa.googleapis.com",
         needs=("project_id",),
-        served=False,  # Code Assist wraps generateContent in its own envelope: not yet translated
+        code_assist={},
     ),
     "antigravity": Kind(
         name="antigravity",
@@ -111,12 +115,14 @@ KINDS: dict[str, Kind] = {
         token_url=GOOGLE_TOKEN,
         client_id="1071006060591-tmhssin2h21lcre235vtolojh4g403ep.apps.googleusercontent.com",
         client_secret="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",
-        scopes=GOOGLE_SCOPES,
-        redirect_port=None,
+        scopes=(*GOOGLE_SCOPES, "https://www.googleapis.com/auth/cclog",
+                "https://www.googleapis.com/auth/experimentsandconfigs"),
+        redirect_port=51121,
         redirect_path="/oauth-callback",
         token_body="form",
         authorize_params={"access_type": "offline", "prompt": "consent"},
+        base_url="https://cloudcode-pa.googleapis.com",
         needs=("project_id",),
-        served=False,
+        code_assist={"userAgent": "antigravity", "requestType": "agent"},
     ),
 }
