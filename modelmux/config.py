@@ -298,9 +298,6 @@ class _Builder:
         elif kind.protocol != protocol:
             self.problems.append(f"{where}: {path} holds a {kind.name} login ({kind.description}), which serves "
                                  f"protocol {kind.protocol}; put it under a provider with that protocol")
-        elif not kind.served:
-            self.problems.append(f"{where}: {kind.name} logins can be imported and kept fresh, but this modelmux "
-                                 "version does not send requests with them yet; remove the credential")
         elif missing := [f for f in kind.needs if getattr(holder.token, f) is None]:
             fix = (f'add "project_id": "YOUR-PROJECT" (the Google Cloud project your {kind.name} login uses) to it'
                    if missing == ["project_id"] else f"log in again with `modelmux login {kind.name}`")

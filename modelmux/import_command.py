@@ -13,7 +13,6 @@ from typing import Any, TextIO
 
 from modelmux.oauth import tokens
 from modelmux.oauth.imports import Found, Outcome, discover, import_to, places, when
-from modelmux.oauth.kinds import KINDS
 
 # Claude and Codex rotate refresh tokens, and each is good for one refresh (codex-rs
 # login/src/auth/manager.rs: "refresh token was already used"): a copy and its
@@ -66,17 +65,9 @@ def listing(results: list[tuple[Found, Outcome | None]], home: Path, now: float,
     imported = [(f, o) for f, o in results if o is not None and o.action != "refused"]
     for protocol in dict.fromkeys(f.protocol for f, _ in imported):
         chosen = [(f, o) for f, o in imported if f.protocol == protocol]
-        served = [(f, o) for f, o in chosen if KINDS[f.kind or ""].served]
-        unserved = [(f, o) for f, o in chosen if not KINDS[f.kind or ""].served]
         # Two sources of one account share a token file, and so a line.
-        if served:
-            lines += ["", f"routes.yaml: add to the credentials of a provider with protocol {protocol}:"]
-            lines += dict.fromkeys(f"  {routes_line(f, o, home)}" for f, o in served)
-        if unserved:
-            kinds = " and ".join(dict.fromkeys(f.kind or "" for f, _ in unserved))
-            lines += ["", f"routes.yaml: this modelmux keeps {kinds} logins but does not send requests with them "
-                      f"yet; when it does, under a provider with protocol {protocol}:"]
-            lines += dict.fromkeys(f"  # {routes_line(f, o, home)}" for f, o in unserved)
+        lines += ["", f"routes.yaml: add to the credentials of a provider with protocol {protocol}:"]
+        lines += dict.fromkeys(f"  {routes_line(f, o, home)}" for f, o in chosen)
     if any(f.kind in ROTATING for f, _ in imported):
         lines += ["", SHARED_LOGIN_NOTE]
     return lines
@@ -113,7 +104,6 @@ def entry(found: Found, outcome: Outcome | None, home: Path) -> dict[str, Any]:
         "project_id": token.project_id if token else None,
         "expires_at": token.expires_at if token else None,
         "protocol": found.protocol,
-        "served": KINDS[found.kind].served if found.kind else None,
         "missing": found.missing,
         "label": found.label,
         "token_file": str(outcome.path) if outcome else None,

@@ -429,7 +429,7 @@ def test_json_lists_what_was_found_and_done(home: Path) -> None:
     assert by_name["auth.json"] == {
         "source": str(home / ".codex" / "auth.json"), "origin": "Codex CLI", "kind": "codex", "email": "b@example.com",
         "account_id": "acc-b", "project_id": None, "expires_at": 1770091506.0, "protocol": "openai-responses",
-        "served": True, "missing": [], "label": "codex-b_example.com",
+        "missing": [], "label": "codex-b_example.com",
         "token_file": str(home / "tokens" / "codex-b_example.com.json"), "action": "wrote", "detail": None,
         "routes_line": "- {label: codex-b_example.com, oauth: ~/tokens/codex-b_example.com.json}",
         "reason": None, "fix": None,

@@ -42,7 +42,6 @@ class Kind:
     headers: Mapping[str, str] = field(default_factory=dict)  # {account_id} and {project_id} are filled in
     beta: str | None = None  # added to the client's anthropic-beta list
     needs: tuple[str, ...] = ()  # token-file fields a request cannot do without
-    served: bool = True  # False: the token can be imported and refreshed, not yet used for requests
     # Google's Code Assist endpoint: generateContent wrapped as {model, project, request}
     # at base_url + "/v1internal:METHOD", answers wrapped as {response}; these fields too.
     code_assist: Mapping[str, str] | None = None
