@@ -113,7 +113,30 @@ def build_parser() -> argparse.ArgumentParser:
         "--update", action="store_true",
         help="rewrite each recording's expectations (client answer, upstream requests) from this run",
     )  # fmt: skip
+    add_login_parser(commands, common)
     return parser
+
+
+def add_login_parser(commands: Any, common: argparse.ArgumentParser) -> None:
+    from modelmux.oauth.kinds import KINDS
+
+    login = commands.add_parser(
+        "login", parents=[common], help="log in to a subscription (OAuth) and add it to routes.yaml as a credential",
+        description="Log in with KIND's OAuth flow (authorization code with PKCE; the browser comes back to "
+        "127.0.0.1), save the token file (owner-only) and add the credential to --provider in routes.yaml, "
+        "or print the lines to add. No token is ever printed.",
+    )  # fmt: skip
+    login.add_argument("kind", metavar="KIND", choices=list(KINDS), help=f"one of: {', '.join(KINDS)}")
+    login.add_argument("--label", required=True, help="the credential's label; the file is KIND-LABEL.json")
+    login.add_argument("--provider", metavar="NAME", help="add the credential to this provider of routes.yaml")
+    login.add_argument("--dir", type=Path, metavar="D", help="where token files go (default ~/.config/modelmux/tokens)")
+    login.add_argument("--paste", action="store_true",
+                       help="no local browser: print the URL, then read the redirected URL or code from stdin")
+    login.add_argument("--device", action="store_true", help="a device-code login (none of the kinds offers one yet)")
+    login.add_argument("--no-browser", action="store_true", help="print the URL instead of opening a browser")
+    login.add_argument("--port", type=_port, metavar="N", help="the callback's port (default: the kind's own)")
+    login.add_argument("--authorize-url", metavar="URL", help="for tests and self-hosted endpoints")
+    login.add_argument("--token-url", metavar="URL", help="for tests and self-hosted endpoints")
 
 
 def _port(text: str) -> int:
@@ -435,6 +458,12 @@ def replay(args: argparse.Namespace, _: list[str]) -> int:
         raise LaunchError(str(e), 2) from e
 
 
+def login_command(args: argparse.Namespace, claude_args: list[str]) -> int:
+    from modelmux.oauth import login  # httpx and the callback server: only when logging in
+
+    return login.command(args, claude_args)
+
+
 def _note(message: str) -> None:
     print(f"modelmux: {message}", file=sys.stderr)
 
@@ -448,6 +477,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, list[str]], int]] = {
     "reset": reset,
     "usage": usage_report,
     "replay": replay,
+    "login": login_command,
 }
 
 if __name__ == "__main__":
