@@ -123,7 +123,30 @@ def build_parser() -> argparse.ArgumentParser:
     logins.add_argument("--dir", type=Path, metavar="TOKENS_DIR", help="where token files go (default ~/.config/modelmux/tokens)")
     logins.add_argument("--dry-run", action="store_true", help="list what would be imported, and write nothing")
     logins.add_argument("--json", action="store_true", help="print what was found and done as JSON")
+    add_login_parser(commands, common)
     return parser
+
+
+def add_login_parser(commands: Any, common: argparse.ArgumentParser) -> None:
+    from modelmux.oauth.kinds import KINDS
+
+    login = commands.add_parser(
+        "login", parents=[common], help="log in to a subscription (OAuth) and add it to routes.yaml as a credential",
+        description="Log in with KIND's OAuth flow (authorization code with PKCE; the browser comes back to "
+        "127.0.0.1), save the token file (owner-only) and add the credential to --provider in routes.yaml, "
+        "or print the lines to add. No token is ever printed.",
+    )  # fmt: skip
+    login.add_argument("kind", metavar="KIND", choices=list(KINDS), help=f"one of: {', '.join(KINDS)}")
+    login.add_argument("--label", required=True, help="the credential's label; the file is KIND-LABEL.json")
+    login.add_argument("--provider", metavar="NAME", help="add the credential to this provider of routes.yaml")
+    login.add_argument("--dir", type=Path, metavar="D", help="where token files go (default ~/.config/modelmux/tokens)")
+    login.add_argument("--paste", action="store_true",
+                       help="no local browser: print the URL, then read the redirected URL or code from stdin")
+    login.add_argument("--device", action="store_true", help="a device-code login (none of the kinds offers one yet)")
+    login.add_argument("--no-browser", action="store_true", help="print the URL instead of opening a browser")
+    login.add_argument("--port", type=_port, metavar="N", help="the callback's port (default: the kind's own)")
+    login.add_argument("--authorize-url", metavar="URL", help="for tests and self-hosted endpoints")
+    login.add_argument("--token-url", metavar="URL", help="for tests and self-hosted endpoints")
 
 
 def _port(text: str) -> int:
@@ -457,6 +480,10 @@ def replay(args: argparse.Namespace, _: list[str]) -> int:
 
 def import_logins(args: argparse.Namespace, _: list[str]) -> int:
     return import_command.run(args.paths, args.dir, args.dry_run, args.json, Path.home(), os.environ, time.time())
+def login_command(args: argparse.Namespace, claude_args: list[str]) -> int:
+    from modelmux.oauth import login  # httpx and the callback server: only when logging in
+
+    return login.command(args, claude_args)
 
 
 def _note(message: str) -> None:
@@ -473,6 +500,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, list[str]], int]] = {
     "usage": usage_report,
     "replay": replay,
     "import": import_logins,
+    "login": login_command,
 }
 
 if __name__ == "__main__":

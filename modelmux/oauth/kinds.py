@@ -34,7 +34,13 @@ class Kind:
     redirect_path: str
     client_secret: str | None = None  # Google's "installed app" clients have a public one
     token_body: str = "json"  # how the token endpoint takes its body: "json" or "form"
+    exchange_body: str | None = None  # the code exchange's, when it differs from token_body (refresh)
     authorize_params: Mapping[str, str] = field(default_factory=dict)
+    redirect_host: str = "localhost"  # how the redirect_uri names the loopback (the callback binds 127.0.0.1)
+    redirect_fallback_port: int | None = None  # also registered: tried when redirect_port is taken
+    # A provider page that shows the code for pasting (`modelmux login --paste`); None: the
+    # user pastes the loopback URL the browser could not open instead.
+    manual_redirect: str | None = None
     # Requests sent with the token.
     base_url: str | None = None  # None: the provider's own base_url
     auth_header: str = "authorization"
@@ -71,6 +77,7 @@ KINDS: dict[str, Kind] = {
         redirect_port=54545,
         redirect_path="/callback",
         authorize_params={"code": "true"},
+        manual_redirect="https://platform.claude.com/oauth/code/callback",  # shows code#state
         beta="oauth-2025-04-20",
     ),
     "codex": Kind(
@@ -83,6 +90,8 @@ KINDS: dict[str, Kind] = {
         scopes=("openid", "profile", "email", "offline_access", "api.connectors.read", "api.connectors.invoke"),
         redirect_port=1455,
         redirect_path="/auth/callback",
+        redirect_fallback_port=1457,
+        exchange_body="form",  # codex-rs login/src/server.rs exchange_code_for_tokens; its refresh is JSON
         authorize_params={"id_token_add_organizations": "true", "codex_cli_simplified_flow": "true",
                           "originator": "codex_cli_rs"},
         base_url="https://chatgpt.com/backend-api/codex",
@@ -100,6 +109,8 @@ KINDS: dict[str, Kind] = {
         scopes=GOOGLE_SCOPES,
         redirect_port=None,
         redirect_path="/oauth2callback",
+        redirect_host="127.0.0.1",
+        manual_redirect="https://codeassist.google.com/authcode",  # gemini-cli's NO_BROWSER flow
         token_body="form",
         authorize_params={"access_type": "offline", "prompt": "consent"},
         base_url="https://cloudcode-pa.googleapis.com",
