@@ -1,0 +1,136 @@
+"""What `modelmux status` reports: the gateway's health, its config and every
+credential's state, as data (for --json) and as text. Never a secret: credentials
+come from the gateway already redacted."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from modelmux import procs
+from modelmux.config import Config
+from modelmux.cooldowns import POLICIES, span
+from modelmux.launcher import LaunchError
+from modelmux.procs import Gateway
+
+
+def gateway_status(cfg: Config, gateway: Gateway) -> dict[str, Any]:
+    """What `status` shows. Built from /healthz, the config summary and the credential
+    pools (keys redacted by the gateway): never a secret."""
+    info = gateway.health()
+    pid = procs.reported_pid(info) or gateway.recorded_pid()
+    healthy = info is not None and info.get("status") == "ok"
+    pools, pools_error = credential_pools(cfg, gateway) if healthy else (None, None)
+    return {
+        "address": f"http://{gateway.address}",
+        "port": gateway.port,
+        "running": bool(info) or pid is not None,
+        "healthy": healthy,
+        "pid": pid,
+        "version": info.get("version") if info else None,
+        "config": info.get("config") if info else None,
+        "listeners": info.get("listeners") if info else None,
+        "reload_error": info.get("reload_error") if info else None,
+        "requested_config": str(cfg.path),
+        "port_taken": not info and pid is None and procs.port_in_use(cfg.server.host, gateway.port),
+        "log": str(gateway.log_file),
+        "credentials": pools,
+        "credentials_error": pools_error,
+    }
+
+
+def credential_pools(cfg: Config, gateway: Gateway) -> tuple[dict[str, Any] | None, str | None]:
+    """The gateway's credential document, or why there is none: an older gateway, or
+    another server.api_key than this routes.yaml's."""
+    try:
+        return gateway.credentials(cfg.server.api_key), None
+    except LaunchError as e:
+        return None, str(e)
+
+
+def describe_status(report: dict[str, Any]) -> str:
+    head = f"modelmux gateway {report['address']}: "
+    log = f"  log:          {report['log']}"
+    if not report["running"]:
+        taken = f"; port {report['port']} is in use by another program" if report["port_taken"] else ""
+        return f"{head}not running{taken}\n{log}"
+    if not report["config"]:
+        return f"{head}running (pid {report['pid']}) but /healthz does not answer\n{log}"
+    summary = report["config"]
+    lines = [
+        f"{head}{'healthy' if report['healthy'] else 'unhealthy'} (pid {report['pid']}, version {report['version']})",
+        f"  config:       {summary.get('path')}",
+        f"  providers:    {', '.join(summary.get('providers') or []) or 'none'}",
+        f"  routes:       {summary.get('routes')} (aliases: {summary.get('aliases')})",
+        f"  profiles:     {', '.join(summary.get('profiles') or []) or 'none'}",
+        f"  listeners:    {', '.join(report['listeners'] or [])}",
+        log,
+    ]
+    if summary.get("path") != report["requested_config"]:
+        lines.append(f"  note:         not {report['requested_config']}, which this command was given")
+    if report["reload_error"]:
+        lines.append(f"  reload error: {report['reload_error']}")
+    return "\n".join(lines + credentials_section(report))
+
+
+def credentials_section(report: dict[str, Any]) -> list[str]:
+    if report["credentials_error"]:
+        return [f"credentials unavailable: {report['credentials_error']}"]
+    if report["credentials"] is None:
+        return []
+    if not (lines := credential_lines(report["credentials"])):
+        return ["credentials: none (every provider passes on the client's own token)"]
+    return [f"credentials at {report['credentials']['at']}:", *lines]
+
+
+def credential_lines(document: dict[str, Any], provider: str | None = None, label: str | None = None) -> list[str]:
+    """One aligned line per credential (of `provider`, with `label`, when given), each
+    followed by its active cooldowns."""
+    chosen = [
+        (name, credential)
+        for name, pool in document["providers"].items()
+        if provider in (None, name)
+        for credential in pool["credentials"]
+        if label in (None, credential["label"])
+    ]
+    rows = _aligned([_credential_cells(name, credential) for name, credential in chosen])
+    lines = []
+    for row, (_, credential) in zip(rows, chosen, strict=True):
+        lines += [f"  {row}", *(f"    {_cooldown_text(c)}" for c in credential["cooldowns"])]
+        if login := credential.get("login"):
+            lines.append(f"    {_login_text(login)}")
+    return lines
+
+
+def _credential_cells(provider: str, credential: dict[str, Any]) -> list[str]:
+    errors = credential["errors"]
+    return [
+        provider,
+        f"{credential['label']} ({credential['key']})",
+        credential["state"],
+        f"in flight {credential['in_flight']}",
+        f"requests {credential['requests']} ({errors} error{'s' * (errors != 1)})",
+        f"tokens {credential['input_tokens']} in / {credential['output_tokens']} out",
+    ]
+
+
+def _login_text(login: dict[str, Any]) -> str:
+    who = f" {login['email']}" if login["email"] else ""
+    expiry = f", token expires {login['expires_at']}" if login["expires_at"] else ""
+    if login["needs_login"]:
+        return f"{login['kind']} login{who}: needs a new login: {login['needs_login']}"
+    return f"{login['kind']} login{who} ({login['file']}{expiry})"
+
+
+def _cooldown_text(cooldown: dict[str, Any]) -> str:
+    status = cooldown["status"]
+    # next_cooldown's reasons lead with the status ("429: rate limited; ..."); it goes in brackets instead.
+    reason = cooldown["reason"].removeprefix(f"{status}: ")
+    return (
+        f"{POLICIES[cooldown['kind']].state} until {cooldown['until']} (in {span(cooldown['seconds_left'])}) "
+        f"for {cooldown['model'] or 'every model'}: {reason} [{status}]"
+    )
+
+
+def _aligned(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(cell) for cell in column) for column in zip(*rows, strict=True)]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
