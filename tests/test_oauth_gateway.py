@@ -5,7 +5,6 @@ token anywhere a person reads."""
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import threading
@@ -16,12 +15,14 @@ from pathlib import Path
 import httpx
 import pytest
 from gateway import Gateway
+from oauth_server import OAuthServer, jwt
 from responses_upstream import responses_like
 from sse_checks import accumulated, events, validate
 import gemini_upstream as gem
 from upstream import Received, Reply, Stream, Upstream, anthropic_like
 
 from modelmux.oauth import tokens
+from modelmux.oauth.kinds import KINDS
 from modelmux.oauth.tokens import Token
 
 CLIENT = "modelmux-placeholder"
@@ -58,11 +59,6 @@ class TokenEndpoint:
     @property
     def access_token(self) -> str:
         return f"at-fresh-{self.issued:04d}-cccccccccccc"
-
-
-def jwt(claims: dict) -> str:
-    part = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
-    return f"e30.{part}.c2ln"
 
 
 @pytest.fixture
@@ -113,7 +109,7 @@ def test_a_token_about_to_expire_is_refreshed_before_the_request(oauth, tmp_path
     server, endpoint = oauth
     path = token_file(tmp_path, "max", "claude", f"{server.url}/token", expires_in=60)
     with Gateway(tmp_path, routes(server.url, f"      - {{label: max, oauth: {path}}}"), {},
-                 ["-w", str(tmp_path / "flows.mitm")]) as gateway:
+                 ["-w", str(tmp_path / "flows.mitm"), "--set", f"modelmux_record={tmp_path / 'recorded.mitm'}"]) as gateway:
         answer = post(gateway, **{"anthropic-beta": "interleaved-thinking-2025-05-14"})
         assert answer.status_code == 200, answer.text
         assert endpoint.calls == [{"grant_type": "refresh_token", "refresh_token": "rt-initial-aaaaaaaaaaaa",
@@ -132,8 +128,10 @@ def test_a_token_about_to_expire_is_refreshed_before_the_request(oauth, tmp_path
         status = gateway.credentials()["providers"]["subscription"]["credentials"][0]
         assert status["login"]["email"] == "max@example.com" and status["login"]["needs_login"] is None
         log = gateway.log.read_text()
-    flows = (tmp_path / "flows.mitm").read_bytes().decode("latin-1")
-    for text in (log, flows, json.dumps(status)):
+    flows = (tmp_path / "flows.mitm").read_bytes().decode("utf-8", "replace")
+    recorded = (tmp_path / "recorded.mitm").read_bytes().decode("utf-8", "replace")
+    assert "max\u2026cccc" in flows and recorded  # the flow keeps its header, redacted
+    for text in (log, flows, recorded, json.dumps(status)):
         assert_no_token_in(text, "at-max-old-dddddddddddd", "at-fresh-0001-cccccccccccc", "rt-initial-aaaaaaaaaaaa",
                            "rt-rotated-0001-bbbbbbbb")
 
@@ -263,3 +261,29 @@ def test_a_gemini_cli_login_speaks_code_assist_wrapped(oauth, tmp_path):
     body = first.json()
     assert (body["model"], body["project"], sorted(body)) == ("claude-sonnet-4-5", "proj-42", ["model", "project", "request"])
     assert body["request"]["contents"] == [{"role": "user", "parts": [{"text": "hi"}]}]
+
+
+def test_a_login_serves_and_refreshes_through_its_own_endpoint(tmp_path):
+    """modelmux login against the fake OAuth server, then the gateway with that token
+    file: the login's token has expired (the login ran at test_login's fixed, past
+    NOW), so the gateway refreshes it there, single use, and sends the new token."""
+    from test_login import Browser, login_for, run
+
+    with OAuthServer(KINDS["claude"], email="me@example.com") as authority, Upstream() as server:
+        browser = Browser()
+        assert run(login_for(authority, tmp_path, None), browser)[0] == 0
+        browser.join()
+        path = tmp_path / "tokens" / "claude-work.json"
+        login_access, login_refresh = authority.issued
+        assert tokens.read(path).token_url == authority.token_url
+        with Gateway(tmp_path, routes(server.url, f"      - {{label: work, oauth: {path}}}"), {}) as gateway:
+            assert post(gateway).status_code == 200
+            log = gateway.log.read_text()
+        refreshed_access, refreshed_refresh = authority.issued[2:]
+        (refresh,) = [r for r in authority.token_requests() if r.fields["grant_type"] == "refresh_token"]
+        assert refresh.fields["refresh_token"] == login_refresh
+        assert [r.headers["authorization"] for r in messages(server)] == [f"Bearer {refreshed_access}"]
+        stored = tokens.read(path)
+        assert (stored.access_token, stored.refresh_token, stored.email) == (refreshed_access, refreshed_refresh,
+                                                                             "me@example.com")
+        assert_no_token_in(log, login_access, login_refresh, refreshed_access, refreshed_refresh)

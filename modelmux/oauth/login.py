@@ -19,7 +19,7 @@ import threading
 import time
 import webbrowser
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import IO, Any
@@ -126,6 +126,8 @@ def run(login: Login, stdin: IO[str] | None = None, out: IO[str] | None = None, 
     else:
         callback, redirect = browser_callback(login, state, challenge, browser, err)
     token = exchange(login, callback, verifier, redirect, now())
+    if login.token_endpoint:  # a login from another endpoint refreshes there too
+        token = replace(token, token_url=login.token_endpoint)
     existed = login.token_path.exists()
     try:
         tokens.write(login.token_path, token)
