@@ -147,6 +147,8 @@ def add_login_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     login.add_argument("--port", type=_port, metavar="N", help="the callback's port (default: the kind's own)")
     login.add_argument("--authorize-url", metavar="URL", help="for tests and self-hosted endpoints")
     login.add_argument("--token-url", metavar="URL", help="for tests and self-hosted endpoints")
+    login.add_argument("--base-url", metavar="URL", help="where the login's requests go instead of the kind's own "
+                       "(Code Assist for Google logins); kept in the token file, for tests and self-hosted endpoints")
 
 
 def _port(text: str) -> int:

@@ -60,6 +60,7 @@ def listing(results: list[tuple[Found, Outcome | None]], home: Path, now: float,
         lines.append(f"  {describe(found, now)}")
         if found.missing:
             lines.append(f"  has no {', '.join(found.missing)}, which {found.kind} requests need")
+            lines += [f"  {project_hint(found, outcome, home)}"] if "project_id" in found.missing else []
         detail = f": {outcome.detail}" if outcome.detail else ""
         lines.append(f"  {words.get(outcome.action, outcome.action)} {shown(outcome.path, home)}{detail}")
     imported = [(f, o) for f, o in results if o is not None and o.action != "refused"]
@@ -71,6 +72,15 @@ def listing(results: list[tuple[Found, Outcome | None]], home: Path, now: float,
     if any(f.kind in ROTATING for f, _ in imported):
         lines += ["", SHARED_LOGIN_NOTE]
     return lines
+
+
+def project_hint(found: Found, outcome: Outcome, home: Path) -> str:
+    """Import stays offline (it only copies files), so the Code Assist call that finds a
+    Google login's project is left to `modelmux login`, which makes it."""
+    assert found.label is not None and found.kind is not None
+    label = found.label.removeprefix(f"{found.kind}-") if found.label != found.kind else "NAME"
+    return (f"to fix: `modelmux login {found.kind} --label {label}` logs in again and finds the project "
+            f"(GOOGLE_CLOUD_PROJECT=ID chooses one), or add \"project_id\": \"ID\" to {shown(outcome.path, home)}")
 
 
 def describe(found: Found, now: float) -> str:

@@ -234,6 +234,17 @@ def test_cliproxyapi_gemini_with_several_projects_has_none_to_send(tmp_path: Pat
     assert found.missing == ["project_id"]
 
 
+def test_a_gemini_login_without_a_project_says_how_to_get_one(tmp_path: Path) -> None:
+    data = {**CPA_FILES["gemini-e@example.com-proj-1.json"], "project_id": "ALL"}
+    source = write_json(tmp_path / "auths" / "gemini-e@example.com-all.json", data)
+    status, output = run(tmp_path, str(source))
+    assert status == 0
+    assert ("  has no project_id, which gemini-cli requests need\n"
+            "  to fix: `modelmux login gemini-cli --label e_example.com` logs in again and finds the project "
+            "(GOOGLE_CLOUD_PROJECT=ID chooses one), or add \"project_id\": \"ID\" to ~/tokens/gemini-cli-e_example.com.json\n"
+            ) in output  # fmt: skip
+
+
 @pytest.mark.parametrize(
     "content, origin, reason",
     [

@@ -17,11 +17,13 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from code_assist_server import CodeAssist, google_error, not_set_up
 from gateway import free_port
 from oauth_server import OAuthServer, jwt
+from upstream import Upstream
 
 from modelmux import cli, config, config_edit
-from modelmux.oauth import flow, login, tokens
+from modelmux.oauth import code_assist, flow, login, tokens
 from modelmux.oauth.kinds import KINDS
 from modelmux.oauth.login import Login, LoginError
 
@@ -388,18 +390,61 @@ def test_logging_in_again_replaces_the_token_and_leaves_routes_yaml_as_it_is(tmp
     assert tokens.read(tmp_path / "tokens" / "claude-work.json").access_token == server.issued[2]
 
 
-def test_google_logins_are_saved_and_say_they_need_their_project(tmp_path: Path, routes: Path) -> None:
-    with OAuthServer(KINDS["gemini-cli"]) as server:
-        status, out, err = run(login_for(server, tmp_path, routes))
+GEMINI_ROUTES = ROUTES.replace("routes:", """  # Google accounts
+  gemini:
+    protocol: gemini
+    base_url: https://generativelanguage.googleapis.com/v1beta
+    auth: "x-goog-api-key: {key}"
+    credentials: [{label: key, key: gk-1234}]
+
+routes:""")
+
+
+def test_a_google_login_whose_project_is_not_found_says_why_and_how_to_add_it(tmp_path: Path, routes: Path) -> None:
+    with OAuthServer(KINDS["gemini-cli"]) as server, Upstream() as code_assist:
+        code_assist.reply = lambda _: google_error(403, "Permission denied on resource project")
+        status, out, err = run(login_for(server, tmp_path, routes, base_url=code_assist.url))
     assert status == 0 and routes.read_text() == ROUTES
     exchange = server.token_requests()[0]
     assert exchange.form == "form" and exchange.fields["client_secret"] == KINDS["gemini-cli"].client_secret
     token = tokens.read(tmp_path / "tokens" / "gemini-cli-work.json")
-    assert (token.email, token.project_id) == ("user@example.com", None)
-    assert "project_id null" in err
+    assert (token.email, token.project_id, token.base_url) == ("user@example.com", None, code_assist.url)
+    assert ("could not find the Google Cloud project of this login: Code Assist's loadCodeAssist answered 403: "
+            "Permission denied on resource project") in err
     assert ('the login gave no project_id, which gemini-cli requests need, so routes.yaml was left alone; add '
             '"project_id": "YOUR-PROJECT" (the Google Cloud project of this login) to the token file, then add') in err
     assert "oauth: tokens/gemini-cli-work.json" in out
+    assert_no_secret(server, out, err)
+
+
+def test_gemini_cli_login_onboards_the_account_and_adds_the_credential(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(GEMINI_ROUTES)
+    browser = Browser()
+    monkeypatch.setattr(webbrowser, "open", browser)
+    for name in code_assist.PROJECT_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    fake = CodeAssist(not_set_up("free-tier"), project="proj-free")
+    with OAuthServer(KINDS["gemini-cli"]) as server, Upstream() as upstream:
+        upstream.reply = fake
+        status = cli.main(["login", "gemini-cli", "--label", "me", "--provider", "gemini", "--config", str(routes),
+                           "--dir", str(tmp_path / "tokens"), "--port", str(free_port()),
+                           "--authorize-url", server.authorize_url, "--token-url", server.token_url,
+                           "--base-url", upstream.url])  # fmt: skip
+        browser.join()
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    assert fake.calls == ["loadCodeAssist", "onboardUser"]
+    assert {r.headers["authorization"] for r in upstream.received} == {f"Bearer {server.issued[0]}"}
+    token = tokens.read(tmp_path / "tokens" / "gemini-cli-me.json")
+    assert (token.project_id, token.base_url, token.email) == ("proj-free", upstream.url, "user@example.com")
+    assert "its Google Cloud project is proj-free (from Code Assist)" in captured.err
+    assert "    credentials: [{label: key, key: gk-1234}, {label: me, oauth: tokens/gemini-cli-me.json}]\n" in (
+        routes.read_text())
+    assert [c.label for c in config.load(routes).providers["gemini"].credentials] == ["key", "me"]
+    assert_no_secret(server, captured.out, captured.err)
 
 
 def test_device_code_and_a_bad_label_are_refused_up_front(tmp_path: Path) -> None:

@@ -72,7 +72,7 @@ class Enrollment:
         """Edit routes.yaml or print the lines: `out` gets only the YAML lines, `say` the rest."""
         missing = [name for name in self.kind.needs if getattr(token, name) is None]
         if missing:
-            # Google logins: their Cloud project comes from a Code Assist call modelmux does not make yet.
+            # Google logins whose Cloud project Code Assist did not give (login.with_project said why).
             self.print_lines(out, say, f"the login gave no {', '.join(missing)}, which {self.kind.name} requests "
                                        f"need, so routes.yaml was left alone; add \"project_id\": \"YOUR-PROJECT\" "
                                        "(the Google Cloud project of this login) to the token file, then add")

@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 import webbrowser
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -29,7 +29,7 @@ import httpx
 
 from modelmux.cooldowns import span
 from modelmux.launcher import CONFIG_NAME, find_config, repo_root
-from modelmux.oauth import flow, tokens
+from modelmux.oauth import code_assist, flow, tokens
 from modelmux.oauth.enroll import EnrollError, Enrollment
 from modelmux.oauth.flow import Callback, FlowError
 from modelmux.oauth.kinds import KINDS, Kind
@@ -63,6 +63,7 @@ class Login:
     # For tests and self-hosted endpoints: the kind's authorize and token URLs replaced.
     authorize_endpoint: str | None = None
     token_endpoint: str | None = None
+    base_url: str | None = None  # where the login's requests go (Code Assist), kept in the token file
     timeout: float = DEFAULT_TIMEOUT
 
     @property
@@ -85,6 +86,7 @@ def command(args: argparse.Namespace, _: list[str]) -> int:
             port=args.port,
             authorize_endpoint=args.authorize_url,
             token_endpoint=args.token_url,
+            base_url=args.base_url,
         )
         return run(login)
     except LoginError as e:
@@ -105,7 +107,8 @@ def user_config(found: Path) -> Path | None:
 
 
 def run(login: Login, stdin: IO[str] | None = None, out: IO[str] | None = None, err: IO[str] | None = None,
-        browser: Callable[[str], Any] | None = None, now: Callable[[], float] = time.time) -> int:  # fmt: skip
+        browser: Callable[[str], Any] | None = None, now: Callable[[], float] = time.time,
+        environ: Mapping[str, str] = os.environ) -> int:  # fmt: skip
     """The whole login. Raises LoginError."""
     stdin, out, err = stdin or sys.stdin, out or sys.stdout, err or sys.stderr
     browser = browser or webbrowser.open
@@ -128,6 +131,10 @@ def run(login: Login, stdin: IO[str] | None = None, out: IO[str] | None = None, 
     token = exchange(login, callback, verifier, redirect, now())
     if login.token_endpoint:  # a login from another endpoint refreshes there too
         token = replace(token, token_url=login.token_endpoint)
+    if login.base_url:
+        token = replace(token, base_url=login.base_url)
+    if "project_id" in login.kind.needs:
+        token = with_project(token, login.kind, environ, err)
     existed = login.token_path.exists()
     try:
         tokens.write(login.token_path, token)
@@ -137,11 +144,22 @@ def run(login: Login, stdin: IO[str] | None = None, out: IO[str] | None = None, 
     lasts = f", valid for {span(token.expires_at - now())}" if token.expires_at else ""
     _say(err, f"logged in to {login.kind.name}{who}; token {'replaced in' if existed else 'saved to'} "
               f"{login.token_path} (owner-only{lasts})")  # fmt: skip
-    if "project_id" in login.kind.needs:
-        _say(err, "its Google Cloud project is not found by login (Code Assist's loadCodeAssist is a separate "
-                  "step); the token file has project_id null")  # fmt: skip
     plan.apply(token, out, lambda message: _say(err, message))
     return 0
+
+
+def with_project(token: Token, kind: Kind, environ: Mapping[str, str], err: IO[str]) -> Token:
+    """A Google login with the Cloud project its requests need, asked of Code Assist;
+    unchanged, with the reason said, when it cannot be found (Enrollment.apply then
+    prints how to add it by hand)."""
+    try:
+        with httpx.Client() as client:
+            project = code_assist.discover_project(client, kind, token, environ)
+    except code_assist.ProjectError as e:
+        _say(err, f"could not find the Google Cloud project of this login: {e}")
+        return token
+    _say(err, f"its Google Cloud project is {project} (from Code Assist)")
+    return replace(token, project_id=project)
 
 
 def check_label(label: str) -> None:
