@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -59,10 +60,19 @@ class Kind:
         return out
 
 
-GOOGLE_AUTHORIZE = "https://accounts.google.com/o/oauth2/v2/auth"
-GOOGLE_TOKEN = "https://oauth2.googleapis.com/token"
 GOOGLE_SCOPES = ("https://www.googleapis.com/auth/cloud-platform", "https://www.googleapis.com/auth/userinfo.email",
                  "https://www.googleapis.com/auth/userinfo.profile")  # fmt: skip
+# What both Google logins share: the endpoints, a form-encoded token request, offline
+# access (a refresh token), Code Assist as the API, and its Cloud project.
+GOOGLE: dict[str, Any] = {
+    "protocol": "gemini",
+    "authorize_url": "https://accounts.google.com/o/oauth2/v2/auth",
+    "token_url": "https://oauth2.googleapis.com/token",
+    "token_body": "form",
+    "authorize_params": {"access_type": "offline", "prompt": "consent"},
+    "base_url": "https://cloudcode-pa.googleapis.com",
+    "needs": ("project_id",),
+}
 
 KINDS: dict[str, Kind] = {
     "claude": Kind(
@@ -100,10 +110,7 @@ KINDS: dict[str, Kind] = {
     ),
     "gemini-cli": Kind(
         name="gemini-cli",
-        protocol="gemini",
         description="a Google account through Gemini CLI's Code Assist login",
-        authorize_url=GOOGLE_AUTHORIZE,
-        token_url=GOOGLE_TOKEN,
         client_id="681255809395-oo8ft2oprdrnp9e3aqf6av3hmdib135j.apps.googleusercontent.com",
         client_secret="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",
         scopes=GOOGLE_SCOPES,
@@ -111,28 +118,19 @@ KINDS: dict[str, Kind] = {
         redirect_path="/oauth2callback",
         redirect_host="127.0.0.1",
         manual_redirect="https://codeassist.google.com/authcode",  # gemini-cli's NO_BROWSER flow
-        token_body="form",
-        authorize_params={"access_type": "offline", "prompt": "consent"},
-        base_url="https://cloudcode-pa.googleapis.com",
-        needs=("project_id",),
         code_assist={},
+        **GOOGLE,
     ),
     "antigravity": Kind(
         name="antigravity",
-        protocol="gemini",
         description="a Google account through Antigravity's login",
-        authorize_url=GOOGLE_AUTHORIZE,
-        token_url=GOOGLE_TOKEN,
         client_id="1071006060591-tmhssin2h21lcre235vtolojh4g403ep.apps.googleusercontent.com",
         client_secret="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",
         scopes=(*GOOGLE_SCOPES, "https://www.googleapis.com/auth/cclog",
                 "https://www.googleapis.com/auth/experimentsandconfigs"),
         redirect_port=51121,
         redirect_path="/oauth-callback",
-        token_body="form",
-        authorize_params={"access_type": "offline", "prompt": "consent"},
-        base_url="https://cloudcode-pa.googleapis.com",
-        needs=("project_id",),
         code_assist={"userAgent": "antigravity", "requestType": "agent"},
+        **GOOGLE,
     ),
 }
