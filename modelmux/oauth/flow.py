@@ -122,10 +122,10 @@ def parse_callback(text: str) -> Callback:
     values = {name: items[0] for name, items in parse_qs(query).items()}
     if "error" in values:
         return Callback(None, values.get("state"), values["error"], values.get("error_description"))
-    code = values.get("code")
-    if not code:
+    pasted = values.get("code")
+    if not pasted:
         raise FlowError("what was pasted has no code= parameter")
-    code, _, inner = code.partition("#")  # Claude may send code#state as the code
+    code, _, inner = pasted.partition("#")  # Claude may send code#state as the code
     # A code#state pasted into a URL ends up as code=...#state: the state is the fragment.
     return Callback(code=code, state=values.get("state") or inner or fragment or None)
 
@@ -144,7 +144,7 @@ def token_from_response(kind: Kind, data: Any, now: float, source: str = "modelm
     if kind.name == "codex":
         account_id, email = claims.openai_account(id_token)
     elif kind.name == "claude":
-        account = data.get("account") if isinstance(data.get("account"), dict) else {}
+        account: dict[str, Any] = data["account"] if isinstance(data.get("account"), dict) else {}
         email = account.get("email_address") if isinstance(account.get("email_address"), str) else None
     elif id_token:  # Google's OpenID id_token carries the address when userinfo.email was granted
         found = claims.payload(id_token).get("email")

@@ -345,10 +345,11 @@ def oauth_error(response: httpx.Response) -> str:
         return response.reason_phrase or "no details"
     if not isinstance(data, dict) or not isinstance(data.get("error"), (str, dict)):
         return response.reason_phrase or "no details"
-    error, described = data["error"], data.get("error_description")
+    error: Any = data["error"]
+    described = data.get("error_description")
     if isinstance(error, dict):  # Anthropic-style {"error": {"type", "message"}}
-        error, described = str(error.get("type") or "error"), error.get("message")
-    return error[:80] + (f": {str(described)[:200]}" if described else "")
+        error, described = error.get("type") or "error", error.get("message")
+    return str(error)[:80] + (f": {str(described)[:200]}" if described else "")
 
 
 def _say(err: IO[str], message: str) -> None:
