@@ -287,3 +287,18 @@ def test_a_login_serves_and_refreshes_through_its_own_endpoint(tmp_path):
         assert (stored.access_token, stored.refresh_token, stored.email) == (refreshed_access, refreshed_refresh,
                                                                              "me@example.com")
         assert_no_token_in(log, login_access, login_refresh, refreshed_access, refreshed_refresh)
+
+
+def test_a_401_whose_refresh_cannot_reach_the_token_endpoint_is_a_passing_failure(oauth, tmp_path):
+    server, _ = oauth
+    from gateway import free_port
+
+    path = token_file(tmp_path, "max", "claude", f"http://127.0.0.1:{free_port()}/token", expires_in=3600)
+    server.gate = lambda r: Reply(401, b'{"type":"error","error":{"type":"authentication_error","message":"no"}}')
+    with Gateway(tmp_path, routes(server.url, f"      - {{label: max, oauth: {path}}}"), {}) as gateway:
+        answer = post(gateway)
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["error"]["message"] == (
+            "credential 'max' got a 401 and its token could not be refreshed (the token endpoint did not answer)")
+        state = gateway.credentials()["providers"]["subscription"]["credentials"][0]
+        assert state["state"] not in ("needs login", "needs attention") and state["login"]["needs_login"] is None

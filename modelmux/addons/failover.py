@@ -226,8 +226,12 @@ class Failover:
                 if await self.refresher.refresh(credential, sent_with):
                     trail["refreshed"] = True
                     return await self._send(plan, candidate, lease, out, trail, refreshed=True)
-                why = credential.oauth.needs_login or "the token could not be refreshed"
-                return self._failed(candidate, lease, trail, 401, f"credential '{credential.label}': {why}")
+                if credential.oauth.needs_login:
+                    return self._failed(candidate, lease, trail, 401,
+                                        f"credential '{credential.label}': {credential.oauth.needs_login}")
+                # The token endpoint could not be reached: a passing failure, not a lost login.
+                return self._failed(candidate, lease, trail, 503, f"credential '{credential.label}' got a 401 "
+                                    "and its token could not be refreshed (the token endpoint did not answer)")
             if response.status_code >= 400:
                 return await self._error_status(candidate, lease, trail, response)
             if response.headers.get("content-type", "").startswith("text/event-stream"):
