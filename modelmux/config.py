@@ -28,6 +28,7 @@ from modelmux.oauth.kinds import KINDS
 from modelmux.oauth.tokens import TokenFileError
 from modelmux.config_types import (
     Auth as Auth,
+    Conditions as Conditions,
     Config as Config,
     Credential as Credential,
     DEFAULT_CONNECT_TIMEOUT as DEFAULT_CONNECT_TIMEOUT,
@@ -145,6 +146,11 @@ class _Builder:
             profiles=self.profiles(self.data.get("profiles") or {}, providers, server),
         )
         self.problems += efforts.problems(config)
+        for route in config.routes:
+            if route.conditions.profile and route.conditions.profile not in config.profiles:
+                known = ", ".join(config.profiles) or "none are configured"
+                self.problems.append(f"{route.source}.profile: '{route.conditions.profile}' is not a profile; "
+                                     f"known: {known}")
         return config
 
     def expand(self, where: str, value: str, subject: str = "") -> str:
@@ -318,7 +324,7 @@ class _Builder:
             return None
         return Route(
             pattern, provider, spec.get("model"), spec.get("response_model", "requested"), where,
-            frozenset(spec.get("intercept") or ()), self.fallback(where, spec, providers),
+            frozenset(spec.get("intercept") or ()), self.fallback(where, spec, providers), conditions(spec),
         )
 
     def fallback(self, where: str, spec: dict[str, Any], providers: Mapping[str, Provider]) -> tuple[Fallback, ...]:
@@ -401,6 +407,20 @@ class _Builder:
                 port=port,
             )
         return result
+
+
+def conditions(spec: dict[str, Any]) -> Conditions:
+    """A route's conditions besides its model (schema-checked already)."""
+    tools = spec.get("tool")
+    header = spec.get("header")
+    name, _, value = header.partition(":") if header else ("", "", "")
+    return Conditions(
+        thinking=spec.get("thinking"),
+        prompt_tokens_above=spec.get("prompt_tokens_above"),
+        tools=tuple([tools] if isinstance(tools, str) else tools or ()),
+        profile=spec.get("profile"),
+        header=(name.strip().lower(), value.strip() if value.strip() else None) if header else None,
+    )
 
 
 def variables(text: str) -> list[str]:

@@ -4,7 +4,7 @@ the file): providers, their credentials, routes, profiles. Pure data."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -126,6 +126,36 @@ class Fallback:
 
 
 @dataclass(frozen=True)
+class Conditions:
+    """What a request must be, besides its model, for a route to take it; unset: anything."""
+
+    thinking: bool | None = None
+    prompt_tokens_above: int | None = None
+    tools: tuple[str, ...] = ()  # globs on a tool's name or type; any one offered
+    profile: str | None = None
+    header: tuple[str, str | None] | None = None  # lowercase name, and the value it must have
+
+    def __bool__(self) -> bool:
+        return any(v not in (None, ()) for v in (self.thinking, self.prompt_tokens_above, self.tools, self.profile,
+                                                 self.header))
+
+    def describe(self) -> str:
+        """The conditions as the dashboard shows which rule matched: "thinking, tool web_search*"."""
+        words = []
+        if self.thinking is not None:
+            words.append("thinking" if self.thinking else "no thinking")
+        if self.prompt_tokens_above is not None:
+            words.append(f"prompt > {self.prompt_tokens_above} tokens")
+        if self.tools:
+            words.append(f"tool {'|'.join(self.tools)}")
+        if self.profile:
+            words.append(f"profile {self.profile}")
+        if self.header:
+            words.append(f"header {self.header[0]}" + (f": {self.header[1]}" if self.header[1] is not None else ""))
+        return ", ".join(words)
+
+
+@dataclass(frozen=True)
 class Route:
     pattern: ModelPattern
     provider: str
@@ -134,6 +164,12 @@ class Route:
     source: str  # where it was written, e.g. "routes[2]" or "providers.zai.models"
     intercept: frozenset[str] = frozenset()  # background requests answered locally
     fallback: tuple[Fallback, ...] = ()
+    conditions: Conditions = field(default_factory=Conditions)
+
+    @property
+    def rule(self) -> str:
+        """Which rule this is, as the dashboard names it: `routes[2] if thinking`."""
+        return f"{self.source} if {self.conditions.describe()}" if self.conditions else self.source
 
 
 @dataclass(frozen=True)
@@ -177,12 +213,13 @@ class Config:
         }
 
 
-def route_for(routes: Iterable[Route], name: str) -> Route | None:
-    """The first route matching `name`; failing that, the first matching it without its
+def route_for(routes: Iterable[Route], name: str, holds: Callable[[Conditions], bool] | None = None) -> Route | None:
+    """The first route matching `name` whose conditions `holds` (without it: routes with
+    no conditions, as for a name alone); failing that, the first matching it without its
     reasoning-effort suffix (`gpt-5(high)` goes where `gpt-5` goes)."""
     base = effort.of(name)[0]
     for candidate in (name, base) if base != name else (name,):
         for route in routes:
-            if route.pattern.matches(candidate):
+            if route.pattern.matches(candidate) and (holds(route.conditions) if holds else not route.conditions):
                 return route
     return None

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import fnmatch
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any
 
 from modelmux import effort
-from modelmux.config import Config, Profile, Provider, Route, route_for
+from modelmux.config import Conditions, Config, ModelPattern, Profile, Provider, Route, route_for
 from modelmux.errors import GatewayError
+from modelmux.tokens import estimate_input_tokens
 
 # /v1/models needs a created_at; configured names have none, so all share one fixed,
 # obviously synthetic date rather than the gateway's start time (stable across restarts).
 CATALOG_CREATED_AT = "2025-01-01T00:00:00Z"
+EXPLICIT_FORM = "PROVIDER,MODEL"
 
 
 @dataclass(frozen=True)
@@ -43,17 +48,72 @@ def resolve_alias(config: Config, model: str) -> str:
     return model
 
 
-def route(config: Config, model: str, profile: Profile | None = None) -> Decision:
-    """First matching route wins. Raises GatewayError (404 no route, 403 profile forbids)."""
-    resolved = resolve_alias(config, model)
-    candidate = route_for(config.routes, resolved)
-    if candidate is None:
+class Facts:
+    """What a request is besides its model, for routes' conditions; each fact worked out
+    only when a route asks (the prompt estimate costs about 0.25 ms for Claude Code's
+    requests)."""
+
+    def __init__(self, body: Mapping[str, Any], headers: Mapping[str, str], profile: str | None) -> None:
+        self.body = body
+        self.headers = headers  # lowercase names
+        self.profile = profile
+
+    @cached_property
+    def thinking(self) -> bool:
+        thinking = self.body.get("thinking")
+        return isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive")
+
+    @cached_property
+    def tools(self) -> tuple[str, ...]:
+        """Every offered tool's name and type (a server tool: `web_search_20250305`)."""
+        found = []
+        for tool in self.body.get("tools") or ():
+            if isinstance(tool, dict):
+                found += [v for v in (tool.get("name"), tool.get("type")) if isinstance(v, str)]
+        return tuple(found)
+
+    @cached_property
+    def prompt_tokens(self) -> int:
+        return estimate_input_tokens(dict(self.body))
+
+    def hold(self, conditions: Conditions) -> bool:
+        if conditions.thinking is not None and conditions.thinking != self.thinking:
+            return False
+        if conditions.profile is not None and conditions.profile != self.profile:
+            return False
+        if conditions.header is not None:
+            name, value = conditions.header
+            if name not in self.headers or (value is not None and self.headers[name].strip() != value):
+                return False
+        if conditions.tools and not any(fnmatch.fnmatchcase(t, g) for g in conditions.tools for t in self.tools):
+            return False
+        return conditions.prompt_tokens_above is None or self.prompt_tokens > conditions.prompt_tokens_above
+
+
+def route(config: Config, model: str, profile: Profile | None = None, facts: Facts | None = None) -> Decision:
+    """First matching route wins: its model pattern and its conditions (`facts`, what the
+    request is; without them only routes with no conditions count). `PROVIDER,MODEL`
+    names the provider itself. Raises GatewayError (404 no route, 403 profile forbids)."""
+    decision = _decide(config, model, profile, facts)
+    if decision is None:
         names = ", ".join(model_names(config, profile)) or "none are configured"
         raise GatewayError(
             404,
             f"model '{model}' matches no route in {config.path.name} and there is no default; "
             f"models that exist: {names}",
         )
+    return decision
+
+
+def _decide(config: Config, model: str, profile: Profile | None, facts: Facts | None) -> Decision | None:
+    """route() without the 404's list of names (which reachable() builds by routing each
+    name: through route() it would recurse for ever). None: no route."""
+    if (explicit := _explicit(config, model, profile)) is not None:
+        return explicit
+    resolved = resolve_alias(config, model)
+    candidate = route_for(config.routes, resolved, facts.hold if facts is not None else None)
+    if candidate is None:
+        return None
     if profile is not None and not profile.allows(candidate.provider):
         raise GatewayError(
             403,
@@ -70,6 +130,33 @@ def route(config: Config, model: str, profile: Profile | None = None) -> Decisio
         route=candidate,
         effort=wanted,
     )
+
+
+def _explicit(config: Config, model: str, profile: Profile | None) -> Decision | None:
+    """A `PROVIDER,MODEL` name (Claude Code's /model takes any string): that provider and
+    that upstream model, when the provider exists and the profile allows it. None for
+    other names."""
+    name, comma, upstream = model.partition(",")
+    if not comma or model in config.aliases:
+        return None
+    provider = config.providers.get(name.strip())
+    if provider is None or not upstream.strip():
+        raise GatewayError(
+            404,
+            f"model '{model}' names provider '{name.strip()}' ({EXPLICIT_FORM}), but "
+            + (f"there is no such provider in {config.path.name}; known: {', '.join(config.providers)}"
+               if provider is None else "no model after the comma"),
+        )
+    if profile is not None and not profile.allows(provider.name):
+        raise GatewayError(
+            403,
+            f"profile '{profile.name}' may only use providers {', '.join(sorted(profile.providers or ()))}, "
+            f"but model '{model}' names provider '{provider.name}'; add it to profiles.{profile.name}.providers",
+        )
+    upstream, wanted = effort.of(upstream.strip())
+    rule = Route(ModelPattern("exact", model), provider.name, upstream, "requested", "PROVIDER,MODEL")
+    return Decision(requested=model, resolved=model, provider=provider, upstream_model=upstream, route=rule,
+                    effort=wanted)
 
 
 def _upstream(model: str | None, resolved: str) -> tuple[str, effort.Effort | None]:
@@ -95,26 +182,27 @@ def candidates(config: Config, decision: Decision, profile: Profile | None = Non
 
 
 def model_names(config: Config, profile: Profile | None = None) -> list[str]:
-    """Every name a client can ask for: aliases, exact route matches and provider model lists."""
+    """Every name a client can ask for: aliases, exact route matches, provider model lists,
+    and each provider model as `PROVIDER,MODEL`."""
     names = list(config.aliases)
-    names += [r.pattern.text for r in config.routes if r.pattern.kind == "exact"]
+    names += [r.pattern.text for r in config.routes if r.pattern.kind == "exact" and not r.conditions]
     names += [slot for p in config.profiles.values() for slot in (*p.slots.values(), p.model) if slot]
+    names += [f"{provider.name},{model}" for provider in config.providers.values() for model in provider.models]
     return [name for name in dict.fromkeys(names) if reachable(config, name, profile)]
 
 
 def reachable(config: Config, name: str, profile: Profile | None = None) -> bool:
     try:
-        route(config, name, profile)
+        return _decide(config, name, profile, None) is not None
     except GatewayError:
         return False
-    return True
 
 
 def catalog_entry(config: Config, name: str) -> dict[str, Any]:
     """One model in Anthropic's /v1/models format; display_name says where it goes."""
     decision = route(config, name)
     target = f"{decision.provider.name}/{effort.shown(decision.upstream_model, decision.effort)}"
-    display = name if target.endswith(f"/{name}") else f"{name} → {target}"
+    display = name if target.endswith(f"/{name}") or name.replace(",", "/", 1) == target else f"{name} → {target}"
     return {"type": "model", "id": name, "display_name": display, "created_at": CATALOG_CREATED_AT}
 
 

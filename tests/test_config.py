@@ -104,7 +104,8 @@ profiles: {p: {port: 70000}}
         "providers.b.protocol: 'grpc' is not one of: anthropic, openai-chat, openai-responses, gemini",
         "routes[0].match: 3 is not valid; write a model name, a glob such as 'claude-*haiku*', or one of "
         "{exact: NAME}, {glob: PATTERN}, {regex: EXPR}",
-        "routes[1]: unknown key 'providr'; known keys: fallback, intercept, match, model, provider, response_model",
+        "routes[1]: unknown key 'providr'; known keys: fallback, header, intercept, match, model, profile, prompt_tokens_above, provider, response_model, "
+            "thinking, tool",
         "routes[1]: missing required key 'provider'",
     ]
 

@@ -51,6 +51,7 @@ def test_models_in_anthropic_list_format(start_gateway):
         ("fast", "fast → zai/glm-4.5-air", "model"),
         ("glm-4.6", "glm-4.6", "model"),
         ("claude-sonnet-4-5", "claude-sonnet-4-5", "model"),
+        ("zai,glm-4.6", "zai,glm-4.6", "model"),  # a provider's model by explicit PROVIDER,MODEL
     ]
     assert client.models.retrieve("fast").display_name == "fast → zai/glm-4.5-air"
     missing = httpx.get(f"{gateway.url}/v1/models/nope")

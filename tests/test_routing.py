@@ -60,7 +60,8 @@ def test_no_route_and_no_default_is_404_listing_models():
     assert raised.value.error_type == "not_found_error"
     assert raised.value.message == (
         "model 'gpt-5' matches no route in routes.yaml and there is no default; models that exist: "
-        "opus, fast, haiku, claude-opus-4-1, glm-4.6, glm-4.5-air, claude-sonnet-4-5, claude-haiku-4-5"
+        "opus, fast, haiku, claude-opus-4-1, glm-4.6, glm-4.5-air, claude-sonnet-4-5, claude-haiku-4-5, "
+        "zai,glm-4.6, zai,glm-4.5-air"
     )
 
 
@@ -89,7 +90,8 @@ def test_catalog_lists_routable_names_with_targets():
     }
     rest = routing.catalog(CONFIG, None, limit=100, after_id="haiku")
     assert [m["id"] for m in rest["data"]] == [
-        "claude-opus-4-1", "glm-4.6", "glm-4.5-air", "claude-sonnet-4-5", "claude-haiku-4-5"]
+        "claude-opus-4-1", "glm-4.6", "glm-4.5-air", "claude-sonnet-4-5", "claude-haiku-4-5", "zai,glm-4.6",
+        "zai,glm-4.5-air"]
     assert rest["has_more"] is False
     before = routing.catalog(CONFIG, None, limit=2, before_id="glm-4.5-air")
     assert ([m["id"] for m in before["data"]], before["has_more"]) == (["claude-opus-4-1", "glm-4.6"], True)

@@ -65,7 +65,9 @@ class Router:
         assert config
         profile = self.settings.profile_of(flow)
         body = _message_body(flow)
-        decision = routing.route(config, body["model"], profile)
+        client = _lowercase(flow.request.headers)
+        facts = routing.Facts(body, client, profile.name if profile else None)
+        decision = routing.route(config, body["model"], profile, facts)
         if "warmup" in decision.route.intercept and messages.is_warmup(body):
             return _answer_warmup(flow, decision, body)
         provider = decision.provider
@@ -74,7 +76,7 @@ class Router:
             "requested_model": decision.requested,
             "model": effort.shown(decision.upstream_model, decision.effort),
             "provider": provider.name,
-            "route": decision.route.source,
+            "route": decision.route.rule,
             "profile": profile.name if profile else None,
             "protocol": provider.protocol,
             "connect_timeout": provider.connect_timeout,
@@ -88,7 +90,6 @@ class Router:
             flow.comment = f"{_head(notes)} · count_tokens answered locally (estimate)"
             return
         candidates = routing.candidates(config, decision, profile)
-        client = _lowercase(flow.request.headers)
         if flows_kept():
             notes["client_request"] = _as_sent_by_client(flow.request)
         session = session_of(client, body) if any(c.provider.affinity for c in candidates) else None
@@ -195,7 +196,7 @@ def _answer_warmup(flow: http.HTTPFlow, decision: routing.Decision, body: dict) 
         answer_json(flow, 200, message)
     flow.metadata["modelmux"]["intercepted"] = True
     flow.marked = ":zap:"
-    flow.comment = f"intercepted: warmup for {decision.requested} [{decision.route.source}], answered locally"
+    flow.comment = f"intercepted: warmup for {decision.requested} [{decision.route.rule}], answered locally"
 
 
 def _message_body(flow: http.HTTPFlow) -> dict:
