@@ -27,7 +27,7 @@ def run(path: Path, offline: bool, as_json: bool, environ: Mapping[str, str], ou
     if as_json:
         document = {"config": str(cfg.path), "ok": not failed, "problems": problems,
                     "probes": None if offline else [asdict(r) for r in results]}
-        text = json.dumps(document, indent=2)
+        text = json.dumps(document, indent=2, ensure_ascii=False)
     else:
         text = "\n".join(describe(cfg.path, problems, results, offline))
     secrets = [c for provider in cfg.providers.values() for c in provider.credentials]
