@@ -124,6 +124,14 @@ def build_parser() -> argparse.ArgumentParser:
     logins.add_argument("--dry-run", action="store_true", help="list what would be imported, and write nothing")
     logins.add_argument("--json", action="store_true", help="print what was found and done as JSON")
     add_login_parser(commands, common)
+    check = commands.add_parser(
+        "check", parents=[common], help="validate routes.yaml, then send each provider and credential one tiny request",
+        description="Check routes.yaml (schema, providers, ${VAR}s, aliases, profile slots, fallbacks, efforts), then "
+        "send one request asking for one token per provider and credential and print what answered. Exit status 1 "
+        "when anything is wrong, 2 when routes.yaml does not load. No secret is printed.",
+    )  # fmt: skip
+    check.add_argument("--offline", action="store_true", help="only check the file; send no request")
+    check.add_argument("--json", action="store_true", help="print the problems and probes as JSON")
     return parser
 
 
@@ -359,6 +367,12 @@ def replay(args: argparse.Namespace, _: list[str]) -> int:
 
 def import_logins(args: argparse.Namespace, _: list[str]) -> int:
     return import_command.run(args.paths, args.dir, args.dry_run, args.json, Path.home(), os.environ, time.time())
+def check(args: argparse.Namespace, _: list[str]) -> int:
+    from modelmux import check_command  # httpx: only when probing
+
+    return check_command.run(find_config(args.config, os.environ), args.offline, args.json, os.environ)
+
+
 def login_command(args: argparse.Namespace, claude_args: list[str]) -> int:
     from modelmux.oauth import login  # httpx and the callback server: only when logging in
 
@@ -380,6 +394,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, list[str]], int]] = {
     "replay": replay,
     "import": import_logins,
     "login": login_command,
+    "check": check,
 }
 
 if __name__ == "__main__":

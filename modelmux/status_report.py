@@ -92,7 +92,7 @@ def credential_lines(document: dict[str, Any], provider: str | None = None, labe
         for credential in pool["credentials"]
         if label in (None, credential["label"])
     ]
-    rows = _aligned([_credential_cells(name, credential) for name, credential in chosen])
+    rows = aligned([_credential_cells(name, credential) for name, credential in chosen])
     lines = []
     for row, (_, credential) in zip(rows, chosen, strict=True):
         lines += [f"  {row}", *(f"    {_cooldown_text(c)}" for c in credential["cooldowns"])]
@@ -131,6 +131,6 @@ def _cooldown_text(cooldown: dict[str, Any]) -> str:
     )
 
 
-def _aligned(rows: list[list[str]]) -> list[str]:
+def aligned(rows: list[list[str]]) -> list[str]:
     widths = [max(len(cell) for cell in column) for column in zip(*rows, strict=True)]
     return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
