@@ -16,8 +16,10 @@ from modelmux import __version__, config, import_command, procs, usage
 from modelmux.config import Config, Profile
 from modelmux.status_report import credential_lines, describe_status, gateway_status
 from modelmux.launcher import (
+    AUTH_CONFLICT,
     LaunchError,
     apply_environment,
+    auth_conflict,
     client_host,
     find_config,
     gateway_command,
@@ -25,6 +27,7 @@ from modelmux.launcher import (
     profile_of,
     profile_port,
     shell_lines,
+    uses_passthrough,
 )
 from modelmux.procs import Gateway
 
@@ -220,6 +223,8 @@ def run(args: argparse.Namespace, claude_args: list[str]) -> int:
     else:
         start_background(cfg, profile, gateway, port, args.web, args.web_port)
     env = apply_environment(os.environ, values, unset)
+    if uses_passthrough(cfg, profile) and auth_conflict(os.environ):
+        _note(AUTH_CONFLICT)
     sys.stdout.flush()
     sys.stderr.flush()
     try:

@@ -15,7 +15,7 @@ from urllib.parse import urlencode, urlsplit
 from modelmux import effort, gemini, messages, openai_chat, openai_responses, toolnames
 from modelmux.config import Credential, Provider
 from modelmux.credentials import scrub
-from modelmux.errors import GatewayError, error_body, is_error_envelope, upstream_error
+from modelmux.errors import GatewayError, error_body, gist, is_error_envelope, upstream_error
 from modelmux.gemini.signatures import is_gemini
 from modelmux.oauth.kinds import KINDS
 from modelmux.openai_responses.signature import PREFIX as RESPONSES_SIGNATURE
@@ -84,6 +84,32 @@ def check_client_token(provider: Provider, client: Mapping[str, str]) -> None:
             "but this request carries modelmux's placeholder token; log in to Claude Code (or set "
             "ANTHROPIC_API_KEY), or use a profile whose providers have credentials of their own",
         )
+
+
+SENT = {"subscription": "your Claude subscription login", "api-key": "your Anthropic API key"}
+
+
+def credential_mismatch(provider: Provider, route: str, sent: str | None, status: int, words: str) -> str | None:
+    """Why a passthrough provider refused the client's own credential, when its kind is
+    the reason, and what to configure. The upstream's words alone ("invalid api key")
+    do not say that it was the user's Anthropic login modelmux forwarded. `sent`:
+    headers.client_credential of the request; `route`: where the route was written."""
+    if not provider.passthrough or status not in (401, 403) or sent not in SENT:
+        return None
+    said = (f"routes.yaml's {route} sends {SENT[sent]} to provider '{provider.name}' ({provider.base_url}), "
+            f"which answered HTTP {status}: {words.rstrip('.')}")
+    own_key = "replace its `auth: passthrough` with `credentials:` holding a `key:` in routes.yaml"
+    host = urlsplit(provider.base_url).hostname or ""
+    if host != "anthropic.com" and not host.endswith(".anthropic.com"):
+        return f"{said}. Only Anthropic takes Anthropic credentials: give '{provider.name}' a key of its own ({own_key})"
+    if "oauth" not in words.lower():
+        return None  # an expired or revoked login: Claude Code's own answer to a 401 fits
+    if sent == "subscription":
+        return (f"{said}. It needs an API key: run Claude Code with ANTHROPIC_API_KEY (logged out), "
+                f"or {own_key}")
+    return (f"{said}. It needs a Claude subscription login: unset ANTHROPIC_API_KEY and log in to Claude Code "
+            f"(/login), or give '{provider.name}' a login of its own (`modelmux login claude --label NAME "
+            f"--provider {provider.name}`)")
 
 
 def prepare(
@@ -258,12 +284,17 @@ def context_of(translation: dict[str, Any]) -> openai_chat.Context:
     return openai_chat.Context(**translation["context"])
 
 
-def upstream_failure(provider: Provider, status: int, reason: str, text: str) -> tuple[int, bytes, dict[str, str]]:
+def upstream_failure(
+    provider: Provider, status: int, reason: str, text: str, route: str = "", sent: str | None = None,
+) -> tuple[int, bytes, dict[str, str]]:
     """An upstream's error answer as the client gets it: status, body and headers to add,
     with keys it echoed redacted. Gemini's status name says more than its HTTP status
     (an invalid key is a 400 there, a 401 here; RESOURCE_EXHAUSTED names its retry
     delay), so its errors are read (gemini/errors.py); others keep their status. An
-    Anthropic envelope is already the client's error (the failover relay's answer)."""
+    Anthropic envelope is already the client's error (the failover relay's answer),
+    unless the client's own credential was the wrong kind (credential_mismatch)."""
+    if mismatch := credential_mismatch(provider, route, sent, status, gist(scrub(text, provider.credentials))):
+        return status, error_body(status, mismatch), {}
     if provider.protocol != "gemini" or is_error_envelope(text.encode()):
         return status, upstream_error(provider.name, status, reason, text, provider.credentials), {}
     error = gemini.error_of(status, scrub(text, provider.credentials))

@@ -16,6 +16,24 @@ def client_tokens(headers: Mapping[str, str]) -> dict[str, str]:
         "x-api-key": headers.get("x-api-key", ""),
         "authorization": headers.get("authorization", "").removeprefix("Bearer ").strip(),
     }
+
+
+# Anthropic's credential formats: a Claude subscription login's access token (Claude
+# Code sends it as `Authorization: Bearer`) and an API key (sent as `x-api-key`).
+SUBSCRIPTION_PREFIX = "sk-ant-oat"
+API_KEY_PREFIX = "sk-ant-api"
+
+
+def client_credential(headers: Mapping[str, str]) -> str | None:
+    """Which Anthropic credential the client sent: "subscription", "api-key", or None
+    for anything else (no token, modelmux's placeholder, some other service's key)."""
+    tokens = client_tokens(headers).values()
+    for kind, prefix in (("subscription", SUBSCRIPTION_PREFIX), ("api-key", API_KEY_PREFIX)):
+        if any(token.startswith(prefix) for token in tokens):
+            return kind
+    return None
+
+
 # Claude Code needs *a* token to skip its login when every provider of a profile has
 # its own credentials; the gateway removes it and refuses to pass it to Anthropic.
 PLACEHOLDER_TOKEN = "modelmux-placeholder"

@@ -114,6 +114,8 @@ def profile_environment(
         # A placeholder inherited from a vendor profile's session would replace the login.
         if base_env.get("ANTHROPIC_AUTH_TOKEN") == PLACEHOLDER_TOKEN:
             unset.append("ANTHROPIC_AUTH_TOKEN")
+        elif auth_conflict(base_env):
+            unset.append("ANTHROPIC_API_KEY")
     else:
         values["ANTHROPIC_AUTH_TOKEN"] = PLACEHOLDER_TOKEN
         unset.append("ANTHROPIC_API_KEY")  # with both set, Claude Code warns of an auth conflict
@@ -125,6 +127,17 @@ def profile_environment(
         own[KEY_HEADER] = config.server.api_key
     values["ANTHROPIC_CUSTOM_HEADERS"] = _merge_headers(base_env.get("ANTHROPIC_CUSTOM_HEADERS", ""), own)
     return values, unset
+
+
+AUTH_CONFLICT = ("both ANTHROPIC_AUTH_TOKEN and ANTHROPIC_API_KEY are set; ANTHROPIC_API_KEY is left out "
+                 "for claude (Claude Code would warn of an auth conflict)")
+
+
+def auth_conflict(base_env: Mapping[str, str]) -> bool:
+    """Both of Claude Code's own credentials inherited: with both, it warns of an auth
+    conflict at every start, so a passthrough profile keeps the token and drops the key."""
+    token = base_env.get("ANTHROPIC_AUTH_TOKEN", "")
+    return bool(token) and token != PLACEHOLDER_TOKEN and bool(base_env.get("ANTHROPIC_API_KEY"))
 
 
 def _merge_hosts(existing: str, hosts: Iterable[str]) -> str:

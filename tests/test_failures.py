@@ -132,7 +132,7 @@ def test_no_route_and_no_default_is_404_naming_what_exists(gateway):
 def test_unknown_path_is_404_when_there_is_no_passthrough_default(gateway):
     response = httpx.get(f"{gateway.url}/v1/complete")
     assert_error(response, 404, "not_found_error", "modelmux does not serve GET /v1/complete; it serves "
-                 "POST /v1/messages, POST /v1/messages/count_tokens, GET /v1/models and GET /healthz")
+                 "POST /v1/messages, POST /v1/messages/count_tokens, GET /v1/models, GET /v1/models/{id} and GET /healthz")
 
 
 def test_unreachable_upstream_is_502_json(gateway):

@@ -18,7 +18,9 @@ import pytest
 from gateway import free_port
 
 from modelmux import config, procs
-from modelmux.launcher import LaunchError, find_config, gateway_command, profile_environment, repo_root
+from modelmux.launcher import (
+    AUTH_CONFLICT, LaunchError, apply_environment, find_config, gateway_command, profile_environment, repo_root,
+)
 
 SECRET = "mm-gateway-key-7f3a"
 QUOTED_MODEL = """it's "glm" $HOME `x`"""
@@ -90,6 +92,15 @@ def test_profile_with_a_passthrough_provider_in_its_list_counts_as_passthrough(r
 def test_passthrough_profile_drops_a_placeholder_inherited_from_a_vendor_session(routes: config.Config) -> None:
     _, unset = profile_environment(routes, "claude", {"ANTHROPIC_AUTH_TOKEN": "modelmux-placeholder"})
     assert unset == ["ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX"]
+
+
+def test_passthrough_profile_leaves_out_the_api_key_when_a_token_is_set_too(routes: config.Config) -> None:
+    both = {"ANTHROPIC_AUTH_TOKEN": "sk-ant-oat01-user", "ANTHROPIC_API_KEY": "sk-user"}
+    values, unset = profile_environment(routes, "claude", both)
+    assert values == CLAUDE_ENV
+    assert unset == ["ANTHROPIC_API_KEY", "CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX"]
+    env = apply_environment(both, values, unset)
+    assert env["ANTHROPIC_AUTH_TOKEN"] == "sk-ant-oat01-user" and "ANTHROPIC_API_KEY" not in env
 
 
 def test_vendor_only_profile_sends_a_placeholder_and_unsets_the_api_key(routes: config.Config) -> None:
@@ -240,6 +251,20 @@ def test_env_output_evaluates_to_the_exact_environment(world: dict, cli: Cli) ->
     assert values["NO_PROXY"] == "corp,127.0.0.1,localhost"
     assert [name for name in unset if name in seen] == []
     assert unset == ["ANTHROPIC_API_KEY", "CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX"]
+
+
+def test_run_with_both_credentials_leaves_out_the_key_and_says_so_once(world: dict, cli: Cli) -> None:
+    both = world["env"] | {"ANTHROPIC_AUTH_TOKEN": "sk-ant-oat01-user", "ANTHROPIC_API_KEY": "sk-user"}
+    first = cli("run", "claude", env=both)
+    assert first.returncode == 0, first.stderr
+    assert first.stderr.splitlines()[-1] == f"modelmux: {AUTH_CONFLICT}"
+    assert first.stderr.count(AUTH_CONFLICT) == 1
+    seen = json.loads(world["record"].read_text())["env"]
+    assert seen["ANTHROPIC_AUTH_TOKEN"] == "sk-ant-oat01-user" and "ANTHROPIC_API_KEY" not in seen
+    again = cli("run", "claude", env=both)  # the gateway reused: the one line, and only it
+    assert again.stderr == f"modelmux: {AUTH_CONFLICT}\n"
+    vendor = cli("run", "glm", env=both)  # the placeholder replaces both: no conflict to tell of
+    assert vendor.returncode == 0 and vendor.stderr == ""
 
 
 def test_run_starts_one_gateway_reuses_it_and_stop_ends_it(world: dict, cli: Cli) -> None:

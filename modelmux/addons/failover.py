@@ -30,6 +30,7 @@ from modelmux.addons.pump import Pump, answer_record, passed_headers
 from modelmux.cooldowns import POLICIES, RETRY_HEADERS, Kind, Outcome, classify, iso, names_a_wait, retry_after, span
 from modelmux.credentials import scrub, shown_headers
 from modelmux.errors import GatewayError, upstream_error
+from modelmux.headers import client_credential
 from modelmux.meter import tokens_of_json
 from modelmux.pools import Lease, Verdict
 from modelmux.refusals import AllBusy, AllCooling, Refusal
@@ -233,7 +234,7 @@ class Failover:
                 return self._failed(candidate, lease, trail, 503, f"credential '{credential.label}' got a 401 "
                                     "and its token could not be refreshed (the token endpoint did not answer)")
             if response.status_code >= 400:
-                return await self._error_status(candidate, lease, trail, response)
+                return await self._error_status(candidate, lease, trail, response, client_credential(plan.lookup))
             if response.headers.get("content-type", "").startswith("text/event-stream"):
                 return await Pump(self, plan, candidate, lease, outgoing, response, out, trail).run()
             return await self._whole(candidate, lease, outgoing, response, out, trail)
@@ -247,7 +248,8 @@ class Failover:
             if response is not None:
                 await response.aclose()
 
-    async def _error_status(self, candidate: Decision, lease: Lease | None, trail: dict, response: httpx.Response) -> Failure:
+    async def _error_status(self, candidate: Decision, lease: Lease | None, trail: dict, response: httpx.Response,
+                            sent: str | None) -> Failure:
         body = b""
         async for chunk in response.aiter_bytes():
             body += chunk
@@ -258,7 +260,7 @@ class Failover:
             kept = answer_record(response, body)
             trail["response_headers"], trail["response_body"] = kept["headers"], kept["body"]
         status, client_body, added = exchange.upstream_failure(candidate.provider, response.status_code,
-                                                               response.reason_phrase, text)
+                                                               response.reason_phrase, text, candidate.route.source, sent)
         headers = {**response.headers, **added}
         return self._failed(candidate, lease, trail, status, text, headers, response.reason_phrase, client_body)
 

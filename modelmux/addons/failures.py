@@ -30,6 +30,7 @@ from modelmux.addons.settings import Settings
 from modelmux.cooldowns import TransportFailure
 from modelmux.errors import error_body, upstream_error
 from modelmux.exchange import upstream_failure
+from modelmux.headers import client_credential
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +61,9 @@ class Failures:
         upstream = _upstream(flow)
         if flow.response or flow.error or not flow.live or not upstream or upstream.get("relay"):
             return  # the relay times each attempt itself
+        # Before the Redactor hides it: which of the client's own credentials went
+        # upstream, for the 401 of a passthrough provider that takes neither.
+        upstream["client_credential"] = client_credential(flow.request.headers)
         self._inflight[flow.client_conn.id] = flow
         self._timers[flow.id] = asyncio.get_running_loop().call_later(
             upstream["response_timeout"], self._response_timed_out, flow
@@ -169,7 +173,8 @@ class Failures:
             status, body, added = response.status_code, upstream_error(upstream["provider"], response.status_code,
                                                                        response.reason, original, ()), {}
         else:
-            status, body, added = upstream_failure(provider, response.status_code, response.reason, original)
+            status, body, added = upstream_failure(provider, response.status_code, response.reason, original,
+                                                   upstream.get("route", "default"), upstream.get("client_credential"))
         if body != original.encode():
             response.status_code = status
             response.content = body

@@ -22,6 +22,9 @@ MODELS_PREFIX = "/v1/models/"
 CREDENTIALS_PATH = "/modelmux/credentials"
 RESET_PATH = "/modelmux/credentials/reset"
 USAGE_PATH = "/modelmux/usage"
+# A base URL written with /v1 (`ANTHROPIC_BASE_URL=http://127.0.0.1:7878/v1`) doubles it:
+# Anthropic clients append /v1/messages themselves.
+DOUBLED_V1 = "/v1/v1"
 
 
 class LocalAPI:
@@ -37,6 +40,11 @@ class LocalAPI:
         if flow.response or flow.error or not flow.live:
             return
         path = request_path(flow)
+        if path == DOUBLED_V1 or path.startswith(DOUBLED_V1 + "/"):
+            # Always answered here, even with a passthrough default: no upstream serves it,
+            # and Anthropic's own 404 would not say why.
+            answer_error(flow, doubled_v1(flow, path))
+            return
         if flow.request.method == "POST" and path == RESET_PATH:
             self.reset_credentials(flow)
             return
@@ -125,3 +133,15 @@ class LocalAPI:
             return answer_error(flow, GatewayError(404, str(e.args[0])))
         assert self.credentials.pools
         answer_json(flow, 200, self.credentials.pools.snapshot())
+
+
+def doubled_v1(flow: http.HTTPFlow, path: str) -> GatewayError:
+    """The 404 for a base URL written with /v1, naming the one to write instead."""
+    host, port = flow.client_conn.sockname[:2]
+    base = f"http://{f'[{host}]' if ':' in host else host}:{port}"
+    meant = path.removeprefix("/v1")
+    return GatewayError(
+        404,
+        f"modelmux serves {meant}, not {path}: remove /v1 from ANTHROPIC_BASE_URL "
+        f"(set it to {base}; the client adds /v1 itself)",
+    )

@@ -29,7 +29,7 @@ from modelmux.tokens import estimate_input_tokens
 logger = logging.getLogger(__name__)
 
 MESSAGE_PATHS = {"/v1/messages", "/v1/messages/count_tokens"}
-SERVED = "POST /v1/messages, POST /v1/messages/count_tokens, GET /v1/models and GET /healthz"
+SERVED = "POST /v1/messages, POST /v1/messages/count_tokens, GET /v1/models, GET /v1/models/{id} and GET /healthz"
 
 
 class Router:
