@@ -98,15 +98,6 @@ def reported_pid(info: Mapping[str, Any] | None) -> int | None:
     return pid if isinstance(pid, int) and pid > 0 else None
 
 
-def state_dir(environ: Mapping[str, str]) -> Path:
-    """$MODELMUX_STATE_DIR, else $XDG_STATE_HOME/modelmux, else ~/.local/state/modelmux."""
-    if environ.get("MODELMUX_STATE_DIR"):
-        return Path(environ["MODELMUX_STATE_DIR"]).expanduser()
-    if environ.get("XDG_STATE_HOME"):
-        return Path(environ["XDG_STATE_HOME"]).expanduser() / "modelmux"
-    return Path.home() / ".local" / "state" / "modelmux"
-
-
 def health(host: str, port: int, timeout: float = HEALTH_TIMEOUT) -> dict[str, Any] | None:
     """The gateway's /healthz document, or None when nothing answers as modelmux there."""
     try:
