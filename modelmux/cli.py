@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from modelmux import __version__, config, import_command, procs, usage
+from modelmux import __version__, config, foreground, import_command, paths, procs, shells, usage
 from modelmux.config import Config, Profile
 from modelmux.status_report import credential_lines, describe_status, gateway_status
 from modelmux.launcher import (
@@ -26,7 +26,6 @@ from modelmux.launcher import (
     profile_environment,
     profile_of,
     profile_port,
-    shell_lines,
     uses_passthrough,
 )
 from modelmux.procs import Gateway
@@ -87,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("profile", metavar="PROFILE")
     env = commands.add_parser("env", parents=[common], help="print PROFILE's environment as shell lines")
     env.add_argument("profile", metavar="PROFILE")
+    env.add_argument("--shell", choices=shells.SHELLS, help="the syntax to print (default: from $SHELL; on Windows "
+                     "PowerShell or cmd, whichever runs modelmux)")
     status = commands.add_parser("status", parents=[common, port], help="is the gateway running and healthy?")
     status.add_argument("--json", action="store_true", help="print the status as JSON")
     commands.add_parser("stop", parents=[common, port], help="stop the gateway")
@@ -179,11 +180,11 @@ def load_config(explicit: str | None) -> Config:
 
 
 def gateway_for(cfg: Config, port: int | None = None) -> Gateway:
-    return Gateway(client_host(cfg.server.host), port or cfg.server.port, procs.state_dir(os.environ))
+    return Gateway(client_host(cfg.server.host), port or cfg.server.port, paths.state_dir(os.environ))
 
 
 def serve(args: argparse.Namespace, _: list[str]) -> int:
-    """The gateway in the foreground: exec'd, so signals reach mitmproxy directly and
+    """The gateway in the foreground (`modelmux.foreground`): signals reach mitmproxy and
     its exit status is ours."""
     cfg = load_config(args.config)
     gateway = gateway_for(cfg, args.port)
@@ -194,17 +195,14 @@ def serve(args: argparse.Namespace, _: list[str]) -> int:
             "stop it with `modelmux stop`"
         )
     ensure_ports_free(cfg, gateway)
-    gateway.write_pid(os.getpid())  # exec keeps the pid
     print(f"modelmux: serving {cfg.path} on http://{gateway.address}", file=sys.stderr, flush=True)
     if args.record:
         print(f"modelmux: recording the session to {args.record}", file=sys.stderr, flush=True)
-    sys.stdout.flush()
     try:
-        os.execv(argv[0], argv)
+        return foreground.hand_over(argv, os.environ, os.environ, gateway.write_pid)
     except OSError as e:
         gateway.forget_pid()
         raise LaunchError(f"cannot run {argv[0]}: {e.strerror}") from e
-    return 0  # pragma: no cover - execv does not return
 
 
 def run(args: argparse.Namespace, claude_args: list[str]) -> int:
@@ -228,10 +226,9 @@ def run(args: argparse.Namespace, claude_args: list[str]) -> int:
     sys.stdout.flush()
     sys.stderr.flush()
     try:
-        os.execve(claude, [claude, *claude_args], env)
+        return foreground.hand_over([claude, *claude_args], env, os.environ, lambda pid: None)
     except OSError as e:
         raise LaunchError(f"cannot run {claude}: {e.strerror}", 126) from e
-    return 0  # pragma: no cover - execve does not return
 
 
 def check_reusable(cfg: Config, profile: Profile, gateway: Gateway, info: dict[str, Any], web: bool) -> None:
@@ -282,7 +279,10 @@ def ensure_ports_free(cfg: Config, gateway: Gateway) -> None:
 def env(args: argparse.Namespace, _: list[str]) -> int:
     cfg = load_config(args.config)
     values, unset = profile_environment(cfg, args.profile, os.environ)
-    sys.stdout.write(shell_lines(values, unset))
+    try:
+        sys.stdout.write(shells.shell_lines(values, unset, args.shell or shells.default_shell(os.environ)))
+    except shells.ShellError as e:
+        raise LaunchError(str(e)) from e
     return 0
 
 

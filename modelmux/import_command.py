@@ -31,7 +31,7 @@ def run(paths: Sequence[Path], directory: Path | None, dry_run: bool, as_json: b
         environ: Mapping[str, str], now: float, out: TextIO | None = None) -> int:
     """Exit status 1 when nothing could be imported or a copy was refused."""
     out = out or sys.stdout
-    directory = (directory.expanduser() if directory else tokens.default_directory(home)).absolute()
+    directory = (directory.expanduser() if directory else tokens.default_directory(environ, home)).absolute()
     found = discover(home, environ, paths)
     results = [(f, import_to(f, directory, dry_run) if f.token else None) for f in found]
     if as_json:

@@ -15,6 +15,7 @@ from pathlib import Path
 import modelmux
 from modelmux.config import SLOTS, Config, Profile
 from modelmux.headers import KEY_HEADER, PLACEHOLDER_TOKEN, PROFILE_HEADER
+from modelmux.paths import config_dir
 
 CONFIG_ENV = "MODELMUX_CONFIG"
 CONFIG_NAME = "routes.yaml"
@@ -52,8 +53,8 @@ def repo_root() -> Path:
 def find_config(
     explicit: str | None, environ: Mapping[str, str], cwd: Path | None = None, home: Path | None = None
 ) -> Path:
-    """--config, then $MODELMUX_CONFIG, ./routes.yaml, ~/.config/modelmux/routes.yaml,
-    and last the bundled example. An explicit path is returned even if missing, so the
+    """--config, then $MODELMUX_CONFIG, ./routes.yaml, routes.yaml in the config directory
+    (~/.config/modelmux; `modelmux.paths`), and last the bundled example. An explicit path is returned even if missing, so the
     loader's error names it."""
     if explicit:
         return Path(explicit).expanduser()
@@ -61,7 +62,7 @@ def find_config(
         return Path(environ[CONFIG_ENV]).expanduser()
     candidates = [
         (cwd or Path.cwd()) / CONFIG_NAME,
-        (home or Path.home()) / ".config" / "modelmux" / CONFIG_NAME,
+        config_dir(environ, home) / CONFIG_NAME,
     ]
     return next((path for path in candidates if path.is_file()), repo_root() / CONFIG_NAME)
 
@@ -161,18 +162,6 @@ def apply_environment(base_env: Mapping[str, str], values: Mapping[str, str], un
     env = {name: value for name, value in base_env.items() if name not in set(unset)}
     env.update(values)
     return env
-
-
-def shell_quote(value: str) -> str:
-    """POSIX single quotes: nothing inside is special except the quote itself."""
-    return "'" + value.replace("'", "'\\''") + "'"
-
-
-def shell_lines(values: Mapping[str, str], unset: Iterable[str]) -> str:
-    """`export`/`unset` lines for `eval "$(modelmux env PROFILE)"`."""
-    lines = [f"unset {name}" for name in unset]
-    lines += [f"export {name}={shell_quote(value)}" for name, value in values.items()]
-    return "\n".join(lines) + "\n"
 
 
 def find_program(name: str, environ: Mapping[str, str]) -> str | None:

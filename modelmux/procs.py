@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from modelmux import windows
 from modelmux.headers import KEY_HEADER
 from modelmux.launcher import LaunchError, url_host
 
@@ -96,15 +97,6 @@ def reported_pid(info: Mapping[str, Any] | None) -> int | None:
     """The pid a gateway reports in /healthz: its own, so the one to signal."""
     pid = info.get("pid") if info else None
     return pid if isinstance(pid, int) and pid > 0 else None
-
-
-def state_dir(environ: Mapping[str, str]) -> Path:
-    """$MODELMUX_STATE_DIR, else $XDG_STATE_HOME/modelmux, else ~/.local/state/modelmux."""
-    if environ.get("MODELMUX_STATE_DIR"):
-        return Path(environ["MODELMUX_STATE_DIR"]).expanduser()
-    if environ.get("XDG_STATE_HOME"):
-        return Path(environ["XDG_STATE_HOME"]).expanduser() / "modelmux"
-    return Path.home() / ".local" / "state" / "modelmux"
 
 
 def health(host: str, port: int, timeout: float = HEALTH_TIMEOUT) -> dict[str, Any] | None:
@@ -206,6 +198,8 @@ def port_in_use(host: str, port: int) -> bool:
 
 def alive(pid: int) -> bool:
     """Whether `pid` runs; a zombie (exited, not yet reaped) does not."""
+    if os.name == "nt":
+        return windows.alive(pid)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -220,11 +214,15 @@ def alive(pid: int) -> bool:
 
 
 def is_gateway_process(pid: int) -> bool:
+    """Whether `pid`'s command line is a gateway's. Unknown (no /proc, no ps: Windows)
+    counts as no: a pid file alone never names a gateway."""
     try:
         command = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
-        result = subprocess.run(["ps", "-o", "command=", "-p", str(pid)], capture_output=True)
-        command = result.stdout
+        try:
+            command = subprocess.run(["ps", "-o", "command=", "-p", str(pid)], capture_output=True).stdout
+        except OSError:
+            return False
     return GATEWAY_MARK in command
 
 
@@ -232,6 +230,8 @@ def spawn_detached(argv: list[str], log_file: Path) -> int:
     """Start `argv` in a session of its own with output appended to `log_file`, and
     return its pid. Forked twice so it is init's child, not `run`'s: `run` becomes
     claude, which would never reap it, and a stopped gateway would linger as a zombie."""
+    if not hasattr(os, "fork"):
+        return windows.spawn_detached(argv, log_file)
     read_end, write_end = os.pipe()
     child = os.fork()
     if child == 0:  # pragma: no cover - runs in the forked child
@@ -343,7 +343,7 @@ def terminate(pid: int, grace: float = STOP_GRACE) -> None:
     if _wait_gone(pid, grace):
         return
     try:
-        os.kill(pid, signal.SIGKILL)
+        os.kill(pid, getattr(signal, "SIGKILL", signal.SIGTERM))  # Windows: SIGTERM is TerminateProcess already
     except ProcessLookupError:
         return
     _wait_gone(pid, KILL_GRACE)

@@ -451,7 +451,7 @@ def test_json_lists_what_was_found_and_done(home: Path) -> None:
 def test_cli_import_uses_the_default_token_directory(home: Path, monkeypatch: pytest.MonkeyPatch,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("HOME", str(home))
-    for name in ("CODEX_HOME", "CLAUDE_CONFIG_DIR"):
+    for name in ("CODEX_HOME", "CLAUDE_CONFIG_DIR", "XDG_CONFIG_HOME"):
         monkeypatch.delenv(name, raising=False)
     assert cli.main(["import", str(home / ".claude" / ".credentials.json")]) == 0
     assert "  wrote ~/.config/modelmux/tokens/claude-a_example.com.json" in capsys.readouterr().out

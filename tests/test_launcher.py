@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from gateway import free_port
 
-from modelmux import config, procs
+from modelmux import config, foreground, procs
 from modelmux.launcher import (
     AUTH_CONFLICT, LaunchError, apply_environment, find_config, gateway_command, profile_environment, repo_root,
 )
@@ -361,6 +361,8 @@ def test_run_with_web_starts_mitmweb_and_names_its_ui(world: dict, cli: Cli) -> 
 def test_serve_propagates_the_gateways_exit_status(world: dict, cli: Cli) -> None:
     result = cli("serve", env=fake_gateway(world, "exit 3\n"))
     assert result.returncode == 3
+    as_child = cli("serve", env=fake_gateway(world, "exit 3\n") | {"MODELMUX_LAUNCH": "child"})
+    assert as_child.returncode == 3
 
 
 def test_serve_on_a_port_taken_by_another_program(world: dict, cli: Cli) -> None:
@@ -430,3 +432,68 @@ def test_usage_errors(world: dict, cli: Cli) -> None:
     broken = cli("env", "p", "--config", str(bad))
     assert broken.returncode == 2
     assert broken.stderr.startswith(f"{bad}: ")
+
+
+# ---- the child-process launch (Windows' only way; forced here with MODELMUX_LAUNCH=child) ----
+
+
+def fake_claude(world: dict, body: str) -> None:
+    """Replace the fake `claude` on PATH: it records its argv and environment, then runs `body`."""
+    script = world["tmp"] / "bin" / "claude"
+    script.write_text(
+        f"#!{sys.executable}\nimport json, os, signal, sys, time\n"
+        f"json.dump({{'argv': sys.argv[1:], 'env': dict(os.environ), 'pid': os.getpid()}}, open({str(world['record'])!r}, 'w'))\n"
+        + textwrap.dedent(body)
+    )
+
+
+def test_launch_mode() -> None:
+    assert foreground.launch_mode({}, "posix") == "exec"
+    assert foreground.launch_mode({"MODELMUX_LAUNCH": "child"}, "posix") == "child"
+    assert foreground.launch_mode({}, "nt") == "child"
+    assert foreground.launch_mode({"MODELMUX_LAUNCH": "exec"}, "nt") == "child"  # Windows has no exec
+
+
+def test_run_as_a_child_passes_the_environment_and_returns_claudes_exit_status(world: dict, cli: Cli) -> None:
+    fake_claude(world, "sys.exit(3)\n")
+    result = cli("run", "glm", "--", "-p", "two words", env=world["env"] | {"MODELMUX_LAUNCH": "child"})
+    assert result.returncode == 3, result.stderr
+    seen = json.loads(world["record"].read_text())
+    assert seen["argv"] == ["-p", "two words"]
+    expected, unset = profile_environment(config.load(world["config"], environ={}), "glm", world["env"])
+    assert {name: seen["env"].get(name) for name in expected} == expected
+    assert [name for name in unset if name in seen["env"]] == []
+
+
+@pytest.mark.parametrize(
+    ("number", "handler", "status"),
+    [
+        (signal.SIGTERM, "sys.exit(7)", 7),
+        (signal.SIGTERM, None, 128 + signal.SIGTERM),  # killed by it: reported as a shell does
+        (signal.SIGHUP, "sys.exit(8)", 8),
+        # Without a terminal no Ctrl-C reached claude on its own: only the forwarded one.
+        (signal.SIGINT, None, 128 + signal.SIGINT),
+    ],
+)  # fmt: skip
+def test_run_as_a_child_forwards_signals_and_exits_with_claudes_status(
+    world: dict, cli: Cli, number: int, handler: str | None, status: int
+) -> None:
+    on_term = f"signal.signal({number}, lambda *_: {handler})\n" if handler else ""
+    fake_claude(world, f"{on_term}open({str(world['tmp'] / 'ready')!r}, 'w').close()\ntime.sleep(60)\nsys.exit(0)\n")
+    command = [sys.executable, "-m", "modelmux.cli", "run", "glm", "--config", str(world["config"])]
+    launcher = subprocess.Popen(
+        command, env=world["env"] | {"MODELMUX_LAUNCH": "child"}, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not (world["tmp"] / "ready").exists():
+            assert launcher.poll() is None and time.monotonic() < deadline, launcher.stderr.read()
+            time.sleep(0.05)
+        child = json.loads(world["record"].read_text())["pid"]
+        assert child != launcher.pid  # a child, not exec
+        launcher.send_signal(number)
+        assert launcher.wait(10) == status
+        assert not procs.alive(child)
+    finally:
+        launcher.kill()
+        launcher.wait()

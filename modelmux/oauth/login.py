@@ -44,11 +44,6 @@ class LoginError(Exception):
     """A login that cannot go on; the message names the cause and the fix."""
 
 
-def token_dir(home: Path | None = None) -> Path:
-    """Beside ~/.config/modelmux/routes.yaml, the config `modelmux.launcher.find_config` looks for."""
-    return (home or Path.home()) / ".config" / "modelmux" / "tokens"
-
-
 @dataclass(frozen=True)
 class Login:
     kind: Kind
@@ -77,7 +72,7 @@ def command(args: argparse.Namespace, _: list[str]) -> int:
         login = Login(
             kind=kind_named(args.kind),
             label=args.label,
-            directory=args.dir.expanduser() if args.dir else token_dir(),
+            directory=args.dir.expanduser() if args.dir else tokens.default_directory(os.environ),
             config_path=user_config(find_config(args.config, os.environ)),
             provider=args.provider,
             paste=args.paste,

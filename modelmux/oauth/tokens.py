@@ -21,19 +21,22 @@ import json
 import os
 import stat
 import tempfile
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
+
+from modelmux.paths import config_dir
 
 FORMAT = 1
 # Fields that are secrets: never logged, shown or recorded.
 SECRET_FIELDS = ("access_token", "refresh_token")
 
 
-def default_directory(home: Path) -> Path:
+def default_directory(environ: Mapping[str, str], home: Path | None = None) -> Path:
     """Where `modelmux login` and `modelmux import` put token files unless told otherwise:
-    beside ~/.config/modelmux/routes.yaml, which launcher.find_config looks for."""
-    return home / ".config" / "modelmux" / "tokens"
+    beside the config directory's routes.yaml, which launcher.find_config looks for."""
+    return config_dir(environ, home) / "tokens"
 
 
 class TokenFileError(Exception):
