@@ -8,12 +8,24 @@ broke off, which the client is told instead of getting a message that looks whol
 
 from __future__ import annotations
 
+import json
 from typing import Protocol
 
 from modelmux.messages import error_event, message_id
 from modelmux.sse import EventSplitter, format_event
 
 BROKEN_OFF = "the upstream's stream ended before the answer was complete"
+_ENCODE = json.JSONEncoder(ensure_ascii=False).encode  # a str → its JSON string literal
+
+
+def text_delta_prefix(index: int) -> bytes:
+    """Block `index`'s text_delta event up to its text: the translators' hot path writes
+    text straight into it (text_delta) instead of building and encoding an event."""
+    return b'event: content_block_delta\ndata: {"type":"content_block_delta","index":%d,"delta":{"type":"text_delta","text":' % index
+
+
+def text_delta(prefix: bytes, text: str) -> bytes:
+    return prefix + _ENCODE(text).encode() + b"}}\n\n"
 
 
 class Context(Protocol):

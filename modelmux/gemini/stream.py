@@ -28,11 +28,9 @@ from modelmux.gemini.response import (
 from modelmux.messages import PING
 from modelmux.openai_chat.response import Context
 from modelmux.sse import format_event, parse_event
-from modelmux.translated_stream import TranslatedStream
+from modelmux.translated_stream import TranslatedStream, text_delta, text_delta_prefix
 
 
-TEXT_DELTA = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":%d,"delta":{"type":"text_delta","text":'
-_ENCODE = json.JSONEncoder(ensure_ascii=False).encode  # a str → its JSON string literal
 
 
 def _plain_text(chunk: dict[str, Any]) -> str | None:
@@ -91,7 +89,7 @@ class GeminiStream(TranslatedStream):
             # The hot path, more text for the open text block: straight to bytes.
             if isinstance(chunk.get("usageMetadata"), dict):
                 self._usage = chunk["usageMetadata"]
-            return [TEXT_DELTA % index + _ENCODE(text).encode() + b"}}\n\n"] if text else []
+            return [text_delta(text_delta_prefix(index), text)] if text else []
         if isinstance(chunk.get("error"), dict):
             self.error = error_from(chunk["error"])
             return self._error(self.error.error_type, self.error.message)

@@ -19,10 +19,9 @@ from modelmux.errors import error_type_for
 from modelmux.messages import PING
 from modelmux.openai_chat.response import Context, stop_reason, usage
 from modelmux.sse import format_event, parse_event
-from modelmux.translated_stream import TranslatedStream
+from modelmux.translated_stream import TranslatedStream, text_delta, text_delta_prefix
 
 UNNAMED_TOOL = "unnamed_tool"
-_ENCODE = json.JSONEncoder(ensure_ascii=False).encode  # a str → its JSON string literal
 
 
 @dataclass
@@ -103,7 +102,7 @@ class ChatStream(TranslatedStream):
             delta = choice.get("delta")
             if (delta and len(delta) == 1 and isinstance(text := delta.get("content"), str)
                     and not choice.get("finish_reason") and not chunk.get("usage") and "error" not in chunk):
-                return [self._text_delta_prefix + _ENCODE(text).encode() + b"}}\n\n"] if text else []
+                return [text_delta(self._text_delta_prefix, text)] if text else []
         if isinstance(chunk.get("error"), dict):
             return self._upstream_error(chunk["error"])
         if chunk.get("usage"):
@@ -196,10 +195,7 @@ class ChatStream(TranslatedStream):
         out = self._close_block()
         self._open = Block(self._next_index, kind, tool)
         self._next_index += 1
-        self._text_delta_prefix = (
-            b'event: content_block_delta\ndata: {"type":"content_block_delta","index":%d,'
-            b'"delta":{"type":"text_delta","text":' % self._open.index
-        )
+        self._text_delta_prefix = text_delta_prefix(self._open.index)
         return out + [format_event("content_block_start", {"type": "content_block_start", "index": self._open.index, "content_block": start})]
 
     def _block_delta(self, delta: dict[str, Any]) -> bytes:

@@ -36,7 +36,7 @@ from modelmux.openai_responses.response import (
     usage,
 )
 from modelmux.sse import format_event, parse_event
-from modelmux.translated_stream import TranslatedStream
+from modelmux.translated_stream import TranslatedStream, text_delta, text_delta_prefix
 
 KINDS = {"message": "text", "reasoning": "thinking", "function_call": "tool_use"}
 DELTAS = {"text": "text_delta", "thinking": "thinking_delta", "tool_use": "input_json_delta"}
@@ -57,7 +57,6 @@ PART_DONES = {
     "response.reasoning_summary_text.done": ("thinking", "summary", "summary_index", "text"),
     "response.reasoning_text.done": ("thinking", "reasoning", "content_index", "text"),
 }
-_ENCODE = json.JSONEncoder(ensure_ascii=False).encode  # a str → its JSON string literal
 
 Part = tuple[str, int]  # (part name, index)
 
@@ -118,7 +117,7 @@ class ResponsesStream(TranslatedStream):
                 part = ("text", _index(data, "content_index"))
                 if part in item.parts:
                     item.parts[part].append(text)
-                    return [self._text_delta_prefix + _ENCODE(text).encode() + b"}}\n\n"]
+                    return [text_delta(self._text_delta_prefix, text)]
         if kind in PART_DELTAS:
             item_kind, name, index = PART_DELTAS[kind]
             item = self._item(data.get("item_id"), item_kind)
@@ -246,10 +245,7 @@ class ResponsesStream(TranslatedStream):
     def _open_block(self, item: Item, start: dict[str, Any]) -> list[bytes]:
         item.block = self._open = self._next_index
         self._next_index += 1
-        self._text_delta_prefix = (
-            b'event: content_block_delta\ndata: {"type":"content_block_delta","index":%d,'
-            b'"delta":{"type":"text_delta","text":' % item.block
-        )
+        self._text_delta_prefix = text_delta_prefix(item.block)
         return [format_event("content_block_start", {"type": "content_block_start", "index": item.block, "content_block": start})]
 
     def _delta(self, delta: dict[str, Any]) -> bytes:
