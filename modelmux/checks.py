@@ -6,7 +6,6 @@ first request (a 404 or 403 there), which is too late for a profile's slot."""
 from __future__ import annotations
 
 from modelmux.config import Config, Profile, route_for
-from modelmux.routing import resolve_alias
 
 
 def problems(config: Config) -> list[str]:
@@ -24,7 +23,7 @@ def problems(config: Config) -> list[str]:
 def _reaches(config: Config, where: str, name: str, profile: Profile | None) -> list[str]:
     # routing.route's own 404 lists the names that do route, which recurses when one of
     # those does not: the route is looked up as routing.route looks it up, without it.
-    target = resolve_alias(config, name)
+    target = config.resolve_alias(name)
     found = route_for(config.routes, target)
     if found is None:
         shown = f"'{name}'" if target == name else f"'{name}' (→ '{target}')"

@@ -202,6 +202,16 @@ class Config:
     profiles: Mapping[str, Profile]
     source: str = field(default="", repr=False, compare=False)  # the file's text, as loaded
 
+    def resolve_alias(self, model: str) -> str:
+        """The model an alias (or a chain of them) stands for; other names as they are."""
+        seen = {model}
+        while model in self.aliases:
+            model = self.aliases[model]
+            if model in seen:  # the loader rejects loops; stay total anyway
+                break
+            seen.add(model)
+        return model
+
     def summary(self) -> dict[str, Any]:
         """What /healthz and `modelmux status` show: counts and names, never secrets."""
         return {

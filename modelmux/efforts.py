@@ -47,10 +47,7 @@ def _check(where: str, model: str, provider: Provider) -> list[str]:
 def _check_asked(where: str, model: str, config: Config) -> list[str]:
     """A name a client asks for carries its effort to each upstream its route tries,
     except where that upstream's model names an effort of its own (which wins)."""
-    resolved, seen = model, {model}
-    while resolved in config.aliases and config.aliases[resolved] not in seen:
-        resolved = config.aliases[resolved]
-        seen.add(resolved)
+    resolved = config.resolve_alias(model)
     base, text = effort.split(resolved)
     route = route_for(config.routes, resolved) if text is not None else None
     if route is None:

@@ -38,16 +38,6 @@ class Decision:
         return self.rewrites_model and self.route.response_model == "requested"
 
 
-def resolve_alias(config: Config, model: str) -> str:
-    seen = {model}
-    while model in config.aliases:
-        model = config.aliases[model]
-        if model in seen:  # the loader rejects loops; stay total anyway
-            break
-        seen.add(model)
-    return model
-
-
 class Facts:
     """What a request is besides its model, for routes' conditions; each fact worked out
     only when a route asks (the prompt estimate costs about 0.25 ms for Claude Code's
@@ -110,7 +100,7 @@ def _decide(config: Config, model: str, profile: Profile | None, facts: Facts | 
     name: through route() it would recurse for ever). None: no route."""
     if (explicit := _explicit(config, model, profile)) is not None:
         return explicit
-    resolved = resolve_alias(config, model)
+    resolved = config.resolve_alias(model)
     candidate = route_for(config.routes, resolved, facts.hold if facts is not None else None)
     if candidate is None:
         return None
