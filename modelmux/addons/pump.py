@@ -103,18 +103,15 @@ class Pump:
 
     def _take(self, pieces: list[bytes]) -> Failure | None:
         for piece in pieces:
-            if self.assembly is not None:
-                first = _FIRST.search(piece)
-                if first is not None and first.group(1) == b"error":
-                    return self._error_event(piece[first.start():])
-                self.assembly.feed(piece)
-                continue
             if self.committed:
                 self._send(piece)
                 continue
             first = _FIRST.search(piece)
             if first is not None and first.group(1) == b"error":
                 return self._error_event(piece[first.start():])
+            if self.assembly is not None:  # a whole answer: put together, never committed
+                self.assembly.feed(piece)
+                continue
             self.held.append(piece)
             if first is not None:
                 self._commit()
