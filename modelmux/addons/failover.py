@@ -276,6 +276,13 @@ class Failover:
         except GatewayError as e:  # an answer that says the upstream failed after all
             error = exchange.failed_answer(candidate.provider.name, e)
             return self._failed(candidate, lease, trail, error.status, error.message, error.headers, body=error.body())
+        self.answer_whole(lease, response, out, trail, body, content_type, raw)
+        return None
+
+    def answer_whole(self, lease: Lease | None, response: httpx.Response, out, trail: dict, body: bytes,
+                     content_type: str, raw: bytes) -> None:
+        """The client gets a whole answer, `body`, made from the upstream's `raw` one; the
+        attempt and the credential's pool are told it succeeded."""
         out.whole(response.status_code, [*passed_headers(response.headers), ("content-type", content_type)], body)
         trail["outcome"] = response.status_code
         if "sent" in trail:
@@ -283,7 +290,6 @@ class Failover:
         if lease is not None:
             tokens = tokens_of_json(body)
             self.credentials.record(lease, response.status_code, usage=tokens.for_pool() if tokens else None)
-        return None
 
     def _failed(self, candidate: Decision, lease: Lease | None, trail: dict, outcome: Outcome, text: str,
                 headers: Mapping[str, str] | None = None, reason: str | None = None,

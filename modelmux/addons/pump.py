@@ -20,7 +20,7 @@ from modelmux.assembly import Assembly
 from modelmux.errors import ERROR_TYPES, GatewayError
 from modelmux.exchange import FRAMING
 from modelmux.messages import PING, error_event
-from modelmux.meter import Meter, tokens_of_json
+from modelmux.meter import Meter
 from modelmux.pools import Lease
 from modelmux.routing import Decision
 
@@ -124,15 +124,8 @@ class Pump:
             return self.failover._failed(self.candidate, self.lease, self.trail, "reset",
                                          f"provider '{provider}' ended its stream before the answer was complete")
         body = json.dumps(message, ensure_ascii=False).encode()
-        self.out.whole(self.response.status_code, [*passed_headers(self.response.headers),
-                                                   ("content-type", "application/json")], body)
-        self.trail["outcome"] = self.response.status_code
-        if self.raw is not None:
-            self.trail["answer"] = answer_record(self.response, b"".join(self.raw))
-        if self.lease is not None:
-            tokens = tokens_of_json(body)
-            self.failover.credentials.record(self.lease, self.response.status_code,
-                                             usage=tokens.for_pool() if tokens else None)
+        self.failover.answer_whole(self.lease, self.response, self.out, self.trail, body, "application/json",
+                                   b"".join(self.raw or ()))
         return None
 
     def _commit(self) -> None:
