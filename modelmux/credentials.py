@@ -3,10 +3,10 @@ characters. Which credential serves a request is pools.py's job."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from modelmux.config import Credential
-from modelmux.headers import CLIENT_AUTH_HEADERS
+from modelmux.headers import CLIENT_AUTH_HEADERS, client_tokens
 
 # Shorter "keys" are test placeholders; replacing them would mangle ordinary words.
 SCRUB_MIN_LENGTH = 8
@@ -58,3 +58,9 @@ def shown_headers(
             value = redacted_token(value)
         shown.append([name, value])
     return shown
+
+
+def client_credentials(headers: Mapping[str, str]) -> list[Credential]:
+    """The client's own tokens (`headers` by lowercase name), to scrub from an upstream's
+    error that quotes the token it rejected: on a passthrough route that is the client's."""
+    return [Credential("client", token) for token in client_tokens(headers).values() if token]

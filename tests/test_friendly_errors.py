@@ -187,3 +187,21 @@ def test_only_passthrough_auth_failures_are_explained() -> None:
     assert credential_mismatch(keyed, "routes[0]", None, 401, "invalid api key") is None
     own = Provider("zai", "anthropic", "https://api.z.ai/api/anthropic", Auth("x-api-key", "{key}"))
     assert credential_mismatch(own, "routes[0]", "api-key", 401, "invalid api key") is None
+
+
+@pytest.mark.parametrize("model, header, token", [
+    ("glm-4.6", "authorization", f"Bearer {SUBSCRIPTION}"),  # sent by mitmproxy
+    ("glm-relayed", "x-api-key", API_KEY),  # sent by the failover relay
+])  # fmt: skip
+def test_a_vendor_echoing_the_clients_token_gets_it_into_no_message_and_no_log(gateway, vendor, model, header,
+                                                                             token) -> None:
+    secret = token.removeprefix("Bearer ")
+    vendor.gate = lambda request: Reply(401, json.dumps({"error": {"message": f"invalid api key {secret}"}}).encode())
+    try:
+        response = httpx.post(f"{gateway.url}/v1/messages", json={"model": model, **MESSAGE}, headers={header: token})
+    finally:
+        vendor.gate = None
+    assert response.status_code == 401
+    assert f"invalid api key client…{secret[-4:]}" in response.json()["error"]["message"]
+    assert secret not in response.text
+    assert secret not in gateway.log.read_text()

@@ -28,7 +28,7 @@ from modelmux.addons.credentials import Credentials
 from modelmux.addons.internals import flows_kept
 from modelmux.addons.pump import Pump, answer_record, passed_headers
 from modelmux.cooldowns import POLICIES, RETRY_HEADERS, Kind, Outcome, classify, iso, names_a_wait, retry_after, span
-from modelmux.credentials import scrub, shown_headers
+from modelmux.credentials import client_credentials, scrub, shown_headers
 from modelmux.errors import GatewayError, upstream_error
 from modelmux.headers import client_credential
 from modelmux.meter import tokens_of_json
@@ -234,7 +234,7 @@ class Failover:
                 return self._failed(candidate, lease, trail, 503, f"credential '{credential.label}' got a 401 "
                                     "and its token could not be refreshed (the token endpoint did not answer)")
             if response.status_code >= 400:
-                return await self._error_status(candidate, lease, trail, response, client_credential(plan.lookup))
+                return await self._error_status(candidate, lease, trail, response, plan.lookup)
             if response.headers.get("content-type", "").startswith("text/event-stream"):
                 return await Pump(self, plan, candidate, lease, outgoing, response, out, trail).run()
             return await self._whole(candidate, lease, outgoing, response, out, trail)
@@ -249,18 +249,21 @@ class Failover:
                 await response.aclose()
 
     async def _error_status(self, candidate: Decision, lease: Lease | None, trail: dict, response: httpx.Response,
-                            sent: str | None) -> Failure:
+                            client: Mapping[str, str]) -> Failure:
+        """`client`: the client's headers by lowercase name; its own tokens are scrubbed from
+        what the upstream says, and which kind it sent explains a passthrough 401."""
         body = b""
         async for chunk in response.aiter_bytes():
             body += chunk
             if len(body) >= ERROR_BODY_LIMIT:
                 break
-        text = body.decode("utf-8", "replace")
+        text = scrub(body.decode("utf-8", "replace"), client_credentials(client))
         if "sent" in trail:
             kept = answer_record(response, body)
             trail["response_headers"], trail["response_body"] = kept["headers"], kept["body"]
         status, client_body, added = exchange.upstream_failure(candidate.provider, response.status_code,
-                                                               response.reason_phrase, text, candidate.route.source, sent)
+                                                               response.reason_phrase, text, candidate.route.source,
+                                                               client_credential(client))
         headers = {**response.headers, **added}
         return self._failed(candidate, lease, trail, status, text, headers, response.reason_phrase, client_body)
 

@@ -27,7 +27,9 @@ from mitmproxy.proxy import server_hooks
 from modelmux.addons.answers import loggable_url
 from modelmux.addons.internals import CLIENT_GONE, ErrorPages, cancel_upstream
 from modelmux.addons.settings import Settings
+from modelmux.config import Credential
 from modelmux.cooldowns import TransportFailure
+from modelmux.credentials import client_credentials, scrub
 from modelmux.errors import error_body, upstream_error
 from modelmux.exchange import upstream_failure
 from modelmux.headers import client_credential
@@ -45,6 +47,7 @@ class Failures:
         self._inflight: dict[str, http.HTTPFlow] = {}  # client connection id → flow
         self._timers: dict[str, asyncio.TimerHandle] = {}  # flow or server connection id → timer
         self._timed_out: dict[str, str] = {}  # client connection id → what timed out
+        self._clients: dict[str, list[Credential]] = {}  # flow id → the client's own tokens, until it is answered
         self._pages = ErrorPages()
 
     def load(self, loader) -> None:
@@ -64,6 +67,8 @@ class Failures:
         # Before the Redactor hides it: which of the client's own credentials went
         # upstream, for the 401 of a passthrough provider that takes neither.
         upstream["client_credential"] = client_credential(flow.request.headers)
+        if clients := client_credentials(flow.request.headers):
+            self._clients[flow.id] = clients  # not in the flow's metadata, which a saved flow keeps
         self._inflight[flow.client_conn.id] = flow
         self._timers[flow.id] = asyncio.get_running_loop().call_later(
             upstream["response_timeout"], self._response_timed_out, flow
@@ -112,6 +117,7 @@ class Failures:
 
     def error(self, flow: http.HTTPFlow) -> None:
         self._finish(flow)
+        self._clients.pop(flow.id, None)
         if flow.error is None:
             return
         if flow.error.msg == CLIENT_GONE:
@@ -162,6 +168,7 @@ class Failures:
 
     def response(self, flow: http.HTTPFlow) -> None:
         self._finish(flow)
+        clients = self._clients.pop(flow.id, [])
         response = flow.response
         upstream = _upstream(flow)
         if response is None or upstream is None or response.status_code < 400 or response.stream:
@@ -169,11 +176,12 @@ class Failures:
         config = self.settings.config
         provider = config.providers.get(upstream["provider"]) if config else None
         original = response.get_text(strict=False) or ""
+        text = scrub(original, clients)  # a passthrough upstream quoting the client's own token
         if provider is None:  # the config was reloaded without it
             status, body, added = response.status_code, upstream_error(upstream["provider"], response.status_code,
-                                                                       response.reason, original, ()), {}
+                                                                       response.reason, text, ()), {}
         else:
-            status, body, added = upstream_failure(provider, response.status_code, response.reason, original,
+            status, body, added = upstream_failure(provider, response.status_code, response.reason, text,
                                                    upstream.get("route", "default"), upstream.get("client_credential"))
         if body != original.encode():
             response.status_code = status
