@@ -257,7 +257,8 @@ class Failover:
             body += chunk
             if len(body) >= ERROR_BODY_LIMIT:
                 break
-        text = scrub(body.decode("utf-8", "replace"), client_credentials(client))
+        # The provider's keys first (a client may send one of them too), then the client's own.
+        text = scrub(body.decode("utf-8", "replace"), [*candidate.provider.credentials, *client_credentials(client)])
         if "sent" in trail:
             kept = answer_record(response, body)
             trail["response_headers"], trail["response_body"] = kept["headers"], kept["body"]

@@ -176,7 +176,9 @@ class Failures:
         config = self.settings.config
         provider = config.providers.get(upstream["provider"]) if config else None
         original = response.get_text(strict=False) or ""
-        text = scrub(original, clients)  # a passthrough upstream quoting the client's own token
+        # The provider's keys first (a client may send one of them too), then the client's
+        # own tokens, which a passthrough upstream quotes when it rejects them.
+        text = scrub(original, [*(provider.credentials if provider else ()), *clients])
         if provider is None:  # the config was reloaded without it
             status, body, added = response.status_code, upstream_error(upstream["provider"], response.status_code,
                                                                        response.reason, text, ()), {}
