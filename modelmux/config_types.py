@@ -82,7 +82,7 @@ class Provider:
     name: str
     protocol: str
     base_url: str
-    auth: Auth | None  # None: passthrough of the client's own token
+    auth: Auth | None  # None: passthrough of the client's own token, or keyless
     credentials: tuple[Credential, ...] = ()
     headers: Mapping[str, str] = field(default_factory=dict)
     models: tuple[str, ...] = ()
@@ -93,10 +93,11 @@ class Provider:
     affinity: bool = False  # a Claude Code session sticks to one credential (prompt cache)
     cooldown_scope: Literal["credential", "model"] = "credential"  # what a 429 blocks
     max_wait: float = DEFAULT_MAX_WAIT
+    keyless: bool = False  # `auth: none`: a local server (Ollama, vLLM) that takes no credential
 
     @property
     def passthrough(self) -> bool:
-        return self.auth is None
+        return self.auth is None and not self.keyless
 
 
 @dataclass(frozen=True)
