@@ -45,9 +45,17 @@ class LaunchError(Exception):
         self.exit_code = exit_code
 
 
-def repo_root() -> Path:
-    """The checkout modelmux runs from: addons/ and the bundled routes.yaml live there."""
-    return Path(modelmux.__file__).resolve().parent.parent
+PACKAGE = Path(modelmux.__file__).resolve().parent
+# The gateway's addons as one mitmproxy script, inside the package: an installed
+# modelmux runs from anywhere (a checkout's addons/router.py loads the same list).
+CHAIN_SCRIPT = PACKAGE / "addons" / "chain.py"
+
+
+def bundled_config() -> Path:
+    """The example routes.yaml that ships with modelmux: the wheel's copy inside the
+    package (setup.py puts it there), else the checkout's (an editable install)."""
+    packaged = PACKAGE / CONFIG_NAME
+    return packaged if packaged.is_file() else PACKAGE.parent / CONFIG_NAME
 
 
 def find_config(
@@ -64,7 +72,7 @@ def find_config(
         (cwd or Path.cwd()) / CONFIG_NAME,
         config_dir(environ, home) / CONFIG_NAME,
     ]
-    return next((path for path in candidates if path.is_file()), repo_root() / CONFIG_NAME)
+    return next((path for path in candidates if path.is_file()), bundled_config())
 
 
 def client_host(listen_host: str) -> str:
@@ -183,23 +191,20 @@ def gateway_command(
     """The mitmdump/mitmweb command line of a gateway whose main listener is `port`;
     the addon opens the profiles' own ports itself. `record`: the file the session's
     flows are recorded to."""
-    router = repo_root() / "addons" / "router.py"
-    if not router.is_file():
-        raise LaunchError(
-            f"{router} is missing; install modelmux from a checkout with `pip install -e .`"
-        )
+    if not CHAIN_SCRIPT.is_file():
+        raise LaunchError(f"{CHAIN_SCRIPT} is missing: this modelmux install is broken; reinstall it")
     clash = next((p.name for p in config.profiles.values() if p.port == port), None)
     if clash is not None:
         raise LaunchError(f"port {port} is profile '{clash}''s own port; pick another with --port N", 2)
     name = "mitmweb" if web else "mitmdump"
     program = find_program(name, environ)
     if program is None:
-        raise LaunchError(f"{name} not found beside {sys.executable} or on PATH; reinstall with `pip install -e .`")
+        raise LaunchError(f"{name} not found beside {sys.executable} or on PATH; mitmproxy is a dependency "
+                          "of modelmux: reinstall modelmux")
     argv = [
         program,
-        "-s", str(router),
+        "-s", str(CHAIN_SCRIPT),
         "--mode", f"reverse:{REVERSE_TARGET}@{config.server.host}:{port}",
-        "--set", "connection_strategy=lazy",
         "--set", f"modelmux_config={config.path}",
     ]  # fmt: skip
     if web:

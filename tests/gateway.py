@@ -1,5 +1,5 @@
 """The real gateway, `mitmdump -s addons/router.py` (or mitmweb, the dashboard), as a
-subprocess for tests."""
+subprocess for tests, started with the design's own command line."""
 
 from __future__ import annotations
 
@@ -63,17 +63,20 @@ class Gateway:
         self._web_client: httpx.Client | None = None
         self.process: subprocess.Popen | None = None
 
-    def start(self) -> Gateway:
-        command = [
+    @property
+    def command(self) -> list[str]:
+        """The design's own command line (no connection_strategy: the addon sets it)."""
+        return [
             str(MITMWEB if self.web else MITMDUMP), "-s", str(REPO / "addons" / "router.py"),
             "--mode", self.mode,
-            "--set", "connection_strategy=lazy",
             "--set", f"modelmux_config={self.config}",
             *(web_options(self.web_port) if self.web else []),
             *self.extra_args,
         ]
+
+    def start(self) -> Gateway:
         with self.log.open("ab") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=self.env)
+            self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT, env=self.env)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from gateway import Gateway, free_port
+from modelmux.addons import internals
 from upstream import Drop, Hang, Reply, Upstream
 
 KEY = "sk-vendor-cccccccccccc3333"
@@ -225,3 +226,17 @@ def test_provider_outside_the_profile_is_403_and_receives_nothing(gateway, serve
 
 def test_no_secret_in_log_or_error_bodies(gateway):
     assert KEY not in gateway.log.read_text()
+
+
+def test_the_installed_mitmproxy_is_a_verified_release() -> None:
+    """What a fresh install resolves must be a release the suite was run on: when the
+    registry offers a newer one inside the range, this fails until it is verified and
+    added to internals.VERIFIED (or the range in pyproject.toml excludes it)."""
+    assert internals.unverified() is None, internals.unverified()
+
+
+def test_another_mitmproxy_release_is_named_with_the_verified_ones() -> None:
+    assert internals.unverified("12.4.0") == (
+        "mitmproxy 12.4.0 is not a release modelmux was verified on (12.2.3, 12.3.1); "
+        "if something fails, install one of those"
+    )

@@ -19,7 +19,8 @@ from gateway import free_port
 
 from modelmux import config, foreground, procs
 from modelmux.launcher import (
-    AUTH_CONFLICT, LaunchError, apply_environment, find_config, gateway_command, profile_environment, repo_root,
+    AUTH_CONFLICT, CHAIN_SCRIPT, LaunchError, apply_environment, bundled_config, find_config, gateway_command,
+    profile_environment,
 )
 
 SECRET = "mm-gateway-key-7f3a"
@@ -159,7 +160,7 @@ def test_config_discovery_order(tmp_path: Path) -> None:
     cwd, home = tmp_path / "cwd", tmp_path / "home"
     (home / ".config" / "modelmux").mkdir(parents=True)
     cwd.mkdir()
-    assert find_config(None, {}, cwd, home) == repo_root() / "routes.yaml"
+    assert find_config(None, {}, cwd, home) == bundled_config()
     (home / ".config" / "modelmux" / "routes.yaml").write_text("")
     assert find_config(None, {}, cwd, home) == home / ".config" / "modelmux" / "routes.yaml"
     (cwd / "routes.yaml").write_text("")
@@ -169,9 +170,8 @@ def test_config_discovery_order(tmp_path: Path) -> None:
 
 
 def test_gateway_command_line(routes: config.Config) -> None:
-    router = str(repo_root() / "addons" / "router.py")
-    common = ["--mode", "reverse:https://api.anthropic.com@127.0.0.1:9000", "--set", "connection_strategy=lazy",
-              "--set", f"modelmux_config={routes.path}"]  # fmt: skip
+    router = str(CHAIN_SCRIPT)
+    common = ["--mode", "reverse:https://api.anthropic.com@127.0.0.1:9000", "--set", f"modelmux_config={routes.path}"]
     environ = {"MODELMUX_MITMDUMP": "/x/mitmdump", "MODELMUX_MITMWEB": "/x/mitmweb"}
     assert gateway_command(routes, 9000, environ) == ["/x/mitmdump", "-s", router, *common]
     assert gateway_command(routes, 9000, environ, web=True, web_port=9100) == [

@@ -25,7 +25,7 @@ from mitmproxy.net.http import http1
 from mitmproxy.proxy import server_hooks
 
 from modelmux.addons.answers import loggable_url
-from modelmux.addons.internals import CLIENT_GONE, ErrorPages, cancel_upstream
+from modelmux.addons.internals import CLIENT_GONE, ErrorPages, cancel_upstream, unverified
 from modelmux.addons.settings import Settings
 from modelmux.config import Credential
 from modelmux.cooldowns import TransportFailure
@@ -51,6 +51,8 @@ class Failures:
         self._pages = ErrorPages()
 
     def load(self, loader) -> None:
+        if warning := unverified():
+            logger.warning(warning)
         self._pages.install(self._http1_error_response, self._error_page)
 
     def done(self) -> None:

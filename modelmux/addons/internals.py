@@ -1,10 +1,12 @@
 """Every place modelmux reaches into mitmproxy's internals, in one file.
 
-mitmproxy 12.2 has no public way to replace its own error pages (PR #7999 is open),
+mitmproxy 12 has no public way to replace its own error pages (PR #7999 is open),
 to end a flow in transit (issue #4711), or to send a client anything a stream
 callable did not return. These helpers do exactly that and nothing more. Each checks
 its touchpoint and degrades to mitmproxy's own behaviour (with a warning) if an
 upgrade moved it; tests/test_failures.py and tests/test_heartbeat.py exercise each.
+The whole test suite has passed on each release in VERIFIED; the dependency range in
+pyproject.toml ends before the next minor release.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Callable
 
 from mitmproxy import ctx
 from mitmproxy import http
+from mitmproxy import version
 from mitmproxy.connection import Connection
 from mitmproxy.proxy.layers.http import _http1
 from mitmproxy.proxy.layers.http import _http2
@@ -21,10 +24,20 @@ from mitmproxy.proxy.layers.http import _http3
 
 logger = logging.getLogger(__name__)
 
+VERIFIED = ("12.2.3", "12.3.1")  # the mitmproxy releases modelmux's suite passed on
 CLIENT_GONE = "Client disconnected."  # mitmproxy's HTTP/1 message when the client went away
 
 ErrorResponse = Callable[[int, str], bytes]  # (status, message) → a whole HTTP/1 response
 ErrorBody = Callable[[int, str], bytes]  # (status, message) → a body
+
+
+def unverified(running: str = version.VERSION) -> str | None:
+    """What to warn of at start-up when this mitmproxy is not a release modelmux was
+    verified on: it may work, and where a touchpoint moved, modelmux says so."""
+    if running in VERIFIED:
+        return None
+    return (f"mitmproxy {running} is not a release modelmux was verified on ({', '.join(VERIFIED)}); "
+            "if something fails, install one of those")
 
 
 class ErrorPages:

@@ -17,11 +17,21 @@ FALLBACK_TARGET = "https://api.anthropic.com"
 
 class Listeners:
     """Requests on a profile's port belong to that profile, so each such profile gets
-    its own listener in this same process; a reload adds and removes them."""
+    its own listener in this same process; a reload adds and removes them. Upstream
+    connections are opened only for a request that needs one (lazy)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._ours: set[str] = set()
+
+    def configure(self, updated: set[str]) -> None:
+        # Every request is routed by modelmux: the reverse target is only where a
+        # passthrough default goes. mitmproxy's default strategy (eager) dials it as soon
+        # as a client connects, before a request is read, so with it unreachable
+        # (offline, firewalled) every client got an empty reply, /healthz and requests
+        # for local providers included (reference/mitmproxy.md §1.4).
+        if "connection_strategy" in updated and ctx.options.connection_strategy != "lazy":
+            ctx.options.update(connection_strategy="lazy")
 
     def running(self) -> None:
         # Not earlier: mitmproxy applies mode changes only once its proxy server runs.

@@ -333,7 +333,8 @@ def _matched(flows: list[http.HTTPFlow], numbers: range) -> list[http.HTTPFlow |
 def _server_command(port: int) -> list[str]:
     program = find_program("mitmdump", os.environ)
     if program is None:
-        raise LaunchError("mitmdump not found beside this Python or on PATH; reinstall with `pip install -e .`")
+        raise LaunchError("mitmdump not found beside this Python or on PATH; mitmproxy is a dependency of modelmux: "
+                          "reinstall modelmux")
     argv = [
         program, "-q", "-s", playback.__file__,
         "--mode", f"reverse:{REPLAY_TARGET.scheme}://{REPLAY_TARGET.netloc}@127.0.0.1:{port}",

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from modelmux.cooldowns import span
-from modelmux.launcher import CONFIG_NAME, find_config, repo_root
+from modelmux.launcher import bundled_config, find_config
 from modelmux.oauth import code_assist, flow, tokens
 from modelmux.oauth.enroll import EnrollError, Enrollment
 from modelmux.oauth.flow import Callback, FlowError
@@ -98,7 +98,7 @@ def kind_named(name: str) -> Kind:
 def user_config(found: Path) -> Path | None:
     """The routes.yaml `find_config` chose, unless it fell back to the bundled example,
     which a login must not edit."""
-    return None if found.resolve() == (repo_root() / CONFIG_NAME).resolve() else found
+    return None if found.resolve() == bundled_config().resolve() else found
 
 
 def run(login: Login, stdin: IO[str] | None = None, out: IO[str] | None = None, err: IO[str] | None = None,

@@ -1,0 +1,61 @@
+"""The modelmux gateway as one mitmproxy script: its addons, in hook order.
+
+`mitmdump -s PATH/TO/modelmux/addons/chain.py --mode reverse:https://api.anthropic.com@127.0.0.1:7878`
+runs the gateway from an installed modelmux (`modelmux serve` does exactly that), and
+`mitmweb` with the same arguments is the dashboard. A checkout's `addons/router.py`
+loads the same list. Options: `--set modelmux_config=PATH` (default: found as
+`modelmux serve` finds it), `--set modelmux_record=FILE`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from modelmux.addons.credentials import Credentials
+from modelmux.addons.dashboard import Dashboard
+from modelmux.addons.failover import Failover
+from modelmux.addons.failures import Failures
+from modelmux.addons.heartbeat import Heartbeat
+from modelmux.addons.inbound import InboundAuth
+from modelmux.addons.listeners import Listeners
+from modelmux.addons.local import LocalAPI
+from modelmux.addons.recorder import Recorder
+from modelmux.addons.redactor import Redactor
+from modelmux.addons.relay import Relay
+from modelmux.addons.retention import Retention
+from modelmux.addons.router import Router
+from modelmux.addons.settings import Settings
+from modelmux.addons.translator import Translator
+from modelmux.addons.usage import Usage
+from modelmux.launcher import find_config
+
+
+def build(default_config: Path | None = None) -> list[object]:
+    """A fresh set of the gateway's addons; `default_config` is modelmux_config's default."""
+    settings = Settings(default_config=default_config or find_config(None, os.environ))
+    dashboard = Dashboard()
+    credentials = Credentials(settings, dashboard)
+    relay = Relay(Failover(credentials))
+    usage = Usage(settings)
+    return [
+        settings,
+        Listeners(settings),
+        InboundAuth(settings),
+        LocalAPI(settings, credentials, usage),
+        Router(settings, credentials, relay),
+        Translator(),
+        Heartbeat(),
+        Failures(settings),
+        credentials,  # after Failures (it names failures)
+        relay,
+        dashboard,  # after every addon that sets a stream (it meters what the client gets) and before the readers of its summary
+        Redactor(settings),  # last of the hooks that read the request: after it, no secret is left
+        usage,  # after the Dashboard, whose response/error hooks complete the summary it counts
+        Recorder(settings),  # after every addon that writes the flow: it records the finished one
+        Retention(),
+    ]
+
+
+if __name__.startswith("__mitmproxy_script__"):  # loaded by `-s`; imported, it builds nothing
+    addons = build()
