@@ -131,7 +131,7 @@ def check_reusable(cfg: Config, profile: Profile, gateway: Gateway, info: dict[s
 def start_background(
     cfg: Config, profile: Profile, gateway: Gateway, port: int, web: bool, web_port: int | None
 ) -> None:
-    argv = gateway_command(cfg, gateway.port, os.environ, web, web_port)
+    argv = gateway_command(cfg, gateway.port, os.environ, web, web_port, log=gateway.log_file)
     if port != gateway.port and (info := gateway.health()):
         raise LaunchError(
             f"the gateway on {gateway.address} (pid {procs.reported_pid(info)}) does not listen on profile "
@@ -230,7 +230,9 @@ def usage_report(args: argparse.Namespace, _: list[str]) -> int:
 
 
 def offline_usage(config_path: Path, gateway: Gateway, periods: list[int], by: str) -> list[dict[str, Any]]:
-    file = usage.UsageFile(usage.usage_path(config_path))
+    path = usage.usage_path(config_path, os.environ)
+    paths.adopt_beside(config_path, usage.SUFFIX, path)  # a gateway that is not running cannot race this
+    file = usage.UsageFile(path)
     try:
         reports = usage.reports_from(file, periods, by, time.time())
     except OSError as e:

@@ -214,11 +214,17 @@ class Config:
         return model
 
     def summary(self) -> dict[str, Any]:
-        """What /healthz and `modelmux status` show: counts and names, never secrets."""
+        """What /healthz and `modelmux status` show: counts and names, never secrets.
+        `routes` counts the entries under routes: as written; the routes each provider's
+        `models` and the default add are counted apart."""
+        written = sum(route.source.startswith("routes[") for route in self.routes)
+        default = next((route.provider for route in self.routes if route.source == "default"), None)
         return {
             "path": str(self.path),
             "providers": sorted(self.providers),
-            "routes": len(self.routes),
+            "routes": written,
+            "provider_models": len(self.routes) - written - (default is not None),
+            "default": default,
             "aliases": len(self.aliases),
             "profiles": sorted(self.profiles),
         }

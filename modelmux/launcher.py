@@ -186,11 +186,11 @@ def find_program(name: str, environ: Mapping[str, str]) -> str | None:
 
 def gateway_command(
     config: Config, port: int, environ: Mapping[str, str], web: bool = False, web_port: int | None = None,
-    record: Path | None = None,
+    record: Path | None = None, log: Path | None = None,
 ) -> list[str]:
     """The mitmdump/mitmweb command line of a gateway whose main listener is `port`;
     the addon opens the profiles' own ports itself. `record`: the file the session's
-    flows are recorded to."""
+    flows are recorded to; `log`: the file a background gateway's output goes to."""
     if not CHAIN_SCRIPT.is_file():
         raise LaunchError(f"{CHAIN_SCRIPT} is missing: this modelmux install is broken; reinstall it")
     clash = next((p.name for p in config.profiles.values() if p.port == port), None)
@@ -211,6 +211,8 @@ def gateway_command(
         argv += web_options(web_port)
     if record is not None:
         argv += ["--set", f"modelmux_record={record.expanduser().resolve()}"]
+    if log is not None:
+        argv += ["--set", f"modelmux_log={log}"]
     return argv
 
 

@@ -1,5 +1,6 @@
 """Where modelmux keeps its files on each platform: the config directory (routes.yaml,
-token files) and the state directory (background gateways' logs and pid files).
+token files) and the state directory (background gateways' logs and pid files, and
+each routes.yaml's credential state and usage records).
 
 Pure: the platform (`sys.platform`), the environment and the home directory are
 arguments, so every platform's answer is tested on any of them.
@@ -7,9 +8,14 @@ arguments, so every platform's answer is tested on any of them.
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import shutil
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+
+logger = logging.getLogger(__name__)
 
 APP = "modelmux"
 STATE_DIR_ENV = "MODELMUX_STATE_DIR"
@@ -34,6 +40,33 @@ def state_dir(environ: Mapping[str, str], home: Path | None = None, platform: st
     if platform == "win32":
         return _windows_dir(environ, "LOCALAPPDATA", home / "AppData" / "Local")
     return _xdg_dir(environ, "XDG_STATE_HOME", home / ".local" / "state")
+
+
+def config_state(config: Path, suffix: str, environ: Mapping[str, str], home: Path | None = None,
+                 platform: str = sys.platform) -> Path:
+    """Where a routes.yaml's own state goes (`.state.json`: credential cooldowns;
+    `.usage.jsonl`: usage records): the state directory, never beside the file, which
+    may sit in a checkout, a project or the installed package. The name is the file's
+    stem and a digest of its absolute path, so two configs never share state."""
+    absolute = config.expanduser().resolve()
+    digest = hashlib.sha256(str(absolute).encode()).hexdigest()[:8]
+    return state_dir(environ, home, platform) / f"{absolute.stem}-{digest}{suffix}"
+
+
+def adopt_beside(config: Path, suffix: str, state: Path) -> None:
+    """Move the file of this kind that modelmux kept beside the config before its state
+    moved to the state directory (`routes.state.json`), so no cooldown or usage record
+    is lost; left alone when `state` already exists."""
+    old = config.expanduser().with_name(f"{config.stem}{suffix}")
+    if not old.is_file() or state.exists():
+        return
+    try:
+        state.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(old, state)
+    except OSError as e:
+        logger.warning("cannot move %s to %s (%s); starting %s afresh", old, state, e.strerror, state.name)
+        return
+    logger.info("moved %s to %s (modelmux keeps state in its state directory)", old, state)
 
 
 def _windows_dir(environ: Mapping[str, str], variable: str, fallback: Path) -> Path:

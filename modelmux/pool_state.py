@@ -10,11 +10,13 @@ import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_args
 
 from modelmux.cooldowns import POLICIES, Cooldown, Outcome, TransportFailure, iso
+from modelmux.paths import config_state
 
 VERSION = 1
 
@@ -34,9 +36,13 @@ class Stored:
     cooldowns: tuple[Cooldown, ...]
 
 
-def state_path(config_path: Path) -> Path:
-    """Where a config's credential state lives: beside it, one file per config."""
-    return config_path.with_name(f"{config_path.stem}.state.json")
+SUFFIX = ".state.json"
+
+
+def state_path(config_path: Path, environ: Mapping[str, str]) -> Path:
+    """Where a config's credential state lives: one file per config, in the state
+    directory (`paths.config_state`)."""
+    return config_state(config_path, SUFFIX, environ)
 
 
 def dump(entries: list[Stored], now: float) -> bytes:

@@ -32,7 +32,9 @@ def gateway_status(cfg: Config, gateway: Gateway) -> dict[str, Any]:
         "reload_error": info.get("reload_error") if info else None,
         "requested_config": str(cfg.path),
         "port_taken": not info and pid is None and procs.port_in_use(cfg.server.host, gateway.port),
-        "log": str(gateway.log_file),
+        # A running gateway says where its output goes (nowhere but its terminal under
+        # `modelmux serve`); of one that is not running, the last background start's log.
+        "log": info.get("log") if info else str(gateway.log_file) if gateway.log_file.is_file() else None,
         "credentials": pools,
         "credentials_error": pools_error,
     }
@@ -49,18 +51,19 @@ def credential_pools(cfg: Config, gateway: Gateway) -> tuple[dict[str, Any] | No
 
 def describe_status(report: dict[str, Any]) -> str:
     head = f"modelmux gateway {report['address']}: "
-    log = f"  log:          {report['log']}"
-    if not report["running"]:
+    if not report["running"] or not report["config"]:
+        state = f"running (pid {report['pid']}) but /healthz does not answer" if report["running"] else "not running"
         taken = f"; port {report['port']} is in use by another program" if report["port_taken"] else ""
-        return f"{head}not running{taken}\n{log}"
-    if not report["config"]:
-        return f"{head}running (pid {report['pid']}) but /healthz does not answer\n{log}"
+        log = [f"  last log:     {report['log']} (of the last gateway started in the background)"] if report["log"] else []
+        return "\n".join([f"{head}{state}{taken}", *log])
+    log = f"  log:          {report['log'] or 'none: its output goes to the terminal that runs it (modelmux serve)'}"
     summary = report["config"]
     lines = [
         f"{head}{'healthy' if report['healthy'] else 'unhealthy'} (pid {report['pid']}, version {report['version']})",
         f"  config:       {summary.get('path')}",
         f"  providers:    {', '.join(summary.get('providers') or []) or 'none'}",
-        f"  routes:       {summary.get('routes')} (aliases: {summary.get('aliases')})",
+        f"  routes:       {_routes_text(summary)}",
+        f"  aliases:      {summary.get('aliases')}",
         f"  profiles:     {', '.join(summary.get('profiles') or []) or 'none'}",
         f"  listeners:    {', '.join(report['listeners'] or [])}",
         log,
@@ -70,6 +73,16 @@ def describe_status(report: dict[str, Any]) -> str:
     if report["reload_error"]:
         lines.append(f"  reload error: {report['reload_error']}")
     return "\n".join(lines + credentials_section(report))
+
+
+def _routes_text(summary: dict[str, Any]) -> str:
+    """routes.yaml's own routes, then what else routes a model: `1; 3 models listed under
+    providers; anything else → anthropic`."""
+    parts = [f"{summary.get('routes')} under routes:"]
+    if summary.get("provider_models"):
+        parts.append(f"{summary['provider_models']} models listed under providers")
+    parts.append(f"anything else → {summary['default']}" if summary.get("default") else "no default")
+    return "; ".join(parts)
 
 
 def credentials_section(report: dict[str, Any]) -> list[str]:

@@ -24,6 +24,8 @@ from pathlib import Path
 from types import NoneType
 from typing import Any
 
+from modelmux.paths import config_state
+
 VERSION = 1
 MAX_FILE_BYTES = 8 << 20  # past this the file is renamed to <name>.1 (replacing it): ≤ 16 MiB in all
 SAMPLES = 512  # time-to-first-token samples kept per day, provider, credential and model
@@ -60,9 +62,13 @@ _FIELDS: dict[str, tuple[frozenset[type], Any]] = {
 }
 
 
-def usage_path(config_path: Path) -> Path:
-    """Where a config's usage records live by default: beside it, like its credential state."""
-    return config_path.with_name(f"{config_path.stem}.usage.jsonl")
+SUFFIX = ".usage.jsonl"
+
+
+def usage_path(config_path: Path, environ: Mapping[str, str]) -> Path:
+    """Where a config's usage records live by default: in the state directory, beside
+    its credential state (`paths.config_state`)."""
+    return config_state(config_path, SUFFIX, environ)
 
 
 def local_day(timestamp: float) -> date:

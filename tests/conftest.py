@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+# No test writes state (credential cooldowns, usage records, pid files) into the real
+# home: what does not set its own state directory gets one for the whole run.
+os.environ.setdefault("MODELMUX_STATE_DIR", tempfile.mkdtemp(prefix="modelmux-test-state-"))
 
 from gateway import Gateway
 from upstream import Upstream

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 
 from modelmux.launcher import web_options
+from modelmux.paths import config_state
 
 REPO = Path(__file__).resolve().parent.parent
 MITMDUMP = Path(sys.executable).parent / "mitmdump"
@@ -53,7 +54,8 @@ class Gateway:
         self.log = directory / "gateway.log"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, **(env or {})}
+        # Its credential state and usage records stay in the test's directory.
+        self.env = {**os.environ, "MODELMUX_STATE_DIR": str(directory / "state"), **(env or {})}
         self.extra_args = extra_args or []
         self.mode = mode or f"reverse:https://api.anthropic.com@127.0.0.1:{self.port}"
         self.web = web
@@ -96,6 +98,10 @@ class Gateway:
         if found:
             self.web_url, self.web_token = found.group(1).decode(), found.group(2).decode()
         return bool(found)
+
+    def state_file(self, suffix: str) -> Path:
+        """Its routes.yaml's state file of this kind (".state.json", ".usage.jsonl")."""
+        return config_state(self.config, suffix, self.env)
 
     def web_api(self, path: str) -> httpx.Response:
         """GET `path` from mitmweb's API with the token, as a script would."""

@@ -165,10 +165,11 @@ def status_head(fake: FakeGateway, tmp_path: Path) -> list[str]:
         f"modelmux gateway http://127.0.0.1:{fake.port}: healthy (pid {os.getpid()}, version {__version__})",
         f"  config:       {fake.config}",
         "  providers:    anthropic-pool, zai",
-        "  routes:       0 (aliases: 0)",
+        "  routes:       0 under routes:; no default",
+        "  aliases:      0",
         "  profiles:     none",
         f"  listeners:    reverse:https://api.anthropic.com@127.0.0.1:{fake.port}",
-        f"  log:          {tmp_path / 'state' / f'gateway-{fake.port}.log'}",
+        "  log:          none: its output goes to the terminal that runs it (modelmux serve)",
     ]
 
 

@@ -16,7 +16,7 @@ import pytest
 from gateway import free_port
 
 from modelmux import cli
-from modelmux.usage import Record
+from modelmux.usage import Record, usage_path
 
 Capture = pytest.CaptureFixture[str]
 # 2026-03-10 15:30 in a zone two hours ahead of UTC, where the `local` fixture puts us.
@@ -50,8 +50,14 @@ def line(ago: float = 0.0, **values: Any) -> str:
     return Record.of_summary(fields).line()
 
 
+def usage_file(tmp_path: Path) -> Path:
+    """Where `routes(tmp_path)`'s usage records live (the state directory)."""
+    return usage_path(tmp_path / "routes.yaml", os.environ)
+
+
 def write_usage(tmp_path: Path, *lines: str) -> Path:
-    path = tmp_path / "routes.usage.jsonl"
+    path = usage_file(tmp_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(lines))
     return path
 
@@ -115,7 +121,7 @@ def test_json_for_one_period_or_both(tmp_path: Path, capsys: Capture) -> None:
 def test_no_file_yet(tmp_path: Path, capsys: Capture) -> None:
     config, _ = routes(tmp_path)
     code, out, _ = run(capsys, "usage", "--days", "1", "--config", str(config))
-    assert (code, out.splitlines()) == (0, [f"usage from {tmp_path / 'routes.usage.jsonl'}", "",
+    assert (code, out.splitlines()) == (0, [f"usage from {usage_file(tmp_path)}", "",
                                             "today (2026-03-10)", "  no requests"])  # fmt: skip
 
 
@@ -130,9 +136,9 @@ def test_corrupt_lines_are_skipped_and_said(tmp_path: Path, capsys: Capture) -> 
 
 def test_an_unreadable_file_and_bad_arguments(tmp_path: Path, capsys: Capture) -> None:
     config, port = routes(tmp_path)
-    (tmp_path / "routes.usage.jsonl").mkdir()
+    usage_file(tmp_path).mkdir(parents=True)
     assert run(capsys, "usage", "--config", str(config)) == (1, "", (
-        f"modelmux: modelmux is not running on 127.0.0.1:{port}, and {tmp_path / 'routes.usage.jsonl'} "
+        f"modelmux: modelmux is not running on 127.0.0.1:{port}, and {usage_file(tmp_path)} "
         "cannot be read (Is a directory)\n"
     ))  # fmt: skip
     for bad in (["--days", "0"], ["--days", "367"], ["--by", "day"]):
@@ -140,4 +146,4 @@ def test_an_unreadable_file_and_bad_arguments(tmp_path: Path, capsys: Capture) -
             cli.main(["usage", *bad, "--config", str(config)])
         assert exit_.value.code == 2
     assert "is not a number of days (1-366)" in capsys.readouterr().err
-    assert not os.path.exists(tmp_path / "routes.usage.jsonl.1")
+    assert not os.path.exists(f"{usage_file(tmp_path)}.1")

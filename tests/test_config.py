@@ -67,6 +67,17 @@ def test_typed_objects_with_expanded_variables():
     assert (profile.providers, profile.port, profile.model) == (frozenset({"zai"}), 7999, "glm-4.6")
 
 
+def test_the_summary_counts_routes_as_written():
+    """What /healthz and `modelmux status` show: the two entries under routes:, not the
+    four routes they, the provider's model list and the default make."""
+    loaded = parse(VENDOR, ENV)
+    assert len(loaded.routes) == 4
+    assert loaded.summary() == {
+        "path": str(PATH), "providers": ["anthropic", "zai"], "routes": 2, "provider_models": 1,
+        "default": "anthropic", "aliases": 1, "profiles": ["glm"],
+    }
+
+
 def test_secrets_stay_out_of_reprs():
     loaded = parse(VENDOR, ENV)
     assert "sk-zai-secret-1234" not in repr(loaded)

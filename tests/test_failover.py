@@ -444,7 +444,7 @@ def test_state_survives_a_restart(upstreams, tmp_path):
     with Gateway(tmp_path, text, ENV) as first:
         assert post(first, "pool-1").status_code == 200
         before = credential(first, "zai", "a")["cooldowns"]
-    state = tmp_path / "routes.state.json"
+    state = first.state_file(".state.json")
     assert state.stat().st_mode & 0o777 == 0o600
     assert not [label for label, key in KEYS.items() if key in state.read_text()]
     upstreams["pool"].received.clear()

@@ -299,6 +299,7 @@ def test_run_starts_one_gateway_reuses_it_and_stop_ends_it(world: dict, cli: Cli
     assert status.stdout.startswith(f"modelmux gateway http://127.0.0.1:{world['port']}: healthy (pid {pid}, version 0.1.0)\n")
     assert f"  config:       {world['config']}\n" in status.stdout
     assert "  profiles:     claude, glm, mixed, quoted\n" in status.stdout
+    assert f"  log:          {gateway.log_file}\n" in status.stdout  # where this gateway's output goes
     report = json.loads(cli("status", "--json").stdout)
     assert (report["healthy"], report["pid"], report["reload_error"]) == (True, pid, None)
     assert report["config"]["providers"] == ["anthropic", "zai"]
@@ -315,13 +316,14 @@ def test_run_starts_one_gateway_reuses_it_and_stop_ends_it(world: dict, cli: Cli
     assert not gateway.pid_file.exists()
     after = cli("status")
     assert after.returncode == 1
-    assert after.stdout.startswith(f"modelmux gateway http://127.0.0.1:{world['port']}: not running\n")
+    assert after.stdout == (f"modelmux gateway http://127.0.0.1:{world['port']}: not running\n"
+                            f"  last log:     {gateway.log_file} (of the last gateway started in the background)\n")
     assert cli("stop").stdout == f"modelmux is not running on 127.0.0.1:{world['port']}\n"
     for output in (first, second, status, after, stopped):
         assert SECRET not in output.stdout + output.stderr
 
 
-def test_serve_execs_the_gateway_in_the_foreground(world: dict) -> None:
+def test_serve_execs_the_gateway_in_the_foreground(world: dict, cli: Cli) -> None:
     port = free_port()
     command = [sys.executable, "-m", "modelmux.cli", "serve", "--port", str(port), "--config", str(world["config"])]
     process = subprocess.Popen(command, env=world["env"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -333,6 +335,13 @@ def test_serve_execs_the_gateway_in_the_foreground(world: dict) -> None:
             time.sleep(0.1)
         info = procs.health("127.0.0.1", port)
         assert procs.reported_pid(info) == process.pid  # exec'd: no wrapper process in between
+        status = cli("status", "--port", str(port)).stdout.splitlines()
+        assert status[3:6] == [
+            "  routes:       0 under routes:; no default",  # the profiles' names route nowhere
+            "  aliases:      0",
+            "  profiles:     claude, glm, mixed, quoted",
+        ]
+        assert status[7] == "  log:          none: its output goes to the terminal that runs it (modelmux serve)"
         process.send_signal(signal.SIGTERM)
         assert process.wait(10) == 0
     finally:

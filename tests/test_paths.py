@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from modelmux.oauth.tokens import default_directory
-from modelmux.paths import config_dir, state_dir
+from modelmux.paths import adopt_beside, config_dir, config_state, state_dir
 
 HOME = Path("/home/ada")
 WINDOWS = {"APPDATA": "/c/Users/ada/AppData/Roaming", "LOCALAPPDATA": "/c/Users/ada/AppData/Local"}
@@ -42,3 +43,28 @@ def test_the_state_directory_override_wins_everywhere(platform: str) -> None:
 def test_token_files_go_in_the_config_directory() -> None:
     assert default_directory({}, HOME) == HOME / ".config" / "modelmux" / "tokens"
     assert default_directory({"XDG_CONFIG_HOME": "/xdg"}, HOME) == Path("/xdg/modelmux/tokens")
+
+
+def test_each_routes_yaml_has_its_own_state_files_in_the_state_directory(tmp_path: Path) -> None:
+    environ = {"MODELMUX_STATE_DIR": str(tmp_path / "state")}
+    a, b = tmp_path / "a" / "routes.yaml", tmp_path / "b" / "routes.yaml"
+    usage_a = config_state(a, ".usage.jsonl", environ)
+    assert usage_a.parent == tmp_path / "state"
+    assert re.fullmatch(r"routes-[0-9a-f]{8}\.usage\.jsonl", usage_a.name)
+    assert config_state(a, ".state.json", environ) == usage_a.with_name(usage_a.name.replace(".usage.jsonl", ".state.json"))
+    assert config_state(b, ".usage.jsonl", environ) != usage_a  # same name, another file
+    (tmp_path / "link").symlink_to(tmp_path / "a", target_is_directory=True)
+    assert config_state(tmp_path / "link" / "routes.yaml", ".usage.jsonl", environ) == usage_a  # the same file
+
+
+def test_a_state_file_kept_beside_routes_yaml_is_moved_once(tmp_path: Path) -> None:
+    config = tmp_path / "routes.yaml"
+    state = tmp_path / "state" / "routes-0123abcd.state.json"
+    (tmp_path / "routes.state.json").write_text("old")
+    adopt_beside(config, ".state.json", state)
+    assert (state.read_text(), (tmp_path / "routes.state.json").exists()) == ("old", False)
+    (tmp_path / "routes.state.json").write_text("older still")
+    adopt_beside(config, ".state.json", state)  # the state directory's file wins
+    assert (state.read_text(), (tmp_path / "routes.state.json").read_text()) == ("old", "older still")
+    adopt_beside(config, ".usage.jsonl", tmp_path / "state" / "x.usage.jsonl")  # nothing beside it: nothing
+    assert not (tmp_path / "state" / "x.usage.jsonl").exists()

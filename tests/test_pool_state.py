@@ -76,11 +76,11 @@ def test_state_survives_a_restart_with_real_expiries(tmp_path):
     fail(pools, "zai", "a", 429, headers={"retry-after": "18000"})  # a 5-hour quota window
     fail(pools, "zai", "b", 503)  # 10 s
     pools.record(pools.pick("kimi", "m"), 200, usage=Usage(7, 3))
-    path = state_path(tmp_path / "routes.yaml")
+    path = state_path(tmp_path / "routes.yaml", {"MODELMUX_STATE_DIR": str(tmp_path / "state")})
     pools.save(path)
-    assert path.name == "routes.state.json"
+    assert path.parent == tmp_path / "state" and path.name.startswith("routes-") and path.name.endswith(".state.json")
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
+    assert list(path.parent.iterdir()) == [path]  # no temporary file left behind
     assert "key-" not in path.read_text()
 
     clock = Clock()

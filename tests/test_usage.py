@@ -227,7 +227,6 @@ def test_records_survive_in_the_file_and_it_is_private(tmp_path: Path) -> None:
     assert stat.S_IMODE(file.path.stat().st_mode) == 0o600
     assert list(file.records()) == written
     assert file.skipped == 0
-    assert usage.usage_path(Path("/x/routes.yaml")) == Path("/x/routes.usage.jsonl")
 
 
 def test_rotation_keeps_one_older_file_and_bounds_the_total(tmp_path: Path) -> None:

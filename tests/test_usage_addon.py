@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import stat
 import time
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ from mitmproxy.test import taddons, tflow
 from modelmux.addons import usage as usage_addon
 from modelmux.addons.settings import Settings
 from modelmux.addons.usage import Usage
-from modelmux.usage import Record
+from modelmux.usage import Record, usage_path
 
 ROUTES = "providers:\n  a: {protocol: anthropic, base_url: 'http://127.0.0.1:9', auth: passthrough}\ndefault: {provider: a}\n"
 NOW = time.time()
@@ -33,6 +34,16 @@ def summary(**changes: Any) -> dict[str, Any]:
         "error_type": None, "stream": True, "input_tokens": 120, "cached_tokens": 3000, "cache_write_tokens": 0,
         "output_tokens": 40, "ttft_ms": 312.5, "total_ms": 1200.0, "attempts": 1, "failover": ["openai/work 200"],
     } | changes  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODELMUX_STATE_DIR", str(tmp_path / "state"))
+
+
+def default_file(tmp_path: Path) -> Path:
+    """Where the usage records of `running(tmp_path)` go without the option."""
+    return usage_path(tmp_path / "routes.yaml", os.environ)
 
 
 def flow_with(summary_: dict[str, Any] | None, error: bool = False) -> Any:
@@ -76,8 +87,9 @@ def test_routed_flows_are_counted_once_and_the_rest_ignored(tmp_path: Path) -> N
         assert counted.metadata["modelmux"]["summary"] == summary()  # the Dashboard's summary is left as it was
 
 
-def test_records_go_to_the_file_beside_routes_yaml_and_survive_a_restart(tmp_path: Path) -> None:
-    file = tmp_path / "routes.usage.jsonl"
+def test_records_go_to_the_state_directory_and_survive_a_restart(tmp_path: Path) -> None:
+    file = default_file(tmp_path)
+    assert file.parent == tmp_path / "state" and file.name.startswith("routes-") and file.suffix == ".jsonl"
     with running(tmp_path) as addon:
         assert addon.file is not None and addon.file.path == file
         addon.response(flow_with(summary()))
@@ -99,7 +111,7 @@ def test_records_go_to_the_file_beside_routes_yaml_and_survive_a_restart(tmp_pat
 
 def test_the_writer_appends_in_the_background(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(usage_addon, "WRITE_INTERVAL", 0.01)
-    file = tmp_path / "routes.usage.jsonl"
+    file = default_file(tmp_path)
 
     async def scenario(addon: Usage) -> None:
         addon.running()
@@ -123,7 +135,7 @@ def test_an_empty_option_keeps_no_file_but_still_counts(tmp_path: Path) -> None:
         assert addon.file is None
         assert totals(addon)["requests"] == 1
         assert addon.report(1, "all")["file"] is None
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["routes.yaml"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["routes.yaml"]  # no state directory either
 
 
 def test_another_file_is_read_when_the_option_names_it(tmp_path: Path) -> None:
@@ -145,11 +157,27 @@ def test_a_directory_is_refused(tmp_path: Path) -> None:
 
 def test_corrupt_lines_are_skipped_with_one_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     good = Record.of_summary(summary()).line()
-    (tmp_path / "routes.usage.jsonl").write_text(good + "{oops\n" + good + "[]\n")
+    file = default_file(tmp_path)
+    file.parent.mkdir()
+    file.write_text(good + "{oops\n" + good + "[]\n")
     with caplog.at_level(logging.WARNING), running(tmp_path) as addon:
         assert totals(addon)["requests"] == 2
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert warnings == [f"skipped 2 corrupt lines of the usage records (the first: {tmp_path / 'routes.usage.jsonl'} line 2)"]
+    assert warnings == [f"skipped 2 corrupt lines of the usage records (the first: {file} line 2)"]
+
+
+def test_records_kept_beside_routes_yaml_move_to_the_state_directory(tmp_path: Path) -> None:
+    """Where earlier versions wrote them (a checkout's routes.yaml got an untracked
+    routes.usage.jsonl): moved once, counted, and nothing is written beside it again."""
+    old = tmp_path / "routes.usage.jsonl"
+    old.write_text(Record.of_summary(summary()).line())
+    with running(tmp_path) as addon:
+        assert totals(addon)["requests"] == 1
+        addon.response(flow_with(summary()))
+        addon.done()
+    assert not old.exists()
+    assert len(default_file(tmp_path).read_text().splitlines()) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["routes.yaml", "state"]
 
 
 def test_an_unwritable_file_is_reported_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

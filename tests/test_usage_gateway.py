@@ -104,7 +104,7 @@ def test_counts_in_the_endpoint_and_the_file_survive_a_restart(upstream: Upstrea
         assert 0 < row["ttft_p50_ms"] <= row["ttft_p95_ms"]
     assert [(r["provider"], r["requests"], r["errors"]) for r in by_provider["rows"]] == [("zai", 4, 1), ("backup", 1, 0)]
 
-    file = tmp_path / "routes.usage.jsonl"
+    file = gateway.state_file(".usage.jsonl")
     assert first["file"] == str(file)
     records = [usage.Record.parse(line) for line in file.read_text().splitlines()]
     assert [
@@ -177,4 +177,4 @@ def test_claude_code_through_the_gateway_is_counted_request_for_request(tmp_path
     }
     # The fake answers every request with 12 tokens in and 7 out.
     assert counts(document["total"]) == (len(answered), 0, 12 * len(answered), 0, 0, 7 * len(answered))
-    assert len((tmp_path / "routes.usage.jsonl").read_text().splitlines()) == len(answered)
+    assert len(gateway.state_file(".usage.jsonl").read_text().splitlines()) == len(answered)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections import defaultdict
 from collections.abc import Mapping
@@ -31,6 +32,7 @@ from modelmux.addons.settings import Settings
 from modelmux.config import Config
 from modelmux.cooldowns import Outcome, names_a_wait, retry_after
 from modelmux.meter import tokens_of_json
+from modelmux.paths import adopt_beside
 from modelmux.pools import Lease, Pools, Usage, Verdict
 from modelmux.refusals import AllBusy, Refusal
 
@@ -45,6 +47,7 @@ class Credentials:
         self.settings = settings
         self.dashboard = dashboard  # its meters count a stream's tokens
         self.pools: Pools | None = None
+        self.state_path: Path | None = None  # the state file, once routes.yaml is loaded
         self._leases: dict[str, Lease] = {}  # flow id → lease, for flows mitmproxy sends itself
         self._released: dict[str, asyncio.Event] = defaultdict(asyncio.Event)  # provider → wakes waiters
         self._dirty = False
@@ -58,13 +61,11 @@ class Credentials:
     def _configure(self, config: Config) -> None:
         if self.pools is None:
             self.pools = Pools(config, on_release=self._on_release)
-            self.pools.load(self.state_path())
+            self.state_path = pool_state.state_path(config.path, os.environ)
+            adopt_beside(config.path, pool_state.SUFFIX, self.state_path)
+            self.pools.load(self.state_path)
         else:
             self.pools.reload(config)
-
-    def state_path(self) -> Path:
-        assert self.settings.config
-        return pool_state.state_path(self.settings.config.path)
 
     def running(self) -> None:
         self._saver = asyncio_utils.create_task(self._save_loop(), name="modelmux credential state", keep_ref=True)
@@ -81,23 +82,22 @@ class Credentials:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._urgent.wait(), SAVE_INTERVAL)
             self._urgent.clear()
-            if self._dirty and self.pools is not None and self.settings.config:
+            if self._dirty and self.pools is not None and self.state_path is not None:
                 self._dirty = False
-                data, path = self.pools.dump(), self.state_path()
-                await asyncio.to_thread(self._write, path, data)
+                await asyncio.to_thread(self._write, self.state_path, self.pools.dump())
 
     def save(self) -> None:
         """Write the state file now (at exit, after a reset)."""
-        if self.pools is None or not self.settings.config:
+        if self.pools is None or self.state_path is None:
             return
         self._dirty = False
-        self._write(self.state_path(), self.pools.dump())
+        self._write(self.state_path, self.pools.dump())
 
     def _write(self, path: Path, data: bytes) -> None:
         try:
             pool_state.write_private(path, data)
         except OSError as e:
-            if not self._save_failed:  # once: a read-only config directory would say it every time
+            if not self._save_failed:  # once: a read-only state directory would say it every time
                 logger.warning("cannot write the credential state to %s (%s); cooldowns will not survive "
                                "a restart", path, e.strerror)
             self._save_failed = True

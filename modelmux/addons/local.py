@@ -36,6 +36,16 @@ class LocalAPI:
         self.usage = usage
         self.started = time.time()
 
+    def load(self, loader) -> None:
+        loader.add_option(
+            "modelmux_log",
+            str,
+            "",
+            "The file this gateway's output goes to, shown by /healthz and `modelmux status`; "
+            "`modelmux run` sets it when it starts a gateway in the background. Empty: the "
+            "terminal it runs in.",
+        )
+
     def request(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live:
             return
@@ -78,6 +88,7 @@ class LocalAPI:
             "config_loaded_at": settings.loaded_at,
             "reload_error": settings.reload_error,
             "listeners": list(ctx.options.mode),
+            "log": ctx.options.modelmux_log or None,
         }
 
     def list_models(self, flow: http.HTTPFlow) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -24,6 +25,7 @@ from mitmproxy.utils import asyncio_utils
 
 from modelmux import usage
 from modelmux.addons.settings import Settings
+from modelmux.paths import adopt_beside
 from modelmux.usage import Record, Tally, UsageFile
 
 logger = logging.getLogger(__name__)
@@ -48,8 +50,9 @@ class Usage:
             Optional[str],  # mitmproxy's option types predate `str | None`
             None,
             "Where a record of every routed request is appended (JSON Lines, past "
-            f"{usage.MAX_FILE_BYTES >> 20} MiB renamed to FILE.1). Default: beside routes.yaml, "
-            "as <name>.usage.jsonl. Empty: no file; counts start afresh with every start.",
+            f"{usage.MAX_FILE_BYTES >> 20} MiB renamed to FILE.1). Default: in modelmux's state "
+            "directory, as <routes.yaml's name>-<digest of its path>.usage.jsonl. Empty: no file; "
+            "counts start afresh with every start.",
         )
 
     def configure(self, updated: set[str]) -> None:
@@ -73,7 +76,10 @@ class Usage:
         value = ctx.options.modelmux_usage_file
         if value is None:
             assert self.settings.config
-            return usage.usage_path(self.settings.config.path)
+            config = self.settings.config.path
+            path = usage.usage_path(config, os.environ)
+            adopt_beside(config, usage.SUFFIX, path)
+            return path
         return Path(value).expanduser() if value else None
 
     def _read(self, file: UsageFile) -> None:
