@@ -7,7 +7,7 @@ set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 VENV=$REPO/.venv
-STAMP=$VENV/.modelmux-installed  # newer than pyproject.toml: the install is current
+STAMP=$VENV/.modelmux-installed  # newer than pyproject.toml and setup.py: the install is current
 CLAUDE_PREFIX=$REPO/.cache/claude-code
 NEEDS_PYTHON="modelmux needs Python 3.12 or newer; install it (e.g. \`pyenv install 3.12\`, your OS package python3.12, or python.org) and re-run"
 
@@ -67,7 +67,7 @@ ensure_venv() {
             exit 1
         fi
     fi
-    if [[ -f $STAMP && $STAMP -nt $REPO/pyproject.toml ]]; then
+    if [[ -f $STAMP && $STAMP -nt $REPO/pyproject.toml && $STAMP -nt $REPO/setup.py ]]; then
         return 0
     fi
     say "installing modelmux (editable) and its test dependencies into .venv"

@@ -24,6 +24,7 @@ from modelmux.launcher import (
     client_host,
     find_config,
     gateway_command,
+    installed_example_note,
     profile_environment,
     profile_of,
     profile_port,
@@ -77,6 +78,8 @@ def serve(args: argparse.Namespace, _: list[str]) -> int:
             "stop it with `modelmux stop`"
         )
     ensure_ports_free(cfg, gateway)
+    if note := installed_example_note(cfg.path, os.environ):
+        _note(note)
     print(f"modelmux: serving {cfg.path} on http://{gateway.address}", file=sys.stderr, flush=True)
     if args.record:
         print(f"modelmux: recording the session to {args.record}", file=sys.stderr, flush=True)
@@ -139,6 +142,8 @@ def start_background(
         )
     ensure_ports_free(cfg, gateway)
     info = procs.start(gateway, argv, port, os.environ)
+    if note := installed_example_note(cfg.path, os.environ):
+        _note(note)
     _note(f"started the gateway on {gateway.address} (pid {procs.reported_pid(info)}, log {gateway.log_file})")
     if web:
         url = procs.web_ui_url(gateway.log_file) or f"http://127.0.0.1:{web_port or MITMWEB_DEFAULT_PORT}"

@@ -75,6 +75,15 @@ def find_config(
     return next((path for path in candidates if path.is_file()), bundled_config())
 
 
+def installed_example_note(found: Path, environ: Mapping[str, str]) -> str | None:
+    """What to tell a user of an installed modelmux that found no routes.yaml of theirs:
+    the example inside the package serves, and is not the file to edit."""
+    if found != PACKAGE / CONFIG_NAME:
+        return None
+    return (f"no routes.yaml in this directory or in {config_dir(environ)}: using the bundled example, which "
+            f"passes every model through to Anthropic; write your own at {config_dir(environ) / CONFIG_NAME}")
+
+
 def client_host(listen_host: str) -> str:
     """The address a local client dials for a gateway listening on `listen_host`."""
     return "127.0.0.1" if listen_host in WILDCARD_HOSTS else listen_host

@@ -198,3 +198,9 @@ def test_with_no_routes_yaml_anywhere_it_serves_the_bundled_one(
         end_process(process, 10)
     site = Path(health["config"]["path"]).parent
     assert sorted(p.name for p in site.glob("routes*")) == ["routes.schema.json", "routes.yaml"]
+    own = Path(outside["HOME"]) / ".config" / "modelmux"
+    assert (tmp_path / f"serve-{port}.log").read_text().splitlines()[:2] == [
+        f"modelmux: no routes.yaml in this directory or in {own}: using the bundled example, which passes every "
+        f"model through to Anthropic; write your own at {own / 'routes.yaml'}",
+        f"modelmux: serving {site / 'routes.yaml'} on http://127.0.0.1:{port}",
+    ]
