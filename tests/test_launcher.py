@@ -487,7 +487,10 @@ def test_run_as_a_child_passes_the_environment_and_returns_claudes_exit_status(w
 def test_run_as_a_child_forwards_signals_and_exits_with_claudes_status(
     world: dict, cli: Cli, number: int, handler: str | None, status: int
 ) -> None:
-    on_term = f"signal.signal({number}, lambda *_: {handler})\n" if handler else ""
+    # Without a handler, the default disposition, set explicitly: a test run started in
+    # the background of a non-interactive shell inherits SIGINT ignored, and so would
+    # the fake, which then never ends.
+    on_term = f"signal.signal({number}, lambda *_: {handler})\n" if handler else f"signal.signal({number}, signal.SIG_DFL)\n"
     fake_claude(world, f"{on_term}open({str(world['tmp'] / 'ready')!r}, 'w').close()\ntime.sleep(60)\nsys.exit(0)\n")
     command = [sys.executable, "-m", "modelmux.cli", "run", "glm", "--config", str(world["config"])]
     launcher = subprocess.Popen(
