@@ -64,6 +64,11 @@ SHAPE_PROTOCOLS = {
     "reasoning_summary": ("openai-responses",),
 }
 POOLING_KEYS = ("strategy", "affinity", "cooldown_scope", "max_wait")
+# The auth values that take no credentials, so have no pool: why, as a config error says it.
+NO_POOL = {
+    "passthrough": "a passthrough provider sends the client's own token",
+    "none": "a provider with auth: none sends no credential; remove them",
+}
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _AUTH_FORM = re.compile(r"^([A-Za-z0-9!#$%&'*+.^_`|~-]+):\s*(.*\{key\}.*)$")
 
@@ -177,27 +182,35 @@ class _Builder:
             if protocol != "anthropic":
                 self.problems.append(
                     f"{where}.auth: passthrough forwards the client's own Anthropic token, so it needs "
-                    f"protocol: anthropic; write e.g. '{DEFAULT_AUTH[protocol]}' with credentials instead"
+                    f"protocol: anthropic; write e.g. '{DEFAULT_AUTH[protocol]}' with credentials instead, "
+                    "or auth: none for a local server that takes no key"
                 )
             if spec.get("credentials"):
                 self.problems.append(
                     f"{where}.credentials: a passthrough provider uses the client's own token; "
                     "remove the credentials or set auth to a header such as 'x-api-key: {key}'"
                 )
+        elif auth_text == "none":
+            if spec.get("credentials"):
+                self.problems.append(
+                    f"{where}.credentials: a provider with auth: none sends no credential; remove the "
+                    f"credentials, or set auth to a header such as '{DEFAULT_AUTH[protocol]}'"
+                )
         elif form := _AUTH_FORM.match(auth_text):
             auth = Auth(form.group(1), form.group(2))
         else:
             self.problems.append(
-                f"{where}.auth: {auth_text!r} is not understood; write 'passthrough' or "
+                f"{where}.auth: {auth_text!r} is not understood; write 'passthrough', 'none' or "
                 "'Header-Name: value' containing {key}, e.g. 'x-api-key: {key}' or 'Authorization: Bearer {key}'"
             )
         credentials = self.credentials(where, spec.get("credentials") or [], protocol)
-        self.check_pooling(where, spec, auth_text == "passthrough")
+        self.check_pooling(where, spec, auth_text)
         if auth is not None and not spec.get("credentials") and auth_text:
             self.problems.append(
                 f"{where}.credentials: none given; add e.g. "
-                f"credentials: [{{label: main, key: '${{{name.upper().replace('-', '_').replace('.', '_')}_API_KEY}}'}}] "
-                "or set auth: passthrough"
+                f"credentials: [{{label: main, key: '${{{name.upper().replace('-', '_').replace('.', '_')}_API_KEY}}'}}]"
+                + (", or set auth: passthrough to send the client's own Anthropic token" if protocol == "anthropic" else "")
+                + ", or auth: none for a local server that takes no key (Ollama, vLLM, LM Studio, llama.cpp)"
             )
         return Provider(
             name=name,
@@ -217,6 +230,7 @@ class _Builder:
             affinity=spec.get("affinity", False),
             cooldown_scope=spec.get("cooldown_scope", "credential"),
             max_wait=float(spec.get("max_wait", DEFAULT_MAX_WAIT)),
+            keyless=auth_text == "none",
         )
 
     def shape(self, where: str, spec: dict[str, Any]) -> Shape:
@@ -243,13 +257,12 @@ class _Builder:
             reasoning_summary=None if summary == "none" else summary,
         )
 
-    def check_pooling(self, where: str, spec: dict[str, Any], passthrough: bool) -> None:
+    def check_pooling(self, where: str, spec: dict[str, Any], auth_text: str) -> None:
         """Pool settings that would silently do nothing are mistakes worth naming."""
         pooling = sorted(key for key in POOLING_KEYS if key in spec)
-        if passthrough and pooling:
+        if auth_text in NO_POOL and pooling:
             self.problems.append(
-                f"{where}: {', '.join(pooling)} only apply to providers with credentials; "
-                "a passthrough provider sends the client's own token"
+                f"{where}: {', '.join(pooling)} only apply to providers with credentials; {NO_POOL[auth_text]}"
             )
         if spec.get("strategy") == "fill-first":
             for i, credential in enumerate(spec.get("credentials") or []):

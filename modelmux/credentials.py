@@ -5,11 +5,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from modelmux.config import Credential
+from modelmux.config import Credential, Provider
 from modelmux.headers import CLIENT_AUTH_HEADERS, client_tokens
 
 # Shorter "keys" are test placeholders; replacing them would mangle ordinary words.
 SCRUB_MIN_LENGTH = 8
+# What records name instead of a credential's label when a request went without one.
+# Labels have no spaces (routes.schema.json), so neither can be taken for one.
+CLIENT_TOKEN = "client token"  # passthrough: the client's own
+NO_CREDENTIAL = "no credential"  # auth: none
+
+
+def label_of(provider: Provider, credential: Credential | None) -> str:
+    """How the dashboard, the log and usage records name the credential a request was sent with."""
+    if credential is not None:
+        return credential.label
+    return NO_CREDENTIAL if provider.keyless else CLIENT_TOKEN
 
 
 def redacted(credential: Credential) -> str:

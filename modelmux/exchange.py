@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from modelmux import effort, gemini, messages, openai_chat, openai_responses, toolnames
-from modelmux.config import Credential, Provider
+from modelmux.config import DEFAULT_AUTH, Credential, Provider
 from modelmux.credentials import scrub
 from modelmux.errors import GatewayError, error_body, gist, is_error_envelope, upstream_error
 from modelmux.gemini.signatures import is_gemini
@@ -112,6 +112,17 @@ def credential_mismatch(provider: Provider, route: str, sent: str | None, status
             f"--provider {provider.name}`)")
 
 
+def keyless_refusal(provider: Provider, status: int, words: str) -> str | None:
+    """Why a provider with `auth: none` refused a request, and what to configure: a
+    server that asks for a key (vLLM started with --api-key, LM Studio with
+    authentication on) was sent none, which its own words may not say."""
+    if not provider.keyless or status not in (401, 403):
+        return None
+    return (f"provider '{provider.name}' ({provider.base_url}) answered HTTP {status}: {words.rstrip('.')}. "
+            "routes.yaml sends it no credential (auth: none); if it needs a key, replace `auth: none` with "
+            f"`credentials:` holding a `key:` (sent as '{DEFAULT_AUTH[provider.protocol]}')")
+
+
 def prepare(
     decision: Decision, body: dict[str, Any], raw: bytes, path: str, query: str,
     client: Mapping[str, str], credential: Credential | None,
@@ -121,14 +132,19 @@ def prepare(
     check_effort(decision)
     provider = decision.provider
     remove = {name for name in client if name.startswith(OWN_HEADER_PREFIX)}
-    if provider.auth is None:
+    set_headers: dict[str, str] = {}
+    if provider.passthrough:
         check_client_token(provider, client)
-        set_headers: dict[str, str] = {}
     else:
-        assert credential is not None
+        # The client's token (its Anthropic login, or the launcher's placeholder) is never
+        # this upstream's: stripped, whether a credential takes its place or, with
+        # `auth: none`, nothing does.
         remove.update(CLIENT_AUTH_HEADERS)
-        # An oauth credential is sent as its kind says (_subscription), not as provider.auth.
-        set_headers = {} if credential.oauth else {provider.auth.header.lower(): provider.auth.value(credential)}
+        if not provider.keyless:
+            assert credential is not None and provider.auth is not None
+            # An oauth credential is sent as its kind says (_subscription), not as provider.auth.
+            if credential.oauth is None:
+                set_headers[provider.auth.header.lower()] = provider.auth.value(credential)
     set_headers.update({name.lower(): value for name, value in provider.headers.items()})
     base_url = provider.base_url
     if credential is not None and credential.oauth is not None:
@@ -139,7 +155,7 @@ def prepare(
 
 
 def auth_header(provider: Provider, credential: Credential | None) -> str | None:
-    """The header a credential goes in (lowercase); None on passthrough."""
+    """The header a credential goes in (lowercase); None on passthrough and with `auth: none`."""
     if credential is not None and credential.oauth is not None:
         return KINDS[credential.oauth.kind].auth_header
     return provider.auth.header.lower() if provider.auth else None
@@ -292,8 +308,10 @@ def upstream_failure(
     (an invalid key is a 400 there, a 401 here; RESOURCE_EXHAUSTED names its retry
     delay), so its errors are read (gemini/errors.py); others keep their status. An
     Anthropic envelope is already the client's error (the failover relay's answer),
-    unless the client's own credential was the wrong kind (credential_mismatch)."""
-    if mismatch := credential_mismatch(provider, route, sent, status, gist(scrub(text, provider.credentials))):
+    unless the client's own credential was the wrong kind (credential_mismatch) or a
+    provider with `auth: none` wants one (keyless_refusal)."""
+    words = gist(scrub(text, provider.credentials))
+    if mismatch := credential_mismatch(provider, route, sent, status, words) or keyless_refusal(provider, status, words):
         return status, error_body(status, mismatch), {}
     if provider.protocol != "gemini" or is_error_envelope(text.encode()):
         return status, upstream_error(provider.name, status, reason, text, provider.credentials), {}

@@ -35,5 +35,6 @@ def client_credential(headers: Mapping[str, str]) -> str | None:
 
 
 # Claude Code needs *a* token to skip its login when every provider of a profile has
-# its own credentials; the gateway removes it and refuses to pass it to Anthropic.
+# its own credentials or takes none (auth: none); the gateway removes it and refuses
+# to pass it to Anthropic.
 PLACEHOLDER_TOKEN = "modelmux-placeholder"

@@ -262,14 +262,17 @@ class Pools:
         # Lets a request waiting for a busy credential be woken instead of polling.
         self.on_release = on_release or (lambda provider: None)
         self.pools: dict[str, Pool] = {}
+        self.unpooled: dict[str, str] = {}  # provider → its auth ("passthrough" or "none"): no credentials
         self.reload(config)
 
     def reload(self, config: Config) -> None:
         old = {(name, s.label): s for name, pool in self.pools.items() for s in pool.slots}
         pools = {}
+        self.unpooled = {}
         for provider in config.providers.values():
-            if not provider.credentials:
-                continue  # passthrough: the client's own token, nothing to pool
+            if not provider.credentials:  # the client's own token, or none at all: nothing to pool
+                self.unpooled[provider.name] = "none" if provider.keyless else "passthrough"
+                continue
             previous = self.pools.get(provider.name)
             if previous and [(s.label, s.credential.weight) for s in previous.slots] != [
                 (c.label, c.weight) for c in provider.credentials
@@ -411,6 +414,7 @@ class Pools:
                 }
                 for name, pool in self.pools.items()
             },
+            "without_credentials": dict(self.unpooled),
         }
 
 

@@ -93,7 +93,7 @@ async def probe_all(items: list[Target]) -> list[Result]:
 
 async def probe(target: Target, client: httpx.AsyncClient, refresher: Refresher) -> Result:
     provider, credential = target.provider, target.credential
-    label = credential.label if credential is not None else "(client's token)"
+    label = credential.label if credential is not None else "(none)" if provider.keyless else "(client's token)"
     result = Result(provider.name, label, target.model)
     if target.model is None:
         result.note = f"no model to probe with: add one to providers.{provider.name}.models"
@@ -122,7 +122,7 @@ async def probe(target: Target, client: httpx.AsyncClient, refresher: Refresher)
         text = ""
     finally:
         await response.aclose()
-    judge(result, provider, credential is None, response.status_code, text)
+    judge(result, provider, provider.passthrough, response.status_code, text)
     return result
 
 

@@ -85,14 +85,23 @@ def _routes_text(summary: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
+# How providers without credentials send their requests, by their `auth`.
+UNPOOLED = {"passthrough": "auth: passthrough (the client's own token)", "none": "auth: none (no credential sent)"}
+
+
 def credentials_section(report: dict[str, Any]) -> list[str]:
     if report["credentials_error"]:
         return [f"credentials unavailable: {report['credentials_error']}"]
-    if report["credentials"] is None:
+    document = report["credentials"]
+    if document is None:
         return []
-    if not (lines := credential_lines(report["credentials"])):
-        return ["credentials: none (every provider passes on the client's own token)"]
-    return [f"credentials at {report['credentials']['at']}:", *lines]
+    lines = credential_lines(document)
+    section = [f"credentials at {document['at']}:", *lines] if lines else ["credentials: none"]
+    # An older gateway's document does not name the providers without credentials.
+    if unpooled := document.get("without_credentials"):
+        rows = aligned([[name, UNPOOLED.get(auth, auth)] for name, auth in unpooled.items()])
+        section += ["without credentials:", *(f"  {row}" for row in rows)]
+    return section
 
 
 def credential_lines(document: dict[str, Any], provider: str | None = None, label: str | None = None) -> list[str]:

@@ -19,6 +19,7 @@ from modelmux import __version__, cli, config
 from modelmux.errors import error_body
 from modelmux.headers import KEY_HEADER
 from modelmux.pools import Pools, Usage
+from modelmux.status_report import credentials_section
 
 SECRET = "mm-gateway-key-51c9"
 NOW = datetime(2026, 11, 21, 9, 57, 55, tzinfo=UTC).timestamp()
@@ -196,6 +197,30 @@ def test_status_shows_each_credential_and_its_cooldowns(fake: FakeGateway, tmp_p
     assert out.splitlines() == status_head(fake, tmp_path) + CREDENTIAL_LINES
     assert [request[:2] for request in fake.seen] == [("GET", "/healthz"), ("GET", "/modelmux/credentials")]
     assert KEY_HEADER not in fake.seen[1][2]  # no server.api_key, no key header
+
+
+def test_status_names_the_providers_without_credentials(fake: FakeGateway, tmp_path: Path, capsys: Capture) -> None:
+    with fake.config.open("a") as routes:
+        routes.write("  ollama: {protocol: openai-chat, base_url: 'http://127.0.0.1:11434/v1', auth: none}\n"
+                     "  anthropic: {protocol: anthropic, base_url: 'https://api.anthropic.com', auth: passthrough}\n")
+    fake.pools = used_pools(config.load(fake.config, environ={}))
+    code, out, err = run(capsys, "status", "--config", str(fake.config))
+    assert (code, err) == (0, "")
+    head = [line.replace("anthropic-pool, zai", "anthropic, anthropic-pool, ollama, zai") for line in status_head(fake, tmp_path)]
+    assert out.splitlines() == head + CREDENTIAL_LINES + [
+        "without credentials:",
+        "  ollama     auth: none (no credential sent)",
+        "  anthropic  auth: passthrough (the client's own token)",
+    ]
+
+
+def test_status_of_a_gateway_whose_providers_all_go_without_credentials() -> None:
+    document = {"at": "2026-11-21T09:57:55Z", "providers": {}, "without_credentials": {"ollama": "none"}}
+    report = {"credentials_error": None, "credentials": document}
+    assert credentials_section(report) == ["credentials: none", "without credentials:",
+                                           "  ollama  auth: none (no credential sent)"]
+    del document["without_credentials"]  # a gateway from before it was named
+    assert credentials_section(report) == ["credentials: none"]
 
 
 def test_status_json_carries_the_gateways_document(fake: FakeGateway, capsys: Capture) -> None:

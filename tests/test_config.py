@@ -125,14 +125,25 @@ profiles: {p: {port: 70000}}
     "provider, problem",
     [
         ("{protocol: anthropic, base_url: 'https://x', auth: 'Bearer {key}', credentials: [{label: a, key: k}]}",
-         "providers.p.auth: 'Bearer {key}' is not understood; write 'passthrough' or 'Header-Name: value' "
+         "providers.p.auth: 'Bearer {key}' is not understood; write 'passthrough', 'none' or 'Header-Name: value' "
          "containing {key}, e.g. 'x-api-key: {key}' or 'Authorization: Bearer {key}'"),
         ("{protocol: anthropic, base_url: 'https://x'}",
-         "providers.p.credentials: none given; add e.g. credentials: [{label: main, key: '${P_API_KEY}'}] "
-         "or set auth: passthrough"),
+         "providers.p.credentials: none given; add e.g. credentials: [{label: main, key: '${P_API_KEY}'}], "
+         "or set auth: passthrough to send the client's own Anthropic token, or auth: none for a local server "
+         "that takes no key (Ollama, vLLM, LM Studio, llama.cpp)"),
+        ("{protocol: openai-chat, base_url: 'http://127.0.0.1:11434/v1'}",
+         "providers.p.credentials: none given; add e.g. credentials: [{label: main, key: '${P_API_KEY}'}], "
+         "or auth: none for a local server that takes no key (Ollama, vLLM, LM Studio, llama.cpp)"),
         ("{protocol: openai-chat, base_url: 'https://x', auth: passthrough}",
          "providers.p.auth: passthrough forwards the client's own Anthropic token, so it needs protocol: "
-         "anthropic; write e.g. 'Authorization: Bearer {key}' with credentials instead"),
+         "anthropic; write e.g. 'Authorization: Bearer {key}' with credentials instead, or auth: none for a "
+         "local server that takes no key"),
+        ("{protocol: openai-chat, base_url: 'http://127.0.0.1:8000/v1', auth: none, credentials: [{label: a, key: k}]}",
+         "providers.p.credentials: a provider with auth: none sends no credential; remove the credentials, "
+         "or set auth to a header such as 'Authorization: Bearer {key}'"),
+        ("{protocol: gemini, base_url: 'http://127.0.0.1:8000', auth: none, credentials: [{label: a, key: k}]}",
+         "providers.p.credentials: a provider with auth: none sends no credential; remove the credentials, "
+         "or set auth to a header such as 'x-goog-api-key: {key}'"),
         ("{protocol: anthropic, base_url: 'https://x', credentials: [{label: a, key: k}, {label: a, key: j}]}",
          "providers.p.credentials[1].label: 'a' is used twice; labels must be unique"),
     ],
@@ -197,6 +208,37 @@ def test_pool_settings_on_a_passthrough_provider_are_refused():
     assert problems(text) == [
         "providers.a: affinity, max_wait only apply to providers with credentials; "
         "a passthrough provider sends the client's own token"
+    ]
+
+
+KEYLESS = """
+providers:
+  ollama: {protocol: openai-chat, base_url: "http://127.0.0.1:11434/v1", auth: none, models: [qwen3-coder]}
+  vllm: {protocol: openai-responses, base_url: "http://127.0.0.1:8000/v1", auth: " none ", credentials: []}
+  llamacpp: {protocol: anthropic, base_url: "http://127.0.0.1:8080", auth: none}
+  gemma: {protocol: gemini, base_url: "http://127.0.0.1:9000/v1beta", auth: none, credentials: null}
+"""
+
+
+def test_auth_none_is_a_provider_without_any_credential():
+    loaded = parse(KEYLESS)
+    assert [(p.name, p.keyless, p.passthrough, p.auth, p.credentials) for p in loaded.providers.values()] == [
+        (name, True, False, None, ()) for name in ("ollama", "vllm", "llamacpp", "gemma")
+    ]
+    assert [r.provider for r in loaded.routes] == ["ollama"]
+    assert not parse(VENDOR, ENV).providers["anthropic"].keyless
+
+
+def test_pool_settings_on_a_keyless_provider_are_refused():
+    text = KEYLESS.replace("models: [qwen3-coder]", "strategy: fill-first, cooldown_scope: model")
+    assert problems(text) == [
+        "providers.ollama: cooldown_scope, strategy only apply to providers with credentials; "
+        "a provider with auth: none sends no credential; remove them"
+    ]
+    with_weights = KEYLESS.replace("credentials: []", "credentials: [{label: a, key: k, weight: 2, max_concurrent: 1}]")
+    assert problems(with_weights) == [
+        "providers.vllm.credentials: a provider with auth: none sends no credential; remove the credentials, "
+        "or set auth to a header such as 'Authorization: Bearer {key}'"
     ]
 
 

@@ -120,6 +120,42 @@ def test_vendor_only_profile_sends_a_placeholder_and_unsets_the_api_key(routes: 
     assert unset == ["ANTHROPIC_API_KEY", "CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX"]
 
 
+KEYLESS_ROUTES = """
+providers:
+  anthropic: {protocol: anthropic, base_url: 'https://api.anthropic.com', auth: passthrough}
+  ollama: {protocol: openai-chat, base_url: 'http://127.0.0.1:11434/v1', auth: none}
+  zai: {protocol: anthropic, base_url: 'https://api.z.ai/api/anthropic', credentials: [{label: main, key: zai-secret}]}
+profiles:
+  local: {slots: {sonnet: qwen3-coder, haiku: qwen3}, providers: [ollama]}
+  local-and-zai: {slots: {sonnet: qwen3-coder}, providers: [ollama, zai]}
+  local-and-claude: {slots: {sonnet: qwen3-coder}, providers: [ollama, anthropic]}
+"""
+
+
+def test_keyless_profile_sends_a_placeholder_so_claude_code_starts_without_a_login(tmp_path: Path) -> None:
+    """A local server takes no key and Claude Code needs none of its own: the placeholder
+    (which the gateway strips) spares it the login, as for a vendor's profile."""
+    (tmp_path / "routes.yaml").write_text(KEYLESS_ROUTES)
+    keyless = config.load(tmp_path / "routes.yaml", environ={})
+    values, unset = profile_environment(keyless, "local", {"ANTHROPIC_API_KEY": "sk-ant-api03-user"})
+    assert values == {
+        "ANTHROPIC_BASE_URL": "http://127.0.0.1:7878",
+        "ANTHROPIC_DEFAULT_SONNET_MODEL": "qwen3-coder",
+        "ANTHROPIC_DEFAULT_HAIKU_MODEL": "qwen3",
+        "ANTHROPIC_SMALL_FAST_MODEL": "qwen3",
+        "ANTHROPIC_AUTH_TOKEN": "modelmux-placeholder",
+        "NO_PROXY": "127.0.0.1,localhost",
+        "no_proxy": "127.0.0.1,localhost",
+        "ANTHROPIC_CUSTOM_HEADERS": "x-modelmux-profile: local",
+    }
+    assert unset == ["ANTHROPIC_API_KEY", "CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX"]
+    assert profile_environment(keyless, "local-and-zai", {})[0]["ANTHROPIC_AUTH_TOKEN"] == "modelmux-placeholder"
+    # With a passthrough provider beside it, Claude Code's own login is needed after all.
+    values, unset = profile_environment(keyless, "local-and-claude", {"ANTHROPIC_AUTH_TOKEN": "modelmux-placeholder"})
+    assert "ANTHROPIC_AUTH_TOKEN" not in values
+    assert unset == ["ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX"]
+
+
 def test_profile_with_its_own_port_talks_to_that_port(routes: config.Config) -> None:
     values, _ = profile_environment(routes, "quoted", {})
     assert values["ANTHROPIC_BASE_URL"] == "http://127.0.0.1:7879"

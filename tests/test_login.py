@@ -359,9 +359,11 @@ def test_a_taken_port_is_named(tmp_path: Path) -> None:
 
 def test_a_provider_that_cannot_take_the_login_is_named_before_the_browser_opens(tmp_path: Path, routes: Path) -> None:
     browser = Browser()
+    routes.write_text(ROUTES.replace("\nroutes:", "  local: {protocol: anthropic, base_url: 'http://127.0.0.1:8080', auth: none}\n"
+                                                 "\nroutes:"))  # fmt: skip
     with OAuthServer(KINDS["claude"]) as server:
-        for provider, why in [("anthropic", "passthrough"), ("chatgpt", "has protocol openai-responses"),
-                              ("nope", "is not a provider")]:  # fmt: skip
+        for provider, why in [("anthropic", "passthrough"), ("local", r"takes no credential \(auth: none\)"),
+                              ("chatgpt", "has protocol openai-responses"), ("nope", "is not a provider")]:  # fmt: skip
             with pytest.raises(LoginError, match=f"--provider {provider} .*{why}.*providers that fit: claude-max"):
                 run(login_for(server, tmp_path, routes, provider=provider), browser)
         with pytest.raises(LoginError, match="already has a credential 'spare'"):

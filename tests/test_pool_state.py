@@ -46,9 +46,23 @@ def test_snapshot_of_a_small_pool():
                 ],
             }
         },
+        "without_credentials": {},
     }
     text = json.dumps(pools.snapshot())
     assert "key-zai-main-secret" not in text and "key-zai-spare-secret" not in text
+
+
+def test_providers_without_credentials_have_no_pool():
+    """Passthrough and `auth: none` providers are named as such, and nothing can be leased for them."""
+    pools, _ = pools_of(provider("zai", "main"),
+                        "  claude: {protocol: anthropic, base_url: 'https://a', auth: passthrough}\n"
+                        "  ollama: {protocol: openai-chat, base_url: 'http://127.0.0.1:11434/v1', auth: none}\n")
+    assert list(pools.pools) == ["zai"]
+    assert pools.snapshot()["without_credentials"] == {"claude": "passthrough", "ollama": "none"}
+    with pytest.raises(LookupError, match=r"provider 'ollama' has no credential pool \(pools: zai\)"):
+        pools.pick("ollama", "qwen3")
+    pools.reload(load("providers:\n" + provider("ollama", "main")))  # now with a key of its own
+    assert (list(pools.pools), pools.snapshot()["without_credentials"]) == (["ollama"], {})
 
 
 def test_reset():

@@ -75,7 +75,7 @@ def test_invalid_config_at_start_refuses_to_start(tmp_path):
     gateway = Gateway(tmp_path, "providers:\n  a: {protocol: anthropic, base_url: 'https://x', auth: nope}\n")
     with pytest.raises(RuntimeError, match="gateway exited") as raised:
         gateway.start()
-    assert ("providers.a.auth: 'nope' is not understood; write 'passthrough' or 'Header-Name: value' "
+    assert ("providers.a.auth: 'nope' is not understood; write 'passthrough', 'none' or 'Header-Name: value' "
             "containing {key}") in str(raised.value)
 
 

@@ -105,7 +105,7 @@ class Credentials:
     # -- leases -----------------------------------------------------------------------
 
     def pooled(self, provider: str) -> int:
-        """How many credentials `provider` has in its pool (0: passthrough)."""
+        """How many credentials `provider` has in its pool (0: passthrough, or auth: none)."""
         assert self.pools
         pool = self.pools.pools.get(provider)
         return len(pool.slots) if pool else 0

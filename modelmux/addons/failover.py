@@ -28,7 +28,7 @@ from modelmux.addons.credentials import Credentials
 from modelmux.addons.internals import flows_kept
 from modelmux.addons.pump import Pump, answer_record, passed_headers
 from modelmux.cooldowns import POLICIES, RETRY_HEADERS, Kind, Outcome, classify, iso, names_a_wait, retry_after, span
-from modelmux.credentials import client_credentials, scrub, shown_headers
+from modelmux.credentials import client_credentials, label_of, scrub, shown_headers
 from modelmux.errors import GatewayError, upstream_error
 from modelmux.headers import client_credential
 from modelmux.meter import tokens_of_json
@@ -75,7 +75,7 @@ class Failure:
     """An attempt that got nothing to the client."""
 
     candidate: Decision
-    label: str | None  # the credential's; None: the client's own token (passthrough)
+    label: str  # the credential's, or what stands for none (credentials.label_of)
     outcome: Outcome | None  # None: not sent (e.g. the provider cannot take this request)
     kind: Kind  # the row of the cooldown table (for a credential: its pool's verdict)
     message: str
@@ -94,7 +94,7 @@ class Failure:
         return self.outcome is not None and self.kind == "request"
 
     def describe(self) -> str:
-        return f"{self.candidate.provider.name}/{self.label or 'client token'} {self.outcome or 'not sent'}"
+        return f"{self.candidate.provider.name}/{self.label} {self.outcome or 'not sent'}"
 
 
 class Failover:
@@ -164,8 +164,8 @@ class Failover:
 
     async def _attempt(self, plan: Plan, candidate: Decision, lease: Lease | None, out, notes: dict) -> Failure | None:
         provider = candidate.provider
-        label = lease.credential.label if lease else None
-        trail: dict[str, Any] = {"provider": provider.name, "credential": label or "client token",
+        trail: dict[str, Any] = {"provider": provider.name,
+                                 "credential": label_of(provider, lease.credential if lease else None),
                                  "model": effort.shown(candidate.upstream_model, candidate.effort),
                                  "protocol": provider.protocol}
         notes["attempts"].append(trail)
@@ -185,7 +185,6 @@ class Failover:
     async def _send(self, plan: Plan, candidate: Decision, lease: Lease | None, out, trail: dict,
                     refreshed: bool = False) -> Failure | None:
         provider = candidate.provider
-        label = lease.credential.label if lease else None
         credential = lease.credential if lease else None
         if credential is not None and credential.oauth is not None:
             assert self.refresher
@@ -197,7 +196,7 @@ class Failover:
                                         lease.credential if lease else None)
         except GatewayError as e:
             trail["outcome"] = f"not sent: {e.message}"
-            return Failure(candidate, label, None, "request", e.message, e.status, e.body())
+            return Failure(candidate, trail["credential"], None, "request", e.message, e.status, e.body())
         outgoing.set["accept-encoding"] = "identity"  # streams are read here, so no gzip
         trail["upstream"] = outgoing.url.partition("?")[0]
         if outgoing.translation is not None and plan.stream:
@@ -306,7 +305,7 @@ class Failover:
         if lease is not None:
             verdict = self.credentials.record(lease, outcome, headers=headers, body=text)
         kind = verdict.kind if verdict is not None else classify(outcome, text)
-        label = lease.credential.label if lease else None
+        label = trail["credential"]
         if reason is not None:
             assert isinstance(outcome, int)
             provider = candidate.provider

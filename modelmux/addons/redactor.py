@@ -61,7 +61,9 @@ class Redactor:
         config = self.settings.config
         provider = config.providers.get(notes["provider"]) if config and "provider" in notes else None
         if provider is None or provider.auth is None or notes.get("local"):
-            self._client_headers(flow)  # passthrough, or answered here: the client's own token
+            # passthrough, or answered here: the client's own token; with auth: none the
+            # upstream got none, but a relayed flow still carries the client's
+            self._client_headers(flow)
             return
         credential = next((c for c in provider.credentials if c.label == notes.get("credential")), None)
         auth, headers = exchange.auth_header(provider, credential), flow.request.headers

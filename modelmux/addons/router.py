@@ -18,7 +18,7 @@ from modelmux.addons.streams import as_stream
 from modelmux.addons.translator import translation_of
 from modelmux.addons.internals import flows_kept
 from modelmux.config import Provider
-from modelmux.credentials import shown_headers
+from modelmux.credentials import label_of, shown_headers
 from modelmux.errors import GatewayError
 from modelmux.headers import OWN_HEADER_PREFIX
 from modelmux.passthrough import ModelRestorer, restore_model_json
@@ -114,7 +114,7 @@ class Router:
                 lease.release()
             raise
         _apply(flow, outgoing)
-        notes["credential"] = lease.credential.label if lease else "client token"
+        notes["credential"] = label_of(provider, lease.credential if lease else None)
         notes["restore_model"] = outgoing.restore
         if outgoing.translation is not None:
             notes["translation"] = outgoing.translation

@@ -45,16 +45,18 @@ class Enrollment:
             if provider_name:
                 raise EnrollError(f"--provider {provider_name}: {path} does not load; fix it first:\n{e}") from e
             return plan.printing(f"{path} does not load as it is; under a provider with protocol: {kind.protocol} add")
-        fitting = [p.name for p in cfg.providers.values() if p.protocol == kind.protocol and not p.passthrough]
+        fitting = [p.name for p in cfg.providers.values()
+                   if p.protocol == kind.protocol and not (p.passthrough or p.keyless)]
         if provider_name is None:
             where = (f"one of its providers of protocol {kind.protocol} ({', '.join(fitting)}), or rerun with "
                      "--provider NAME to have it added," if fitting else
                      f"a provider with protocol: {kind.protocol} (it has none yet)")  # fmt: skip
             return plan.printing(f"to use the login, under {where} in {path} add")
         provider = cfg.providers.get(provider_name)
-        if provider is None or provider.protocol != kind.protocol or provider.passthrough:
+        if provider is None or provider.protocol != kind.protocol or provider.passthrough or provider.keyless:
             what = ("is not a provider there" if provider is None else
                     f"has protocol {provider.protocol}" if provider.protocol != kind.protocol else
+                    "takes no credential (auth: none)" if provider.keyless else
                     "passes the client's own token on (auth: passthrough)")  # fmt: skip
             fits = f"providers that fit: {', '.join(fitting)}" if fitting else f"none has protocol {kind.protocol}"
             raise EnrollError(f"--provider {provider_name} {what} in {path}; a {kind.name} login needs a provider "
