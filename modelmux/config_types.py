@@ -112,7 +112,9 @@ class ModelPattern:
         if self.kind == "exact":
             return model == self.text
         assert self.regex is not None
-        return self.regex.search(model) is not None
+        if self.kind == "glob":  # the whole name, as a shell glob: `claude-*` is not in `my-claude-x`
+            return self.regex.match(model) is not None  # fnmatch.translate ends in \Z
+        return self.regex.search(model) is not None  # a regex is searched: the user anchors it
 
     def __str__(self) -> str:
         return self.text if self.kind != "regex" else f"/{self.text}/"

@@ -47,6 +47,14 @@ def test_first_match_wins(model: str, provider: str, upstream: str, source: str)
     assert decision.requested == model
 
 
+@pytest.mark.parametrize("model", ["my-claude-haiku-4-5", "xglm-4.6", "glm-4.6-air"])
+def test_a_glob_matches_the_whole_name_only(model: str):
+    """`claude-*haiku*` is a shell glob: a name that merely contains such a piece is
+    not one of its models (fnmatch's regex would be found inside it by a search)."""
+    with pytest.raises(GatewayError):
+        routing.route(CONFIG, model)
+
+
 def test_model_restored_unless_route_says_upstream():
     assert routing.route(CONFIG, "opus").restores_model
     assert not routing.route(CONFIG, "claude-sonnet-4-5").restores_model
