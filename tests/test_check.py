@@ -92,9 +92,10 @@ def test_offline_exit_codes(tmp_path: Path) -> None:
     status, out = run(path, offline=True)
     assert status == 1
     assert out.splitlines()[0].startswith(f"{path}: aliases.lost: ")
-    assert len(out.splitlines()) == 4  # no probe table offline
+    assert out.splitlines()[4:] == ["", "--offline: no provider was probed (zai, anthropic)"]  # no probe table
     good = OFFLINE.split("  lost:")[0] + "profiles: {}\n"
-    assert run(write(tmp_path, good), offline=True) == (0, f"{path}: valid\n")
+    assert run(write(tmp_path, good), offline=True) == (
+        0, f"{path}: valid\n\n--offline: no provider was probed (zai, anthropic)\n")
 
 
 def test_a_file_that_does_not_load_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str],
@@ -109,14 +110,17 @@ def test_json_offline(tmp_path: Path) -> None:
     status, out = run(write(tmp_path, OFFLINE), offline=True, as_json=True)
     document = json.loads(out)
     assert status == 1 and document["ok"] is False and document["probes"] is None
+    assert (document["exit_status"], document["not_checked"]) == (1, None)
     assert len(document["problems"]) == 4
+    assert document["summary"] == "--offline: no provider was probed (zai, anthropic)"
 
 
 @pytest.fixture
 def fake() -> Iterator[Upstream]:
-    """One fake for every protocol, told apart by path: Anthropic's /v1/messages, OpenAI's
-    /chat/completions, Responses' /responses, Gemini's /v1beta/models/...; answers as
-    each would, a 401 for BAD_KEY and an echo of ECHO_KEY in its 401."""
+    """One fake for every protocol, told apart by path: Anthropic's /v1/messages and
+    /v1/models, OpenAI's /chat/completions and .../models, Responses' /responses, Gemini's
+    /v1beta/models...; answers as each would, a 401 for BAD_KEY and an echo of ECHO_KEY
+    in its 401."""
 
     def reply(request: Received) -> object:
         key = request.headers.get("x-api-key") or request.headers.get("authorization", "").removeprefix("Bearer ")
@@ -124,8 +128,8 @@ def fake() -> Iterator[Upstream]:
             return Reply(401, b'{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}')
         if key == ECHO_KEY:
             return openai_upstream.error_reply(401, f"Incorrect API key provided: {ECHO_KEY}", code="invalid_api_key")
-        if request.path.startswith(("/v1beta/", "/v1/messages")):
-            return gemini_upstream.gemini_like(request)  # Anthropic's answers for /v1/messages
+        if request.path.startswith(("/v1beta/", "/v1/messages", "/v1/models")):
+            return gemini_upstream.gemini_like(request)  # Anthropic's answers for /v1/messages and /v1/models
         if request.path.endswith("/chat/completions") and request.json()["model"] == "no-such-model":
             return openai_upstream.error_reply(404, "The model `no-such-model` does not exist", code="model_not_found")
         return responses_upstream.responses_like(request)
@@ -191,39 +195,57 @@ def masked(results: list[probe.Result]) -> list[str]:
     for result in results:
         if result.latency_ms is not None:
             result.latency_ms = 7
-    return probe.table(results)
+    return check_command.table(results)
 
 
 def test_probes_table(tmp_path: Path, fake: Upstream) -> None:
     cfg = config.load(write(tmp_path, live_routes(fake.url)), ENV)
     results = asyncio.run(probe.probe_all(probe.targets(cfg)))
+    down = cfg.providers["down"].base_url
     assert masked(results) == [
-        "provider   credential        model             reachable  auth ok  latency  model found  note",
-        "claude     good              claude-haiku-4-5  yes        yes      7 ms     yes",
-        "claude     bad               claude-haiku-4-5  yes        no       7 ms     -            HTTP 401: invalid x-api-key",
-        "oai        main              no-such-model     yes        yes      7 ms     no           HTTP 404: The model `no-such-model` does not exist",
-        "echo       leaky             gpt-test          yes        no       7 ms     -            HTTP 401: Incorrect API key provided: leaky…5555",
-        "codex      main              gpt-5.3-codex     yes        yes      7 ms     yes",
-        "gemini     main              gemini-2.5-flash  yes        yes      7 ms     yes",
-        "down       main              glm-4.5-air       no         -        -        -            no answer from http://127.0.0.1:"
-        f"{cfg.providers['down'].base_url.rsplit(':', 1)[1]} (ConnectError)",
-        "anthropic  (client's token)  sonnet            yes        -        7 ms     -            client's token: not probed",
+        "provider   credential        model             reachable  auth ok  latency  model found  listed  note",
+        "claude     good              claude-haiku-4-5  yes        yes      7 ms     yes          3",
+        "claude     bad               claude-haiku-4-5  yes        no       7 ms     -            -       HTTP 401: invalid x-api-key",
+        "oai        main              no-such-model     yes        yes      7 ms     no           4       HTTP 404: The model `no-such-model` does not exist; not in its model list",
+        "echo       leaky             gpt-test          yes        no       7 ms     -            -       HTTP 401: Incorrect API key provided: leaky…5555",
+        "codex      main              gpt-5.3-codex     yes        yes      7 ms     yes          4",
+        "gemini     main              gemini-2.5-flash  yes        yes      7 ms     yes          3",
+        f"down       main              glm-4.5-air       no         -        -        -            -       no answer from {down} (ConnectError: All connection attempts failed)",
+        "anthropic  (client's token)  -                 yes        -        7 ms     -            -       reachable (HTTP 401); your own login is used, not checked",
     ]  # fmt: skip
     assert [r.failed for r in results] == [False, True, True, True, False, False, True, False]
+    assert all(r.checked for r in results)
 
 
 def test_probes_send_what_the_gateway_would(tmp_path: Path, fake: Upstream) -> None:
     cfg = config.load(write(tmp_path, live_routes(fake.url)), ENV)
     asyncio.run(probe.probe_all(probe.targets(cfg)))
-    by_path = {r.path: r for r in fake.received}
+    by_path = {r.path: r for r in fake.received if r.method == "POST"}
     assert by_path["/v1/messages"].json()["max_tokens"] == 1
     chat = next(r for r in fake.received if r.path == "/chat/completions" and r.json()["model"] == "no-such-model")
     assert chat.headers["authorization"] == f"Bearer {OAI_KEY}" and chat.json()["max_tokens"] == 1
     gemini = by_path["/v1beta/models/gemini-2.5-flash:generateContent"]
     assert gemini.headers["x-goog-api-key"] == GEMINI_KEY
     assert gemini.json()["generationConfig"]["maxOutputTokens"] == 1
-    passthrough = [r for r in fake.received if r.json().get("model") == "sonnet"]
-    assert passthrough and not {"x-api-key", "authorization"} & passthrough[0].headers.keys()
+    # Each model list once per credential, with the credential as the gateway sends it;
+    # the passthrough provider's without any credential, and no one-token request.
+    lists = [(r.path, auth_of(r) or "") for r in fake.received if r.method == "GET"]
+    assert sorted(lists) == sorted([
+        ("/v1/models?limit=1000", f"x-api-key: {GOOD_KEY}"), ("/v1/models?limit=1000", f"x-api-key: {BAD_KEY}"),
+        ("/models", f"authorization: Bearer {OAI_KEY}"), ("/models", f"authorization: Bearer {ECHO_KEY}"),
+        ("/models", f"authorization: Bearer {OAI_KEY}"), ("/v1beta/models?pageSize=1000", f"x-goog-api-key: {GEMINI_KEY}"),
+        ("/v1/models?limit=1000", ""),
+    ])  # fmt: skip
+    assert all(r.headers["anthropic-version"] == "2023-06-01" for r in fake.received if r.path.startswith("/v1/models"))
+    # One-token requests: every credential's, but the passthrough's and the unreachable one's.
+    assert len([r for r in fake.received if r.method == "POST"]) == 6
+
+
+def auth_of(request: Received) -> str | None:
+    """The credential header a request carried, as `name: value`; None without one."""
+    found = [f"{n}: {request.headers[n]}" for n in ("x-api-key", "authorization", "x-goog-api-key") if n in request.headers]
+    assert len(found) <= 1, found
+    return found[0] if found else None
 
 
 def test_a_gemini_invalid_key_is_an_auth_failure(tmp_path: Path, fake: Upstream) -> None:
@@ -242,14 +264,17 @@ def test_the_command_never_prints_a_key(tmp_path: Path, fake: Upstream) -> None:
         assert not [key for key in ENV.values() if key in out]
         assert "leaky…5555" in out
     text = run(path)[1]
-    assert re.search(r"^claude +good +claude-haiku-4-5 +yes +yes +\d+ ms +yes$", text, re.MULTILINE)
+    assert re.search(r"^claude +good +claude-haiku-4-5 +yes +yes +\d+ ms +yes +3$", text, re.MULTILINE)
+    assert text.endswith("\n\n7 of 7 providers checked; failed: claude, oai, echo, down\n")
     document = json.loads(run(path, as_json=True)[1])
     assert document["ok"] is False and document["problems"] == []
     assert document["probes"][0] == {
         "provider": "claude", "credential": "good", "model": "claude-haiku-4-5", "reachable": True,
-        "auth_ok": True, "model_found": True, "latency_ms": document["probes"][0]["latency_ms"], "note": "",
-        "failed": False,
+        "auth_ok": True, "model_found": True, "listed": 3, "latency_ms": document["probes"][0]["latency_ms"],
+        "note": "", "failed": False, "checked": True,
     }
+    assert (document["exit_status"], document["not_checked"]) == (1, [])
+    assert document["summary"] == "7 of 7 providers checked; failed: claude, oai, echo, down"
 
 
 def test_all_good_exits_0(tmp_path: Path, fake: Upstream) -> None:
@@ -263,3 +288,4 @@ providers:
 """
     status, out = run(write(tmp_path, routes))
     assert status == 0 and out.startswith(f"{tmp_path / 'routes.yaml'}: valid\n\nprovider ")
+    assert out.endswith("\n\n1 of 1 providers checked; all passed\n")
