@@ -130,33 +130,28 @@ def auth_of(request: Received) -> str | None:
     return found[0] if found else None
 
 
+def glob_only(url: str, providers: list[tuple[str, str, str, str, str]]) -> str:
+    """routes.yaml whose providers routes reach by glob only, in this order (first match
+    wins), so that nothing names a model to probe with. Each is (name, protocol, path of
+    base_url on the fake, the rest of its YAML, its glob)."""
+    blocks = [f"  {name}:\n    protocol: {protocol}\n    base_url: {url}{path}\n    {rest}"
+              for name, protocol, path, rest, _ in providers]
+    routes = [f'  - {{match: "{glob}", provider: {name}}}' for name, *_, glob in providers]
+    return "\n".join(["providers:", *blocks, "routes:", *routes, "default: null", ""])
+
+
+def key(variable: str) -> str:
+    return f'credentials: [{{label: main, key: "${{{variable}}}"}}]'
+
+
 def glob_routes(url: str, claude_key: str = "GOOD_KEY") -> str:
-    """Providers that routes reach by glob only: nothing names a model to probe with."""
-    return f"""
-providers:
-  claude:
-    protocol: anthropic
-    base_url: {url}
-    credentials: [{{label: main, key: "${{{claude_key}}}"}}]
-  oai:
-    protocol: openai-chat
-    base_url: {url}/oai/v1
-    credentials: [{{label: main, key: "${{OAI_KEY}}"}}]
-  codex:
-    protocol: openai-responses
-    base_url: {url}/codex/v1
-    credentials: [{{label: main, key: "${{OAI_KEY}}"}}]
-  gemini:
-    protocol: gemini
-    base_url: {url}/v1beta
-    credentials: [{{label: main, key: "${{GEMINI_KEY}}"}}]
-routes:
-  - {{match: "claude-*", provider: claude}}
-  - {{match: "gpt-5*", provider: codex}}
-  - {{match: "gpt-*", provider: oai}}
-  - {{match: "gemini-*", provider: gemini}}
-default: null
-"""
+    """A provider of each protocol; `gpt-5.3-codex` goes to codex, the other `gpt-*` to oai."""
+    return glob_only(url, [
+        ("claude", "anthropic", "", key(claude_key), "claude-*"),
+        ("codex", "openai-responses", "/codex/v1", key("OAI_KEY"), "gpt-5*"),
+        ("oai", "openai-chat", "/oai/v1", key("OAI_KEY"), "gpt-*"),
+        ("gemini", "gemini", "/v1beta", key("GEMINI_KEY"), "gemini-*"),
+    ])  # fmt: skip
 
 
 def lines(out: str) -> list[str]:
@@ -166,14 +161,7 @@ def lines(out: str) -> list[str]:
 
 
 def passthrough_routes(url: str) -> str:
-    return f"""
-providers:
-  anthropic:
-    protocol: anthropic
-    base_url: {url}
-    auth: passthrough
-default: {{provider: anthropic}}
-"""
+    return glob_only(url, [("anthropic", "anthropic", "", "auth: passthrough", "claude-*")])
 
 
 def codex_login(tmp_path: Path, base_url: str) -> Path:
@@ -186,26 +174,13 @@ def codex_login(tmp_path: Path, base_url: str) -> Path:
 
 def unprobeable_routes(url: str, login: Path, sub_models: str = "") -> str:
     """`local`'s list is not there (404), `router`'s is public (OpenRouter's), `sub` is a
-    subscription login; routes reach each by glob only, so no model is named for them."""
-    return glob_routes(url).split("routes:")[0].split("  oai:")[0] + f"""  local:
-    protocol: openai-chat
-    base_url: {url}/local/v1
-    credentials: [{{label: main, key: "${{OAI_KEY}}"}}]
-  router:
-    protocol: openai-chat
-    base_url: {url}/router/v1
-    credentials: [{{label: main, key: "${{OAI_KEY}}"}}]
-  sub:
-    protocol: openai-responses
-    base_url: {url}/unused
-    credentials: [{{label: login, oauth: "{login}"}}]{sub_models}
-routes:
-  - {{match: "claude-*", provider: claude}}
-  - {{match: "local-*", provider: local}}
-  - {{match: "router-*", provider: router}}
-  - {{match: "sub-*", provider: sub}}
-default: null
-"""
+    subscription login; nothing names a model for any of them."""
+    return glob_only(url, [
+        ("claude", "anthropic", "", key("GOOD_KEY"), "claude-*"),
+        ("local", "openai-chat", "/local/v1", key("OAI_KEY"), "local-*"),
+        ("router", "openai-chat", "/router/v1", key("OAI_KEY"), "router-*"),
+        ("sub", "openai-responses", "/unused", f'credentials: [{{label: login, oauth: "{login}"}}]{sub_models}', "sub-*"),
+    ])  # fmt: skip
 
 
 def lists_gate(request: Received) -> Reply | None:

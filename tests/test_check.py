@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from check_upstream import (  # noqa: F401 (fake: a fixture)
-    ECHO_KEY, ENV, auth_of, closed_port, codex_login, fake, glob_routes, lines, lists_gate, live_routes,
+    ECHO_KEY, ENV, auth_of, closed_port, codex_login, fake, glob_only, key, lines, lists_gate, live_routes,
     passthrough_routes, run, unprobeable_routes, write,
 )
 from modelmux import checks, cli, config
@@ -200,16 +200,12 @@ def test_a_failure_outranks_what_was_not_checked(tmp_path: Path, fake: Upstream)
 
 
 def test_a_model_list_that_echoes_the_key_shows_no_key(tmp_path: Path, fake: Upstream) -> None:
-    text = glob_routes(fake.url).replace("default: null", """  - {match: "leak-*", provider: leaky}
-default: null""").replace("routes:", f"""  leaky:
-    protocol: openai-chat
-    base_url: {fake.url}/leaky/v1
-    credentials: [{{label: main, key: "${{ECHO_KEY}}"}}]
-routes:""")
+    text = glob_only(fake.url, [("claude", "anthropic", "", key("GOOD_KEY"), "claude-*"),
+                                ("leaky", "openai-chat", "/leaky/v1", key("ECHO_KEY"), "leak-*")])
     path = write(tmp_path, text)
     status, out = run(path)
     assert status == 1
-    assert lines(out)[7] == "leaky | main | - | yes | no | 7 ms | - | - | HTTP 401: Incorrect API key provided: main…5555"
+    assert lines(out)[4] == "leaky | main | - | yes | no | 7 ms | - | - | HTTP 401: Incorrect API key provided: main…5555"
     [asked] = [r for r in fake.received if r.path == "/leaky/v1/models"]
     assert asked.headers["authorization"] == f"Bearer {ECHO_KEY}"  # it was sent, and echoed back
     status, out = run(path, as_json=True)
