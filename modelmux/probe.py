@@ -246,6 +246,8 @@ def compare(result: Result, listing: Answer, model: str) -> None:
 def upstream_words(provider: Provider, status: int, text: str) -> tuple[int, str]:
     """The status and words of an answer, scrubbed. Gemini's error status says more than
     its HTTP status (an invalid key is a 400 there); read as exchange.upstream_failure reads it."""
+    if status < 300:  # a model list is no error message
+        return status, ""
     if provider.protocol == "gemini" and status >= 400:
         error = gemini.error_of(status, scrub(text, provider.credentials))
         return error.status, error.message

@@ -192,9 +192,9 @@ def models_reply(request: Received) -> Reply:
 
 def gemini_like(request: Received) -> Behaviour:
     """The default behaviour: answer like the Gemini API, echoing the model in the path;
-    GET /v1beta/models lists MODELS. `/v1/messages` and `/v1/models` paths are the
+    GET /v1beta/models lists MODELS. `/v1/messages` paths and `/v1/models` are the
     anthropic provider's, answered like Anthropic."""
-    if request.path.startswith(("/v1/messages", "/v1/models")):
+    if request.path.startswith("/v1/messages") or request.path.split("?")[0] == "/v1/models":
         return anthropic_like(request)
     if request.method == "GET" and request.path.split("?")[0] == "/v1beta/models":
         return models_reply(request)
