@@ -185,7 +185,8 @@ def judge(result: Result, provider: Provider, answer: Answer) -> None:
     result.reachable, result.latency_ms = True, answer.latency_ms
     status, words = upstream_words(provider, answer.status, answer.text)
     if status in (401, 403):
-        return refused(result, provider, status, words)
+        refused(result, provider, status, words)
+        return
     result.auth_ok = None if provider.keyless else True
     missing = status == 404 or (status in (400, 422) and MODEL_MISSING.search(words) is not None)
     # A 400 that is not about the model (max_tokens too small for a reasoning model,
@@ -204,7 +205,8 @@ async def from_list(target: Target, listing: Answer, client: httpx.AsyncClient, 
     status, words = upstream_words(provider, listing.status, listing.text)
     fix = f"add a model to providers.{provider.name}.models to probe with"
     if status in (401, 403):
-        return refused(result, provider, status, words)
+        refused(result, provider, status, words)
+        return
     if status == 429 or status >= 500:
         result.failed, result.note = True, f"HTTP {status}: {words}"
         return
@@ -212,10 +214,12 @@ async def from_list(target: Target, listing: Answer, client: httpx.AsyncClient, 
     if listed is None:
         path = urlsplit(model_lists.bare(provider)[0]).path
         said = f"HTTP {status}: {words}" if status >= 300 else f"HTTP {status}, but not a model list; is base_url right?"
-        return not_checked(result, f"no model list at GET {path} ({said}), and routes.yaml names no model; {fix}")
+        not_checked(result, f"no model list at GET {path} ({said}), and routes.yaml names no model; {fix}")
+        return
     result.listed = len(listed)
     if target.credential is not None and await open_list(client, provider):
-        return not_checked(result, f"its model list answers without a key too, so it shows nothing of the key; {fix}")
+        not_checked(result, f"its model list answers without a key too, so it shows nothing of the key; {fix}")
+        return
     result.auth_ok = None if provider.keyless else True
     example = model_lists.routed_here(listed, target.routes, provider.name)
     # Only named here, not sent a one-token request: a list holds embedding, image and
