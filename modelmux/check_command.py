@@ -1,8 +1,10 @@
 """`modelmux check`: is routes.yaml right, and does each provider answer each of its
 credentials? Loading the file checks its schema and most cross-references (it raises
 ConfigError: exit 2, as for every command); checks.problems adds the names clients are
-handed; the probes try each credential once. Exit status 1 when any of these found
-something. Nothing printed holds a secret: the output is scrubbed of every credential."""
+handed; the probes (probe.py) ask each provider and credential. Exit status 1 when any
+of these found something wrong, 3 when nothing did but some provider could not be
+checked at all (a pass would claim more than was seen). Nothing printed holds a
+secret: the output is scrubbed of every credential."""
 
 from __future__ import annotations
 
@@ -16,6 +18,9 @@ from typing import TextIO
 
 from modelmux import checks, config, probe
 from modelmux.credentials import scrub
+from modelmux.status_report import aligned
+
+PASSED, FAILED, NOT_CHECKED = 0, 1, 3  # 2: routes.yaml does not load (cli.py, every command)
 
 
 def run(path: Path, offline: bool, as_json: bool, environ: Mapping[str, str], out: TextIO | None = None) -> int:
@@ -23,20 +28,69 @@ def run(path: Path, offline: bool, as_json: bool, environ: Mapping[str, str], ou
     cfg = config.load(path, environ)
     problems = checks.problems(cfg)
     results = [] if offline else asyncio.run(probe.probe_all(probe.targets(cfg)))
-    failed = bool(problems) or any(r.failed for r in results)
+    status = exit_status(problems, results)
+    lines = summary(list(cfg.providers), results, offline)
     if as_json:
-        document = {"config": str(cfg.path), "ok": not failed, "problems": problems,
-                    "probes": None if offline else [asdict(r) for r in results]}
+        document = {"config": str(cfg.path), "ok": status == PASSED, "exit_status": status, "problems": problems,
+                    "probes": None if offline else [asdict(r) for r in results],
+                    "not_checked": None if offline else [_unchecked(r) for r in results if not r.checked],
+                    "summary": lines[0]}  # fmt: skip
         text = json.dumps(document, indent=2, ensure_ascii=False)
     else:
-        text = "\n".join(describe(cfg.path, problems, results, offline))
+        text = "\n".join(describe(cfg.path, problems, results, offline) + ["", *lines])
     secrets = [c for provider in cfg.providers.values() for c in provider.credentials]
     out.write(scrub(text, secrets) + "\n")
-    return 1 if failed else 0
+    return status
+
+
+def exit_status(problems: list[str], results: list[probe.Result]) -> int:
+    if problems or any(r.failed for r in results):
+        return FAILED
+    return NOT_CHECKED if any(not r.checked for r in results) else PASSED
 
 
 def describe(path: Path, problems: list[str], results: list[probe.Result], offline: bool) -> list[str]:
     lines = [f"{path}: {problem}" for problem in problems] or [f"{path}: valid"]
     if not offline:
-        lines += ["", *probe.table(results)]
+        lines += ["", *table(results)]
     return lines
+
+
+def summary(providers: list[str], results: list[probe.Result], offline: bool) -> list[str]:
+    """The last word: how many providers were checked, which failed, and one line per
+    credential that could not be checked at all, with why and the fix, so that a
+    pass is never claimed for what nobody asked."""
+    if offline:
+        return [f"--offline: no provider was probed ({', '.join(providers)})"]
+    failed = list(dict.fromkeys(r.provider for r in results if r.failed))
+    unchecked = [r for r in results if not r.checked]
+    missing = list(dict.fromkeys(r.provider for r in unchecked))
+    line = f"{len(providers) - len(missing)} of {len(providers)} providers checked"
+    if failed:
+        line += f"; failed: {', '.join(failed)}"
+    if missing:
+        line += f"; NOT CHECKED: {', '.join(missing)}"
+    if not failed and not missing:
+        line += "; all passed"
+    return [line] + [f"not checked: {r.provider}, {r.credential}: {r.note}" for r in unchecked]
+
+
+def _unchecked(result: probe.Result) -> dict[str, str]:
+    return {"provider": result.provider, "credential": result.credential, "reason": result.note}
+
+
+HEADER = ["provider", "credential", "model", "reachable", "auth ok", "latency", "model found", "listed", "note"]
+
+
+def table(results: list[probe.Result]) -> list[str]:
+    rows = [HEADER] + [
+        [r.provider, r.credential, r.model or "-", _yes(r.reachable), _yes(r.auth_ok),
+         f"{r.latency_ms} ms" if r.latency_ms is not None else "-", _yes(r.model_found),
+         str(r.listed) if r.listed is not None else "-", r.note]
+        for r in results
+    ]  # fmt: skip
+    return aligned(rows)
+
+
+def _yes(value: bool | None) -> str:
+    return "-" if value is None else "yes" if value else "no"

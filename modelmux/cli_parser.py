@@ -83,10 +83,15 @@ def build_parser() -> argparse.ArgumentParser:
     logins.add_argument("--json", action="store_true", help="print what was found and done as JSON")
     add_login_parser(commands, common)
     check = commands.add_parser(
-        "check", parents=[common], help="validate routes.yaml, then send each provider and credential one tiny request",
+        "check", parents=[common], help="validate routes.yaml, then ask each provider and credential whether it works",
         description="Check routes.yaml (schema, providers, ${VAR}s, aliases, profile slots, fallbacks, efforts), then "
-        "send one request asking for one token per provider and credential and print what answered. Exit status 1 "
-        "when anything is wrong, 2 when routes.yaml does not load. No secret is printed.",
+        "ask each provider, with each of its credentials: its model list (GET /models; /v1/models for anthropic) and, "
+        "where routes.yaml names a model it serves, one request asking for one token. A passthrough provider is only "
+        "asked whether it answers (your own login is not checked). Prints a table and a summary naming every provider "
+        "that could not be checked. No secret is printed.",
+        epilog="exit status: 0 every provider checked and passed; 1 something is wrong (routes.yaml, or a provider "
+        "failed); 2 routes.yaml does not load; 3 nothing failed, but some provider could not be checked (no model "
+        "named and no usable model list: add one to its `models`). With --offline: 0 or 1, nothing is probed.",
     )  # fmt: skip
     check.add_argument("--offline", action="store_true", help="only check the file; send no request")
     check.add_argument("--json", action="store_true", help="print the problems and probes as JSON")

@@ -1,7 +1,10 @@
-"""`modelmux check`'s live part: one minimal request (one token asked for) per provider
-and credential, built by the gateway's own translation (exchange.prepare), so what is
-tried is what the gateway would send. Nothing here returns a secret: every upstream
-word is scrubbed of the provider's credentials."""
+"""`modelmux check`'s live part: what each provider and credential is asked, and what
+its answer shows. A model that routes.yaml names gets one minimal request (one token
+asked for), built by the gateway's own translation (exchange.prepare), so what is
+tried is what the gateway would send. The provider's model list (model_lists) is
+asked too, and is all there is to ask when no model is named (glob routes only).
+Nothing here returns a secret: every upstream word is scrubbed of the provider's
+credentials."""
 
 from __future__ import annotations
 
@@ -9,17 +12,17 @@ import asyncio
 import re
 import time
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import httpx
 
-from modelmux import effort, gemini
+from modelmux import effort, gemini, model_lists
 from modelmux.config import Config, Credential, ModelPattern, Provider, Route
 from modelmux.credentials import scrub
 from modelmux.errors import gist
 from modelmux.exchange import prepare, upstream_json
 from modelmux.oauth.refresher import Refresher
 from modelmux.routing import Decision
-from modelmux.status_report import aligned
 
 PATH = "/v1/messages"
 CLIENT_HEADERS = {"anthropic-version": "2023-06-01", "content-type": "application/json"}
@@ -37,29 +40,42 @@ MODEL_MISSING = re.compile(
 @dataclass(frozen=True)
 class Target:
     provider: Provider
-    credential: Credential | None  # None: passthrough, the client's own token
+    credential: Credential | None  # None: passthrough (the client's own token), or keyless
     model: str | None  # None: nothing in routes.yaml names a model this provider serves
+    routes: tuple[Route, ...] = ()  # routes.yaml's: which listed model a client could reach it with
 
 
 @dataclass
 class Result:
     provider: str
     credential: str
-    model: str | None
+    model: str | None  # the model of the one-token request; None: none was sent
     reachable: bool | None = None  # None: not probed
-    auth_ok: bool | None = None  # None: not known (not reached, or the client's token)
+    auth_ok: bool | None = None  # None: not known (not reached, not checked, or no key of modelmux's)
     model_found: bool | None = None
+    listed: int | None = None  # how many models the provider's model list names; None: no list answered
     latency_ms: int | None = None
     note: str = ""
     failed: bool = False
+    checked: bool = True  # False: nothing answered that shows whether it works; the note says why
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    text: str  # the body of an error or a model list; "" for a one-token success (maybe a stream)
+    latency_ms: int
 
 
 def targets(config: Config) -> list[Target]:
-    """Each provider's credentials in order; a passthrough provider once, with no credential."""
+    """Each provider's credentials in order; a passthrough or keyless provider once, with
+    no credential."""
     found = []
     for provider in config.providers.values():
         model = cheapest_model(config, provider)
-        found += [Target(provider, c, model) for c in provider.credentials] or [Target(provider, None, model)]
+        found += [Target(provider, c, model, config.routes) for c in provider.credentials] or [
+            Target(provider, None, model, config.routes)
+        ]
     return found
 
 
@@ -92,73 +108,168 @@ async def probe_all(items: list[Target]) -> list[Result]:
 
 
 async def probe(target: Target, client: httpx.AsyncClient, refresher: Refresher) -> Result:
+    """Ask the model list (where it can tell anything), then send the one-token request
+    when a model is named; what they answered fills the result."""
     provider, credential = target.provider, target.credential
-    label = credential.label if credential is not None else "(none)" if provider.keyless else "(client's token)"
-    result = Result(provider.name, label, target.model)
-    if target.model is None:
-        result.note = f"no model to probe with: add one to providers.{provider.name}.models"
-        return result
+    result = Result(provider.name, label(target), None if provider.passthrough else target.model)
     if credential is not None and (needs_login := await refresher.fresh(credential)):
         result.auth_ok, result.failed = False, True
         result.note = scrub(needs_login, provider.credentials)
         return result
-    body = {"model": target.model, "max_tokens": 1, "messages": [{"role": "user", "content": "hi"}]}
-    raw = upstream_json(body)
-    outgoing = prepare(decision_for(provider, target.model), body, raw, PATH, "", CLIENT_HEADERS, credential)
+    listing: Answer | None = None
+    if model_lists.asks(credential):
+        url, headers = model_lists.request(provider, credential)
+        answer = await send(client, provider, "GET", url, list(headers.items()), whole=True)
+        if isinstance(answer, str):  # the one-token request would go the same way
+            return unreachable(result, answer)
+        listing = answer
+    if provider.passthrough:  # no token of ours to send: that it answers is all there is to know
+        assert listing is not None
+        result.reachable, result.latency_ms = True, listing.latency_ms
+        result.note = f"reachable (HTTP {listing.status}); your own login is used, not checked"
+    elif target.model is not None:
+        await one_token(target, target.model, client, result)
+        if listing is not None:
+            compare(result, listing, target.model)
+    elif listing is None:
+        not_checked(result, f"a subscription login has no model list to ask, and routes.yaml names no model "
+                            f"for it; add one to providers.{provider.name}.models")  # fmt: skip
+    else:
+        await from_list(target, listing, client, result)
+    return result
+
+
+def label(target: Target) -> str:
+    if target.credential is not None:
+        return target.credential.label
+    return "(client's token)" if target.provider.passthrough else "(no key)"
+
+
+async def send(client: httpx.AsyncClient, provider: Provider, method: str, url: str, headers: list[tuple[str, str]],
+               content: bytes | None = None, whole: bool = False) -> Answer | str:
+    """The upstream's answer (its body read when `whole` or an error; a success may be a
+    stream), or why there was none."""
     timeout = httpx.Timeout(min(provider.response_timeout, RESPONSE_TIMEOUT), connect=provider.connect_timeout)
     started = time.monotonic()
     try:
-        request = client.build_request("POST", outgoing.url, headers=outgoing.headers(list(CLIENT_HEADERS.items())),
-                                       content=outgoing.content, timeout=timeout)
+        request = client.build_request(method, url, headers=headers, content=content, timeout=timeout)
         response = await client.send(request, stream=True)
     except httpx.HTTPError as e:
-        result.reachable, result.failed = False, True
-        result.note = f"no answer from {provider.base_url} ({type(e).__name__})"
-        return result
-    result.latency_ms = round((time.monotonic() - started) * 1000)
-    try:  # a success may be a stream: only an error's body is read
-        text = "" if response.status_code < 400 else (await response.aread()).decode("utf-8", "replace")
+        origin = urlsplit(url)
+        detail = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+        return scrub(f"no answer from {origin.scheme}://{origin.netloc} ({detail})", provider.credentials)
+    latency_ms = round((time.monotonic() - started) * 1000)
+    try:
+        text = (await response.aread()).decode("utf-8", "replace") if whole or response.status_code >= 400 else ""
     except httpx.HTTPError:
         text = ""
     finally:
         await response.aclose()
-    judge(result, provider, provider.passthrough, response.status_code, text)
-    return result
+    return Answer(response.status_code, text, latency_ms)
 
 
-def judge(result: Result, provider: Provider, passthrough: bool, status: int, text: str) -> None:
-    """Fill `result` from the upstream's answer. Gemini's error status says more than its
-    HTTP status (an invalid key is a 400 there); read as exchange.upstream_failure reads it."""
-    result.reachable = True
-    words = scrub(gist(text), provider.credentials) if text else ""
-    if provider.protocol == "gemini" and status >= 400:
-        error = gemini.error_of(status, scrub(text, provider.credentials))
-        status, words = error.status, error.message
-    if passthrough:  # no token was sent: an answer is all this can show
-        result.note = "client's token: not probed"
+async def one_token(target: Target, model: str, client: httpx.AsyncClient, result: Result) -> None:
+    provider, credential = target.provider, target.credential
+    body = {"model": model, "max_tokens": 1, "messages": [{"role": "user", "content": "hi"}]}
+    outgoing = prepare(decision_for(provider, model), body, upstream_json(body), PATH, "", CLIENT_HEADERS, credential)
+    headers = outgoing.headers(list(CLIENT_HEADERS.items()))
+    answer = await send(client, provider, "POST", outgoing.url, headers, outgoing.content)
+    if isinstance(answer, str):
+        unreachable(result, answer)
+    else:
+        judge(result, provider, answer)
+
+
+def judge(result: Result, provider: Provider, answer: Answer) -> None:
+    """Fill `result` from the one-token request's answer."""
+    result.reachable, result.latency_ms = True, answer.latency_ms
+    status, words = upstream_words(provider, answer.status, answer.text)
+    if status in (401, 403):
+        refused(result, provider, status, words)
         return
-    result.auth_ok = status not in (401, 403)
-    if result.auth_ok:
-        missing = status == 404 or (status in (400, 422) and MODEL_MISSING.search(words) is not None)
-        # A 400 that is not about the model (max_tokens too small for a reasoning
-        # model, say) still shows the model is there.
-        result.model_found = False if missing else True if status < 500 and status != 429 else None
-    result.failed = not (result.auth_ok and result.model_found)
+    result.auth_ok = None if provider.keyless else True
+    missing = status == 404 or (status in (400, 422) and MODEL_MISSING.search(words) is not None)
+    # A 400 that is not about the model (max_tokens too small for a reasoning model,
+    # say) still shows the model is there.
+    result.model_found = False if missing else True if status < 500 and status != 429 else None
+    result.failed = not result.model_found
     if status >= 400:
         result.note = f"HTTP {status}: {words}"
 
 
-HEADER = ["provider", "credential", "model", "reachable", "auth ok", "latency", "model found", "note"]
+async def from_list(target: Target, listing: Answer, client: httpx.AsyncClient, result: Result) -> None:
+    """Fill `result` from the model list alone (no model is named). Only a 2xx list
+    shows the key works; a list that is not there (404 and the like) shows nothing."""
+    provider = target.provider
+    result.reachable, result.latency_ms = True, listing.latency_ms
+    status, words = upstream_words(provider, listing.status, listing.text)
+    fix = f"add a model to providers.{provider.name}.models to probe with"
+    if status in (401, 403):
+        refused(result, provider, status, words)
+        return
+    if status == 429 or status >= 500:
+        result.failed, result.note = True, f"HTTP {status}: {words}"
+        return
+    listed = model_lists.names(listing.text) if status < 300 else None
+    if listed is None:
+        path = urlsplit(model_lists.bare(provider)[0]).path
+        said = f"HTTP {status}: {words}" if status >= 300 else f"HTTP {status}, but not a model list; is base_url right?"
+        not_checked(result, f"no model list at GET {path} ({said}), and routes.yaml names no model; {fix}")
+        return
+    result.listed = len(listed)
+    if target.credential is not None and await open_list(client, provider):
+        not_checked(result, f"its model list answers without a key too, so it shows nothing of the key; {fix}")
+        return
+    result.auth_ok = None if provider.keyless else True
+    example = model_lists.routed_here(listed, target.routes, provider.name)
+    # Only named here, not sent a one-token request: a list holds embedding, image and
+    # audio models that the glob may match (OpenAI's `gpt-image-1`), and a chat request
+    # to one of those would fail a provider that works. The list has shown the key works.
+    result.note = f"e.g. {example} routes here" if example else "none of the listed models routes here by its name"
 
 
-def table(results: list[Result]) -> list[str]:
-    rows = [HEADER] + [
-        [r.provider, r.credential, r.model or "-", _yes(r.reachable), _yes(r.auth_ok),
-         f"{r.latency_ms} ms" if r.latency_ms is not None else "-", _yes(r.model_found), r.note]
-        for r in results
-    ]  # fmt: skip
-    return aligned(rows)
+async def open_list(client: httpx.AsyncClient, provider: Provider) -> bool:
+    """Whether the model list answers with no key at all (OpenRouter's is public), so
+    that its answer to the key says nothing about the key."""
+    url, headers = model_lists.bare(provider)
+    answer = await send(client, provider, "GET", url, list(headers.items()))
+    return isinstance(answer, Answer) and answer.status < 300
 
 
-def _yes(value: bool | None) -> str:
-    return "-" if value is None else "yes" if value else "no"
+def compare(result: Result, listing: Answer, model: str) -> None:
+    """With a model named, the list only adds what it says of that model: lists are often
+    partial (aliases, deployments), so a model missing from one is a note, not a failure."""
+    listed = model_lists.names(listing.text) if listing.status < 300 else None
+    if listed is None:
+        return
+    result.listed = len(listed)
+    if effort.of(model)[0] not in listed:
+        result.note = "; ".join(n for n in (result.note, "not in its model list") if n)
+
+
+def upstream_words(provider: Provider, status: int, text: str) -> tuple[int, str]:
+    """The status and words of an answer, scrubbed. Gemini's error status says more than
+    its HTTP status (an invalid key is a 400 there); read as exchange.upstream_failure reads it."""
+    if status < 300:  # a model list is no error message
+        return status, ""
+    if provider.protocol == "gemini" and status >= 400:
+        error = gemini.error_of(status, scrub(text, provider.credentials))
+        return error.status, error.message
+    return status, scrub(gist(text), provider.credentials) if text else ""
+
+
+def refused(result: Result, provider: Provider, status: int, words: str) -> None:
+    result.failed, result.note = True, f"HTTP {status}: {words}"
+    if provider.keyless:  # no key was sent: it wants one
+        result.note += f"; it asks for a key: give providers.{provider.name} auth and credentials"
+    else:
+        result.auth_ok = False
+
+
+def unreachable(result: Result, why: str) -> Result:
+    result.reachable, result.failed, result.note = False, True, why
+    return result
+
+
+def not_checked(result: Result, why: str) -> None:
+    result.checked, result.note = False, why

@@ -176,18 +176,33 @@ def streamed(request: Received) -> bool:
     return bool(found and found.group(2) == "streamGenerateContent")
 
 
+# What the fake's GET /v1beta/models lists: as Gemini's, embedding models too.
+MODELS = ["embedding-001", "gemini-2.5-flash", "gemini-2.5-pro"]
+UNREGISTERED = ("Method doesn't allow unregistered callers (callers without established identity). "
+                "Please use API Key or other form of API consumer identity to call this API.")
+
+
+def models_reply(request: Received) -> Reply:
+    """Gemini's GET models: `models/NAME` names; a 403 without a key, as Gemini answers."""
+    if not request.headers.get("x-goog-api-key"):
+        return error_reply(403, UNREGISTERED, "PERMISSION_DENIED")
+    return json_reply({"models": [{"name": f"models/{m}", "displayName": m,
+                                   "supportedGenerationMethods": ["generateContent"]} for m in MODELS]})
+
+
 def gemini_like(request: Received) -> Behaviour:
-    """The default behaviour: answer like the Gemini API, echoing the model in the path.
-    `/v1/messages` paths are the anthropic provider's, answered like Anthropic."""
-    if request.path.startswith("/v1/messages"):
+    """The default behaviour: answer like the Gemini API, echoing the model in the path;
+    GET /v1beta/models lists MODELS. `/v1/messages` paths and `/v1/models` are the
+    anthropic provider's, answered like Anthropic."""
+    if request.path.startswith("/v1/messages") or request.path.split("?")[0] == "/v1/models":
         return anthropic_like(request)
+    if request.method == "GET" and request.path.split("?")[0] == "/v1beta/models":
+        return models_reply(request)
     found = _PATH.match(request.path)
     if request.method != "POST" or found is None:
         return error_reply(404, f"Unknown path {request.path}", "NOT_FOUND")
     if not request.headers.get("x-goog-api-key"):
-        return error_reply(403, "Method doesn't allow unregistered callers (callers without established identity). "
-                                "Please use API Key or other form of API consumer identity to call this API.",
-                           "PERMISSION_DENIED")
+        return error_reply(403, UNREGISTERED, "PERMISSION_DENIED")
     model, method, query = found.groups()
     if method == "generateContent":
         return json_reply(response(text(GREETING), model=model))

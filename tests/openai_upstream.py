@@ -152,9 +152,28 @@ def json_reply(body: dict[str, Any]) -> Reply:
     return Reply(body=json.dumps(body, ensure_ascii=False).encode())
 
 
+# What the fake's GET /models lists: as OpenAI's, more than chat models.
+MODELS = ["text-embedding-3-small", "gpt-test", "gpt-5.3-codex", "o-test"]
+
+
+def models_reply(request: Received) -> Reply:
+    """OpenAI's GET /models; a 401 without a key, as OpenAI answers."""
+    if not request.headers.get("authorization", "").removeprefix("Bearer ").strip():
+        return error_reply(401, "You didn't provide an API key. You need to provide your API key in an "
+                                "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).")
+    return json_reply({"object": "list", "data": [
+        {"id": m, "object": "model", "created": 1700000000, "owned_by": "system"} for m in MODELS]})
+
+
+def is_models(request: Received) -> bool:
+    return request.method == "GET" and request.path.split("?")[0].endswith("/models")
+
+
 def openai_like(request: Received) -> Behaviour:
-    """The default behaviour: answer like an OpenAI server, echoing the model received.
-    A path that is not a chat completion gets OpenAI's 404."""
+    """The default behaviour: answer like an OpenAI server, echoing the model received;
+    GET .../models lists MODELS. Any other path gets OpenAI's 404."""
+    if is_models(request):
+        return models_reply(request)
     if request.method != "POST" or not request.path.split("?")[0].endswith("/chat/completions"):
         return error_reply(404, f"Unknown request URL: {request.method} {request.path}", code="unknown_url")
     body = request.json()

@@ -16,7 +16,7 @@ import json
 from typing import Any, Literal
 
 from openai_upstream import (  # noqa: F401 (server: a fixture)
-    CLIENT_KEY, client, error_reply, gateway_fixtures, json_reply, openai_like, server,
+    CLIENT_KEY, client, error_reply, gateway_fixtures, is_models, json_reply, openai_like, server,
 )
 from upstream import Behaviour, Received, Stream
 
@@ -170,9 +170,9 @@ def is_responses(request: Received) -> bool:
 
 def responses_like(request: Received) -> Behaviour:
     """The default behaviour: a Responses answer echoing the model received; a Chat
-    Completions request (the fallback provider) gets openai_like's; anything else
-    OpenAI's 404."""
-    if request.path.split("?")[0].endswith("/chat/completions"):
+    Completions request (the fallback provider) and the model list get openai_like's;
+    anything else OpenAI's 404."""
+    if request.path.split("?")[0].endswith("/chat/completions") or is_models(request):
         return openai_like(request)
     if not is_responses(request):
         return error_reply(404, f"Unknown request URL: {request.method} {request.path}", code="unknown_url")

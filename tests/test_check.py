@@ -1,31 +1,21 @@
-"""modelmux check: the cross-references loading leaves out (aliases, profile slots), the
-exit codes, and one-token probes against local fakes of each protocol, whose output
-never holds a key."""
+"""modelmux check, the command: the cross-references loading leaves out (aliases,
+profile slots), the exit codes (3 when a provider could not be checked at all), the
+summary that names what was not checked, and output that never holds a key."""
 
 from __future__ import annotations
 
-import asyncio
-import io
 import json
 import re
-import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-import gemini_upstream
-import openai_upstream
-import responses_upstream
-from modelmux import check_command, checks, cli, config, probe
-from upstream import Received, Reply, Upstream
-
-GOOD_KEY = "sk-good-aaaaaaaaaaaa1111"
-BAD_KEY = "sk-bad-bbbbbbbbbbbbbb2222"
-OAI_KEY = "sk-oai-cccccccccccc3333"
-GEMINI_KEY = "AIzaSyFake-check-dddddddddddddd4"
-ECHO_KEY = "sk-echo-eeeeeeeeeeee5555"
-ENV = {"GOOD_KEY": GOOD_KEY, "BAD_KEY": BAD_KEY, "OAI_KEY": OAI_KEY, "GEMINI_KEY": GEMINI_KEY, "ECHO_KEY": ECHO_KEY}
+from check_upstream import (  # noqa: F401 (fake: a fixture)
+    ECHO_KEY, ENV, auth_of, closed_port, codex_login, fake, glob_only, key, lines, lists_gate, live_routes,
+    passthrough_routes, run, unprobeable_routes, write,
+)
+from modelmux import checks, cli, config
+from upstream import Upstream
 
 OFFLINE = """
 providers:
@@ -56,17 +46,6 @@ profiles:
 """
 
 
-def write(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "routes.yaml"
-    path.write_text(text)
-    return path
-
-
-def run(path: Path, offline: bool = False, as_json: bool = False) -> tuple[int, str]:
-    out = io.StringIO()
-    return check_command.run(path, offline, as_json, ENV, out), out.getvalue()
-
-
 def test_aliases_and_slots_that_route_nowhere_or_outside_their_profile(tmp_path: Path) -> None:
     cfg = config.load(write(tmp_path, OFFLINE), ENV)
     assert checks.problems(cfg) == [
@@ -92,9 +71,10 @@ def test_offline_exit_codes(tmp_path: Path) -> None:
     status, out = run(path, offline=True)
     assert status == 1
     assert out.splitlines()[0].startswith(f"{path}: aliases.lost: ")
-    assert len(out.splitlines()) == 4  # no probe table offline
+    assert out.splitlines()[4:] == ["", "--offline: no provider was probed (zai, anthropic)"]  # no probe table
     good = OFFLINE.split("  lost:")[0] + "profiles: {}\n"
-    assert run(write(tmp_path, good), offline=True) == (0, f"{path}: valid\n")
+    assert run(write(tmp_path, good), offline=True) == (
+        0, f"{path}: valid\n\n--offline: no provider was probed (zai, anthropic)\n")
 
 
 def test_a_file_that_does_not_load_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str],
@@ -109,129 +89,9 @@ def test_json_offline(tmp_path: Path) -> None:
     status, out = run(write(tmp_path, OFFLINE), offline=True, as_json=True)
     document = json.loads(out)
     assert status == 1 and document["ok"] is False and document["probes"] is None
+    assert (document["exit_status"], document["not_checked"]) == (1, None)
     assert len(document["problems"]) == 4
-
-
-@pytest.fixture
-def fake() -> Iterator[Upstream]:
-    """One fake for every protocol, told apart by path: Anthropic's /v1/messages, OpenAI's
-    /chat/completions, Responses' /responses, Gemini's /v1beta/models/...; answers as
-    each would, a 401 for BAD_KEY and an echo of ECHO_KEY in its 401."""
-
-    def reply(request: Received) -> object:
-        key = request.headers.get("x-api-key") or request.headers.get("authorization", "").removeprefix("Bearer ")
-        if key == BAD_KEY:
-            return Reply(401, b'{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}')
-        if key == ECHO_KEY:
-            return openai_upstream.error_reply(401, f"Incorrect API key provided: {ECHO_KEY}", code="invalid_api_key")
-        if request.path.startswith(("/v1beta/", "/v1/messages")):
-            return gemini_upstream.gemini_like(request)  # Anthropic's answers for /v1/messages
-        if request.path.endswith("/chat/completions") and request.json()["model"] == "no-such-model":
-            return openai_upstream.error_reply(404, "The model `no-such-model` does not exist", code="model_not_found")
-        return responses_upstream.responses_like(request)
-
-    with Upstream() as server:
-        server.reply = reply  # type: ignore[assignment]
-        yield server
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def live_routes(url: str) -> str:
-    return f"""
-providers:
-  claude:
-    protocol: anthropic
-    base_url: {url}
-    credentials:
-      - {{label: good, key: "${{GOOD_KEY}}"}}
-      - {{label: bad, key: "${{BAD_KEY}}"}}
-    models: [claude-haiku-4-5, claude-opus-4-1]
-  oai:
-    protocol: openai-chat
-    base_url: {url}
-    credentials: [{{label: main, key: "${{OAI_KEY}}"}}]
-  echo:
-    protocol: openai-chat
-    base_url: {url}
-    credentials: [{{label: leaky, key: "${{ECHO_KEY}}"}}]
-    models: [gpt-test]
-  codex:
-    protocol: openai-responses
-    base_url: {url}
-    credentials: [{{label: main, key: "${{OAI_KEY}}"}}]
-    models: [gpt-5.3-codex]
-  gemini:
-    protocol: gemini
-    base_url: {url}/v1beta
-    credentials: [{{label: main, key: "${{GEMINI_KEY}}"}}]
-    models: [gemini-2.5-flash]
-  down:
-    protocol: anthropic
-    base_url: http://127.0.0.1:{closed_port()}
-    credentials: [{{label: main, key: "${{GOOD_KEY}}"}}]
-    models: [glm-4.5-air]
-  anthropic:
-    protocol: anthropic
-    base_url: {url}
-    auth: passthrough
-routes:
-  - {{match: "gpt-*", provider: oai, model: no-such-model}}
-  - {{match: "claude-*", provider: anthropic, fallback: [{{provider: down, model: glm-4.6}}]}}
-  - {{match: "sonnet", provider: anthropic}}
-"""
-
-
-def masked(results: list[probe.Result]) -> list[str]:
-    """The table with every latency the same, so its widths do not depend on timing."""
-    for result in results:
-        if result.latency_ms is not None:
-            result.latency_ms = 7
-    return probe.table(results)
-
-
-def test_probes_table(tmp_path: Path, fake: Upstream) -> None:
-    cfg = config.load(write(tmp_path, live_routes(fake.url)), ENV)
-    results = asyncio.run(probe.probe_all(probe.targets(cfg)))
-    assert masked(results) == [
-        "provider   credential        model             reachable  auth ok  latency  model found  note",
-        "claude     good              claude-haiku-4-5  yes        yes      7 ms     yes",
-        "claude     bad               claude-haiku-4-5  yes        no       7 ms     -            HTTP 401: invalid x-api-key",
-        "oai        main              no-such-model     yes        yes      7 ms     no           HTTP 404: The model `no-such-model` does not exist",
-        "echo       leaky             gpt-test          yes        no       7 ms     -            HTTP 401: Incorrect API key provided: leaky…5555",
-        "codex      main              gpt-5.3-codex     yes        yes      7 ms     yes",
-        "gemini     main              gemini-2.5-flash  yes        yes      7 ms     yes",
-        "down       main              glm-4.5-air       no         -        -        -            no answer from http://127.0.0.1:"
-        f"{cfg.providers['down'].base_url.rsplit(':', 1)[1]} (ConnectError)",
-        "anthropic  (client's token)  sonnet            yes        -        7 ms     -            client's token: not probed",
-    ]  # fmt: skip
-    assert [r.failed for r in results] == [False, True, True, True, False, False, True, False]
-
-
-def test_probes_send_what_the_gateway_would(tmp_path: Path, fake: Upstream) -> None:
-    cfg = config.load(write(tmp_path, live_routes(fake.url)), ENV)
-    asyncio.run(probe.probe_all(probe.targets(cfg)))
-    by_path = {r.path: r for r in fake.received}
-    assert by_path["/v1/messages"].json()["max_tokens"] == 1
-    chat = next(r for r in fake.received if r.path == "/chat/completions" and r.json()["model"] == "no-such-model")
-    assert chat.headers["authorization"] == f"Bearer {OAI_KEY}" and chat.json()["max_tokens"] == 1
-    gemini = by_path["/v1beta/models/gemini-2.5-flash:generateContent"]
-    assert gemini.headers["x-goog-api-key"] == GEMINI_KEY
-    assert gemini.json()["generationConfig"]["maxOutputTokens"] == 1
-    passthrough = [r for r in fake.received if r.json().get("model") == "sonnet"]
-    assert passthrough and not {"x-api-key", "authorization"} & passthrough[0].headers.keys()
-
-
-def test_a_gemini_invalid_key_is_an_auth_failure(tmp_path: Path, fake: Upstream) -> None:
-    fake.gate = lambda request: gemini_upstream.bad_key() if request.path.startswith("/v1beta/") else None
-    cfg = config.load(write(tmp_path, live_routes(fake.url)), ENV)
-    [result] = asyncio.run(probe.probe_all([t for t in probe.targets(cfg) if t.provider.name == "gemini"]))
-    assert (result.reachable, result.auth_ok, result.model_found, result.failed) == (True, False, None, True)
-    assert result.note.startswith("HTTP 401: ") and "API key not valid" in result.note
+    assert document["summary"] == "--offline: no provider was probed (zai, anthropic)"
 
 
 def test_the_command_never_prints_a_key(tmp_path: Path, fake: Upstream) -> None:
@@ -242,14 +102,17 @@ def test_the_command_never_prints_a_key(tmp_path: Path, fake: Upstream) -> None:
         assert not [key for key in ENV.values() if key in out]
         assert "leaky…5555" in out
     text = run(path)[1]
-    assert re.search(r"^claude +good +claude-haiku-4-5 +yes +yes +\d+ ms +yes$", text, re.MULTILINE)
+    assert re.search(r"^claude +good +claude-haiku-4-5 +yes +yes +\d+ ms +yes +3$", text, re.MULTILINE)
+    assert text.endswith("\n\n7 of 7 providers checked; failed: claude, oai, echo, down\n")
     document = json.loads(run(path, as_json=True)[1])
     assert document["ok"] is False and document["problems"] == []
     assert document["probes"][0] == {
         "provider": "claude", "credential": "good", "model": "claude-haiku-4-5", "reachable": True,
-        "auth_ok": True, "model_found": True, "latency_ms": document["probes"][0]["latency_ms"], "note": "",
-        "failed": False,
+        "auth_ok": True, "model_found": True, "listed": 3, "latency_ms": document["probes"][0]["latency_ms"],
+        "note": "", "failed": False, "checked": True,
     }
+    assert (document["exit_status"], document["not_checked"]) == (1, [])
+    assert document["summary"] == "7 of 7 providers checked; failed: claude, oai, echo, down"
 
 
 def test_all_good_exits_0(tmp_path: Path, fake: Upstream) -> None:
@@ -263,3 +126,89 @@ providers:
 """
     status, out = run(write(tmp_path, routes))
     assert status == 0 and out.startswith(f"{tmp_path / 'routes.yaml'}: valid\n\nprovider ")
+    assert out.endswith("\n\n1 of 1 providers checked; all passed\n")
+
+
+def test_a_passthrough_provider_that_does_not_answer_fails(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{closed_port()}"
+    status, out = run(write(tmp_path, passthrough_routes(url)))
+    assert (status, lines(out)[2:]) == (1, [
+        "provider | credential | model | reachable | auth ok | latency | model found | listed | note",
+        f"anthropic | (client's token) | - | no | - | - | - | - | no answer from {url} "
+        "(ConnectError: All connection attempts failed)",
+        "",
+        "1 of 1 providers checked; failed: anthropic",
+    ])  # fmt: skip
+
+
+def test_a_passthrough_provider_that_answers_401_is_reachable(tmp_path: Path, fake: Upstream) -> None:
+    status, out = run(write(tmp_path, passthrough_routes(fake.url)))
+    assert (status, lines(out)[2:]) == (0, [
+        "provider | credential | model | reachable | auth ok | latency | model found | listed | note",
+        "anthropic | (client's token) | - | yes | - | 7 ms | - | - | reachable (HTTP 401); "
+        "your own login is used, not checked",
+        "",
+        "1 of 1 providers checked; all passed",
+    ])  # fmt: skip
+    [asked] = fake.received
+    assert (asked.method, asked.path, auth_of(asked), asked.headers["anthropic-version"]) == (
+        "GET", "/v1/models?limit=1000", None, "2023-06-01")
+
+
+def test_a_provider_that_cannot_be_checked_is_named_and_exits_3(tmp_path: Path, fake: Upstream,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    fake.gate = lists_gate
+    path = write(tmp_path, unprobeable_routes(fake.url, codex_login(tmp_path, f"{fake.url}/backend")))
+    status, out = run(path)
+    not_checked = [
+        "not checked: local, main: no model list at GET /local/v1/models (HTTP 404: Unknown request URL: GET "
+        "/local/v1/models), and routes.yaml names no model; add a model to providers.local.models to probe with",
+        "not checked: router, main: its model list answers without a key too, so it shows nothing of the key; "
+        "add a model to providers.router.models to probe with",
+        "not checked: sub, login: a subscription login has no model list to ask, and routes.yaml names no model "
+        "for it; add one to providers.sub.models",
+    ]
+    assert (status, lines(out)[2:]) == (3, [
+        "provider | credential | model | reachable | auth ok | latency | model found | listed | note",
+        "claude | main | - | yes | yes | 7 ms | - | 3 | e.g. claude-opus-4-1 routes here",
+        "local | main | - | yes | - | 7 ms | - | - | " + not_checked[0].split(": ", 2)[2],
+        "router | main | - | yes | - | 7 ms | - | 4 | " + not_checked[1].split(": ", 2)[2],
+        "sub | login | - | - | - | - | - | - | " + not_checked[2].split(": ", 2)[2],
+        "",
+        "1 of 4 providers checked; NOT CHECKED: local, router, sub",
+        *not_checked,
+    ])  # fmt: skip
+    assert not [r for r in fake.received if r.path.startswith("/backend")]  # the login was not used
+    document = json.loads(run(path, as_json=True)[1])
+    assert (document["ok"], document["exit_status"]) == (False, 3)
+    assert document["not_checked"] == [
+        {"provider": line.split(", ")[0].removeprefix("not checked: "), "credential": line.split(", ")[1].split(":")[0],
+         "reason": line.split(": ", 2)[2]} for line in not_checked
+    ]  # fmt: skip
+    assert document["summary"] == "1 of 4 providers checked; NOT CHECKED: local, router, sub"
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    assert cli.main(["check", "--config", str(path)]) == 3
+
+
+def test_a_failure_outranks_what_was_not_checked(tmp_path: Path, fake: Upstream) -> None:
+    fake.gate = lists_gate
+    text = unprobeable_routes(fake.url, codex_login(tmp_path, f"{fake.url}/backend")).replace("GOOD_KEY", "BAD_KEY")
+    status, out = run(write(tmp_path, text))
+    assert status == 1
+    assert "\n1 of 4 providers checked; failed: claude; NOT CHECKED: local, router, sub\nnot checked: local, " in out
+
+
+def test_a_model_list_that_echoes_the_key_shows_no_key(tmp_path: Path, fake: Upstream) -> None:
+    text = glob_only(fake.url, [("claude", "anthropic", "", key("GOOD_KEY"), "claude-*"),
+                                ("leaky", "openai-chat", "/leaky/v1", key("ECHO_KEY"), "leak-*")])
+    path = write(tmp_path, text)
+    status, out = run(path)
+    assert status == 1
+    assert lines(out)[4] == "leaky | main | - | yes | no | 7 ms | - | - | HTTP 401: Incorrect API key provided: main…5555"
+    [asked] = [r for r in fake.received if r.path == "/leaky/v1/models"]
+    assert asked.headers["authorization"] == f"Bearer {ECHO_KEY}"  # it was sent, and echoed back
+    status, out = run(path, as_json=True)
+    assert status == 1 and ECHO_KEY not in out
+    [leaky] = [p for p in json.loads(out)["probes"] if p["provider"] == "leaky"]
+    assert leaky["note"] == "HTTP 401: Incorrect API key provided: main…5555"

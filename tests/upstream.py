@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 
 @dataclass
@@ -100,8 +101,26 @@ def message_events(model: str, text: str = "Hello from the fake upstream.") -> l
     ]
 
 
+# What the fake's GET /v1/models lists, in Anthropic's newest-first order.
+MODELS = ["claude-opus-4-1", "claude-sonnet-4-5", "claude-haiku-4-5"]
+
+
+def anthropic_models(request: Received) -> Reply:
+    """Anthropic's GET /v1/models: one page (`limit` honoured), a 401 without a key."""
+    if not (request.headers.get("x-api-key") or request.headers.get("authorization")):
+        return Reply(401, json.dumps({"type": "error", "error": {
+            "type": "authentication_error", "message": "x-api-key header is required"}}).encode())
+    limit = int(parse_qs(urlsplit(request.path).query).get("limit", ["20"])[0])
+    data = [{"type": "model", "id": m, "display_name": m, "created_at": "2025-01-01T00:00:00Z"} for m in MODELS[:limit]]
+    return Reply(body=json.dumps({"data": data, "has_more": len(MODELS) > limit, "first_id": MODELS[0],
+                                  "last_id": data[-1]["id"] if data else None}).encode())
+
+
 def anthropic_like(request: Received) -> Behaviour:
-    """The default behaviour: answer like the Messages API, echoing the model received."""
+    """The default behaviour: answer like the Messages API, echoing the model received;
+    GET /v1/models lists MODELS."""
+    if request.method == "GET" and urlsplit(request.path).path == "/v1/models":
+        return anthropic_models(request)
     if request.path.startswith("/v1/messages/count_tokens"):
         return Reply(body=json.dumps({"input_tokens": 42}).encode())
     body = request.json()
