@@ -28,9 +28,14 @@ def test_healthz(start_gateway):
     assert health["service"] == "modelmux"
     assert health["pid"] == gateway.process.pid
     assert health["config"] == {
-        "path": str(gateway.config), "providers": ["anthropic", "zai"], "routes": 3, "aliases": 1, "profiles": ["claude"]}
+        "path": str(gateway.config), "providers": ["anthropic", "zai"], "routes": 1, "provider_models": 1,
+        "default": "anthropic", "aliases": 1, "profiles": ["claude"],
+    }  # the one route under routes:, and what zai's models and the default add
     assert health["reload_error"] is None
     assert health["listeners"] == [f"reverse:https://api.anthropic.com@127.0.0.1:{gateway.port}"]
+    assert health["log"] is None  # started as mitmdump in the foreground: its output is the test's
+    logged = start_gateway(ROUTES, extra_args=["--set", "modelmux_log=/var/log/modelmux.log"])
+    assert httpx.get(f"{logged.url}/healthz").json()["log"] == "/var/log/modelmux.log"
 
 
 def test_a_head_gets_headers_only_and_the_connection_stays_usable(start_gateway):
