@@ -369,7 +369,8 @@ def test_estimate_is_close_to_the_claude_tokenizer() -> None:
     bench = load_bench()
     reference = bench.load_reference()
     if reference is None:
-        pytest.skip("reference tokenizer not installed (pip install tokenizers; see bench/token_accuracy.py)")
+        pytest.skip("reference tokenizer not installed (optional: the tokenizers package and anthropic 0.38's "
+                    "tokenizer.json; how to install them: docs/development.md, 'The reference tokenizer test')")
     count, _ = reference
     rows = bench.comparisons(count)
     request_estimate, request_actual = rows[0][1], rows[0][2]
