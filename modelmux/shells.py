@@ -1,7 +1,7 @@
 """`modelmux env`'s output in each shell's own syntax: lines that set and unset a
 profile's variables in the shell that evaluates them. Pure: values in, text out.
 
-How each shell runs them (the README's lines):
+How each shell runs them (docs/cli.md's lines):
     bash, zsh:   eval "$(modelmux env glm)"
     fish:        modelmux env glm --shell fish | source
     PowerShell:  modelmux env glm --shell powershell | Invoke-Expression

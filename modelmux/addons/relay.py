@@ -7,7 +7,7 @@ response it can only replace it whole (mitmproxy.md §4.2). So the Router points
 flows at this server; it reads the plan the Router registered for the flow and runs
 the attempts (modelmux/addons/failover.py) with httpx. mitmproxy stays the shell:
 the flow, its stream to the client, the dashboard, the record. Flows with a single
-possible upstream are sent by mitmproxy itself, which is faster (README, benchmarks).
+possible upstream are sent by mitmproxy itself, which is faster (docs/benchmarks.md).
 
 The server speaks the small part of HTTP/1.1 mitmproxy uses towards it: one request
 at a time per connection, with a Content-Length body.

@@ -4,7 +4,7 @@ local file so the numbers survive a restart.
 
 The counts are served by `GET /modelmux/usage` (answered by LocalAPI), the
 `modelmux.usage` command and, through the endpoint, `modelmux usage`. The record format
-is in modelmux/usage.py and the README.
+is in modelmux/usage.py and docs/usage.md.
 """
 
 from __future__ import annotations

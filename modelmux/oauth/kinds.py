@@ -4,7 +4,7 @@ Every fact here about a real service (URLs, client ids, scopes, headers) was rea
 from the public code of the tools that use these logins (Claude Code, the Codex
 CLI's codex-rs/login, gemini-cli's code_assist, CLIProxyAPI); none could be checked
 against the live service from where modelmux is built. When a provider changes one,
-this table is the one place to correct it. README "Subscription credentials" says
+this table is the one place to correct it. docs/logins.md says
 the same.
 
 Two facts shape requests beyond headers: Anthropic answers a subscription token's
