@@ -27,13 +27,14 @@ def test_snapshot_of_a_small_pool():
                 "strategy": "round-robin",
                 "affinity": False,
                 "cooldown_scope": "credential",
+                "breaker": {"state": "closed", "until": None, "reason": None},
                 "credentials": [
                     {
                         "label": "main", "key": "main…cret", "priority": 1, "weight": 1, "max_concurrent": None,
                         "state": "cooling",
                         "cooldowns": [{
                             "model": None, "kind": "rate_limit", "until": "2025-06-15T15:07:00Z", "seconds_left": 15.0,
-                            "reason": "429: rate limited; the upstream said retry in 20 s", "status": 429,
+                            "reason": "429: rate limited; the upstream said retry in 20 s", "status": 429, "firm": True,
                         }],
                         "in_flight": 0, "requests": 1, "errors": 1, "input_tokens": 0, "output_tokens": 0,
                         "last_status": 429,

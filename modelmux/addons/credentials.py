@@ -131,6 +131,11 @@ class Credentials:
             except TimeoutError:
                 pass
 
+    def admits(self, provider: str) -> bool:
+        """Whether `provider`'s breaker lets it take its turn (Pools.admits)."""
+        assert self.pools
+        return self.pools.admits(provider)
+
     def _on_release(self, provider: str) -> None:
         # Every waiter wakes and picks again; whoever is first gets the free credential.
         event = self._released.pop(provider, None)
@@ -174,8 +179,9 @@ class Credentials:
         usage = tokens.for_pool() if tokens else None
         verdict = self.record(lease, response.status_code, response.headers, body, usage)
         _attempt(flow, lease, response.status_code)
-        if verdict.cooldown is not None and not names_a_wait(response.headers):
-            # The upstream named no wait, but the pool knows when this credential is back.
+        if verdict.cooldown is not None and verdict.cooldown.firm and not names_a_wait(response.headers):
+            # The upstream named no wait, but the pool knows when this credential is back. A
+            # soft cooldown names no such time: the next request is sent at once.
             response.headers["retry-after"] = str(retry_after(verdict.cooldown.until, time.time()))
 
     def error(self, flow: http.HTTPFlow) -> None:
