@@ -4,7 +4,7 @@ from email.utils import formatdate
 
 import pytest
 
-from modelmux.cooldowns import POLICIES, classify, delay, iso, span, subscription_exhausted, upstream_delay
+from modelmux.cooldowns import POLICIES, classify, delay, iso, next_cooldown, span, subscription_exhausted, upstream_delay
 
 T0 = 1_750_000_000.0  # 2025-06-15T15:06:40Z
 
@@ -41,19 +41,44 @@ def test_classify(outcome, body, kind):
 
 def test_the_table():
     rows = {
-        kind: (p.base, p.cap, p.upstream_hint, p.per_model, p.try_another, p.needs_attention, p.state)
+        kind: (p.base, p.cap, p.upstream_hint, p.per_model, p.try_another, p.needs_attention, p.state, p.firm)
         for kind, p in POLICIES.items()
     }
     assert rows == {
-        "success": (0, 0, False, False, False, False, "healthy"),
-        "rate_limit": (5, 1800, True, True, True, False, "cooling"),
-        "auth": (21600, 21600, False, False, True, True, "needs attention"),
-        "forbidden": (21600, 21600, False, True, True, True, "needs attention"),
-        "transient": (10, 120, True, True, True, False, "unhealthy"),
-        "unreachable": (10, 120, False, False, False, False, "unhealthy"),
-        "request": (0, 0, False, False, False, False, "healthy"),
-        "cancelled": (0, 0, False, False, False, False, "healthy"),
+        "success": (0, 0, False, False, False, False, "healthy", "never"),
+        "rate_limit": (5, 1800, True, True, True, False, "cooling", "when stated"),
+        "auth": (21600, 21600, False, False, True, True, "needs attention", "always"),
+        "forbidden": (21600, 21600, False, True, True, True, "needs attention", "always"),
+        "transient": (10, 120, True, True, True, False, "unhealthy", "never"),
+        "unreachable": (10, 120, False, False, False, False, "unhealthy", "never"),
+        "request": (0, 0, False, False, False, False, "healthy", "never"),
+        "cancelled": (0, 0, False, False, False, False, "healthy", "never"),
     }
+
+
+@pytest.mark.parametrize("kind, outcome, hint, firm", [
+    ("rate_limit", 429, 30.0, True), ("rate_limit", 429, None, False), ("auth", 401, None, True),
+    ("forbidden", 403, None, True), ("transient", 503, 1.0, False), ("transient", 500, None, False),
+    ("unreachable", "timeout", None, False),
+])
+def test_only_quota_and_auth_cooldowns_block(kind, outcome, hint, firm):
+    assert next_cooldown(None, kind, outcome, hint, T0, None, T0).firm is firm
+
+
+def test_a_block_is_never_replaced_by_a_soft_cooldown_and_replaces_one():
+    block = next_cooldown(None, "rate_limit", 429, 30.0, T0, None, T0)
+    assert next_cooldown(block, "transient", 503, 60.0, T0 + 1, None, T0) is block
+    assert next_cooldown(block, "rate_limit", 429, None, T0 + 1, None, T0 + 1) is block  # a guess beside a stated wait
+    soft = next_cooldown(None, "transient", 503, 60.0, T0, None, T0)
+    replaced = next_cooldown(soft, "rate_limit", 429, 5.0, T0 + 1, None, T0)
+    assert (replaced.kind, replaced.until, replaced.firm) == ("rate_limit", T0 + 6, True)
+
+
+def test_a_failure_sent_during_a_soft_cooldown_climbs_its_ladder():
+    first = next_cooldown(None, "transient", 500, None, T0, None, T0 - 1)
+    assert next_cooldown(first, "transient", 500, None, T0 + 1, None, T0 - 0.5) is first  # in flight before it
+    again = next_cooldown(first, "transient", 500, None, T0 + 2, None, T0 + 1.5)  # sent anyway, failed again
+    assert (again.level, again.until) == (1, T0 + 22)
 
 
 def rfc3339(when: float) -> str:
@@ -95,6 +120,7 @@ def rfc3339(when: float) -> str:
               '"retryDelay": "34s"}]}}'), 34),
         ({}, '{"error":{"details":[{"retryDelay":"0.5s"}]}}', 0.5),
         ({}, '{"error": {"type": "usage_limit_reached", "resets_in_seconds": 90}}', 90),
+        ({}, f'{{"error": {{"type": "usage_limit_reached", "resets_at": {int(T0) + 45}}}}}', 45),
         ({"retry-after": "7"}, '{"retryDelay": "34s"}', 7),  # a header beats the body
         ({"retry-after": "7", "x-ratelimit-reset": "1m", "x-ratelimit-remaining": "0"}, None, 7),
     ],
