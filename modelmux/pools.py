@@ -22,13 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self, cast
 
-from modelmux import pool_state
+from modelmux import pool_snapshot, pool_state
 from modelmux.breakers import Breaker
 from modelmux.config import Config, Credential, Provider
-from modelmux.cooldowns import POLICIES, Cooldown, Kind, Outcome, State, classify, iso, next_cooldown, span
+from modelmux.cooldowns import POLICIES, Cooldown, Kind, Outcome, classify, iso, next_cooldown, span
 from modelmux.cooldowns import subscription_exhausted, upstream_delay
 from modelmux.credentials import redacted
-from modelmux.oauth.holder import TokenHolder
 from modelmux.refusals import AllBusy, AllCooling, Blocked, BlockedState, Refusal, Unhealthy
 
 logger = logging.getLogger(__name__)
@@ -414,70 +413,6 @@ class Pools:
                 slot.cooldowns = {c.model: c for c in entry.cooldowns if c.active(now)}
 
     def snapshot(self) -> dict[str, Any]:
-        """Every credential's state for `modelmux status` and the JSON endpoint. JSON-able;
-        keys appear only redacted (label and last four characters)."""
-        now = self.now()
-        return {
-            "at": iso(now),
-            "providers": {
-                name: {
-                    "strategy": pool.provider.strategy,
-                    "affinity": pool.provider.affinity,
-                    "cooldown_scope": pool.provider.cooldown_scope,
-                    "breaker": pool.breaker.describe(now),
-                    "credentials": [_describe(slot, now) for slot in pool.slots],
-                }
-                for name, pool in self.pools.items()
-            },
-            "without_credentials": dict(self.unpooled),
-        }
-
-
-# Worst first: what status shows when several cooldowns are active at once.
-_SEVERITY: tuple[State, ...] = ("needs attention", "unhealthy", "cooling")
-
-
-def _describe(slot: Slot, now: float) -> dict[str, Any]:
-    active = sorted((c for c in slot.cooldowns.values() if c.active(now)), key=lambda c: (c.model or "", c.until))
-    states = {POLICIES[c.kind].state for c in active}
-    credential = slot.credential
-    return {
-        "label": credential.label,
-        "key": redacted(credential),
-        "priority": credential.priority,
-        "weight": credential.weight,
-        "max_concurrent": credential.max_concurrent,
-        "state": "needs login" if credential.oauth is not None and credential.oauth.needs_login
-        else next((s for s in _SEVERITY if s in states), "healthy"),
-        "cooldowns": [
-            {
-                "model": c.model,
-                "kind": c.kind,
-                "until": iso(c.until),
-                "seconds_left": round(c.until - now, 3),
-                "reason": c.reason,
-                "status": c.status,
-                "firm": c.firm,
-            }
-            for c in active
-        ],
-        "in_flight": slot.in_flight,
-        "requests": slot.requests,
-        "errors": slot.errors,
-        "input_tokens": slot.input_tokens,
-        "output_tokens": slot.output_tokens,
-        "last_status": slot.last_status,
-        **({"login": _login(credential.oauth)} if credential.oauth is not None else {}),
-    }
-
-
-def _login(holder: TokenHolder) -> dict[str, Any]:
-    """An oauth credential's login, without its tokens."""
-    token = holder.token
-    return {
-        "kind": token.kind,
-        "email": token.email,
-        "file": str(holder.path),
-        "expires_at": iso(token.expires_at) if token.expires_at is not None else None,
-        "needs_login": holder.needs_login,
-    }
+        """Every credential's state for `modelmux status` and the JSON endpoint
+        (pool_snapshot.py)."""
+        return pool_snapshot.snapshot(self.pools, self.unpooled, self.now())

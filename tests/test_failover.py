@@ -475,39 +475,3 @@ def test_the_relay_hands_a_slow_stream_over_and_pings_through_silences(upstreams
     assert [n for n in names if n != "ping"] == [
         "message_start", "content_block_start", *["content_block_delta"] * 5, "content_block_stop",
         "message_delta", "message_stop"]
-
-
-def usage_limit(seconds: int) -> Reply:
-    """Codex's usage-limit answer: its wait is in the body, in no header."""
-    body = {"error": {"type": "usage_limit_reached", "message": "The usage limit has been reached",
-                      "resets_in_seconds": seconds}}
-    return Reply(429, json.dumps(body).encode(), {"content-type": "application/json"})
-
-
-def test_the_upstreams_own_429_gets_the_wait_its_body_names(gateway, upstreams):
-    script(upstreams["pool"], a=usage_limit(50), b=usage_limit(40), c=usage_limit(45))
-    response = post(gateway, "pool-1")
-    assert (response.status_code, response.headers["retry-after"]) == (429, "40")
-    assert sorted(seen(upstreams["pool"])) == ["a", "b", "c"]
-    # one attempt and nothing else left (mitmproxy sends it): the upstream's own words, and its wait
-    script(upstreams["backup"], solo=usage_limit(70))
-    single = post(gateway, "solo-1")
-    assert (single.status_code, single.headers["retry-after"], single.headers["retry-after-ms"]) == (429, "70", "70000")
-    assert single.json() == {"type": "error", "error": {"type": "rate_limit_error", "message": (
-        "provider 'backup' answered HTTP 429 Too Many Requests: The usage limit has been reached")}}
-    assert [post(gateway, m).status_code for m in ("pool-1", "solo-1")] == [429, 429]  # blocked: not sent
-    assert len(upstreams["pool"].received) == 3 and seen(upstreams["backup"]) == ["solo"]
-
-
-@pytest.mark.parametrize("model", ["pool-1", "solo-1"], ids=["relay", "mitmproxy-sent"])
-def test_a_429_without_a_stated_wait_is_sent_again_not_refused(gateway, upstreams, model):
-    """A 429 that names no wait may be a concurrency limit as much as a quota: the
-    backoff orders the key last, and blocks nothing."""
-    limited = error_reply(429, "rate_limit_error", "slow down")
-    script(upstreams["pool"], a=limited, b=limited, c=limited)
-    script(upstreams["backup"], solo=limited)
-    server = upstreams["pool" if model == "pool-1" else "backup"]
-    for _ in range(2):
-        response = post(gateway, model)
-        assert response.status_code == 429 and "retry-after" not in response.headers
-    assert len(server.received) == (6 if model == "pool-1" else 2)
