@@ -55,10 +55,8 @@ class Failure:
         return f"{self.candidate.provider.name}/{self.label} {self.outcome or 'not sent'}"
 
     def wait(self, now: float) -> float | None:
-        """Seconds until the upstream said to come back, if it said."""
-        cooldown = self.verdict.cooldown if self.verdict else None
-        if cooldown is not None and cooldown.stated:
-            return max(0.0, cooldown.until - now)
+        """Seconds the upstream said to wait with this answer, if it said (the verdict's
+        cooldown may be an older block that this answer left in place)."""
         return upstream_delay(self.headers, None, now)
 
 
