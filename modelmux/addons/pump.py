@@ -52,7 +52,8 @@ class Pump:
         self.response = response
         self.out = out
         self.trail = trail
-        self.transform = exchange.stream_transform(outgoing.translation, outgoing.restore) or EventAligner()
+        self.transform = exchange.stream_transform(outgoing.translation, outgoing.restore,
+                                                   candidate.provider.credentials) or EventAligner()
         # An upstream that only streams, for a client that asked for one JSON answer: the
         # stream is put together here and answered whole.
         self.assembly = Assembly() if (outgoing.translation or {}).get("collect") else None
@@ -119,10 +120,13 @@ class Pump:
 
     def _answer_whole(self, assembly: Assembly) -> Failure | None:
         message = assembly.message
+        provider = self.candidate.provider.name
         if message is None or not assembly.ended:
-            provider = self.candidate.provider.name
             return self.failover._failed(self.candidate, self.lease, self.trail, "reset",
                                          f"provider '{provider}' ended its stream before the answer was complete")
+        if assembly.error is not None:
+            return self.failover._failed(self.candidate, self.lease, self.trail, 502,
+                                         f"provider '{provider}' answered: {assembly.error['message']}")
         body = json.dumps(message, ensure_ascii=False).encode()
         self.failover.answer_whole(self.lease, self.response, self.out, self.trail, body, "application/json",
                                    b"".join(self.raw or ()))

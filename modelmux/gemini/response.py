@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelmux import toolnames
+from modelmux.errors import GatewayError
 from modelmux.gemini import signatures
+from modelmux.gemini.errors import error_from
 from modelmux.openai_chat.response import Context, message_id, parse_arguments
 
 # Gemini's FinishReason values that mean its filters withheld the answer.
@@ -223,7 +225,12 @@ def content_of(events: list[Event]) -> list[dict[str, Any]]:
 
 
 def from_gemini(body: dict[str, Any], context: Context) -> dict[str, Any]:
-    """An Anthropic message from a whole generateContent response."""
+    """An Anthropic message from a whole generateContent response. Raises GatewayError
+    when it is an error (an HTTP 200 can carry one) or holds no answer at all."""
+    if isinstance(body.get("error"), dict):
+        raise error_from(body["error"])
+    if not candidate_of(body) and finish_of(body) != BLOCKED:
+        raise GatewayError(502, "the upstream's answer is broken: it has no candidate", "api_error")
     candidate = candidate_of(body)
     blocks = Blocks(context)
     events = [event for part in parts_of(candidate) for event in blocks.part(part)]
