@@ -185,6 +185,8 @@ def _anthropic(
 ) -> Outgoing:
     content = raw
     sent = messages.without_blocks(body, packed_thinking) if any(p in raw for p in PACKED_SIGNATURES) else body
+    if b"output_config" in raw and not decision.provider.passthrough and not is_anthropic(base_url):
+        sent = messages.without_idle_effort(sent)  # a vendor's endpoint, not Anthropic's
     if decision.rewrites_model or sent is not body:
         content = upstream_json({**sent, "model": decision.upstream_model})
     restore = decision.requested if decision.restores_model else None
