@@ -74,12 +74,15 @@ class Overflow:
 
     def words(self) -> str:
         """Anthropic's wording: the output not fitting beside a prompt that does is the
-        case Claude Code fixes by asking for less output."""
+        case Claude Code fixes by asking for less output. Numbers only where they add up:
+        z.ai counts the output in without saying how much ("Request 182387 input tokens
+        exceeds ... 202750")."""
         if self.input is not None and self.limit is not None:
             if self.output is not None and self.input < self.limit:
                 return (f"input length and `max_tokens` exceed context limit: {self.input} + {self.output} > "
                         f"{self.limit}, decrease input length or `max_tokens` and try again")
-            return f"prompt is too long: {self.input} tokens > {self.limit} maximum"
+            if self.input > self.limit:
+                return f"prompt is too long: {self.input} tokens > {self.limit} maximum"
         return "prompt is too long"
 
 
