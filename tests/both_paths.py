@@ -73,8 +73,10 @@ def server() -> Iterator[Upstream]:
 
 
 @pytest.fixture(scope="module")
-def gateway(server: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    with Gateway(tmp_path_factory.mktemp("both-paths"), routes_yaml(server.url), ENV) as gw:
+def gateway(server: Upstream, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Gateway]:
+    """A test module may set GATEWAY_ARGS (mitmdump options)."""
+    extra = getattr(request.module, "GATEWAY_ARGS", None)
+    with Gateway(tmp_path_factory.mktemp("both-paths"), routes_yaml(server.url), ENV, extra) as gw:
         yield gw
 
 

@@ -5,6 +5,7 @@ before the first byte as a failed attempt, and the next key answers."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from both_paths import (  # noqa: F401 (fixtures: fresh, gateway, server)
@@ -17,6 +18,7 @@ from openai_upstream import chunk, completion, error, json_reply, sse, tool_call
 from responses_upstream import GREETING as RESPONSES_GREETING
 from upstream import Stream
 
+GATEWAY_ARGS = ["--set", "modelmux_ping_interval=1"]  # silences of a second get pings
 GARBAGE = b"data: {not json\n\n"
 GREETINGS = {"chat": CHAT_GREETING, "resp": RESPONSES_GREETING, "gem": GEMINI_GREETING}
 UNREADABLE = f"the upstream's stream held an event that is not JSON: {GARBAGE.decode().strip()!r}"
@@ -144,3 +146,13 @@ def test_an_error_that_quotes_the_key_never_shows_it(gateway, server, path):
     message = sequence[-1]["error"]["message"]
     assert key not in json.dumps(sequence) and message.startswith("Incorrect API key provided: ")
     assert message.endswith("…" + KEYS[keys_seen(server)[0]][-4:])
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_nothing_follows_the_error_event(gateway, server, path):
+    """Not a ping while the upstream goes on after it (the relay stops reading it at once)."""
+    server.reply = first(Stream([*sse([chunk({"content": "Hel"})], done=False), GARBAGE,
+                                 *sse([chunk({"content": "lo"}), chunk({}, finish="stop")])], delays=[0, 0, 2.5]))
+    response = post(gateway, f"chat-{path}", stream=True)
+    written = re.findall(r"event: (\w+)\n", response.text)
+    assert written[written.index("error"):] == ["error"], written

@@ -74,6 +74,10 @@ class Pump:
                 failure = self._take(self.transform.feed(chunk))
                 if failure is not None:
                     return failure
+                if self.committed and (error := getattr(self.transform, "error", None)) is not None:
+                    # The translator ended the answer with an error event: nothing may follow it.
+                    self._broke(error.message, written=True)
+                    return None
                 if self.committed:
                     await self.out.drain()
         except httpx.TransportError as e:
@@ -160,9 +164,12 @@ class Pump:
             headers = {}
         return self.failover._failed(self.candidate, self.lease, self.trail, status, text, headers, reason="")
 
-    def _broke(self, detail: str) -> None:
-        message = f"provider '{self.candidate.provider.name}' broke off its answer mid-stream: {detail}"
-        self.out.chunk(error_event("api_error", message))
+    def _broke(self, detail: str, written: bool = False) -> None:
+        """The answer ended mid-stream: the upstream broke off, or (`written`) the
+        translator already wrote the error event that ends it."""
+        message = detail if written else f"provider '{self.candidate.provider.name}' broke off its answer mid-stream: {detail}"
+        if not written:
+            self.out.chunk(error_event("api_error", message))
         self.out.end()
         self.trail["outcome"] = "reset"
         self.trail["error"] = message
