@@ -9,14 +9,12 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
 from gateway import Gateway
 from gemini_upstream import gemini_like
-from openai_upstream import openai_like
+from openai_upstream import gateway_fixtures, openai_like, server  # noqa: F401 (server: a fixture)
 from responses_upstream import responses_like
 from upstream import Behaviour, Received, Upstream, anthropic_like
 
@@ -34,9 +32,12 @@ def routes_yaml(url: str) -> str:
         return f"{{label: {name.split('-')[1]}, key: '${{{name.replace('-', '_').upper()}}}'}}"
 
     bases = {"chat": f"{url}/v1", "resp": f"{url}/v1", "gem": f"{url}/v1beta", "vend": url}
+    def labels(path: str) -> list[str]:
+        return ["solo"] if path == "solo" else ["a", "b"]
+
     providers = "".join(
         f"  {short}-{path}:\n    protocol: {protocol}\n    base_url: \"{bases[short]}\"\n"
-        f"    credentials: [{', '.join(key(f'{short}-{label}') for label in (['solo'] if path == 'solo' else ['a', 'b']))}]\n"
+        f"    credentials: [{', '.join(key(f'{short}-{label}') for label in labels(path))}]\n"
         for short, protocol in PROTOCOLS.items() for path in PATHS)
     routes = "".join(f"  - {{match: \"{short}-{path}\", provider: {short}-{path}, model: {MODELS[short]}}}\n"
                      for short in PROTOCOLS for path in PATHS)
@@ -66,26 +67,9 @@ def first(behaviour: Behaviour):
     return reply
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[Upstream]:
-    with Upstream() as fake:
-        yield fake
-
-
-@pytest.fixture(scope="module")
-def gateway(server: Upstream, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Gateway]:
-    """A test module may set GATEWAY_ARGS (mitmdump options)."""
-    extra = getattr(request.module, "GATEWAY_ARGS", None)
-    with Gateway(tmp_path_factory.mktemp("both-paths"), routes_yaml(server.url), ENV, extra) as gw:
-        yield gw
-
-
-@pytest.fixture(autouse=True)
-def fresh(server: Upstream, gateway: Gateway) -> None:
-    gateway.reset_credentials()
-    server.received.clear()
-    server.reply = normally
-    server.gate = None
+# Fixtures: the fake (`server`), and the gateway in front of it; a test module imports
+# them by name (and may set GATEWAY_ARGS, mitmdump options).
+gateway, fresh = gateway_fixtures("both-paths", routes_yaml, ENV, normally)
 
 
 def post(gateway: Gateway, model: str, stream: bool, **body: Any) -> httpx.Response:

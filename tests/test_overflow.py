@@ -113,3 +113,12 @@ def test_a_whole_answer_that_failed_for_its_length_is_restated_without_the_key()
     error = GatewayError(400, f"the upstream failed: {RESPONSES} ({KEY.secret})", code="context_length_exceeded")
     assert failed_answer("p", error, [KEY]).message == (
         f"prompt is too long; provider 'p' answered: the upstream failed: {RESPONSES} (main…0001)")
+
+
+def test_anthropics_own_answers_are_never_reworded():
+    """Passthrough (or a key at Anthropic's own host): Claude Code reads Anthropic's errors itself."""
+    text = json.dumps({"type": "error", "error": {"type": "request_too_large",
+                                                  "message": "Request exceeds the model's context window"}})
+    for own in (Provider("claude", "anthropic", "https://api.anthropic.com", None),
+                Provider("claude", "anthropic", "https://api.anthropic.com", Auth("x-api-key", "{key}"), (KEY,))):
+        assert upstream_failure(own, 413, "Payload Too Large", text) == (413, text.encode(), {})

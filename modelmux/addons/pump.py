@@ -167,8 +167,9 @@ class Pump:
     def _broke(self, detail: str, written: bool = False) -> None:
         """The answer ended mid-stream: the upstream broke off, or (`written`) the
         translator already wrote the error event that ends it."""
-        message = detail if written else f"provider '{self.candidate.provider.name}' broke off its answer mid-stream: {detail}"
+        message = detail
         if not written:
+            message = f"provider '{self.candidate.provider.name}' broke off its answer mid-stream: {detail}"
             self.out.chunk(error_event("api_error", message))
         self.out.end()
         self.trail["outcome"] = "reset"

@@ -14,7 +14,6 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-
 from modelmux import toolnames
 from modelmux.messages import PING
 from modelmux.openai_chat.response import (
