@@ -8,6 +8,7 @@ from typing import Any
 
 from modelmux import toolnames
 from modelmux.messages import message_id
+from modelmux.openai_chat import google
 
 STOP_REASONS = {
     "stop": "end_turn",
@@ -95,7 +96,10 @@ def from_chat(body: dict[str, Any], context: Context) -> dict[str, Any]:
     if message.get("refusal"):
         content.append({"type": "text", "text": message["refusal"]})
     calls = message.get("tool_calls") or []
-    content += [tool_use(call, context, (call.get("function") or {}).get("arguments") or "") for call in calls]
+    for call in calls:
+        if signature := google.signature_of(call):
+            content.append(google.carrier(signature))
+        content.append(tool_use(call, context, (call.get("function") or {}).get("arguments") or ""))
     reason = "refusal" if message.get("refusal") else stop_reason(choice.get("finish_reason"), bool(calls))
     return {
         "id": message_id(),
