@@ -13,6 +13,7 @@ from typing import Any
 
 from modelmux import toolnames
 from modelmux.config import Shape
+from modelmux.effort import reasons
 from modelmux.openai_chat import google
 
 CONTINUED = "(continued)"  # a user turn for histories that start with the assistant
@@ -45,7 +46,9 @@ def to_chat(body: dict[str, Any], shape: Shape, model: str, effort: str | None =
     chat.update(sampling_fields(body))
     if effort is not None:
         chat["reasoning_effort"] = effort
-    elif shape.reasoning_effort and (asked := reasoning_effort(body)):
+    elif (asked := reasoning_effort(body)) and (
+        shape.reasoning_effort if shape.reasoning_effort is not None else reasons(model)
+    ):
         chat["reasoning_effort"] = asked
     if body.get("stream"):
         chat["stream"] = True
