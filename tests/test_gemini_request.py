@@ -270,6 +270,7 @@ TYPES = ".png, .jpg, .jpeg, .webp, .gif, .bmp, .heic, .heif"
     ("http://example.com/a.png", "gemini-2.5-pro", NOT_HTTPS.format("http://example.com/a.png")),
     ("file:///etc/passwd.png", "gemini-2.5-pro", NOT_HTTPS.format("file:///etc/passwd.png")),
     ("https:///a.png", "gemini-2.5-pro", NOT_HTTPS.format("https:///a.png")),
+    ("https://[::1/a.png", "gemini-2.5-pro", NOT_HTTPS.format("https://[::1/a.png")),
     (None, "gemini-2.5-pro", NOT_HTTPS.format(None)),
     ("https://example.com/a.png", "gemini-2.0-flash",
      "gemini-2.0-flash does not take files by URL (Google: the Gemini 2.0 family is not supported); send the image as base64"),

@@ -42,7 +42,7 @@ def inline(kind: str, source: dict[str, Any]) -> Part:
 def by_url(kind: str, url: Any, model: str, where: str) -> Part:
     """An image or PDF the client gave by URL, as file data Gemini fetches itself.
     Raises GatewayError (400) naming `where` when Gemini cannot take it."""
-    if not isinstance(url, str) or urlsplit(url).scheme.lower() != "https" or not urlsplit(url).hostname:
+    if not _https(url):
         raise GatewayError(400, f"{where}: Gemini fetches only https URLs, not {url!r}; give an https URL "
                                 f"or send the {kind} as base64")
     found = version(model)
@@ -54,6 +54,14 @@ def by_url(kind: str, url: Any, model: str, where: str) -> Part:
         raise GatewayError(400, f"{where}: Gemini needs the type of an image given by URL, and {url} does not "
                                 f"end in one of {', '.join(IMAGE_TYPES)}; send the image as base64")
     return {"fileData": {"mimeType": mime, "fileUri": url}}
+
+
+def _https(url: Any) -> bool:
+    try:
+        parts = urlsplit(url) if isinstance(url, str) else None
+        return parts is not None and parts.scheme.lower() == "https" and bool(parts.hostname)
+    except ValueError:  # e.g. an unclosed [IPv6] host
+        return False
 
 
 def _image_type(url: str) -> str | None:
