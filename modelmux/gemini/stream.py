@@ -101,9 +101,10 @@ class GeminiStream(TranslatedStream):
         return [format_event(e["type"], e) for e in events]
 
     def _end(self) -> list[bytes]:
-        events = self._blocks.end()
         if note := finish_note(self._finish, self._finish_message):
-            events += self._blocks.part({"text": note}) + self._blocks.end()
+            events = self._blocks.close() + self._blocks.part({"text": note}) + self._blocks.end()
+        else:
+            events = self._blocks.end()
         self._ended = True
         out = [format_event(e["type"], e) for e in events]
         delta = {"stop_reason": stop_reason(self._finish, self._blocks.called_tools), "stop_sequence": None}

@@ -9,6 +9,7 @@ from typing import Any
 from modelmux import toolnames
 from modelmux.errors import GatewayError, error_type_for
 from modelmux.messages import message_id
+from modelmux.openai_chat import google
 
 STOP_REASONS = {
     "stop": "end_turn",
@@ -173,7 +174,10 @@ def from_chat(body: dict[str, Any], context: Context) -> dict[str, Any]:
     finish = choice.get("finish_reason")
     if problem := contradiction(finish, bool(calls)):
         raise GatewayError(502, f"the upstream's answer is broken: {problem}", "api_error")
-    content += [tool_use(call, context) for call in calls]
+    for call in calls:
+        if signature := google.signature_of(call):
+            content.append(google.carrier(signature))
+        content.append(tool_use(call, context))
     reason, sequence = stop_of(finish, bool(calls), bool(message.get("refusal")), matched_stop(choice))
     return {
         "id": message_id(),

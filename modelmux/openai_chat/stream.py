@@ -16,6 +16,7 @@ from typing import Any
 
 from modelmux import toolnames
 from modelmux.messages import PING
+from modelmux.openai_chat import google
 from modelmux.openai_chat.response import (
     Context,
     bad_arguments,
@@ -39,6 +40,8 @@ class Tool:
     arguments: str = ""
     block: int | None = None  # the Anthropic block index once started
     queued: bool = False
+    signature: str | None = None  # Gemini's (google.py), carried on a thinking block beside the call's
+    signed_late: bool = False  # it came after the call's block started: its carrier follows the block
     _checked: int = -1  # len(arguments) when completeness was last checked
     _complete: bool = False
 
@@ -168,6 +171,10 @@ class ChatStream(TranslatedStream):
         function = fragment.get("function") or {}
         tool.id = tool.id or fragment.get("id")
         tool.name = tool.name or function.get("name") or ""
+        if tool.signature is None and (signature := google.signature_of(fragment)):
+            # Google sends a call whole, signature and all; one that came after its block
+            # started follows the block, while it is open (there is no place for it later).
+            tool.signature, tool.signed_late = signature, self._open is not None and self._open.tool is tool
         arguments = function.get("arguments") or ""
         if not isinstance(arguments, str):  # a few servers send an object
             arguments = json.dumps(arguments, ensure_ascii=False)
@@ -189,7 +196,8 @@ class ChatStream(TranslatedStream):
         tool.queued = False
         name = tool.name or UNNAMED_TOOL
         start = {"type": "tool_use", "id": toolnames.client_id(tool.id), "name": self.context.tool_names.get(name, name), "input": {}}
-        out = self._open_block("tool_use", start, tool)
+        out = self._carrier(tool.signature) if tool.signature else []
+        out += self._open_block("tool_use", start, tool)
         tool.block = self._open.index if self._open else None
         if tool.arguments:
             out.append(self._block_delta({"type": "input_json_delta", "partial_json": tool.arguments}))
@@ -221,8 +229,18 @@ class ChatStream(TranslatedStream):
     def _close_block(self) -> list[bytes]:
         if self._open is None:
             return []
-        index, self._open = self._open.index, None
-        return [format_event("content_block_stop", {"type": "content_block_stop", "index": index})]
+        closed, self._open = self._open, None
+        out = [format_event("content_block_stop", {"type": "content_block_stop", "index": closed.index})]
+        if closed.tool is not None and closed.tool.signed_late:
+            closed.tool.signed_late = False
+            out += self._carrier(closed.tool.signature or "", late=True) + self._close_block()
+        return out
+
+    def _carrier(self, signature: str, late: bool = False) -> list[bytes]:
+        """A thinking block carrying a call's signature (google.py); the next block closes it."""
+        empty = {"type": "thinking", "thinking": "", "signature": ""}
+        delta = {"type": "signature_delta", "signature": google.carried(signature, late)}
+        return self._open_block("thinking", empty) + [self._block_delta(delta)]
 
     # -- the end --------------------------------------------------------------------
 
