@@ -45,13 +45,25 @@ class Assembly:
             self._delta(event["index"], event["delta"])
         elif kind == "content_block_stop":
             if (index := event["index"]) in self._arguments:
-                text = self._arguments.pop(index)
-                self.message["content"][index]["input"] = json.loads(text) if text.strip() else {}
+                self._input(self.message["content"][index], self._arguments.pop(index))
         elif kind == "message_delta":
             self.message.update({k: v for k, v in (event.get("delta") or {}).items() if k in ("stop_reason", "stop_sequence")})
             self.message["usage"] = {**self.message.get("usage", {}), **(event.get("usage") or {})}
         elif kind == "message_stop":
             self.ended = True
+
+    def _input(self, block: dict[str, Any], text: str) -> None:
+        """A tool_use block's input: the arguments streamed, which a stream cut off by
+        max_tokens may leave unfinished. A whole message cannot hold those as they are."""
+        try:
+            found = json.loads(text) if text.strip() else {}
+        except ValueError:
+            found = None
+        if isinstance(found, dict):
+            block["input"] = found
+        elif self.error is None:
+            self.error = {"type": "api_error", "message": f"the answer cannot be whole: the arguments of its call to "
+                                                         f"'{block.get('name')}' are not a JSON object: {text[:120]!r}"}
 
     def _delta(self, index: int, delta: dict[str, Any]) -> None:
         assert self.message is not None

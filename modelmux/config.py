@@ -252,7 +252,8 @@ class _Builder:
             images=spec.get("images", True),
             # OpenAI's Responses API and Gemini read PDFs; most Chat Completions vendors do not.
             documents=spec.get("documents", protocol != "openai-chat"),
-            reasoning_effort=spec.get("reasoning_effort", protocol == "openai-responses"),
+            # openai-chat: by the model's family unless written (effort.reasons).
+            reasoning_effort=spec.get("reasoning_effort", True if protocol == "openai-responses" else None),
             reasoning_history=spec.get("reasoning_history", False),
             reasoning_summary=None if summary == "none" else summary,
         )

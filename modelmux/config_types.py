@@ -72,7 +72,7 @@ class Shape:
     drop_fields: frozenset[str] = frozenset()
     images: bool = True
     documents: bool = False
-    reasoning_effort: bool = False
+    reasoning_effort: bool | None = None  # None: as the model's family takes it (effort.reasons)
     reasoning_history: bool = False
     reasoning_summary: str | None = "auto"  # openai-responses; None: no summaries asked
 

@@ -18,6 +18,7 @@ _SUFFIX = re.compile(r"^(.+?)\(([^()]*)\)$")
 # OpenAI model names, optionally behind a vendor prefix such as "openai/".
 _GPT = re.compile(r"^(?:.*/)?gpt-(\d+)(?:\.(\d+))?(.*)$")
 _O_SERIES = re.compile(r"^(?:.*/)?o\d")
+_GPT_OSS = re.compile(r"^(?:.*/)?gpt-oss")
 
 Effort = str | int
 
@@ -96,3 +97,32 @@ def _openai_problem(model: str, effort: str) -> str | None:
     if effort in allowed:
         return None
     return f"{model} takes reasoning effort {', '.join(e for e in NAMED if e in allowed)}, not {effort}"
+
+
+def reasons(model: str) -> bool:
+    """Whether `model` is a reasoning model that takes `reasoning_effort` on Chat
+    Completions, so a thinking request reaches it with an effort (a provider's
+    `reasoning_effort: true|false` decides for every model instead):
+
+    - OpenAI's reasoning models, the o-series and GPT-5 (OpenAI's reasoning guide),
+      but not o1-mini and o1-preview, which predate the parameter, nor the `-chat`
+      models: gpt-5-chat answers "Unsupported parameter: 'reasoning.effort'", later
+      ones take `medium` only;
+    - gpt-oss, OpenAI's open-weight reasoning models ("low, medium, high");
+    - Gemini 2.5 and later through Google's OpenAI-compatible endpoint, which maps
+      `reasoning_effort` to its thinking level or budget (Google's "OpenAI
+      compatibility" page).
+    """
+    name = model.lower()
+    if _GPT_OSS.match(name):
+        return True
+    if _O_SERIES.match(name):
+        return not re.search(r"o1-(mini|preview)", name)
+    if gpt := _GPT.match(name):
+        return (int(gpt.group(1)), int(gpt.group(2) or 0)) >= (5, 0) and not gpt.group(3).startswith("-chat")
+    if "gemini" in name:
+        # Imported here, as in problem(): the Gemini translation imports the config.
+        from modelmux.gemini.thinking import thinks
+
+        return thinks(model)
+    return False

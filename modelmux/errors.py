@@ -63,13 +63,15 @@ class GatewayError(Exception):
     """A failure modelmux answers itself, before or instead of asking an upstream."""
 
     def __init__(
-        self, status: int, message: str, error_type: str | None = None, headers: dict[str, str] | None = None
+        self, status: int, message: str, error_type: str | None = None, headers: dict[str, str] | None = None,
+        code: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.error_type = error_type or error_type_for(status)
         self.headers = headers or {}  # e.g. Retry-After on a 429
+        self.code = code  # the upstream's own name for the failure (OpenAI's `code`), when it gave one
 
     def body(self) -> bytes:
         return error_body(self.status, self.message, self.error_type)

@@ -7,7 +7,7 @@ upstream), and the failover relay (several). Pure: no mitmproxy, no network.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -18,6 +18,7 @@ from modelmux.credentials import scrub
 from modelmux.errors import GatewayError, error_body, gist, is_error_envelope, upstream_error
 from modelmux.gemini.signatures import is_gemini
 from modelmux.oauth.kinds import KINDS
+from modelmux.overflow import restated
 from modelmux.openai_responses.signature import PREFIX as RESPONSES_SIGNATURE
 from modelmux.headers import CLIENT_AUTH_HEADERS, OWN_HEADER_PREFIX, PLACEHOLDER_TOKEN, client_tokens
 from modelmux.passthrough import ModelRestorer, restore_model_json
@@ -99,8 +100,7 @@ def credential_mismatch(provider: Provider, route: str, sent: str | None, status
     said = (f"routes.yaml's {route} sends {SENT[sent]} to provider '{provider.name}' ({provider.base_url}), "
             f"which answered HTTP {status}: {words.rstrip('.')}")
     own_key = "replace its `auth: passthrough` with `credentials:` holding a `key:` in routes.yaml"
-    host = urlsplit(provider.base_url).hostname or ""
-    if host != "anthropic.com" and not host.endswith(".anthropic.com"):
+    if not is_anthropic(provider.base_url):
         return f"{said}. Only Anthropic takes Anthropic credentials: give '{provider.name}' a key of its own ({own_key})"
     if "oauth" not in words.lower():
         return None  # an expired or revoked login: Claude Code's own answer to a 401 fits
@@ -110,6 +110,12 @@ def credential_mismatch(provider: Provider, route: str, sent: str | None, status
     return (f"{said}. It needs a Claude subscription login: unset ANTHROPIC_API_KEY and log in to Claude Code "
             f"(/login), or give '{provider.name}' a login of its own (`modelmux login claude --label NAME "
             f"--provider {provider.name}`)")
+
+
+def is_anthropic(url: str) -> bool:
+    """Whether `url` is Anthropic's own API, not a vendor's Anthropic-compatible one."""
+    host = urlsplit(url).hostname or ""
+    return host == "anthropic.com" or host.endswith(".anthropic.com")
 
 
 def keyless_refusal(provider: Provider, status: int, words: str) -> str | None:
@@ -179,6 +185,8 @@ def _anthropic(
 ) -> Outgoing:
     content = raw
     sent = messages.without_blocks(body, packed_thinking) if any(p in raw for p in PACKED_SIGNATURES) else body
+    if b"output_config" in raw and not decision.provider.passthrough and not is_anthropic(base_url):
+        sent = messages.without_idle_effort(sent)  # a vendor's endpoint, not Anthropic's
     if decision.rewrites_model or sent is not body:
         content = upstream_json({**sent, "model": decision.upstream_model})
     restore = decision.requested if decision.restores_model else None
@@ -254,15 +262,19 @@ def estimate(translation: dict[str, Any], body: dict[str, Any]) -> None:
 
 
 def stream_transform(
-    translation: dict[str, Any] | None, restore: str | None
+    translation: dict[str, Any] | None, restore: str | None, secrets: Iterable[Credential] = ()
 ) -> ModelRestorer | TranslatedStream | None:
     """What turns the upstream's event stream into the client's (see Outgoing's fields);
-    None: bytes pass as they are."""
-    if translation is not None and translation.get("envelope"):
-        return gemini.GeminiStream(context_of(translation), envelope=True)
-    if translation is not None:
-        return STREAMS[translation["protocol"]](context_of(translation))
-    return ModelRestorer(restore) if restore else None
+    None: bytes pass as they are. `secrets`: the provider's credentials, kept out of the
+    errors a translator writes (they quote the upstream)."""
+    if translation is None:
+        return ModelRestorer(restore) if restore else None
+    if translation.get("envelope"):
+        stream: TranslatedStream = gemini.GeminiStream(context_of(translation), envelope=True)
+    else:
+        stream = STREAMS[translation["protocol"]](context_of(translation))
+    stream.secrets = tuple(secrets)
+    return stream
 
 
 def whole_answer(translation: dict[str, Any] | None, restore: str | None, body: bytes) -> tuple[bytes, str]:
@@ -289,9 +301,12 @@ def whole_answer(translation: dict[str, Any] | None, restore: str | None, body: 
     return json.dumps(message, ensure_ascii=False).encode(), "application/json"
 
 
-def failed_answer(provider: str, error: GatewayError) -> GatewayError:
-    """`error`, which whole_answer raised, saying which provider it came from."""
-    return GatewayError(error.status, f"provider '{provider}' answered: {error.message}", error.error_type, error.headers)
+def failed_answer(provider: str, error: GatewayError, secrets: Iterable[Credential] = ()) -> GatewayError:
+    """`error`, which whole_answer raised, saying which provider it came from, in
+    Anthropic's words when it is a context overflow, and without the provider's keys
+    (`secrets`), which the upstream's words may quote."""
+    message = scrub(f"provider '{provider}' answered: {error.message}", secrets)
+    return restated(GatewayError(error.status, message, error.error_type, error.headers, error.code))
 
 
 def context_of(translation: dict[str, Any]) -> openai_chat.Context:
@@ -309,15 +324,32 @@ def upstream_failure(
     delay), so its errors are read (gemini/errors.py); others keep their status. An
     Anthropic envelope is already the client's error (the failover relay's answer),
     unless the client's own credential was the wrong kind (credential_mismatch) or a
-    provider with `auth: none` wants one (keyless_refusal)."""
+    provider with `auth: none` wants one (keyless_refusal). A context overflow is said
+    in Anthropic's words, which Claude Code acts on (overflow.py)."""
     words = gist(scrub(text, provider.credentials))
     if mismatch := credential_mismatch(provider, route, sent, status, words) or keyless_refusal(provider, status, words):
         return status, error_body(status, mismatch), {}
     if provider.protocol != "gemini" or is_error_envelope(text.encode()):
-        return status, upstream_error(provider.name, status, reason, text, provider.credentials), {}
+        body = upstream_error(provider.name, status, reason, text, provider.credentials)
+        if provider.passthrough or is_anthropic(provider.base_url):
+            return status, body, {}  # Anthropic's own words already
+        said = json.loads(body)["error"]
+        overflow = restated(GatewayError(status, said["message"], said["type"], code=error_code(text)))
+        return (status, body, {}) if overflow.message == said["message"] else (overflow.status, overflow.body(), {})
     error = gemini.error_of(status, scrub(text, provider.credentials))
     message = f"provider '{provider.name}' answered HTTP {status}: {error.message}"
-    return error.status, error_body(error.status, message, error.error_type), error.headers
+    error = restated(GatewayError(error.status, message, error.error_type, error.headers))
+    return error.status, error.body(), error.headers
+
+
+def error_code(text: str) -> str | None:
+    """An OpenAI-style error body's `code` (`context_length_exceeded`, ...), if it has one."""
+    try:
+        error = json.loads(text).get("error")
+    except (ValueError, AttributeError):
+        return None
+    code = error.get("code") if isinstance(error, dict) else None
+    return code if isinstance(code, str) else None
 
 
 def upstream_json(body: Any) -> bytes:

@@ -104,3 +104,18 @@ def without_blocks(body: dict[str, Any], drop: Callable[[Any], bool]) -> dict[st
         if content:
             kept.append({**message, "content": content})
     return {**body, "messages": kept}
+
+
+def without_idle_effort(body: dict[str, Any]) -> dict[str, Any]:
+    """A request without `output_config.effort` when its thinking is disabled, for
+    Anthropic-compatible vendors. Claude Code (2.1.166 and later) sends that pair for
+    subagents; Anthropic takes it, DeepSeek's Anthropic endpoint answers 400 "thinking
+    options type cannot be disabled when reasoning_effort is set" (anthropics/claude-code
+    #65863). `body` itself is not changed, and comes back as it is when nothing goes."""
+    thinking, config = body.get("thinking"), body.get("output_config")
+    if not (isinstance(thinking, dict) and thinking.get("type") == "disabled"
+            and isinstance(config, dict) and "effort" in config):
+        return body
+    rest = {key: value for key, value in config.items() if key != "effort"}
+    kept = {key: value for key, value in body.items() if key != "output_config"}
+    return {**kept, "output_config": rest} if rest else kept

@@ -4,17 +4,33 @@ Anthropic's stream opens with message_start before anything else; upstream event
 arrive cut at arbitrary points and are reassembled first; each upstream read becomes
 one write; and a body that ends before the upstream said the answer was complete
 broke off, which the client is told instead of getting a message that looks whole.
+
+An answer is exactly what the upstream said, or an error: an event that cannot be
+read (not JSON, not UTF-8), or one that contradicts the answer so far, ends the
+stream with an error event, never with message_stop. Skipping it would hand the
+client text with words missing, or a tool call whose arguments say something else.
+The error is also kept as a fact (`error`): before the client got anything, the
+failover relay counts the attempt as failed with that status.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from typing import Protocol
 
+from modelmux.config import Credential
+from modelmux.credentials import scrub
+from modelmux.errors import GatewayError
 from modelmux.messages import error_event, message_id
+from modelmux.overflow import restated
 from modelmux.sse import EventSplitter, format_event
 
+logger = logging.getLogger(__name__)
+
 BROKEN_OFF = "the upstream's stream ended before the answer was complete"
+UNREADABLE = "the upstream's stream held an event that is not JSON"
+SNIPPET = 120  # characters of an unreadable event quoted in the error
 _ENCODE = json.JSONEncoder(ensure_ascii=False).encode  # a str → its JSON string literal
 
 
@@ -40,9 +56,15 @@ class TranslatedStream:
 
     def __init__(self, context: Context) -> None:
         self.context = context
+        # The provider's credentials, kept out of error messages (which quote the
+        # upstream); whoever knows the provider sets them (exchange.stream_transform).
+        self.secrets: tuple[Credential, ...] = ()
+        self.error: GatewayError | None = None  # why the stream ended in an error, once it did
         self._splitter = EventSplitter()
         self._started = False  # message_start sent
         self._ended = False  # message_stop or error sent: nothing may follow
+        self._closing = False
+        self._logged: set[str] = set()  # what was logged already, once per answer
 
     def feed(self, chunk: bytes) -> list[bytes]:
         out = self._start()
@@ -53,12 +75,13 @@ class TranslatedStream:
     def close(self) -> list[bytes]:
         """The upstream's body ended."""
         out = self._start()
+        self._closing = True
         if rest := self._splitter.rest():
             out += self._event(rest + b"\n\n")
         if self._ended:
             return out
         if not self._complete():
-            return out + self._error("api_error", BROKEN_OFF)
+            return out + self._fail(GatewayError(502, BROKEN_OFF, "api_error"))
         return out + self._end()
 
     def _start(self) -> list[bytes]:
@@ -73,10 +96,33 @@ class TranslatedStream:
         }  # fmt: skip
         return [format_event("message_start", {"type": "message_start", "message": message})]
 
-    def _error(self, error_type: str, message: str) -> list[bytes]:
-        """Once the stream has started, an error can only be an SSE error event."""
-        self._ended = True
-        return [error_event(error_type, message)]
+    def _fail(self, error: GatewayError) -> list[bytes]:
+        """Once the stream has started, an error can only be an SSE error event. A context
+        overflow is said in Anthropic's words (overflow.py)."""
+        error = restated(error)
+        if (message := scrub(error.message, self.secrets)) != error.message:
+            error = GatewayError(error.status, message, error.error_type, error.headers, error.code)
+        self.error, self._ended = error, True
+        return [error_event(error.error_type, error.message)]
+
+    def _unreadable(self, raw: bytes) -> list[bytes]:
+        """An event that does not parse: the answer cannot be told exactly. The last piece
+        of a body that ends mid-event is a stream that broke off."""
+        if self._closing:
+            return self._fail(GatewayError(502, BROKEN_OFF, "api_error"))
+        text = raw.decode("utf-8", "replace").strip()
+        quoted = text[:SNIPPET] + ("…" if len(text) > SNIPPET else "")
+        return self._fail(GatewayError(502, f"{UNREADABLE}: {quoted!r}", "api_error"))
+
+    def _broken(self, why: str) -> list[bytes]:
+        """The upstream's answer contradicts itself (a tool call that never came, arguments
+        that are not what it called with): an error, never a message that looks whole."""
+        return self._fail(GatewayError(502, f"the upstream's answer is broken: {why}", "api_error"))
+
+    def _log_once(self, key: str, message: str, *args: object) -> None:
+        if key not in self._logged:
+            self._logged.add(key)
+            logger.warning(message, *args)
 
     def _event(self, raw: bytes) -> list[bytes]:
         raise NotImplementedError

@@ -54,9 +54,10 @@ def thought(value: str, signature: str | None = None) -> dict[str, Any]:
     return _signed({"text": value, "thought": True}, signature)
 
 
-def call(name: str, args: dict[str, Any], signature: str | None = None) -> dict[str, Any]:
-    """A functionCall part; Gemini 3 signs the first call of a turn."""
-    return _signed({"functionCall": {"name": name, "args": args}}, signature)
+def call(name: str, args: dict[str, Any], signature: str | None = None, id: str | None = None) -> dict[str, Any]:
+    """A functionCall part; Gemini 3 signs the first call of a turn. `id`: Gemini's id for
+    the call, which its functionResponse must carry back."""
+    return _signed({"functionCall": {"name": name, "args": args, **({"id": id} if id else {})}}, signature)
 
 
 def response(*parts: dict[str, Any], finish: str | None = "STOP", usage: dict[str, Any] | None = USAGE,

@@ -4,6 +4,7 @@ accumulator (what a real client would see)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from anthropic.lib.streaming._messages import accumulate_event
@@ -78,3 +79,15 @@ def accumulated(sequence: list[dict]) -> dict[str, Any]:
         snapshot = accumulate_event(event=event, current_snapshot=snapshot, json_bufs=buffers)
     assert snapshot is not None
     return snapshot.model_dump(include={"content", "stop_reason", "usage", "model"}, exclude_none=True)
+
+
+def at_every_cut(make: Callable[[], Translator], data: bytes) -> list[dict]:
+    """The events a fresh translator writes for `data` fed whole, checked to be the same
+    (message ids aside) wherever `data` is cut in two."""
+    def plain(sequence: list[dict]) -> list[dict]:
+        return [{**e, "message": {**e["message"], "id": "msg"}} if e["type"] == "message_start" else e for e in sequence]
+
+    whole = plain(events(feed(make(), data)))
+    for cut in range(1, len(data)):
+        assert plain(events(feed(make(), data, [cut, len(data)]))) == whole, cut
+    return whole

@@ -266,3 +266,21 @@ def test_tool_use_round_trip(claude: ClaudeCode, upstream: Upstream):
     assert TOOL_FILE_TEXT in json.dumps(result_block.get("content")), f"{result_block}\n{details}"
     assert not result_block.get("is_error"), f"{result_block}\n{details}"
     assert_upstream_saw_only_the_vendor(upstream)
+
+
+OVERFLOW = ("This model's maximum context length is 128000 tokens. However, your messages resulted in 210000 tokens. "
+            "Please reduce the length of the messages.")
+
+
+def test_a_context_overflow_is_one_claude_code_acts_on(claude: ClaudeCode, upstream: Upstream):
+    """A vendor's own wording (DeepSeek's Anthropic endpoint answers OpenAI's) reaches Claude
+    Code as Anthropic's "prompt is too long: N tokens > M maximum": it takes it for a full
+    context, reads the numbers, and goes to compact (a one-exchange conversation cannot be,
+    which it says). Before, it showed "API Error: 400" and the session dead-ended."""
+    too_long = Reply(400, json.dumps({"error": {"message": OVERFLOW, "type": "invalid_request_error",
+                                                "code": "invalid_request_error"}}).encode())
+    upstream.reply = lambda request: too_long if mentions(request, "Say hello") else anthropic_like(request)
+    result = claude.run("Say hello")
+    details = report(result, upstream)
+    assert result.returncode == 1, details
+    assert result.stdout.startswith("Prompt is too long · the request is ~210000 tokens (limit 128000)"), details

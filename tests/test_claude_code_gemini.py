@@ -1,7 +1,9 @@
 """The real Claude Code CLI, started with the launcher's environment, through the real
 gateway to a fake Gemini upstream: a whole agent turn (a Gemini 3 thought and a Bash
-call, both signed; Claude Code running it; the next request carrying the signatures
-back on their parts and the functionResponse named Bash; the answer)."""
+call, both signed, the call with Gemini's id; Claude Code running it; the next request
+carrying the signatures back on their parts and the functionResponse named Bash with
+the call's id; the answer), and a signed final answer that is `claude -p`'s result
+and goes back in the next turn's history."""
 
 from __future__ import annotations
 
@@ -34,6 +36,11 @@ MARKER = f"modelmux-gemini-{secrets.token_hex(4)}"
 PROMPT = f"Run the shell command `echo {MARKER}` with the Bash tool and tell me what it printed."
 THOUGHT = "The user wants the command run; Bash will do."
 FINAL_TEXT = f"The command printed {MARKER}."
+CALL_ID = "bash0call"  # Gemini's id for the call
+TEXT_SIGNATURE = "Ei0KKwHR7YpvbWTX4h/dD+lo5Cr8bQ9lwqLgkQ=="  # on the last (empty) text part of an answer
+QUESTION = f"What is the capital of France? ({MARKER})"
+ANSWER = "The capital of France is Paris."
+FOLLOW_UP = f"And of Italy? ({MARKER})"
 
 
 def gemini_vendor(upstream_url: str, pooled: bool) -> str:
@@ -91,7 +98,7 @@ def agent(request: Received) -> Behaviour:
     if any(r["name"] == "Bash" for r in responses(request)):
         return Stream(sse(chunks(text(FINAL_TEXT), model=model)))
     if "Bash" in declared(request):
-        bash = call("Bash", {"command": f"echo {MARKER}", "description": "Print the marker"}, CALL_SIGNATURE)
+        bash = call("Bash", {"command": f"echo {MARKER}", "description": "Print the marker"}, CALL_SIGNATURE, CALL_ID)
         return Stream(sse(chunks(thought(THOUGHT, SIGNATURE), bash, model=model,
                                  usage=usage(prompt=900, candidates=30, thoughts=12))))
     return gemini_like(request)
@@ -141,7 +148,7 @@ def test_agent_turn_with_a_signed_tool_call(claude: ClaudeCode, upstream: Upstre
     [signed_call] = [p for p in model_turn["parts"] if "functionCall" in p]
     # Gemini's own signature, back on its call byte for byte (not the stand-in for lost ones).
     assert signed_call == {"functionCall": {"name": "Bash", "args": {"command": f"echo {MARKER}",
-                                                                    "description": "Print the marker"}},
+                                                                    "description": "Print the marker"}, "id": CALL_ID},
                            "thoughtSignature": CALL_SIGNATURE}, model_turn  # fmt: skip
     assert DUMMY not in json.dumps(turns), model_turn
     thoughts = [p for p in model_turn["parts"] if p.get("thought")]
@@ -149,7 +156,45 @@ def test_agent_turn_with_a_signed_tool_call(claude: ClaudeCode, upstream: Upstre
     assert result_turn["role"] == "user", turns
     [bash_result] = [p["functionResponse"] for p in result_turn["parts"] if "functionResponse" in p]
     assert bash_result["name"] == "Bash" and MARKER in bash_result["response"].get("output", ""), bash_result
+    assert bash_result["id"] == CALL_ID, bash_result  # Gemini matches the response to its call by id
     first = next(r for r in upstream.received if asks(r) and "Bash" in declared(r))
     assert model_of(first) == "gemini-3-pro-preview" and streamed(first), details
     assert "systemInstruction" in body(first), details  # Claude Code's system prompt
+    assert_upstream_saw_only_gemini(upstream)
+
+
+def answering(request: Received) -> Behaviour:
+    """The fake model: a Gemini 3 answer without calls to each question, thought and
+    text, with the signature Gemini 3 puts on an answer's last part arriving in an
+    empty text part at the end (its thought-signatures FAQ)."""
+    model = model_of(request)
+    if model is None or not streamed(request):
+        return gemini_like(request)
+    sent = json.dumps(contents(request))
+    reply = "The capital of Italy is Rome." if FOLLOW_UP in sent else ANSWER if QUESTION in sent else None
+    if reply is None:
+        return gemini_like(request)
+    return Stream(sse(chunks(thought(THOUGHT, SIGNATURE), text(reply), text("", TEXT_SIGNATURE), model=model)))
+
+
+def test_a_signed_final_answer_is_the_result_and_goes_back_next_turn(claude: ClaudeCode, upstream: Upstream):
+    """`claude -p` prints the last block's text: a block after the answer to carry its
+    signature made it print nothing. The answer is the result; the next turn
+    (--continue) sends the thought back signed, and the answer as it was."""
+    upstream.reply = answering
+    first = claude.run(QUESTION)
+    details = report(first, upstream)
+    assert first.returncode == 0, details
+    assert first.stdout.strip() == ANSWER, details
+    second = claude.run(FOLLOW_UP, "--continue")
+    details = report(second, upstream)
+    assert second.returncode == 0, details
+    assert second.stdout.strip() == "The capital of Italy is Rome.", details
+    [follow_up] = [r for r in upstream.received if streamed(r) and FOLLOW_UP in json.dumps(contents(r))]
+    turns = contents(follow_up)
+    asked = next(i for i, c in enumerate(turns) if QUESTION in json.dumps(c))
+    assert [c["role"] for c in turns[asked:]] == ["user", "model", "user"], turns
+    assert turns[asked + 1]["parts"] == [{"text": THOUGHT, "thought": True, "thoughtSignature": SIGNATURE},
+                                         {"text": ANSWER}], turns  # fmt: skip
+    assert FOLLOW_UP in json.dumps(turns[-1]) and TEXT_SIGNATURE not in follow_up.body.decode(), turns
     assert_upstream_saw_only_gemini(upstream)

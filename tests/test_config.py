@@ -52,6 +52,21 @@ def test_bundled_routes_yaml_loads():
     assert loaded.server.host == "127.0.0.1"
 
 
+def test_reasoning_effort_defaults_to_the_models_family_on_openai_chat_and_a_written_switch_wins():
+    """openai-chat: unset is None, which to_chat reads as "as the model's family takes it"
+    (effort.reasons); openai-responses sends efforts unless told not to."""
+    loaded = parse("""
+providers:
+  chat: {protocol: openai-chat, base_url: "https://a.example/v1", auth: none}
+  chat_on: {protocol: openai-chat, base_url: "https://a.example/v1", auth: none, reasoning_effort: true}
+  chat_off: {protocol: openai-chat, base_url: "https://a.example/v1", auth: none, reasoning_effort: false}
+  responses: {protocol: openai-responses, base_url: "https://a.example/v1", auth: none}
+  responses_off: {protocol: openai-responses, base_url: "https://a.example/v1", auth: none, reasoning_effort: false}
+""")
+    assert {name: p.shape.reasoning_effort for name, p in loaded.providers.items()} == {
+        "chat": None, "chat_on": True, "chat_off": False, "responses": True, "responses_off": False}
+
+
 def test_typed_objects_with_expanded_variables():
     loaded = parse(VENDOR, ENV)
     zai = loaded.providers["zai"]

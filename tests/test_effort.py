@@ -250,3 +250,18 @@ def test_gemini_errors_are_read_for_their_status_name():
     status, body, headers = exchange.upstream_failure(codex, 400, "Bad Request", '{"error": {"message": "bad effort"}}')
     assert (status, json.loads(body)["error"]["message"], headers) == (
         400, "provider 'codex' answered HTTP 400 Bad Request: bad effort", {})
+
+
+@pytest.mark.parametrize("model, takes", [
+    ("o1", True), ("o3", True), ("o3-mini", True), ("o4-mini", True), ("o3-pro", True), ("openai/o4-mini", True),
+    ("o1-mini", False), ("o1-preview", False),  # before reasoning_effort existed
+    ("gpt-5", True), ("gpt-5-mini", True), ("gpt-5.1", True), ("gpt-5.3-codex", True), ("openai/gpt-5.2", True),
+    ("gpt-5-chat-latest", False), ("gpt-5.1-chat-latest", False),  # none at all / medium only
+    ("gpt-4o", False), ("gpt-4.1-mini", False), ("chatgpt-4o-latest", False), ("gpt-test", False),
+    ("gpt-oss-120b", True), ("openai/gpt-oss-20b", True), ("gpt-oss:20b", True),
+    ("gemini-2.5-flash", True), ("gemini-3-pro-preview", True), ("gemini-flash-latest", True),
+    ("gemini-2.0-flash", False), ("gemma-3-27b-it", False),
+    ("deepseek-reasoner", False), ("deepseek-chat", False), ("grok-4", False), ("qwen3-coder", False), ("my-deployment", False),
+])  # fmt: skip
+def test_which_models_take_a_reasoning_effort_on_chat_completions(model, takes):
+    assert effort.reasons(model) is takes

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 
 import pytest
 
 from modelmux.config import Shape
+from modelmux.errors import GatewayError
 from modelmux.gemini import (
     Context,
     context_for,
@@ -183,6 +185,39 @@ def test_results_whose_call_is_not_the_last_turns_become_text():
     ]  # fmt: skip
 
 
+def test_gemini_call_ids_go_back_on_the_call_and_its_response():
+    """FunctionCall.id: "return the response with the matching id". Only Gemini's own
+    ids (behind gemini_, or encoded when an Anthropic client would reject them) go
+    back; modelmux's toolu_ stand-ins and other providers' ids do not."""
+    odd = "mmx_" + base64.urlsafe_b64encode(b"gemini_call/7:x").decode().rstrip("=")
+    out = contents([
+        {"role": "user", "content": "go"},
+        {"role": "assistant", "content": [call("gemini_a1b2"), call(odd), call("toolu_0123456789abcdef01234567"),
+                                          call("call_abc"), call("gemini_")]},
+        {"role": "user", "content": [result("gemini_a1b2"), result(odd, "bad", is_error=True), result("call_abc")]},
+    ])  # fmt: skip
+    assert out[1]["parts"] == [
+        {"functionCall": {"name": "Bash", "args": {}, "id": "a1b2"}},
+        {"functionCall": {"name": "Bash", "args": {}, "id": "call/7:x"}},
+        {"functionCall": {"name": "Bash", "args": {}}},
+        {"functionCall": {"name": "Bash", "args": {}}},
+        {"functionCall": {"name": "Bash", "args": {}}},
+    ]
+    assert out[2]["parts"] == [
+        {"functionResponse": {"name": "Bash", "response": {"output": "ok"}, "id": "a1b2"}},
+        {"functionResponse": {"name": "Bash", "response": {"error": "bad"}, "id": "call/7:x"}},
+        {"functionResponse": {"name": "Bash", "response": {"error": NO_RESULT}}},
+        {"functionResponse": {"name": "Bash", "response": {"output": "ok"}}},
+        {"functionResponse": {"name": "Bash", "response": {"error": NO_RESULT}}},
+    ]
+
+
+def test_a_gemini_call_left_without_a_result_is_answered_with_its_id():
+    out = contents([{"role": "user", "content": "go"}, {"role": "assistant", "content": [call("gemini_q")]}])
+    assert out[-1] == {"role": "user", "parts": [
+        {"functionResponse": {"name": "Bash", "response": {"error": NO_RESULT}, "id": "q"}}]}
+
+
 def test_calls_at_the_end_of_the_history_are_answered():
     out = contents([{"role": "user", "content": "go"}, {"role": "assistant", "content": [call("a")]}])
     assert out[-1] == {"role": "user", "parts": [{"functionResponse": {"name": "Bash", "response": {"error": NO_RESULT}}}]}
@@ -196,17 +231,69 @@ def test_images_and_documents():
         pdf,
         {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "plain words"}},
         {"type": "document", "source": {"type": "content", "content": [{"type": "text", "text": "inner"}]}},
+        {"type": "document", "source": {"type": "url", "url": "https://x/paper"}},
     ]}  # fmt: skip
     assert contents([message], documents=True)[0]["parts"] == [
         {"inlineData": {"mimeType": "image/png", "data": "iVBORw0KGgo="}},
-        {"text": "[image: https://x/y.png]"},
+        {"fileData": {"mimeType": "image/png", "fileUri": "https://x/y.png"}},  # Gemini fetches it
         {"inlineData": {"mimeType": "application/pdf", "data": "JVBERi0="}},
         {"text": "plain words"},
         {"text": "inner"},
+        {"fileData": {"mimeType": "application/pdf", "fileUri": "https://x/paper"}},  # Anthropic's URL documents are PDFs
     ]
     parts = contents([message], images=False)[0]["parts"]
     assert parts[0] == {"text": "[image omitted: this model does not accept images]"}
+    assert parts[1] == {"text": "[image omitted: this model does not accept images]"}
     assert parts[2] == {"text": "[document omitted: this model does not accept documents]"}
+
+
+@pytest.mark.parametrize("url, mime", [
+    ("https://cdn.example.com/a/photo.JPG?size=large#top", "image/jpeg"),
+    ("https://example.com/x.jpeg", "image/jpeg"),
+    ("https://example.com/x.webp", "image/webp"),
+    ("https://example.com/x.gif", "image/gif"),  # Gemini says whether it reads it
+    ("https://example.com/x.bmp", "image/bmp"),
+    ("https://example.com/x.heic", "image/heic"),
+])  # fmt: skip
+def test_an_image_url_goes_as_file_data_with_the_type_its_path_shows(url, mime):
+    message = {"role": "user", "content": [{"type": "image", "source": {"type": "url", "url": url}}]}
+    for model in ("gemini-2.5-flash", "gemini-3-pro-preview", "gemini-flash-latest"):
+        assert contents([message], model)[0]["parts"] == [{"fileData": {"mimeType": mime, "fileUri": url}}]
+
+
+WHERE = "messages[1].content[1].source.url"
+NOT_HTTPS = "Gemini fetches only https URLs, not {!r}; give an https URL or send the image as base64"
+TYPES = ".png, .jpg, .jpeg, .webp, .gif, .bmp, .heic, .heif"
+
+
+@pytest.mark.parametrize("url, model, says", [
+    ("http://example.com/a.png", "gemini-2.5-pro", NOT_HTTPS.format("http://example.com/a.png")),
+    ("file:///etc/passwd.png", "gemini-2.5-pro", NOT_HTTPS.format("file:///etc/passwd.png")),
+    ("https:///a.png", "gemini-2.5-pro", NOT_HTTPS.format("https:///a.png")),
+    ("https://[::1/a.png", "gemini-2.5-pro", NOT_HTTPS.format("https://[::1/a.png")),
+    (None, "gemini-2.5-pro", NOT_HTTPS.format(None)),
+    ("https://example.com/a.png", "gemini-2.0-flash",
+     "gemini-2.0-flash does not take files by URL (Google: the Gemini 2.0 family is not supported); send the image as base64"),
+    ("https://example.com/a.png", "gemini-1.5-pro",
+     "gemini-1.5-pro does not take files by URL (Google: the Gemini 2.0 family is not supported); send the image as base64"),
+    ("https://example.com/image?id=7.png", "gemini-2.5-pro",
+     f"Gemini needs the type of an image given by URL, and https://example.com/image?id=7.png does not end in one of "
+     f"{TYPES}; send the image as base64"),
+])  # fmt: skip
+def test_an_image_url_gemini_cannot_take_is_a_400_naming_the_field(url, model, says):
+    messages = [{"role": "user", "content": "hi"},
+                {"role": "user", "content": [{"type": "text", "text": "look"}, {"type": "image", "source": {"type": "url", "url": url}}]}]
+    with pytest.raises(GatewayError) as refused:
+        contents(messages, model)
+    assert (refused.value.status, refused.value.error_type, refused.value.message) == (
+        400, "invalid_request_error", f"{WHERE}: {says}")
+
+
+def test_an_image_url_in_a_tool_result_is_named_where_it_is():
+    messages = [{"role": "user", "content": "shot"}, {"role": "assistant", "content": [call("a")]},
+                {"role": "user", "content": [result("a", [{"type": "image", "source": {"type": "url", "url": "http://x/y.png"}}])]}]
+    with pytest.raises(GatewayError, match=r"^messages\[2\]\.content\[0\]\.content\[0\]\.source\.url: "):
+        contents(messages)
 
 
 def test_images_in_tool_results_follow_the_answers():

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from modelmux.errors import GatewayError
 from modelmux.gemini import Context, error_of, from_gemini
 
 CONTEXT = Context(model="claude-sonnet-4-5", tool_names={"Bash_1234": "Bash tool"})
@@ -106,3 +107,14 @@ def test_error_bodies_in_other_shapes():
     assert (html.status, html.error_type, html.message) == (502, "api_error", "Gemini answered HTTP 502: 502 Bad Gateway")
     no_status = error_of(418, json.dumps({"error": {"code": 418, "message": "odd"}}))
     assert (no_status.status, no_status.message) == (418, "odd")
+
+
+@pytest.mark.parametrize("body, status, message", [
+    (json.loads(gemini_error(503, "UNAVAILABLE", "The model is overloaded.")), 529, "The model is overloaded. (UNAVAILABLE)"),
+    ({"usageMetadata": {"promptTokenCount": 3}, "modelVersion": "gemini-2.5-pro"}, 502,
+     "the upstream's answer is broken: it has no candidate"),
+])  # fmt: skip
+def test_an_http_200_that_holds_no_answer_is_an_error(body, status, message):
+    with pytest.raises(GatewayError) as raised:
+        from_gemini(body, CONTEXT)
+    assert (raised.value.status, raised.value.message) == (status, message)

@@ -4,6 +4,7 @@ they carry sent back byte for byte."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from typing import Any
@@ -148,13 +149,90 @@ def test_streamed_signatures_come_back_on_their_parts_unchanged():
     ]
 
 
-def test_a_signature_after_the_text_goes_back_on_that_text():
-    message = final([chunk(text("Hello")), chunk(text(" world")), chunk(text("", SIG_T), finish="STOP")])
+def test_a_signature_after_the_final_text_leaves_the_text_last():
+    """Gemini 3 signs the last part of an answer without calls, and streams the
+    signature after the text (its thought-signatures FAQ: "in a part with an empty
+    text content part"). A block after the answer would empty Claude Code's `-p`
+    result, so the text stays last; the signature is not validated (Google)."""
+    for pieces in ([chunk(text("Hello")), chunk(text(" world")), chunk(text("", SIG_T), finish="STOP")],
+                   [chunk(text("Hello")), chunk(text(" world", SIG_T), finish="STOP")],
+                   [chunk(text("Hello")), chunk(text(" world", SIG_T)), chunk(finish="STOP")]):
+        sequence = events(run(pieces))
+        validate(sequence)
+        assert [e["type"] for e in sequence] == [
+            "message_start", "content_block_start", "content_block_delta", "content_block_delta", "content_block_stop",
+            "message_delta", "message_stop"]  # fmt: skip
+        message = accumulated(sequence)
+        assert message["content"] == [{"type": "text", "text": "Hello world"}]
+        assert replayed(message["content"], "gemini-3-pro-preview") == [{"text": "Hello world"}]
+        for cut in range(1, len(b"".join(pieces))):  # every chunk boundary
+            assert events(run(pieces, [cut]))[1:] == sequence[1:], cut
+
+
+def test_a_signature_after_text_that_more_blocks_follow_goes_back_on_that_text():
+    message = final([chunk(text("Hello")), chunk(text(" world", SIG_T)), chunk(fc("Bash", SIG_C, command="ls"), finish="STOP")])
     assert message["content"] == [
         {"type": "text", "text": "Hello world"},
         {"type": "thinking", "thinking": "", "signature": f"gemini-previous:{SIG_T}"},
+        {"type": "thinking", "thinking": "", "signature": f"gemini-next:{SIG_C}"},
+        {"type": "tool_use", "id": "ID", "name": "Bash", "input": {"command": "ls"}},
     ]
-    assert replayed(message["content"]) == [{"text": "Hello world", "thoughtSignature": SIG_T}]
+    assert replayed(message["content"]) == [{"text": "Hello world", "thoughtSignature": SIG_T},
+                                            {"functionCall": {"name": "Bash", "args": {"command": "ls"}}, "thoughtSignature": SIG_C}]
+
+
+def test_a_signature_after_text_that_a_finish_note_follows_goes_back_on_that_text():
+    message = final([chunk(text("Let me call it")), chunk(text("", SIG_T), finish="MALFORMED_FUNCTION_CALL")])
+    assert message["content"] == [
+        {"type": "text", "text": "Let me call it"},
+        {"type": "thinking", "thinking": "", "signature": f"gemini-previous:{SIG_T}"},
+        {"type": "text", "text": "[Gemini stopped: MALFORMED_FUNCTION_CALL]"},
+    ]
+
+
+def test_a_whole_answer_carries_its_text_signature_before_the_text():
+    """A whole answer is known before anything is sent: the signature of its text,
+    wherever in the run of text parts it came, rides before the text, and the text
+    is the last block."""
+    for parts in ([text("Hello "), text("world"), text("", SIG_T)], [text("Hello ", SIG_T), text("world")],
+                  [text(""), text("Hello "), text("world", SIG_T)]):
+        content = from_gemini({"candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP"}]},
+                              CONTEXT)["content"]
+        assert content == [{"type": "thinking", "thinking": "", "signature": f"gemini-next:{SIG_T}"},
+                           {"type": "text", "text": "Hello world"}], parts
+        assert replayed(content, "gemini-3-pro-preview") == [{"text": "Hello world", "thoughtSignature": SIG_T}]
+    thought_first = from_gemini({"candidates": [{"content": {"role": "model", "parts": [
+        thought("Plan."), text("Hello "), text("world", SIG_T)]}, "finishReason": "STOP"}]}, CONTEXT)["content"]  # fmt: skip
+    assert thought_first == [{"type": "thinking", "thinking": "Plan.", "signature": f"gemini-next:{SIG_T}"},
+                             {"type": "text", "text": "Hello world"}]
+
+
+def test_gemini_call_ids_become_tool_use_ids_and_go_back():
+    sequence = events(run([chunk(
+        {"functionCall": {"name": "Bash", "args": {"command": "ls"}, "id": "c8x2"}, "thoughtSignature": SIG_C},
+        {"functionCall": {"name": "Bash", "args": {"command": "pwd"}, "id": "call/2:b"}},
+        fc("Bash", command="id"), finish="STOP")]))  # fmt: skip
+    validate(sequence)
+    raw = accumulated(sequence)
+    ids = [b["id"] for b in raw["content"] if b["type"] == "tool_use"]
+    # Anthropic's ^[a-zA-Z0-9_-]+$ as it is, else encoded (toolnames); no Gemini id: a fresh toolu_.
+    assert ids[:2] == ["gemini_c8x2", "mmx_" + base64.urlsafe_b64encode(b"gemini_call/2:b").decode().rstrip("=")]
+    assert TOOL_ID.match(ids[2])
+    assert raw["stop_reason"] == "tool_use"
+    body = {"messages": [{"role": "user", "content": "go"}, {"role": "assistant", "content": raw["content"]},
+                         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": i, "content": "out"} for i in ids]}],
+            "tools": [{"name": "Bash", "input_schema": {}}]}  # fmt: skip
+    model_turn, answers = to_gemini(body, Shape(), "gemini-3-pro-preview")["contents"][1:]
+    assert model_turn["parts"] == [
+        {"functionCall": {"name": "Bash", "args": {"command": "ls"}, "id": "c8x2"}, "thoughtSignature": SIG_C},
+        {"functionCall": {"name": "Bash", "args": {"command": "pwd"}, "id": "call/2:b"}},
+        {"functionCall": {"name": "Bash", "args": {"command": "id"}}},
+    ]
+    assert answers["parts"] == [
+        {"functionResponse": {"name": "Bash", "response": {"output": "out"}, "id": "c8x2"}},
+        {"functionResponse": {"name": "Bash", "response": {"output": "out"}, "id": "call/2:b"}},
+        {"functionResponse": {"name": "Bash", "response": {"output": "out"}}},
+    ]
 
 
 def test_signed_thoughts_go_back_as_thoughts():

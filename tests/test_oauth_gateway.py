@@ -219,6 +219,33 @@ def test_a_codex_login_goes_to_the_codex_backend_streamed_even_for_a_whole_answe
         assert [json.loads(r.body)["stream"] for r in server.received] == [True, True]
 
 
+def test_a_codex_stream_put_together_is_exact_or_an_error(oauth, tmp_path):
+    """The whole answer put together from the Codex backend's stream obeys a stream's
+    rules: an unreadable event, or a call cut off mid-arguments (which a whole
+    message cannot hold), is an error, never a message."""
+    server, endpoint = oauth
+    path = token_file(tmp_path, "chatgpt", "codex", f"{server.url}/token", expires_in=3600,
+                      account_id="acct-1234", base_url=f"{server.url}/backend-api/codex")
+    call = {"id": "fc_1", "type": "function_call", "call_id": "call_1", "name": "Bash", "arguments": ""}
+    cut = [{"type": "response.output_item.added", "output_index": 0, "item": call},
+           {"type": "response.function_call_arguments.delta", "item_id": "fc_1", "delta": '{"command": "rm'},
+           {"type": "response.incomplete", "response": {"status": "incomplete", "output": [],
+                                                         "incomplete_details": {"reason": "max_output_tokens"}}}]
+    answers = {"unreadable": [b"data: {not json\n\n"],
+               "cut off": [f"event: {e['type']}\ndata: {json.dumps(e)}\n\n".encode() for e in cut]}
+    routes_text = routes("https://api.openai.com/v1", f"      - {{label: chatgpt, oauth: {path}}}", "openai-responses")
+    with Gateway(tmp_path, routes_text, {}) as gateway:
+        for case, pieces in answers.items():
+            server.reply = lambda r, pieces=pieces: endpoint(r) if r.path == "/token" else Stream(pieces)
+            answer = post(gateway)
+            message = ("the upstream's stream held an event that is not JSON: 'data: {not json'" if case == "unreadable"
+                       else "provider 'subscription' answered: the answer cannot be whole: the arguments of its call "
+                            "to 'Bash' are not a JSON object: '{\"command\": \"rm'")
+            assert (answer.status_code, answer.json()) == (502, {"type": "error", "error": {
+                "type": "api_error", "message": message}}), case
+            gateway.reset_credentials()
+
+
 def test_a_token_file_others_can_read_is_refused(tmp_path):
     from modelmux import config
 

@@ -152,6 +152,12 @@ def test_a_stream_put_together_is_the_message_it_describes():
     broken.feed(b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"busy"}}\n\n')
     assert (broken.error, broken.message, broken.content_started) == (
         {"type": "overloaded_error", "message": "busy"}, None, False)
+    cut = as_events({**message, "stop_reason": "max_tokens"}).replace(b'{\\"command\\": \\"ls\\"}', b'{\\"comm')
+    assert b"ls" not in cut  # the arguments end mid-way, as max_tokens cuts them
+    partial = Assembly()
+    partial.feed(cut)
+    assert partial.ended and partial.error == {"type": "api_error", "message": "the answer cannot be whole: the "
+                                               "arguments of its call to 'Bash' are not a JSON object: '{\"comm'"}
 
 
 def test_status_shows_a_login_and_what_it_needs():

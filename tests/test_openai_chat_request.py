@@ -74,6 +74,18 @@ def test_reasoning_effort_buckets(thinking, config, effort):
     assert "reasoning_effort" not in chat(body)  # only for providers that take it
 
 
+@pytest.mark.parametrize("model, switch, effort", [
+    ("o3", None, "medium"), ("gpt-5.1", None, "medium"), ("gpt-oss-120b", None, "medium"), ("gemini-2.5-pro", None, "medium"),
+    ("gpt-4o", None, None), ("gpt-5-chat-latest", None, None), ("deepseek-chat", None, None),
+    ("o3", False, None), ("gpt-5.1", False, None),  # the provider's switch wins either way
+    ("gpt-4o", True, "medium"), ("deepseek-reasoner", True, "medium"),
+])  # fmt: skip
+def test_reasoning_effort_goes_to_reasoning_models_unless_the_provider_says(model, switch, effort):
+    body = {"messages": [], "thinking": {"type": "enabled", "budget_tokens": 8000}}
+    assert to_chat(body, Shape(reasoning_effort=switch), model).get("reasoning_effort") == effort
+    assert "reasoning_effort" not in to_chat({"messages": []}, Shape(reasoning_effort=switch), model)  # no thinking asked
+
+
 @pytest.mark.parametrize("choice, expected", [
     ({"type": "auto"}, "auto"), ({"type": "any"}, "required"), ({"type": "none"}, "none"),
     ({"type": "tool", "name": LONG_TOOL}, {"type": "function", "function": {"name": SHORT_TOOL}}),

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from modelmux.errors import GatewayError
 from modelmux.openai_chat import ChatStream, Context, from_chat
 from sse_checks import accumulated, events, feed, validate
 
@@ -170,7 +171,7 @@ def test_whole_body():
         "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
             "role": "assistant", "content": "Voilà", "reasoning_content": "thinking…",
             "tool_calls": [{"id": "call_a", "type": "function", "function": {"name": "Bash", "arguments": '{"command":"ls"}'}},
-                           {"id": "functions.Read:1", "type": "function", "function": {"name": "short_x", "arguments": "not json"}}]}}],
+                           {"id": "functions.Read:1", "type": "function", "function": {"name": "short_x", "arguments": '{"path":"/a"}'}}]}}],
         "usage": USAGE,
     }
     message = from_chat(body, CONTEXT)
@@ -181,7 +182,7 @@ def test_whole_body():
             {"type": "thinking", "thinking": "thinking…", "signature": ""},
             {"type": "text", "text": "Voilà"},
             {"type": "tool_use", "id": "call_a", "name": "Bash", "input": {"command": "ls"}},
-            {"type": "tool_use", "id": "mmx_ZnVuY3Rpb25zLlJlYWQ6MQ", "name": LONG, "input": {"arguments": "not json"}},
+            {"type": "tool_use", "id": "mmx_ZnVuY3Rpb25zLlJlYWQ6MQ", "name": LONG, "input": {"path": "/a"}},
         ],
         "stop_reason": "tool_use",
         "usage": FULL_MESSAGE["usage"],
@@ -193,3 +194,52 @@ def test_whole_body_probe_has_no_empty_text_block():
             "usage": {"prompt_tokens": 9, "completion_tokens": 1}}
     message = from_chat(body, CONTEXT)
     assert (message["content"], message["stop_reason"], message["usage"]["input_tokens"]) == ([], "max_tokens", 9)
+
+
+# -- stop sequences and refusals -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("field", ["stop_reason", "matched_stop"])  # vLLM's, SGLang's
+def test_the_stop_sequence_the_upstream_says_matched(field):
+    last = {"index": 0, "delta": {}, "finish_reason": "stop", field: "###"}
+    stop = b"data: " + json.dumps({"choices": [last]}).encode() + b"\n\n"
+    assert final([chunk({"content": "1, 2, 3"}), stop, DONE])["stop_reason"] == "stop_sequence"
+    sequence = events(run([chunk({"content": "1, 2, 3"}), stop, DONE]))
+    assert sequence[-2]["delta"] == {"stop_reason": "stop_sequence", "stop_sequence": "###"}
+    body = {"choices": [{"message": {"role": "assistant", "content": "1, 2, 3"}, "finish_reason": "stop", field: "###"}]}
+    assert (from_chat(body, CONTEXT)["stop_reason"], from_chat(body, CONTEXT)["stop_sequence"]) == ("stop_sequence", "###")
+
+
+def test_a_stop_token_is_no_stop_sequence():
+    """vLLM names a stop token by its id, a number: the answer ended as any other."""
+    stop = b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop","stop_reason":151645}]}\n\n'
+    assert events(run([chunk({"content": "x"}), stop, DONE]))[-2]["delta"] == {"stop_reason": "end_turn", "stop_sequence": None}
+
+
+def test_a_streamed_refusal_stops_for_refusal():
+    message = final([chunk({"refusal": "I can't help "}), chunk({"refusal": "with that."}), chunk(finish="stop"), DONE])
+    assert (message["content"], message["stop_reason"]) == ([{"type": "text", "text": "I can't help with that."}], "refusal")
+
+
+# -- whole answers that are errors or broken -----------------------------------------------------
+
+
+@pytest.mark.parametrize("body, status, error_type, message", [
+    ({"error": {"message": "The engine is overloaded", "type": "server_error", "code": None}}, 500, "api_error",
+     "The engine is overloaded"),
+    ({"error": {"message": "Slow down", "code": 429}}, 429, "rate_limit_error", "Slow down"),  # OpenRouter's
+    ({"object": "error", "message": "Bad input", "type": "BadRequestError", "code": 400}, 400, "invalid_request_error",
+     "Bad input"),  # vLLM's older shape
+    ({"id": "chatcmpl-1", "choices": []}, 502, "api_error", "the upstream's answer is broken: it has no choices"),
+    ({"choices": [{"message": {"role": "assistant", "content": "Let me check."}, "finish_reason": "tool_calls"}]},
+     502, "api_error", "the upstream's answer is broken: it finished for tool calls (finish_reason 'tool_calls') but "
+                       "made none"),
+    ({"choices": [{"finish_reason": "tool_calls", "message": {"role": "assistant", "content": None, "tool_calls": [
+        {"id": "c1", "type": "function", "function": {"name": "short_x", "arguments": '{"command": "rm'}}]}}]},
+     502, "api_error", f"the upstream's answer is broken: the arguments of its call to '{LONG}' are not a JSON object: "
+                       "'{\"command\": \"rm'"),
+])  # fmt: skip
+def test_a_whole_answer_that_is_no_answer_is_an_error(body, status, error_type, message):
+    with pytest.raises(GatewayError) as raised:
+        from_chat(body, CONTEXT)
+    assert (raised.value.status, raised.value.error_type, raised.value.message) == (status, error_type, message)

@@ -273,7 +273,9 @@ def test_stop_reasons(gateway, server, finish, stop_reason):
     calls = [tool_call("call_1", "Bash", {})] if finish == "tool_calls" else None
     server.reply = whole(completion("Hm.", calls, finish=finish))
     assert answer_json(gateway)["stop_reason"] == stop_reason
-    server.reply = streaming(chunk({"content": "Hm."}), chunk({}, finish=finish), chunk(usage=usage(), choices=False))
+    called = [chunk({"tool_calls": [tool_call("call_1", "Bash", {}, index=0)]})] if calls else []
+    server.reply = streaming(chunk({"content": "Hm."}), *called, chunk({}, finish=finish),
+                             chunk(usage=usage(), choices=False))
     events = raw_events(gateway)
     check_sequence(events)
     assert events[-2][1]["delta"] == {"stop_reason": stop_reason, "stop_sequence": None}

@@ -19,14 +19,14 @@ def test_calls_refusals_and_skipped_items():
         {"type": "reasoning", "id": "rs_1", "summary": []},  # no summary, no encrypted content: nothing to show or carry
         {"type": "message", "id": "msg_1", "role": "assistant", "content": [
             {"type": "output_text", "text": "Part one, ", "annotations": []}, {"type": "output_text", "text": "part two."}]},
-        {"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": "Edit", "arguments": "not json"},
+        {"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": "Edit", "arguments": '{"file":"a"}'},
         {"type": "function_call", "id": "fc_2", "call_id": "call_2", "name": "Grep", "arguments": {"pattern": "x"}},
         {"type": "function_call", "id": "fc_3", "call_id": "call_3", "name": "Noop", "arguments": ""},
     ], "usage": {"input_tokens": 10, "output_tokens": 5}}
     message = from_responses(body, CONTEXT)
     assert message["content"] == [
         {"type": "text", "text": "Part one, part two."},
-        {"type": "tool_use", "id": "call_1", "name": "Edit", "input": {"arguments": "not json"}},
+        {"type": "tool_use", "id": "call_1", "name": "Edit", "input": {"file": "a"}},
         {"type": "tool_use", "id": "call_2", "name": "Grep", "input": {"pattern": "x"}},
         {"type": "tool_use", "id": "call_3", "name": "Noop", "input": {}},
     ]
@@ -51,6 +51,13 @@ def test_usage_counts_are_disjoint():
     ({"error": {"type": "invalid_request_error", "code": None, "param": "input", "message": "Bad input"}},
      400, "invalid_request_error", "the upstream failed: Bad input"),
     ({"status": "cancelled", "output": []}, 500, "api_error", "the upstream cancelled the response"),
+    ({"id": "resp_1", "object": "response"}, 502, "api_error", "the upstream's answer is broken: it has no output"),
+    ({"status": "completed", "output": [{"type": "function_call", "call_id": "c1", "name": "Bash", "arguments": '{"a":'}]},
+     502, "api_error", "the upstream's answer is broken: the arguments of its call to 'Bash' are not a JSON object: "
+                       "'{\"a\":'"),
+    ({"status": "failed", "output": [], "error": {"code": "context_length_exceeded", "message": "Your input exceeds the "
+                                                  "context window of this model."}},
+     400, "invalid_request_error", "the upstream failed: Your input exceeds the context window of this model."),
 ])
 def test_a_failed_answer_is_an_anthropic_error(body, status, error_type, message):
     with pytest.raises(GatewayError) as raised:

@@ -268,7 +268,7 @@ def test_a_stream_that_breaks_off_ends_with_an_error_not_a_fake_stop():
     (ev("error", error={"type": "insufficient_quota", "code": "insufficient_quota", "message": "Out of credit"}),
      {"type": "rate_limit_error", "message": "the upstream failed: Out of credit"}),
     (ev("error", code="context_length_exceeded", message="Too long"),
-     {"type": "invalid_request_error", "message": "the upstream failed: Too long"}),
+     {"type": "invalid_request_error", "message": "prompt is too long; the upstream failed: Too long"}),
 ])
 def test_an_upstream_failure_mid_stream_becomes_an_error_event(event, error):
     stream = ResponsesStream(CONTEXT)

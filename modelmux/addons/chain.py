@@ -44,7 +44,7 @@ def build(default_config: Path | None = None) -> list[object]:
         InboundAuth(settings),
         LocalAPI(settings, credentials, usage),
         Router(settings, credentials, relay),
-        Translator(),
+        Translator(settings),
         Heartbeat(),
         Failures(settings),
         credentials,  # after Failures (it names failures)

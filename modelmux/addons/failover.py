@@ -271,7 +271,7 @@ class Failover:
                        "with a body that is not JSON")
             return self._failed(candidate, lease, trail, 502, message)
         except GatewayError as e:  # an answer that says the upstream failed after all
-            error = exchange.failed_answer(candidate.provider.name, e)
+            error = exchange.failed_answer(candidate.provider.name, e, candidate.provider.credentials)
             return self._failed(candidate, lease, trail, error.status, error.message, error.headers, body=error.body())
         self.answer_whole(lease, response, out, trail, body, content_type, raw)
         return None

@@ -54,10 +54,12 @@ class Heartbeat:
             return
         pulse = Pulse(flow, time.monotonic())
         inner = response.stream
+        transform = getattr(inner, "transform", None)
 
         def stream(chunk: bytes) -> list[bytes]:
             out = inner(chunk)
-            if not chunk:
+            # An error event ends the answer (translated_stream.py): nothing may follow it.
+            if not chunk or getattr(transform, "error", None) is not None:
                 pulse.ended = True
             if out:
                 pulse.last = time.monotonic()

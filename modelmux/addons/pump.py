@@ -53,7 +53,8 @@ class Pump:
         self.response = response
         self.out = out
         self.trail = trail
-        self.transform = exchange.stream_transform(outgoing.translation, outgoing.restore) or EventAligner()
+        self.transform = exchange.stream_transform(outgoing.translation, outgoing.restore,
+                                                   candidate.provider.credentials) or EventAligner()
         # An upstream that only streams, for a client that asked for one JSON answer: the
         # stream is put together here and answered whole.
         self.assembly = Assembly() if (outgoing.translation or {}).get("collect") else None
@@ -74,6 +75,10 @@ class Pump:
                 failure = self._take(self.transform.feed(chunk))
                 if failure is not None:
                     return failure
+                if self.committed and (error := getattr(self.transform, "error", None)) is not None:
+                    # The translator ended the answer with an error event: nothing may follow it.
+                    self._broke(error.message, written=True)
+                    return None
                 if self.committed:
                     await self.out.drain()
         except httpx.TransportError as e:
@@ -120,10 +125,13 @@ class Pump:
 
     def _answer_whole(self, assembly: Assembly) -> Failure | None:
         message = assembly.message
+        provider = self.candidate.provider.name
         if message is None or not assembly.ended:
-            provider = self.candidate.provider.name
             return self.failover._failed(self.candidate, self.lease, self.trail, "reset",
                                          f"provider '{provider}' ended its stream before the answer was complete")
+        if assembly.error is not None:
+            return self.failover._failed(self.candidate, self.lease, self.trail, 502,
+                                         f"provider '{provider}' answered: {assembly.error['message']}")
         body = json.dumps(message, ensure_ascii=False).encode()
         self.failover.answer_whole(self.lease, self.response, self.out, self.trail, body, "application/json",
                                    b"".join(self.raw or ()))
@@ -157,9 +165,13 @@ class Pump:
             headers = {}
         return self.failover._failed(self.candidate, self.lease, self.trail, status, text, headers, reason="")
 
-    def _broke(self, detail: str) -> None:
-        message = f"provider '{self.candidate.provider.name}' broke off its answer mid-stream: {detail}"
-        self.out.chunk(error_event("api_error", message))
+    def _broke(self, detail: str, written: bool = False) -> None:
+        """The answer ended mid-stream: the upstream broke off, or (`written`) the
+        translator already wrote the error event that ends it."""
+        message = detail
+        if not written:
+            message = f"provider '{self.candidate.provider.name}' broke off its answer mid-stream: {detail}"
+            self.out.chunk(error_event("api_error", message))
         self.out.end()
         self.trail["outcome"] = "reset"
         self.trail["error"] = message

@@ -11,11 +11,19 @@ class Transform(Protocol):
     def close(self) -> list[bytes]: ...
 
 
+class Stream:
+    """A transform as mitmproxy's stream callable: called per received chunk and once
+    more with b"" at the end. An empty list means "nothing yet"; b"" would end a
+    chunked HTTP/1.1 body early. `transform` stays readable for its facts (a
+    translator's `error`)."""
+
+    def __init__(self, transform: Transform) -> None:
+        self.transform = transform
+
+    def __call__(self, chunk: bytes) -> list[bytes]:
+        return self.transform.feed(chunk) if chunk else self.transform.close()
+
+
 def as_stream(transform: Transform) -> Callable[[bytes], list[bytes]]:
-    """mitmproxy calls this per received chunk and once more with b"" at the end. An
-    empty list means "nothing yet"; b"" would end a chunked HTTP/1.1 body early."""
-
-    def stream(chunk: bytes) -> list[bytes]:
-        return transform.feed(chunk) if chunk else transform.close()
-
-    return stream
+    """`transform` as the callable mitmproxy's `response.stream` takes."""
+    return Stream(transform)

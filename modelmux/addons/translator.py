@@ -11,13 +11,18 @@ from mitmproxy import http
 
 from modelmux import exchange
 from modelmux.addons.answers import JSON, answer_error
+from modelmux.addons.settings import Settings
 from modelmux.addons.streams import as_stream
+from modelmux.config import Credential
 from modelmux.errors import GatewayError
 
 logger = logging.getLogger(__name__)
 
 
 class Translator:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings  # for the provider's keys, kept out of the errors that quote it
+
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         translation = translation_of(flow)
         response = flow.response
@@ -26,7 +31,7 @@ class Translator:
         if response.headers.get("content-type", "").startswith("text/event-stream"):
             response.headers.pop("content-length", None)
             response.headers["transfer-encoding"] = "chunked"
-            transform = exchange.stream_transform(translation, None)
+            transform = exchange.stream_transform(translation, None, self._secrets(flow))
             assert transform is not None
             response.stream = as_stream(transform)
 
@@ -41,11 +46,16 @@ class Translator:
             answer_error(flow, GatewayError(502, f"provider '{flow.metadata['modelmux']['provider']}' answered "
                                                  f"HTTP {response.status_code} with a body that is not JSON"))
             return
-        except GatewayError as e:  # an answer that says the upstream failed after all
-            answer_error(flow, exchange.failed_answer(flow.metadata["modelmux"]["provider"], e))
+        except GatewayError as e:  # an answer that says the upstream failed after all, or a broken one
+            answer_error(flow, exchange.failed_answer(flow.metadata["modelmux"]["provider"], e, self._secrets(flow)))
             return
         response.content = body
         response.headers.update({**JSON, "content-type": content_type})
+
+    def _secrets(self, flow: http.HTTPFlow) -> tuple[Credential, ...]:
+        config = self.settings.config
+        provider = config.providers.get(flow.metadata["modelmux"]["provider"]) if config else None
+        return provider.credentials if provider else ()
 
 
 def translation_of(flow: http.HTTPFlow) -> dict[str, Any] | None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from modelmux import toolnames
 from modelmux.config import Shape
-from modelmux.gemini import schema, signatures
+from modelmux.gemini import calls, files, schema, signatures
 from modelmux.effort import Effort
 from modelmux.gemini.thinking import thinking_config, uses_levels
 from modelmux.openai_chat.request import (
@@ -48,7 +48,7 @@ def path(model: str, stream: bool) -> str:
 def to_gemini(body: dict[str, Any], shape: Shape, model: str, effort: Effort | None = None) -> dict[str, Any]:
     """The generateContent body for an Anthropic `body` sent to `model`; `effort`, when
     given, overrides the thinking the client asked for (see thinking.py)."""
-    gemini: dict[str, Any] = {"contents": History(shape).contents(body.get("messages") or ())}
+    gemini: dict[str, Any] = {"contents": History(shape, model).contents(body.get("messages") or ())}
     if uses_levels(model):
         _stand_in_signatures(gemini["contents"])
     if system := _system(body):
@@ -137,17 +137,20 @@ class History:
     model turn's function calls answered by the next user turn, in call order.
     Gemini rejects a call turn whose answers do not match it one for one."""
 
-    def __init__(self, shape: Shape) -> None:
+    def __init__(self, shape: Shape, model: str) -> None:
         self.shape = shape
+        self.model = model
         self.names: dict[str, str] = {}  # tool_use id → the function name it was sent as
+        self.ids: dict[str, str] = {}  # tool_use id → Gemini's own id for the call (calls.py)
 
     def contents(self, messages: Any) -> list[dict[str, Any]]:
         turns: list[Turn] = []
-        for message in messages:
+        for at, message in enumerate(messages):
             if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
                 continue  # `system` messages went to the system instruction
             blocks = _blocks(message.get("content"))
-            turn = self._model(blocks) if message["role"] == "assistant" else self._user(blocks)
+            where = f"messages[{at}].content"
+            turn = self._model(blocks) if message["role"] == "assistant" else self._user(blocks, where)
             if not (turn.parts or turn.results):
                 continue
             if turns and turns[-1].role == turn.role:
@@ -183,33 +186,41 @@ class History:
                 self.names[call_id] = name
                 turn.calls.append(call_id)
                 part = {"functionCall": {"name": name, "args": block.get("input") or {}}}
+                if (given := calls.gemini_id(call_id)) is not None:
+                    part["functionCall"]["id"] = self.ids[call_id] = given
             if part is not None:
                 if following is not None:
                     part["thoughtSignature"], following = following, None
                 turn.parts.append(part)
         return turn
 
-    def _user(self, blocks: list[dict[str, Any]]) -> Turn:
+    def _user(self, blocks: list[dict[str, Any]], where: str) -> Turn:
         turn = Turn("user")
-        for block in blocks:
+        for at, block in enumerate(blocks):
             if block.get("type") != "tool_result":
-                turn.parts += self._parts(block)
+                turn.parts += self._parts(block, f"{where}[{at}]")
                 continue
             call_id = str(block.get("tool_use_id") or "")
-            text, attachments = self._result(block)
+            text, attachments = self._result(block, f"{where}[{at}].content")
             if call_id in self.names:
                 key = "error" if block.get("is_error") else "output"
-                answer = {"functionResponse": {"name": self.names[call_id], "response": {key: text}}}
-                turn.results[call_id] = [answer, *attachments]
+                turn.results[call_id] = [self._response(call_id, {key: text}), *attachments]
             else:  # its call is not in the history (e.g. compacted away): keep it as text
                 turn.parts += [{"text": f"[result of tool call {call_id}]\n{text}"}, *attachments]
         return turn
 
-    def _result(self, block: dict[str, Any]) -> tuple[str, list[Part]]:
+    def _response(self, call_id: str, response: dict[str, str]) -> Part:
+        """The functionResponse for a call, with the call's id when Gemini gave it one."""
+        answer: dict[str, Any] = {"name": self.names[call_id], "response": response}
+        if call_id in self.ids:
+            answer["id"] = self.ids[call_id]
+        return {"functionResponse": answer}
+
+    def _result(self, block: dict[str, Any], where: str) -> tuple[str, list[Part]]:
         texts: list[str] = []
         attachments: list[Part] = []
-        for inner in _blocks(block.get("content")):
-            for part in self._parts(inner):
+        for at, inner in enumerate(_blocks(block.get("content"))):
+            for part in self._parts(inner, f"{where}[{at}]"):
                 if "text" in part:
                     texts.append(part["text"])
                 else:
@@ -219,7 +230,8 @@ class History:
             text = f"{text}\n{IMAGE_BELOW}" if text else IMAGE_BELOW
         return text, attachments
 
-    def _parts(self, block: dict[str, Any]) -> list[Part]:
+    def _parts(self, block: dict[str, Any], where: str) -> list[Part]:
+        """`where`: the block's place in the request, for an error about it."""
         kind = block.get("type")
         source = block.get("source") or {}
         if kind == "text":
@@ -229,13 +241,13 @@ class History:
         if source.get("type") == "text":
             return [{"text": source["data"]}] if source.get("data") else []
         if source.get("type") == "content":
-            return [p for inner in _blocks(source.get("content")) for p in self._parts(inner)]
+            inner = _blocks(source.get("content"))
+            return [p for at, b in enumerate(inner) for p in self._parts(b, f"{where}.source.content[{at}]")]
         if not (self.shape.images if kind == "image" else self.shape.documents):
             return [{"text": IMAGE_OMITTED if kind == "image" else DOCUMENT_OMITTED}]
-        if source.get("type") == "url":  # Gemini fetches only its own file URIs
-            return [{"text": f"[{kind}: {source.get('url', '')}]"}]
-        mime = source.get("media_type") or ("image/jpeg" if kind == "image" else "application/pdf")
-        return [{"inlineData": {"mimeType": mime, "data": source.get("data", "")}}]
+        if source.get("type") == "url":
+            return [files.by_url(kind, source.get("url"), self.model, f"{where}.source.url")]
+        return [files.inline(kind, source)]
 
     def _paired(self, turns: list[Turn]) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
@@ -261,7 +273,7 @@ class History:
         for call_id in calls:
             answer = results.pop(call_id, None)
             if answer is None:
-                answer = [{"functionResponse": {"name": self.names[call_id], "response": {"error": NO_RESULT}}}]
+                answer = [self._response(call_id, {"error": NO_RESULT})]
             responses.append(answer[0])
             attachments += answer[1:]
         stray: list[Part] = []

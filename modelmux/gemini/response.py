@@ -15,8 +15,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from modelmux import toolnames
-from modelmux.gemini import signatures
+from modelmux.errors import GatewayError
+from modelmux.gemini import calls, signatures
+from modelmux.gemini.errors import error_from
 from modelmux.openai_chat.response import Context, message_id, parse_arguments
 
 # Gemini's FinishReason values that mean its filters withheld the answer.
@@ -115,8 +116,13 @@ class Blocks:
         text = str(part["text"]) if isinstance(part.get("text"), str) else ""
         return self._text(text, signature)
 
+    def close(self) -> list[Event]:
+        """Close the open block: another block follows."""
+        return self._close(last=False)
+
     def end(self) -> list[Event]:
-        return self._close()
+        """Close the open block: the message ends here."""
+        return self._close(last=True)
 
     def open_text(self) -> int | None:
         """The index of the open text block, if one is open and has no signature waiting
@@ -155,7 +161,7 @@ class Blocks:
     def _call(self, call: dict[str, Any], signature: str | None) -> list[Event]:
         out = self._carry(signature) if signature else []
         name = str(call.get("name") or "")
-        block = {"type": "tool_use", "id": toolnames.client_id(None), "name": self.context.tool_names.get(name, name), "input": {}}
+        block = {"type": "tool_use", "id": calls.tool_use_id(call), "name": self.context.tool_names.get(name, name), "input": {}}
         out += self._start("tool_use", block)
         arguments = call.get("args")
         if isinstance(arguments, dict) and arguments:
@@ -189,14 +195,21 @@ class Blocks:
         assert self._open is not None
         return {"type": "content_block_delta", "index": self._open.index, "delta": delta}
 
-    def _close(self) -> list[Event]:
+    def _close(self, last: bool = False) -> list[Event]:
+        """A text block's signature that came after its text rides on a thinking block
+        after it, unless the text ends the message: Claude Code's `-p` and its SDK's
+        result are the last block's text, so a block after the answer empties them.
+        Such a signature is not sent: Google's thought-signatures page says signatures
+        on parts other than function calls are "recommended" and "not strictly
+        enforced", while calls always carry their own."""
         if self._open is None:
             return []
         closed, self._open = self._open, None
         out: list[Event] = [{"type": "content_block_stop", "index": closed.index}]
         if closed.kind == "text" and self._previous:
             signature, self._previous = self._previous, None
-            out += self._start("thinking") + self._seal(signatures.PREVIOUS, signature) + self._close()
+            if not last:
+                out += self._start("thinking") + self._seal(signatures.PREVIOUS, signature) + self._close()
         return out
 
 
@@ -222,14 +235,36 @@ def content_of(events: list[Event]) -> list[dict[str, Any]]:
     return blocks
 
 
+def signed_first(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A whole answer's parts with the signature of a run of text parts on the run's
+    first part. The run becomes one text block and goes back as one text part, so the
+    signature is that part's either way; on the first, it rides before the text
+    (Blocks), never after the answer."""
+    out = [dict(p) for p in parts]
+    first: dict[str, Any] | None = None  # the part the open run's text block starts with
+    for part in out:
+        if part.get("thought") is True or "functionCall" in part:
+            first = None
+        elif first is None:
+            first = part if part.get("text") else None
+        elif "thoughtSignature" in part and "thoughtSignature" not in first:
+            first["thoughtSignature"] = part.pop("thoughtSignature")
+    return out
+
+
 def from_gemini(body: dict[str, Any], context: Context) -> dict[str, Any]:
-    """An Anthropic message from a whole generateContent response."""
+    """An Anthropic message from a whole generateContent response. Raises GatewayError
+    when it is an error (an HTTP 200 can carry one) or holds no answer at all."""
+    if isinstance(body.get("error"), dict):
+        raise error_from(body["error"])
+    if not candidate_of(body) and finish_of(body) != BLOCKED:
+        raise GatewayError(502, "the upstream's answer is broken: it has no candidate", "api_error")
     candidate = candidate_of(body)
     blocks = Blocks(context)
-    events = [event for part in parts_of(candidate) for event in blocks.part(part)]
+    events = [event for part in signed_first(parts_of(candidate)) for event in blocks.part(part)]
     finish = finish_of(body)
     if note := finish_note(finish, finish_message(body)):
-        events += blocks.end() + blocks.part({"text": note})  # a block of its own
+        events += blocks.close() + blocks.part({"text": note})  # a block of its own
     events += blocks.end()
     return {
         "id": message_id(),

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from modelmux.errors import GatewayError
 from modelmux.gemini.errors import error_from
 from modelmux.gemini.response import (
     Blocks,
@@ -54,10 +53,10 @@ class GeminiStream(TranslatedStream):
 
     def __init__(self, context: Context, envelope: bool = False) -> None:
         """`envelope`: each event is wrapped as `{"response": ...}` (Google's Code Assist
-        endpoint, behind Gemini CLI and Antigravity logins)."""
+        endpoint, behind Gemini CLI and Antigravity logins). An error Gemini sends inside
+        the stream stays in `error` with its Retry-After."""
         super().__init__(context)
         self._envelope = envelope
-        self.error: GatewayError | None = None  # an error Gemini sent inside the stream, with its Retry-After
         self._blocks = Blocks(context)
         self._finish: str | None = None
         self._finish_message: str | None = None
@@ -69,16 +68,16 @@ class GeminiStream(TranslatedStream):
     def _event(self, raw: bytes) -> list[bytes]:
         if self._ended:
             return []
-        event = parse_event(raw)
-        if not event.data.strip():
-            return [PING] if raw.lstrip().startswith(b":") else []  # an SSE comment: a keep-alive
         try:
+            event = parse_event(raw)
+            if not event.data.strip():
+                return [PING] if raw.lstrip().startswith(b":") else []  # an SSE comment: a keep-alive
             chunk = json.loads(event.data)
-        except ValueError:
-            return []
-        if isinstance(chunk, list):  # the JSON-array framing, should a server use it
-            return [b for item in chunk if isinstance(item, dict) for b in self._chunk(item)]
-        return self._chunk(chunk) if isinstance(chunk, dict) else []
+        except ValueError:  # not UTF-8, or not JSON
+            return self._unreadable(raw)
+        if isinstance(chunk, list) and all(isinstance(item, dict) for item in chunk):  # the JSON-array framing
+            return [b for item in chunk for b in self._chunk(item)]
+        return self._chunk(chunk) if isinstance(chunk, dict) else self._unreadable(raw)
 
     def _chunk(self, chunk: dict[str, Any]) -> list[bytes]:
         if self._ended:
@@ -91,8 +90,7 @@ class GeminiStream(TranslatedStream):
                 self._usage = chunk["usageMetadata"]
             return [text_delta(text_delta_prefix(index), text)] if text else []
         if isinstance(chunk.get("error"), dict):
-            self.error = error_from(chunk["error"])
-            return self._error(self.error.error_type, self.error.message)
+            return self._fail(error_from(chunk["error"]))
         if isinstance(chunk.get("usageMetadata"), dict):
             self._usage = chunk["usageMetadata"]
         candidate = candidate_of(chunk)
@@ -103,9 +101,10 @@ class GeminiStream(TranslatedStream):
         return [format_event(e["type"], e) for e in events]
 
     def _end(self) -> list[bytes]:
-        events = self._blocks.end()
         if note := finish_note(self._finish, self._finish_message):
-            events += self._blocks.part({"text": note}) + self._blocks.end()
+            events = self._blocks.close() + self._blocks.part({"text": note}) + self._blocks.end()
+        else:
+            events = self._blocks.end()
         self._ended = True
         out = [format_event(e["type"], e) for e in events]
         delta = {"stop_reason": stop_reason(self._finish, self._blocks.called_tools), "stop_sequence": None}

@@ -13,6 +13,8 @@ from typing import Any
 
 from modelmux import toolnames
 from modelmux.config import Shape
+from modelmux.effort import reasons
+from modelmux.openai_chat import google
 
 CONTINUED = "(continued)"  # a user turn for histories that start with the assistant
 NO_RESULT = "Error: no result was recorded for this tool call."
@@ -35,7 +37,7 @@ Message = dict[str, Any]
 def to_chat(body: dict[str, Any], shape: Shape, model: str, effort: str | None = None) -> dict[str, Any]:
     """The Chat Completions body for an Anthropic `body`, sent as `model`; `effort` (a
     route's `NAME(EFFORT)`) overrides the client's thinking."""
-    chat: dict[str, Any] = {"model": model, "messages": messages(body, shape)}
+    chat: dict[str, Any] = {"model": model, "messages": messages(body, shape, google.takes_signatures(model))}
     chat.update(tool_fields(body, _tool, _tool_choice))
     if (limit := max_tokens(body, shape)) is not None:
         chat[shape.max_tokens_field] = limit
@@ -44,7 +46,9 @@ def to_chat(body: dict[str, Any], shape: Shape, model: str, effort: str | None =
     chat.update(sampling_fields(body))
     if effort is not None:
         chat["reasoning_effort"] = effort
-    elif shape.reasoning_effort and (asked := reasoning_effort(body)):
+    elif (asked := reasoning_effort(body)) and (
+        shape.reasoning_effort if shape.reasoning_effort is not None else reasons(model)
+    ):
         chat["reasoning_effort"] = asked
     if body.get("stream"):
         chat["stream"] = True
@@ -99,7 +103,8 @@ def reasoning_effort(body: dict[str, Any]) -> str | None:
 # -- messages ---------------------------------------------------------------------
 
 
-def messages(body: dict[str, Any], shape: Shape) -> list[Message]:
+def messages(body: dict[str, Any], shape: Shape, signatures: bool = False) -> list[Message]:
+    """`signatures`: the calls get back the Gemini signatures their blocks carry (google.py)."""
     out: list[Message] = []
     system_blocks = [b for b in content_blocks(body.get("system")) if not b.get("text", "").startswith(BILLING_LINE)]
     if system := text_of(system_blocks):
@@ -111,7 +116,7 @@ def messages(body: dict[str, Any], shape: Shape) -> list[Message]:
             if text := text_of(blocks):
                 out.append({"role": "system", "content": text})
         elif role == "assistant":
-            if assistant := _assistant(blocks, shape):
+            if assistant := _assistant(blocks, shape, signatures):
                 out.append(assistant)
         else:
             out.extend(_user(blocks, shape, _open_calls(out)))
@@ -128,7 +133,7 @@ def text_of(blocks: list[dict[str, Any]]) -> str:
     return "\n\n".join(b["text"] for b in blocks if b.get("type") == "text" and b.get("text"))
 
 
-def _assistant(blocks: list[dict[str, Any]], shape: Shape) -> Message | None:
+def _assistant(blocks: list[dict[str, Any]], shape: Shape, signatures: bool) -> Message | None:
     text = text_of(blocks)
     calls = [
         {
@@ -139,6 +144,8 @@ def _assistant(blocks: list[dict[str, Any]], shape: Shape) -> Message | None:
         for b in blocks
         if b.get("type") == "tool_use"
     ]
+    if signatures:
+        calls = google.restore(blocks, calls)
     reasoning = "".join(b.get("thinking", "") for b in blocks if b.get("type") == "thinking")
     if not (text or calls or (reasoning and shape.reasoning_history)):
         return None

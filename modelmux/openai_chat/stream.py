@@ -15,9 +15,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelmux import toolnames
-from modelmux.errors import error_type_for
 from modelmux.messages import PING
-from modelmux.openai_chat.response import Context, stop_reason, usage
+from modelmux.openai_chat import google
+from modelmux.openai_chat.response import (
+    Context,
+    bad_arguments,
+    contradiction,
+    error_of,
+    matched_stop,
+    stop_of,
+    tool_input,
+    usage,
+)
 from modelmux.sse import format_event, parse_event
 from modelmux.translated_stream import TranslatedStream, text_delta, text_delta_prefix
 
@@ -31,6 +40,8 @@ class Tool:
     arguments: str = ""
     block: int | None = None  # the Anthropic block index once started
     queued: bool = False
+    signature: str | None = None  # Gemini's (google.py), carried on a thinking block beside the call's
+    signed_late: bool = False  # it came after the call's block started: its carrier follows the block
     _checked: int = -1  # len(arguments) when completeness was last checked
     _complete: bool = False
 
@@ -59,6 +70,8 @@ class ChatStream(TranslatedStream):
     def __init__(self, context: Context) -> None:
         super().__init__(context)
         self._finish: str | None = None
+        self._matched: str | None = None  # the stop sequence the upstream says it stopped at
+        self._refused = False
         self._usage: dict[str, Any] | None = None
         self._open: Block | None = None
         self._next_index = 0
@@ -80,20 +93,20 @@ class ChatStream(TranslatedStream):
             try:
                 chunk = json.loads(raw[6:])
             except ValueError:
-                pass
+                pass  # several data lines, or no JSON: read in full below
             else:
-                return self._chunk(chunk) if isinstance(chunk, dict) else []
-        event = parse_event(raw)
-        if not event.data:
-            # SSE comments are keep-alives (OpenRouter sends them while it waits).
-            return [PING] if raw.lstrip().startswith(b":") else []
-        if event.data.strip() == "[DONE]":
-            return self._end()
+                return self._chunk(chunk) if isinstance(chunk, dict) else self._unreadable(raw)
         try:
+            event = parse_event(raw)
+            if not event.data:
+                # SSE comments are keep-alives (OpenRouter sends them while it waits).
+                return [PING] if raw.lstrip().startswith(b":") else []
+            if event.data.strip() == "[DONE]":
+                return self._end()
             chunk = json.loads(event.data)
-        except ValueError:
-            return []
-        return self._chunk(chunk) if isinstance(chunk, dict) else []
+        except ValueError:  # not UTF-8, or not JSON
+            return self._unreadable(raw)
+        return self._chunk(chunk) if isinstance(chunk, dict) else self._unreadable(raw)
 
     def _chunk(self, chunk: dict[str, Any]) -> list[bytes]:
         if self._open is not None and self._open.kind == "text" and not self._queue:
@@ -104,7 +117,9 @@ class ChatStream(TranslatedStream):
                     and not choice.get("finish_reason") and not chunk.get("usage") and "error" not in chunk):
                 return [text_delta(self._text_delta_prefix, text)] if text else []
         if isinstance(chunk.get("error"), dict):
-            return self._upstream_error(chunk["error"])
+            return self._fail(error_of(chunk["error"]))
+        if chunk.get("object") == "error":  # vLLM's older error shape
+            return self._fail(error_of(chunk))
         if chunk.get("usage"):
             self._usage = chunk["usage"]  # repeated on every chunk by some servers: the last wins
         out: list[bytes] = []
@@ -112,6 +127,7 @@ class ChatStream(TranslatedStream):
             out += self._delta(choice.get("delta") or {})
             if choice.get("finish_reason"):
                 self._finish = choice["finish_reason"]
+                self._matched = matched_stop(choice)
         return out
 
     def _delta(self, delta: dict[str, Any]) -> list[bytes]:
@@ -123,6 +139,7 @@ class ChatStream(TranslatedStream):
         for field in ("content", "refusal"):
             if isinstance(delta.get(field), str):
                 out += self._text("text", delta[field])
+        self._refused = self._refused or bool(delta.get("refusal"))
         for fragment in delta.get("tool_calls") or ():
             out += self._tool_fragment(fragment)
         return out
@@ -154,6 +171,10 @@ class ChatStream(TranslatedStream):
         function = fragment.get("function") or {}
         tool.id = tool.id or fragment.get("id")
         tool.name = tool.name or function.get("name") or ""
+        if tool.signature is None and (signature := google.signature_of(fragment)):
+            # Google sends a call whole, signature and all; one that came after its block
+            # started follows the block, while it is open (there is no place for it later).
+            tool.signature, tool.signed_late = signature, self._open is not None and self._open.tool is tool
         arguments = function.get("arguments") or ""
         if not isinstance(arguments, str):  # a few servers send an object
             arguments = json.dumps(arguments, ensure_ascii=False)
@@ -162,8 +183,10 @@ class ChatStream(TranslatedStream):
         if self._open is not None and self._open.tool is tool:
             out = [self._block_delta({"type": "input_json_delta", "partial_json": arguments})] if arguments else []
             return out + self._drain(force=False)
-        if tool.block is not None:
-            return []  # its block was closed as complete; nothing valid can follow
+        if tool.block is not None:  # its block was closed as complete: nothing valid can follow
+            name = self.context.tool_names.get(tool.name, tool.name)
+            return self._broken(f"more arguments came for its call to '{name}' after they were whole") \
+                if arguments.strip() else []
         if not tool.queued:
             tool.queued = True
             self._queue.append(("tool_use", tool))
@@ -173,7 +196,8 @@ class ChatStream(TranslatedStream):
         tool.queued = False
         name = tool.name or UNNAMED_TOOL
         start = {"type": "tool_use", "id": toolnames.client_id(tool.id), "name": self.context.tool_names.get(name, name), "input": {}}
-        out = self._open_block("tool_use", start, tool)
+        out = self._carrier(tool.signature) if tool.signature else []
+        out += self._open_block("tool_use", start, tool)
         tool.block = self._open.index if self._open else None
         if tool.arguments:
             out.append(self._block_delta({"type": "input_json_delta", "partial_json": tool.arguments}))
@@ -205,33 +229,37 @@ class ChatStream(TranslatedStream):
     def _close_block(self) -> list[bytes]:
         if self._open is None:
             return []
-        index, self._open = self._open.index, None
-        return [format_event("content_block_stop", {"type": "content_block_stop", "index": index})]
+        closed, self._open = self._open, None
+        out = [format_event("content_block_stop", {"type": "content_block_stop", "index": closed.index})]
+        if closed.tool is not None and closed.tool.signed_late:
+            closed.tool.signed_late = False
+            out += self._carrier(closed.tool.signature or "", late=True) + self._close_block()
+        return out
+
+    def _carrier(self, signature: str, late: bool = False) -> list[bytes]:
+        """A thinking block carrying a call's signature (google.py); the next block closes it."""
+        empty = {"type": "thinking", "thinking": "", "signature": ""}
+        delta = {"type": "signature_delta", "signature": google.carried(signature, late)}
+        return self._open_block("thinking", empty) + [self._block_delta(delta)]
 
     # -- the end --------------------------------------------------------------------
 
     def _end(self) -> list[bytes]:
+        if problem := contradiction(self._finish, self._called_tools) or self._bad_call():
+            return self._broken(problem)
         out = self._drain(force=True) + self._close_block()
         self._ended = True
-        delta = {"stop_reason": stop_reason(self._finish, self._called_tools), "stop_sequence": None}
+        reason, sequence = stop_of(self._finish, self._called_tools, self._refused, self._matched)
+        delta = {"stop_reason": reason, "stop_sequence": sequence}
         out.append(format_event("message_delta", {"type": "message_delta", "delta": delta, "usage": usage(self._usage)}))
         out.append(format_event("message_stop", {"type": "message_stop"}))
         return out
 
-    def _upstream_error(self, error: dict[str, Any]) -> list[bytes]:
-        code = error.get("code")
-        status = code if isinstance(code, int) else STATUS_OF_TYPE.get(str(error.get("type") or code), 500)
-        return self._error(error_type_for(status), str(error.get("message") or error))
-
-
-STATUS_OF_TYPE = {
-    "invalid_request_error": 400,
-    "authentication_error": 401,
-    "permission_error": 403,
-    "not_found_error": 404,
-    "rate_limit_error": 429,
-    "rate_limit_exceeded": 429,
-    "insufficient_quota": 429,
-    "overloaded_error": 529,
-    "server_error": 500,
-}
+    def _bad_call(self) -> str | None:
+        """A call whose arguments are not a JSON object: the client would read something
+        else than the model said (or nothing). Cut off by max_tokens, partial arguments
+        are what Anthropic streams too."""
+        if self._finish == "length":
+            return None
+        bad = next((t for t in self._tools.values() if tool_input(t.arguments) is None), None)
+        return bad_arguments(self.context.tool_names.get(bad.name, bad.name), bad.arguments) if bad else None

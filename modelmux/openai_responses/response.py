@@ -16,12 +16,11 @@ from typing import Any
 from modelmux import messages, toolnames
 from modelmux.errors import GatewayError
 from modelmux.openai_chat import response as chat
-from modelmux.openai_chat.response import disjoint_usage, parse_arguments
-from modelmux.openai_chat.stream import STATUS_OF_TYPE
+from modelmux.openai_chat.response import STATUS_OF_TYPE, bad_arguments, disjoint_usage, tool_input
 from modelmux.openai_responses.signature import Reasoning, pack
 
 # The Responses API's own error codes (ResponseError.code), on top of the Chat ones.
-STATUS_OF_CODE = {**STATUS_OF_TYPE, "vector_store_timeout": 504, "context_length_exceeded": 400}
+STATUS_OF_CODE = {**STATUS_OF_TYPE, "vector_store_timeout": 504}
 CLIENT_ERRORS = ("invalid_", "image_", "empty_image", "unsupported_", "failed_to_download")
 REASONING_PARTS = ("reasoning_text", "text")  # raw reasoning (gpt-oss on vLLM and the like)
 PART_SEPARATOR = "\n\n"  # between reasoning summary parts
@@ -69,7 +68,8 @@ def failure(error: Any) -> GatewayError:
         if str(error.get("code") or "").startswith(CLIENT_ERRORS):
             status = 400
     message = error.get("message") if isinstance(error.get("message"), str) else None
-    return GatewayError(status, f"the upstream failed: {message or error.get('code') or 'no reason given'}")
+    code = error.get("code") if isinstance(error.get("code"), str) else None
+    return GatewayError(status, f"the upstream failed: {message or error.get('code') or 'no reason given'}", code=code)
 
 
 def check(response: dict[str, Any]) -> None:
@@ -80,6 +80,8 @@ def check(response: dict[str, Any]) -> None:
         raise failure(response.get("error"))
     if status == "cancelled":
         raise GatewayError(500, "the upstream cancelled the response")
+    if not isinstance(response.get("output"), list):
+        raise GatewayError(502, "the upstream's answer is broken: it has no output", "api_error")
 
 
 def reasoning_texts(item: dict[str, Any]) -> list[str]:
@@ -149,5 +151,9 @@ def from_responses(body: dict[str, Any], context: Context) -> dict[str, Any]:
                 content.append({"type": "text", "text": text})
         elif kind == "function_call":
             called_tools = True
-            content.append({**tool_use_start(item, context), "input": parse_arguments(arguments_of(item))})
+            start, arguments = tool_use_start(item, context), arguments_of(item)
+            if (found := tool_input(arguments)) is None:
+                raise GatewayError(502, f"the upstream's answer is broken: {bad_arguments(start['name'], arguments)}",
+                                   "api_error")
+            content.append({**start, "input": found})
     return messages.message(context.model, content, stop_reason(body, called_tools, refused), usage(body.get("usage")))

@@ -21,8 +21,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelmux.errors import GatewayError
 from modelmux.messages import PING
+from modelmux.openai_chat.response import bad_arguments, tool_input
 from modelmux.openai_chat.stream import UNNAMED_TOOL
 from modelmux.openai_responses.response import (
     PART_SEPARATOR,
@@ -58,6 +58,22 @@ PART_DONES = {
     "response.reasoning_text.done": ("thinking", "reasoning", "content_index", "text"),
 }
 
+# The rest of the events the Responses API defines (its streaming reference). These
+# carry nothing to write: what they hold comes again in the events above, the
+# finished item or the final response.
+STRUCTURE = frozenset({
+    "response.created", "response.in_progress", "response.queued", "response.content_part.added",
+    "response.content_part.done", "response.reasoning_summary_part.added", "response.reasoning_summary_part.done",
+})  # fmt: skip
+# ... and those of what modelmux never asks for (hosted tools: web and file search, code
+# interpreter, image generation, MCP; custom tools; audio; citations): were a server to
+# send them anyway, an Anthropic client has no block for them. Skipped, and logged.
+UNASKED = (
+    "response.web_search_call.", "response.file_search_call.", "response.code_interpreter_call",
+    "response.image_generation_call.", "response.mcp_", "response.custom_tool_call_input.", "response.audio.",
+    "response.output_text.annotation.added",
+)  # fmt: skip
+
 Part = tuple[str, int]  # (part name, index)
 
 
@@ -81,7 +97,6 @@ class ResponsesStream(TranslatedStream):
     def __init__(self, context: Context) -> None:
         super().__init__(context)
         self.context: Context = context
-        self.error: GatewayError | None = None  # a failure the upstream reported inside the stream
         self._response: dict[str, Any] | None = None  # the final response, once completed or incomplete
         self._items: dict[str, Item] = {}
         self._queue: list[Item] = []  # unfinished items in output order; the first one is being written
@@ -100,15 +115,17 @@ class ResponsesStream(TranslatedStream):
     def _event(self, raw: bytes) -> list[bytes]:
         if self._ended:
             return []
-        event = parse_event(raw)
-        if not event.data:
-            return [PING] if raw.lstrip().startswith(b":") else []  # an SSE comment: a keep-alive
         try:
+            event = parse_event(raw)
+            if not event.data:
+                return [PING] if raw.lstrip().startswith(b":") else []  # an SSE comment: a keep-alive
+            if event.data.strip() == "[DONE]":
+                return []  # some servers end with it; the terminal events are what count
             data = json.loads(event.data)
-        except ValueError:
-            return []  # "[DONE]" from some servers, or noise: the terminal events are what count
+        except ValueError:  # not UTF-8, or not JSON
+            return self._unreadable(raw)
         if not isinstance(data, dict):
-            return []
+            return self._unreadable(raw)
         kind = data.get("type") or event.name
         if kind == "response.output_text.delta" and self._queue and self._writes(data.get("item_id")):
             # The hot path, text for the open block: straight to bytes.
@@ -135,10 +152,15 @@ class ResponsesStream(TranslatedStream):
             self._response = data.get("response") if isinstance(data.get("response"), dict) else {}
             return self._end()
         if kind == "response.failed":
-            return self._failed(failure((data.get("response") or {}).get("error")))
+            return self._fail(failure((data.get("response") or {}).get("error")))
         if kind == "error":
-            return self._failed(failure(data.get("error") if isinstance(data.get("error"), dict) else data))
-        return []  # response.created, .in_progress, content_part.*, hosted tools: nothing to write
+            return self._fail(failure(data.get("error") if isinstance(data.get("error"), dict) else data))
+        if kind in STRUCTURE:
+            return []
+        if isinstance(kind, str) and kind.startswith(UNASKED):
+            self._log_once(kind, "skipping %s events of a Responses stream: modelmux never asks for them", kind)
+            return []
+        return self._broken(f"it sent an event the Responses API does not define: {str(kind)[:80]!r}")
 
     def _output_item(self, raw: Any, done: bool) -> list[bytes]:
         """An item announced or finished: its whole parts so far, and its head."""
@@ -261,6 +283,8 @@ class ResponsesStream(TranslatedStream):
         for raw in response.get("output") or ():
             if isinstance(raw, dict) and not (raw.get("id") in self._items and self._items[raw["id"]].done):
                 out += self._output_item(raw, done=True)
+        if problem := self._bad_call(response):
+            return out + self._broken(problem)
         for item in self._queue:
             item.done = True
         out += self._pump()
@@ -271,9 +295,16 @@ class ResponsesStream(TranslatedStream):
         out.append(format_event("message_stop", {"type": "message_stop"}))
         return out
 
-    def _failed(self, error: GatewayError) -> list[bytes]:
-        self.error = error
-        return self._error(error.error_type, error.message)
+    def _bad_call(self, response: dict[str, Any]) -> str | None:
+        """A call whose arguments are not a JSON object (unless cut off by the output
+        limit, as Anthropic streams them too): the client would read something else."""
+        if response.get("status") == "incomplete":
+            return None
+        for item in self._items.values():
+            arguments = "".join(item.parts.get(("arguments", 0), ()))
+            if item.kind == "tool_use" and tool_input(arguments) is None:
+                return bad_arguments((item.start or {}).get("name") or UNNAMED_TOOL, arguments)
+        return None
 
 
 def _index(data: dict[str, Any], name: str | None) -> int:
