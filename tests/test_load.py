@@ -329,16 +329,18 @@ def expected(run: Run, rid: int) -> Expected:
     on zai always meets the oai pool, trying or refusing); else the gateway's summary or
     refusal: 429 when every attempt (if any) was rate limited, with a Retry-After when
     each named its wait (a 429 without one only orders its credential: it is sent again
-    at once), 503 otherwise. A refusal before any try is always "every credential rate
+    at once, unless another request's 429 blocked it meanwhile), 503 otherwise. A refusal before any try is always "every credential rate
     limited" here, because only a rate limit with a stated wait blocks a credential."""
     found = run.attempts.get(rid, [])
     last = found[-1] if found else None
     if last is not None and not last.failed:
         return ("answer", 200, last.label, None) if last.fault == "ok" else ("broken stream", 200, None, None)
+    # Without a stated wait on every attempt, a Retry-After comes only if another
+    # request's 429 blocked those credentials meanwhile: either may happen.
     if last is not None and len({a.label for a in found}) == 1 and mix(rid)[0] == GPT:
-        return "error", OWN_STATUS[last.fault], None, last.fault == "429-retry-after"
+        return "error", OWN_STATUS[last.fault], None, True if last.fault == "429-retry-after" else None
     if all(a.fault.startswith("429") for a in found):
-        return "error", 429, None, all(a.fault == "429-retry-after" for a in found)
+        return "error", 429, None, True if all(a.fault == "429-retry-after" for a in found) else None
     return "error", 503, None, None
 
 
