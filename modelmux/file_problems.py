@@ -43,7 +43,7 @@ def listed(reasons: list[str], limit: int = 3) -> str:
 
 
 def plural(count: int, noun: str, nouns: str | None = None) -> str:
-    return f"{count} {noun if count == 1 else nouns or noun + 's'}"
+    return f"{count:,} {noun if count == 1 else nouns or noun + 's'}"
 
 
 def reason(error: OSError) -> str:
