@@ -45,8 +45,10 @@ Key = tuple[str | None, str | None, str | None]  # provider, credential, model
 # A record's fields in file order: the types a value may have, and what a summary that
 # lacks one (or has a wrong type) gets; `...` means required.
 _TEXT, _COUNT, _MS = frozenset({str, NoneType}), frozenset({int}), frozenset({int, float, NoneType})
+_TIME = frozenset({int, float})
+_KINDS = {_TEXT: "text or null", _COUNT: "a whole number ≥ 0", _MS: "a number ≥ 0 or null", _TIME: "a number ≥ 0"}
 _FIELDS: dict[str, tuple[frozenset[type], Any]] = {
-    "time": (frozenset({int, float}), ...),
+    "time": (_TIME, ...),
     "provider": (_TEXT, None),
     "credential": (_TEXT, None),
     "model": (_TEXT, None),
@@ -145,10 +147,6 @@ class Record:
         return self.provider, self.credential, self.model
 
 
-_KINDS = {_TEXT: "text or null", _COUNT: "a whole number ≥ 0", _MS: "a number ≥ 0 or null",
-          _FIELDS["time"][0]: "a number ≥ 0"}
-
-
 def _fits(value: Any, types: frozenset[type]) -> bool:
     # By exact type: a bool is an int to isinstance, but a token count of `true` is
     # corrupt, not 1. Numbers must be finite and not negative (`0 <= nan` is false).
@@ -187,13 +185,12 @@ class UsageFile:
                     except ValueError as e:
                         self.skipped += 1
                         self.first_skipped = self.first_skipped or f"{path} line {number}: {e}"
-                        continue
-                    self.kept += 1
-                    yield record
+                    else:
+                        self.kept += 1
+                        yield record
 
     def skipped_problem(self) -> FileProblem | None:
-        """What the last `records()` skipped. The lines stay in the file, so it needs no
-        copy: every start reports them again, until the file rotates away."""
+        """What the last `records()` skipped. The lines stay in the file: every start says it again."""
         if not self.skipped:
             return None
         lines = plural(self.skipped, "line is not a usage record", "lines are not usage records")

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from gateway import Gateway
 from pooling import fail
-from upstream import Received, Reply, Upstream, anthropic_like
+from upstream import Behaviour, Received, Reply, Upstream, anthropic_like
 
 from modelmux import cli, config, pool_state, usage
 from modelmux.pools import Pools
@@ -41,7 +41,7 @@ default: {{provider: zai}}
 """
 
 
-def limited(request: Received) -> Reply | Any:
+def limited(request: Received) -> Behaviour:
     """kimi's key is rate limited for an hour; everything else answers like Anthropic."""
     if request.headers.get("x-api-key") == KEYS["k"]:
         body = {"type": "error", "error": {"type": "rate_limit_error", "message": "slow down"}}
@@ -112,7 +112,7 @@ def test_bad_state_costs_only_its_bad_parts_and_is_reported_where_people_look(
             f"  {records}: 1 line is not a usage record, skipped (the first: {records} line 2: time is not a number "
             "≥ 0); kept 2 records",
         ]  # fmt: skip
-        assert out[start + 3] == f"credentials at {out[start + 3].split()[2]}"  # then the credentials, as before
+        assert out[start + 3].startswith("credentials at ")  # then the credentials, as before
         cli.main(["status", "--json", "--config", str(gateway.config), "--port", str(gateway.port)])
         assert json.loads(capsys.readouterr().out)["file_problems"] == problems
 
@@ -185,7 +185,7 @@ def test_a_sigkill_mid_traffic_loses_no_more_than_the_documented_second(upstream
     sent, killed = kill_mid_traffic(gateway)
     answered = [s for s in sent if s.done is not None]
     before_bound = {s.model for s in answered if s.done <= killed - BOUND - MARGIN}
-    assert len(before_bound) > 20  # the test saw real traffic
+    assert len(before_bound) >= 5  # the test saw real traffic (a few dozen a second, fewer on a busy machine)
 
     # Usage records: every request answered more than a second before the kill is in the
     # file; only what the gateway itself saw is. A kill mid-append may cut the last line.
