@@ -388,18 +388,10 @@ class Pools:
         ]
         return pool_state.dump(entries, self.now())
 
-    def load(self, path: Path) -> None:
-        """Restore what `save` stored, at start-up. Expired cooldowns and credentials no
-        longer configured are dropped; a replaced key keeps its counters, not its
-        cooldowns. A missing file is a first start; an unreadable one is logged and
-        ignored, never fatal."""
-        try:
-            entries = pool_state.parse(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return
-        except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError) as e:
-            logger.warning("ignoring the credential state in %s, which cannot be used (%s); starting afresh", path, e)
-            return
+    def restore(self, entries: list[pool_state.Stored]) -> None:
+        """Restore what `save` stored (as `pool_state.read` found it), at start-up. Expired
+        cooldowns and credentials no longer configured are dropped; a replaced key keeps
+        its counters, not its cooldowns."""
         now = self.now()
         slots = {(name, s.label): s for name, pool in self.pools.items() for s in pool.slots}
         for entry in entries:

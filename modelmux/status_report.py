@@ -9,6 +9,7 @@ from typing import Any
 from modelmux import procs
 from modelmux.config import Config
 from modelmux.cooldowns import POLICIES, span
+from modelmux.file_problems import line
 from modelmux.launcher import LaunchError
 from modelmux.procs import Gateway
 
@@ -30,6 +31,7 @@ def gateway_status(cfg: Config, gateway: Gateway) -> dict[str, Any]:
         "config": info.get("config") if info else None,
         "listeners": info.get("listeners") if info else None,
         "reload_error": info.get("reload_error") if info else None,
+        "file_problems": info.get("file_problems") if info else None,  # None: not running, or older than them
         "requested_config": str(cfg.path),
         "port_taken": not info and pid is None and procs.port_in_use(cfg.server.host, gateway.port),
         # A running gateway says where its output goes (nowhere but its terminal under
@@ -72,6 +74,8 @@ def describe_status(report: dict[str, Any]) -> str:
         lines.append(f"  note:         not {report['requested_config']}, which this command was given")
     if report["reload_error"]:
         lines.append(f"  reload error: {report['reload_error']}")
+    if report["file_problems"]:
+        lines += ["problems with its files:", *(f"  {line(problem)}" for problem in report["file_problems"])]
     return "\n".join(lines + credentials_section(report))
 
 
