@@ -27,7 +27,7 @@ from mitmproxy.net.http import http1
 from mitmproxy.proxy import server_hooks
 
 from modelmux.addons.answers import loggable_url
-from modelmux.addons.internals import CLIENT_GONE, ErrorPages, cancel_upstream, unverified
+from modelmux.addons.internals import CLIENT_GONE, ErrorPages, cancel_upstream, load_certificates_now, unverified
 from modelmux.addons.settings import Settings
 from modelmux.config import Credential
 from modelmux.cooldowns import TransportFailure, names_a_wait, upstream_delay
@@ -56,6 +56,10 @@ class Failures:
         if warning := unverified():
             logger.warning(warning)
         self._pages.install(self._http1_error_response, self._error_page)
+
+    def configure(self, updated: set[str]) -> None:
+        if "confdir" in updated:  # once, at start-up: before the listeners open
+            load_certificates_now()
 
     def done(self) -> None:
         for timer in self._timers.values():
