@@ -45,9 +45,14 @@ def test_a_single_key_sent_by_mitmproxy_passes_every_503_on_and_is_never_blocked
 
 
 def test_a_pool_of_three_keys_answers_every_request_through_5_percent_503s(servers):
-    measured = load(servers, "503")
-    assert measured.tally[ANSWERED] >= REQUESTS - 1, measured.line()  # a request fails only if four 503s in a row
-    assert measured.upstream["flaky"][503] > 0  # the faults did happen
+    # llmock draws its faults at random: 120 requests at 5 % all pass about once in 450
+    # loads, which would prove nothing, so such a load is run again (at most twice).
+    for _ in range(3):
+        measured = load(servers, "503")
+        assert measured.tally[ANSWERED] >= REQUESTS - 1, measured.line()  # a request fails only if four 503s in a row
+        if measured.upstream["flaky"][503] > 0:  # the faults did happen
+            break
+    assert measured.upstream["flaky"][503] > 0, measured.line()
 
 
 def test_a_pool_with_a_fallback_answers_every_request_through_5_percent_503s(servers):
