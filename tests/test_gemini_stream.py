@@ -67,10 +67,14 @@ FULL_CONTENT = [
     {"type": "thinking", "thinking": "Let me think.", "signature": f"gemini-next:{SIG_T}"},
     {"type": "text", "text": "Voilà — 日本語 ✓"},
     {"type": "thinking", "thinking": "", "signature": f"gemini-next:{SIG_C}"},
-    {"type": "tool_use", "id": "ID", "name": "Bash", "input": {"command": "ls"}},
-    {"type": "tool_use", "id": "ID", "name": LONG, "input": {"path": "/tmp/a"}},
+    {"type": "tool_use", "id": "ID", "name": "Bash", "input": {"command": "ls"}, "caller": {"type": "direct"}},
+    {"type": "tool_use", "id": "ID", "name": LONG, "input": {"path": "/tmp/a"}, "caller": {"type": "direct"}},
 ]
-FULL_USAGE = {"input_tokens": 40, "output_tokens": 27, "cache_read_input_tokens": 60, "cache_creation_input_tokens": 0}
+FULL_USAGE = {"input_tokens": 40, "output_tokens": 27, "cache_read_input_tokens": 60, "cache_creation_input_tokens": 0,
+              "output_tokens_details": {"thinking_tokens": 7}}
+# The same, whole, with the null fields the accumulated message leaves out.
+WHOLE_CONTENT = [{**block, "citations": None} if block["type"] == "text" else block for block in FULL_CONTENT]
+WHOLE_USAGE = {**FULL_USAGE, "cache_creation": None, "server_tool_use": None, "service_tier": None, "inference_geo": None}
 
 
 def run(pieces: list[bytes], sizes: list[int] | None = None) -> list[bytes]:
@@ -134,8 +138,8 @@ def test_a_whole_answer_gives_the_same_message():
         thought("Let me think."), text("Voilà — 日本語 ✓", SIG_T), fc("Bash", SIG_C, command="ls"), fc(SHORT, path="/tmp/a"),
     ]}, "finishReason": "STOP"}], "usageMetadata": USAGE}  # fmt: skip
     message = from_gemini(whole, CONTEXT)
-    assert same_ids(message["content"]) == FULL_CONTENT
-    assert (message["stop_reason"], message["usage"]) == ("tool_use", FULL_USAGE)
+    assert same_ids(message["content"]) == WHOLE_CONTENT
+    assert (message["stop_reason"], message["usage"]) == ("tool_use", WHOLE_USAGE)
 
 
 # -- thought signatures go back where they came from ---------------------------------
@@ -175,7 +179,7 @@ def test_a_signature_after_text_that_more_blocks_follow_goes_back_on_that_text()
         {"type": "text", "text": "Hello world"},
         {"type": "thinking", "thinking": "", "signature": f"gemini-previous:{SIG_T}"},
         {"type": "thinking", "thinking": "", "signature": f"gemini-next:{SIG_C}"},
-        {"type": "tool_use", "id": "ID", "name": "Bash", "input": {"command": "ls"}},
+        {"type": "tool_use", "id": "ID", "name": "Bash", "input": {"command": "ls"}, "caller": {"type": "direct"}},
     ]
     assert replayed(message["content"]) == [{"text": "Hello world", "thoughtSignature": SIG_T},
                                             {"functionCall": {"name": "Bash", "args": {"command": "ls"}}, "thoughtSignature": SIG_C}]
@@ -199,12 +203,12 @@ def test_a_whole_answer_carries_its_text_signature_before_the_text():
         content = from_gemini({"candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP"}]},
                               CONTEXT)["content"]
         assert content == [{"type": "thinking", "thinking": "", "signature": f"gemini-next:{SIG_T}"},
-                           {"type": "text", "text": "Hello world"}], parts
+                           {"type": "text", "text": "Hello world", "citations": None}], parts
         assert replayed(content, "gemini-3-pro-preview") == [{"text": "Hello world", "thoughtSignature": SIG_T}]
     thought_first = from_gemini({"candidates": [{"content": {"role": "model", "parts": [
         thought("Plan."), text("Hello "), text("world", SIG_T)]}, "finishReason": "STOP"}]}, CONTEXT)["content"]  # fmt: skip
     assert thought_first == [{"type": "thinking", "thinking": "Plan.", "signature": f"gemini-next:{SIG_T}"},
-                             {"type": "text", "text": "Hello world"}]
+                             {"type": "text", "text": "Hello world", "citations": None}]
 
 
 def test_gemini_call_ids_become_tool_use_ids_and_go_back():
@@ -314,7 +318,8 @@ def test_an_error_inside_the_stream_becomes_an_error_event_with_its_retry_delay(
 def test_usage_is_cumulative_and_the_last_wins():
     message = final([chunk(text("a"), usage={"promptTokenCount": 100, "candidatesTokenCount": 1}),
                      chunk(text("b"), finish="STOP", usage={"promptTokenCount": 100, "candidatesTokenCount": 2, "thoughtsTokenCount": 3})])  # fmt: skip
-    assert message["usage"] == {"input_tokens": 100, "output_tokens": 5, "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0}
+    assert message["usage"] == {"input_tokens": 100, "output_tokens": 5, "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0,
+                                "output_tokens_details": {"thinking_tokens": 3}}
 
 
 def test_parts_gemini_does_not_translate_are_skipped():

@@ -19,7 +19,8 @@ LONG = "mcp__plugin_superpowers_chrome__use_browser_with_a_really_long_name_inde
 CONTEXT = Context(model="claude-sonnet-4-5", tool_names={"short_x": LONG}, input_tokens=321, upstream_model="gpt-test")
 USAGE = {"input_tokens": 100, "input_tokens_details": {"cached_tokens": 60}, "output_tokens": 20,
          "output_tokens_details": {"reasoning_tokens": 12}, "total_tokens": 120}
-ANTHROPIC_USAGE = {"input_tokens": 40, "output_tokens": 20, "cache_read_input_tokens": 60, "cache_creation_input_tokens": 0}
+ANTHROPIC_USAGE = {"input_tokens": 40, "output_tokens": 20, "cache_read_input_tokens": 60, "cache_creation_input_tokens": 0,
+                   "output_tokens_details": {"thinking_tokens": 12}}
 NO_USAGE = {"input_tokens": 0, "output_tokens": 0, "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0}
 SIGNATURE = pack(Reasoning("rs_1", "gAAAA-enc", "gpt-test"))
 
@@ -82,11 +83,19 @@ FULL_MESSAGE = {
     "content": [
         {"type": "thinking", "thinking": "Let me think.\n\nThen act.", "signature": SIGNATURE},
         {"type": "text", "text": "Voilà — 日本語 ✓"},
-        {"type": "tool_use", "id": "call_a", "name": "Bash", "input": {"command": "ls"}},
-        {"type": "tool_use", "id": "mmx_ZnVuY3Rpb25zLlJlYWQ6MQ", "name": LONG, "input": {"path": "/tmp/a"}},
+        {"type": "tool_use", "id": "call_a", "name": "Bash", "input": {"command": "ls"}, "caller": {"type": "direct"}},
+        {"type": "tool_use", "id": "mmx_ZnVuY3Rpb25zLlJlYWQ6MQ", "name": LONG, "input": {"path": "/tmp/a"},
+         "caller": {"type": "direct"}},
     ],
     "stop_reason": "tool_use",
     "usage": ANTHROPIC_USAGE,
+}
+# The same message, whole, with the null fields the accumulated one leaves out.
+WHOLE_MESSAGE = {
+    **FULL_MESSAGE, "type": "message", "role": "assistant", "stop_sequence": None, "stop_details": None, "container": None,
+    "content": [{**block, "citations": None} if block["type"] == "text" else block for block in FULL_MESSAGE["content"]],
+    "usage": {**ANTHROPIC_USAGE, "cache_creation": None, "server_tool_use": None, "service_tier": None,
+              "inference_geo": None},
 }
 
 
@@ -138,7 +147,7 @@ def test_any_chunking_and_framing_gives_the_same_events(sizes, crlf):
 def test_the_whole_answer_is_the_same_message():
     message = from_responses(response(output=OUTPUT), CONTEXT)
     assert message.pop("id").startswith("msg_")
-    assert message == {"type": "message", "role": "assistant", "stop_sequence": None, **FULL_MESSAGE}
+    assert message == WHOLE_MESSAGE
 
 
 def test_reasoning_state_makes_the_round_trip_through_the_client():
@@ -188,7 +197,7 @@ def test_done_events_fill_in_what_deltas_did_not_bring_and_repeat_nothing():
     ]
     assert final(pieces)["content"] == [
         {"type": "text", "text": "Hello"},
-        {"type": "tool_use", "id": "call_a", "name": "Bash", "input": {"command": "ls"}},
+        {"type": "tool_use", "id": "call_a", "name": "Bash", "input": {"command": "ls"}, "caller": {"type": "direct"}},
     ]
 
 
