@@ -103,7 +103,8 @@ def accumulated(sequence: list[dict]) -> dict[str, Any]:
     for event in sequence:
         snapshot = accumulate_event(event=event, current_snapshot=snapshot, json_bufs=buffers)
     assert snapshot is not None
-    return snapshot.model_dump(include={"content", "stop_reason", "usage", "model"}, exclude_none=True)
+    # The fields the stream set, nulls included: what a client got, not the SDK's defaults.
+    return snapshot.model_dump(include={"content", "stop_reason", "usage", "model"}, exclude_unset=True)
 
 
 def at_every_cut(make: Callable[[], Translator], data: bytes) -> list[dict]:

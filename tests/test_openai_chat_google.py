@@ -53,7 +53,7 @@ PARALLEL = [
     b"data: [DONE]\n\n",
 ]
 CONTENT = [
-    {"type": "text", "text": "Checking both."},
+    {"type": "text", "text": "Checking both.", "citations": None},
     {"type": "thinking", "thinking": "", "signature": f"gemini-next:{SIG_A}"},
     weather("Paris"),
     weather("London"),

@@ -38,6 +38,9 @@ def call(index: int, id: str | None = None, name: str | None = None, arguments: 
 
 
 USAGE = {"prompt_tokens": 100, "completion_tokens": 20, "prompt_tokens_details": {"cached_tokens": 60}}
+# The usage fields no OpenAI server has counts for (or, in a stream, says in time).
+UNSAID = {"cache_creation": None, "server_tool_use": None, "service_tier": None, "inference_geo": None,
+          "output_tokens_details": None}
 DONE = b"data: [DONE]\n\n"
 
 # A stream with everything: keep-alive, reasoning, text with multi-byte characters,
@@ -59,13 +62,14 @@ FULL = [
 FULL_MESSAGE = {
     "content": [
         {"type": "thinking", "thinking": "Let me think.", "signature": ""},
-        {"type": "text", "text": "Voilà — 日本語 ✓"},
+        {"type": "text", "text": "Voilà — 日本語 ✓", "citations": None},
         {"type": "tool_use", "id": "call_a", "name": "Bash", "input": {"command": "ls"}, "caller": {"type": "direct"}},
         {"type": "tool_use", "id": "mmx_ZnVuY3Rpb25zLlJlYWQ6MQ", "name": LONG, "input": {"path": "/tmp/a"},
          "caller": {"type": "direct"}},
     ],
     "stop_reason": "tool_use",
-    "usage": {"input_tokens": 40, "output_tokens": 20, "cache_read_input_tokens": 60, "cache_creation_input_tokens": 0},
+    "usage": {"input_tokens": 40, "output_tokens": 20, "cache_read_input_tokens": 60, "cache_creation_input_tokens": 0,
+              **UNSAID},
 }
 
 
@@ -116,7 +120,7 @@ def test_interleaved_parallel_calls_stay_whole():
     assert final(pieces)["content"] == [
         {"type": "tool_use", "id": "c0", "name": "A", "input": {"x": 1}, "caller": {"type": "direct"}},
         {"type": "tool_use", "id": "c1", "name": "B", "input": {"y": 2}, "caller": {"type": "direct"}},
-        {"type": "text", "text": "done"},
+        {"type": "text", "text": "done", "citations": None},
     ]
 
 
@@ -162,7 +166,8 @@ def test_openai_service_tiers_by_anthropic_names(tier, shown):
 def test_the_model_probe_is_a_clean_max_tokens_answer():
     assert final([chunk({"role": "assistant", "content": ""}), chunk(finish="length"), DONE]) == {
         "model": "claude-sonnet-4-5", "content": [], "stop_reason": "max_tokens",
-        "usage": {"input_tokens": 0, "output_tokens": 0, "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0}}
+        "usage": {"input_tokens": 0, "output_tokens": 0, "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0,
+                  **UNSAID}}
 
 
 @pytest.mark.parametrize("finish, reason", [("stop", "end_turn"), ("length", "max_tokens"), ("content_filter", "refusal")])
@@ -213,9 +218,7 @@ def test_whole_body():
              "caller": {"type": "direct"}},
         ],
         "stop_reason": "tool_use",
-        "usage": {"input_tokens": 40, "output_tokens": 20, "cache_read_input_tokens": 60, "cache_creation_input_tokens": 0,
-                  "cache_creation": None, "server_tool_use": None, "service_tier": None, "inference_geo": None,
-                  "output_tokens_details": None},
+        "usage": FULL_MESSAGE["usage"],
     }
 
 
@@ -250,7 +253,7 @@ def test_a_stop_token_is_no_stop_sequence():
 
 def test_a_streamed_refusal_stops_for_refusal():
     message = final([chunk({"refusal": "I can't help "}), chunk({"refusal": "with that."}), chunk(finish="stop"), DONE])
-    assert (message["content"], message["stop_reason"]) == ([{"type": "text", "text": "I can't help with that."}], "refusal")
+    assert (message["content"], message["stop_reason"]) == ([{"type": "text", "text": "I can't help with that.", "citations": None}], "refusal")
 
 
 # -- whole answers that are errors or broken -----------------------------------------------------
