@@ -40,8 +40,9 @@ def is_warmup(body: dict[str, Any]) -> bool:
 # -- the shape of what modelmux answers ------------------------------------------------
 # Anthropic's OpenAPI specification (and the SDKs generated from it) marks these fields
 # required, nullable ones included; a client that checks the shape fails on a message
-# without them. What the upstream did not say is null (or, for the cache counts Claude
-# Code adds up, 0), never a number made up. Anthropic's own answers pass untouched.
+# without them. What the upstream did not say is null, never a number made up; the
+# cache counts, which Claude Code adds up, are 0 when the upstream read or wrote no
+# cache it told of. Anthropic's own answers pass untouched.
 
 # What message_delta's usage carries (MessageDeltaUsage); the rest of Message.usage is
 # known from message_start on, or not at all.
