@@ -245,8 +245,8 @@ def offline_usage(config_path: Path, gateway: Gateway, periods: list[int], by: s
             f"modelmux is not running on {gateway.address}, and {file.path} cannot be read ({e.strerror})"
         ) from e
     _note(f"modelmux is not running on {gateway.address}; these numbers are from {file.path}")
-    if file.skipped:
-        _note(f"skipped {file.skipped} corrupt line(s) of {file.path} (the first: {file.first_skipped})")
+    if problem := file.skipped_problem():
+        _note(problem.text())
     return reports
 
 

@@ -20,6 +20,13 @@ Outcome = int | TransportFailure  # an HTTP status, or how the exchange failed w
 State = Literal["healthy", "cooling", "unhealthy", "needs attention"]
 
 
+# When a cooldown blocks its credential ("firm": not used until it ends; every
+# credential of a provider so blocked is refused without asking the upstream) rather
+# than only ordering it ("soft": used after every healthy credential, and when none is
+# left, the one whose cooldown ends first is sent anyway).
+Firmness = Literal["always", "when stated", "never"]
+
+
 @dataclass(frozen=True)
 class Policy:
     """How one kind of outcome treats the credential that got it."""
@@ -31,28 +38,35 @@ class Policy:
     try_another: bool  # the same request may be sent again with another credential
     needs_attention: bool  # a person must look at the key: logged loudly, flagged in status
     state: State  # how status shows the credential while the cooldown lasts
+    firm: Firmness  # "when stated": only a wait the upstream named blocks; our guess only orders
 
 
 MINUTE, HOUR = 60.0, 3600.0
 POLICIES: dict[Kind, Policy] = {
-    "success": Policy(0, 0, False, False, False, False, "healthy"),
+    "success": Policy(0, 0, False, False, False, False, "healthy", "never"),
     # 429. Exact upstream waits, never rounded up: a cooldown outliving the real quota
-    # window is CLIProxyAPI's most reported bug (#4724, #5277).
-    "rate_limit": Policy(5, 30 * MINUTE, True, True, True, False, "cooling"),
+    # window is CLIProxyAPI's most reported bug (#4724, #5277). A 429 that names no wait
+    # may be a concurrency limit (GLM allows one request at a time per key) as much as a
+    # spent quota: the backoff then only orders the key last.
+    "rate_limit": Policy(5, 30 * MINUTE, True, True, True, False, "cooling", "when stated"),
     # 401, 402: revoked, mistyped or out of credit; retrying soon only burns requests.
-    "auth": Policy(6 * HOUR, 6 * HOUR, False, False, True, True, "needs attention"),
+    "auth": Policy(6 * HOUR, 6 * HOUR, False, False, True, True, "needs attention", "always"),
     # 403: as above, but Anthropic and OpenAI also answer it for a model the key may not use.
-    "forbidden": Policy(6 * HOUR, 6 * HOUR, False, True, True, True, "needs attention"),
-    # 408, 5xx, 529, a connection reset: the upstream hiccuped; another key may get through.
-    "transient": Policy(10, 2 * MINUTE, True, True, True, False, "unhealthy"),
+    "forbidden": Policy(6 * HOUR, 6 * HOUR, False, True, True, True, "needs attention", "always"),
+    # 408, 5xx, 529, a connection reset: the provider's host is struggling, not the key's
+    # quota spent, even with a Retry-After (which most APIs and mocks put on every 503):
+    # one such answer blocking the key turned 5 % of 503s into 75 % local refusals
+    # (issue 16). Another key may get through; the provider's breaker (breakers.py)
+    # watches the error rate.
+    "transient": Policy(10, 2 * MINUTE, True, True, True, False, "unhealthy", "never"),
     # Connect failures and timeouts: the host, not the key, failed, so another key of the
     # same provider would wait for the same host.
-    "unreachable": Policy(10, 2 * MINUTE, False, False, False, False, "unhealthy"),
+    "unreachable": Policy(10, 2 * MINUTE, False, False, False, False, "unhealthy", "never"),
     # 400, 404, 409, 413, 422 and other 4xx: the request is at fault. Replaying it on every
     # credential only spreads the failure (CLIProxyAPI #1747, #4410).
-    "request": Policy(0, 0, False, False, False, False, "healthy"),
+    "request": Policy(0, 0, False, False, False, False, "healthy", "never"),
     # The client went away: says nothing about the credential.
-    "cancelled": Policy(0, 0, False, False, False, False, "healthy"),
+    "cancelled": Policy(0, 0, False, False, False, False, "healthy", "never"),
 }
 LADDER_STEPS = 20  # far past every cap; keeps 2**level finite
 
@@ -95,6 +109,12 @@ class Cooldown:
     def active(self, now: float) -> bool:
         return self.until > now
 
+    @property
+    def firm(self) -> bool:
+        """Blocks the credential until it ends; otherwise it only orders it (Policy.firm)."""
+        firm = POLICIES[self.kind].firm
+        return firm == "always" or (firm == "when stated" and self.stated)
+
 
 _REASONS: dict[Kind, str] = {
     "rate_limit": "rate limited",
@@ -107,10 +127,12 @@ _FAILURE_NAMES = {"timeout": "timed out", "connect": "connection failed", "reset
 
 
 def next_cooldown(
-    previous: Cooldown | None, kind: Kind, outcome: Outcome, hint: float | None, now: float, model: str | None
+    previous: Cooldown | None, kind: Kind, outcome: Outcome, hint: float | None, now: float, model: str | None,
+    sent: float,
 ) -> Cooldown:
     """The cooldown in force after a failure of a kind that cools (POLICIES base > 0),
-    given the one before for the same credential and model."""
+    given the one before for the same credential and model; `sent`: when the failed
+    request was sent."""
     policy = POLICIES[kind]
     assert policy.base > 0, f"{kind} outcomes do not cool a credential"
     same = previous is not None and previous.kind == kind
@@ -120,24 +142,30 @@ def next_cooldown(
         # The latest word of the upstream wins, even when it is shorter.
         reason = f"{what}; the upstream said retry in {span(hint)}"
         candidate = Cooldown(kind, now, now + hint, level, reason, outcome, model, stated=True)
-    elif same and previous is not None and previous.active(now):
+    elif same and previous is not None and previous.active(now) and sent <= previous.since:
         return previous  # requests in flight when the window opened do not climb the ladder
     else:
         level = min(level + 1, LADDER_STEPS) if same else 0
         seconds = min(policy.base * 2**level, policy.cap)
         suffix = f"; backing off {span(seconds)}" if policy.cap > policy.base else ""
         candidate = Cooldown(kind, now, now + seconds, level, what + suffix, outcome, model)
-    if previous is None or same or not previous.active(now):
+    if previous is None or not previous.active(now):
+        return candidate
+    if previous.firm != candidate.firm:
+        # A block outlasts any ordering: a 503 racing a 429's Retry-After must not open
+        # the key before its quota is back (nor a hiccup a refused key).
+        return previous if previous.firm else candidate
+    if same:
         return candidate
     if candidate.stated and not previous.stated and not POLICIES[previous.kind].needs_attention:
         return candidate  # the upstream's word beats our guess
-    return previous if previous.until >= candidate.until else candidate  # e.g. a hiccup keeps a refused key blocked
+    return previous if previous.until >= candidate.until else candidate
 
 
 def upstream_delay(headers: Mapping[str, str], body: str | None, now: float) -> float | None:
     """Seconds the upstream asked to wait, from the first source that names a usable one."""
     lowered = {name.lower(): value.strip() for name, value in headers.items()}
-    for seconds in (_retry_after_ms(lowered), _retry_after(lowered, now), _body_delay(body), _reset_delay(lowered, now)):
+    for seconds in (_retry_after_ms(lowered), _retry_after(lowered, now), _body_delay(body, now), _reset_delay(lowered, now)):
         if seconds is not None and seconds > 0:  # a reset in the past (clock skew) says nothing usable
             return seconds
     return None
@@ -162,13 +190,20 @@ def _retry_after(headers: Mapping[str, str], now: float) -> float | None:
     return delay(value, now) if value else None
 
 
-# Google: error.details[].retryDelay "34s" (RetryInfo); OpenAI Codex: resets_in_seconds.
+# Google: error.details[].retryDelay "34s" (RetryInfo); OpenAI Codex's usage limit:
+# resets_in_seconds, or resets_at in epoch seconds (CLIProxyAPI codex_executor_terminal.go).
 _BODY_DELAY = re.compile(r'"retryDelay"\s*:\s*"(\d+(?:\.\d+)?)s"|"resets_in_seconds"\s*:\s*(\d+(?:\.\d+)?)')
+_BODY_RESET = re.compile(r'"resets_at"\s*:\s*(\d+(?:\.\d+)?)')
 
 
-def _body_delay(body: str | None) -> float | None:
-    found = _BODY_DELAY.search(body) if body else None
-    return float(found.group(1) or found.group(2)) if found else None
+def _body_delay(body: str | None, now: float) -> float | None:
+    if not body:
+        return None
+    if found := _BODY_DELAY.search(body):
+        return float(found.group(1) or found.group(2))
+    if found := _BODY_RESET.search(body):
+        return delay(found.group(1), now)
+    return None
 
 
 _ANTHROPIC_RESET = re.compile(r"anthropic-ratelimit-(.+)-reset")

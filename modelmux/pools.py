@@ -22,19 +22,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self, cast
 
-from modelmux import pool_state
+from modelmux import pool_snapshot, pool_state
+from modelmux.breakers import Breaker
 from modelmux.config import Config, Credential, Provider
-from modelmux.cooldowns import POLICIES, Cooldown, Kind, Outcome, State, classify, iso, next_cooldown, span
+from modelmux.cooldowns import POLICIES, Cooldown, Kind, Outcome, classify, iso, next_cooldown, span
 from modelmux.cooldowns import subscription_exhausted, upstream_delay
 from modelmux.credentials import redacted
-from modelmux.oauth.holder import TokenHolder
 from modelmux.refusals import AllBusy, AllCooling, Blocked, BlockedState, Refusal, Unhealthy
 
 logger = logging.getLogger(__name__)
-
-# Cooldowns that only order credentials: with nothing else left, such a credential is
-# probed rather than refused (see Pool.probe).
-SOFT_KINDS = frozenset({"transient", "unreachable"})
 
 # Sessions remembered per pool for affinity; the least recently used is forgotten first.
 MAX_SESSIONS = 4096
@@ -86,7 +82,7 @@ class Slot:
         if holder is not None and any(c.kind == "auth" for c in self.cooldowns.values()) and holder.reload():
             self.cooldowns = {k: c for k, c in self.cooldowns.items() if c.kind != "auth"}
         active = [c for key, c in self.cooldowns.items() if key in (None, model) and c.active(now)]
-        return max(active, key=lambda c: c.until, default=None)
+        return max(active, key=lambda c: (c.firm, c.until), default=None)
 
     def busy(self) -> bool:
         limit = self.credential.max_concurrent
@@ -103,13 +99,14 @@ class Lease:
     """One request's use of one credential: in flight until released or recorded.
     Usable as a context manager that releases on exit."""
 
-    def __init__(self, pool: Pool, slot: Slot, model: str, started: float) -> None:
+    def __init__(self, pool: Pool, slot: Slot, model: str, started: float, probe: bool = False) -> None:
         self.pool = pool
         self.slot = slot
         self.provider = pool.provider.name
         self.credential = slot.credential
         self.model = model
         self.started = started
+        self.probe = probe  # the provider's half-open breaker lets this request through as its probe
         self.released = False
         self.recorded = False
 
@@ -118,6 +115,8 @@ class Lease:
             return
         self.released = True
         self.slot.in_flight -= 1
+        if self.probe:
+            self.pool.breaker.done()
         self.pool.on_release(self.provider)
 
     def __enter__(self) -> Self:
@@ -133,19 +132,21 @@ class Lease:
 class Pool:
     """One provider's credentials and how the next one is chosen."""
 
-    def __init__(self, provider: Provider, slots: list[Slot], on_release: Callable[[str], None]) -> None:
+    def __init__(self, provider: Provider, slots: list[Slot], on_release: Callable[[str], None],
+                 breaker: Breaker | None = None) -> None:
         self.provider = provider
         self.slots = tuple(slots)
         self.on_release = on_release
+        self.breaker = breaker or Breaker()
         self.sessions: OrderedDict[tuple[str, str], str] = OrderedDict()  # (session, model) → label
 
     def pick(self, model: str, session: str | None, exclude: Collection[str], now: float) -> Lease | Refusal:
         usable = [s for s in self.slots if s.label not in exclude and not s.busy() and s.blocker(model, now) is None]
         if not usable:
-            probe = self.probe(model, exclude, now)
-            if probe is None:
-                return self.refusal(model, now)
-            usable = [probe]
+            unhealthy = self.least_unhealthy(model, exclude, now)
+            if unhealthy is None:
+                return self.refusal(model, exclude, now)
+            usable = [unhealthy]
         tier = min(s.credential.priority for s in usable)
         usable = [s for s in usable if s.credential.priority == tier]
         slot = self.bound(session, model, usable) or self.choose(usable)
@@ -155,28 +156,28 @@ class Pool:
             if len(self.sessions) > MAX_SESSIONS:
                 self.sessions.popitem(last=False)
         slot.in_flight += 1
-        return Lease(self, slot, model, now)
+        return Lease(self, slot, model, now, self.breaker.probe(now))
 
-    def probe(self, model: str, exclude: Collection[str], now: float) -> Slot | None:
-        """With nothing healthy left, the credential whose upstream-error cooldown ends
-        first is tried anyway: that cooldown is modelmux's guess (the upstream named no
-        wait), and refusing locally would turn one hiccup of a provider's only key into
-        a run of errors nobody asked the upstream about. Rate limits and refused keys
-        stay firm."""
+    def least_unhealthy(self, model: str, exclude: Collection[str], now: float) -> Slot | None:
+        """With nothing healthy left, the credential whose soft cooldown ends first is
+        tried anyway: an upstream error or a guessed backoff says the host struggled, not
+        that the key may not be used, and refusing locally would answer for an upstream
+        that would most likely have answered itself (issue 16: 5 % of 503s became 75 %
+        local refusals). Only firm cooldowns (quota, refused keys) refuse."""
         soft = [
             (blocker.until, slot)
             for slot in self.slots
             if slot.label not in exclude and not slot.busy()
-            and (blocker := slot.blocker(model, now)) is not None
-            and all(_soft(c) for k, c in slot.cooldowns.items() if k in (None, model) and c.active(now))
+            and (blocker := slot.blocker(model, now)) is not None and not blocker.firm
         ]
         return min(soft, key=lambda pair: pair[0])[1] if soft else None
 
     def rewind(self) -> None:
-        """Start the turns and session bindings afresh (a reset of the whole pool)."""
+        """Start the turns, session bindings and the breaker afresh (a reset of the whole pool)."""
         for slot in self.slots:
             slot.current = 0
         self.sessions.clear()
+        self.breaker = Breaker()
 
     def bound(self, session: str | None, model: str, usable: list[Slot]) -> Slot | None:
         """The session's credential, while it is usable and in the best usable tier: a
@@ -203,8 +204,8 @@ class Pool:
                 return chosen
         raise AssertionError("smooth weighted round-robin skipped a usable credential for a whole cycle")
 
-    def refusal(self, model: str, now: float) -> Refusal:
-        blocked = tuple(_blocked(slot, model, now) for slot in self.slots)
+    def refusal(self, model: str, exclude: Collection[str], now: float) -> Refusal:
+        blocked = tuple(_blocked(slot, model, exclude, now) for slot in self.slots)
         states = {b.state for b in blocked}
         name = self.provider.name
         if "busy" in states:
@@ -214,19 +215,18 @@ class Pool:
         return Unhealthy(name, model, blocked, now)
 
 
-def _soft(cooldown: Cooldown) -> bool:
-    return cooldown.kind in SOFT_KINDS and not cooldown.stated  # a wait the upstream named is kept
-
-
-def _blocked(slot: Slot, model: str, now: float) -> Blocked:
+def _blocked(slot: Slot, model: str, exclude: Collection[str], now: float) -> Blocked:
     cooldown = slot.blocker(model, now)
-    if cooldown is not None:
+    if cooldown is not None and cooldown.firm:
         state = cast(BlockedState, POLICIES[cooldown.kind].state)  # only "healthy" kinds never cool
         return Blocked(slot.label, state, cooldown.until, cooldown.reason, slot.last_status)
     if slot.busy():
         reason = f"{slot.in_flight} of {slot.credential.max_concurrent} requests in flight"
         return Blocked(slot.label, "busy", None, reason, slot.last_status)
-    return Blocked(slot.label, "tried", None, "already tried for this request", slot.last_status)
+    if slot.label in exclude:
+        return Blocked(slot.label, "tried", None, "already tried for this request", slot.last_status)
+    # Only soft cooldowns, which Pool.least_unhealthy sends anyway: not a reason to refuse.
+    return Blocked(slot.label, "unhealthy", None, cooldown.reason if cooldown else "", slot.last_status)
 
 
 _SESSION_IN_USER_ID = re.compile(r"_session_([0-9A-Za-z-]+)$")
@@ -284,7 +284,7 @@ class Pools:
                 slot = old.get((provider.name, credential.label)) or Slot(credential)
                 slot.adopt(credential)
                 slots.append(slot)
-            pool = Pool(provider, slots, lambda name: self.on_release(name))
+            pool = Pool(provider, slots, lambda name: self.on_release(name), previous.breaker if previous else None)
             if previous is not None:
                 labels = {s.label for s in slots}
                 pool.sessions.update((k, v) for k, v in previous.sessions.items() if v in labels)
@@ -305,6 +305,13 @@ class Pools:
         """A lease on one of `provider`'s credentials for `model`, or why there is none.
         `exclude`: labels already tried for this request."""
         return self.pool(provider).pick(model, session, exclude, self.now())
+
+    def admits(self, provider: str) -> bool:
+        """Whether `provider` takes its turn among a route's providers: its breaker is
+        closed, or half-open with no probe out (breakers.py). Providers without
+        credentials have no breaker."""
+        pool = self.pools.get(provider)
+        return pool is None or pool.breaker.admits(self.now())
 
     def record(
         self, lease: Lease, outcome: Outcome, *,
@@ -327,10 +334,16 @@ class Pools:
         if usage is not None:
             slot.input_tokens += usage.input_tokens
             slot.output_tokens += usage.output_tokens
+        if kind in ("success", "transient", "unreachable"):
+            pool = self.pools.get(lease.provider, lease.pool)
+            pool.breaker.record(kind != "success", lease.started, now)
         cooldown = None
         if kind == "success":
-            # Evidence about the moment the request was sent: it clears what was set before.
-            for key in [k for k, c in slot.cooldowns.items() if k in (None, lease.model) and c.since < lease.started]:
+            # A success is evidence about the moment the request was sent: it lifts a block
+            # set before then, and a soft cooldown whenever it was set (requests that were
+            # in flight when a 503 came prove the host well again).
+            for key in [k for k, c in slot.cooldowns.items()
+                        if k in (None, lease.model) and (c.since < lease.started or not c.firm)]:
                 del slot.cooldowns[key]
         elif policy.base > 0 and lease.credential.identity == slot.credential.identity:  # else: a key since replaced
             headers = headers or {}
@@ -339,7 +352,7 @@ class Pools:
             key = lease.model if per_model and not subscription_exhausted(headers) else None
             hint = upstream_delay(headers, body, now) if policy.upstream_hint else None
             previous = slot.cooldowns.get(key)
-            cooldown = next_cooldown(previous, kind, outcome, hint, now, key)
+            cooldown = next_cooldown(previous, kind, outcome, hint, now, key, lease.started)
             slot.cooldowns[key] = cooldown
             if policy.needs_attention and cooldown is not previous:
                 logger.error(
@@ -375,18 +388,10 @@ class Pools:
         ]
         return pool_state.dump(entries, self.now())
 
-    def load(self, path: Path) -> None:
-        """Restore what `save` stored, at start-up. Expired cooldowns and credentials no
-        longer configured are dropped; a replaced key keeps its counters, not its
-        cooldowns. A missing file is a first start; an unreadable one is logged and
-        ignored, never fatal."""
-        try:
-            entries = pool_state.parse(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return
-        except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError) as e:
-            logger.warning("ignoring the credential state in %s, which cannot be used (%s); starting afresh", path, e)
-            return
+    def restore(self, entries: list[pool_state.Stored]) -> None:
+        """Restore what `save` stored (as `pool_state.read` found it), at start-up. Expired
+        cooldowns and credentials no longer configured are dropped; a replaced key keeps
+        its counters, not its cooldowns."""
         now = self.now()
         slots = {(name, s.label): s for name, pool in self.pools.items() for s in pool.slots}
         for entry in entries:
@@ -400,68 +405,6 @@ class Pools:
                 slot.cooldowns = {c.model: c for c in entry.cooldowns if c.active(now)}
 
     def snapshot(self) -> dict[str, Any]:
-        """Every credential's state for `modelmux status` and the JSON endpoint. JSON-able;
-        keys appear only redacted (label and last four characters)."""
-        now = self.now()
-        return {
-            "at": iso(now),
-            "providers": {
-                name: {
-                    "strategy": pool.provider.strategy,
-                    "affinity": pool.provider.affinity,
-                    "cooldown_scope": pool.provider.cooldown_scope,
-                    "credentials": [_describe(slot, now) for slot in pool.slots],
-                }
-                for name, pool in self.pools.items()
-            },
-            "without_credentials": dict(self.unpooled),
-        }
-
-
-# Worst first: what status shows when several cooldowns are active at once.
-_SEVERITY: tuple[State, ...] = ("needs attention", "unhealthy", "cooling")
-
-
-def _describe(slot: Slot, now: float) -> dict[str, Any]:
-    active = sorted((c for c in slot.cooldowns.values() if c.active(now)), key=lambda c: (c.model or "", c.until))
-    states = {POLICIES[c.kind].state for c in active}
-    credential = slot.credential
-    return {
-        "label": credential.label,
-        "key": redacted(credential),
-        "priority": credential.priority,
-        "weight": credential.weight,
-        "max_concurrent": credential.max_concurrent,
-        "state": "needs login" if credential.oauth is not None and credential.oauth.needs_login
-        else next((s for s in _SEVERITY if s in states), "healthy"),
-        "cooldowns": [
-            {
-                "model": c.model,
-                "kind": c.kind,
-                "until": iso(c.until),
-                "seconds_left": round(c.until - now, 3),
-                "reason": c.reason,
-                "status": c.status,
-            }
-            for c in active
-        ],
-        "in_flight": slot.in_flight,
-        "requests": slot.requests,
-        "errors": slot.errors,
-        "input_tokens": slot.input_tokens,
-        "output_tokens": slot.output_tokens,
-        "last_status": slot.last_status,
-        **({"login": _login(credential.oauth)} if credential.oauth is not None else {}),
-    }
-
-
-def _login(holder: TokenHolder) -> dict[str, Any]:
-    """An oauth credential's login, without its tokens."""
-    token = holder.token
-    return {
-        "kind": token.kind,
-        "email": token.email,
-        "file": str(holder.path),
-        "expires_at": iso(token.expires_at) if token.expires_at is not None else None,
-        "needs_login": holder.needs_login,
-    }
+        """Every credential's state for `modelmux status` and the JSON endpoint
+        (pool_snapshot.py)."""
+        return pool_snapshot.snapshot(self.pools, self.unpooled, self.now())

@@ -9,6 +9,7 @@ from typing import Any
 from modelmux import procs
 from modelmux.config import Config
 from modelmux.cooldowns import POLICIES, span
+from modelmux.file_problems import line
 from modelmux.launcher import LaunchError
 from modelmux.procs import Gateway
 
@@ -30,6 +31,7 @@ def gateway_status(cfg: Config, gateway: Gateway) -> dict[str, Any]:
         "config": info.get("config") if info else None,
         "listeners": info.get("listeners") if info else None,
         "reload_error": info.get("reload_error") if info else None,
+        "file_problems": info.get("file_problems") if info else None,  # None: not running, or older than them
         "requested_config": str(cfg.path),
         "port_taken": not info and pid is None and procs.port_in_use(cfg.server.host, gateway.port),
         # A running gateway says where its output goes (nowhere but its terminal under
@@ -72,6 +74,8 @@ def describe_status(report: dict[str, Any]) -> str:
         lines.append(f"  note:         not {report['requested_config']}, which this command was given")
     if report["reload_error"]:
         lines.append(f"  reload error: {report['reload_error']}")
+    if report["file_problems"]:
+        lines += ["problems with its files:", *(f"  {line(problem)}" for problem in report["file_problems"])]
     return "\n".join(lines + credentials_section(report))
 
 
@@ -97,6 +101,7 @@ def credentials_section(report: dict[str, Any]) -> list[str]:
         return []
     lines = credential_lines(document)
     section = [f"credentials at {document['at']}:", *lines] if lines else ["credentials: none"]
+    section += breaker_lines(document)
     # An older gateway's document does not name the providers without credentials.
     if unpooled := document.get("without_credentials"):
         rows = aligned([[name, UNPOOLED.get(auth, auth)] for name, auth in unpooled.items()])
@@ -147,10 +152,26 @@ def _cooldown_text(cooldown: dict[str, Any]) -> str:
     status = cooldown["status"]
     # next_cooldown's reasons lead with the status ("429: rate limited; ..."); it goes in brackets instead.
     reason = cooldown["reason"].removeprefix(f"{status}: ")
+    # A soft cooldown blocks nothing (docs/credentials.md): say so, or "until" reads as a block.
+    # An older gateway's document has no "firm": its cooldowns all blocked.
+    how = "" if cooldown.get("firm", True) else ", tried last"
     return (
-        f"{POLICIES[cooldown['kind']].state} until {cooldown['until']} (in {span(cooldown['seconds_left'])}) "
+        f"{POLICIES[cooldown['kind']].state}{how} until {cooldown['until']} (in {span(cooldown['seconds_left'])}) "
         f"for {cooldown['model'] or 'every model'}: {reason} [{status}]"
     )
+
+
+def breaker_lines(document: dict[str, Any]) -> list[str]:
+    """The providers whose breaker is not closed (an older gateway's document has none)."""
+    rows = []
+    for name, pool in document["providers"].items():
+        breaker = pool.get("breaker") or {"state": "closed"}
+        if breaker["state"] == "open":
+            rows.append([name, f"open until {breaker['until']}: {breaker['reason']}; tried after the route's "
+                               "other providers, one credential per request"])
+        elif breaker["state"] == "half-open":
+            rows.append([name, f"half-open: {breaker['reason']}; one request at a time is sent as its probe"])
+    return ["breakers:", *(f"  {row}" for row in aligned(rows))] if rows else []
 
 
 def aligned(rows: list[list[str]]) -> list[str]:

@@ -24,6 +24,7 @@ from pathlib import Path
 from types import NoneType
 from typing import Any
 
+from modelmux.file_problems import FileProblem, plural
 from modelmux.paths import config_state
 
 VERSION = 1
@@ -44,8 +45,10 @@ Key = tuple[str | None, str | None, str | None]  # provider, credential, model
 # A record's fields in file order: the types a value may have, and what a summary that
 # lacks one (or has a wrong type) gets; `...` means required.
 _TEXT, _COUNT, _MS = frozenset({str, NoneType}), frozenset({int}), frozenset({int, float, NoneType})
+_TIME = frozenset({int, float})
+_KINDS = {_TEXT: "text or null", _COUNT: "a whole number ≥ 0", _MS: "a number ≥ 0 or null", _TIME: "a number ≥ 0"}
 _FIELDS: dict[str, tuple[frozenset[type], Any]] = {
-    "time": (frozenset({int, float}), ...),
+    "time": (_TIME, ...),
     "provider": (_TEXT, None),
     "credential": (_TEXT, None),
     "model": (_TEXT, None),
@@ -115,14 +118,19 @@ class Record:
 
     @classmethod
     def parse(cls, line: str) -> Record:
-        """One line of the file. Raises ValueError (or KeyError) when it is not a record
-        of this version."""
-        item = json.loads(line)
+        """One line of the file. Raises ValueError saying why it is not a record of this
+        version, without quoting the line: the reason reaches /healthz."""
+        try:
+            item = json.loads(line)
+        except ValueError:
+            raise ValueError("not JSON") from None
         if not isinstance(item, dict) or item.get("v") != VERSION:
             raise ValueError(f"not a version {VERSION} usage record")
         for name, (types, _) in _FIELDS.items():
+            if name not in item:
+                raise ValueError(f"no {name}")
             if not _fits(item[name], types):
-                raise ValueError(f"{name}: {item[name]!r}")
+                raise ValueError(f"{name} is not {_KINDS[types]}")
         return cls(**{name: item[name] for name in _FIELDS})
 
     def line(self) -> str:
@@ -154,14 +162,15 @@ class UsageFile:
         self.path = path
         self.rotated = path.with_name(path.name + ".1")
         self.max_bytes = max_bytes
-        self.skipped = 0  # corrupt lines the last `records()` passed over
-        self.first_skipped: str | None = None  # "FILE line N" of the first of them
+        self.kept = 0  # records the last `records()` yielded
+        self.skipped = 0  # corrupt lines it passed over
+        self.first_skipped: str | None = None  # "FILE line N: why" of the first of them
         self._lock = threading.Lock()
 
     def records(self) -> Iterator[Record]:
         """Every record, oldest file first. A line that is not a record (a crash cut it
         short, someone edited the file) is skipped and counted."""
-        self.skipped, self.first_skipped = 0, None
+        self.kept, self.skipped, self.first_skipped = 0, 0, None
         for path in (self.rotated, self.path):
             try:
                 file = path.open(encoding="utf-8", errors="replace")
@@ -172,10 +181,21 @@ class UsageFile:
                     if not line.strip():
                         continue
                     try:
-                        yield Record.parse(line)
-                    except (ValueError, KeyError, TypeError):
+                        record = Record.parse(line)
+                    except ValueError as e:
                         self.skipped += 1
-                        self.first_skipped = self.first_skipped or f"{path} line {number}"
+                        self.first_skipped = self.first_skipped or f"{path} line {number}: {e}"
+                    else:
+                        self.kept += 1
+                        yield record
+
+    def skipped_problem(self) -> FileProblem | None:
+        """What the last `records()` skipped. The lines stay in the file: every start says it again."""
+        if not self.skipped:
+            return None
+        lines = plural(self.skipped, "line is not a usage record", "lines are not usage records")
+        problem = f"{lines}, skipped (the first: {self.first_skipped})"
+        return FileProblem(str(self.path), problem, plural(self.kept, "record"))
 
     def append(self, lines: list[str]) -> None:
         """Append `lines` (each ending in a newline), first rotating a file they would

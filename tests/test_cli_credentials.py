@@ -321,3 +321,23 @@ def test_without_a_gateway(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caps
     assert "credentials" not in out
     report = json.loads(run(capsys, "status", "--json", "--config", str(routes))[1])
     assert (report["running"], report["credentials"], report["credentials_error"]) == (False, None, None)
+
+
+def test_status_says_which_cooldowns_only_order_and_which_breakers_are_open() -> None:
+    pools = Pools(config.parse({"providers": {
+        "zai": {"protocol": "anthropic", "base_url": "https://z", "credentials": [{"label": "a", "key": "zai-aaaa-1111"}]},
+        "kimi": {"protocol": "anthropic", "base_url": "https://k", "credentials": [{"label": "k", "key": "kimi-kkkk-2222"}]},
+    }}, Path("/x/routes.yaml"), {}), now=lambda: NOW)
+    for _ in range(10):
+        pools.record(pools.pick("zai", "glm"), 503, headers={"retry-after": "1"})
+    lines = credentials_section({"credentials_error": None, "credentials": pools.snapshot()})
+    assert lines == [
+        "credentials at 2026-11-21T09:57:55Z:",
+        "  zai   a (a…1111)  unhealthy  in flight 0  requests 10 (10 errors)  tokens 0 in / 0 out",
+        "    unhealthy, tried last until 2026-11-21T09:57:56Z (in 1 s) for every model: upstream error; "
+        "the upstream said retry in 1 s [503]",
+        "  kimi  k (k…2222)  healthy    in flight 0  requests 0 (0 errors)    tokens 0 in / 0 out",
+        "breakers:",
+        "  zai  open until 2026-11-21T09:58:05Z: 10 of the last 10 answers were upstream errors; tried after the "
+        "route's other providers, one credential per request",
+    ]

@@ -131,7 +131,9 @@ def test_corrupt_lines_are_skipped_and_said(tmp_path: Path, capsys: Capture) -> 
     code, out, err = run(capsys, "usage", "--days", "1", "--by", "model", "--config", str(config))
     assert code == 0
     assert out.splitlines()[-2] == "  zai       glm-4.6         2       0    200   4,000     100    400 ms    400 ms"
-    assert err.splitlines()[-1] == f"modelmux: skipped 2 corrupt line(s) of {file} (the first: {file} line 2)"
+    assert err.splitlines()[-1] == (
+        f"modelmux: {file}: 2 lines are not usage records, skipped (the first: {file} line 2: not JSON); kept 2 records"
+    )
 
 
 def test_an_unreadable_file_and_bad_arguments(tmp_path: Path, capsys: Capture) -> None:

@@ -275,12 +275,12 @@ def test_everything_failing_is_a_503_naming_each_attempt(gateway, upstreams):
     script(upstreams["backup"], solo=Drop())
     response = post(gateway, "glm-1")
     assert response.status_code == 503
-    error = response.json()["error"]
-    assert error["type"] == "overloaded_error"
-    assert error["message"].startswith(
-        "no upstream could serve model 'glm-1' (4 attempts): zai/a 502; zai/b 502; zai/c 502; backup/solo reset; "
-        "the first recovers at ")
-    assert response.headers["retry-after"] == "10"  # the first guessed upstream-error cooldown
+    assert response.json()["error"] == {
+        "type": "overloaded_error",
+        "message": "no upstream could serve model 'glm-1' (4 attempts): zai/a 502; zai/b 502; zai/c 502; backup/solo reset"}
+    # Upstream errors only order credentials: the next request is sent at once, so
+    # modelmux names no wait of its own.
+    assert "retry-after" not in response.headers
 
 
 def test_a_request_fault_wrapped_in_a_5xx_is_not_replayed_on_the_fallback(gateway, upstreams):
@@ -475,18 +475,3 @@ def test_the_relay_hands_a_slow_stream_over_and_pings_through_silences(upstreams
     assert [n for n in names if n != "ping"] == [
         "message_start", "content_block_start", *["content_block_delta"] * 5, "content_block_stop",
         "message_delta", "message_stop"]
-
-
-def test_the_upstreams_own_429_gets_the_pools_retry_after_when_it_names_none(gateway, upstreams):
-    limited = error_reply(429, "rate_limit_error", "slow down")
-    script(upstreams["pool"], a=limited, b=RATE_LIMITED, c=RATE_LIMITED)
-    for _ in range(2):
-        post(gateway, "sticky-0")  # nothing to do with zai: keeps zai's turns where the reset left them
-    upstreams["pool"].received.clear()
-    response = post(gateway, "pool-1")  # a 429 (backs off 5 s), b 429 (30 s), c 429 (30 s)
-    assert (response.status_code, response.headers["retry-after"]) == (429, "5")
-    assert seen(upstreams["pool"]) == ["a", "b", "c"]
-    # one attempt and nothing else left: the upstream's own words, and the pool's wait
-    script(upstreams["backup"], solo=limited)
-    single = post(gateway, "solo-1")
-    assert (single.status_code, single.content, single.headers["retry-after"]) == (429, limited.body, "5")

@@ -7,6 +7,8 @@ import ipaddress
 import json
 import socket
 import ssl
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -240,3 +242,42 @@ def test_another_mitmproxy_release_is_named_with_the_verified_ones() -> None:
         "mitmproxy 12.4.0 is not a release modelmux was verified on (12.2.3, 12.3.1); "
         "if something fails, install one of those"
     )
+
+
+def test_requests_that_arrive_while_the_gateway_starts_never_stop_it(tmp_path: Path) -> None:
+    """Clients already pointed at a (re)starting gateway send as soon as its port opens,
+    before mitmproxy's own TlsConfig has its certificates (it loads them in its `running`
+    hook, after the listeners are up). A routed request there crashed that addon, and
+    mitmproxy exits a gateway that logged an error during start-up: 7 starts in 8."""
+    with Upstream() as vendor:
+        routes = f"""
+providers:
+  vendor: {{protocol: anthropic, base_url: "{vendor.url}", credentials: [{{label: main, key: sk-start-1234567890}}]}}
+default: {{provider: vendor}}
+"""
+        gateway = Gateway(tmp_path, routes)
+        body = {"model": "claude-x", "max_tokens": 1, "messages": [{"role": "user", "content": "hi"}]}
+        answered: list[int] = []
+        stop = threading.Event()
+
+        def keep_sending() -> None:
+            with httpx.Client(timeout=5) as client:
+                while not stop.is_set():
+                    try:
+                        answered.append(client.post(f"{gateway.url}/v1/messages", json=body).status_code)
+                    except httpx.TransportError:  # not listening yet
+                        time.sleep(0.002)
+
+        senders = [threading.Thread(target=keep_sending) for _ in range(6)]
+        for sender in senders:
+            sender.start()
+        try:
+            with gateway:
+                time.sleep(1)  # start-up is over: an error in it would have ended the gateway by now
+                assert gateway.process is not None and gateway.process.poll() is None, gateway.log.read_text()[-2000:]
+        finally:
+            stop.set()
+            for sender in senders:
+                sender.join()
+    assert answered and set(answered) == {200}
+    assert "Addon error" not in gateway.log.read_text()

@@ -233,8 +233,11 @@ def test_a_local_server_that_is_not_running_is_failed_over(gateway, server):
     server.gate = failing("/ollama/", 503, "busy")
     response = post(gateway, "down-chain", "own key", False)
     assert response.status_code == 503
+    # A host error earns the request a second round (credentials.md, Retries and failover);
+    # a server that cannot be connected to does not.
     assert response.json()["error"]["message"] == (
-        "no upstream could serve model 'down-chain' (2 attempts): down/no credential connect; ollama/no credential 503")
+        "no upstream could serve model 'down-chain' (3 attempts): down/no credential connect; "
+        "ollama/no credential 503; ollama/no credential 503")
 
 
 def test_count_tokens_and_the_local_endpoints(gateway, server):

@@ -34,6 +34,7 @@ def test_healthz(start_gateway):
     assert health["reload_error"] is None
     assert health["listeners"] == [f"reverse:https://api.anthropic.com@127.0.0.1:{gateway.port}"]
     assert health["log"] is None  # started as mitmdump in the foreground: its output is the test's
+    assert health["file_problems"] == []  # what bad state files look like: test_state_gateway.py
     logged = start_gateway(ROUTES, extra_args=["--set", "modelmux_log=/var/log/modelmux.log"])
     assert httpx.get(f"{logged.url}/healthz").json()["log"] == "/var/log/modelmux.log"
 

@@ -1,13 +1,22 @@
 """What credential pools show and keep: status snapshot, reset, the state file, reloads."""
 
+import errno
 import json
 import logging
 import stat
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from mitmproxy.test import taddons
 from pooling import Clock, fail, labels, ladder, load, pools_of, provider
 
-from modelmux.pool_state import state_path
+from modelmux import pool_state
+from modelmux.addons.credentials import Credentials
+from modelmux.addons.dashboard import Dashboard
+from modelmux.addons.settings import Settings
+from modelmux.file_problems import FileProblem
+from modelmux.pool_state import NOTHING, state_path
 from modelmux.pools import Lease, Pools, Usage
 
 
@@ -27,13 +36,14 @@ def test_snapshot_of_a_small_pool():
                 "strategy": "round-robin",
                 "affinity": False,
                 "cooldown_scope": "credential",
+                "breaker": {"state": "closed", "until": None, "reason": None},
                 "credentials": [
                     {
                         "label": "main", "key": "main…cret", "priority": 1, "weight": 1, "max_concurrent": None,
                         "state": "cooling",
                         "cooldowns": [{
                             "model": None, "kind": "rate_limit", "until": "2025-06-15T15:07:00Z", "seconds_left": 15.0,
-                            "reason": "429: rate limited; the upstream said retry in 20 s", "status": 429,
+                            "reason": "429: rate limited; the upstream said retry in 20 s", "status": 429, "firm": True,
                         }],
                         "in_flight": 0, "requests": 1, "errors": 1, "input_tokens": 0, "output_tokens": 0,
                         "last_status": 429,
@@ -100,7 +110,9 @@ def test_state_survives_a_restart_with_real_expiries(tmp_path):
     clock = Clock()
     clock.advance(60)  # the gateway comes back a minute later
     restarted = Pools(load("providers:\n" + routes), clock)
-    restarted.load(path)
+    loaded = pool_state.read(path)
+    assert loaded.problem is None
+    restarted.restore(loaded.entries)
     assert states(restarted, "zai") == [
         ("a", "cooling", ["2025-06-15T20:06:40Z"], 1, 1, 0, 0, 429),
         ("b", "healthy", [], 1, 1, 0, 0, 503),
@@ -120,7 +132,7 @@ def test_loading_drops_removed_credentials_and_replaced_keys_cooldowns(tmp_path)
     path = tmp_path / "state.json"
     pools.save(path)
     restarted = Pools(load("providers:\n" + provider("zai", "b", "c", secret="rotated")), Clock())
-    restarted.load(path)
+    restarted.restore(pool_state.read(path).entries)
     assert states(restarted, "zai") == [
         ("b", "healthy", [], 1, 1, 0, 0, 401),  # a new key: its counters, not the old key's block
         ("c", "healthy", [], 0, 0, 0, 0, None),
@@ -128,35 +140,141 @@ def test_loading_drops_removed_credentials_and_replaced_keys_cooldowns(tmp_path)
 
 
 @pytest.mark.parametrize(
-    "text",
+    ("data", "why"),
     [
-        "{not json",
-        '{"version": 2, "credentials": []}',
-        '{"version": 1, "credentials": [{"provider": "zai", "label": "a"}]}',
-        ('{"version": 1, "credentials": [{"provider": "zai", "label": "a", "fingerprint": "x", "requests": true, '
-         '"errors": 0, "input_tokens": 0, "output_tokens": 0, "last_status": null, "cooldowns": []}]}'),
-        ('{"version": 1, "credentials": [{"provider": "zai", "label": "a", "fingerprint": "x", "requests": 1, '
-         '"errors": 0, "input_tokens": 0, "output_tokens": 0, "last_status": null, "cooldowns": '
-         '[{"model": null, "kind": "success", "since": 0, "until": 9e12, "level": 0, "reason": "", "status": 200}]}]}'),
+        (b"{not json", "not JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1))"),
+        (b'{"version": 1, "credentials": [1]}\xff', "not UTF-8 text (byte 34)"),
+        (b"[]", "not a credential state document (not a JSON object)"),
+        (b'{"version": 2, "credentials": []}', "not a version 1 credential state document (version 2)"),
+        (b'{"version": "sk-secret", "credentials": []}',
+         "not a version 1 credential state document (no version number)"),
+        (b'{"version": 1, "credentials": {"sk-secret": 1}}', "its credentials are not a list"),
     ],
 )
-def test_an_unusable_state_file_is_ignored_with_a_warning(tmp_path, caplog, text):
-    pools, _ = pools_of(provider("zai", "a"))
-    fail(pools, "zai", "a", 429)
+def test_a_file_that_is_no_state_document_is_set_aside(tmp_path, data, why):
+    """Renamed, not left for the next save to replace unseen; nothing of it is used."""
     path = tmp_path / "routes.state.json"
-    path.write_text(text)
-    with caplog.at_level(logging.WARNING):
-        pools.load(path)
-    assert len(caplog.messages) == 1
-    assert caplog.messages[0].startswith(f"ignoring the credential state in {path}, which cannot be used (")
-    assert caplog.messages[0].endswith("); starting afresh")
-    assert states(pools, "zai") == [("a", "cooling", ["2025-06-15T15:06:45Z"], 1, 1, 0, 0, 429)]  # untouched
+    path.write_bytes(data)
+    loaded = pool_state.read(path)
+    assert loaded == pool_state.Loaded([], FileProblem(str(path), why, NOTHING, f"{path}.corrupt"))
+    assert NOTHING == "nothing: cooldowns and counters start afresh"
+    assert not path.exists()
+    assert (tmp_path / "routes.state.json.corrupt").read_bytes() == data
 
 
-def test_a_missing_state_file_is_a_first_start(tmp_path, caplog):
-    pools, _ = pools_of(provider("zai", "a"))
-    pools.load(tmp_path / "nothing.json")
-    assert caplog.messages == []
+def saved(tmp_path) -> tuple[Path, list[dict]]:
+    """A state file of three credentials, a and c cooling, and its entries to spoil."""
+    pools, _ = pools_of(provider("zai", "a", "b", "c"))
+    fail(pools, "zai", "a", 429, headers={"retry-after": "600"})
+    fail(pools, "zai", "c", 429, headers={"retry-after": "600"})
+    path = tmp_path / "routes.state.json"
+    pools.save(path)
+    return path, json.loads(path.read_text())["credentials"]
+
+
+def write_entries(path, entries) -> bytes:
+    data = json.dumps({"version": 1, "saved_at": "2025-06-15T15:06:40Z", "credentials": entries}).encode()
+    path.write_bytes(data)
+    return data
+
+
+def test_bad_entries_are_skipped_and_the_rest_kept(tmp_path, caplog):
+    """An entry that cannot be used costs only itself; a bad cooldown costs only itself,
+    not its credential's counters. The bytes are copied aside, since the next save
+    rewrites the file without what was skipped."""
+    path, entries = saved(tmp_path)
+    entries[1]["requests"] = "sk-ant-api03-secret"  # values are never quoted: a hand edit could put anything there
+    entries[2]["cooldowns"][0]["kind"] = "quota"  # a kind this version does not know
+    entries.append("an entry that is not an object")
+    data = write_entries(path, entries)
+    loaded = pool_state.read(path)
+    assert loaded.problem == FileProblem(
+        str(path),
+        "skipped 2 of 4 credential entries and 1 cooldown that could not be used: credentials[1] (zai/b): requests "
+        "is not a whole number; credentials[3]: not a JSON object; credentials[2] (zai/c) cooldowns[0]: its kind "
+        "is not one that cools a credential",
+        "2 of 4 credential entries, without 1 bad cooldown",
+        f"{path}.corrupt",
+    )
+    assert "sk-ant" not in loaded.problem.text()
+    assert path.read_bytes() == data and (tmp_path / "routes.state.json.corrupt").read_bytes() == data
+    pools, _ = pools_of(provider("zai", "a", "b", "c"))
+    pools.restore(loaded.entries)
+    assert states(pools, "zai") == [
+        ("a", "cooling", ["2025-06-15T15:16:40Z"], 1, 1, 0, 0, 429),
+        ("b", "healthy", [], 0, 0, 0, 0, None),  # skipped: starts afresh
+        ("c", "healthy", [], 1, 1, 0, 0, 429),  # its counters, without the cooldown
+    ]
+    assert caplog.messages == []  # reading only reports; the gateway logs
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ({"errors": True}, "errors is not a whole number"),  # a bool is an int to isinstance
+        ({"input_tokens": -1}, "input_tokens is negative"),
+        ({"last_status": "teapot"}, "last_status is neither a status nor a known transport failure"),
+        ({"label": None}, "label is not text"),
+        ({"cooldowns": None}, "cooldowns is not a list"),
+        ({"fingerprint": ...}, "no fingerprint"),
+    ],
+)
+def test_why_an_entry_is_skipped(tmp_path, change, why):
+    path, entries = saved(tmp_path)
+    entries[0] = {k: v for k, v in (entries[0] | change).items() if v is not ...}
+    write_entries(path, entries)
+    problem = pool_state.read(path).problem
+    where = "credentials[0]" if "label" in change else "credentials[0] (zai/a)"
+    assert problem is not None
+    assert problem.problem == f"skipped 1 of 3 credential entries that could not be used: {where}: {why}"
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ({"until": float("inf")}, "until is not a finite number"),  # Python's json writes and reads Infinity
+        ({"kind": "success"}, "its kind is not one that cools a credential"),
+        ({"stated": 1}, "stated is not true or false"),
+        ({"model": 4}, "model is not text or null"),
+    ],
+)
+def test_why_a_cooldown_is_skipped(tmp_path, change, why):
+    path, entries = saved(tmp_path)
+    entries[0]["cooldowns"][0] |= change
+    write_entries(path, entries)
+    problem = pool_state.read(path).problem
+    assert problem is not None and problem.problem == (
+        f"skipped 1 cooldown that could not be used: credentials[0] (zai/a) cooldowns[0]: {why}"
+    )
+    assert problem.kept == "3 of 3 credential entries, without 1 bad cooldown"
+
+
+def test_a_long_list_of_reasons_is_cut_short(tmp_path):
+    path, entries = saved(tmp_path)
+    write_entries(path, entries + [None] * 5)
+    problem = pool_state.read(path).problem
+    assert problem is not None and problem.problem == (
+        "skipped 5 of 8 credential entries that could not be used: credentials[3]: not a JSON object; "
+        "credentials[4]: not a JSON object; credentials[5]: not a JSON object; and 2 more"
+    )
+
+
+def test_an_unreadable_file_is_set_aside_and_a_failed_set_aside_is_said(tmp_path):
+    path = tmp_path / "routes.state.json"
+    path.mkdir()  # reading it fails as an unreadable file would (the tests run as root: modes do not stop them)
+    assert pool_state.read(path).problem == FileProblem(
+        str(path), f"cannot be read (Is a directory: {path})", NOTHING, f"{path}.corrupt")
+    path.write_text("{not json")
+    (tmp_path / "routes.state.json.corrupt" / "earlier").write_text("")  # a non-empty directory cannot be replaced
+    assert pool_state.read(path).problem == FileProblem(
+        str(path), "not JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1)); it could "
+        f"not be set aside (Is a directory: {path} → {path}.corrupt), so the next save replaces it", NOTHING)
+    assert path.read_text() == "{not json"
+
+
+def test_a_missing_state_file_is_a_first_start(tmp_path):
+    assert pool_state.read(tmp_path / "nothing.json") == pool_state.Loaded([], None)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_reload_keeps_the_state_of_credentials_that_remain():
@@ -190,3 +308,57 @@ def test_a_replaced_key_starts_clean_even_with_old_leases_in_flight(caplog):
     assert isinstance(lease, Lease) and lease.credential.key == "key-zai-a-rotated"
     assert states(pools, "zai") == [("a", "healthy", [], 2, 2, 0, 0, 401)]
     assert pools.snapshot()["providers"]["zai"]["credentials"][0]["in_flight"] == 1
+
+
+# -- as the Credentials addon writes it --------------------------------------------------
+
+
+@pytest.fixture
+def addon(tmp_path, monkeypatch) -> Iterator[Credentials]:
+    monkeypatch.setenv("MODELMUX_STATE_DIR", str(tmp_path / "state"))
+    config = tmp_path / "routes.yaml"
+    config.write_text("providers:\n" + provider("zai", "a", "b"))
+    settings = Settings()
+    credentials = Credentials(settings, Dashboard())
+    with taddons.context(settings, credentials) as context:
+        context.configure(settings, modelmux_config=str(config))
+        yield credentials
+
+
+def test_an_older_dump_never_replaces_a_newer_one(addon):
+    """At exit the saver's thread may still be writing an older dump when the final
+    save runs: whichever finishes last, the newer counters stay."""
+    assert addon.pools and addon.state_path
+    older = addon._dump()
+    fail(addon.pools, "zai", "a", 429)
+    newer = addon._dump()
+    addon._write(addon.state_path, *newer)
+    addon._write(addon.state_path, *older)
+    assert addon.state_path.read_bytes() == newer[1]
+    assert [e.requests for e in pool_state.read(addon.state_path).entries] == [1, 0]
+
+
+def test_a_failing_write_is_reported_until_one_succeeds(addon, monkeypatch, caplog):
+    assert addon.state_path
+    path = addon.state_path
+
+    def full(target, data):
+        raise OSError(errno.ENOSPC, "No space left on device", str(target))
+
+    with caplog.at_level(logging.INFO):
+        with monkeypatch.context() as patched:
+            patched.setattr(pool_state, "write_private", full)
+            addon.save()
+            addon.save()
+        assert [p.document() for p in addon.problems()] == [{
+            "file": str(path), "problem": f"cannot be written (No space left on device: {path})",
+            "kept": "cooldowns and counters in memory only: a restart now would lose them", "set_aside": None,
+        }]  # fmt: skip
+        assert addon._dirty  # tried again at the saver's next tick
+        addon.save()
+    assert addon.problems() == [] and path.exists()
+    assert caplog.messages == [
+        f"cannot write the credential state to {path} (No space left on device: {path}); cooldowns will not "
+        "survive a restart",
+        f"the credential state is written to {path} again",
+    ]

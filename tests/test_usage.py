@@ -253,10 +253,43 @@ def test_corrupt_lines_are_skipped_and_counted(tmp_path: Path) -> None:
     file.rotated.write_text(good[0] + "not json\n")
     file.path.write_text(good[1] + "\n" + wrong_version + '["a list"]\n' + good[2] + boolean + missing + good[3])
     assert [r.input_tokens for r in file.records()] == [0, 1, 2, 3]
-    assert (file.skipped, file.first_skipped) == (5, f"{file.rotated} line 2")
+    assert (file.kept, file.skipped, file.first_skipped) == (4, 5, f"{file.rotated} line 2: not JSON")
+    problem = file.skipped_problem()
+    assert problem is not None and problem.document() == {
+        "file": str(file.path),
+        "problem": f"5 lines are not usage records, skipped (the first: {file.rotated} line 2: not JSON)",
+        "kept": "4 records",
+        "set_aside": None,  # the lines stay in the file
+    }
     tally = Tally()
     assert usage.load(file, tally) == 4
     assert tally.report(1, "all", NOON)["total"]["input_tokens"] == 6
+
+
+@pytest.mark.parametrize(
+    ("line", "why"),
+    [
+        ("not json", "not JSON"),
+        ('["a list"]', "not a version 1 usage record"),
+        ('{"v": 2}', "not a version 1 usage record"),
+        ('{"v": 1, "time": 1.5}', "no provider"),
+        ('{"v": 1, "time": "sk-secret-value"}', "time is not a number ≥ 0"),
+        ('{"v": 1, "time": NaN}', "time is not a number ≥ 0"),
+    ],
+)
+def test_why_a_line_is_not_a_record_quotes_nothing_of_it(line: str, why: str) -> None:
+    with pytest.raises(ValueError) as raised:
+        Record.parse(line)
+    assert str(raised.value) == why
+
+
+def test_a_field_of_the_wrong_type_is_named() -> None:
+    whole = json.loads(record().line())
+    for name, bad, kind in [("attempts", True, "a whole number ≥ 0"), ("input_tokens", -1, "a whole number ≥ 0"),
+                            ("model", 7, "text or null"), ("ttft_ms", "9", "a number ≥ 0 or null")]:
+        with pytest.raises(ValueError) as raised:
+            Record.parse(json.dumps({**whole, name: bad}))
+        assert str(raised.value) == f"{name} is not {kind}"
 
 
 def test_a_line_cut_short_by_a_crash_does_not_swallow_the_next_record(tmp_path: Path) -> None:

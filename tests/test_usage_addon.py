@@ -155,15 +155,24 @@ def test_a_directory_is_refused(tmp_path: Path) -> None:
             pass
 
 
-def test_corrupt_lines_are_skipped_with_one_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_corrupt_lines_are_skipped_with_one_warning_and_reported(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     good = Record.of_summary(summary()).line()
     file = default_file(tmp_path)
     file.parent.mkdir()
     file.write_text(good + "{oops\n" + good + "[]\n")
     with caplog.at_level(logging.WARNING), running(tmp_path) as addon:
         assert totals(addon)["requests"] == 2
+        assert [p.document() for p in addon.problems()] == [{
+            "file": str(file), "problem": f"2 lines are not usage records, skipped (the first: {file} line 2: not JSON)",
+            "kept": "2 records", "set_aside": None,
+        }]  # fmt: skip
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert warnings == [f"skipped 2 corrupt lines of the usage records (the first: {file} line 2)"]
+    assert warnings == [
+        f"usage records: {file}: 2 lines are not usage records, skipped (the first: {file} line 2: not JSON); "
+        "kept 2 records"
+    ]
 
 
 def test_records_kept_beside_routes_yaml_move_to_the_state_directory(tmp_path: Path) -> None:
@@ -183,17 +192,46 @@ def test_records_kept_beside_routes_yaml_move_to_the_state_directory(tmp_path: P
 def test_an_unwritable_file_is_reported_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     blocked = tmp_path / "not-a-dir"
     blocked.write_text("")
-    with caplog.at_level(logging.WARNING), running(tmp_path, modelmux_usage_file=str(blocked / "u.jsonl")) as addon:
+    file = blocked / "u.jsonl"
+    with caplog.at_level(logging.WARNING), running(tmp_path, modelmux_usage_file=str(file)) as addon:
         for _ in range(2):
             addon.response(flow_with(summary()))
             addon.flush()
         assert totals(addon)["requests"] == 2
+        assert [p.document() for p in addon.problems()] == [
+            {"file": str(file), "problem": f"cannot be read (Not a directory: {file}.1)",
+             "kept": "nothing of earlier days: counting from now on", "set_aside": None},
+            {"file": str(file), "problem": f"2 records could not be appended (the last time: File exists: {blocked})",
+             "kept": "their counts in memory, until the gateway stops", "set_aside": None},
+        ]  # fmt: skip
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warnings == [
-        f"cannot read the usage records in {blocked / 'u.jsonl'} (Not a directory: {blocked / 'u.jsonl.1'}); "
-        "counting from now on",
-        f"cannot write usage records to {blocked / 'u.jsonl'} (File exists: {blocked}); today's counts will not "
-        "survive a restart",
+        f"usage records: {file}: cannot be read (Not a directory: {file}.1); kept nothing of earlier days: counting "
+        "from now on",
+        f"cannot write usage records to {file} (File exists: {blocked}); today's counts will not survive a restart",
+    ]
+
+
+def test_records_dropped_by_a_stalled_writer_are_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The queue is bounded (a disk that stalls must not grow memory without end); what
+    falls out of it is said once and reported, never dropped unseen."""
+    monkeypatch.setattr(usage_addon, "QUEUE_LIMIT", 3)
+    with caplog.at_level(logging.WARNING), running(tmp_path) as addon:
+        for tokens in range(5):
+            addon.response(flow_with(summary(output_tokens=tokens)))
+        assert [p.document() for p in addon.problems()] == [{
+            "file": str(default_file(tmp_path)), "problem": "2 records could not be appended (the last time: the "
+            "writer fell 3 records behind)", "kept": "their counts in memory, until the gateway stops",
+            "set_aside": None,
+        }]  # fmt: skip
+        addon.flush()
+        assert totals(addon)["output_tokens"] == 0 + 1 + 2 + 3 + 4
+    assert [Record.parse(line).output_tokens for line in default_file(tmp_path).read_text().splitlines()] == [2, 3, 4]
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
+        f"cannot write usage records to {default_file(tmp_path)} (the writer fell 3 records behind); today's counts "
+        "will not survive a restart"
     ]
 
 

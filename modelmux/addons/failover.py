@@ -12,11 +12,11 @@ A request the upstream rejects as faulty (400, 404, 413, ...) is not tried again
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
+import random
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -27,13 +27,14 @@ from modelmux.oauth.refresher import Refresher
 from modelmux.addons.credentials import Credentials
 from modelmux.addons.internals import flows_kept
 from modelmux.addons.pump import Pump, answer_record, passed_headers
-from modelmux.cooldowns import POLICIES, RETRY_HEADERS, Kind, Outcome, classify, iso, names_a_wait, retry_after, span
+from modelmux.cooldowns import RETRY_HEADERS, Outcome, classify, names_a_wait, retry_after
 from modelmux.credentials import client_credentials, label_of, scrub, shown_headers
 from modelmux.errors import GatewayError, upstream_error
 from modelmux.headers import client_credential
 from modelmux.meter import tokens_of_json
-from modelmux.pools import Lease, Verdict
-from modelmux.refusals import AllBusy, AllCooling, Refusal
+from modelmux.outcomes import Failure, Outcomes, message_of, summary
+from modelmux.pools import Lease
+from modelmux.refusals import Refusal
 from modelmux.routing import Decision
 
 logger = logging.getLogger(__name__)
@@ -68,33 +69,6 @@ class Plan:
     @property
     def stream(self) -> bool:
         return bool(self.body.get("stream"))
-
-
-@dataclass
-class Failure:
-    """An attempt that got nothing to the client."""
-
-    candidate: Decision
-    label: str  # the credential's, or what stands for none (credentials.label_of)
-    outcome: Outcome | None  # None: not sent (e.g. the provider cannot take this request)
-    kind: Kind  # the row of the cooldown table (for a credential: its pool's verdict)
-    message: str
-    status: int  # what the client gets if this is the last word
-    body: bytes  # ... and its body: the upstream's error, or modelmux's
-    headers: dict[str, str] = field(default_factory=dict)  # ... and the upstream's Retry-After
-    verdict: Verdict | None = None
-
-    @property
-    def try_same_provider(self) -> bool:
-        return self.outcome is not None and POLICIES[self.kind].try_another
-
-    @property
-    def final(self) -> bool:
-        """The request itself is at fault: no other credential or provider would do better."""
-        return self.outcome is not None and self.kind == "request"
-
-    def describe(self) -> str:
-        return f"{self.candidate.provider.name}/{self.label} {self.outcome or 'not sent'}"
 
 
 class Failover:
@@ -134,33 +108,53 @@ class Failover:
             _annotate(notes)
 
     async def _attempts(self, plan: Plan, out, notes: dict) -> Outcomes | None:
-        """Runs attempts until one answers (returns None) or nothing is left."""
-        failures: list[Failure] = []
-        refusals: list[Refusal] = []  # pools that refused before this request tried any of theirs
-        exhausted: list[Refusal] = []  # ... and after: they only add when the untried recover
-        for candidate in plan.candidates:
+        """Runs attempts until one answers (returns None) or nothing is left: a round over
+        the route's providers, and a second one after upstream errors (Outcomes.again)."""
+        outcomes = Outcomes()
+        candidates = self._ordered(plan.candidates)
+        if await self._round(plan, candidates, out, notes, outcomes, first=True):
+            return None
+        again = outcomes.again(candidates, plan.max_attempts, self.credentials.admits, time.time())
+        if again is None:
+            return outcomes
+        chosen, pause = again
+        await asyncio.sleep(pause * random.uniform(1.0, 1.25))  # jitter: requests that failed together spread out
+        notes["rounds"] = 2
+        return None if await self._round(plan, chosen, out, notes, outcomes, first=False) else outcomes
+
+    async def _round(self, plan: Plan, candidates: list[Decision], out, notes: dict, outcomes: Outcomes,
+                     first: bool) -> bool:
+        """Each candidate in turn, each of its credentials as the pool hands them out;
+        True once one answered."""
+        for candidate in candidates:
             provider = candidate.provider
             tried: set[str] = set()
-            while len(failures) < plan.max_attempts:
+            while len(outcomes.failures) < plan.max_attempts:
                 lease = None
                 if provider.credentials:
                     picked = await self.credentials.lease(
                         provider.name, candidate.upstream_model, plan.session, frozenset(tried)
                     )
                     if isinstance(picked, Refusal):
-                        (exhausted if tried else refusals).append(picked)
+                        # A refusal after this request tried some: only its recovery adds.
+                        (outcomes.refusals if first and not tried else outcomes.exhausted).append(picked)
                         break
                     lease = picked
                 failure = await self._attempt(plan, candidate, lease, out, notes)
                 if failure is None:
-                    return None
-                failures.append(failure)
+                    return True
+                outcomes.failures.append(failure)
                 if failure.final:
-                    return Outcomes(failures, refusals, exhausted)
-                if lease is None or not failure.try_same_provider:
-                    break
+                    return False
+                if lease is None or not failure.try_same_provider or not self.credentials.admits(provider.name):
+                    break  # an open breaker: the host fails, and another key would wait for it too
                 tried.add(lease.credential.label)
-        return Outcomes(failures, refusals, exhausted)
+        return False
+
+    def _ordered(self, candidates: list[Decision]) -> list[Decision]:
+        """The route's providers in order, those whose breaker is open last: they are
+        still tried when the others fail (an open breaker never refuses by itself)."""
+        return sorted(candidates, key=lambda c: not self.credentials.admits(c.provider.name))
 
     async def _attempt(self, plan: Plan, candidate: Decision, lease: Lease | None, out, notes: dict) -> Failure | None:
         provider = candidate.provider
@@ -311,7 +305,7 @@ class Failover:
             provider = candidate.provider
             body = body or upstream_error(provider.name, outcome, reason, text, provider.credentials)
             waits = {k: v for k, v in (headers or {}).items() if k.lower() in RETRY_HEADERS}
-            failure = Failure(candidate, label, outcome, kind, _message_of(body), outcome, body, waits, verdict)
+            failure = Failure(candidate, label, outcome, kind, message_of(body), outcome, body, waits, verdict)
         else:
             status = (504 if outcome == "timeout" else 502) if isinstance(outcome, str) else outcome
             body = body or GatewayError(status, text).body()
@@ -327,7 +321,7 @@ class Failover:
         attempt was all there was (or the request was at fault), else a summary."""
         failures, refusals = outcomes.failures, outcomes.refusals
         last = failures[-1] if failures else None
-        if last is not None and (last.final or (len(failures) == 1 and not refusals)):
+        if last is not None and (last.final or outcomes.single_upstream()):
             notes["error"] = last.message
             headers = dict(last.headers)
             first = outcomes.earliest_recovery()
@@ -343,38 +337,6 @@ class Failover:
         out.error(error)
 
 
-@dataclass
-class Outcomes:
-    """Why a request got no answer."""
-
-    failures: list[Failure]
-    refusals: list[Refusal]  # pools that refused before the request tried any of their credentials
-    exhausted: list[Refusal]  # pools that refused after it tried some: only their recovery adds
-
-    def earliest_recovery(self) -> float | None:
-        """When the first credential this request met recovers from its cooldown."""
-        earliest = [f.verdict.cooldown.until for f in self.failures if f.verdict and f.verdict.cooldown]
-        earliest += [r.earliest for r in self.refusals + self.exhausted if r.earliest is not None]
-        return min(earliest, default=None)
-
-
-def summary(model: str, outcomes: Outcomes, now: float) -> GatewayError:
-    """Several attempts or pools said no: 429 if every one of them was a rate limit,
-    else 503 with what each said."""
-    failures, refusals = outcomes.failures, outcomes.refusals
-    first = outcomes.earliest_recovery()
-    recovery = f"; the first recovers at {iso(first)} (in {span(first - now)})" if first else ""
-    headers = {"retry-after": str(retry_after(first, now))} if first else {}
-    parts = [f.describe() for f in failures] + [r.message for r in refusals]
-    limited = all(f.kind == "rate_limit" for f in failures) and all(isinstance(r, AllCooling | AllBusy) for r in refusals)
-    if limited:
-        return GatewayError(429, f"every upstream for model '{model}' is rate limited: {'; '.join(parts)}{recovery}",
-                            "rate_limit_error", headers)
-    attempts = f"{len(failures)} attempt{'s' * (len(failures) != 1)}"
-    return GatewayError(503, f"no upstream could serve model '{model}' ({attempts}): {'; '.join(parts)}{recovery}",
-                        "overloaded_error", headers)
-
-
 def _transport(error: httpx.TransportError, connect: float) -> tuple[Outcome, str]:
     if isinstance(error, httpx.ConnectTimeout):
         return "timeout", f"could not be connected to within {connect:g} s (connect_timeout)"
@@ -384,13 +346,6 @@ def _transport(error: httpx.TransportError, connect: float) -> tuple[Outcome, st
     if isinstance(error, httpx.ConnectError):
         return "connect", f"cannot be connected to: {detail}"
     return "reset", f"closed the connection without a complete answer: {detail}"
-
-
-def _message_of(body: bytes) -> str:
-    try:
-        return str(json.loads(body)["error"]["message"])
-    except (ValueError, KeyError, TypeError):
-        return body.decode("utf-8", "replace")[:300]
 
 
 def _annotate(notes: dict) -> None:

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 from collections import OrderedDict
 
 from mitmproxy import http
@@ -25,10 +27,10 @@ from mitmproxy.net.http import http1
 from mitmproxy.proxy import server_hooks
 
 from modelmux.addons.answers import loggable_url
-from modelmux.addons.internals import CLIENT_GONE, ErrorPages, cancel_upstream, unverified
+from modelmux.addons.internals import CLIENT_GONE, ErrorPages, cancel_upstream, load_certificates_now, unverified
 from modelmux.addons.settings import Settings
 from modelmux.config import Credential
-from modelmux.cooldowns import TransportFailure
+from modelmux.cooldowns import TransportFailure, names_a_wait, upstream_delay
 from modelmux.credentials import client_credentials, scrub
 from modelmux.errors import error_body, upstream_error
 from modelmux.exchange import upstream_failure
@@ -54,6 +56,10 @@ class Failures:
         if warning := unverified():
             logger.warning(warning)
         self._pages.install(self._http1_error_response, self._error_page)
+
+    def configure(self, updated: set[str]) -> None:
+        if "confdir" in updated:  # once, at start-up: before the listeners open
+            load_certificates_now()
 
     def done(self) -> None:
         for timer in self._timers.values():
@@ -192,6 +198,12 @@ class Failures:
             response.content = body
             response.headers["content-type"] = "application/json"
             response.headers.update(added)
+            if not names_a_wait(response.headers) and (wait := upstream_delay({}, original, time.time())):
+                # A wait only the replaced body named (Codex's resets_in_seconds): kept as
+                # headers for the client, and for the credential's pool, which reads this
+                # answer next (Credentials).
+                response.headers["retry-after"] = str(math.ceil(wait))
+                response.headers["retry-after-ms"] = str(round(wait * 1000))
 
 
 def _upstream(flow: http.HTTPFlow) -> dict | None:

@@ -89,6 +89,9 @@ class LocalAPI:
             "reload_error": settings.reload_error,
             "listeners": list(ctx.options.mode),
             "log": ctx.options.modelmux_log or None,
+            # What the credential state and usage files held that could not be used, or
+            # could not be written: each names its file and what was kept (file_problems.py).
+            "file_problems": [p.document() for p in [*self.credentials.problems(), *self.usage.problems()]],
         }
 
     def list_models(self, flow: http.HTTPFlow) -> None:

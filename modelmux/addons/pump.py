@@ -25,7 +25,8 @@ from modelmux.pools import Lease
 from modelmux.routing import Decision
 
 if TYPE_CHECKING:
-    from modelmux.addons.failover import Failover, Failure, Plan
+    from modelmux.addons.failover import Failover, Plan
+    from modelmux.outcomes import Failure
 
 logger = logging.getLogger(__name__)
 

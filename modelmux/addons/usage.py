@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -25,12 +26,13 @@ from mitmproxy.utils import asyncio_utils
 
 from modelmux import usage
 from modelmux.addons.settings import Settings
+from modelmux.file_problems import FileProblem, plural, reason
 from modelmux.paths import adopt_beside
 from modelmux.usage import Record, Tally, UsageFile
 
 logger = logging.getLogger(__name__)
 
-WRITE_INTERVAL = 1.0  # seconds between appends of the queued records
+WRITE_INTERVAL = 1.0  # seconds between appends of the queued records: what a kill -9 can lose (docs/usage.md)
 QUEUE_LIMIT = 10_000  # records waiting for the writer; past this the oldest are dropped
 COUNTED = "usage_counted"  # flow.metadata["modelmux"] flag: a flow ends in response or error, rarely both
 
@@ -42,7 +44,10 @@ class Usage:
         self.file: UsageFile | None = None
         self._queue: list[str] = []
         self._writer: asyncio.Task | None = None
-        self._write_failed = False
+        self._read_problem: FileProblem | None = None  # what reading the file at start skipped
+        self._unwritten = 0  # records that never reached the file
+        self._unwritten_why = ""  # the last reason
+        self._lost_lock = threading.Lock()
 
     def load(self, loader) -> None:
         loader.add_option(
@@ -69,6 +74,7 @@ class Usage:
         self.flush()  # what is queued belongs to the old file
         self.file = UsageFile(path) if path else None
         self.tally = Tally()
+        self._read_problem, self._unwritten = None, 0  # problems are the file's in use
         if self.file:
             self._read(self.file)
 
@@ -86,12 +92,13 @@ class Usage:
         try:
             count = usage.load(file, self.tally)
         except OSError as e:
-            logger.warning("cannot read the usage records in %s (%s); counting from now on", file.path, _why(e))
-            return
-        if file.skipped:
-            logger.warning("skipped %d corrupt line%s of the usage records (the first: %s)",
-                           file.skipped, "s" * (file.skipped != 1), file.first_skipped)
-        logger.debug("usage: %d records from %s", count, file.path)
+            self._read_problem = FileProblem(str(file.path), f"cannot be read ({reason(e)})",
+                                             "nothing of earlier days: counting from now on")
+        else:
+            self._read_problem = file.skipped_problem()
+            logger.debug("usage: %d records from %s", count, file.path)
+        if self._read_problem:
+            logger.warning("usage records: %s", self._read_problem.text())
 
     # -- counting ---------------------------------------------------------------------
 
@@ -117,7 +124,8 @@ class Usage:
         if self.file is None:
             return
         self._queue.append(record.line())
-        if len(self._queue) > QUEUE_LIMIT:
+        if len(self._queue) > QUEUE_LIMIT:  # the disk stalls: memory must not grow without bound
+            self._lost(self.file, len(self._queue) - QUEUE_LIMIT, f"the writer fell {QUEUE_LIMIT:,} records behind")
             del self._queue[: len(self._queue) - QUEUE_LIMIT]
 
     # -- the file ---------------------------------------------------------------------
@@ -148,10 +156,28 @@ class Usage:
         try:
             file.append(lines)
         except OSError as e:
-            if not self._write_failed:  # once: a read-only directory would say it for every batch
-                logger.warning("cannot write usage records to %s (%s); today's counts will not survive a "
-                               "restart", file.path, _why(e))
-            self._write_failed = True
+            self._lost(file, len(lines), reason(e))
+
+    def _lost(self, file: UsageFile, count: int, why: str) -> None:
+        """`count` records will never reach `file`: said once in the log (a read-only
+        directory would say it for every batch), and counted for /healthz. Called from
+        the writer's thread and from the event loop."""
+        with self._lost_lock:
+            if not self._unwritten:
+                logger.warning("cannot write usage records to %s (%s); today's counts will not survive a restart",
+                               file.path, why)
+            self._unwritten += count
+            self._unwritten_why = why
+
+    def problems(self) -> list[FileProblem]:
+        """For /healthz, as long as the gateway runs: what reading the file skipped, and
+        the records that could not be appended."""
+        problems = [self._read_problem] if self._read_problem else []
+        if self._unwritten and self.file:
+            problems.append(FileProblem(
+                str(self.file.path), f"{plural(self._unwritten, 'record')} could not be appended (the last time: "
+                f"{self._unwritten_why})", "their counts in memory, until the gateway stops"))
+        return problems
 
     # -- reports ----------------------------------------------------------------------
 
@@ -169,8 +195,3 @@ class Usage:
             return json.dumps(self.report(days, by))
         except ValueError as e:
             raise exceptions.CommandError(str(e)) from e
-
-
-def _why(error: OSError) -> str:
-    """The reason with the path it concerns, which may be a parent of the file's."""
-    return f"{error.strerror}: {error.filename}" if error.filename else str(error.strerror or error)
