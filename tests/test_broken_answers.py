@@ -111,7 +111,8 @@ def test_an_http_200_whose_body_is_an_error(gateway, server, protocol, path):
         assert (response.status_code, response.json()) == (500, {"type": "error", "error": {
             "type": "api_error", "message": f"provider '{protocol}-solo' answered: {ERROR_MESSAGES[protocol]}"}})
     else:
-        assert (response.status_code, response.json()["content"]) == (200, [{"type": "text", "text": GREETINGS[protocol], "citations": None}])
+        assert (response.status_code, response.json()["content"]) == (
+            200, [{"type": "text", "text": GREETINGS[protocol], "citations": None}])
 
 
 @pytest.mark.parametrize("path", PATHS)

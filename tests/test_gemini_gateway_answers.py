@@ -154,8 +154,9 @@ def test_a_blocked_prompt_is_a_refusal(gateway, server, stream):
 
 def test_an_abnormal_finish_is_told_in_its_own_block(gateway, server):
     server.reply = streaming(*chunks(text("Let me"), finish="MALFORMED_FUNCTION_CALL"))
-    assert streamed(gateway)["content"] == [{"type": "text", "text": "Let me", "citations": None},
-                                            {"type": "text", "text": "[Gemini stopped: MALFORMED_FUNCTION_CALL]", "citations": None}]
+    assert streamed(gateway)["content"] == [
+        {"type": "text", "text": "Let me", "citations": None},
+        {"type": "text", "text": "[Gemini stopped: MALFORMED_FUNCTION_CALL]", "citations": None}]
 
 
 # -- thought signatures over two turns -------------------------------------------

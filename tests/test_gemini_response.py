@@ -55,15 +55,17 @@ def test_whole_body_probe_has_no_empty_text_block():
 def test_whole_blocked_prompt_and_filtered_answer_are_refusals():
     blocked = from_gemini({"promptFeedback": {"blockReason": "SAFETY"}}, CONTEXT)
     assert (blocked["stop_reason"], blocked["content"]) == (
-        "refusal", [{"type": "text", "text": "[Gemini blocked the prompt: SAFETY]", "citations": None}])  # said, not an empty answer
+        "refusal",  # said, not an empty answer
+        [{"type": "text", "text": "[Gemini blocked the prompt: SAFETY]", "citations": None}])
     filtered = {"candidates": [{"finishReason": "SAFETY", "safetyRatings": []}]}
     assert (from_gemini(filtered, CONTEXT)["content"], from_gemini(filtered, CONTEXT)["usage"]) == ([], ZERO)
 
 
 def test_whole_abnormal_finish_says_why():
     body = {"candidates": [{"content": {"parts": [{"text": "x"}]}, "finishReason": "TOO_MANY_TOOL_CALLS"}]}
-    assert from_gemini(body, CONTEXT)["content"] == [{"type": "text", "text": "x", "citations": None},
-                                                     {"type": "text", "text": "[Gemini stopped: TOO_MANY_TOOL_CALLS]", "citations": None}]
+    assert from_gemini(body, CONTEXT)["content"] == [
+        {"type": "text", "text": "x", "citations": None},
+        {"type": "text", "text": "[Gemini stopped: TOO_MANY_TOOL_CALLS]", "citations": None}]
 
 
 # -- errors ---------------------------------------------------------------------------

@@ -281,8 +281,9 @@ def test_stop_reasons(finish, reason):
 def test_an_abnormal_finish_is_explained_in_its_own_block():
     message = final([chunk(text("Let me call it")), chunk(finish="MALFORMED_FUNCTION_CALL", why="Malformed function call: Bash")])
     assert message["stop_reason"] == "end_turn"
-    assert message["content"] == [{"type": "text", "text": "Let me call it", "citations": None},
-                                  {"type": "text", "text": "[Gemini stopped: MALFORMED_FUNCTION_CALL: Malformed function call: Bash]", "citations": None}]
+    assert message["content"] == [
+        {"type": "text", "text": "Let me call it", "citations": None},
+        {"type": "text", "text": "[Gemini stopped: MALFORMED_FUNCTION_CALL: Malformed function call: Bash]", "citations": None}]
 
 
 def test_a_blocked_prompt_is_a_refusal():
@@ -318,8 +319,8 @@ def test_an_error_inside_the_stream_becomes_an_error_event_with_its_retry_delay(
 def test_usage_is_cumulative_and_the_last_wins():
     message = final([chunk(text("a"), usage={"promptTokenCount": 100, "candidatesTokenCount": 1}),
                      chunk(text("b"), finish="STOP", usage={"promptTokenCount": 100, "candidatesTokenCount": 2, "thoughtsTokenCount": 3})])  # fmt: skip
-    assert message["usage"] == {"input_tokens": 100, "output_tokens": 5, "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0,
-                                "output_tokens_details": {"thinking_tokens": 3}, **UNSAID}
+    assert message["usage"] == {"input_tokens": 100, "output_tokens": 5, "cache_read_input_tokens": 0,
+                                "cache_creation_input_tokens": 0, "output_tokens_details": {"thinking_tokens": 3}, **UNSAID}
 
 
 def test_parts_gemini_does_not_translate_are_skipped():

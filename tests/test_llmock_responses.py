@@ -72,7 +72,8 @@ def test_text_whole_and_streamed(mock, gateway):
                       "stop_sequence": None, "stop_details": None, "container": None, "usage": usage}
     assert usage["output_tokens"] > 0 and usage["cache_read_input_tokens"] == 0
     answer = streamed(gateway)
-    assert (answer["model"], answer["content"], answer["stop_reason"]) == (MODEL, [{"type": "text", "text": TEXT, "citations": None}], "end_turn")
+    assert (answer["model"], answer["content"], answer["stop_reason"]) == (
+        MODEL, [{"type": "text", "text": TEXT, "citations": None}], "end_turn")
     first, second = received(mock)
     assert first == {"model": UPSTREAM_MODEL, "input": [{"type": "message", "role": "user",
                                                          "content": [{"type": "input_text", "text": "hi"}]}],

@@ -253,7 +253,8 @@ def test_a_stop_token_is_no_stop_sequence():
 
 def test_a_streamed_refusal_stops_for_refusal():
     message = final([chunk({"refusal": "I can't help "}), chunk({"refusal": "with that."}), chunk(finish="stop"), DONE])
-    assert (message["content"], message["stop_reason"]) == ([{"type": "text", "text": "I can't help with that.", "citations": None}], "refusal")
+    assert (message["content"], message["stop_reason"]) == (
+        [{"type": "text", "text": "I can't help with that.", "citations": None}], "refusal")
 
 
 # -- whole answers that are errors or broken -----------------------------------------------------

@@ -182,8 +182,9 @@ def test_reasoning_under_its_other_name(gateway, server):
 
 
 PARALLEL = [tool_call("call_a", "Read", {"path": "a.txt"}), tool_call("call_b", "Grep", {"pattern": "TODO"})]
-PARALLEL_BLOCKS = [{"type": "tool_use", "id": "call_a", "name": "Read", "input": {"path": "a.txt"}, "caller": {"type": "direct"}},
-                   {"type": "tool_use", "id": "call_b", "name": "Grep", "input": {"pattern": "TODO"}, "caller": {"type": "direct"}}]
+PARALLEL_BLOCKS = [
+    {"type": "tool_use", "id": "call_a", "name": "Read", "input": {"path": "a.txt"}, "caller": {"type": "direct"}},
+    {"type": "tool_use", "id": "call_b", "name": "Grep", "input": {"pattern": "TODO"}, "caller": {"type": "direct"}}]
 
 
 @pytest.mark.parametrize("chunks", [
@@ -261,7 +262,8 @@ def test_foreign_tool_ids_round_trip(gateway, server, streamed):
     else:
         server.reply = whole(completion(None, [call], finish="tool_calls"))
         content = answer_json(gateway)["content"]
-    assert content == [{"type": "tool_use", "id": MAPPED_ID, "name": "Bash", "input": {"command": "ls"}, "caller": {"type": "direct"}}]
+    assert content == [{"type": "tool_use", "id": MAPPED_ID, "name": "Bash", "input": {"command": "ls"},
+                        "caller": {"type": "direct"}}]
     server.received.clear()
     server.reply = openai_like
     answer_json(gateway, messages=[
@@ -333,7 +335,8 @@ def test_any_chunk_boundary_and_crlf_framing(gateway, server, size):
     server.reply = lambda r: Stream(pieces)
     assert blocks(final_message(gateway)) == [{"type": "thinking", "thinking": "Réflexion…", "signature": ""},
                                               {"type": "text", "text": text, "citations": None},
-                                              {"type": "tool_use", "id": "call_1", "name": "Write", "input": {"text": "ü"}, "caller": {"type": "direct"}}]
+                                              {"type": "tool_use", "id": "call_1", "name": "Write", "input": {"text": "ü"},
+                                               "caller": {"type": "direct"}}]
 
 
 def test_content_and_finish_in_one_chunk(gateway, server):
@@ -349,10 +352,11 @@ def test_a_call_without_arguments_has_an_empty_input(gateway, server):
     """Some servers send `arguments: ""` for a tool without parameters (beyond the spec:
     anything else than {} would make the client's replay invalid)."""
     server.reply = whole(completion(None, [tool_call("call_1", "Snapshot", "")], finish="tool_calls"))
-    assert answer_json(gateway)["content"] == [{"type": "tool_use", "id": "call_1", "name": "Snapshot", "input": {}, "caller": {"type": "direct"}}]
+    snapshot = [{"type": "tool_use", "id": "call_1", "name": "Snapshot", "input": {}, "caller": {"type": "direct"}}]
+    assert answer_json(gateway)["content"] == snapshot
     server.reply = streaming(chunk({"tool_calls": [tool_call("call_1", "Snapshot", "", index=0)]}),
                              chunk({}, finish="tool_calls"))
-    assert blocks(final_message(gateway)) == [{"type": "tool_use", "id": "call_1", "name": "Snapshot", "input": {}, "caller": {"type": "direct"}}]
+    assert blocks(final_message(gateway)) == snapshot
 
 
 def test_keep_alive_comments_become_pings(gateway, server):

@@ -62,7 +62,8 @@ def test_gemini_signatures_come_back_on_their_calls(gateway, server, route):
         first = stream.get_final_message()
     content = [b.model_dump(exclude_unset=True) for b in first.content]
     assert content == [{"type": "thinking", "thinking": "", "signature": f"gemini-next:{SIG}"},
-                       {"type": "tool_use", "id": CALL_ID, "name": "get_weather", "input": {"city": "Paris"}, "caller": {"type": "direct"}}]
+                       {"type": "tool_use", "id": CALL_ID, "name": "get_weather", "input": {"city": "Paris"},
+                        "caller": {"type": "direct"}}]
     server.received.clear()
     server.reply = openai_like
     history = [*HI, {"role": "assistant", "content": content},

@@ -127,7 +127,8 @@ def test_tool_call_arguments_however_they_come(gateway, server, arguments):
     answer = streamed(gateway)
     assert (answer["content"], answer["stop_reason"]) == ([
         {"type": "tool_use", "id": "call_a", "name": "Read", "input": {"path": "a.txt"}, "caller": {"type": "direct"}},
-        {"type": "tool_use", "id": "call_b", "name": "Grep", "input": {"pattern": "TODO"}, "caller": {"type": "direct"}}], "tool_use")
+        {"type": "tool_use", "id": "call_b", "name": "Grep", "input": {"pattern": "TODO"}, "caller": {"type": "direct"}},
+    ], "tool_use")
 
 
 STOPS = [

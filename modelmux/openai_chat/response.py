@@ -192,4 +192,5 @@ def from_chat(body: dict[str, Any], context: Context) -> dict[str, Any]:
             content.append(google.carrier(signature))
         content.append(tool_use(call, context))
     reason, sequence = stop_of(finish, bool(calls), bool(message.get("refusal")), matched_stop(choice))
-    return messages.message(context.model, content, reason, usage(body.get("usage"), body.get("service_tier")), sequence)
+    counts = usage(body.get("usage"), body.get("service_tier"))
+    return messages.message(context.model, content, reason, counts, sequence)

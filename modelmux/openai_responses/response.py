@@ -41,7 +41,8 @@ def usage(responses_usage: dict[str, Any] | None, tier: Any = None) -> dict[str,
     """`tier`: the response's service_tier, which only a whole answer gives before the end."""
     responses_usage = responses_usage or {}
     return disjoint_usage(responses_usage.get("input_tokens"), responses_usage.get("output_tokens"),
-                          responses_usage.get("input_tokens_details"), responses_usage.get("output_tokens_details"), tier)
+                          responses_usage.get("input_tokens_details"), responses_usage.get("output_tokens_details"),
+                          tier)
 
 
 def stop_reason(response: dict[str, Any], called_tools: bool, refused: bool) -> str:
