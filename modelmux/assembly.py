@@ -12,6 +12,8 @@ from typing import Any
 
 from modelmux.sse import EventSplitter, parse_event
 
+DELTA = ("stop_reason", "stop_sequence", "stop_details", "container")  # what message_delta changes
+
 
 class Assembly:
     def __init__(self) -> None:
@@ -47,7 +49,7 @@ class Assembly:
             if (index := event["index"]) in self._arguments:
                 self._input(self.message["content"][index], self._arguments.pop(index))
         elif kind == "message_delta":
-            self.message.update({k: v for k, v in (event.get("delta") or {}).items() if k in ("stop_reason", "stop_sequence")})
+            self.message.update({k: v for k, v in (event.get("delta") or {}).items() if k in DELTA})
             self.message["usage"] = {**self.message.get("usage", {}), **(event.get("usage") or {})}
         elif kind == "message_stop":
             self.ended = True

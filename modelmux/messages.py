@@ -37,13 +37,77 @@ def is_warmup(body: dict[str, Any]) -> bool:
     return isinstance(content, str) and content.strip() == WARMUP
 
 
+# -- the shape of what modelmux answers ------------------------------------------------
+# Anthropic's OpenAPI specification (and the SDKs generated from it) marks these fields
+# required, nullable ones included; a client that checks the shape fails on a message
+# without them. What the upstream did not say is null, never a number made up; the
+# cache counts, which Claude Code adds up, are 0 when the upstream read or wrote no
+# cache it told of. Anthropic's own answers pass untouched.
+
+# What message_delta's usage carries (MessageDeltaUsage); the rest of Message.usage is
+# known from message_start on, or not at all.
+DELTA_USAGE = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens",
+               "output_tokens_details", "server_tool_use")  # fmt: skip
+MESSAGE_STOP = format_event("message_stop", {"type": "message_stop"})
+
+
+def text_block(text: str) -> dict[str, Any]:
+    """modelmux never asks for citations (they need documents that enable them)."""
+    return {"type": "text", "text": text, "citations": None}
+
+
+def tool_use_block(id: str, name: str, input: dict[str, Any]) -> dict[str, Any]:
+    """An upstream's function call is the model's own: a direct caller, never one of
+    Anthropic's server tools (code execution)."""
+    return {"type": "tool_use", "id": id, "name": name, "input": input, "caller": {"type": "direct"}}
+
+
+def thinking_block(thinking: str = "", signature: str = "") -> dict[str, Any]:
+    return {"type": "thinking", "thinking": thinking, "signature": signature}
+
+
+def usage(input_tokens: int, output_tokens: int, cache_read: int = 0, cache_write: int = 0,
+          thinking: int | None = None, service_tier: str | None = None) -> dict[str, Any]:
+    """Message.usage in full. Input is disjoint from the cache counts, as Anthropic's;
+    `thinking`: the output tokens spent reasoning, where the upstream says. No upstream
+    modelmux speaks to has Anthropic's TTL breakdown of cache writes, server tools or an
+    inference region: null."""
+    return {
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "cache_creation_input_tokens": cache_write,
+        "cache_read_input_tokens": cache_read,
+        "cache_creation": None,
+        "server_tool_use": None,
+        "service_tier": service_tier,
+        "inference_geo": None,
+        "output_tokens_details": None if thinking is None else {"thinking_tokens": thinking},
+    }  # fmt: skip
+
+
+def message_start(model: str, input_tokens: int) -> bytes:
+    """A translated stream's first event, before the upstream said anything: its input
+    count is modelmux's estimate, the rest comes with message_delta."""
+    start = message(model, [], None, usage(input_tokens, 0))
+    return format_event("message_start", {"type": "message_start", "message": start})
+
+
+def message_end(stop_reason: str, stop_sequence: str | None, usage: dict[str, Any]) -> list[bytes]:
+    """A stream's message_delta (with `usage`'s part of it) and message_stop."""
+    delta = {"stop_reason": stop_reason, "stop_sequence": stop_sequence, "stop_details": None, "container": None}
+    counts = {name: usage[name] for name in DELTA_USAGE}
+    return [format_event("message_delta", {"type": "message_delta", "delta": delta, "usage": counts}), MESSAGE_STOP]
+
+
 def text_message(model: str, text: str) -> dict[str, Any]:
-    usage = {"input_tokens": 0, "output_tokens": 0, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
-    return message(model, [{"type": "text", "text": text}], "end_turn", usage)
+    return message(model, [text_block(text)], "end_turn", usage(0, 0))
 
 
-def message(model: str, content: list[dict[str, Any]], stop_reason: str, usage: dict[str, int]) -> dict[str, Any]:
-    """A whole answer, as Anthropic's Messages API returns it."""
+def message(model: str, content: list[dict[str, Any]], stop_reason: str | None, usage: dict[str, Any],
+            stop_sequence: str | None = None) -> dict[str, Any]:
+    """A whole answer, as Anthropic's Messages API returns it. `stop_details` says more
+    about a refusal (its policy category), which no other upstream gives; `container`
+    is the code execution tool's, which modelmux never offers."""
     return {
         "id": message_id(),
         "type": "message",
@@ -51,7 +115,9 @@ def message(model: str, content: list[dict[str, Any]], stop_reason: str, usage: 
         "model": model,
         "content": content,
         "stop_reason": stop_reason,
-        "stop_sequence": None,
+        "stop_sequence": stop_sequence,
+        "stop_details": None,
+        "container": None,
         "usage": usage,
     }
 
@@ -68,9 +134,7 @@ def as_events(message: dict[str, Any]) -> bytes:
         for delta in _deltas(block):
             events.append(format_event("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}))
         events.append(format_event("content_block_stop", {"type": "content_block_stop", "index": index}))
-    delta = {"stop_reason": message["stop_reason"], "stop_sequence": message.get("stop_sequence")}
-    events.append(format_event("message_delta", {"type": "message_delta", "delta": delta, "usage": message["usage"]}))
-    events.append(format_event("message_stop", {"type": "message_stop"}))
+    events += message_end(message["stop_reason"], message.get("stop_sequence"), message["usage"])
     return b"".join(events)
 
 

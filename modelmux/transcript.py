@@ -62,7 +62,9 @@ def assembled(data: bytes, content_type: str = "") -> list[str]:
         return []
     lines = [_block_text(block) for block in message.get("content") or [] if isinstance(block, dict)]
     if message.get("stop_reason") or message.get("usage"):
-        lines.append(f"[stop_reason {message.get('stop_reason')}] usage {json.dumps(message.get('usage') or {})}")
+        usage = message.get("usage") if isinstance(message.get("usage"), dict) else {}
+        said = {name: value for name, value in usage.items() if value is not None}  # null: nothing to read
+        lines.append(f"[stop_reason {message.get('stop_reason')}] usage {json.dumps(said)}")
     if isinstance(error := message.get("error"), dict):  # a whole error, or one that ended a stream
         lines.append(f"[error {error.get('type')}] {error.get('message')}")
     return lines

@@ -22,9 +22,9 @@ from typing import Protocol
 from modelmux.config import Credential
 from modelmux.credentials import scrub
 from modelmux.errors import GatewayError
-from modelmux.messages import error_event, message_id
+from modelmux.messages import error_event, message_start
 from modelmux.overflow import restated
-from modelmux.sse import EventSplitter, format_event
+from modelmux.sse import EventSplitter
 
 logger = logging.getLogger(__name__)
 
@@ -88,13 +88,7 @@ class TranslatedStream:
         if self._started:
             return []
         self._started = True
-        message = {
-            "id": message_id(), "type": "message", "role": "assistant", "model": self.context.model,
-            "content": [], "stop_reason": None, "stop_sequence": None,
-            "usage": {"input_tokens": self.context.input_tokens, "output_tokens": 0,
-                      "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0},
-        }  # fmt: skip
-        return [format_event("message_start", {"type": "message_start", "message": message})]
+        return [message_start(self.context.model, self.context.input_tokens)]
 
     def _fail(self, error: GatewayError) -> list[bytes]:
         """Once the stream has started, an error can only be an SSE error event. A context

@@ -1,13 +1,17 @@
 """Checks for Anthropic event streams made by a translator: parse them, hold them to
-Anthropic's event grammar, and rebuild the message with the anthropic SDK's own
-accumulator (what a real client would see)."""
+Anthropic's event grammar and its OpenAPI specification, and rebuild the message with
+the anthropic SDK's own accumulator (what a real client would see)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol
 
+import llm_comply
 from anthropic.lib.streaming._messages import accumulate_event
+from llm_comply.schema import SpecLoader
 
 from modelmux.sse import EventSplitter, parse_event
 
@@ -45,12 +49,33 @@ def events(output: list[bytes]) -> list[dict]:
     return parsed
 
 
+@functools.cache
+def specification() -> SpecLoader:
+    """Anthropic's OpenAPI specification, as llm-comply bundles it."""
+    return SpecLoader(str(Path(llm_comply.__file__).parent / "specs" / "anthropic.json"))
+
+
+def conforms(data: dict, schema: str) -> None:
+    """`data` is what the specification's `schema` says (every required field there,
+    nullable ones included, each of its type)."""
+    assert specification().validate(data, schema) == [], data
+
+
+def stream_schema(kind: str) -> str:
+    """The specification's schema for a stream event of type `kind`."""
+    mapping = specification().get_schema("MessageStreamEvent")["discriminator"]["mapping"]  # type: ignore[index]
+    return mapping[kind].rpartition("/")[2]
+
+
 def validate(sequence: list[dict]) -> None:
     """Anthropic's stream grammar: one message_start, blocks opened, filled and closed in
     order with matching delta types (a thinking block's signature last), no empty
-    deltas, message_delta, then message_stop."""
+    deltas, message_delta, then message_stop; every event but pings (which the
+    specification leaves out) as the specification says."""
+    for event in sequence:
+        if event["type"] != "ping":
+            conforms(event, stream_schema(event["type"]))
     assert sequence[0]["type"] == "message_start"
-    assert set(sequence[0]["message"]["usage"]) >= {"input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"}
     open_block, next_index, signed = None, 0, False
     for event in sequence[1:-2]:
         kind = event["type"]
@@ -78,7 +103,8 @@ def accumulated(sequence: list[dict]) -> dict[str, Any]:
     for event in sequence:
         snapshot = accumulate_event(event=event, current_snapshot=snapshot, json_bufs=buffers)
     assert snapshot is not None
-    return snapshot.model_dump(include={"content", "stop_reason", "usage", "model"}, exclude_none=True)
+    # The fields the stream set, nulls included: what a client got, not the SDK's defaults.
+    return snapshot.model_dump(include={"content", "stop_reason", "usage", "model"}, exclude_unset=True)
 
 
 def at_every_cut(make: Callable[[], Translator], data: bytes) -> list[dict]:

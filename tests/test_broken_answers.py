@@ -45,7 +45,7 @@ def test_a_corrupt_argument_fragment_is_an_error_not_another_command(gateway, se
     sequence = events(post(gateway, f"chat-{path}", stream=True))
     assert sequence[1:] == [
         {"type": "content_block_start", "index": 0,
-         "content_block": {"type": "tool_use", "id": "call_1", "name": "Bash", "input": {}}},
+         "content_block": {"type": "tool_use", "id": "call_1", "name": "Bash", "input": {}, "caller": {"type": "direct"}}},
         {"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": '{"command": "rm'}},
         {"type": "error", "error": {"type": "api_error", "message": "the upstream's stream held an event that is not "
                                                                     f"JSON: {corrupt.decode().strip()!r}"}},
@@ -111,7 +111,8 @@ def test_an_http_200_whose_body_is_an_error(gateway, server, protocol, path):
         assert (response.status_code, response.json()) == (500, {"type": "error", "error": {
             "type": "api_error", "message": f"provider '{protocol}-solo' answered: {ERROR_MESSAGES[protocol]}"}})
     else:
-        assert (response.status_code, response.json()["content"]) == (200, [{"type": "text", "text": GREETINGS[protocol]}])
+        assert (response.status_code, response.json()["content"]) == (
+            200, [{"type": "text", "text": GREETINGS[protocol], "citations": None}])
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -124,7 +125,7 @@ def test_a_whole_answer_that_claims_tool_calls_it_never_made(gateway, server, pa
             "provider 'chat-solo' answered: the upstream's answer is broken: it finished for tool calls "
             "(finish_reason 'tool_calls') but made none")})
     else:
-        assert response.json()["content"] == [{"type": "text", "text": CHAT_GREETING}]
+        assert response.json()["content"] == [{"type": "text", "text": CHAT_GREETING, "citations": None}]
 
 
 @pytest.mark.parametrize("path", PATHS)

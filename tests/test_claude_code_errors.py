@@ -65,7 +65,8 @@ def vllm_stop(field: str = "stop_reason") -> list[bytes]:
 def test_the_stop_sequence_that_matched(gateway, server, path):
     server.reply = lambda request: Stream(vllm_stop())
     sequence = events(post(gateway, f"chat-{path}", stream=True, stop_sequences=["</answer>"]))
-    assert sequence[-2]["delta"] == {"stop_reason": "stop_sequence", "stop_sequence": "</answer>"}
+    assert sequence[-2]["delta"] == {"stop_reason": "stop_sequence", "stop_sequence": "</answer>", "stop_details": None,
+                                     "container": None}
     whole = completion("42")
     whole["choices"][0]["matched_stop"] = "</answer>"  # SGLang's name for it
     server.reply = lambda request: json_reply(whole)
@@ -79,7 +80,8 @@ def test_a_streamed_refusal(gateway, server, path):
     server.reply = lambda request: Stream(sse([chunk({"refusal": "I can't help with that."}), chunk({}, finish="stop")]))
     sequence = events(post(gateway, f"chat-{path}", stream=True))
     assert names(sequence)[1:4] == ["content_block_start", "content_block_delta", "content_block_stop"]
-    assert sequence[-2]["delta"] == {"stop_reason": "refusal", "stop_sequence": None}
+    assert sequence[-2]["delta"] == {"stop_reason": "refusal", "stop_sequence": None, "stop_details": None,
+                                     "container": None}  # no upstream says a refusal's policy category
 
 
 SUBAGENT = {"thinking": {"type": "disabled"}, "output_config": {"effort": "high"}}

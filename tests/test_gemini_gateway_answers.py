@@ -29,14 +29,16 @@ WEATHER = [{"name": "get_weather", "description": "Weather of a city",
 REASONED = (thought("Weighing it.", SIGNATURE), text("Checking the weather."),
             call("get_weather", {"city": "Paris"}, CALL_SIGNATURE))
 REASONED_USAGE = usage(prompt=100, candidates=20, cached=60, thoughts=7)
-# Anthropic's counts are disjoint: input without the cached part, output with the thoughts.
+# Anthropic's counts are disjoint: input without the cached part, output with the thoughts,
+# which are also said apart; Gemini has no counts for the rest.
+UNSAID = {"cache_creation": None, "server_tool_use": None, "service_tier": None, "inference_geo": None}
 REASONED_ANTHROPIC_USAGE = {"input_tokens": 40, "output_tokens": 27, "cache_read_input_tokens": 60,
-                            "cache_creation_input_tokens": 0}
+                            "cache_creation_input_tokens": 0, "output_tokens_details": {"thinking_tokens": 7}, **UNSAID}
 REASONED_BLOCKS = [
     {"type": "thinking", "thinking": "Weighing it.", "signature": f"gemini-thought:{SIGNATURE}"},
-    {"type": "text", "text": "Checking the weather."},
+    {"type": "text", "text": "Checking the weather.", "citations": None},
     {"type": "thinking", "thinking": "", "signature": f"gemini-next:{CALL_SIGNATURE}"},
-    {"type": "tool_use", "id": "ID", "name": "get_weather", "input": {"city": "Paris"}},
+    {"type": "tool_use", "id": "ID", "name": "get_weather", "input": {"city": "Paris"}, "caller": {"type": "direct"}},
 ]
 
 
@@ -91,7 +93,8 @@ def test_whole_answer(gateway, server):
     assert re.fullmatch(r"msg_\w+", answer["id"])
     assert {**answer, "content": same_ids(answer["content"])} == {
         "id": answer["id"], "type": "message", "role": "assistant", "model": MODEL, "content": REASONED_BLOCKS,
-        "stop_reason": "tool_use", "stop_sequence": None, "usage": REASONED_ANTHROPIC_USAGE}
+        "stop_reason": "tool_use", "stop_sequence": None, "stop_details": None, "container": None,
+        "usage": REASONED_ANTHROPIC_USAGE}
 
 
 def test_streamed_answer(gateway, server):
@@ -134,7 +137,7 @@ def test_stop_reasons(gateway, server, finish, stop_reason, stream):
     else:
         server.reply = whole(response(text("Partial answer"), finish=finish))
         message = answer_json(gateway)
-    assert message["content"] == [{"type": "text", "text": "Partial answer"}]
+    assert message["content"] == [{"type": "text", "text": "Partial answer", "citations": None}]
     assert (message["stop_reason"], message["usage"]["input_tokens"], message["usage"]["output_tokens"]) == (
         stop_reason, 12, 7)
 
@@ -145,14 +148,15 @@ def test_a_blocked_prompt_is_a_refusal(gateway, server, stream):
     server.reply = streaming(blocked) if stream else whole(blocked)
     message = streamed(gateway) if stream else answer_json(gateway)
     assert (message["content"], message["stop_reason"]) == (
-        [{"type": "text", "text": "[Gemini blocked the prompt: PROHIBITED_CONTENT]"}], "refusal")
+        [{"type": "text", "text": "[Gemini blocked the prompt: PROHIBITED_CONTENT]", "citations": None}], "refusal")
     assert message["usage"]["input_tokens"] == 9
 
 
 def test_an_abnormal_finish_is_told_in_its_own_block(gateway, server):
     server.reply = streaming(*chunks(text("Let me"), finish="MALFORMED_FUNCTION_CALL"))
-    assert streamed(gateway)["content"] == [{"type": "text", "text": "Let me"},
-                                            {"type": "text", "text": "[Gemini stopped: MALFORMED_FUNCTION_CALL]"}]
+    assert streamed(gateway)["content"] == [
+        {"type": "text", "text": "Let me", "citations": None},
+        {"type": "text", "text": "[Gemini stopped: MALFORMED_FUNCTION_CALL]", "citations": None}]
 
 
 # -- thought signatures over two turns -------------------------------------------
@@ -167,7 +171,7 @@ def test_signatures_go_back_to_gemini_and_never_to_anthropic(gateway, server):
     server.reply = streaming(*chunks(*REASONED, usage=REASONED_USAGE, model=model))
     with client(gateway).messages.stream(model=model, max_tokens=256, messages=HI, tools=WEATHER) as stream:
         first = stream.get_final_message()
-    history = [*HI, {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in first.content]},
+    history = [*HI, {"role": "assistant", "content": [b.model_dump(exclude_unset=True) for b in first.content]},
                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": first.content[-1].id,
                                              "content": "Sunny, 21°C"}]}]  # fmt: skip
     server.received.clear()
@@ -190,9 +194,9 @@ def test_signatures_go_back_to_gemini_and_never_to_anthropic(gateway, server):
     [anthropic_request] = server.received
     assert anthropic_request.path == "/v1/messages"
     sent = anthropic_request.json()["messages"]
-    assert sent[1]["content"] == [{"type": "text", "text": "Checking the weather."},
+    assert sent[1]["content"] == [{"type": "text", "text": "Checking the weather.", "citations": None},
                                   {"type": "tool_use", "id": first.content[-1].id, "name": "get_weather",
-                                   "input": {"city": "Paris"}}]  # fmt: skip
+                                   "input": {"city": "Paris"}, "caller": {"type": "direct"}}]  # as the client keeps them
     assert sent[0] == HI[0] and sent[2] == history[2]
     assert b"gemini-" not in anthropic_request.body
 
@@ -293,10 +297,11 @@ def test_a_rate_limited_key_is_cooled_for_its_retry_delay(gateway, server, fault
     assert runs(sequence) == ["message_start", "content_block_start", "content_block_delta", "content_block_stop",
                               "message_delta", "message_stop"]
     validate(sequence)
-    assert accumulated(sequence) == {"model": POOLED, "content": [{"type": "text", "text": GREETING}],
+    assert accumulated(sequence) == {"model": POOLED, "content": [{"type": "text", "text": GREETING, "citations": None}],
                                      "stop_reason": "end_turn", "usage": {
                                          "input_tokens": 12, "output_tokens": 7, "cache_read_input_tokens": 0,
-                                         "cache_creation_input_tokens": 0}}  # fmt: skip
+                                         "cache_creation_input_tokens": 0, "output_tokens_details": None,
+                                         **UNSAID}}  # fmt: skip
     assert [key_label(r) for r in server.received] == ["first", "second"]
     assert {r.path for r in server.received} == {"/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"}
     state = pool_credential(gateway, "first")
@@ -315,7 +320,7 @@ def test_an_invalid_key_in_a_pool_is_an_auth_failure_not_a_bad_request(gateway, 
     server.gate = first_key(bad_key())
     answer = post(gateway, POOLED)
     assert answer.status_code == 200, answer.text
-    assert answer.json()["content"] == [{"type": "text", "text": GREETING}]
+    assert answer.json()["content"] == [{"type": "text", "text": GREETING, "citations": None}]
     assert [key_label(r) for r in server.received] == ["first", "second"]
     state = pool_credential(gateway, "first")
     assert state["state"] != "healthy" and [c["kind"] for c in state["cooldowns"]] == ["auth"], state

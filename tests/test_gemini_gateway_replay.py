@@ -49,7 +49,7 @@ def test_a_streamed_answer_with_its_last_text_signed_ends_with_the_text(gateway,
     validate(sequence)
     content = accumulated(sequence)["content"]
     assert content == [{"type": "thinking", "thinking": "Weighing it.", "signature": f"gemini-thought:{SIGNATURE}"},
-                       {"type": "text", "text": "It is sunny."}]  # the last block: what `claude -p` prints
+                       {"type": "text", "text": "It is sunny.", "citations": None}]  # the last block: what `claude -p` prints
     assert next_turn(gateway, server, model, content)["contents"][1] == {"role": "model", "parts": [
         {"text": "Weighing it.", "thought": True, "thoughtSignature": SIGNATURE}, {"text": "It is sunny."}]}
 
@@ -58,10 +58,10 @@ def test_a_streamed_answer_with_its_last_text_signed_ends_with_the_text(gateway,
 def test_a_whole_answer_with_its_last_text_signed_carries_the_signature_before_the_text(gateway, server, model):
     server.reply = whole(response(*ANSWER, model=upstream_model(model)))
     answer = client(gateway).messages.create(model=model, max_tokens=64, messages=HI, timeout=30)
-    content = [b.model_dump(exclude_none=True) for b in answer.content]
+    content = [b.model_dump(exclude_unset=True) for b in answer.content]
     assert content == [{"type": "thinking", "thinking": "Weighing it.", "signature": f"gemini-thought:{SIGNATURE}"},
                        {"type": "thinking", "thinking": "", "signature": f"gemini-next:{TEXT_SIGNATURE}"},
-                       {"type": "text", "text": "It is sunny."}]
+                       {"type": "text", "text": "It is sunny.", "citations": None}]
     assert next_turn(gateway, server, model, content)["contents"][1] == {"role": "model", "parts": [
         {"text": "Weighing it.", "thought": True, "thoughtSignature": SIGNATURE},
         {"text": "It is sunny.", "thoughtSignature": TEXT_SIGNATURE}]}
@@ -73,7 +73,7 @@ def test_gemini_call_ids_come_back_on_the_call_and_its_response(gateway, server,
                                      call("get_weather", {"city": "Rome"}, id="w8fk3"), model=upstream_model(model)))
     with client(gateway).messages.stream(model=model, max_tokens=64, messages=HI, tools=WEATHER) as stream:
         first = stream.get_final_message()
-    content = [b.model_dump(exclude_none=True) for b in first.content]
+    content = [b.model_dump(exclude_unset=True) for b in first.content]
     assert [b.get("id") for b in content] == [None, "gemini_w8fk2", "gemini_w8fk3"]
     results = [{"type": "tool_result", "tool_use_id": "gemini_w8fk2", "content": "Sunny"},
                {"type": "tool_result", "tool_use_id": "gemini_w8fk3", "content": "Rain"}]

@@ -10,7 +10,9 @@ from modelmux.errors import GatewayError
 from modelmux.gemini import Context, error_of, from_gemini
 
 CONTEXT = Context(model="claude-sonnet-4-5", tool_names={"Bash_1234": "Bash tool"})
-ZERO = {"input_tokens": 0, "output_tokens": 0, "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0}
+ZERO = {"input_tokens": 0, "output_tokens": 0, "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0,
+        "cache_creation": None, "server_tool_use": None, "service_tier": None, "inference_geo": None,
+        "output_tokens_details": None}
 
 
 def test_whole_body():
@@ -31,14 +33,16 @@ def test_whole_body():
     assert len(set(ids)) == 2 and all(i.startswith("toolu_") for i in ids)
     assert message == {
         "type": "message", "role": "assistant", "model": "claude-sonnet-4-5", "stop_sequence": None,
+        "stop_details": None, "container": None,
         "content": [
             {"type": "thinking", "thinking": "**Planning**\nList the files.", "signature": "gemini-next:U0lH"},
-            {"type": "text", "text": "Here you go."},
-            {"type": "tool_use", "name": "Bash tool", "input": {"command": "ls"}},
-            {"type": "tool_use", "name": "Read", "input": {}},
+            {"type": "text", "text": "Here you go.", "citations": None},
+            {"type": "tool_use", "name": "Bash tool", "input": {"command": "ls"}, "caller": {"type": "direct"}},
+            {"type": "tool_use", "name": "Read", "input": {}, "caller": {"type": "direct"}},
         ],
         "stop_reason": "tool_use",
-        "usage": {"input_tokens": 200, "output_tokens": 42, "cache_read_input_tokens": 1000, "cache_creation_input_tokens": 0},
+        "usage": {**ZERO, "input_tokens": 200, "output_tokens": 42, "cache_read_input_tokens": 1000,
+                  "output_tokens_details": {"thinking_tokens": 12}},
     }  # fmt: skip
 
 
@@ -51,14 +55,17 @@ def test_whole_body_probe_has_no_empty_text_block():
 def test_whole_blocked_prompt_and_filtered_answer_are_refusals():
     blocked = from_gemini({"promptFeedback": {"blockReason": "SAFETY"}}, CONTEXT)
     assert (blocked["stop_reason"], blocked["content"]) == (
-        "refusal", [{"type": "text", "text": "[Gemini blocked the prompt: SAFETY]"}])  # said, not an empty answer
+        "refusal",  # said, not an empty answer
+        [{"type": "text", "text": "[Gemini blocked the prompt: SAFETY]", "citations": None}])
     filtered = {"candidates": [{"finishReason": "SAFETY", "safetyRatings": []}]}
     assert (from_gemini(filtered, CONTEXT)["content"], from_gemini(filtered, CONTEXT)["usage"]) == ([], ZERO)
 
 
 def test_whole_abnormal_finish_says_why():
     body = {"candidates": [{"content": {"parts": [{"text": "x"}]}, "finishReason": "TOO_MANY_TOOL_CALLS"}]}
-    assert from_gemini(body, CONTEXT)["content"] == [{"type": "text", "text": "x"}, {"type": "text", "text": "[Gemini stopped: TOO_MANY_TOOL_CALLS]"}]
+    assert from_gemini(body, CONTEXT)["content"] == [
+        {"type": "text", "text": "x", "citations": None},
+        {"type": "text", "text": "[Gemini stopped: TOO_MANY_TOOL_CALLS]", "citations": None}]
 
 
 # -- errors ---------------------------------------------------------------------------

@@ -65,12 +65,15 @@ FULL = [
 ]
 FULL_CONTENT = [
     {"type": "thinking", "thinking": "Let me think.", "signature": f"gemini-next:{SIG_T}"},
-    {"type": "text", "text": "Voilà — 日本語 ✓"},
+    {"type": "text", "text": "Voilà — 日本語 ✓", "citations": None},
     {"type": "thinking", "thinking": "", "signature": f"gemini-next:{SIG_C}"},
-    {"type": "tool_use", "id": "ID", "name": "Bash", "input": {"command": "ls"}},
-    {"type": "tool_use", "id": "ID", "name": LONG, "input": {"path": "/tmp/a"}},
+    {"type": "tool_use", "id": "ID", "name": "Bash", "input": {"command": "ls"}, "caller": {"type": "direct"}},
+    {"type": "tool_use", "id": "ID", "name": LONG, "input": {"path": "/tmp/a"}, "caller": {"type": "direct"}},
 ]
-FULL_USAGE = {"input_tokens": 40, "output_tokens": 27, "cache_read_input_tokens": 60, "cache_creation_input_tokens": 0}
+# The usage fields Gemini has no counts for.
+UNSAID = {"cache_creation": None, "server_tool_use": None, "service_tier": None, "inference_geo": None}
+FULL_USAGE = {"input_tokens": 40, "output_tokens": 27, "cache_read_input_tokens": 60, "cache_creation_input_tokens": 0,
+              "output_tokens_details": {"thinking_tokens": 7}, **UNSAID}
 
 
 def run(pieces: list[bytes], sizes: list[int] | None = None) -> list[bytes]:
@@ -163,7 +166,7 @@ def test_a_signature_after_the_final_text_leaves_the_text_last():
             "message_start", "content_block_start", "content_block_delta", "content_block_delta", "content_block_stop",
             "message_delta", "message_stop"]  # fmt: skip
         message = accumulated(sequence)
-        assert message["content"] == [{"type": "text", "text": "Hello world"}]
+        assert message["content"] == [{"type": "text", "text": "Hello world", "citations": None}]
         assert replayed(message["content"], "gemini-3-pro-preview") == [{"text": "Hello world"}]
         for cut in range(1, len(b"".join(pieces))):  # every chunk boundary
             assert events(run(pieces, [cut]))[1:] == sequence[1:], cut
@@ -172,10 +175,10 @@ def test_a_signature_after_the_final_text_leaves_the_text_last():
 def test_a_signature_after_text_that_more_blocks_follow_goes_back_on_that_text():
     message = final([chunk(text("Hello")), chunk(text(" world", SIG_T)), chunk(fc("Bash", SIG_C, command="ls"), finish="STOP")])
     assert message["content"] == [
-        {"type": "text", "text": "Hello world"},
+        {"type": "text", "text": "Hello world", "citations": None},
         {"type": "thinking", "thinking": "", "signature": f"gemini-previous:{SIG_T}"},
         {"type": "thinking", "thinking": "", "signature": f"gemini-next:{SIG_C}"},
-        {"type": "tool_use", "id": "ID", "name": "Bash", "input": {"command": "ls"}},
+        {"type": "tool_use", "id": "ID", "name": "Bash", "input": {"command": "ls"}, "caller": {"type": "direct"}},
     ]
     assert replayed(message["content"]) == [{"text": "Hello world", "thoughtSignature": SIG_T},
                                             {"functionCall": {"name": "Bash", "args": {"command": "ls"}}, "thoughtSignature": SIG_C}]
@@ -184,9 +187,9 @@ def test_a_signature_after_text_that_more_blocks_follow_goes_back_on_that_text()
 def test_a_signature_after_text_that_a_finish_note_follows_goes_back_on_that_text():
     message = final([chunk(text("Let me call it")), chunk(text("", SIG_T), finish="MALFORMED_FUNCTION_CALL")])
     assert message["content"] == [
-        {"type": "text", "text": "Let me call it"},
+        {"type": "text", "text": "Let me call it", "citations": None},
         {"type": "thinking", "thinking": "", "signature": f"gemini-previous:{SIG_T}"},
-        {"type": "text", "text": "[Gemini stopped: MALFORMED_FUNCTION_CALL]"},
+        {"type": "text", "text": "[Gemini stopped: MALFORMED_FUNCTION_CALL]", "citations": None},
     ]
 
 
@@ -199,12 +202,12 @@ def test_a_whole_answer_carries_its_text_signature_before_the_text():
         content = from_gemini({"candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP"}]},
                               CONTEXT)["content"]
         assert content == [{"type": "thinking", "thinking": "", "signature": f"gemini-next:{SIG_T}"},
-                           {"type": "text", "text": "Hello world"}], parts
+                           {"type": "text", "text": "Hello world", "citations": None}], parts
         assert replayed(content, "gemini-3-pro-preview") == [{"text": "Hello world", "thoughtSignature": SIG_T}]
     thought_first = from_gemini({"candidates": [{"content": {"role": "model", "parts": [
         thought("Plan."), text("Hello "), text("world", SIG_T)]}, "finishReason": "STOP"}]}, CONTEXT)["content"]  # fmt: skip
     assert thought_first == [{"type": "thinking", "thinking": "Plan.", "signature": f"gemini-next:{SIG_T}"},
-                             {"type": "text", "text": "Hello world"}]
+                             {"type": "text", "text": "Hello world", "citations": None}]
 
 
 def test_gemini_call_ids_become_tool_use_ids_and_go_back():
@@ -240,7 +243,7 @@ def test_signed_thoughts_go_back_as_thoughts():
     assert message["content"] == [
         {"type": "thinking", "thinking": "plan", "signature": f"gemini-thought:{SIG_T}"},
         {"type": "thinking", "thinking": "more", "signature": ""},
-        {"type": "text", "text": "answer"},
+        {"type": "text", "text": "answer", "citations": None},
     ]
     assert replayed(message["content"]) == [{"text": "plan", "thought": True, "thoughtSignature": SIG_T}, {"text": "answer"}]
 
@@ -272,27 +275,29 @@ def test_sequential_steps_each_keep_their_signature():
 ])  # fmt: skip
 def test_stop_reasons(finish, reason):
     message = final([chunk(text("x")), chunk(finish=finish)])
-    assert (message["stop_reason"], message["content"]) == (reason, [{"type": "text", "text": "x"}])
+    assert (message["stop_reason"], message["content"]) == (reason, [{"type": "text", "text": "x", "citations": None}])
 
 
 def test_an_abnormal_finish_is_explained_in_its_own_block():
     message = final([chunk(text("Let me call it")), chunk(finish="MALFORMED_FUNCTION_CALL", why="Malformed function call: Bash")])
     assert message["stop_reason"] == "end_turn"
-    assert message["content"] == [{"type": "text", "text": "Let me call it"},
-                                  {"type": "text", "text": "[Gemini stopped: MALFORMED_FUNCTION_CALL: Malformed function call: Bash]"}]
+    assert message["content"] == [
+        {"type": "text", "text": "Let me call it", "citations": None},
+        {"type": "text", "text": "[Gemini stopped: MALFORMED_FUNCTION_CALL: Malformed function call: Bash]", "citations": None}]
 
 
 def test_a_blocked_prompt_is_a_refusal():
     blocked = b"data: " + json.dumps({"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"}, "usageMetadata": {"promptTokenCount": 9}}).encode() + b"\n\n"
     message = final([blocked])
     assert (message["stop_reason"], message["content"], message["usage"]["input_tokens"]) == (
-        "refusal", [{"type": "text", "text": "[Gemini blocked the prompt: PROHIBITED_CONTENT]"}], 9)
+        "refusal", [{"type": "text", "text": "[Gemini blocked the prompt: PROHIBITED_CONTENT]", "citations": None}], 9)
 
 
 def test_the_model_probe_is_a_clean_max_tokens_answer():
     assert final([chunk(finish="MAX_TOKENS", usage={"promptTokenCount": 5, "totalTokenCount": 5})]) == {
         "model": "claude-sonnet-4-5", "content": [], "stop_reason": "max_tokens",
-        "usage": {"input_tokens": 5, "output_tokens": 0, "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0}}
+        "usage": {"input_tokens": 5, "output_tokens": 0, "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0,
+                  "output_tokens_details": None, **UNSAID}}
 
 
 def test_a_stream_that_breaks_off_ends_with_an_error_not_a_fake_stop():
@@ -314,9 +319,10 @@ def test_an_error_inside_the_stream_becomes_an_error_event_with_its_retry_delay(
 def test_usage_is_cumulative_and_the_last_wins():
     message = final([chunk(text("a"), usage={"promptTokenCount": 100, "candidatesTokenCount": 1}),
                      chunk(text("b"), finish="STOP", usage={"promptTokenCount": 100, "candidatesTokenCount": 2, "thoughtsTokenCount": 3})])  # fmt: skip
-    assert message["usage"] == {"input_tokens": 100, "output_tokens": 5, "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0}
+    assert message["usage"] == {"input_tokens": 100, "output_tokens": 5, "cache_read_input_tokens": 0,
+                                "cache_creation_input_tokens": 0, "output_tokens_details": {"thinking_tokens": 3}, **UNSAID}
 
 
 def test_parts_gemini_does_not_translate_are_skipped():
     message = final([chunk({"inlineData": {"mimeType": "image/png", "data": "x"}}, {"executableCode": {"code": "1"}}, text("ok"), finish="STOP")])
-    assert message["content"] == [{"type": "text", "text": "ok"}]
+    assert message["content"] == [{"type": "text", "text": "ok", "citations": None}]

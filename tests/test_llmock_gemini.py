@@ -117,7 +117,7 @@ def test_a_streamed_tool_call_and_its_result(gateway, mock):
     validate(sequence)
     message = accumulated(sequence)
     text, tool_use = message["content"]
-    assert text == {"type": "text", "text": SCRIPTED}
+    assert text == {"type": "text", "text": SCRIPTED, "citations": None}
     assert (tool_use["type"], tool_use["name"], tool_use["input"]) == ("tool_use", "lookup", {"q": "x"})
     assert (message["model"], message["stop_reason"]) == (MODEL, "tool_use")
     assert received(mock)[0]["path"] == f"/gemini/v1beta/models/{MODEL}:streamGenerateContent"

@@ -68,11 +68,12 @@ def test_text_whole_and_streamed(mock, gateway):
     answer = answer_json(gateway)
     usage = answer["usage"]
     assert answer == {"id": answer["id"], "type": "message", "role": "assistant", "model": MODEL,
-                      "content": [{"type": "text", "text": TEXT}], "stop_reason": "end_turn", "stop_sequence": None,
-                      "usage": usage}
+                      "content": [{"type": "text", "text": TEXT, "citations": None}], "stop_reason": "end_turn",
+                      "stop_sequence": None, "stop_details": None, "container": None, "usage": usage}
     assert usage["output_tokens"] > 0 and usage["cache_read_input_tokens"] == 0
     answer = streamed(gateway)
-    assert (answer["model"], answer["content"], answer["stop_reason"]) == (MODEL, [{"type": "text", "text": TEXT}], "end_turn")
+    assert (answer["model"], answer["content"], answer["stop_reason"]) == (
+        MODEL, [{"type": "text", "text": TEXT, "citations": None}], "end_turn")
     first, second = received(mock)
     assert first == {"model": UPSTREAM_MODEL, "input": [{"type": "message", "role": "user",
                                                          "content": [{"type": "input_text", "text": "hi"}]}],
@@ -85,10 +86,10 @@ def test_a_scripted_reply_with_text_and_a_tool_call(mock, gateway, stream):
     mock.state.scenarios.add(Reply(text="Let me check.", tool_calls=(ToolCall("get_weather", {"city": "Paris"}),)))
     answer = streamed(gateway, tools=[WEATHER]) if stream else answer_json(gateway, tools=[WEATHER])
     text, call = answer["content"]
-    assert text == {"type": "text", "text": "Let me check."}
+    assert text == {"type": "text", "text": "Let me check.", "citations": None}
     assert CALL_ID.match(call.pop("id")), call
-    assert (call, answer["stop_reason"]) == ({"type": "tool_use", "name": "get_weather", "input": {"city": "Paris"}},
-                                             "tool_use")
+    assert (call, answer["stop_reason"]) == ({"type": "tool_use", "name": "get_weather", "input": {"city": "Paris"},
+                                              "caller": {"type": "direct"}}, "tool_use")
     assert received(mock)[0]["tools"] == [{"type": "function", "name": "get_weather", "description": "Weather for a city.",
                                            "parameters": WEATHER["input_schema"], "strict": False}]
 
@@ -104,7 +105,7 @@ def test_an_agent_loop_with_llmocks_own_tool_call(mock, gateway):
     messages += [{"role": "assistant", "content": [call]},
                  {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call["id"], "content": "sunny"}]}]
     final = answer_json(gateway, tools=[WEATHER], messages=messages)
-    assert (final["content"], final["stop_reason"]) == ([{"type": "text", "text": TEXT}], "end_turn")
+    assert (final["content"], final["stop_reason"]) == ([{"type": "text", "text": TEXT, "citations": None}], "end_turn")
     second = received(mock)[1]
     assert second["input"][1:] == [
         {"type": "function_call", "call_id": call["id"], "name": "get_weather",

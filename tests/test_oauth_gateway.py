@@ -203,7 +203,7 @@ def test_a_codex_login_goes_to_the_codex_backend_streamed_even_for_a_whole_answe
         assert answer.headers["content-type"] == "application/json"
         message = answer.json()
         assert (message["type"], message["stop_reason"], message["content"]) == (
-            "message", "end_turn", [{"type": "text", "text": "Hello from the fake Responses upstream."}])
+            "message", "end_turn", [{"type": "text", "text": "Hello from the fake Responses upstream.", "citations": None}])
         (sent,) = server.received
         assert sent.path == "/backend-api/codex/responses"
         assert (sent.headers["authorization"], sent.headers["chatgpt-account-id"], sent.headers["originator"]) == (
@@ -277,11 +277,11 @@ def test_a_gemini_cli_login_speaks_code_assist_wrapped(oauth, tmp_path):
     with Gateway(tmp_path, routes_text, {}) as gateway:
         whole = post(gateway)
         assert whole.status_code == 200, whole.text
-        assert whole.json()["content"] == [{"type": "text", "text": "Hi from Code Assist"}]
+        assert whole.json()["content"] == [{"type": "text", "text": "Hi from Code Assist", "citations": None}]
         streamed = post(gateway, stream=True)
         sequence = events([streamed.content])
         validate(sequence)
-        assert accumulated(sequence)["content"] == [{"type": "text", "text": "Hi from Code Assist"}]
+        assert accumulated(sequence)["content"] == [{"type": "text", "text": "Hi from Code Assist", "citations": None}]
     first, second = server.received
     assert (first.path, second.path) == ("/v1internal:generateContent", "/v1internal:streamGenerateContent?alt=sse")
     assert first.headers["authorization"] == "Bearer at-google-old-dddddddddddd" and "x-goog-api-key" not in first.headers

@@ -137,11 +137,15 @@ def test_a_reload_keeps_the_token_a_refresh_wrote(tmp_path):
 
 
 def test_a_stream_put_together_is_the_message_it_describes():
+    usage = {"input_tokens": 3, "output_tokens": 5, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 2,
+             "cache_creation": None, "server_tool_use": None, "service_tier": "standard", "inference_geo": None,
+             "output_tokens_details": {"thinking_tokens": 1}}
     message = {"id": "msg_1", "type": "message", "role": "assistant", "model": "m", "stop_reason": "tool_use",
-               "stop_sequence": None, "usage": {"input_tokens": 3, "output_tokens": 5},
+               "stop_sequence": None, "stop_details": None, "container": None, "usage": usage,
                "content": [{"type": "thinking", "thinking": "hm", "signature": "sig"},
-                           {"type": "text", "text": "Let me look."},
-                           {"type": "tool_use", "id": "toolu_1", "name": "Bash", "input": {"command": "ls"}}]}
+                           {"type": "text", "text": "Let me look.", "citations": None},
+                           {"type": "tool_use", "id": "toolu_1", "name": "Bash", "input": {"command": "ls"},
+                            "caller": {"type": "direct"}}]}
     data = as_events(message)
     for size in (1, 7, len(data)):
         assembly = Assembly()
@@ -153,7 +157,7 @@ def test_a_stream_put_together_is_the_message_it_describes():
     assert (broken.error, broken.message, broken.content_started) == (
         {"type": "overloaded_error", "message": "busy"}, None, False)
     cut = as_events({**message, "stop_reason": "max_tokens"}).replace(b'{\\"command\\": \\"ls\\"}', b'{\\"comm')
-    assert b"ls" not in cut  # the arguments end mid-way, as max_tokens cuts them
+    assert b'\\"ls\\"' not in cut  # the arguments end mid-way, as max_tokens cuts them
     partial = Assembly()
     partial.feed(cut)
     assert partial.ended and partial.error == {"type": "api_error", "message": "the answer cannot be whole: the "

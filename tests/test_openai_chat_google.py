@@ -41,7 +41,7 @@ def call(index: int, id: str | None, name: str | None, arguments: str, signature
 
 def weather(location: str) -> dict[str, Any]:
     return {"type": "tool_use", "id": CALL_1 if location == "Paris" else CALL_2, "name": "get_current_temperature",
-            "input": {"location": location}}
+            "input": {"location": location}, "caller": {"type": "direct"}}
 
 
 # Google's parallel example: the first call signed, the second not; each call whole in one chunk.
@@ -53,7 +53,7 @@ PARALLEL = [
     b"data: [DONE]\n\n",
 ]
 CONTENT = [
-    {"type": "text", "text": "Checking both."},
+    {"type": "text", "text": "Checking both.", "citations": None},
     {"type": "thinking", "thinking": "", "signature": f"gemini-next:{SIG_A}"},
     weather("Paris"),
     weather("London"),

@@ -38,6 +38,9 @@ def call(index: int, id: str | None = None, name: str | None = None, arguments: 
 
 
 USAGE = {"prompt_tokens": 100, "completion_tokens": 20, "prompt_tokens_details": {"cached_tokens": 60}}
+# The usage fields no OpenAI server has counts for (or, in a stream, says in time).
+UNSAID = {"cache_creation": None, "server_tool_use": None, "service_tier": None, "inference_geo": None,
+          "output_tokens_details": None}
 DONE = b"data: [DONE]\n\n"
 
 # A stream with everything: keep-alive, reasoning, text with multi-byte characters,
@@ -59,12 +62,14 @@ FULL = [
 FULL_MESSAGE = {
     "content": [
         {"type": "thinking", "thinking": "Let me think.", "signature": ""},
-        {"type": "text", "text": "Voilà — 日本語 ✓"},
-        {"type": "tool_use", "id": "call_a", "name": "Bash", "input": {"command": "ls"}},
-        {"type": "tool_use", "id": "mmx_ZnVuY3Rpb25zLlJlYWQ6MQ", "name": LONG, "input": {"path": "/tmp/a"}},
+        {"type": "text", "text": "Voilà — 日本語 ✓", "citations": None},
+        {"type": "tool_use", "id": "call_a", "name": "Bash", "input": {"command": "ls"}, "caller": {"type": "direct"}},
+        {"type": "tool_use", "id": "mmx_ZnVuY3Rpb25zLlJlYWQ6MQ", "name": LONG, "input": {"path": "/tmp/a"},
+         "caller": {"type": "direct"}},
     ],
     "stop_reason": "tool_use",
-    "usage": {"input_tokens": 40, "output_tokens": 20, "cache_read_input_tokens": 60, "cache_creation_input_tokens": 0},
+    "usage": {"input_tokens": 40, "output_tokens": 20, "cache_read_input_tokens": 60, "cache_creation_input_tokens": 0,
+              **UNSAID},
 }
 
 
@@ -113,9 +118,9 @@ def test_interleaved_parallel_calls_stay_whole():
         chunk(finish="tool_calls", usage=USAGE),
     ]
     assert final(pieces)["content"] == [
-        {"type": "tool_use", "id": "c0", "name": "A", "input": {"x": 1}},
-        {"type": "tool_use", "id": "c1", "name": "B", "input": {"y": 2}},
-        {"type": "text", "text": "done"},
+        {"type": "tool_use", "id": "c0", "name": "A", "input": {"x": 1}, "caller": {"type": "direct"}},
+        {"type": "tool_use", "id": "c1", "name": "B", "input": {"y": 2}, "caller": {"type": "direct"}},
+        {"type": "text", "text": "done", "citations": None},
     ]
 
 
@@ -133,10 +138,36 @@ def test_usage_repeated_on_every_chunk_counts_once():
     assert final(pieces)["usage"] == FULL_MESSAGE["usage"]
 
 
+def test_usage_says_what_the_upstream_counted_where_anthropic_has_a_place_for_it():
+    """OpenAI's cached input, OpenRouter's cache writes (both part of prompt_tokens, never
+    of Anthropic's input_tokens), the reasoning within the output; the tier only a whole
+    answer can tell (message_delta has no place for it)."""
+    counts = {"prompt_tokens": 100, "completion_tokens": 20, "completion_tokens_details": {"reasoning_tokens": 12},
+              "prompt_tokens_details": {"cached_tokens": 60, "cache_write_tokens": 25}}
+    body = {"choices": [{"message": {"role": "assistant", "content": "x"}, "finish_reason": "stop"}], "usage": counts,
+            "service_tier": "default"}
+    assert from_chat(body, CONTEXT)["usage"] == {
+        "input_tokens": 15, "output_tokens": 20, "cache_read_input_tokens": 60, "cache_creation_input_tokens": 25,
+        "cache_creation": None, "server_tool_use": None, "service_tier": "standard", "inference_geo": None,
+        "output_tokens_details": {"thinking_tokens": 12}}
+    sequence = events(run([chunk({"content": "x"}), chunk(finish="stop"), chunk(usage=counts, choices=False), DONE]))
+    assert sequence[-2]["usage"] == {
+        "input_tokens": 15, "output_tokens": 20, "cache_creation_input_tokens": 25, "cache_read_input_tokens": 60,
+        "output_tokens_details": {"thinking_tokens": 12}, "server_tool_use": None}
+
+
+@pytest.mark.parametrize("tier, shown", [("default", "standard"), ("priority", "priority"), ("flex", None),
+                                         ("scale", None), (None, None), (["default"], None)])
+def test_openai_service_tiers_by_anthropic_names(tier, shown):
+    body = {"choices": [{"message": {"role": "assistant", "content": "x"}, "finish_reason": "stop"}], "service_tier": tier}
+    assert from_chat(body, CONTEXT)["usage"]["service_tier"] == shown
+
+
 def test_the_model_probe_is_a_clean_max_tokens_answer():
     assert final([chunk({"role": "assistant", "content": ""}), chunk(finish="length"), DONE]) == {
         "model": "claude-sonnet-4-5", "content": [], "stop_reason": "max_tokens",
-        "usage": {"input_tokens": 0, "output_tokens": 0, "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0}}
+        "usage": {"input_tokens": 0, "output_tokens": 0, "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0,
+                  **UNSAID}}
 
 
 @pytest.mark.parametrize("finish, reason", [("stop", "end_turn"), ("length", "max_tokens"), ("content_filter", "refusal")])
@@ -178,11 +209,13 @@ def test_whole_body():
     assert message.pop("id").startswith("msg_")
     assert message == {
         "type": "message", "role": "assistant", "model": "claude-sonnet-4-5", "stop_sequence": None,
+        "stop_details": None, "container": None,
         "content": [
             {"type": "thinking", "thinking": "thinking…", "signature": ""},
-            {"type": "text", "text": "Voilà"},
-            {"type": "tool_use", "id": "call_a", "name": "Bash", "input": {"command": "ls"}},
-            {"type": "tool_use", "id": "mmx_ZnVuY3Rpb25zLlJlYWQ6MQ", "name": LONG, "input": {"path": "/a"}},
+            {"type": "text", "text": "Voilà", "citations": None},
+            {"type": "tool_use", "id": "call_a", "name": "Bash", "input": {"command": "ls"}, "caller": {"type": "direct"}},
+            {"type": "tool_use", "id": "mmx_ZnVuY3Rpb25zLlJlYWQ6MQ", "name": LONG, "input": {"path": "/a"},
+             "caller": {"type": "direct"}},
         ],
         "stop_reason": "tool_use",
         "usage": FULL_MESSAGE["usage"],
@@ -205,7 +238,8 @@ def test_the_stop_sequence_the_upstream_says_matched(field):
     stop = b"data: " + json.dumps({"choices": [last]}).encode() + b"\n\n"
     assert final([chunk({"content": "1, 2, 3"}), stop, DONE])["stop_reason"] == "stop_sequence"
     sequence = events(run([chunk({"content": "1, 2, 3"}), stop, DONE]))
-    assert sequence[-2]["delta"] == {"stop_reason": "stop_sequence", "stop_sequence": "###"}
+    assert sequence[-2]["delta"] == {"stop_reason": "stop_sequence", "stop_sequence": "###", "stop_details": None,
+                                     "container": None}
     body = {"choices": [{"message": {"role": "assistant", "content": "1, 2, 3"}, "finish_reason": "stop", field: "###"}]}
     assert (from_chat(body, CONTEXT)["stop_reason"], from_chat(body, CONTEXT)["stop_sequence"]) == ("stop_sequence", "###")
 
@@ -213,12 +247,14 @@ def test_the_stop_sequence_the_upstream_says_matched(field):
 def test_a_stop_token_is_no_stop_sequence():
     """vLLM names a stop token by its id, a number: the answer ended as any other."""
     stop = b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop","stop_reason":151645}]}\n\n'
-    assert events(run([chunk({"content": "x"}), stop, DONE]))[-2]["delta"] == {"stop_reason": "end_turn", "stop_sequence": None}
+    assert events(run([chunk({"content": "x"}), stop, DONE]))[-2]["delta"] == {
+        "stop_reason": "end_turn", "stop_sequence": None, "stop_details": None, "container": None}
 
 
 def test_a_streamed_refusal_stops_for_refusal():
     message = final([chunk({"refusal": "I can't help "}), chunk({"refusal": "with that."}), chunk(finish="stop"), DONE])
-    assert (message["content"], message["stop_reason"]) == ([{"type": "text", "text": "I can't help with that."}], "refusal")
+    assert (message["content"], message["stop_reason"]) == (
+        [{"type": "text", "text": "I can't help with that.", "citations": None}], "refusal")
 
 
 # -- whole answers that are errors or broken -----------------------------------------------------

@@ -39,7 +39,8 @@ def final_message(gateway: Gateway, **request: Any) -> anthropic.types.Message:
 
 
 def blocks(message: anthropic.types.Message) -> list[dict[str, Any]]:
-    return [block.model_dump(exclude_none=True) for block in message.content]
+    """The blocks as the client got them: the fields the answer set, nulls included."""
+    return [block.model_dump(exclude_unset=True) for block in message.content]
 
 
 def raw_events(gateway: Gateway, **request: Any) -> list[tuple[str, Any]]:
@@ -119,14 +120,21 @@ REASONED = [
 ]
 REASONED_BLOCKS = [
     {"type": "thinking", "thinking": "Weighing it.", "signature": ""},
-    {"type": "text", "text": "Checking."},
-    {"type": "tool_use", "id": "call_1", "name": "get_weather", "input": {"city": "Paris"}},
+    {"type": "text", "text": "Checking.", "citations": None},
+    {"type": "tool_use", "id": "call_1", "name": "get_weather", "input": {"city": "Paris"}, "caller": {"type": "direct"}},
 ]
 
 
-def anthropic_usage(input_tokens: int, output_tokens: int, cached: int = 0) -> dict[str, int]:
+def delta_usage(input_tokens: int, output_tokens: int, cached: int = 0) -> dict[str, Any]:
+    """message_delta's usage: the counts, and null for what OpenAI does not count."""
     return {"input_tokens": input_tokens, "output_tokens": output_tokens, "cache_read_input_tokens": cached,
-            "cache_creation_input_tokens": 0}
+            "cache_creation_input_tokens": 0, "output_tokens_details": None, "server_tool_use": None}
+
+
+def anthropic_usage(input_tokens: int, output_tokens: int, cached: int = 0) -> dict[str, Any]:
+    """A whole message's usage (the fake names no service tier)."""
+    return {**delta_usage(input_tokens, output_tokens, cached), "cache_creation": None, "service_tier": None,
+            "inference_geo": None}
 
 
 REASONED_USAGE = anthropic_usage(70, 20, cached=30)
@@ -139,7 +147,7 @@ def test_whole_answer(gateway, server):
     assert answer["id"].startswith("msg_")
     assert answer == {"id": answer["id"], "type": "message", "role": "assistant", "model": MODEL,
                       "content": REASONED_BLOCKS, "stop_reason": "tool_use", "stop_sequence": None,
-                      "usage": REASONED_USAGE}
+                      "stop_details": None, "container": None, "usage": REASONED_USAGE}
 
 
 def test_streamed_answer(gateway, server):
@@ -157,24 +165,26 @@ def test_streamed_answer(gateway, server):
     assert isinstance(start["usage"]["input_tokens"], int) and start["usage"]["input_tokens"] > 0  # the local estimate
     assert "output_tokens" in start["usage"]
     assert [d["content_block"]["type"] for n, d in events if n == "content_block_start"] == ["thinking", "text", "tool_use"]
-    assert events[-2][1] == {"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": None},
-                             "usage": REASONED_USAGE}
+    assert events[-2][1] == {"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": None,
+                                                                "stop_details": None, "container": None},
+                             "usage": delta_usage(70, 20, cached=30)}
     assert blocks(final_message(gateway)) == REASONED_BLOCKS
 
 
 def test_reasoning_under_its_other_name(gateway, server):
     server.reply = whole(completion("Yes.", reasoning="Because.", reasoning_field="reasoning"))
     assert answer_json(gateway)["content"] == [{"type": "thinking", "thinking": "Because.", "signature": ""},
-                                               {"type": "text", "text": "Yes."}]
+                                               {"type": "text", "text": "Yes.", "citations": None}]
     server.reply = streaming(chunk({"role": "assistant"}), chunk({"reasoning": "Because."}), chunk({"content": "Yes."}),
                              chunk({}, finish="stop"), chunk(usage=usage(), choices=False))
     assert blocks(final_message(gateway)) == [{"type": "thinking", "thinking": "Because.", "signature": ""},
-                                              {"type": "text", "text": "Yes."}]
+                                              {"type": "text", "text": "Yes.", "citations": None}]
 
 
 PARALLEL = [tool_call("call_a", "Read", {"path": "a.txt"}), tool_call("call_b", "Grep", {"pattern": "TODO"})]
-PARALLEL_BLOCKS = [{"type": "tool_use", "id": "call_a", "name": "Read", "input": {"path": "a.txt"}},
-                   {"type": "tool_use", "id": "call_b", "name": "Grep", "input": {"pattern": "TODO"}}]
+PARALLEL_BLOCKS = [
+    {"type": "tool_use", "id": "call_a", "name": "Read", "input": {"path": "a.txt"}, "caller": {"type": "direct"}},
+    {"type": "tool_use", "id": "call_b", "name": "Grep", "input": {"pattern": "TODO"}, "caller": {"type": "direct"}}]
 
 
 @pytest.mark.parametrize("chunks", [
@@ -227,7 +237,7 @@ def test_long_tool_names_are_shortened_and_restored(gateway, server):
             {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "none"}]},
         ],
     }  # fmt: skip
-    expected = [{"type": "tool_use", "id": "call_9", "name": LONG_NAME, "input": {"q": "bug"}}]
+    expected = [{"type": "tool_use", "id": "call_9", "name": LONG_NAME, "input": {"q": "bug"}, "caller": {"type": "direct"}}]
     server.reply = whole(completion(None, [tool_call("call_9", SHORT_NAME, {"q": "bug"})], finish="tool_calls"))
     assert answer_json(gateway, **request)["content"] == expected
     body = server.received[0].json()
@@ -252,7 +262,8 @@ def test_foreign_tool_ids_round_trip(gateway, server, streamed):
     else:
         server.reply = whole(completion(None, [call], finish="tool_calls"))
         content = answer_json(gateway)["content"]
-    assert content == [{"type": "tool_use", "id": MAPPED_ID, "name": "Bash", "input": {"command": "ls"}}]
+    assert content == [{"type": "tool_use", "id": MAPPED_ID, "name": "Bash", "input": {"command": "ls"},
+                        "caller": {"type": "direct"}}]
     server.received.clear()
     server.reply = openai_like
     answer_json(gateway, messages=[
@@ -278,7 +289,8 @@ def test_stop_reasons(gateway, server, finish, stop_reason):
                              chunk(usage=usage(), choices=False))
     events = raw_events(gateway)
     check_sequence(events)
-    assert events[-2][1]["delta"] == {"stop_reason": stop_reason, "stop_sequence": None}
+    assert events[-2][1]["delta"] == {"stop_reason": stop_reason, "stop_sequence": None, "stop_details": None,
+                                      "container": None}
 
 
 def test_tool_calls_with_finish_stop_still_stop_for_tool_use(gateway, server):
@@ -306,7 +318,7 @@ def test_usage_repeated_on_every_chunk_counts_once(gateway, server):
                              chunk({}, finish="stop", usage=usage(50, 4, cached=10)))
     events = raw_events(gateway)
     check_sequence(events)
-    assert events[-2][1]["usage"] == anthropic_usage(40, 4, cached=10)
+    assert events[-2][1]["usage"] == delta_usage(40, 4, cached=10)
 
 
 @pytest.mark.parametrize("size", [1, 5, 64])
@@ -322,8 +334,9 @@ def test_any_chunk_boundary_and_crlf_framing(gateway, server, size):
     pieces = [wire[i:i + size] for i in range(0, len(wire), size)]
     server.reply = lambda r: Stream(pieces)
     assert blocks(final_message(gateway)) == [{"type": "thinking", "thinking": "Réflexion…", "signature": ""},
-                                              {"type": "text", "text": text},
-                                              {"type": "tool_use", "id": "call_1", "name": "Write", "input": {"text": "ü"}}]
+                                              {"type": "text", "text": text, "citations": None},
+                                              {"type": "tool_use", "id": "call_1", "name": "Write", "input": {"text": "ü"},
+                                               "caller": {"type": "direct"}}]
 
 
 def test_content_and_finish_in_one_chunk(gateway, server):
@@ -331,18 +344,19 @@ def test_content_and_finish_in_one_chunk(gateway, server):
     server.reply = streaming(chunk({"role": "assistant", "content": "All at once."}, finish="stop", usage=usage(5, 3)))
     events = raw_events(gateway)
     check_sequence(events)
-    assert events[-2][1]["usage"] == anthropic_usage(5, 3)
-    assert blocks(final_message(gateway)) == [{"type": "text", "text": "All at once."}]
+    assert events[-2][1]["usage"] == delta_usage(5, 3)
+    assert blocks(final_message(gateway)) == [{"type": "text", "text": "All at once.", "citations": None}]
 
 
 def test_a_call_without_arguments_has_an_empty_input(gateway, server):
     """Some servers send `arguments: ""` for a tool without parameters (beyond the spec:
     anything else than {} would make the client's replay invalid)."""
     server.reply = whole(completion(None, [tool_call("call_1", "Snapshot", "")], finish="tool_calls"))
-    assert answer_json(gateway)["content"] == [{"type": "tool_use", "id": "call_1", "name": "Snapshot", "input": {}}]
+    snapshot = [{"type": "tool_use", "id": "call_1", "name": "Snapshot", "input": {}, "caller": {"type": "direct"}}]
+    assert answer_json(gateway)["content"] == snapshot
     server.reply = streaming(chunk({"tool_calls": [tool_call("call_1", "Snapshot", "", index=0)]}),
                              chunk({}, finish="tool_calls"))
-    assert blocks(final_message(gateway)) == [{"type": "tool_use", "id": "call_1", "name": "Snapshot", "input": {}}]
+    assert blocks(final_message(gateway)) == snapshot
 
 
 def test_keep_alive_comments_become_pings(gateway, server):
@@ -352,7 +366,7 @@ def test_keep_alive_comments_become_pings(gateway, server):
     assert [data for name, data in events if name == "ping"] and all(
         data == {"type": "ping"} for name, data in events if name == "ping")
     server.reply = streaming(KEEPALIVE, *text_chunks())
-    assert blocks(final_message(gateway)) == [{"type": "text", "text": GREETING}]
+    assert blocks(final_message(gateway)) == [{"type": "text", "text": GREETING, "citations": None}]
 
 
 @pytest.mark.parametrize("status, error_type", [
@@ -389,7 +403,7 @@ def test_a_finish_reason_without_done_is_a_complete_stream(gateway, server):
     server.reply = streaming(chunk({"content": "Hello"}), chunk({}, finish="stop"), chunk(usage=usage(), choices=False),
                              done=False)
     check_sequence(raw_events(gateway))
-    assert blocks(final_message(gateway)) == [{"type": "text", "text": "Hello"}]
+    assert blocks(final_message(gateway)) == [{"type": "text", "text": "Hello", "citations": None}]
 
 
 def test_text_after_a_tool_call_is_a_block_of_its_own(gateway, server):
@@ -397,8 +411,8 @@ def test_text_after_a_tool_call_is_a_block_of_its_own(gateway, server):
                              chunk({"content": "Running it."}), chunk({}, finish="tool_calls"))
     check_sequence(raw_events(gateway))
     assert blocks(final_message(gateway)) == [
-        {"type": "tool_use", "id": "call_1", "name": "Bash", "input": {"command": "ls"}},
-        {"type": "text", "text": "Running it."}]
+        {"type": "tool_use", "id": "call_1", "name": "Bash", "input": {"command": "ls"}, "caller": {"type": "direct"}},
+        {"type": "text", "text": "Running it.", "citations": None}]
 
 
 def test_an_error_object_mid_stream(gateway, server):
@@ -426,6 +440,6 @@ def test_the_first_delta_arrives_while_the_upstream_holds_the_rest(gateway, serv
 
 def test_a_plain_streamed_text_answer(gateway, server):
     final = final_message(gateway)
-    assert blocks(final) == [{"type": "text", "text": GREETING}]
+    assert blocks(final) == [{"type": "text", "text": GREETING, "citations": None}]
     assert (final.model, final.stop_reason) == (MODEL, "end_turn")
     assert (final.usage.input_tokens, final.usage.output_tokens) == (12, 7)  # message_delta's usage wins

@@ -60,9 +60,10 @@ def test_gemini_signatures_come_back_on_their_calls(gateway, server, route):
     server.reply = lambda request: signed_call(model)
     with client(gateway).messages.stream(model=f"{route}-{model}", max_tokens=64, messages=HI, tools=WEATHER) as stream:
         first = stream.get_final_message()
-    content = [b.model_dump(exclude_none=True) for b in first.content]
+    content = [b.model_dump(exclude_unset=True) for b in first.content]
     assert content == [{"type": "thinking", "thinking": "", "signature": f"gemini-next:{SIG}"},
-                       {"type": "tool_use", "id": CALL_ID, "name": "get_weather", "input": {"city": "Paris"}}]
+                       {"type": "tool_use", "id": CALL_ID, "name": "get_weather", "input": {"city": "Paris"},
+                        "caller": {"type": "direct"}}]
     server.received.clear()
     server.reply = openai_like
     history = [*HI, {"role": "assistant", "content": content},

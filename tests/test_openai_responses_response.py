@@ -25,19 +25,34 @@ def test_calls_refusals_and_skipped_items():
     ], "usage": {"input_tokens": 10, "output_tokens": 5}}
     message = from_responses(body, CONTEXT)
     assert message["content"] == [
-        {"type": "text", "text": "Part one, part two."},
-        {"type": "tool_use", "id": "call_1", "name": "Edit", "input": {"file": "a"}},
-        {"type": "tool_use", "id": "call_2", "name": "Grep", "input": {"pattern": "x"}},
-        {"type": "tool_use", "id": "call_3", "name": "Noop", "input": {}},
+        {"type": "text", "text": "Part one, part two.", "citations": None},
+        {"type": "tool_use", "id": "call_1", "name": "Edit", "input": {"file": "a"}, "caller": {"type": "direct"}},
+        {"type": "tool_use", "id": "call_2", "name": "Grep", "input": {"pattern": "x"}, "caller": {"type": "direct"}},
+        {"type": "tool_use", "id": "call_3", "name": "Noop", "input": {}, "caller": {"type": "direct"}},
     ]
     assert (message["model"], message["stop_reason"]) == ("claude-haiku-4-5", "tool_use")
-    assert message["usage"] == {"input_tokens": 10, "output_tokens": 5, "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0}
+    assert message["usage"] == {"input_tokens": 10, "output_tokens": 5, "cache_read_input_tokens": 0,
+                                "cache_creation_input_tokens": 0, "cache_creation": None, "server_tool_use": None,
+                                "service_tier": None, "inference_geo": None, "output_tokens_details": None}
 
 
-def test_usage_counts_are_disjoint():
-    assert usage({"input_tokens": 5000, "input_tokens_details": {"cached_tokens": 4096}, "output_tokens": 300}) == {
-        "input_tokens": 904, "output_tokens": 300, "cache_read_input_tokens": 4096, "cache_creation_input_tokens": 0}
-    assert usage(None) == {"input_tokens": 0, "output_tokens": 0, "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0}
+NOTHING_ELSE = {"cache_creation": None, "server_tool_use": None, "inference_geo": None}  # no Responses server says these
+
+
+def test_usage_counts_are_disjoint_and_the_reasoning_apart():
+    counts = {"input_tokens": 5000, "input_tokens_details": {"cached_tokens": 4096}, "output_tokens": 300,
+              "output_tokens_details": {"reasoning_tokens": 256}}
+    assert usage(counts, "priority") == {
+        "input_tokens": 904, "output_tokens": 300, "cache_read_input_tokens": 4096, "cache_creation_input_tokens": 0,
+        "service_tier": "priority", "output_tokens_details": {"thinking_tokens": 256}, **NOTHING_ELSE}
+    assert usage(None) == {"input_tokens": 0, "output_tokens": 0, "cache_read_input_tokens": 0,
+                           "cache_creation_input_tokens": 0, "service_tier": None, "output_tokens_details": None,
+                           **NOTHING_ELSE}
+
+
+def test_a_whole_answer_says_its_service_tier():
+    body = {"status": "completed", "output": [], "service_tier": "default", "usage": {"input_tokens": 1, "output_tokens": 1}}
+    assert from_responses(body, CONTEXT)["usage"]["service_tier"] == "standard"
 
 
 @pytest.mark.parametrize("body, status, error_type, message", [

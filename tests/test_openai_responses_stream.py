@@ -19,8 +19,12 @@ LONG = "mcp__plugin_superpowers_chrome__use_browser_with_a_really_long_name_inde
 CONTEXT = Context(model="claude-sonnet-4-5", tool_names={"short_x": LONG}, input_tokens=321, upstream_model="gpt-test")
 USAGE = {"input_tokens": 100, "input_tokens_details": {"cached_tokens": 60}, "output_tokens": 20,
          "output_tokens_details": {"reasoning_tokens": 12}, "total_tokens": 120}
-ANTHROPIC_USAGE = {"input_tokens": 40, "output_tokens": 20, "cache_read_input_tokens": 60, "cache_creation_input_tokens": 0}
-NO_USAGE = {"input_tokens": 0, "output_tokens": 0, "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0}
+# The usage fields no Responses server has counts for (the tier: none a stream says in time).
+UNSAID = {"cache_creation": None, "server_tool_use": None, "service_tier": None, "inference_geo": None}
+ANTHROPIC_USAGE = {"input_tokens": 40, "output_tokens": 20, "cache_read_input_tokens": 60, "cache_creation_input_tokens": 0,
+                   "output_tokens_details": {"thinking_tokens": 12}, **UNSAID}
+NO_USAGE = {"input_tokens": 0, "output_tokens": 0, "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0,
+            "output_tokens_details": None, **UNSAID}
 SIGNATURE = pack(Reasoning("rs_1", "gAAAA-enc", "gpt-test"))
 
 
@@ -81,13 +85,16 @@ FULL_MESSAGE = {
     "model": "claude-sonnet-4-5",
     "content": [
         {"type": "thinking", "thinking": "Let me think.\n\nThen act.", "signature": SIGNATURE},
-        {"type": "text", "text": "Voilà — 日本語 ✓"},
-        {"type": "tool_use", "id": "call_a", "name": "Bash", "input": {"command": "ls"}},
-        {"type": "tool_use", "id": "mmx_ZnVuY3Rpb25zLlJlYWQ6MQ", "name": LONG, "input": {"path": "/tmp/a"}},
+        {"type": "text", "text": "Voilà — 日本語 ✓", "citations": None},
+        {"type": "tool_use", "id": "call_a", "name": "Bash", "input": {"command": "ls"}, "caller": {"type": "direct"}},
+        {"type": "tool_use", "id": "mmx_ZnVuY3Rpb25zLlJlYWQ6MQ", "name": LONG, "input": {"path": "/tmp/a"},
+         "caller": {"type": "direct"}},
     ],
     "stop_reason": "tool_use",
     "usage": ANTHROPIC_USAGE,
 }
+WHOLE_MESSAGE = {**FULL_MESSAGE, "type": "message", "role": "assistant", "stop_sequence": None, "stop_details": None,
+                 "container": None}
 
 
 def run(pieces: list[bytes], sizes: list[int] | None = None) -> list[bytes]:
@@ -138,7 +145,7 @@ def test_any_chunking_and_framing_gives_the_same_events(sizes, crlf):
 def test_the_whole_answer_is_the_same_message():
     message = from_responses(response(output=OUTPUT), CONTEXT)
     assert message.pop("id").startswith("msg_")
-    assert message == {"type": "message", "role": "assistant", "stop_sequence": None, **FULL_MESSAGE}
+    assert message == WHOLE_MESSAGE
 
 
 def test_reasoning_state_makes_the_round_trip_through_the_client():
@@ -187,8 +194,8 @@ def test_done_events_fill_in_what_deltas_did_not_bring_and_repeat_nothing():
         completed(usage=None),
     ]
     assert final(pieces)["content"] == [
-        {"type": "text", "text": "Hello"},
-        {"type": "tool_use", "id": "call_a", "name": "Bash", "input": {"command": "ls"}},
+        {"type": "text", "text": "Hello", "citations": None},
+        {"type": "tool_use", "id": "call_a", "name": "Bash", "input": {"command": "ls"}, "caller": {"type": "direct"}},
     ]
 
 
@@ -198,7 +205,7 @@ def test_items_never_announced_are_written_anyway():
     lm_studio = [ev("response.output_text.delta", item_id="msg_9", content_index=0, delta="hi"),
                  ev("response.output_text.delta", item_id="msg_9", content_index=0, delta=" there"),
                  completed([{**MESSAGE, "id": "msg_9", "content": [{"type": "output_text", "text": "hi there"}]}])]
-    assert final(lm_studio)["content"] == [{"type": "text", "text": "hi there"}]
+    assert final(lm_studio)["content"] == [{"type": "text", "text": "hi there", "citations": None}]
     only_final = [ev("response.created", response=response("in_progress")), completed(OUTPUT)]
     assert final(only_final) == FULL_MESSAGE
 

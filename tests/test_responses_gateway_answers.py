@@ -34,11 +34,13 @@ OUTPUT = [reasoning("Weighing it.", "Then acting."), message("Checking."),
 USAGE = usage(100, 20, cached=30, reasoning=12)
 BLOCKS = [
     {"type": "thinking", "thinking": "Weighing it.\n\nThen acting.", "signature": SIGNATURE},
-    {"type": "text", "text": "Checking."},
-    {"type": "tool_use", "id": "call_1", "name": "get_weather", "input": {"city": "Paris"}},
+    {"type": "text", "text": "Checking.", "citations": None},
+    {"type": "tool_use", "id": "call_1", "name": "get_weather", "input": {"city": "Paris"}, "caller": {"type": "direct"}},
 ]
-ANTHROPIC_USAGE = {"input_tokens": 70, "output_tokens": 20, "cache_read_input_tokens": 30,
-                   "cache_creation_input_tokens": 0}
+DELTA_USAGE = {"input_tokens": 70, "output_tokens": 20, "cache_read_input_tokens": 30, "cache_creation_input_tokens": 0,
+               "output_tokens_details": {"thinking_tokens": 12}, "server_tool_use": None}  # message_delta's part
+ANTHROPIC_USAGE = {**DELTA_USAGE, "cache_creation": None, "service_tier": None, "inference_geo": None}
+DELTA = {"stop_reason": "tool_use", "stop_sequence": None, "stop_details": None, "container": None}
 
 
 def answer_json(gateway: Gateway, **request: Any) -> dict[str, Any]:
@@ -76,7 +78,8 @@ def test_whole_answer(gateway, server):
     server.reply = whole(response(OUTPUT, usage=USAGE))
     answer = answer_json(gateway)
     assert answer == {"id": answer["id"], "type": "message", "role": "assistant", "model": MODEL, "content": BLOCKS,
-                      "stop_reason": "tool_use", "stop_sequence": None, "usage": ANTHROPIC_USAGE}
+                      "stop_reason": "tool_use", "stop_sequence": None, "stop_details": None, "container": None,
+                      "usage": ANTHROPIC_USAGE}
 
 
 def delta(index: int, **fields: str) -> dict[str, Any]:
@@ -104,15 +107,15 @@ def test_streamed_answer_event_by_event(gateway, server):
                delta(0, thinking_delta="Weighi"), delta(0, thinking_delta="ng it."),
                delta(0, thinking_delta="\n\nThen a"), delta(0, thinking_delta="cting."),
                delta(0, signature_delta=SIGNATURE)),
-        *block(1, {"type": "text", "text": ""}, delta(1, text_delta="Checking.")),
-        *block(2, {"type": "tool_use", "id": "call_1", "name": "get_weather", "input": {}},
+        *block(1, {"type": "text", "text": "", "citations": None}, delta(1, text_delta="Checking.")),
+        *block(2, {"type": "tool_use", "id": "call_1", "name": "get_weather", "input": {}, "caller": {"type": "direct"}},
                delta(2, input_json_delta='{"city":'), delta(2, input_json_delta='"Paris"}')),
-        {"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": None}, "usage": ANTHROPIC_USAGE},
+        {"type": "message_delta", "delta": DELTA, "usage": DELTA_USAGE},
         {"type": "message_stop"},
     ]  # fmt: skip
     answer = accumulated(sequence)
     assert (answer["model"], answer["content"], answer["stop_reason"]) == (MODEL, BLOCKS, "tool_use")
-    assert {key: answer["usage"][key] for key in ANTHROPIC_USAGE} == ANTHROPIC_USAGE
+    assert answer["usage"] == ANTHROPIC_USAGE
 
 
 @pytest.mark.parametrize("arguments", ["deltas", "done", "item"])
@@ -123,8 +126,9 @@ def test_tool_call_arguments_however_they_come(gateway, server, arguments):
     server.reply = streaming(*events(calls, arguments=arguments))
     answer = streamed(gateway)
     assert (answer["content"], answer["stop_reason"]) == ([
-        {"type": "tool_use", "id": "call_a", "name": "Read", "input": {"path": "a.txt"}},
-        {"type": "tool_use", "id": "call_b", "name": "Grep", "input": {"pattern": "TODO"}}], "tool_use")
+        {"type": "tool_use", "id": "call_a", "name": "Read", "input": {"path": "a.txt"}, "caller": {"type": "direct"}},
+        {"type": "tool_use", "id": "call_b", "name": "Grep", "input": {"pattern": "TODO"}, "caller": {"type": "direct"}},
+    ], "tool_use")
 
 
 STOPS = [
@@ -144,14 +148,15 @@ def test_stop_reasons(gateway, server, output, final, stop_reason):
     server.reply = streaming(*events(output, final))
     sequence = stream_events(gateway)
     validate(sequence)
-    assert sequence[-2]["delta"] == {"stop_reason": stop_reason, "stop_sequence": None}
+    assert sequence[-2]["delta"] == {**DELTA, "stop_reason": stop_reason}
     assert accumulated(sequence)["content"] == answer["content"]
 
 
 def test_usage_with_cached_tokens(gateway, server):
     server.reply = whole(response([message("Hi.")], usage=usage(500, 9, cached=480)))
-    expected = {"input_tokens": 20, "output_tokens": 9, "cache_read_input_tokens": 480, "cache_creation_input_tokens": 0}
-    assert answer_json(gateway)["usage"] == expected
+    expected = {"input_tokens": 20, "output_tokens": 9, "cache_read_input_tokens": 480, "cache_creation_input_tokens": 0,
+                "output_tokens_details": {"thinking_tokens": 0}, "server_tool_use": None}
+    assert answer_json(gateway)["usage"] == {**expected, "cache_creation": None, "service_tier": None, "inference_geo": None}
     server.reply = streaming(*events([message("Hi.")], response([message("Hi.")], usage=usage(500, 9, cached=480))))
     assert stream_events(gateway)[-2]["usage"] == expected
     with client(gateway).messages.stream(model=MODEL, max_tokens=16, messages=HI) as stream:
@@ -178,12 +183,12 @@ def test_reasoning_goes_back_on_the_next_turn(gateway, server):
     with client(gateway).messages.stream(model=MODEL, max_tokens=256, messages=HI,
                                          extra_body={"thinking": {"type": "enabled", "budget_tokens": 2048}}) as stream:
         first = stream.get_final_message()
-    assert [b.model_dump(exclude_none=True) for b in first.content] == BLOCKS
+    assert [b.model_dump(exclude_unset=True) for b in first.content] == BLOCKS
     server.received.clear()
     server.reply = whole(response([message("Sunny in Paris.")]))
-    history = [*HI, {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in first.content]},
+    history = [*HI, {"role": "assistant", "content": [b.model_dump(exclude_unset=True) for b in first.content]},
                TOOL_RESULT]
-    assert answer_json(gateway, messages=history)["content"] == [{"type": "text", "text": "Sunny in Paris."}]
+    assert answer_json(gateway, messages=history)["content"] == [{"type": "text", "text": "Sunny in Paris.", "citations": None}]
     assert server.received[0].json()["input"] == [
         HI_ITEM, REPLAYED,
         {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "Checking."}]},
@@ -240,7 +245,7 @@ def test_a_failure_inside_the_stream(gateway, server, failure, after_content):
     said = events([message("Partial answer")])[:6] if after_content else events([])[:2]
     server.reply = streaming(*said, failure)
     sequence = stream_events(gateway)
-    before = [{"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+    before = [{"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": "", "citations": None}},
               delta(0, text_delta="Partial "), delta(0, text_delta="answer")] if after_content else []
     assert sequence[1:] == [*before, {"type": "error", "error": {
         "type": "api_error", "message": "the upstream failed: The model broke down."}}]
@@ -288,8 +293,7 @@ def test_a_pool_whose_first_key_is_limited(gateway, server, limit):
     assert server.received[0].body == server.received[1].body
     assert message_start(sequence)["model"] == "pool-1"
     assert accumulated(sequence)["content"] == BLOCKS
-    assert sequence[-2] == {"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": None},
-                            "usage": ANTHROPIC_USAGE}
+    assert sequence[-2] == {"type": "message_delta", "delta": DELTA, "usage": DELTA_USAGE}
     server.received.clear()
     server.reply = whole(response(OUTPUT, usage=USAGE))  # the first key now sits out; a whole answer through the relay
     assert answer_json(gateway, model="pool-1")["content"] == BLOCKS
@@ -304,17 +308,17 @@ def test_fallback_from_a_responses_provider_to_chat_completions(gateway, server)
 
     server.reply = reply
     answer = answer_json(gateway, model="fall-1")
-    assert (answer["model"], answer["content"]) == ("fall-1", [{"type": "text", "text": CHAT_GREETING}])
+    assert (answer["model"], answer["content"]) == ("fall-1", [{"type": "text", "text": CHAT_GREETING, "citations": None}])
     assert [(r.path, r.json()["model"]) for r in server.received] == [
         ("/v1/responses", UPSTREAM_MODEL), ("/chat/v1/chat/completions", "gpt-test")]
     server.received.clear()
     sequence = stream_events(gateway, model="fall-1")
     validate(sequence)
-    assert accumulated(sequence)["content"] == [{"type": "text", "text": CHAT_GREETING}]
+    assert accumulated(sequence)["content"] == [{"type": "text", "text": CHAT_GREETING, "citations": None}]
     assert [r.path for r in server.received][-1] == "/chat/v1/chat/completions"
 
 
 def test_the_default_answer_streams(gateway, server):
     sequence = stream_events(gateway)
     validate(sequence)
-    assert accumulated(sequence)["content"] == [{"type": "text", "text": GREETING}]
+    assert accumulated(sequence)["content"] == [{"type": "text", "text": GREETING, "citations": None}]

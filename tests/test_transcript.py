@@ -49,6 +49,15 @@ def test_a_whole_message_and_a_text_stream_assemble_alike():
     assert whole == streamed == ["Hi there", '[stop_reason end_turn] usage {"input_tokens": 12, "output_tokens": 7}']
 
 
+def test_the_usage_shows_what_was_counted_not_the_nulls():
+    whole = message("m", "Hi")
+    whole["usage"] |= {"cache_read_input_tokens": 0, "cache_creation": None, "service_tier": None,
+                       "output_tokens_details": {"thinking_tokens": 2}}
+    assert assembled(json.dumps(whole).encode())[-1] == (
+        '[stop_reason end_turn] usage {"input_tokens": 12, "output_tokens": 7, "cache_read_input_tokens": 0, '
+        '"output_tokens_details": {"thinking_tokens": 2}}')
+
+
 def test_an_error_is_what_assembles():
     body = b"".join(message_events("m", "Half an")[:3]) + error_event("overloaded_error", "busy")
     assert assembled(body, SSE) == ["Half ", '[stop_reason None] usage {"input_tokens": 12, "output_tokens": 1}',

@@ -47,15 +47,19 @@ def gemini(text: str, finish: str | None = None) -> bytes:
 
 
 def text_events(index: int, text: str) -> list[dict]:
-    return [{"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}},
+    return [{"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": "", "citations": None}},
             {"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": text}}]
 
 
 def start() -> dict:
+    """Every field Anthropic's specification requires, the estimate of input and what is
+    not known yet; the rest is null: what no upstream but Anthropic says."""
     return {"type": "message_start", "message": {
         "id": "msg", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5", "content": [],
-        "stop_reason": None, "stop_sequence": None, "usage": {
-            "input_tokens": 5, "output_tokens": 0, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}}}
+        "stop_reason": None, "stop_sequence": None, "stop_details": None, "container": None, "usage": {
+            "input_tokens": 5, "output_tokens": 0, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0,
+            "cache_creation": None, "server_tool_use": None, "service_tier": None, "inference_geo": None,
+            "output_tokens_details": None}}}
 
 
 def error(message: str, kind: str = "api_error") -> dict:
@@ -80,7 +84,7 @@ def test_a_corrupt_argument_fragment_is_an_error_not_another_command():
     assert sequence == [
         start(),
         {"type": "content_block_start", "index": 0,
-         "content_block": {"type": "tool_use", "id": "call_1", "name": "Bash", "input": {}}},
+         "content_block": {"type": "tool_use", "id": "call_1", "name": "Bash", "input": {}, "caller": {"type": "direct"}}},
         {"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": '{"command": "rm'}},
         error(f"the upstream's stream held an event that is not JSON: {quoted!r}"),
     ]
@@ -102,6 +106,23 @@ STREAMS: dict[str, tuple[Callable[[], TranslatedStream], list[bytes], list[bytes
                           ev("response.completed", response={"status": "completed", "output": []})]),
     "gemini": (lambda: GeminiStream(CONTEXT), [gemini("Hel")], [gemini("lo", finish="STOP")]),
 }
+
+
+@pytest.mark.parametrize("protocol", STREAMS)
+def test_a_complete_answer_has_the_whole_shape_from_start_to_end(protocol):
+    """Every field the specification requires: message_start's, each block's, and
+    message_delta's, whose usage is the part of it that may change (here: an upstream
+    that said no counts)."""
+    make, before, after = STREAMS[protocol]
+    sequence = at_every_cut(make, b"".join([*before, *after]))
+    counts = {"input_tokens": 0, "output_tokens": 0, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0,
+              "output_tokens_details": None, "server_tool_use": None}
+    assert sequence == [start(), *text_events(0, "Hel"),
+                        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "lo"}},
+                        {"type": "content_block_stop", "index": 0},
+                        {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None,
+                                                            "stop_details": None, "container": None}, "usage": counts},
+                        {"type": "message_stop"}]
 
 
 @pytest.mark.parametrize("protocol", STREAMS)
@@ -167,7 +188,7 @@ def test_arguments_that_are_not_an_object_are_an_error():
 def test_arguments_cut_off_by_max_tokens_stream_as_anthropic_streams_them():
     sequence = events(feed(ChatStream(CONTEXT), args('{"command": "ls', "call_1", "Bash") + chat(finish="length")))
     validate(sequence)
-    assert sequence[-2]["delta"] == {"stop_reason": "max_tokens", "stop_sequence": None}
+    assert sequence[-2]["delta"] == {"stop_reason": "max_tokens", "stop_sequence": None, "stop_details": None, "container": None}
 
 
 def test_arguments_after_a_call_was_whole_are_an_error():

@@ -18,7 +18,8 @@ from typing import Any
 from modelmux.errors import GatewayError
 from modelmux.gemini import calls, signatures
 from modelmux.gemini.errors import error_from
-from modelmux.openai_chat.response import Context, message_id, parse_arguments
+from modelmux import messages
+from modelmux.openai_chat.response import Context, parse_arguments
 
 # Gemini's FinishReason values that mean its filters withheld the answer.
 REFUSALS = frozenset({
@@ -51,18 +52,16 @@ def finish_note(finish: str | None, message: str | None) -> str | None:
     return f"[Gemini stopped: {finish}{f': {message}' if message else ''}]"
 
 
-def usage(metadata: dict[str, Any] | None) -> dict[str, int]:
+def usage(metadata: dict[str, Any] | None) -> dict[str, Any]:
     """Anthropic's disjoint counts: input without what came from Gemini's cache, and
-    output with the thinking Gemini bills as output."""
+    output with the thinking Gemini bills as output (and says apart, when it thought)."""
     metadata = metadata or {}
     prompt = metadata.get("promptTokenCount") or 0
     cached = metadata.get("cachedContentTokenCount") or 0
-    return {
-        "input_tokens": max(prompt - cached, 0),
-        "output_tokens": (metadata.get("candidatesTokenCount") or 0) + (metadata.get("thoughtsTokenCount") or 0),
-        "cache_read_input_tokens": cached,
-        "cache_creation_input_tokens": 0,
-    }
+    thoughts = metadata.get("thoughtsTokenCount")
+    thinking = thoughts if isinstance(thoughts, int) else None
+    output = (metadata.get("candidatesTokenCount") or 0) + (thinking or 0)
+    return messages.usage(max(prompt - cached, 0), output, cached, thinking=thinking)
 
 
 def candidate_of(body: dict[str, Any]) -> dict[str, Any]:
@@ -161,7 +160,7 @@ class Blocks:
     def _call(self, call: dict[str, Any], signature: str | None) -> list[Event]:
         out = self._carry(signature) if signature else []
         name = str(call.get("name") or "")
-        block = {"type": "tool_use", "id": calls.tool_use_id(call), "name": self.context.tool_names.get(name, name), "input": {}}
+        block = messages.tool_use_block(calls.tool_use_id(call), self.context.tool_names.get(name, name), {})
         out += self._start("tool_use", block)
         arguments = call.get("args")
         if isinstance(arguments, dict) and arguments:
@@ -186,7 +185,7 @@ class Blocks:
     def _start(self, kind: str, block: dict[str, Any] | None = None) -> list[Event]:
         out = self._close()
         if block is None:
-            block = {"type": "text", "text": ""} if kind == "text" else {"type": "thinking", "thinking": "", "signature": ""}
+            block = messages.text_block("") if kind == "text" else messages.thinking_block()
         self._open = Open(self._next_index, kind)
         self._next_index += 1
         return out + [{"type": "content_block_start", "index": self._open.index, "content_block": block}]
@@ -266,13 +265,5 @@ def from_gemini(body: dict[str, Any], context: Context) -> dict[str, Any]:
     if note := finish_note(finish, finish_message(body)):
         events += blocks.close() + blocks.part({"text": note})  # a block of its own
     events += blocks.end()
-    return {
-        "id": message_id(),
-        "type": "message",
-        "role": "assistant",
-        "model": context.model,
-        "content": content_of(events),
-        "stop_reason": stop_reason(finish, blocks.called_tools),
-        "stop_sequence": None,
-        "usage": usage(body.get("usageMetadata")),
-    }
+    reason = stop_reason(finish, blocks.called_tools)
+    return messages.message(context.model, content_of(events), reason, usage(body.get("usageMetadata")))

@@ -24,7 +24,7 @@ from modelmux.gemini.response import (
     stop_reason,
     usage,
 )
-from modelmux.messages import PING
+from modelmux.messages import PING, message_end
 from modelmux.openai_chat.response import Context
 from modelmux.sse import format_event, parse_event
 from modelmux.translated_stream import TranslatedStream, text_delta, text_delta_prefix
@@ -107,7 +107,4 @@ class GeminiStream(TranslatedStream):
             events = self._blocks.end()
         self._ended = True
         out = [format_event(e["type"], e) for e in events]
-        delta = {"stop_reason": stop_reason(self._finish, self._blocks.called_tools), "stop_sequence": None}
-        out.append(format_event("message_delta", {"type": "message_delta", "delta": delta, "usage": usage(self._usage)}))
-        out.append(format_event("message_stop", {"type": "message_stop"}))
-        return out
+        return out + message_end(stop_reason(self._finish, self._blocks.called_tools), None, usage(self._usage))

@@ -8,7 +8,7 @@ from typing import Any
 
 from modelmux import toolnames
 from modelmux.errors import GatewayError, error_type_for
-from modelmux.messages import message_id
+from modelmux import messages
 from modelmux.openai_chat import google
 
 STOP_REASONS = {
@@ -37,6 +37,9 @@ STATUS_OF_TYPE = {
     "server_error": 500,
     "context_length_exceeded": 400,
 }
+# OpenAI's service tiers by Anthropic's name for them: "default" is OpenAI's standard
+# pricing and speed; "flex" and "scale" have no Anthropic counterpart (null).
+SERVICE_TIERS = {"default": "standard", "priority": "priority"}
 # Reasoning text comes as `reasoning_content` (DeepSeek, Kimi, GLM, vLLM) or
 # `reasoning` (OpenRouter, newer vLLM).
 REASONING_FIELDS = ("reasoning_content", "reasoning")
@@ -95,20 +98,30 @@ def error_of(error: dict[str, Any]) -> GatewayError:
     return GatewayError(status, message, error_type_for(status), code=code if isinstance(code, str) else None)
 
 
-def usage(chat_usage: dict[str, Any] | None) -> dict[str, int]:
+def usage(chat_usage: dict[str, Any] | None, tier: Any = None) -> dict[str, Any]:
+    """`tier`: the answer's service_tier, which only a whole answer gives before the end."""
     chat_usage = chat_usage or {}
-    cached = (chat_usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
-    return disjoint_usage(chat_usage.get("prompt_tokens") or 0, cached, chat_usage.get("completion_tokens") or 0)
+    return disjoint_usage(chat_usage.get("prompt_tokens"), chat_usage.get("completion_tokens"),
+                          chat_usage.get("prompt_tokens_details"), chat_usage.get("completion_tokens_details"), tier)
 
 
-def disjoint_usage(prompt: int, cached: int, output: int) -> dict[str, int]:
-    """Anthropic's disjoint counts from OpenAI's: input excludes what was read from the cache."""
-    return {
-        "input_tokens": max(prompt - cached, 0),
-        "output_tokens": output,
-        "cache_read_input_tokens": cached,
-        "cache_creation_input_tokens": 0,
-    }
+def disjoint_usage(prompt: Any, output: Any, prompt_details: Any, output_details: Any, tier: Any) -> dict[str, Any]:
+    """Anthropic's usage from OpenAI's counts (a Chat or a Responses one), whose input
+    includes what was read from the cache (`cached_tokens`) or, on OpenRouter, written
+    to it (`cache_write_tokens`); Anthropic's input counts neither. OpenAI's output
+    includes its reasoning, as Anthropic's includes thinking."""
+    prompt_details = prompt_details if isinstance(prompt_details, dict) else {}
+    cached, written = _count(prompt_details.get("cached_tokens")), _count(prompt_details.get("cache_write_tokens"))
+    reasoning = output_details.get("reasoning_tokens") if isinstance(output_details, dict) else None
+    return messages.usage(
+        max(_count(prompt) - cached - written, 0), _count(output), cached, written,
+        thinking=reasoning if isinstance(reasoning, int) else None,
+        service_tier=SERVICE_TIERS.get(tier) if isinstance(tier, str) else None,
+    )
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) else 0
 
 
 def reasoning_of(message: dict[str, Any]) -> str:
@@ -127,7 +140,7 @@ def tool_use(call: dict[str, Any], context: Context) -> dict[str, Any]:
     found = tool_input(arguments)
     if found is None:
         raise GatewayError(502, f"the upstream's answer is broken: {bad_arguments(name, arguments)}", "api_error")
-    return {"type": "tool_use", "id": toolnames.client_id(call.get("id")), "name": name, "input": found}
+    return messages.tool_use_block(toolnames.client_id(call.get("id")), name, found)
 
 
 def tool_input(arguments: str) -> dict[str, Any] | None:
@@ -165,11 +178,11 @@ def from_chat(body: dict[str, Any], context: Context) -> dict[str, Any]:
     message = choice.get("message") or {}
     content: list[dict[str, Any]] = []
     if reasoning := reasoning_of(message):
-        content.append({"type": "thinking", "thinking": reasoning, "signature": ""})
+        content.append(messages.thinking_block(reasoning))
     if isinstance(message.get("content"), str) and message["content"]:
-        content.append({"type": "text", "text": message["content"]})
+        content.append(messages.text_block(message["content"]))
     if message.get("refusal"):
-        content.append({"type": "text", "text": message["refusal"]})
+        content.append(messages.text_block(message["refusal"]))
     calls = [call for call in message.get("tool_calls") or () if isinstance(call, dict)]
     finish = choice.get("finish_reason")
     if problem := contradiction(finish, bool(calls)):
@@ -179,13 +192,5 @@ def from_chat(body: dict[str, Any], context: Context) -> dict[str, Any]:
             content.append(google.carrier(signature))
         content.append(tool_use(call, context))
     reason, sequence = stop_of(finish, bool(calls), bool(message.get("refusal")), matched_stop(choice))
-    return {
-        "id": message_id(),
-        "type": "message",
-        "role": "assistant",
-        "model": context.model,
-        "content": content,
-        "stop_reason": reason,
-        "stop_sequence": sequence,
-        "usage": usage(body.get("usage")),
-    }
+    counts = usage(body.get("usage"), body.get("service_tier"))
+    return messages.message(context.model, content, reason, counts, sequence)

@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from modelmux import toolnames
+from modelmux import messages, toolnames
 from modelmux.messages import PING
 from modelmux.openai_chat import google
 from modelmux.openai_chat.response import (
@@ -158,8 +158,7 @@ class ChatStream(TranslatedStream):
     def _write_text(self, kind: str, text: str) -> list[bytes]:
         out = []
         if self._open is None or self._open.kind != kind:
-            empty = {"type": "text", "text": ""} if kind == "text" else {"type": "thinking", "thinking": "", "signature": ""}
-            out += self._open_block(kind, empty)
+            out += self._open_block(kind, messages.text_block("") if kind == "text" else messages.thinking_block())
         delta = {"type": "text_delta", "text": text} if kind == "text" else {"type": "thinking_delta", "thinking": text}
         return out + [self._block_delta(delta)]
 
@@ -195,7 +194,7 @@ class ChatStream(TranslatedStream):
     def _write_tool(self, tool: Tool) -> list[bytes]:
         tool.queued = False
         name = tool.name or UNNAMED_TOOL
-        start = {"type": "tool_use", "id": toolnames.client_id(tool.id), "name": self.context.tool_names.get(name, name), "input": {}}
+        start = messages.tool_use_block(toolnames.client_id(tool.id), self.context.tool_names.get(name, name), {})
         out = self._carrier(tool.signature) if tool.signature else []
         out += self._open_block("tool_use", start, tool)
         tool.block = self._open.index if self._open else None
@@ -238,9 +237,8 @@ class ChatStream(TranslatedStream):
 
     def _carrier(self, signature: str, late: bool = False) -> list[bytes]:
         """A thinking block carrying a call's signature (google.py); the next block closes it."""
-        empty = {"type": "thinking", "thinking": "", "signature": ""}
         delta = {"type": "signature_delta", "signature": google.carried(signature, late)}
-        return self._open_block("thinking", empty) + [self._block_delta(delta)]
+        return self._open_block("thinking", messages.thinking_block()) + [self._block_delta(delta)]
 
     # -- the end --------------------------------------------------------------------
 
@@ -250,10 +248,7 @@ class ChatStream(TranslatedStream):
         out = self._drain(force=True) + self._close_block()
         self._ended = True
         reason, sequence = stop_of(self._finish, self._called_tools, self._refused, self._matched)
-        delta = {"stop_reason": reason, "stop_sequence": sequence}
-        out.append(format_event("message_delta", {"type": "message_delta", "delta": delta, "usage": usage(self._usage)}))
-        out.append(format_event("message_stop", {"type": "message_stop"}))
-        return out
+        return out + messages.message_end(reason, sequence, usage(self._usage))
 
     def _bad_call(self) -> str | None:
         """A call whose arguments are not a JSON object: the client would read something

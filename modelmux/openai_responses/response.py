@@ -37,10 +37,12 @@ class Context(chat.Context):
         return asdict(self)
 
 
-def usage(responses_usage: dict[str, Any] | None) -> dict[str, int]:
+def usage(responses_usage: dict[str, Any] | None, tier: Any = None) -> dict[str, Any]:
+    """`tier`: the response's service_tier, which only a whole answer gives before the end."""
     responses_usage = responses_usage or {}
-    cached = (responses_usage.get("input_tokens_details") or {}).get("cached_tokens") or 0
-    return disjoint_usage(responses_usage.get("input_tokens") or 0, cached, responses_usage.get("output_tokens") or 0)
+    return disjoint_usage(responses_usage.get("input_tokens"), responses_usage.get("output_tokens"),
+                          responses_usage.get("input_tokens_details"), responses_usage.get("output_tokens_details"),
+                          tier)
 
 
 def stop_reason(response: dict[str, Any], called_tools: bool, refused: bool) -> str:
@@ -116,12 +118,8 @@ def tool_use_start(item: dict[str, Any], context: Context) -> dict[str, Any]:
     """A function_call item's tool_use block, without input. Its id is the call_id,
     which the call's output refers to (the item's own `fc_` id never comes back)."""
     name = item.get("name") or ""
-    return {
-        "type": "tool_use",
-        "id": toolnames.client_id(item.get("call_id") or item.get("id")),
-        "name": context.tool_names.get(name, name),
-        "input": {},
-    }
+    return messages.tool_use_block(toolnames.client_id(item.get("call_id") or item.get("id")),
+                                   context.tool_names.get(name, name), {})
 
 
 def arguments_of(item: dict[str, Any]) -> str:
@@ -143,12 +141,12 @@ def from_responses(body: dict[str, Any], context: Context) -> dict[str, Any]:
         if kind == "reasoning":
             thinking, sealed = PART_SEPARATOR.join(reasoning_texts(item)), signature(item, context)
             if thinking or sealed:
-                content.append({"type": "thinking", "thinking": thinking, "signature": sealed})
+                content.append(messages.thinking_block(thinking, sealed))
         elif kind == "message":
             text, refusal = message_text(item)
             refused = refused or refusal
             if text:
-                content.append({"type": "text", "text": text})
+                content.append(messages.text_block(text))
         elif kind == "function_call":
             called_tools = True
             start, arguments = tool_use_start(item, context), arguments_of(item)
@@ -156,4 +154,5 @@ def from_responses(body: dict[str, Any], context: Context) -> dict[str, Any]:
                 raise GatewayError(502, f"the upstream's answer is broken: {bad_arguments(start['name'], arguments)}",
                                    "api_error")
             content.append({**start, "input": found})
-    return messages.message(context.model, content, stop_reason(body, called_tools, refused), usage(body.get("usage")))
+    reason = stop_reason(body, called_tools, refused)
+    return messages.message(context.model, content, reason, usage(body.get("usage"), body.get("service_tier")))

@@ -21,6 +21,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelmux import messages
 from modelmux.messages import PING
 from modelmux.openai_chat.response import bad_arguments, tool_input
 from modelmux.openai_chat.stream import UNNAMED_TOOL
@@ -249,15 +250,14 @@ class ResponsesStream(TranslatedStream):
             return out  # a tool call waits for its name
         text, item.pending = "".join(item.pending), []
         if item.block is None:
-            out += self._open_block(item, {"type": "text", "text": ""} if item.kind == "text"
-                                    else {"type": "thinking", "thinking": "", "signature": ""})
+            out += self._open_block(item, messages.text_block("") if item.kind == "text" else messages.thinking_block())
         return out + [self._delta({"type": DELTAS[item.kind], DELTA_FIELDS[DELTAS[item.kind]]: text})]
 
     def _finish(self, item: Item) -> list[bytes]:
         out: list[bytes] = []
         if item.signature:
             if item.block is None:  # reasoning without a summary still carries its state
-                out += self._open_block(item, {"type": "thinking", "thinking": "", "signature": ""})
+                out += self._open_block(item, messages.thinking_block())
             out.append(self._delta({"type": "signature_delta", "signature": item.signature}))
         if item.block is not None:
             out.append(format_event("content_block_stop", {"type": "content_block_stop", "index": item.block}))
@@ -290,10 +290,7 @@ class ResponsesStream(TranslatedStream):
         out += self._pump()
         self._ended = True
         reason = stop_reason(response, self._called_tools, self._refused)
-        delta = {"stop_reason": reason, "stop_sequence": None}
-        out.append(format_event("message_delta", {"type": "message_delta", "delta": delta, "usage": usage(response.get("usage"))}))
-        out.append(format_event("message_stop", {"type": "message_stop"}))
-        return out
+        return out + messages.message_end(reason, None, usage(response.get("usage")))
 
     def _bad_call(self, response: dict[str, Any]) -> str | None:
         """A call whose arguments are not a JSON object (unless cut off by the output
