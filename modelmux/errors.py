@@ -77,6 +77,19 @@ class GatewayError(Exception):
         return error_body(self.status, self.message, self.error_type)
 
 
+def broken_answer(why: str) -> GatewayError:
+    """A translated answer that cannot be given exactly (docs/errors.md, "An answer is
+    exact or an error"): 502, so that before the client got anything the failover relay
+    counts a failed attempt."""
+    return GatewayError(502, f"the upstream's answer is broken: {why}", "api_error")
+
+
+def untranslatable(what: str) -> GatewayError:
+    """A translated answer holding `what`, which an Anthropic message has no place for:
+    dropped, the client would get a different answer than the upstream gave."""
+    return GatewayError(502, f"the upstream's answer holds {what}, which an Anthropic message cannot hold", "api_error")
+
+
 SNIPPET_LIMIT = 300
 _TAGS = re.compile(r"<[^>]+>")
 _SPACE = re.compile(r"\s+")

@@ -92,9 +92,16 @@ def message_start(model: str, input_tokens: int) -> bytes:
     return format_event("message_start", {"type": "message_start", "message": start})
 
 
-def message_end(stop_reason: str, stop_sequence: str | None, usage: dict[str, Any]) -> list[bytes]:
+def refusal_details(explanation: str) -> dict[str, Any]:
+    """A refusal's stop_details: why, in the upstream's words; none of Anthropic's policy
+    categories (their `category`) is known to apply."""
+    return {"type": "refusal", "category": None, "explanation": explanation}
+
+
+def message_end(stop_reason: str, stop_sequence: str | None, usage: dict[str, Any],
+                stop_details: dict[str, Any] | None = None) -> list[bytes]:
     """A stream's message_delta (with `usage`'s part of it) and message_stop."""
-    delta = {"stop_reason": stop_reason, "stop_sequence": stop_sequence, "stop_details": None, "container": None}
+    delta = {"stop_reason": stop_reason, "stop_sequence": stop_sequence, "stop_details": stop_details, "container": None}
     counts = {name: usage[name] for name in DELTA_USAGE}
     return [format_event("message_delta", {"type": "message_delta", "delta": delta, "usage": counts}), MESSAGE_STOP]
 
@@ -104,10 +111,10 @@ def text_message(model: str, text: str) -> dict[str, Any]:
 
 
 def message(model: str, content: list[dict[str, Any]], stop_reason: str | None, usage: dict[str, Any],
-            stop_sequence: str | None = None) -> dict[str, Any]:
+            stop_sequence: str | None = None, stop_details: dict[str, Any] | None = None) -> dict[str, Any]:
     """A whole answer, as Anthropic's Messages API returns it. `stop_details` says more
-    about a refusal (its policy category), which no other upstream gives; `container`
-    is the code execution tool's, which modelmux never offers."""
+    about a refusal, where the upstream said why (Gemini does); `container` is the code
+    execution tool's, which modelmux never offers."""
     return {
         "id": message_id(),
         "type": "message",
@@ -116,7 +123,7 @@ def message(model: str, content: list[dict[str, Any]], stop_reason: str | None, 
         "content": content,
         "stop_reason": stop_reason,
         "stop_sequence": stop_sequence,
-        "stop_details": None,
+        "stop_details": stop_details,
         "container": None,
         "usage": usage,
     }
@@ -134,7 +141,8 @@ def as_events(message: dict[str, Any]) -> bytes:
         for delta in _deltas(block):
             events.append(format_event("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}))
         events.append(format_event("content_block_stop", {"type": "content_block_stop", "index": index}))
-    events += message_end(message["stop_reason"], message.get("stop_sequence"), message["usage"])
+    events += message_end(message["stop_reason"], message.get("stop_sequence"), message["usage"],
+                          message.get("stop_details"))
     return b"".join(events)
 
 

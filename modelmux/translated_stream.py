@@ -21,7 +21,7 @@ from typing import Protocol
 
 from modelmux.config import Credential
 from modelmux.credentials import scrub
-from modelmux.errors import GatewayError
+from modelmux.errors import GatewayError, broken_answer
 from modelmux.messages import error_event, message_start
 from modelmux.overflow import restated
 from modelmux.sse import EventSplitter
@@ -111,7 +111,7 @@ class TranslatedStream:
     def _broken(self, why: str) -> list[bytes]:
         """The upstream's answer contradicts itself (a tool call that never came, arguments
         that are not what it called with): an error, never a message that looks whole."""
-        return self._fail(GatewayError(502, f"the upstream's answer is broken: {why}", "api_error"))
+        return self._fail(broken_answer(why))
 
     def _log_once(self, key: str, message: str, *args: object) -> None:
         if key not in self._logged:

@@ -52,20 +52,23 @@ def test_whole_body_probe_has_no_empty_text_block():
     assert (message["content"], message["stop_reason"], message["usage"]["input_tokens"]) == ([], "max_tokens", 9)
 
 
-def test_whole_blocked_prompt_and_filtered_answer_are_refusals():
+def test_whole_blocked_prompt_and_filtered_answer_are_refusals_that_say_why():
+    """Said where Anthropic says why it refused (stop_details), not as text the model never wrote."""
     blocked = from_gemini({"promptFeedback": {"blockReason": "SAFETY"}}, CONTEXT)
-    assert (blocked["stop_reason"], blocked["content"]) == (
-        "refusal",  # said, not an empty answer
-        [{"type": "text", "text": "[Gemini blocked the prompt: SAFETY]", "citations": None}])
-    filtered = {"candidates": [{"finishReason": "SAFETY", "safetyRatings": []}]}
-    assert (from_gemini(filtered, CONTEXT)["content"], from_gemini(filtered, CONTEXT)["usage"]) == ([], ZERO)
+    assert (blocked["stop_reason"], blocked["content"], blocked["stop_details"]) == (
+        "refusal", [], {"type": "refusal", "category": None, "explanation": "Gemini blocked the prompt: SAFETY"})
+    filtered = from_gemini({"candidates": [{"finishReason": "SAFETY", "safetyRatings": []}]}, CONTEXT)
+    assert (filtered["content"], filtered["usage"], filtered["stop_details"]) == (
+        [], ZERO, {"type": "refusal", "category": None, "explanation": "Gemini stopped: SAFETY"})
 
 
-def test_whole_abnormal_finish_says_why():
+def test_a_whole_answer_that_failed_is_an_error_not_an_answer_with_a_note():
     body = {"candidates": [{"content": {"parts": [{"text": "x"}]}, "finishReason": "TOO_MANY_TOOL_CALLS"}]}
-    assert from_gemini(body, CONTEXT)["content"] == [
-        {"type": "text", "text": "x", "citations": None},
-        {"type": "text", "text": "[Gemini stopped: TOO_MANY_TOOL_CALLS]", "citations": None}]
+    with pytest.raises(GatewayError) as raised:
+        from_gemini(body, CONTEXT)
+    assert (raised.value.status, raised.value.error_type, raised.value.message) == (
+        502, "api_error", "the upstream's answer is broken: Gemini stopped with finishReason 'TOO_MANY_TOOL_CALLS' "
+                          "(it called too many tools in a row)")
 
 
 # -- errors ---------------------------------------------------------------------------

@@ -184,15 +184,6 @@ def test_a_signature_after_text_that_more_blocks_follow_goes_back_on_that_text()
                                             {"functionCall": {"name": "Bash", "args": {"command": "ls"}}, "thoughtSignature": SIG_C}]
 
 
-def test_a_signature_after_text_that_a_finish_note_follows_goes_back_on_that_text():
-    message = final([chunk(text("Let me call it")), chunk(text("", SIG_T), finish="MALFORMED_FUNCTION_CALL")])
-    assert message["content"] == [
-        {"type": "text", "text": "Let me call it", "citations": None},
-        {"type": "thinking", "thinking": "", "signature": f"gemini-previous:{SIG_T}"},
-        {"type": "text", "text": "[Gemini stopped: MALFORMED_FUNCTION_CALL]", "citations": None},
-    ]
-
-
 def test_a_whole_answer_carries_its_text_signature_before_the_text():
     """A whole answer is known before anything is sent: the signature of its text,
     wherever in the run of text parts it came, rides before the text, and the text
@@ -278,19 +269,23 @@ def test_stop_reasons(finish, reason):
     assert (message["stop_reason"], message["content"]) == (reason, [{"type": "text", "text": "x", "citations": None}])
 
 
-def test_an_abnormal_finish_is_explained_in_its_own_block():
-    message = final([chunk(text("Let me call it")), chunk(finish="MALFORMED_FUNCTION_CALL", why="Malformed function call: Bash")])
-    assert message["stop_reason"] == "end_turn"
-    assert message["content"] == [
-        {"type": "text", "text": "Let me call it", "citations": None},
-        {"type": "text", "text": "[Gemini stopped: MALFORMED_FUNCTION_CALL: Malformed function call: Bash]", "citations": None}]
+def test_a_finish_that_failed_ends_with_an_error_event_after_what_came():
+    sequence = events(run([chunk(text("Let me call it")), chunk(text("", SIG_T), finish="MALFORMED_FUNCTION_CALL",
+                                                                why="Malformed function call: Bash")]))
+    assert [e["type"] for e in sequence] == ["message_start", "content_block_start", "content_block_delta", "error"]
+    assert sequence[-1]["error"] == {"type": "api_error", "message": (
+        "the upstream's answer is broken: Gemini stopped with finishReason 'MALFORMED_FUNCTION_CALL' (the function "
+        "call it generated is invalid): Malformed function call: Bash")}
 
 
-def test_a_blocked_prompt_is_a_refusal():
+def test_a_blocked_prompt_is_a_refusal_that_says_why():
     blocked = b"data: " + json.dumps({"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"}, "usageMetadata": {"promptTokenCount": 9}}).encode() + b"\n\n"
-    message = final([blocked])
-    assert (message["stop_reason"], message["content"], message["usage"]["input_tokens"]) == (
-        "refusal", [{"type": "text", "text": "[Gemini blocked the prompt: PROHIBITED_CONTENT]", "citations": None}], 9)
+    sequence = events(run([blocked]))
+    validate(sequence)
+    assert sequence[-2]["delta"]["stop_details"] == {
+        "type": "refusal", "category": None, "explanation": "Gemini blocked the prompt: PROHIBITED_CONTENT"}
+    message = accumulated(sequence)
+    assert (message["stop_reason"], message["content"], message["usage"]["input_tokens"]) == ("refusal", [], 9)
 
 
 def test_the_model_probe_is_a_clean_max_tokens_answer():
@@ -323,6 +318,8 @@ def test_usage_is_cumulative_and_the_last_wins():
                                 "cache_creation_input_tokens": 0, "output_tokens_details": {"thinking_tokens": 3}, **UNSAID}
 
 
-def test_parts_gemini_does_not_translate_are_skipped():
-    message = final([chunk({"inlineData": {"mimeType": "image/png", "data": "x"}}, {"executableCode": {"code": "1"}}, text("ok"), finish="STOP")])
-    assert message["content"] == [{"type": "text", "text": "ok", "citations": None}]
+def test_a_part_an_anthropic_message_cannot_hold_is_an_error_not_skipped():
+    sequence = events(run([chunk(text("ok")), chunk({"inlineData": {"mimeType": "image/png", "data": "x"}}, finish="STOP")]))
+    assert sequence[-1]["error"]["message"] == ("the upstream's answer holds media the model generated (an inlineData "
+                                                "part), which an Anthropic message cannot hold")
+    assert "message_stop" not in [e["type"] for e in sequence]

@@ -12,22 +12,59 @@ message.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any
 
-from modelmux.errors import GatewayError
+from modelmux.errors import GatewayError, broken_answer, untranslatable
 from modelmux.gemini import calls, signatures
 from modelmux.gemini.errors import error_from
 from modelmux import messages
 from modelmux.openai_chat.response import Context, parse_arguments
 
-# Gemini's FinishReason values that mean its filters withheld the answer.
+logger = logging.getLogger(__name__)
+
+# Gemini's FinishReason values (its API reference, Candidate.FinishReason), by what they
+# say of the answer. Its filters withheld it ("flagged", "blocked"): Anthropic's refusal.
 REFUSALS = frozenset({
     "SAFETY", "RECITATION", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "IMAGE_SAFETY", "IMAGE_PROHIBITED_CONTENT",
     "IMAGE_RECITATION", "MODEL_ARMOR",
 })  # fmt: skip
+# It ended normally. FINISH_REASON_UNSPECIFIED is documented as unused: a finish that
+# says nothing more, as STOP.
 NORMAL = frozenset({"STOP", "MAX_TOKENS", "FINISH_REASON_UNSPECIFIED"}) | REFUSALS
+# Its answer failed: Anthropic has no stop reason for these, and ending the turn would
+# hand Claude Code a call that never came, or half an answer, as whole. An error.
+# Values Gemini adds later are errors too: every one it added beyond these said a
+# failure or a filter.
+FAILURES = {
+    "MALFORMED_FUNCTION_CALL": "the function call it generated is invalid",
+    "UNEXPECTED_TOOL_CALL": "it generated a call to a tool that is not declared or not enabled",
+    "TOO_MANY_TOOL_CALLS": "it called too many tools in a row",
+    "MALFORMED_RESPONSE": "its response was malformed",
+    "MISSING_THOUGHT_SIGNATURE": "the request lacked a thought signature",
+    "LANGUAGE": "the answer was in a language it does not support",
+    "NO_IMAGE": "it was to generate an image and did not",
+    "IMAGE_OTHER": "its image generation stopped",
+    "OTHER": "for a reason it did not say",
+}
 BLOCKED = "BLOCKED"  # promptFeedback.blockReason: the prompt itself was refused
+
+# Gemini's Part holds one kind of data: "Exactly one field within a Part should be set"
+# (its reference, Part). Text and function calls have Anthropic blocks; media, files and
+# code execution do not, and modelmux never asks for them (no response modalities, no
+# code execution tool): an error, never dropped. Beside its data a part may carry these.
+PART_DATA = frozenset({"text", "functionCall"})
+PART_METADATA = frozenset({"thought", "thoughtSignature", "videoMetadata", "mediaResolution", "partMetadata"})
+UNTRANSLATABLE_PARTS = {
+    "inlineData": "media the model generated (an inlineData part)",
+    "fileData": "a file (a fileData part)",
+    "executableCode": "code for Gemini to run (an executableCode part)",
+    "codeExecutionResult": "the result of Gemini running code (a codeExecutionResult part)",
+    "functionResponse": "a function's result (a functionResponse part)",
+    "toolCall": "a call of a Gemini server tool (a toolCall part)",
+    "toolResponse": "a Gemini server tool's result (a toolResponse part)",
+}
 
 Event = dict[str, Any]
 
@@ -41,15 +78,24 @@ def stop_reason(finish: str | None, called_tools: bool) -> str:
     return "tool_use" if called_tools else "end_turn"
 
 
-def finish_note(finish: str | None, message: str | None) -> str | None:
-    """Text telling the user why Gemini stopped, when the reason is not a normal end
-    (MALFORMED_FUNCTION_CALL, TOO_MANY_TOOL_CALLS, OTHER, ...): Anthropic has no such
-    stop reason, and an agent that silently stops is worse than one that says why."""
+def stop_details(finish: str | None, message: str | None) -> dict[str, Any] | None:
+    """Why Gemini refused, in Anthropic's place for it (RefusalStopDetails: a policy
+    category, null when none of Anthropic's applies, and a readable explanation)."""
     if finish == BLOCKED:
-        return f"[Gemini blocked the prompt: {message or 'no reason given'}]"
-    if finish is None or finish in NORMAL:
+        return messages.refusal_details(f"Gemini blocked the prompt: {message or 'no reason given'}")
+    if finish in REFUSALS:
+        return messages.refusal_details(f"Gemini stopped: {finish}{f': {message}' if message else ''}")
+    return None
+
+
+def failure(finish: str | None, message: str | None) -> GatewayError | None:
+    """The error an answer that ended this way is: one that failed (FAILURES), or ended
+    for a reason Gemini's reference does not give."""
+    if finish is None or finish in NORMAL or finish == BLOCKED:
         return None
-    return f"[Gemini stopped: {finish}{f': {message}' if message else ''}]"
+    why = FAILURES.get(finish, "a finishReason its API reference does not define")
+    said = f": {message}" if message else ""
+    return broken_answer(f"Gemini stopped with finishReason {finish[:60]!r} ({why}){said}")
 
 
 def usage(metadata: dict[str, Any] | None) -> dict[str, Any]:
@@ -72,7 +118,11 @@ def candidate_of(body: dict[str, Any]) -> dict[str, Any]:
 
 def parts_of(candidate: dict[str, Any]) -> list[dict[str, Any]]:
     parts = (candidate.get("content") or {}).get("parts")
-    return [p for p in parts if isinstance(p, dict)] if isinstance(parts, list) else []
+    if not isinstance(parts, list):
+        return []
+    if not all(isinstance(part, dict) for part in parts):
+        raise broken_answer("a part of its content is not an object")
+    return parts
 
 
 def finish_message(body: dict[str, Any]) -> str | None:
@@ -105,8 +155,11 @@ class Blocks:
         self._open: Open | None = None
         self._next_index = 0
         self._previous: str | None = None  # a signature for the open text block, sent when it closes
+        self._skipped: set[str] = set()  # part fields logged as skipped, once per answer
 
     def part(self, part: dict[str, Any]) -> list[Event]:
+        """Raises GatewayError for a part an Anthropic message cannot hold."""
+        self._check(part)
         signature = part.get("thoughtSignature") if isinstance(part.get("thoughtSignature"), str) else None
         if part.get("thought") is True:
             return self._thought(str(part.get("text") or ""), signature)
@@ -114,6 +167,20 @@ class Blocks:
             return self._call(part["functionCall"], signature)
         text = str(part["text"]) if isinstance(part.get("text"), str) else ""
         return self._text(text, signature)
+
+    def _check(self, part: dict[str, Any]) -> None:
+        """A part of data with no Anthropic block is an error; a field Gemini's reference
+        does not define is one too, unless it comes beside text or a function call (then
+        it is not the part's data, which is one field: skipped, and logged once)."""
+        if found := next((key for key in UNTRANSLATABLE_PARTS if key in part), None):
+            raise untranslatable(UNTRANSLATABLE_PARTS[found])
+        unknown = sorted(part.keys() - PART_DATA - PART_METADATA)
+        if unknown and not part.keys() & PART_DATA:
+            raise untranslatable(f"a part of a kind Gemini's API reference does not define ({', '.join(unknown)[:80]})")
+        for key in unknown:
+            if key not in self._skipped:
+                self._skipped.add(key)
+                logger.warning("skipping the field %r of a Gemini part: its API reference does not define it", key[:80])
 
     def close(self) -> list[Event]:
         """Close the open block: another block follows."""
@@ -257,13 +324,14 @@ def from_gemini(body: dict[str, Any], context: Context) -> dict[str, Any]:
     if isinstance(body.get("error"), dict):
         raise error_from(body["error"])
     if not candidate_of(body) and finish_of(body) != BLOCKED:
-        raise GatewayError(502, "the upstream's answer is broken: it has no candidate", "api_error")
+        raise broken_answer("it has no candidate")
     candidate = candidate_of(body)
     blocks = Blocks(context)
     events = [event for part in signed_first(parts_of(candidate)) for event in blocks.part(part)]
-    finish = finish_of(body)
-    if note := finish_note(finish, finish_message(body)):
-        events += blocks.close() + blocks.part({"text": note})  # a block of its own
+    finish, said = finish_of(body), finish_message(body)
+    if error := failure(finish, said):
+        raise error
     events += blocks.end()
-    reason = stop_reason(finish, blocks.called_tools)
-    return messages.message(context.model, content_of(events), reason, usage(body.get("usageMetadata")))
+    reason, details = stop_reason(finish, blocks.called_tools), stop_details(finish, said)
+    return messages.message(context.model, content_of(events), reason, usage(body.get("usageMetadata")),
+                            stop_details=details)

@@ -13,14 +13,16 @@ import json
 from typing import Any
 
 from modelmux.gemini.errors import error_from
+from modelmux.errors import GatewayError
 from modelmux.gemini.response import (
     Blocks,
     Event,
     candidate_of,
+    failure,
     finish_message,
-    finish_note,
     finish_of,
     parts_of,
+    stop_details,
     stop_reason,
     usage,
 )
@@ -93,18 +95,21 @@ class GeminiStream(TranslatedStream):
             return self._fail(error_from(chunk["error"]))
         if isinstance(chunk.get("usageMetadata"), dict):
             self._usage = chunk["usageMetadata"]
-        candidate = candidate_of(chunk)
-        events: list[Event] = [e for part in parts_of(candidate) for e in self._blocks.part(part)]
+        events: list[Event] = []
+        try:
+            for part in parts_of(candidate_of(chunk)):
+                events += self._blocks.part(part)
+        except GatewayError as error:  # a part an Anthropic message cannot hold: what came before it, then the error
+            return [format_event(e["type"], e) for e in events] + self._fail(error)
         if finish := finish_of(chunk):
             self._finish = finish
             self._finish_message = finish_message(chunk) or self._finish_message
         return [format_event(e["type"], e) for e in events]
 
     def _end(self) -> list[bytes]:
-        if note := finish_note(self._finish, self._finish_message):
-            events = self._blocks.close() + self._blocks.part({"text": note}) + self._blocks.end()
-        else:
-            events = self._blocks.end()
+        if error := failure(self._finish, self._finish_message):
+            return self._fail(error)
         self._ended = True
-        out = [format_event(e["type"], e) for e in events]
-        return out + message_end(stop_reason(self._finish, self._blocks.called_tools), None, usage(self._usage))
+        out = [format_event(e["type"], e) for e in self._blocks.end()]
+        reason = stop_reason(self._finish, self._blocks.called_tools)
+        return out + message_end(reason, None, usage(self._usage), stop_details(self._finish, self._finish_message))

@@ -17,11 +17,15 @@ from typing import Any
 from modelmux import messages, toolnames
 from modelmux.messages import PING
 from modelmux.openai_chat import google
+from modelmux.errors import GatewayError
 from modelmux.openai_chat.response import (
+    UNREPLAYED,
     Context,
     bad_arguments,
+    content_pieces,
     contradiction,
     error_of,
+    legacy_call,
     matched_stop,
     stop_of,
     tool_input,
@@ -136,11 +140,20 @@ class ChatStream(TranslatedStream):
         for field in ("reasoning_content", "reasoning"):
             if isinstance(delta.get(field), str):
                 out += self._text("thinking", delta[field])
-        for field in ("content", "refusal"):
-            if isinstance(delta.get(field), str):
-                out += self._text("text", delta[field])
+        try:
+            pieces = content_pieces(delta.get("content"))
+        except GatewayError as error:
+            return out + self._fail(error)
+        for kind, text in pieces:
+            if kind == "signature":
+                self._log_once(kind, UNREPLAYED)
+            else:
+                out += self._text(kind, text)
+        if isinstance(delta.get("refusal"), str):
+            out += self._text("text", delta["refusal"])
         self._refused = self._refused or bool(delta.get("refusal"))
-        for fragment in delta.get("tool_calls") or ():
+        fragments = [*(delta.get("tool_calls") or ()), *filter(None, [legacy_call(delta.get("function_call"))])]
+        for fragment in fragments:
             out += self._tool_fragment(fragment)
         return out
 

@@ -4,26 +4,30 @@ Output items become blocks in their order: a `reasoning` item a thinking block (
 summary, or the raw reasoning text some servers send, and its encrypted state
 packed into the signature), a `message` item a text block, a `function_call` a
 tool_use block. Item types an Anthropic client has no block for (web search calls
-and other hosted tools, which modelmux never asks for) are skipped.
+and other hosted tools, which modelmux never asks for) are skipped, and logged once.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from modelmux import messages, toolnames
-from modelmux.errors import GatewayError
+from modelmux.errors import GatewayError, broken_answer, untranslatable
 from modelmux.openai_chat import response as chat
 from modelmux.openai_chat.response import STATUS_OF_TYPE, bad_arguments, disjoint_usage, tool_input
 from modelmux.openai_responses.signature import Reasoning, pack
+
+logger = logging.getLogger(__name__)
 
 # The Responses API's own error codes (ResponseError.code), on top of the Chat ones.
 STATUS_OF_CODE = {**STATUS_OF_TYPE, "vector_store_timeout": 504}
 CLIENT_ERRORS = ("invalid_", "image_", "empty_image", "unsupported_", "failed_to_download")
 REASONING_PARTS = ("reasoning_text", "text")  # raw reasoning (gpt-oss on vLLM and the like)
 PART_SEPARATOR = "\n\n"  # between reasoning summary parts
+SKIPPED_ITEM = "skipping %s output items of a Responses answer: modelmux never asks for them"
 
 
 @dataclass
@@ -45,13 +49,27 @@ def usage(responses_usage: dict[str, Any] | None, tier: Any = None) -> dict[str,
                           tier)
 
 
+# Why a response is incomplete (the Responses API reference, incomplete_details.reason):
+# its output limit, or its content filter. An incomplete response that says neither is
+# an error: whether it is cut off or withheld, or something else, is unknown.
+INCOMPLETE = {"max_output_tokens": "max_tokens", "content_filter": "refusal"}
+
+
 def stop_reason(response: dict[str, Any], called_tools: bool, refused: bool) -> str:
     if response.get("status") == "incomplete":
-        reason = (response.get("incomplete_details") or {}).get("reason")
-        return "refusal" if reason == "content_filter" else "max_tokens"
+        return INCOMPLETE[incomplete_reason(response)]
     if refused:
         return "refusal"
     return "tool_use" if called_tools else "end_turn"
+
+
+def incomplete_reason(response: dict[str, Any]) -> str:
+    """An incomplete response's reason; GatewayError when it is none the API defines."""
+    details = response.get("incomplete_details")
+    reason = details.get("reason") if isinstance(details, dict) else None
+    if not (isinstance(reason, str) and reason in INCOMPLETE):
+        raise broken_answer(f"it is incomplete for a reason the Responses API does not define: {str(reason)[:80]!r}")
+    return reason
 
 
 def failure(error: Any) -> GatewayError:
@@ -83,7 +101,7 @@ def check(response: dict[str, Any]) -> None:
     if status == "cancelled":
         raise GatewayError(500, "the upstream cancelled the response")
     if not isinstance(response.get("output"), list):
-        raise GatewayError(502, "the upstream's answer is broken: it has no output", "api_error")
+        raise broken_answer("it has no output")
 
 
 def reasoning_texts(item: dict[str, Any]) -> list[str]:
@@ -102,16 +120,20 @@ def signature(item: dict[str, Any], context: Context) -> str:
 
 def message_text(item: dict[str, Any]) -> tuple[str, bool]:
     """A message item's text and whether it is a refusal."""
-    texts, refused = [], False
-    for part in item.get("content") or ():
-        if not isinstance(part, dict):
-            continue
-        if part.get("type") == "refusal" and isinstance(part.get("refusal"), str):
-            texts.append(part["refusal"])
-            refused = True
-        elif isinstance(part.get("text"), str):
-            texts.append(part["text"])
-    return "".join(texts), refused
+    parts = [message_part(part) for part in item.get("content") or ()]
+    return "".join(text for _, text in parts), any(name == "refusal" for name, _ in parts)
+
+
+def message_part(part: Any) -> tuple[str, str]:
+    """A message item's content part as ("text" | "refusal", its text). The API defines
+    output_text and refusal parts (ResponseOutputMessage.content); a part with neither
+    text nor a refusal (audio, say) is one an Anthropic message cannot hold."""
+    if isinstance(part, dict) and part.get("type") == "refusal" and isinstance(part.get("refusal"), str):
+        return "refusal", part["refusal"]
+    if isinstance(part, dict) and isinstance(part.get("text"), str):
+        return "text", part["text"]
+    kind = part.get("type") if isinstance(part, dict) else None
+    raise untranslatable(f"a message part of type {str(kind)[:40]!r}")
 
 
 def tool_use_start(item: dict[str, Any], context: Context) -> dict[str, Any]:
@@ -136,6 +158,7 @@ def from_responses(body: dict[str, Any], context: Context) -> dict[str, Any]:
     check(body)
     content: list[dict[str, Any]] = []
     called_tools = refused = False
+    skipped: set[str] = set()
     for item in body.get("output") or ():
         kind = item.get("type") if isinstance(item, dict) else None
         if kind == "reasoning":
@@ -151,8 +174,10 @@ def from_responses(body: dict[str, Any], context: Context) -> dict[str, Any]:
             called_tools = True
             start, arguments = tool_use_start(item, context), arguments_of(item)
             if (found := tool_input(arguments)) is None:
-                raise GatewayError(502, f"the upstream's answer is broken: {bad_arguments(start['name'], arguments)}",
-                                   "api_error")
+                raise broken_answer(bad_arguments(start["name"], arguments))
             content.append({**start, "input": found})
+        elif str(kind) not in skipped:
+            skipped.add(str(kind))
+            logger.warning(SKIPPED_ITEM, str(kind)[:80])
     reason = stop_reason(body, called_tools, refused)
     return messages.message(context.model, content, reason, usage(body.get("usage"), body.get("service_tier")))

@@ -22,15 +22,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelmux import messages
+from modelmux.errors import GatewayError
 from modelmux.messages import PING
 from modelmux.openai_chat.response import bad_arguments, tool_input
 from modelmux.openai_chat.stream import UNNAMED_TOOL
 from modelmux.openai_responses.response import (
     PART_SEPARATOR,
     REASONING_PARTS,
+    SKIPPED_ITEM,
     Context,
     arguments_of,
     failure,
+    message_part,
     signature,
     stop_reason,
     tool_use_start,
@@ -166,6 +169,8 @@ class ResponsesStream(TranslatedStream):
     def _output_item(self, raw: Any, done: bool) -> list[bytes]:
         """An item announced or finished: its whole parts so far, and its head."""
         if not isinstance(raw, dict) or raw.get("type") not in KINDS:
+            kind = str(raw.get("type") if isinstance(raw, dict) else None)[:80]
+            self._log_once(f"item {kind}", SKIPPED_ITEM, kind)
             return []
         item = self._item(raw.get("id"), KINDS[raw["type"]])
         if item.kind == "tool_use":
@@ -175,11 +180,12 @@ class ResponsesStream(TranslatedStream):
             self._fill(item, ("arguments", 0), arguments_of(raw))
         elif item.kind == "text":
             for index, part in enumerate(raw.get("content") or ()):
-                if isinstance(part, dict) and part.get("type") == "refusal":
-                    self._refused = True
-                    self._fill(item, ("refusal", index), part.get("refusal"))
-                elif isinstance(part, dict):
-                    self._fill(item, ("text", index), part.get("text"))
+                try:
+                    name, text = message_part(part)
+                except GatewayError as error:
+                    return self._fail(error)
+                self._refused = self._refused or name == "refusal"
+                self._fill(item, (name, index), text)
         else:
             for index, part in enumerate(raw.get("summary") or ()):
                 self._fill(item, ("summary", index), part.get("text") if isinstance(part, dict) else None)
@@ -283,13 +289,18 @@ class ResponsesStream(TranslatedStream):
         for raw in response.get("output") or ():
             if isinstance(raw, dict) and not (raw.get("id") in self._items and self._items[raw["id"]].done):
                 out += self._output_item(raw, done=True)
+                if self._ended:  # an item it cannot give
+                    return out
         if problem := self._bad_call(response):
             return out + self._broken(problem)
+        try:
+            reason = stop_reason(response, self._called_tools, self._refused)
+        except GatewayError as error:
+            return out + self._fail(error)
         for item in self._queue:
             item.done = True
         out += self._pump()
         self._ended = True
-        reason = stop_reason(response, self._called_tools, self._refused)
         return out + messages.message_end(reason, None, usage(response.get("usage")))
 
     def _bad_call(self, response: dict[str, Any]) -> str | None:
