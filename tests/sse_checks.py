@@ -107,11 +107,19 @@ def accumulated(sequence: list[dict]) -> dict[str, Any]:
     return snapshot.model_dump(include={"content", "stop_reason", "usage", "model"}, exclude_unset=True)
 
 
+def made_id(event: dict) -> bool:
+    """Whether `event` starts a tool_use block whose id modelmux made (the upstream gave none)."""
+    block = event.get("content_block") if event["type"] == "content_block_start" else None
+    return isinstance(block, dict) and block["type"] == "tool_use" and block["id"].startswith("toolu_")
+
+
 def at_every_cut(make: Callable[[], Translator], data: bytes) -> list[dict]:
     """The events a fresh translator writes for `data` fed whole, checked to be the same
-    (message ids aside) wherever `data` is cut in two."""
+    (message ids and the tool-use ids modelmux makes aside) wherever `data` is cut in two."""
     def plain(sequence: list[dict]) -> list[dict]:
-        return [{**e, "message": {**e["message"], "id": "msg"}} if e["type"] == "message_start" else e for e in sequence]
+        return [{**e, "message": {**e["message"], "id": "msg"}} if e["type"] == "message_start"
+                else {**e, "content_block": {**e["content_block"], "id": "toolu_ID"}} if made_id(e) else e
+                for e in sequence]
 
     whole = plain(events(feed(make(), data)))
     for cut in range(1, len(data)):

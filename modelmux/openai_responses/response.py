@@ -67,6 +67,8 @@ def incomplete_reason(response: dict[str, Any]) -> str:
     """An incomplete response's reason; GatewayError when it is none the API defines."""
     details = response.get("incomplete_details")
     reason = details.get("reason") if isinstance(details, dict) else None
+    if reason is None:
+        raise broken_answer("it is incomplete and does not say why")
     if not (isinstance(reason, str) and reason in INCOMPLETE):
         raise broken_answer(f"it is incomplete for a reason the Responses API does not define: {str(reason)[:80]!r}")
     return reason
