@@ -143,20 +143,27 @@ def test_stop_reasons(gateway, server, finish, stop_reason, stream):
 
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_a_blocked_prompt_is_a_refusal(gateway, server, stream):
+def test_a_blocked_prompt_is_a_refusal_that_says_why(gateway, server, stream):
     blocked = response(blocked="PROHIBITED_CONTENT", usage={"promptTokenCount": 9, "totalTokenCount": 9})
     server.reply = streaming(blocked) if stream else whole(blocked)
-    message = streamed(gateway) if stream else answer_json(gateway)
-    assert (message["content"], message["stop_reason"]) == (
-        [{"type": "text", "text": "[Gemini blocked the prompt: PROHIBITED_CONTENT]", "citations": None}], "refusal")
-    assert message["usage"]["input_tokens"] == 9
+    if stream:
+        sequence = stream_events(gateway)
+        validate(sequence)
+        details, message = sequence[-2]["delta"]["stop_details"], accumulated(sequence)
+    else:
+        message = answer_json(gateway)
+        details = message["stop_details"]
+    assert (message["content"], message["stop_reason"], message["usage"]["input_tokens"]) == ([], "refusal", 9)
+    assert details == {"type": "refusal", "category": None, "explanation": "Gemini blocked the prompt: PROHIBITED_CONTENT"}
 
 
-def test_an_abnormal_finish_is_told_in_its_own_block(gateway, server):
-    server.reply = streaming(*chunks(text("Let me"), finish="MALFORMED_FUNCTION_CALL"))
-    assert streamed(gateway)["content"] == [
-        {"type": "text", "text": "Let me", "citations": None},
-        {"type": "text", "text": "[Gemini stopped: MALFORMED_FUNCTION_CALL]", "citations": None}]
+def test_a_finish_that_failed_is_an_error_not_a_note(gateway, server):
+    server.reply = streaming(*chunks(text("Checking"), finish="MALFORMED_FUNCTION_CALL"))
+    sequence = stream_events(gateway)
+    assert [e["type"] for e in sequence] == ["message_start", "content_block_start", "content_block_delta", "error"]
+    assert sequence[-1]["error"] == {"type": "api_error", "message": (
+        "the upstream's answer is broken: Gemini stopped with finishReason 'MALFORMED_FUNCTION_CALL' (the function "
+        "call it generated is invalid)")}
 
 
 # -- thought signatures over two turns -------------------------------------------
