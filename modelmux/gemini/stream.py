@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from modelmux.gemini.errors import error_from
 from modelmux.errors import GatewayError
+from modelmux.gemini.errors import error_from
 from modelmux.gemini.response import (
     Blocks,
     Event,

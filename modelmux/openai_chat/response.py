@@ -18,7 +18,8 @@ logger = logging.getLogger(__name__)
 # reasons: OpenAI's five (its Chat Completions reference; `function_call` is its
 # deprecated functions API), Together's `eos` (the end-of-sequence token), Mistral's
 # `model_length` (its ChatCompletionChoice: the model's context filled up), and z.ai's
-# `sensitive` (its safety review stopped the answer) and `model_context_window_exceeded`.
+# `sensitive` (its safety review stopped the answer) and `model_context_window_exceeded`
+# (as the clients of z.ai's API list its values; Anthropic has the same stop reason).
 STOP_REASONS = {
     "stop": "end_turn",
     "eos": "end_turn",

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelmux import messages, toolnames
+from modelmux.errors import GatewayError
 from modelmux.messages import PING
 from modelmux.openai_chat import google
-from modelmux.errors import GatewayError
 from modelmux.openai_chat.response import (
     UNREPLAYED,
     Context,
