@@ -111,6 +111,17 @@ class Outcomes:
         earliest += [r.earliest for r in self.refusals + self.exhausted if r.earliest is not None]
         return min(earliest, default=None)
 
+    def named_wait(self, now: float) -> float | None:
+        """The shortest wait the upstreams themselves named with their errors, when each
+        one tried named one (a 503 or 529 with Retry-After, say) and no pool refused:
+        their word, passed on, not a wait of modelmux's own. None when any of them named
+        none, since that one may answer the next request at once."""
+        sent = [f for f in self.failures if f.outcome is not None]
+        waits = [f.wait(now) for f in sent]
+        if not sent or self.refusals or any(w is None for w in waits):
+            return None
+        return now + min(w for w in waits if w is not None)
+
 
 def summary(model: str, outcomes: Outcomes, now: float) -> GatewayError:
     """Several attempts or pools said no: 429 if every one of them was a rate limit,
@@ -118,7 +129,8 @@ def summary(model: str, outcomes: Outcomes, now: float) -> GatewayError:
     failures, refusals = outcomes.failures, outcomes.refusals
     first = outcomes.earliest_recovery()
     recovery = f"; the first recovers at {iso(first)} (in {span(first - now)})" if first else ""
-    headers = {"retry-after": str(retry_after(first, now))} if first else {}
+    wait = first or outcomes.named_wait(now)
+    headers = {"retry-after": str(retry_after(wait, now))} if wait else {}
     parts = [f.describe() for f in failures] + [r.message for r in refusals]
     limited = all(f.kind == "rate_limit" for f in failures) and all(isinstance(r, AllCooling | AllBusy) for r in refusals)
     if limited:

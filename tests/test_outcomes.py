@@ -67,9 +67,12 @@ def test_a_retry_after_only_from_blocks():
     error = summary("glm-1", soft, T0)
     assert (error.status, error.headers) == (429, {})
     assert error.message == "every upstream for model 'glm-1' is rate limited: backup/solo 429; zai/a 429; zai/b 429"
-    # A host error: 503, no wait of modelmux's own.
-    error = summary("glm-1", Outcomes([attempt(pools, BACKUP, 503, {"retry-after": "1"})]), T0)
-    assert (error.status, error.error_type, error.headers) == (503, "overloaded_error", {})
+    # Host errors: 503 with no wait of modelmux's own, but the upstreams' own when each named one.
+    named = Outcomes([attempt(pools, BACKUP, 503, {"retry-after": "3"}), attempt(pools, MINE, 529, {"retry-after": "5"})])
+    error = summary("glm-1", named, T0)
+    assert (error.status, error.error_type, error.headers) == (503, "overloaded_error", {"retry-after": "3"})
+    unnamed = Outcomes([*named.failures, attempt(pools, BACKUP, "reset")])  # this one may answer at once
+    assert summary("glm-1", unnamed, T0).headers == {}
 
 
 def test_one_upstream_tried_twice_is_still_a_single_upstream():
