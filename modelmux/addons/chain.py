@@ -28,6 +28,7 @@ from modelmux.addons.router import Router
 from modelmux.addons.settings import Settings
 from modelmux.addons.translator import Translator
 from modelmux.addons.usage import Usage
+from modelmux.addons.vault import Vault
 from modelmux.launcher import find_config
 
 
@@ -39,6 +40,7 @@ def build(default_config: Path | None = None) -> list[object]:
     relay = Relay(Failover(credentials))
     usage = Usage(settings)
     return [
+        Vault(),  # first: no other addon, and no reader of the flow, sees a real credential on it
         settings,
         Listeners(settings),
         InboundAuth(settings),
@@ -50,7 +52,7 @@ def build(default_config: Path | None = None) -> list[object]:
         credentials,  # after Failures (it names failures)
         relay,
         dashboard,  # after every addon that sets a stream (it meters what the client gets) and before the readers of its summary
-        Redactor(settings),  # last of the hooks that read the request: after it, no secret is left
+        Redactor(settings),  # after every addon that keeps a copy: it scrubs the keys an upstream echoed
         usage,  # after the Dashboard, whose response/error hooks complete the summary it counts
         Recorder(settings),  # after every addon that writes the flow: it records the finished one
         Retention(),

@@ -6,6 +6,7 @@ import hmac
 
 from mitmproxy import http
 
+from modelmux.addons import vault
 from modelmux.addons.answers import answer_error, request_path
 from modelmux.addons.settings import Settings
 from modelmux.errors import GatewayError
@@ -29,11 +30,11 @@ class InboundAuth:
         expected = self.settings.config.server.api_key
         if expected is None or request_path(flow) in OPEN_PATHS:
             return
-        headers = flow.request.headers
-        offered = {KEY_HEADER: headers.get(KEY_HEADER, ""), **client_tokens(headers)}
+        real = vault.real_headers(flow.request)  # the flow holds them sealed
+        offered = {KEY_HEADER: real.get(KEY_HEADER, ""), **client_tokens(real)}
         for header, value in offered.items():
             if value and hmac.compare_digest(value.encode(), expected.encode()):
-                del headers[header]
+                del flow.request.headers[header]
                 return
         answer_error(
             flow,

@@ -1,11 +1,8 @@
-"""Redactor: once a request has left, the flow keeps no secret. mitmweb shows flows and
-`-w` saves them; both would otherwise hold the provider's key the Router put in, or the
-client's own token on passthrough routes. The upstream got the real values already, so
-only the record changes: each becomes its label (or "client") and last four characters.
-
-Headers are redacted as soon as the answer begins. While flows are kept (mitmweb, -w,
-a recording), the finished flow's URL, bodies and kept copies are scrubbed too, of every
-configured key and the client's token: upstreams echo keys in error messages."""
+"""Redactor: the finished flow keeps no secret an upstream echoed. The flow's headers
+never hold a real credential (the Vault seals them); but upstreams echo keys in error
+messages, so while flows are kept (mitmweb, -w, a recording) the finished flow's URL,
+bodies and kept copies are scrubbed of every configured key and the client's token:
+each becomes its label (or "client") and last four characters."""
 
 from __future__ import annotations
 
@@ -13,12 +10,11 @@ from typing import Any
 
 from mitmproxy import http
 
-from modelmux import exchange
+from modelmux.addons import vault
 from modelmux.addons.internals import flows_kept
 from modelmux.addons.settings import Settings
 from modelmux.config import Config, Credential
-from modelmux.credentials import redacted, redacted_token, scrub, scrub_bytes
-from modelmux.headers import CLIENT_AUTH_HEADERS, KEY_HEADER
+from modelmux.credentials import client_credentials, scrub, scrub_bytes
 
 KEPT_BODIES = ("client_request", "upstream_response")  # the Dashboard's copies in the flow's notes
 
@@ -27,7 +23,7 @@ class Redactor:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.secrets: list[Credential] = []
-        self._clients: dict[str, Credential] = {}  # flow id → the client's token, until the flow ends
+        self._clients: dict[str, list[Credential]] = {}  # flow id → the client's tokens, until the flow ends
         settings.subscribe(self._configure)
 
     def _configure(self, config: Config) -> None:
@@ -36,13 +32,10 @@ class Redactor:
             self.secrets.append(Credential("gateway key", config.server.api_key))
 
     def request(self, flow: http.HTTPFlow) -> None:
-        """The relay sends a relayed flow from its plan, which keeps the client's token:
-        the flow itself carries it redacted from the moment it is routed."""
-        if (flow.metadata.get("modelmux") or {}).get("relay"):
-            self._client_headers(flow)
-
-    def responseheaders(self, flow: http.HTTPFlow) -> None:
-        self._headers(flow)
+        """The client's tokens that stay in the request (passthrough, or to the relay's
+        plan): an upstream may echo them."""
+        if clients := client_credentials(vault.real_headers(flow.request)):
+            self._clients[flow.id] = clients
 
     def response(self, flow: http.HTTPFlow) -> None:
         self._finish(flow)
@@ -51,33 +44,9 @@ class Redactor:
         self._finish(flow)
 
     def _finish(self, flow: http.HTTPFlow) -> None:
-        self._headers(flow)
-        client = self._clients.pop(flow.id, None)
+        clients = self._clients.pop(flow.id, [])
         if flows_kept() and "modelmux" in flow.metadata:
-            self._everything(flow, [*self.secrets, *([client] if client else [])])
-
-    def _headers(self, flow: http.HTTPFlow) -> None:
-        notes = flow.metadata.get("modelmux") or {}
-        config = self.settings.config
-        provider = config.providers.get(notes["provider"]) if config and "provider" in notes else None
-        if provider is None or provider.auth is None or notes.get("local"):
-            # passthrough, or answered here: the client's own token; with auth: none the
-            # upstream got none, but a relayed flow still carries the client's
-            self._client_headers(flow)
-            return
-        credential = next((c for c in provider.credentials if c.label == notes.get("credential")), None)
-        auth, headers = exchange.auth_header(provider, credential), flow.request.headers
-        if credential is not None and auth is not None and auth in headers:
-            headers[auth] = headers[auth].replace(credential.secret, redacted(credential))
-
-    def _client_headers(self, flow: http.HTTPFlow) -> None:
-        """Redact what the client sent as its token, and keep the token to scrub from bodies."""
-        headers = flow.request.headers
-        for name in (*CLIENT_AUTH_HEADERS, KEY_HEADER):
-            if name in headers and "…" not in headers[name]:
-                token = headers[name].rpartition(" ")[2]
-                self._clients.setdefault(flow.id, Credential("client", token))
-                headers[name] = redacted_token(headers[name])
+            self._everything(flow, [*self.secrets, *clients])
 
     def _everything(self, flow: http.HTTPFlow, secrets: list[Credential]) -> None:
         request, response = flow.request, flow.response
