@@ -83,6 +83,11 @@ def pending(request: http.Request) -> bool:
     )
 
 
+def _answered_here(flow: http.HTTPFlow) -> bool:
+    """Whether no upstream was asked: modelmux answered, or mitmproxy's server replay did."""
+    return bool((flow.metadata.get("modelmux") or {}).get("local")) or flow.is_replay == "response"
+
+
 def keep_off_wire(request: http.Request) -> None:
     """The relay sends this request from its plan: its loopback copy keeps the shown values."""
     if (seal := _seals.get(request)) is not None:
@@ -126,23 +131,22 @@ class Vault:
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         """Seal the client's credentials before anything can show the flow."""
         request = flow.request
-        fields, found = [], _Seal()
+        fields, real = [], {}
         for name, value in request.headers.fields:
             if value and name.lower() in CLIENT_CREDENTIALS:
                 shown = _bytes(redacted_token(value.decode("utf-8", "surrogateescape")))
-                found.real[(name.lower(), shown)] = value
+                real[(name.lower(), shown)] = value
                 value = shown
             fields.append((name, value))
-        if found.real:
-            _seals.setdefault(request, _Seal()).real.update(found.real)
+        if real:
+            _seals.setdefault(request, _Seal()).real.update(real)
             request.headers.fields = tuple(fields)
 
     def response(self, flow: http.HTTPFlow) -> None:
-        seal = _seals.pop(flow.request, None)
-        if seal is None or seal.opened or seal.off_wire or (flow.metadata.get("modelmux") or {}).get("local"):
-            return
-        if any((name.lower(), value) in seal.real for name, value in flow.request.headers.fields):
+        seal = _seals.get(flow.request)
+        if seal is not None and not seal.opened and pending(flow.request) and not _answered_here(flow):
             self._sent_sealed(flow)
+        _seals.pop(flow.request, None)
 
     def error(self, flow: http.HTTPFlow) -> None:
         _seals.pop(flow.request, None)
