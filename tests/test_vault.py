@@ -7,6 +7,8 @@ with requests in flight."""
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -212,3 +214,22 @@ def test_a_request_sent_without_the_touchpoint_is_a_clear_error(tmp_path: Path) 
     message = answer.json()["error"]["message"]
     assert message.startswith("modelmux could not put this request's credential on the wire: mitmproxy ")
     assert "answered HTTP 401" in message and message in log and KEY not in log
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="no curl (an HTTP/2 client that mitmproxy answers)")
+def test_an_http2_client_gets_its_answer_and_the_upstream_the_real_credentials(tmp_path: Path) -> None:
+    """HTTP/2 from the client, HTTP/1 upstream: mitmproxy converts the request the Vault
+    opened (a copy), and neither the client's login nor the key shows on the flow. curl,
+    not httpx: mitmproxy never answers httpx's HTTP/2 (the same on main, even /healthz)."""
+    with Upstream() as server, Gateway(tmp_path, ROUTES.replace("URL", server.url), {"SOLO": KEY},
+                                       ["-w", str(tmp_path / "flows.mitm")]) as gateway:
+        for model in ("solo-x", "claude-x"):
+            body = json.dumps({"model": model, "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]})
+            curl = subprocess.run(
+                ["curl", "-sk", "--http2", "-o", "/dev/null", "-w", "%{http_version} %{http_code}",
+                 "-H", f"authorization: Bearer {LOGIN}", "-H", "content-type: application/json", "-d", body,
+                 f"{gateway.url.replace('http:', 'https:')}/v1/messages"], capture_output=True, text=True, timeout=20)
+            assert curl.stdout == "2 200", curl
+    assert [r.headers.get("x-api-key") or r.headers["authorization"] for r in server.received] == [KEY, f"Bearer {LOGIN}"]
+    saved = (tmp_path / "flows.mitm").read_bytes()
+    assert KEY.encode() not in saved and LOGIN.encode() not in saved and "main…1111".encode() in saved

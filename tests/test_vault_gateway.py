@@ -17,9 +17,9 @@ from typing import Any
 
 import httpx
 import pytest
-from mitmproxy.io import FlowReader
 from browser import DevTools
 from gateway import Gateway
+from mitmproxy.io import FlowReader
 from test_dashboard_web import finished_flows, mitmweb_surfaces
 from upstream import Behaviour, Hang, Received, Reply, Upstream
 from wsproto.events import TextMessage
@@ -50,24 +50,28 @@ SHOWN = {"solo-x": ("authorization", "Bearer solo-main…1111"), "gem-x": ("x-go
 
 
 def routes(url: str, login: Path) -> str:
-    def provider(name: str, protocol: str, base: str, credentials: str) -> str:
-        return f"  {name}:\n    protocol: {protocol}\n    base_url: \"{url}{base}\"\n    {credentials}\n"
-
-    return (
-        "server:\n  api_key: \"${GATEWAY_KEY}\"\nproviders:\n"
-        + provider("solo", "openai-chat", "/solo/v1", "credentials: [{label: solo-main, key: \"${SOLO}\"}]")
-        + provider("gem", "gemini", "/v1beta", "credentials: [{label: gem-main, key: \"${GEM}\"}]")
-        + provider("vendor", "anthropic", "/vendor", "credentials: [{label: vendor-main, key: \"${VENDOR}\"}]")
-        + provider("mine", "anthropic", "/mine", "auth: passthrough")
-        + provider("pool", "openai-chat", "/pool/v1",
-                   "credentials: [{label: pool-a, key: \"${POOL_A}\"}, {label: pool-b, key: \"${POOL_B}\"}]")
-        + provider("sub", "anthropic", "/sub", f"credentials: [{{label: max, oauth: \"{login}\"}}]")
-        + "routes:\n"
-        + "".join(f"  - {{match: \"{m.split('-')[0]}-*\", provider: {p}, model: {m.split('-')[0]}-model}}\n"
-                  for m, p in (("solo-x", "solo"), ("gem-x", "gem"), ("vendor-x", "vendor"), ("pool-x", "pool")))
-        + "  - {match: \"mine-*\", provider: mine}\n  - {match: \"max-*\", provider: sub}\n"
-        + "default: null\n"
-    )
+    return f"""
+server:
+  api_key: "${{GATEWAY_KEY}}"
+providers:
+  solo: {{protocol: openai-chat, base_url: "{url}/solo/v1", credentials: [{{label: solo-main, key: "${{SOLO}}"}}]}}
+  gem: {{protocol: gemini, base_url: "{url}/v1beta", credentials: [{{label: gem-main, key: "${{GEM}}"}}]}}
+  vendor: {{protocol: anthropic, base_url: "{url}/vendor", credentials: [{{label: vendor-main, key: "${{VENDOR}}"}}]}}
+  mine: {{protocol: anthropic, base_url: "{url}/mine", auth: passthrough}}
+  pool:
+    protocol: openai-chat
+    base_url: "{url}/pool/v1"
+    credentials: [{{label: pool-a, key: "${{POOL_A}}"}}, {{label: pool-b, key: "${{POOL_B}}"}}]
+  sub: {{protocol: anthropic, base_url: "{url}/sub", credentials: [{{label: max, oauth: "{login}"}}]}}
+routes:
+  - {{match: "solo-*", provider: solo, model: solo-model}}
+  - {{match: "gem-*", provider: gem, model: gem-model}}
+  - {{match: "vendor-*", provider: vendor, model: vendor-model}}
+  - {{match: "mine-*", provider: mine}}
+  - {{match: "pool-*", provider: pool, model: pool-model}}
+  - {{match: "max-*", provider: sub}}
+default: null
+"""
 
 
 @pytest.fixture
