@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from modelmux import effort, gemini, messages, openai_chat, openai_responses, toolnames
+from modelmux import effort, gemini, messages, model_paths, openai_chat, openai_responses, toolnames
 from modelmux.config import DEFAULT_AUTH, Credential, Provider
 from modelmux.credentials import scrub
 from modelmux.errors import GatewayError, error_body, gist, is_error_envelope, upstream_error
@@ -213,10 +213,11 @@ def _translated(decision: Decision, base_url: str, body: dict[str, Any], remove:
     names = [t["name"] for t in body.get("tools") or () if isinstance(t, dict) and isinstance(t.get("name"), str)]
     named = decision.effort if isinstance(decision.effort, str) else None  # OpenAI takes no budget (check_effort)
     context: openai_chat.Context
+    in_path = _path_segment(decision) if model_paths.in_path(provider) else model
     if provider.protocol == "gemini":
         upstream = gemini.to_gemini(body, shape, model, decision.effort)
         context = gemini.context_for(body, shown)
-        endpoint = gemini.path(model, bool(body.get("stream")))
+        endpoint = gemini.path(in_path, bool(body.get("stream")))
         if credential is not None and credential.oauth is not None and (
             (wrap := KINDS[credential.oauth.kind].code_assist) is not None
         ):
@@ -226,11 +227,11 @@ def _translated(decision: Decision, base_url: str, body: dict[str, Any], remove:
     elif provider.protocol == "openai-responses":
         upstream = openai_responses.to_responses(body, shape, model, named, shape.reasoning_summary)
         context = openai_responses.Context(model=shown, tool_names=toolnames.restore_map(names), upstream_model=model)
-        endpoint = (shape.endpoint or openai_responses.ENDPOINT).replace("{model}", model)
+        endpoint = (shape.endpoint or openai_responses.ENDPOINT).replace("{model}", in_path)
     else:
         upstream = openai_chat.to_chat(body, shape, model, named)
         context = openai_chat.Context(model=shown, tool_names=toolnames.restore_map(names))
-        endpoint = (shape.endpoint or openai_chat.ENDPOINT).replace("{model}", model)
+        endpoint = (shape.endpoint or openai_chat.ENDPOINT).replace("{model}", in_path)
     remove.update(ANTHROPIC_ONLY_HEADERS)
     set_headers.update({"content-type": "application/json", "accept-encoding": "identity"})
     translation = {"protocol": provider.protocol, "stream": bool(body.get("stream")), "context": context.to_dict()}
@@ -244,6 +245,18 @@ def _translated(decision: Decision, base_url: str, body: dict[str, Any], remove:
         translation["collect"] = not body.get("stream")
     url = upstream_url(base_url, endpoint, shape.query)
     return Outgoing(url, upstream_json(upstream), remove, set_headers, translation=translation)
+
+
+def _path_segment(decision: Decision) -> str:
+    """The upstream model as its provider's URL path takes it; a name that cannot go
+    there is the client's 400 (a configured one is a config error: model_paths.py)."""
+    model = decision.upstream_model
+    try:
+        return model_paths.segment(model)
+    except ValueError as e:
+        sent = "" if model == decision.requested else f" is sent as '{model}', which"
+        raise GatewayError(400, f"model: '{decision.requested}'{sent} goes into provider "
+                                f"'{decision.provider.name}''s URL path, but {e}") from None
 
 
 def upstream_url(base_url: str, endpoint: str, query: Mapping[str, str]) -> str:
