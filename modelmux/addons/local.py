@@ -136,7 +136,7 @@ class LocalAPI:
         a label, every credential of the provider; `{}`: every credential."""
         try:
             body = json.loads(flow.request.content or b"{}")
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: JSON nested some 10,000 deep
             body = None
         if not (isinstance(body, dict) and all(isinstance(body.get(k, ""), str) for k in ("provider", "label"))):
             return answer_error(flow, GatewayError(
