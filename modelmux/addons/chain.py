@@ -16,6 +16,7 @@ from modelmux.addons.credentials import Credentials
 from modelmux.addons.dashboard import Dashboard
 from modelmux.addons.failover import Failover
 from modelmux.addons.failures import Failures
+from modelmux.addons.guard import Guard
 from modelmux.addons.heartbeat import Heartbeat
 from modelmux.addons.inbound import InboundAuth
 from modelmux.addons.listeners import Listeners
@@ -39,6 +40,7 @@ def build(default_config: Path | None = None) -> list[object]:
     relay = Relay(Failover(credentials))
     usage = Usage(settings)
     return [
+        Guard(),  # first: it must be in place before any other addon can fail
         settings,
         Listeners(settings),
         InboundAuth(settings),
