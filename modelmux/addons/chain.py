@@ -17,6 +17,7 @@ from modelmux.addons.dashboard import Dashboard
 from modelmux.addons.failover import Failover
 from modelmux.addons.failures import Failures
 from modelmux.addons.guard import Guard
+from modelmux.addons.header_timeout import HeaderTimeout
 from modelmux.addons.heartbeat import Heartbeat
 from modelmux.addons.inbound import InboundAuth
 from modelmux.addons.listeners import Listeners
@@ -41,6 +42,7 @@ def build(default_config: Path | None = None) -> list[object]:
     usage = Usage(settings)
     return [
         Guard(),  # first: it must be in place before any other addon can fail
+        HeaderTimeout(),  # before any addon whose failing requestheaders hook would skip it
         settings,
         Listeners(settings),
         InboundAuth(settings),

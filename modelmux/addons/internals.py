@@ -134,6 +134,16 @@ def cancel_upstream(client_id: str, select: Callable[[Connection], bool]) -> Non
             io.handler.cancel()
 
 
+def close_client(client_id: str) -> None:
+    """Close a client's connection as mitmproxy's own inactivity timeout does
+    (ConnectionHandler.on_timeout cancels the client's task). Touchpoint: the client's
+    entry in handler.transports."""
+    handler = _handler(client_id)
+    io = getattr(handler, "transports", {}).get(getattr(handler, "client", None))
+    if getattr(io, "handler", None) is not None:
+        io.handler.cancel("timeout")
+
+
 def can_write_chunks(flow: http.HTTPFlow) -> bool:
     """Whether extra chunks may be written to this flow's client: an HTTP/1.1 client whose
     response is chunked (HTTP/2 frames belong to mitmproxy's h2 state machine)."""
