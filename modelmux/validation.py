@@ -31,14 +31,16 @@ CONTENT = "a string or a list of content blocks"
 _TYPES: dict[str, type | tuple[type, ...]] = {
     STRING: str, OBJECT: dict, LIST: list, BOOLEAN: bool, INTEGER: int, NUMBER: (int, float),
 }
-# Top-level fields: what each must be when present (messages and model are required).
-FIELDS = {
-    "max_tokens": INTEGER, "stream": BOOLEAN, "temperature": NUMBER, "top_p": NUMBER, "top_k": INTEGER,
-    "stop_sequences": LIST, "metadata": OBJECT, "thinking": OBJECT, "tool_choice": OBJECT,
-    "output_config": OBJECT, "tools": LIST,
-}
-# The fields of objects the translators read: (field, what it must be, required).
-PARTS: dict[str, tuple[tuple[str, str, bool], ...]] = {
+Rule = tuple[str, str, bool]  # a field, what it must be, whether it is required
+# Top-level fields: what each must be when present (model is checked first).
+FIELDS: tuple[Rule, ...] = (
+    ("max_tokens", INTEGER, False), ("stream", BOOLEAN, False), ("temperature", NUMBER, False),
+    ("top_p", NUMBER, False), ("top_k", INTEGER, False), ("stop_sequences", LIST, False),
+    ("metadata", OBJECT, False), ("thinking", OBJECT, False), ("tool_choice", OBJECT, False),
+    ("output_config", OBJECT, False), ("tools", LIST, False), ("messages", LIST, False),
+)
+# The fields of objects the translators read.
+PARTS: dict[str, tuple[Rule, ...]] = {
     "metadata": (("user_id", STRING, False),),
     "thinking": (("type", STRING, True), ("budget_tokens", INTEGER, False)),
     "tool_choice": (("type", STRING, True), ("name", STRING, False), ("disable_parallel_tool_use", BOOLEAN, False)),
@@ -51,7 +53,7 @@ PARTS: dict[str, tuple[tuple[str, str, bool], ...]] = {
 }
 # Each content block type's fields; `content` (tool_result, a document's source) is
 # checked as nested blocks, `source` as a source.
-BLOCKS: dict[str, tuple[tuple[str, str, bool], ...]] = {
+BLOCKS: dict[str, tuple[Rule, ...]] = {
     "text": (("text", STRING, True),),
     "image": (("source", OBJECT, True),),
     "document": (("source", OBJECT, True), ("title", STRING, False), ("context", STRING, False)),
@@ -80,7 +82,8 @@ def parse(raw: bytes) -> Any:
 
 def check(body: Any) -> None:
     """Raises Malformed for the first field of `body` (parsed JSON) that is not what the
-    Messages API defines; the same body for count_tokens, which takes the same fields."""
+    Messages API defines; the same body for count_tokens, which takes the same fields.
+    Paths are put together only for the error: this runs on every request."""
     if not isinstance(body, dict):
         raise Malformed("request body must be a JSON object")
     model = body.get("model")
@@ -88,32 +91,27 @@ def check(body: Any) -> None:
         raise Malformed("model: field required (a non-empty string naming the model)")
     if _CONTROL.search(model):
         raise Malformed("model: a model name may not hold control characters")
-    for name, what in FIELDS.items():
-        if body.get(name) is not None:  # null is as good as absent, for the API as for the translators
-            _is(body[name], what, name)
-            if name in PARTS:
-                _fields(body[name], PARTS[name], name)
+    _fields(body, FIELDS, "")  # null is as good as absent, for the API as for the translators
+    for name in ("metadata", "thinking", "tool_choice", "output_config"):
+        if body.get(name) is not None:  # an object (FIELDS)
+            _fields(body[name], PARTS[name], f"{name}.")
     choice = body.get("tool_choice")
     if choice and choice["type"] == "tool" and choice.get("name") is None:
         raise Malformed("tool_choice.name: Field required")  # {"type": "tool"} names the tool it forces
     for index, tool in enumerate(body.get("tools") or ()):
-        _is(tool, OBJECT, f"tools.{index}")
-        _fields(tool, PARTS["tool"], f"tools.{index}")
+        _object(tool, "tools.", index)
+        _fields(tool, PARTS["tool"], f"tools.{index}.")
     for index, stop in enumerate(body.get("stop_sequences") or ()):
-        _is(stop, STRING, f"stop_sequences.{index}")
+        if not isinstance(stop, str):
+            raise Malformed(f"stop_sequences.{index}: Input should be {STRING}")
     if body.get("system") is not None:
         _content(body["system"], "system")
-    messages = body.get("messages")
-    if messages is None:
-        return  # required by the API, which says so; the translators send an empty conversation
-    _is(messages, LIST, "messages")
-    for index, message in enumerate(messages):
-        where = f"messages.{index}"
-        _is(message, OBJECT, where)
-        _fields(message, PARTS["message"], where)
+    for index, message in enumerate(body.get("messages") or ()):
+        _object(message, "messages.", index)
+        _fields(message, PARTS["message"], f"messages.{index}.")
         if "content" not in message:
-            raise Malformed(f"{where}.content: Field required")
-        _content(message["content"], f"{where}.content")
+            raise Malformed(f"messages.{index}.content: Field required")
+        _content(message["content"], f"messages.{index}.content")
 
 
 def _content(content: Any, where: str) -> None:
@@ -123,36 +121,38 @@ def _content(content: Any, where: str) -> None:
     if not isinstance(content, list):
         raise Malformed(f"{where}: Input should be {CONTENT}")
     for index, block in enumerate(content):
-        _block(block, f"{where}.{index}")
+        _object(block, f"{where}.", index)
+        kind = block.get("type")
+        if kind in BLOCKS:
+            _block(block, kind, f"{where}.{index}")
+        elif not isinstance(kind, str):  # another string: a block type the API added later, passed on
+            raise Malformed(f"{where}.{index}.type: " + (f"Input should be {STRING}" if "type" in block
+                                                          else "Field required"))
 
 
-def _block(block: Any, where: str) -> None:
-    _is(block, OBJECT, where)
-    kind = block.get("type")
-    if not isinstance(kind, str):
-        raise Malformed(f"{where}.type: " + ("Input should be a valid string" if "type" in block else "Field required"))
-    if kind not in BLOCKS:
-        return  # a block type the API added later: passed on as it came
-    _fields(block, BLOCKS[kind], where)
+def _block(block: dict[str, Any], kind: str, where: str) -> None:
+    _fields(block, BLOCKS[kind], f"{where}.")
     if kind in ("image", "document"):
         source = block["source"]
-        _fields(source, PARTS["source"], f"{where}.source")
+        _fields(source, PARTS["source"], f"{where}.source.")
         if source.get("content") is not None:  # a document's own content blocks
             _content(source["content"], f"{where}.source.content")
     elif kind == "tool_result" and block.get("content") is not None:
         _content(block["content"], f"{where}.content")
 
 
-def _fields(value: dict[str, Any], fields: tuple[tuple[str, str, bool], ...], where: str) -> None:
-    for name, what, required in fields:
+def _object(value: Any, where: str, index: int) -> None:
+    if not isinstance(value, dict):
+        raise Malformed(f"{where}{index}: Input should be {OBJECT}")
+
+
+def _fields(value: dict[str, Any], rules: tuple[Rule, ...], where: str) -> None:
+    """`where`: the path of `value`, with its trailing dot."""
+    for name, what, required in rules:
         found = value.get(name)
-        if found is not None:
-            _is(found, what, f"{where}.{name}")
-        elif required:
-            raise Malformed(f"{where}.{name}: " + (f"Input should be {what}" if name in value else "Field required"))
-
-
-def _is(value: Any, what: str, where: str) -> None:
-    # bool is an int in Python, not in JSON: `true` is no integer or number.
-    if not isinstance(value, _TYPES[what]) or (isinstance(value, bool) and what in (INTEGER, NUMBER)):
-        raise Malformed(f"{where}: Input should be {what}")
+        if found is None:
+            if required:
+                raise Malformed(f"{where}{name}: " + (f"Input should be {what}" if name in value else "Field required"))
+        # bool is an int in Python, not in JSON: `true` is no integer or number.
+        elif not isinstance(found, _TYPES[what]) or (found.__class__ is bool and what in (INTEGER, NUMBER)):
+            raise Malformed(f"{where}{name}: Input should be {what}")

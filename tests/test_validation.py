@@ -210,3 +210,7 @@ def test_nesting_json_can_parse_is_sent_by_every_protocol(model: str) -> None:
            f'{deep}}}}}}}], "messages": [{{"role": "assistant", "content": [{{"type": "tool_use", "id": "x", '
            f'"name": "t", "input": {{"a": {deep}}}}}]}}], "extra": {deep}}}')
     request_path(json.loads(raw), "/v1/messages")
+
+
+def test_unknown_top_level_fields_are_never_read_as_known_parts() -> None:
+    assert problem({**OK, "source": "x", "message": 1, "tool": [], "container": {"id": 5}}) is None
