@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from modelmux.config import Credential, Provider
-from modelmux.headers import CLIENT_AUTH_HEADERS, client_tokens
+from modelmux.headers import CREDENTIAL_HEADERS, every_token
 
 # Shorter "keys" are test placeholders; replacing them would mangle ordinary words.
 SCRUB_MIN_LENGTH = 8
@@ -59,19 +59,20 @@ def shown_headers(
     headers: Iterable[tuple[str, str] | list[str]], auth_header: str | None, credential: Credential | None
 ) -> list[list[str]]:
     """Request headers as a record may keep them: the credential in `auth_header`
-    redacted, or on passthrough (no credential) the client's own token."""
+    redacted, and every other header a client puts a token in (passthrough sends them on)."""
     shown = []
     for name, value in headers:
         lower = name.lower()
         if credential is not None and lower == auth_header:
             value = value.replace(credential.secret, redacted(credential))
-        elif credential is None and lower in CLIENT_AUTH_HEADERS:
+        elif lower in CREDENTIAL_HEADERS and "…" not in value:
             value = redacted_token(value)
         shown.append([name, value])
     return shown
 
 
 def client_credentials(headers: Mapping[str, str]) -> list[Credential]:
-    """The client's own tokens (`headers` by lowercase name), to scrub from an upstream's
-    error that quotes the token it rejected: on a passthrough route that is the client's."""
-    return [Credential("client", token) for token in client_tokens(headers).values() if token]
+    """The client's own tokens, from every header it may put one in (`headers` by
+    lowercase name), to scrub from an upstream's answer that quotes them: on a
+    passthrough route, the upstream got them."""
+    return [Credential("client", token) for token in every_token(headers)]
