@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from modelmux.config import Credential, Provider
+from modelmux.config import Config, Credential, Provider
 from modelmux.headers import CREDENTIAL_HEADERS, every_token
 
 # Shorter "keys" are test placeholders; replacing them would mangle ordinary words.
@@ -21,6 +21,14 @@ def label_of(provider: Provider, credential: Credential | None) -> str:
     if credential is not None:
         return credential.label
     return NO_CREDENTIAL if provider.keyless else CLIENT_TOKEN
+
+
+def configured(config: Config) -> list[Credential]:
+    """Every secret routes.yaml holds: each provider's credentials, and the gateway key."""
+    secrets = [c for provider in config.providers.values() for c in provider.credentials]
+    if config.server.api_key:
+        secrets.append(Credential("gateway key", config.server.api_key))
+    return secrets
 
 
 def redacted(credential: Credential) -> str:

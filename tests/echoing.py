@@ -111,8 +111,8 @@ def echo(status: int) -> Callable[[Received], Behaviour]:
     return reply
 
 
-def post(url: str, target: str, path: str, headers: dict[str, str] | None = None) -> httpx.Response:
-    body = {"model": f"{target}-{path}", "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}]}
+def post(url: str, target: str, path: str, headers: dict[str, str] | None = None, stream: bool = False) -> httpx.Response:
+    body = {"model": f"{target}-{path}", "max_tokens": 64, "stream": stream, "messages": [{"role": "user", "content": "hi"}]}
     return httpx.post(f"{url}/v1/messages", json=body, headers=client_headers() if headers is None else headers,
                       timeout=15)
 

@@ -16,7 +16,7 @@ from echoing import (
 )
 from gateway import Gateway
 from mitmproxy.io import FlowReader
-from upstream import Upstream
+from upstream import Behaviour, Received, Stream, Upstream, message, sse
 
 from modelmux import __version__
 from modelmux.replay import Normaliser
@@ -118,3 +118,22 @@ def test_kept_flows_show_no_client_token(gateways, server, tmp_path: Path):
     flows = list(FlowReader(BytesIO(dump)).stream())
     assert len(flows) >= 2 * len(TARGETS)
     assert [secret for secret in SECRETS if secret.encode() in dump] == []
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("target", ["vend", "pass"])
+def test_an_error_event_that_quotes_a_token_is_logged_without_it(gateways, server, target, path):
+    """An Anthropic stream that fails before its first content, quoting what it was sent:
+    the relay logs the failed attempt (mitmproxy's path streams it on as it came)."""
+    def reply(request: Received) -> Behaviour:
+        said = "; ".join(request.headers.get(name, "") for name in CLIENT_TOKENS)  # first: a log keeps the start
+        start = {"type": "message_start", "message": {**message(request.json()["model"], ""), "content": []}}
+        error = {"type": "error", "error": {"type": "overloaded_error", "message": f"you sent {said}"}}
+        return Stream([sse("message_start", start), sse("error", error)])
+
+    server.reply = reply
+    gateway = gateways["mitmdump"]
+    post(gateway.url, target, path, stream=True)
+    assert len(server.received) >= 1
+    log = gateway.log.read_text()
+    assert [secret for secret in SECRETS if secret in log] == []

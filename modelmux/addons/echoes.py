@@ -18,7 +18,7 @@ from mitmproxy import http
 
 from modelmux.addons.settings import Settings
 from modelmux.config import Config, Credential
-from modelmux.credentials import client_credentials, scrub, scrub_bytes
+from modelmux.credentials import client_credentials, configured, scrub, scrub_bytes
 
 
 class Echoes:
@@ -28,9 +28,7 @@ class Echoes:
         settings.subscribe(self._configure)
 
     def _configure(self, config: Config) -> None:
-        self.configured = [c for provider in config.providers.values() for c in provider.credentials]
-        if config.server.api_key:
-            self.configured.append(Credential("gateway key", config.server.api_key))
+        self.configured = configured(config)
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         """The client's tokens, read before any addon removes or redacts them."""

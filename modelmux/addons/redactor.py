@@ -17,7 +17,7 @@ from modelmux import exchange
 from modelmux.addons.internals import flows_kept
 from modelmux.addons.settings import Settings
 from modelmux.config import Config, Credential
-from modelmux.credentials import redacted, redacted_token, scrub, scrub_bytes
+from modelmux.credentials import configured, redacted, redacted_token, scrub, scrub_bytes
 from modelmux.headers import CREDENTIAL_HEADERS, token_of
 
 KEPT_BODIES = ("client_request", "upstream_response")  # the Dashboard's copies in the flow's notes
@@ -31,9 +31,7 @@ class Redactor:
         settings.subscribe(self._configure)
 
     def _configure(self, config: Config) -> None:
-        self.secrets = [c for provider in config.providers.values() for c in provider.credentials]
-        if config.server.api_key:
-            self.secrets.append(Credential("gateway key", config.server.api_key))
+        self.secrets = configured(config)
 
     def request(self, flow: http.HTTPFlow) -> None:
         """The relay sends a relayed flow from its plan, which keeps the client's token:
