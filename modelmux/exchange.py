@@ -183,7 +183,7 @@ def _for_third_party(protocol: str, client: Mapping[str, str], remove: set[str],
     kept = FORWARDED[protocol]
     remove.update(name for name in client if name not in kept and name not in FRAMING)
     set_headers.setdefault("user-agent", USER_AGENT)
-    if "anthropic-beta" in kept and "anthropic-beta" in client and "anthropic-beta" not in set_headers:
+    if "anthropic-beta" in kept and "anthropic-beta" in client:
         if betas := vendor_betas(client["anthropic-beta"]):
             set_headers["anthropic-beta"] = betas
         else:

@@ -67,8 +67,7 @@ class LocalAPI:
         if flow.request.method not in ("GET", "HEAD"):
             return
         if path == "/healthz":
-            key = self.settings.config.server.api_key if self.settings.config else None
-            answer_json(flow, 200, self.health() if key is None or presents(flow.request.headers, key) else PUBLIC_HEALTH)
+            answer_json(flow, 200, self.health() if self.shows_everything(flow) else PUBLIC_HEALTH)
         elif path == "/":
             # Claude Code probes the base URL (HEAD /) before its first request.
             answer_json(flow, 200, {"service": "modelmux", "version": __version__})
@@ -81,6 +80,12 @@ class LocalAPI:
             self.usage_report(flow)
         elif path.startswith(MODELS_PREFIX):
             self.get_model(flow, path.removeprefix(MODELS_PREFIX))
+
+    def shows_everything(self, flow: http.HTTPFlow) -> bool:
+        """Whether /healthz shows its whole document: without a gateway key, to anyone."""
+        assert self.settings.config
+        key = self.settings.config.server.api_key
+        return key is None or presents(flow.request.headers, key)
 
     def health(self) -> dict:
         settings = self.settings
