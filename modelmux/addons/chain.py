@@ -14,6 +14,7 @@ from pathlib import Path
 
 from modelmux.addons.credentials import Credentials
 from modelmux.addons.dashboard import Dashboard
+from modelmux.addons.echoes import Echoes
 from modelmux.addons.failover import Failover
 from modelmux.addons.failures import Failures
 from modelmux.addons.guard import Guard
@@ -53,6 +54,7 @@ def build(default_config: Path | None = None) -> list[object]:
         Failures(settings),
         credentials,  # after Failures (it names failures)
         relay,
+        Echoes(settings),  # after every addon that writes the answer, before the Dashboard meters it
         dashboard,  # after every addon that sets a stream (it meters what the client gets) and before the readers of its summary
         Redactor(settings),  # last of the hooks that read the request: after it, no secret is left
         usage,  # after the Dashboard, whose response/error hooks complete the summary it counts

@@ -17,8 +17,8 @@ from modelmux import exchange
 from modelmux.addons.internals import flows_kept
 from modelmux.addons.settings import Settings
 from modelmux.config import Config, Credential
-from modelmux.credentials import redacted, redacted_token, scrub, scrub_bytes
-from modelmux.headers import CLIENT_AUTH_HEADERS, KEY_HEADER
+from modelmux.credentials import configured, redacted, redacted_token, scrub, scrub_bytes
+from modelmux.headers import CREDENTIAL_HEADERS, token_of
 
 KEPT_BODIES = ("client_request", "upstream_response")  # the Dashboard's copies in the flow's notes
 
@@ -27,13 +27,11 @@ class Redactor:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.secrets: list[Credential] = []
-        self._clients: dict[str, Credential] = {}  # flow id → the client's token, until the flow ends
+        self._clients: dict[str, list[Credential]] = {}  # flow id → the client's tokens, until the flow ends
         settings.subscribe(self._configure)
 
     def _configure(self, config: Config) -> None:
-        self.secrets = [c for provider in config.providers.values() for c in provider.credentials]
-        if config.server.api_key:
-            self.secrets.append(Credential("gateway key", config.server.api_key))
+        self.secrets = configured(config)
 
     def request(self, flow: http.HTTPFlow) -> None:
         """The relay sends a relayed flow from its plan, which keeps the client's token:
@@ -52,9 +50,9 @@ class Redactor:
 
     def _finish(self, flow: http.HTTPFlow) -> None:
         self._headers(flow)
-        client = self._clients.pop(flow.id, None)
+        clients = self._clients.pop(flow.id, [])
         if flows_kept() and "modelmux" in flow.metadata:
-            self._everything(flow, [*self.secrets, *([client] if client else [])])
+            self._everything(flow, [*self.secrets, *clients])
 
     def _headers(self, flow: http.HTTPFlow) -> None:
         notes = flow.metadata.get("modelmux") or {}
@@ -71,12 +69,12 @@ class Redactor:
             headers[auth] = headers[auth].replace(credential.secret, redacted(credential))
 
     def _client_headers(self, flow: http.HTTPFlow) -> None:
-        """Redact what the client sent as its token, and keep the token to scrub from bodies."""
+        """Redact what the client sent as its tokens (every one: a client may send several),
+        and keep them to scrub from bodies."""
         headers = flow.request.headers
-        for name in (*CLIENT_AUTH_HEADERS, KEY_HEADER):
+        for name in CREDENTIAL_HEADERS:
             if name in headers and "…" not in headers[name]:
-                token = headers[name].rpartition(" ")[2]
-                self._clients.setdefault(flow.id, Credential("client", token))
+                self._clients.setdefault(flow.id, []).append(Credential("client", token_of(headers[name])))
                 headers[name] = redacted_token(headers[name])
 
     def _everything(self, flow: http.HTTPFlow, secrets: list[Credential]) -> None:
