@@ -9,7 +9,6 @@ import asyncio
 import json
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ import pytest
 from gateway import Gateway
 from gemini_upstream import gemini_like
 from mitmproxy.test import tflow, tutils
-from openai_upstream import openai_like
+from openai_upstream import gateway_fixtures, openai_like, server  # noqa: F401 (server: a fixture)
 from test_router import router_in_process
 from upstream import Behaviour, Received, Upstream, anthropic_like
 
@@ -64,26 +63,14 @@ class Surrounded(Gateway):
         assert log.count("Addon error") == log.count("Addon error: the test addon raised"), log
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[Upstream]:
-    with Upstream() as fake:
-        yield fake
+def surrounded(directory: Path, routes: str, env: dict[str, str], extra: list[str], server: Upstream) -> Gateway:
+    built = Surrounded(directory, routes, env, extra)
+    built.mode = f"reverse:{server.url}@127.0.0.1:{built.port}"  # where an unrouted request would go
+    return built
 
 
-@pytest.fixture(scope="module")
-def gateway(server: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    port_gateway = Surrounded(tmp_path_factory.mktemp("security"), routes_yaml(server.url),
-                              extra_args=["--set", f"modelmux_header_timeout={HEADER_TIMEOUT}"])
-    port_gateway.mode = f"reverse:{server.url}@127.0.0.1:{port_gateway.port}"
-    with port_gateway as gw:
-        yield gw
-
-
-@pytest.fixture(autouse=True)
-def fresh(server: Upstream, gateway: Gateway) -> None:
-    gateway.reset_credentials()
-    server.received.clear()
-    server.reply = reply
+GATEWAY_ARGS = ["--set", f"modelmux_header_timeout={HEADER_TIMEOUT}"]
+gateway, fresh = gateway_fixtures("security", routes_yaml, {}, reply, surrounded)
 
 
 def post(gateway: Gateway, body: Any, path: str = "/v1/messages", **headers: str) -> httpx.Response:
