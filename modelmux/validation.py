@@ -32,7 +32,8 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     STRING: str, OBJECT: dict, LIST: list, BOOLEAN: bool, INTEGER: int, NUMBER: (int, float),
 }
 Rule = tuple[str, str, bool]  # a field, what it must be, whether it is required
-# Top-level fields: what each must be when present (model is checked first).
+# Top-level fields: what each must be when present (model is checked first). What the API
+# requires and nothing here reads (max_tokens, even messages) is left for the provider to ask.
 FIELDS: tuple[Rule, ...] = (
     ("max_tokens", INTEGER, False), ("stream", BOOLEAN, False), ("temperature", NUMBER, False),
     ("top_p", NUMBER, False), ("top_k", INTEGER, False), ("stop_sequences", LIST, False),
