@@ -63,7 +63,8 @@ def load_config(explicit: str | None) -> Config:
 
 
 def gateway_for(cfg: Config, port: int | None = None) -> Gateway:
-    return Gateway(client_host(cfg.server.host), port or cfg.server.port, paths.state_dir(os.environ))
+    return Gateway(client_host(cfg.server.host), port or cfg.server.port, paths.state_dir(os.environ),
+                   cfg.server.api_key)
 
 
 def serve(args: argparse.Namespace, _: list[str]) -> int:
@@ -119,7 +120,10 @@ def run(args: argparse.Namespace, claude_args: list[str]) -> int:
 def check_reusable(cfg: Config, profile: Profile, gateway: Gateway, info: dict[str, Any], web: bool) -> None:
     """A running gateway serves this profile only if its routes.yaml defines it."""
     pid = procs.reported_pid(info)
-    running = info.get("config") or {}
+    if "config" not in info:
+        raise LaunchError(f"the gateway on {gateway.address} has a gateway key (server.api_key) other than {cfg.path}'s; "
+                          "stop it with `modelmux stop` and run again, or give both the same server.api_key")
+    running = info["config"]
     if profile.name not in (running.get("profiles") or []):
         raise LaunchError(
             f"the gateway on {gateway.address} (pid {pid}) runs {running.get('path')}, which has no profile "

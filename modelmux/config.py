@@ -22,7 +22,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from modelmux import efforts, schema_messages
+from modelmux import efforts, model_paths, schema_messages
 from modelmux.oauth.holder import TokenHolder, holder_for
 from modelmux.oauth.kinds import KINDS
 from modelmux.oauth.tokens import TokenFileError
@@ -99,7 +99,8 @@ def load(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(e, "problem", None) or str(e)
+        # The problem only: str(e) quotes the line, which may hold a key.
+        problem = getattr(e, "problem", None) or "cannot be parsed"
         raise ConfigError(path, [f"{where}not valid YAML ({problem})"]) from e
     return replace(parse(data, path, os.environ if environ is None else environ), source=text)
 
@@ -150,7 +151,7 @@ class _Builder:
             aliases=self.aliases(self.data.get("aliases") or {}),
             profiles=self.profiles(self.data.get("profiles") or {}, providers, server),
         )
-        self.problems += efforts.problems(config)
+        self.problems += efforts.problems(config) + model_paths.problems(config)
         for route in config.routes:
             if route.conditions.profile and route.conditions.profile not in config.profiles:
                 known = ", ".join(config.profiles) or "none are configured"
@@ -199,9 +200,12 @@ class _Builder:
         elif form := _AUTH_FORM.match(auth_text):
             auth = Auth(form.group(1), form.group(2))
         else:
+            # Not quoted: an auth written with the key itself in place of {key} is the
+            # likely mistake, and this message reaches the log and /healthz.
             self.problems.append(
-                f"{where}.auth: {auth_text!r} is not understood; write 'passthrough', 'none' or "
-                "'Header-Name: value' containing {key}, e.g. 'x-api-key: {key}' or 'Authorization: Bearer {key}'"
+                f"{where}.auth: is not understood (its value is not shown: it may hold a key); write "
+                "'passthrough', 'none' or 'Header-Name: value' containing {key}, e.g. 'x-api-key: {key}' or "
+                "'Authorization: Bearer {key}', and put the key itself under credentials"
             )
         credentials = self.credentials(where, spec.get("credentials") or [], protocol)
         self.check_pooling(where, spec, auth_text)

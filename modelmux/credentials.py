@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from modelmux.config import Credential, Provider
-from modelmux.headers import CLIENT_AUTH_HEADERS, client_tokens
+from modelmux.config import Config, Credential, Provider
+from modelmux.headers import CREDENTIAL_HEADERS, every_token
 
 # Shorter "keys" are test placeholders; replacing them would mangle ordinary words.
 SCRUB_MIN_LENGTH = 8
@@ -21,6 +21,14 @@ def label_of(provider: Provider, credential: Credential | None) -> str:
     if credential is not None:
         return credential.label
     return NO_CREDENTIAL if provider.keyless else CLIENT_TOKEN
+
+
+def configured(config: Config) -> list[Credential]:
+    """Every secret routes.yaml holds: each provider's credentials, and the gateway key."""
+    secrets = [c for provider in config.providers.values() for c in provider.credentials]
+    if config.server.api_key:
+        secrets.append(Credential("gateway key", config.server.api_key))
+    return secrets
 
 
 def redacted(credential: Credential) -> str:
@@ -59,19 +67,20 @@ def shown_headers(
     headers: Iterable[tuple[str, str] | list[str]], auth_header: str | None, credential: Credential | None
 ) -> list[list[str]]:
     """Request headers as a record may keep them: the credential in `auth_header`
-    redacted, or on passthrough (no credential) the client's own token."""
+    redacted, and every other header a client puts a token in (passthrough sends them on)."""
     shown = []
     for name, value in headers:
         lower = name.lower()
         if credential is not None and lower == auth_header:
             value = value.replace(credential.secret, redacted(credential))
-        elif credential is None and lower in CLIENT_AUTH_HEADERS:
+        elif lower in CREDENTIAL_HEADERS and "…" not in value:
             value = redacted_token(value)
         shown.append([name, value])
     return shown
 
 
 def client_credentials(headers: Mapping[str, str]) -> list[Credential]:
-    """The client's own tokens (`headers` by lowercase name), to scrub from an upstream's
-    error that quotes the token it rejected: on a passthrough route that is the client's."""
-    return [Credential("client", token) for token in client_tokens(headers).values() if token]
+    """The client's own tokens, from every header it may put one in (`headers` by
+    lowercase name), to scrub from an upstream's answer that quotes them: on a
+    passthrough route, the upstream got them."""
+    return [Credential("client", token) for token in every_token(headers)]

@@ -12,22 +12,24 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from modelmux import effort, gemini, messages, openai_chat, openai_responses, toolnames
+from modelmux import effort, gemini, messages, model_paths, openai_chat, openai_responses, toolnames
 from modelmux.config import DEFAULT_AUTH, Credential, Provider
 from modelmux.credentials import scrub
 from modelmux.errors import GatewayError, error_body, gist, is_error_envelope, upstream_error
 from modelmux.gemini.signatures import is_gemini
+from modelmux.oauth.holder import TokenHolder
 from modelmux.oauth.kinds import KINDS
 from modelmux.overflow import restated
 from modelmux.openai_responses.signature import PREFIX as RESPONSES_SIGNATURE
-from modelmux.headers import CLIENT_AUTH_HEADERS, OWN_HEADER_PREFIX, PLACEHOLDER_TOKEN, client_tokens
+from modelmux.headers import (
+    CREDENTIAL_HEADERS, FORWARDED, OWN_HEADER_PREFIX, PLACEHOLDER_TOKEN, USER_AGENT, client_tokens, vendor_betas,
+)
 from modelmux.passthrough import ModelRestorer, restore_model_json
 from modelmux.routing import Decision
 from modelmux.tokens import estimate_input_tokens
 from modelmux.translated_stream import TranslatedStream
 
 COUNT_TOKENS = "/v1/messages/count_tokens"
-ANTHROPIC_ONLY_HEADERS = ("anthropic-version", "anthropic-beta", "anthropic-dangerous-direct-browser-access")
 # Bytes every thinking signature modelmux packed for a translated upstream contains
 # (see gemini/signatures.py and openai_responses/signature.py), or that a translated
 # answer's unsigned thinking has: a cheap test before a request is parsed for them.
@@ -142,22 +144,50 @@ def prepare(
     if provider.passthrough:
         check_client_token(provider, client)
     else:
-        # The client's token (its Anthropic login, or the launcher's placeholder) is never
-        # this upstream's: stripped, whether a credential takes its place or, with
-        # `auth: none`, nothing does.
-        remove.update(CLIENT_AUTH_HEADERS)
+        # The client's tokens (its Anthropic login, the launcher's placeholder, a key meant
+        # for another service) are never this upstream's: stripped, whether a credential
+        # takes their place or, with `auth: none`, nothing does.
+        remove.update(name for name in client if name in CREDENTIAL_HEADERS)
         if not provider.keyless:
             assert credential is not None and provider.auth is not None
             # An oauth credential is sent as its kind says (_subscription), not as provider.auth.
             if credential.oauth is None:
                 set_headers[provider.auth.header.lower()] = provider.auth.value(credential)
-    set_headers.update({name.lower(): value for name, value in provider.headers.items()})
+    oauth = credential.oauth if credential is not None else None
     base_url = provider.base_url
-    if credential is not None and credential.oauth is not None:
-        base_url = _subscription(credential, client, set_headers) or base_url
+    if oauth is not None:
+        base_url = oauth.token.base_url or KINDS[oauth.kind].base_url or base_url
+    if not is_anthropic_itself(provider, base_url, oauth):
+        _for_third_party(provider.protocol, client, remove, set_headers)
+    set_headers.update({name.lower(): value for name, value in provider.headers.items()})
+    if oauth is not None:
+        _subscription(oauth, client, set_headers)
     if provider.protocol == "anthropic":
         return _anthropic(decision, base_url, body, raw, path, query, remove, set_headers)
     return _translated(decision, base_url, body, remove, set_headers, credential)
+
+
+def is_anthropic_itself(provider: Provider, base_url: str, oauth: TokenHolder | None) -> bool:
+    """Whether a request goes to Anthropic itself, which gets the client's headers as sent:
+    a passthrough provider (the client's own login), a Claude login modelmux holds
+    (Anthropic takes a subscription token only from Claude Code as it is), or Anthropic's
+    API with a key. Anything else is a third party (headers.FORWARDED)."""
+    if provider.passthrough or is_anthropic(base_url):
+        return True
+    return oauth is not None and KINDS[oauth.kind].protocol == "anthropic"
+
+
+def _for_third_party(protocol: str, client: Mapping[str, str], remove: set[str], set_headers: dict[str, str]) -> None:
+    """Only what `protocol` needs of the client's headers (headers.FORWARDED), and
+    modelmux's own user agent; the provider's `headers:` come after, so may replace it."""
+    kept = FORWARDED[protocol]
+    remove.update(name for name in client if name not in kept and name not in FRAMING)
+    set_headers.setdefault("user-agent", USER_AGENT)
+    if "anthropic-beta" in kept and "anthropic-beta" in client:
+        if betas := vendor_betas(client["anthropic-beta"]):
+            set_headers["anthropic-beta"] = betas
+        else:
+            remove.add("anthropic-beta")
 
 
 def auth_header(provider: Provider, credential: Credential | None) -> str | None:
@@ -167,16 +197,13 @@ def auth_header(provider: Provider, credential: Credential | None) -> str | None
     return provider.auth.header.lower() if provider.auth else None
 
 
-def _subscription(credential: Credential, client: Mapping[str, str], set_headers: dict[str, str]) -> str | None:
-    """An oauth credential's headers, as its kind requires (oauth/kinds.py); the base
-    URL its requests go to when not the provider's."""
-    assert credential.oauth is not None
-    token, kind = credential.oauth.token, KINDS[credential.oauth.kind]
+def _subscription(oauth: TokenHolder, client: Mapping[str, str], set_headers: dict[str, str]) -> None:
+    """An oauth credential's headers, as its kind requires (oauth/kinds.py)."""
+    token, kind = oauth.token, KINDS[oauth.kind]
     set_headers.update(kind.request_headers(token.access_token, token.account_id, token.project_id))
     if kind.beta:
         betas = [b.strip() for b in client.get("anthropic-beta", "").split(",") if b.strip()]
         set_headers["anthropic-beta"] = ",".join([*betas, *([kind.beta] if kind.beta not in betas else [])])
-    return token.base_url or kind.base_url
 
 
 def _anthropic(
@@ -213,10 +240,11 @@ def _translated(decision: Decision, base_url: str, body: dict[str, Any], remove:
     names = [t["name"] for t in body.get("tools") or () if isinstance(t, dict) and isinstance(t.get("name"), str)]
     named = decision.effort if isinstance(decision.effort, str) else None  # OpenAI takes no budget (check_effort)
     context: openai_chat.Context
+    in_path = _path_segment(decision) if model_paths.in_path(provider) else model
     if provider.protocol == "gemini":
         upstream = gemini.to_gemini(body, shape, model, decision.effort)
         context = gemini.context_for(body, shown)
-        endpoint = gemini.path(model, bool(body.get("stream")))
+        endpoint = gemini.path(in_path, bool(body.get("stream")))
         if credential is not None and credential.oauth is not None and (
             (wrap := KINDS[credential.oauth.kind].code_assist) is not None
         ):
@@ -226,12 +254,11 @@ def _translated(decision: Decision, base_url: str, body: dict[str, Any], remove:
     elif provider.protocol == "openai-responses":
         upstream = openai_responses.to_responses(body, shape, model, named, shape.reasoning_summary)
         context = openai_responses.Context(model=shown, tool_names=toolnames.restore_map(names), upstream_model=model)
-        endpoint = (shape.endpoint or openai_responses.ENDPOINT).replace("{model}", model)
+        endpoint = (shape.endpoint or openai_responses.ENDPOINT).replace("{model}", in_path)
     else:
         upstream = openai_chat.to_chat(body, shape, model, named)
         context = openai_chat.Context(model=shown, tool_names=toolnames.restore_map(names))
-        endpoint = (shape.endpoint or openai_chat.ENDPOINT).replace("{model}", model)
-    remove.update(ANTHROPIC_ONLY_HEADERS)
+        endpoint = (shape.endpoint or openai_chat.ENDPOINT).replace("{model}", in_path)
     set_headers.update({"content-type": "application/json", "accept-encoding": "identity"})
     translation = {"protocol": provider.protocol, "stream": bool(body.get("stream")), "context": context.to_dict()}
     if provider.protocol == "gemini" and "request" in upstream:
@@ -244,6 +271,18 @@ def _translated(decision: Decision, base_url: str, body: dict[str, Any], remove:
         translation["collect"] = not body.get("stream")
     url = upstream_url(base_url, endpoint, shape.query)
     return Outgoing(url, upstream_json(upstream), remove, set_headers, translation=translation)
+
+
+def _path_segment(decision: Decision) -> str:
+    """The upstream model as its provider's URL path takes it; a name that cannot go
+    there is the client's 400 (a configured one is a config error: model_paths.py)."""
+    model = decision.upstream_model
+    try:
+        return model_paths.segment(model)
+    except ValueError as e:
+        sent = "" if model == decision.requested else f" is sent as '{model}', which"
+        raise GatewayError(400, f"model: '{decision.requested}'{sent} goes into provider "
+                                f"'{decision.provider.name}''s URL path, but {e}") from None
 
 
 def upstream_url(base_url: str, endpoint: str, query: Mapping[str, str]) -> str:

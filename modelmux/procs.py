@@ -52,6 +52,7 @@ class Gateway:
     host: str  # the address clients dial
     port: int
     state_dir: Path
+    key: str | None = None  # its server.api_key: /healthz says more to a request that has it
 
     @property
     def address(self) -> str:
@@ -66,7 +67,7 @@ class Gateway:
         return self.state_dir / f"gateway-{self.port}.log"
 
     def health(self, port: int | None = None) -> dict[str, Any] | None:
-        return health(self.host, port or self.port)
+        return health(self.host, port or self.port, key=self.key)
 
     def credentials(self, key: str | None) -> dict[str, Any]:
         return credentials(self.host, self.port, key)
@@ -99,10 +100,21 @@ def reported_pid(info: Mapping[str, Any] | None) -> int | None:
     return pid if isinstance(pid, int) and pid > 0 else None
 
 
-def health(host: str, port: int, timeout: float = HEALTH_TIMEOUT) -> dict[str, Any] | None:
-    """The gateway's /healthz document, or None when nothing answers as modelmux there."""
+def health(host: str, port: int, timeout: float = HEALTH_TIMEOUT, key: str | None = None) -> dict[str, Any] | None:
+    """The gateway's /healthz document, or None when nothing answers as modelmux there.
+    A gateway with a key tells a request without it only that it is modelmux; the key
+    (`key`, server.api_key) is sent only once it has said so, never to another program
+    that happens to listen on the port. Without the right key, the document has no
+    `config` (cli.check_reusable and `status` say so)."""
+    body = _health(host, port, {}, timeout)
+    if body is not None and key and "config" not in body:
+        return _health(host, port, {KEY_HEADER: key}, timeout) or body
+    return body
+
+
+def _health(host: str, port: int, headers: dict[str, str], timeout: float) -> dict[str, Any] | None:
     try:
-        _, answer = _exchange(host, port, "GET", "/healthz", {}, None, timeout)
+        _, answer = _exchange(host, port, "GET", "/healthz", headers, None, timeout)
         body = json.loads(answer)
     except (OSError, http.client.HTTPException, ValueError):
         return None

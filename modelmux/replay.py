@@ -4,8 +4,9 @@ Two sides, each the answer the client got and the requests sent upstream: as rec
 and now. What legitimately changes from run to run is normalised on both: message,
 tool and request ids (each becomes a placeholder numbered by first appearance, so a
 tool_result still visibly points at its tool_use), timestamps and durations, the last
-four characters of redacted keys, transport headers, and modelmux's keep-alive pings,
-which depend on how long the upstream took. A difference is a unified diff of pretty
+four characters of redacted keys, modelmux's version in its user agent, transport
+headers, and modelmux's keep-alive pings, which depend on how long the upstream took.
+A difference is a unified diff of pretty
 JSON, one block per SSE event, each hunk naming the event it is in. Pure: plain data in,
 text out.
 """
@@ -35,6 +36,8 @@ _IDS = re.compile(r"\b(?:(?:msg|toolu|srvtoolu|req|call|resp)_|chatcmpl-)[A-Za-z
 _TIME = re.compile(r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?")
 _SPAN = re.compile(r"\b\d+ (?:h|min|s)\b(?: \d+ (?:min|s)\b)*")  # cooldowns.span()
 _LAST_FOUR = re.compile(r"…[^\s\"',;]{0,4}")  # credentials.redacted(): label…abcd
+# The user agent third parties get (headers.USER_AGENT): a new version is no new request.
+_USER_AGENT = re.compile(r"\bmodelmux/[0-9][0-9A-Za-z.+-]*")
 _HUNK = re.compile(r"@@ -(\d+)(?:,\d+)? \+(\d+)(?:,\d+)? @@")
 
 
@@ -73,6 +76,7 @@ class Normaliser:
         text = _IDS.sub(self._id, text)
         text = _TIME.sub("<time>", text)
         text = _SPAN.sub("<span>", text)
+        text = _USER_AGENT.sub("modelmux/<version>", text)
         return _LAST_FOUR.sub("…", text)
 
     def value(self, value: Any) -> Any:

@@ -27,6 +27,55 @@ TYPE_NAMES = {
 }
 
 
+# The keys whose values an error may quote: names, choices and numbers. Any other value
+# may be a secret written into routes.yaml directly (a key, an auth header, a URL with a
+# token in it, a header's value), and an error reaches the log and `modelmux status`: it
+# names the key and the kind of problem instead. Nothing under `headers` or `query` is
+# quoted, whatever its name.
+QUOTABLE = frozenset({
+    "protocol", "strategy", "cooldown_scope", "response_model", "reasoning_summary", "reasoning_effort",
+    "reasoning_history", "affinity", "images", "documents", "thinking", "intercept", "match", "exact", "glob",
+    "regex", "provider", "model", "models", "fallback", "default", "label", "profile", "profiles", "providers",
+    "tool", "slots", "opus", "sonnet", "haiku", "aliases", "endpoint", "max_tokens_field", "drop_fields",
+    "host", "port", "max_attempts", "connect_timeout", "response_timeout", "max_wait", "priority", "weight",
+    "max_concurrent", "max_tokens_limit", "prompt_tokens_above", "seconds",
+})  # fmt: skip
+UNQUOTED_UNDER = frozenset({"headers", "query"})
+# A rule broken, in words, for the values that are not quoted.
+RULES = {
+    "minLength": "must not be empty",
+    "minItems": "needs at least {} item(s)",
+    "minProperties": "needs at least {} key(s)",
+    "maxProperties": "takes at most {} key(s)",
+    "minimum": "must be at least {}",
+    "exclusiveMinimum": "must be more than {}",
+    "maximum": "must be at most {}",
+    "pattern": "does not have the form this key takes",
+    "oneOf": "is none of the forms this key takes",
+}
+
+
+def quotable(path: Iterable[Any]) -> bool:
+    """Whether the value at `path` may appear in an error message (QUOTABLE)."""
+    names = [part for part in path if isinstance(part, str)]
+    return bool(names) and names[-1] in QUOTABLE and not UNQUOTED_UNDER & set(names)
+
+
+def shown(path: Iterable[Any], value: Any) -> str:
+    """`value` as an error may show it: quoted where that is safe, else "its value"."""
+    return repr(value) if quotable(path) else "its value"
+
+
+def kind_of(path: Iterable[Any], value: Any) -> str:
+    """What a value of the wrong type is: itself where it may be quoted, else its type."""
+    if quotable(path):
+        return repr(value)
+    if isinstance(value, bool):
+        return "true or false"
+    names = {str: "string", int: "integer", float: "number", list: "array", dict: "object", type(None): "null"}
+    return TYPE_NAMES.get(names.get(type(value), ""), "a value of another type")
+
+
 def key_path(parts: Iterable[Any]) -> str:
     """deque(['routes', 2, 'provider']) → 'routes[2].provider'."""
     text = ""
@@ -52,16 +101,19 @@ def describe(error: jsonschema.ValidationError) -> str:
             return f"{where}: missing required key {', '.join(repr(k) for k in missing)}"
         case "enum":
             choices = ", ".join(str(c) for c in error.validator_value)
-            return f"{where}: {error.instance!r} is not one of: {choices}"
+            return f"{where}: {shown(path, error.instance)} is not one of: {choices}"
         case "type":
             wanted = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
-            return f"{where}: expected {' or '.join(TYPE_NAMES.get(t, t) for t in wanted)}, got {error.instance!r}"
+            return f"{where}: expected {' or '.join(TYPE_NAMES.get(t, t) for t in wanted)}, got {kind_of(path, error.instance)}"
         case "propertyNames":
             return f"{where}: name {error.instance!r} is not allowed; use {HINTS['label']}"
         case "pattern" | "oneOf" | "minimum" | "maximum" if hint:
-            return f"{where}: {error.instance!r} is not valid; write {hint}"
+            return f"{where}: {shown(path, error.instance)} is not valid; write {hint}"
         case "minProperties" if where == "providers":
             return "providers: at least one provider is needed"
+    if not quotable(path):  # jsonschema's own message quotes the value
+        rule = RULES.get(str(error.validator), "is not valid here").format(error.validator_value)
+        return f"{where}: {rule}"
     return f"{where}: {error.message}"
 
 

@@ -13,13 +13,11 @@ from typing import Any
 
 from modelmux.config import Credential
 from modelmux.credentials import SCRUB_MIN_LENGTH, scrub
+from modelmux.headers import CREDENTIAL_HEADERS
 
 REDACTED = "REDACTED"
 # Headers whose whole value is a credential, whatever its shape.
-KEY_HEADERS = frozenset({
-    "authorization", "proxy-authorization", "x-api-key", "x-goog-api-key", "api-key",
-    "x-modelmux-key", "cookie", "set-cookie",
-})  # fmt: skip
+KEY_HEADERS = frozenset({*CREDENTIAL_HEADERS, "cookie", "set-cookie"})
 _MARK = "…"  # what redacted() leaves between a label and the last four characters
 # Providers' key shapes: Anthropic (sk-ant-), OpenAI and OpenRouter (sk-, sk-proj-,
 # sk-or-v1-), Google (AIza + 35), xAI (xai-), Groq (gsk_). The look-behind keeps them

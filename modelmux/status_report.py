@@ -55,6 +55,9 @@ def describe_status(report: dict[str, Any]) -> str:
     head = f"modelmux gateway {report['address']}: "
     if not report["running"] or not report["config"]:
         state = f"running (pid {report['pid']}) but /healthz does not answer" if report["running"] else "not running"
+        if report["version"]:  # it answered, but shows its details only with its own key
+            state = (f"running (version {report['version']}) with a gateway key other than "
+                     f"{report['requested_config']}'s server.api_key, so it shows no details")
         taken = f"; port {report['port']} is in use by another program" if report["port_taken"] else ""
         log = [f"  last log:     {report['log']} (of the last gateway started in the background)"] if report["log"] else []
         return "\n".join([f"{head}{state}{taken}", *log])

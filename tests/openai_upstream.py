@@ -240,16 +240,20 @@ def server() -> Iterator[Upstream]:
 
 
 def gateway_fixtures(name: str, routes: Callable[[str], str], env: dict[str, str],
-                     reply: Callable[[Received], Behaviour]) -> tuple[Any, Any]:
+                     reply: Callable[[Received], Behaviour],
+                     make: Callable[..., Gateway] = Gateway) -> tuple[Any, Any]:
     """The `gateway` (module-scoped, in front of `server`, routes.yaml from `routes(url)`)
     and autouse `fresh` fixtures of one fake's gateway tests; the fake's module binds
-    them to those names. A test module may set GATEWAY_ARGS (mitmdump options)."""
+    them to those names. A test module may set GATEWAY_ARGS (mitmdump options); `make`
+    builds the gateway from Gateway's arguments and the `server` keyword."""
 
     @pytest.fixture(scope="module")
     def gateway(server: Upstream, tmp_path_factory: pytest.TempPathFactory,
                 request: pytest.FixtureRequest) -> Iterator[Gateway]:
         extra = getattr(request.module, "GATEWAY_ARGS", None)
-        with Gateway(tmp_path_factory.mktemp(name), routes(server.url), env, extra) as gw:
+        built = make(tmp_path_factory.mktemp(name), routes(server.url), env, extra,
+                     **({"server": server} if make is not Gateway else {}))
+        with built as gw:
             yield gw
 
     @pytest.fixture(autouse=True)

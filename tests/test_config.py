@@ -125,7 +125,7 @@ profiles: {p: {port: 70000}}
         "providers.a: unknown key 'extra'; known keys: affinity, auth, base_url, connect_timeout, cooldown_scope, "
         "credentials, documents, drop_fields, endpoint, headers, images, max_tokens_field, max_tokens_limit, "
         "max_wait, models, protocol, query, reasoning_effort, reasoning_history, reasoning_summary, response_timeout, strategy",
-        "providers.a.base_url: 'ftp://x' is not valid; write an http(s) URL without query string, "
+        "providers.a.base_url: its value is not valid; write an http(s) URL without query string, "
         "e.g. https://api.example.com/anthropic",
         "providers.b.protocol: 'grpc' is not one of: anthropic, openai-chat, openai-responses, gemini",
         "routes[0].match: 3 is not valid; write a model name, a glob such as 'claude-*haiku*', or one of "
@@ -140,8 +140,9 @@ profiles: {p: {port: 70000}}
     "provider, problem",
     [
         ("{protocol: anthropic, base_url: 'https://x', auth: 'Bearer {key}', credentials: [{label: a, key: k}]}",
-         "providers.p.auth: 'Bearer {key}' is not understood; write 'passthrough', 'none' or 'Header-Name: value' "
-         "containing {key}, e.g. 'x-api-key: {key}' or 'Authorization: Bearer {key}'"),
+         "providers.p.auth: is not understood (its value is not shown: it may hold a key); write 'passthrough', "
+         "'none' or 'Header-Name: value' containing {key}, e.g. 'x-api-key: {key}' or 'Authorization: Bearer {key}', "
+         "and put the key itself under credentials"),
         ("{protocol: anthropic, base_url: 'https://x'}",
          "providers.p.credentials: none given; add e.g. credentials: [{label: main, key: '${P_API_KEY}'}], "
          "or set auth: passthrough to send the client's own Anthropic token, or auth: none for a local server "
@@ -327,3 +328,43 @@ def test_without_ports_leaves_profiles_on_the_main_listener():
     }  # fmt: skip
     with pytest.raises(ValueError, match="not valid YAML"):
         config_text.without_ports("providers: [oops")
+
+
+# Values typed into routes.yaml directly, where a `${VAR}` belongs: every error about
+# them names the key and the problem, never the value (it reaches the log and /healthz).
+LITERAL = "sk-literal-secret-typed-in-7777"
+NUMBER = 98765432109876543
+
+
+@pytest.mark.parametrize("text", [
+    f"providers:\n  p: {{protocol: anthropic, base_url: 'https://x', auth: 'Authorization: Bearer {LITERAL}', "
+    "credentials: [{label: a, key: k}]}\n",
+    f"providers:\n  p: {{protocol: anthropic, base_url: 'https://x', credentials: [{{label: a, key: {NUMBER}}}]}}\n",
+    f"providers:\n  p: {{protocol: anthropic, base_url: 'https://x', credentials: ['{LITERAL}']}}\n",
+    f"providers:\n  p: {{protocol: gemini, base_url: 'https://x/v1beta?key={LITERAL}', credentials: [{{label: a, key: k}}]}}\n",
+    f"providers:\n  p: {{protocol: anthropic, base_url: 'https://x', auth: passthrough, headers: {{x-key: {NUMBER}}}}}\n",
+    f"providers:\n  p: {{protocol: openai-chat, base_url: 'https://x', auth: none, query: {{key: {NUMBER}}}}}\n",
+    f"providers:\n  p: {{protocol: openai-chat, base_url: 'https://x', auth: none, query: {{key: ['{LITERAL}']}}}}\n",
+    f"server: {{api_key: {NUMBER}}}\nproviders:\n  p: {{protocol: anthropic, base_url: 'https://x', auth: passthrough}}\n",
+    f"server: {{api_key: ['{LITERAL}']}}\nproviders:\n  p: {{protocol: anthropic, base_url: 'https://x', auth: passthrough}}\n",
+], ids=["auth", "key-number", "credential-as-string", "base-url-query", "header-number", "query-number", "query-list",
+        "api-key-number", "api-key-list"])
+def test_errors_never_quote_a_value_that_may_be_a_secret(text: str):
+    found = problems(text)
+    assert found and all(LITERAL not in p and str(NUMBER) not in p for p in found), found
+
+
+def test_an_unquoted_value_is_named_by_its_key_and_kind():
+    assert problems(f"server: {{api_key: {NUMBER}}}\nproviders:\n  p: {{protocol: anthropic, base_url: 'https://x', "
+                    "auth: passthrough}\n") == ["server.api_key: expected a string, got a whole number"]
+    assert problems(f"providers:\n  p: {{protocol: anthropic, base_url: 'https://x?key={LITERAL}', auth: passthrough}}\n") == [
+        "providers.p.base_url: its value is not valid; write an http(s) URL without query string, "
+        "e.g. https://api.example.com/anthropic"]
+
+
+def test_invalid_yaml_names_the_line_not_its_text(tmp_path: Path):
+    path = tmp_path / "routes.yaml"
+    path.write_text(f"providers:\n  p: {{protocol: anthropic, base_url: 'https://x', credentials: [{{key: \"{LITERAL}\n")
+    with pytest.raises(ConfigError) as raised:
+        config.load(path)
+    assert LITERAL not in str(raised.value) and "not valid YAML" in str(raised.value)

@@ -312,9 +312,11 @@ def test_run_starts_one_gateway_reuses_it_and_stop_ends_it(world: dict, cli: Cli
     expected, unset = profile_environment(config.load(world["config"], environ={}), "glm", world["env"])
     assert {name: seen["env"].get(name) for name in expected} == expected
     assert [name for name in unset if name in seen["env"]] == []
-    gateway = procs.Gateway("127.0.0.1", world["port"], world["state"])
+    gateway = procs.Gateway("127.0.0.1", world["port"], world["state"], SECRET)
     pid = procs.reported_pid(gateway.health())
     assert pid is not None and procs.alive(pid)
+    # Without the gateway key (server.api_key), /healthz says only that it is modelmux.
+    assert procs.health("127.0.0.1", world["port"]) == {"status": "ok", "service": "modelmux", "version": "0.1.0"}
     assert gateway.pid_file.read_text() == f"{pid}\n"
     assert first.stderr == f"modelmux: started the gateway on 127.0.0.1:{world['port']} (pid {pid}, log {gateway.log_file})\n"
 
@@ -359,6 +361,23 @@ def test_run_starts_one_gateway_reuses_it_and_stop_ends_it(world: dict, cli: Cli
         assert SECRET not in output.stdout + output.stderr
 
 
+def test_a_gateway_with_another_key_is_named_as_such(world: dict, cli: Cli) -> None:
+    """Its /healthz says only that it is modelmux to a routes.yaml with another server.api_key:
+    `run` and `status` say so, rather than take it for a gateway without profiles."""
+    assert cli("run", "glm").returncode == 0
+    other = write_routes(world["tmp"] / "other.yaml", world["port"], world["profile_port"], api_key="mm-other-key-0000")
+    status = cli("status", "--config", str(other))
+    assert status.returncode == 0  # healthy, only not this routes.yaml's to read
+    assert status.stdout.startswith(f"modelmux gateway http://127.0.0.1:{world['port']}: running (version 0.1.0) with "
+                                    f"a gateway key other than {other}'s server.api_key, so it shows no details\n")
+    run = cli("run", "glm", "--config", str(other))
+    assert run.returncode == 1
+    assert (f"the gateway on 127.0.0.1:{world['port']} has a gateway key (server.api_key) other than {other}'s"
+            in run.stderr)
+    for output in (status, run):
+        assert SECRET not in output.stdout + output.stderr and "mm-other-key-0000" not in output.stdout + output.stderr
+
+
 def test_serve_execs_the_gateway_in_the_foreground(world: dict, cli: Cli) -> None:
     port = free_port()
     command = [sys.executable, "-m", "modelmux.cli", "serve", "--port", str(port), "--config", str(world["config"])]
@@ -369,7 +388,7 @@ def test_serve_execs_the_gateway_in_the_foreground(world: dict, cli: Cli) -> Non
         while procs.health("127.0.0.1", world["profile_port"]) is None and time.monotonic() < deadline:
             assert process.poll() is None
             time.sleep(0.1)
-        info = procs.health("127.0.0.1", port)
+        info = procs.health("127.0.0.1", port, key=SECRET)
         assert procs.reported_pid(info) == process.pid  # exec'd: no wrapper process in between
         status = cli("status", "--port", str(port)).stdout.splitlines()
         assert status[3:6] == [
@@ -391,7 +410,7 @@ def test_run_with_web_starts_mitmweb_and_names_its_ui(world: dict, cli: Cli) -> 
     assert result.returncode == 0, result.stderr
     url = result.stderr.splitlines()[-1].removeprefix("modelmux: web UI: ")
     assert url.startswith(f"http://127.0.0.1:{web_port}/?token=")
-    pid = procs.reported_pid(procs.health("127.0.0.1", world["port"]))
+    pid = procs.reported_pid(procs.health("127.0.0.1", world["port"], key=SECRET))
     assert b"/mitmweb\0" in Path(f"/proc/{pid}/cmdline").read_bytes()
     with urllib.request.urlopen(url, timeout=5) as page:
         assert page.status == 200

@@ -147,6 +147,14 @@ def test_timestamps_durations_and_retry_after_are_normalised() -> None:
     assert differences(answer("2026-01-01T00:00:07Z", "7 s", "7"), answer("2026-03-01T10:11:12Z", "1 min 2 s", "62")) == ""
 
 
+def test_modelmuxs_own_version_in_a_user_agent_is_normalised() -> None:
+    """A third party gets `user-agent: modelmux/VERSION`: a release is no change in what is sent."""
+    def sent(agent: str) -> Side:
+        return side(START, sent=(Sent("POST", UPSTREAM.path, UPSTREAM.body, [("user-agent", agent)]),))
+    assert differences(sent("modelmux/0.1.0"), sent("modelmux/1.2.3rc1")) == ""
+    assert differences(sent("modelmux/0.1.0"), sent("claude-cli/2.1.0")) != ""
+
+
 def test_events_without_event_lines_take_their_type() -> None:
     assert events(b'data: {"type": "x"}\n\ndata: [DONE]\n\nevent: ping\ndata: {}\n\ndata: {"cut') == [
         ("x", '{"type": "x"}'), ("message", "[DONE]"), ("message", '{"cut'),

@@ -75,8 +75,8 @@ def test_invalid_config_at_start_refuses_to_start(tmp_path):
     gateway = Gateway(tmp_path, "providers:\n  a: {protocol: anthropic, base_url: 'https://x', auth: nope}\n")
     with pytest.raises(RuntimeError, match="gateway exited") as raised:
         gateway.start()
-    assert ("providers.a.auth: 'nope' is not understood; write 'passthrough', 'none' or 'Header-Name: value' "
-            "containing {key}") in str(raised.value)
+    assert ("providers.a.auth: is not understood (its value is not shown: it may hold a key); write 'passthrough', "
+            "'none' or 'Header-Name: value' containing {key}") in str(raised.value)
 
 
 def test_redirect_upstreams_moves_every_provider_until_turned_off(tmp_path):
@@ -97,3 +97,24 @@ def test_redirect_upstreams_moves_every_provider_until_turned_off(tmp_path):
         assert settings.redirect == "http://127.0.0.1:4000"
         context.configure(settings, modelmux_redirect_upstreams="")
         assert [p.base_url for p in settings.config.providers.values()] == ["https://a.example/v1", "http://b.example:81"]
+
+
+def test_a_key_typed_into_routes_yaml_stays_out_of_healthz_and_the_log(start_gateway):
+    """A reload that fails on a value written in directly (not `${VAR}`): the error names
+    the key and the problem; /healthz shows it only with the gateway key."""
+    literal, gateway_key = "sk-literal-typed-in-9999", "mm-gateway-key-for-health-8888"
+    keyed = "server: {{api_key: \"${{MM_KEY}}\"}}\n" + ROUTES
+    with Upstream() as a, Upstream() as b:
+        gateway = start_gateway(keyed.format(a=a.url, b=b.url, target="a"), {"MM_KEY": gateway_key})
+        broken = keyed.format(a=a.url, b=b.url, target="a").replace("auth: passthrough}", (
+            f"auth: 'Authorization: Bearer {literal}', credentials: [{{label: x, key: k}}]}}"), 1)
+        rewrite(gateway.config, broken)
+
+        def health() -> dict:
+            return httpx.get(f"{gateway.url}/healthz", headers={"x-modelmux-key": gateway_key}).json()
+
+        wait_for(lambda: health()["reload_error"] is not None)
+        assert health()["reload_error"].startswith(f"{gateway.config}: providers.a.auth: is not understood")
+        public = httpx.get(f"{gateway.url}/healthz").text
+        assert "reload_error" not in public and str(gateway.config) not in public
+        assert literal not in health()["reload_error"] and literal not in gateway.log.read_text()

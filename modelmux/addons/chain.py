@@ -14,8 +14,11 @@ from pathlib import Path
 
 from modelmux.addons.credentials import Credentials
 from modelmux.addons.dashboard import Dashboard
+from modelmux.addons.echoes import Echoes
 from modelmux.addons.failover import Failover
 from modelmux.addons.failures import Failures
+from modelmux.addons.guard import Guard
+from modelmux.addons.header_timeout import HeaderTimeout
 from modelmux.addons.heartbeat import Heartbeat
 from modelmux.addons.inbound import InboundAuth
 from modelmux.addons.listeners import Listeners
@@ -40,7 +43,9 @@ def build(default_config: Path | None = None) -> list[object]:
     relay = Relay(Failover(credentials))
     usage = Usage(settings)
     return [
-        Vault(),  # first: no other addon, and no reader of the flow, sees a real credential on it
+        Guard(),  # first: it must be in place before any other addon can fail
+        HeaderTimeout(),  # before any addon whose failing requestheaders hook would skip it
+        Vault(),  # before every addon that reads the request: none of them, and no reader of the flow, sees a real credential on it
         settings,
         Listeners(settings),
         InboundAuth(settings),
@@ -51,6 +56,7 @@ def build(default_config: Path | None = None) -> list[object]:
         Failures(settings),
         credentials,  # after Failures (it names failures)
         relay,
+        Echoes(settings),  # after every addon that writes the answer, before the Dashboard meters it
         dashboard,  # after every addon that sets a stream (it meters what the client gets) and before the readers of its summary
         Redactor(settings),  # after every addon that keeps a copy: it scrubs the keys an upstream echoed
         usage,  # after the Dashboard, whose response/error hooks complete the summary it counts

@@ -46,7 +46,8 @@ _TLS_WORDS = ("tls", "ssl", "certificate", "handshake")
 class Failures:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._prepared: OrderedDict[int, tuple[str, int, bytes]] = OrderedDict()
+        # id of mitmproxy's message → (that message, the status if not mitmproxy's, the client's message)
+        self._prepared: OrderedDict[int, tuple[str, int | None, str]] = OrderedDict()
         self._inflight: dict[str, http.HTTPFlow] = {}  # client connection id → flow
         self._timers: dict[str, asyncio.TimerHandle] = {}  # flow or server connection id → timer
         self._timed_out: dict[str, str] = {}  # client connection id → what timed out
@@ -135,12 +136,15 @@ class Failures:
             logger.info("%s %s: client disconnected", flow.request.method, loggable_url(flow))
             return
         timed_out = self._timed_out.pop(flow.client_conn.id, None)
-        status, message, failure = self._describe(flow, timed_out)
-        if notes := flow.metadata.get("modelmux"):
+        if "modelmux" not in flow.metadata:  # refused by mitmproxy before any request hook ran
+            status, message = None, refused(flow)
+        else:
+            status, message, failure = self._describe(flow, timed_out)
+            notes = flow.metadata["modelmux"]
             notes["failure"] = failure  # how the credential's attempt ended, for its pool
             notes["status"] = status  # what the client gets, as mitmproxy's error page
             notes["error"] = message  # for the Dashboard's line
-        self._prepared[id(flow.error.msg)] = (flow.error.msg, status, error_body(status, message))
+        self._prepared[id(flow.error.msg)] = (flow.error.msg, status, message)
         while len(self._prepared) > PREPARED_LIMIT:
             self._prepared.popitem(last=False)
         logger.warning("%s %s: %s", flow.request.method, loggable_url(flow), message)
@@ -161,9 +165,11 @@ class Failures:
         return 502, f"{where} closed the connection without a complete answer: {detail}", "reset"
 
     def _page(self, status: int, message: str) -> tuple[int, bytes]:
+        """mitmproxy's status for its `message`, unless the `error` hook prepared another."""
         prepared = self._prepared.pop(id(message), None)
         if prepared is not None and prepared[0] is message:
-            return prepared[1], prepared[2]
+            status = prepared[1] or status
+            return status, error_body(status, prepared[2])
         return status, error_body(status, f"modelmux could not complete the request: {message}")
 
     def _http1_error_response(self, status_code: int, message: str = "") -> bytes:
@@ -206,6 +212,20 @@ class Failures:
                 # answer next (Credentials).
                 response.headers["retry-after"] = str(math.ceil(wait))
                 response.headers["retry-after-ms"] = str(round(wait * 1000))
+
+
+def refused(flow: http.HTTPFlow) -> str:
+    """Why mitmproxy refused a request before any addon saw it, in the client's terms; its
+    status stays (400 for a request it would not read, 413 past body_size_limit). Its
+    words name its own options, which are for whoever runs the gateway."""
+    if flow.request.method == "CONNECT":  # a client that takes the gateway for a proxy (HTTPS_PROXY)
+        return ("modelmux is an API gateway, not an HTTP proxy, and does not take CONNECT: set the client's "
+                "base URL to it (ANTHROPIC_BASE_URL) instead of HTTPS_PROXY or HTTP_PROXY")
+    detail = flow.error.msg if flow.error else "unknown error"
+    # "Received message with both transfer-encoding and content-length headers from client,
+    # refusing to prevent request smuggling attacks. Disable the validate_inbound_headers
+    # option to skip this security check." (mitmproxy/proxy/layers/http/__init__.py)
+    return f"modelmux refused the request: {detail.partition(' Disable the validate_inbound_headers')[0]}"
 
 
 def _upstream(flow: http.HTTPFlow) -> dict | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+from collections.abc import Mapping
 
 from mitmproxy import http
 
@@ -12,13 +13,22 @@ from modelmux.addons.settings import Settings
 from modelmux.errors import GatewayError
 from modelmux.headers import KEY_HEADER, client_tokens
 
-OPEN_PATHS = {"/healthz"}  # the launcher checks health without knowing the key
+# The launcher checks health without knowing the key; /healthz tells such a request
+# only that a modelmux answers (LocalAPI.health).
+OPEN_PATHS = {"/healthz"}
+
+
+def presents(headers: Mapping[str, str], expected: str) -> bool:
+    """Whether a request carries the gateway key `expected` where clients may send it:
+    x-modelmux-key, x-api-key, or `Authorization: Bearer` (the scheme in any case)."""
+    offered = [headers.get(KEY_HEADER, "").strip(), *client_tokens(headers).values()]
+    return any(value and hmac.compare_digest(value.encode(), expected.encode()) for value in offered)
 
 
 class InboundAuth:
     """With server.api_key set, a request must carry it in x-modelmux-key, x-api-key or
-    `Authorization: Bearer`. The header that carried it is removed, so the gateway key
-    never reaches an upstream (passthrough keeps the client's other header)."""
+    `Authorization: Bearer`. Every header that carries it is removed, so the gateway
+    key never reaches an upstream (passthrough keeps the client's other headers)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -30,12 +40,13 @@ class InboundAuth:
         expected = self.settings.config.server.api_key
         if expected is None or request_path(flow) in OPEN_PATHS:
             return
-        real = vault.real_headers(flow.request)  # the flow holds them sealed
-        offered = {KEY_HEADER: real.get(KEY_HEADER, ""), **client_tokens(real)}
-        for header, value in offered.items():
-            if value and hmac.compare_digest(value.encode(), expected.encode()):
-                del flow.request.headers[header]
-                return
+        if presents(vault.real_headers(flow.request), expected):  # the flow holds them sealed
+            # A client may send it twice (x-modelmux-key beside a copy in x-api-key):
+            # any header holding it would take it to a passthrough upstream.
+            holding = {name for name, value in vault.real_fields(flow.request) if expected.encode() in value}
+            for name in {name.decode("latin-1").lower() for name in holding}:
+                del flow.request.headers[name]
+            return
         answer_error(
             flow,
             GatewayError(
@@ -44,3 +55,4 @@ class InboundAuth:
                 "x-modelmux-key, x-api-key or Authorization: Bearer",
             ),
         )
+

@@ -13,10 +13,13 @@ pyproject.toml ends before the next minor release.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
+import weakref
 from collections.abc import Callable
 
+from mitmproxy import addonmanager
 from mitmproxy import ctx
 from mitmproxy import http
 from mitmproxy import version
@@ -126,6 +129,60 @@ def _wire_touchpoints_in_place() -> bool:
         return False
 
 
+class AddonErrors(logging.Filter):
+    """Which hook runs an addon raised in. mitmproxy catches an exception in any addon's
+    hook, logs it with its traceback ("Addon error") and goes on with the next addon
+    (addonmanager.safecall); each hook of a live connection runs in a task of its own,
+    every addon's handler awaited in it (proxy/server.py, hook_task). So an error
+    record in a task is a failed hook of that task's flow. Touchpoints: safecall's ERROR
+    record, with exc_info, on addonmanager's logger. Records pass unchanged."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._failed: weakref.WeakKeyDictionary[asyncio.Task, str] = weakref.WeakKeyDictionary()
+        self._logger = getattr(addonmanager, "logger", None)
+
+    def install(self) -> None:
+        if not (isinstance(self._logger, logging.Logger) and hasattr(addonmanager, "safecall")):
+            logger.warning("this mitmproxy version moved its addon error handling; a request whose addon "
+                           "fails may be sent on without modelmux's routing")
+            return
+        self._logger.addFilter(self)
+
+    def uninstall(self) -> None:
+        if isinstance(self._logger, logging.Logger):
+            self._logger.removeFilter(self)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR and record.exc_info and (task := _current_task()) is not None:
+            exception = record.exc_info[0]
+            self._failed[task] = exception.__name__ if exception else "an exception"
+        return True
+
+    def pop(self) -> str | None:
+        """The name of the exception an addon raised in the hook now running, if one did."""
+        task = _current_task()
+        return self._failed.pop(task, None) if task is not None else None
+
+
+def _current_task() -> asyncio.Task | None:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:  # no running loop: not a flow's hook
+        return None
+
+
+def add_last(addon: object) -> None:
+    """Put `addon` at the end of mitmproxy's addon chain, after mitmproxy's own addons
+    (a script's addons sit in the middle: mitmproxy.md §6.1), so its hooks run last."""
+    ctx.master.addons.add(addon)
+
+
+def remove(addon: object) -> None:
+    if addon in ctx.master.addons:
+        ctx.master.addons.remove(addon)
+
+
 def _handler(client_id: str):  # -> mitmproxy.proxy.server.ConnectionHandler | None
     """Touchpoint: Proxyserver.connections[client id]."""
     return getattr(ctx.master.addons.get("proxyserver"), "connections", {}).get(client_id)
@@ -138,6 +195,16 @@ def cancel_upstream(client_id: str, select: Callable[[Connection], bool]) -> Non
     for conn, io in list(getattr(handler, "transports", {}).items()):
         if conn is not handler.client and select(conn) and io.handler is not None:
             io.handler.cancel()
+
+
+def close_client(client_id: str) -> None:
+    """Close a client's connection as mitmproxy's own inactivity timeout does
+    (ConnectionHandler.on_timeout cancels the client's task). Touchpoint: the client's
+    entry in handler.transports."""
+    handler = _handler(client_id)
+    io = getattr(handler, "transports", {}).get(getattr(handler, "client", None))
+    if getattr(io, "handler", None) is not None:
+        io.handler.cancel("timeout")
 
 
 def can_write_chunks(flow: http.HTTPFlow) -> bool:

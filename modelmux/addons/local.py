@@ -12,8 +12,10 @@ from mitmproxy import http
 
 from modelmux import __version__
 from modelmux import routing
+from modelmux.addons import vault
 from modelmux.addons.answers import answer_error, answer_json, request_path
 from modelmux.addons.credentials import Credentials
+from modelmux.addons.inbound import presents
 from modelmux.addons.settings import Settings
 from modelmux.addons.usage import Usage
 from modelmux.errors import GatewayError
@@ -22,6 +24,11 @@ MODELS_PREFIX = "/v1/models/"
 CREDENTIALS_PATH = "/modelmux/credentials"
 RESET_PATH = "/modelmux/credentials/reset"
 USAGE_PATH = "/modelmux/usage"
+# What /healthz tells a request without the gateway key, when one is set: that modelmux
+# answers here, which is what the launcher needs to recognise (procs.health) before it
+# sends the key. The rest (pid, config path, provider and profile names, listeners, the
+# reload error) describes the machine and its setup: only for those with the key.
+PUBLIC_HEALTH = {"status": "ok", "service": "modelmux", "version": __version__}
 # A base URL written with /v1 (`ANTHROPIC_BASE_URL=http://127.0.0.1:7878/v1`) doubles it:
 # Anthropic clients append /v1/messages themselves.
 DOUBLED_V1 = "/v1/v1"
@@ -61,7 +68,7 @@ class LocalAPI:
         if flow.request.method not in ("GET", "HEAD"):
             return
         if path == "/healthz":
-            answer_json(flow, 200, self.health())
+            answer_json(flow, 200, self.health() if self.shows_everything(flow) else PUBLIC_HEALTH)
         elif path == "/":
             # Claude Code probes the base URL (HEAD /) before its first request.
             answer_json(flow, 200, {"service": "modelmux", "version": __version__})
@@ -75,13 +82,17 @@ class LocalAPI:
         elif path.startswith(MODELS_PREFIX):
             self.get_model(flow, path.removeprefix(MODELS_PREFIX))
 
+    def shows_everything(self, flow: http.HTTPFlow) -> bool:
+        """Whether /healthz shows its whole document: without a gateway key, to anyone."""
+        assert self.settings.config
+        key = self.settings.config.server.api_key
+        return key is None or presents(vault.real_headers(flow.request), key)
+
     def health(self) -> dict:
         settings = self.settings
         assert settings.config
         return {
-            "status": "ok",
-            "service": "modelmux",
-            "version": __version__,
+            **PUBLIC_HEALTH,
             "pid": os.getpid(),
             "uptime_s": round(time.time() - self.started, 1),
             "config": settings.config.summary(),
@@ -136,7 +147,7 @@ class LocalAPI:
         a label, every credential of the provider; `{}`: every credential."""
         try:
             body = json.loads(flow.request.content or b"{}")
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: JSON nested some 10,000 deep
             body = None
         if not (isinstance(body, dict) and all(isinstance(body.get(k, ""), str) for k in ("provider", "label"))):
             return answer_error(flow, GatewayError(

@@ -17,6 +17,7 @@ from mitmproxy import ctx
 
 from modelmux import exchange
 from modelmux.assembly import Assembly
+from modelmux.credentials import client_credentials, scrub
 from modelmux.errors import ERROR_TYPES, GatewayError
 from modelmux.exchange import FRAMING
 from modelmux.messages import PING, error_event
@@ -156,7 +157,9 @@ class Pump:
         found = _ERROR_TYPE.search(event)
         error_type = found.group(1).decode() if found else "api_error"
         status = _ERROR_STATUS.get(error_type, 500)
-        text = event.partition(b"data:")[2].strip().decode("utf-8", "replace")
+        # The client's own tokens out of it too (the provider's are scrubbed by _failed): a
+        # passthrough upstream quotes the token it got, and the attempt's failure is logged.
+        text = scrub(event.partition(b"data:")[2].strip().decode("utf-8", "replace"), client_credentials(self.plan.lookup))
         # A translator keeps the upstream's error with its wait (Gemini's retryDelay).
         error = getattr(self.transform, "error", None)
         if isinstance(error, GatewayError):

@@ -24,7 +24,7 @@ from modelmux.addons.answers import request_path
 from modelmux.addons.internals import forget_backup
 from modelmux.addons.settings import Settings
 from modelmux.config import Credential
-from modelmux.headers import KEY_HEADER, client_tokens
+from modelmux.headers import every_token
 from modelmux.scrubbing import Scrubber
 
 logger = logging.getLogger(__name__)
@@ -79,8 +79,8 @@ class Recorder:
         if self._writer is None:
             return
         headers = vault.real_headers(flow.request)  # the flow holds them sealed
-        for token in [*client_tokens(headers).values(), headers.get(KEY_HEADER, "")]:
-            if token and token not in self._client_tokens and len(self._client_tokens) < MAX_CLIENT_TOKENS:
+        for token in every_token(headers):
+            if token not in self._client_tokens and len(self._client_tokens) < MAX_CLIENT_TOKENS:
                 self._client_tokens[token] = None
 
     def response(self, flow: http.HTTPFlow) -> None:

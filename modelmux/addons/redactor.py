@@ -14,7 +14,7 @@ from modelmux.addons import vault
 from modelmux.addons.internals import flows_kept
 from modelmux.addons.settings import Settings
 from modelmux.config import Config, Credential
-from modelmux.credentials import client_credentials, scrub, scrub_bytes
+from modelmux.credentials import client_credentials, configured, scrub, scrub_bytes
 
 KEPT_BODIES = ("client_request", "upstream_response")  # the Dashboard's copies in the flow's notes
 
@@ -27,9 +27,7 @@ class Redactor:
         settings.subscribe(self._configure)
 
     def _configure(self, config: Config) -> None:
-        self.secrets = [c for provider in config.providers.values() for c in provider.credentials]
-        if config.server.api_key:
-            self.secrets.append(Credential("gateway key", config.server.api_key))
+        self.secrets = configured(config)
 
     def request(self, flow: http.HTTPFlow) -> None:
         """The client's tokens that stay in the request (passthrough, or to the relay's

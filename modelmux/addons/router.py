@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 
 from mitmproxy import http
 
-from modelmux import effort, exchange, messages, routing
+from modelmux import effort, exchange, messages, routing, validation
 from modelmux.addons import vault
 from modelmux.addons.answers import answer, answer_error, answer_json, as_kept, header_fields, request_path
 from modelmux.addons.credentials import Credentials
@@ -146,6 +145,8 @@ class Router:
     def forward_other(self, flow: http.HTTPFlow) -> None:
         """Paths modelmux does not route by model go to a passthrough default, unchanged:
         for Anthropic itself modelmux is then a transparent reverse proxy."""
+        if not flow.request.path.startswith("/"):  # `OPTIONS *`: the URL it would be sent to has no path
+            raise GatewayError(400, f"request target '{flow.request.path}' is not a path; modelmux serves {SERVED}")
         config = self.settings.config
         assert config
         profile = self.settings.profile_of(flow)
@@ -208,15 +209,12 @@ def _answer_warmup(flow: http.HTTPFlow, decision: routing.Decision, body: dict) 
 
 
 def _message_body(flow: http.HTTPFlow) -> dict:
+    """The client's body, when it is a Messages request (validation.py); else its 400."""
     try:
-        body = json.loads(flow.request.content or b"")
-    except ValueError as e:
-        raise GatewayError(400, f"request body is not valid JSON ({e})") from e
-    if not isinstance(body, dict):
-        raise GatewayError(400, "request body must be a JSON object")
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        raise GatewayError(400, "model: field required (a non-empty string naming the model)")
+        body = validation.parse(flow.request.content or b"")
+        validation.check(body)
+    except validation.Malformed as e:
+        raise GatewayError(400, str(e)) from None
     return body
 
 

@@ -35,11 +35,11 @@ from modelmux.addons.answers import answer_error
 from modelmux.addons.internals import VERIFIED, WireHeaders
 from modelmux.credentials import redacted_token
 from modelmux.errors import GatewayError
-from modelmux.headers import CLIENT_AUTH_HEADERS, KEY_HEADER
+from modelmux.headers import CREDENTIAL_HEADERS
 
 logger = logging.getLogger(__name__)
 
-CLIENT_CREDENTIALS = frozenset(name.encode() for name in (*CLIENT_AUTH_HEADERS, KEY_HEADER))
+CLIENT_CREDENTIALS = frozenset(name.encode() for name in CREDENTIAL_HEADERS)
 
 
 @dataclass
