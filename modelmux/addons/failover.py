@@ -28,7 +28,7 @@ from modelmux.addons.credentials import Credentials
 from modelmux.addons.internals import flows_kept
 from modelmux.addons.pump import Pump, answer_record, passed_headers
 from modelmux.cooldowns import RETRY_HEADERS, Outcome, classify, names_a_wait, retry_after
-from modelmux.credentials import client_credentials, label_of, scrub, shown_headers
+from modelmux.credentials import client_credentials, label_of, scrub, scrub_bytes, shown_headers
 from modelmux.errors import GatewayError, upstream_error
 from modelmux.headers import client_credential
 from modelmux.meter import tokens_of_json
@@ -251,9 +251,10 @@ class Failover:
             if len(body) >= ERROR_BODY_LIMIT:
                 break
         # The provider's keys first (a client may send one of them too), then the client's own.
-        text = scrub(body.decode("utf-8", "replace"), [*candidate.provider.credentials, *client_credentials(client)])
-        if "sent" in trail:
-            kept = answer_record(response, body)
+        secrets = [*candidate.provider.credentials, *client_credentials(client)]
+        text = scrub(body.decode("utf-8", "replace"), secrets)
+        if "sent" in trail:  # scrubbed now: the flow's notes show in mitmweb while it is in flight
+            kept = answer_record(response, scrub_bytes(body, secrets))
             trail["response_headers"], trail["response_body"] = kept["headers"], kept["body"]
         status, client_body, added = exchange.upstream_failure(candidate.provider, response.status_code,
                                                                response.reason_phrase, text, candidate.route.source,
