@@ -55,12 +55,8 @@ def names(text: str) -> list[str] | None:
     """The model names of a list answer, in its order: `data[].id` (Anthropic, OpenAI and
     the servers that copy it), `models[].name` (Gemini, Ollama's own API). None when
     `text` is not a model list (an HTML page: base_url points at a website)."""
-    try:
-        body = json.loads(text)
-    except ValueError:
-        return None
-    items = body if isinstance(body, list) else body.get("data", body.get("models")) if isinstance(body, dict) else None
-    if not isinstance(items, list):
+    items = _items(text)
+    if items is None:
         return None
     found = []
     for item in items:
@@ -68,6 +64,45 @@ def names(text: str) -> list[str] | None:
         if isinstance(name, str) and name:
             found.append(name.removeprefix(GEMINI_PREFIX))
     return found
+
+
+# What a list entry says of a model's limits, where it says anything: Gemini's
+# inputTokenLimit/outputTokenLimit, Anthropic's max_input_tokens/max_tokens (its
+# ModelInfo), OpenRouter's context_length and top_provider.max_completion_tokens (Together
+# and Moonshot name the window alike), Groq's context_window/max_completion_tokens,
+# Mistral's max_context_length, vLLM's max_model_len. DeepSeek's, OpenAI's and Ollama's
+# name only ids.
+CONTEXT_FIELDS = ("inputTokenLimit", "max_input_tokens", "context_length", "context_window", "max_context_length",
+                  "max_model_len")  # fmt: skip
+OUTPUT_FIELDS = ("outputTokenLimit", "max_completion_tokens")
+
+
+def limits(text: str, model: str) -> tuple[int | None, int | None]:
+    """The context window and output limit the list answer `text` gives `model`; None
+    for what it does not say."""
+    for item in _items(text) or ():
+        if isinstance(item, dict) and str(item.get("id") or item.get("name") or "").removeprefix(GEMINI_PREFIX) == model:
+            top = item.get("top_provider") if isinstance(item.get("top_provider"), dict) else {}
+            outputs = [item.get(f) for f in OUTPUT_FIELDS] + [top.get("max_completion_tokens")]
+            if "max_input_tokens" in item:  # Anthropic's max_tokens: the largest max_tokens it takes
+                outputs.append(item.get("max_tokens"))
+            return _first(item.get(f) for f in CONTEXT_FIELDS), _first(outputs)
+    return None, None
+
+
+def _items(text: str) -> list[object] | None:
+    """A list answer's entries: `data` (Anthropic, OpenAI and the servers that copy it),
+    `models` (Gemini, Ollama's own API) or the answer itself; None when it is no list."""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return None
+    items = body if isinstance(body, list) else body.get("data", body.get("models")) if isinstance(body, dict) else None
+    return items if isinstance(items, list) else None
+
+
+def _first(values: Iterable[object]) -> int | None:
+    return next((v for v in values if isinstance(v, int) and not isinstance(v, bool) and v > 0), None)
 
 
 def routed_here(listed: Iterable[str], routes: Iterable[Route], provider: str) -> str | None:
