@@ -85,6 +85,13 @@ def facts(text: str) -> dict[str, ModelFacts] | None:
     return None if found is None else {name: known for name, item in found if (known := _facts(item))}
 
 
+def limits(text: str, model: str) -> tuple[int | None, int | None]:
+    """The context window and output limit the list answer `text` gives `model`; None
+    for what it does not say."""
+    known = (facts(text) or {}).get(model)
+    return (known.context_window, known.max_output) if known else (None, None)
+
+
 def _items(text: str) -> list[tuple[str, dict[str, Any]]] | None:
     try:
         body = json.loads(text)
@@ -111,9 +118,11 @@ def _items(text: str) -> list[tuple[str, dict[str, Any]]] | None:
 # the context the model was trained with, not the one the server runs, so is not read.
 WINDOW_FIELDS = ("max_input_tokens", "inputTokenLimit", "context_length", "context_window", "max_context_length",
                  "max_model_len")
-# And its output limit: Anthropic's `max_tokens` ("maximum value for the max_tokens
-# parameter"), Gemini's `outputTokenLimit`, OpenRouter's `top_provider.max_completion_tokens`.
-OUTPUT_FIELDS = ("max_tokens", "outputTokenLimit", "max_completion_tokens")
+# And its output limit: Gemini's `outputTokenLimit`, OpenRouter's
+# `top_provider.max_completion_tokens`, Groq's `max_completion_tokens`; Anthropic's
+# `max_tokens` ("maximum value for the max_tokens parameter") only beside its
+# `max_input_tokens`: in another list a `max_tokens` may mean anything.
+OUTPUT_FIELDS = ("outputTokenLimit", "max_completion_tokens")
 
 
 def _facts(item: dict[str, Any]) -> ModelFacts:
@@ -144,7 +153,8 @@ def _facts(item: dict[str, Any]) -> ModelFacts:
         documents = "file" in modalities if modalities is not None else None
     return listed(
         context_window=_first_count(item, WINDOW_FIELDS),
-        max_output=_first_count(top, ("max_completion_tokens",)) or _first_count(item, OUTPUT_FIELDS),
+        max_output=(_first_count(top, ("max_completion_tokens",)) or _first_count(item, OUTPUT_FIELDS)
+                    or ("max_input_tokens" in item and _first_count(item, ("max_tokens",))) or None),
         thinking=thinking,
         efforts=_efforts(capabilities.get("effort")),
         images=images,

@@ -151,13 +151,13 @@ def label(target: Target) -> str:
 
 
 async def send(client: httpx.AsyncClient, provider: Provider, method: str, url: str, headers: list[tuple[str, str]],
-               content: bytes | None = None, whole: bool = False) -> Answer | str:
+               content: bytes | None = None, whole: bool = False, timeout: float = RESPONSE_TIMEOUT) -> Answer | str:
     """The upstream's answer (its body read when `whole` or an error; a success may be a
-    stream), or why there was none."""
-    timeout = httpx.Timeout(min(provider.response_timeout, RESPONSE_TIMEOUT), connect=provider.connect_timeout)
+    stream), or why there was none; `timeout`: seconds to wait for its headers."""
+    limit = httpx.Timeout(min(provider.response_timeout, timeout), connect=provider.connect_timeout)
     started = time.monotonic()
     try:
-        request = client.build_request(method, url, headers=headers, content=content, timeout=timeout)
+        request = client.build_request(method, url, headers=headers, content=content, timeout=limit)
         response = await client.send(request, stream=True)
     except httpx.HTTPError as e:
         origin = urlsplit(url)

@@ -1,5 +1,6 @@
 """model_lists: where each protocol's model list is, what asking it sends (the
-credential as the gateway sends it, or nothing), and the names read from its answer."""
+credential as the gateway sends it, or nothing), and the names and limits read from
+its answer."""
 
 from __future__ import annotations
 
@@ -149,3 +150,20 @@ def test_the_lists_modelmux_asks_on_its_own(tmp_path: Path) -> None:
              for provider, credential in model_lists.askable(config.load(tmp_path / "routes.yaml", {"KEY": KEY}))]
     # Every keyed provider with its first key, a keyless one with none; never the passthrough one.
     assert asked == [("claude", "a"), ("azure", "a"), ("google", "a"), ("local", None)]
+
+
+def test_limits_in_model_lists() -> None:
+    """Each list's own names for a model's context window and output limit."""
+    listed = json.dumps({"data": [
+        {"id": "claude-sonnet-4-5", "max_input_tokens": 200000, "max_tokens": 64000},  # Anthropic's
+        {"id": "deepseek/deepseek-r1", "context_length": 163840, "top_provider": {"max_completion_tokens": 65536}},
+        {"id": "llama-3.3-70b", "context_window": 131072, "max_completion_tokens": 32768},  # Groq's
+        {"id": "qwen", "max_model_len": 32768},  # vLLM's
+        {"id": "gpt-4o", "max_tokens": 16384},  # not Anthropic's list: its max_tokens may mean anything
+    ]})  # fmt: skip
+    names = ("claude-sonnet-4-5", "deepseek/deepseek-r1", "llama-3.3-70b", "qwen", "gpt-4o", "not-listed")
+    assert [model_lists.limits(listed, m) for m in names] == [
+        (200000, 64000), (163840, 65536), (131072, 32768), (32768, None), (None, None), (None, None)]
+    gemini = {"models": [{"name": "models/gemini-2.5-pro", "inputTokenLimit": 1048576, "outputTokenLimit": 65536}]}
+    assert model_lists.limits(json.dumps(gemini), "gemini-2.5-pro") == (1048576, 65536)
+    assert model_lists.limits("<html>", "gemini-2.5-pro") == (None, None)
