@@ -25,6 +25,7 @@ WILDCARD_HOSTS = ("0.0.0.0", "::", "")
 SLOT_VARIABLES = {slot: f"ANTHROPIC_DEFAULT_{slot.upper()}_MODEL" for slot in SLOTS}
 # Claude Code before the per-slot variables read the haiku slot from this one.
 SMALL_FAST_VARIABLE = "ANTHROPIC_SMALL_FAST_MODEL"
+SUBAGENT_VARIABLE = "CLAUDE_CODE_SUBAGENT_MODEL"
 # Claude Code prefers these over ANTHROPIC_BASE_URL; a profile must not leak to them.
 CLOUD_SWITCHES = ("CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX")
 GATEWAY_EXECUTABLE_ENV = {"mitmdump": "MODELMUX_MITMDUMP", "mitmweb": "MODELMUX_MITMWEB"}
@@ -127,6 +128,8 @@ def profile_environment(
         values[SMALL_FAST_VARIABLE] = profile.slots["haiku"]
     if profile.model:
         values["ANTHROPIC_MODEL"] = profile.model
+    if profile.subagent:
+        values[SUBAGENT_VARIABLE] = profile.subagent
     unset: list[str] = []
     if uses_passthrough(config, profile):
         # A placeholder inherited from a vendor profile's session would replace the login.

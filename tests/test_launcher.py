@@ -38,8 +38,9 @@ profiles:
   claude:
     slots: {{opus: claude-opus-4-1, sonnet: claude-sonnet-4-5, haiku: claude-haiku-4-5}}
   glm:
-    slots: {{opus: glm-4.6, haiku: glm-4.5-air}}
+    slots: {{opus: glm-4.6, haiku: glm-4.5-air, fable: glm-4.6}}
     model: glm-4.6
+    subagent: glm-4.5-air
     providers: [zai]
   mixed:
     slots: {{sonnet: glm-4.6}}
@@ -110,8 +111,10 @@ def test_vendor_only_profile_sends_a_placeholder_and_unsets_the_api_key(routes: 
         "ANTHROPIC_BASE_URL": "http://127.0.0.1:7878",
         "ANTHROPIC_DEFAULT_OPUS_MODEL": "glm-4.6",
         "ANTHROPIC_DEFAULT_HAIKU_MODEL": "glm-4.5-air",
+        "ANTHROPIC_DEFAULT_FABLE_MODEL": "glm-4.6",
         "ANTHROPIC_SMALL_FAST_MODEL": "glm-4.5-air",
         "ANTHROPIC_MODEL": "glm-4.6",
+        "CLAUDE_CODE_SUBAGENT_MODEL": "glm-4.5-air",
         "ANTHROPIC_AUTH_TOKEN": "modelmux-placeholder",
         "NO_PROXY": "127.0.0.1,localhost",
         "no_proxy": "127.0.0.1,localhost",
