@@ -73,6 +73,8 @@ CLAUDE_ENV = {
     "ANTHROPIC_DEFAULT_SONNET_MODEL": "claude-sonnet-4-5",
     "ANTHROPIC_DEFAULT_HAIKU_MODEL": "claude-haiku-4-5",
     "ANTHROPIC_SMALL_FAST_MODEL": "claude-haiku-4-5",
+    "MODELMUX_SET": "ANTHROPIC_DEFAULT_HAIKU_MODEL,ANTHROPIC_DEFAULT_OPUS_MODEL,ANTHROPIC_DEFAULT_SONNET_MODEL,"
+                    "ANTHROPIC_SMALL_FAST_MODEL",
     "NO_PROXY": "127.0.0.1,localhost",
     "no_proxy": "127.0.0.1,localhost",
     "ANTHROPIC_CUSTOM_HEADERS": "x-modelmux-profile: claude",
@@ -115,6 +117,8 @@ def test_vendor_only_profile_sends_a_placeholder_and_unsets_the_api_key(routes: 
         "ANTHROPIC_SMALL_FAST_MODEL": "glm-4.5-air",
         "ANTHROPIC_MODEL": "glm-4.6",
         "CLAUDE_CODE_SUBAGENT_MODEL": "glm-4.5-air",
+        "MODELMUX_SET": "ANTHROPIC_DEFAULT_FABLE_MODEL,ANTHROPIC_DEFAULT_HAIKU_MODEL,ANTHROPIC_DEFAULT_OPUS_MODEL,"
+                        "ANTHROPIC_MODEL,ANTHROPIC_SMALL_FAST_MODEL,CLAUDE_CODE_SUBAGENT_MODEL",
         "ANTHROPIC_AUTH_TOKEN": "modelmux-placeholder",
         "NO_PROXY": "127.0.0.1,localhost",
         "no_proxy": "127.0.0.1,localhost",
@@ -146,6 +150,7 @@ def test_keyless_profile_sends_a_placeholder_so_claude_code_starts_without_a_log
         "ANTHROPIC_DEFAULT_SONNET_MODEL": "qwen3-coder",
         "ANTHROPIC_DEFAULT_HAIKU_MODEL": "qwen3",
         "ANTHROPIC_SMALL_FAST_MODEL": "qwen3",
+        "MODELMUX_SET": "ANTHROPIC_DEFAULT_HAIKU_MODEL,ANTHROPIC_DEFAULT_SONNET_MODEL,ANTHROPIC_SMALL_FAST_MODEL",
         "ANTHROPIC_AUTH_TOKEN": "modelmux-placeholder",
         "NO_PROXY": "127.0.0.1,localhost",
         "no_proxy": "127.0.0.1,localhost",
