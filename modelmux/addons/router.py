@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 
 from mitmproxy import http
 
-from modelmux import effort, exchange, messages, routing, validation
+from modelmux import effort, exchange, messages, model_facts, routing, validation
 from modelmux.addons.answers import answer, answer_error, answer_json, as_kept, header_fields, request_path
 from modelmux.addons.credentials import Credentials
 from modelmux.addons.failover import Plan
@@ -88,7 +89,10 @@ class Router:
             answer_json(flow, 200, {"input_tokens": estimate_input_tokens(body)})
             flow.comment = f"{_head(notes)} · count_tokens answered locally (estimate)"
             return
-        candidates = routing.candidates(config, decision, profile)
+        # Each candidate with what is known of its model, which caps the output it is asked for.
+        candidates = [replace(c, model_facts=model_facts.facts_for(c.provider, c.upstream_model))
+                      for c in routing.candidates(config, decision, profile)]
+        decision = candidates[0]
         if flows_kept():
             notes["client_request"] = _as_sent_by_client(flow.request)
         session = session_of(client, body) if any(c.provider.affinity for c in candidates) else None
