@@ -19,6 +19,38 @@ import pytest
 from gateway import Gateway
 from test_claude_code import CLAUDE_TIMEOUT, claude_binary
 
+KEY = "sk-fake-session-5d2c8a"
+
+
+def openai_routes(port: int, upstream_url: str, profile: str, slots: dict[str, str], models: list[str]) -> str:
+    """routes.yaml with one profile, whose slots go to `fake`, an OpenAI Chat upstream;
+    `models` are its `models:` entries (YAML, e.g. `{name: gpt-x, context_window: 64000}`)."""
+    entries = "\n".join(f"      - {model}" for model in models)
+    return f"""
+server: {{port: {port}}}
+providers:
+  fake:
+    protocol: openai-chat
+    base_url: {upstream_url}/v1
+    credentials: [{{label: fake, key: "${{FAKE_KEY}}"}}]
+    models:
+{entries}
+default: null
+profiles:
+  {profile}:
+    slots: {{{", ".join(f"{slot}: {model}" for slot, model in slots.items())}}}
+    providers: [fake]
+"""
+
+
+def started(tmp_path: Path, upstream_url: str, profile: str, slots: dict[str, str],
+            models: list[str]) -> tuple[Gateway, Launcher]:
+    """A running gateway with `openai_routes`, and the launcher of its profile."""
+    gateway = Gateway(tmp_path, "", env={"FAKE_KEY": KEY})
+    gateway.config.write_text(openai_routes(gateway.port, upstream_url, profile, slots, models))
+    gateway.start()
+    return gateway, Launcher(gateway, profile, tmp_path, {"FAKE_KEY": KEY})
+
 
 @dataclass
 class Launcher:

@@ -18,14 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from claude_session import Launcher
+from claude_session import Launcher, started
 from gateway import Gateway
 from openai_upstream import error_reply, is_models, models_reply, openai_like, sse, text_chunks, usage
 from upstream import Behaviour, Received, Stream, Upstream
 
 pytestmark = pytest.mark.claude_code
 
-KEY = "sk-fake-window-6a1f0b"
 PROFILE = "small-window"
 MODEL = "gpt-small-window"
 WINDOW = 64000
@@ -34,25 +33,6 @@ NOTE_WORDS = 4000  # ~7,500 tokens of each turn's note, as the fake counts them
 SUMMARY_ASK = "Your task is to create a detailed summary"
 CONTINUED = "This session is being continued from a previous conversation"
 ERROR_WORDS = ("prompt is too long", "context length", "API Error", "context_length_exceeded")
-
-
-def routes(port: int, upstream_url: str, told: bool) -> str:
-    facts = f"context_window: {WINDOW}, max_output: 8192, " if told else ""
-    return f"""
-server: {{port: {port}}}
-providers:
-  fake:
-    protocol: openai-chat
-    base_url: {upstream_url}/v1
-    credentials: [{{label: fake, key: "${{FAKE_KEY}}"}}]
-    models:
-      - {{name: {MODEL}, {facts}thinking: false, efforts: []}}
-default: null
-profiles:
-  {PROFILE}:
-    slots: {{opus: {MODEL}, sonnet: {MODEL}, haiku: {MODEL}}}
-    providers: [fake]
-"""
 
 
 def tokens(body: dict) -> int:
@@ -120,10 +100,11 @@ def session(upstream: Upstream, tmp_path: Path) -> Iterator[Callable[[bool], tup
     def start(told: bool) -> tuple[Launcher, SmallModel]:
         model = SmallModel()
         upstream.reply = model
-        gateway = Gateway(tmp_path, "", env={"FAKE_KEY": KEY})
-        gateway.config.write_text(routes(gateway.port, upstream.url, told))
-        gateways.append(gateway.start())
-        return Launcher(gateway, PROFILE, tmp_path, {"FAKE_KEY": KEY}), model
+        facts = f"context_window: {WINDOW}, max_output: 8192, " if told else ""
+        gateway, launcher = started(tmp_path, upstream.url, PROFILE, dict.fromkeys(("opus", "sonnet", "haiku"), MODEL),
+                                    [f"{{name: {MODEL}, {facts}thinking: false, efforts: []}}"])
+        gateways.append(gateway)
+        return launcher, model
 
     yield start
     for gateway in gateways:

@@ -13,8 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from claude_session import Launcher, Terminal
-from gateway import Gateway
+from claude_session import Launcher, Terminal, started
 from openai_upstream import openai_like
 from test_claude_code import _body as body
 from test_claude_code import claude_binary, mentions
@@ -24,39 +23,24 @@ from modelmux import claude_env
 
 pytestmark = pytest.mark.claude_code
 
-KEY = "sk-fake-limits-3c9d1e"
 PROFILE = "limits"
 MAIN, SMALL = "gpt-limits", "gpt-limits-mini"
 DESCRIPTION = "A mock GPT with a 64k window"
 
 
-def routes(port: int, upstream_url: str) -> str:
-    return f"""
-server: {{port: {port}}}
-providers:
-  fake:
-    protocol: openai-chat
-    base_url: {upstream_url}/v1
-    credentials: [{{label: fake, key: "${{FAKE_KEY}}"}}]
-    models:
-      - {{name: {MAIN}, context_window: 64000, max_output: 8192, thinking: false, efforts: [],
-          description: "{DESCRIPTION}"}}
-      - {{name: {SMALL}, context_window: 100000, max_output: 4096, thinking: true, efforts: [low, high]}}
-default: null
-profiles:
-  {PROFILE}:
-    slots: {{opus: {MAIN}, sonnet: {MAIN}, haiku: {SMALL}}}
-    providers: [fake]
-"""
+MODELS = [
+    f'{{name: {MAIN}, context_window: 64000, max_output: 8192, thinking: false, efforts: [],'
+    f' description: "{DESCRIPTION}"}}',
+    f"{{name: {SMALL}, context_window: 100000, max_output: 4096, thinking: true, efforts: [low, high]}}",
+]
 
 
 @pytest.fixture
 def launcher(upstream: Upstream, tmp_path: Path) -> Iterator[Launcher]:
-    gateway = Gateway(tmp_path, "", env={"FAKE_KEY": KEY})
-    gateway.config.write_text(routes(gateway.port, upstream.url))
     upstream.reply = openai_like
-    with gateway:
-        yield Launcher(gateway, PROFILE, tmp_path, {"FAKE_KEY": KEY})
+    gateway, launcher = started(tmp_path, upstream.url, PROFILE, {"opus": MAIN, "sonnet": MAIN, "haiku": SMALL}, MODELS)
+    yield launcher
+    gateway.stop()
 
 
 def test_the_installed_cli_is_the_verified_version_and_reads_the_variables():
