@@ -65,7 +65,7 @@ def test_print_mode_plans_with_the_profiles_window_and_output(launcher: Launcher
     assert usage[MAIN]["contextWindow"] == 64000
     asked = [body(r) for r in upstream.received if mentions(r, "Say hello")]
     assert asked and {b["model"] for b in asked} == {MAIN}
-    assert {b["max_tokens"] for b in asked} == {8192}  # Claude Code's own ask is 32000
+    assert {b["max_tokens"] for b in asked} == {8192}  # Claude Code's own ask is 32000 (the gateway caps it too)
 
 
 def test_interactive_header_context_and_model_picker(launcher: Launcher):
@@ -78,6 +78,8 @@ def test_interactive_header_context_and_model_picker(launcher: Launcher):
         used = re.search(r"([\d.]+k)/64k tokens", context)
         assert used, context
         assert "Auto-compact window: 64k tokens" in context, context
+        # What compaction keeps free: 13,000 plus the output limit, 8,192 (32,000 would make it 33k).
+        assert "Autocompact buffer: 21.2k tokens" in context, context
         terminal.type("/model")
         picker = terminal.wait_for(r"Select model")
         assert f"currently {MAIN})" in picker, picker  # the Default entry: no [1m] there either
