@@ -25,7 +25,7 @@ from modelmux.model_facts import Discovered, Resolved, resolve
 VERIFIED_VERSION = "2.1.197"
 SLOT_VARIABLES = {slot: f"ANTHROPIC_DEFAULT_{slot.upper()}_MODEL" for slot in SLOTS}
 MAIN = "ANTHROPIC_MODEL"
-# Claude Code before the per-slot variables read the haiku slot from this one.
+# The model of Claude Code's background requests (titles, summaries), before the haiku slot.
 SMALL_FAST = "ANTHROPIC_SMALL_FAST_MODEL"
 SUBAGENT = "CLAUDE_CODE_SUBAGENT_MODEL"
 # One more /model entry: the profile's model when no slot holds it.
