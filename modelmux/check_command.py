@@ -9,6 +9,7 @@ secret: the output is scrubbed of every credential."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 from collections.abc import Mapping
@@ -16,7 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TextIO
 
-from modelmux import checks, config, probe
+from modelmux import checks, config, model_facts, probe
 from modelmux.credentials import scrub
 from modelmux.status_report import aligned
 
@@ -27,7 +28,10 @@ def run(path: Path, offline: bool, as_json: bool, environ: Mapping[str, str], ou
     out = out or sys.stdout
     cfg = config.load(path, environ)
     problems = checks.problems(cfg)
-    results = [] if offline else asyncio.run(probe.probe_all(probe.targets(cfg)))
+    found: dict[str, Mapping[str, config.ModelFacts]] = {}
+    results = [] if offline else asyncio.run(probe.probe_all(probe.targets(cfg), found))
+    if found:
+        remember(cfg, found)
     status = exit_status(problems, results)
     lines = summary(list(cfg.providers), results, offline)
     if as_json:
@@ -41,6 +45,17 @@ def run(path: Path, offline: bool, as_json: bool, environ: Mapping[str, str], ou
     secrets = [c for provider in cfg.providers.values() for c in provider.credentials]
     out.write(scrub(text, secrets) + "\n")
     return status
+
+
+def remember(cfg: config.Config, found: Mapping[str, Mapping[str, config.ModelFacts]]) -> None:
+    """Keep what the model lists reported where the gateway keeps it (in the state
+    directory of this process's environment), for the launcher: a check is often run
+    before the first `modelmux run`. A file that cannot be written costs only that, so
+    it is not reported."""
+    path = model_facts.discovered_path(cfg.path)
+    discovered = model_facts.updated(model_facts.load_discovered(path), found, cfg.providers)
+    with contextlib.suppress(OSError):
+        model_facts.save_discovered(path, discovered)
 
 
 def exit_status(problems: list[str], results: list[probe.Result]) -> int:

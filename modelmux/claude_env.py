@@ -161,7 +161,7 @@ def _ours(config: Config, profile: Profile, discovered: Discovered | None) -> di
     """The profile's models that reach a provider other than Anthropic itself, by name."""
     found = {}
     for _, name in profile.names():
-        resolved = resolve(config, name, discovered)
+        resolved = resolve(config, name, discovered, profile)
         if resolved.provider is not None and not anthropic(config.providers[resolved.provider]):
             found[name] = resolved
     return found

@@ -190,7 +190,8 @@ def capped(body: dict[str, Any], cap: int | None) -> dict[str, Any]:
         return body
     sent = {**body, "max_tokens": cap}
     thinking = body.get("thinking")
-    if isinstance(thinking, dict) and isinstance(thinking.get("budget_tokens"), int) and thinking["budget_tokens"] >= cap:
+    budget = thinking.get("budget_tokens") if isinstance(thinking, dict) else None
+    if isinstance(budget, int) and budget >= cap:
         sent["thinking"] = {**thinking, "budget_tokens": cap - 1}
     return sent
 

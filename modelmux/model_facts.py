@@ -13,13 +13,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from modelmux import effort, routing
-from modelmux.config_types import FACTS, Config, ModelFacts, Provider
+from modelmux.config_types import FACTS, Conditions, Config, ModelFacts, Profile, Provider
 from modelmux.errors import GatewayError
 from modelmux.paths import config_state
 from modelmux.pool_state import write_private
@@ -44,16 +44,30 @@ class Resolved:
     facts: ModelFacts
 
 
-def resolve(config: Config, requested: str, discovered: Discovered | None = None) -> Resolved:
+def resolve(config: Config, requested: str, discovered: Discovered | None = None,
+            profile: Profile | None = None) -> Resolved:
     """Route `requested` as the gateway routes a request that names only it (aliases,
     routes without conditions, `NAME(EFFORT)`, `PROVIDER,MODEL`, providers' `models`,
-    the default), then merge the facts of the model it reaches."""
+    the default), then merge the facts of the model it reaches. With `profile`, as a
+    request of that profile: routes whose only condition is the profile count too, and
+    a provider the profile may not use is no provider (None)."""
     try:
-        decision = routing.route(config, requested)
+        decision = routing.route(config, requested, profile, _NameAlone(profile) if profile else None)
     except GatewayError:
         return Resolved(requested, None, effort.of(config.resolve_alias(requested))[0], ModelFacts())
     return Resolved(requested, decision.provider.name, decision.upstream_model,
                     facts_for(decision.provider, decision.upstream_model, discovered))
+
+
+class _NameAlone(routing.Facts):
+    """A request of `profile` of which nothing is known but its model: only routes
+    whose one condition is this profile hold for it, as routes with none do."""
+
+    def __init__(self, profile: Profile) -> None:
+        super().__init__({}, {}, profile.name)
+
+    def hold(self, conditions: Conditions) -> bool:
+        return not conditions or conditions == Conditions(profile=self.profile)
 
 
 def facts_for(provider: Provider, model: str, discovered: Discovered | None = None) -> ModelFacts:
@@ -80,6 +94,18 @@ def listed(**values: Any) -> ModelFacts:
     """Facts a model list reports: the values that are known, each from "model list"."""
     known = {name: value for name, value in values.items() if value is not None}
     return ModelFacts(**known, sources=dict.fromkeys(known, MODEL_LIST))
+
+
+def updated(previous: Discovered, found: Discovered, providers: Iterable[str]) -> dict[str, dict[str, ModelFacts]]:
+    """The discovered facts after asking lists: what `found` has for a provider replaces
+    what was known of it (a list that reports nothing leaves nothing); a provider whose
+    list did not answer keeps what it had; a provider no longer in routes.yaml is dropped."""
+    result = {}
+    for name in providers:
+        facts = found[name] if name in found else previous.get(name)
+        if facts:
+            result[name] = dict(facts)
+    return result
 
 
 # -- the cache file ---------------------------------------------------------------------

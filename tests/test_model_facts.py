@@ -6,23 +6,23 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
+from test_config import parse, problems
 
 from modelmux import config, effort, model_facts
-from modelmux.config import ConfigError, ModelFacts
+from modelmux.config import ModelFacts
 from modelmux.model_facts import MODEL_LIST, ROUTES_YAML, Resolved, listed, resolve
 
-PATH = Path("/etc/modelmux/routes.yaml")
-
-ROUTES = """
-providers:
-  anthropic: {protocol: anthropic, base_url: https://api.anthropic.com, auth: passthrough}
+DEEPSEEK = """
   deepseek:
     protocol: openai-chat
     base_url: https://api.deepseek.com/v1
     auth: none
     models:
       - deepseek-chat
+"""
+ROUTES = """
+providers:
+  anthropic: {protocol: anthropic, base_url: https://api.anthropic.com, auth: passthrough}""" + DEEPSEEK + """\
       - name: deepseek-reasoner
         context_window: 128000
         max_output: 64000
@@ -47,16 +47,6 @@ default: null
 """
 
 
-def parse(text: str) -> config.Config:
-    return config.parse(yaml.safe_load(text), PATH, {})
-
-
-def problems(text: str) -> list[str]:
-    with pytest.raises(ConfigError) as raised:
-        parse(text)
-    return raised.value.problems
-
-
 def test_a_model_is_a_name_or_a_mapping_of_its_name_and_facts():
     loaded = parse(ROUTES)
     deepseek = loaded.providers["deepseek"]
@@ -77,16 +67,7 @@ def test_the_schema_knows_every_effort_level():
     assert tuple(schema["properties"]["efforts"]["items"]["enum"]) == effort.LEVELS
 
 
-FACT = """
-providers:
-  deepseek:
-    protocol: openai-chat
-    base_url: https://api.deepseek.com/v1
-    auth: none
-    models:
-      - deepseek-chat
-      - {name: deepseek-reasoner, FACT}
-"""
+FACT = "providers:" + DEEPSEEK + "      - {name: deepseek-reasoner, FACT}\n"
 
 
 @pytest.mark.parametrize(("fact", "problem"), [
@@ -148,10 +129,23 @@ def test_resolve_routes_as_the_gateway_does_and_reads_routes_yaml_facts():
     haiku = resolve(loaded, "claude-haiku-4-5")
     assert (haiku.provider, haiku.model, haiku.facts) == ("deepseek", "deepseek-chat", ModelFacts())
     # NAME(EFFORT): the upstream model's facts; PROVIDER,MODEL names the provider itself.
-    assert resolve(loaded, "gpt-5(high)") == Resolved("gpt-5(high)", "openai", "gpt-5", loaded.providers["openai"].facts["gpt-5"])
+    gpt5 = loaded.providers["openai"].facts["gpt-5"]
+    assert resolve(loaded, "gpt-5(high)") == Resolved("gpt-5(high)", "openai", "gpt-5", gpt5)
     assert resolve(loaded, "deepseek,deepseek-reasoner").facts.context_window == 128000
     # A route with conditions does not take a name alone (`big` needs thinking).
     assert resolve(loaded, "big") == Resolved("big", None, "big", ModelFacts())
+
+
+def test_resolve_for_a_profile_takes_its_routes_and_its_providers_only():
+    route = "  - {match: fast, provider: deepseek, model: deepseek-reasoner, profile: p}\n"
+    profiles = "profiles:\n  p: {slots: {opus: fast}, providers: [deepseek]}\n"
+    text = ROUTES.replace("routes:\n", "routes:\n" + route) + profiles
+    loaded = parse(text)
+    profile = loaded.profiles["p"]
+    assert resolve(loaded, "fast").provider is None  # a name alone, from no profile
+    fast = resolve(loaded, "fast", profile=profile)
+    assert (fast.provider, fast.model, fast.facts.max_output) == ("deepseek", "deepseek-reasoner", 64000)
+    assert resolve(loaded, "gpt-5", profile=profile).provider is None  # openai is not the profile's
 
 
 def test_routes_yaml_wins_then_the_model_list_then_nothing():
@@ -207,3 +201,11 @@ def test_a_cached_value_of_the_wrong_kind_is_left_out(tmp_path: Path):
         "m": {"context_window": "big", "max_output": 0, "thinking": "yes", "efforts": ["low", "huge"], "images": True},
     }, "q": []}}))
     assert model_facts.load_discovered(path) == {"p": {"m": listed(images=True)}}
+
+
+def test_what_a_list_reports_replaces_what_was_known_of_its_provider_only():
+    previous = {"a": {"m": listed(max_output=1)}, "b": {"n": listed(max_output=2)}, "gone": {"x": listed(images=True)}}
+    found = {"a": {"m2": listed(max_output=3)}, "b": {}}
+    # a: replaced; b: its list answered with nothing; c: not asked, nothing known; gone: not in routes.yaml.
+    assert model_facts.updated(previous, found, ["a", "b", "c"]) == {"a": {"m2": listed(max_output=3)}}
+    assert model_facts.updated(previous, {}, ["a", "b"]) == {"a": previous["a"], "b": previous["b"]}

@@ -8,9 +8,10 @@ from dataclasses import replace
 
 from mitmproxy import http
 
-from modelmux import effort, exchange, messages, model_facts, routing, validation
+from modelmux import effort, exchange, messages, routing, validation
 from modelmux.addons.answers import answer, answer_error, answer_json, as_kept, header_fields, request_path
 from modelmux.addons.credentials import Credentials
+from modelmux.addons.discovery import Discovery
 from modelmux.addons.failover import Plan
 from modelmux.addons.relay import Relay
 from modelmux.addons.settings import Settings
@@ -39,10 +40,11 @@ class Router:
     providers) goes through the Relay; one with a single possible upstream is sent by
     mitmproxy itself."""
 
-    def __init__(self, settings: Settings, credentials: Credentials, relay: Relay) -> None:
+    def __init__(self, settings: Settings, credentials: Credentials, relay: Relay, discovery: Discovery) -> None:
         self.settings = settings
         self.credentials = credentials
         self.relay = relay
+        self.discovery = discovery
 
     async def request(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live:
@@ -90,8 +92,7 @@ class Router:
             flow.comment = f"{_head(notes)} · count_tokens answered locally (estimate)"
             return
         # Each candidate with what is known of its model, which caps the output it is asked for.
-        candidates = [replace(c, model_facts=model_facts.facts_for(c.provider, c.upstream_model))
-                      for c in routing.candidates(config, decision, profile)]
+        candidates = [replace(c, model_facts=self.discovery.facts(c)) for c in routing.candidates(config, decision, profile)]
         decision = candidates[0]
         if flows_kept():
             notes["client_request"] = _as_sent_by_client(flow.request)
