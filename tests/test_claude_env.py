@@ -2,11 +2,12 @@
 model, the window and output limit it plans with, and each /model entry's name,
 description and capabilities. Pure: routes.yaml text in, variables out."""
 
+import os
 from pathlib import Path
 
 import yaml
 
-from modelmux import config
+from modelmux import cli, config, model_facts
 from modelmux.claude_env import (
     COMPACT, CONTEXT, CUSTOM, MAIN, NO_1M, OUTPUT, RECORD, VERIFIED_VERSION, capabilities, describe,
     model_environment,
@@ -164,3 +165,20 @@ def test_capabilities_only_when_thinking_and_efforts_are_both_known():
 def test_dev_sh_installs_the_verified_claude_code():
     dev_sh = (Path(__file__).resolve().parent.parent / "dev.sh").read_text()
     assert f"\nCLAUDE_CODE_VERSION={VERIFIED_VERSION}\n" in dev_sh
+
+
+def test_modelmux_env_tells_what_the_model_lists_reported(tmp_path, monkeypatch, capsys):
+    """The launcher reads the facts the gateway or `modelmux check` kept from the
+    providers' model lists (in the state directory), for what routes.yaml does not say."""
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(ROUTES)
+    monkeypatch.setenv("MODELMUX_STATE_DIR", str(tmp_path / "state"))
+    for name in [*os.environ]:
+        if name.startswith(("ANTHROPIC_", "CLAUDE_CODE_", "MODELMUX_SET")):
+            monkeypatch.delenv(name)
+    path = model_facts.discovered_path(routes)
+    path.parent.mkdir(parents=True)
+    model_facts.save_discovered(path, {"zai": {"glm-unknown": listed(context_window=96000)}})
+    assert cli.main(["env", "unknown", "--config", str(routes), "--shell", "bash"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "export CLAUDE_CODE_MAX_CONTEXT_TOKENS='96000'" in out, out
