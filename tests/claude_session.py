@@ -108,6 +108,8 @@ class Terminal:
         self.env = env
         subprocess.run([*self.tmux, "new-session", "-d", "-x", "160", "-y", "50", "-c", str(cwd), *command],
                        env=env, check=True, timeout=10)  # fmt: skip
+        self.socket = subprocess.run([*self.tmux, "display-message", "-p", "#{socket_path}"], env=env,
+                                     capture_output=True, text=True, timeout=10).stdout.strip()  # fmt: skip
 
     def screen(self) -> str:
         return subprocess.run([*self.tmux, "capture-pane", "-p", "-J"], env=self.env, capture_output=True,
@@ -134,4 +136,7 @@ class Terminal:
         subprocess.run([*self.tmux, "send-keys", name], env=self.env, check=True, timeout=10)
 
     def close(self) -> None:
+        """Ends the server and what runs in it, and removes its socket, which tmux leaves."""
         subprocess.run([*self.tmux, "kill-server"], env=self.env, capture_output=True, timeout=10)
+        if self.socket:
+            Path(self.socket).unlink(missing_ok=True)
