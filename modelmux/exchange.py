@@ -16,7 +16,7 @@ from modelmux import effort, gemini, messages, model_paths, openai_chat, openai_
 from modelmux.config import DEFAULT_AUTH, Credential, Provider
 from modelmux.credentials import scrub
 from modelmux.errors import GatewayError, error_body, gist, is_error_envelope, upstream_error
-from modelmux.gemini.signatures import is_gemini
+from modelmux.thought_signatures import is_gemini
 from modelmux.model_facts import ROUTES_YAML
 from modelmux.oauth.holder import TokenHolder
 from modelmux.oauth.kinds import KINDS
@@ -32,7 +32,7 @@ from modelmux.translated_stream import TranslatedStream
 
 COUNT_TOKENS = "/v1/messages/count_tokens"
 # Bytes every thinking signature modelmux packed for a translated upstream contains
-# (see gemini/signatures.py and openai_responses/signature.py), or that a translated
+# (see thought_signatures.py and openai_responses/signature.py), or that a translated
 # answer's unsigned thinking has: a cheap test before a request is parsed for them.
 PACKED_SIGNATURES = (b'"gemini-', RESPONSES_SIGNATURE.encode(), b'"signature":""', b'"signature": ""')
 STREAMS: dict[str, Callable[[Any], TranslatedStream]] = {

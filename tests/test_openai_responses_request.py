@@ -9,7 +9,7 @@ import pytest
 from claude_code_requests import LONG_TOOL, SHORT_TOOL, claude_code_turn
 
 from modelmux.config import Shape
-from modelmux.openai_chat.request import DOCUMENT_OMITTED, IMAGE_OMITTED, NO_RESULT
+from modelmux.anthropic_side import DOCUMENT_OMITTED, IMAGE_OMITTED, NO_RESULT
 from modelmux.openai_responses import EFFORTS, to_responses
 from modelmux.openai_responses.signature import PREFIX, Reasoning, pack, unpack
 

@@ -11,11 +11,10 @@ from modelmux.gemini.request import (
     to_gemini,
 )
 from modelmux.gemini.response import Context, from_gemini
-from modelmux.gemini.signatures import without_gemini_thinking
 from modelmux.gemini.stream import GeminiStream
 from modelmux.gemini.thinking import effort_problem
 
 __all__ = [
     "ENDPOINT", "STREAM_ENDPOINT", "Context", "GeminiStream", "context_for", "error_from", "error_of",
-    "effort_problem", "from_gemini", "function_name", "path", "restore_map", "to_gemini", "without_gemini_thinking",
+    "effort_problem", "from_gemini", "function_name", "path", "restore_map", "to_gemini",
 ]  # fmt: skip

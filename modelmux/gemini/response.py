@@ -2,7 +2,7 @@
 stream shares. Pure.
 
 Gemini answers in parts: thoughts (`thought: true`), text, function calls, any of
-them carrying a `thoughtSignature` (see signatures.py for how those travel). A
+them carrying a `thoughtSignature` (see thought_signatures.py for how those travel). A
 streamed text part arrives in pieces, one per chunk, and its signature may come on
 the last piece, even an empty one. `Blocks` turns parts into Anthropic content-block
 events, one block open at a time, so a whole answer and a stream give the same
@@ -16,11 +16,11 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from modelmux import messages, thought_signatures
+from modelmux.anthropic_side import Context, parse_arguments
 from modelmux.errors import GatewayError, broken_answer, untranslatable
-from modelmux.gemini import calls, signatures
+from modelmux.gemini import calls
 from modelmux.gemini.errors import error_from
-from modelmux import messages
-from modelmux.openai_chat.response import Context, parse_arguments
 
 logger = logging.getLogger(__name__)
 
@@ -206,7 +206,7 @@ class Blocks:
         if signature:
             if not self._unsealed_thinking():
                 out += self._start("thinking")
-            out += self._seal(signatures.THOUGHT, signature)
+            out += self._seal(thought_signatures.THOUGHT, signature)
         return out
 
     def _text(self, text: str, signature: str | None) -> list[Event]:
@@ -239,7 +239,7 @@ class Blocks:
         """A signature for the part that comes next rides on a thinking block just
         before it: the thoughts leading to it, or an empty one."""
         out = [] if self._unsealed_thinking() else self._start("thinking")
-        return out + self._seal(signatures.NEXT, signature)
+        return out + self._seal(thought_signatures.NEXT, signature)
 
     def _unsealed_thinking(self) -> bool:
         return self._open is not None and self._open.kind == "thinking" and not self._open.sealed
@@ -247,7 +247,7 @@ class Blocks:
     def _seal(self, kind: str, signature: str) -> list[Event]:
         assert self._open is not None
         self._open.sealed = True
-        return [self._delta({"type": "signature_delta", "signature": signatures.carrier(kind, signature)})]
+        return [self._delta({"type": "signature_delta", "signature": thought_signatures.carrier(kind, signature)})]
 
     def _start(self, kind: str, block: dict[str, Any] | None = None) -> list[Event]:
         out = self._close()
@@ -275,7 +275,7 @@ class Blocks:
         if closed.kind == "text" and self._previous:
             signature, self._previous = self._previous, None
             if not last:
-                out += self._start("thinking") + self._seal(signatures.PREVIOUS, signature) + self._close()
+                out += self._start("thinking") + self._seal(thought_signatures.PREVIOUS, signature) + self._close()
         return out
 
 

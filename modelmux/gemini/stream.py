@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from modelmux.anthropic_side import Context
 from modelmux.errors import GatewayError
 from modelmux.gemini.errors import error_from
 from modelmux.gemini.response import (
@@ -27,7 +28,6 @@ from modelmux.gemini.response import (
     usage,
 )
 from modelmux.messages import PING, message_end
-from modelmux.openai_chat.response import Context
 from modelmux.sse import format_event, parse_event
 from modelmux.translated_stream import TranslatedStream, text_delta, text_delta_prefix
 

@@ -26,8 +26,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from modelmux.anthropic_side import EFFORT_BUDGETS
 from modelmux.effort import Effort
-from modelmux.openai_chat.request import EFFORT_BUDGETS
 
 LEVELS = ("minimal", "low", "medium", "high")
 LEVEL_OF_EFFORT = {"none": "minimal", "minimal": "minimal", "low": "low", "medium": "medium",

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelmux import messages, toolnames
+from modelmux.anthropic_side import UNNAMED_TOOL
 from modelmux.errors import GatewayError
 from modelmux.messages import PING
 from modelmux.openai_chat import google
@@ -33,8 +34,6 @@ from modelmux.openai_chat.response import (
 )
 from modelmux.sse import format_event, parse_event
 from modelmux.translated_stream import TranslatedStream, text_delta, text_delta_prefix
-
-UNNAMED_TOOL = "unnamed_tool"
 
 
 @dataclass

@@ -26,9 +26,7 @@ from __future__ import annotations
 from typing import Any
 
 from modelmux import toolnames
-from modelmux.config import Shape
-from modelmux.effort import NAMED
-from modelmux.openai_chat.request import (
+from modelmux.anthropic_side import (
     BILLING_LINE,
     DOCUMENT_OMITTED,
     IMAGE_OMITTED,
@@ -36,12 +34,12 @@ from modelmux.openai_chat.request import (
     compact_json,
     content_blocks,
     max_tokens,
-    reasoning_effort,
-    sampling_fields,
     source_url,
     text_of,
-    tool_fields,
 )
+from modelmux.config_types import Shape
+from modelmux.effort import NAMED
+from modelmux.openai_side import reasoning_effort, sampling_fields, tool_fields
 from modelmux.openai_responses.signature import unpack
 
 ENDPOINT = "/responses"

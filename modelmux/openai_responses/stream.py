@@ -22,10 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelmux import messages
+from modelmux.anthropic_side import UNNAMED_TOOL, bad_arguments, tool_input
 from modelmux.errors import GatewayError
 from modelmux.messages import PING
-from modelmux.openai_chat.response import bad_arguments, tool_input
-from modelmux.openai_chat.stream import UNNAMED_TOOL
 from modelmux.openai_responses.response import (
     PART_SEPARATOR,
     REASONING_PARTS,

@@ -1,4 +1,6 @@
-"""Gemini thought signatures, carried through an Anthropic client. Pure.
+"""Gemini thought signatures, carried through an Anthropic client. Pure. Both ways of
+reaching Gemini use them: its own API (gemini/) and its OpenAI-compatible endpoint
+(openai_chat/google.py).
 
 Gemini returns a `thoughtSignature` (base64 text in the JSON) on the part it belongs
 to: a thought, a text part or a function call. It must come back on that same part
