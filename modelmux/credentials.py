@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from modelmux.config import Config, Credential, Provider
+from modelmux.config_types import Config, Credential, Provider
 from modelmux.headers import CREDENTIAL_HEADERS, every_token
 
 # Shorter "keys" are test placeholders; replacing them would mangle ordinary words.

@@ -19,7 +19,7 @@ import json
 import logging
 from typing import Protocol
 
-from modelmux.config import Credential
+from modelmux.config_types import Credential
 from modelmux.credentials import scrub
 from modelmux.errors import GatewayError, broken_answer
 from modelmux.messages import error_event, message_start
