@@ -9,6 +9,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelmux import toolnames
 from modelmux.config_types import Shape
 
 CONTINUED = "(continued)"  # a user turn for histories that start with the assistant
@@ -36,6 +37,13 @@ class Context:
 
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model, "tool_names": self.tool_names, "input_tokens": self.input_tokens}
+
+
+def tool_names(body: dict[str, Any]) -> dict[str, str]:
+    """The request's tool names as an answer gets them back: by the name sent upstream
+    (toolnames.shorten)."""
+    names = [t["name"] for t in body.get("tools") or () if isinstance(t, dict) and isinstance(t.get("name"), str)]
+    return toolnames.restore_map(names)
 
 
 # -- the request ------------------------------------------------------------------

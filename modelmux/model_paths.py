@@ -24,6 +24,7 @@ from urllib.parse import quote
 
 from modelmux import effort, efforts
 from modelmux.config_types import Config, Provider
+from modelmux.protocols import PROTOCOLS
 
 PATH_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,255}")
 ALLOWED = "letters, digits, '.', '_' and '-' (starting with a letter or digit, at most 256)"
@@ -31,7 +32,7 @@ ALLOWED = "letters, digits, '.', '_' and '-' (starting with a letter or digit, a
 
 def in_path(provider: Provider) -> bool:
     """Whether `provider` puts the model in its URL path."""
-    return provider.protocol == "gemini" or "{model}" in (provider.shape.endpoint or "")
+    return PROTOCOLS[provider.protocol].model_in_path or "{model}" in (provider.shape.endpoint or "")
 
 
 def problem(model: str) -> str | None:

@@ -10,6 +10,8 @@ from typing import Any
 
 from modelmux import messages
 from modelmux.anthropic_side import EFFORT_BUDGETS
+from modelmux.config_types import Shape
+from modelmux.effort import Effort
 
 EFFORTS = {"low": "low", "medium": "medium", "high": "high", "max": "high"}  # Anthropic's → OpenAI's
 MAX_USER = 64
@@ -28,6 +30,18 @@ STATUS_OF_TYPE = {
 # OpenAI's service tiers by Anthropic's name for them: "default" is OpenAI's standard
 # pricing and speed; "flex" and "scale" have no Anthropic counterpart (null).
 SERVICE_TIERS = {"default": "standard", "priority": "priority"}
+
+
+def endpoint(default: str) -> Callable[[Shape, str, bool], str]:
+    """An API's path: routes.yaml's `endpoint` or `default`, with `{model}` filled in
+    (Azure's `/openai/deployments/{model}/chat/completions`)."""
+    return lambda shape, model, stream: (shape.endpoint or default).replace("{model}", model)
+
+
+def named(effort: Effort | None) -> str | None:
+    """A route's effort as OpenAI takes it: named, never a budget (which loading
+    routes.yaml and exchange.check_effort refuse before a request is built)."""
+    return effort if isinstance(effort, str) else None
 
 
 def tool_fields(

@@ -1,7 +1,38 @@
 """Anthropic Messages ⇄ OpenAI Responses: requests, whole answers and streams. Pure."""
 
+from functools import partial
+
+from modelmux import effort, openai_side
+from modelmux.anthropic_side import tool_names
+from modelmux.config_types import Shape
+from modelmux.openai_responses import signature
 from modelmux.openai_responses.request import EFFORTS, ENDPOINT, to_responses
 from modelmux.openai_responses.response import Context, from_responses
 from modelmux.openai_responses.stream import ResponsesStream
+from modelmux.protocol_types import SHAPING, Protocol, Translation
 
-__all__ = ["EFFORTS", "ENDPOINT", "Context", "ResponsesStream", "from_responses", "to_responses"]
+NAME = "openai-responses"
+
+PROTOCOL = Protocol(
+    name=NAME,
+    auth="Authorization: Bearer {key}",
+    forwarded=frozenset(),
+    model_list="/models",
+    effort_problem=partial(effort.openai_problem, NAME),
+    translation=Translation(
+        request=lambda body, shape, model, wanted: to_responses(
+            body, shape, model, openai_side.named(wanted), shape.reasoning_summary),
+        endpoint=openai_side.endpoint(ENDPOINT),
+        context=lambda body, shown, model: Context(model=shown, tool_names=tool_names(body), upstream_model=model),
+        context_type=Context,
+        answer=from_responses,
+        stream=ResponsesStream,
+    ),
+    shaping=SHAPING - {"max_tokens_field", "reasoning_history"},
+    shape=Shape(documents=True, reasoning_effort=True),  # OpenAI's Responses API reads PDFs
+    effort_field="reasoning",
+    packs=signature.packed,
+    packed_mark=signature.MARK,
+)
+
+__all__ = ["EFFORTS", "ENDPOINT", "PROTOCOL", "Context", "ResponsesStream", "from_responses", "to_responses"]
