@@ -17,6 +17,7 @@ import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import httpx
@@ -229,7 +230,10 @@ class Failover:
             if response.status_code >= 400:
                 return await self._error_status(candidate, lease, trail, response, plan.lookup)
             if response.headers.get("content-type", "").startswith("text/event-stream"):
-                return await Pump(self, plan, candidate, lease, outgoing, response, out, trail).run()
+                return await Pump(candidate, lease, outgoing, response, out, trail, plan.lookup,
+                                  plan.flow.metadata["modelmux"], self.credentials,
+                                  partial(self._failed, candidate, lease, trail),
+                                  partial(self.answer_whole, lease, response, out, trail)).run()
             return await self._whole(candidate, lease, outgoing, response, out, trail)
         except TimeoutError:
             message = f"did not answer within {provider.response_timeout:g} s (response_timeout)"

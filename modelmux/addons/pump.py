@@ -10,24 +10,23 @@ import json
 import logging
 import re
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import httpx
 from mitmproxy import ctx
 
 from modelmux import exchange
+from modelmux.addons.credentials import Credentials
 from modelmux.assembly import Assembly
 from modelmux.credentials import client_credentials, scrub
 from modelmux.errors import ERROR_TYPES, GatewayError
 from modelmux.exchange import FRAMING
 from modelmux.messages import PING, error_event
 from modelmux.meter import Meter
+from modelmux.outcomes import Failure
 from modelmux.pools import Lease
 from modelmux.routing import Decision
-
-if TYPE_CHECKING:
-    from modelmux.addons.failover import Failover, Plan
-    from modelmux.outcomes import Failure
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +37,11 @@ _ERROR_TYPE = re.compile(rb'"type"\s*:\s*"([a-z_]+_error)"')
 # Anthropic's table read backwards; overloaded_error is Anthropic's own 529.
 _ERROR_STATUS = {error_type: status for status, error_type in ERROR_TYPES.items()}
 _SKIP_RESPONSE_HEADERS = FRAMING | {"content-encoding", "content-type"}
+# How a Pump tells the attempt that started it (the Failover's, which keeps its lease
+# and trail) what became of it: the attempt failed (outcome, text, headers=None,
+# reason=None), or its whole answer was given (body, content type, the upstream's bytes).
+Failed = Callable[..., Failure]
+Answered = Callable[[bytes, str, bytes], None]
 
 
 class Pump:
@@ -45,10 +49,14 @@ class Pump:
     before it can still be retried), then passed on as it comes, with pings while
     the upstream is silent and `event: error` if it breaks off."""
 
-    def __init__(self, failover: Failover, plan: Plan, candidate: Decision, lease: Lease | None,
-                 outgoing: exchange.Outgoing, response: httpx.Response, out, trail: dict) -> None:
-        self.failover = failover
-        self.plan = plan
+    def __init__(self, candidate: Decision, lease: Lease | None, outgoing: exchange.Outgoing,
+                 response: httpx.Response, out, trail: dict, client: Mapping[str, str], notes: dict,
+                 credentials: Credentials, failed: Failed, answered: Answered) -> None:
+        self.client = client  # the client's headers by lowercase name
+        self.notes = notes  # the flow's
+        self.credentials = credentials
+        self.failed = failed
+        self.answered = answered
         self.candidate = candidate
         self.lease = lease
         self.response = response
@@ -97,15 +105,14 @@ class Pump:
             return self._answer_whole(self.assembly)
         if not self.committed:
             provider = self.candidate.provider.name
-            return self.failover._failed(self.candidate, self.lease, self.trail, "reset",
-                                         f"provider '{provider}' ended its stream before the first event")
+            return self.failed("reset", f"provider '{provider}' ended its stream before the first event")
         self.out.end()
         self.trail["outcome"] = self.response.status_code
         if self.raw is not None:
             self.trail["answer"] = answer_record(self.response, b"".join(self.raw))
         if self.lease is not None:
             usage = self.meter.tokens().for_pool()
-            self.failover.credentials.record(self.lease, self.response.status_code, usage=usage)
+            self.credentials.record(self.lease, self.response.status_code, usage=usage)
         return None
 
     def _take(self, pieces: list[bytes]) -> Failure | None:
@@ -128,14 +135,11 @@ class Pump:
         message = assembly.message
         provider = self.candidate.provider.name
         if message is None or not assembly.ended:
-            return self.failover._failed(self.candidate, self.lease, self.trail, "reset",
-                                         f"provider '{provider}' ended its stream before the answer was complete")
+            return self.failed("reset", f"provider '{provider}' ended its stream before the answer was complete")
         if assembly.error is not None:
-            return self.failover._failed(self.candidate, self.lease, self.trail, 502,
-                                         f"provider '{provider}' answered: {assembly.error['message']}")
+            return self.failed(502, f"provider '{provider}' answered: {assembly.error['message']}")
         body = json.dumps(message, ensure_ascii=False).encode()
-        self.failover.answer_whole(self.lease, self.response, self.out, self.trail, body, "application/json",
-                                   b"".join(self.raw or ()))
+        self.answered(body, "application/json", b"".join(self.raw or ()))
         return None
 
     def _commit(self) -> None:
@@ -159,14 +163,14 @@ class Pump:
         status = _ERROR_STATUS.get(error_type, 500)
         # The client's own tokens out of it too (the provider's are scrubbed by _failed): a
         # passthrough upstream quotes the token it got, and the attempt's failure is logged.
-        text = scrub(event.partition(b"data:")[2].strip().decode("utf-8", "replace"), client_credentials(self.plan.lookup))
+        text = scrub(event.partition(b"data:")[2].strip().decode("utf-8", "replace"), client_credentials(self.client))
         # A translator keeps the upstream's error with its wait (Gemini's retryDelay).
         error = getattr(self.transform, "error", None)
         if isinstance(error, GatewayError):
             status, headers = error.status, error.headers
         else:
             headers = {}
-        return self.failover._failed(self.candidate, self.lease, self.trail, status, text, headers, reason="")
+        return self.failed(status, text, headers, reason="")
 
     def _broke(self, detail: str, written: bool = False) -> None:
         """The answer ended mid-stream: the upstream broke off, or (`written`) the
@@ -180,9 +184,9 @@ class Pump:
         self.trail["error"] = message
         if self.raw is not None:
             self.trail["answer"] = answer_record(self.response, b"".join(self.raw))
-        self.plan.flow.metadata["modelmux"]["error"] = message
+        self.notes["error"] = message
         if self.lease is not None:
-            self.failover.credentials.record(self.lease, "reset")
+            self.credentials.record(self.lease, "reset")
         logger.warning("%s", message)
 
     def _schedule(self) -> None:
