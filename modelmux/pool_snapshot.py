@@ -1,21 +1,20 @@
 """The credential pools as `modelmux status` and `GET /modelmux/credentials` show them:
-JSON-able, keys only redacted (label and last four characters)."""
+JSON-able, keys only redacted (label and last four characters). A view of pools.py's
+state, which knows nothing of it."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from modelmux.cooldowns import POLICIES, State, iso
 from modelmux.credentials import redacted
 from modelmux.oauth.holder import TokenHolder
-
-if TYPE_CHECKING:
-    from modelmux.pools import Pool, Slot
+from modelmux.pools import Pools, Slot
 
 
-def snapshot(pools: Mapping[str, Pool], unpooled: Mapping[str, str], now: float) -> dict[str, Any]:
+def snapshot(pools: Pools) -> dict[str, Any]:
     """Every provider's pool with its breaker and credentials, and the providers without one."""
+    now = pools.now()
     return {
         "at": iso(now),
         "providers": {
@@ -26,9 +25,9 @@ def snapshot(pools: Mapping[str, Pool], unpooled: Mapping[str, str], now: float)
                 "breaker": pool.breaker.describe(now),
                 "credentials": [_describe(slot, now) for slot in pool.slots],
             }
-            for name, pool in pools.items()
+            for name, pool in pools.pools.items()
         },
-        "without_credentials": dict(unpooled),
+        "without_credentials": dict(pools.unpooled),
     }
 
 

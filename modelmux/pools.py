@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self, cast
 
-from modelmux import pool_snapshot, pool_state
+from modelmux import pool_state
 from modelmux.breakers import Breaker
 from modelmux.config import Config, Credential, Provider
 from modelmux.cooldowns import POLICIES, Cooldown, Kind, Outcome, classify, iso, next_cooldown, span
@@ -403,8 +403,3 @@ class Pools:
             slot.last_status = entry.last_status
             if entry.fingerprint == fingerprint(slot.credential.identity):
                 slot.cooldowns = {c.model: c for c in entry.cooldowns if c.active(now)}
-
-    def snapshot(self) -> dict[str, Any]:
-        """Every credential's state for `modelmux status` and the JSON endpoint
-        (pool_snapshot.py)."""
-        return pool_snapshot.snapshot(self.pools, self.unpooled, self.now())
