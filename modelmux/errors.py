@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable
 
 from modelmux.config_types import Credential
-from modelmux.credentials import scrub
+from modelmux.secrets import scrub
 
 ERROR_TYPES: dict[int, str] = {
     400: "invalid_request_error",

@@ -15,7 +15,6 @@ from urllib.parse import urlencode, urlsplit
 from modelmux import messages, model_paths
 from modelmux.anthropic_side import Context
 from modelmux.config_types import Credential, Provider
-from modelmux.credentials import scrub
 from modelmux.errors import GatewayError, error_body, gist, is_error_envelope, upstream_error
 from modelmux.headers import (
     CREDENTIAL_HEADERS, OWN_HEADER_PREFIX, PLACEHOLDER_TOKEN, USER_AGENT, client_tokens, vendor_betas,
@@ -28,6 +27,7 @@ from modelmux.passthrough import ModelRestorer, restore_model_json
 from modelmux.protocol_types import Translation
 from modelmux.protocols import PROTOCOLS
 from modelmux.routing import Decision
+from modelmux.secrets import scrub
 from modelmux.tokens import estimate_input_tokens
 from modelmux.translated_stream import TranslatedStream
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 from modelmux.cooldowns import POLICIES, State, iso
-from modelmux.credentials import redacted
 from modelmux.oauth.holder import TokenHolder
 from modelmux.pools import Pools, Slot
+from modelmux.secrets import redacted
 
 
 def snapshot(pools: Pools) -> dict[str, Any]:

@@ -27,8 +27,8 @@ from modelmux.breakers import Breaker
 from modelmux.config import Config, Credential, Provider
 from modelmux.cooldowns import POLICIES, Cooldown, Kind, Outcome, classify, iso, next_cooldown, span
 from modelmux.cooldowns import subscription_exhausted, upstream_delay
-from modelmux.credentials import redacted
 from modelmux.refusals import AllBusy, AllCooling, Blocked, BlockedState, Refusal, Unhealthy
+from modelmux.secrets import redacted
 
 logger = logging.getLogger(__name__)
 

@@ -19,12 +19,12 @@ import httpx
 
 from modelmux import effort, model_lists
 from modelmux.config import Config, Credential, ModelFacts, ModelPattern, Provider, Route
-from modelmux.credentials import scrub
 from modelmux.errors import gist
 from modelmux.exchange import prepare, upstream_json
 from modelmux.oauth.refresher import Refresher
 from modelmux.protocols import PROTOCOLS
 from modelmux.routing import Decision
+from modelmux.secrets import scrub
 
 PATH = "/v1/messages"
 CLIENT_HEADERS = {"anthropic-version": "2023-06-01", "content-type": "application/json"}

@@ -20,10 +20,10 @@ import logging
 from typing import Protocol
 
 from modelmux.config_types import Credential
-from modelmux.credentials import scrub
 from modelmux.errors import GatewayError, broken_answer
 from modelmux.messages import error_event, message_start
 from modelmux.overflow import restated
+from modelmux.secrets import scrub
 from modelmux.sse import EventSplitter
 
 logger = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from mitmproxy import http
 from modelmux.addons import vault
 from modelmux.addons.settings import Settings
 from modelmux.config import Config, Credential
-from modelmux.credentials import client_credentials, configured, scrub, scrub_bytes
+from modelmux.secrets import client_credentials, configured, scrub, scrub_bytes
 
 
 class Echoes:

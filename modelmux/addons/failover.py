@@ -29,7 +29,7 @@ from modelmux.addons.credentials import Credentials
 from modelmux.addons.internals import flows_kept
 from modelmux.addons.pump import Pump, answer_record, passed_headers
 from modelmux.cooldowns import RETRY_HEADERS, Outcome, classify, names_a_wait, retry_after
-from modelmux.credentials import client_credentials, label_of, scrub, scrub_bytes, shown_headers
+from modelmux.secrets import client_credentials, label_of, scrub, scrub_bytes, shown_headers
 from modelmux.errors import GatewayError, upstream_error
 from modelmux.headers import client_credential
 from modelmux.meter import tokens_of_json

@@ -19,7 +19,6 @@ from mitmproxy import ctx
 from modelmux import exchange
 from modelmux.addons.credentials import Credentials
 from modelmux.assembly import Assembly
-from modelmux.credentials import client_credentials, scrub
 from modelmux.errors import ERROR_TYPES, GatewayError
 from modelmux.exchange import FRAMING
 from modelmux.messages import PING, error_event
@@ -27,6 +26,7 @@ from modelmux.meter import Meter
 from modelmux.outcomes import Failure
 from modelmux.pools import Lease
 from modelmux.routing import Decision
+from modelmux.secrets import client_credentials, scrub
 
 logger = logging.getLogger(__name__)
 

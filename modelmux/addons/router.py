@@ -20,7 +20,7 @@ from modelmux.addons.streams import as_stream
 from modelmux.addons.translator import translation_of
 from modelmux.addons.internals import flows_kept
 from modelmux.config import Credential, Provider
-from modelmux.credentials import label_of, redacted, shown_headers
+from modelmux.secrets import label_of, redacted, shown_headers
 from modelmux.errors import GatewayError
 from modelmux.headers import OWN_HEADER_PREFIX
 from modelmux.passthrough import ModelRestorer, restore_model_json

@@ -25,11 +25,11 @@ from modelmux.capabilities import limits, readings, requests
 from modelmux.capabilities.findings import Facts, Finding, Report, excerpt, model_lines, provider_lines
 from modelmux.capabilities.readings import Reading
 from modelmux.config import Config, Shape, route_for
-from modelmux.credentials import scrub
 from modelmux.errors import GatewayError
 from modelmux.exchange import Outgoing, prepare, stream_transform, upstream_json, whole_answer
 from modelmux.oauth.refresher import Refresher
 from modelmux.protocols import PROTOCOLS
+from modelmux.secrets import scrub
 
 TIMEOUT = 30.0
 # Words with which an upstream refuses a field it does not take ("Unsupported parameter:
