@@ -22,7 +22,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from modelmux import effort, efforts, model_paths, schema_messages
+from modelmux import effort, effort_checks, model_paths, schema_messages
 from modelmux.oauth.holder import TokenHolder, holder_for
 from modelmux.oauth.kinds import KINDS
 from modelmux.oauth.tokens import TokenFileError
@@ -139,7 +139,7 @@ class _Builder:
             aliases=self.aliases(self.data.get("aliases") or {}),
             profiles=self.profiles(self.data.get("profiles") or {}, providers, server),
         )
-        self.problems += efforts.problems(config) + model_paths.problems(config)
+        self.problems += effort_checks.problems(config) + model_paths.problems(config)
         for route in config.routes:
             if route.conditions.profile and route.conditions.profile not in config.profiles:
                 known = ", ".join(config.profiles) or "none are configured"
