@@ -100,7 +100,7 @@ class FakeGateway:
 
     def reset(self, provider: str, label: str | None) -> None:
         assert self.pools is not None
-        labels = [label] if label is not None else [slot.label for slot in self.pools.pool(provider).slots]
+        labels = [label] if label is not None else [member.label for member in self.pools.pool(provider).members]
         for each in labels:
             self.pools.reset(provider, each)
 

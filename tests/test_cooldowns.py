@@ -194,7 +194,7 @@ def test_requests_in_flight_that_succeed_after_a_block_leave_it_and_clear_a_soft
         for lease in leases[1:]:
             clock.advance(0.01)
             pools.record(lease, 200)
-        blocked = [s.label for s in pools.pools["p"].slots if s.cooldowns]
+        blocked = [s.label for s in pools.pools["p"].members if s.cooldowns]
         assert blocked == (["a"] if firm else []), (outcome, headers)
         assert labels(pools, "p", 3) == (["b", "c", "b"] if firm else ["a", "b", "c"]), (outcome, headers)
 

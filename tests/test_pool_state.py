@@ -118,8 +118,8 @@ def test_state_survives_a_restart_with_real_expiries(tmp_path):
         ("b", "healthy", [], 1, 1, 0, 0, 503),
         ("c", "healthy", [], 0, 0, 0, 0, None),
     ]
-    assert restarted.pools["zai"].slots[0].cooldowns == pools.pools["zai"].slots[0].cooldowns
-    assert restarted.pools["zai"].slots[1].cooldowns == {}  # expired: dropped, backoff and all
+    assert restarted.pools["zai"].members[0].cooldowns == pools.pools["zai"].members[0].cooldowns
+    assert restarted.pools["zai"].members[1].cooldowns == {}  # expired: dropped, backoff and all
     assert states(restarted, "kimi") == [("k", "healthy", [], 1, 0, 7, 3, 200)]
     clock.advance(18000 - 60)
     assert labels(restarted, "zai", 3) == ["a", "b", "c"]  # not kept a second past the real expiry

@@ -32,7 +32,7 @@ def test_isolation_under_mixed_load_and_faults():
         picked = pools.pick(name, rng.choice(["m1", "m2"]), rng.choice([None, "s1", "s2"]), rng.choice([(), ("main",)]))
         if isinstance(picked, Lease):
             assert picked.provider == name and picked.credential.key in own[name]
-            assert picked.slot in pools.pools[name].slots
+            assert picked.member in pools.pools[name].members
             seen[name] += 1
             open_leases.append(picked)
         else:
