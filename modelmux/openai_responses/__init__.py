@@ -5,7 +5,7 @@ from functools import partial
 from modelmux import effort, openai_side
 from modelmux.anthropic_side import tool_names
 from modelmux.config_types import Shape
-from modelmux.openai_responses import signature
+from modelmux.openai_responses import reasoning_state
 from modelmux.openai_responses.request import EFFORTS, ENDPOINT, to_responses
 from modelmux.openai_responses.response import Context, from_responses
 from modelmux.openai_responses.stream import ResponsesStream
@@ -31,8 +31,8 @@ PROTOCOL = Protocol(
     shaping=SHAPING - {"max_tokens_field", "reasoning_history"},
     shape=Shape(documents=True, reasoning_effort=True),  # OpenAI's Responses API reads PDFs
     effort_field="reasoning",
-    packs=signature.packed,
-    packed_mark=signature.MARK,
+    packs=reasoning_state.packed,
+    packed_mark=reasoning_state.MARK,
 )
 
 __all__ = ["EFFORTS", "ENDPOINT", "PROTOCOL", "Context", "ResponsesStream", "from_responses", "to_responses"]

@@ -18,7 +18,7 @@ from modelmux import anthropic_side, messages, toolnames
 from modelmux.anthropic_side import bad_arguments, tool_input
 from modelmux.errors import GatewayError, broken_answer, untranslatable
 from modelmux.openai_side import STATUS_OF_TYPE, disjoint_usage
-from modelmux.openai_responses.signature import Reasoning, pack
+from modelmux.openai_responses.reasoning_state import Reasoning, pack
 
 logger = logging.getLogger(__name__)
 
