@@ -165,11 +165,11 @@ class _Builder:
     def provider(self, name: str, spec: dict[str, Any]) -> Provider:
         where = f"providers.{name}"
         protocol = spec["protocol"]
-        default_auth = PROTOCOLS[protocol].auth
+        default_auth, translated = PROTOCOLS[protocol].auth, PROTOCOLS[protocol].translated
         auth_text = spec.get("auth", default_auth).strip()
         auth: Auth | None = None
         if auth_text == "passthrough":
-            if PROTOCOLS[protocol].translated:
+            if translated:
                 self.problems.append(
                     f"{where}.auth: passthrough forwards the client's own Anthropic token, so it needs "
                     f"protocol: anthropic; write e.g. '{default_auth}' with credentials instead, "
@@ -203,7 +203,7 @@ class _Builder:
             self.problems.append(
                 f"{where}.credentials: none given; add e.g. "
                 f"credentials: [{{label: main, key: '${{{name.upper().replace('-', '_').replace('.', '_')}_API_KEY}}'}}]"
-                + ("" if PROTOCOLS[protocol].translated else ", or set auth: passthrough to send the client's own Anthropic token")
+                + ("" if translated else ", or set auth: passthrough to send the client's own Anthropic token")
                 + ", or auth: none for a local server that takes no key (Ollama, vLLM, LM Studio, llama.cpp)"
             )
         return Provider(

@@ -1,17 +1,20 @@
 """What OpenAI's two APIs, Chat Completions and Responses, share on their side of the
-translation: the request fields they name alike, their error types, their token
-counts. Kept once, so that neither translator imports the other. Pure.
+translation: what their Protocols say alike, the request fields they name alike,
+their error types, their token counts. Kept once, so that neither translator imports
+the other. Pure.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
-from modelmux import messages
+from modelmux import effort, messages
 from modelmux.anthropic_side import EFFORT_BUDGETS
 from modelmux.config_types import Shape
 from modelmux.effort import Effort
+from modelmux.protocol_types import Protocol, Translation
 
 EFFORTS = {"low": "low", "medium": "medium", "high": "high", "max": "high"}  # Anthropic's → OpenAI's
 MAX_USER = 64
@@ -30,6 +33,14 @@ STATUS_OF_TYPE = {
 # OpenAI's service tiers by Anthropic's name for them: "default" is OpenAI's standard
 # pricing and speed; "flex" and "scale" have no Anthropic counterpart (null).
 SERVICE_TIERS = {"default": "standard", "priority": "priority"}
+
+
+def protocol(name: str, translation: Translation, **facts: Any) -> Protocol:
+    """One of OpenAI's APIs as modelmux speaks it: a Bearer key, the model list at
+    /models (OpenAI-compatible servers send all of theirs at once), named efforts only,
+    none of the client's headers; and the `facts` it has of its own."""
+    return Protocol(name=name, auth="Authorization: Bearer {key}", forwarded=frozenset(), model_list="/models",
+                    effort_problem=partial(effort.openai_problem, name), translation=translation, **facts)
 
 
 def endpoint(default: str) -> Callable[[Shape, str, bool], str]:

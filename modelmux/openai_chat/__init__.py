@@ -1,25 +1,18 @@
 """Anthropic Messages ⇄ OpenAI Chat Completions: requests, whole answers and streams. Pure."""
 
-from functools import partial
-
-from modelmux import effort, openai_side, thought_signatures
+from modelmux import openai_side, thought_signatures
 from modelmux.anthropic_side import tool_names
 from modelmux.config_types import Shape
 from modelmux.openai_chat.request import to_chat
 from modelmux.openai_chat.response import Context, from_chat
 from modelmux.openai_chat.stream import ChatStream
-from modelmux.protocol_types import SHAPING, Protocol, Translation
+from modelmux.protocol_types import SHAPING, Translation
 
-NAME = "openai-chat"
 ENDPOINT = "/chat/completions"
 
-PROTOCOL = Protocol(
-    name=NAME,
-    auth="Authorization: Bearer {key}",
-    forwarded=frozenset(),
-    model_list="/models",
-    effort_problem=partial(effort.openai_problem, NAME),
-    translation=Translation(
+PROTOCOL = openai_side.protocol(
+    "openai-chat",
+    Translation(
         request=lambda body, shape, model, wanted: to_chat(body, shape, model, openai_side.named(wanted)),
         endpoint=openai_side.endpoint(ENDPOINT),
         context=lambda body, shown, model: Context(model=shown, tool_names=tool_names(body)),

@@ -1,25 +1,17 @@
 """Anthropic Messages ⇄ OpenAI Responses: requests, whole answers and streams. Pure."""
 
-from functools import partial
-
-from modelmux import effort, openai_side
+from modelmux import openai_side
 from modelmux.anthropic_side import tool_names
 from modelmux.config_types import Shape
 from modelmux.openai_responses import reasoning_state
 from modelmux.openai_responses.request import EFFORTS, ENDPOINT, to_responses
 from modelmux.openai_responses.response import Context, from_responses
 from modelmux.openai_responses.stream import ResponsesStream
-from modelmux.protocol_types import SHAPING, Protocol, Translation
+from modelmux.protocol_types import SHAPING, Translation
 
-NAME = "openai-responses"
-
-PROTOCOL = Protocol(
-    name=NAME,
-    auth="Authorization: Bearer {key}",
-    forwarded=frozenset(),
-    model_list="/models",
-    effort_problem=partial(effort.openai_problem, NAME),
-    translation=Translation(
+PROTOCOL = openai_side.protocol(
+    "openai-responses",
+    Translation(
         request=lambda body, shape, model, wanted: to_responses(
             body, shape, model, openai_side.named(wanted), shape.reasoning_summary),
         endpoint=openai_side.endpoint(ENDPOINT),
