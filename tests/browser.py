@@ -52,7 +52,7 @@ class DevTools:
         self.socket = socket.create_connection((parts.hostname, parts.port), timeout=WAIT)
         self.ws = WSConnection(ConnectionType.CLIENT)
         self.last_id = 0
-        self._send(Request(host=parts.netloc, target=parts.path))
+        self._send(Request(host=parts.netloc, target=parts.path + (f"?{parts.query}" if parts.query else "")))
         for event in self._events():
             if isinstance(event, AcceptConnection):
                 return
