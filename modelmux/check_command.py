@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TextIO
 
 from modelmux import checks, config, probe
-from modelmux.credentials import scrub
+from modelmux.credentials import configured, scrub
 from modelmux.status_report import aligned
 
 PASSED, FAILED, NOT_CHECKED = 0, 1, 3  # 2: routes.yaml does not load (cli.py, every command)
@@ -38,8 +38,7 @@ def run(path: Path, offline: bool, as_json: bool, environ: Mapping[str, str], ou
         text = json.dumps(document, indent=2, ensure_ascii=False)
     else:
         text = "\n".join(describe(cfg.path, problems, results, offline) + ["", *lines])
-    secrets = [c for provider in cfg.providers.values() for c in provider.credentials]
-    out.write(scrub(text, secrets) + "\n")
+    out.write(scrub(text, configured(cfg)) + "\n")
     return status
 
 

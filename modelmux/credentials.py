@@ -24,8 +24,8 @@ def label_of(provider: Provider, credential: Credential | None) -> str:
 
 
 def configured(config: Config) -> list[Credential]:
-    """Every secret routes.yaml holds: each provider's credentials, and the gateway key."""
-    secrets = [c for provider in config.providers.values() for c in provider.credentials]
+    """Every secret routes.yaml holds: each provider's (Provider.secrets), and the gateway key."""
+    secrets = [c for provider in config.providers.values() for c in provider.secrets]
     if config.server.api_key:
         secrets.append(Credential("gateway key", config.server.api_key))
     return secrets
@@ -64,13 +64,17 @@ def redacted_token(value: str) -> str:
 
 
 def shown_headers(
-    headers: Iterable[tuple[str, str] | list[str]], auth_header: str | None, credential: Credential | None
+    headers: Iterable[tuple[str, str] | list[str]], auth_header: str | None, credential: Credential | None,
+    secrets: Iterable[Credential] = (),
 ) -> list[list[str]]:
     """Request headers as a record may keep them: the credential in `auth_header`
-    redacted, and every other header a client puts a token in (passthrough sends them on)."""
+    redacted, `secrets` (a provider's written into its headers) wherever they are, and
+    every other header a client puts a token in (passthrough sends them on)."""
     shown = []
+    secrets = list(secrets)
     for name, value in headers:
         lower = name.lower()
+        value = scrub(value, secrets)
         if credential is not None and lower == auth_header:
             value = value.replace(credential.secret, redacted(credential))
         elif lower in CREDENTIAL_HEADERS and "…" not in value:

@@ -3,9 +3,10 @@
 client's own token on passthrough routes. The upstream got the real values already, so
 only the record changes: each becomes its label (or "client") and last four characters.
 
-Headers are redacted as soon as the answer begins. While flows are kept (mitmweb, -w,
-a recording), the finished flow's URL, bodies and kept copies are scrubbed too, of every
-configured key and the client's token: upstreams echo keys in error messages."""
+Headers are redacted as soon as the answer begins, and a finished flow's path (a
+provider's query may hold a secret). While flows are kept (mitmweb, -w, a recording),
+its bodies and kept copies are scrubbed too, of every configured secret and the
+client's token: upstreams echo keys in error messages."""
 
 from __future__ import annotations
 
@@ -50,6 +51,11 @@ class Redactor:
 
     def _finish(self, flow: http.HTTPFlow) -> None:
         self._headers(flow)
+        request = flow.request
+        # A provider's query may hold a secret, and mitmdump's per-flow line prints the
+        # path after this hook. Not the URL: its setter takes ASCII, a redacted form has "…".
+        if (path := scrub(request.path, self.secrets)) != request.path:
+            request.path = path
         clients = self._clients.pop(flow.id, [])
         if flows_kept() and "modelmux" in flow.metadata:
             self._everything(flow, [*self.secrets, *clients])
@@ -87,8 +93,6 @@ class Redactor:
                     message.headers[name] = clean
             if message.raw_content and (clean_body := scrub_bytes(message.content or b"", secrets)) != message.content:
                 message.content = clean_body
-        if (url := scrub(request.url, secrets)) != request.url:
-            request.url = url
         flow.comment = scrub(flow.comment, secrets)
         notes = flow.metadata["modelmux"]
         for key in KEPT_BODIES:

@@ -56,7 +56,7 @@ class Router:
         except Exception:
             # A flow left alone here would go to the reverse target unrouted, with the
             # client's token: answer instead, and keep the traceback for the log.
-            logger.exception("routing %s %s failed", flow.request.method, flow.request.path)
+            logger.exception("routing %s %s failed", flow.request.method, request_path(flow))  # a query may hold a key
             answer_error(flow, GatewayError(500, "modelmux failed to route this request (internal error; see the gateway log)"))
 
     async def route_message(self, flow: http.HTTPFlow) -> None:
