@@ -57,6 +57,41 @@ def scrub_bytes(data: bytes, credentials: Iterable[Credential]) -> bytes:
     return data
 
 
+class StreamScrubber:
+    """scrub_bytes() for a body that comes in pieces (feed, then close), such as an event
+    stream: a secret cut between two pieces is still found. The end of a piece is held
+    back only while it could be the start of a secret, so a stream whose pieces end in a
+    blank line passes on as it comes."""
+
+    def __init__(self, credentials: Iterable[Credential]) -> None:
+        pairs = {secret.encode(): redacted(c).encode() for c in credentials for secret in c.secrets()
+                 if len(secret) >= SCRUB_MIN_LENGTH}
+        self.pairs = sorted(pairs.items(), key=lambda pair: -len(pair[0]))  # a longer secret may hold a shorter one
+        self.longest = len(self.pairs[0][0]) if self.pairs else 0
+        self.starts = {secret[0] for secret, _ in self.pairs}
+        self.held = b""
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        data = self.held + chunk
+        for secret, shown in self.pairs:
+            if secret in data:
+                data = data.replace(secret, shown)
+        cut = self._unfinished(data)
+        data, self.held = data[:cut], data[cut:]
+        return [data] if data else []
+
+    def close(self) -> list[bytes]:
+        rest, self.held = self.held, b""
+        return [rest] if rest else []
+
+    def _unfinished(self, data: bytes) -> int:
+        """Where the longest end of `data` that begins a secret starts (len(data): none)."""
+        for at in range(max(0, len(data) - self.longest + 1), len(data)):
+            if data[at] in self.starts and any(secret.startswith(data[at:]) for secret, _ in self.pairs):
+                return at
+        return len(data)
+
+
 def redacted_token(value: str) -> str:
     """A client's own token as a record may keep it: `Bearer client…last4`."""
     scheme, _, token = value.rpartition(" ")

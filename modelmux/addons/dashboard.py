@@ -45,7 +45,7 @@ class Dashboard:
         meter = self._meters[flow.id] = Meter(keep=keep)
         inner = response.stream
         raw: list[bytes] | None = None
-        if keep and callable(inner):  # transformed: the upstream's bytes are worth keeping too
+        if keep and callable(inner) and getattr(inner, "changes", True):  # the upstream's bytes are worth keeping too
             raw = self._raw[flow.id] = []
         feed = meter.feed
 
