@@ -31,8 +31,8 @@ class Failed(Exception):
 
 
 def check(target: Target, response: Response, stream: bool, events: int) -> None:
-    """Raises Failed unless this is the whole answer (which also proves the x-bench-*
-    headers reached the upstream)."""
+    """Raises Failed unless this is the whole answer (which also proves the bench's controls
+    reached the upstream)."""
     if response.status != 200:
         raise Failed(f"{target.key}: HTTP {response.status}: {response.body[:300]!r}")
     if stream and (response.deltas() != events or STOP_EVENT not in response.body[-300:]):

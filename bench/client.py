@@ -20,6 +20,9 @@ DELTA = b'"type":"content_block_delta"'  # once per delta event (the event: line
 STOP_EVENT = b'"type":"message_stop"'
 READ_SIZE = 1 << 18
 REQUEST_ID = "(bench request 0000000)"  # its digits change per request, like a new turn's text
+# The upstream's instructions ride in that text, after the digits (upstreams.controls):
+# modelmux forwards no header of the client's that a provider does not need, while the
+# last user text reaches every upstream, translated or not.
 # What Claude Code sends besides the body (its Stainless SDK headers).
 CLIENT_HEADERS = (
     "accept: application/json\r\n"
@@ -37,7 +40,7 @@ CLIENT_HEADERS = (
 
 class Body:
     """The realistic Claude Code request for one model, encoded once; each call gives a
-    copy whose last user text carries a new request number."""
+    copy whose last user text carries a new request number and the upstream's controls."""
 
     def __init__(self, model: str, stream: bool) -> None:
         request = claude_code_request()
@@ -56,9 +59,10 @@ class Body:
             f"{sum(b.get('type') == 'tool_use' for m in request['messages'] for b in m['content'])} tool uses and their results"
         )
 
-    def next(self) -> bytes:
+    def next(self, controls: str = "") -> bytes:
+        """`controls`: " name=value" pairs for the upstream (upstreams.CONTROLS)."""
         self._count = (self._count + 1) % 10_000_000
-        return self._before + b"%07d" % self._count + self._after
+        return self._before + b"%07d" % self._count + controls.encode() + self._after
 
 
 @dataclass
@@ -92,14 +96,13 @@ class Connection:
             self._writer.close()
             self._writer = None
 
-    async def post(self, path: str, body: bytes, headers: str = "") -> Response:
-        """`headers`: extra header lines, each ending in CRLF."""
+    async def post(self, path: str, body: bytes) -> Response:
         if self._writer is None or self._writer.is_closing():
             await self.open()
         assert self._writer is not None
         head = (
             f"POST {path} HTTP/1.1\r\nhost: {self.host}:{self.port}\r\ncontent-type: application/json\r\n"
-            f"content-length: {len(body)}\r\n{CLIENT_HEADERS}{headers}\r\n"
+            f"content-length: {len(body)}\r\n{CLIENT_HEADERS}\r\n"
         ).encode()
         start = time.perf_counter()
         self._writer.write(head + body)

@@ -79,16 +79,16 @@ class Live:
         self.bodies = {stream: Body(self.target.model, stream) for stream in (False, True)}
 
 
-def events_header(events: int, delay_ms: int = 0) -> str:
-    return f"x-bench-events: {events}\r\n" + (f"x-bench-first-delay-ms: {delay_ms}\r\n" if delay_ms else "")
+def controls(events: int, delay_ms: int = 0) -> str:
+    """The upstream's instructions, for Body.next."""
+    return f" events={events}" + (f" first-delay-ms={delay_ms}" if delay_ms else "")
 
 
 async def _request(live: Live, stream: bool, events: int, delay_ms: int = 0,
-                   connection: Connection | None = None, headers: str = "") -> Response:
+                   connection: Connection | None = None, more: str = "") -> Response:
     connection = connection or live.connection
-    body = live.bodies[stream].next()
-    head = events_header(events, delay_ms) + headers
-    response = await asyncio.wait_for(connection.post(PATH, body, head), REQUEST_TIMEOUT)
+    body = live.bodies[stream].next(controls(events, delay_ms) + more)
+    response = await asyncio.wait_for(connection.post(PATH, body), REQUEST_TIMEOUT)
     check(live.target, response, stream, events)
     return response
 
@@ -148,11 +148,11 @@ async def failover(live: Live, plan: Plan) -> dict[tuple[bool, bool], list[float
     failed-over request's first credential answers 429 at once and the second answers
     it; the gateway's own count of that credential's errors proves each such request
     failed over exactly once."""
-    rejected = f"x-bench-429-key: {next(iter(POOL_CREDENTIALS.values()))}\r\n"
+    rejected = f" reject-key={next(iter(POOL_CREDENTIALS.values()))}"
 
     async def sample(case: tuple[bool, bool]) -> float:
         stream, failed = case
-        return (await _request(live, stream, plan.stream_events, headers=rejected if failed else "")).elapsed
+        return (await _request(live, stream, plan.stream_events, more=rejected if failed else "")).elapsed
 
     cases = [(stream, failed) for stream in (False, True) for failed in (False, True)]
     errors_before = _first_credential_errors(live)
@@ -272,11 +272,10 @@ async def burst(live: Live, concurrent: int, events: int) -> Burst:
                 await _request(live, True, 1, connection=connection)
 
         await asyncio.wait_for(asyncio.gather(*(warm(c) for c in connections)), REQUEST_TIMEOUT)
-        bodies = [live.bodies[True].next() for _ in connections]
-        header = events_header(events)
+        bodies = [live.bodies[True].next(controls(events)) for _ in connections]
         cpu_before = live.process.cpu_seconds() if live.process else None
         with RssSampler(live.process) as sampler:
-            tasks = [asyncio.create_task(c.post(PATH, b, header)) for c, b in zip(connections, bodies)]
+            tasks = [asyncio.create_task(c.post(PATH, b)) for c, b in zip(connections, bodies)]
             _, pending = await asyncio.wait(tasks, timeout=REQUEST_TIMEOUT)
             for task in pending:
                 task.cancel()

@@ -3,15 +3,18 @@
 Raw asyncio with a minimal keep-alive HTTP/1.1 parser, so that the upstream costs as
 little as possible and runs in a process of its own (its CPU never mixes with the
 client's or a gateway's). It answers whatever the request body says, reading only
-whether it asks for a stream; the bench steers it with headers that modelmux forwards
-unchanged, translated requests included:
+whether it asks for a stream; the bench steers it with controls in the request's last
+user text, `(bench request NNNNNNN events=50 ...)`, which reaches every upstream,
+translated requests included (modelmux forwards no client header a provider does not
+need):
 
-- `x-bench-events: N`: N text deltas (default DEFAULT_EVENTS),
-- `x-bench-first-delay-ms: D`: send the headers, then hold the first event D ms,
-- `x-bench-batch: B`: events per socket write (default 1: one write per event, as a
-  model that produces tokens one by one),
-- `x-bench-429-key: K`: a request whose x-api-key is K gets an Anthropic 429 at once,
-  with `retry-after-ms: 1` (so modelmux cools that credential for a millisecond only).
+- `events=N`: N text deltas (default DEFAULT_EVENTS),
+- `first-delay-ms=D`: send the headers, then hold the first event D ms,
+- `batch=B`: events per socket write (default 1: one write per event, as a model that
+  produces tokens one by one),
+- `reject-key=K`: a request whose x-api-key (the credential modelmux sends) is K gets
+  an Anthropic 429 at once, with `retry-after-ms: 1` (so modelmux cools that
+  credential for a millisecond only).
 
 Each protocol is one `Protocol` in PROTOCOLS: the paths it serves (a regular
 expression, since Gemini's carry the model), how it frames a whole answer and a
@@ -41,6 +44,17 @@ DELTAS = [
 INPUT_TOKENS = 21_000
 RATE_LIMITED = b'{"type":"error","error":{"type":"rate_limit_error","message":"bench: this key is rate limited"}}'
 REASONS = {200: b"OK", 404: b"Not Found", 429: b"Too Many Requests"}
+CONTROLS = re.compile(rb"\(bench request \d{7}((?: [a-z-]+=[\w-]+)*)\)")  # client.REQUEST_ID with its controls
+
+
+def controls(body: bytes) -> dict[str, str]:
+    """The bench's instructions in the request's last user text (the last match: an
+    earlier turn may quote one), by name."""
+    found = None
+    for found in CONTROLS.finditer(body):
+        pass
+    pairs = found.group(1).decode().split() if found else []
+    return dict(pair.split("=", 1) for pair in pairs)
 
 
 def delta_text(i: int) -> str:
@@ -291,7 +305,8 @@ class Upstream:
         path = target.partition("?")[0]
         keep_alive = headers.get("connection", "").lower() != "close"
         protocol = protocol_for(path)
-        rejected = headers.get("x-bench-429-key")
+        asked = controls(body)
+        rejected = asked.get("reject-key")
         if method == "GET" and path == "/healthz":
             _write_whole(writer, 200, b'{"status":"ok"}', keep_alive)
         elif rejected and headers.get("x-api-key") == rejected:
@@ -299,10 +314,10 @@ class Upstream:
         elif protocol is None or method != "POST":
             _write_whole(writer, 404, b'{"error":"the bench upstream serves %s"}' % ", ".join(p.path for p in PROTOCOLS.values()).encode(), keep_alive)
         else:
-            events = int(headers.get("x-bench-events", DEFAULT_EVENTS))
+            events = int(asked.get("events", DEFAULT_EVENTS))
             if protocol.streams(path, body):
-                delay = float(headers.get("x-bench-first-delay-ms", 0)) / 1000
-                batch = max(1, int(headers.get("x-bench-batch", 1)))
+                delay = float(asked.get("first-delay-ms", 0)) / 1000
+                batch = max(1, int(asked.get("batch", 1)))
                 await self._stream(writer, self.framed(protocol, events), delay, batch, keep_alive)
             else:
                 _write_whole(writer, 200, self.whole(protocol, events), keep_alive)

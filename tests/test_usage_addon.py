@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import stat
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,7 +25,12 @@ from modelmux.addons.usage import Usage
 from modelmux.usage import Record, usage_path
 
 ROUTES = "providers:\n  a: {protocol: anthropic, base_url: 'http://127.0.0.1:9', auth: passthrough}\ndefault: {provider: a}\n"
-NOW = time.time()
+NOW = time.time()  # each test's own moment (now): one taken at import falls out of "today" past midnight
+
+
+@pytest.fixture(autouse=True)
+def now(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys.modules[__name__], "NOW", time.time())
 
 
 def summary(**changes: Any) -> dict[str, Any]:

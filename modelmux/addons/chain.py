@@ -31,6 +31,7 @@ from modelmux.addons.router import Router
 from modelmux.addons.settings import Settings
 from modelmux.addons.translator import Translator
 from modelmux.addons.usage import Usage
+from modelmux.addons.vault import Vault
 from modelmux.launcher import find_config
 
 
@@ -44,6 +45,7 @@ def build(default_config: Path | None = None) -> list[object]:
     return [
         Guard(),  # first: it must be in place before any other addon can fail
         HeaderTimeout(),  # before any addon whose failing requestheaders hook would skip it
+        Vault(),  # before every addon that reads the request: none of them, and no reader of the flow, sees a real credential on it
         settings,
         Listeners(settings),
         InboundAuth(settings),
@@ -56,7 +58,7 @@ def build(default_config: Path | None = None) -> list[object]:
         relay,
         Echoes(settings),  # after every addon that writes the answer, before the Dashboard meters it
         dashboard,  # after every addon that sets a stream (it meters what the client gets) and before the readers of its summary
-        Redactor(settings),  # last of the hooks that read the request: after it, no secret is left
+        Redactor(settings),  # after every addon that keeps a copy: it scrubs the keys an upstream echoed
         usage,  # after the Dashboard, whose response/error hooks complete the summary it counts
         Recorder(settings),  # after every addon that writes the flow: it records the finished one
         Retention(),

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from mitmproxy import http
 
+from modelmux.addons import vault
 from modelmux.addons.settings import Settings
 from modelmux.addons.streams import Piped
 from modelmux.config import Config, Credential
@@ -32,8 +33,8 @@ class Echoes:
         self.configured = configured(config)
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
-        """The client's tokens, read before any addon removes or redacts them."""
-        if clients := client_credentials(flow.request.headers):
+        """The client's tokens, read before any addon removes them (the flow holds them sealed)."""
+        if clients := client_credentials(vault.real_headers(flow.request)):
             self._clients[flow.id] = clients
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:

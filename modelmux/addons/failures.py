@@ -26,6 +26,7 @@ from mitmproxy.connection import Connection
 from mitmproxy.net.http import http1
 from mitmproxy.proxy import server_hooks
 
+from modelmux.addons import vault
 from modelmux.addons.answers import loggable_url
 from modelmux.addons.internals import CLIENT_GONE, ErrorPages, cancel_upstream, load_certificates_now, unverified
 from modelmux.addons.settings import Settings
@@ -73,10 +74,11 @@ class Failures:
         upstream = _upstream(flow)
         if flow.response or flow.error or not flow.live or not upstream or upstream.get("relay"):
             return  # the relay times each attempt itself
-        # Before the Redactor hides it: which of the client's own credentials went
-        # upstream, for the 401 of a passthrough provider that takes neither.
-        upstream["client_credential"] = client_credential(flow.request.headers)
-        if clients := client_credentials(flow.request.headers):
+        # Which of the client's own credentials went upstream (the flow holds them
+        # sealed), for the 401 of a passthrough provider that takes neither.
+        client = vault.real_headers(flow.request)
+        upstream["client_credential"] = client_credential(client)
+        if clients := client_credentials(client):
             self._clients[flow.id] = clients  # not in the flow's metadata, which a saved flow keeps
         self._inflight[flow.client_conn.id] = flow
         self._timers[flow.id] = asyncio.get_running_loop().call_later(

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 from mitmproxy import http
 
+from modelmux.addons import vault
 from modelmux.addons.answers import answer_error, request_path
 from modelmux.addons.settings import Settings
 from modelmux.errors import GatewayError
@@ -39,12 +40,12 @@ class InboundAuth:
         expected = self.settings.config.server.api_key
         if expected is None or request_path(flow) in OPEN_PATHS:
             return
-        headers = flow.request.headers
-        if presents(headers, expected):
+        if presents(vault.real_headers(flow.request), expected):  # the flow holds them sealed
             # A client may send it twice (x-modelmux-key beside a copy in x-api-key):
             # any header holding it would take it to a passthrough upstream.
-            for name in {name.lower() for name, value in headers.items(multi=True) if expected in value}:
-                del headers[name]
+            holding = {name for name, value in vault.real_fields(flow.request) if expected.encode() in value}
+            for name in {name.decode("latin-1").lower() for name in holding}:
+                del flow.request.headers[name]
             return
         answer_error(
             flow,
@@ -54,3 +55,4 @@ class InboundAuth:
                 "x-modelmux-key, x-api-key or Authorization: Bearer",
             ),
         )
+

@@ -1,10 +1,12 @@
 """Every place modelmux reaches into mitmproxy's internals, in one file.
 
 mitmproxy 12 has no public way to replace its own error pages (PR #7999 is open),
-to end a flow in transit (issue #4711), or to send a client anything a stream
-callable did not return. These helpers do exactly that and nothing more. Each checks
-its touchpoint and degrades to mitmproxy's own behaviour (with a warning) if an
-upgrade moved it; tests/test_failures.py and tests/test_heartbeat.py exercise each.
+to end a flow in transit (issue #4711), to send a client anything a stream
+callable did not return, or to send an upstream a header the flow does not hold.
+These helpers do exactly that and nothing more. Each checks its touchpoint and
+degrades (with a warning) if an upgrade moved it: to mitmproxy's own behaviour, or
+for the wire headers to sending through the relay; tests/test_failures.py,
+tests/test_heartbeat.py and tests/test_vault.py exercise each.
 The whole test suite has passed on each release in VERIFIED; the dependency range in
 pyproject.toml ends before the next minor release.
 """
@@ -12,6 +14,7 @@ pyproject.toml ends before the next minor release.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import weakref
 from collections.abc import Callable
@@ -32,6 +35,7 @@ CLIENT_GONE = "Client disconnected."  # mitmproxy's HTTP/1 message when the clie
 
 ErrorResponse = Callable[[int, str], bytes]  # (status, message) → a whole HTTP/1 response
 ErrorBody = Callable[[int, str], bytes]  # (status, message) → a body
+Opener = Callable[[http.Request], http.Request | None]  # a request as the upstream gets it; None: as it is
 
 
 def unverified(running: str = version.VERSION) -> str | None:
@@ -64,6 +68,65 @@ class ErrorPages:
         if self._originals:
             _http1.make_error_response, _http2.format_error, _http3.format_error = self._originals
             self._originals = None
+
+
+class WireHeaders:
+    """Has mitmproxy write a request's real header values (vault.py) to the upstream
+    while the flow keeps their redacted form: the opener's copy of the request is what
+    gets formatted, the flow's own request is never changed. mitmproxy sends a request
+    right after its `request` hook, with no hook in between (HttpStream.
+    state_consume_request_body), and mitmweb reads the same request object, so this is
+    the only moment a real value can exist without a flow holding it.
+    Touchpoints: Http1Client.send (HTTP/1, it calls http1.assemble_request_head) and
+    format_h2_request_headers, which Http2Client._handle_event2 and
+    Http3Connection._handle_event call (HTTP/2 and 3)."""
+
+    def __init__(self) -> None:
+        self._originals: tuple[Callable, Callable, Callable] | None = None
+
+    def install(self, opener: Opener) -> bool:
+        """Whether installed; if not, mitmproxy would send the redacted values, so the
+        caller must send such requests another way."""
+        if self._originals:
+            return True
+        if not _wire_touchpoints_in_place():
+            logger.warning("this mitmproxy version moved the code that writes requests to upstreams; modelmux "
+                           "sends every request that carries a credential through its relay instead")
+            return False
+        send, h2, h3 = self._originals = (_http1.Http1Client.send, _http2.format_h2_request_headers,
+                                          _http3.format_h2_request_headers)
+
+        def opened(event):  # a RequestHeaders event, or any other event as it is
+            if isinstance(event, _http1.RequestHeaders) and (request := opener(event.request)) is not None:
+                return dataclasses.replace(event, request=request)
+            return event
+
+        _http1.Http1Client.send = lambda layer, event: send(layer, opened(event))
+        _http2.format_h2_request_headers = lambda context, event: h2(context, opened(event))
+        _http3.format_h2_request_headers = lambda context, event: h3(context, opened(event))
+        return True
+
+    def uninstall(self) -> None:
+        if self._originals:
+            (_http1.Http1Client.send, _http2.format_h2_request_headers,
+             _http3.format_h2_request_headers) = self._originals
+            self._originals = None
+
+
+def _wire_touchpoints_in_place() -> bool:
+    """Whether each function that turns a request into bytes or frames for an upstream
+    is still there and still called where WireHeaders expects (by name, from the
+    caller's code), and RequestHeaders still carries the request as a field."""
+    try:
+        return (
+            "assemble_request_head" in _http1.Http1Client.send.__code__.co_names
+            and "format_h2_request_headers" in _http2.Http2Client._handle_event2.__code__.co_names
+            and "format_h2_request_headers" in _http3.Http3Connection._handle_event.__code__.co_names
+            and callable(_http2.format_h2_request_headers) and callable(_http3.format_h2_request_headers)
+            and "request" in {f.name for f in dataclasses.fields(_http1.RequestHeaders)}
+        )
+    except (AttributeError, TypeError):
+        return False
 
 
 class AddonErrors(logging.Filter):

@@ -12,6 +12,7 @@ from mitmproxy import http
 
 from modelmux import __version__
 from modelmux import routing
+from modelmux.addons import vault
 from modelmux.addons.answers import answer_error, answer_json, request_path
 from modelmux.addons.credentials import Credentials
 from modelmux.addons.inbound import presents
@@ -85,7 +86,7 @@ class LocalAPI:
         """Whether /healthz shows its whole document: without a gateway key, to anyone."""
         assert self.settings.config
         key = self.settings.config.server.api_key
-        return key is None or presents(flow.request.headers, key)
+        return key is None or presents(vault.real_headers(flow.request), key)
 
     def health(self) -> dict:
         settings = self.settings

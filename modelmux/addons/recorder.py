@@ -19,6 +19,7 @@ from mitmproxy import exceptions
 from mitmproxy import http
 from mitmproxy import io
 
+from modelmux.addons import vault
 from modelmux.addons.answers import request_path
 from modelmux.addons.internals import forget_backup
 from modelmux.addons.settings import Settings
@@ -77,7 +78,7 @@ class Recorder:
         scrubbed from every later record, wherever an upstream echoes it."""
         if self._writer is None:
             return
-        headers = {name.lower(): value for name, value in flow.request.headers.items()}
+        headers = vault.real_headers(flow.request)  # the flow holds them sealed
         for token in every_token(headers):
             if token not in self._client_tokens and len(self._client_tokens) < MAX_CLIENT_TOKENS:
                 self._client_tokens[token] = None

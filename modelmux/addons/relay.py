@@ -23,6 +23,7 @@ from collections.abc import Iterable
 
 from mitmproxy import http
 
+from modelmux.addons import vault
 from modelmux.addons.failover import Failover, Plan
 from modelmux.errors import GatewayError
 
@@ -102,6 +103,7 @@ class Relay:
         request.headers[PLAN_HEADER] = token
         request.headers.pop("transfer-encoding", None)
         request.headers["content-length"] = str(len(request.raw_content or b""))
+        vault.keep_off_wire(request)  # the plan holds the real credentials
 
     def response(self, flow: http.HTTPFlow) -> None:
         self._forget(flow)

@@ -8,6 +8,7 @@ import logging
 from mitmproxy import http
 
 from modelmux import effort, exchange, messages, routing, validation
+from modelmux.addons import vault
 from modelmux.addons.answers import answer, answer_error, answer_json, as_kept, header_fields, request_path
 from modelmux.addons.credentials import Credentials
 from modelmux.addons.failover import Plan
@@ -16,8 +17,8 @@ from modelmux.addons.settings import Settings
 from modelmux.addons.streams import as_stream
 from modelmux.addons.translator import translation_of
 from modelmux.addons.internals import flows_kept
-from modelmux.config import Provider
-from modelmux.credentials import label_of, shown_headers
+from modelmux.config import Credential, Provider
+from modelmux.credentials import label_of, redacted, shown_headers
 from modelmux.errors import GatewayError
 from modelmux.headers import OWN_HEADER_PREFIX
 from modelmux.passthrough import ModelRestorer, restore_model_json
@@ -64,7 +65,7 @@ class Router:
         assert config
         profile = self.settings.profile_of(flow)
         body = _message_body(flow)
-        client = _lowercase(flow.request.headers)
+        client = vault.real_headers(flow.request)
         facts = routing.Facts(body, client, profile.name if profile else None)
         decision = routing.route(config, body["model"], profile, facts)
         if "warmup" in decision.route.intercept and messages.is_warmup(body):
@@ -95,7 +96,10 @@ class Router:
         # Oauth credentials are always sent by the relay: it refreshes their tokens, and
         # sends a request again after a 401 that a refresh can cure.
         oauth = any(c.oauth is not None for c in provider.credentials)
-        if oauth or (path != exchange.COUNT_TOKENS and (len(candidates) > 1 or self.credentials.pooled(provider.name) > 1)):
+        # Without the Vault's touchpoint mitmproxy could only send credentials redacted.
+        if oauth or not vault.on_the_wire() or (
+            path != exchange.COUNT_TOKENS and (len(candidates) > 1 or self.credentials.pooled(provider.name) > 1)
+        ):
             return self._relay(flow, candidates, body, client, session, config.server.max_attempts)
         lease = None
         if provider.credentials:
@@ -112,7 +116,7 @@ class Router:
             if lease:
                 lease.release()
             raise
-        _apply(flow, outgoing)
+        _apply(flow, outgoing, provider, lease.credential if lease else None)
         notes["credential"] = label_of(provider, lease.credential if lease else None)
         notes["restore_model"] = outgoing.restore
         if outgoing.translation is not None:
@@ -129,7 +133,7 @@ class Router:
         request = flow.request
         plan = Plan(
             flow, candidates, body, request.content or b"", request_path(flow), _query(flow),
-            [(name.decode("latin-1"), value.decode("latin-1")) for name, value in request.headers.fields],
+            [(name.decode("latin-1"), value.decode("latin-1")) for name, value in vault.real_fields(request)],
             client, session, max_attempts,
         )
         notes = flow.metadata["modelmux"]
@@ -153,7 +157,11 @@ class Router:
                 404, f"modelmux does not serve {flow.request.method} {request_path(flow)}; it serves {SERVED}"
             )
         as_sent = _as_sent_by_client(flow.request) if flows_kept() else None
+        path = request_path(flow)
         _send(flow, provider)
+        if vault.pending(flow.request) and not vault.on_the_wire():  # the relay only sends messages
+            raise GatewayError(500, f"modelmux cannot forward {flow.request.method} {path} with the client's "
+                                    "credentials on this mitmproxy version (see the gateway log); install a verified one")
         if as_sent is not None:
             flow.metadata["modelmux"]["client_request"] = as_sent
         flow.comment = f"passthrough {flow.request.method} {request_path(flow)} → {provider.name}"
@@ -227,16 +235,23 @@ def _send(flow: http.HTTPFlow, provider: Provider) -> None:
     headers = flow.request.headers
     for name in {n.lower() for n in headers if n.lower().startswith(OWN_HEADER_PREFIX)}:
         del headers[name]
-    exchange.check_client_token(provider, _lowercase(headers))
+    exchange.check_client_token(provider, vault.real_headers(flow.request))
     headers.update(provider.headers)
 
 
-def _apply(flow: http.HTTPFlow, outgoing: exchange.Outgoing) -> None:
+def _apply(flow: http.HTTPFlow, outgoing: exchange.Outgoing, provider: Provider, credential: Credential | None) -> None:
+    """Put `outgoing` on the flow, the credential only in its redacted form: the Vault
+    has mitmproxy send the real one."""
     request = flow.request
+    auth = exchange.auth_header(provider, credential)
     request.url = outgoing.url
     for name in outgoing.remove:
         request.headers.pop(name, None)
-    request.headers.update(outgoing.set)
+    for name, value in outgoing.set.items():
+        if credential is not None and name == auth:
+            vault.seal(request, name, value, value.replace(credential.secret, redacted(credential)))
+        else:
+            request.headers[name] = value
     if outgoing.content != request.content:
         request.content = outgoing.content
 
@@ -247,12 +262,6 @@ def _head(notes: dict) -> str:
 
 def _query(flow: http.HTTPFlow) -> str:
     return flow.request.path.partition("?")[2]
-
-
-def _lowercase(headers: http.Headers) -> dict[str, str]:
-    """By lowercase name. Reads the raw fields: Headers.items() looks each name up again,
-    which costs half a millisecond on Claude Code's twenty headers."""
-    return {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in headers.fields}
 
 
 def _is_event_stream(response: http.Response) -> bool:
