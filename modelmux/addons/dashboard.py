@@ -226,7 +226,9 @@ def _show_winning_request(flow: http.HTTPFlow, notes: dict[str, Any]) -> None:
     final = attempts[-1].pop("sent", None) if attempts else None
     if final is not None:
         request = flow.request
-        request.url = final["url"]
+        url, mark, query = final["url"].partition("?")
+        request.url = url
+        request.path += mark + query  # a redacted secret in it has "…", which the URL's setter refuses
         request.headers = http.Headers()
         for name, value in final["headers"]:
             request.headers.add(name, value)
