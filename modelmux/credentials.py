@@ -3,6 +3,7 @@ characters. Which credential serves a request is pools.py's job."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 
 from modelmux.config import Config, Credential, Provider
@@ -61,21 +62,22 @@ class StreamScrubber:
     """scrub_bytes() for a body that comes in pieces (feed, then close), such as an event
     stream: a secret cut between two pieces is still found. The end of a piece is held
     back only while it could be the start of a secret, so a stream whose pieces end in a
-    blank line passes on as it comes."""
+    blank line passes on as it comes. One regex pass a piece: streams are hot."""
 
     def __init__(self, credentials: Iterable[Credential]) -> None:
-        pairs = {secret.encode(): redacted(c).encode() for c in credentials for secret in c.secrets()
-                 if len(secret) >= SCRUB_MIN_LENGTH}
-        self.pairs = sorted(pairs.items(), key=lambda pair: -len(pair[0]))  # a longer secret may hold a shorter one
-        self.longest = len(self.pairs[0][0]) if self.pairs else 0
-        self.starts = {secret[0] for secret, _ in self.pairs}
+        self.shown = {secret.encode(): redacted(c).encode() for c in credentials for secret in c.secrets()
+                      if len(secret) >= SCRUB_MIN_LENGTH}
+        longest_first = sorted(self.shown, key=len, reverse=True)  # a longer secret may hold a shorter one
+        self.pattern = re.compile(b"|".join(map(re.escape, longest_first))) if self.shown else None
+        self.longest = len(longest_first[0]) if self.shown else 0
+        self.starts = {secret[0] for secret in self.shown}
+        self.beginnings = {secret[:n] for secret in self.shown for n in range(1, len(secret))}
         self.held = b""
 
     def feed(self, chunk: bytes) -> list[bytes]:
-        data = self.held + chunk
-        for secret, shown in self.pairs:
-            if secret in data:
-                data = data.replace(secret, shown)
+        if self.pattern is None:
+            return [chunk] if chunk else []
+        data = self.pattern.sub(lambda found: self.shown[found.group()], self.held + chunk)
         cut = self._unfinished(data)
         data, self.held = data[:cut], data[cut:]
         return [data] if data else []
@@ -87,7 +89,7 @@ class StreamScrubber:
     def _unfinished(self, data: bytes) -> int:
         """Where the longest end of `data` that begins a secret starts (len(data): none)."""
         for at in range(max(0, len(data) - self.longest + 1), len(data)):
-            if data[at] in self.starts and any(secret.startswith(data[at:]) for secret, _ in self.pairs):
+            if data[at] in self.starts and data[at:] in self.beginnings:
                 return at
         return len(data)
 
