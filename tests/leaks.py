@@ -12,12 +12,14 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from io import BytesIO
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 from browser import WAIT, DevTools
 from gateway import Gateway
+from mitmproxy import http
 from mitmproxy.io import FlowReader
 from wsproto.events import TextMessage
 
@@ -100,6 +102,12 @@ def _masked(text: str, secrets: Mapping[str, str]) -> str:
         shown.append(f"‹{name}…{secrets[name][-SHOWN:]}›")
         i = run.stop
     return "".join(shown)
+
+
+def flows_in(path: Path) -> list[http.HTTPFlow]:
+    """The flows of a flow file (`-w`, a recording)."""
+    with path.open("rb") as file:
+        return list(FlowReader(file).stream())
 
 
 # -- mitmweb ---------------------------------------------------------------------------

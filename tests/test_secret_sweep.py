@@ -3,9 +3,10 @@ through the gateway, to upstreams that echo every credential they get, and then 
 artefact a person or a client can read is searched for every one of them.
 
 The secrets: provider keys of each protocol, a pool of three keys, a route's fallback
-provider, a key typed into routes.yaml and keys from `${VAR}`, a provider `headers:`
-value, the gateway's `server.api_key`, the client's own login and API key (passed
-through to Anthropic), and a subscription login's tokens, before and after a refresh.
+provider, a key typed into routes.yaml and keys from `${VAR}`, secrets in providers'
+`headers:` (from `${VAR}`, and typed under a credential-named header) and `query:`,
+the gateway's `server.api_key`, the client's own login and API key (passed through to
+Anthropic), and a subscription login's tokens, before and after a refresh.
 
 The traffic, on each send path (`mitmproxy`: single-key routes mitmproxy sends itself;
 `relay`: pools, fallbacks and logins the failover relay sends): whole answers and
@@ -35,9 +36,7 @@ import pytest
 from browser import WAIT
 from echoing import CLAUDE_CODE_HEADERS, echoed, model_of, what_it_got
 from gateway import Gateway, all_running
-from leaks import Leak, Poller, Updates, describe, find_leaks, finished_flows, mitmweb_surfaces
-from mitmproxy import http
-from mitmproxy.io import FlowReader
+from leaks import Leak, Poller, Updates, describe, find_leaks, finished_flows, flows_in, mitmweb_surfaces
 from test_oauth_gateway import TokenEndpoint
 from upstream import Behaviour, Received, Stream, Upstream, message, sse
 
@@ -340,11 +339,6 @@ def files_of(gateway: Gateway, *more: Path) -> dict[str, bytes]:
     found.update({f"the state file {p.relative_to(state)}": p.read_bytes() for p in sorted(state.rglob("*")) if p.is_file()})
     found.update({f"{p.name}": p.read_bytes() for p in more})
     return {f"{name} ({'mitmweb' if gateway.web else 'mitmdump'})": data for name, data in found.items()}
-
-
-def flows_in(path: Path) -> list[http.HTTPFlow]:
-    with path.open("rb") as file:
-        return list(FlowReader(file).stream())
 
 
 # -- the sweep ------------------------------------------------------------------------

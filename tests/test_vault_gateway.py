@@ -12,13 +12,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from gateway import Gateway
-from leaks import Poller, Updates, describe, find_leaks, finished_flows, mitmweb_surfaces
-from mitmproxy.io import FlowReader
+from leaks import Poller, Updates, describe, find_leaks, finished_flows, flows_in, mitmweb_surfaces
 from upstream import Behaviour, Hang, Received, Reply, Upstream
 
 from modelmux.oauth import tokens
@@ -102,11 +100,6 @@ def send_all(gateway: Gateway, models: list[str]) -> list[threading.Thread]:
     for sender in senders:
         sender.start()
     return senders
-
-
-def flows_in(path: Path) -> list[Any]:
-    with path.open("rb") as file:
-        return list(FlowReader(file).stream())
 
 
 def wait_for(condition: Callable[[], bool], what: str, seconds: float = 20) -> None:
