@@ -3,31 +3,49 @@ credentials? Loading the file checks its schema and most cross-references (it ra
 ConfigError: exit 2, as for every command); checks.problems adds the names clients are
 handed; the probes (probe.py) ask each provider and credential. Exit status 1 when any
 of these found something wrong, 3 when nothing did but some provider could not be
-checked at all (a pass would claim more than was seen). Nothing printed holds a
+checked at all (a pass would claim more than was seen). `--deep` probes what providers
+can do instead (capabilities/), with the same exit statuses. Nothing printed holds a
 secret: the output is scrubbed of every credential."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TextIO
 
-from modelmux import checks, config, probe
+from modelmux import checks, config, model_facts, probe
+from modelmux.capabilities import deep, report
 from modelmux.credentials import configured, scrub
 from modelmux.status_report import aligned
 
-PASSED, FAILED, NOT_CHECKED = 0, 1, 3  # 2: routes.yaml does not load (cli.py, every command)
+PASSED, FAILED, NOT_CHECKED = 0, 1, 3  # 2: routes.yaml does not load, or --provider/--model name nothing (cli.py)
 
 
-def run(path: Path, offline: bool, as_json: bool, environ: Mapping[str, str], out: TextIO | None = None) -> int:
+@dataclass(frozen=True)
+class Deep:
+    """`--deep`, narrowed to a provider and/or a model; `timeout`: seconds each request waits."""
+
+    provider: str | None = None
+    model: str | None = None
+    timeout: float = deep.TIMEOUT
+
+
+def run(path: Path, offline: bool, as_json: bool, environ: Mapping[str, str], out: TextIO | None = None,
+        capabilities: Deep | None = None) -> int:
     out = out or sys.stdout
     cfg = config.load(path, environ)
     problems = checks.problems(cfg)
-    results = [] if offline else asyncio.run(probe.probe_all(probe.targets(cfg)))
+    if capabilities is not None:
+        return run_deep(cfg, problems, as_json, capabilities, out)
+    found: dict[str, Mapping[str, config.ModelFacts]] = {}
+    results = [] if offline else asyncio.run(probe.probe_all(probe.targets(cfg), found))
+    if found:
+        remember(cfg, found)
     status = exit_status(problems, results)
     lines = summary(list(cfg.providers), results, offline)
     if as_json:
@@ -42,14 +60,54 @@ def run(path: Path, offline: bool, as_json: bool, environ: Mapping[str, str], ou
     return status
 
 
+def remember(cfg: config.Config, found: Mapping[str, Mapping[str, config.ModelFacts]]) -> None:
+    """Keep what the model lists reported where the gateway keeps it (in the state
+    directory of this process's environment), for the launcher: a check is often run
+    before the first `modelmux run`. A file that cannot be written costs only that, so
+    it is not reported."""
+    path = model_facts.discovered_path(cfg.path)
+    discovered = model_facts.updated(model_facts.load_discovered(path), found, cfg.providers)
+    with contextlib.suppress(OSError):
+        model_facts.save_discovered(path, discovered)
+
+
+def run_deep(cfg: config.Config, problems: list[str], as_json: bool, options: Deep, out: TextIO) -> int:
+    """The capability probes (capabilities/deep.py) instead of the credential table. What
+    will be sent is printed before anything is."""
+    secrets = configured(cfg)
+    targets = deep.targets(cfg, options.provider, options.model)  # ValueError: a name that is not there
+    intro = [report.intro(t, options.timeout) for t in targets]
+    if not as_json:
+        out.write(scrub("\n".join(validity(cfg.path, problems) + ["", *intro, ""]), secrets) + "\n")
+        out.flush()
+    reports = asyncio.run(deep.check_all(targets, options.timeout))
+    if problems or any(r.failed for r in reports):
+        status = FAILED
+    else:
+        status = NOT_CHECKED if any(r.plan and not r.complete for r in reports) else PASSED
+    last = report.summary(reports)
+    if as_json:
+        document = {"config": str(cfg.path), "ok": status == PASSED, "exit_status": status, "problems": problems,
+                    "plan": intro, "deep": [report.as_json(r) for r in reports], "summary": last}  # fmt: skip
+        text = json.dumps(document, indent=2, ensure_ascii=False)
+    else:
+        text = "\n".join([line for r in reports for line in [*report.describe(r), ""]] + [last])
+    out.write(scrub(text, secrets) + "\n")
+    return status
+
+
 def exit_status(problems: list[str], results: list[probe.Result]) -> int:
     if problems or any(r.failed for r in results):
         return FAILED
     return NOT_CHECKED if any(not r.checked for r in results) else PASSED
 
 
+def validity(path: Path, problems: list[str]) -> list[str]:
+    return [f"{path}: {problem}" for problem in problems] or [f"{path}: valid"]
+
+
 def describe(path: Path, problems: list[str], results: list[probe.Result], offline: bool) -> list[str]:
-    lines = [f"{path}: {problem}" for problem in problems] or [f"{path}: valid"]
+    lines = validity(path, problems)
     if not offline:
         lines += ["", *table(results)]
     return lines

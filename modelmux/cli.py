@@ -268,7 +268,18 @@ def import_logins(args: argparse.Namespace, _: list[str]) -> int:
 def check(args: argparse.Namespace, _: list[str]) -> int:
     from modelmux import check_command  # httpx: only when probing
 
-    return check_command.run(find_config(args.config, os.environ), args.offline, args.json, os.environ)
+    deep = None
+    if args.deep:
+        if args.offline:
+            raise LaunchError("check: --deep sends requests; it cannot be --offline", 2)
+        deep = check_command.Deep(args.provider, args.model)
+    elif args.provider or args.model:
+        raise LaunchError("check: --provider and --model narrow --deep; add --deep", 2)
+    try:
+        return check_command.run(find_config(args.config, os.environ), args.offline, args.json, os.environ,
+                                 capabilities=deep)  # fmt: skip
+    except ValueError as e:  # --provider or --model names nothing in routes.yaml
+        raise LaunchError(f"check: {e}", 2) from e
 
 
 def login_command(args: argparse.Namespace, claude_args: list[str]) -> int:

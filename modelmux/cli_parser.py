@@ -91,10 +91,21 @@ def build_parser() -> argparse.ArgumentParser:
         "that could not be checked. No secret is printed.",
         epilog="exit status: 0 every provider checked and passed; 1 something is wrong (routes.yaml, or a provider "
         "failed); 2 routes.yaml does not load; 3 nothing failed, but some provider could not be checked (no model "
-        "named and no usable model list: add one to its `models`). With --offline: 0 or 1, nothing is probed.",
+        "named and no usable model list: add one to its `models`). With --offline: 0 or 1, nothing is probed. "
+        "With --deep: 1 also when a provider's first request failed, 3 when a probe got no answer or no model "
+        "was named; 2 when --provider or --model names nothing.",
     )  # fmt: skip
     check.add_argument("--offline", action="store_true", help="only check the file; send no request")
     check.add_argument("--json", action="store_true", help="print the problems and probes as JSON")
+    check.add_argument(
+        "--deep", action="store_true",
+        help="find out what each provider and model really does (streamed usage, parallel tool calls, tool-call "
+        "ids, reasoning, the max-tokens field, images, PDFs, output limit, context window) with at most 10 small "
+        "requests each, and print the routes.yaml lines that follow; the file is not changed",
+    )  # fmt: skip
+    check.add_argument("--provider", metavar="NAME", help="with --deep: only this provider")
+    check.add_argument("--model", metavar="NAME", help="with --deep: this model (as sent to --provider; without "
+                       "--provider, routed as the gateway routes it)")
     return parser
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from modelmux import efforts, model_paths, schema_messages
+from modelmux import effort, efforts, model_paths, schema_messages
 from modelmux.headers import CREDENTIAL_HEADERS, token_of
 from modelmux.oauth.holder import TokenHolder, holder_for
 from modelmux.oauth.kinds import KINDS
@@ -38,7 +38,9 @@ from modelmux.config_types import (
     DEFAULT_MAX_WAIT as DEFAULT_MAX_WAIT,
     DEFAULT_PORT as DEFAULT_PORT,
     DEFAULT_RESPONSE_TIMEOUT as DEFAULT_RESPONSE_TIMEOUT,
+    FACTS as FACTS,
     Fallback as Fallback,
+    ModelFacts as ModelFacts,
     ModelPattern as ModelPattern,
     Profile as Profile,
     Provider as Provider,
@@ -209,6 +211,7 @@ class _Builder:
                 "'Authorization: Bearer {key}', and put the key itself under credentials"
             )
         credentials = self.credentials(where, spec.get("credentials") or [], protocol)
+        models, facts = self.models(f"{where}.models", spec.get("models") or [])
         self.check_pooling(where, spec, auth_text)
         if auth is not None and not spec.get("credentials") and auth_text:
             self.problems.append(
@@ -227,7 +230,8 @@ class _Builder:
                 header: self.expand(f"{where}.headers.{header}", value)
                 for header, value in (spec.get("headers") or {}).items()
             },
-            models=tuple(spec.get("models") or ()),
+            models=models,
+            facts=facts,
             connect_timeout=float(spec.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT)),
             response_timeout=float(spec.get("response_timeout", DEFAULT_RESPONSE_TIMEOUT)),
             shape=self.shape(where, spec),
@@ -255,6 +259,41 @@ class _Builder:
                     whole = _ENV_REF.sub(lambda m: self.environ.get(m.group(1), ""), value)
                     found.append(Credential(label, token_of(whole)))
         return tuple(credential for credential in found if credential.key)
+
+    def models(self, where: str, entries: list[str | dict[str, Any]]) -> tuple[tuple[str, ...], dict[str, ModelFacts]]:
+        """A provider's model names, and what routes.yaml says of each (its facts), by the
+        name the upstream receives: `gpt-5(high)`'s facts are gpt-5's."""
+        names: list[str] = []
+        facts: dict[str, ModelFacts] = {}
+        written: dict[str, str] = {}
+        for i, entry in enumerate(entries):
+            at = f"{where}[{i}]"
+            if isinstance(entry, str):
+                names.append(entry)
+                continue
+            names.append(entry["name"])
+            found = {name: _fact(name, entry[name]) for name in FACTS if name in entry}
+            if not found:
+                continue
+            upstream = effort.of(entry["name"])[0]
+            if upstream in written:
+                self.problems.append(f"{at}: the facts of '{upstream}' are already written at {written[upstream]}; "
+                                     "write them once")
+                continue
+            written[upstream] = at
+            self.check_facts(at, found)
+            facts[upstream] = ModelFacts(**found, sources={name: "routes.yaml" for name in found})
+        return tuple(names), facts
+
+    def check_facts(self, where: str, found: dict[str, Any]) -> None:
+        """Facts that contradict each other are a mistake in one of them."""
+        window, output = found.get("context_window"), found.get("max_output")
+        if window is not None and output is not None and output > window:
+            self.problems.append(f"{where}.max_output: {output} is more than its context_window {window}, which "
+                                 "holds input and output together; lower max_output or raise context_window")
+        if found.get("thinking") is False and found.get("efforts"):
+            self.problems.append(f"{where}.efforts: a model with thinking: false takes no reasoning effort; "
+                                 "remove efforts (or write []), or set thinking: true")
 
     def shape(self, where: str, spec: dict[str, Any]) -> Shape:
         protocol = spec["protocol"]
@@ -444,6 +483,11 @@ class _Builder:
                 port=port,
             )
         return result
+
+
+def _fact(name: str, value: Any) -> Any:
+    """A fact as ModelFacts holds it (schema-checked already): efforts as a tuple."""
+    return tuple(value) if name == "efforts" else value
 
 
 def conditions(spec: dict[str, Any]) -> Conditions:

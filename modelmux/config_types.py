@@ -78,6 +78,28 @@ class Shape:
 
 
 @dataclass(frozen=True)
+class ModelFacts:
+    """What is known of one upstream model: what routes.yaml says of it, else what its
+    provider's model list reports (model_facts.py merges them); None: not known, never
+    a guess."""
+
+    context_window: int | None = None  # tokens the model holds, input and output together
+    max_output: int | None = None  # the most output tokens one answer may have
+    thinking: bool | None = None  # takes extended thinking / reasoning
+    efforts: tuple[str, ...] | None = None  # reasoning effort levels it takes; () none
+    images: bool | None = None
+    documents: bool | None = None
+    description: str | None = None  # shown by Claude Code's /model picker
+    sources: Mapping[str, str] = field(default_factory=dict)  # fact name -> "routes.yaml" | "model list"
+
+    def __bool__(self) -> bool:
+        return any(getattr(self, name) is not None for name in FACTS)
+
+
+FACTS = ("context_window", "max_output", "thinking", "efforts", "images", "documents", "description")
+
+
+@dataclass(frozen=True)
 class Provider:
     name: str
     protocol: str
@@ -86,6 +108,7 @@ class Provider:
     credentials: tuple[Credential, ...] = ()
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)  # may hold secrets (written_secrets)
     models: tuple[str, ...] = ()
+    facts: Mapping[str, ModelFacts] = field(default_factory=dict)  # upstream model -> what routes.yaml says of it
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     response_timeout: float = DEFAULT_RESPONSE_TIMEOUT
     shape: Shape = field(default_factory=Shape)

@@ -13,6 +13,10 @@ from __future__ import annotations
 import re
 
 NAMED = ("none", "minimal", "low", "medium", "high", "xhigh")
+# The effort levels a model may take, as routes.yaml's model facts name them: NAMED, and
+# Anthropic's `max` (output_config.effort, which Claude Code sends), which no NAME(EFFORT)
+# suffix sends.
+LEVELS = (*NAMED, "max")
 OPENAI = ("openai-chat", "openai-responses")
 _SUFFIX = re.compile(r"^(.+?)\(([^()]*)\)$")
 # OpenAI model names, optionally behind a vendor prefix such as "openai/".

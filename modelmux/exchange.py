@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -17,6 +17,7 @@ from modelmux.config import DEFAULT_AUTH, Credential, Provider
 from modelmux.credentials import scrub
 from modelmux.errors import GatewayError, error_body, gist, is_error_envelope, upstream_error
 from modelmux.gemini.signatures import is_gemini
+from modelmux.model_facts import ROUTES_YAML
 from modelmux.oauth.holder import TokenHolder
 from modelmux.oauth.kinds import KINDS
 from modelmux.overflow import restated
@@ -163,8 +164,36 @@ def prepare(
     if oauth is not None:
         _subscription(oauth, client, set_headers)
     if provider.protocol == "anthropic":
-        return _anthropic(decision, base_url, body, raw, path, query, remove, set_headers)
+        cap = output_cap(decision, written_only=is_anthropic_itself(provider, base_url, oauth))
+        return _anthropic(decision, base_url, body, raw, path, query, remove, set_headers, cap)
     return _translated(decision, base_url, body, remove, set_headers, credential)
+
+
+def output_cap(decision: Decision, written_only: bool = False) -> int | None:
+    """The most output tokens a request to `decision`'s model may ask for: its
+    `max_output` and the provider's `max_tokens_limit`, the smaller when both are set.
+    Claude Code asks for 32000, and a model that gives fewer answers 400. `written_only`:
+    only a max_output routes.yaml wrote counts (Anthropic itself knows its models' limits
+    better than a list another endpoint reported)."""
+    facts = decision.model_facts
+    model = facts.max_output if not written_only or facts.sources.get("max_output") == ROUTES_YAML else None
+    limits = [limit for limit in (model, decision.provider.shape.max_tokens_limit) if limit]
+    return min(limits) if limits else None
+
+
+def capped(body: dict[str, Any], cap: int | None) -> dict[str, Any]:
+    """An Anthropic request whose max_tokens is at most `cap` (`body` itself when it is),
+    with a thinking budget kept below it: Anthropic's API requires budget_tokens <
+    max_tokens."""
+    wanted = body.get("max_tokens")
+    if cap is None or not isinstance(wanted, int) or wanted <= cap:
+        return body
+    sent = {**body, "max_tokens": cap}
+    thinking = body.get("thinking")
+    budget = thinking.get("budget_tokens") if isinstance(thinking, dict) else None
+    if isinstance(budget, int) and budget >= cap:
+        sent["thinking"] = {**thinking, "budget_tokens": cap - 1}
+    return sent
 
 
 def is_anthropic_itself(provider: Provider, base_url: str, oauth: TokenHolder | None) -> bool:
@@ -208,10 +237,12 @@ def _subscription(oauth: TokenHolder, client: Mapping[str, str], set_headers: di
 
 def _anthropic(
     decision: Decision, base_url: str, body: dict[str, Any], raw: bytes, path: str, query: str,
-    remove: set[str], set_headers: dict[str, str],
+    remove: set[str], set_headers: dict[str, str], cap: int | None = None,
 ) -> Outgoing:
     content = raw
-    sent = messages.without_blocks(body, packed_thinking) if any(p in raw for p in PACKED_SIGNATURES) else body
+    sent = capped(body, cap)
+    if any(p in raw for p in PACKED_SIGNATURES):
+        sent = messages.without_blocks(sent, packed_thinking)
     if b"output_config" in raw and not decision.provider.passthrough and not is_anthropic(base_url):
         sent = messages.without_idle_effort(sent)  # a vendor's endpoint, not Anthropic's
     if decision.rewrites_model or sent is not body:
@@ -236,6 +267,8 @@ def _translated(decision: Decision, base_url: str, body: dict[str, Any], remove:
                 credential: Credential | None) -> Outgoing:
     provider, model = decision.provider, decision.upstream_model
     shape = provider.shape
+    if (cap := output_cap(decision)) != shape.max_tokens_limit:
+        shape = replace(shape, max_tokens_limit=cap)  # the translators cap max_tokens at it
     shown = decision.requested if decision.route.response_model == "requested" else model
     names = [t["name"] for t in body.get("tools") or () if isinstance(t, dict) and isinstance(t.get("name"), str)]
     named = decision.effort if isinstance(decision.effort, str) else None  # OpenAI takes no budget (check_effort)

@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import httpx
 
 from modelmux import effort, gemini, model_lists
-from modelmux.config import Config, Credential, ModelPattern, Provider, Route
+from modelmux.config import Config, Credential, ModelFacts, ModelPattern, Provider, Route
 from modelmux.credentials import scrub
 from modelmux.errors import gist
 from modelmux.exchange import prepare, upstream_json
@@ -101,15 +102,17 @@ def decision_for(provider: Provider, model: str) -> Decision:
     return Decision(model, model, provider, name, route, wanted)
 
 
-async def probe_all(items: list[Target]) -> list[Result]:
+async def probe_all(items: list[Target], found: dict[str, Mapping[str, ModelFacts]] | None = None) -> list[Result]:
     async with httpx.AsyncClient() as client:
         refresher = Refresher(client)
-        return list(await asyncio.gather(*(probe(t, client, refresher) for t in items)))
+        return list(await asyncio.gather(*(probe(t, client, refresher, found) for t in items)))
 
 
-async def probe(target: Target, client: httpx.AsyncClient, refresher: Refresher) -> Result:
+async def probe(target: Target, client: httpx.AsyncClient, refresher: Refresher,
+                found: dict[str, Mapping[str, ModelFacts]] | None = None) -> Result:
     """Ask the model list (where it can tell anything), then send the one-token request
-    when a model is named; what they answered fills the result."""
+    when a model is named; what they answered fills the result. `found` gets what each
+    list that answered reports of its models, by provider."""
     provider, credential = target.provider, target.credential
     result = Result(provider.name, label(target), None if provider.passthrough else target.model)
     if credential is not None and (needs_login := await refresher.fresh(credential)):
@@ -123,6 +126,8 @@ async def probe(target: Target, client: httpx.AsyncClient, refresher: Refresher)
         if isinstance(answer, str):  # the one-token request would go the same way
             return unreachable(result, answer)
         listing = answer
+        if found is not None and listing.status < 300 and (reported := model_lists.facts(listing.text)) is not None:
+            found[provider.name] = reported
     if provider.passthrough:  # no token of ours to send: that it answers is all there is to know
         assert listing is not None
         result.reachable, result.latency_ms = True, listing.latency_ms
@@ -146,13 +151,13 @@ def label(target: Target) -> str:
 
 
 async def send(client: httpx.AsyncClient, provider: Provider, method: str, url: str, headers: list[tuple[str, str]],
-               content: bytes | None = None, whole: bool = False) -> Answer | str:
+               content: bytes | None = None, whole: bool = False, timeout: float = RESPONSE_TIMEOUT) -> Answer | str:
     """The upstream's answer (its body read when `whole` or an error; a success may be a
-    stream), or why there was none."""
-    timeout = httpx.Timeout(min(provider.response_timeout, RESPONSE_TIMEOUT), connect=provider.connect_timeout)
+    stream), or why there was none; `timeout`: seconds to wait for its headers."""
+    limit = httpx.Timeout(min(provider.response_timeout, timeout), connect=provider.connect_timeout)
     started = time.monotonic()
     try:
-        request = client.build_request(method, url, headers=headers, content=content, timeout=timeout)
+        request = client.build_request(method, url, headers=headers, content=content, timeout=limit)
         response = await client.send(request, stream=True)
     except httpx.HTTPError as e:
         origin = urlsplit(url)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
 from modelmux import effort
-from modelmux.config import Conditions, Config, ModelPattern, Profile, Provider, Route, route_for
+from modelmux.config import Conditions, Config, ModelFacts, ModelPattern, Profile, Provider, Route, route_for
 from modelmux.errors import GatewayError
 from modelmux.tokens import estimate_input_tokens
 
@@ -27,6 +27,9 @@ class Decision:
     upstream_model: str
     route: Route
     effort: effort.Effort | None = None  # from a `NAME(EFFORT)` model name: overrides the client's thinking
+    # What is known of upstream_model at this provider (model_facts.facts_for): the
+    # gateway fills it in, with what the model lists reported; empty, nothing is known.
+    model_facts: ModelFacts = field(default_factory=ModelFacts)
 
     @property
     def rewrites_model(self) -> bool:

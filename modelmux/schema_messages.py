@@ -15,6 +15,8 @@ HINTS = {
     "default": "null (unmatched models get 404) or {provider: NAME} with an optional model",
     "label": "letters, digits, '_', '.' or '-', starting with a letter or digit",
     "port": "a port number from 1 to 65535",
+    "context_window": "the tokens the model holds, a whole number above 0 such as 128000",
+    "max_output": "the most output tokens one answer may have, a whole number above 0 such as 8192",
 }
 TYPE_NAMES = {
     "object": "a mapping (key: value lines)",
@@ -38,7 +40,8 @@ QUOTABLE = frozenset({
     "regex", "provider", "model", "models", "fallback", "default", "label", "profile", "profiles", "providers",
     "tool", "slots", "opus", "sonnet", "haiku", "aliases", "endpoint", "max_tokens_field", "drop_fields",
     "host", "port", "max_attempts", "connect_timeout", "response_timeout", "max_wait", "priority", "weight",
-    "max_concurrent", "max_tokens_limit", "prompt_tokens_above", "seconds",
+    "max_concurrent", "max_tokens_limit", "prompt_tokens_above", "seconds", "name", "context_window", "max_output",
+    "efforts", "description",
 })  # fmt: skip
 UNQUOTED_UNDER = frozenset({"headers", "query"})
 # A rule broken, in words, for the values that are not quoted.

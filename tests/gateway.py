@@ -48,10 +48,13 @@ class Gateway:
     """Writes `routes` to a routes.yaml, runs mitmdump with the addon on a free port,
     and keeps its console output in `log` for tests that grep it. With `web`, mitmweb
     with the launcher's `--web` settings on a free UI port: `web_url` (with the token)
-    and `web_api` reach it as a browser would."""
+    and `web_api` reach it as a browser would. With `model_lists`, it asks the providers'
+    model lists after start-up, as it does by default: off otherwise, because tests count
+    what their fakes received, and those asks would race with the test's requests."""
 
     def __init__(self, directory: Path, routes: str, env: dict[str, str] | None = None,
-                 extra_args: list[str] | None = None, mode: str | None = None, web: bool = False) -> None:
+                 extra_args: list[str] | None = None, mode: str | None = None, web: bool = False,
+                 model_lists: bool = False) -> None:
         self.config = directory / "routes.yaml"
         self.config.write_text(routes)
         self.log = directory / "gateway.log"
@@ -59,7 +62,7 @@ class Gateway:
         self.url = f"http://127.0.0.1:{self.port}"
         # Its credential state and usage records stay in the test's directory.
         self.env = {**os.environ, "MODELMUX_STATE_DIR": str(directory / "state"), **(env or {})}
-        self.extra_args = extra_args or []
+        self.extra_args = (extra_args or []) + ([] if model_lists else ["--set", "modelmux_model_lists=false"])
         self.mode = mode or f"reverse:https://api.anthropic.com@127.0.0.1:{self.port}"
         self.web = web
         self.web_port = free_port() if web else None

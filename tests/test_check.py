@@ -14,7 +14,9 @@ from check_upstream import (  # noqa: F401 (fake: a fixture)
     ECHO_KEY, ENV, auth_of, closed_port, codex_login, fake, glob_only, key, lines, lists_gate, live_routes,
     passthrough_routes, run, unprobeable_routes, write,
 )
-from modelmux import checks, cli, config
+import openai_upstream
+from modelmux import checks, cli, config, model_facts
+from modelmux.model_facts import listed
 from upstream import Upstream
 
 OFFLINE = """
@@ -212,3 +214,24 @@ def test_a_model_list_that_echoes_the_key_shows_no_key(tmp_path: Path, fake: Ups
     assert status == 1 and ECHO_KEY not in out
     [leaky] = [p for p in json.loads(out)["probes"] if p["provider"] == "leaky"]
     assert leaky["note"] == "HTTP 401: Incorrect API key provided: main…5555"
+
+
+def test_what_the_model_lists_report_is_kept_for_the_launcher(tmp_path: Path, fake: Upstream) -> None:
+    """A check is often run before the first `modelmux run`: it leaves what the lists
+    reported where the gateway keeps it, and no key there."""
+    listing = {"data": [{"id": "gpt-test", "context_length": 128000, "top_provider": {"max_completion_tokens": 16384}}]}
+    fake.gate = lambda r: openai_upstream.json_reply(listing) if r.path == "/router/v1/models" else None
+    routes = f"""
+providers:
+  router:
+    protocol: openai-chat
+    base_url: {fake.url}/router/v1
+    credentials: [{{label: main, key: "${{OAI_KEY}}"}}]
+    models: [gpt-test]
+"""
+    path = write(tmp_path, routes)
+    assert run(path)[0] == 0
+    cache = model_facts.discovered_path(path)
+    assert model_facts.load_discovered(cache) == {"router": {"gpt-test": listed(context_window=128000,
+                                                                                max_output=16384)}}
+    assert ENV["OAI_KEY"] not in cache.read_text()

@@ -243,6 +243,7 @@ def router_in_process(tmp_path, routes: str) -> Iterator:
 
     from modelmux.addons.credentials import Credentials
     from modelmux.addons.dashboard import Dashboard
+    from modelmux.addons.discovery import Discovery
     from modelmux.addons.failover import Failover
     from modelmux.addons.relay import Relay
     from modelmux.addons.router import Router
@@ -252,7 +253,7 @@ def router_in_process(tmp_path, routes: str) -> Iterator:
     config.write_text(routes)
     settings = Settings()
     credentials = Credentials(settings, Dashboard())
-    router = Router(settings, credentials, Relay(Failover(credentials)))
+    router = Router(settings, credentials, Relay(Failover(credentials)), Discovery(settings))
     with taddons.context(settings, router) as context:
         context.configure(settings, modelmux_config=str(config))
         yield router

@@ -171,12 +171,14 @@ def test_the_installed_gateway_translates_every_protocol(
                     assert answer.json()["content"] == [block]
     finally:
         end_process(process, 10)
-    assert [r.path for r in fakes["chat"].received] == ["/v1/chat/completions"] * 2
-    assert [r.path for r in fakes["responses"].received] == ["/v1/responses"] * 2
-    assert [r.path for r in fakes["gemini"].received] == [
+    # The messages; the gateway also asked each model list (GET) for its models' facts.
+    posted = {name: [r for r in fake.received if r.method == "POST"] for name, fake in fakes.items()}
+    assert [r.path for r in posted["chat"]] == ["/v1/chat/completions"] * 2
+    assert [r.path for r in posted["responses"]] == ["/v1/responses"] * 2
+    assert [r.path for r in posted["gemini"]] == [
         "/v1beta/models/gemini-2.5-flash:generateContent", "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse",
     ]
-    assert [r.headers["x-api-key"] for r in fakes["anthropic"].received] == ["sk-vendor-wheel-1111"] * 2
+    assert [r.headers["x-api-key"] for r in posted["anthropic"]] == ["sk-vendor-wheel-1111"] * 2
     state = Path(outside["HOME"]) / ".local" / "state" / "modelmux"
     kept = sorted("".join(p.suffixes) for p in state.iterdir() if p.name.startswith("routes-"))
     assert kept == [".state.json", ".usage.jsonl"]  # credential state, usage records

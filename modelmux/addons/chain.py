@@ -14,6 +14,7 @@ from pathlib import Path
 
 from modelmux.addons.credentials import Credentials
 from modelmux.addons.dashboard import Dashboard
+from modelmux.addons.discovery import Discovery
 from modelmux.addons.echoes import Echoes
 from modelmux.addons.failover import Failover
 from modelmux.addons.failures import Failures
@@ -42,6 +43,7 @@ def build(default_config: Path | None = None) -> list[object]:
     credentials = Credentials(settings, dashboard)
     relay = Relay(Failover(credentials))
     usage = Usage(settings)
+    discovery = Discovery(settings)
     return [
         Guard(),  # first: it must be in place before any other addon can fail
         HeaderTimeout(),  # before any addon whose failing requestheaders hook would skip it
@@ -50,7 +52,8 @@ def build(default_config: Path | None = None) -> list[object]:
         Listeners(settings),
         InboundAuth(settings),
         LocalAPI(settings, credentials, usage),
-        Router(settings, credentials, relay),
+        discovery,  # before the Router, which caps each request's output by what it knows
+        Router(settings, credentials, relay, discovery),
         Translator(settings),
         Heartbeat(),
         Failures(settings),

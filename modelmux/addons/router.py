@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
+from dataclasses import replace
 
 from mitmproxy import http
 
@@ -12,6 +13,7 @@ from modelmux import effort, exchange, messages, routing, validation
 from modelmux.addons import vault
 from modelmux.addons.answers import answer, answer_error, answer_json, as_kept, header_fields, request_path
 from modelmux.addons.credentials import Credentials
+from modelmux.addons.discovery import Discovery
 from modelmux.addons.failover import Plan
 from modelmux.addons.relay import Relay
 from modelmux.addons.settings import Settings
@@ -40,10 +42,11 @@ class Router:
     providers) goes through the Relay; one with a single possible upstream is sent by
     mitmproxy itself."""
 
-    def __init__(self, settings: Settings, credentials: Credentials, relay: Relay) -> None:
+    def __init__(self, settings: Settings, credentials: Credentials, relay: Relay, discovery: Discovery) -> None:
         self.settings = settings
         self.credentials = credentials
         self.relay = relay
+        self.discovery = discovery
 
     async def request(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live:
@@ -90,7 +93,9 @@ class Router:
             answer_json(flow, 200, {"input_tokens": estimate_input_tokens(body)})
             flow.comment = f"{_head(notes)} · count_tokens answered locally (estimate)"
             return
-        candidates = routing.candidates(config, decision, profile)
+        # Each candidate with what is known of its model, which caps the output it is asked for.
+        candidates = [replace(c, model_facts=self.discovery.facts(c)) for c in routing.candidates(config, decision, profile)]
+        decision = candidates[0]
         if flows_kept():
             notes["client_request"] = _as_sent_by_client(flow.request)
         session = session_of(client, body) if any(c.provider.affinity for c in candidates) else None
