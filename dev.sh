@@ -9,6 +9,9 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 VENV=$REPO/.venv
 STAMP=$VENV/.modelmux-installed  # newer than pyproject.toml and setup.py: the install is current
 CLAUDE_PREFIX=$REPO/.cache/claude-code
+# The Claude Code whose variables docs/claude-code.md describes (VERIFIED_VERSION in
+# modelmux/claude_env.py); tests/test_claude_code_limits.py fails on any other.
+CLAUDE_CODE_VERSION=2.1.197
 NEEDS_PYTHON="modelmux needs Python 3.12 or newer; install it (e.g. \`pyenv install 3.12\`, your OS package python3.12, or python.org) and re-run"
 
 usage() {
@@ -92,7 +95,7 @@ ensure_claude_code() {
         fi
         say "installing Claude Code into .cache/claude-code for the end-to-end test"
         if ! npm install --prefix "$CLAUDE_PREFIX" --no-audit --no-fund --loglevel=error \
-            @anthropic-ai/claude-code </dev/null >&2; then
+            "@anthropic-ai/claude-code@$CLAUDE_CODE_VERSION" </dev/null >&2; then
             say "Claude Code end-to-end test will be skipped: npm install @anthropic-ai/claude-code failed"
             return 0
         fi

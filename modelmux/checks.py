@@ -1,5 +1,5 @@
 """The cross-references `modelmux check` adds to what loading routes.yaml checks: every
-name a client is handed (an alias, a profile's slots and model) reaches a provider, and
+name a client is handed (an alias, a profile's slots, model and subagent) reaches a provider, and
 a profile's names reach one the profile may use. Pure: the loader leaves these to the
 first request (a 404 or 403 there), which is too late for a profile's slot."""
 
@@ -9,13 +9,11 @@ from modelmux.config import Config, Profile, route_for
 
 
 def problems(config: Config) -> list[str]:
-    """One line per alias, slot or profile model that routes nowhere or outside its
+    """One line per alias, slot, profile model or subagent model that routes nowhere or outside its
     profile, each naming its key in routes.yaml."""
     found = [p for alias in config.aliases for p in _reaches(config, f"aliases.{alias}", alias, None)]
     for profile in config.profiles.values():
-        names = [(f"slots.{slot}", model) for slot, model in profile.slots.items()]
-        names += [("model", profile.model)] if profile.model else []
-        for key, model in names:
+        for key, model in profile.names():
             found += _reaches(config, f"profiles.{profile.name}.{key}", model, profile)
     return found
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from modelmux import config, foreground, import_command, paths, procs, shells, usage
+from modelmux import config, foreground, import_command, model_facts, paths, procs, shells, usage
 from modelmux.cli_parser import MITMWEB_DEFAULT_PORT, build_parser
 from modelmux.config import Config, Profile
 from modelmux.status_report import credential_lines, describe_status, gateway_status
@@ -91,11 +91,17 @@ def serve(args: argparse.Namespace, _: list[str]) -> int:
         raise LaunchError(f"cannot run {argv[0]}: {e.strerror}") from e
 
 
+def discovered(cfg: Config) -> model_facts.Discovered:
+    """What the providers' model lists reported of their models, as the gateway or
+    `modelmux check` last saw them: the facts routes.yaml does not give."""
+    return model_facts.load_discovered(model_facts.discovered_path(cfg.path, os.environ))
+
+
 def run(args: argparse.Namespace, claude_args: list[str]) -> int:
     """Claude Code as a profile, against a healthy gateway: reused, or started detached
     so it outlives this session and serves the next one."""
     cfg = load_config(args.config)
-    values, unset = profile_environment(cfg, args.profile, os.environ)
+    values, unset = profile_environment(cfg, args.profile, os.environ, discovered(cfg))
     profile = profile_of(cfg, args.profile)
     claude = shutil.which("claude")
     if claude is None:
@@ -169,7 +175,7 @@ def ensure_ports_free(cfg: Config, gateway: Gateway) -> None:
 
 def env(args: argparse.Namespace, _: list[str]) -> int:
     cfg = load_config(args.config)
-    values, unset = profile_environment(cfg, args.profile, os.environ)
+    values, unset = profile_environment(cfg, args.profile, os.environ, discovered(cfg))
     try:
         sys.stdout.write(shells.shell_lines(values, unset, args.shell or shells.default_shell(os.environ)))
     except shells.ShellError as e:

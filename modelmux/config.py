@@ -50,7 +50,7 @@ from modelmux.config_types import (
     route_for as route_for,
 )
 
-SLOTS = ("opus", "sonnet", "haiku")
+SLOTS = ("opus", "sonnet", "haiku", "fable")
 DEFAULT_AUTH = {
     "anthropic": "x-api-key: {key}",
     "openai-chat": "Authorization: Bearer {key}",
@@ -481,6 +481,7 @@ class _Builder:
                 model=spec.get("model"),
                 providers=frozenset(allowed) if allowed else None,
                 port=port,
+                subagent=spec.get("subagent"),
             )
         return result
 

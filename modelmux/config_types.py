@@ -214,9 +214,16 @@ class Profile:
     model: str | None
     providers: frozenset[str] | None  # None: every provider
     port: int | None
+    subagent: str | None = None  # the model every Claude Code subagent uses
 
     def allows(self, provider: str) -> bool:
         return self.providers is None or provider in self.providers
+
+    def names(self) -> list[tuple[str, str]]:
+        """The model names this profile hands Claude Code, as (key under the profile, name):
+        its slots, its model and its subagent model."""
+        named = [(f"slots.{slot}", model) for slot, model in self.slots.items()]
+        return named + [(key, model) for key, model in (("model", self.model), ("subagent", self.subagent)) if model]
 
 
 @dataclass(frozen=True)

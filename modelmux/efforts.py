@@ -12,17 +12,17 @@ from modelmux.config_types import Config, Provider, route_for
 
 def problems(config: Config) -> list[str]:
     """Every effort written in a route's or a fallback's model, in a provider's model list,
-    and in the names clients ask for (alias targets, profile slots), checked where their
-    route sends them."""
+    and in the names clients ask for (alias targets, a profile's names), checked where
+    their route sends them."""
     return [problem for where, model, provider in sent(config) for problem in _check(where, model, provider)]
 
 
 def sent(config: Config) -> Iterator[tuple[str, str, Provider]]:
     """Each model name routes.yaml sends a provider, as (where it is written, the name
     with the effort it is sent with, the provider): routes' and fallbacks' models,
-    providers' model lists, and the names clients ask for (alias targets, profile
-    slots). An asked name carries its effort to each upstream its route tries, except
-    where that upstream's model names an effort of its own (which wins)."""
+    providers' model lists, and the names clients ask for (alias targets, a profile's
+    slots, model and subagent). An asked name carries its effort to each upstream its
+    route tries, except where that upstream's model names an effort of its own (which wins)."""
     for route in config.routes:
         sends = [(route.provider, route.model, f"{route.source}.model")]
         sends += [(f.provider, f.model, f"{route.source}.fallback[{i}].model") for i, f in enumerate(route.fallback)]
@@ -31,8 +31,7 @@ def sent(config: Config) -> Iterator[tuple[str, str, Provider]]:
         yield from ((f"providers.{name}.models[{i}]", model, provider) for i, model in enumerate(provider.models))
     asked = [(f"aliases.{alias}", target) for alias, target in config.aliases.items()]
     for profile in config.profiles.values():
-        asked += [(f"profiles.{profile.name}.slots.{slot}", model) for slot, model in profile.slots.items()]
-        asked += [(f"profiles.{profile.name}.model", profile.model)] if profile.model else []
+        asked += [(f"profiles.{profile.name}.{key}", model) for key, model in profile.names()]
     for where, model in asked:
         resolved = config.resolve_alias(model)
         text = effort.split(resolved)[1]

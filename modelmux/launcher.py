@@ -13,8 +13,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import modelmux
-from modelmux.config import SLOTS, Config, Profile
+from modelmux.claude_env import model_environment
+from modelmux.config import Config, Profile
 from modelmux.headers import KEY_HEADER, PLACEHOLDER_TOKEN, PROFILE_HEADER
+from modelmux.model_facts import Discovered
 from modelmux.paths import config_dir
 
 CONFIG_ENV = "MODELMUX_CONFIG"
@@ -22,9 +24,6 @@ CONFIG_NAME = "routes.yaml"
 REVERSE_TARGET = "https://api.anthropic.com"
 LOCAL_HOSTS = ("127.0.0.1", "localhost")
 WILDCARD_HOSTS = ("0.0.0.0", "::", "")
-SLOT_VARIABLES = {slot: f"ANTHROPIC_DEFAULT_{slot.upper()}_MODEL" for slot in SLOTS}
-# Claude Code before the per-slot variables read the haiku slot from this one.
-SMALL_FAST_VARIABLE = "ANTHROPIC_SMALL_FAST_MODEL"
 # Claude Code prefers these over ANTHROPIC_BASE_URL; a profile must not leak to them.
 CLOUD_SWITCHES = ("CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX")
 GATEWAY_EXECUTABLE_ENV = {"mitmdump": "MODELMUX_MITMDUMP", "mitmweb": "MODELMUX_MITMWEB"}
@@ -115,19 +114,16 @@ def uses_passthrough(config: Config, profile: Profile) -> bool:
 
 
 def profile_environment(
-    config: Config, profile_name: str, base_env: Mapping[str, str]
+    config: Config, profile_name: str, base_env: Mapping[str, str], discovered: Discovered | None = None
 ) -> tuple[dict[str, str], list[str]]:
     """The variables that make Claude Code talk to the gateway as `profile_name`:
-    (variables to set, variables to unset). `base_env` supplies values to merge with."""
+    (variables to set, variables to unset). `base_env` supplies values to merge with;
+    `discovered`, what providers' model lists reported of their models."""
     profile = profile_of(config, profile_name)
     host = client_host(config.server.host)
     values = {"ANTHROPIC_BASE_URL": f"http://{url_host(host)}:{profile_port(config, profile)}"}
-    values.update({SLOT_VARIABLES[slot]: profile.slots[slot] for slot in SLOTS if slot in profile.slots})
-    if "haiku" in profile.slots:
-        values[SMALL_FAST_VARIABLE] = profile.slots["haiku"]
-    if profile.model:
-        values["ANTHROPIC_MODEL"] = profile.model
-    unset: list[str] = []
+    models, unset = model_environment(config, profile, base_env, discovered)
+    values.update(models)
     if uses_passthrough(config, profile):
         # A placeholder inherited from a vendor profile's session would replace the login.
         if base_env.get("ANTHROPIC_AUTH_TOKEN") == PLACEHOLDER_TOKEN:

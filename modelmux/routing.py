@@ -179,7 +179,7 @@ def model_names(config: Config, profile: Profile | None = None) -> list[str]:
     and each provider model as `PROVIDER,MODEL`."""
     names = list(config.aliases)
     names += [r.pattern.text for r in config.routes if r.pattern.kind == "exact" and not r.conditions]
-    names += [slot for p in config.profiles.values() for slot in (*p.slots.values(), p.model) if slot]
+    names += [name for p in config.profiles.values() for _, name in p.names()]
     names += [f"{provider.name},{model}" for provider in config.providers.values() for model in provider.models]
     return [name for name in dict.fromkeys(names) if reachable(config, name, profile)]
 

@@ -38,10 +38,10 @@ QUOTABLE = frozenset({
     "protocol", "strategy", "cooldown_scope", "response_model", "reasoning_summary", "reasoning_effort",
     "reasoning_history", "affinity", "images", "documents", "thinking", "intercept", "match", "exact", "glob",
     "regex", "provider", "model", "models", "fallback", "default", "label", "profile", "profiles", "providers",
-    "tool", "slots", "opus", "sonnet", "haiku", "aliases", "endpoint", "max_tokens_field", "drop_fields",
-    "host", "port", "max_attempts", "connect_timeout", "response_timeout", "max_wait", "priority", "weight",
-    "max_concurrent", "max_tokens_limit", "prompt_tokens_above", "seconds", "name", "context_window", "max_output",
-    "efforts", "description",
+    "tool", "slots", "opus", "sonnet", "haiku", "fable", "subagent", "aliases", "endpoint", "max_tokens_field",
+    "drop_fields", "host", "port", "max_attempts", "connect_timeout", "response_timeout", "max_wait", "priority",
+    "weight", "max_concurrent", "max_tokens_limit", "prompt_tokens_above", "seconds", "name", "context_window",
+    "max_output", "efforts", "description",
 })  # fmt: skip
 UNQUOTED_UNDER = frozenset({"headers", "query"})
 # A rule broken, in words, for the values that are not quoted.

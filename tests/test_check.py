@@ -44,6 +44,7 @@ profiles:
   mixed:
     slots: {opus: claude-opus-4-1, haiku: unrouted-model}
     model: glm-4.6
+    subagent: claude-haiku-4-5
     providers: [zai]
 """
 
@@ -59,13 +60,16 @@ def test_aliases_and_slots_that_route_nowhere_or_outside_their_profile(tmp_path:
         "profiles.mixed.providers (zai); add it there or pick a model one of them serves",
         "profiles.mixed.slots.haiku: 'unrouted-model' matches no route in routes.yaml and there is no default; "
         "add a route or a provider's models entry for it, or a default",
+        "profiles.mixed.subagent: 'claude-haiku-4-5' routes to provider 'anthropic' (routes[0]), which is not in "
+        "profiles.mixed.providers (zai); add it there or pick a model one of them serves",
     ]
 
 
 def test_a_default_routes_every_name(tmp_path: Path) -> None:
     text = OFFLINE.replace("profiles:", "default: {provider: anthropic}\nprofiles:", 1)
     cfg = config.load(write(tmp_path, text), ENV)
-    assert [p.split(":")[0] for p in checks.problems(cfg)] == ["profiles.mixed.slots.opus", "profiles.mixed.slots.haiku"]
+    assert [p.split(":")[0] for p in checks.problems(cfg)] == [
+        "profiles.mixed.slots.opus", "profiles.mixed.slots.haiku", "profiles.mixed.subagent"]
 
 
 def test_offline_exit_codes(tmp_path: Path) -> None:
@@ -73,7 +77,7 @@ def test_offline_exit_codes(tmp_path: Path) -> None:
     status, out = run(path, offline=True)
     assert status == 1
     assert out.splitlines()[0].startswith(f"{path}: aliases.lost: ")
-    assert out.splitlines()[4:] == ["", "--offline: no provider was probed (zai, anthropic)"]  # no probe table
+    assert out.splitlines()[5:] == ["", "--offline: no provider was probed (zai, anthropic)"]  # no probe table
     good = OFFLINE.split("  lost:")[0] + "profiles: {}\n"
     assert run(write(tmp_path, good), offline=True) == (
         0, f"{path}: valid\n\n--offline: no provider was probed (zai, anthropic)\n")
@@ -92,7 +96,7 @@ def test_json_offline(tmp_path: Path) -> None:
     document = json.loads(out)
     assert status == 1 and document["ok"] is False and document["probes"] is None
     assert (document["exit_status"], document["not_checked"]) == (1, None)
-    assert len(document["problems"]) == 4
+    assert len(document["problems"]) == 5
     assert document["summary"] == "--offline: no provider was probed (zai, anthropic)"
 
 

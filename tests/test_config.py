@@ -391,3 +391,23 @@ def test_invalid_yaml_names_the_line_not_its_text(tmp_path: Path):
     with pytest.raises(ConfigError) as raised:
         config.load(path)
     assert LITERAL not in str(raised.value) and "not valid YAML" in str(raised.value)
+
+
+def test_profile_takes_a_fable_slot_and_a_subagent_model(tmp_path: Path) -> None:
+    """Claude Code 2.1.197 has a fourth family, fable, beside opus/sonnet/haiku, and one
+    model for every subagent; both are names the profile hands Claude Code."""
+    path = tmp_path / "routes.yaml"
+    path.write_text("""
+providers:
+  zai: {protocol: anthropic, base_url: 'https://api.z.ai/api/anthropic', credentials: [{label: a, key: k}],
+        models: [glm-4.6, glm-4.5-air]}
+profiles:
+  glm:
+    slots: {opus: glm-4.6, fable: glm-4.6, haiku: glm-4.5-air}
+    subagent: glm-4.5-air
+""")
+    profile = config.load(path, environ={}).profiles["glm"]
+    assert profile.slots == {"opus": "glm-4.6", "fable": "glm-4.6", "haiku": "glm-4.5-air"}
+    assert profile.subagent == "glm-4.5-air"
+    assert profile.names() == [("slots.opus", "glm-4.6"), ("slots.fable", "glm-4.6"), ("slots.haiku", "glm-4.5-air"),
+                               ("subagent", "glm-4.5-air")]

@@ -38,8 +38,9 @@ profiles:
   claude:
     slots: {{opus: claude-opus-4-1, sonnet: claude-sonnet-4-5, haiku: claude-haiku-4-5}}
   glm:
-    slots: {{opus: glm-4.6, haiku: glm-4.5-air}}
+    slots: {{opus: glm-4.6, haiku: glm-4.5-air, fable: glm-4.6}}
     model: glm-4.6
+    subagent: glm-4.5-air
     providers: [zai]
   mixed:
     slots: {{sonnet: glm-4.6}}
@@ -72,6 +73,8 @@ CLAUDE_ENV = {
     "ANTHROPIC_DEFAULT_SONNET_MODEL": "claude-sonnet-4-5",
     "ANTHROPIC_DEFAULT_HAIKU_MODEL": "claude-haiku-4-5",
     "ANTHROPIC_SMALL_FAST_MODEL": "claude-haiku-4-5",
+    "MODELMUX_SET": "ANTHROPIC_DEFAULT_HAIKU_MODEL,ANTHROPIC_DEFAULT_OPUS_MODEL,ANTHROPIC_DEFAULT_SONNET_MODEL,"
+                    "ANTHROPIC_SMALL_FAST_MODEL",
     "NO_PROXY": "127.0.0.1,localhost",
     "no_proxy": "127.0.0.1,localhost",
     "ANTHROPIC_CUSTOM_HEADERS": "x-modelmux-profile: claude",
@@ -110,8 +113,12 @@ def test_vendor_only_profile_sends_a_placeholder_and_unsets_the_api_key(routes: 
         "ANTHROPIC_BASE_URL": "http://127.0.0.1:7878",
         "ANTHROPIC_DEFAULT_OPUS_MODEL": "glm-4.6",
         "ANTHROPIC_DEFAULT_HAIKU_MODEL": "glm-4.5-air",
+        "ANTHROPIC_DEFAULT_FABLE_MODEL": "glm-4.6",
         "ANTHROPIC_SMALL_FAST_MODEL": "glm-4.5-air",
         "ANTHROPIC_MODEL": "glm-4.6",
+        "CLAUDE_CODE_SUBAGENT_MODEL": "glm-4.5-air",
+        "MODELMUX_SET": "ANTHROPIC_DEFAULT_FABLE_MODEL,ANTHROPIC_DEFAULT_HAIKU_MODEL,ANTHROPIC_DEFAULT_OPUS_MODEL,"
+                        "ANTHROPIC_MODEL,ANTHROPIC_SMALL_FAST_MODEL,CLAUDE_CODE_SUBAGENT_MODEL",
         "ANTHROPIC_AUTH_TOKEN": "modelmux-placeholder",
         "NO_PROXY": "127.0.0.1,localhost",
         "no_proxy": "127.0.0.1,localhost",
@@ -143,6 +150,7 @@ def test_keyless_profile_sends_a_placeholder_so_claude_code_starts_without_a_log
         "ANTHROPIC_DEFAULT_SONNET_MODEL": "qwen3-coder",
         "ANTHROPIC_DEFAULT_HAIKU_MODEL": "qwen3",
         "ANTHROPIC_SMALL_FAST_MODEL": "qwen3",
+        "MODELMUX_SET": "ANTHROPIC_DEFAULT_HAIKU_MODEL,ANTHROPIC_DEFAULT_SONNET_MODEL,ANTHROPIC_SMALL_FAST_MODEL",
         "ANTHROPIC_AUTH_TOKEN": "modelmux-placeholder",
         "NO_PROXY": "127.0.0.1,localhost",
         "no_proxy": "127.0.0.1,localhost",
