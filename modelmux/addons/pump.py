@@ -10,6 +10,7 @@ import json
 import logging
 import re
 import time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -17,7 +18,8 @@ from mitmproxy import ctx
 
 from modelmux import exchange
 from modelmux.assembly import Assembly
-from modelmux.credentials import client_credentials, scrub
+from modelmux.config import Credential
+from modelmux.credentials import scrub, scrub_bytes
 from modelmux.errors import ERROR_TYPES, GatewayError
 from modelmux.exchange import FRAMING
 from modelmux.messages import PING, error_event
@@ -55,7 +57,7 @@ class Pump:
         self.out = out
         self.trail = trail
         self.transform = exchange.stream_transform(outgoing.translation, outgoing.restore,
-                                                   candidate.provider.credentials) or EventAligner()
+                                                   candidate.provider.secrets) or EventAligner()
         # An upstream that only streams, for a client that asked for one JSON answer: the
         # stream is put together here and answered whole.
         self.assembly = Assembly() if (outgoing.translation or {}).get("collect") else None
@@ -63,6 +65,7 @@ class Pump:
         self.committed = False
         self.meter = Meter()
         self.raw: list[bytes] | None = [] if "sent" in trail else None  # the upstream's bytes, for the record
+        self.secrets = plan.secrets(candidate)  # kept out of the record
         self.interval = ctx.options.modelmux_ping_interval
         self.last = time.monotonic()  # of the last bytes the client got, or of the first wait
         self.timer: asyncio.TimerHandle | None = None
@@ -102,7 +105,7 @@ class Pump:
         self.out.end()
         self.trail["outcome"] = self.response.status_code
         if self.raw is not None:
-            self.trail["answer"] = answer_record(self.response, b"".join(self.raw))
+            self.trail["answer"] = answer_record(self.response, b"".join(self.raw), self.secrets)
         if self.lease is not None:
             usage = self.meter.tokens().for_pool()
             self.failover.credentials.record(self.lease, self.response.status_code, usage=usage)
@@ -135,7 +138,7 @@ class Pump:
                                          f"provider '{provider}' answered: {assembly.error['message']}")
         body = json.dumps(message, ensure_ascii=False).encode()
         self.failover.answer_whole(self.lease, self.response, self.out, self.trail, body, "application/json",
-                                   b"".join(self.raw or ()))
+                                   b"".join(self.raw or ()), self.secrets)
         return None
 
     def _commit(self) -> None:
@@ -157,9 +160,8 @@ class Pump:
         found = _ERROR_TYPE.search(event)
         error_type = found.group(1).decode() if found else "api_error"
         status = _ERROR_STATUS.get(error_type, 500)
-        # The client's own tokens out of it too (the provider's are scrubbed by _failed): a
-        # passthrough upstream quotes the token it got, and the attempt's failure is logged.
-        text = scrub(event.partition(b"data:")[2].strip().decode("utf-8", "replace"), client_credentials(self.plan.lookup))
+        # A passthrough upstream quotes the token it got, and the attempt's failure is logged.
+        text = scrub(event.partition(b"data:")[2].strip().decode("utf-8", "replace"), self.secrets)
         # A translator keeps the upstream's error with its wait (Gemini's retryDelay).
         error = getattr(self.transform, "error", None)
         if isinstance(error, GatewayError):
@@ -179,7 +181,7 @@ class Pump:
         self.trail["outcome"] = "reset"
         self.trail["error"] = message
         if self.raw is not None:
-            self.trail["answer"] = answer_record(self.response, b"".join(self.raw))
+            self.trail["answer"] = answer_record(self.response, b"".join(self.raw), self.secrets)
         self.plan.flow.metadata["modelmux"]["error"] = message
         if self.lease is not None:
             self.failover.credentials.record(self.lease, "reset")
@@ -222,9 +224,11 @@ class EventAligner:
         return [rest] if rest.strip() else []
 
 
-def answer_record(response: httpx.Response, body: bytes) -> dict[str, Any]:
-    """An upstream's answer as the record keeps it."""
-    return {"status": response.status_code, "headers": [[k, v] for k, v in response.headers.multi_items()], "body": body}
+def answer_record(response: httpx.Response, body: bytes, secrets: Iterable[Credential]) -> dict[str, Any]:
+    """An upstream's answer as the record keeps it: without the `secrets` it echoes, from
+    the start (mitmweb's export shows a flow's notes while it is in flight)."""
+    return {"status": response.status_code, "body": scrub_bytes(body, secrets),
+            "headers": [[k, scrub(v, secrets)] for k, v in response.headers.multi_items()]}
 
 
 def passed_headers(headers: httpx.Headers) -> list[tuple[str, str]]:
