@@ -20,7 +20,7 @@ from typing import TextIO
 
 from modelmux import checks, config, model_facts, probe
 from modelmux.capabilities import deep, report
-from modelmux.secrets import scrub
+from modelmux.secrets import configured, scrub
 from modelmux.status_report import aligned
 
 PASSED, FAILED, NOT_CHECKED = 0, 1, 3  # 2: routes.yaml does not load, or --provider/--model name nothing (cli.py)
@@ -56,8 +56,7 @@ def run(path: Path, offline: bool, as_json: bool, environ: Mapping[str, str], ou
         text = json.dumps(document, indent=2, ensure_ascii=False)
     else:
         text = "\n".join(describe(cfg.path, problems, results, offline) + ["", *lines])
-    secrets = [c for provider in cfg.providers.values() for c in provider.credentials]
-    out.write(scrub(text, secrets) + "\n")
+    out.write(scrub(text, configured(cfg)) + "\n")
     return status
 
 
@@ -75,7 +74,7 @@ def remember(cfg: config.Config, found: Mapping[str, Mapping[str, config.ModelFa
 def run_deep(cfg: config.Config, problems: list[str], as_json: bool, options: Deep, out: TextIO) -> int:
     """The capability probes (capabilities/deep.py) instead of the credential table. What
     will be sent is printed before anything is."""
-    secrets = [c for provider in cfg.providers.values() for c in provider.credentials]
+    secrets = configured(cfg)
     targets = deep.targets(cfg, options.provider, options.model)  # ValueError: a name that is not there
     intro = [report.intro(t, options.timeout) for t in targets]
     if not as_json:

@@ -23,6 +23,7 @@ import jsonschema
 import yaml
 
 from modelmux import effort, effort_checks, model_paths, schema_messages
+from modelmux.headers import CREDENTIAL_HEADERS, token_of
 from modelmux.oauth.holder import TokenHolder, holder_for
 from modelmux.oauth.kinds import KINDS
 from modelmux.oauth.tokens import TokenFileError
@@ -226,7 +227,25 @@ class _Builder:
             cooldown_scope=spec.get("cooldown_scope", "credential"),
             max_wait=float(spec.get("max_wait", DEFAULT_MAX_WAIT)),
             keyless=auth_text == "none",
+            written_secrets=self.written_secrets(name, spec),
         )
+
+    def written_secrets(self, name: str, spec: dict[str, Any]) -> tuple[Credential, ...]:
+        """The secrets among a provider's `headers:` and `query:` values: whatever a
+        `${VAR}` puts there (a key kept out of the file, as credentials' are), and the
+        whole value of a header named like a credential (`api-key`, `Authorization`).
+        Other values (`HTTP-Referer: https://my.app`, an API version) are not secret, and
+        replacing them in answers would mangle text that mentions them."""
+        found = []
+        for part in ("headers", "query"):
+            for field_name, value in (spec.get(part) or {}).items():
+                label = f"{name}.{part}.{field_name}"
+                found += [Credential(label, self.environ[var]) for var in _ENV_REF.findall(value)
+                          if self.environ.get(var)]
+                if part == "headers" and field_name.lower() in CREDENTIAL_HEADERS:
+                    whole = _ENV_REF.sub(lambda m: self.environ.get(m.group(1), ""), value)
+                    found.append(Credential(label, token_of(whole)))
+        return tuple(credential for credential in found if credential.key)
 
     def models(self, where: str, entries: list[str | dict[str, Any]]) -> tuple[tuple[str, ...], dict[str, ModelFacts]]:
         """A provider's model names, and what routes.yaml says of each (its facts), by the

@@ -66,7 +66,7 @@ class Shape:
     """How translated requests are shaped for one provider: its quirks as data."""
 
     endpoint: str | None = None  # None: the protocol's default path
-    query: Mapping[str, str] = field(default_factory=dict)
+    query: Mapping[str, str] = field(default_factory=dict, repr=False)  # may hold secrets, as headers may
     max_tokens_field: str = "max_tokens"
     max_tokens_limit: int | None = None
     drop_fields: frozenset[str] = frozenset()
@@ -106,7 +106,7 @@ class Provider:
     base_url: str
     auth: Auth | None  # None: passthrough of the client's own token, or keyless
     credentials: tuple[Credential, ...] = ()
-    headers: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)  # may hold secrets (written_secrets)
     models: tuple[str, ...] = ()
     facts: Mapping[str, ModelFacts] = field(default_factory=dict)  # upstream model -> what routes.yaml says of it
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
@@ -117,10 +117,19 @@ class Provider:
     cooldown_scope: Literal["credential", "model"] = "credential"  # what a 429 blocks
     max_wait: float = DEFAULT_MAX_WAIT
     keyless: bool = False  # `auth: none`: a local server (Ollama, vLLM) that takes no credential
+    # Secrets among its `headers:` and `query:` values, labelled by where they are written
+    # (config.Builder.written_secrets); the values themselves are sent as they are.
+    written_secrets: tuple[Credential, ...] = field(default=(), repr=False)
 
     @property
     def passthrough(self) -> bool:
         return self.auth is None and not self.keyless
+
+    @property
+    def secrets(self) -> tuple[Credential, ...]:
+        """Everything of this provider that must never be shown: its credentials, and the
+        secrets written among its headers and query parameters."""
+        return (*self.credentials, *self.written_secrets)
 
 
 @dataclass(frozen=True)

@@ -386,18 +386,18 @@ def upstream_failure(
     unless the client's own credential was the wrong kind (credential_mismatch) or a
     provider with `auth: none` wants one (keyless_refusal). A context overflow is said
     in Anthropic's words, which Claude Code acts on (overflow.py)."""
-    words = gist(scrub(text, provider.credentials))
+    words = gist(scrub(text, provider.secrets))
     if mismatch := credential_mismatch(provider, route, sent, status, words) or keyless_refusal(provider, status, words):
         return status, error_body(status, mismatch), {}
     read_error = PROTOCOLS[provider.protocol].read_error
     if read_error is None or is_error_envelope(text.encode()):
-        body = upstream_error(provider.name, status, reason, text, provider.credentials)
+        body = upstream_error(provider.name, status, reason, text, provider.secrets)
         if provider.passthrough or is_anthropic(provider.base_url):
             return status, body, {}  # Anthropic's own words already
         said = json.loads(body)["error"]
         overflow = restated(GatewayError(status, said["message"], said["type"], code=error_code(text)))
         return (status, body, {}) if overflow.message == said["message"] else (overflow.status, overflow.body(), {})
-    error = read_error(status, scrub(text, provider.credentials))
+    error = read_error(status, scrub(text, provider.secrets))
     message = f"provider '{provider.name}' answered HTTP {status}: {error.message}"
     error = restated(GatewayError(error.status, message, error.error_type, error.headers))
     return error.status, error.body(), error.headers

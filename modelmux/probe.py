@@ -118,7 +118,7 @@ async def probe(target: Target, client: httpx.AsyncClient, refresher: Refresher,
     result = Result(provider.name, label(target), None if provider.passthrough else target.model)
     if credential is not None and (needs_login := await refresher.fresh(credential)):
         result.auth_ok, result.failed = False, True
-        result.note = scrub(needs_login, provider.credentials)
+        result.note = scrub(needs_login, provider.secrets)
         return result
     listing: Answer | None = None
     if model_lists.asks(credential):
@@ -163,7 +163,7 @@ async def send(client: httpx.AsyncClient, provider: Provider, method: str, url: 
     except httpx.HTTPError as e:
         origin = urlsplit(url)
         detail = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
-        return scrub(f"no answer from {origin.scheme}://{origin.netloc} ({detail})", provider.credentials)
+        return scrub(f"no answer from {origin.scheme}://{origin.netloc} ({detail})", provider.secrets)
     latency_ms = round((time.monotonic() - started) * 1000)
     try:
         text = (await response.aread()).decode("utf-8", "replace") if whole or response.status_code >= 400 else ""
@@ -260,9 +260,9 @@ def upstream_words(provider: Provider, status: int, text: str) -> tuple[int, str
         return status, ""
     read_error = PROTOCOLS[provider.protocol].read_error
     if read_error is not None and status >= 400:
-        error = read_error(status, scrub(text, provider.credentials))
+        error = read_error(status, scrub(text, provider.secrets))
         return error.status, error.message
-    return status, scrub(gist(text), provider.credentials) if text else ""
+    return status, scrub(gist(text), provider.secrets) if text else ""
 
 
 def refused(result: Result, provider: Provider, status: int, words: str) -> None:

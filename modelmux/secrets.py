@@ -4,6 +4,7 @@ credential serves a request is pools.py's job, and addons/credentials.py's."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 
 from modelmux.config_types import Config, Credential, Provider
@@ -25,8 +26,8 @@ def label_of(provider: Provider, credential: Credential | None) -> str:
 
 
 def configured(config: Config) -> list[Credential]:
-    """Every secret routes.yaml holds: each provider's credentials, and the gateway key."""
-    secrets = [c for provider in config.providers.values() for c in provider.credentials]
+    """Every secret routes.yaml holds: each provider's (Provider.secrets), and the gateway key."""
+    secrets = [c for provider in config.providers.values() for c in provider.secrets]
     if config.server.api_key:
         secrets.append(Credential("gateway key", config.server.api_key))
     return secrets
@@ -58,6 +59,42 @@ def scrub_bytes(data: bytes, credentials: Iterable[Credential]) -> bytes:
     return data
 
 
+class StreamScrubber:
+    """scrub_bytes() for a body that comes in pieces (feed, then close), such as an event
+    stream: a secret cut between two pieces is still found. The end of a piece is held
+    back only while it could be the start of a secret, so a stream whose pieces end in a
+    blank line passes on as it comes. One regex pass a piece: streams are hot."""
+
+    def __init__(self, credentials: Iterable[Credential]) -> None:
+        self.shown = {secret.encode(): redacted(c).encode() for c in credentials for secret in c.secrets()
+                      if len(secret) >= SCRUB_MIN_LENGTH}
+        longest_first = sorted(self.shown, key=len, reverse=True)  # a longer secret may hold a shorter one
+        self.pattern = re.compile(b"|".join(map(re.escape, longest_first))) if self.shown else None
+        self.longest = len(longest_first[0]) if self.shown else 0
+        self.starts = {secret[0] for secret in self.shown}
+        self.beginnings = {secret[:n] for secret in self.shown for n in range(1, len(secret))}
+        self.held = b""
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        if self.pattern is None:
+            return [chunk] if chunk else []
+        data = self.pattern.sub(lambda found: self.shown[found.group()], self.held + chunk)
+        cut = self._unfinished(data)
+        data, self.held = data[:cut], data[cut:]
+        return [data] if data else []
+
+    def close(self) -> list[bytes]:
+        rest, self.held = self.held, b""
+        return [rest] if rest else []
+
+    def _unfinished(self, data: bytes) -> int:
+        """Where the longest end of `data` that begins a secret starts (len(data): none)."""
+        for at in range(max(0, len(data) - self.longest + 1), len(data)):
+            if data[at] in self.starts and data[at:] in self.beginnings:
+                return at
+        return len(data)
+
+
 def redacted_token(value: str) -> str:
     """A client's own token as a record may keep it: `Bearer client…last4`."""
     scheme, _, token = value.rpartition(" ")
@@ -65,13 +102,17 @@ def redacted_token(value: str) -> str:
 
 
 def shown_headers(
-    headers: Iterable[tuple[str, str] | list[str]], auth_header: str | None, credential: Credential | None
+    headers: Iterable[tuple[str, str] | list[str]], auth_header: str | None, credential: Credential | None,
+    secrets: Iterable[Credential] = (),
 ) -> list[list[str]]:
     """Request headers as a record may keep them: the credential in `auth_header`
-    redacted, and every other header a client puts a token in (passthrough sends them on)."""
+    redacted, `secrets` (a provider's written into its headers) wherever they are, and
+    every other header a client puts a token in (passthrough sends them on)."""
     shown = []
+    secrets = list(secrets)
     for name, value in headers:
         lower = name.lower()
+        value = scrub(value, secrets)
         if credential is not None and lower == auth_header:
             value = value.replace(credential.secret, redacted(credential))
         elif lower in CREDENTIAL_HEADERS and "…" not in value:

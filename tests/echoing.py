@@ -8,15 +8,23 @@ failover relay). Every secret is distinctive, so a test finds any echo of it."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 
 import httpx
+from gemini_upstream import chunks as gemini_chunks
 from gemini_upstream import response as gemini_response
+from gemini_upstream import sse as gemini_sse
 from gemini_upstream import text as gemini_text
-from openai_upstream import completion
+from openai_upstream import completion, text_chunks
+from openai_upstream import sse as openai_sse
+from responses_upstream import events as responses_events
 from responses_upstream import message as responses_message
 from responses_upstream import response as responses_response
-from upstream import Behaviour, Received, Reply, message
+from responses_upstream import sse as responses_sse
+from upstream import Behaviour, Received, Reply, Stream, message, message_events
+
+from modelmux.headers import CREDENTIAL_HEADERS
 
 TARGETS = ["chat", "resp", "gem", "vend", "pass"]  # pass: Anthropic passthrough (the client's own token)
 PATHS = ["solo", "pool"]
@@ -78,37 +86,69 @@ def routes_yaml(url: str) -> str:
     return f"providers:\n{providers}routes:\n{routes}default: null\n"
 
 
-def target_of(request: Received) -> str:
+def protocol_of(request: Received) -> str:
+    """Which protocol a request speaks, by its path wherever its base URL put it."""
     path = request.path.split("?")[0]
-    if path.startswith("/pass/"):
-        return "pass"
-    if path.startswith("/v1beta/"):
-        return "gem"
-    return {"/v1/chat/completions": "chat", "/v1/responses": "resp"}.get(path, "vend")
+    if path.endswith(":generateContent") or path.endswith(":streamGenerateContent"):
+        return "gemini"
+    if path.endswith("/chat/completions"):
+        return "openai-chat"
+    return "openai-responses" if path.endswith("/responses") else "anthropic"
+
+
+def model_of(request: Received) -> str:
+    """The model a request names: in its body, or Gemini's in its path ("" for none)."""
+    if found := re.search(r"/models/([^/:?]+):", request.path):
+        return found.group(1)
+    try:
+        return str(request.json().get("model", ""))
+    except (ValueError, AttributeError):
+        return ""
+
+
+def what_it_got(request: Received) -> str:
+    """Every header and the request line, as an echoing upstream quotes them: credential
+    headers first, then custom ones, so that a quote cut short (as logs keep it) still
+    holds them."""
+    def order(name: str) -> int:
+        return 0 if name in CREDENTIAL_HEADERS else 1 if name.startswith("x-") else 2
+
+    headers = sorted(request.headers.items(), key=lambda item: order(item[0]))
+    return "; ".join([*(f"{name}: {value}" for name, value in headers), f"{request.method} {request.path}"])
+
+
+def echoed(request: Received, status: int, stream: bool = False) -> Behaviour:
+    """An answer of the request's protocol that echoes what it got, in its headers
+    (`x-echo-NAME`) and its text: an error with `status` >= 400, else a whole answer or,
+    with `stream`, the protocol's stream (one event a word, so each value whole)."""
+    said = what_it_got(request)
+    headers = {f"x-echo-{n}": v for n, v in request.headers.items()}
+    protocol = protocol_of(request)
+    if status >= 400:
+        body = {"type": "error", "error": {"type": "invalid_request_error", "message": said,
+                                           "code": status, "status": "INVALID_ARGUMENT"}}
+        return Reply(status, json.dumps(body).encode(), {"content-type": "application/json", **headers})
+    if request.path.split("?")[0].endswith("/count_tokens"):
+        return Reply(status, json.dumps({"input_tokens": 42, "echo": said}).encode(),
+                     {"content-type": "application/json", **headers})
+    model = model_of(request)
+    if stream:
+        pieces = {"openai-chat": lambda: openai_sse(text_chunks(said, model=model)),
+                  "openai-responses": lambda: responses_sse(responses_events([responses_message(said)], model=model)),
+                  "gemini": lambda: gemini_sse(gemini_chunks(gemini_text(said), model=model)),
+                  "anthropic": lambda: message_events(model, said)}[protocol]()
+        return Stream(pieces, headers={"content-type": "text/event-stream", **headers})
+    body = {"openai-chat": lambda: completion(said),
+            "openai-responses": lambda: responses_response([responses_message(said)]),
+            "gemini": lambda: gemini_response(gemini_text(said)),
+            "anthropic": lambda: message(model, said)}[protocol]()
+    return Reply(status, json.dumps(body).encode(), {"content-type": "application/json", **headers})
 
 
 def echo(status: int) -> Callable[[Received], Behaviour]:
-    """A reply: every header received, in the answer's headers (`x-echo-NAME`) and its
-    text (an answer of the request's protocol with status 200, else an error)."""
-
-    def reply(request: Received) -> Behaviour:
-        said = "; ".join(f"{name}: {value}" for name, value in request.headers.items())
-        headers = {"content-type": "application/json", **{f"x-echo-{n}": v for n, v in request.headers.items()}}
-        target = target_of(request)
-        if status >= 400:
-            body = {"type": "error", "error": {"type": "invalid_request_error", "message": f"you sent {said}",
-                                               "code": status, "status": "INVALID_ARGUMENT"}}
-        elif target == "chat":
-            body = completion(said)
-        elif target == "resp":
-            body = responses_response([responses_message(said)])
-        elif target == "gem":
-            body = gemini_response(gemini_text(said))
-        else:
-            body = message(request.json()["model"], said)
-        return Reply(status, json.dumps(body).encode(), headers)
-
-    return reply
+    """A reply: every header received, in the answer's headers and its text (an answer
+    of the request's protocol with status 200, else an error); always whole."""
+    return lambda request: echoed(request, status)
 
 
 def post(url: str, target: str, path: str, headers: dict[str, str] | None = None, stream: bool = False) -> httpx.Response:

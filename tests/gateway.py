@@ -3,12 +3,15 @@ subprocess for tests, started with the design's own command line."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -148,3 +151,17 @@ class Gateway:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+@contextlib.contextmanager
+def all_running(*gateways: Gateway) -> Iterator[tuple[Gateway, ...]]:
+    """Start `gateways` side by side (each takes a second or two to become healthy), and
+    stop every one after."""
+    try:
+        with ThreadPoolExecutor(len(gateways)) as pool:
+            for started in [pool.submit(gateway.start) for gateway in gateways]:
+                started.result()
+        yield gateways
+    finally:
+        for gateway in gateways:
+            gateway.stop()

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from modelmux import config, config_text
-from modelmux.config import ConfigError
+from modelmux.config import ConfigError, Credential
 
 PATH = Path("/etc/modelmux/routes.yaml")
 REPO = Path(__file__).resolve().parent.parent
@@ -96,6 +96,29 @@ def test_the_summary_counts_routes_as_written():
 def test_secrets_stay_out_of_reprs():
     loaded = parse(VENDOR, ENV)
     assert "sk-zai-secret-1234" not in repr(loaded)
+
+
+def test_secrets_written_in_headers_and_query_are_the_providers_too():
+    """A `${VAR}` in a header or query value, and the whole value of a header named like a
+    credential, are secrets (never shown, scrubbed from echoes); other values are not."""
+    text = """
+providers:
+  azure:
+    protocol: openai-chat
+    base_url: https://x.openai.azure.com/openai
+    auth: none
+    headers: {x-team: "${TEAM}", x-org: "Org ${ORG_TOKEN}", api-key: literal-azure-key-9999,
+              Authorization: "Bearer literal-bearer-8888", HTTP-Referer: "https://my.app.example"}
+    query: {api-version: "2024-10-21", sig: "${SIGNATURE}"}
+"""
+    azure = parse(text, {**ENV, "ORG_TOKEN": "org-token-from-env-7777", "SIGNATURE": "sig-from-env-6666"}).providers["azure"]
+    assert [(c.label, c.key) for c in azure.written_secrets] == [
+        ("azure.headers.x-team", "blue"), ("azure.headers.x-org", "org-token-from-env-7777"),
+        ("azure.headers.api-key", "literal-azure-key-9999"), ("azure.headers.Authorization", "literal-bearer-8888"),
+        ("azure.query.sig", "sig-from-env-6666")]
+    assert parse(VENDOR, ENV).providers["zai"].secrets == (*parse(VENDOR, ENV).providers["zai"].credentials,
+                                                           Credential("zai.headers.x-team", "blue"))
+    assert "org-token-from-env-7777" not in repr(azure)
 
 
 def test_unset_variable_names_variable_and_credential():

@@ -11,17 +11,15 @@ import json
 import re
 import time
 from collections.abc import Callable, Iterator
-from io import BytesIO
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import anthropic
 import httpx
 import pytest
 from browser import WAIT, Browser, find_chromium
 from gateway import Gateway
-from mitmproxy.io import FlowReader
+from leaks import describe, find_leaks, finished_flows, mitmweb_surfaces
 from openai_upstream import (
     GREETING, ROUTES_ENV, client, error_reply, openai_like, routes_yaml, sse, text_chunks, usage,
 )
@@ -46,22 +44,6 @@ HEADING = re.compile(r"^── .* ──$", re.M)
 def server() -> Iterator[Upstream]:
     with Upstream() as fake:
         yield fake
-
-
-def finished_flows(gateway: Gateway, count: int) -> list[dict[str, Any]]:
-    """mitmweb's flow list once it holds `count` flows and the Dashboard has summed up
-    each: a stream's summary (and its scrubbing) is done when it ends, which may be just
-    after the client read its end. The summary is in the flows' metadata, which only
-    mitmweb's export (/flows/dump) carries."""
-    deadline = time.monotonic() + WAIT
-    while True:
-        dumped = list(FlowReader(BytesIO(gateway.web_api("/flows/dump").content)).stream())
-        pending = [f for f in dumped if "summary" not in f.metadata.get("modelmux", {})]
-        if len(dumped) >= count and not pending:
-            return gateway.web_api("/flows").json()
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{len(dumped)} flows, not summed up: {[(f.request.path, f.comment) for f in pending]}")
-        time.sleep(0.05)
 
 
 # -- the browser ------------------------------------------------------------------
@@ -275,37 +257,10 @@ def test_no_configured_secret_is_visible_in_mitmweb_or_a_saved_flow(tmp_path: Pa
     shown["the gateway's console log"] = gateway.log.read_bytes()
     shown[f"the usage file {usage_file.name}"] = usage_file.read_bytes()
 
-    leaks = [(name, where, _around(data, secret))
-             for where, data in shown.items() for name, secret in SECRETS.items() if secret.encode() in data]
-    assert not leaks, "secrets visible:\n" + "\n".join(f"{n!r} in {where}: …{around}…" for n, where, around in leaks)
+    leaks = find_leaks(shown, SECRETS)
+    assert not leaks, describe(leaks)
     # The upstream requests as mitmweb lists them carry the keys' redacted forms instead.
     listed = json.dumps(flows, ensure_ascii=False)
     for name, label in (("pool-b", "pool-b"), ("solo-main", "solo-main"), ("vendor-main", "vendor-main"),
                         ("client token", "client")):
         assert f"{label}…{SECRETS[name][-4:]}" in listed, name
-
-
-def mitmweb_surfaces(gateway: Gateway, flows: list[dict[str, Any]]) -> Iterator[tuple[str, bytes]]:
-    """Every GET of mitmweb's API a browser or script may make, for every flow: the list,
-    the export, the event log, each message's content and each content view of it."""
-    for path in ("/flows", "/flows/dump", "/events", "/state", "/options", "/commands"):
-        yield f"GET {path}", gateway.web_api(path).content
-    views = ["auto", *gateway.web_api("/state").json()["contentViews"]]
-    for flow in flows:
-        what = f"{flow['request']['method']} {flow['request']['path']} ({flow['comment']})"
-        yield f"GET /flows, the entry of {what}", json.dumps(flow).encode()  # names the flow of a leak there
-        for message in ("request", "response"):
-            if not flow.get(message):
-                continue
-            base = f"/flows/{flow['id']}/{message}"
-            if flow[message]["contentLength"] is not None:  # a body mitmproxy did not keep is a 500 here
-                yield f"GET {base}/content.data of {what}", gateway.web_api(f"{base}/content.data").content
-            for view in views:
-                # mitmweb's route takes letters, digits, -, _ and %-escapes: "socket.io" needs %2E
-                path = f"{base}/content/{quote(view, safe='').replace('.', '%2E')}.json"
-                yield f"GET {path} of {what}", gateway.web_api(path).content
-
-
-def _around(data: bytes, secret: str) -> str:
-    at = data.index(secret.encode())
-    return data[max(0, at - 80):at + len(secret) + 20].decode(errors="replace")

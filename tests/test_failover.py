@@ -9,9 +9,11 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
+from echoing import echo
 from gateway import Gateway
 from openai_upstream import GREETING, openai_like
 from upstream import Behaviour, Drop, Hang, Received, Reply, Stream, Upstream, anthropic_like, message_events, sse
@@ -22,6 +24,7 @@ KEYS = {
     "s1": "key-sticky-s1-0007", "s2": "key-sticky-s2-0008", "s3": "key-sticky-s3-0009",
 }
 LABELS = {key: label for label, key in KEYS.items()}
+SCRIPTS = Path(__file__).parent / "scripts"
 ENV = {f"KEY_{label.upper()}": key for label, key in KEYS.items()}
 
 
@@ -475,3 +478,20 @@ def test_the_relay_hands_a_slow_stream_over_and_pings_through_silences(upstreams
     assert [n for n in names if n != "ping"] == [
         "message_start", "content_block_start", *["content_block_delta"] * 5, "content_block_stop",
         "message_delta", "message_stop"]
+
+
+def test_an_attempts_record_holds_no_echoed_secret_while_its_flow_is_in_flight(upstreams, tmp_path):
+    """The relay keeps each attempt's answer in the flow's notes, which mitmweb's export
+    shows at once: an upstream that quotes the key it got, or the client's token, is
+    kept scrubbed from the start, not only once the flow ends (scripts/notes_seen.py
+    reads the notes as the answer begins)."""
+    seen, client = tmp_path / "notes.jsonl", "sk-ant-oat01-client-login-in-notes-7777"
+    upstreams["pool"].reply = echo(200)
+    script(upstreams["pool"], a=echo(401))
+    extra = ["-w", str(tmp_path / "flows.mitm"), "-s", str(SCRIPTS / "notes_seen.py")]
+    with Gateway(tmp_path, routes(upstreams["pool"], upstreams["backup"], upstreams["oai"]),
+                 {**ENV, "MODELMUX_TEST_NOTES": str(seen)}, extra) as gw:
+        assert post(gw, "pool-1", authorization=f"Bearer {client}").status_code == 200
+    notes = seen.read_text()
+    assert "a\\u2026" in notes and "b\\u2026" in notes  # both attempts kept what they were answered, redacted
+    assert [secret for secret in (KEYS["a"], KEYS["b"], client) if secret in notes] == []

@@ -279,6 +279,18 @@ def test_an_internal_error_is_answered_never_forwarded_unrouted(monkeypatch, tmp
         "modelmux failed to route this request (internal error; see the gateway log)")}}
 
 
+def test_an_internal_error_is_logged_without_the_query(monkeypatch, tmp_path, caplog):
+    """A client's query may carry a key (`?key=`, as Gemini's clients send it)."""
+    from modelmux.addons import router as router_addon
+
+    routes = "providers:\n  a: {protocol: anthropic, base_url: 'http://127.0.0.1:9', auth: passthrough}\ndefault: {provider: a}\n"
+    with router_in_process(tmp_path, routes) as router:
+        monkeypatch.setattr(router_addon.routing, "route", lambda *a: 1 / 0)
+        asyncio.run(router.request(message_flow(b"/v1/messages?key=sk-query-key-0000111122223333", b'{"model": "m"}')))
+    assert "routing POST /v1/messages failed" in caplog.text
+    assert "sk-query-key" not in caplog.text
+
+
 @pytest.mark.parametrize("headers", [{"authorization": "Bearer modelmux-placeholder"}, {"x-api-key": "modelmux-placeholder"}])
 def test_the_placeholder_token_never_reaches_a_passthrough_upstream(gateway, upstreams, headers):
     for path in ("/v1/messages", "/v1/files"):

@@ -6,6 +6,7 @@ with requests in flight."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import subprocess
@@ -21,6 +22,7 @@ from mitmproxy.proxy.context import Context
 from mitmproxy.proxy.layers.http import RequestHeaders, _http1, _http2, _http3
 from mitmproxy.test import taddons, tflow, tutils
 from mitmproxy.tools.web.app import flow_to_json
+from test_router import message_flow, router_in_process
 from upstream import Reply, Upstream
 
 from modelmux.addons import vault
@@ -95,6 +97,46 @@ def test_every_client_protocol_writes_the_real_values_and_the_flow_keeps_the_sho
         assert (headers[b"authorization"], headers[b"x-api-key"]) == (f"Bearer {LOGIN}".encode(), KEY.encode())
     assert flow.request.headers["x-api-key"] == "main…1111"
     assert KEY not in shown_anywhere(flow) and LOGIN not in shown_anywhere(flow)
+
+
+def test_a_sealed_path_goes_real_on_the_wire_and_shown_on_the_flow(installed):
+    """A provider's query may hold a secret (query: {sig: ${SIG}}): the Router seals it."""
+    flow = client_flow()
+    real, shown = f"/v1/chat/completions?sig={KEY}", "/v1/chat/completions?sig=sig…1111"
+    vault.seal_path(flow.request, real, shown)
+    assert vault.pending(flow.request)
+    assert http1_bytes(flow.request).startswith(f"POST {real} HTTP/1.1\r\n".encode())
+    for module in (_http2, _http3):
+        assert dict(h2_headers(module, flow.request))[b":path"] == real.encode()
+    assert flow.request.path == shown and KEY not in shown_anywhere(flow)
+    flow.request.path = "/elsewhere"  # changed after sealing: goes as it is now
+    assert http1_bytes(flow.request).startswith(b"POST /elsewhere HTTP/1.1") and not vault.pending(flow.request)
+
+
+def test_the_router_seals_the_secrets_written_in_a_providers_headers_and_query(installed, tmp_path, monkeypatch):
+    routes = f"""
+providers:
+  azure:
+    protocol: openai-chat
+    base_url: http://127.0.0.1:9/openai
+    credentials: [{{label: main, key: {KEY}}}]
+    headers: {{x-tenant: "${{TENANT}}", x-app: modelmux-tests}}
+    query: {{sig: "${{SIG}}", api-version: "2024-10-21"}}
+default: {{provider: azure}}
+"""
+    tenant, sig = "tenant-token-tttttttt-4444", "signature-ssssssss-5555"
+    monkeypatch.setenv("TENANT", tenant)
+    monkeypatch.setenv("SIG", sig)
+    body = {"model": "gpt-x", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}
+    with router_in_process(tmp_path, routes) as router:
+        flow = message_flow(b"/v1/messages", json.dumps(body).encode())
+        asyncio.run(router.request(flow))
+    assert flow.response is None, flow.response and flow.response.content
+    assert (flow.request.headers["x-tenant"], flow.request.headers["x-app"]) == ("azure.headers.x-tenant…4444", "modelmux-tests")
+    assert flow.request.path == "/openai/chat/completions?sig=azure.query.sig…5555&api-version=2024-10-21"
+    assert tenant not in shown_anywhere(flow) and sig not in shown_anywhere(flow) and KEY not in shown_anywhere(flow)
+    wire = http1_bytes(flow.request)
+    assert f"?sig={sig}&api-version=2024-10-21 HTTP/1.1".encode() in wire and f"x-tenant: {tenant}".encode() in wire
 
 
 def test_a_header_replaced_or_removed_after_sealing_goes_as_it_is_now(installed):

@@ -8,21 +8,16 @@ file, the recording or the log; the credential headers still show, redacted."""
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from browser import DevTools
 from gateway import Gateway
-from mitmproxy.io import FlowReader
-from test_dashboard_web import finished_flows, mitmweb_surfaces
+from leaks import Poller, Updates, describe, find_leaks, finished_flows, flows_in, mitmweb_surfaces
 from upstream import Behaviour, Hang, Received, Reply, Upstream
-from wsproto.events import TextMessage
 
 from modelmux.oauth import tokens
 from modelmux.oauth.tokens import Token
@@ -81,64 +76,6 @@ def server() -> Iterator[Upstream]:
         yield fake
 
 
-class Updates:
-    """mitmweb's websocket push (/updates), every message kept as it arrives."""
-
-    def __init__(self, gateway: Gateway) -> None:
-        self.socket = DevTools(f"ws://127.0.0.1:{gateway.web_port}/updates?token={gateway.web_token}")
-        self.messages: list[str] = []
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        text = ""
-        try:
-            for event in self.socket._events():
-                if isinstance(event, TextMessage):
-                    text += event.data
-                    if event.message_finished:
-                        self.messages.append(text)
-                        text = ""
-        except OSError:
-            pass  # closed
-
-    def close(self) -> bytes:
-        self.socket.socket.shutdown(socket.SHUT_RDWR)
-        self.socket.close()
-        self._thread.join(5)
-        return "\n".join(self.messages).encode()
-
-
-class Poller:
-    """GET /flows and /flows/dump over and over while requests start: a key on a flow
-    for any moment between two of mitmproxy's hooks would show in some answer."""
-
-    def __init__(self, gateway: Gateway) -> None:
-        self.gateway = gateway
-        self.leaks: list[str] = []
-        self.polls = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
-        self._thread.start()
-
-    def _poll(self) -> None:
-        with httpx.Client(base_url=f"http://127.0.0.1:{self.gateway.web_port}", timeout=10,
-                          headers={"Authorization": f"Bearer {self.gateway.web_token}"}) as web:
-            while not self._stop.is_set():
-                for path in ("/flows", "/flows/dump"):
-                    try:
-                        data = web.get(path).content
-                    except httpx.HTTPError:
-                        return  # the gateway stopped: the test failed elsewhere
-                    self.leaks += [f"{name} in GET {path}" for name, s in SECRETS.items() if s.encode() in data]
-                self.polls += 1
-
-    def stop(self) -> list[str]:
-        self._stop.set()
-        self._thread.join(10)
-        return self.leaks
-
-
 def quoting(request: Received) -> Behaviour:
     """A 400 that quotes the credential it got, as some upstreams' errors do."""
     token = (request.headers.get("x-api-key") or request.headers.get("x-goog-api-key")
@@ -165,11 +102,6 @@ def send_all(gateway: Gateway, models: list[str]) -> list[threading.Thread]:
     return senders
 
 
-def flows_in(path: Path) -> list[Any]:
-    with path.open("rb") as file:
-        return list(FlowReader(file).stream())
-
-
 def wait_for(condition: Callable[[], bool], what: str, seconds: float = 20) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
@@ -189,7 +121,7 @@ def test_no_key_is_visible_while_requests_wait_for_their_upstream(tmp_path: Path
                       ["-w", str(saved), "--set", f"modelmux_record={recorded}"], web=True)
     shown: dict[str, bytes] = {}
     with gateway:
-        updates, poller = Updates(gateway), Poller(gateway)
+        updates, poller = Updates(gateway), Poller(gateway, SECRETS)
         # Flows that end first, each upstream quoting the credential it got: the recording keeps these.
         server.reply = quoting
         for sender in send_all(gateway, models):
@@ -210,8 +142,7 @@ def test_no_key_is_visible_while_requests_wait_for_their_upstream(tmp_path: Path
         assert {model: f["comment"].endswith("failover relay") for model, f in in_flight.items()} == {
             model: path == "relay" for model in models}
         shown.update(mitmweb_surfaces(gateway, flows))
-        polls = poller.polls
-        wait_for(lambda: poller.polls >= polls + 3, "three more rounds of polling")
+        poller.wait(3)
         leaks = poller.stop()
         shown["the websocket push (/updates)"] = pushed = updates.close()
         assert pushed.count(b'"flows/add"') >= 2 * len(models)
@@ -221,8 +152,8 @@ def test_no_key_is_visible_while_requests_wait_for_their_upstream(tmp_path: Path
     shown[f"-w {saved.name}"] = saved.read_bytes()
     shown[f"the recording {recorded.name}"] = recorded.read_bytes()
     shown["the gateway's console log"] = gateway.log.read_bytes()
-    leaks += [f"{name} in {where}" for where, data in shown.items() for name, s in SECRETS.items() if s.encode() in data]
-    assert not leaks, "secrets visible:\n" + "\n".join(sorted(set(leaks)))
+    leaks += find_leaks(shown, SECRETS)
+    assert not leaks, describe(leaks)
     # The dashboard still shows each credential header, redacted.
     for model in models:
         assert SHOWN[model] in [tuple(h) for h in in_flight[model]["request"]["headers"]], model

@@ -45,7 +45,7 @@ class Dashboard:
         meter = self._meters[flow.id] = Meter(keep=keep)
         inner = response.stream
         raw: list[bytes] | None = None
-        if keep and callable(inner):  # transformed: the upstream's bytes are worth keeping too
+        if keep and callable(inner) and getattr(inner, "changes", True):  # the upstream's bytes are worth keeping too
             raw = self._raw[flow.id] = []
         feed = meter.feed
 
@@ -226,7 +226,9 @@ def _show_winning_request(flow: http.HTTPFlow, notes: dict[str, Any]) -> None:
     final = attempts[-1].pop("sent", None) if attempts else None
     if final is not None:
         request = flow.request
-        request.url = final["url"]
+        url, mark, query = final["url"].partition("?")
+        request.url = url
+        request.path += mark + query  # a redacted secret in it has "…", which the URL's setter refuses
         request.headers = http.Headers()
         for name, value in final["headers"]:
             request.headers.add(name, value)

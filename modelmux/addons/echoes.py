@@ -3,10 +3,10 @@
 Upstreams quote the key they rejected in an error's body, some in its headers too, and a
 misbehaving one may echo what it got in any answer. So the answer the client gets has
 every secret modelmux knows replaced by its redacted form (label and last four
-characters): every provider's credentials, the gateway key, and the tokens this
-client sent (credentials.client_credentials). The headers of every answer, and the body
-of every answer that is not streamed; a stream goes on as it comes (a translated one
-keeps the provider's keys out of the errors it writes: exchange.stream_transform).
+characters): every provider's (Provider.secrets), the gateway key, and the tokens this
+client sent (credentials.client_credentials). The headers and the body of every
+answer; a stream is scrubbed as it goes (credentials.StreamScrubber), after every
+addon that translates or rewrites it.
 
 This runs whether or not flows are kept (mitmweb, -w, a recording): the client gets the
 same bytes under mitmdump and mitmweb, and the Redactor, which scrubs the kept flow
@@ -18,8 +18,9 @@ from mitmproxy import http
 
 from modelmux.addons import vault
 from modelmux.addons.settings import Settings
+from modelmux.addons.streams import Piped
 from modelmux.config import Config, Credential
-from modelmux.secrets import client_credentials, configured, scrub, scrub_bytes
+from modelmux.secrets import StreamScrubber, client_credentials, configured, scrub, scrub_bytes
 
 
 class Echoes:
@@ -37,8 +38,16 @@ class Echoes:
             self._clients[flow.id] = clients
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
-        assert flow.response
-        _scrub_headers(flow.response, self._secrets(flow))  # a stream's go to the client before its body
+        response = flow.response
+        assert response
+        secrets = self._secrets(flow)
+        _scrub_headers(response, secrets)  # a stream's go to the client before its body
+        if response.stream:
+            # Runs after every addon that sets a stream (its hook comes later in the chain).
+            # A redacted form is not as long as the secret: the length the upstream gave is wrong.
+            if response.headers.pop("content-length", None) is not None:
+                response.headers["transfer-encoding"] = "chunked"
+            response.stream = Piped(response.stream, StreamScrubber(secrets))
 
     def response(self, flow: http.HTTPFlow) -> None:
         response = flow.response

@@ -28,8 +28,9 @@ from modelmux.oauth.refresher import Refresher
 from modelmux.addons.credentials import Credentials
 from modelmux.addons.internals import flows_kept
 from modelmux.addons.pump import Pump, answer_record, passed_headers
+from modelmux.config import Credential
 from modelmux.cooldowns import RETRY_HEADERS, Outcome, classify, names_a_wait, retry_after
-from modelmux.secrets import client_credentials, label_of, scrub, scrub_bytes, shown_headers
+from modelmux.secrets import client_credentials, label_of, scrub, shown_headers
 from modelmux.errors import GatewayError, upstream_error
 from modelmux.headers import client_credential
 from modelmux.meter import tokens_of_json
@@ -71,6 +72,11 @@ class Plan:
     def stream(self) -> bool:
         return bool(self.body.get("stream"))
 
+    def secrets(self, candidate: Decision) -> list[Credential]:
+        """What an attempt at `candidate` may be answered with and never shows: its
+        provider's secrets (first: a client may send one of them too), the client's tokens."""
+        return [*candidate.provider.secrets, *client_credentials(self.lookup)]
+
 
 class Failover:
     def __init__(self, credentials: Credentials) -> None:
@@ -101,7 +107,7 @@ class Failover:
             notes["cancelled"] = True
             raise
         except Exception:
-            logger.exception("failover for %s failed", plan.flow.request.path)
+            logger.exception("failover for %s failed", plan.path)  # without its query, which may hold a key
             if not out.started:
                 out.error(GatewayError(500, "modelmux failed while trying upstreams (internal error; see the gateway log)"))
         finally:
@@ -204,8 +210,8 @@ class Failover:
         )
         if flows_kept():  # for the record: the Dashboard shows the last attempt's as the flow's request
             auth = exchange.auth_header(provider, credential)
-            trail["sent"] = {"url": outgoing.url, "headers": shown_headers(headers, auth, lease.credential if lease else None),
-                             "body": outgoing.content}
+            trail["sent"] = {"url": scrub(outgoing.url, provider.written_secrets), "body": outgoing.content,
+                             "headers": shown_headers(headers, auth, credential, provider.written_secrets)}
         where = f"provider '{provider.name}' ({trail['upstream']})"
         response = None
         try:
@@ -228,13 +234,14 @@ class Failover:
                 return self._failed(candidate, lease, trail, 503, f"credential '{credential.label}' got a 401 "
                                     "and its token could not be refreshed (the token endpoint did not answer)")
             if response.status_code >= 400:
-                return await self._error_status(candidate, lease, trail, response, plan.lookup)
+                return await self._error_status(candidate, lease, trail, response, plan)
             if response.headers.get("content-type", "").startswith("text/event-stream"):
-                return await Pump(candidate, lease, outgoing, response, out, trail, plan.lookup,
+                secrets = plan.secrets(candidate)
+                return await Pump(candidate, lease, outgoing, response, out, trail, secrets,
                                   plan.flow.metadata["modelmux"], self.credentials,
                                   partial(self._failed, candidate, lease, trail),
-                                  partial(self.answer_whole, lease, response, out, trail)).run()
-            return await self._whole(candidate, lease, outgoing, response, out, trail)
+                                  partial(self.answer_whole, lease, response, out, trail, secrets=secrets)).run()
+            return await self._whole(candidate, lease, outgoing, response, out, trail, plan.secrets(candidate))
         except TimeoutError:
             message = f"did not answer within {provider.response_timeout:g} s (response_timeout)"
             return self._failed(candidate, lease, trail, "timeout", f"{where} {message}")
@@ -246,28 +253,27 @@ class Failover:
                 await response.aclose()
 
     async def _error_status(self, candidate: Decision, lease: Lease | None, trail: dict, response: httpx.Response,
-                            client: Mapping[str, str]) -> Failure:
-        """`client`: the client's headers by lowercase name; its own tokens are scrubbed from
-        what the upstream says, and which kind it sent explains a passthrough 401."""
+                            plan: Plan) -> Failure:
+        """The client's own tokens are scrubbed from what the upstream says, and which kind
+        it sent explains a passthrough 401."""
         body = b""
         async for chunk in response.aiter_bytes():
             body += chunk
             if len(body) >= ERROR_BODY_LIMIT:
                 break
-        # The provider's keys first (a client may send one of them too), then the client's own.
-        secrets = [*candidate.provider.credentials, *client_credentials(client)]
+        secrets = plan.secrets(candidate)
         text = scrub(body.decode("utf-8", "replace"), secrets)
-        if "sent" in trail:  # scrubbed now: the flow's notes show in mitmweb while it is in flight
-            kept = answer_record(response, scrub_bytes(body, secrets))
+        if "sent" in trail:
+            kept = answer_record(response, body, secrets)
             trail["response_headers"], trail["response_body"] = kept["headers"], kept["body"]
         status, client_body, added = exchange.upstream_failure(candidate.provider, response.status_code,
                                                                response.reason_phrase, text, candidate.route.source,
-                                                               client_credential(client))
+                                                               client_credential(plan.lookup))
         headers = {**response.headers, **added}
         return self._failed(candidate, lease, trail, status, text, headers, response.reason_phrase, client_body)
 
     async def _whole(self, candidate: Decision, lease: Lease | None, outgoing: exchange.Outgoing,
-                     response: httpx.Response, out, trail: dict) -> Failure | None:
+                     response: httpx.Response, out, trail: dict, secrets: list[Credential]) -> Failure | None:
         raw = await response.aread()
         try:
             body, content_type = exchange.whole_answer(outgoing.translation, outgoing.restore, raw)
@@ -276,19 +282,19 @@ class Failover:
                        "with a body that is not JSON")
             return self._failed(candidate, lease, trail, 502, message)
         except GatewayError as e:  # an answer that says the upstream failed after all
-            error = exchange.failed_answer(candidate.provider.name, e, candidate.provider.credentials)
+            error = exchange.failed_answer(candidate.provider.name, e, candidate.provider.secrets)
             return self._failed(candidate, lease, trail, error.status, error.message, error.headers, body=error.body())
-        self.answer_whole(lease, response, out, trail, body, content_type, raw)
+        self.answer_whole(lease, response, out, trail, body, content_type, raw, secrets)
         return None
 
     def answer_whole(self, lease: Lease | None, response: httpx.Response, out, trail: dict, body: bytes,
-                     content_type: str, raw: bytes) -> None:
-        """The client gets a whole answer, `body`, made from the upstream's `raw` one; the
-        attempt and the credential's pool are told it succeeded."""
+                     content_type: str, raw: bytes, secrets: list[Credential]) -> None:
+        """The client gets a whole answer, `body`, made from the upstream's `raw` one (kept
+        without `secrets`); the attempt and the credential's pool are told it succeeded."""
         out.whole(response.status_code, [*passed_headers(response.headers), ("content-type", content_type)], body)
         trail["outcome"] = response.status_code
         if "sent" in trail:
-            trail["answer"] = answer_record(response, raw)
+            trail["answer"] = answer_record(response, raw, secrets)
         if lease is not None:
             tokens = tokens_of_json(body)
             self.credentials.record(lease, response.status_code, usage=tokens.for_pool() if tokens else None)
@@ -308,7 +314,7 @@ class Failover:
         if reason is not None:
             assert isinstance(outcome, int)
             provider = candidate.provider
-            body = body or upstream_error(provider.name, outcome, reason, text, provider.credentials)
+            body = body or upstream_error(provider.name, outcome, reason, text, provider.secrets)
             waits = {k: v for k, v in (headers or {}).items() if k.lower() in RETRY_HEADERS}
             failure = Failure(candidate, label, outcome, kind, message_of(body), outcome, body, waits, verdict)
         else:
@@ -318,7 +324,7 @@ class Failover:
             failure = Failure(candidate, label, outcome, kind, text, status, body, waits, verdict)
         # Upstreams quote a rejected key in their error messages.
         logger.info("attempt %s for %s failed: %s", failure.describe(), candidate.requested,
-                    scrub(text[:200], candidate.provider.credentials))
+                    scrub(text[:200], candidate.provider.secrets))
         return failure
 
     def _give_up(self, plan: Plan, outcomes: Outcomes, out, notes: dict) -> None:

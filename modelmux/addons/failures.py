@@ -194,7 +194,7 @@ class Failures:
         original = response.get_text(strict=False) or ""
         # The provider's keys first (a client may send one of them too), then the client's
         # own tokens, which a passthrough upstream quotes when it rejects them.
-        text = scrub(original, [*(provider.credentials if provider else ()), *clients])
+        text = scrub(original, [*(provider.secrets if provider else ()), *clients])
         if provider is None:  # the config was reloaded without it
             status, body, added = response.status_code, upstream_error(upstream["provider"], response.status_code,
                                                                        response.reason, text, ()), {}

@@ -10,7 +10,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import httpx
@@ -19,6 +19,7 @@ from mitmproxy import ctx
 from modelmux import exchange
 from modelmux.addons.credentials import Credentials
 from modelmux.assembly import Assembly
+from modelmux.config import Credential
 from modelmux.errors import ERROR_TYPES, GatewayError
 from modelmux.exchange import FRAMING
 from modelmux.messages import PING, error_event
@@ -26,7 +27,7 @@ from modelmux.meter import Meter
 from modelmux.outcomes import Failure
 from modelmux.pools import Lease
 from modelmux.routing import Decision
-from modelmux.secrets import client_credentials, scrub
+from modelmux.secrets import scrub, scrub_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -50,9 +51,9 @@ class Pump:
     the upstream is silent and `event: error` if it breaks off."""
 
     def __init__(self, candidate: Decision, lease: Lease | None, outgoing: exchange.Outgoing,
-                 response: httpx.Response, out, trail: dict, client: Mapping[str, str], notes: dict,
+                 response: httpx.Response, out, trail: dict, secrets: list[Credential], notes: dict,
                  credentials: Credentials, failed: Failed, answered: Answered) -> None:
-        self.client = client  # the client's headers by lowercase name
+        self.secrets = secrets  # kept out of the record (Plan.secrets)
         self.notes = notes  # the flow's
         self.credentials = credentials
         self.failed = failed
@@ -63,7 +64,7 @@ class Pump:
         self.out = out
         self.trail = trail
         self.transform = exchange.stream_transform(outgoing.translation, outgoing.restore,
-                                                   candidate.provider.credentials) or EventAligner()
+                                                   candidate.provider.secrets) or EventAligner()
         # An upstream that only streams, for a client that asked for one JSON answer: the
         # stream is put together here and answered whole.
         self.assembly = Assembly() if (outgoing.translation or {}).get("collect") else None
@@ -109,7 +110,7 @@ class Pump:
         self.out.end()
         self.trail["outcome"] = self.response.status_code
         if self.raw is not None:
-            self.trail["answer"] = answer_record(self.response, b"".join(self.raw))
+            self.trail["answer"] = answer_record(self.response, b"".join(self.raw), self.secrets)
         if self.lease is not None:
             usage = self.meter.tokens().for_pool()
             self.credentials.record(self.lease, self.response.status_code, usage=usage)
@@ -161,9 +162,8 @@ class Pump:
         found = _ERROR_TYPE.search(event)
         error_type = found.group(1).decode() if found else "api_error"
         status = _ERROR_STATUS.get(error_type, 500)
-        # The client's own tokens out of it too (the provider's are scrubbed by _failed): a
-        # passthrough upstream quotes the token it got, and the attempt's failure is logged.
-        text = scrub(event.partition(b"data:")[2].strip().decode("utf-8", "replace"), client_credentials(self.client))
+        # A passthrough upstream quotes the token it got, and the attempt's failure is logged.
+        text = scrub(event.partition(b"data:")[2].strip().decode("utf-8", "replace"), self.secrets)
         # A translator keeps the upstream's error with its wait (Gemini's retryDelay).
         error = getattr(self.transform, "error", None)
         if isinstance(error, GatewayError):
@@ -183,7 +183,7 @@ class Pump:
         self.trail["outcome"] = "reset"
         self.trail["error"] = message
         if self.raw is not None:
-            self.trail["answer"] = answer_record(self.response, b"".join(self.raw))
+            self.trail["answer"] = answer_record(self.response, b"".join(self.raw), self.secrets)
         self.notes["error"] = message
         if self.lease is not None:
             self.credentials.record(self.lease, "reset")
@@ -226,9 +226,11 @@ class EventAligner:
         return [rest] if rest.strip() else []
 
 
-def answer_record(response: httpx.Response, body: bytes) -> dict[str, Any]:
-    """An upstream's answer as the record keeps it."""
-    return {"status": response.status_code, "headers": [[k, v] for k, v in response.headers.multi_items()], "body": body}
+def answer_record(response: httpx.Response, body: bytes, secrets: Iterable[Credential]) -> dict[str, Any]:
+    """An upstream's answer as the record keeps it: without the `secrets` it echoes, from
+    the start (mitmweb's export shows a flow's notes while it is in flight)."""
+    return {"status": response.status_code, "body": scrub_bytes(body, secrets),
+            "headers": [[k, scrub(v, secrets)] for k, v in response.headers.multi_items()]}
 
 
 def passed_headers(headers: httpx.Headers) -> list[tuple[str, str]]:

@@ -114,7 +114,7 @@ class Recorder:
         known: list[Credential] = []
         config = self.settings.config
         if config:  # first: a client sending a configured key gets that key's label
-            known += [c for provider in config.providers.values() for c in provider.credentials]
+            known += [c for provider in config.providers.values() for c in provider.secrets]
             if config.server.api_key:
                 known.append(Credential("modelmux-key", config.server.api_key))
         return Scrubber(known + [Credential("client", token) for token in self._client_tokens])

@@ -1,8 +1,9 @@
 """Redactor: the finished flow keeps no secret an upstream echoed. The flow's headers
 never hold a real credential (the Vault seals them); but upstreams echo keys in error
-messages, so while flows are kept (mitmweb, -w, a recording) the finished flow's URL,
-bodies and kept copies are scrubbed of every configured key and the client's token:
-each becomes its label (or "client") and last four characters."""
+messages, so while flows are kept (mitmweb, -w, a recording) the finished flow's
+bodies and kept copies are scrubbed of every configured secret and the client's token:
+each becomes its label (or "client") and last four characters. Its path is scrubbed
+whether flows are kept or not: a provider's query may hold a secret."""
 
 from __future__ import annotations
 
@@ -42,6 +43,11 @@ class Redactor:
         self._finish(flow)
 
     def _finish(self, flow: http.HTTPFlow) -> None:
+        request = flow.request
+        # mitmdump's per-flow line prints the path after this hook. Not the URL: its
+        # setter takes ASCII, and a redacted form has "…".
+        if (path := scrub(request.path, self.secrets)) != request.path:
+            request.path = path
         clients = self._clients.pop(flow.id, [])
         if flows_kept() and "modelmux" in flow.metadata:
             self._everything(flow, [*self.secrets, *clients])
@@ -56,8 +62,6 @@ class Redactor:
                     message.headers[name] = clean
             if message.raw_content and (clean_body := scrub_bytes(message.content or b"", secrets)) != message.content:
                 message.content = clean_body
-        if (url := scrub(request.url, secrets)) != request.url:
-            request.url = url
         flow.comment = scrub(flow.comment, secrets)
         notes = flow.metadata["modelmux"]
         for key in KEPT_BODIES:

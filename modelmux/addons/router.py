@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from dataclasses import replace
 
 from mitmproxy import http
@@ -20,7 +21,7 @@ from modelmux.addons.streams import as_stream
 from modelmux.addons.translator import translation_of
 from modelmux.addons.internals import flows_kept
 from modelmux.config import Credential, Provider
-from modelmux.secrets import label_of, redacted, shown_headers
+from modelmux.secrets import label_of, redacted, scrub, shown_headers
 from modelmux.errors import GatewayError
 from modelmux.headers import OWN_HEADER_PREFIX
 from modelmux.passthrough import ModelRestorer, restore_model_json
@@ -61,7 +62,7 @@ class Router:
         except Exception:
             # A flow left alone here would go to the reverse target unrouted, with the
             # client's token: answer instead, and keep the traceback for the log.
-            logger.exception("routing %s %s failed", flow.request.method, flow.request.path)
+            logger.exception("routing %s %s failed", flow.request.method, request_path(flow))  # a query may hold a key
             answer_error(flow, GatewayError(500, "modelmux failed to route this request (internal error; see the gateway log)"))
 
     async def route_message(self, flow: http.HTTPFlow) -> None:
@@ -242,24 +243,44 @@ def _send(flow: http.HTTPFlow, provider: Provider) -> None:
     for name in {n.lower() for n in headers if n.lower().startswith(OWN_HEADER_PREFIX)}:
         del headers[name]
     exchange.check_client_token(provider, vault.real_headers(flow.request))
-    headers.update(provider.headers)
+    for name, value in provider.headers.items():
+        _set_header(flow.request, name, value, provider.written_secrets)
 
 
 def _apply(flow: http.HTTPFlow, outgoing: exchange.Outgoing, provider: Provider, credential: Credential | None) -> None:
-    """Put `outgoing` on the flow, the credential only in its redacted form: the Vault
-    has mitmproxy send the real one."""
+    """Put `outgoing` on the flow, the credential and the provider's written secrets
+    only in their redacted form: the Vault has mitmproxy send the real ones."""
     request = flow.request
     auth = exchange.auth_header(provider, credential)
     request.url = outgoing.url
+    path, mark, query = request.path.partition("?")
+    if mark and (shown := scrub(query, provider.written_secrets)) != query:  # as scrub, not a short value
+        vault.seal_path(request, request.path, path + mark + shown)
     for name in outgoing.remove:
         request.headers.pop(name, None)
     for name, value in outgoing.set.items():
         if credential is not None and name == auth:
             vault.seal(request, name, value, value.replace(credential.secret, redacted(credential)))
         else:
-            request.headers[name] = value
+            _set_header(request, name, value, provider.written_secrets)
     if outgoing.content != request.content:
         request.content = outgoing.content
+
+
+def _set_header(request: http.Request, name: str, value: str, secrets: Iterable[Credential]) -> None:
+    """Set a header, sealed if it holds one of `secrets`."""
+    if (shown := _shown(value, secrets)) != value:
+        vault.seal(request, name, value, shown)
+    else:
+        request.headers[name] = value
+
+
+def _shown(value: str, secrets: Iterable[Credential]) -> str:
+    """A header's value with each of `secrets` redacted, however short (unlike scrub:
+    the header holds the secret, so nothing else in it is mangled)."""
+    for secret in secrets:
+        value = value.replace(secret.key, redacted(secret))
+    return value
 
 
 def _head(notes: dict) -> str:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Protocol
+
+StreamCallable = Callable[[bytes], Iterable[bytes] | bytes]
 
 
 class Transform(Protocol):
@@ -27,3 +29,20 @@ class Stream:
 def as_stream(transform: Transform) -> Callable[[bytes], list[bytes]]:
     """`transform` as the callable mitmproxy's `response.stream` takes."""
     return Stream(transform)
+
+
+class Piped:
+    """`inner` (a stream callable, or True: the bytes as they come) with what it gives
+    fed on through `transform`. `changes` says whether `inner` rewrites the upstream's
+    bytes, which the Dashboard then keeps as they came too."""
+
+    def __init__(self, inner: StreamCallable | bool, transform: Transform) -> None:
+        self.inner = inner
+        self.transform = transform
+        self.changes = callable(inner) and getattr(inner, "changes", True)
+
+    def __call__(self, chunk: bytes) -> list[bytes]:
+        out = self.inner(chunk) if callable(self.inner) else chunk
+        pieces = [out] if isinstance(out, bytes) else list(out)
+        piped = [piece for given in pieces if given for piece in self.transform.feed(given)]
+        return piped if chunk else piped + self.transform.close()

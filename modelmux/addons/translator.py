@@ -55,7 +55,7 @@ class Translator:
     def _secrets(self, flow: http.HTTPFlow) -> tuple[Credential, ...]:
         config = self.settings.config
         provider = config.providers.get(flow.metadata["modelmux"]["provider"]) if config else None
-        return provider.credentials if provider else ()
+        return provider.secrets if provider else ()
 
 
 def translation_of(flow: http.HTTPFlow) -> dict[str, Any] | None:

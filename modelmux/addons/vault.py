@@ -11,7 +11,8 @@ the flow ends:
 - what the client sent as its credentials (Authorization, x-api-key, x-modelmux-key)
   is sealed in `requestheaders`, before mitmweb's View sees the flow: the View comes
   after every script addon (mitmproxy/tools/web/master.py);
-- the Router seals the provider's key as it puts it on the flow (`seal`);
+- the Router seals the provider's key as it puts it on the flow (`seal`), and the
+  secrets written into its headers: and query: (`seal`, `seal_path`);
 - mitmproxy writes the real values only into the bytes or frames it sends upstream
   (internals.WireHeaders). Addons that need a real value read `real_headers`. The relay
   sends from its plan, so its loopback request keeps the redacted values.
@@ -45,6 +46,7 @@ CLIENT_CREDENTIALS = frozenset(name.encode() for name in CREDENTIAL_HEADERS)
 @dataclass
 class _Seal:
     real: dict[tuple[bytes, bytes], bytes] = field(default_factory=dict)  # (lowercase name, shown) → real value
+    path: tuple[bytes, bytes] | None = None  # (shown, real): a provider's query may hold a secret
     off_wire: bool = False  # sent by the relay from its plan: the loopback request keeps the shown values
     opened: bool = False  # mitmproxy wrote the real values upstream
 
@@ -58,6 +60,17 @@ def seal(request: http.Request, name: str, real: str, shown: str) -> None:
     """Set header `name` to `shown` on the flow, and have mitmproxy send `real` upstream."""
     request.headers[name] = shown
     _seals.setdefault(request, _Seal()).real[(_bytes(name.lower()), _bytes(shown))] = _bytes(real)
+
+
+def seal_path(request: http.Request, real: str, shown: str) -> None:
+    """Set the request's path (with its query) to `shown` on the flow, and have mitmproxy
+    send `real` upstream."""
+    request.path = shown
+    _seals.setdefault(request, _Seal()).path = (request.data.path, _bytes(real))
+
+
+def _real_path(request: http.Request, seal: _Seal) -> bytes:
+    return seal.path[1] if seal.path is not None and seal.path[0] == request.data.path else request.data.path
 
 
 def real_fields(request: http.Request) -> list[tuple[bytes, bytes]]:
@@ -78,9 +91,9 @@ def real_headers(request: http.Request) -> dict[str, str]:
 def pending(request: http.Request) -> bool:
     """Whether the request holds a sealed value that only mitmproxy's wire can open."""
     seal = _seals.get(request)
-    return seal is not None and not seal.off_wire and any(
+    return seal is not None and not seal.off_wire and (_real_path(request, seal) != request.data.path or any(
         (name.lower(), value) in seal.real for name, value in request.headers.fields
-    )
+    ))
 
 
 def _answered_here(flow: http.HTTPFlow) -> bool:
@@ -104,13 +117,14 @@ def _opened(request: http.Request) -> http.Request | None:
     seal = _seals.get(request)
     if seal is None or seal.off_wire:
         return None
-    fields = real_fields(request)
-    if fields == list(request.headers.fields):
+    fields, path = real_fields(request), _real_path(request, seal)
+    if fields == list(request.headers.fields) and path == request.data.path:
         return None
     seal.opened = True
     wire = copy.copy(request)
     wire.data = copy.copy(request.data)
     wire.data.headers = http.Headers(fields)
+    wire.data.path = path
     return wire
 
 

@@ -317,11 +317,11 @@ class DeepCheck:
         if answer.status >= 300:
             return Outcome(*probe.upstream_words(provider, answer.status, answer.text))
         reading = readings.read(self.protocol.name, answer.text)
-        said = scrub(reading.error or reading.text, provider.credentials)
+        said = scrub(reading.error or reading.text, provider.secrets)
         return Outcome(answer.status, said, reading, client_message(outgoing, answer.text))
 
     def _found(self, capability: str, found: str, evidence: str, answered: bool = True) -> None:
-        self.report.findings.append(Finding(capability, found, scrub(evidence, self.provider.credentials), answered))
+        self.report.findings.append(Finding(capability, found, scrub(evidence, self.provider.secrets), answered))
 
     def _failure(self, outcome: Outcome) -> str:
         if outcome.status in (401, 403):
@@ -394,7 +394,7 @@ async def check(target: probe.Target, client: httpx.AsyncClient, refresher: Refr
         report.note = (f"not probed: routes.yaml names no model for it; give --model NAME, or add one to "
                        f"providers.{provider.name}.models")  # fmt: skip
     elif credential is not None and (needs_login := await refresher.fresh(credential)):
-        report.failed, report.note = True, scrub(needs_login, provider.credentials)
+        report.failed, report.note = True, scrub(needs_login, provider.secrets)
     else:
         report = await DeepCheck(target, client, timeout).run()
     return report

@@ -1,0 +1,71 @@
+"""How secrets are kept out of what people read: a stream scrubbed as it comes, whatever
+its pieces, and every secret routes.yaml holds counted as one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from modelmux import config
+from modelmux.addons.streams import Piped
+from modelmux.config import Credential
+from modelmux.secrets import StreamScrubber, configured
+
+KEY = Credential("main", "sk-main-key-abcdefghijkl-1234")
+SHORT = Credential("short", "sk-abcd-99")  # a prefix of no other, shorter than KEY
+TEXT = f'data: {{"text": "you sent {KEY.key} and {SHORT.key}; {KEY.key}."}}\n\n'.encode()
+CLEAN = TEXT.replace(KEY.key.encode(), "main…1234".encode()).replace(SHORT.key.encode(), "short…d-99".encode())
+
+
+def scrubbed(pieces: list[bytes]) -> list[bytes]:
+    scrubber = StreamScrubber([SHORT, KEY])
+    return [out for piece in pieces for out in scrubber.feed(piece)] + scrubber.close()
+
+
+def test_a_secret_cut_between_any_two_pieces_is_scrubbed():
+    for size in (1, 2, 3, 5, 7, 13, len(TEXT)):
+        pieces = [TEXT[i:i + size] for i in range(0, len(TEXT), size)]
+        assert b"".join(scrubbed(pieces)) == CLEAN, size
+    for cut in range(len(TEXT)):
+        assert b"".join(scrubbed([TEXT[:cut], TEXT[cut:]])) == CLEAN, cut
+
+
+def test_pieces_that_end_in_a_blank_line_pass_on_as_they_come():
+    events = [b"event: ping\ndata: {}\n\n", TEXT, b"event: message_stop\ndata: {}\n\n"]
+    assert scrubbed(events) == [events[0], CLEAN, events[2]]
+
+
+def test_an_end_that_only_looks_like_a_secrets_start_is_given_back_at_the_close():
+    scrubber = StreamScrubber([KEY])
+    assert scrubber.feed(b"ends with sk-ma") == [b"ends with "]
+    assert scrubber.close() == [b"sk-ma"]
+
+
+def test_piped_feeds_a_stream_callables_output_through_a_transform():
+    def inner(chunk: bytes) -> list[bytes]:
+        return [chunk.upper()] if chunk else [b"!"]
+
+    piped = Piped(inner, StreamScrubber([Credential("upper", KEY.key.upper())]))
+    assert piped(KEY.key[:10].encode()) == []  # it could begin the (upper-cased) key: held
+    assert piped(KEY.key[10:].encode()) == ["upper…1234".encode()]
+    assert piped(b"") == [b"!"]
+    assert piped.changes
+    passing = Piped(True, StreamScrubber([KEY]))  # True: mitmproxy's bytes as they come
+    assert (passing(TEXT), passing(b""), passing.changes) == ([TEXT.replace(KEY.key.encode(), "main…1234".encode())], [], False)
+
+
+def test_every_secret_routes_yaml_holds_is_configured():
+    text = """
+server: {api_key: "${GATEWAY}"}
+providers:
+  zai:
+    protocol: anthropic
+    base_url: https://api.z.ai/api/anthropic
+    credentials: [{label: main, key: "${KEY}"}]
+    headers: {x-team: "${TEAM}"}
+"""
+    loaded = config.parse(yaml.safe_load(text), Path("routes.yaml"),
+                          {"GATEWAY": "mm-gateway-key-0001", "KEY": "sk-zai-key-0002", "TEAM": "team-token-0003"})
+    assert [(c.label, c.key) for c in configured(loaded)] == [
+        ("main", "sk-zai-key-0002"), ("zai.headers.x-team", "team-token-0003"), ("gateway key", "mm-gateway-key-0001")]
