@@ -29,6 +29,9 @@ IO_MODULES = frozenset({
     "modelmux.oauth.refresher",
 })
 IO_LIBRARIES = frozenset({"mitmproxy", "httpx"})
+# Each translates Anthropic's Messages to one protocol and back; what they share lives
+# outside them (anthropic_side, openai_side, thought_signatures, translated_stream).
+TRANSLATORS = ("modelmux.openai_chat", "modelmux.openai_responses", "modelmux.gemini")
 
 
 def _modules() -> dict[str, Path]:
@@ -138,3 +141,15 @@ def test_the_pure_modules_never_reach_mitmproxy_or_httpx():
         for module in pure
     }
     assert not {module: found for module, found in reached.items() if found}
+
+
+def test_no_translator_imports_another():
+    def package(module: str) -> str | None:
+        return next((p for p in TRANSLATORS if module == p or module.startswith(f"{p}.")), None)
+
+    crossings = sorted(
+        f"{module} → {imported}"
+        for module in MODULES if (own := package(module)) is not None
+        for imported in _imports(module)[0] if package(imported) not in (None, own)
+    )
+    assert not crossings
