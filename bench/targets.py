@@ -140,6 +140,18 @@ def _die_with_parent() -> None:
         pass
 
 
+def child_environment(workdir: Path) -> dict[str, str]:
+    """The environment of every process the bench starts. The checkout's modelmux comes
+    first on the path: mitmdump imports what `pip install -e` installed, which may be
+    another checkout (a worktree's bench would measure the main one's code). The state
+    directory (credential state, usage records, pid files) is the run's own, not the
+    user's."""
+    environ = dict(os.environ)
+    environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
+    environ["MODELMUX_STATE_DIR"] = str(workdir / "state")
+    return environ
+
+
 class Process:
     """A child process of the bench, with its CPU time and memory read from /proc."""
 
@@ -154,7 +166,7 @@ class Process:
         with self.log.open("ab") as log:
             self.popen = subprocess.Popen(
                 self.argv, stdout=stdout or log, stderr=log, stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent, cwd=REPO,  # noqa: PLW1509 - the bench starts no threads
+                preexec_fn=_die_with_parent, cwd=REPO, env=child_environment(self.log.parent),  # noqa: PLW1509 - the bench starts no threads
             )  # fmt: skip
 
     @property
