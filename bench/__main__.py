@@ -30,6 +30,7 @@ from bench.targets import (
     TARGETS,
     Gateway,
     Process,
+    ServeGateway,
     Target,
     UpstreamProcess,
     max_flows_supported,
@@ -65,8 +66,11 @@ class Bench:
         return process
 
     def gateway(self, target: Target, upstream: int, name: str, web: bool = False) -> Gateway:
-        extra = ["--set", f"modelmux_max_flows={MAX_FLOWS}"] if web and target.gateway == "modelmux" and max_flows_supported() else []
         assert target.gateway
+        if target.gateway == "serve":
+            assert not web, "`modelmux serve --web` is not measured"
+            return self.start(ServeGateway(name, upstream, self.workdir))
+        extra = ["--set", f"modelmux_max_flows={MAX_FLOWS}"] if web and target.gateway == "modelmux" and max_flows_supported() else []
         gateway = Gateway(name, upstream, self.workdir, modelmux=target.gateway == "modelmux", web=web,
                           extra=GATEWAY_ARGS[target.gateway] + extra)
         self.start(gateway)
