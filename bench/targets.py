@@ -110,30 +110,30 @@ SERVED = [
 TARGETS = [DIRECT, MITMDUMP_BARE, PASSTHROUGH, POOL, *TRANSLATED, *SERVED]
 
 
-def _provider(name: str, protocol: str, base_url: str, auth: str, credentials: dict[str, str], extra: str = "") -> str:
+def provider_yaml(name: str, protocol: str, base_url: str, auth: str, credentials: dict[str, str], extra: str = "") -> str:
     listed = ", ".join(f"{{label: {label}, key: {key}}}" for label, key in credentials.items())
     return (f"  {name}:\n    protocol: {protocol}\n    base_url: {base_url}\n    auth: \"{auth}\"\n{extra}"
             f"    credentials: [{listed}]\n")  # fmt: skip
 
 
-def _route(match: str, provider: str, model: str) -> str:
+def route_yaml(match: str, provider: str, model: str) -> str:
     return f"  - match: {match}\n    provider: {provider}\n    model: {model}\n"
 
 
 def routes_yaml(upstream: int, port: int) -> str:
     base = f"http://127.0.0.1:{upstream}"
     providers = [
-        _provider("fake", "anthropic", base, "x-api-key: {key}", {"bench": KEY}),
+        provider_yaml("fake", "anthropic", base, "x-api-key: {key}", {"bench": KEY}),
         # fill-first: every request tries credential a first, so a 429 for a's key
         # (measure.failover) costs each request exactly one failover.
-        _provider(POOL_PROVIDER, "anthropic", base, "x-api-key: {key}", POOL_CREDENTIALS, "    strategy: fill-first\n"),
+        provider_yaml(POOL_PROVIDER, "anthropic", base, "x-api-key: {key}", POOL_CREDENTIALS, "    strategy: fill-first\n"),
     ]
     # Ordered, first match wins: the pool's exact model before claude-*.
-    routes = [_route(POOL_MODEL, POOL_PROVIDER, PASSTHROUGH_UPSTREAM_MODEL),
-              _route("claude-*", "fake", PASSTHROUGH_UPSTREAM_MODEL)]  # fmt: skip
+    routes = [route_yaml(POOL_MODEL, POOL_PROVIDER, PASSTHROUGH_UPSTREAM_MODEL),
+              route_yaml("claude-*", "fake", PASSTHROUGH_UPSTREAM_MODEL)]  # fmt: skip
     for t in TRANSLATIONS:
-        providers.append(_provider(t.provider, t.protocol, base + t.base_path, t.auth, {"bench": KEY}))
-        routes.append(_route(t.model, t.provider, t.upstream_model))
+        providers.append(provider_yaml(t.provider, t.protocol, base + t.base_path, t.auth, {"bench": KEY}))
+        routes.append(route_yaml(t.model, t.provider, t.upstream_model))
     return (f"server:\n  host: 127.0.0.1\n  port: {port}\nproviders:\n{''.join(providers)}"
             f"routes:\n{''.join(routes)}")  # fmt: skip
 
