@@ -119,29 +119,22 @@ class Tracer:
         return None
 
     def _return(self, code: CodeType, offset: int, value: object) -> object:
-        if threading.get_ident() != self.thread:
-            return None
-        module = self._module(code)
-        if module is None:
-            return None if isinstance(value, BaseException) else sys.monitoring.DISABLE
-        frame = sys._getframe(1)
-        _, active = self.frames.pop(id(frame), (None, None))
-        if active is not None and active.back_to is not None:
-            self._write(e="move", src=active.where, dst=active.back_to, kind="return")
-        if frame is self.root:
-            self._close()
-        return None
+        return self._leave(code, value, finished=True)
 
     def _yield(self, code: CodeType, offset: int, value: object) -> object:
+        return self._leave(code, value, finished=False)
+
+    def _leave(self, code: CodeType, value: object, finished: bool) -> object:
+        """A function returns or raises (`finished`), or yields: a generator to its
+        consumer, a coroutine to the event loop (no move)."""
         if threading.get_ident() != self.thread:
             return None
-        module = self._module(code)
-        if module is None:
-            return sys.monitoring.DISABLE
-        frame = sys._getframe(1)
-        _, active = self.frames.get(id(frame), (None, None))
-        if code.co_flags & _GENERATOR and active is not None and active.back_to is not None:
-            self._write(e="move", src=active.where, dst=active.back_to, kind="yield")
+        if self._module(code) is None:
+            return None if isinstance(value, BaseException) else sys.monitoring.DISABLE  # PY_UNWIND stays on
+        frame = sys._getframe(2)
+        _, active = (self.frames.pop if finished else self.frames.get)(id(frame), (None, None))
+        if active is not None and active.back_to is not None and (finished or code.co_flags & _GENERATOR):
+            self._write(e="move", src=active.where, dst=active.back_to, kind="return" if finished else "yield")
             active.back_to = None
         if frame is self.root:
             self._close()
