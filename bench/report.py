@@ -61,6 +61,11 @@ NOTES = [
         "request goes through modelmux's failover relay (mitmproxy → relay on loopback → httpx → "
         "upstream) instead of being sent by mitmproxy; its verdict uses targets set for that extra hop."
     ),
+    (
+        "The other modelmux columns run `mitmdump -q -s addons/router.py`; the `modelmux serve` columns "
+        "run what a user runs: `modelmux serve --config ROUTES --port PORT`, the launcher's command line "
+        "(mitmdump without -q, so it prints a line per flow and its log), writing to a terminal."
+    ),
 ]
 
 
@@ -244,7 +249,31 @@ class Report:
         return f"{memory.before_mb:.0f} → {memory.middle_mb:.0f} → {memory.after_mb:.0f} ({growth:+.0f})"
 
     def notes(self) -> list[str]:
-        return [note.format(request=self.r.request) for note in NOTES]
+        return [note.format(request=self.r.request) for note in NOTES] + self.serve_notes()
+
+    def serve_notes(self) -> list[str]:
+        """What `modelmux serve` adds to the script its twin column runs, in the same run."""
+        r, lines = self.r, []
+        labels = {t.key: t.label for t in r.targets}
+        for target in r.targets:
+            if target.twin is None:
+                continue
+            key, twin, parts = target.key, target.twin, []
+            for samples, what in [(lambda k, s=stream: r.latency.get((k, s)), f"{name} p50")
+                                  for stream, name in ((False, "JSON"), (True, "stream"))] + [(r.ttft.get, "TTFT p50")]:  # fmt: skip
+                served, script, floor = samples(key), samples(twin), samples(DIRECT.key)
+                if served and script and floor:
+                    added, base = pct(served, 50) - pct(floor, 50), pct(script, 50) - pct(floor, 50)
+                    parts.append(f"{what} {(added - base) * 1e3:+.2f} ms ({self._ratio(added, base)} the script's added latency)")
+            if (served := r.gateway.get(key)) and (script := r.gateway.get(twin)) and served.cpu_per_event and script.cpu_per_event:
+                parts.append(f"CPU per streamed event {served.cpu_per_event * 1e6:.1f} µs against {script.cpu_per_event * 1e6:.1f}")
+            for level in sorted({level for level, _ in r.bursts}):
+                served_burst, script_burst = r.bursts.get((level, key)), r.bursts.get((level, twin))
+                if served_burst and script_burst and served_burst.cpu_seconds and script_burst.cpu_seconds:
+                    parts.append(f"CPU for {level} concurrent streams {served_burst.cpu_seconds:.2f} s against {script_burst.cpu_seconds:.2f} s")
+            if parts:
+                lines.append(f"{target.label} against {labels[twin]} (the script): {'; '.join(parts)}.")
+        return lines
 
     # -- verdicts --------------------------------------------------------------------------
 
@@ -263,7 +292,7 @@ class Report:
     def _checks(self, target: Target) -> list[tuple[str, bool]]:
         r, key = self.r, target.key
         checks: list[tuple[str, bool]] = []
-        modelmux = target.gateway == "modelmux"
+        modelmux = target.is_modelmux
         limits = LIMITS.get(key, ISSUE)
         if modelmux and r.latency:
             for stream, what in ((False, "JSON"), (True, "stream")):

@@ -3,17 +3,18 @@
 A target is a base URL the same client code sends the same Claude Code request to:
 the upstream itself (the floor), bare mitmdump in front of it (mitmproxy's own cost),
 modelmux passing through to an Anthropic-protocol provider, the same with a pool of
-two credentials (which sends every request through modelmux's failover relay), and
-modelmux translating to each protocol in TRANSLATIONS. A protocol modelmux learns to
-translate is one more line in TRANSLATIONS, plus how the fake upstream speaks it
-(upstreams.PROTOCOLS) and the stream transform to time in-process
-(measure.STREAM_TRANSFORMS).
+two credentials (which sends every request through modelmux's failover relay),
+modelmux translating to each protocol in TRANSLATIONS, and `modelmux serve` (what a
+user runs) for passthrough and Chat. A protocol modelmux learns to translate is one
+more line in TRANSLATIONS, plus how the fake upstream speaks it (upstreams.PROTOCOLS)
+and the stream transform to time in-process (measure.STREAM_TRANSFORMS).
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
+import pty
 import signal
 import socket
 import subprocess
@@ -66,10 +67,13 @@ TRANSLATIONS = [
 # What each kind of gateway runs besides `-q --mode reverse:UPSTREAM@PORT` and lazy
 # connections. The baseline is mitmdump with one 3-line addon that streams SSE answers
 # the way modelmux does (sse_stream.py says why); modelmux brings its own addons.
+# "serve" is `modelmux serve`, which builds its own command line (ServeGateway).
 GATEWAY_ARGS: dict[str, list[str]] = {
     "mitmdump": ["-s", str(REPO / "bench" / "sse_stream.py")],
     "modelmux": [],
+    "serve": [],
 }
+MODELMUX_GATEWAYS = ("modelmux", "serve")
 
 
 @dataclass(frozen=True)
@@ -79,10 +83,15 @@ class Target:
     gateway: str | None  # a key of GATEWAY_ARGS; None: the upstream itself
     model: str
     restores_model: bool = False  # the answer must name the requested model again
+    twin: str | None = None  # a `modelmux serve` target: the key of the script target it runs the same request as
 
     @property
     def is_gateway(self) -> bool:
         return self.gateway is not None
+
+    @property
+    def is_modelmux(self) -> bool:
+        return self.gateway in MODELMUX_GATEWAYS
 
 
 DIRECT = Target("direct", "direct (floor)", None, CLAUDE_MODEL)
@@ -90,35 +99,41 @@ MITMDUMP_BARE = Target("mitmdump", "mitmdump (streams SSE)", "mitmdump", CLAUDE_
 PASSTHROUGH = Target("anthropic", "modelmux → anthropic", "modelmux", CLAUDE_MODEL, restores_model=True)
 POOL = Target("anthropic-pool", "modelmux → anthropic, pool of 2 (failover relay)", "modelmux", POOL_MODEL,
               restores_model=True)  # fmt: skip
-TARGETS = [DIRECT, MITMDUMP_BARE, PASSTHROUGH, POOL] + [
-    Target(t.protocol, f"modelmux → {t.protocol}", "modelmux", t.model, restores_model=True) for t in TRANSLATIONS
-]
+TRANSLATED = [Target(t.protocol, f"modelmux → {t.protocol}", "modelmux", t.model, restores_model=True) for t in TRANSLATIONS]
+# What a user runs, beside the script the other modelmux columns run: the passthrough
+# and one translation are enough to show what `serve` adds.
+SERVED = [
+    Target(f"serve-{t.key}", t.label.replace("modelmux", "modelmux serve"), "serve", t.model, restores_model=True,
+           twin=t.key)
+    for t in (PASSTHROUGH, TRANSLATED[0])
+]  # fmt: skip
+TARGETS = [DIRECT, MITMDUMP_BARE, PASSTHROUGH, POOL, *TRANSLATED, *SERVED]
 
 
-def _provider(name: str, protocol: str, base_url: str, auth: str, credentials: dict[str, str], extra: str = "") -> str:
+def provider_yaml(name: str, protocol: str, base_url: str, auth: str, credentials: dict[str, str], extra: str = "") -> str:
     listed = ", ".join(f"{{label: {label}, key: {key}}}" for label, key in credentials.items())
     return (f"  {name}:\n    protocol: {protocol}\n    base_url: {base_url}\n    auth: \"{auth}\"\n{extra}"
             f"    credentials: [{listed}]\n")  # fmt: skip
 
 
-def _route(match: str, provider: str, model: str) -> str:
+def route_yaml(match: str, provider: str, model: str) -> str:
     return f"  - match: {match}\n    provider: {provider}\n    model: {model}\n"
 
 
 def routes_yaml(upstream: int, port: int) -> str:
     base = f"http://127.0.0.1:{upstream}"
     providers = [
-        _provider("fake", "anthropic", base, "x-api-key: {key}", {"bench": KEY}),
+        provider_yaml("fake", "anthropic", base, "x-api-key: {key}", {"bench": KEY}),
         # fill-first: every request tries credential a first, so a 429 for a's key
         # (measure.failover) costs each request exactly one failover.
-        _provider(POOL_PROVIDER, "anthropic", base, "x-api-key: {key}", POOL_CREDENTIALS, "    strategy: fill-first\n"),
+        provider_yaml(POOL_PROVIDER, "anthropic", base, "x-api-key: {key}", POOL_CREDENTIALS, "    strategy: fill-first\n"),
     ]
     # Ordered, first match wins: the pool's exact model before claude-*.
-    routes = [_route(POOL_MODEL, POOL_PROVIDER, PASSTHROUGH_UPSTREAM_MODEL),
-              _route("claude-*", "fake", PASSTHROUGH_UPSTREAM_MODEL)]  # fmt: skip
+    routes = [route_yaml(POOL_MODEL, POOL_PROVIDER, PASSTHROUGH_UPSTREAM_MODEL),
+              route_yaml("claude-*", "fake", PASSTHROUGH_UPSTREAM_MODEL)]  # fmt: skip
     for t in TRANSLATIONS:
-        providers.append(_provider(t.provider, t.protocol, base + t.base_path, t.auth, {"bench": KEY}))
-        routes.append(_route(t.model, t.provider, t.upstream_model))
+        providers.append(provider_yaml(t.provider, t.protocol, base + t.base_path, t.auth, {"bench": KEY}))
+        routes.append(route_yaml(t.model, t.provider, t.upstream_model))
     return (f"server:\n  host: 127.0.0.1\n  port: {port}\nproviders:\n{''.join(providers)}"
             f"routes:\n{''.join(routes)}")  # fmt: skip
 
@@ -140,6 +155,18 @@ def _die_with_parent() -> None:
         pass
 
 
+def child_environment(workdir: Path) -> dict[str, str]:
+    """The environment of every process the bench starts. The checkout's modelmux comes
+    first on the path: mitmdump imports what `pip install -e` installed, which may be
+    another checkout (a worktree's bench would measure the main one's code). The state
+    directory (credential state, usage records, pid files) is the run's own, not the
+    user's."""
+    environ = {k: v for k, v in os.environ.items() if k != "MODELMUX_LAUNCH"}  # `modelmux serve` execs mitmdump
+    environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
+    environ["MODELMUX_STATE_DIR"] = str(workdir / "state")
+    return environ
+
+
 class Process:
     """A child process of the bench, with its CPU time and memory read from /proc."""
 
@@ -150,11 +177,11 @@ class Process:
     def start(self) -> None:
         self.spawn()
 
-    def spawn(self, stdout: int | None = None) -> None:
+    def spawn(self, stdout: int | None = None, stderr: int | None = None) -> None:
         with self.log.open("ab") as log:
             self.popen = subprocess.Popen(
-                self.argv, stdout=stdout or log, stderr=log, stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent, cwd=REPO,  # noqa: PLW1509 - the bench starts no threads
+                self.argv, stdout=stdout or log, stderr=stderr or log, stdin=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent, cwd=REPO, env=child_environment(self.log.parent),  # noqa: PLW1509 - the bench starts no threads
             )  # fmt: skip
 
     @property
@@ -209,15 +236,22 @@ class Gateway(Process):
         mode = f"reverse:http://127.0.0.1:{upstream}@127.0.0.1:{self.port}"
         argv = [str(MITMWEB if web else MITMDUMP), "-q", "--mode", mode, "--set", "connection_strategy=lazy"]
         if modelmux:
-            config = workdir / f"{name}.routes.yaml"
-            config.write_text(routes_yaml(upstream, self.port))
-            argv += ["-s", str(REPO / "addons" / "router.py"), "--set", f"modelmux_config={config}"]
+            argv += ["-s", str(REPO / "addons" / "router.py"), "--set", f"modelmux_config={self.config(workdir, name, upstream)}"]
         if web:
             argv += ["--set", "web_open_browser=false", "--set", f"web_port={free_port()}"]
         super().__init__(name, argv + (extra or []), workdir / f"{name}.log")
 
+    def config(self, workdir: Path, name: str, upstream: int) -> Path:
+        """The routes.yaml this gateway runs, written."""
+        path = workdir / f"{name}.routes.yaml"
+        path.write_text(routes_yaml(upstream, self.port))
+        return path
+
     def start(self, timeout: float = 30) -> None:
         self.spawn()
+        self.wait_healthy(timeout)
+
+    def wait_healthy(self, timeout: float) -> None:
         assert self.popen
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -231,6 +265,42 @@ class Gateway(Process):
                 pass
             time.sleep(0.05)
         raise RuntimeError(f"{self.name} never became healthy:\n{self.tail()}")
+
+
+class ServeGateway(Gateway):
+    """`modelmux serve --config ROUTES --port PORT`, as a user runs it in a terminal: the
+    launcher's own command line (modelmux.launcher.gateway_command: mitmdump without
+    `-q`, so mitmproxy prints a line per flow and its log), exec'd in place, writing to
+    a pseudo-terminal. `cat` reads that terminal, as a terminal emulator would, into the
+    log."""
+
+    def __init__(self, name: str, upstream: int, workdir: Path) -> None:
+        self.port = free_port()
+        argv = [sys.executable, "-m", "modelmux.cli", "serve", "--config", str(self.config(workdir, name, upstream)),
+                "--port", str(self.port)]  # fmt: skip
+        Process.__init__(self, name, argv, workdir / f"{name}.log")
+        self.reader: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 30) -> None:
+        terminal, screen = pty.openpty()
+        try:
+            with self.log.open("ab") as log:
+                self.reader = subprocess.Popen(["cat"], stdin=terminal, stdout=log, stderr=subprocess.DEVNULL,
+                                               preexec_fn=_die_with_parent)  # noqa: PLW1509
+            self.spawn(stdout=screen, stderr=screen)
+        finally:
+            os.close(terminal)
+            os.close(screen)
+        self.wait_healthy(timeout)
+
+    def stop(self) -> None:
+        super().stop()  # the gateway's end closes the terminal, and cat reads its end
+        if self.reader and self.reader.poll() is None:
+            try:
+                self.reader.wait(5)
+            except subprocess.TimeoutExpired:
+                self.reader.kill()
+                self.reader.wait()
 
 
 def max_flows_supported() -> bool:

@@ -12,6 +12,8 @@ need):
 - `first-delay-ms=D`: send the headers, then hold the first event D ms,
 - `batch=B`: events per socket write (default 1: one write per event, as a model that
   produces tokens one by one),
+- `gap-ms=G`: wait G ms after each write, so that each reaches the gateway as a read
+  of its own (bench/walk.py follows one event through it),
 - `reject-key=K`: a request whose x-api-key (the credential modelmux sends) is K gets
   an Anthropic 429 at once, with `retry-after-ms: 1` (so modelmux cools that
   credential for a millisecond only).
@@ -318,14 +320,15 @@ class Upstream:
             if protocol.streams(path, body):
                 delay = float(asked.get("first-delay-ms", 0)) / 1000
                 batch = max(1, int(asked.get("batch", 1)))
-                await self._stream(writer, self.framed(protocol, events), delay, batch, keep_alive)
+                gap = float(asked.get("gap-ms", 0)) / 1000
+                await self._stream(writer, self.framed(protocol, events), delay, batch, keep_alive, gap)
             else:
                 _write_whole(writer, 200, self.whole(protocol, events), keep_alive)
         await writer.drain()
         return keep_alive
 
     async def _stream(self, writer: asyncio.StreamWriter, framed: list[bytes], delay: float, batch: int,
-                      keep_alive: bool) -> None:
+                      keep_alive: bool, gap: float = 0.0) -> None:
         writer.write(
             b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n"
             b"transfer-encoding: chunked\r\nconnection: %s\r\n\r\n" % (b"keep-alive" if keep_alive else b"close")
@@ -335,7 +338,10 @@ class Upstream:
             await asyncio.sleep(delay)
         for i in range(0, len(framed), batch):
             writer.write(b"".join(framed[i : i + batch]) if batch > 1 else framed[i])
-            if i % 64 == 0:
+            if gap:
+                await writer.drain()
+                await asyncio.sleep(gap)
+            elif i % 64 == 0:
                 await writer.drain()  # backpressure from a slow reader
         writer.write(b"0\r\n\r\n")
 
