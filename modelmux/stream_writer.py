@@ -30,6 +30,7 @@ TEXT, THINKING, REDACTED_THINKING, TOOL_USE = "text", "thinking", "redacted_thin
 # The delta each kind of block streams: (its type, the field holding the piece).
 _DELTAS = {TEXT: ("text_delta", "text"), THINKING: ("thinking_delta", "thinking"),
            TOOL_USE: ("input_json_delta", "partial_json")}  # fmt: skip
+_EMPTY = {TEXT: lambda: messages.text_block(""), THINKING: messages.thinking_block}  # the blocks open() starts
 _STOP = b'event: content_block_stop\ndata: {"type":"content_block_stop","index":%d}\n\n'
 
 
@@ -151,19 +152,19 @@ class StreamWriter:
 
     # -- blocks -----------------------------------------------------------------------
 
-    def open_text(self) -> None:
-        self._open(TEXT, messages.text_block(""))
-
-    def open_thinking(self) -> None:
-        self._open(THINKING, messages.thinking_block())
+    def open(self, kind: str) -> None:
+        """A text or thinking block (TEXT, THINKING): the two that start empty."""
+        if kind not in _EMPTY:
+            raise ValueError(f"open() starts a text or thinking block, not {kind!r}")
+        self._start(kind, _EMPTY[kind]())
 
     def open_redacted_thinking(self, data: str) -> None:
         """A block whose content came whole in its start: it takes no delta."""
-        self._open(REDACTED_THINKING, {"type": REDACTED_THINKING, "data": data})
+        self._start(REDACTED_THINKING, {"type": REDACTED_THINKING, "data": data})
 
     def open_tool_use(self, id: str, name: str) -> None:
         """Its input streams as input_json deltas."""
-        self._open(TOOL_USE, messages.tool_use_block(id, name, {}))
+        self._start(TOOL_USE, messages.tool_use_block(id, name, {}))
 
     def close(self) -> None:
         """content_block_stop for the open block."""
@@ -185,30 +186,24 @@ class StreamWriter:
     def thinking(self, text: str) -> None:
         if self.kind != THINKING or self.signed:
             self._refuse("thinking_delta")
-        if text:
-            self._out.append(self._prefix + encode_basestring(text).encode() + b"}}\n\n")
-            self.deltas += 1
+        self._piece(self._prefix, text)
 
     def input_json(self, partial_json: str) -> None:
         if self.kind != TOOL_USE:
             self._refuse("input_json_delta")
-        if partial_json:
-            self._out.append(self._prefix + encode_basestring(partial_json).encode() + b"}}\n\n")
-            self.deltas += 1
+        self._piece(self._prefix, partial_json)
 
     def signature(self, signature: str) -> None:
         """A thinking block's signature: the last of its deltas."""
         if self.kind != THINKING or self.signed:
             self._refuse("signature_delta")
         if signature:
-            prefix = _delta_prefix(self.blocks - 1, "signature_delta", "signature")
-            self._out.append(prefix + encode_basestring(signature).encode() + b"}}\n\n")
-            self.deltas += 1
+            self._piece(_delta_prefix(self.blocks - 1, "signature_delta", "signature"), signature)
             self.signed = True
 
     # -- the grammar ------------------------------------------------------------------
 
-    def _open(self, kind: str, block: dict[str, Any]) -> None:
+    def _start(self, kind: str, block: dict[str, Any]) -> None:
         self._writable("content_block_start")
         if self.kind is not None:
             raise BlockOpen(f"a {kind} block opened while block {self.index} ({self.kind}) is open")
@@ -219,6 +214,12 @@ class StreamWriter:
             self._prefix = _delta_prefix(self.index, *_DELTAS[kind])
         self._out.append(format_event("content_block_start",
                                       {"type": "content_block_start", "index": self.index, "content_block": block}))
+
+    def _piece(self, prefix: bytes, piece: str) -> None:
+        """A delta from its template (`prefix`); an empty piece writes nothing."""
+        if piece:
+            self._out.append(prefix + encode_basestring(piece).encode() + b"}}\n\n")
+            self.deltas += 1
 
     def _writable(self, event: str) -> None:
         if not self.started:

@@ -5,6 +5,8 @@ delta, error, usage) is what the relay's and the Meter's scans of the same bytes
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from hypothesis import event as observe
 from hypothesis import settings
@@ -17,6 +19,8 @@ from modelmux.addons.pump import _FIRST
 from modelmux.meter import Meter, Tokens
 from modelmux.sse import format_event
 from modelmux.stream_writer import (
+    TEXT,
+    THINKING,
     AfterEnd,
     BlockOpen,
     ErrorEvent,
@@ -41,14 +45,19 @@ DELTAS = {  # the writer's delta call → (its delta type, field), and the block
     "input_json": ("input_json_delta", "partial_json", {"tool_use"}),
     "signature": ("signature_delta", "signature", {"thinking"}),
 }
-OPENS = {  # the writer's open call → the content block it starts
-    "open_text": lambda: messages.text_block(""),
-    "open_thinking": lambda: messages.thinking_block(),
-    "open_redacted_thinking": lambda: {"type": "redacted_thinking", "data": "EmwKAhgB"},
-    "open_tool_use": lambda: messages.tool_use_block("toolu_01", "Bash", {}),
+OPENS: dict[str, tuple[Callable[[StreamWriter], None], dict]] = {  # a block → how it opens, what it starts as
+    "text": (lambda w: w.open(TEXT), messages.text_block("")),
+    "thinking": (lambda w: w.open(THINKING), messages.thinking_block()),
+    "redacted_thinking": (lambda w: w.open_redacted_thinking("EmwKAhgB"), {"type": "redacted_thinking", "data": "EmwKAhgB"}),
+    "tool_use": (lambda w: w.open_tool_use("toolu_01", "Bash"), messages.tool_use_block("toolu_01", "Bash", {})),
 }
 ERRORS = {"api_error": "APIError", "overloaded_error": "OverloadedError", "rate_limit_error": "RateLimitError"}
-ARGUMENTS = {"open_redacted_thinking": ("EmwKAhgB",), "open_tool_use": ("toolu_01", "Bash")}
+CALLS: dict[str, Callable[[StreamWriter], None]] = {  # every call, to try where it is illegal
+    "start": lambda w: w.start(MODEL, 1), "ping": StreamWriter.ping, "close": StreamWriter.close,
+    "end": lambda w: w.end("end_turn", None, USAGE), "fail": lambda w: w.fail("api_error", "x"),
+    **{f"open {kind}": opens for kind, (opens, _) in OPENS.items()},
+    **{call: lambda w, call=call: getattr(w, call)("piece") for call in DELTAS},
+}
 
 
 def started() -> StreamWriter:
@@ -70,8 +79,7 @@ def test_a_delta_is_byte_for_byte_what_format_event_writes(call, piece):
     """The templates skip building a dict; what they write is the same bytes."""
     delta, field, kinds = DELTAS[call]
     writer = started()
-    opener = f"open_{next(iter(kinds))}"
-    getattr(writer, opener)(*ARGUMENTS.get(opener, ()))
+    OPENS[next(iter(kinds))][0](writer)
     writer.data_to_send()
     getattr(writer, call)(piece)
     event = {"type": "content_block_delta", "index": 0, "delta": {"type": delta, field: piece}}
@@ -83,7 +91,7 @@ def test_a_delta_is_byte_for_byte_what_format_event_writes(call, piece):
 def test_a_whole_stream_is_the_events_messages_writes():
     writer = started()
     writer.ping()
-    writer.open_text()
+    writer.open(TEXT)
     writer.text("Hi")
     writer.close()
     writer.open_tool_use("toolu_01", "Bash")
@@ -108,11 +116,11 @@ def test_a_whole_stream_is_the_events_messages_writes():
 
 
 def _open_text(w: StreamWriter) -> None:
-    w.open_text()
+    w.open(TEXT)
 
 
 def _signed(w: StreamWriter) -> None:
-    w.open_thinking()
+    w.open(THINKING)
     w.signature("sig")
 
 
@@ -121,19 +129,19 @@ def _ended(w: StreamWriter) -> None:
 
 
 def _failed(w: StreamWriter) -> None:
-    w.open_text()
+    w.open(TEXT)
     w.fail("overloaded_error", "busy")
 
 
 ILLEGAL = [
     pytest.param(None, lambda w: w.ping(), NotStarted, id="ping-before-start"),
-    pytest.param(None, lambda w: w.open_text(), NotStarted, id="block-before-start"),
+    pytest.param(None, lambda w: w.open(TEXT), NotStarted, id="block-before-start"),
     pytest.param(None, lambda w: w.text("a"), NotStarted, id="delta-before-start"),
     pytest.param(None, lambda w: w.close(), NotStarted, id="stop-before-start"),
     pytest.param(None, lambda w: w.end("end_turn", None, USAGE), NotStarted, id="end-before-start"),
     pytest.param(None, lambda w: w.fail("api_error", "x"), NotStarted, id="error-before-start"),
     pytest.param(lambda w: None, lambda w: w.start(MODEL, 1), StartedTwice, id="start-twice"),
-    pytest.param(_open_text, lambda w: w.open_thinking(), BlockOpen, id="two-open-blocks"),
+    pytest.param(_open_text, lambda w: w.open(THINKING), BlockOpen, id="two-open-blocks"),
     pytest.param(_open_text, lambda w: w.end("end_turn", None, USAGE), BlockOpen, id="end-with-a-block-open"),
     pytest.param(lambda w: None, lambda w: w.text("a"), NoBlock, id="delta-without-a-block"),
     pytest.param(lambda w: None, lambda w: w.text(""), NoBlock, id="empty-delta-without-a-block"),
@@ -141,13 +149,13 @@ ILLEGAL = [
     pytest.param(_open_text, lambda w: w.thinking("a"), WrongDelta, id="thinking-on-text"),
     pytest.param(_open_text, lambda w: w.input_json("{"), WrongDelta, id="json-on-text"),
     pytest.param(_open_text, lambda w: w.signature("s"), WrongDelta, id="signature-on-text"),
-    pytest.param(lambda w: w.open_thinking(), lambda w: w.text("a"), WrongDelta, id="text-on-thinking"),
+    pytest.param(lambda w: w.open(THINKING), lambda w: w.text("a"), WrongDelta, id="text-on-thinking"),
     pytest.param(lambda w: w.open_tool_use("t", "n"), lambda w: w.text("a"), WrongDelta, id="text-on-tool-use"),
     pytest.param(lambda w: w.open_redacted_thinking("d"), lambda w: w.thinking("a"), WrongDelta, id="redacted-takes-none"),
     pytest.param(_signed, lambda w: w.thinking("a"), WrongDelta, id="thinking-after-signature"),
     pytest.param(_signed, lambda w: w.signature("again"), WrongDelta, id="second-signature"),
     pytest.param(_ended, lambda w: w.ping(), AfterEnd, id="ping-after-stop"),
-    pytest.param(_ended, lambda w: w.open_text(), AfterEnd, id="block-after-stop"),
+    pytest.param(_ended, lambda w: w.open(TEXT), AfterEnd, id="block-after-stop"),
     pytest.param(_ended, lambda w: w.end("end_turn", None, USAGE), AfterEnd, id="end-twice"),
     pytest.param(_ended, lambda w: w.fail("api_error", "x"), AfterEnd, id="error-after-stop"),
     pytest.param(_ended, lambda w: w.start(MODEL, 1), AfterEnd, id="start-after-stop"),
@@ -179,7 +187,7 @@ def test_it_reports_content_the_first_delta_and_the_usage():
     writer = started()
     writer.ping()
     assert (writer.content, writer.deltas) == (False, 0)  # only message_start and a ping: nothing to commit to
-    writer.open_text()
+    writer.open(TEXT)
     assert (writer.content, writer.deltas) == (True, 0)
     writer.text("")
     assert writer.deltas == 0  # an empty piece is not written
@@ -204,6 +212,11 @@ def test_an_error_may_end_an_open_block():
     writer.input_json('{"a"')
     writer.fail("api_error", "broke off")
     assert (writer.content, writer.deltas, writer.kind, writer.error) == (True, 1, None, ErrorEvent("api_error", "broke off"))
+
+
+def test_open_starts_only_the_blocks_that_start_empty():
+    with pytest.raises(ValueError):
+        started().open("tool_use")
 
 
 def test_a_message_without_content_is_still_content():
@@ -247,7 +260,7 @@ class Writing(RuleBasedStateMachine):
             return NotStarted
         if self.ended:
             return AfterEnd
-        if call in OPENS or call == "end":
+        if call.startswith("open ") or call == "end":
             return BlockOpen if self.kind else None
         if call == "close":
             return NoBlock if self.kind is None else None
@@ -257,8 +270,8 @@ class Writing(RuleBasedStateMachine):
             return WrongDelta if self.kind not in DELTAS[call][2] or (self.kind == "thinking" and self.signed) else None
         return None  # ping, fail
 
-    def write(self, call: str, *arguments: object) -> None:
-        getattr(self.writer, call)(*arguments)
+    def write(self, call: Callable[[StreamWriter], None]) -> None:
+        call(self.writer)
         self.output.append(self.writer.data_to_send())
         self.steps += 1
 
@@ -273,29 +286,30 @@ class Writing(RuleBasedStateMachine):
     @precondition(lambda self: not self.started)
     @rule()
     def start(self) -> None:
-        self.write("start", MODEL, 120)
+        self.write(lambda w: w.start(MODEL, 120))
         self.started = True
         self.expected.append({"type": "message_start"})
 
     @precondition(lambda self: self.refused("ping") is None)
     @rule()
     def ping(self) -> None:
-        self.write("ping")
+        self.write(StreamWriter.ping)
         self.expected.append({"type": "ping"})
 
-    @precondition(lambda self: self.refused("open_text") is None)
-    @rule(call=st.sampled_from(sorted(OPENS)))
-    def open(self, call: str) -> None:
-        self.write(call, *ARGUMENTS.get(call, ()))
-        self.expected.append({"type": "content_block_start", "index": self.blocks, "content_block": OPENS[call]()})
-        self.kind, self.signed, self.content = self.expected[-1]["content_block"]["type"], False, True
+    @precondition(lambda self: self.refused("open text") is None)
+    @rule(kind=st.sampled_from(sorted(OPENS)))
+    def open(self, kind: str) -> None:
+        opens, block = OPENS[kind]
+        self.write(opens)
+        self.expected.append({"type": "content_block_start", "index": self.blocks, "content_block": block})
+        self.kind, self.signed, self.content = kind, False, True
         self.blocks += 1
 
     @precondition(lambda self: any(self.refused(call) is None for call in DELTAS))
     @rule(data=st.data(), piece=TEXTS)
     def delta(self, data: st.DataObject, piece: str) -> None:
         call = data.draw(st.sampled_from([call for call in sorted(DELTAS) if self.refused(call) is None]))
-        self.write(call, piece)
+        self.write(lambda w: getattr(w, call)(piece))
         if piece:  # an empty piece writes nothing
             delta, field, _ = DELTAS[call]
             self.expected.append({"type": "content_block_delta", "index": self.blocks - 1, "delta": {"type": delta, field: piece}})
@@ -305,7 +319,7 @@ class Writing(RuleBasedStateMachine):
     @precondition(lambda self: self.refused("close") is None)
     @rule()
     def close(self) -> None:
-        self.write("close")
+        self.write(StreamWriter.close)
         self.expected.append({"type": "content_block_stop", "index": self.blocks - 1})
         self.kind = None
 
@@ -313,7 +327,7 @@ class Writing(RuleBasedStateMachine):
     @rule(reason=st.sampled_from(["end_turn", "max_tokens", "tool_use", "stop_sequence"]))
     def end(self, reason: str) -> None:
         sequence = "###" if reason == "stop_sequence" else None
-        self.write("end", reason, sequence, USAGE)
+        self.write(lambda w: w.end(reason, sequence, USAGE))
         self.expected += [{"type": "message_delta", "usage": COUNTS, "delta": {
             "stop_reason": reason, "stop_sequence": sequence, "stop_details": None, "container": None}},
             {"type": "message_stop"}]
@@ -323,7 +337,7 @@ class Writing(RuleBasedStateMachine):
     @precondition(lambda self: self.refused("fail") is None and self.steps >= self.length)
     @rule(error_type=st.sampled_from(sorted(ERRORS)), message=TEXTS)
     def fail(self, error_type: str, message: str) -> None:
-        self.write("fail", error_type, message)
+        self.write(lambda w: w.fail(error_type, message))
         self.expected.append({"type": "error", "error": {"type": error_type, "message": message}})
         self.ended, self.kind, self.error = True, None, ErrorEvent(error_type, message)
 
@@ -331,14 +345,12 @@ class Writing(RuleBasedStateMachine):
 
     @rule(data=st.data())
     def illegal(self, data: st.DataObject) -> None:
-        calls = ["start", "ping", "close", "end", "fail", *sorted(OPENS), *sorted(DELTAS)]
-        refused = {call: exception for call in calls if (exception := self.refused(call)) is not None}
+        refused = {call: exception for call in CALLS if (exception := self.refused(call)) is not None}
         if not refused:
             return
         call = data.draw(st.sampled_from(sorted(refused)))
-        arguments = {"start": (MODEL, 1), "end": ("end_turn", None, USAGE), "fail": ("api_error", "x")}
         with pytest.raises(refused[call]):
-            getattr(self.writer, call)(*arguments.get(call, ARGUMENTS.get(call, ("piece",) if call in DELTAS else ())))
+            CALLS[call](self.writer)
         assert self.writer.data_to_send() == b""
 
     # -- what was written ---------------------------------------------------------------------

@@ -235,10 +235,7 @@ class Blocks:
     def _start(self, kind: str) -> None:
         """A text or thinking block, after the open one."""
         self._close()
-        if kind == TEXT:
-            self.writer.open_text()
-        else:
-            self.writer.open_thinking()
+        self.writer.open(kind)
 
     def _close(self, last: bool = False) -> None:
         """A text block's signature that came after its text rides on a thinking block

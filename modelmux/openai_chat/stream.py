@@ -224,10 +224,7 @@ class ChatStream(TranslatedStream):
     def _open(self, kind: str) -> None:
         """A text or thinking block, after the open one."""
         self._close_block()
-        if kind == TEXT:
-            self.writer.open_text()
-        else:
-            self.writer.open_thinking()
+        self.writer.open(kind)
 
     def _close_block(self) -> None:
         if self.writer.kind is None:

@@ -251,7 +251,7 @@ class ResponsesStream(TranslatedStream):
             return  # a tool call waits for its name
         text, item.pending = "".join(item.pending), []
         if item.block is None:
-            writer.open_text() if item.kind == TEXT else writer.open_thinking()
+            writer.open(item.kind)
             item.block = writer.index
         if item.kind == TEXT:
             writer.text(text)
@@ -263,7 +263,7 @@ class ResponsesStream(TranslatedStream):
     def _finish(self, item: Item) -> None:
         if item.signature:
             if item.block is None:  # reasoning without a summary still carries its state
-                self.writer.open_thinking()
+                self.writer.open(THINKING)
                 item.block = self.writer.index
             self.writer.signature(item.signature)
         if item.block is not None:
