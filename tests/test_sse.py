@@ -1,17 +1,19 @@
 """SSE framing: the splitter's and the parser's fast paths (bytes.find for a stream of
 one line ending, a slice for the one-data-line events OpenAI, the Responses API and
 Gemini send) give what the specification's rules give (a regex for the blank line,
-parse_lines for the fields), for any bytes cut anywhere."""
+parse_lines for the fields), for any bytes cut anywhere; an event's JSON reads as
+json.loads reads it."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modelmux.sse import Event, EventSplitter, format_event, parse_event, parse_lines
+from modelmux.sse import Event, EventSplitter, format_event, loads, parse_event, parse_lines
 
 # How the SSE specification ends an event: at a blank line (LF, CRLF or CR line endings).
 BLANK_LINE = re.compile(rb"\r\n\r\n|\n\n|\r\r")
@@ -93,3 +95,26 @@ def test_an_event_cut_in_a_crlf_stream_waits_for_its_end():
 def test_what_format_event_writes_parses_back():
     raw = format_event("content_block_delta", {"type": "content_block_delta", "text": "日本\n"})
     assert parse_event(raw).json() == {"type": "content_block_delta", "text": "日本\n"}
+
+
+JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+                           max_leaves=8)
+JSON_TEXTS = st.one_of(
+    st.tuples(st.sampled_from(["", " ", "\n", "\t\r"]), JSON_VALUES.map(json.dumps), st.sampled_from(["", " \n", "x", "}", "\u00a0"]))
+    .map("".join),
+    st.text(max_size=20),
+)
+
+
+def outcome(read, text: str) -> object:
+    try:
+        return ("value", read(text))
+    except ValueError as error:
+        return (type(error), str(error))
+
+
+@given(JSON_TEXTS)
+@settings(max_examples=500, deadline=None)
+def test_an_events_json_reads_as_json_loads_reads_it(text):
+    assert outcome(loads, text) == outcome(json.loads, text)

@@ -9,7 +9,6 @@ told so instead of getting a message that looks complete.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from modelmux.errors import GatewayError
@@ -69,7 +68,7 @@ class GeminiStream(TranslatedStream):
             if not event.data.strip():
                 self._keep_alive(raw)
                 return
-            chunk = json.loads(event.data)
+            chunk = event.json()
         except ValueError:  # not UTF-8, or not JSON
             self._unreadable(raw)
             return

@@ -98,7 +98,7 @@ class ChatStream(TranslatedStream):
             if event.data.strip() == "[DONE]":
                 self._end()
                 return
-            chunk = json.loads(event.data)
+            chunk = event.json()
         except ValueError:  # not UTF-8, or not JSON
             self._unreadable(raw)
             return

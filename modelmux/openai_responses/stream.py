@@ -17,7 +17,6 @@ rest, and one that repeats them adds nothing.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -118,7 +117,7 @@ class ResponsesStream(TranslatedStream):
                 return
             if event.data.strip() == "[DONE]":
                 return  # some servers end with it; the terminal events are what count
-            data = json.loads(event.data)
+            data = event.json()
         except ValueError:  # not UTF-8, or not JSON
             self._unreadable(raw)
             return
