@@ -88,7 +88,7 @@ class ChatStream(TranslatedStream):
             except ValueError:
                 pass  # several data lines, or no JSON: read in full below
             else:
-                self._chunk(chunk) if isinstance(chunk, dict) else self._unreadable(raw)
+                self._chunk(chunk)  # JSON that starts with { is an object
                 return
         try:
             event = parse_event(raw)
@@ -102,7 +102,10 @@ class ChatStream(TranslatedStream):
         except ValueError:  # not UTF-8, or not JSON
             self._unreadable(raw)
             return
-        self._chunk(chunk) if isinstance(chunk, dict) else self._unreadable(raw)
+        if isinstance(chunk, dict):
+            self._chunk(chunk)
+        else:
+            self._unreadable(raw)
 
     def _chunk(self, chunk: dict[str, Any]) -> None:
         if self.writer.kind == TEXT and not self._queue:
