@@ -233,11 +233,6 @@ def content_blocks(pieces: list[tuple[str, str]]) -> list[dict[str, Any]]:
     return blocks
 
 
-def parse_arguments(arguments: str) -> dict[str, Any]:
-    """Arguments modelmux serialised itself (Gemini's, which come as objects) as an object."""
-    return tool_input(arguments) or {}
-
-
 def from_chat(body: dict[str, Any], context: Context) -> dict[str, Any]:
     """An Anthropic message from a whole Chat Completions response. Raises GatewayError
     when the answer is an error (an HTTP 200 can carry one) or contradicts itself."""
