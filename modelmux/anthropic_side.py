@@ -94,8 +94,3 @@ def tool_input(arguments: str) -> dict[str, Any] | None:
 def bad_arguments(name: str, arguments: str) -> str:
     shown = arguments[:120] + ("…" if len(arguments) > 120 else "")
     return f"the arguments of its call to '{name}' are not a JSON object: {shown!r}"
-
-
-def parse_arguments(arguments: str) -> dict[str, Any]:
-    """Arguments modelmux serialised itself (Gemini's, which come as objects) as an object."""
-    return tool_input(arguments) or {}

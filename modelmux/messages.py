@@ -102,8 +102,13 @@ def message_end(stop_reason: str, stop_sequence: str | None, usage: dict[str, An
                 stop_details: dict[str, Any] | None = None) -> list[bytes]:
     """A stream's message_delta (with `usage`'s part of it) and message_stop."""
     delta = {"stop_reason": stop_reason, "stop_sequence": stop_sequence, "stop_details": stop_details, "container": None}
-    counts = {name: usage[name] for name in DELTA_USAGE}
+    counts = delta_usage(usage)
     return [format_event("message_delta", {"type": "message_delta", "delta": delta, "usage": counts}), MESSAGE_STOP]
+
+
+def delta_usage(usage: dict[str, Any]) -> dict[str, Any]:
+    """The counts of Message.usage that message_delta carries."""
+    return {name: usage[name] for name in DELTA_USAGE}
 
 
 def text_message(model: str, text: str) -> dict[str, Any]:

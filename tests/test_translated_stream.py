@@ -200,6 +200,29 @@ def test_arguments_after_a_call_was_whole_are_an_error():
                                  "they were whole")
 
 
+def test_nothing_follows_the_error_of_a_call_that_broke_the_answer():
+    """The chunk that brings more arguments for a whole call also starts another call:
+    the error ends the stream there, and the other call's block is not written after it."""
+    more = [{"index": 0, "function": {"arguments": ', "b": 2}'}},
+            {"index": 1, "id": "call_2", "type": "function", "function": {"name": "Read", "arguments": "{}"}}]
+    data = args('{"a": 1}', "call_1", "Bash") + chat({"content": "ok"}) + chat({"tool_calls": more})
+    sequence = at_every_cut(lambda: ChatStream(CONTEXT), data + chat(finish="tool_calls"))
+    assert names(sequence)[-2:] == ["content_block_delta", "error"]
+
+
+def test_responses_text_for_a_reasoning_item_is_thinking():
+    """A text delta the upstream sends for the reasoning item being written goes into its
+    thinking block as thinking: a thinking block takes no text_delta."""
+    data = b"".join([ev("response.output_item.added", output_index=0, item={"id": "rs_1", "type": "reasoning", "summary": []}),
+                     ev("response.output_text.delta", item_id="rs_1", content_index=0, delta="Let me "),
+                     ev("response.output_text.delta", item_id="rs_1", content_index=0, delta="think."),
+                     ev("response.completed", response={"status": "completed", "output": []})])
+    sequence = at_every_cut(lambda: ResponsesStream(RESPONSES_CONTEXT), data)
+    validate(sequence)
+    assert [e["delta"] for e in sequence if e["type"] == "content_block_delta"] == [
+        {"type": "thinking_delta", "thinking": "Let me "}, {"type": "thinking_delta", "thinking": "think."}]
+
+
 def test_responses_arguments_that_are_not_an_object_are_an_error():
     item = {"id": "fc_1", "type": "function_call", "call_id": "call_1", "name": "Bash", "arguments": ""}
     data = b"".join([ev("response.output_item.added", output_index=0, item=item),

@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 from modelmux import messages, thought_signatures
-from modelmux.anthropic_side import Context, parse_arguments
+from modelmux.anthropic_side import Context
+from modelmux.assembly import Assembly
 from modelmux.errors import GatewayError, broken_answer, untranslatable
 from modelmux.gemini import calls
 from modelmux.gemini.errors import error_from
+from modelmux.stream_writer import TEXT, THINKING, StreamWriter
 
 logger = logging.getLogger(__name__)
 
@@ -65,8 +66,6 @@ UNTRANSLATABLE_PARTS = {
     "toolCall": "a call of a Gemini server tool (a toolCall part)",
     "toolResponse": "a Gemini server tool's result (a toolResponse part)",
 }
-
-Event = dict[str, Any]
 
 
 def stop_reason(finish: str | None, called_tools: bool) -> str:
@@ -139,34 +138,27 @@ def finish_of(body: dict[str, Any]) -> str | None:
     return reason if isinstance(reason, str) else None
 
 
-@dataclass
-class Open:
-    index: int
-    kind: str  # "text", "thinking" or "tool_use"
-    sealed: bool = False  # a thinking block whose signature is sent: nothing more may join it
-
-
 class Blocks:
-    """Gemini parts in, Anthropic content-block events out (start, deltas, stop)."""
+    """Gemini parts in, Anthropic content blocks out (start, deltas, stop), through a
+    stream writer."""
 
-    def __init__(self, context: Context) -> None:
+    def __init__(self, context: Context, writer: StreamWriter) -> None:
         self.context = context
+        self.writer = writer
         self.called_tools = False
-        self._open: Open | None = None
-        self._next_index = 0
         self._previous: str | None = None  # a signature for the open text block, sent when it closes
         self._skipped: set[str] = set()  # part fields logged as skipped, once per answer
 
-    def part(self, part: dict[str, Any]) -> list[Event]:
+    def part(self, part: dict[str, Any]) -> None:
         """Raises GatewayError for a part an Anthropic message cannot hold."""
         self._check(part)
         signature = part.get("thoughtSignature") if isinstance(part.get("thoughtSignature"), str) else None
         if part.get("thought") is True:
-            return self._thought(str(part.get("text") or ""), signature)
-        if isinstance(part.get("functionCall"), dict):
-            return self._call(part["functionCall"], signature)
-        text = str(part["text"]) if isinstance(part.get("text"), str) else ""
-        return self._text(text, signature)
+            self._thought(str(part.get("text") or ""), signature)
+        elif isinstance(part.get("functionCall"), dict):
+            self._call(part["functionCall"], signature)
+        else:
+            self._text(str(part["text"]) if isinstance(part.get("text"), str) else "", signature)
 
     def _check(self, part: dict[str, Any]) -> None:
         """A part of data with no Anthropic block is an error; a field Gemini's reference
@@ -182,123 +174,86 @@ class Blocks:
                 self._skipped.add(key)
                 logger.warning("skipping the field %r of a Gemini part: its API reference does not define it", key[:80])
 
-    def close(self) -> list[Event]:
-        """Close the open block: another block follows."""
-        return self._close(last=False)
-
-    def end(self) -> list[Event]:
+    def end(self) -> None:
         """Close the open block: the message ends here."""
-        return self._close(last=True)
+        self._close(last=True)
 
-    def open_text(self) -> int | None:
-        """The index of the open text block, if one is open and has no signature waiting
-        (the stream's fast path may then add text to it directly)."""
-        if self._open is None or self._open.kind != "text" or self._previous:
-            return None
-        return self._open.index
+    def writes_text(self) -> bool:
+        """Whether a text block is open with no signature waiting: the stream's fast path
+        may then add text to it directly."""
+        return self.writer.kind == TEXT and not self._previous
 
-    def _thought(self, text: str, signature: str | None) -> list[Event]:
-        out: list[Event] = []
+    def _thought(self, text: str, signature: str | None) -> None:
         if text:
             if not self._unsealed_thinking():
-                out += self._start("thinking")
-            out.append(self._delta({"type": "thinking_delta", "thinking": text}))
+                self._start(THINKING)
+            self.writer.thinking(text)
         if signature:
             if not self._unsealed_thinking():
-                out += self._start("thinking")
-            out += self._seal(thought_signatures.THOUGHT, signature)
-        return out
+                self._start(THINKING)
+            self._seal(thought_signatures.THOUGHT, signature)
 
-    def _text(self, text: str, signature: str | None) -> list[Event]:
-        out: list[Event] = []
-        continuing = self._open is not None and self._open.kind == "text"
+    def _text(self, text: str, signature: str | None) -> None:
+        continuing = self.writer.kind == TEXT
         if signature and continuing:
             self._previous = signature  # it belongs to the text already sent
         elif signature and text:
-            out += self._carry(signature)
+            self._carry(signature)
         # A signature on an empty part with no text before it has no part to go back
         # to; Gemini validates only function-call signatures, so it is let go.
         if text:
             if not continuing:
-                out += self._start("text")
-            out.append(self._delta({"type": "text_delta", "text": text}))
-        return out
+                self._start(TEXT)
+            self.writer.text(text)
 
-    def _call(self, call: dict[str, Any], signature: str | None) -> list[Event]:
-        out = self._carry(signature) if signature else []
+    def _call(self, call: dict[str, Any], signature: str | None) -> None:
+        if signature:
+            self._carry(signature)
         name = str(call.get("name") or "")
-        block = messages.tool_use_block(calls.tool_use_id(call), self.context.tool_names.get(name, name), {})
-        out += self._start("tool_use", block)
+        self._close()
+        self.writer.open_tool_use(calls.tool_use_id(call), self.context.tool_names.get(name, name))
         arguments = call.get("args")
         if isinstance(arguments, dict) and arguments:
-            out.append(self._delta({"type": "input_json_delta", "partial_json": json.dumps(arguments, ensure_ascii=False)}))
+            self.writer.input_json(json.dumps(arguments, ensure_ascii=False))
         self.called_tools = True
-        return out + self._close()
+        self._close()
 
-    def _carry(self, signature: str) -> list[Event]:
+    def _carry(self, signature: str) -> None:
         """A signature for the part that comes next rides on a thinking block just
         before it: the thoughts leading to it, or an empty one."""
-        out = [] if self._unsealed_thinking() else self._start("thinking")
-        return out + self._seal(thought_signatures.NEXT, signature)
+        if not self._unsealed_thinking():
+            self._start(THINKING)
+        self._seal(thought_signatures.NEXT, signature)
 
     def _unsealed_thinking(self) -> bool:
-        return self._open is not None and self._open.kind == "thinking" and not self._open.sealed
+        """A thinking block is open that nothing has sealed: its signature is not sent."""
+        return self.writer.kind == THINKING and not self.writer.signed
 
-    def _seal(self, kind: str, signature: str) -> list[Event]:
-        assert self._open is not None
-        self._open.sealed = True
-        return [self._delta({"type": "signature_delta", "signature": thought_signatures.carrier(kind, signature)})]
+    def _seal(self, kind: str, signature: str) -> None:
+        self.writer.signature(thought_signatures.carrier(kind, signature))
 
-    def _start(self, kind: str, block: dict[str, Any] | None = None) -> list[Event]:
-        out = self._close()
-        if block is None:
-            block = messages.text_block("") if kind == "text" else messages.thinking_block()
-        self._open = Open(self._next_index, kind)
-        self._next_index += 1
-        return out + [{"type": "content_block_start", "index": self._open.index, "content_block": block}]
+    def _start(self, kind: str) -> None:
+        """A text or thinking block, after the open one."""
+        self._close()
+        self.writer.open(kind)
 
-    def _delta(self, delta: dict[str, Any]) -> Event:
-        assert self._open is not None
-        return {"type": "content_block_delta", "index": self._open.index, "delta": delta}
-
-    def _close(self, last: bool = False) -> list[Event]:
+    def _close(self, last: bool = False) -> None:
         """A text block's signature that came after its text rides on a thinking block
         after it, unless the text ends the message: Claude Code's `-p` and its SDK's
         result are the last block's text, so a block after the answer empties them.
         Such a signature is not sent: Google's thought-signatures page says signatures
         on parts other than function calls are "recommended" and "not strictly
         enforced", while calls always carry their own."""
-        if self._open is None:
-            return []
-        closed, self._open = self._open, None
-        out: list[Event] = [{"type": "content_block_stop", "index": closed.index}]
-        if closed.kind == "text" and self._previous:
+        if self.writer.kind is None:
+            return
+        closed = self.writer.kind
+        self.writer.close()
+        if closed == TEXT and self._previous:
             signature, self._previous = self._previous, None
             if not last:
-                out += self._start("thinking") + self._seal(thought_signatures.PREVIOUS, signature) + self._close()
-        return out
-
-
-def content_of(events: list[Event]) -> list[dict[str, Any]]:
-    """The content blocks a sequence of block events builds."""
-    blocks: list[dict[str, Any]] = []
-    arguments: dict[int, str] = {}
-    for event in events:
-        if event["type"] == "content_block_start":
-            blocks.append(dict(event["content_block"]))
-        elif event["type"] == "content_block_delta":
-            block, delta = blocks[event["index"]], event["delta"]
-            if delta["type"] == "text_delta":
-                block["text"] += delta["text"]
-            elif delta["type"] == "thinking_delta":
-                block["thinking"] += delta["thinking"]
-            elif delta["type"] == "signature_delta":
-                block["signature"] = delta["signature"]
-            else:
-                arguments[event["index"]] = arguments.get(event["index"], "") + delta["partial_json"]
-    for index, text in arguments.items():
-        blocks[index]["input"] = parse_arguments(text)
-    return blocks
+                self._start(THINKING)
+                self._seal(thought_signatures.PREVIOUS, signature)
+                self._close()
 
 
 def signed_first(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -326,12 +281,22 @@ def from_gemini(body: dict[str, Any], context: Context) -> dict[str, Any]:
     if not candidate_of(body) and finish_of(body) != BLOCKED:
         raise broken_answer("it has no candidate")
     candidate = candidate_of(body)
-    blocks = Blocks(context)
-    events = [event for part in signed_first(parts_of(candidate)) for event in blocks.part(part)]
+    writer = StreamWriter()
+    writer.start(context.model, 0)
+    blocks = Blocks(context, writer)
+    for part in signed_first(parts_of(candidate)):
+        blocks.part(part)
     finish, said = finish_of(body), finish_message(body)
     if error := failure(finish, said):
         raise error
-    events += blocks.end()
+    blocks.end()
     reason, details = stop_reason(finish, blocks.called_tools), stop_details(finish, said)
-    return messages.message(context.model, content_of(events), reason, usage(body.get("usageMetadata")),
+    return messages.message(context.model, content_of(writer), reason, usage(body.get("usageMetadata")),
                             stop_details=details)
+
+
+def content_of(writer: StreamWriter) -> list[dict[str, Any]]:
+    """The content blocks `writer` wrote, put together as a client's SDK would."""
+    assembly = Assembly()
+    assembly.feed(writer.data_to_send())
+    return assembly.message["content"] if assembly.message else []

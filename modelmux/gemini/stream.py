@@ -9,7 +9,6 @@ told so instead of getting a message that looks complete.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from modelmux.anthropic_side import Context
@@ -17,7 +16,6 @@ from modelmux.errors import GatewayError
 from modelmux.gemini.errors import error_from
 from modelmux.gemini.response import (
     Blocks,
-    Event,
     candidate_of,
     failure,
     finish_message,
@@ -27,11 +25,8 @@ from modelmux.gemini.response import (
     stop_reason,
     usage,
 )
-from modelmux.messages import PING, message_end
-from modelmux.sse import format_event, parse_event
-from modelmux.translated_stream import TranslatedStream, text_delta, text_delta_prefix
-
-
+from modelmux.sse import parse_event
+from modelmux.translated_stream import TranslatedStream
 
 
 def _plain_text(chunk: dict[str, Any]) -> str | None:
@@ -59,7 +54,7 @@ class GeminiStream(TranslatedStream):
         the stream stays in `error` with its Retry-After."""
         super().__init__(context)
         self._envelope = envelope
-        self._blocks = Blocks(context)
+        self._blocks = Blocks(context, self.writer)
         self._finish: str | None = None
         self._finish_message: str | None = None
         self._usage: dict[str, Any] | None = None
@@ -67,49 +62,54 @@ class GeminiStream(TranslatedStream):
     def _complete(self) -> bool:
         return self._finish is not None
 
-    def _event(self, raw: bytes) -> list[bytes]:
-        if self._ended:
-            return []
+    def _event(self, raw: bytes) -> None:
         try:
             event = parse_event(raw)
             if not event.data.strip():
-                return [PING] if raw.lstrip().startswith(b":") else []  # an SSE comment: a keep-alive
-            chunk = json.loads(event.data)
+                self._keep_alive(raw)
+                return
+            chunk = event.json()
         except ValueError:  # not UTF-8, or not JSON
-            return self._unreadable(raw)
+            self._unreadable(raw)
+            return
         if isinstance(chunk, list) and all(isinstance(item, dict) for item in chunk):  # the JSON-array framing
-            return [b for item in chunk for b in self._chunk(item)]
-        return self._chunk(chunk) if isinstance(chunk, dict) else self._unreadable(raw)
+            for item in chunk:
+                if self.writer.ended:
+                    return
+                self._chunk(item)
+        elif isinstance(chunk, dict):
+            self._chunk(chunk)
+        else:
+            self._unreadable(raw)
 
-    def _chunk(self, chunk: dict[str, Any]) -> list[bytes]:
-        if self._ended:
-            return []
+    def _chunk(self, chunk: dict[str, Any]) -> None:
         if self._envelope and isinstance(chunk.get("response"), dict):
             chunk = chunk["response"]
-        if (index := self._blocks.open_text()) is not None and (text := _plain_text(chunk)) is not None:
+        if self._blocks.writes_text() and (text := _plain_text(chunk)) is not None:
             # The hot path, more text for the open text block: straight to bytes.
             if isinstance(chunk.get("usageMetadata"), dict):
                 self._usage = chunk["usageMetadata"]
-            return [text_delta(text_delta_prefix(index), text)] if text else []
+            self.writer.text(text)
+            return
         if isinstance(chunk.get("error"), dict):
-            return self._fail(error_from(chunk["error"]))
+            self._fail(error_from(chunk["error"]))
+            return
         if isinstance(chunk.get("usageMetadata"), dict):
             self._usage = chunk["usageMetadata"]
-        events: list[Event] = []
         try:
             for part in parts_of(candidate_of(chunk)):
-                events += self._blocks.part(part)
+                self._blocks.part(part)
         except GatewayError as error:  # a part an Anthropic message cannot hold: what came before it, then the error
-            return [format_event(e["type"], e) for e in events] + self._fail(error)
+            self._fail(error)
+            return
         if finish := finish_of(chunk):
             self._finish = finish
             self._finish_message = finish_message(chunk) or self._finish_message
-        return [format_event(e["type"], e) for e in events]
 
-    def _end(self) -> list[bytes]:
+    def _end(self) -> None:
         if error := failure(self._finish, self._finish_message):
-            return self._fail(error)
-        self._ended = True
-        out = [format_event(e["type"], e) for e in self._blocks.end()]
+            self._fail(error)
+            return
+        self._blocks.end()
         reason = stop_reason(self._finish, self._blocks.called_tools)
-        return out + message_end(reason, None, usage(self._usage), stop_details(self._finish, self._finish_message))
+        self.writer.end(reason, None, usage(self._usage), stop_details(self._finish, self._finish_message))

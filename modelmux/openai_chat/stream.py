@@ -14,10 +14,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from modelmux import messages, toolnames
+from modelmux import toolnames
 from modelmux.anthropic_side import UNNAMED_TOOL
 from modelmux.errors import GatewayError
-from modelmux.messages import PING
 from modelmux.openai_chat import google
 from modelmux.openai_chat.response import (
     UNREPLAYED,
@@ -32,8 +31,9 @@ from modelmux.openai_chat.response import (
     tool_input,
     usage,
 )
-from modelmux.sse import format_event, parse_event
-from modelmux.translated_stream import TranslatedStream, text_delta, text_delta_prefix
+from modelmux.sse import parse_event
+from modelmux.stream_writer import TEXT, THINKING, TOOL_USE
+from modelmux.translated_stream import TranslatedStream
 
 
 @dataclass
@@ -60,13 +60,6 @@ class Tool:
         return self._complete
 
 
-@dataclass
-class Block:
-    index: int
-    kind: str  # "text", "thinking" or "tool_use"
-    tool: Tool | None = None
-
-
 class ChatStream(TranslatedStream):
     """Feed upstream bytes in any chunking, get Anthropic SSE events back."""
 
@@ -76,12 +69,10 @@ class ChatStream(TranslatedStream):
         self._matched: str | None = None  # the stop sequence the upstream says it stopped at
         self._refused = False
         self._usage: dict[str, Any] | None = None
-        self._open: Block | None = None
-        self._next_index = 0
         self._tools: dict[int, Tool] = {}
         self._queue: list[tuple[str, Any]] = []
         self._called_tools = False
-        self._text_delta_prefix = b""  # the open block's text_delta event, up to the text
+        self._writing: Tool | None = None  # the call whose tool_use block is open
 
     def _complete(self) -> bool:
         """A finish_reason or [DONE] came."""
@@ -89,92 +80,98 @@ class ChatStream(TranslatedStream):
 
     # -- upstream events ----------------------------------------------------------
 
-    def _event(self, raw: bytes) -> list[bytes]:
-        if self._ended:
-            return []
+    def _event(self, raw: bytes) -> None:
         if raw.startswith(b"data: {"):  # nearly every event: one JSON chunk on one line
             try:
                 chunk = json.loads(raw[6:])
             except ValueError:
                 pass  # several data lines, or no JSON: read in full below
             else:
-                return self._chunk(chunk) if isinstance(chunk, dict) else self._unreadable(raw)
+                self._chunk(chunk)  # JSON that starts with { is an object
+                return
         try:
             event = parse_event(raw)
             if not event.data:
-                # SSE comments are keep-alives (OpenRouter sends them while it waits).
-                return [PING] if raw.lstrip().startswith(b":") else []
+                self._keep_alive(raw)
+                return
             if event.data.strip() == "[DONE]":
-                return self._end()
-            chunk = json.loads(event.data)
+                self._end()
+                return
+            chunk = event.json()
         except ValueError:  # not UTF-8, or not JSON
-            return self._unreadable(raw)
-        return self._chunk(chunk) if isinstance(chunk, dict) else self._unreadable(raw)
+            self._unreadable(raw)
+            return
+        if isinstance(chunk, dict):
+            self._chunk(chunk)
+        else:
+            self._unreadable(raw)
 
-    def _chunk(self, chunk: dict[str, Any]) -> list[bytes]:
-        if self._open is not None and self._open.kind == "text" and not self._queue:
+    def _chunk(self, chunk: dict[str, Any]) -> None:
+        if self.writer.kind == TEXT and not self._queue:
             # The hot path, a text delta while its text block is open: straight to bytes.
             choice = (chunk.get("choices") or [{}])[0]
             delta = choice.get("delta")
             if (delta and len(delta) == 1 and isinstance(text := delta.get("content"), str)
                     and not choice.get("finish_reason") and not chunk.get("usage") and "error" not in chunk):
-                return [text_delta(self._text_delta_prefix, text)] if text else []
+                self.writer.text(text)
+                return
         if isinstance(chunk.get("error"), dict):
-            return self._fail(error_of(chunk["error"]))
+            self._fail(error_of(chunk["error"]))
+            return
         if chunk.get("object") == "error":  # vLLM's older error shape
-            return self._fail(error_of(chunk))
+            self._fail(error_of(chunk))
+            return
         if chunk.get("usage"):
             self._usage = chunk["usage"]  # repeated on every chunk by some servers: the last wins
-        out: list[bytes] = []
         for choice in (chunk.get("choices") or [])[:1]:
-            out += self._delta(choice.get("delta") or {})
+            self._delta(choice.get("delta") or {})
             if choice.get("finish_reason"):
                 self._finish = choice["finish_reason"]
                 self._matched = matched_stop(choice)
-        return out
 
-    def _delta(self, delta: dict[str, Any]) -> list[bytes]:
+    def _delta(self, delta: dict[str, Any]) -> None:
         """Thinking, then text, then tool calls: Anthropic's order within a turn."""
-        out: list[bytes] = []
         for field in ("reasoning_content", "reasoning"):
             if isinstance(delta.get(field), str):
-                out += self._text("thinking", delta[field])
+                self._text(THINKING, delta[field])
         try:
             pieces = content_pieces(delta.get("content"))
         except GatewayError as error:
-            return out + self._fail(error)
+            self._fail(error)
+            return
         for kind, text in pieces:
             if kind == "signature":
                 self._log_once(kind, UNREPLAYED)
             else:
-                out += self._text(kind, text)
+                self._text(kind, text)
         if isinstance(delta.get("refusal"), str):
-            out += self._text("text", delta["refusal"])
+            self._text(TEXT, delta["refusal"])
         self._refused = self._refused or bool(delta.get("refusal"))
         fragments = [*(delta.get("tool_calls") or ()), *filter(None, [legacy_call(delta.get("function_call"))])]
         for fragment in fragments:
-            out += self._tool_fragment(fragment)
-        return out
+            if self.writer.ended:  # a fragment that broke the answer: nothing follows its error
+                return
+            self._tool_fragment(fragment)
 
     # -- blocks ---------------------------------------------------------------------
 
     def _blocked(self) -> bool:
-        return self._open is not None and self._open.tool is not None and not self._open.tool.complete()
+        return self._writing is not None and not self._writing.complete()
 
-    def _text(self, kind: str, text: str) -> list[bytes]:
-        if not text:
-            return []
-        self._queue.append((kind, text))
-        return self._drain(force=False)
+    def _text(self, kind: str, text: str) -> None:
+        if text:
+            self._queue.append((kind, text))
+            self._drain(force=False)
 
-    def _write_text(self, kind: str, text: str) -> list[bytes]:
-        out = []
-        if self._open is None or self._open.kind != kind:
-            out += self._open_block(kind, messages.text_block("") if kind == "text" else messages.thinking_block())
-        delta = {"type": "text_delta", "text": text} if kind == "text" else {"type": "thinking_delta", "thinking": text}
-        return out + [self._block_delta(delta)]
+    def _write_text(self, kind: str, text: str) -> None:
+        if self.writer.kind != kind:
+            self._open(kind)
+        if kind == TEXT:
+            self.writer.text(text)
+        else:
+            self.writer.thinking(text)
 
-    def _tool_fragment(self, fragment: dict[str, Any]) -> list[bytes]:
+    def _tool_fragment(self, fragment: dict[str, Any]) -> None:
         index = fragment.get("index")
         if not isinstance(index, int):  # some servers omit it for single calls
             index = max(self._tools, default=0) if not fragment.get("id") else len(self._tools)
@@ -185,82 +182,77 @@ class ChatStream(TranslatedStream):
         if tool.signature is None and (signature := google.signature_of(fragment)):
             # Google sends a call whole, signature and all; one that came after its block
             # started follows the block, while it is open (there is no place for it later).
-            tool.signature, tool.signed_late = signature, self._open is not None and self._open.tool is tool
+            tool.signature, tool.signed_late = signature, self._writing is tool
         arguments = function.get("arguments") or ""
         if not isinstance(arguments, str):  # a few servers send an object
             arguments = json.dumps(arguments, ensure_ascii=False)
         tool.arguments += arguments
         self._called_tools = True
-        if self._open is not None and self._open.tool is tool:
-            out = [self._block_delta({"type": "input_json_delta", "partial_json": arguments})] if arguments else []
-            return out + self._drain(force=False)
-        if tool.block is not None:  # its block was closed as complete: nothing valid can follow
-            name = self.context.tool_names.get(tool.name, tool.name)
-            return self._broken(f"more arguments came for its call to '{name}' after they were whole") \
-                if arguments.strip() else []
-        if not tool.queued:
+        if self._writing is tool:
+            self.writer.input_json(arguments)
+        elif tool.block is not None:  # its block was closed as complete: nothing valid can follow
+            if arguments.strip():
+                name = self.context.tool_names.get(tool.name, tool.name)
+                self._broken(f"more arguments came for its call to '{name}' after they were whole")
+            return
+        elif not tool.queued:
             tool.queued = True
-            self._queue.append(("tool_use", tool))
-        return self._drain(force=False)  # it may have just got its name
+            self._queue.append((TOOL_USE, tool))
+        self._drain(force=False)  # it may have just got its name
 
-    def _write_tool(self, tool: Tool) -> list[bytes]:
+    def _write_tool(self, tool: Tool) -> None:
         tool.queued = False
         name = tool.name or UNNAMED_TOOL
-        start = messages.tool_use_block(toolnames.client_id(tool.id), self.context.tool_names.get(name, name), {})
-        out = self._carrier(tool.signature) if tool.signature else []
-        out += self._open_block("tool_use", start, tool)
-        tool.block = self._open.index if self._open else None
-        if tool.arguments:
-            out.append(self._block_delta({"type": "input_json_delta", "partial_json": tool.arguments}))
-        return out
+        if tool.signature:
+            self._carrier(tool.signature)
+        self._close_block()
+        self.writer.open_tool_use(toolnames.client_id(tool.id), self.context.tool_names.get(name, name))
+        self._writing, tool.block = tool, self.writer.index
+        self.writer.input_json(tool.arguments)
 
-    def _drain(self, force: bool) -> list[bytes]:
+    def _drain(self, force: bool) -> None:
         """Write what is queued, in arrival order, as far as the open block allows: at
         once when no unfinished tool call is open."""
-        out: list[bytes] = []
         while self._queue and (force or not self._blocked()):
             kind, item = self._queue[0]
-            if kind == "tool_use" and not item.name and not force:
+            if kind == TOOL_USE and not item.name and not force:
                 break  # its name has not arrived yet
             self._queue.pop(0)
-            out += self._write_tool(item) if kind == "tool_use" else self._write_text(kind, item)
-        return out
+            if kind == TOOL_USE:
+                self._write_tool(item)
+            else:
+                self._write_text(kind, item)
 
-    def _open_block(self, kind: str, start: dict[str, Any], tool: Tool | None = None) -> list[bytes]:
-        out = self._close_block()
-        self._open = Block(self._next_index, kind, tool)
-        self._next_index += 1
-        self._text_delta_prefix = text_delta_prefix(self._open.index)
-        return out + [format_event("content_block_start", {"type": "content_block_start", "index": self._open.index, "content_block": start})]
+    def _open(self, kind: str) -> None:
+        """A text or thinking block, after the open one."""
+        self._close_block()
+        self.writer.open(kind)
 
-    def _block_delta(self, delta: dict[str, Any]) -> bytes:
-        assert self._open is not None
-        return format_event("content_block_delta", {"type": "content_block_delta", "index": self._open.index, "delta": delta})
+    def _close_block(self) -> None:
+        if self.writer.kind is None:
+            return
+        closed, self._writing = self._writing, None
+        self.writer.close()
+        if closed is not None and closed.signed_late:
+            closed.signed_late = False
+            self._carrier(closed.signature or "", late=True)
+            self._close_block()
 
-    def _close_block(self) -> list[bytes]:
-        if self._open is None:
-            return []
-        closed, self._open = self._open, None
-        out = [format_event("content_block_stop", {"type": "content_block_stop", "index": closed.index})]
-        if closed.tool is not None and closed.tool.signed_late:
-            closed.tool.signed_late = False
-            out += self._carrier(closed.tool.signature or "", late=True) + self._close_block()
-        return out
-
-    def _carrier(self, signature: str, late: bool = False) -> list[bytes]:
+    def _carrier(self, signature: str, late: bool = False) -> None:
         """A thinking block carrying a call's signature (google.py); the next block closes it."""
-        delta = {"type": "signature_delta", "signature": google.carried(signature, late)}
-        return self._open_block("thinking", messages.thinking_block()) + [self._block_delta(delta)]
+        self._open(THINKING)
+        self.writer.signature(google.carried(signature, late))
 
     # -- the end --------------------------------------------------------------------
 
-    def _end(self) -> list[bytes]:
+    def _end(self) -> None:
         if problem := contradiction(self._finish, self._called_tools) or self._bad_call():
-            return self._broken(problem)
-        out = self._drain(force=True) + self._close_block()
-        self._ended = True
+            self._broken(problem)
+            return
+        self._drain(force=True)
+        self._close_block()
         reason, sequence = stop_of(self._finish, self._called_tools, self._refused, self._matched)
-        return out + messages.message_end(reason, sequence, usage(self._usage))
+        self.writer.end(reason, sequence, usage(self._usage))
 
     def _bad_call(self) -> str | None:
         """A call whose arguments are not a JSON object: the client would read something

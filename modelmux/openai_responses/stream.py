@@ -17,14 +17,11 @@ rest, and one that repeats them adds nothing.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelmux import messages
 from modelmux.anthropic_side import UNNAMED_TOOL, bad_arguments, tool_input
 from modelmux.errors import GatewayError
-from modelmux.messages import PING
 from modelmux.openai_responses.response import (
     PART_SEPARATOR,
     REASONING_PARTS,
@@ -38,12 +35,11 @@ from modelmux.openai_responses.response import (
     tool_use_start,
     usage,
 )
-from modelmux.sse import format_event, parse_event
-from modelmux.translated_stream import TranslatedStream, text_delta, text_delta_prefix
+from modelmux.sse import parse_event
+from modelmux.stream_writer import TEXT, THINKING, TOOL_USE
+from modelmux.translated_stream import TranslatedStream
 
-KINDS = {"message": "text", "reasoning": "thinking", "function_call": "tool_use"}
-DELTAS = {"text": "text_delta", "thinking": "thinking_delta", "tool_use": "input_json_delta"}
-DELTA_FIELDS = {"text_delta": "text", "thinking_delta": "thinking", "input_json_delta": "partial_json"}
+KINDS = {"message": TEXT, "reasoning": THINKING, "function_call": TOOL_USE}
 # delta event → (item kind, part name, index field)
 PART_DELTAS = {
     "response.output_text.delta": ("text", "text", "content_index"),
@@ -103,11 +99,8 @@ class ResponsesStream(TranslatedStream):
         self._response: dict[str, Any] | None = None  # the final response, once completed or incomplete
         self._items: dict[str, Item] = {}
         self._queue: list[Item] = []  # unfinished items in output order; the first one is being written
-        self._open: int | None = None  # the open block's index
-        self._next_index = 0
         self._called_tools = False
         self._refused = False
-        self._text_delta_prefix = b""  # the open block's text_delta event, up to the text
 
     def _complete(self) -> bool:
         """response.completed or .incomplete came (and ended the answer at once)."""
@@ -115,74 +108,75 @@ class ResponsesStream(TranslatedStream):
 
     # -- upstream events ------------------------------------------------------------
 
-    def _event(self, raw: bytes) -> list[bytes]:
-        if self._ended:
-            return []
+    def _event(self, raw: bytes) -> None:
         try:
             event = parse_event(raw)
             if not event.data:
-                return [PING] if raw.lstrip().startswith(b":") else []  # an SSE comment: a keep-alive
+                self._keep_alive(raw)
+                return
             if event.data.strip() == "[DONE]":
-                return []  # some servers end with it; the terminal events are what count
-            data = json.loads(event.data)
+                return  # some servers end with it; the terminal events are what count
+            data = event.json()
         except ValueError:  # not UTF-8, or not JSON
-            return self._unreadable(raw)
+            self._unreadable(raw)
+            return
         if not isinstance(data, dict):
-            return self._unreadable(raw)
+            self._unreadable(raw)
+            return
         kind = data.get("type") or event.name
         if kind == "response.output_text.delta" and self._queue and self._writes(data.get("item_id")):
-            # The hot path, text for the open block: straight to bytes.
+            # The hot path, text for the open text block: straight to bytes.
             item, text = self._queue[0], data.get("delta")
             if isinstance(text, str) and text and not item.pending:
                 part = ("text", _index(data, "content_index"))
                 if part in item.parts:
                     item.parts[part].append(text)
-                    return [text_delta(self._text_delta_prefix, text)]
+                    self.writer.text(text)
+                    return
         if kind in PART_DELTAS:
             item_kind, name, index = PART_DELTAS[kind]
             item = self._item(data.get("item_id"), item_kind)
             self._add(item, (name, _index(data, index)), data.get("delta"))
             self._refused = self._refused or name == "refusal"
-            return self._pump()
-        if kind in PART_DONES:
+            self._pump()
+        elif kind in PART_DONES:
             item_kind, name, index, whole = PART_DONES[kind]
             item = self._item(data.get("item_id"), item_kind)
             self._fill(item, (name, _index(data, index)), data.get(whole))
-            return self._pump()
-        if kind in ("response.output_item.added", "response.output_item.done"):
-            return self._output_item(data.get("item"), done=kind.endswith("done"))
-        if kind in ("response.completed", "response.incomplete"):
+            self._pump()
+        elif kind in ("response.output_item.added", "response.output_item.done"):
+            self._output_item(data.get("item"), done=kind.endswith("done"))
+        elif kind in ("response.completed", "response.incomplete"):
             self._response = data.get("response") if isinstance(data.get("response"), dict) else {}
-            return self._end()
-        if kind == "response.failed":
-            return self._fail(failure((data.get("response") or {}).get("error")))
-        if kind == "error":
-            return self._fail(failure(data.get("error") if isinstance(data.get("error"), dict) else data))
-        if kind in STRUCTURE:
-            return []
-        if isinstance(kind, str) and kind.startswith(UNASKED):
+            self._end()
+        elif kind == "response.failed":
+            self._fail(failure((data.get("response") or {}).get("error")))
+        elif kind == "error":
+            self._fail(failure(data.get("error") if isinstance(data.get("error"), dict) else data))
+        elif isinstance(kind, str) and kind.startswith(UNASKED):
             self._log_once(kind, "skipping %s events of a Responses stream: modelmux never asks for them", kind)
-            return []
-        return self._broken(f"it sent an event the Responses API does not define: {str(kind)[:80]!r}")
+        elif kind not in STRUCTURE:
+            self._broken(f"it sent an event the Responses API does not define: {str(kind)[:80]!r}")
 
-    def _output_item(self, raw: Any, done: bool) -> list[bytes]:
+    def _output_item(self, raw: Any, done: bool) -> None:
         """An item announced or finished: its whole parts so far, and its head."""
         if not isinstance(raw, dict) or raw.get("type") not in KINDS:
             kind = str(raw.get("type") if isinstance(raw, dict) else None)[:80]
             self._log_once(f"item {kind}", SKIPPED_ITEM, kind)
-            return []
+            return
         item = self._item(raw.get("id"), KINDS[raw["type"]])
-        if item.kind == "tool_use":
+        if item.kind == TOOL_USE:
             self._called_tools = True
             if raw.get("name") or raw.get("call_id"):
                 item.start = tool_use_start(raw, self.context)
             self._fill(item, ("arguments", 0), arguments_of(raw))
-        elif item.kind == "text":
+        elif item.kind == TEXT:
             for index, part in enumerate(raw.get("content") or ()):
                 try:
                     name, text = message_part(part)
                 except GatewayError as error:
-                    return self._fail(error)
+                    self._fail(error)
+                    return
                 self._refused = self._refused or name == "refusal"
                 self._fill(item, (name, index), text)
         else:
@@ -194,7 +188,7 @@ class ResponsesStream(TranslatedStream):
             if done:
                 item.signature = signature(raw, self.context)
         item.done = item.done or done
-        return self._pump()
+        self._pump()
 
     # -- items ----------------------------------------------------------------------
 
@@ -212,7 +206,7 @@ class ResponsesStream(TranslatedStream):
         if not isinstance(delta, str) or not delta:
             return
         if part not in item.parts:
-            if item.kind == "thinking" and any(item.parts.values()):
+            if item.kind == THINKING and any(item.parts.values()):
                 item.pending.append(PART_SEPARATOR)  # summary parts are paragraphs
             item.parts[part] = []
         item.parts[part].append(delta)
@@ -227,80 +221,75 @@ class ResponsesStream(TranslatedStream):
             self._add(item, part, whole[len(have) :])
 
     def _writes(self, item_id: Any) -> bool:
-        """Whether the open block is that item's."""
+        """Whether the open block is that item's, and a text block."""
         item = self._queue[0]
-        return item.id == item_id and item.block is not None and item.block == self._open
+        return item.id == item_id and item.block is not None and item.block == self.writer.index \
+            and self.writer.kind == TEXT
 
     # -- blocks ---------------------------------------------------------------------
 
-    def _pump(self) -> list[bytes]:
+    def _pump(self) -> None:
         """Write the first unfinished item's news; when it is done, close it and go on
         to the next one."""
-        out: list[bytes] = []
         while self._queue:
             item = self._queue[0]
-            out += self._write(item)
+            self._write(item)
             if not item.done:
                 break
-            out += self._finish(item)
+            self._finish(item)
             self._queue.pop(0)
-        return out
 
-    def _write(self, item: Item) -> list[bytes]:
-        out: list[bytes] = []
-        if item.block is None and item.kind == "tool_use" and ((item.start and item.start["name"]) or item.done):
+    def _write(self, item: Item) -> None:
+        writer = self.writer
+        if item.block is None and item.kind == TOOL_USE and ((item.start and item.start["name"]) or item.done):
             start = item.start or tool_use_start({}, self.context)
-            out += self._open_block(item, {**start, "name": start["name"] or UNNAMED_TOOL})
-        if not item.pending or (item.kind == "tool_use" and item.block is None):
-            return out  # a tool call waits for its name
+            writer.open_tool_use(start["id"], start["name"] or UNNAMED_TOOL)
+            item.block = writer.index
+        if not item.pending or (item.kind == TOOL_USE and item.block is None):
+            return  # a tool call waits for its name
         text, item.pending = "".join(item.pending), []
         if item.block is None:
-            out += self._open_block(item, messages.text_block("") if item.kind == "text" else messages.thinking_block())
-        return out + [self._delta({"type": DELTAS[item.kind], DELTA_FIELDS[DELTAS[item.kind]]: text})]
+            writer.open(item.kind)
+            item.block = writer.index
+        if item.kind == TEXT:
+            writer.text(text)
+        elif item.kind == THINKING:
+            writer.thinking(text)
+        else:
+            writer.input_json(text)
 
-    def _finish(self, item: Item) -> list[bytes]:
-        out: list[bytes] = []
+    def _finish(self, item: Item) -> None:
         if item.signature:
             if item.block is None:  # reasoning without a summary still carries its state
-                out += self._open_block(item, messages.thinking_block())
-            out.append(self._delta({"type": "signature_delta", "signature": item.signature}))
+                self.writer.open(THINKING)
+                item.block = self.writer.index
+            self.writer.signature(item.signature)
         if item.block is not None:
-            out.append(format_event("content_block_stop", {"type": "content_block_stop", "index": item.block}))
-            self._open = None
-        return out
-
-    def _open_block(self, item: Item, start: dict[str, Any]) -> list[bytes]:
-        item.block = self._open = self._next_index
-        self._next_index += 1
-        self._text_delta_prefix = text_delta_prefix(item.block)
-        return [format_event("content_block_start", {"type": "content_block_start", "index": item.block, "content_block": start})]
-
-    def _delta(self, delta: dict[str, Any]) -> bytes:
-        return format_event("content_block_delta", {"type": "content_block_delta", "index": self._open, "delta": delta})
+            self.writer.close()
 
     # -- the end --------------------------------------------------------------------
 
-    def _end(self) -> list[bytes]:
+    def _end(self) -> None:
         """The answer is complete: items the final response holds but the stream did not
         finish are completed from it, and everything still open is written and closed."""
         response = self._response or {}
-        out: list[bytes] = []
         for raw in response.get("output") or ():
             if isinstance(raw, dict) and not (raw.get("id") in self._items and self._items[raw["id"]].done):
-                out += self._output_item(raw, done=True)
-                if self._ended:  # an item it cannot give
-                    return out
+                self._output_item(raw, done=True)
+                if self.writer.ended:  # an item it cannot give
+                    return
         if problem := self._bad_call(response):
-            return out + self._broken(problem)
+            self._broken(problem)
+            return
         try:
             reason = stop_reason(response, self._called_tools, self._refused)
         except GatewayError as error:
-            return out + self._fail(error)
+            self._fail(error)
+            return
         for item in self._queue:
             item.done = True
-        out += self._pump()
-        self._ended = True
-        return out + messages.message_end(reason, None, usage(response.get("usage")))
+        self._pump()
+        self.writer.end(reason, None, usage(response.get("usage")))
 
     def _bad_call(self, response: dict[str, Any]) -> str | None:
         """A call whose arguments are not a JSON object (unless cut off by the output
@@ -309,7 +298,7 @@ class ResponsesStream(TranslatedStream):
             return None
         for item in self._items.values():
             arguments = "".join(item.parts.get(("arguments", 0), ()))
-            if item.kind == "tool_use" and tool_input(arguments) is None:
+            if item.kind == TOOL_USE and tool_input(arguments) is None:
                 return bad_arguments((item.start or {}).get("name") or UNNAMED_TOOL, arguments)
         return None
 
