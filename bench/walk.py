@@ -68,7 +68,7 @@ LAYERS: dict[int, tuple[str, ...]] = {
     # passthrough's model restoring, the protocol registry.
     LEAF: ("translate", "openai_chat", "openai_responses", "gemini", "translated_stream", "passthrough", "sse",
            "toolnames", "messages", "assembly", "tokens", "media", "anthropic_side", "openai_side",
-           "thought_signatures", "protocols", "protocol_types"),  # fmt: skip
+           "thought_signatures", "protocols", "protocol_types", "stream_writer"),  # fmt: skip
     # Everything else is core: routing, exchange (one attempt's request), validation,
     # pools and credentials, config, errors, headers, effort, model facts, the meter, oauth.
 }
