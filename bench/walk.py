@@ -65,9 +65,10 @@ LAYERS: dict[int, tuple[str, ...]] = {
     SHELL: ("addons",),
     # Protocol translation: the translators, the Anthropic-side stream and message
     # builders they share, SSE framing, tool names, the token estimate and media sizes,
-    # passthrough's model restoring.
+    # passthrough's model restoring, the protocol registry.
     LEAF: ("translate", "openai_chat", "openai_responses", "gemini", "translated_stream", "passthrough", "sse",
-           "toolnames", "messages", "assembly", "tokens", "media"),  # fmt: skip
+           "toolnames", "messages", "assembly", "tokens", "media", "anthropic_side", "openai_side",
+           "thought_signatures", "protocols", "protocol_types", "stream_writer"),  # fmt: skip
     # Everything else is core: routing, exchange (one attempt's request), validation,
     # pools and credentials, config, errors, headers, effort, model facts, the meter, oauth.
 }

@@ -20,7 +20,7 @@ from typing import TextIO
 
 from modelmux import checks, config, model_facts, probe
 from modelmux.capabilities import deep, report
-from modelmux.credentials import configured, scrub
+from modelmux.secrets import configured, scrub
 from modelmux.status_report import aligned
 
 PASSED, FAILED, NOT_CHECKED = 0, 1, 3  # 2: routes.yaml does not load, or --provider/--model name nothing (cli.py)

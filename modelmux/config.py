@@ -22,7 +22,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from modelmux import effort, efforts, model_paths, schema_messages
+from modelmux import effort, effort_checks, model_paths, schema_messages
 from modelmux.headers import CREDENTIAL_HEADERS, token_of
 from modelmux.oauth.holder import TokenHolder, holder_for
 from modelmux.oauth.kinds import KINDS
@@ -49,23 +49,9 @@ from modelmux.config_types import (
     Shape as Shape,
     route_for as route_for,
 )
+from modelmux.protocols import PROTOCOLS
 
 SLOTS = ("opus", "sonnet", "haiku", "fable")
-DEFAULT_AUTH = {
-    "anthropic": "x-api-key: {key}",
-    "openai-chat": "Authorization: Bearer {key}",
-    "openai-responses": "Authorization: Bearer {key}",
-    "gemini": "x-goog-api-key: {key}",
-}
-TRANSLATED = ("openai-chat", "openai-responses", "gemini")
-# Shaping keys that mean something to some translated protocols only (others: all of them).
-SHAPE_PROTOCOLS = {
-    "endpoint": ("openai-chat", "openai-responses"),  # Gemini's path is the model's method
-    "max_tokens_field": ("openai-chat",),
-    "reasoning_history": ("openai-chat",),
-    "reasoning_effort": ("openai-chat", "openai-responses"),  # Gemini always gets a thinkingConfig
-    "reasoning_summary": ("openai-responses",),
-}
 POOLING_KEYS = ("strategy", "affinity", "cooldown_scope", "max_wait")
 # The auth values that take no credentials, so have no pool: why, as a config error says it.
 NO_POOL = {
@@ -154,7 +140,7 @@ class _Builder:
             aliases=self.aliases(self.data.get("aliases") or {}),
             profiles=self.profiles(self.data.get("profiles") or {}, providers, server),
         )
-        self.problems += efforts.problems(config) + model_paths.problems(config)
+        self.problems += effort_checks.problems(config) + model_paths.problems(config)
         for route in config.routes:
             if route.conditions.profile and route.conditions.profile not in config.profiles:
                 known = ", ".join(config.profiles) or "none are configured"
@@ -180,13 +166,14 @@ class _Builder:
     def provider(self, name: str, spec: dict[str, Any]) -> Provider:
         where = f"providers.{name}"
         protocol = spec["protocol"]
-        auth_text = spec.get("auth", DEFAULT_AUTH[protocol]).strip()
+        default_auth, translated = PROTOCOLS[protocol].auth, PROTOCOLS[protocol].translated
+        auth_text = spec.get("auth", default_auth).strip()
         auth: Auth | None = None
         if auth_text == "passthrough":
-            if protocol != "anthropic":
+            if translated:
                 self.problems.append(
                     f"{where}.auth: passthrough forwards the client's own Anthropic token, so it needs "
-                    f"protocol: anthropic; write e.g. '{DEFAULT_AUTH[protocol]}' with credentials instead, "
+                    f"protocol: anthropic; write e.g. '{default_auth}' with credentials instead, "
                     "or auth: none for a local server that takes no key"
                 )
             if spec.get("credentials"):
@@ -198,7 +185,7 @@ class _Builder:
             if spec.get("credentials"):
                 self.problems.append(
                     f"{where}.credentials: a provider with auth: none sends no credential; remove the "
-                    f"credentials, or set auth to a header such as '{DEFAULT_AUTH[protocol]}'"
+                    f"credentials, or set auth to a header such as '{default_auth}'"
                 )
         elif form := _AUTH_FORM.match(auth_text):
             auth = Auth(form.group(1), form.group(2))
@@ -217,7 +204,7 @@ class _Builder:
             self.problems.append(
                 f"{where}.credentials: none given; add e.g. "
                 f"credentials: [{{label: main, key: '${{{name.upper().replace('-', '_').replace('.', '_')}_API_KEY}}'}}]"
-                + (", or set auth: passthrough to send the client's own Anthropic token" if protocol == "anthropic" else "")
+                + ("" if translated else ", or set auth: passthrough to send the client's own Anthropic token")
                 + ", or auth: none for a local server that takes no key (Ollama, vLLM, LM Studio, llama.cpp)"
             )
         return Provider(
@@ -296,13 +283,13 @@ class _Builder:
                                  "remove efforts (or write []), or set thinking: true")
 
     def shape(self, where: str, spec: dict[str, Any]) -> Shape:
-        protocol = spec["protocol"]
+        protocol = PROTOCOLS[spec["protocol"]]
         for key in sorted(key for key in Shape.__dataclass_fields__ if key in spec):
-            if protocol not in SHAPE_PROTOCOLS.get(key, TRANSLATED):
-                takers = ", ".join(SHAPE_PROTOCOLS.get(key, TRANSLATED))
+            if key not in protocol.shaping:
+                takers = ", ".join(p.name for p in PROTOCOLS.values() if key in p.shaping)
                 self.problems.append(
-                    f"{where}.{key}: applies only to protocol {takers}, not {protocol}; remove it"
-                    + ("; an anthropic provider gets the request as the client sent it" if protocol == "anthropic" else "")
+                    f"{where}.{key}: applies only to protocol {takers}, not {protocol.name}; remove it"
+                    + ("" if protocol.translated else "; an anthropic provider gets the request as the client sent it")
                 )
         summary = spec.get("reasoning_summary", "auto")
         return Shape(
@@ -312,10 +299,8 @@ class _Builder:
             max_tokens_limit=spec.get("max_tokens_limit"),
             drop_fields=frozenset(spec.get("drop_fields") or ()),
             images=spec.get("images", True),
-            # OpenAI's Responses API and Gemini read PDFs; most Chat Completions vendors do not.
-            documents=spec.get("documents", protocol != "openai-chat"),
-            # openai-chat: by the model's family unless written (effort.reasons).
-            reasoning_effort=spec.get("reasoning_effort", True if protocol == "openai-responses" else None),
+            documents=spec.get("documents", protocol.shape.documents),  # the protocol's own default
+            reasoning_effort=spec.get("reasoning_effort", protocol.shape.reasoning_effort),
             reasoning_history=spec.get("reasoning_history", False),
             reasoning_summary=None if summary == "none" else summary,
         )

@@ -2,10 +2,12 @@
 that effort, in the provider's own form, overriding what the client asked. Pure.
 
 EFFORT is one of NAMED or a token budget (`(8192)`). Which efforts a provider takes
-is checked when routes.yaml loads, so a wrong one is a config error naming the
-model rather than a 400 on the first request. What is known about a model family
-is kept here (OpenAI) and beside the Gemini translation (gemini/thinking.py); a
-model this does not recognise is given any named effort and left to its provider.
+is checked when routes.yaml loads (each protocol's `effort_problem`), so a wrong one
+is a config error naming the model rather than a 400 on the first request. What is
+known of which models reason is kept here (OpenAI's, and which Gemini models think,
+as both Gemini translations need it), the rest of Gemini's beside its translation
+(gemini/thinking.py); a model this does not recognise is given any named effort and
+left to its provider.
 """
 
 from __future__ import annotations
@@ -17,12 +19,12 @@ NAMED = ("none", "minimal", "low", "medium", "high", "xhigh")
 # Anthropic's `max` (output_config.effort, which Claude Code sends), which no NAME(EFFORT)
 # suffix sends.
 LEVELS = (*NAMED, "max")
-OPENAI = ("openai-chat", "openai-responses")
 _SUFFIX = re.compile(r"^(.+?)\(([^()]*)\)$")
 # OpenAI model names, optionally behind a vendor prefix such as "openai/".
 _GPT = re.compile(r"^(?:.*/)?gpt-(\d+)(?:\.(\d+))?(.*)$")
 _O_SERIES = re.compile(r"^(?:.*/)?o\d")
 _GPT_OSS = re.compile(r"^(?:.*/)?gpt-oss")
+_GEMINI = re.compile(r"gemini-(\d+)(?:\.(\d+))?")
 
 Effort = str | int
 
@@ -59,22 +61,12 @@ def shown(model: str, effort: Effort | None) -> str:
     return model if effort is None else f"{model}({effort})"
 
 
-def problem(protocol: str, model: str, effort: Effort) -> str | None:
-    """Why `protocol`'s `model` cannot take `effort`; None when it can (or nothing is
-    known against it)."""
-    if protocol == "anthropic":
-        return ("an anthropic provider gets the request as the client sent it, thinking settings "
-                "included; remove the suffix (Claude Code sets thinking itself)")
-    if protocol in OPENAI:
-        if isinstance(effort, int):
-            return f"{protocol} takes a named effort ({', '.join(NAMED)}), not a token budget"
-        return _openai_problem(model, effort)
-    if protocol == "gemini":
-        # Imported here: the Gemini translation imports the config, which imports this.
-        from modelmux.gemini.thinking import effort_problem
-
-        return effort_problem(model, effort)
-    return None
+def openai_problem(protocol: str, model: str, effort: Effort) -> str | None:
+    """Why OpenAI's `model` cannot take `effort` over `protocol` (either of OpenAI's APIs,
+    which take a named effort only); None when it can."""
+    if isinstance(effort, int):
+        return f"{protocol} takes a named effort ({', '.join(NAMED)}), not a token budget"
+    return _openai_problem(model, effort)
 
 
 def _openai_problem(model: str, effort: str) -> str | None:
@@ -125,8 +117,17 @@ def reasons(model: str) -> bool:
     if gpt := _GPT.match(name):
         return (int(gpt.group(1)), int(gpt.group(2) or 0)) >= (5, 0) and not gpt.group(3).startswith("-chat")
     if "gemini" in name:
-        # Imported here, as in problem(): the Gemini translation imports the config.
-        from modelmux.gemini.thinking import thinks
-
-        return thinks(model)
+        return gemini_thinks(model)
     return False
+
+
+def gemini_version(model: str) -> tuple[int, int] | None:
+    found = _GEMINI.search(model.lower())
+    return (int(found.group(1)), int(found.group(2) or 0)) if found else None
+
+
+def gemini_thinks(model: str) -> bool:
+    """Whether `model` takes a thinkingConfig at all: Gemini 1.x and 2.0 and the Gemma
+    models answer 400 to one."""
+    found = gemini_version(model)
+    return found >= (2, 5) if found is not None else "gemma" not in model.lower()

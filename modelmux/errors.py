@@ -10,8 +10,8 @@ import json
 import re
 from collections.abc import Iterable
 
-from modelmux.config import Credential
-from modelmux.credentials import scrub
+from modelmux.config_types import Credential
+from modelmux.secrets import scrub
 
 ERROR_TYPES: dict[int, str] = {
     400: "invalid_request_error",

@@ -7,39 +7,37 @@ upstream), and the failover relay (several). Pure: no mitmproxy, no network.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from modelmux import effort, gemini, messages, model_paths, openai_chat, openai_responses, toolnames
-from modelmux.config import DEFAULT_AUTH, Credential, Provider
-from modelmux.credentials import scrub
+from modelmux import messages, model_paths
+from modelmux.anthropic_side import Context
+from modelmux.config_types import Credential, Provider
 from modelmux.errors import GatewayError, error_body, gist, is_error_envelope, upstream_error
-from modelmux.gemini.signatures import is_gemini
+from modelmux.headers import (
+    CREDENTIAL_HEADERS, OWN_HEADER_PREFIX, PLACEHOLDER_TOKEN, USER_AGENT, client_tokens, vendor_betas,
+)
 from modelmux.model_facts import ROUTES_YAML
 from modelmux.oauth.holder import TokenHolder
 from modelmux.oauth.kinds import KINDS
 from modelmux.overflow import restated
-from modelmux.openai_responses.signature import PREFIX as RESPONSES_SIGNATURE
-from modelmux.headers import (
-    CREDENTIAL_HEADERS, FORWARDED, OWN_HEADER_PREFIX, PLACEHOLDER_TOKEN, USER_AGENT, client_tokens, vendor_betas,
-)
 from modelmux.passthrough import ModelRestorer, restore_model_json
+from modelmux.protocol_types import Translation
+from modelmux.protocols import PROTOCOLS
 from modelmux.routing import Decision
+from modelmux.secrets import scrub
 from modelmux.tokens import estimate_input_tokens
 from modelmux.translated_stream import TranslatedStream
 
 COUNT_TOKENS = "/v1/messages/count_tokens"
 # Bytes every thinking signature modelmux packed for a translated upstream contains
-# (see gemini/signatures.py and openai_responses/signature.py), or that a translated
-# answer's unsigned thinking has: a cheap test before a request is parsed for them.
-PACKED_SIGNATURES = (b'"gemini-', RESPONSES_SIGNATURE.encode(), b'"signature":""', b'"signature": ""')
-STREAMS: dict[str, Callable[[Any], TranslatedStream]] = {
-    "openai-chat": openai_chat.ChatStream,
-    "openai-responses": openai_responses.ResponsesStream,
-    "gemini": gemini.GeminiStream,
-}
+# (each protocol's packed_mark), or that a translated answer's unsigned thinking has: a
+# cheap test before a request is parsed for them.
+PACKED_SIGNATURES = (
+    *dict.fromkeys(p.packed_mark for p in PROTOCOLS.values() if p.packed_mark), b'"signature":""', b'"signature": ""',
+)
 
 
 @dataclass
@@ -69,7 +67,7 @@ def check_effort(decision: Decision) -> None:
     are checked when it loads; a client may write any name)."""
     provider = decision.provider
     if decision.effort is not None and (
-        problem := effort.problem(provider.protocol, decision.upstream_model, decision.effort)
+        problem := PROTOCOLS[provider.protocol].effort_problem(decision.upstream_model, decision.effort)
     ):
         raise GatewayError(
             400,
@@ -129,7 +127,7 @@ def keyless_refusal(provider: Provider, status: int, words: str) -> str | None:
         return None
     return (f"provider '{provider.name}' ({provider.base_url}) answered HTTP {status}: {words.rstrip('.')}. "
             "routes.yaml sends it no credential (auth: none); if it needs a key, replace `auth: none` with "
-            f"`credentials:` holding a `key:` (sent as '{DEFAULT_AUTH[provider.protocol]}')")
+            f"`credentials:` holding a `key:` (sent as '{PROTOCOLS[provider.protocol].auth}')")
 
 
 def prepare(
@@ -163,10 +161,11 @@ def prepare(
     set_headers.update({name.lower(): value for name, value in provider.headers.items()})
     if oauth is not None:
         _subscription(oauth, client, set_headers)
-    if provider.protocol == "anthropic":
+    translation = PROTOCOLS[provider.protocol].translation
+    if translation is None:
         cap = output_cap(decision, written_only=is_anthropic_itself(provider, base_url, oauth))
         return _anthropic(decision, base_url, body, raw, path, query, remove, set_headers, cap)
-    return _translated(decision, base_url, body, remove, set_headers, credential)
+    return _translated(decision, translation, base_url, body, remove, set_headers, credential)
 
 
 def output_cap(decision: Decision, written_only: bool = False) -> int | None:
@@ -200,16 +199,16 @@ def is_anthropic_itself(provider: Provider, base_url: str, oauth: TokenHolder | 
     """Whether a request goes to Anthropic itself, which gets the client's headers as sent:
     a passthrough provider (the client's own login), a Claude login modelmux holds
     (Anthropic takes a subscription token only from Claude Code as it is), or Anthropic's
-    API with a key. Anything else is a third party (headers.FORWARDED)."""
+    API with a key. Anything else is a third party (Protocol.forwarded)."""
     if provider.passthrough or is_anthropic(base_url):
         return True
     return oauth is not None and KINDS[oauth.kind].protocol == "anthropic"
 
 
 def _for_third_party(protocol: str, client: Mapping[str, str], remove: set[str], set_headers: dict[str, str]) -> None:
-    """Only what `protocol` needs of the client's headers (headers.FORWARDED), and
+    """Only what `protocol` needs of the client's headers (its `forwarded`), and
     modelmux's own user agent; the provider's `headers:` come after, so may replace it."""
-    kept = FORWARDED[protocol]
+    kept = PROTOCOLS[protocol].forwarded
     remove.update(name for name in client if name not in kept and name not in FRAMING)
     set_headers.setdefault("user-agent", USER_AGENT)
     if "anthropic-beta" in kept and "anthropic-beta" in client:
@@ -260,50 +259,39 @@ def packed_thinking(block: Any) -> bool:
     if not isinstance(block, dict) or block.get("type") != "thinking":
         return False
     signature = block.get("signature")
-    return not signature or is_gemini(block) or str(signature).startswith(RESPONSES_SIGNATURE)
+    return not signature or any(p.packs(signature) for p in PROTOCOLS.values() if p.packs)
 
 
-def _translated(decision: Decision, base_url: str, body: dict[str, Any], remove: set[str], set_headers: dict[str, str],
-                credential: Credential | None) -> Outgoing:
+def _translated(decision: Decision, translation: Translation, base_url: str, body: dict[str, Any],
+                remove: set[str], set_headers: dict[str, str], credential: Credential | None) -> Outgoing:
     provider, model = decision.provider, decision.upstream_model
     shape = provider.shape
     if (cap := output_cap(decision)) != shape.max_tokens_limit:
         shape = replace(shape, max_tokens_limit=cap)  # the translators cap max_tokens at it
     shown = decision.requested if decision.route.response_model == "requested" else model
-    names = [t["name"] for t in body.get("tools") or () if isinstance(t, dict) and isinstance(t.get("name"), str)]
-    named = decision.effort if isinstance(decision.effort, str) else None  # OpenAI takes no budget (check_effort)
-    context: openai_chat.Context
     in_path = _path_segment(decision) if model_paths.in_path(provider) else model
-    if provider.protocol == "gemini":
-        upstream = gemini.to_gemini(body, shape, model, decision.effort)
-        context = gemini.context_for(body, shown)
-        endpoint = gemini.path(in_path, bool(body.get("stream")))
-        if credential is not None and credential.oauth is not None and (
-            (wrap := KINDS[credential.oauth.kind].code_assist) is not None
-        ):
-            upstream = {"model": model, "project": credential.oauth.token.project_id, **wrap,
-                        "request": upstream}
-            endpoint = "/v1internal:" + ("streamGenerateContent?alt=sse" if body.get("stream") else "generateContent")
-    elif provider.protocol == "openai-responses":
-        upstream = openai_responses.to_responses(body, shape, model, named, shape.reasoning_summary)
-        context = openai_responses.Context(model=shown, tool_names=toolnames.restore_map(names), upstream_model=model)
-        endpoint = (shape.endpoint or openai_responses.ENDPOINT).replace("{model}", in_path)
-    else:
-        upstream = openai_chat.to_chat(body, shape, model, named)
-        context = openai_chat.Context(model=shown, tool_names=toolnames.restore_map(names))
-        endpoint = (shape.endpoint or openai_chat.ENDPOINT).replace("{model}", in_path)
+    upstream = translation.request(body, shape, model, decision.effort)
+    context = translation.context(body, shown, model)
+    endpoint = translation.endpoint(shape, in_path, bool(body.get("stream")))
+    envelope = False
+    if credential is not None and credential.oauth is not None and (
+        (wrap := KINDS[credential.oauth.kind].code_assist) is not None
+    ):
+        upstream = {"model": model, "project": credential.oauth.token.project_id, **wrap, "request": upstream}
+        endpoint = "/v1internal:" + ("streamGenerateContent?alt=sse" if body.get("stream") else "generateContent")
+        envelope = True
     set_headers.update({"content-type": "application/json", "accept-encoding": "identity"})
-    translation = {"protocol": provider.protocol, "stream": bool(body.get("stream")), "context": context.to_dict()}
-    if provider.protocol == "gemini" and "request" in upstream:
-        translation["envelope"] = True  # the answer comes back wrapped as {"response": ...}
+    notes = {"protocol": provider.protocol, "stream": bool(body.get("stream")), "context": context.to_dict()}
+    if envelope:
+        notes["envelope"] = True  # the answer comes back wrapped as {"response": ...}
     if credential is not None and credential.oauth is not None and credential.oauth.kind == "codex":
         # The Codex backend takes only streamed, unstored requests without an output
         # limit, with instructions; a whole answer is put together from the stream.
         upstream.pop("max_output_tokens", None)
         upstream.update(stream=True, store=False, instructions=upstream.get("instructions", ""))
-        translation["collect"] = not body.get("stream")
+        notes["collect"] = not body.get("stream")
     url = upstream_url(base_url, endpoint, shape.query)
-    return Outgoing(url, upstream_json(upstream), remove, set_headers, translation=translation)
+    return Outgoing(url, upstream_json(upstream), remove, set_headers, translation=notes)
 
 
 def _path_segment(decision: Decision) -> str:
@@ -341,10 +329,11 @@ def stream_transform(
     errors a translator writes (they quote the upstream)."""
     if translation is None:
         return ModelRestorer(restore) if restore else None
+    translate = _translation(translation)
     if translation.get("envelope"):
-        stream: TranslatedStream = gemini.GeminiStream(context_of(translation), envelope=True)
+        stream: TranslatedStream = translate.stream(context_of(translation), envelope=True)
     else:
-        stream = STREAMS[translation["protocol"]](context_of(translation))
+        stream = translate.stream(context_of(translation))
     stream.secrets = tuple(secrets)
     return stream
 
@@ -359,15 +348,9 @@ def whole_answer(translation: dict[str, Any] | None, restore: str | None, body: 
     parsed, context = json.loads(body), context_of(translation)
     if not isinstance(parsed, dict):
         raise ValueError("not a JSON object")
-    if translation["protocol"] == "gemini":
-        if translation.get("envelope") and isinstance(parsed.get("response"), dict):
-            parsed = parsed["response"]
-        message = gemini.from_gemini(parsed, context)
-    elif translation["protocol"] == "openai-responses":
-        assert isinstance(context, openai_responses.Context)
-        message = openai_responses.from_responses(parsed, context)
-    else:
-        message = openai_chat.from_chat(parsed, context)
+    if translation.get("envelope") and isinstance(parsed.get("response"), dict):
+        parsed = parsed["response"]
+    message = _translation(translation).answer(parsed, context)
     if translation["stream"]:  # the client asked for a stream; this upstream ignored that
         return messages.as_events(message), "text/event-stream"
     return json.dumps(message, ensure_ascii=False).encode(), "application/json"
@@ -381,10 +364,15 @@ def failed_answer(provider: str, error: GatewayError, secrets: Iterable[Credenti
     return restated(GatewayError(error.status, message, error.error_type, error.headers, error.code))
 
 
-def context_of(translation: dict[str, Any]) -> openai_chat.Context:
-    if translation["protocol"] == "openai-responses":
-        return openai_responses.Context(**translation["context"])
-    return openai_chat.Context(**translation["context"])
+def context_of(translation: dict[str, Any]) -> Context:
+    return _translation(translation).context_type(**translation["context"])
+
+
+def _translation(notes: dict[str, Any]) -> Translation:
+    """The Translation of the protocol a request's translation notes name."""
+    translation = PROTOCOLS[notes["protocol"]].translation
+    assert translation is not None
+    return translation
 
 
 def upstream_failure(
@@ -401,14 +389,15 @@ def upstream_failure(
     words = gist(scrub(text, provider.secrets))
     if mismatch := credential_mismatch(provider, route, sent, status, words) or keyless_refusal(provider, status, words):
         return status, error_body(status, mismatch), {}
-    if provider.protocol != "gemini" or is_error_envelope(text.encode()):
+    read_error = PROTOCOLS[provider.protocol].read_error
+    if read_error is None or is_error_envelope(text.encode()):
         body = upstream_error(provider.name, status, reason, text, provider.secrets)
         if provider.passthrough or is_anthropic(provider.base_url):
             return status, body, {}  # Anthropic's own words already
         said = json.loads(body)["error"]
         overflow = restated(GatewayError(status, said["message"], said["type"], code=error_code(text)))
         return (status, body, {}) if overflow.message == said["message"] else (overflow.status, overflow.body(), {})
-    error = gemini.error_of(status, scrub(text, provider.secrets))
+    error = read_error(status, scrub(text, provider.secrets))
     message = f"provider '{provider.name}' answered HTTP {status}: {error.message}"
     error = restated(GatewayError(error.status, message, error.error_type, error.headers))
     return error.status, error.body(), error.headers

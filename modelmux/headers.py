@@ -16,23 +16,12 @@ CLIENT_AUTH_HEADERS = ("authorization", "x-api-key")  # where Anthropic clients 
 # credential of its own, and the record shows each redacted.
 CREDENTIAL_HEADERS = (*CLIENT_AUTH_HEADERS, "x-goog-api-key", "api-key", KEY_HEADER, "proxy-authorization")
 
-# What a third-party upstream (any but Anthropic itself) gets of the client's headers, by
-# protocol; modelmux sets the credential, its own user agent and the provider's
-# `headers:` from routes.yaml. The rest stays here: Claude Code's identity (its
-# user-agent, x-app, X-Claude-Code-Session-Id), its SDK's telemetry (x-stainless-*),
-# custom headers. Framing headers (host, content-length, ...) belong to the hop and are
-# left to the sender. An Anthropic-compatible vendor reads the request as Anthropic
-# defines it, so it gets the version and the betas the body may depend on; a translated
-# upstream gets a body modelmux wrote, described by the headers modelmux sets for it
-# (content-type, accept-encoding: identity).
-FORWARDED: dict[str, frozenset[str]] = {
-    "anthropic": frozenset({
-        "content-type", "content-encoding", "accept", "accept-encoding", "anthropic-version", "anthropic-beta",
-    }),
-    "openai-chat": frozenset(),
-    "openai-responses": frozenset(),
-    "gemini": frozenset(),
-}  # fmt: skip
+# What a third-party upstream (any but Anthropic itself) gets of the client's headers is
+# its protocol's `forwarded` (protocol_types.Protocol); modelmux sets the credential, its
+# own user agent and the provider's `headers:` from routes.yaml. The rest stays here:
+# Claude Code's identity (its user-agent, x-app, X-Claude-Code-Session-Id), its SDK's
+# telemetry (x-stainless-*), custom headers. Framing headers (host, content-length, ...)
+# belong to the hop and are left to the sender.
 # Betas that describe the client's own Anthropic login (Claude Code adds oauth-2025-04-20
 # when it sends a subscription token); a vendor gets its own key instead, so never these.
 LOGIN_BETA_PREFIX = "oauth-"

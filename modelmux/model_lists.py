@@ -12,20 +12,15 @@ from collections.abc import Iterable
 from typing import Any
 
 from modelmux import effort
-from modelmux.config import Config, Credential, ModelFacts, Provider, Route, route_for
+from modelmux.config_types import Config, Credential, ModelFacts, Provider, Route, route_for
 from modelmux.exchange import upstream_url
 from modelmux.model_facts import listed
+from modelmux.protocols import PROTOCOLS
 
-ANTHROPIC_VERSION = "2023-06-01"  # Anthropic requires the header on every endpoint, this one too
-# Anthropic pages its list (20 by default, at most 1000 a page: "List Models" in its API
-# reference), Gemini too (pageSize 50 by default, at most 1000); OpenAI-compatible
-# servers send all of theirs. One page of 1000 holds every list seen so far.
-ENDPOINTS = {
-    "anthropic": "/v1/models?limit=1000",
-    "openai-chat": "/models",
-    "openai-responses": "/models",
-    "gemini": "/models?pageSize=1000",
-}
+# Where each protocol keeps its list is its `model_list`. Anthropic pages its list (20 by
+# default, at most 1000 a page: "List Models" in its API reference), Gemini too (pageSize
+# 50 by default, at most 1000); OpenAI-compatible servers send all of theirs. One page
+# of 1000 holds every list seen so far.
 GEMINI_PREFIX = "models/"  # Gemini names its models "models/gemini-2.5-flash"
 
 
@@ -43,8 +38,8 @@ def request(provider: Provider, credential: Credential | None) -> tuple[str, dic
 def bare(provider: Provider) -> tuple[str, dict[str, str]]:
     """The list request with nothing of the provider's (its headers may hold a key too):
     whether the list asks for a key at all."""
-    headers = {"anthropic-version": ANTHROPIC_VERSION} if provider.protocol == "anthropic" else {}
-    return upstream_url(provider.base_url, ENDPOINTS[provider.protocol], provider.shape.query), headers
+    protocol = PROTOCOLS[provider.protocol]
+    return upstream_url(provider.base_url, protocol.model_list, provider.shape.query), dict(protocol.model_list_headers)
 
 
 def asks(credential: Credential | None) -> bool:

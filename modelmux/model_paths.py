@@ -22,8 +22,9 @@ from __future__ import annotations
 import re
 from urllib.parse import quote
 
-from modelmux import effort, efforts
+from modelmux import effort, effort_checks
 from modelmux.config_types import Config, Provider
+from modelmux.protocols import PROTOCOLS
 
 PATH_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,255}")
 ALLOWED = "letters, digits, '.', '_' and '-' (starting with a letter or digit, at most 256)"
@@ -31,7 +32,7 @@ ALLOWED = "letters, digits, '.', '_' and '-' (starting with a letter or digit, a
 
 def in_path(provider: Provider) -> bool:
     """Whether `provider` puts the model in its URL path."""
-    return provider.protocol == "gemini" or "{model}" in (provider.shape.endpoint or "")
+    return PROTOCOLS[provider.protocol].model_in_path or "{model}" in (provider.shape.endpoint or "")
 
 
 def problem(model: str) -> str | None:
@@ -48,9 +49,9 @@ def segment(model: str) -> str:
 
 def problems(config: Config) -> list[str]:
     """Every model name routes.yaml sends a provider that puts it into its URL path
-    (efforts.sent) but cannot go there, once each."""
+    (effort_checks.sent) but cannot go there, once each."""
     found: dict[tuple[str, str], str] = {}
-    for where, model, provider in efforts.sent(config):
+    for where, model, provider in effort_checks.sent(config):
         name = effort.of(model)[0]  # NAME(EFFORT): only NAME is sent
         if in_path(provider) and (why := problem(name)) is not None:
             found.setdefault((name, provider.name), f"{where}: '{name}' goes into provider '{provider.name}''s URL "

@@ -1,4 +1,5 @@
-"""Anthropic → Anthropic response rewriting: the client sees the model name it asked for.
+"""Anthropic → Anthropic: the protocol modelmux does not translate (`PROTOCOL`), and
+the response rewriting that lets the client see the model name it asked for.
 
 When a route sends `opus` upstream as `glm-4.6`, the upstream's answer says
 `glm-4.6`; Claude Code keys context limits and cost display on that field, so it is
@@ -11,11 +12,35 @@ from __future__ import annotations
 
 import json
 
+from modelmux.config_types import Shape
+from modelmux.effort import Effort
+from modelmux.protocol_types import Protocol
 from modelmux.sse import EventSplitter, format_event, parse_event
 
 # A stream whose message_start has not shown up in this many bytes is left alone:
 # it is not an Anthropic message stream, and buffering it longer would stall it.
 SCAN_LIMIT = 64 * 1024
+ANTHROPIC_VERSION = "2023-06-01"  # Anthropic requires the header on every endpoint, the model list's too
+
+
+def effort_problem(model: str, effort: Effort) -> str:
+    return ("an anthropic provider gets the request as the client sent it, thinking settings "
+            "included; remove the suffix (Claude Code sets thinking itself)")
+
+
+PROTOCOL = Protocol(
+    name="anthropic",
+    auth="x-api-key: {key}",
+    # An Anthropic-compatible vendor reads the request as Anthropic defines it, so it gets
+    # the version and the betas the body may depend on.
+    forwarded=frozenset({
+        "content-type", "content-encoding", "accept", "accept-encoding", "anthropic-version", "anthropic-beta",
+    }),  # fmt: skip
+    model_list="/v1/models?limit=1000",
+    model_list_headers={"anthropic-version": ANTHROPIC_VERSION},
+    effort_problem=effort_problem,
+    shape=Shape(documents=True),
+)
 
 
 def restore_model_json(body: bytes, model: str) -> bytes | None:

@@ -1,21 +1,20 @@
 """The credential pools as `modelmux status` and `GET /modelmux/credentials` show them:
-JSON-able, keys only redacted (label and last four characters)."""
+JSON-able, keys only redacted (label and last four characters). A view of pools.py's
+state, which knows nothing of it."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from modelmux.cooldowns import POLICIES, State, iso
-from modelmux.credentials import redacted
 from modelmux.oauth.holder import TokenHolder
+from modelmux.pools import Member, Pools
+from modelmux.secrets import redacted
 
-if TYPE_CHECKING:
-    from modelmux.pools import Pool, Slot
 
-
-def snapshot(pools: Mapping[str, Pool], unpooled: Mapping[str, str], now: float) -> dict[str, Any]:
+def snapshot(pools: Pools) -> dict[str, Any]:
     """Every provider's pool with its breaker and credentials, and the providers without one."""
+    now = pools.now()
     return {
         "at": iso(now),
         "providers": {
@@ -24,11 +23,11 @@ def snapshot(pools: Mapping[str, Pool], unpooled: Mapping[str, str], now: float)
                 "affinity": pool.provider.affinity,
                 "cooldown_scope": pool.provider.cooldown_scope,
                 "breaker": pool.breaker.describe(now),
-                "credentials": [_describe(slot, now) for slot in pool.slots],
+                "credentials": [_describe(member, now) for member in pool.members],
             }
-            for name, pool in pools.items()
+            for name, pool in pools.pools.items()
         },
-        "without_credentials": dict(unpooled),
+        "without_credentials": dict(pools.unpooled),
     }
 
 
@@ -36,10 +35,10 @@ def snapshot(pools: Mapping[str, Pool], unpooled: Mapping[str, str], now: float)
 _SEVERITY: tuple[State, ...] = ("needs attention", "unhealthy", "cooling")
 
 
-def _describe(slot: Slot, now: float) -> dict[str, Any]:
-    active = sorted((c for c in slot.cooldowns.values() if c.active(now)), key=lambda c: (c.model or "", c.until))
+def _describe(member: Member, now: float) -> dict[str, Any]:
+    active = sorted((c for c in member.cooldowns.values() if c.active(now)), key=lambda c: (c.model or "", c.until))
     states = {POLICIES[c.kind].state for c in active}
-    credential = slot.credential
+    credential = member.credential
     return {
         "label": credential.label,
         "key": redacted(credential),
@@ -60,12 +59,12 @@ def _describe(slot: Slot, now: float) -> dict[str, Any]:
             }
             for c in active
         ],
-        "in_flight": slot.in_flight,
-        "requests": slot.requests,
-        "errors": slot.errors,
-        "input_tokens": slot.input_tokens,
-        "output_tokens": slot.output_tokens,
-        "last_status": slot.last_status,
+        "in_flight": member.in_flight,
+        "requests": member.requests,
+        "errors": member.errors,
+        "input_tokens": member.input_tokens,
+        "output_tokens": member.output_tokens,
+        "last_status": member.last_status,
         **({"login": _login(credential.oauth)} if credential.oauth is not None else {}),
     }
 

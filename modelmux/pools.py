@@ -22,13 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self, cast
 
-from modelmux import pool_snapshot, pool_state
+from modelmux import pool_state
 from modelmux.breakers import Breaker
 from modelmux.config import Config, Credential, Provider
 from modelmux.cooldowns import POLICIES, Cooldown, Kind, Outcome, classify, iso, next_cooldown, span
 from modelmux.cooldowns import subscription_exhausted, upstream_delay
-from modelmux.credentials import redacted
 from modelmux.refusals import AllBusy, AllCooling, Blocked, BlockedState, Refusal, Unhealthy
+from modelmux.secrets import redacted
 
 logger = logging.getLogger(__name__)
 
@@ -58,8 +58,9 @@ def fingerprint(key: str) -> str:
 
 
 @dataclass
-class Slot:
-    """One credential's state: in flight, cooldowns, counters. Survives config reloads."""
+class Member:
+    """One credential as a member of its provider's pool: in flight, cooldowns, counters.
+    Survives config reloads."""
 
     credential: Credential
     in_flight: int = 0
@@ -99,11 +100,11 @@ class Lease:
     """One request's use of one credential: in flight until released or recorded.
     Usable as a context manager that releases on exit."""
 
-    def __init__(self, pool: Pool, slot: Slot, model: str, started: float, probe: bool = False) -> None:
+    def __init__(self, pool: Pool, member: Member, model: str, started: float, probe: bool = False) -> None:
         self.pool = pool
-        self.slot = slot
+        self.member = member
         self.provider = pool.provider.name
-        self.credential = slot.credential
+        self.credential = member.credential
         self.model = model
         self.started = started
         self.probe = probe  # the provider's half-open breaker lets this request through as its probe
@@ -114,7 +115,7 @@ class Lease:
         if self.released:
             return
         self.released = True
-        self.slot.in_flight -= 1
+        self.member.in_flight -= 1
         if self.probe:
             self.pool.breaker.done()
         self.pool.on_release(self.provider)
@@ -132,16 +133,16 @@ class Lease:
 class Pool:
     """One provider's credentials and how the next one is chosen."""
 
-    def __init__(self, provider: Provider, slots: list[Slot], on_release: Callable[[str], None],
+    def __init__(self, provider: Provider, members: list[Member], on_release: Callable[[str], None],
                  breaker: Breaker | None = None) -> None:
         self.provider = provider
-        self.slots = tuple(slots)
+        self.members = tuple(members)
         self.on_release = on_release
         self.breaker = breaker or Breaker()
         self.sessions: OrderedDict[tuple[str, str], str] = OrderedDict()  # (session, model) → label
 
     def pick(self, model: str, session: str | None, exclude: Collection[str], now: float) -> Lease | Refusal:
-        usable = [s for s in self.slots if s.label not in exclude and not s.busy() and s.blocker(model, now) is None]
+        usable = [s for s in self.members if s.label not in exclude and not s.busy() and s.blocker(model, now) is None]
         if not usable:
             unhealthy = self.least_unhealthy(model, exclude, now)
             if unhealthy is None:
@@ -149,37 +150,37 @@ class Pool:
             usable = [unhealthy]
         tier = min(s.credential.priority for s in usable)
         usable = [s for s in usable if s.credential.priority == tier]
-        slot = self.bound(session, model, usable) or self.choose(usable)
+        member = self.bound(session, model, usable) or self.choose(usable)
         if session is not None and self.provider.affinity:
-            self.sessions[(session, model)] = slot.label
+            self.sessions[(session, model)] = member.label
             self.sessions.move_to_end((session, model))
             if len(self.sessions) > MAX_SESSIONS:
                 self.sessions.popitem(last=False)
-        slot.in_flight += 1
-        return Lease(self, slot, model, now, self.breaker.probe(now))
+        member.in_flight += 1
+        return Lease(self, member, model, now, self.breaker.probe(now))
 
-    def least_unhealthy(self, model: str, exclude: Collection[str], now: float) -> Slot | None:
+    def least_unhealthy(self, model: str, exclude: Collection[str], now: float) -> Member | None:
         """With nothing healthy left, the credential whose soft cooldown ends first is
         tried anyway: an upstream error or a guessed backoff says the host struggled, not
         that the key may not be used, and refusing locally would answer for an upstream
         that would most likely have answered itself (issue 16: 5 % of 503s became 75 %
         local refusals). Only firm cooldowns (quota, refused keys) refuse."""
         soft = [
-            (blocker.until, slot)
-            for slot in self.slots
-            if slot.label not in exclude and not slot.busy()
-            and (blocker := slot.blocker(model, now)) is not None and not blocker.firm
+            (blocker.until, member)
+            for member in self.members
+            if member.label not in exclude and not member.busy()
+            and (blocker := member.blocker(model, now)) is not None and not blocker.firm
         ]
         return min(soft, key=lambda pair: pair[0])[1] if soft else None
 
     def rewind(self) -> None:
         """Start the turns, session bindings and the breaker afresh (a reset of the whole pool)."""
-        for slot in self.slots:
-            slot.current = 0
+        for member in self.members:
+            member.current = 0
         self.sessions.clear()
         self.breaker = Breaker()
 
-    def bound(self, session: str | None, model: str, usable: list[Slot]) -> Slot | None:
+    def bound(self, session: str | None, model: str, usable: list[Member]) -> Member | None:
         """The session's credential, while it is usable and in the best usable tier: a
         subscription freeing up beats a pay-per-token key's warm prompt cache."""
         if session is None or not self.provider.affinity:
@@ -187,25 +188,25 @@ class Pool:
         label = self.sessions.get((session, model))
         return next((s for s in usable if s.label == label), None)
 
-    def choose(self, usable: list[Slot]) -> Slot:
+    def choose(self, usable: list[Member]) -> Member:
         if self.provider.strategy == "fill-first":
             return usable[0]
         # nginx's smooth weighted round-robin over every credential, skipping the unusable:
         # weights 3:1 give a a b a; equal weights give plain turns that step over a cooling
         # credential without disturbing the others' order. Within one cycle (the sum of
         # the weights) every credential comes up, so the loop always finds one.
-        total = sum(s.credential.weight for s in self.slots)
+        total = sum(s.credential.weight for s in self.members)
         for _ in range(total):
-            for slot in self.slots:
-                slot.current += slot.credential.weight
-            chosen = max(self.slots, key=lambda s: s.current)  # ties: the one listed first
+            for member in self.members:
+                member.current += member.credential.weight
+            chosen = max(self.members, key=lambda s: s.current)  # ties: the one listed first
             chosen.current -= total
             if chosen in usable:
                 return chosen
         raise AssertionError("smooth weighted round-robin skipped a usable credential for a whole cycle")
 
     def refusal(self, model: str, exclude: Collection[str], now: float) -> Refusal:
-        blocked = tuple(_blocked(slot, model, exclude, now) for slot in self.slots)
+        blocked = tuple(_blocked(member, model, exclude, now) for member in self.members)
         states = {b.state for b in blocked}
         name = self.provider.name
         if "busy" in states:
@@ -215,18 +216,18 @@ class Pool:
         return Unhealthy(name, model, blocked, now)
 
 
-def _blocked(slot: Slot, model: str, exclude: Collection[str], now: float) -> Blocked:
-    cooldown = slot.blocker(model, now)
+def _blocked(member: Member, model: str, exclude: Collection[str], now: float) -> Blocked:
+    cooldown = member.blocker(model, now)
     if cooldown is not None and cooldown.firm:
         state = cast(BlockedState, POLICIES[cooldown.kind].state)  # only "healthy" kinds never cool
-        return Blocked(slot.label, state, cooldown.until, cooldown.reason, slot.last_status)
-    if slot.busy():
-        reason = f"{slot.in_flight} of {slot.credential.max_concurrent} requests in flight"
-        return Blocked(slot.label, "busy", None, reason, slot.last_status)
-    if slot.label in exclude:
-        return Blocked(slot.label, "tried", None, "already tried for this request", slot.last_status)
+        return Blocked(member.label, state, cooldown.until, cooldown.reason, member.last_status)
+    if member.busy():
+        reason = f"{member.in_flight} of {member.credential.max_concurrent} requests in flight"
+        return Blocked(member.label, "busy", None, reason, member.last_status)
+    if member.label in exclude:
+        return Blocked(member.label, "tried", None, "already tried for this request", member.last_status)
     # Only soft cooldowns, which Pool.least_unhealthy sends anyway: not a reason to refuse.
-    return Blocked(slot.label, "unhealthy", None, cooldown.reason if cooldown else "", slot.last_status)
+    return Blocked(member.label, "unhealthy", None, cooldown.reason if cooldown else "", member.last_status)
 
 
 _SESSION_IN_USER_ID = re.compile(r"_session_([0-9A-Za-z-]+)$")
@@ -266,7 +267,7 @@ class Pools:
         self.reload(config)
 
     def reload(self, config: Config) -> None:
-        old = {(name, s.label): s for name, pool in self.pools.items() for s in pool.slots}
+        old = {(name, s.label): s for name, pool in self.pools.items() for s in pool.members}
         pools = {}
         self.unpooled = {}
         for provider in config.providers.values():
@@ -274,19 +275,19 @@ class Pools:
                 self.unpooled[provider.name] = "none" if provider.keyless else "passthrough"
                 continue
             previous = self.pools.get(provider.name)
-            if previous and [(s.label, s.credential.weight) for s in previous.slots] != [
+            if previous and [(s.label, s.credential.weight) for s in previous.members] != [
                 (c.label, c.weight) for c in provider.credentials
             ]:
-                for slot in previous.slots:
-                    slot.current = 0  # round-robin's cycle holds only for an unchanged set
-            slots = []
+                for member in previous.members:
+                    member.current = 0  # round-robin's cycle holds only for an unchanged set
+            members = []
             for credential in provider.credentials:
-                slot = old.get((provider.name, credential.label)) or Slot(credential)
-                slot.adopt(credential)
-                slots.append(slot)
-            pool = Pool(provider, slots, lambda name: self.on_release(name), previous.breaker if previous else None)
+                member = old.get((provider.name, credential.label)) or Member(credential)
+                member.adopt(credential)
+                members.append(member)
+            pool = Pool(provider, members, lambda name: self.on_release(name), previous.breaker if previous else None)
             if previous is not None:
-                labels = {s.label for s in slots}
+                labels = {s.label for s in members}
                 pool.sessions.update((k, v) for k, v in previous.sessions.items() if v in labels)
 
             pools[provider.name] = pool
@@ -324,16 +325,16 @@ class Pools:
         lease.recorded = True
         lease.release()
         now = self.now()
-        slot = lease.slot
+        member = lease.member
         kind = classify(outcome, body)
         policy = POLICIES[kind]
-        slot.last_status = outcome
+        member.last_status = outcome
         if kind != "cancelled":
-            slot.requests += 1
-            slot.errors += kind != "success"
+            member.requests += 1
+            member.errors += kind != "success"
         if usage is not None:
-            slot.input_tokens += usage.input_tokens
-            slot.output_tokens += usage.output_tokens
+            member.input_tokens += usage.input_tokens
+            member.output_tokens += usage.output_tokens
         if kind in ("success", "transient", "unreachable"):
             pool = self.pools.get(lease.provider, lease.pool)
             pool.breaker.record(kind != "success", lease.started, now)
@@ -342,18 +343,18 @@ class Pools:
             # A success is evidence about the moment the request was sent: it lifts a block
             # set before then, and a soft cooldown whenever it was set (requests that were
             # in flight when a 503 came prove the host well again).
-            for key in [k for k, c in slot.cooldowns.items()
+            for key in [k for k, c in member.cooldowns.items()
                         if k in (None, lease.model) and (c.since < lease.started or not c.firm)]:
-                del slot.cooldowns[key]
-        elif policy.base > 0 and lease.credential.identity == slot.credential.identity:  # else: a key since replaced
+                del member.cooldowns[key]
+        elif policy.base > 0 and lease.credential.identity == member.credential.identity:  # else: a key since replaced
             headers = headers or {}
             provider = self.pools.get(lease.provider, lease.pool).provider  # as reloaded since the pick
             per_model = policy.per_model and provider.cooldown_scope == "model"
             key = lease.model if per_model and not subscription_exhausted(headers) else None
             hint = upstream_delay(headers, body, now) if policy.upstream_hint else None
-            previous = slot.cooldowns.get(key)
+            previous = member.cooldowns.get(key)
             cooldown = next_cooldown(previous, kind, outcome, hint, now, key, lease.started)
-            slot.cooldowns[key] = cooldown
+            member.cooldowns[key] = cooldown
             if policy.needs_attention and cooldown is not previous:
                 logger.error(
                     "credential %s of provider %s: %s; not used until %s (in %s). Check the key: a new key "
@@ -365,11 +366,11 @@ class Pools:
     def reset(self, provider: str, label: str) -> None:
         """Clear a credential's cooldowns and backoff (the upstream recovered early, or
         the key was fixed)."""
-        slot = next((s for s in self.pool(provider).slots if s.label == label), None)
-        if slot is None:
-            labels = ", ".join(s.label for s in self.pool(provider).slots)
+        member = next((s for s in self.pool(provider).members if s.label == label), None)
+        if member is None:
+            labels = ", ".join(s.label for s in self.pool(provider).members)
             raise LookupError(f"provider '{provider}' has no credential '{label}'; credentials: {labels}")
-        slot.cooldowns.clear()
+        member.cooldowns.clear()
 
     def save(self, path: Path) -> None:
         """Store cooldowns (real expiry times) and counters; see `pool_state.state_path`.
@@ -380,11 +381,11 @@ class Pools:
         """What `save` writes, for a caller that writes it elsewhere (off the event loop)."""
         entries = [
             pool_state.Stored(
-                name, slot.label, fingerprint(slot.credential.identity), slot.requests, slot.errors,
-                slot.input_tokens, slot.output_tokens, slot.last_status, tuple(slot.cooldowns.values()),
+                name, member.label, fingerprint(member.credential.identity), member.requests, member.errors,
+                member.input_tokens, member.output_tokens, member.last_status, tuple(member.cooldowns.values()),
             )
             for name, pool in self.pools.items()
-            for slot in pool.slots
+            for member in pool.members
         ]
         return pool_state.dump(entries, self.now())
 
@@ -393,18 +394,13 @@ class Pools:
         cooldowns and credentials no longer configured are dropped; a replaced key keeps
         its counters, not its cooldowns."""
         now = self.now()
-        slots = {(name, s.label): s for name, pool in self.pools.items() for s in pool.slots}
+        members = {(name, s.label): s for name, pool in self.pools.items() for s in pool.members}
         for entry in entries:
-            slot = slots.get((entry.provider, entry.label))
-            if slot is None:
+            member = members.get((entry.provider, entry.label))
+            if member is None:
                 continue
-            slot.requests, slot.errors = entry.requests, entry.errors
-            slot.input_tokens, slot.output_tokens = entry.input_tokens, entry.output_tokens
-            slot.last_status = entry.last_status
-            if entry.fingerprint == fingerprint(slot.credential.identity):
-                slot.cooldowns = {c.model: c for c in entry.cooldowns if c.active(now)}
-
-    def snapshot(self) -> dict[str, Any]:
-        """Every credential's state for `modelmux status` and the JSON endpoint
-        (pool_snapshot.py)."""
-        return pool_snapshot.snapshot(self.pools, self.unpooled, self.now())
+            member.requests, member.errors = entry.requests, entry.errors
+            member.input_tokens, member.output_tokens = entry.input_tokens, entry.output_tokens
+            member.last_status = entry.last_status
+            if entry.fingerprint == fingerprint(member.credential.identity):
+                member.cooldowns = {c.model: c for c in entry.cooldowns if c.active(now)}

@@ -17,13 +17,14 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from modelmux import effort, gemini, model_lists
+from modelmux import effort, model_lists
 from modelmux.config import Config, Credential, ModelFacts, ModelPattern, Provider, Route
-from modelmux.credentials import scrub
 from modelmux.errors import gist
 from modelmux.exchange import prepare, upstream_json
 from modelmux.oauth.refresher import Refresher
+from modelmux.protocols import PROTOCOLS
 from modelmux.routing import Decision
+from modelmux.secrets import scrub
 
 PATH = "/v1/messages"
 CLIENT_HEADERS = {"anthropic-version": "2023-06-01", "content-type": "application/json"}
@@ -257,8 +258,9 @@ def upstream_words(provider: Provider, status: int, text: str) -> tuple[int, str
     its HTTP status (an invalid key is a 400 there); read as exchange.upstream_failure reads it."""
     if status < 300:  # a model list is no error message
         return status, ""
-    if provider.protocol == "gemini" and status >= 400:
-        error = gemini.error_of(status, scrub(text, provider.secrets))
+    read_error = PROTOCOLS[provider.protocol].read_error
+    if read_error is not None and status >= 400:
+        error = read_error(status, scrub(text, provider.secrets))
         return error.status, error.message
     return status, scrub(gist(text), provider.secrets) if text else ""
 

@@ -124,7 +124,7 @@ def _health(host: str, port: int, headers: dict[str, str], timeout: float) -> di
 
 
 def credentials(host: str, port: int, key: str | None, timeout: float = HEALTH_TIMEOUT) -> dict[str, Any]:
-    """The gateway's credential pools (`Pools.snapshot()`): keys only redacted."""
+    """The gateway's credential pools (`pool_snapshot.snapshot`): keys only redacted."""
     return _call(host, port, "GET", CREDENTIALS_PATH, key, None, timeout)
 
 

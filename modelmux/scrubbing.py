@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from modelmux.config import Credential
-from modelmux.credentials import SCRUB_MIN_LENGTH, scrub
 from modelmux.headers import CREDENTIAL_HEADERS
+from modelmux.secrets import SCRUB_MIN_LENGTH, scrub
 
 REDACTED = "REDACTED"
 # Headers whose whole value is a credential, whatever its shape.

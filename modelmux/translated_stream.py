@@ -18,10 +18,10 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
-from modelmux.config import Credential
-from modelmux.credentials import scrub
+from modelmux.config_types import Credential
 from modelmux.errors import GatewayError, broken_answer
 from modelmux.overflow import restated
+from modelmux.secrets import scrub
 from modelmux.sse import EventSplitter
 from modelmux.stream_writer import StreamWriter
 

@@ -3,6 +3,7 @@ one real probe at a time; and how pools feed it."""
 
 from pooling import Clock, fail, labels, load, pools_of, provider
 
+from modelmux import pool_snapshot
 from modelmux.breakers import MIN_VOLUME, OPEN_CAP, WINDOW, Breaker
 from modelmux.cooldowns import iso
 from modelmux.pools import Lease
@@ -107,7 +108,7 @@ def test_pools_feed_it_host_errors_and_successes_only():
         fail(pools, "zai", "a", outcome)
         pools.reset("zai", "a")
     assert not pools.admits("zai")
-    assert pools.snapshot()["providers"]["zai"]["breaker"] == {
+    assert pool_snapshot.snapshot(pools)["providers"]["zai"]["breaker"] == {
         "state": "open", "until": iso(clock() + 10), "reason": "8 of the last 10 answers were upstream errors"}
     assert pools.admits("no-such-provider")  # no pool, no breaker: always its turn
 

@@ -6,6 +6,7 @@ from email.utils import formatdate
 import pytest
 from pooling import fail, labels, pools_of, provider
 
+from modelmux import pool_snapshot
 from modelmux.cooldowns import POLICIES, classify, delay, iso, next_cooldown, span, subscription_exhausted, upstream_delay
 from modelmux.pools import AllBusy, AllCooling, Lease, Unhealthy
 
@@ -193,7 +194,7 @@ def test_requests_in_flight_that_succeed_after_a_block_leave_it_and_clear_a_soft
         for lease in leases[1:]:
             clock.advance(0.01)
             pools.record(lease, 200)
-        blocked = [s.label for s in pools.pools["p"].slots if s.cooldowns]
+        blocked = [s.label for s in pools.pools["p"].members if s.cooldowns]
         assert blocked == (["a"] if firm else []), (outcome, headers)
         assert labels(pools, "p", 3) == (["b", "c", "b"] if firm else ["a", "b", "c"]), (outcome, headers)
 
@@ -216,7 +217,7 @@ def test_no_host_error_or_guessed_backoff_refuses_a_request(outcome, headers):
         lease.release()
     pools.record(pools.pick("zai", "glm-4.6"), outcome, headers=headers)  # c again: now a ends first
     assert labels(pools, "zai", 1, model="glm-4.6") == ["a"]
-    states = [c["state"] for c in pools.snapshot()["providers"]["zai"]["credentials"]]
+    states = [c["state"] for c in pool_snapshot.snapshot(pools)["providers"]["zai"]["credentials"]]
     assert states == ["healthy", "cooling" if outcome == 429 else "unhealthy", "cooling" if outcome == 429 else "unhealthy"]
 
 

@@ -26,7 +26,7 @@ STATUSES = [200, 400]
 # The hop's own headers; the relay's client (httpx) adds `accept: */*` when none is given.
 FRAMING = {"host", "content-length", "transfer-encoding", "connection", "accept-encoding", "accept"}
 # What a third party may get, by target: the framing, modelmux's user agent and the
-# credential (headers.FORWARDED); the vendor also the Anthropic headers the body needs.
+# credential (Protocol.forwarded); the vendor also the Anthropic headers the body needs.
 CREDENTIAL = {"chat": "authorization", "resp": "authorization", "gem": "x-goog-api-key", "vend": "x-api-key"}
 VENDOR = {"content-type", "accept", "anthropic-version", "anthropic-beta"}
 

@@ -12,6 +12,7 @@ import yaml
 from modelmux import config, effort, exchange, routing
 from modelmux.config import ConfigError
 from modelmux.errors import GatewayError
+from modelmux.protocols import PROTOCOLS
 
 PATH = Path("/etc/modelmux/routes.yaml")
 PROVIDERS = """
@@ -97,7 +98,7 @@ def test_parse_names_what_it_accepts():
                                              "settings included; remove the suffix (Claude Code sets thinking itself)"),
 ])  # fmt: skip
 def test_what_each_provider_takes(protocol, model, wanted, problem):
-    assert effort.problem(protocol, model, wanted) == problem
+    assert PROTOCOLS[protocol].effort_problem(model, wanted) == problem
 
 
 def test_the_bundled_efforts_load():

@@ -7,6 +7,7 @@ import hashlib
 
 import pytest
 
+from modelmux.anthropic_side import CONTINUED, IMAGE_BELOW, NO_RESULT
 from modelmux.config import Shape
 from modelmux.errors import GatewayError
 from modelmux.gemini import (
@@ -16,11 +17,9 @@ from modelmux.gemini import (
     path,
     restore_map,
     to_gemini,
-    without_gemini_thinking,
 )
 from modelmux.gemini.request import NO_CONTENT
-from modelmux.gemini.signatures import DUMMY
-from modelmux.openai_chat.request import CONTINUED, IMAGE_BELOW, NO_RESULT
+from modelmux.thought_signatures import DUMMY, without_gemini_thinking
 
 LONG_TOOL = "mcp__plugin_superpowers_superpowers-chrome__use_browser_with_a_really_long_name"
 SHORT_TOOL = LONG_TOOL[:55] + "_" + hashlib.sha256(LONG_TOOL.encode()).hexdigest()[:8]

@@ -212,6 +212,19 @@ def test_object_variants_merge_into_one_object():
     }  # fmt: skip
 
 
+@pytest.mark.parametrize("required", [[[]], [{}], 5, "a", [["a"], "a", "a"]])
+def test_a_required_that_is_no_list_of_names_requires_only_its_names(required):
+    """A client's tool may send anything as `required` (hypothesis found `[[]]`, which
+    made the request raise instead of being sent)."""
+    names = ["a"] if isinstance(required, list) and "a" in required else []
+    properties = {"a": {"type": "string"}}
+    for schema in ({"type": "object", "properties": properties, "required": required},
+                   {"allOf": [{"type": "object", "properties": properties, "required": required}]}):
+        assert clean(schema).get("required", []) == names
+    variants = {"anyOf": [{"type": "object", "properties": properties, "required": required}] * 2}
+    assert clean(variants).get("required", []) == names
+
+
 def test_constraint_only_variants_become_words():
     schema = {"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "string"}},
               "oneOf": [{"required": ["a"]}, {"required": ["b"]}]}  # fmt: skip

@@ -115,7 +115,7 @@ def test_a_whole_answer_carries_the_signature_before_its_call():
 
 
 def test_native_gemini_carriers_go_back_as_extra_content_on_their_calls_only():
-    """History Gemini's native API signed (gemini/signatures.py) keeps each signature on
+    """History Gemini's native API signed (thought_signatures.py) keeps each signature on
     its own part: one for a text part is not a call's."""
     blocks = [
         {"type": "thinking", "thinking": "", "signature": f"gemini-next:{SIG_B}"},

@@ -11,7 +11,7 @@ import pytest
 from mitmproxy.test import taddons
 from pooling import Clock, fail, labels, ladder, load, pools_of, provider
 
-from modelmux import pool_state
+from modelmux import pool_snapshot, pool_state
 from modelmux.addons.credentials import Credentials
 from modelmux.addons.dashboard import Dashboard
 from modelmux.addons.settings import Settings
@@ -29,7 +29,7 @@ def test_snapshot_of_a_small_pool():
     held = pools.pick("zai", "m")
     clock.advance(5)
     assert held.credential.label == "spare"
-    assert pools.snapshot() == {
+    assert pool_snapshot.snapshot(pools) == {
         "at": "2025-06-15T15:06:45Z",
         "providers": {
             "zai": {
@@ -58,7 +58,7 @@ def test_snapshot_of_a_small_pool():
         },
         "without_credentials": {},
     }
-    text = json.dumps(pools.snapshot())
+    text = json.dumps(pool_snapshot.snapshot(pools))
     assert "key-zai-main-secret" not in text and "key-zai-spare-secret" not in text
 
 
@@ -68,11 +68,11 @@ def test_providers_without_credentials_have_no_pool():
                         "  claude: {protocol: anthropic, base_url: 'https://a', auth: passthrough}\n"
                         "  ollama: {protocol: openai-chat, base_url: 'http://127.0.0.1:11434/v1', auth: none}\n")
     assert list(pools.pools) == ["zai"]
-    assert pools.snapshot()["without_credentials"] == {"claude": "passthrough", "ollama": "none"}
+    assert pool_snapshot.snapshot(pools)["without_credentials"] == {"claude": "passthrough", "ollama": "none"}
     with pytest.raises(LookupError, match=r"provider 'ollama' has no credential pool \(pools: zai\)"):
         pools.pick("ollama", "qwen3")
     pools.reload(load("providers:\n" + provider("ollama", "main")))  # now with a key of its own
-    assert (list(pools.pools), pools.snapshot()["without_credentials"]) == (["ollama"], {})
+    assert (list(pools.pools), pool_snapshot.snapshot(pools)["without_credentials"]) == (["ollama"], {})
 
 
 def test_reset():
@@ -90,7 +90,7 @@ def states(pools: Pools, name: str) -> list[tuple]:
     return [
         (c["label"], c["state"], [x["until"] for x in c["cooldowns"]], c["requests"], c["errors"],
          c["input_tokens"], c["output_tokens"], c["last_status"])
-        for c in pools.snapshot()["providers"][name]["credentials"]
+        for c in pool_snapshot.snapshot(pools)["providers"][name]["credentials"]
     ]
 
 
@@ -118,8 +118,8 @@ def test_state_survives_a_restart_with_real_expiries(tmp_path):
         ("b", "healthy", [], 1, 1, 0, 0, 503),
         ("c", "healthy", [], 0, 0, 0, 0, None),
     ]
-    assert restarted.pools["zai"].slots[0].cooldowns == pools.pools["zai"].slots[0].cooldowns
-    assert restarted.pools["zai"].slots[1].cooldowns == {}  # expired: dropped, backoff and all
+    assert restarted.pools["zai"].members[0].cooldowns == pools.pools["zai"].members[0].cooldowns
+    assert restarted.pools["zai"].members[1].cooldowns == {}  # expired: dropped, backoff and all
     assert states(restarted, "kimi") == [("k", "healthy", [], 1, 0, 7, 3, 200)]
     clock.advance(18000 - 60)
     assert labels(restarted, "zai", 3) == ["a", "b", "c"]  # not kept a second past the real expiry
@@ -307,7 +307,7 @@ def test_a_replaced_key_starts_clean_even_with_old_leases_in_flight(caplog):
     lease = pools.pick("zai", "m")
     assert isinstance(lease, Lease) and lease.credential.key == "key-zai-a-rotated"
     assert states(pools, "zai") == [("a", "healthy", [], 2, 2, 0, 0, 401)]
-    assert pools.snapshot()["providers"]["zai"]["credentials"][0]["in_flight"] == 1
+    assert pool_snapshot.snapshot(pools)["providers"]["zai"]["credentials"][0]["in_flight"] == 1
 
 
 # -- as the Credentials addon writes it --------------------------------------------------

@@ -6,6 +6,7 @@ import random
 import pytest
 from pooling import T0, Clock, fail, labels, ladder, load, pools_of, provider
 
+from modelmux import pool_snapshot
 from modelmux.pools import AllBusy, AllCooling, Lease, Pools, Unhealthy, Usage, session_of
 
 # Isolation
@@ -31,7 +32,7 @@ def test_isolation_under_mixed_load_and_faults():
         picked = pools.pick(name, rng.choice(["m1", "m2"]), rng.choice([None, "s1", "s2"]), rng.choice([(), ("main",)]))
         if isinstance(picked, Lease):
             assert picked.provider == name and picked.credential.key in own[name]
-            assert picked.slot in pools.pools[name].slots
+            assert picked.member in pools.pools[name].members
             seen[name] += 1
             open_leases.append(picked)
         else:
@@ -42,7 +43,7 @@ def test_isolation_under_mixed_load_and_faults():
             pools.record(lease, rng.choice(outcomes), headers={"retry-after": str(rng.randint(1, 60))})
         clock.advance(rng.random() * 3)
     assert seen["zai"] > 500 and seen["kimi"] > 500
-    assert json.dumps(pools.snapshot()).count("key-") == 0
+    assert json.dumps(pool_snapshot.snapshot(pools)).count("key-") == 0
 
 
 def test_same_label_in_two_providers_is_two_credentials():
@@ -171,7 +172,7 @@ def test_max_concurrent_skips_busy_and_refuses_when_all_are():
         pass
     leases[1].release()  # idempotent
     assert released == ["p"]
-    assert pools.snapshot()["providers"]["p"]["credentials"][1]["in_flight"] == 1
+    assert pool_snapshot.snapshot(pools)["providers"]["p"]["credentials"][1]["in_flight"] == 1
     again = pools.pick("p", "m")
     assert isinstance(again, Lease) and again.credential.label == "b"
 
@@ -201,7 +202,7 @@ def test_each_outcome_class(caplog):
     verdict = fail(pools, "p", "f", "cancelled")
     assert (verdict.kind, verdict.try_another, verdict.cooldown) == ("cancelled", False, None)
     assert labels(pools, "p", 2) == ["e", "f"]  # a bad request or a client leaving cools nothing
-    states = {c["label"]: (c["state"], c["requests"], c["errors"]) for c in pools.snapshot()["providers"]["p"]["credentials"]}
+    states = {c["label"]: (c["state"], c["requests"], c["errors"]) for c in pool_snapshot.snapshot(pools)["providers"]["p"]["credentials"]}
     assert states == {
         "a": ("cooling", 1, 1), "b": ("needs attention", 1, 1), "c": ("unhealthy", 1, 1),
         "d": ("unhealthy", 1, 1), "e": ("healthy", 2, 1), "f": ("healthy", 1, 0),
@@ -271,7 +272,7 @@ def test_model_scope():
     fail(pools, "p", "a", 429, "haiku", headers=unified)  # the subscription is out, for every model
     refused = pools.pick("p", "sonnet")
     assert isinstance(refused, Unhealthy) and refused.earliest == T0 + 300
-    snapshot = pools.snapshot()["providers"]["p"]["credentials"][0]["cooldowns"]
+    snapshot = pool_snapshot.snapshot(pools)["providers"]["p"]["credentials"][0]["cooldowns"]
     assert [(c["model"], c["until"]) for c in snapshot] == [(None, "2025-06-15T15:11:40Z"), ("opus", "2025-06-15T15:07:40Z")]
 
 
@@ -293,7 +294,7 @@ def test_recording_twice_is_a_bug():
     pools.record(lease, 200, usage=Usage(10, 2))
     with pytest.raises(RuntimeError, match=r"Lease\(p/a, m\) was already recorded"):
         pools.record(lease, 200, usage=Usage(10, 2))
-    assert pools.snapshot()["providers"]["p"]["credentials"][0]["input_tokens"] == 10
+    assert pool_snapshot.snapshot(pools)["providers"]["p"]["credentials"][0]["input_tokens"] == 10
 
 
 # Refusals

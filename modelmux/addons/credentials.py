@@ -146,7 +146,7 @@ class Credentials:
         """How many credentials `provider` has in its pool (0: passthrough, or auth: none)."""
         assert self.pools
         pool = self.pools.pools.get(provider)
-        return len(pool.slots) if pool else 0
+        return len(pool.members) if pool else 0
 
     async def lease(
         self, provider: str, model: str, session: str | None, exclude: frozenset[str] = frozenset()
@@ -249,8 +249,8 @@ class Credentials:
             if label:
                 self.pools.reset(name, label)  # LookupError names the known labels
                 continue
-            for slot in pool.slots:
-                self.pools.reset(name, slot.label)
+            for member in pool.members:
+                self.pools.reset(name, member.label)
             pool.rewind()  # the whole pool starts afresh: turns from its first credential
         logger.info("credential cooldowns reset: %s/%s", provider, label or "*")
         self.save()

@@ -20,7 +20,7 @@ from modelmux.addons import vault
 from modelmux.addons.settings import Settings
 from modelmux.addons.streams import Piped
 from modelmux.config import Config, Credential
-from modelmux.credentials import StreamScrubber, client_credentials, configured, scrub, scrub_bytes
+from modelmux.secrets import StreamScrubber, client_credentials, configured, scrub, scrub_bytes
 
 
 class Echoes:

@@ -17,6 +17,7 @@ import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import httpx
@@ -29,7 +30,7 @@ from modelmux.addons.internals import flows_kept
 from modelmux.addons.pump import Pump, answer_record, passed_headers
 from modelmux.config import Credential
 from modelmux.cooldowns import RETRY_HEADERS, Outcome, classify, names_a_wait, retry_after
-from modelmux.credentials import client_credentials, label_of, scrub, shown_headers
+from modelmux.secrets import client_credentials, label_of, scrub, shown_headers
 from modelmux.errors import GatewayError, upstream_error
 from modelmux.headers import client_credential
 from modelmux.meter import tokens_of_json
@@ -235,7 +236,11 @@ class Failover:
             if response.status_code >= 400:
                 return await self._error_status(candidate, lease, trail, response, plan)
             if response.headers.get("content-type", "").startswith("text/event-stream"):
-                return await Pump(self, plan, candidate, lease, outgoing, response, out, trail).run()
+                secrets = plan.secrets(candidate)
+                return await Pump(candidate, lease, outgoing, response, out, trail, secrets,
+                                  plan.flow.metadata["modelmux"], self.credentials,
+                                  partial(self._failed, candidate, lease, trail),
+                                  partial(self.answer_whole, lease, response, out, trail, secrets=secrets)).run()
             return await self._whole(candidate, lease, outgoing, response, out, trail, plan.secrets(candidate))
         except TimeoutError:
             message = f"did not answer within {provider.response_timeout:g} s (response_timeout)"

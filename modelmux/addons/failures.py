@@ -32,10 +32,10 @@ from modelmux.addons.internals import CLIENT_GONE, ErrorPages, cancel_upstream, 
 from modelmux.addons.settings import Settings
 from modelmux.config import Credential
 from modelmux.cooldowns import TransportFailure, names_a_wait, upstream_delay
-from modelmux.credentials import client_credentials, scrub
 from modelmux.errors import error_body, upstream_error
 from modelmux.exchange import upstream_failure
 from modelmux.headers import client_credential
+from modelmux.secrets import client_credentials, scrub
 
 logger = logging.getLogger(__name__)
 

@@ -19,6 +19,7 @@ from modelmux.addons.inbound import presents
 from modelmux.addons.settings import Settings
 from modelmux.addons.usage import Usage
 from modelmux.errors import GatewayError
+from modelmux.pool_snapshot import snapshot
 
 MODELS_PREFIX = "/v1/models/"
 CREDENTIALS_PATH = "/modelmux/credentials"
@@ -76,7 +77,7 @@ class LocalAPI:
             self.list_models(flow)
         elif path == CREDENTIALS_PATH:
             assert self.credentials.pools
-            answer_json(flow, 200, self.credentials.pools.snapshot())
+            answer_json(flow, 200, snapshot(self.credentials.pools))
         elif path == USAGE_PATH:
             self.usage_report(flow)
         elif path.startswith(MODELS_PREFIX):
@@ -157,7 +158,7 @@ class LocalAPI:
         except LookupError as e:
             return answer_error(flow, GatewayError(404, str(e.args[0])))
         assert self.credentials.pools
-        answer_json(flow, 200, self.credentials.pools.snapshot())
+        answer_json(flow, 200, snapshot(self.credentials.pools))
 
 
 def doubled_v1(flow: http.HTTPFlow, path: str) -> GatewayError:

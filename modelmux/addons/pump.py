@@ -10,26 +10,24 @@ import json
 import logging
 import re
 import time
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import httpx
 from mitmproxy import ctx
 
 from modelmux import exchange
+from modelmux.addons.credentials import Credentials
 from modelmux.assembly import Assembly
 from modelmux.config import Credential
-from modelmux.credentials import scrub, scrub_bytes
 from modelmux.errors import ERROR_TYPES, GatewayError
 from modelmux.exchange import FRAMING
 from modelmux.messages import PING, error_event
 from modelmux.meter import Meter
+from modelmux.outcomes import Failure
 from modelmux.pools import Lease
 from modelmux.routing import Decision
-
-if TYPE_CHECKING:
-    from modelmux.addons.failover import Failover, Plan
-    from modelmux.outcomes import Failure
+from modelmux.secrets import scrub, scrub_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +38,11 @@ _ERROR_TYPE = re.compile(rb'"type"\s*:\s*"([a-z_]+_error)"')
 # Anthropic's table read backwards; overloaded_error is Anthropic's own 529.
 _ERROR_STATUS = {error_type: status for status, error_type in ERROR_TYPES.items()}
 _SKIP_RESPONSE_HEADERS = FRAMING | {"content-encoding", "content-type"}
+# How a Pump tells the attempt that started it (the Failover's, which keeps its lease
+# and trail) what became of it: the attempt failed (outcome, text, headers=None,
+# reason=None), or its whole answer was given (body, content type, the upstream's bytes).
+Failed = Callable[..., Failure]
+Answered = Callable[[bytes, str, bytes], None]
 
 
 class Pump:
@@ -47,10 +50,14 @@ class Pump:
     before it can still be retried), then passed on as it comes, with pings while
     the upstream is silent and `event: error` if it breaks off."""
 
-    def __init__(self, failover: Failover, plan: Plan, candidate: Decision, lease: Lease | None,
-                 outgoing: exchange.Outgoing, response: httpx.Response, out, trail: dict) -> None:
-        self.failover = failover
-        self.plan = plan
+    def __init__(self, candidate: Decision, lease: Lease | None, outgoing: exchange.Outgoing,
+                 response: httpx.Response, out, trail: dict, secrets: list[Credential], notes: dict,
+                 credentials: Credentials, failed: Failed, answered: Answered) -> None:
+        self.secrets = secrets  # kept out of the record (Plan.secrets)
+        self.notes = notes  # the flow's
+        self.credentials = credentials
+        self.failed = failed
+        self.answered = answered
         self.candidate = candidate
         self.lease = lease
         self.response = response
@@ -65,7 +72,6 @@ class Pump:
         self.committed = False
         self.meter = Meter()
         self.raw: list[bytes] | None = [] if "sent" in trail else None  # the upstream's bytes, for the record
-        self.secrets = plan.secrets(candidate)  # kept out of the record
         self.interval = ctx.options.modelmux_ping_interval
         self.last = time.monotonic()  # of the last bytes the client got, or of the first wait
         self.timer: asyncio.TimerHandle | None = None
@@ -100,15 +106,14 @@ class Pump:
             return self._answer_whole(self.assembly)
         if not self.committed:
             provider = self.candidate.provider.name
-            return self.failover._failed(self.candidate, self.lease, self.trail, "reset",
-                                         f"provider '{provider}' ended its stream before the first event")
+            return self.failed("reset", f"provider '{provider}' ended its stream before the first event")
         self.out.end()
         self.trail["outcome"] = self.response.status_code
         if self.raw is not None:
             self.trail["answer"] = answer_record(self.response, b"".join(self.raw), self.secrets)
         if self.lease is not None:
             usage = self.meter.tokens().for_pool()
-            self.failover.credentials.record(self.lease, self.response.status_code, usage=usage)
+            self.credentials.record(self.lease, self.response.status_code, usage=usage)
         return None
 
     def _take(self, pieces: list[bytes]) -> Failure | None:
@@ -131,14 +136,11 @@ class Pump:
         message = assembly.message
         provider = self.candidate.provider.name
         if message is None or not assembly.ended:
-            return self.failover._failed(self.candidate, self.lease, self.trail, "reset",
-                                         f"provider '{provider}' ended its stream before the answer was complete")
+            return self.failed("reset", f"provider '{provider}' ended its stream before the answer was complete")
         if assembly.error is not None:
-            return self.failover._failed(self.candidate, self.lease, self.trail, 502,
-                                         f"provider '{provider}' answered: {assembly.error['message']}")
+            return self.failed(502, f"provider '{provider}' answered: {assembly.error['message']}")
         body = json.dumps(message, ensure_ascii=False).encode()
-        self.failover.answer_whole(self.lease, self.response, self.out, self.trail, body, "application/json",
-                                   b"".join(self.raw or ()), self.secrets)
+        self.answered(body, "application/json", b"".join(self.raw or ()))
         return None
 
     def _commit(self) -> None:
@@ -168,7 +170,7 @@ class Pump:
             status, headers = error.status, error.headers
         else:
             headers = {}
-        return self.failover._failed(self.candidate, self.lease, self.trail, status, text, headers, reason="")
+        return self.failed(status, text, headers, reason="")
 
     def _broke(self, detail: str, written: bool = False) -> None:
         """The answer ended mid-stream: the upstream broke off, or (`written`) the
@@ -182,9 +184,9 @@ class Pump:
         self.trail["error"] = message
         if self.raw is not None:
             self.trail["answer"] = answer_record(self.response, b"".join(self.raw), self.secrets)
-        self.plan.flow.metadata["modelmux"]["error"] = message
+        self.notes["error"] = message
         if self.lease is not None:
-            self.failover.credentials.record(self.lease, "reset")
+            self.credentials.record(self.lease, "reset")
         logger.warning("%s", message)
 
     def _schedule(self) -> None:

@@ -21,11 +21,12 @@ from modelmux.addons.streams import as_stream
 from modelmux.addons.translator import translation_of
 from modelmux.addons.internals import flows_kept
 from modelmux.config import Credential, Provider
-from modelmux.credentials import label_of, redacted, scrub, shown_headers
+from modelmux.secrets import label_of, redacted, scrub, shown_headers
 from modelmux.errors import GatewayError
 from modelmux.headers import OWN_HEADER_PREFIX
 from modelmux.passthrough import ModelRestorer, restore_model_json
 from modelmux.pools import session_of
+from modelmux.protocols import PROTOCOLS
 from modelmux.refusals import Refusal
 from modelmux.tokens import estimate_input_tokens
 
@@ -86,7 +87,7 @@ class Router:
             "connect_timeout": provider.connect_timeout,
             "response_timeout": provider.response_timeout,
         }
-        if path == exchange.COUNT_TOKENS and provider.protocol != "anthropic":
+        if path == exchange.COUNT_TOKENS and PROTOCOLS[provider.protocol].translated:
             exchange.check_effort(decision)
             # Each translated protocol counts differently, if at all (Chat Completions has
             # no endpoint for it); the estimate answers at once, which Claude Code needs.

@@ -34,9 +34,9 @@ from mitmproxy import version
 
 from modelmux.addons.answers import answer_error
 from modelmux.addons.internals import VERIFIED, WireHeaders
-from modelmux.credentials import redacted_token
 from modelmux.errors import GatewayError
 from modelmux.headers import CREDENTIAL_HEADERS
+from modelmux.secrets import redacted_token
 
 logger = logging.getLogger(__name__)
 

@@ -25,10 +25,11 @@ from modelmux.capabilities import limits, readings, requests
 from modelmux.capabilities.findings import Facts, Finding, Report, excerpt, model_lines, provider_lines
 from modelmux.capabilities.readings import Reading
 from modelmux.config import Config, Shape, route_for
-from modelmux.credentials import scrub
 from modelmux.errors import GatewayError
 from modelmux.exchange import Outgoing, prepare, stream_transform, upstream_json, whole_answer
 from modelmux.oauth.refresher import Refresher
+from modelmux.protocols import PROTOCOLS
+from modelmux.secrets import scrub
 
 TIMEOUT = 30.0
 # Words with which an upstream refuses a field it does not take ("Unsupported parameter:
@@ -74,7 +75,7 @@ class DeepCheck:
         assert target.model is not None
         self.target, self.client, self.timeout = target, client, timeout
         self.provider, self.model = target.provider, target.model
-        self.protocol = self.provider.protocol
+        self.protocol = PROTOCOLS[self.provider.protocol]
         self.shape: Shape = self.provider.shape  # as learned so far: what later probes are sent with
         self.facts = Facts()
         self.report = blank(target)
@@ -115,14 +116,15 @@ class DeepCheck:
         ends the deep check (failed: the provider does not work as configured)."""
         outcome = await self._send(requests.plain())
         retried: set[str] = set()
-        while self.protocol == "openai-chat" and outcome.status == 400 and (fix := self._fix(outcome, retried)):
+        chat = requests.asks_chat_questions(self.provider)
+        while chat and outcome.status == 400 and (fix := self._fix(outcome, retried)):
             retried.add(fix)
             outcome = await self._send(requests.plain())
         if not outcome.ok:
             self.report.failed, self.report.note = True, self._failure(outcome)
             return None
         assert outcome.reading is not None
-        if self.protocol != "openai-chat":
+        if not chat:
             self._found("streamed usage", "yes" if outcome.reading.usage else "no", outcome.evidence(_usage(outcome)))
             return outcome
         await self._chat_usage(outcome)
@@ -228,12 +230,12 @@ class DeepCheck:
 
     def _reasoning_refused(self, outcome: Outcome) -> None:
         words = outcome.words.lower()
-        if self.protocol == "openai-responses" and "summar" in words:
+        if "reasoning_summary" in self.protocol.shaping and "summar" in words:
             self.facts.summary_refused = True  # the model may reason; its summaries are what is refused
             self._found("reasoning", "summaries refused", outcome.evidence())
             return
         self.facts.thinking = False
-        sent = {"openai-chat": "reasoning_effort", "openai-responses": "reasoning"}.get(self.protocol)
+        sent = self.protocol.effort_field
         self.facts.effort_refused = sent is not None and sent in words
         self._found("reasoning", f"{sent} refused" if self.facts.effort_refused else "refused", outcome.evidence())
 
@@ -260,7 +262,7 @@ class DeepCheck:
         """The next turn, with the calls' results; from a thinking Chat model, without its
         reasoning (the gateway's default): whether it wants it back."""
         assert answer.message is not None
-        wants = think and self.protocol == "openai-chat"
+        wants = think and "reasoning_history" in self.protocol.shaping
         outcome = await self._send(requests.results(body, answer.message), reasoning_history=False)
         name = "reasoning with tools" if wants else "tool results"
         if outcome.ok:
@@ -314,7 +316,7 @@ class DeepCheck:
         self._silent = 0
         if answer.status >= 300:
             return Outcome(*probe.upstream_words(provider, answer.status, answer.text))
-        reading = readings.read(self.protocol, answer.text)
+        reading = readings.read(self.protocol.name, answer.text)
         said = scrub(reading.error or reading.text, provider.secrets)
         return Outcome(answer.status, said, reading, client_message(outgoing, answer.text))
 

@@ -14,7 +14,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelmux.config import SHAPE_PROTOCOLS, TRANSLATED, Provider
+from modelmux.config_types import Provider
+from modelmux.protocols import PROTOCOLS
 
 # Claude Code asks for 32000 output tokens (configuration.md); a smaller limit is a 400.
 CLAUDE_CODE_OUTPUT = 32000
@@ -87,7 +88,7 @@ def provider_lines(provider: Provider, facts: Facts) -> list[str]:
     for key, known, now in (("images", facts.images, shape.images), ("documents", facts.documents, shape.documents)):
         if known is not None and known != now:
             found[key] = known
-    takes = [key for key in found if provider.protocol in SHAPE_PROTOCOLS.get(key, TRANSLATED)]
+    takes = [key for key in found if key in PROTOCOLS[provider.protocol].shaping]
     return [f"{key}: {scalar(found[key])}" for key in takes]
 
 

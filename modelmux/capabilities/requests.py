@@ -13,6 +13,7 @@ from typing import Any
 
 from modelmux import model_lists
 from modelmux.config import Credential, Provider
+from modelmux.protocols import PROTOCOLS
 
 Body = dict[str, Any]
 
@@ -45,7 +46,14 @@ def plan(provider: Provider, credential: Credential | None) -> list[str]:
     if provider.passthrough:
         return []
     listing = ["model list"] if model_lists.asks(credential) else []
-    return listing + (CHAT_STEPS if provider.protocol == "openai-chat" else STEPS)
+    return listing + (CHAT_STEPS if asks_chat_questions(provider) else STEPS)
+
+
+def asks_chat_questions(provider: Provider) -> bool:
+    """Whether the first request is asked Chat Completions' two more questions: which
+    max-tokens field the provider takes, and whether its usage needs stream_options. Its
+    providers are those that take a `max_tokens_field`."""
+    return "max_tokens_field" in PROTOCOLS[provider.protocol].shaping
 
 
 def plain(max_tokens: int = PLAIN_TOKENS) -> Body:

@@ -20,8 +20,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
+from modelmux.effort import gemini_version
 from modelmux.errors import GatewayError
-from modelmux.gemini.thinking import version
 
 # Anthropic's image types, and the others Gemini reads (its vision and URL docs).
 IMAGE_TYPES = {
@@ -45,7 +45,7 @@ def by_url(kind: str, url: Any, model: str, where: str) -> Part:
     if not _https(url):
         raise GatewayError(400, f"{where}: Gemini fetches only https URLs, not {url!r}; give an https URL "
                                 f"or send the {kind} as base64")
-    found = version(model)
+    found = gemini_version(model)
     if found is not None and found < (2, 5):
         raise GatewayError(400, f"{where}: {model} does not take files by URL (Google: the Gemini 2.0 "
                                 f"family is not supported); send the {kind} as base64")

@@ -13,20 +13,20 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelmux import toolnames
-from modelmux.config import Shape
-from modelmux.gemini import calls, files, schema, signatures
-from modelmux.effort import Effort
-from modelmux.gemini.thinking import thinking_config, uses_levels
-from modelmux.openai_chat.request import (
+from modelmux import thought_signatures, toolnames
+from modelmux.anthropic_side import (
     BILLING_LINE,
     CONTINUED,
     DOCUMENT_OMITTED,
     IMAGE_BELOW,
     IMAGE_OMITTED,
     NO_RESULT,
+    Context,
 )
-from modelmux.openai_chat.response import Context
+from modelmux.config_types import Shape
+from modelmux.effort import Effort
+from modelmux.gemini import calls, files, schema
+from modelmux.gemini.thinking import thinking_config, uses_levels
 
 ENDPOINT = "/models/{model}:generateContent"
 STREAM_ENDPOINT = "/models/{model}:streamGenerateContent?alt=sse"
@@ -160,7 +160,7 @@ class History:
         return self._paired(turns)
 
     def _model(self, blocks: list[dict[str, Any]]) -> Turn:
-        """Gemini's signatures go back on the parts they came with (signatures.py);
+        """Gemini's signatures go back on the parts they came with (thought_signatures.py);
         thinking signed by anyone else is dropped: Gemini cannot verify it."""
         turn = Turn("model")
         following: str | None = None  # a signature for the next part
@@ -168,13 +168,13 @@ class History:
             kind = block.get("type")
             part: Part | None = None
             if kind == "thinking":
-                carried = signatures.parse(block.get("signature"))
+                carried = thought_signatures.parse(block.get("signature"))
                 if carried is None:
                     continue
                 what, signature = carried
-                if what == signatures.THOUGHT:
+                if what == thought_signatures.THOUGHT:
                     turn.parts.append({"text": block.get("thinking") or "", "thought": True, "thoughtSignature": signature})
-                elif what == signatures.NEXT:
+                elif what == thought_signatures.NEXT:
                     following = signature
                 elif turn.parts and "thought" not in turn.parts[-1] and "thoughtSignature" not in turn.parts[-1]:
                     turn.parts[-1]["thoughtSignature"] = signature
@@ -298,7 +298,7 @@ def _stand_in_signatures(contents: list[dict[str, Any]]) -> None:
             continue
         call = next((p for p in content["parts"] if "functionCall" in p), None)
         if call is not None and "thoughtSignature" not in call:
-            call["thoughtSignature"] = signatures.DUMMY
+            call["thoughtSignature"] = thought_signatures.DUMMY
 
 
 # -- tools ------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 stream shares. Pure.
 
 Gemini answers in parts: thoughts (`thought: true`), text, function calls, any of
-them carrying a `thoughtSignature` (see signatures.py for how those travel). A
+them carrying a `thoughtSignature` (see thought_signatures.py for how those travel). A
 streamed text part arrives in pieces, one per chunk, and its signature may come on
 the last piece, even an empty one. `Blocks` turns parts into Anthropic content-block
 events, one block open at a time, so a whole answer and a stream give the same
@@ -15,12 +15,12 @@ import json
 import logging
 from typing import Any
 
-from modelmux import messages
+from modelmux import messages, thought_signatures
+from modelmux.anthropic_side import Context
 from modelmux.assembly import Assembly
 from modelmux.errors import GatewayError, broken_answer, untranslatable
-from modelmux.gemini import calls, signatures
+from modelmux.gemini import calls
 from modelmux.gemini.errors import error_from
-from modelmux.openai_chat.response import Context
 from modelmux.stream_writer import TEXT, THINKING, StreamWriter
 
 logger = logging.getLogger(__name__)
@@ -191,7 +191,7 @@ class Blocks:
         if signature:
             if not self._unsealed_thinking():
                 self._start(THINKING)
-            self._seal(signatures.THOUGHT, signature)
+            self._seal(thought_signatures.THOUGHT, signature)
 
     def _text(self, text: str, signature: str | None) -> None:
         continuing = self.writer.kind == TEXT
@@ -223,14 +223,14 @@ class Blocks:
         before it: the thoughts leading to it, or an empty one."""
         if not self._unsealed_thinking():
             self._start(THINKING)
-        self._seal(signatures.NEXT, signature)
+        self._seal(thought_signatures.NEXT, signature)
 
     def _unsealed_thinking(self) -> bool:
         """A thinking block is open that nothing has sealed: its signature is not sent."""
         return self.writer.kind == THINKING and not self.writer.signed
 
     def _seal(self, kind: str, signature: str) -> None:
-        self.writer.signature(signatures.carrier(kind, signature))
+        self.writer.signature(thought_signatures.carrier(kind, signature))
 
     def _start(self, kind: str) -> None:
         """A text or thinking block, after the open one."""
@@ -252,7 +252,7 @@ class Blocks:
             signature, self._previous = self._previous, None
             if not last:
                 self._start(THINKING)
-                self._seal(signatures.PREVIOUS, signature)
+                self._seal(thought_signatures.PREVIOUS, signature)
                 self._close()
 
 

@@ -175,7 +175,7 @@ class Cleaner:
                 if key == "properties" and isinstance(value, dict):
                     merged["properties"] = {**value, **(merged.get("properties") or {})}
                 elif key == "required" and isinstance(value, list):
-                    merged["required"] = list(dict.fromkeys([*(merged.get("required") or ()), *value]))
+                    merged["required"] = list(dict.fromkeys([*required_names(merged.get("required")), *required_names(value)]))
                 else:
                     merged.setdefault(key, value)
         return merged
@@ -267,7 +267,7 @@ class Cleaner:
         properties: dict[str, Any] = schema["properties"] if isinstance(schema.get("properties"), dict) else {}
         if properties:
             out["properties"] = {name: self.clean(p, depth + 1) for name, p in properties.items()}
-        required = [n for n in dict.fromkeys(schema.get("required") or ()) if isinstance(n, str) and n in properties]
+        required = [n for n in required_names(schema.get("required")) if n in properties]
         if required:
             out["required"] = required
         extra = schema.get("additionalProperties")
@@ -280,6 +280,13 @@ class Cleaner:
             notes.append(f"key names: {summary(self.peek(names))}")
         for pattern, value in (schema.get("patternProperties") or {}).items():
             notes.append(f"keys matching {pattern} map to {summary(self.peek(value))}")
+
+
+def required_names(names: Any) -> list[str]:
+    """A schema's `required`: its names, once each. JSON Schema wants a list of unique
+    names there; a client's tool may send anything (`[[]]`, a number), and what is not a
+    name requires nothing."""
+    return list(dict.fromkeys(n for n in names if isinstance(n, str))) if isinstance(names, list) else []
 
 
 def _merge_objects(rest: Schema, branches: list[Schema]) -> Schema:
@@ -295,8 +302,9 @@ def _merge_objects(rest: Schema, branches: list[Schema]) -> Schema:
             elif both[0] is not None and both[1] is not None:
                 properties[name] = {**old, "enum": list(dict.fromkeys([*both[0], *both[1]]))}
                 properties[name].pop("const", None)
-    common = set.intersection(*(set(b.get("required") or ()) for b in branches))
-    required = list(dict.fromkeys([*(rest.get("required") or ()), *(n for b in branches for n in b.get("required") or () if n in common)]))
+    common = set.intersection(*(set(required_names(b.get("required"))) for b in branches))
+    required = list(dict.fromkeys([*required_names(rest.get("required")),
+                                  *(n for b in branches for n in required_names(b.get("required")) if n in common)]))
     variants = " | ".join(_variant(b) for b in branches)
     described = rest.get("description") if isinstance(rest.get("description"), str) else None
     description = "; ".join(filter(None, [described, f"one of: {variants}"]))
@@ -305,7 +313,7 @@ def _merge_objects(rest: Schema, branches: list[Schema]) -> Schema:
 
 def _variant(branch: Schema) -> str:
     consts = [f"{n}={compact(p['const'])}" for n, p in (branch.get("properties") or {}).items() if isinstance(p, dict) and "const" in p]
-    required = [n for n in branch.get("required") or () if isinstance(n, str)]
+    required = required_names(branch.get("required"))
     return " ".join(filter(None, [", ".join(consts), f"requires {', '.join(required)}" if required else ""])) or "any"
 
 

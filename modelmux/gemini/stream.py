@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from modelmux.anthropic_side import Context
 from modelmux.errors import GatewayError
 from modelmux.gemini.errors import error_from
 from modelmux.gemini.response import (
@@ -24,7 +25,6 @@ from modelmux.gemini.response import (
     stop_reason,
     usage,
 )
-from modelmux.openai_chat.response import Context
 from modelmux.sse import parse_event
 from modelmux.translated_stream import TranslatedStream
 

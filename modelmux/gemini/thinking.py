@@ -23,11 +23,10 @@ budget, which every thinking Gemini accepts. Thoughts are asked for
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from modelmux.effort import Effort
-from modelmux.openai_chat.request import EFFORT_BUDGETS
+from modelmux.anthropic_side import EFFORT_BUDGETS
+from modelmux.effort import Effort, gemini_thinks, gemini_version
 
 LEVELS = ("minimal", "low", "medium", "high")
 LEVEL_OF_EFFORT = {"none": "minimal", "minimal": "minimal", "low": "low", "medium": "medium",
@@ -35,24 +34,11 @@ LEVEL_OF_EFFORT = {"none": "minimal", "minimal": "minimal", "low": "low", "mediu
 BUDGET_OF_EFFORT = {"none": 0, "minimal": 512, "low": 2048, "medium": 8192,
                     "high": 24576, "xhigh": 32768, "max": 32768}  # fmt: skip
 DYNAMIC = -1
-_VERSION = re.compile(r"gemini-(\d+)(?:\.(\d+))?")
-
-
-def version(model: str) -> tuple[int, int] | None:
-    found = _VERSION.search(model.lower())
-    return (int(found.group(1)), int(found.group(2) or 0)) if found else None
-
-
-def thinks(model: str) -> bool:
-    """Whether `model` takes a thinkingConfig at all: Gemini 1.x and 2.0 and the Gemma
-    models answer 400 to one."""
-    found = version(model)
-    return found >= (2, 5) if found is not None else "gemma" not in model.lower()
 
 
 def uses_levels(model: str) -> bool:
     """Whether `model` is a Gemini 3 or later (thinkingLevel, and strict signatures)."""
-    found = version(model)
+    found = gemini_version(model)
     return found is not None and found[0] >= 3
 
 
@@ -60,7 +46,7 @@ def thinking_config(body: dict[str, Any], model: str, effort: Effort | None = No
     """The thinkingConfig for `body` sent to `model`; `effort` overrides what the client
     asked. None: the client asked for no thinking, so the model's default applies."""
     wanted = effort if effort is not None else _client_effort(body)
-    if wanted is None or not thinks(model):
+    if wanted is None or not gemini_thinks(model):
         return None
     if uses_levels(model):
         return {"thinkingLevel": _level(model, wanted), "includeThoughts": wanted not in ("none", 0)}
@@ -83,7 +69,7 @@ def _client_effort(body: dict[str, Any]) -> Effort | None:
 def effort_problem(model: str, effort: Effort) -> str | None:
     """Why `model` cannot take a route's `effort` (see the module's facts); None when it
     can. Within a model's range, a named effort maps to the nearest setting."""
-    if not thinks(model):
+    if not gemini_thinks(model):
         return f"{model} does not think (Gemini 2.0 and earlier and Gemma take no thinkingConfig); remove the suffix"
     name = model.lower()
     if uses_levels(model):
@@ -136,7 +122,7 @@ def _accepted_levels(model: str) -> tuple[str, ...]:
     name = model.lower()
     if "flash" in name:
         return LEVELS
-    if version(model) == (3, 0) and "pro" in name:
+    if gemini_version(model) == (3, 0) and "pro" in name:
         return ("low", "high")
     return ("low", "medium", "high")
 

@@ -5,7 +5,7 @@ Gemini makes carries `extra_content: {"google": {"thought_signature": ...}}`, an
 assistant message replayed in the next request must carry it on the same call,
 "Required and Validated" (Gemini 3 answers 400 "Function call is missing a
 thought_signature"). An Anthropic client keeps no such field, so it travels as
-Gemini's native signatures do (gemini/signatures.py): on an empty thinking block
+Gemini's native signatures do (thought_signatures.py): on an empty thinking block
 right before the tool_use (`gemini-next:`), or right after it when it came late
 (`gemini-previous:`), and goes back as `extra_content` on that call. Only to a
 Gemini model: OpenAI rejects fields it does not know on a message.
@@ -14,6 +14,8 @@ Gemini model: OpenAI rejects fields it does not know on a message.
 from __future__ import annotations
 
 from typing import Any
+
+from modelmux import thought_signatures
 
 
 def takes_signatures(model: str) -> bool:
@@ -32,9 +34,7 @@ def signature_of(call: Any) -> str | None:
 def carried(signature: str, late: bool = False) -> str:
     """The Anthropic `signature` that carries a call's: on a thinking block right before
     the call, or right after it when it came `late`."""
-    from modelmux.gemini import signatures  # here: the Gemini translation imports this package
-
-    return signatures.carrier(signatures.PREVIOUS if late else signatures.NEXT, signature)
+    return thought_signatures.carrier(thought_signatures.PREVIOUS if late else thought_signatures.NEXT, signature)
 
 
 def carrier(signature: str) -> dict[str, Any]:
@@ -48,8 +48,6 @@ def signed(call: dict[str, Any], signature: str) -> dict[str, Any]:
 
 def restore(blocks: list[dict[str, Any]], calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """`calls` (one per tool_use block, in order) with the signatures the blocks carry."""
-    from modelmux.gemini import signatures  # here: see carried()
-
     out = list(calls)
     at = -1  # the call of the last tool_use seen
     previous: int | None = None  # that call, if it is the part right before
@@ -63,10 +61,10 @@ def restore(blocks: list[dict[str, Any]], calls: list[dict[str, Any]]) -> list[d
             following = None
         elif kind == "text" and block.get("text"):
             previous = following = None  # the part the carriers around it belong to is this text
-        elif kind == "thinking" and (carried := signatures.parse(block.get("signature"))) is not None:
+        elif kind == "thinking" and (carried := thought_signatures.parse(block.get("signature"))) is not None:
             what, signature = carried
-            if what == signatures.NEXT:
+            if what == thought_signatures.NEXT:
                 following = signature
-            elif what == signatures.PREVIOUS and previous is not None and "extra_content" not in out[previous]:
+            elif what == thought_signatures.PREVIOUS and previous is not None and "extra_content" not in out[previous]:
                 out[previous] = signed(out[previous], signature)
     return out

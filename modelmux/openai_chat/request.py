@@ -7,29 +7,28 @@ client's, so Anthropic-only fields (`thinking`, `output_config`,
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
 from typing import Any
 
 from modelmux import toolnames
-from modelmux.config import Shape
+from modelmux.anthropic_side import (
+    BILLING_LINE,
+    CONTINUED,
+    DOCUMENT_OMITTED,
+    IMAGE_BELOW,
+    IMAGE_OMITTED,
+    NO_RESULT,
+    compact_json,
+    content_blocks,
+    max_tokens,
+    source_url,
+    text_of,
+)
+from modelmux.config_types import Shape
 from modelmux.effort import reasons
 from modelmux.openai_chat import google
+from modelmux.openai_side import reasoning_effort, sampling_fields, tool_fields
 
-CONTINUED = "(continued)"  # a user turn for histories that start with the assistant
-NO_RESULT = "Error: no result was recorded for this tool call."
-IMAGE_BELOW = "[image attached below]"
-IMAGE_OMITTED = "[image omitted: this model does not accept images]"
-DOCUMENT_OMITTED = "[document omitted: this model does not accept documents]"
-# budget_tokens → reasoning_effort. Claude Code asks 31999 for "ultrathink".
-EFFORT_BUDGETS = ((4096, "low"), (16384, "medium"))
-EFFORTS = {"low": "low", "medium": "medium", "high": "high", "max": "high"}
 MAX_STOP_SEQUENCES = 4  # OpenAI's limit
-MAX_USER = 64
-# Claude Code's first system block is an attribution line for Anthropic's billing; it
-# means nothing to another provider and, changing with every Claude Code version, would
-# break the provider's prefix cache.
-BILLING_LINE = "x-anthropic-billing-header:"
 
 Message = dict[str, Any]
 
@@ -58,48 +57,6 @@ def to_chat(body: dict[str, Any], shape: Shape, model: str, effort: str | None =
     return chat
 
 
-def tool_fields(
-    body: dict[str, Any], tool: Callable[[dict[str, Any]], dict[str, Any]], choice: Callable[[Any], Any]
-) -> dict[str, Any]:
-    """`tools`, `tool_choice` and `parallel_tool_calls` (OpenAI's names in both APIs), with
-    the API's own shapes of a tool and of a choice. No function tools: none of them."""
-    tools = [tool(t) for t in body.get("tools") or () if is_function_tool(t)]
-    if not tools:
-        return {}
-    fields: dict[str, Any] = {"tools": tools}
-    if chosen := choice(body.get("tool_choice")):
-        fields["tool_choice"] = chosen
-    if (body.get("tool_choice") or {}).get("disable_parallel_tool_use"):
-        fields["parallel_tool_calls"] = False
-    return fields
-
-
-def max_tokens(body: dict[str, Any], shape: Shape) -> int | None:
-    """The client's max_tokens, within the provider's limit."""
-    if not isinstance(body.get("max_tokens"), int):
-        return None
-    limit = shape.max_tokens_limit
-    return min(body["max_tokens"], limit) if limit else body["max_tokens"]
-
-
-def sampling_fields(body: dict[str, Any]) -> dict[str, Any]:
-    """temperature, top_p and the end user's id, which OpenAI's APIs name alike."""
-    fields = {name: body[name] for name in ("temperature", "top_p") if body.get(name) is not None}
-    if user := (body.get("metadata") or {}).get("user_id"):
-        fields["user"] = str(user)[:MAX_USER]
-    return fields
-
-
-def reasoning_effort(body: dict[str, Any]) -> str | None:
-    thinking = body.get("thinking") or {}
-    if thinking.get("type") == "enabled":
-        budget = thinking.get("budget_tokens") or 0
-        return next((effort for limit, effort in EFFORT_BUDGETS if budget < limit), "high")
-    if thinking.get("type") == "adaptive":
-        return EFFORTS.get((body.get("output_config") or {}).get("effort", "medium"), "medium")
-    return None
-
-
 # -- messages ---------------------------------------------------------------------
 
 
@@ -121,16 +78,6 @@ def messages(body: dict[str, Any], shape: Shape, signatures: bool = False) -> li
         else:
             out.extend(_user(blocks, shape, _open_calls(out)))
     return _ordered(out)
-
-
-def content_blocks(content: Any) -> list[dict[str, Any]]:
-    if isinstance(content, str):
-        return [{"type": "text", "text": content}]
-    return [b for b in content or () if isinstance(b, dict)]
-
-
-def text_of(blocks: list[dict[str, Any]]) -> str:
-    return "\n\n".join(b["text"] for b in blocks if b.get("type") == "text" and b.get("text"))
 
 
 def _assistant(blocks: list[dict[str, Any]], shape: Shape, signatures: bool) -> Message | None:
@@ -218,12 +165,6 @@ def _parts(block: dict[str, Any], shape: Shape) -> list[dict[str, Any]]:
     return []  # thinking in a user turn, server tool blocks: nothing an OpenAI model reads
 
 
-def source_url(source: dict[str, Any], default_type: str) -> str:
-    if source.get("type") == "url":
-        return source.get("url", "")
-    return f"data:{source.get('media_type') or default_type};base64,{source.get('data', '')}"
-
-
 def _content(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]] | None:
     """A plain string when there is only text (many OpenAI-compatible servers accept
     nothing else), a list of parts otherwise."""
@@ -297,12 +238,6 @@ def _as_parts(content: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
 # -- tools ------------------------------------------------------------------------
 
 
-def is_function_tool(tool: dict[str, Any]) -> bool:
-    """Client tools have no type (or "custom"); a typed tool such as web_search_20250305
-    is one of Anthropic's server tools, which an OpenAI upstream cannot run."""
-    return tool.get("type") in (None, "custom") and bool(tool.get("name"))
-
-
 def _tool(tool: dict[str, Any]) -> dict[str, Any]:
     function: dict[str, Any] = {"name": toolnames.shorten(tool["name"])}
     if tool.get("description"):
@@ -316,7 +251,3 @@ def _tool_choice(choice: dict[str, Any] | None) -> str | dict[str, Any] | None:
     if kind == "tool":
         return {"type": "function", "function": {"name": toolnames.shorten(choice["name"])}}
     return {"auto": "auto", "any": "required", "none": "none"}.get(kind)
-
-
-def compact_json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
 from typing import Any
 
-from modelmux import toolnames
+from modelmux import messages, toolnames
+from modelmux.anthropic_side import Context, bad_arguments, tool_input
 from modelmux.errors import GatewayError, broken_answer, error_type_for, untranslatable
-from modelmux import messages
 from modelmux.openai_chat import google
+from modelmux.openai_side import STATUS_OF_TYPE, disjoint_usage
 
 logger = logging.getLogger(__name__)
 
@@ -41,39 +41,11 @@ FAILED = ("error", "abort", "repetition", "insufficient_system_resource", "netwo
 # Which stop sequence matched, where an upstream says: vLLM's `stop_reason`, SGLang's
 # `matched_stop` (a string; a number is a stop token, not a sequence).
 MATCHED_STOP = ("stop_reason", "matched_stop")
-STATUS_OF_TYPE = {
-    "invalid_request_error": 400,
-    "authentication_error": 401,
-    "permission_error": 403,
-    "not_found_error": 404,
-    "rate_limit_error": 429,
-    "rate_limit_exceeded": 429,
-    "insufficient_quota": 429,
-    "overloaded_error": 529,
-    "server_error": 500,
-    "context_length_exceeded": 400,
-}
-# OpenAI's service tiers by Anthropic's name for them: "default" is OpenAI's standard
-# pricing and speed; "flex" and "scale" have no Anthropic counterpart (null).
-SERVICE_TIERS = {"default": "standard", "priority": "priority"}
 # Reasoning text comes as `reasoning_content` (DeepSeek, Kimi, GLM, vLLM) or
 # `reasoning` (OpenRouter, newer vLLM).
 REASONING_FIELDS = ("reasoning_content", "reasoning")
 LEGACY_INDEX = -1  # a legacy function call's place among the answer's tool calls (those count from 0)
 UNREPLAYED = "a thinking part's signature is not kept: modelmux replays no reasoning state to Chat Completions"
-
-
-@dataclass
-class Context:
-    """What the answer's translation needs to know about the request (JSON-able, so it
-    can sit in flow.metadata for the dashboard)."""
-
-    model: str  # the model name the client sees
-    tool_names: dict[str, str] = field(default_factory=dict)  # shortened → original
-    input_tokens: int = 0  # modelmux's estimate, for message_start before the real count
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "tool_names": self.tool_names, "input_tokens": self.input_tokens}
 
 
 def stop_reason(finish: str | None, called_tools: bool) -> str:
@@ -125,25 +97,6 @@ def usage(chat_usage: dict[str, Any] | None, tier: Any = None) -> dict[str, Any]
                           chat_usage.get("prompt_tokens_details"), chat_usage.get("completion_tokens_details"), tier)
 
 
-def disjoint_usage(prompt: Any, output: Any, prompt_details: Any, output_details: Any, tier: Any) -> dict[str, Any]:
-    """Anthropic's usage from OpenAI's counts (a Chat or a Responses one), whose input
-    includes what was read from the cache (`cached_tokens`) or, on OpenRouter, written
-    to it (`cache_write_tokens`); Anthropic's input counts neither. OpenAI's output
-    includes its reasoning, as Anthropic's includes thinking."""
-    prompt_details = prompt_details if isinstance(prompt_details, dict) else {}
-    cached, written = _count(prompt_details.get("cached_tokens")), _count(prompt_details.get("cache_write_tokens"))
-    reasoning = output_details.get("reasoning_tokens") if isinstance(output_details, dict) else None
-    return messages.usage(
-        max(_count(prompt) - cached - written, 0), _count(output), cached, written,
-        thinking=reasoning if isinstance(reasoning, int) else None,
-        service_tier=SERVICE_TIERS.get(tier) if isinstance(tier, str) else None,
-    )
-
-
-def _count(value: Any) -> int:
-    return value if isinstance(value, int) else 0
-
-
 def reasoning_of(message: dict[str, Any]) -> str:
     return next((message[f] for f in REASONING_FIELDS if isinstance(message.get(f), str) and message[f]), "")
 
@@ -161,22 +114,6 @@ def tool_use(call: dict[str, Any], context: Context) -> dict[str, Any]:
     if found is None:
         raise broken_answer(bad_arguments(name, arguments))
     return messages.tool_use_block(toolnames.client_id(call.get("id")), name, found)
-
-
-def tool_input(arguments: str) -> dict[str, Any] | None:
-    """Tool arguments as a tool_use input (none: {}); None when they are not a JSON object."""
-    if not arguments.strip():
-        return {}
-    try:
-        parsed = json.loads(arguments)
-    except ValueError:
-        return None
-    return parsed if isinstance(parsed, dict) else None
-
-
-def bad_arguments(name: str, arguments: str) -> str:
-    shown = arguments[:120] + ("…" if len(arguments) > 120 else "")
-    return f"the arguments of its call to '{name}' are not a JSON object: {shown!r}"
 
 
 def legacy_call(function_call: Any) -> dict[str, Any] | None:

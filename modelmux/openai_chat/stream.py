@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelmux import toolnames
+from modelmux.anthropic_side import UNNAMED_TOOL
 from modelmux.errors import GatewayError
 from modelmux.openai_chat import google
 from modelmux.openai_chat.response import (
@@ -33,8 +34,6 @@ from modelmux.openai_chat.response import (
 from modelmux.sse import parse_event
 from modelmux.stream_writer import TEXT, THINKING, TOOL_USE
 from modelmux.translated_stream import TranslatedStream
-
-UNNAMED_TOOL = "unnamed_tool"
 
 
 @dataclass

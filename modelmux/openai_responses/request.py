@@ -7,7 +7,7 @@ the Responses API knows, never copied from the client's. What differs:
   `input_image`, `input_file` (user) or `output_text` (assistant), and top-level
   `function_call` / `function_call_output` items tied by `call_id`.
 - Nothing is stored upstream (`store: false`), so reasoning comes back only as
-  encrypted content that modelmux packs into thinking signatures (see signature.py)
+  encrypted content that modelmux packs into thinking signatures (see reasoning_state.py)
   and replays as `reasoning` items. Like OpenAI's own stateless client (Codex), no
   replayed item carries an `id`: the encrypted content is all OpenAI needs, while
   an id can make it look the item up in the store that `store: false` leaves empty
@@ -26,9 +26,7 @@ from __future__ import annotations
 from typing import Any
 
 from modelmux import toolnames
-from modelmux.config import Shape
-from modelmux.effort import NAMED
-from modelmux.openai_chat.request import (
+from modelmux.anthropic_side import (
     BILLING_LINE,
     DOCUMENT_OMITTED,
     IMAGE_OMITTED,
@@ -36,13 +34,13 @@ from modelmux.openai_chat.request import (
     compact_json,
     content_blocks,
     max_tokens,
-    reasoning_effort,
-    sampling_fields,
     source_url,
     text_of,
-    tool_fields,
 )
-from modelmux.openai_responses.signature import unpack
+from modelmux.config_types import Shape
+from modelmux.effort import NAMED
+from modelmux.openai_side import reasoning_effort, sampling_fields, tool_fields
+from modelmux.openai_responses.reasoning_state import unpack
 
 ENDPOINT = "/responses"
 EFFORTS = NAMED

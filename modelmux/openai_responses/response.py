@@ -14,11 +14,11 @@ import logging
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from modelmux import messages, toolnames
+from modelmux import anthropic_side, messages, toolnames
+from modelmux.anthropic_side import bad_arguments, tool_input
 from modelmux.errors import GatewayError, broken_answer, untranslatable
-from modelmux.openai_chat import response as chat
-from modelmux.openai_chat.response import STATUS_OF_TYPE, bad_arguments, disjoint_usage, tool_input
-from modelmux.openai_responses.signature import Reasoning, pack
+from modelmux.openai_side import STATUS_OF_TYPE, disjoint_usage
+from modelmux.openai_responses.reasoning_state import Reasoning, pack
 
 logger = logging.getLogger(__name__)
 
@@ -31,8 +31,8 @@ SKIPPED_ITEM = "skipping %s output items of a Responses answer: modelmux never a
 
 
 @dataclass
-class Context(chat.Context):
-    """The Chat translation's Context, and the upstream model that packed reasoning
+class Context(anthropic_side.Context):
+    """The Context every translation has, and the upstream model that packed reasoning
     signatures are bound to."""
 
     upstream_model: str = ""  # what the request asked upstream: packed reasoning is bound to it

@@ -20,9 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelmux.anthropic_side import UNNAMED_TOOL, bad_arguments, tool_input
 from modelmux.errors import GatewayError
-from modelmux.openai_chat.response import bad_arguments, tool_input
-from modelmux.openai_chat.stream import UNNAMED_TOOL
 from modelmux.openai_responses.response import (
     PART_SEPARATOR,
     REASONING_PARTS,

@@ -10,7 +10,7 @@ import yaml
 from modelmux import config
 from modelmux.addons.streams import Piped
 from modelmux.config import Credential
-from modelmux.credentials import StreamScrubber, configured
+from modelmux.secrets import StreamScrubber, configured
 
 KEY = Credential("main", "sk-main-key-abcdefghijkl-1234")
 SHORT = Credential("short", "sk-abcd-99")  # a prefix of no other, shorter than KEY

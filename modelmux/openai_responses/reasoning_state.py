@@ -15,8 +15,10 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
+from typing import Any
 
 PREFIX = "modelmux:openai-responses:v1:"  # Anthropic's signatures are plain base64: no ':'
+MARK = PREFIX.encode()  # what every packed signature shows in a request body
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,11 @@ class Reasoning:
 def pack(reasoning: Reasoning) -> str:
     payload = {"id": reasoning.item_id, "ec": reasoning.encrypted_content, "model": reasoning.model}
     return PREFIX + base64.b64encode(json.dumps(payload, separators=(",", ":")).encode()).decode()
+
+
+def packed(signature: Any) -> bool:
+    """Whether `signature` is one modelmux packed (for any model)."""
+    return str(signature).startswith(PREFIX)
 
 
 def unpack(signature: str | None, model: str) -> Reasoning | None:

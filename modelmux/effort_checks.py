@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 from modelmux import effort
 from modelmux.config_types import Config, Provider, route_for
+from modelmux.protocols import PROTOCOLS
 
 
 def problems(config: Config) -> list[str]:
@@ -53,7 +54,7 @@ def _check(where: str, model: str, provider: Provider) -> list[str]:
         wanted = effort.parse(text)
     except ValueError as e:
         return [f"{where}: {model}: {e}"]
-    if problem := effort.problem(provider.protocol, name, wanted):
+    if problem := PROTOCOLS[provider.protocol].effort_problem(name, wanted):
         return [f"{where}: {model} asks provider '{provider.name}' ({provider.protocol}) for reasoning effort "
                 f"{wanted}, but {problem}"]  # fmt: skip
     return []

@@ -1,4 +1,6 @@
-"""Gemini thought signatures, carried through an Anthropic client. Pure.
+"""Gemini thought signatures, carried through an Anthropic client. Pure. Both ways of
+reaching Gemini use them: its own API (gemini/) and its OpenAI-compatible endpoint
+(openai_chat/google.py).
 
 Gemini returns a `thoughtSignature` (base64 text in the JSON) on the part it belongs
 to: a thought, a text part or a function call. It must come back on that same part
@@ -36,6 +38,7 @@ NEXT = "gemini-next:"
 PREVIOUS = "gemini-previous:"
 KINDS = (THOUGHT, NEXT, PREVIOUS)
 DUMMY = "skip_thought_signature_validator"
+MARK = b'"gemini-'  # what every carrier shows in a request body: a JSON string starting with a kind
 
 
 def carrier(kind: str, signature: str) -> str:
@@ -54,9 +57,14 @@ def parse(signature: Any) -> tuple[str, str] | None:
     return None
 
 
+def carries(signature: Any) -> bool:
+    """Whether `signature` is a carrier of Gemini's."""
+    return parse(signature) is not None
+
+
 def is_gemini(block: Any) -> bool:
     """Whether `block` is a thinking block whose signature is Gemini's."""
-    return isinstance(block, dict) and block.get("type") == "thinking" and parse(block.get("signature")) is not None
+    return isinstance(block, dict) and block.get("type") == "thinking" and carries(block.get("signature"))
 
 
 def without_gemini_thinking(body: dict[str, Any]) -> dict[str, Any]:

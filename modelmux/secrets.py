@@ -1,12 +1,13 @@
-"""How credentials appear where people read: redacted to their label and last four
-characters. Which credential serves a request is pools.py's job."""
+"""How secrets appear where people read: a credential redacted to its label and last
+four characters, keys scrubbed out of what an upstream or a client wrote. Which
+credential serves a request is pools.py's job, and addons/credentials.py's."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
 
-from modelmux.config import Config, Credential, Provider
+from modelmux.config_types import Config, Credential, Provider
 from modelmux.headers import CREDENTIAL_HEADERS, every_token
 
 # Shorter "keys" are test placeholders; replacing them would mangle ordinary words.
