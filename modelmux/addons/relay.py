@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import socket
 from collections.abc import Iterable
 
 from mitmproxy import http
@@ -78,19 +79,36 @@ class Relay:
     def __init__(self, failover: Failover) -> None:
         self.failover = failover
         self.port: int | None = None
+        self._socket: socket.socket | None = None
         self._server: asyncio.Server | None = None
         self._plans: dict[str, Plan] = {}  # token → plan, until the relay picks it up
         self._tokens: dict[str, str] = {}  # flow id → token
 
+    def load(self, loader) -> None:
+        """Take the relay's port at once. mitmproxy's proxy may accept a request before
+        this addon's `running` has finished (both start in that hook), and a relayed
+        request routed then found no port: a 500, and an error logged during start-up
+        ends mitmproxy. Its connection now waits in the listen backlog until the
+        relay serves."""
+        self._bind()
+
     async def running(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, limit=HEAD_LIMIT)
-        self.port = self._server.sockets[0].getsockname()[1]
+        self._bind()
         await self.failover.start()
+        self._server = await asyncio.start_server(self._serve, sock=self._socket, limit=HEAD_LIMIT)
 
     async def done(self) -> None:
         if self._server:
             self._server.close()
+        elif self._socket:
+            self._socket.close()
+        self._socket = None
         await self.failover.stop()
+
+    def _bind(self) -> None:
+        if self._socket is None:
+            self._socket = socket.create_server(("127.0.0.1", 0))
+            self.port = self._socket.getsockname()[1]
 
     def register(self, flow: http.HTTPFlow, plan: Plan) -> None:
         """Send `flow` through the relay, which runs `plan`."""
