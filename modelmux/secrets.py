@@ -4,6 +4,7 @@ credential serves a request is pools.py's job, and addons/credentials.py's."""
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 
@@ -69,10 +70,12 @@ class StreamScrubber:
         self.shown = {secret.encode(): redacted(c).encode() for c in credentials for secret in c.secrets()
                       if len(secret) >= SCRUB_MIN_LENGTH}
         longest_first = sorted(self.shown, key=len, reverse=True)  # a longer secret may hold a shorter one
-        self.pattern = re.compile(b"|".join(map(re.escape, longest_first))) if self.shown else None
+        self.pattern = _alternatives(tuple(longest_first)) if self.shown else None
         self.longest = len(longest_first[0]) if self.shown else 0
         self.starts = {secret[0] for secret in self.shown}
-        self.beginnings = {secret[:n] for secret in self.shown for n in range(1, len(secret))}
+        # The bytes an unfinished beginning of a secret may end in: a piece ending in any
+        # other (an event's blank line) holds nothing back, without a look at its end.
+        self.inner = set(b"".join(secret[:-1] for secret in self.shown))
         self.held = b""
 
     def feed(self, chunk: bytes) -> list[bytes]:
@@ -87,12 +90,26 @@ class StreamScrubber:
         rest, self.held = self.held, b""
         return [rest] if rest else []
 
+    @functools.cached_property
+    def beginnings(self) -> set[bytes]:
+        """Every unfinished beginning of a secret; built only when a piece's end may be one."""
+        return {secret[:n] for secret in self.shown for n in range(1, len(secret))}
+
     def _unfinished(self, data: bytes) -> int:
         """Where the longest end of `data` that begins a secret starts (len(data): none)."""
+        if not data or data[-1] not in self.inner:
+            return len(data)
         for at in range(max(0, len(data) - self.longest + 1), len(data)):
             if data[at] in self.starts and data[at:] in self.beginnings:
                 return at
         return len(data)
+
+
+@functools.lru_cache(maxsize=64)
+def _alternatives(secrets: tuple[bytes, ...]) -> re.Pattern[bytes]:
+    """One regex for `secrets`, built once per set of them: escaping twenty keys for
+    every stream cost 0.15 ms."""
+    return re.compile(b"|".join(map(re.escape, secrets)))
 
 
 def redacted_token(value: str) -> str:
