@@ -37,6 +37,8 @@ class Failure:
     body: bytes  # ... and its body: the upstream's error, or modelmux's
     headers: dict[str, str] = field(default_factory=dict)  # ... and the upstream's Retry-After
     verdict: Verdict | None = None
+    said: str = ""  # the upstream's words (scrubbed), or modelmux's: what its pool reads for hints
+    said_headers: dict[str, str] = field(default_factory=dict)  # ... and the answer's headers
 
     @property
     def try_same_provider(self) -> bool:

@@ -11,6 +11,7 @@ through byte for byte, so streaming stays as fast as without modelmux.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from modelmux.config_types import Shape
 from modelmux.effort import Effort
@@ -97,3 +98,69 @@ class ModelRestorer:
         except (ValueError, KeyError, TypeError):
             return raw
         return format_event(event.name, data)
+
+
+class AnthropicEvents:
+    """Stream transform for an Anthropic upstream's stream that another attempt could
+    still replace (the failover relay's): passed on in whole events, so that a ping or
+    an error modelmux adds never lands inside one, message_start's model set to
+    `restore` when given, and what passed reported as a StreamWriter reports it
+    (attempt.Facts): `content` once an event other than message_start and ping
+    passed, `error` the error event's (type, message), `usage` the counts message_start
+    and message_delta gave. These are read from the upstream's own event names, once
+    per event, not searched for in bytes."""
+
+    def __init__(self, restore: str | None = None) -> None:
+        self.restore = restore
+        self.content = False
+        self.error: tuple[str, str] | None = None
+        self.usage: dict[str, Any] = {}
+        self._splitter = EventSplitter()
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        events = self._splitter.feed(chunk)
+        if not events:
+            return []
+        return [b"".join([self._look(raw) for raw in events])]
+
+    def close(self) -> list[bytes]:
+        rest = self._splitter.rest()
+        return [self._look(rest)] if rest.strip() else []
+
+    def _look(self, raw: bytes) -> bytes:
+        if raw.startswith(b"event: content_block_delta"):  # almost every event: nothing to learn
+            self.content = True
+            return raw
+        name = _name(raw)
+        if name in ("message_start", "message_delta", "error"):
+            try:
+                data = parse_event(raw).json()
+            except (ValueError, UnicodeDecodeError):
+                data = None
+            if isinstance(data, dict):
+                raw = self._read(name, data, raw)
+        if name not in ("message_start", "ping", None):
+            self.content = self.content or name != "error"
+        return raw
+
+    def _read(self, name: str, data: dict[str, Any], raw: bytes) -> bytes:
+        if name == "error":
+            error = data.get("error") if isinstance(data.get("error"), dict) else {}
+            self.error = (str(error.get("type") or "api_error"), str(error.get("message") or ""))
+            return raw
+        usage = (data.get("message") or {}).get("usage") if name == "message_start" else data.get("usage")
+        if isinstance(usage, dict):
+            self.usage.update({k: v for k, v in usage.items() if isinstance(v, int)})
+        if name == "message_start" and self.restore and isinstance(data.get("message"), dict):
+            if data["message"].get("model") != self.restore:
+                data["message"]["model"] = self.restore
+                return format_event(name, data)
+        return raw
+
+
+def _name(raw: bytes) -> str | None:
+    """An event's `event:` field, read without parsing the whole event when it comes first."""
+    if raw.startswith(b"event:"):
+        line = raw[6 : raw.find(b"\n")] if b"\n" in raw else raw[6:]
+        return line.strip().decode("utf-8", "replace") or None
+    return parse_event(raw).name if b"event:" in raw else None

@@ -54,6 +54,16 @@ class TranslatedStream:
         self._closing = False
         self._logged: set[str] = set()  # what was logged already, once per answer
 
+    @property
+    def content(self) -> bool:
+        """The stream holds more than message_start and pings (StreamWriter.content)."""
+        return self.writer.content
+
+    @property
+    def usage(self) -> dict | None:
+        """What message_delta counted (StreamWriter.usage)."""
+        return self.writer.usage
+
     def feed(self, chunk: bytes) -> list[bytes]:
         self._begin()
         for raw in self._splitter.feed(chunk):

@@ -319,7 +319,7 @@ def addon(tmp_path, monkeypatch) -> Iterator[Credentials]:
     config = tmp_path / "routes.yaml"
     config.write_text("providers:\n" + provider("zai", "a", "b"))
     settings = Settings()
-    credentials = Credentials(settings, Dashboard())
+    credentials = Credentials(settings)
     with taddons.context(settings, credentials) as context:
         context.configure(settings, modelmux_config=str(config))
         yield credentials

@@ -243,6 +243,7 @@ def router_in_process(tmp_path, routes: str) -> Iterator:
 
     from modelmux.addons.credentials import Credentials
     from modelmux.addons.dashboard import Dashboard
+    from modelmux.addons.direct import Direct
     from modelmux.addons.discovery import Discovery
     from modelmux.addons.failover import Failover
     from modelmux.addons.relay import Relay
@@ -252,8 +253,9 @@ def router_in_process(tmp_path, routes: str) -> Iterator:
     config = tmp_path / "routes.yaml"
     config.write_text(routes)
     settings = Settings()
-    credentials = Credentials(settings, Dashboard())
-    router = Router(settings, credentials, Relay(Failover(credentials)), Discovery(settings))
+    credentials = Credentials(settings)
+    direct = Direct(credentials, Dashboard())
+    router = Router(settings, credentials, direct, Relay(Failover(credentials)), Discovery(settings))
     with taddons.context(settings, router) as context:
         context.configure(settings, modelmux_config=str(config))
         yield router

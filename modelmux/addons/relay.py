@@ -123,6 +123,14 @@ class Relay:
         request.headers["content-length"] = str(len(request.raw_content or b""))
         vault.keep_off_wire(request)  # the plan holds the real credentials
 
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        """The relay's stream is the client's as it comes: it is whole events already,
+        translated, with pings."""
+        response = flow.response
+        if flow.id in self._tokens and response is not None and response.status_code < 400 and \
+                response.headers.get("content-type", "").startswith("text/event-stream"):
+            response.stream = True
+
     def response(self, flow: http.HTTPFlow) -> None:
         self._forget(flow)
 

@@ -11,23 +11,21 @@ from mitmproxy import http
 
 from modelmux import effort, exchange, messages, routing, validation
 from modelmux.addons import vault
-from modelmux.addons.answers import answer, answer_error, answer_json, as_kept, header_fields, request_path
+from modelmux.addons.answers import JSON, answer, answer_error, answer_json, as_kept, header_fields, request_path
 from modelmux.addons.credentials import Credentials
+from modelmux.addons.direct import Direct, Refused
 from modelmux.addons.discovery import Discovery
 from modelmux.addons.failover import Plan
+from modelmux.addons.internals import flows_kept
 from modelmux.addons.relay import Relay
 from modelmux.addons.settings import Settings
-from modelmux.addons.streams import as_stream
-from modelmux.addons.translator import translation_of
-from modelmux.addons.internals import flows_kept
+from modelmux.attempt import GiveUp
 from modelmux.config import Credential, Provider
-from modelmux.secrets import label_of, redacted, scrub, shown_headers
 from modelmux.errors import GatewayError
-from modelmux.headers import OWN_HEADER_PREFIX
-from modelmux.passthrough import ModelRestorer, restore_model_json
+from modelmux.headers import OWN_HEADER_PREFIX, client_credential
 from modelmux.pools import session_of
 from modelmux.protocols import PROTOCOLS
-from modelmux.refusals import Refusal
+from modelmux.secrets import client_credentials, label_of, redacted, scrub, shown_headers
 from modelmux.tokens import estimate_input_tokens
 
 logger = logging.getLogger(__name__)
@@ -43,9 +41,11 @@ class Router:
     providers) goes through the Relay; one with a single possible upstream is sent by
     mitmproxy itself."""
 
-    def __init__(self, settings: Settings, credentials: Credentials, relay: Relay, discovery: Discovery) -> None:
+    def __init__(self, settings: Settings, credentials: Credentials, direct: Direct, relay: Relay,
+                 discovery: Discovery) -> None:
         self.settings = settings
         self.credentials = credentials
+        self.direct = direct
         self.relay = relay
         self.discovery = discovery
 
@@ -56,7 +56,7 @@ class Router:
             if flow.request.method == "POST" and request_path(flow) in MESSAGE_PATHS:
                 await self.route_message(flow)
             else:
-                self.forward_other(flow)
+                await self.forward_other(flow)
         except GatewayError as e:
             answer_error(flow, e)
         except Exception:
@@ -108,20 +108,18 @@ class Router:
             path != exchange.COUNT_TOKENS and (len(candidates) > 1 or self.credentials.pooled(provider.name) > 1)
         ):
             return self._relay(flow, candidates, body, client, session, config.server.max_attempts)
-        lease = None
-        if provider.credentials:
-            picked = await self.credentials.lease(provider.name, decision.upstream_model, session)
-            if isinstance(picked, Refusal):
-                raise picked.error()
-            lease = picked
+        try:
+            lease = await self.direct.begin(flow, decision, session, client_credential(client),
+                                            client_credentials(client))
+        except Refused as e:
+            return _answer_refused(flow, e.step)
         try:
             outgoing = exchange.prepare(
                 decision, body, flow.request.content or b"", path, _query(flow),
                 client, lease.credential if lease else None,
             )
         except BaseException:
-            if lease:
-                lease.release()
+            self.direct.abandon(flow)
             raise
         _apply(flow, outgoing, provider, lease.credential if lease else None)
         notes["credential"] = label_of(provider, lease.credential if lease else None)
@@ -131,8 +129,6 @@ class Router:
             if outgoing.translation["stream"]:
                 # Worked out once the request is on its way, while the upstream thinks.
                 asyncio.get_running_loop().call_soon(exchange.estimate, outgoing.translation, body)
-        if lease:
-            self.credentials.hold(flow, lease)
         flow.comment = f"{_head(notes)} · {notes['credential']}" + (f" · profile {profile.name}" if profile else "")
 
     def _relay(self, flow: http.HTTPFlow, candidates: list[routing.Decision], body: dict,
@@ -149,7 +145,7 @@ class Router:
         self.relay.register(flow, plan)
         flow.comment = f"{_head(notes)} · failover relay"
 
-    def forward_other(self, flow: http.HTTPFlow) -> None:
+    async def forward_other(self, flow: http.HTTPFlow) -> None:
         """Paths modelmux does not route by model go to a passthrough default, unchanged:
         for Anthropic itself modelmux is then a transparent reverse proxy."""
         if not flow.request.path.startswith("/"):  # `OPTIONS *`: the URL it would be sent to has no path
@@ -165,27 +161,17 @@ class Router:
             )
         as_sent = _as_sent_by_client(flow.request) if flows_kept() else None
         path = request_path(flow)
-        _send(flow, provider)
+        client = vault.real_headers(flow.request)
+        _send(flow, provider, client)
         if vault.pending(flow.request) and not vault.on_the_wire():  # the relay only sends messages
             raise GatewayError(500, f"modelmux cannot forward {flow.request.method} {path} with the client's "
                                     "credentials on this mitmproxy version (see the gateway log); install a verified one")
         if as_sent is not None:
             flow.metadata["modelmux"]["client_request"] = as_sent
+        # The answer is read as any attempt's is: an error in Anthropic's words.
+        candidate = routing.Decision(path, path, provider, "", default)
+        await self.direct.begin(flow, candidate, None, client_credential(client), client_credentials(client))
         flow.comment = f"passthrough {flow.request.method} {request_path(flow)} → {provider.name}"
-
-    def responseheaders(self, flow: http.HTTPFlow) -> None:
-        response = flow.response
-        assert response
-        if response.status_code >= 400 or not _is_event_stream(response) or translation_of(flow) is not None:
-            return  # errors are buffered and checked whole (Failures); translations stream in Translator
-        restore = flow.metadata.get("modelmux", {}).get("restore_model")
-        if restore:
-            # The rewritten message_start differs in length from the original.
-            response.headers.pop("content-length", None)
-            response.headers["transfer-encoding"] = "chunked"
-            response.stream = as_stream(ModelRestorer(restore))
-        else:
-            response.stream = True
 
     def response(self, flow: http.HTTPFlow) -> None:
         response = flow.response
@@ -195,11 +181,14 @@ class Router:
             # The upstream's own answer, before the addons after this one rewrite it
             # (translation, error envelopes): the Dashboard keeps it if it differs.
             notes["upstream_answer"] = as_kept(response, response.content)
-        restore = notes.get("restore_model")
-        if not restore or response.stream or response.status_code >= 400:
-            return
-        if rewritten := restore_model_json(response.content or b"", restore):
-            response.content = rewritten
+
+
+def _answer_refused(flow: http.HTTPFlow, step: GiveUp) -> None:
+    """No credential could take the request (the pool's error, with its wait)."""
+    answer(flow, step.status, step.body, {**JSON, **step.headers})
+    flow.metadata["modelmux"]["error"] = step.message
+    flow.marked = ":warning:"
+    flow.comment = f"modelmux {step.status}: {step.message}"
 
 
 def _answer_warmup(flow: http.HTTPFlow, decision: routing.Decision, body: dict) -> None:
@@ -231,7 +220,7 @@ def _as_sent_by_client(request: http.Request) -> dict:
             "headers": shown_headers(header_fields(request.headers), None, None)}
 
 
-def _send(flow: http.HTTPFlow, provider: Provider) -> None:
+def _send(flow: http.HTTPFlow, provider: Provider, client: dict[str, str]) -> None:
     """Point a request modelmux does not route by model at a passthrough provider."""
     flow.request.url = provider.base_url + flow.request.path
     flow.metadata["modelmux"] = {
@@ -242,7 +231,7 @@ def _send(flow: http.HTTPFlow, provider: Provider) -> None:
     headers = flow.request.headers
     for name in {n.lower() for n in headers if n.lower().startswith(OWN_HEADER_PREFIX)}:
         del headers[name]
-    exchange.check_client_token(provider, vault.real_headers(flow.request))
+    exchange.check_client_token(provider, client)
     for name, value in provider.headers.items():
         _set_header(flow.request, name, value, provider.written_secrets)
 
@@ -289,7 +278,3 @@ def _head(notes: dict) -> str:
 
 def _query(flow: http.HTTPFlow) -> str:
     return flow.request.path.partition("?")[2]
-
-
-def _is_event_stream(response: http.Response) -> bool:
-    return response.headers.get("content-type", "").startswith("text/event-stream")
