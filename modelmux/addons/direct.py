@@ -135,7 +135,15 @@ class Direct:
         if response.status_code >= 400:
             self._failed(flow, sent, self._refused(flow, sent))
         elif response.stream:
-            tokens = meter.tokens() if (meter := self.dashboard.meter_of(flow)) else None
+            meter = self.dashboard.meter_of(flow)
+            if meter is not None and meter.error_type is not None:
+                # It ended in an error event after its content, as the relay's Pump counts one.
+                sent.attempts.sent(None)  # the client has the answer, error included
+                if sent.lease is not None:
+                    self.credentials.record(sent.lease, "reset")
+                    _attempted(flow, sent.lease, "reset")
+                return
+            tokens = meter.tokens() if meter else None
             self._answered(flow, sent, tokens.for_pool() if tokens else None)
         else:
             self._whole(flow, sent)
