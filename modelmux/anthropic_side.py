@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelmux import toolnames
-from modelmux.config_types import Shape
+from modelmux.config.types import Shape
 
 CONTINUED = "(continued)"  # a user turn for histories that start with the assistant
 NO_RESULT = "Error: no result was recorded for this tool call."

@@ -18,8 +18,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TextIO
 
-from modelmux import checks, config, model_facts, probe
+from modelmux import probe
 from modelmux.capabilities import deep, report
+from modelmux.config import checks, loader, model_facts
 from modelmux.secrets import configured, scrub
 from modelmux.status_report import aligned
 
@@ -38,11 +39,11 @@ class Deep:
 def run(path: Path, offline: bool, as_json: bool, environ: Mapping[str, str], out: TextIO | None = None,
         capabilities: Deep | None = None) -> int:
     out = out or sys.stdout
-    cfg = config.load(path, environ)
+    cfg = loader.load(path, environ)
     problems = checks.problems(cfg)
     if capabilities is not None:
         return run_deep(cfg, problems, as_json, capabilities, out)
-    found: dict[str, Mapping[str, config.ModelFacts]] = {}
+    found: dict[str, Mapping[str, loader.ModelFacts]] = {}
     results = [] if offline else asyncio.run(probe.probe_all(probe.targets(cfg), found))
     if found:
         remember(cfg, found)
@@ -60,7 +61,7 @@ def run(path: Path, offline: bool, as_json: bool, environ: Mapping[str, str], ou
     return status
 
 
-def remember(cfg: config.Config, found: Mapping[str, Mapping[str, config.ModelFacts]]) -> None:
+def remember(cfg: loader.Config, found: Mapping[str, Mapping[str, loader.ModelFacts]]) -> None:
     """Keep what the model lists reported where the gateway keeps it (in the state
     directory of this process's environment), for the launcher: a check is often run
     before the first `modelmux run`. A file that cannot be written costs only that, so
@@ -71,7 +72,7 @@ def remember(cfg: config.Config, found: Mapping[str, Mapping[str, config.ModelFa
         model_facts.save_discovered(path, discovered)
 
 
-def run_deep(cfg: config.Config, problems: list[str], as_json: bool, options: Deep, out: TextIO) -> int:
+def run_deep(cfg: loader.Config, problems: list[str], as_json: bool, options: Deep, out: TextIO) -> int:
     """The capability probes (capabilities/deep.py) instead of the credential table. What
     will be sent is printed before anything is."""
     secrets = configured(cfg)

@@ -19,8 +19,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from urllib.parse import urlsplit
 
-from modelmux.config import SLOTS, Config, ModelFacts, Profile, Provider
-from modelmux.model_facts import Discovered, Resolved, resolve
+from modelmux.config.loader import SLOTS
+from modelmux.config.model_facts import Discovered, Resolved, resolve
+from modelmux.config.types import Config, ModelFacts, Profile, Provider
 
 VERIFIED_VERSION = "2.1.197"
 SLOT_VARIABLES = {slot: f"ANTHROPIC_DEFAULT_{slot.upper()}_MODEL" for slot in SLOTS}

@@ -12,9 +12,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from modelmux import config, foreground, import_command, model_facts, paths, procs, shells, usage
+from modelmux import foreground, import_command, procs, shells, usage
 from modelmux.cli_parser import MITMWEB_DEFAULT_PORT, build_parser
-from modelmux.config import Config, Profile
+from modelmux.config import loader, model_facts, paths
+from modelmux.config.types import Config, Profile
 from modelmux.status_report import credential_lines, describe_status, gateway_status
 from modelmux.launcher import (
     AUTH_CONFLICT,
@@ -48,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("only `modelmux run` takes arguments after `--`")
     try:
         return COMMANDS[args.command](args, claude_args)
-    except config.ConfigError as e:
+    except loader.ConfigError as e:
         print(e, file=sys.stderr)
         return 2
     except LaunchError as e:
@@ -59,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def load_config(explicit: str | None) -> Config:
-    return config.load(find_config(explicit, os.environ))
+    return loader.load(find_config(explicit, os.environ))
 
 
 def gateway_for(cfg: Config, port: int | None = None) -> Gateway:

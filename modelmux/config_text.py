@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from modelmux.config import Config
+from modelmux.config.types import Config
 
 
 def redirected(config: Config, origin: str) -> Config:

@@ -1,13 +1,13 @@
 """routes.yaml's `NAME(EFFORT)` model names checked against the providers they reach,
 so an effort a provider does not take is a config error, not a 400 at the first
-request. Pure: the loader (modelmux.config) reports what this finds."""
+request. Pure: the loader (modelmux.config.loader) reports what this finds."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 from modelmux import effort
-from modelmux.config_types import Config, Provider, route_for
+from modelmux.config.types import Config, Provider, route_for
 from modelmux.protocols import PROTOCOLS
 
 

@@ -14,12 +14,12 @@ from urllib.parse import urlencode, urlsplit
 
 from modelmux import messages, model_paths
 from modelmux.anthropic_side import Context
-from modelmux.config_types import Credential, Provider
+from modelmux.config.types import Credential, Provider
 from modelmux.errors import GatewayError, error_body, gist, is_error_envelope, upstream_error
 from modelmux.headers import (
     CREDENTIAL_HEADERS, OWN_HEADER_PREFIX, PLACEHOLDER_TOKEN, USER_AGENT, client_tokens, vendor_betas,
 )
-from modelmux.model_facts import ROUTES_YAML
+from modelmux.config.model_facts import ROUTES_YAML
 from modelmux.oauth.holder import TokenHolder
 from modelmux.oauth.kinds import KINDS
 from modelmux.overflow import restated

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import modelmux
 from modelmux.claude_env import model_environment
-from modelmux.config import Config, Profile
+from modelmux.config.model_facts import Discovered
+from modelmux.config.paths import config_dir
+from modelmux.config.types import Config, Profile
 from modelmux.headers import KEY_HEADER, PLACEHOLDER_TOKEN, PROFILE_HEADER
-from modelmux.model_facts import Discovered
-from modelmux.paths import config_dir
 
 CONFIG_ENV = "MODELMUX_CONFIG"
 CONFIG_NAME = "routes.yaml"
@@ -61,7 +61,7 @@ def find_config(
     explicit: str | None, environ: Mapping[str, str], cwd: Path | None = None, home: Path | None = None
 ) -> Path:
     """--config, then $MODELMUX_CONFIG, ./routes.yaml, routes.yaml in the config directory
-    (~/.config/modelmux; `modelmux.paths`), and last the bundled example. An explicit path is returned even if missing, so the
+    (~/.config/modelmux; `modelmux.config.paths`), and last the bundled example. An explicit path is returned even if missing, so the
     loader's error names it."""
     if explicit:
         return Path(explicit).expanduser()

@@ -12,9 +12,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from modelmux import effort
-from modelmux.config_types import Config, Credential, ModelFacts, Provider, Route, route_for
+from modelmux.config.model_facts import listed
+from modelmux.config.types import Config, Credential, ModelFacts, Provider, Route, route_for
 from modelmux.exchange import upstream_url
-from modelmux.model_facts import listed
 from modelmux.protocols import PROTOCOLS
 
 # Where each protocol keeps its list is its `model_list`. Anthropic pages its list (20 by

@@ -23,7 +23,7 @@ import re
 from urllib.parse import quote
 
 from modelmux import effort, effort_checks
-from modelmux.config_types import Config, Provider
+from modelmux.config.types import Config, Provider
 from modelmux.protocols import PROTOCOLS
 
 PATH_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,255}")

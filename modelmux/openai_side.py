@@ -12,7 +12,7 @@ from typing import Any
 
 from modelmux import effort, messages
 from modelmux.anthropic_side import EFFORT_BUDGETS
-from modelmux.config_types import Shape
+from modelmux.config.types import Shape
 from modelmux.effort import Effort
 from modelmux.protocol_types import Protocol, Translation
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 
-from modelmux.config_types import Shape
+from modelmux.config.types import Shape
 from modelmux.effort import Effort
 from modelmux.protocol_types import Protocol
 from modelmux.sse import EventSplitter, format_event, parse_event

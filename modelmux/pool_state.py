@@ -18,9 +18,9 @@ from pathlib import Path
 from types import NoneType
 from typing import Any, get_args
 
+from modelmux.config.file_problems import CORRUPT, FileProblem, listed, plural, reason
+from modelmux.config.paths import config_state
 from modelmux.cooldowns import POLICIES, Cooldown, Outcome, TransportFailure, iso
-from modelmux.file_problems import CORRUPT, FileProblem, listed, plural, reason
-from modelmux.paths import config_state
 
 VERSION = 1
 

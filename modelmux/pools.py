@@ -24,7 +24,7 @@ from typing import Any, Self, cast
 
 from modelmux import pool_state
 from modelmux.breakers import Breaker
-from modelmux.config import Config, Credential, Provider
+from modelmux.config.types import Config, Credential, Provider
 from modelmux.cooldowns import POLICIES, Cooldown, Kind, Outcome, classify, iso, next_cooldown, span
 from modelmux.cooldowns import subscription_exhausted, upstream_delay
 from modelmux.refusals import AllBusy, AllCooling, Blocked, BlockedState, Refusal, Unhealthy

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from modelmux import effort, model_lists
-from modelmux.config import Config, Credential, ModelFacts, ModelPattern, Provider, Route
+from modelmux.config.types import Config, Credential, ModelFacts, ModelPattern, Provider, Route
 from modelmux.errors import gist
 from modelmux.exchange import prepare, upstream_json
 from modelmux.oauth.refresher import Refresher

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelmux.anthropic_side import Context
-from modelmux.config_types import Shape
+from modelmux.config.types import Shape
 from modelmux.effort import Effort
 from modelmux.errors import GatewayError
 from modelmux.translated_stream import TranslatedStream

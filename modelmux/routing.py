@@ -9,7 +9,7 @@ from functools import cached_property
 from typing import Any
 
 from modelmux import effort
-from modelmux.config import Conditions, Config, ModelFacts, ModelPattern, Profile, Provider, Route, route_for
+from modelmux.config.types import Conditions, Config, ModelFacts, ModelPattern, Profile, Provider, Route, route_for
 from modelmux.errors import GatewayError
 from modelmux.tokens import estimate_input_tokens
 

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from modelmux.config import Credential
+from modelmux.config.types import Credential
 from modelmux.headers import CREDENTIAL_HEADERS
 from modelmux.secrets import SCRUB_MIN_LENGTH, scrub
 

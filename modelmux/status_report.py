@@ -7,9 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 from modelmux import procs
-from modelmux.config import Config
+from modelmux.config.file_problems import line
+from modelmux.config.types import Config
 from modelmux.cooldowns import POLICIES, span
-from modelmux.file_problems import line
 from modelmux.launcher import LaunchError
 from modelmux.procs import Gateway
 

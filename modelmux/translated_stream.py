@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
-from modelmux.config_types import Credential
+from modelmux.config.types import Credential
 from modelmux.errors import GatewayError, broken_answer
 from modelmux.overflow import restated
 from modelmux.secrets import scrub

@@ -15,7 +15,8 @@ from typing import Any, Self
 import pytest
 from gateway import free_port
 
-from modelmux import __version__, cli, config, pool_snapshot
+from modelmux import __version__, cli, pool_snapshot
+from modelmux.config import loader
 from modelmux.errors import error_body
 from modelmux.headers import KEY_HEADER
 from modelmux.pools import Pools, Usage
@@ -78,7 +79,7 @@ class FakeGateway:
     def health(self) -> dict[str, Any]:
         return {
             "status": "ok", "service": "modelmux", "version": __version__, "pid": os.getpid(),
-            "config": config.load(self.config, environ={}).summary(), "reload_error": None,
+            "config": loader.load(self.config, environ={}).summary(), "reload_error": None,
             "listeners": [f"reverse:https://api.anthropic.com@127.0.0.1:{self.port}"],
         }  # fmt: skip
 
@@ -129,7 +130,7 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
-def used_pools(cfg: config.Config) -> Pools:
+def used_pools(cfg: loader.Config) -> Pools:
     """key-a healthy after a success and a bad request, one request still in flight;
     key-b rate limited on claude-x; key-c refused (needs attention); zai untouched."""
     pools = Pools(cfg, now=lambda: NOW)
@@ -151,7 +152,7 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGatewa
     monkeypatch.setenv("MODELMUX_STATE_DIR", str(tmp_path / "state"))
     with FakeGateway() as gateway:
         gateway.config = write_routes(tmp_path / "routes.yaml", gateway.port)
-        gateway.pools = used_pools(config.load(gateway.config, environ={}))
+        gateway.pools = used_pools(loader.load(gateway.config, environ={}))
         yield gateway
 
 
@@ -203,7 +204,7 @@ def test_status_names_the_providers_without_credentials(fake: FakeGateway, tmp_p
     with fake.config.open("a") as routes:
         routes.write("  ollama: {protocol: openai-chat, base_url: 'http://127.0.0.1:11434/v1', auth: none}\n"
                      "  anthropic: {protocol: anthropic, base_url: 'https://api.anthropic.com', auth: passthrough}\n")
-    fake.pools = used_pools(config.load(fake.config, environ={}))
+    fake.pools = used_pools(loader.load(fake.config, environ={}))
     code, out, err = run(capsys, "status", "--config", str(fake.config))
     assert (code, err) == (0, "")
     head = [line.replace("anthropic-pool, zai", "anthropic, anthropic-pool, ollama, zai") for line in status_head(fake, tmp_path)]
@@ -236,7 +237,7 @@ def test_status_json_carries_the_gateways_document(fake: FakeGateway, capsys: Ca
 def test_the_gateway_key_goes_in_its_header_and_never_to_the_terminal(fake: FakeGateway, capsys: Capture) -> None:
     fake.key = SECRET
     keyed = write_routes(fake.config, fake.port, api_key=SECRET)
-    assert config.load(keyed, environ={}).server.api_key == SECRET
+    assert loader.load(keyed, environ={}).server.api_key == SECRET
     outputs = [run(capsys, "status", "--config", str(keyed)), run(capsys, "reset", "zai", "--config", str(keyed))]
     assert [code for code, _, _ in outputs] == [0, 0]
     assert outputs[0][1].splitlines()[-len(CREDENTIAL_LINES) :] == CREDENTIAL_LINES
@@ -324,7 +325,7 @@ def test_without_a_gateway(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caps
 
 
 def test_status_says_which_cooldowns_only_order_and_which_breakers_are_open() -> None:
-    pools = Pools(config.parse({"providers": {
+    pools = Pools(loader.parse({"providers": {
         "zai": {"protocol": "anthropic", "base_url": "https://z", "credentials": [{"label": "a", "key": "zai-aaaa-1111"}]},
         "kimi": {"protocol": "anthropic", "base_url": "https://k", "credentials": [{"label": "k", "key": "kimi-kkkk-2222"}]},
     }}, Path("/x/routes.yaml"), {}), now=lambda: NOW)

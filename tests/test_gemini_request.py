@@ -8,7 +8,7 @@ import hashlib
 import pytest
 
 from modelmux.anthropic_side import CONTINUED, IMAGE_BELOW, NO_RESULT
-from modelmux.config import Shape
+from modelmux.config.types import Shape
 from modelmux.errors import GatewayError
 from modelmux.gemini import (
     Context,

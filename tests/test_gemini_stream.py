@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sse_checks import accumulated, events, feed, validate
 
-from modelmux.config import Shape
+from modelmux.config.types import Shape
 from modelmux.gemini import Context, GeminiStream, from_gemini, function_name, to_gemini
 from modelmux.translated_stream import BROKEN_OFF
 

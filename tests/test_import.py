@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from modelmux import cli, config, import_command
-from modelmux.config import ConfigError
+from modelmux import cli, import_command
+from modelmux.config import loader
+from modelmux.config.loader import ConfigError
 from modelmux.oauth import tokens
 from modelmux.oauth.imports import CLAUDE_CODE, CLIPROXYAPI, CODEX_CLI, Found, discover, import_to, read_source
 from modelmux.oauth.tokens import Token
@@ -487,7 +488,7 @@ def test_printed_lines_load_under_a_provider_of_their_protocol(home: Path, monke
     run(home)
     found = discover(home, {})
     path = routes_yaml(home, {p: printed_lines(found, home, p) for p in ("anthropic", "openai-responses")})
-    loaded = config.load(path, {})
+    loaded = loader.load(path, {})
     credentials = {c.label: c for p in loaded.providers.values() for c in p.credentials}
     assert sorted(credentials) == ["claude-a_example.com", "claude-c_example.com", "codex-b_example.com", "codex-d_example.com"]
     assert credentials["codex-b_example.com"].oauth is not None
@@ -498,7 +499,7 @@ def test_gemini_logins_load_under_a_gemini_provider(home: Path, monkeypatch: pyt
     monkeypatch.setenv("HOME", str(home))
     run(home)
     path = routes_yaml(home, {"gemini": printed_lines(discover(home, {}), home, "gemini")})
-    loaded = config.load(path, {})
+    loaded = loader.load(path, {})
     holders = [c.oauth for c in loaded.providers["gemini-subscription"].credentials]
     assert [(h.kind, h.token.project_id) for h in holders if h is not None] == [
         ("antigravity", "proj-f"), ("gemini-cli", "proj-1")]
@@ -509,7 +510,7 @@ def test_a_login_under_the_wrong_protocol_is_named(home: Path, monkeypatch: pyte
     run(home)
     path = routes_yaml(home, {"anthropic": ["- {label: codex, oauth: tokens/codex-b_example.com.json}"]})
     with pytest.raises(ConfigError) as raised:
-        config.load(path, {})
+        loader.load(path, {})
     assert raised.value.problems == [
         f"providers.anthropic-subscription.credentials[0].oauth: {home / 'tokens' / 'codex-b_example.com.json'} holds "
         "a codex login (a ChatGPT Plus/Pro subscription (the Codex CLI's login)), which serves protocol "

@@ -121,7 +121,7 @@ def _reach(module: str) -> set[str]:
 
 def test_the_graph_is_read_from_the_source():
     """A guard for the tests below: they see the imports there are."""
-    assert "modelmux.config_types" in _imports("modelmux.config")[0]
+    assert "modelmux.config.types" in _imports("modelmux.config.loader")[0]
     assert "modelmux.openai_chat" in _imports("modelmux.protocols")[0]
     assert "mitmproxy" in _imports("modelmux.addons.router")[1]
     assert "modelmux.addons.replayer" in _imports("modelmux.cli")[0]  # imported inside a function

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sse_checks import accumulated, events, feed, validate
 
-from modelmux.config import Shape
+from modelmux.config.types import Shape
 from modelmux.openai_chat import ChatStream, Context, from_chat, to_chat
 from modelmux.openai_chat.google import restore
 

@@ -9,7 +9,7 @@ import pytest
 from claude_code_requests import LONG_TOOL, SHORT_TOOL, claude_code_turn
 
 from modelmux.anthropic_side import DOCUMENT_OMITTED, IMAGE_OMITTED, NO_RESULT
-from modelmux.config import Shape
+from modelmux.config.types import Shape
 from modelmux.openai_responses import EFFORTS, to_responses
 from modelmux.openai_responses.reasoning_state import PREFIX, Reasoning, pack, unpack
 

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sse_checks import accumulated, events, feed, validate
 
-from modelmux.config import Shape
+from modelmux.config.types import Shape
 from modelmux.openai_responses import Context, ResponsesStream, from_responses, to_responses
 from modelmux.openai_responses.reasoning_state import Reasoning, pack
 

@@ -15,7 +15,7 @@ from modelmux import pool_snapshot, pool_state
 from modelmux.addons.credentials import Credentials
 from modelmux.addons.dashboard import Dashboard
 from modelmux.addons.settings import Settings
-from modelmux.file_problems import FileProblem
+from modelmux.config.file_problems import FileProblem
 from modelmux.pool_state import NOTHING, state_path
 from modelmux.pools import Lease, Pools, Usage
 

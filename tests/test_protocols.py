@@ -16,7 +16,7 @@ from modelmux.protocols import PROTOCOLS
 
 
 def test_the_schema_names_every_protocol_in_the_registry():
-    schema = json.loads(resources.files("modelmux").joinpath("routes.schema.json").read_text())
+    schema = json.loads(resources.files("modelmux.config").joinpath("routes.schema.json").read_text())
     assert schema["$defs"]["provider"]["properties"]["protocol"]["enum"] == list(PROTOCOLS)
 
 

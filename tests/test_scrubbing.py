@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 
-from modelmux.config import Credential
+from modelmux.config.types import Credential
 from modelmux.scrubbing import Scrubber
 
 OPENAI_KEY = "sk-proj-aaaaaaaaaaaaaaaaaaaa1111"

@@ -20,7 +20,8 @@ from gateway import Gateway
 from pooling import fail
 from upstream import Behaviour, Received, Reply, Upstream, anthropic_like
 
-from modelmux import cli, config, pool_state, usage
+from modelmux import cli, pool_state, usage
+from modelmux.config import loader
 from modelmux.pools import Pools
 
 KEYS = {"a": "key-zai-a-3f1e", "b": "key-zai-b-8c2d", "k": "key-kimi-k-5a7b"}
@@ -64,7 +65,7 @@ def ask(gateway: Gateway, model: str) -> httpx.Response:
 def spoiled_state(gateway: Gateway) -> bytes:
     """A state file where a is rate limited for an hour after 3 requests, and b's entry
     has a secret where its request count belongs."""
-    pools = Pools(config.load(gateway.config, {}))
+    pools = Pools(loader.load(gateway.config, {}))
     for _ in range(2):
         fail(pools, "zai", "a", 200)
     fail(pools, "zai", "a", 429, headers={"retry-after": "3600"})

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import pytest
 from sse_checks import at_every_cut, events, feed, validate
 
-from modelmux.config import Credential
+from modelmux.config.types import Credential
 from modelmux.gemini import GeminiStream
 from modelmux.openai_chat import ChatStream, Context
 from modelmux.openai_responses import Context as ResponsesContext

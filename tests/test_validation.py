@@ -13,7 +13,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from modelmux import config, exchange, messages, routing, validation
+from modelmux import exchange, messages, routing, validation
+from modelmux.config import loader
 from modelmux.errors import GatewayError
 from modelmux.tokens import estimate_input_tokens
 
@@ -31,7 +32,7 @@ providers:
   gemini: {protocol: gemini, base_url: "https://gemini.example/v1beta", credentials: [{label: g, key: k}]}
 default: {provider: anthropic}
 """
-CONFIG = config.parse(yaml.safe_load(ROUTES), Path("/x/routes.yaml"), {})
+CONFIG = loader.parse(yaml.safe_load(ROUTES), Path("/x/routes.yaml"), {})
 OK = {"model": "m", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}
 
 

@@ -30,11 +30,11 @@ from modelmux import pool_state
 from modelmux.addons.dashboard import Dashboard
 from modelmux.addons.internals import CLIENT_GONE
 from modelmux.addons.settings import Settings
-from modelmux.config import Config
+from modelmux.config.file_problems import FileProblem, reason
+from modelmux.config.paths import adopt_beside
+from modelmux.config.types import Config
 from modelmux.cooldowns import Outcome, names_a_wait, retry_after
-from modelmux.file_problems import FileProblem, reason
 from modelmux.meter import tokens_of_json
-from modelmux.paths import adopt_beside
 from modelmux.pools import Lease, Pools, Usage, Verdict
 from modelmux.refusals import AllBusy, Refusal
 

@@ -20,9 +20,10 @@ import httpx
 from mitmproxy import ctx
 from mitmproxy.utils import asyncio_utils
 
-from modelmux import model_facts, model_lists
+from modelmux import model_lists
 from modelmux.addons.settings import Settings
-from modelmux.config import Config, Credential, ModelFacts, Provider
+from modelmux.config import model_facts
+from modelmux.config.types import Config, Credential, ModelFacts, Provider
 from modelmux.routing import Decision
 
 logger = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from mitmproxy import ctx
 from modelmux import exchange
 from modelmux.addons.credentials import Credentials
 from modelmux.assembly import Assembly
-from modelmux.config import Credential
+from modelmux.config.types import Credential
 from modelmux.errors import ERROR_TYPES, GatewayError
 from modelmux.exchange import FRAMING
 from modelmux.messages import PING, error_event

@@ -23,7 +23,7 @@ from modelmux.addons import vault
 from modelmux.addons.answers import request_path
 from modelmux.addons.internals import forget_backup
 from modelmux.addons.settings import Settings
-from modelmux.config import Credential
+from modelmux.config.types import Credential
 from modelmux.headers import every_token
 from modelmux.scrubbing import Scrubber
 

@@ -25,11 +25,12 @@ from pathlib import Path
 import httpx
 from mitmproxy import http
 
-from modelmux import config, config_text, procs
+from modelmux import config_text, procs
 from modelmux.addons import playback, recordings
 from modelmux.addons.playback import CONTROL_PATH
 from modelmux.addons.recordings import REPLAY_TARGET, Recording, as_text
-from modelmux.config import Config
+from modelmux.config import loader
+from modelmux.config.types import Config
 from modelmux.headers import CLIENT_AUTH_HEADERS, KEY_HEADER, PROFILE_HEADER
 from modelmux.launcher import LaunchError, find_program, gateway_command
 from modelmux.replay import REPLAY_HEADER, Answer, Side, differences
@@ -136,7 +137,7 @@ class Replayer:
             return results
         try:
             answers, now = self._replay([result.recording for result in replayable])
-        except (LaunchError, config.ConfigError, ValueError, httpx.HTTPError) as e:
+        except (LaunchError, loader.ConfigError, ValueError, httpx.HTTPError) as e:
             for result in replayable:
                 result.skipped = f"could not replay: {e}"
             return results
@@ -215,8 +216,8 @@ class ReplayGateway:
     def __init__(self, routes_text: str, work: Path, upstream: str) -> None:
         routes = work / "routes.yaml"
         routes.write_text(config_text.without_ports(routes_text))
-        self.dummies = {name: f"modelmux-replay-{name}" for name in config.variables(routes.read_text())}
-        self.config = config.load(routes, self.dummies)
+        self.dummies = {name: f"modelmux-replay-{name}" for name in loader.variables(routes.read_text())}
+        self.config = loader.load(routes, self.dummies)
         self.reusable = _order_free(self.config)
         self.record = work / "now.mitm"
         self.port = _free_port()

@@ -15,19 +15,19 @@ from modelmux.addons.answers import answer, answer_error, answer_json, as_kept, 
 from modelmux.addons.credentials import Credentials
 from modelmux.addons.discovery import Discovery
 from modelmux.addons.failover import Plan
+from modelmux.addons.internals import flows_kept
 from modelmux.addons.relay import Relay
 from modelmux.addons.settings import Settings
 from modelmux.addons.streams import as_stream
 from modelmux.addons.translator import translation_of
-from modelmux.addons.internals import flows_kept
-from modelmux.config import Credential, Provider
-from modelmux.secrets import label_of, redacted, scrub, shown_headers
+from modelmux.config.types import Credential, Provider
 from modelmux.errors import GatewayError
 from modelmux.headers import OWN_HEADER_PREFIX
 from modelmux.passthrough import ModelRestorer, restore_model_json
 from modelmux.pools import session_of
 from modelmux.protocols import PROTOCOLS
 from modelmux.refusals import Refusal
+from modelmux.secrets import label_of, redacted, scrub, shown_headers
 from modelmux.tokens import estimate_input_tokens
 
 logger = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from modelmux import exchange
 from modelmux.addons.answers import JSON, answer_error
 from modelmux.addons.settings import Settings
 from modelmux.addons.streams import as_stream
-from modelmux.config import Credential
+from modelmux.config.types import Credential
 from modelmux.errors import GatewayError
 
 logger = logging.getLogger(__name__)

@@ -24,7 +24,7 @@ from modelmux.assembly import Assembly
 from modelmux.capabilities import limits, readings, requests
 from modelmux.capabilities.findings import Facts, Finding, Report, excerpt, model_lines, provider_lines
 from modelmux.capabilities.readings import Reading
-from modelmux.config import Config, Shape, route_for
+from modelmux.config.types import Config, Shape, route_for
 from modelmux.errors import GatewayError
 from modelmux.exchange import Outgoing, prepare, stream_transform, upstream_json, whole_answer
 from modelmux.oauth.refresher import Refresher

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelmux.config_types import Provider
+from modelmux.config.types import Provider
 from modelmux.protocols import PROTOCOLS
 
 # Claude Code asks for 32000 output tokens (configuration.md); a smaller limit is a 400.

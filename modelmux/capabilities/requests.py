@@ -12,7 +12,7 @@ import zlib
 from typing import Any
 
 from modelmux import model_lists
-from modelmux.config import Credential, Provider
+from modelmux.config.types import Credential, Provider
 from modelmux.protocols import PROTOCOLS
 
 Body = dict[str, Any]

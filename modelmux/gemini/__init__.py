@@ -1,7 +1,7 @@
 """Anthropic Messages ⇄ Gemini generateContent: requests, whole answers and streams. Pure."""
 
 from modelmux import thought_signatures
-from modelmux.config_types import Shape
+from modelmux.config.types import Shape
 from modelmux.gemini.errors import error_from, error_of
 from modelmux.gemini.request import (
     ENDPOINT,

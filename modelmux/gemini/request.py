@@ -23,7 +23,7 @@ from modelmux.anthropic_side import (
     NO_RESULT,
     Context,
 )
-from modelmux.config_types import Shape
+from modelmux.config.types import Shape
 from modelmux.effort import Effort
 from modelmux.gemini import calls, files, schema
 from modelmux.gemini.thinking import thinking_config, uses_levels

@@ -2,7 +2,7 @@
 
 from modelmux import openai_side, thought_signatures
 from modelmux.anthropic_side import tool_names
-from modelmux.config_types import Shape
+from modelmux.config.types import Shape
 from modelmux.openai_chat.request import to_chat
 from modelmux.openai_chat.response import Context, from_chat
 from modelmux.openai_chat.stream import ChatStream

@@ -23,7 +23,7 @@ from modelmux.anthropic_side import (
     source_url,
     text_of,
 )
-from modelmux.config_types import Shape
+from modelmux.config.types import Shape
 from modelmux.effort import reasons
 from modelmux.openai_chat import google
 from modelmux.openai_side import reasoning_effort, sampling_fields, tool_fields

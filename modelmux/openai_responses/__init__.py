@@ -2,7 +2,7 @@
 
 from modelmux import openai_side
 from modelmux.anthropic_side import tool_names
-from modelmux.config_types import Shape
+from modelmux.config.types import Shape
 from modelmux.openai_responses import reasoning_state
 from modelmux.openai_responses.request import EFFORTS, ENDPOINT, to_responses
 from modelmux.openai_responses.response import Context, from_responses

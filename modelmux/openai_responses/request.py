@@ -37,10 +37,10 @@ from modelmux.anthropic_side import (
     source_url,
     text_of,
 )
-from modelmux.config_types import Shape
+from modelmux.config.types import Shape
 from modelmux.effort import NAMED
-from modelmux.openai_side import reasoning_effort, sampling_fields, tool_fields
 from modelmux.openai_responses.reasoning_state import unpack
+from modelmux.openai_side import reasoning_effort, sampling_fields, tool_fields
 
 ENDPOINT = "/responses"
 EFFORTS = NAMED

@@ -5,7 +5,7 @@ first request (a 404 or 403 there), which is too late for a profile's slot."""
 
 from __future__ import annotations
 
-from modelmux.config import Config, Profile, route_for
+from modelmux.config.types import Config, Profile, route_for
 
 
 def problems(config: Config) -> list[str]:

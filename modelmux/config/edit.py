@@ -11,7 +11,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from modelmux import config
+from modelmux.config import loader
 
 _PLAIN = re.compile(r"[\w./~@+][\w./~@+-]*")
 
@@ -129,8 +129,8 @@ def add_credential(path: Path, provider: str, entry: str) -> None:
             file.write(edited)
         shutil.copymode(path, temporary)
         try:
-            config.load(temporary)  # relative token paths resolve from the same directory
-        except config.ConfigError as e:
+            loader.load(temporary)  # relative token paths resolve from the same directory
+        except loader.ConfigError as e:
             raise EditError(_why_not(path, e)) from e
         os.replace(temporary, path)
     except BaseException:
@@ -138,9 +138,9 @@ def add_credential(path: Path, provider: str, entry: str) -> None:
         raise
 
 
-def _why_not(path: Path, edited: config.ConfigError) -> str:
+def _why_not(path: Path, edited: loader.ConfigError) -> str:
     try:
-        config.load(path)
-    except config.ConfigError as e:
+        loader.load(path)
+    except loader.ConfigError as e:
         return f"it does not load as it is ({'; '.join(e.problems)})"
     return f"with the credential it would not load ({'; '.join(edited.problems)})"

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from modelmux import effort, routing
-from modelmux.config_types import FACTS, Conditions, Config, ModelFacts, Profile, Provider
+from modelmux.config.paths import config_state
+from modelmux.config.types import FACTS, Conditions, Config, ModelFacts, Profile, Provider
 from modelmux.errors import GatewayError
-from modelmux.paths import config_state
 from modelmux.pool_state import write_private
 
 logger = logging.getLogger(__name__)

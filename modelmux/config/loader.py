@@ -22,12 +22,13 @@ from typing import Any
 import jsonschema
 import yaml
 
-from modelmux import effort, effort_checks, model_paths, schema_messages
+from modelmux import effort, effort_checks, model_paths
+from modelmux.config import schema_messages
 from modelmux.headers import CREDENTIAL_HEADERS, token_of
 from modelmux.oauth.holder import TokenHolder, holder_for
 from modelmux.oauth.kinds import KINDS
 from modelmux.oauth.tokens import TokenFileError
-from modelmux.config_types import (
+from modelmux.config.types import (
     Auth as Auth,
     Conditions as Conditions,
     Config as Config,
@@ -73,7 +74,7 @@ class ConfigError(Exception):
 
 @cache
 def schema() -> dict[str, Any]:
-    return json.loads(resources.files("modelmux").joinpath("routes.schema.json").read_text())
+    return json.loads(resources.files("modelmux.config").joinpath("routes.schema.json").read_text())
 
 
 def load(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:

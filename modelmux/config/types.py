@@ -1,4 +1,4 @@
-"""The typed configuration routes.yaml loads into (modelmux.config reads and checks
+"""The typed configuration routes.yaml loads into (modelmux.config.loader reads and checks
 the file): providers, their credentials, routes, profiles. Pure data."""
 
 from __future__ import annotations
