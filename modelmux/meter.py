@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from modelmux.pools import Usage
+from modelmux.credentials.pools import Usage
 
 COUNTS = {  # Anthropic's usage fields, by the names modelmux reports them under
     "input_tokens": "input_tokens",

@@ -9,7 +9,7 @@ from typing import Any
 from modelmux import procs
 from modelmux.config.file_problems import line
 from modelmux.config.types import Config
-from modelmux.cooldowns import POLICIES, span
+from modelmux.credentials.cooldowns import POLICIES, span
 from modelmux.launcher import LaunchError
 from modelmux.procs import Gateway
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from modelmux.config import loader
-from modelmux.pools import Lease, Pools, Verdict
+from modelmux.credentials.pools import Lease, Pools, Verdict
 
 T0 = 1_750_000_000.0  # 2025-06-15T15:06:40Z
 

@@ -15,11 +15,12 @@ from typing import Any, Self
 import pytest
 from gateway import free_port
 
-from modelmux import __version__, cli, pool_snapshot
+from modelmux import __version__, cli
 from modelmux.config import loader
+from modelmux.credentials import snapshot
+from modelmux.credentials.pools import Pools, Usage
 from modelmux.errors import error_body
 from modelmux.headers import KEY_HEADER
-from modelmux.pools import Pools, Usage
 from modelmux.status_report import credentials_section
 
 SECRET = "mm-gateway-key-51c9"
@@ -97,7 +98,7 @@ class FakeGateway:
                 self.reset(body["provider"], body.get("label"))
             except LookupError as e:
                 return 404, error_body(404, str(e.args[0]))
-        return 200, json.dumps(pool_snapshot.snapshot(self.pools)).encode()
+        return 200, json.dumps(snapshot.snapshot(self.pools)).encode()
 
     def reset(self, provider: str, label: str | None) -> None:
         assert self.pools is not None
@@ -229,7 +230,7 @@ def test_status_json_carries_the_gateways_document(fake: FakeGateway, capsys: Ca
     report = json.loads(out)
     assert code == 0
     assert fake.pools is not None
-    assert report["credentials"] == pool_snapshot.snapshot(fake.pools)
+    assert report["credentials"] == snapshot.snapshot(fake.pools)
     assert report["credentials"]["providers"]["anthropic-pool"]["credentials"][1]["cooldowns"][0]["seconds_left"] == 125
     assert report["credentials_error"] is None
 
@@ -284,7 +285,7 @@ def test_reset_one_credential(fake: FakeGateway, capsys: Capture) -> None:
     assert fake.seen[-1][2]["content-type"] == "application/json"
     assert fake.seen[-1][3] == {"provider": "anthropic-pool", "label": "key-b"}
     assert fake.pools is not None
-    states = [c["state"] for c in pool_snapshot.snapshot(fake.pools)["providers"]["anthropic-pool"]["credentials"]]
+    states = [c["state"] for c in snapshot.snapshot(fake.pools)["providers"]["anthropic-pool"]["credentials"]]
     assert states == ["healthy", "healthy", "needs attention"]
 
 
@@ -331,7 +332,7 @@ def test_status_says_which_cooldowns_only_order_and_which_breakers_are_open() ->
     }}, Path("/x/routes.yaml"), {}), now=lambda: NOW)
     for _ in range(10):
         pools.record(pools.pick("zai", "glm"), 503, headers={"retry-after": "1"})
-    lines = credentials_section({"credentials_error": None, "credentials": pool_snapshot.snapshot(pools)})
+    lines = credentials_section({"credentials_error": None, "credentials": snapshot.snapshot(pools)})
     assert lines == [
         "credentials at 2026-11-21T09:57:55Z:",
         "  zai   a (a…1111)  unhealthy  in flight 0  requests 10 (10 errors)  tokens 0 in / 0 out",

@@ -26,17 +26,17 @@ from mitmproxy import command
 from mitmproxy import http
 from mitmproxy.utils import asyncio_utils
 
-from modelmux import pool_state
 from modelmux.addons.dashboard import Dashboard
 from modelmux.addons.internals import CLIENT_GONE
 from modelmux.addons.settings import Settings
 from modelmux.config.file_problems import FileProblem, reason
 from modelmux.config.paths import adopt_beside
 from modelmux.config.types import Config
-from modelmux.cooldowns import Outcome, names_a_wait, retry_after
+from modelmux.credentials import state_file
+from modelmux.credentials.cooldowns import Outcome, names_a_wait, retry_after
+from modelmux.credentials.pools import Lease, Pools, Usage, Verdict
+from modelmux.credentials.refusals import AllBusy, Refusal
 from modelmux.meter import tokens_of_json
-from modelmux.pools import Lease, Pools, Usage, Verdict
-from modelmux.refusals import AllBusy, Refusal
 
 logger = logging.getLogger(__name__)
 
@@ -72,9 +72,9 @@ class Credentials:
     def _configure(self, config: Config) -> None:
         if self.pools is None:
             self.pools = Pools(config, on_release=self._on_release)
-            self.state_path = pool_state.state_path(config.path, os.environ)
-            adopt_beside(config.path, pool_state.SUFFIX, self.state_path)
-            loaded = pool_state.read(self.state_path)
+            self.state_path = state_file.state_path(config.path, os.environ)
+            adopt_beside(config.path, state_file.SUFFIX, self.state_path)
+            loaded = state_file.read(self.state_path)
             self.pools.restore(loaded.entries)
             if loaded.problem:
                 logger.warning("credential state: %s", loaded.problem.text())
@@ -120,7 +120,7 @@ class Credentials:
             if number < self._written:
                 return
             try:
-                pool_state.write_private(path, data)
+                state_file.write_private(path, data)
             except OSError as e:
                 if self._write_problem is None:  # once: a read-only state directory would say it every time
                     logger.warning("cannot write the credential state to %s (%s); cooldowns will not survive "

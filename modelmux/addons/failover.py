@@ -28,14 +28,14 @@ from modelmux.addons.credentials import Credentials
 from modelmux.addons.internals import flows_kept
 from modelmux.addons.pump import Pump, answer_record, passed_headers
 from modelmux.config.types import Credential
-from modelmux.cooldowns import RETRY_HEADERS, Outcome, classify, names_a_wait, retry_after
+from modelmux.credentials.cooldowns import RETRY_HEADERS, Outcome, classify, names_a_wait, retry_after
+from modelmux.credentials.pools import Lease
+from modelmux.credentials.refusals import Refusal
 from modelmux.errors import GatewayError, upstream_error
 from modelmux.headers import client_credential
 from modelmux.meter import tokens_of_json
 from modelmux.oauth.refresher import Refresher
 from modelmux.outcomes import Failure, Outcomes, message_of, summary
-from modelmux.pools import Lease
-from modelmux.refusals import Refusal
 from modelmux.routing import Decision
 from modelmux.secrets import client_credentials, label_of, scrub, shown_headers
 

@@ -31,7 +31,7 @@ from modelmux.addons.answers import loggable_url
 from modelmux.addons.internals import CLIENT_GONE, ErrorPages, cancel_upstream, load_certificates_now, unverified
 from modelmux.addons.settings import Settings
 from modelmux.config.types import Credential
-from modelmux.cooldowns import TransportFailure, names_a_wait, upstream_delay
+from modelmux.credentials.cooldowns import TransportFailure, names_a_wait, upstream_delay
 from modelmux.errors import error_body, upstream_error
 from modelmux.exchange import upstream_failure
 from modelmux.headers import client_credential

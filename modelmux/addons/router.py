@@ -21,12 +21,12 @@ from modelmux.addons.settings import Settings
 from modelmux.addons.streams import as_stream
 from modelmux.addons.translator import translation_of
 from modelmux.config.types import Credential, Provider
+from modelmux.credentials.pools import session_of
+from modelmux.credentials.refusals import Refusal
 from modelmux.errors import GatewayError
 from modelmux.headers import OWN_HEADER_PREFIX
 from modelmux.passthrough import ModelRestorer, restore_model_json
-from modelmux.pools import session_of
 from modelmux.protocols import PROTOCOLS
-from modelmux.refusals import Refusal
 from modelmux.secrets import label_of, redacted, scrub, shown_headers
 from modelmux.tokens import estimate_input_tokens
 

@@ -21,8 +21,8 @@ from typing import Any
 from modelmux import effort, routing
 from modelmux.config.paths import config_state
 from modelmux.config.types import FACTS, Conditions, Config, ModelFacts, Profile, Provider
+from modelmux.credentials.state_file import write_private
 from modelmux.errors import GatewayError
-from modelmux.pool_state import write_private
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import json
 import math
 from typing import Any
 
-from modelmux.cooldowns import delay
+from modelmux.credentials.cooldowns import delay
 from modelmux.errors import GatewayError, gist
 
 STATUSES = {

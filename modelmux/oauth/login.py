@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from modelmux.cooldowns import span
+from modelmux.credentials.cooldowns import span
 from modelmux.launcher import bundled_config, find_config
 from modelmux.oauth import code_assist, flow, tokens
 from modelmux.oauth.enroll import EnrollError, Enrollment

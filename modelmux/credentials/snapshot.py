@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from modelmux.cooldowns import POLICIES, State, iso
+from modelmux.credentials.cooldowns import POLICIES, State, iso
+from modelmux.credentials.pools import Member, Pools
 from modelmux.oauth.holder import TokenHolder
-from modelmux.pools import Member, Pools
 from modelmux.secrets import redacted
 
 

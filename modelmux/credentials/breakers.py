@@ -18,7 +18,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Literal
 
-from modelmux.cooldowns import iso
+from modelmux.credentials.cooldowns import iso
 
 BreakerState = Literal["closed", "open", "half-open"]
 

@@ -22,12 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self, cast
 
-from modelmux import pool_state
-from modelmux.breakers import Breaker
 from modelmux.config.types import Config, Credential, Provider
-from modelmux.cooldowns import POLICIES, Cooldown, Kind, Outcome, classify, iso, next_cooldown, span
-from modelmux.cooldowns import subscription_exhausted, upstream_delay
-from modelmux.refusals import AllBusy, AllCooling, Blocked, BlockedState, Refusal, Unhealthy
+from modelmux.credentials import state_file
+from modelmux.credentials.breakers import Breaker
+from modelmux.credentials.cooldowns import POLICIES, Cooldown, Kind, Outcome, classify, iso, next_cooldown, span
+from modelmux.credentials.cooldowns import subscription_exhausted, upstream_delay
+from modelmux.credentials.refusals import AllBusy, AllCooling, Blocked, BlockedState, Refusal, Unhealthy
 from modelmux.secrets import redacted
 
 logger = logging.getLogger(__name__)
@@ -375,21 +375,21 @@ class Pools:
     def save(self, path: Path) -> None:
         """Store cooldowns (real expiry times) and counters; see `pool_state.state_path`.
         Raises OSError when the file cannot be written."""
-        pool_state.write_private(path, self.dump())
+        state_file.write_private(path, self.dump())
 
     def dump(self) -> bytes:
         """What `save` writes, for a caller that writes it elsewhere (off the event loop)."""
         entries = [
-            pool_state.Stored(
+            state_file.Stored(
                 name, member.label, fingerprint(member.credential.identity), member.requests, member.errors,
                 member.input_tokens, member.output_tokens, member.last_status, tuple(member.cooldowns.values()),
             )
             for name, pool in self.pools.items()
             for member in pool.members
         ]
-        return pool_state.dump(entries, self.now())
+        return state_file.dump(entries, self.now())
 
-    def restore(self, entries: list[pool_state.Stored]) -> None:
+    def restore(self, entries: list[state_file.Stored]) -> None:
         """Restore what `save` stored (as `pool_state.read` found it), at start-up. Expired
         cooldowns and credentials no longer configured are dropped; a replaced key keeps
         its counters, not its cooldowns."""

@@ -20,7 +20,7 @@ from typing import Any, get_args
 
 from modelmux.config.file_problems import CORRUPT, FileProblem, listed, plural, reason
 from modelmux.config.paths import config_state
-from modelmux.cooldowns import POLICIES, Cooldown, Outcome, TransportFailure, iso
+from modelmux.credentials.cooldowns import POLICIES, Cooldown, Outcome, TransportFailure, iso
 
 VERSION = 1
 

@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from modelmux.cooldowns import Outcome, iso, retry_after, span
+from modelmux.credentials.cooldowns import Outcome, iso, retry_after, span
 from modelmux.errors import GatewayError
 
 BlockedState = Literal["cooling", "unhealthy", "needs attention", "busy", "tried"]
