@@ -17,14 +17,14 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from modelmux import effort, model_lists
 from modelmux.config.types import Config, Credential, ModelFacts, ModelPattern, Provider, Route
 from modelmux.errors import gist
 from modelmux.exchange import prepare, upstream_json
 from modelmux.oauth.refresher import Refresher
-from modelmux.protocols import PROTOCOLS
 from modelmux.routing import Decision
 from modelmux.secrets import scrub
+from modelmux.translate import effort, model_lists
+from modelmux.translate.registry import PROTOCOLS
 
 PATH = "/v1/messages"
 CLIENT_HEADERS = {"anthropic-version": "2023-06-01", "content-type": "application/json"}

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelmux.sse import EventSplitter, parse_event
+from modelmux.translate.sse import EventSplitter, parse_event
 
 # Transport and per-run headers: they say nothing about the translation.
 VOLATILE_HEADERS = frozenset({

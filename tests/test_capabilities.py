@@ -20,8 +20,9 @@ import pytest
 import openai_upstream
 from capable_upstream import Capable
 from check_upstream import ENV, OAI_KEY, write
-from modelmux import check_command, cli, media
+from modelmux import check_command, cli
 from modelmux.capabilities import limits, readings, requests
+from modelmux.translate import media
 from upstream import Received, Upstream
 
 MODELS = {"openai-chat": "deepseek-reasoner", "openai-responses": "gpt-5-mini", "gemini": "gemini-2.5-flash",

@@ -24,7 +24,7 @@ from test_claude_code_openai import anthropic_leftovers
 from upstream import Behaviour, Received, Stream, Upstream
 
 from modelmux.launcher import PLACEHOLDER_TOKEN
-from modelmux.thought_signatures import DUMMY
+from modelmux.translate.thought_signatures import DUMMY
 
 pytestmark = pytest.mark.claude_code
 

@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from modelmux import effort, exchange, routing
+from modelmux import exchange, routing
 from modelmux.config import loader
 from modelmux.config.loader import ConfigError
 from modelmux.errors import GatewayError
-from modelmux.protocols import PROTOCOLS
+from modelmux.translate import effort
+from modelmux.translate.registry import PROTOCOLS
 
 PATH = Path("/etc/modelmux/routes.yaml")
 PROVIDERS = """

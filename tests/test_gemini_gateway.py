@@ -21,7 +21,7 @@ from test_openai_gateway import PDF, PNG, only
 from upstream import Upstream
 
 from modelmux.config import loader as config
-from modelmux.gemini import schema
+from modelmux.translate.gemini import schema
 
 TOOL_SCHEMAS = json.loads((Path(__file__).parent / "data" / "claude_code_tool_schemas.json").read_text())
 HI = [{"role": "user", "content": "hi"}]

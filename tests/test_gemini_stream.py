@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from sse_checks import accumulated, events, feed, validate
 
 from modelmux.config.types import Shape
-from modelmux.gemini import Context, GeminiStream, from_gemini, function_name, to_gemini
-from modelmux.translated_stream import BROKEN_OFF
+from modelmux.translate.gemini import Context, GeminiStream, from_gemini, function_name, to_gemini
+from modelmux.translate.translated_stream import BROKEN_OFF
 
 LONG = "mcp__plugin_superpowers_chrome__use_browser_with_a_really_long_name_indeed"
 SHORT = function_name(LONG)

@@ -31,7 +31,7 @@ IO_MODULES = frozenset({
 IO_LIBRARIES = frozenset({"mitmproxy", "httpx"})
 # Each translates Anthropic's Messages to one protocol and back; what they share lives
 # outside them (anthropic_side, openai_side, thought_signatures, translated_stream).
-TRANSLATORS = ("modelmux.openai_chat", "modelmux.openai_responses", "modelmux.gemini")
+TRANSLATORS = ("modelmux.translate.openai_chat", "modelmux.translate.openai_responses", "modelmux.translate.gemini")
 
 
 def _modules() -> dict[str, Path]:
@@ -122,7 +122,7 @@ def _reach(module: str) -> set[str]:
 def test_the_graph_is_read_from_the_source():
     """A guard for the tests below: they see the imports there are."""
     assert "modelmux.config.types" in _imports("modelmux.config.loader")[0]
-    assert "modelmux.openai_chat" in _imports("modelmux.protocols")[0]
+    assert "modelmux.translate.openai_chat" in _imports("modelmux.translate.registry")[0]
     assert "mitmproxy" in _imports("modelmux.addons.router")[1]
     assert "modelmux.addons.replayer" in _imports("modelmux.cli")[0]  # imported inside a function
     assert IO_MODULES <= MODULES.keys()

@@ -8,8 +8,8 @@ import pytest
 from upstream import message_events
 
 from modelmux.credentials.pools import Usage
-from modelmux.messages import error_event
-from modelmux.meter import Meter, Tokens, tokens_of_json
+from modelmux.translate.messages import error_event
+from modelmux.translate.meter import Meter, Tokens, tokens_of_json
 
 STREAM = b"".join(message_events("m"))
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from test_config import parse, problems
 
-from modelmux import effort
 from modelmux.config import loader, model_facts
 from modelmux.config.model_facts import MODEL_LIST, ROUTES_YAML, Resolved, listed, resolve
 from modelmux.config.types import ModelFacts
+from modelmux.translate import effort
 
 DEEPSEEK = """
   deepseek:

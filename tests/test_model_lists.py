@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from modelmux import model_lists
 from modelmux.config import loader
 from modelmux.config.model_facts import listed
+from modelmux.translate import model_lists
 
 KEY = "sk-list-aaaaaaaaaaaa1111"
 ROUTES = """

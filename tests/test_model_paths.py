@@ -1,4 +1,4 @@
-"""Model names go into an upstream's URL path only as one safe segment (modelmux/model_paths.py):
+"""Model names go into an upstream's URL path only as one safe segment (modelmux/translate/model_paths.py):
 a client's other names are its 400, routes.yaml's a config error."""
 
 from __future__ import annotations
@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from modelmux import exchange, model_paths, routing
+from modelmux import exchange, routing
 from modelmux.config import loader
 from modelmux.errors import GatewayError
+from modelmux.translate import model_paths
 
 PATH = Path("/x/routes.yaml")
 PROVIDERS = """

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from modelmux.assembly import Assembly
 from modelmux.config import loader
-from modelmux.messages import as_events
 from modelmux.oauth import claims, refresh, tokens
 from modelmux.oauth.kinds import KINDS
 from modelmux.oauth.tokens import Token, TokenFileError
+from modelmux.translate.assembly import Assembly
+from modelmux.translate.messages import as_events
 
 TOKEN = Token(kind="claude", access_token="at-secret-000011112222", refresh_token="rt-secret-333344445555",
               expires_at=1_800_000_000.0, email="a@example.com")

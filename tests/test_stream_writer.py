@@ -14,11 +14,11 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 from sse_checks import accumulated, conforms, events, stream_schema, validate
 
-from modelmux import messages
 from modelmux.addons.pump import _FIRST
-from modelmux.meter import Meter, Tokens
-from modelmux.sse import format_event
-from modelmux.stream_writer import (
+from modelmux.translate import messages
+from modelmux.translate.meter import Meter, Tokens
+from modelmux.translate.sse import format_event
+from modelmux.translate.stream_writer import (
     TEXT,
     THINKING,
     AfterEnd,

@@ -36,7 +36,7 @@ from modelmux.credentials import state_file
 from modelmux.credentials.cooldowns import Outcome, names_a_wait, retry_after
 from modelmux.credentials.pools import Lease, Pools, Usage, Verdict
 from modelmux.credentials.refusals import AllBusy, Refusal
-from modelmux.meter import tokens_of_json
+from modelmux.translate.meter import tokens_of_json
 
 logger = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 from mitmproxy import http
 
-from modelmux import effort, exchange
+from modelmux import exchange
 from modelmux.addons.credentials import Credentials
 from modelmux.addons.internals import flows_kept
 from modelmux.addons.pump import Pump, answer_record, passed_headers
@@ -33,11 +33,12 @@ from modelmux.credentials.pools import Lease
 from modelmux.credentials.refusals import Refusal
 from modelmux.errors import GatewayError, upstream_error
 from modelmux.headers import client_credential
-from modelmux.meter import tokens_of_json
 from modelmux.oauth.refresher import Refresher
 from modelmux.outcomes import Failure, Outcomes, message_of, summary
 from modelmux.routing import Decision
 from modelmux.secrets import client_credentials, label_of, scrub, shown_headers
+from modelmux.translate import effort
+from modelmux.translate.meter import tokens_of_json
 
 logger = logging.getLogger(__name__)
 # httpx logs every request's URL at INFO, query included, where a provider may keep a key;

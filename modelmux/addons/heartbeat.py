@@ -23,7 +23,7 @@ from mitmproxy import http
 from modelmux.addons.answers import loggable_url
 from modelmux.addons.internals import CLIENT_GONE, can_write_chunks, write_chunk
 from modelmux.addons.translator import translation_of
-from modelmux.messages import PING, error_event
+from modelmux.translate.messages import PING, error_event
 
 logger = logging.getLogger(__name__)
 

@@ -18,16 +18,16 @@ from mitmproxy import ctx
 
 from modelmux import exchange
 from modelmux.addons.credentials import Credentials
-from modelmux.assembly import Assembly
 from modelmux.config.types import Credential
 from modelmux.credentials.pools import Lease
 from modelmux.errors import ERROR_TYPES, GatewayError
 from modelmux.exchange import FRAMING
-from modelmux.messages import PING, error_event
-from modelmux.meter import Meter
 from modelmux.outcomes import Failure
 from modelmux.routing import Decision
 from modelmux.secrets import scrub, scrub_bytes
+from modelmux.translate.assembly import Assembly
+from modelmux.translate.messages import PING, error_event
+from modelmux.translate.meter import Meter
 
 logger = logging.getLogger(__name__)
 

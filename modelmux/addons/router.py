@@ -9,7 +9,7 @@ from dataclasses import replace
 
 from mitmproxy import http
 
-from modelmux import effort, exchange, messages, routing, validation
+from modelmux import exchange, routing
 from modelmux.addons import vault
 from modelmux.addons.answers import answer, answer_error, answer_json, as_kept, header_fields, request_path
 from modelmux.addons.credentials import Credentials
@@ -25,10 +25,11 @@ from modelmux.credentials.pools import session_of
 from modelmux.credentials.refusals import Refusal
 from modelmux.errors import GatewayError
 from modelmux.headers import OWN_HEADER_PREFIX
-from modelmux.passthrough import ModelRestorer, restore_model_json
-from modelmux.protocols import PROTOCOLS
 from modelmux.secrets import label_of, redacted, scrub, shown_headers
-from modelmux.tokens import estimate_input_tokens
+from modelmux.translate import effort, messages, validation
+from modelmux.translate.passthrough import ModelRestorer, restore_model_json
+from modelmux.translate.registry import PROTOCOLS
+from modelmux.translate.token_estimate import estimate_input_tokens
 
 logger = logging.getLogger(__name__)
 

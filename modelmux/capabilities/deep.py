@@ -19,8 +19,7 @@ from typing import Any
 
 import httpx
 
-from modelmux import effort, model_lists, probe
-from modelmux.assembly import Assembly
+from modelmux import probe
 from modelmux.capabilities import limits, readings, requests
 from modelmux.capabilities.findings import Facts, Finding, Report, excerpt, model_lines, provider_lines
 from modelmux.capabilities.readings import Reading
@@ -28,8 +27,10 @@ from modelmux.config.types import Config, Shape, route_for
 from modelmux.errors import GatewayError
 from modelmux.exchange import Outgoing, prepare, stream_transform, upstream_json, whole_answer
 from modelmux.oauth.refresher import Refresher
-from modelmux.protocols import PROTOCOLS
 from modelmux.secrets import scrub
+from modelmux.translate import effort, model_lists
+from modelmux.translate.assembly import Assembly
+from modelmux.translate.registry import PROTOCOLS
 
 TIMEOUT = 30.0
 # Words with which an upstream refuses a field it does not take ("Unsupported parameter:

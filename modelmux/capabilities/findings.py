@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelmux.config.types import Provider
-from modelmux.protocols import PROTOCOLS
+from modelmux.translate.registry import PROTOCOLS
 
 # Claude Code asks for 32000 output tokens (configuration.md); a smaller limit is a 400.
 CLAUDE_CODE_OUTPUT = 32000

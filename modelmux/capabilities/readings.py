@@ -12,9 +12,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelmux.openai_chat.response import REASONING_FIELDS
-from modelmux.sse import EventSplitter, parse_event
-from modelmux.toolnames import VALID_ID
+from modelmux.translate.openai_chat.response import REASONING_FIELDS
+from modelmux.translate.sse import EventSplitter, parse_event
+from modelmux.translate.tool_names import VALID_ID
 
 THINK_TAG = "<think>"  # reasoning some servers leave in the text (no reasoning parser)
 Event = dict[str, Any]

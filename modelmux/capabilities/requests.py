@@ -11,9 +11,9 @@ import struct
 import zlib
 from typing import Any
 
-from modelmux import model_lists
 from modelmux.config.types import Credential, Provider
-from modelmux.protocols import PROTOCOLS
+from modelmux.translate import model_lists
+from modelmux.translate.registry import PROTOCOLS
 
 Body = dict[str, Any]
 

@@ -22,12 +22,12 @@ from typing import Any
 import jsonschema
 import yaml
 
-from modelmux import effort, effort_checks, model_paths
 from modelmux.config import schema_messages
 from modelmux.headers import CREDENTIAL_HEADERS, token_of
 from modelmux.oauth.holder import TokenHolder, holder_for
 from modelmux.oauth.kinds import KINDS
 from modelmux.oauth.tokens import TokenFileError
+from modelmux.translate import effort, effort_checks, model_paths
 from modelmux.config.types import (
     Auth as Auth,
     Conditions as Conditions,
@@ -50,7 +50,7 @@ from modelmux.config.types import (
     Shape as Shape,
     route_for as route_for,
 )
-from modelmux.protocols import PROTOCOLS
+from modelmux.translate.registry import PROTOCOLS
 
 SLOTS = ("opus", "sonnet", "haiku", "fable")
 POOLING_KEYS = ("strategy", "affinity", "cooldown_scope", "max_wait")

@@ -18,11 +18,12 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from modelmux import effort, routing
+from modelmux import routing
 from modelmux.config.paths import config_state
 from modelmux.config.types import FACTS, Conditions, Config, ModelFacts, Profile, Provider
 from modelmux.credentials.state_file import write_private
 from modelmux.errors import GatewayError
+from modelmux.translate import effort
 
 logger = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from modelmux import effort
 from modelmux.oauth.holder import TokenHolder
+from modelmux.translate import effort
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7878
