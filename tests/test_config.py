@@ -5,10 +5,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from modelmux import config_text
 from modelmux.config import loader
 from modelmux.config.loader import ConfigError
 from modelmux.config.types import Credential
+from modelmux.replay import config_text
 
 PATH = Path("/etc/modelmux/routes.yaml")
 REPO = Path(__file__).resolve().parent.parent

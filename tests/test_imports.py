@@ -16,8 +16,9 @@ import modelmux
 PACKAGE = Path(modelmux.__file__).parent
 # The modules that talk to the network or to mitmproxy on purpose, besides the addons
 # (modelmux/addons/, the mitmproxy shell): the `modelmux` command, which starts the
-# others, `modelmux check` and its live probes, and the logins' network code. Anything
-# else is pure: a pure module importing one of these would be caught.
+# others, `modelmux check` and its live probes, the logins' network code, and the reader
+# of recorded flow files. Anything else is pure: a pure module importing one of these
+# would be caught.
 IO_MODULES = frozenset({
     "modelmux.cli",
     "modelmux.check_command",
@@ -27,6 +28,7 @@ IO_MODULES = frozenset({
     "modelmux.oauth.login",
     "modelmux.oauth.code_assist",
     "modelmux.oauth.refresher",
+    "modelmux.replay.recordings",  # reads and writes mitmproxy's flow files
 })
 IO_LIBRARIES = frozenset({"mitmproxy", "httpx"})
 # Each translates Anthropic's Messages to one protocol and back; what they share lives

@@ -14,8 +14,9 @@ from mitmproxy import exceptions
 from mitmproxy import io
 from mitmproxy.test import taddons, tflow, tutils
 
-from modelmux.addons.recorder import RECORD_VERSION, Recorder
+from modelmux.addons.recorder import Recorder
 from modelmux.addons.settings import Settings
+from modelmux.replay.recordings import RECORD_VERSION
 
 VENDOR_KEY = "vendor-key-eeeeeeeeeeee5555"  # no known key shape: found by value only
 GATEWAY_KEY = "gateway-key-ffffffffffff6666"

@@ -19,8 +19,9 @@ from openai_upstream import completion
 from upstream import Reply, Upstream
 
 from modelmux import cli
-from modelmux.addons import recordings, replayer
-from modelmux.replay import Answer, Sent, Side, differences, events
+from modelmux.addons import replayer
+from modelmux.replay import recordings
+from modelmux.replay.compare import Answer, Sent, Side, differences, events
 
 REPO = Path(__file__).resolve().parent.parent
 FILES = sorted((REPO / "recordings").glob("*.mitm"))

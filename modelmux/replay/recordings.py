@@ -16,9 +16,11 @@ from mitmproxy import exceptions
 from mitmproxy import http
 from mitmproxy import io
 
-from modelmux.addons.recorder import RECORD_VERSION
-from modelmux.replay import REPLAY_HEADER, Answer, Sent, Side
+from modelmux.replay.compare import REPLAY_HEADER, Answer, Sent, Side
 
+# Version of what metadata["modelmux"]["record"] and the captured fields hold; a replay
+# refuses records it does not understand instead of misreading them.
+RECORD_VERSION = 1
 # The replay server's reverse target. Nothing listens there: a request the recording
 # has no answer for is answered 404 by the server, or refused once all are used up.
 REPLAY_TARGET = urlsplit("http://127.0.0.1:9")
