@@ -16,8 +16,8 @@ from pathlib import Path
 
 import httpx
 
+from modelmux.cli.launcher import web_options
 from modelmux.config.paths import config_state
-from modelmux.launcher import web_options
 
 REPO = Path(__file__).resolve().parent.parent
 MITMDUMP = Path(sys.executable).parent / "mitmdump"

@@ -15,7 +15,7 @@ from check_upstream import (  # noqa: F401 (fake: a fixture)
     passthrough_routes, run, unprobeable_routes, write,
 )
 import openai_upstream
-from modelmux import cli
+from modelmux.cli import main as cli
 from modelmux.config import checks, loader, model_facts
 from modelmux.config.model_facts import listed
 from upstream import Upstream

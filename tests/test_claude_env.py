@@ -7,9 +7,9 @@ from pathlib import Path
 
 import yaml
 
-from modelmux import cli
+from modelmux.cli import main as cli
 from modelmux.config import loader, model_facts
-from modelmux.claude_env import (
+from modelmux.cli.claude_env import (
     COMPACT, CONTEXT, CUSTOM, MAIN, NO_1M, OUTPUT, RECORD, VERIFIED_VERSION, capabilities, describe,
     model_environment,
 )

@@ -15,13 +15,14 @@ from typing import Any, Self
 import pytest
 from gateway import free_port
 
-from modelmux import __version__, cli
+from modelmux import __version__
+from modelmux.cli import main as cli
+from modelmux.cli.status_report import credentials_section
 from modelmux.config import loader
 from modelmux.credentials import snapshot
 from modelmux.credentials.pools import Pools, Usage
 from modelmux.errors import error_body
 from modelmux.headers import KEY_HEADER
-from modelmux.status_report import credentials_section
 
 SECRET = "mm-gateway-key-51c9"
 NOW = datetime(2026, 11, 21, 9, 57, 55, tzinfo=UTC).timestamp()

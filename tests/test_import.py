@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from modelmux import cli, import_command
+from modelmux.cli import import_logins
+from modelmux.cli import main as cli
 from modelmux.config import loader
 from modelmux.config.loader import ConfigError
 from modelmux.oauth import tokens
@@ -117,8 +118,8 @@ def home(tmp_path: Path) -> Path:
 def run(home: Path, *args: str, environ: dict[str, str] | None = None) -> tuple[int, str]:
     out = io.StringIO()
     paths = [Path(a) for a in args if not a.startswith("--")]
-    status = import_command.run(paths, home / "tokens", "--dry-run" in args, "--json" in args, home,
-                                environ or {}, NOW, out)
+    status = import_logins.run(paths, home / "tokens", "--dry-run" in args, "--json" in args, home,
+                               environ or {}, NOW, out)
     return status, out.getvalue()
 
 
@@ -479,7 +480,7 @@ def routes_yaml(home: Path, lines: dict[str, list[str]]) -> Path:
 
 
 def printed_lines(found: list[Found], home: Path, protocol: str) -> list[str]:
-    return [import_command.routes_line(f, import_to(f, home / "tokens", dry_run=True), home)
+    return [import_logins.routes_line(f, import_to(f, home / "tokens", dry_run=True), home)
             for f in found if f.protocol == protocol]
 
 

@@ -20,11 +20,11 @@ PACKAGE = Path(modelmux.__file__).parent
 # of recorded flow files. Anything else is pure: a pure module importing one of these
 # would be caught.
 IO_MODULES = frozenset({
-    "modelmux.cli",
-    "modelmux.check_command",
-    "modelmux.probe",
-    "modelmux.capabilities.deep",  # sends the deep check's probes
-    "modelmux.capabilities.report",  # names probe's targets
+    "modelmux.cli.main",
+    "modelmux.cli.check",
+    "modelmux.cli.probe",
+    "modelmux.cli.capabilities.deep",  # sends the deep check's probes
+    "modelmux.cli.capabilities.report",  # names probe's targets
     "modelmux.oauth.login",
     "modelmux.oauth.code_assist",
     "modelmux.oauth.refresher",
@@ -126,7 +126,7 @@ def test_the_graph_is_read_from_the_source():
     assert "modelmux.config.types" in _imports("modelmux.config.loader")[0]
     assert "modelmux.translate.openai_chat" in _imports("modelmux.translate.registry")[0]
     assert "mitmproxy" in _imports("modelmux.addons.router")[1]
-    assert "modelmux.addons.replayer" in _imports("modelmux.cli")[0]  # imported inside a function
+    assert "modelmux.addons.replayer" in _imports("modelmux.cli.main")[0]  # imported inside a function
     assert IO_MODULES <= MODULES.keys()
 
 

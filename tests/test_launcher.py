@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from gateway import free_port
 
-from modelmux import foreground, procs
+from modelmux.cli import foreground, procs
 from modelmux.config import loader
-from modelmux.launcher import (
+from modelmux.cli.launcher import (
     AUTH_CONFLICT, CHAIN_SCRIPT, LaunchError, apply_environment, bundled_config, find_config, gateway_command,
     profile_environment,
 )
@@ -256,7 +256,7 @@ def world(tmp_path: Path) -> Iterator[dict]:
         "state": tmp_path / "state",
     }  # fmt: skip
     yield world
-    subprocess.run([sys.executable, "-m", "modelmux.cli", "stop", "--config", str(world["config"])],
+    subprocess.run([sys.executable, "-m", "modelmux.cli.main", "stop", "--config", str(world["config"])],
                    env=env, capture_output=True, timeout=20)  # fmt: skip
     for pid_file in (tmp_path / "state").glob("*.pid"):
         pid = int(pid_file.read_text())
@@ -267,7 +267,7 @@ def world(tmp_path: Path) -> Iterator[dict]:
 @pytest.fixture
 def cli(world: dict) -> Cli:
     def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-        command = [sys.executable, "-m", "modelmux.cli", *args]
+        command = [sys.executable, "-m", "modelmux.cli.main", *args]
         if "--config" not in args[: args.index("--") if "--" in args else None]:
             command[3:4] = [args[0], "--config", str(world["config"])]
         return subprocess.run(command, env=env or world["env"], capture_output=True, text=True, timeout=60)
@@ -285,7 +285,7 @@ def fake_gateway(world: dict, body: str) -> dict[str, str]:
 
 def test_env_output_evaluates_to_the_exact_environment(world: dict, cli: Cli) -> None:
     base = world["env"] | {"ANTHROPIC_API_KEY": "sk-user", "CLAUDE_CODE_USE_BEDROCK": "1", "NO_PROXY": "corp"}
-    script = f"eval \"$({sys.executable} -m modelmux.cli env quoted --config {world['config']})\"; env -0"
+    script = f"eval \"$({sys.executable} -m modelmux.cli.main env quoted --config {world['config']})\"; env -0"
     result = subprocess.run(["bash", "-c", script], env=base, capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
     seen = dict(line.split("=", 1) for line in result.stdout.split("\0") if line)
@@ -389,7 +389,8 @@ def test_a_gateway_with_another_key_is_named_as_such(world: dict, cli: Cli) -> N
 
 def test_serve_execs_the_gateway_in_the_foreground(world: dict, cli: Cli) -> None:
     port = free_port()
-    command = [sys.executable, "-m", "modelmux.cli", "serve", "--port", str(port), "--config", str(world["config"])]
+    command = [sys.executable, "-m", "modelmux.cli.main", "serve", "--port", str(port),
+               "--config", str(world["config"])]
     process = subprocess.Popen(command, env=world["env"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 20
@@ -556,7 +557,7 @@ def test_run_as_a_child_forwards_signals_and_exits_with_claudes_status(
     # the fake, which then never ends.
     on_term = f"signal.signal({number}, lambda *_: {handler})\n" if handler else f"signal.signal({number}, signal.SIG_DFL)\n"
     fake_claude(world, f"{on_term}open({str(world['tmp'] / 'ready')!r}, 'w').close()\ntime.sleep(60)\nsys.exit(0)\n")
-    command = [sys.executable, "-m", "modelmux.cli", "run", "glm", "--config", str(world["config"])]
+    command = [sys.executable, "-m", "modelmux.cli.main", "run", "glm", "--config", str(world["config"])]
     launcher = subprocess.Popen(
         command, env=world["env"] | {"MODELMUX_LAUNCH": "child"}, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE
     )

@@ -22,7 +22,7 @@ from gateway import free_port
 from oauth_server import OAuthServer, jwt
 from upstream import Upstream
 
-from modelmux import cli
+from modelmux.cli import main as cli
 from modelmux.config import edit, loader
 from modelmux.oauth import code_assist, flow, login, tokens
 from modelmux.oauth.kinds import KINDS

@@ -165,7 +165,7 @@ def test_a_stream_put_together_is_the_message_it_describes():
 
 
 def test_status_shows_a_login_and_what_it_needs():
-    from modelmux.status_report import credential_lines
+    from modelmux.cli.status_report import credential_lines
 
     base = {"label": "max", "key": "max…cccc", "in_flight": 0, "requests": 3, "errors": 1, "input_tokens": 10,
             "output_tokens": 4, "cooldowns": []}

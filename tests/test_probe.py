@@ -14,7 +14,7 @@ from check_upstream import (  # noqa: F401 (fake: a fixture)
     ENV, GEMINI_KEY, GOOD_KEY, LOGIN_TOKEN, OAI_KEY, BAD_KEY, ECHO_KEY, auth_of, codex_login, fake, glob_routes,
     lines, live_routes, masked, run, unprobeable_routes, write,
 )
-from modelmux import probe
+from modelmux.cli import probe
 from modelmux.config import loader
 from modelmux.config.types import ModelPattern, Route
 from upstream import Upstream

@@ -8,7 +8,7 @@ from importlib import resources
 
 import pytest
 
-from modelmux.capabilities import readings
+from modelmux.cli.capabilities import readings
 from modelmux.oauth.kinds import KINDS
 from modelmux.translate import gemini, openai_chat, openai_responses, passthrough
 from modelmux.translate.protocol import SHAPING

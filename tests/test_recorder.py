@@ -151,7 +151,7 @@ def test_serve_record_starts_the_gateway_recording(tmp_path: Path) -> None:
     fake.chmod(0o755)
     env = {"PATH": "/usr/bin:/bin", "MODELMUX_MITMDUMP": str(fake), "VENDOR_KEY": VENDOR_KEY,
            "MODELMUX_STATE_DIR": str(tmp_path / "state")}  # fmt: skip
-    command = [sys.executable, "-m", "modelmux.cli", "serve", "--config", str(routes), "--record", "out/rec.mitm"]
+    command = [sys.executable, "-m", "modelmux.cli.main", "serve", "--config", str(routes), "--record", "out/rec.mitm"]
     result = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
     assert "modelmux: recording the session to out/rec.mitm" in result.stderr

@@ -18,8 +18,8 @@ import pytest
 from openai_upstream import completion
 from upstream import Reply, Upstream
 
-from modelmux import cli
 from modelmux.addons import replayer
+from modelmux.cli import main as cli
 from modelmux.replay import recordings
 from modelmux.replay.compare import Answer, Sent, Side, differences, events
 

@@ -224,7 +224,7 @@ def test_an_effort_in_the_model_name_overrides_thinking(gateway, server, model, 
 
 
 def test_a_profile_slot_with_an_effort_reaches_claude_code_as_written(gateway):
-    from modelmux.launcher import profile_environment
+    from modelmux.cli.launcher import profile_environment
 
     values, _ = profile_environment(loader.load(gateway.config, ROUTES_ENV), "codex", {})
     assert values["ANTHROPIC_DEFAULT_OPUS_MODEL"] == f"{UPSTREAM_MODEL}(xhigh)"

@@ -20,7 +20,8 @@ from gateway import Gateway
 from pooling import fail
 from upstream import Behaviour, Received, Reply, Upstream, anthropic_like
 
-from modelmux import cli, usage
+from modelmux import usage
+from modelmux.cli import main as cli
 from modelmux.config import loader
 from modelmux.credentials import state_file
 from modelmux.credentials.pools import Pools

@@ -25,13 +25,13 @@ from pathlib import Path
 import httpx
 from mitmproxy import http
 
-from modelmux import procs
 from modelmux.addons import playback
 from modelmux.addons.playback import CONTROL_PATH
+from modelmux.cli import procs
+from modelmux.cli.launcher import LaunchError, find_program, gateway_command
 from modelmux.config import loader
 from modelmux.config.types import Config
 from modelmux.headers import CLIENT_AUTH_HEADERS, KEY_HEADER, PROFILE_HEADER
-from modelmux.launcher import LaunchError, find_program, gateway_command
 from modelmux.replay import config_text, recordings
 from modelmux.replay.compare import REPLAY_HEADER, Answer, Side, differences
 from modelmux.replay.recordings import REPLAY_TARGET, Recording, as_text

@@ -27,8 +27,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from modelmux.cli.launcher import bundled_config, find_config
 from modelmux.credentials.cooldowns import span
-from modelmux.launcher import bundled_config, find_config
 from modelmux.oauth import code_assist, flow, tokens
 from modelmux.oauth.enroll import EnrollError, Enrollment
 from modelmux.oauth.flow import Callback, FlowError

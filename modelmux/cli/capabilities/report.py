@@ -7,10 +7,10 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from modelmux import probe
-from modelmux.capabilities import requests
-from modelmux.capabilities.findings import Report
-from modelmux.status_report import aligned
+from modelmux.cli import probe
+from modelmux.cli.capabilities import requests
+from modelmux.cli.capabilities.findings import Report
+from modelmux.cli.status_report import aligned
 
 HEADER = ["capability", "found", "evidence"]
 

@@ -1,4 +1,4 @@
-"""The `modelmux` command line: its commands and their options (modelmux/cli.py runs them)."""
+"""The `modelmux` command line: its commands and their options (modelmux/cli/main.py runs them)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from modelmux import __version__, shells, usage
+from modelmux import __version__, usage
+from modelmux.cli import shells
 
 MITMWEB_DEFAULT_PORT = 8081
 

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from modelmux import windows
+from modelmux.cli import windows
+from modelmux.cli.launcher import LaunchError, url_host
 from modelmux.headers import KEY_HEADER
-from modelmux.launcher import LaunchError, url_host
 
 HEALTH_TIMEOUT = 1.0
 CREDENTIALS_PATH = "/modelmux/credentials"

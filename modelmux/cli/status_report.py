@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from modelmux import procs
+from modelmux.cli import procs
+from modelmux.cli.launcher import LaunchError
+from modelmux.cli.procs import Gateway
 from modelmux.config.file_problems import line
 from modelmux.config.types import Config
 from modelmux.credentials.cooldowns import POLICIES, span
-from modelmux.launcher import LaunchError
-from modelmux.procs import Gateway
 
 
 def gateway_status(cfg: Config, gateway: Gateway) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The gateway's process on Windows, where `modelmux.procs`' POSIX calls do harm or fail:
+"""The gateway's process on Windows, where `modelmux.cli.procs`' POSIX calls do harm or fail:
 os.kill(pid, 0) there does not probe, it ends the process (TerminateProcess), and there
 is no fork. Runs only on Windows; the POSIX ones are what Linux tests exercise.
 """

@@ -1,7 +1,7 @@
 """What the launcher decides without touching a process: which routes.yaml, which
 environment a profile gives Claude Code, and which command starts the gateway.
 
-Processes, sockets and state files live in `modelmux.procs`; the commands in `modelmux.cli`.
+Processes, sockets and state files live in `modelmux.cli.procs`; the commands in `modelmux.cli.main`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import modelmux
-from modelmux.claude_env import model_environment
+from modelmux.cli.claude_env import model_environment
 from modelmux.config.model_facts import Discovered
 from modelmux.config.paths import config_dir
 from modelmux.config.types import Config, Profile

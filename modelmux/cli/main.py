@@ -12,12 +12,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from modelmux import foreground, import_command, procs, shells, usage
-from modelmux.cli_parser import MITMWEB_DEFAULT_PORT, build_parser
+from modelmux import usage
+from modelmux.cli import foreground, import_logins as import_command, procs, shells
+from modelmux.cli.parser import MITMWEB_DEFAULT_PORT, build_parser
+from modelmux.cli.status_report import credential_lines, describe_status, gateway_status
 from modelmux.config import loader, model_facts, paths
 from modelmux.config.types import Config, Profile
-from modelmux.status_report import credential_lines, describe_status, gateway_status
-from modelmux.launcher import (
+from modelmux.cli.launcher import (
     AUTH_CONFLICT,
     LaunchError,
     apply_environment,
@@ -31,7 +32,7 @@ from modelmux.launcher import (
     profile_port,
     uses_passthrough,
 )
-from modelmux.procs import Gateway
+from modelmux.cli.procs import Gateway
 
 CLAUDE_MISSING = "claude not found on PATH; install it with `npm install -g @anthropic-ai/claude-code`"
 
@@ -69,7 +70,7 @@ def gateway_for(cfg: Config, port: int | None = None) -> Gateway:
 
 
 def serve(args: argparse.Namespace, _: list[str]) -> int:
-    """The gateway in the foreground (`modelmux.foreground`): signals reach mitmproxy and
+    """The gateway in the foreground (`modelmux.cli.foreground`): signals reach mitmproxy and
     its exit status is ours."""
     cfg = load_config(args.config)
     gateway = gateway_for(cfg, args.port)
@@ -273,7 +274,7 @@ def replay(args: argparse.Namespace, _: list[str]) -> int:
 def import_logins(args: argparse.Namespace, _: list[str]) -> int:
     return import_command.run(args.paths, args.dir, args.dry_run, args.json, Path.home(), os.environ, time.time())
 def check(args: argparse.Namespace, _: list[str]) -> int:
-    from modelmux import check_command  # httpx: only when probing
+    from modelmux.cli import check as check_command  # httpx: only when probing
 
     deep = None
     if args.deep:

@@ -19,10 +19,10 @@ from typing import Any
 
 import httpx
 
-from modelmux import probe
-from modelmux.capabilities import limits, readings, requests
-from modelmux.capabilities.findings import Facts, Finding, Report, excerpt, model_lines, provider_lines
-from modelmux.capabilities.readings import Reading
+from modelmux.cli import probe
+from modelmux.cli.capabilities import limits, readings, requests
+from modelmux.cli.capabilities.findings import Facts, Finding, Report, excerpt, model_lines, provider_lines
+from modelmux.cli.capabilities.readings import Reading
 from modelmux.config.types import Config, Shape, route_for
 from modelmux.errors import GatewayError
 from modelmux.exchange import Outgoing, prepare, stream_transform, upstream_json, whole_answer

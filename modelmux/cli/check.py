@@ -18,11 +18,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TextIO
 
-from modelmux import probe
-from modelmux.capabilities import deep, report
+from modelmux.cli import probe
+from modelmux.cli.capabilities import deep, report
+from modelmux.cli.status_report import aligned
 from modelmux.config import checks, loader, model_facts
 from modelmux.secrets import configured, scrub
-from modelmux.status_report import aligned
 
 PASSED, FAILED, NOT_CHECKED = 0, 1, 3  # 2: routes.yaml does not load, or --provider/--model name nothing (cli.py)
 
