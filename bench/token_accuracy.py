@@ -18,7 +18,7 @@ or point MODELMUX_TOKENIZER_JSON at any tokenizer.json. Without them this prints
 get them and exits 0.
 
 For a whole request the reference is the tokenizer's count of every text the estimator
-counts (tokens.request_parts) plus the same non-text part (images, PDFs, documented
+counts (token_estimate.request_parts) plus the same non-text part (images, PDFs, documented
 per-message and tool-prompt overheads): what differs is only the text heuristic.
 """
 

@@ -209,7 +209,7 @@ def test_gemini_call_ids_become_tool_use_ids_and_go_back():
     validate(sequence)
     raw = accumulated(sequence)
     ids = [b["id"] for b in raw["content"] if b["type"] == "tool_use"]
-    # Anthropic's ^[a-zA-Z0-9_-]+$ as it is, else encoded (toolnames); no Gemini id: a fresh toolu_.
+    # Anthropic's ^[a-zA-Z0-9_-]+$ as it is, else encoded (tool_names); no Gemini id: a fresh toolu_.
     assert ids[:2] == ["gemini_c8x2", "mmx_" + base64.urlsafe_b64encode(b"gemini_call/2:b").decode().rstrip("=")]
     assert TOOL_ID.match(ids[2])
     assert raw["stop_reason"] == "tool_use"

@@ -24,7 +24,7 @@ from modelmux.cli.status_report import aligned
 from modelmux.config import checks, loader, model_facts
 from modelmux.secrets import configured, scrub
 
-PASSED, FAILED, NOT_CHECKED = 0, 1, 3  # 2: routes.yaml does not load, or --provider/--model name nothing (cli.py)
+PASSED, FAILED, NOT_CHECKED = 0, 1, 3  # 2: routes.yaml does not load, or --provider/--model name nothing (cli/main.py)
 
 
 @dataclass(frozen=True)

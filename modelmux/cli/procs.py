@@ -105,7 +105,7 @@ def health(host: str, port: int, timeout: float = HEALTH_TIMEOUT, key: str | Non
     A gateway with a key tells a request without it only that it is modelmux; the key
     (`key`, server.api_key) is sent only once it has said so, never to another program
     that happens to listen on the port. Without the right key, the document has no
-    `config` (cli.check_reusable and `status` say so)."""
+    `config` (main.check_reusable and `status` say so)."""
     body = _health(host, port, {}, timeout)
     if body is not None and key and "config" not in body:
         return _health(host, port, {KEY_HEADER: key}, timeout) or body
@@ -124,7 +124,7 @@ def _health(host: str, port: int, headers: dict[str, str], timeout: float) -> di
 
 
 def credentials(host: str, port: int, key: str | None, timeout: float = HEALTH_TIMEOUT) -> dict[str, Any]:
-    """The gateway's credential pools (`pool_snapshot.snapshot`): keys only redacted."""
+    """The gateway's credential pools (`credentials.snapshot.snapshot`): keys only redacted."""
     return _call(host, port, "GET", CREDENTIALS_PATH, key, None, timeout)
 
 

@@ -1,6 +1,6 @@
 """Adding a credential to a provider in routes.yaml by editing its text, so the user's
 comments and layout survive (a yaml.dump of the whole file would drop every comment).
-The edit is a line insert; the result is only written once `config.load` accepts it.
+The edit is a line insert; the result is only written once `loader.load` accepts it.
 """
 
 from __future__ import annotations

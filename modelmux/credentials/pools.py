@@ -373,7 +373,7 @@ class Pools:
         member.cooldowns.clear()
 
     def save(self, path: Path) -> None:
-        """Store cooldowns (real expiry times) and counters; see `pool_state.state_path`.
+        """Store cooldowns (real expiry times) and counters; see `state_file.state_path`.
         Raises OSError when the file cannot be written."""
         state_file.write_private(path, self.dump())
 
@@ -390,7 +390,7 @@ class Pools:
         return state_file.dump(entries, self.now())
 
     def restore(self, entries: list[state_file.Stored]) -> None:
-        """Restore what `save` stored (as `pool_state.read` found it), at start-up. Expired
+        """Restore what `save` stored (as `state_file.read` found it), at start-up. Expired
         cooldowns and credentials no longer configured are dropped; a replaced key keeps
         its counters, not its cooldowns."""
         now = self.now()

@@ -67,7 +67,7 @@ class Login:
 
 
 def command(args: argparse.Namespace, _: list[str]) -> int:
-    """`modelmux login`, from its parsed arguments (cli.py); 1 and one message on failure."""
+    """`modelmux login`, from its parsed arguments (cli/main.py); 1 and one message on failure."""
     try:
         login = Login(
             kind=kind_named(args.kind),

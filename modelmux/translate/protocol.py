@@ -1,6 +1,6 @@
 """What a protocol is to modelmux: the facts and functions that differ between the APIs
 it sends requests to. Each protocol's package exports one `Protocol` (openai_chat/,
-openai_responses/, gemini/, and passthrough.py for Anthropic's own); protocols.py
+openai_responses/, gemini/, and passthrough.py for Anthropic's own); registry.py
 collects them by name. Pure.
 """
 

@@ -1,5 +1,5 @@
 """Every protocol modelmux sends requests in, by the name routes.yaml's `protocol:` gives
-it: one `Protocol` each (protocol_types.py), exported by the package that translates it
+it: one `Protocol` each (protocol.py), exported by the package that translates it
 (passthrough.py for Anthropic's own). What differs between protocols is looked up here,
 so a new one is its package and one more entry. Pure.
 """

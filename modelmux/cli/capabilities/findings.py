@@ -1,7 +1,7 @@
 """What `check --deep` established about one provider and model, and the routes.yaml
 lines that follow from it. Pure.
 
-Two kinds of line: the provider's shaping keys (config_types.Shape) where the gateway
+Two kinds of line: the provider's shaping keys (config.types.Shape) where the gateway
 would send something the provider refused, or hold back what it takes; and the model's
 facts under `providers.NAME.models` (context_window, max_output, thinking, images,
 documents), printed whenever a probe showed them.

@@ -1,6 +1,6 @@
 """`modelmux check --deep`'s words: what it will send (printed before it sends anything),
 each provider's findings with their evidence, the routes.yaml lines that follow, and the
-summary. Pure; check_command scrubs what it prints."""
+summary. Pure; cli/check.py scrubs what it prints."""
 
 from __future__ import annotations
 

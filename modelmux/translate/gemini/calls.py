@@ -7,7 +7,7 @@ goes back on the replayed call and on its functionResponse. Only Gemini's own id
 do: a tool_use id Gemini did not make (modelmux's stand-in for a call without one,
 another provider's after a model switch) is left out, as Google's ADK leaves out
 the ids it made itself ("to avoid sending internal tracking IDs to the model").
-The prefix tells Gemini's apart, and toolnames keeps the whole within the
+The prefix tells Gemini's apart, and tool_names keeps the whole within the
 characters an Anthropic client accepts.
 """
 
