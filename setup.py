@@ -1,5 +1,5 @@
 """The wheel carries the checkout's example routes.yaml inside the package, where an
-installed modelmux finds it (`modelmux.launcher.bundled_config`): the design keeps the
+installed modelmux finds it (`modelmux.cli.launcher.bundled_config`): the design keeps the
 file at the top of the checkout, beside `addons/router.py`, so it is copied at build
 time rather than kept twice. Everything else is in pyproject.toml."""
 

@@ -30,13 +30,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from modelmux import exchange
-from modelmux.config_types import Credential
-from modelmux.cooldowns import RETRY_HEADERS, Outcome, TransportFailure, classify, names_a_wait, retry_after, upstream_delay
+from modelmux.config.types import Credential
+from modelmux.credentials.cooldowns import RETRY_HEADERS, Outcome, TransportFailure, classify, names_a_wait, retry_after, upstream_delay
 from modelmux.errors import GatewayError
-from modelmux.messages import error_event
+from modelmux.translate.messages import error_event
 from modelmux.outcomes import Failure, Outcomes, message_of, summary
-from modelmux.pools import Lease, Verdict
-from modelmux.refusals import Refusal
+from modelmux.credentials.pools import Lease, Verdict
+from modelmux.credentials.refusals import Refusal
 from modelmux.routing import Decision
 
 # -- the steps a driver is asked to take ----------------------------------------------

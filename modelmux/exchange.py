@@ -12,24 +12,24 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from modelmux import messages, model_paths
-from modelmux.anthropic_side import Context
-from modelmux.config_types import Credential, Provider
+from modelmux.config.types import Credential, Provider
 from modelmux.errors import GatewayError, error_body, gist, is_error_envelope, upstream_error
+from modelmux.translate import messages, model_paths
+from modelmux.translate.anthropic_side import Context
 from modelmux.headers import (
     CREDENTIAL_HEADERS, OWN_HEADER_PREFIX, PLACEHOLDER_TOKEN, USER_AGENT, client_tokens, vendor_betas,
 )
-from modelmux.model_facts import ROUTES_YAML
+from modelmux.config.model_facts import ROUTES_YAML
 from modelmux.oauth.holder import TokenHolder
 from modelmux.oauth.kinds import KINDS
 from modelmux.overflow import restated
-from modelmux.passthrough import ModelRestorer, restore_model_json
-from modelmux.protocol_types import Translation
-from modelmux.protocols import PROTOCOLS
 from modelmux.routing import Decision
 from modelmux.secrets import scrub
-from modelmux.tokens import estimate_input_tokens
-from modelmux.translated_stream import TranslatedStream
+from modelmux.translate.passthrough import ModelRestorer, restore_model_json
+from modelmux.translate.protocol import Translation
+from modelmux.translate.registry import PROTOCOLS
+from modelmux.translate.token_estimate import estimate_input_tokens
+from modelmux.translate.translated_stream import TranslatedStream
 
 COUNT_TOKENS = "/v1/messages/count_tokens"
 # Bytes every thinking signature modelmux packed for a translated upstream contains

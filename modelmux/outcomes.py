@@ -11,10 +11,10 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from modelmux.cooldowns import POLICIES, Kind, Outcome, iso, retry_after, span, upstream_delay
+from modelmux.credentials.cooldowns import POLICIES, Kind, Outcome, iso, retry_after, span, upstream_delay
+from modelmux.credentials.pools import Verdict
+from modelmux.credentials.refusals import AllBusy, AllCooling, Refusal
 from modelmux.errors import GatewayError
-from modelmux.pools import Verdict
-from modelmux.refusals import AllBusy, AllCooling, Refusal
 from modelmux.routing import Decision
 
 # A second round after upstream errors: the pause before it, when the upstreams named no

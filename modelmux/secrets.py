@@ -8,7 +8,7 @@ import functools
 import re
 from collections.abc import Iterable, Mapping
 
-from modelmux.config_types import Config, Credential, Provider
+from modelmux.config.types import Config, Credential, Provider
 from modelmux.headers import CREDENTIAL_HEADERS, every_token
 
 # Shorter "keys" are test placeholders; replacing them would mangle ordinary words.

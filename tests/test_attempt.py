@@ -11,9 +11,9 @@ from pooling import Clock, load, provider
 
 from modelmux import attempt, routing
 from modelmux.attempt import Attempts, Gate, GiveUp, Pause, Pick, Pulse, Send
-from modelmux.passthrough import AnthropicEvents
-from modelmux.pools import Lease, Pools
-from modelmux.sse import format_event
+from modelmux.translate.passthrough import AnthropicEvents
+from modelmux.credentials.pools import Lease, Pools
+from modelmux.translate.sse import format_event
 
 CONFIG = load("providers:\n" + provider("zai", "a", "b") + provider("backup", "solo")
               + "  mine: {protocol: anthropic, base_url: 'https://mine', auth: passthrough}\n"

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 import yaml
 
-from modelmux import config, exchange, model_facts, routing
-from modelmux.model_facts import listed
+from modelmux import exchange, routing
+from modelmux.config import loader, model_facts
+from modelmux.config.model_facts import listed
 
 ROUTES = """
 providers:
@@ -52,7 +53,7 @@ CLIENT = {"anthropic-version": "2023-06-01", "content-type": "application/json",
 
 def upstream_body(model: str, **body: Any) -> dict[str, Any]:
     """What the upstream of `model` receives for a request asking Claude Code's 32000."""
-    cfg = config.parse(yaml.safe_load(ROUTES), Path("/routes.yaml"), {})
+    cfg = loader.parse(yaml.safe_load(ROUTES), Path("/routes.yaml"), {})
     decision = routing.route(cfg, model)
     decision = replace(decision, model_facts=model_facts.facts_for(decision.provider, decision.upstream_model,
                                                                     DISCOVERED))
@@ -100,7 +101,7 @@ def test_a_thinking_budget_stays_below_the_cap():
 
 
 def test_a_request_within_every_cap_goes_as_the_client_sent_it():
-    cfg = config.parse(yaml.safe_load(ROUTES), Path("/routes.yaml"), {})
+    cfg = loader.parse(yaml.safe_load(ROUTES), Path("/routes.yaml"), {})
     decision = routing.route(cfg, "glm-4.6")
     decision = replace(decision, model_facts=model_facts.facts_for(decision.provider, "glm-4.6"))
     raw = b'{"model": "glm-4.6", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}'

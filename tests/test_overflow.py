@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from modelmux.config import Auth, Credential, Provider
+from modelmux.config.types import Auth, Credential, Provider
 from modelmux.errors import GatewayError
 from modelmux.exchange import failed_answer, upstream_failure
 from modelmux.overflow import overflow, restated

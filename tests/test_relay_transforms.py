@@ -9,8 +9,8 @@ import json
 import pytest
 from upstream import message_events
 
-from modelmux.passthrough import AnthropicEvents
-from modelmux.sse import format_event
+from modelmux.translate.passthrough import AnthropicEvents
+from modelmux.translate.sse import format_event
 
 STREAM = b"".join(message_events("m"))
 

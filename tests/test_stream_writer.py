@@ -14,23 +14,11 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 from sse_checks import accumulated, conforms, events, stream_schema, validate
 
-from modelmux import messages
-from modelmux.meter import Meter, Tokens
-from modelmux.passthrough import AnthropicEvents
-from modelmux.sse import format_event
-from modelmux.stream_writer import (
-    TEXT,
-    THINKING,
-    AfterEnd,
-    BlockOpen,
-    ErrorEvent,
-    IllegalEvent,
-    NoBlock,
-    NotStarted,
-    StartedTwice,
-    StreamWriter,
-    WrongDelta,
-)
+from modelmux.translate import messages
+from modelmux.translate.meter import Meter, Tokens
+from modelmux.translate.passthrough import AnthropicEvents
+from modelmux.translate.sse import format_event
+from modelmux.translate.stream_writer import TEXT, THINKING, AfterEnd, BlockOpen, ErrorEvent, IllegalEvent, NoBlock, NotStarted, StartedTwice, StreamWriter, WrongDelta
 
 MODEL = "claude-sonnet-4-5"
 USAGE = messages.usage(120, 7, cache_read=30, cache_write=5)

@@ -1,5 +1,5 @@
 """A Messages request that is not what the API defines is the client's 400 naming the
-field (modelmux/validation.py), and nothing on the pure request path raises anything
+field (modelmux/translate/validation.py), and nothing on the pure request path raises anything
 else, whatever JSON it is thrown."""
 
 from __future__ import annotations
@@ -13,9 +13,11 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from modelmux import config, exchange, messages, routing, validation
+from modelmux import exchange, routing
+from modelmux.config import loader
 from modelmux.errors import GatewayError
-from modelmux.tokens import estimate_input_tokens
+from modelmux.translate import messages, validation
+from modelmux.translate.token_estimate import estimate_input_tokens
 
 ROUTES = """
 providers:
@@ -31,7 +33,7 @@ providers:
   gemini: {protocol: gemini, base_url: "https://gemini.example/v1beta", credentials: [{label: g, key: k}]}
 default: {provider: anthropic}
 """
-CONFIG = config.parse(yaml.safe_load(ROUTES), Path("/x/routes.yaml"), {})
+CONFIG = loader.parse(yaml.safe_load(ROUTES), Path("/x/routes.yaml"), {})
 OK = {"model": "m", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}
 
 

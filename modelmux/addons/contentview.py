@@ -11,7 +11,7 @@ from typing import Any
 from mitmproxy import contentviews
 from mitmproxy import http
 
-from modelmux import transcript
+from modelmux.replay import transcript
 
 
 def heading(title: str) -> str:

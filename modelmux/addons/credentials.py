@@ -24,14 +24,14 @@ from pathlib import Path
 from mitmproxy import command
 from mitmproxy.utils import asyncio_utils
 
-from modelmux import pool_state
+from modelmux.credentials import state_file as pool_state
 from modelmux.addons.settings import Settings
-from modelmux.config import Config
-from modelmux.cooldowns import Outcome
-from modelmux.file_problems import FileProblem, reason
-from modelmux.paths import adopt_beside
-from modelmux.pools import Lease, Pools, Usage, Verdict
-from modelmux.refusals import AllBusy, Refusal
+from modelmux.config.types import Config
+from modelmux.credentials.cooldowns import Outcome
+from modelmux.config.file_problems import FileProblem, reason
+from modelmux.config.paths import adopt_beside
+from modelmux.credentials.pools import Lease, Pools, Usage, Verdict
+from modelmux.credentials.refusals import AllBusy, Refusal
 
 logger = logging.getLogger(__name__)
 

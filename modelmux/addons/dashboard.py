@@ -22,7 +22,7 @@ from modelmux.addons.answers import as_kept, request_path
 from modelmux.addons.contentview import ModelmuxContentview
 from modelmux.addons.internals import CLIENT_GONE, flows_kept
 from modelmux.errors import ERROR_TYPES
-from modelmux.meter import Meter, Tokens, tokens_of_json
+from modelmux.translate.meter import Meter, Tokens, tokens_of_json
 
 ERROR_SCAN_LIMIT = 64 * 1024  # an error body longer than this is not read for its type
 

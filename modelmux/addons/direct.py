@@ -25,13 +25,13 @@ from modelmux.addons.dashboard import Dashboard
 from modelmux.addons.internals import CLIENT_GONE
 from modelmux.addons.streams import as_stream
 from modelmux.attempt import Attempts, GiveUp, Pick, Send
-from modelmux.config import Credential
-from modelmux.cooldowns import Outcome
+from modelmux.config.types import Credential
+from modelmux.credentials.cooldowns import Outcome
 from modelmux.errors import GatewayError
-from modelmux.meter import tokens_of_json
+from modelmux.translate.meter import tokens_of_json
 from modelmux.outcomes import Failure
-from modelmux.passthrough import ModelRestorer
-from modelmux.pools import Lease, Usage
+from modelmux.translate.passthrough import ModelRestorer
+from modelmux.credentials.pools import Lease, Usage
 from modelmux.routing import Decision
 from modelmux.secrets import label_of, scrub
 

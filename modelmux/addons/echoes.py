@@ -19,7 +19,7 @@ from mitmproxy import http
 from modelmux.addons import vault
 from modelmux.addons.settings import Settings
 from modelmux.addons.streams import Piped
-from modelmux.config import Config, Credential
+from modelmux.config.types import Config, Credential
 from modelmux.secrets import StreamScrubber, client_credentials, configured, scrub, scrub_bytes
 
 

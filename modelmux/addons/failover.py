@@ -20,19 +20,20 @@ from typing import Any
 import httpx
 from mitmproxy import http
 
-from modelmux import attempt, effort, exchange
+from modelmux import attempt, exchange
+from modelmux.translate import effort
 from modelmux.addons.credentials import Credentials
 from modelmux.addons.internals import flows_kept
 from modelmux.addons.pump import Pump, answer_record, passed_headers
 from modelmux.attempt import Attempts, GiveUp, Pick, Send
-from modelmux.config import Credential
-from modelmux.cooldowns import TransportFailure
+from modelmux.config.types import Credential
+from modelmux.credentials.cooldowns import TransportFailure
 from modelmux.errors import GatewayError
 from modelmux.headers import client_credential
-from modelmux.meter import tokens_of_json
+from modelmux.translate.meter import tokens_of_json
 from modelmux.oauth.refresher import Refresher
 from modelmux.outcomes import Failure
-from modelmux.pools import Lease
+from modelmux.credentials.pools import Lease
 from modelmux.routing import Decision
 from modelmux.secrets import client_credentials, label_of, scrub, shown_headers
 

@@ -30,7 +30,7 @@ from mitmproxy.proxy import server_hooks
 from modelmux import attempt
 from modelmux.addons.answers import loggable_url
 from modelmux.addons.internals import CLIENT_GONE, ErrorPages, cancel_upstream, load_certificates_now, unverified
-from modelmux.cooldowns import TransportFailure
+from modelmux.credentials.cooldowns import TransportFailure
 from modelmux.errors import error_body
 
 logger = logging.getLogger(__name__)

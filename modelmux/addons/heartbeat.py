@@ -23,7 +23,7 @@ from mitmproxy import http
 from modelmux import attempt
 from modelmux.addons.answers import loggable_url
 from modelmux.addons.internals import CLIENT_GONE, can_write_chunks, write_chunk
-from modelmux.messages import PING
+from modelmux.translate.messages import PING
 
 logger = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from modelmux.addons.credentials import Credentials
 from modelmux.addons.inbound import presents
 from modelmux.addons.settings import Settings
 from modelmux.addons.usage import Usage
+from modelmux.credentials.snapshot import snapshot
 from modelmux.errors import GatewayError
-from modelmux.pool_snapshot import snapshot
 
 MODELS_PREFIX = "/v1/models/"
 CREDENTIALS_PATH = "/modelmux/credentials"

@@ -19,18 +19,18 @@ from mitmproxy import ctx
 
 from modelmux import attempt, exchange
 from modelmux.addons.credentials import Credentials
-from modelmux.assembly import Assembly
-from modelmux.config import Credential
+from modelmux.translate.assembly import Assembly
+from modelmux.config.types import Credential
 from modelmux.errors import ERROR_TYPES, GatewayError
 from modelmux.exchange import FRAMING
-from modelmux.messages import PING
-from modelmux.meter import tokens_of
+from modelmux.translate.messages import PING
+from modelmux.translate.meter import tokens_of
 from modelmux.outcomes import Failure
-from modelmux.passthrough import AnthropicEvents
-from modelmux.pools import Lease
+from modelmux.translate.passthrough import AnthropicEvents
+from modelmux.credentials.pools import Lease
 from modelmux.routing import Decision
 from modelmux.secrets import scrub, scrub_bytes
-from modelmux.translated_stream import TranslatedStream
+from modelmux.translate.translated_stream import TranslatedStream
 
 logger = logging.getLogger(__name__)
 

@@ -23,15 +23,13 @@ from modelmux.addons import vault
 from modelmux.addons.answers import request_path
 from modelmux.addons.internals import forget_backup
 from modelmux.addons.settings import Settings
-from modelmux.config import Credential
+from modelmux.config.types import Credential
 from modelmux.headers import every_token
-from modelmux.scrubbing import Scrubber
+from modelmux.replay.recordings import RECORD_VERSION
+from modelmux.replay.scrubbing import Scrubber
 
 logger = logging.getLogger(__name__)
 
-# Version of what metadata["modelmux"]["record"] and the captured fields hold; a replay
-# refuses records it does not understand instead of misreading them.
-RECORD_VERSION = 1
 # Management and health checks are not part of a session (`modelmux status` polls them).
 UNRECORDED_PREFIXES = ("/healthz", "/modelmux/")
 MAX_CLIENT_TOKENS = 64  # a session has one or two; a bound keeps a long one small

@@ -14,7 +14,7 @@ from mitmproxy import http
 from modelmux.addons import vault
 from modelmux.addons.internals import flows_kept
 from modelmux.addons.settings import Settings
-from modelmux.config import Config, Credential
+from modelmux.config.types import Config, Credential
 from modelmux.secrets import client_credentials, configured, scrub, scrub_bytes
 
 KEPT_BODIES = ("client_request", "upstream_response")  # the Dashboard's copies in the flow's notes

@@ -25,15 +25,17 @@ from pathlib import Path
 import httpx
 from mitmproxy import http
 
-from modelmux import config, config_text, procs
-from modelmux.addons import playback, recordings
+from modelmux.addons import playback
 from modelmux.addons.playback import CONTROL_PATH
-from modelmux.addons.recordings import REPLAY_TARGET, Recording, as_text
-from modelmux.config import Config
+from modelmux.cli import procs
+from modelmux.cli.launcher import LaunchError, find_program, gateway_command
+from modelmux.config import loader
+from modelmux.config.types import Config
 from modelmux.headers import CLIENT_AUTH_HEADERS, KEY_HEADER, PROFILE_HEADER
-from modelmux.launcher import LaunchError, find_program, gateway_command
-from modelmux.replay import REPLAY_HEADER, Answer, Side, differences
-from modelmux.scrubbing import KEY_PARAMS
+from modelmux.replay import config_text, recordings
+from modelmux.replay.compare import REPLAY_HEADER, Answer, Side, differences
+from modelmux.replay.recordings import REPLAY_TARGET, Recording, as_text
+from modelmux.replay.scrubbing import KEY_PARAMS
 
 START_TIMEOUT = 30.0
 RECORD_WAIT = 10.0
@@ -136,7 +138,7 @@ class Replayer:
             return results
         try:
             answers, now = self._replay([result.recording for result in replayable])
-        except (LaunchError, config.ConfigError, ValueError, httpx.HTTPError) as e:
+        except (LaunchError, loader.ConfigError, ValueError, httpx.HTTPError) as e:
             for result in replayable:
                 result.skipped = f"could not replay: {e}"
             return results
@@ -215,8 +217,8 @@ class ReplayGateway:
     def __init__(self, routes_text: str, work: Path, upstream: str) -> None:
         routes = work / "routes.yaml"
         routes.write_text(config_text.without_ports(routes_text))
-        self.dummies = {name: f"modelmux-replay-{name}" for name in config.variables(routes.read_text())}
-        self.config = config.load(routes, self.dummies)
+        self.dummies = {name: f"modelmux-replay-{name}" for name in loader.variables(routes.read_text())}
+        self.config = loader.load(routes, self.dummies)
         self.reusable = _order_free(self.config)
         self.record = work / "now.mitm"
         self.port = _free_port()

@@ -9,7 +9,8 @@ from dataclasses import replace
 
 from mitmproxy import http
 
-from modelmux import effort, exchange, messages, routing, validation
+from modelmux.translate import effort, messages, validation
+from modelmux import exchange, routing
 from modelmux.addons import vault
 from modelmux.addons.answers import JSON, answer, answer_error, answer_json, as_kept, header_fields, request_path
 from modelmux.addons.credentials import Credentials
@@ -20,13 +21,13 @@ from modelmux.addons.internals import flows_kept
 from modelmux.addons.relay import Relay
 from modelmux.addons.settings import Settings
 from modelmux.attempt import GiveUp
-from modelmux.config import Credential, Provider
+from modelmux.config.types import Credential, Provider
 from modelmux.errors import GatewayError
 from modelmux.headers import OWN_HEADER_PREFIX, client_credential
-from modelmux.pools import session_of
-from modelmux.protocols import PROTOCOLS
+from modelmux.credentials.pools import session_of
+from modelmux.translate.registry import PROTOCOLS
 from modelmux.secrets import client_credentials, label_of, redacted, scrub, shown_headers
-from modelmux.tokens import estimate_input_tokens
+from modelmux.translate.token_estimate import estimate_input_tokens
 
 logger = logging.getLogger(__name__)
 

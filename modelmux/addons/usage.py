@@ -26,8 +26,8 @@ from mitmproxy.utils import asyncio_utils
 
 from modelmux import usage
 from modelmux.addons.settings import Settings
-from modelmux.file_problems import FileProblem, plural, reason
-from modelmux.paths import adopt_beside
+from modelmux.config.file_problems import FileProblem, plural, reason
+from modelmux.config.paths import adopt_beside
 from modelmux.usage import Record, Tally, UsageFile
 
 logger = logging.getLogger(__name__)
