@@ -34,7 +34,7 @@ class Echoes:
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         """The client's tokens, read before any addon removes them (the flow holds them sealed)."""
-        if clients := client_credentials(vault.real_headers(flow.request)):
+        if clients := client_credentials(vault.client_tokens(flow.request)):
             self._clients[flow.id] = clients
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:

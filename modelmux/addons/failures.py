@@ -76,7 +76,7 @@ class Failures:
             return  # the relay times each attempt itself
         # Which of the client's own credentials went upstream (the flow holds them
         # sealed), for the 401 of a passthrough provider that takes neither.
-        client = vault.real_headers(flow.request)
+        client = vault.client_tokens(flow.request)
         upstream["client_credential"] = client_credential(client)
         if clients := client_credentials(client):
             self._clients[flow.id] = clients  # not in the flow's metadata, which a saved flow keeps

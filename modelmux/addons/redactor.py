@@ -33,7 +33,7 @@ class Redactor:
     def request(self, flow: http.HTTPFlow) -> None:
         """The client's tokens that stay in the request (passthrough, or to the relay's
         plan): an upstream may echo them."""
-        if clients := client_credentials(vault.real_headers(flow.request)):
+        if clients := client_credentials(vault.client_tokens(flow.request)):
             self._clients[flow.id] = clients
 
     def response(self, flow: http.HTTPFlow) -> None:

@@ -88,6 +88,20 @@ def real_headers(request: http.Request) -> dict[str, str]:
     return {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in real_fields(request)}
 
 
+def client_tokens(request: http.Request) -> dict[str, str]:
+    """The headers a client may put a token in (CREDENTIAL_HEADERS) that the request holds
+    now, with their real values, by lowercase name: all that headers.every_token and
+    client_credential read. real_headers decodes every header for it, 11 µs a request
+    for each addon that asked."""
+    seal = _seals.get(request)
+    real = seal.real if seal is not None else {}
+    found = {}
+    for name, value in request.headers.fields:
+        if (lower := name.lower()) in CLIENT_CREDENTIALS:
+            found[lower.decode("latin-1")] = real.get((lower, value), value).decode("latin-1")
+    return found
+
+
 def pending(request: http.Request) -> bool:
     """Whether the request holds a sealed value that only mitmproxy's wire can open."""
     seal = _seals.get(request)
