@@ -35,7 +35,7 @@ from modelmux.cooldowns import TransportFailure, names_a_wait, upstream_delay
 from modelmux.errors import error_body, upstream_error
 from modelmux.exchange import upstream_failure
 from modelmux.headers import client_credential
-from modelmux.secrets import client_credentials, scrub
+from modelmux.secrets import scrub
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ class Failures:
         # sealed), for the 401 of a passthrough provider that takes neither.
         client = vault.client_tokens(flow.request)
         upstream["client_credential"] = client_credential(client)
-        if clients := client_credentials(client):
+        if clients := vault.client_credentials(flow.request):
             self._clients[flow.id] = clients  # not in the flow's metadata, which a saved flow keeps
         self._inflight[flow.client_conn.id] = flow
         self._timers[flow.id] = asyncio.get_running_loop().call_later(
