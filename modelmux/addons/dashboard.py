@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 from mitmproxy import contentviews
@@ -21,6 +22,7 @@ from mitmproxy import http
 from modelmux.addons.answers import as_kept, request_path
 from modelmux.addons.contentview import ModelmuxContentview
 from modelmux.addons.internals import CLIENT_GONE, flows_kept
+from modelmux.addons.streams import StreamCallable
 from modelmux.errors import ERROR_TYPES
 from modelmux.translate.meter import Meter, Tokens, tokens_of_json
 
@@ -47,24 +49,7 @@ class Dashboard:
         raw: list[bytes] | None = None
         if keep and callable(inner) and getattr(inner, "changes", True):  # the upstream's bytes are worth keeping too
             raw = self._raw[flow.id] = []
-        feed = meter.feed
-
-        def stream(chunk: bytes) -> bytes | list[bytes]:
-            if raw is not None:
-                raw.append(chunk)
-            if not callable(inner):
-                feed(chunk)
-                return chunk
-            out = inner(chunk)
-            if isinstance(out, bytes):
-                feed(out)
-                return out
-            out = list(out)
-            for piece in out:
-                feed(piece)
-            return out
-
-        response.stream = stream
+        response.stream = _metered(inner, meter.feed, raw)
 
     def meter_of(self, flow: http.HTTPFlow) -> Meter | None:
         """The meter of a streamed flow, complete once its `response` hook runs."""
@@ -86,6 +71,30 @@ class Dashboard:
             _keep(flow, notes, meter, raw)
         summary = notes["summary"] = summarize(flow, notes, meter)
         _show(flow, notes, summary)
+
+
+def _metered(inner: StreamCallable | bool, feed: Callable[[bytes], None], raw: list[bytes] | None) -> StreamCallable:
+    """`inner` with what it gives fed to the meter. It runs on every chunk of every stream,
+    so the closure is picked for the case at hand instead of checking it each time."""
+    if not callable(inner):  # True: the bytes as they come (raw is kept only for a callable)
+        def passed(chunk: bytes) -> bytes:
+            feed(chunk)
+            return chunk
+        return passed
+
+    def stream(chunk: bytes) -> bytes | list[bytes]:
+        if raw is not None:
+            raw.append(chunk)
+        out = inner(chunk)
+        if isinstance(out, bytes):
+            feed(out)
+            return out
+        if out.__class__ is not list:
+            out = list(out)
+        for piece in out:
+            feed(piece)
+        return out
+    return stream
 
 
 def summarize(flow: http.HTTPFlow, notes: dict[str, Any], meter: Meter | None) -> dict[str, Any]:

@@ -76,7 +76,7 @@ class Recorder:
         scrubbed from every later record, wherever an upstream echoes it."""
         if self._writer is None:
             return
-        headers = vault.real_headers(flow.request)  # the flow holds them sealed
+        headers = vault.client_tokens(flow.request)  # the flow holds them sealed
         for token in every_token(headers):
             if token not in self._client_tokens and len(self._client_tokens) < MAX_CLIENT_TOKENS:
                 self._client_tokens[token] = None

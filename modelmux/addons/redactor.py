@@ -15,7 +15,7 @@ from modelmux.addons import vault
 from modelmux.addons.internals import flows_kept
 from modelmux.addons.settings import Settings
 from modelmux.config.types import Config, Credential
-from modelmux.secrets import client_credentials, configured, scrub, scrub_bytes
+from modelmux.secrets import configured, scrub, scrub_bytes
 
 KEPT_BODIES = ("client_request", "upstream_response")  # the Dashboard's copies in the flow's notes
 
@@ -33,7 +33,7 @@ class Redactor:
     def request(self, flow: http.HTTPFlow) -> None:
         """The client's tokens that stay in the request (passthrough, or to the relay's
         plan): an upstream may echo them."""
-        if clients := client_credentials(vault.real_headers(flow.request)):
+        if clients := vault.client_credentials(flow.request):
             self._clients[flow.id] = clients
 
     def response(self, flow: http.HTTPFlow) -> None:

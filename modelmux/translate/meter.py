@@ -21,6 +21,7 @@ COUNTS = {  # Anthropic's usage fields, by the names modelmux reports them under
 _NUMBER = {name: re.compile(rb'"%s"\s*:\s*(\d+)' % name.encode()) for name in COUNTS}
 _ERROR_TYPE = re.compile(rb'"type"\s*:\s*"([a-z_]+_error)"')
 CARRY = 96  # bytes kept from the previous chunk, so a name split across chunks is found
+LARGE = 4096  # a chunk longer than this is scanned in place, not copied behind the tail
 _CONTENT = b"content_block_delta"  # the first of these is the first token the client sees
 _ERROR = b"event: error"
 
@@ -58,6 +59,21 @@ class Meter:
             return
         if self.kept is not None:
             self.kept.append(data)
+        if len(data) > LARGE:
+            return self._feed_large(data)
+        # The tail and the chunk, scanned as one: a name is in them exactly when it is in
+        # the chunk or begins in the tail (no name is longer than CARRY), and this takes
+        # one copy and a search per name where the large path takes two of each.
+        window = self._tail + data
+        if self.first_content is None and _CONTENT in window:
+            self.first_content = self.clock()
+        if b"_tokens" in window:
+            self._count(window)
+        if _ERROR in window:
+            self._error(window)
+        self._tail = window[-CARRY:]
+
+    def _feed_large(self, data: bytes) -> None:
         # A large chunk is scanned in place, not copied; only its start meets the tail.
         edge = self._tail + data[:CARRY]
         if self.first_content is None and (_CONTENT in data or _CONTENT in edge):
@@ -65,16 +81,21 @@ class Meter:
         window = None
         if b"_tokens" in data or b"_tokens" in edge:
             window = self._tail + data
-            for name, pattern in _NUMBER.items():
-                found = pattern.findall(window)
-                if found:
-                    self._counts[name] = int(found[-1])
+            self._count(window)
         if _ERROR in data or _ERROR in edge:
-            window = window if window is not None else self._tail + data
-            event = window[window.rfind(_ERROR):]
-            if found_type := _ERROR_TYPE.search(event):
-                self.error_type = found_type.group(1).decode()
-        self._tail = (self._tail + data)[-CARRY:] if len(data) < CARRY else data[-CARRY:]
+            self._error(window if window is not None else self._tail + data)
+        self._tail = data[-CARRY:]
+
+    def _count(self, window: bytes) -> None:
+        for name, pattern in _NUMBER.items():
+            found = pattern.findall(window)
+            if found:
+                self._counts[name] = int(found[-1])
+
+    def _error(self, window: bytes) -> None:
+        event = window[window.rfind(_ERROR):]
+        if found_type := _ERROR_TYPE.search(event):
+            self.error_type = found_type.group(1).decode()
 
     def tokens(self) -> Tokens:
         return Tokens(**{COUNTS[name]: value for name, value in self._counts.items()})
