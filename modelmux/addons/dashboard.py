@@ -22,6 +22,7 @@ from mitmproxy import http
 from modelmux.addons.answers import as_kept, request_path
 from modelmux.addons.contentview import ModelmuxContentview
 from modelmux.addons.internals import CLIENT_GONE, flows_kept
+from modelmux.addons.notes import find_notes
 from modelmux.addons.streams import StreamCallable
 from modelmux.errors import ERROR_TYPES
 from modelmux.translate.meter import Meter, Tokens, tokens_of_json
@@ -39,7 +40,7 @@ class Dashboard:
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         """Runs after every addon that sets or wraps a stream: it sees what the client gets."""
-        notes = flow.metadata.get("modelmux")
+        notes = find_notes(flow)
         response = flow.response
         if not notes or "provider" not in notes or notes.get("local") or response is None or not response.stream:
             return
@@ -64,7 +65,7 @@ class Dashboard:
     def _finish(self, flow: http.HTTPFlow) -> None:
         meter = self._meters.pop(flow.id, None)
         raw = self._raw.pop(flow.id, None)
-        notes = flow.metadata.get("modelmux")
+        notes = find_notes(flow)
         if notes is None or "summary" in notes:
             return
         if flows_kept():

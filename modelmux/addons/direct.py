@@ -23,6 +23,7 @@ from modelmux.addons.answers import JSON
 from modelmux.addons.credentials import Credentials
 from modelmux.addons.dashboard import Dashboard
 from modelmux.addons.internals import CLIENT_GONE
+from modelmux.addons.notes import notes_of
 from modelmux.addons.streams import as_stream
 from modelmux.attempt import Attempts, GiveUp, Pick, Send
 from modelmux.config.types import Credential
@@ -107,7 +108,7 @@ class Direct:
             return
         if not response.headers.get("content-type", "").startswith("text/event-stream"):
             return
-        notes = flow.metadata["modelmux"]
+        notes = notes_of(flow)
         translation, restore = notes.get("translation"), notes.get("restore_model")
         if translation is None and not restore:
             response.stream = True
@@ -127,7 +128,7 @@ class Direct:
         response = flow.response
         if sent is None or response is None:
             return
-        notes = flow.metadata["modelmux"]
+        notes = notes_of(flow)
         if notes.get("local"):  # answered here after all (Guard): the upstream never saw it
             if sent.lease is not None:
                 sent.lease.release()
@@ -153,7 +154,7 @@ class Direct:
         sent = self._sent.pop(flow.id, None)
         if sent is None:
             return
-        notes = flow.metadata["modelmux"]
+        notes = notes_of(flow)
         msg = flow.error.msg if flow.error else ""
         outcome: Outcome = "cancelled" if msg == CLIENT_GONE else notes.get("failure", "reset")
         if sent.lease is not None:
@@ -163,7 +164,7 @@ class Direct:
     def _whole(self, flow: http.HTTPFlow, sent: Sent) -> None:
         response = flow.response
         assert response
-        notes = flow.metadata["modelmux"]
+        notes = notes_of(flow)
         translation, restore = notes.get("translation"), notes.get("restore_model")
         if translation is None and not restore:
             self._answered(flow, sent, _usage(response.content or b""))
@@ -173,7 +174,7 @@ class Direct:
                                response.content or b"")
         if isinstance(answer, GatewayError):  # the upstream failed after all, or said nothing readable
             self._failed(flow, sent, attempt.failed(sent.candidate, sent.label, answer.status, answer.message, answer))
-            flow.metadata["modelmux"]["error"] = answer.message
+            notes_of(flow)["error"] = answer.message
             flow.marked = ":warning:"
             flow.comment = f"modelmux {answer.status} {answer.error_type}: {answer.message}"
             return
@@ -227,7 +228,7 @@ def _usage(body: bytes) -> Usage | None:
 def _attempted(flow: http.HTTPFlow, lease: Lease, outcome: Outcome) -> None:
     """The one attempt of a flow mitmproxy sent, in the relay's format (failover.py)."""
     request = flow.request
-    flow.metadata["modelmux"]["attempts"] = [{
+    notes_of(flow)["attempts"] = [{
         "provider": lease.provider,
         "credential": lease.credential.label,
         "model": lease.model,

@@ -24,6 +24,7 @@ from __future__ import annotations
 from mitmproxy import http
 
 from modelmux.addons import vault
+from modelmux.addons.notes import find_notes, read_notes
 from modelmux.addons.settings import Settings
 from modelmux.addons.streams import StreamCallable
 from modelmux.config.types import Config, Credential
@@ -48,7 +49,7 @@ class Echoes:
 
     def request(self, flow: http.HTTPFlow) -> None:
         """Runs after the Router: a flow mitmproxy sends now holds what its upstream gets."""
-        notes = flow.metadata.get("modelmux")
+        notes = find_notes(flow)
         config = self.settings.config
         if flow.response or flow.error or not flow.live or not notes or "provider" not in notes \
                 or notes.get("relay") or notes.get("local") or config is None:
@@ -90,7 +91,7 @@ class Echoes:
         self._given.pop(flow.id, None)
 
     def _secrets(self, flow: http.HTTPFlow) -> list[Credential]:
-        notes = flow.metadata.get("modelmux") or {}
+        notes = read_notes(flow)
         if flow.id in self._given and not notes.get("local"):  # not answered here after all
             return self._given[flow.id]
         return _longest_first([*self.configured, *self._clients.get(flow.id, ())])

@@ -24,6 +24,7 @@ from modelmux import attempt, exchange
 from modelmux.translate import effort
 from modelmux.addons.credentials import Credentials
 from modelmux.addons.internals import flows_kept
+from modelmux.addons.notes import notes_of
 from modelmux.addons.pump import Pump, answer_record, passed_headers
 from modelmux.attempt import Attempts, GiveUp, Pick, Send
 from modelmux.config.types import Credential
@@ -97,7 +98,7 @@ class Failover:
         """Drives the request's Attempts (modelmux/attempt.py): leases what it picks,
         sends what it sends, waits its pauses, and answers its error when nothing is left."""
         started = time.monotonic()
-        notes = plan.flow.metadata["modelmux"]
+        notes = notes_of(plan.flow)
         notes["attempts"] = []
         attempts = Attempts(plan.candidates, plan.max_attempts, self.credentials.admits, time.time)
         try:
@@ -217,7 +218,7 @@ class Failover:
             if response.headers.get("content-type", "").startswith("text/event-stream"):
                 secrets = plan.secrets(candidate)
                 return await Pump(candidate, lease, outgoing, response, out, trail, secrets,
-                                  plan.flow.metadata["modelmux"], self.credentials,
+                                  notes_of(plan.flow), self.credentials,
                                   partial(self.answer_whole, lease, response, out, trail, secrets=secrets)).run()
             return await self._whole(candidate, lease, outgoing, response, out, trail, plan.secrets(candidate))
         except TimeoutError:

@@ -30,6 +30,7 @@ from mitmproxy.proxy import server_hooks
 from modelmux import attempt
 from modelmux.addons.answers import loggable_url
 from modelmux.addons.internals import CLIENT_GONE, ErrorPages, cancel_upstream, load_certificates_now, unverified
+from modelmux.addons.notes import find_notes, notes_of, routed_notes
 from modelmux.credentials.cooldowns import TransportFailure
 from modelmux.errors import error_body
 
@@ -65,7 +66,7 @@ class Failures:
     # -- timeouts -----------------------------------------------------------------
 
     def request(self, flow: http.HTTPFlow) -> None:
-        upstream = _upstream(flow)
+        upstream = routed_notes(flow)
         if flow.response or flow.error or not flow.live or not upstream or upstream.get("relay"):
             return  # the relay times each attempt itself
         self._inflight[flow.client_conn.id] = flow
@@ -77,7 +78,7 @@ class Failures:
         flow = self._inflight.get(data.client.id)
         if flow is None:
             return
-        seconds = flow.metadata["modelmux"]["connect_timeout"]
+        seconds = notes_of(flow)["connect_timeout"]
         self._timers[data.server.id] = asyncio.get_running_loop().call_later(
             seconds, self._connect_timed_out, data.client.id, data.server, seconds
         )
@@ -93,7 +94,7 @@ class Failures:
 
     def _response_timed_out(self, flow: http.HTTPFlow) -> None:
         self._timers.pop(flow.id, None)
-        seconds = flow.metadata["modelmux"]["response_timeout"]
+        seconds = notes_of(flow)["response_timeout"]
         self._timed_out[flow.client_conn.id] = partial(attempt.not_answered, seconds=seconds)
         address = (flow.request.host, flow.request.port)
         cancel_upstream(flow.client_conn.id, lambda conn: conn.address == address)
@@ -123,11 +124,11 @@ class Failures:
             logger.info("%s %s: client disconnected", flow.request.method, loggable_url(flow))
             return
         timed_out = self._timed_out.pop(flow.client_conn.id, None)
-        if "modelmux" not in flow.metadata:  # refused by mitmproxy before any request hook ran
+        if find_notes(flow) is None:  # refused by mitmproxy before any request hook ran
             status, message = None, refused(flow)
         else:
             status, message, failure = self._describe(flow, timed_out)
-            notes = flow.metadata["modelmux"]
+            notes = notes_of(flow)
             notes["failure"] = failure  # how the credential's attempt ended, for its pool
             notes["status"] = status  # what the client gets, as mitmproxy's error page
             notes["error"] = message  # for the Dashboard's line
@@ -137,7 +138,7 @@ class Failures:
         logger.warning("%s %s: %s", flow.request.method, loggable_url(flow), message)
 
     def _describe(self, flow: http.HTTPFlow, timed_out: Callable[[str], str] | None) -> tuple[int, str, TransportFailure]:
-        upstream = _upstream(flow)
+        upstream = routed_notes(flow)
         origin = f"{flow.request.scheme}://{flow.request.host}:{flow.request.port}"
         where = f"provider '{upstream['provider']}' ({origin})" if upstream else origin
         detail = flow.error.msg if flow.error else "unknown error"
@@ -181,8 +182,3 @@ def refused(flow: http.HTTPFlow) -> str:
     # option to skip this security check." (mitmproxy/proxy/layers/http/__init__.py)
     return f"modelmux refused the request: {detail.partition(' Disable the validate_inbound_headers')[0]}"
 
-
-def _upstream(flow: http.HTTPFlow) -> dict | None:
-    """The Router's notes on where this flow was sent; None when it was not sent anywhere."""
-    notes = flow.metadata.get("modelmux")
-    return notes if notes and "provider" in notes and not notes.get("local") else None

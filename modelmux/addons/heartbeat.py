@@ -23,6 +23,7 @@ from mitmproxy import http
 from modelmux import attempt
 from modelmux.addons.answers import loggable_url
 from modelmux.addons.internals import CLIENT_GONE, can_write_chunks, write_chunk
+from modelmux.addons.notes import notes_of, read_notes
 from modelmux.translate.messages import PING
 
 logger = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ class Heartbeat:
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         """Runs after the Translator, and wraps the stream callable it set."""
         response = flow.response
-        notes = flow.metadata.get("modelmux") or {}
+        notes = read_notes(flow)
         if "translation" not in notes or response is None or not callable(response.stream) or not can_write_chunks(flow):
             return
         pulse = Beating(flow, attempt.Pulse(ctx.options.modelmux_ping_interval, time.monotonic()))
@@ -78,7 +79,7 @@ class Heartbeat:
         if pulse is None or pulse.ended or flow.error is None or flow.error.msg == CLIENT_GONE:
             return
         pulse.ended = True
-        message, event = attempt.broke_off(flow.metadata["modelmux"].get("provider"), flow.error.msg)
+        message, event = attempt.broke_off(notes_of(flow).get("provider", "?"), flow.error.msg)
         if write_chunk(flow, event, last=True):
             logger.warning("%s: %s", loggable_url(flow), message)
 

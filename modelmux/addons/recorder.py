@@ -22,6 +22,7 @@ from mitmproxy import io
 from modelmux.addons import vault
 from modelmux.addons.answers import request_path
 from modelmux.addons.internals import forget_backup
+from modelmux.addons.notes import find_notes, notes_of
 from modelmux.addons.settings import Settings
 from modelmux.config.types import Credential
 from modelmux.headers import every_token
@@ -90,13 +91,13 @@ class Recorder:
     def _record(self, flow: http.HTTPFlow) -> None:
         if self._writer is None or self._file is None:
             return
-        notes = flow.metadata.get("modelmux")
+        notes = find_notes(flow)
         if not notes or "summary" not in notes or request_path(flow).startswith(UNRECORDED_PREFIXES):
             return
         scrubber = self.scrubber()
         record = scrubbed(flow, scrubber)
         config = self.settings.config
-        record.metadata["modelmux"]["record"] = {
+        notes_of(record)["record"] = {
             "version": RECORD_VERSION,
             "routes": scrubber.text(config.source) if config else "",
         }

@@ -26,6 +26,7 @@ import httpx
 from mitmproxy import http
 
 from modelmux.addons import playback
+from modelmux.addons.notes import read_notes
 from modelmux.addons.playback import CONTROL_PATH
 from modelmux.cli import procs
 from modelmux.cli.launcher import LaunchError, find_program, gateway_command
@@ -62,7 +63,7 @@ def names(path: Path, flows: list[http.HTTPFlow]) -> list[str]:
     """A readable, stable name per flow: file name, position, method, path and model."""
     named = []
     for number, flow in enumerate(flows, 1):
-        notes = flow.metadata.get("modelmux") or {}
+        notes = read_notes(flow)
         client = notes.get("client_request") or {}
         client_path = (client.get("path") or flow.request.path).partition("?")[0]
         model = (notes.get("summary") or {}).get("requested_model")
@@ -318,7 +319,7 @@ def _matched(flows: list[http.HTTPFlow], numbers: range) -> list[http.HTTPFlow |
     found: dict[int, http.HTTPFlow] = {}
     unnumbered = []
     for flow in flows:
-        captured = (flow.metadata.get("modelmux") or {}).get("client_request") or {}
+        captured = read_notes(flow).get("client_request") or {}
         headers = captured.get("headers") or flow.request.headers.fields
         number = next((int(as_text(v)) for n, v in headers
                        if as_text(n).lower() == REPLAY_HEADER and as_text(v).isdigit()), None)

@@ -20,6 +20,7 @@ from modelmux.addons.direct import Direct, Refused
 from modelmux.addons.discovery import Discovery
 from modelmux.addons.failover import Plan
 from modelmux.addons.internals import flows_kept
+from modelmux.addons.notes import notes_of, read_notes, start_notes
 from modelmux.addons.relay import Relay
 from modelmux.addons.settings import Settings
 from modelmux.attempt import GiveUp
@@ -80,7 +81,7 @@ class Router:
             return _answer_warmup(flow, decision, body)
         provider = decision.provider
         path = request_path(flow)  # the client's, before the upstream's base path is put in front
-        notes = flow.metadata["modelmux"] = {
+        notes = start_notes(flow, {
             "requested_model": decision.requested,
             "model": effort.shown(decision.upstream_model, decision.effort),
             "provider": provider.name,
@@ -89,7 +90,7 @@ class Router:
             "protocol": provider.protocol,
             "connect_timeout": provider.connect_timeout,
             "response_timeout": provider.response_timeout,
-        }
+        })
         if path == exchange.COUNT_TOKENS and PROTOCOLS[provider.protocol].translated:
             exchange.check_effort(decision)
             # Each translated protocol counts differently, if at all (Chat Completions has
@@ -142,7 +143,7 @@ class Router:
             [(name.decode("latin-1"), value.decode("latin-1")) for name, value in vault.real_fields(request)],
             client, session, max_attempts,
         )
-        notes = flow.metadata["modelmux"]
+        notes = notes_of(flow)
         notes["relay"] = True
         notes["fallback"] = [f"{c.provider.name}/{c.upstream_model}" for c in candidates[1:]]
         self.relay.register(flow, plan)
@@ -170,7 +171,7 @@ class Router:
             raise GatewayError(500, f"modelmux cannot forward {flow.request.method} {path} with the client's "
                                     "credentials on this mitmproxy version (see the gateway log); install a verified one")
         if as_sent is not None:
-            flow.metadata["modelmux"]["client_request"] = as_sent
+            notes_of(flow)["client_request"] = as_sent
         # The answer is read as any attempt's is: an error in Anthropic's words.
         candidate = routing.Decision(path, path, provider, "", default)
         await self.direct.begin(flow, candidate, None, client_credential(client), vault.client_credentials(flow.request))
@@ -179,7 +180,7 @@ class Router:
     def response(self, flow: http.HTTPFlow) -> None:
         response = flow.response
         assert response
-        notes = flow.metadata.get("modelmux", {})
+        notes = read_notes(flow)
         if not response.stream and "provider" in notes and not notes.get("local") and flows_kept():
             # The upstream's own answer, before the addons after this one rewrite it
             # (translation, error envelopes): the Dashboard keeps it if it differs.
@@ -189,7 +190,7 @@ class Router:
 def _answer_refused(flow: http.HTTPFlow, step: GiveUp) -> None:
     """No credential could take the request (the pool's error, with its wait)."""
     answer(flow, step.status, step.body, {**JSON, **step.headers})
-    flow.metadata["modelmux"]["error"] = step.message
+    notes_of(flow)["error"] = step.message
     flow.marked = ":warning:"
     flow.comment = f"modelmux {step.status}: {step.message}"
 
@@ -202,7 +203,7 @@ def _answer_warmup(flow: http.HTTPFlow, decision: routing.Decision, body: dict) 
         answer(flow, 200, messages.as_events(message), {"content-type": "text/event-stream"})
     else:
         answer_json(flow, 200, message)
-    flow.metadata["modelmux"]["intercepted"] = True
+    notes_of(flow)["intercepted"] = True
     flow.marked = ":zap:"
     flow.comment = f"intercepted: warmup for {decision.requested} [{decision.route.rule}], answered locally"
 
@@ -226,11 +227,11 @@ def _as_sent_by_client(request: http.Request) -> dict:
 def _send(flow: http.HTTPFlow, provider: Provider, client: dict[str, str]) -> None:
     """Point a request modelmux does not route by model at a passthrough provider."""
     _point(flow.request, provider.base_url + flow.request.path)
-    flow.metadata["modelmux"] = {
+    start_notes(flow, {
         "provider": provider.name,
         "connect_timeout": provider.connect_timeout,
         "response_timeout": provider.response_timeout,
-    }
+    })
     headers = flow.request.headers
     for name in {n.lower() for n in headers if n.lower().startswith(OWN_HEADER_PREFIX)}:
         del headers[name]

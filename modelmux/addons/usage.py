@@ -24,6 +24,7 @@ from mitmproxy import exceptions
 from mitmproxy import http
 from mitmproxy.utils import asyncio_utils
 
+from modelmux.addons.notes import find_notes
 from modelmux import usage
 from modelmux.addons.settings import Settings
 from modelmux.config.file_problems import FileProblem, plural, reason
@@ -34,7 +35,7 @@ logger = logging.getLogger(__name__)
 
 WRITE_INTERVAL = 1.0  # seconds between appends of the queued records: what a kill -9 can lose (docs/usage.md)
 QUEUE_LIMIT = 10_000  # records waiting for the writer; past this the oldest are dropped
-COUNTED = "usage_counted"  # flow.metadata["modelmux"] flag: a flow ends in response or error, rarely both
+COUNTED = "usage_counted"  # a notes flag: a flow ends in response or error, rarely both
 
 
 class Usage:
@@ -110,7 +111,7 @@ class Usage:
 
     def _count(self, flow: http.HTTPFlow) -> None:
         """Runs after the Dashboard's hook, which has completed the summary."""
-        meta = flow.metadata.get("modelmux")
+        meta = find_notes(flow)
         summary = meta.get("summary") if isinstance(meta, dict) else None
         if not isinstance(summary, dict) or summary.get("kind") != "routed" or meta.get(COUNTED):
             return

@@ -34,6 +34,7 @@ from mitmproxy import version
 
 from modelmux.addons.answers import answer_error
 from modelmux.addons.internals import VERIFIED, WireHeaders
+from modelmux.addons.notes import read_notes
 from modelmux.config.types import Credential
 from modelmux.errors import GatewayError
 from modelmux.headers import CREDENTIAL_HEADERS
@@ -129,7 +130,7 @@ def pending(request: http.Request) -> bool:
 
 def _answered_here(flow: http.HTTPFlow) -> bool:
     """Whether no upstream was asked: modelmux answered, or mitmproxy's server replay did."""
-    return bool((flow.metadata.get("modelmux") or {}).get("local")) or flow.is_replay == "response"
+    return bool(read_notes(flow).get("local")) or flow.is_replay == "response"
 
 
 def keep_off_wire(request: http.Request) -> None:

@@ -16,6 +16,7 @@ from mitmproxy import exceptions
 from mitmproxy import http
 from mitmproxy import io
 
+from modelmux.addons.notes import Notes, ensure_notes, read_notes
 from modelmux.replay.compare import REPLAY_HEADER, Answer, Sent, Side
 
 # Version of what metadata["modelmux"]["record"] and the captured fields hold; a replay
@@ -52,7 +53,7 @@ class Recording:
     def __init__(self, flow: http.HTTPFlow, name: str) -> None:
         self.flow = flow
         self.name = name
-        self.notes: dict[str, Any] = flow.metadata.get("modelmux") or {}
+        self.notes: Notes = read_notes(flow)
         self.summary: dict[str, Any] = self.notes.get("summary") or {}
         self.record: dict[str, Any] = self.notes.get("record") or {}
 
@@ -127,8 +128,8 @@ class Recording:
             flow.request.url = _origin(self.flow.request.url) + flow.request.path
             flow.request.headers.pop(REPLAY_HEADER, None)
         origins = {a.get("provider"): _origin(a["upstream"]) for a in attempts_of(self.flow)}
-        fresh = now.metadata.get("modelmux") or {}
-        notes = flow.metadata.setdefault("modelmux", {})
+        fresh = read_notes(now)
+        notes = ensure_notes(flow)
         notes["attempts"] = [_moved(a, origins.get(a.get("provider"))) for a in fresh.get("attempts") or []]
         notes["summary"] = fresh.get("summary") or self.summary
         flow.comment, flow.marked = now.comment, now.marked
@@ -145,7 +146,7 @@ class Recording:
 def attempts_of(flow: http.HTTPFlow) -> list[dict[str, Any]]:
     """The attempts of a routed flow that were sent to an upstream, in order; the last
     one's request is flow.request. (An attempt without a URL was refused before sending.)"""
-    notes = flow.metadata.get("modelmux") or {}
+    notes = read_notes(flow)
     if (notes.get("summary") or {}).get("kind") not in UPSTREAM_KINDS:
         return []
     sent = [a for a in notes.get("attempts") or [] if a.get("upstream")]
