@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
-from modelmux import exchange, routing
+from modelmux import routing
+from modelmux.attempt import exchange
 from modelmux.config import loader, model_facts
 from modelmux.config.model_facts import listed
 

@@ -14,7 +14,7 @@ from upstream import Reply, Upstream
 
 from modelmux.config.types import Provider
 from modelmux.config.types import Auth
-from modelmux.exchange import credential_mismatch
+from modelmux.attempt.exchange import credential_mismatch
 from modelmux.headers import client_credential
 
 SUBSCRIPTION = "sk-ant-oat01-aaaaaaaaaaaa1111"

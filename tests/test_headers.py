@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from modelmux import __version__, exchange, routing
+from modelmux import __version__, routing
+from modelmux.attempt import exchange
 from modelmux.config import loader
 from modelmux.headers import every_token, token_of, vendor_betas
 

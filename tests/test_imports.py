@@ -34,8 +34,8 @@ IO_MODULES = frozenset({
 IO_LIBRARIES = frozenset({"mitmproxy", "httpx"})
 # The pure core, whole: these modules and every module of these packages stay clear of
 # mitmproxy and httpx, whatever IO_MODULES lists.
-PURE = ("modelmux.config", "modelmux.credentials", "modelmux.translate", "modelmux.routing", "modelmux.secrets",
-        "modelmux.errors")  # fmt: skip
+PURE = ("modelmux.attempt", "modelmux.config", "modelmux.credentials", "modelmux.translate", "modelmux.routing",
+        "modelmux.secrets", "modelmux.errors")  # fmt: skip
 # Each translates Anthropic's Messages to one protocol and back; what they share lives
 # outside them (anthropic_side, openai_side, thought_signatures, translated_stream).
 TRANSLATORS = ("modelmux.translate.openai_chat", "modelmux.translate.openai_responses", "modelmux.translate.gemini")

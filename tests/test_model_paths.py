@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from modelmux import exchange, routing
+from modelmux import routing
+from modelmux.attempt import exchange
 from modelmux.config import loader
 from modelmux.errors import GatewayError
 from modelmux.translate import model_paths

@@ -13,7 +13,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from modelmux import exchange, routing
+from modelmux import routing
+from modelmux.attempt import exchange
 from modelmux.config import loader
 from modelmux.errors import GatewayError
 from modelmux.translate import messages, validation

@@ -1,6 +1,6 @@
 """Direct: mitmproxy's own send path, for a request with one possible upstream (one
 provider, at most one of its credentials). It is the driver of the request's
-Attempts (modelmux/attempt.py) there, as Failover is on the relay: the Router asks
+Attempts (modelmux/attempt/__init__.py) there, as Failover is on the relay: the Router asks
 it for the attempt's credential and points the flow; mitmproxy sends it; this addon
 turns what came back into the client's answer (translated, its model restored, or
 an upstream's error in Anthropic's words with the wait it or the pool named) and
@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 
 from mitmproxy import http
 
-from modelmux import attempt, exchange
+from modelmux import attempt
+from modelmux.attempt import exchange
 from modelmux.addons.answers import JSON
 from modelmux.addons.credentials import Credentials
 from modelmux.addons.dashboard import Dashboard
@@ -30,7 +31,7 @@ from modelmux.config.types import Credential
 from modelmux.credentials.cooldowns import Outcome
 from modelmux.errors import GatewayError
 from modelmux.translate.meter import tokens_of_json
-from modelmux.outcomes import Failure
+from modelmux.attempt.outcomes import Failure
 from modelmux.translate.passthrough import ModelRestorer
 from modelmux.credentials.pools import Lease, Usage
 from modelmux.routing import Decision

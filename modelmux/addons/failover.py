@@ -1,7 +1,7 @@
 """Failover: the relay's driver of a request's attempts, sending each with httpx.
 
 Which provider and credential come next, and the error when none is left, are
-decided by the request's Attempts (modelmux/attempt.py, shared with mitmproxy's own
+decided by the request's Attempts (modelmux/attempt/__init__.py, shared with mitmproxy's own
 send path). An attempt counts as failed only while nothing has reached the client: a
 connect error, a timeout, an error status, or a stream that ends or reports an error
 before its first real event (the Pump holds it until then). From the first real
@@ -20,7 +20,8 @@ from typing import Any
 import httpx
 from mitmproxy import http
 
-from modelmux import attempt, exchange
+from modelmux import attempt
+from modelmux.attempt import exchange
 from modelmux.translate import effort
 from modelmux.addons.credentials import Credentials
 from modelmux.addons.internals import flows_kept
@@ -33,7 +34,7 @@ from modelmux.errors import GatewayError
 from modelmux.headers import client_credential
 from modelmux.translate.meter import tokens_of_json
 from modelmux.oauth.refresher import Refresher
-from modelmux.outcomes import Failure
+from modelmux.attempt.outcomes import Failure
 from modelmux.credentials.pools import Lease
 from modelmux.routing import Decision
 from modelmux.secrets import client_credentials, label_of, scrub, shown_headers
@@ -95,7 +96,7 @@ class Failover:
             await self.client.aclose()
 
     async def run(self, plan: Plan, out) -> None:  # out: relay.Responder
-        """Drives the request's Attempts (modelmux/attempt.py): leases what it picks,
+        """Drives the request's Attempts (modelmux/attempt/__init__.py): leases what it picks,
         sends what it sends, waits its pauses, and answers its error when nothing is left."""
         started = time.monotonic()
         notes = notes_of(plan.flow)

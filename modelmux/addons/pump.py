@@ -1,5 +1,5 @@
 """Pump: one streamed answer of a failover attempt, from the upstream to the relay's
-client. Its Gate (modelmux/attempt.py) holds the stream until its first real event,
+client. Its Gate (modelmux/attempt/__init__.py) holds the stream until its first real event,
 so that a stream failing before it can still be retried; then it passes on as it
 comes, with pings while the upstream is silent and `event: error` if it breaks off.
 What the stream holds (its first real event, an error, the usage) is what its
@@ -17,15 +17,16 @@ from typing import Any
 import httpx
 from mitmproxy import ctx
 
-from modelmux import attempt, exchange
+from modelmux import attempt
+from modelmux.attempt import exchange
 from modelmux.addons.credentials import Credentials
 from modelmux.translate.assembly import Assembly
 from modelmux.config.types import Credential
 from modelmux.errors import ERROR_TYPES, GatewayError
-from modelmux.exchange import FRAMING
+from modelmux.attempt.exchange import FRAMING
 from modelmux.translate.messages import PING
 from modelmux.translate.meter import tokens_of
-from modelmux.outcomes import Failure
+from modelmux.attempt.outcomes import Failure
 from modelmux.translate.passthrough import AnthropicEvents
 from modelmux.credentials.pools import Lease
 from modelmux.routing import Decision

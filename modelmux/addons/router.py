@@ -12,7 +12,8 @@ from mitmproxy import http
 from mitmproxy.net.http import url as urls
 
 from modelmux.translate import effort, messages, validation
-from modelmux import exchange, routing
+from modelmux import routing
+from modelmux.attempt import exchange
 from modelmux.addons import vault
 from modelmux.addons.answers import JSON, answer, answer_error, answer_json, as_kept, header_fields, request_path
 from modelmux.addons.credentials import Credentials

@@ -19,7 +19,7 @@ import httpx
 
 from modelmux.config.types import Config, Credential, ModelFacts, ModelPattern, Provider, Route
 from modelmux.errors import gist
-from modelmux.exchange import prepare, upstream_json
+from modelmux.attempt.exchange import prepare, upstream_json
 from modelmux.oauth.refresher import Refresher
 from modelmux.routing import Decision
 from modelmux.secrets import scrub

@@ -13,7 +13,7 @@ from typing import Any
 
 from modelmux.config.model_facts import listed
 from modelmux.config.types import Config, Credential, ModelFacts, Provider, Route, route_for
-from modelmux.exchange import upstream_url
+from modelmux.attempt.exchange import upstream_url
 from modelmux.translate import effort
 from modelmux.translate.registry import PROTOCOLS
 

@@ -20,7 +20,7 @@ from typing import Protocol
 
 from modelmux.config.types import Credential
 from modelmux.errors import GatewayError, broken_answer
-from modelmux.overflow import restated
+from modelmux.translate.overflow import restated
 from modelmux.secrets import scrub
 from modelmux.translate.sse import EventSplitter
 from modelmux.translate.stream_writer import StreamWriter

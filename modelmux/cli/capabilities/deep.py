@@ -25,7 +25,7 @@ from modelmux.cli.capabilities.findings import Facts, Finding, Report, excerpt, 
 from modelmux.cli.capabilities.readings import Reading
 from modelmux.config.types import Config, Shape, route_for
 from modelmux.errors import GatewayError
-from modelmux.exchange import Outgoing, prepare, stream_transform, upstream_json, whole_answer
+from modelmux.attempt.exchange import Outgoing, prepare, stream_transform, upstream_json, whole_answer
 from modelmux.oauth.refresher import Refresher
 from modelmux.secrets import scrub
 from modelmux.translate import effort, model_lists

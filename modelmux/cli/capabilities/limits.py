@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 
-from modelmux.overflow import overflow
+from modelmux.translate.overflow import overflow
 
 _OUTPUT = (
     r"at most (\d+) completion tokens",

@@ -22,7 +22,7 @@ from modelmux.headers import (
 from modelmux.config.model_facts import ROUTES_YAML
 from modelmux.oauth.holder import TokenHolder
 from modelmux.oauth.kinds import KINDS
-from modelmux.overflow import restated
+from modelmux.translate.overflow import restated
 from modelmux.routing import Decision
 from modelmux.secrets import scrub
 from modelmux.translate.passthrough import ModelRestorer, restore_model_json

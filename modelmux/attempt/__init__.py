@@ -29,15 +29,15 @@ from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from modelmux import exchange
+from modelmux.attempt import exchange
+from modelmux.attempt.outcomes import Failure, Outcomes, message_of, summary
 from modelmux.config.types import Credential
 from modelmux.credentials.cooldowns import RETRY_HEADERS, Outcome, TransportFailure, classify, names_a_wait, retry_after, upstream_delay
-from modelmux.errors import GatewayError
-from modelmux.translate.messages import error_event
-from modelmux.outcomes import Failure, Outcomes, message_of, summary
 from modelmux.credentials.pools import Lease, Verdict
 from modelmux.credentials.refusals import Refusal
+from modelmux.errors import GatewayError
 from modelmux.routing import Decision
+from modelmux.translate.messages import error_event
 
 # -- the steps a driver is asked to take ----------------------------------------------
 
