@@ -276,6 +276,11 @@ default: {{provider: vendor}}
             with gateway:
                 time.sleep(1)  # start-up is over: an error in it would have ended the gateway by now
                 assert gateway.process is not None and gateway.process.poll() is None, gateway.log.read_text()[-2000:]
+                # The senders stop before the gateway does: a request still in flight when it
+                # stops gets a 502, which is the stop's doing, not the start's.
+                stop.set()
+                for sender in senders:
+                    sender.join()
         finally:
             stop.set()
             for sender in senders:
