@@ -71,7 +71,7 @@ LAYERS: dict[int, tuple[str, ...]] = {
     # builders they share, SSE framing, tool names, the token estimate and media sizes,
     # passthrough's model restoring, the protocol registry.
     LEAF: ("translate",),
-    # Everything else is core: routing, exchange (one attempt's request), credentials,
+    # Everything else is core: routing, attempt/ (the engine, one attempt's request), credentials,
     # config, errors, headers, oauth, the command line.
 }
 

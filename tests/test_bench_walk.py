@@ -93,7 +93,7 @@ def test_the_walk_through_a_real_gateway(tmp_path: Path):
     by_name = {w.name.split(" (")[0]: w for w in found}
     assert set(by_name) == {"request, single key", "chunk, single key", "request, pool of 2", "chunk, pool of 2"}
     for name in ("request, single key", "request, pool of 2"):
-        assert {"addons.router", "exchange", "translate.openai_chat.request"} <= by_name[name].modules
+        assert {"addons.router", "attempt.exchange", "translate.openai_chat.request"} <= by_name[name].modules
     assert {"addons.failover", "addons.relay"} <= by_name["request, pool of 2"].modules
     for name in ("chunk, single key", "chunk, pool of 2"):
         assert "translate.openai_chat.stream" in by_name[name].modules
