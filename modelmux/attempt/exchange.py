@@ -33,8 +33,8 @@ from modelmux.translate.translated_stream import TranslatedStream
 
 COUNT_TOKENS = "/v1/messages/count_tokens"
 # Bytes every thinking signature modelmux packed for a translated upstream contains
-# (each protocol's packed_mark), or that a translated answer's unsigned thinking has: a
-# cheap test before a request is parsed for them.
+# (each protocol's packed_mark), or that a translated answer's unsigned thinking has:
+# the thinking blocks packed_thinking picks go when the body holds one of them.
 PACKED_SIGNATURES = (
     *dict.fromkeys(p.packed_mark for p in PROTOCOLS.values() if p.packed_mark), b'"signature":""', b'"signature": ""',
 )
@@ -240,9 +240,12 @@ def _anthropic(
 ) -> Outgoing:
     content = raw
     sent = capped(body, cap)
-    if any(p in raw for p in PACKED_SIGNATURES):
-        sent = messages.without_blocks(sent, packed_thinking)
-    if b"output_config" in raw and not decision.provider.passthrough and not is_anthropic(base_url):
+    # The parsed blocks first: most requests have none to drop, and each byte test scans
+    # the whole body (30 µs or more per 80 KB).
+    kept = messages.without_blocks(sent, packed_thinking)
+    if kept is not sent and any(p in raw for p in PACKED_SIGNATURES):
+        sent = kept
+    if not decision.provider.passthrough and "output_config" in sent and not is_anthropic(base_url):
         sent = messages.without_idle_effort(sent)  # a vendor's endpoint, not Anthropic's
     if decision.rewrites_model or sent is not body:
         content = upstream_json({**sent, "model": decision.upstream_model})
