@@ -67,6 +67,7 @@ class Plan:
     lookup: dict[str, str]  # the same by lowercase name
     session: str | None
     max_attempts: int
+    model_at: tuple[int, int] | None = None  # where `raw` has the model's value (validation.parse_placed)
 
     @property
     def stream(self) -> bool:
@@ -176,7 +177,7 @@ class Failover:
             sent_with = credential.oauth.token
         try:
             outgoing = exchange.prepare(candidate, plan.body, plan.raw, plan.path, plan.query, plan.lookup,
-                                        lease.credential if lease else None)
+                                        lease.credential if lease else None, plan.model_at)
         except GatewayError as e:
             return attempt.not_sent(candidate, trail["credential"], e)
         outgoing.set["accept-encoding"] = "identity"  # streams are read here, so no gzip

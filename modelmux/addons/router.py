@@ -74,7 +74,7 @@ class Router:
         config = self.settings.config
         assert config
         profile = self.settings.profile_of(flow)
-        body = _message_body(flow)
+        body, model_at = _message_body(flow)
         client = vault.real_headers(flow.request)
         facts = routing.Facts(body, client, profile.name if profile else None)
         decision = routing.route(config, body["model"], profile, facts)
@@ -112,7 +112,7 @@ class Router:
         if oauth or not vault.on_the_wire() or (
             path != exchange.COUNT_TOKENS and (len(candidates) > 1 or self.credentials.pooled(provider.name) > 1)
         ):
-            return self._relay(flow, candidates, body, client, session, config.server.max_attempts)
+            return self._relay(flow, candidates, body, model_at, client, session, config.server.max_attempts)
         try:
             lease = await self.direct.begin(flow, decision, session, client_credential(client),
                                             vault.client_credentials(flow.request))
@@ -121,7 +121,7 @@ class Router:
         try:
             outgoing = exchange.prepare(
                 decision, body, flow.request.content or b"", path, _query(flow),
-                client, lease.credential if lease else None,
+                client, lease.credential if lease else None, model_at,
             )
         except BaseException:
             self.direct.abandon(flow)
@@ -137,12 +137,13 @@ class Router:
         flow.comment = f"{_head(notes)} · {notes['credential']}" + (f" · profile {profile.name}" if profile else "")
 
     def _relay(self, flow: http.HTTPFlow, candidates: list[routing.Decision], body: dict,
-               client: dict[str, str], session: str | None, max_attempts: int) -> None:
+               model_at: tuple[int, int] | None, client: dict[str, str], session: str | None,
+               max_attempts: int) -> None:
         request = flow.request
         plan = Plan(
             flow, candidates, body, request.content or b"", request_path(flow), _query(flow),
             [(name.decode("latin-1"), value.decode("latin-1")) for name, value in vault.real_fields(request)],
-            client, session, max_attempts,
+            client, session, max_attempts, model_at,
         )
         notes = notes_of(flow)
         notes["relay"] = True
@@ -209,14 +210,15 @@ def _answer_warmup(flow: http.HTTPFlow, decision: routing.Decision, body: dict) 
     flow.comment = f"intercepted: warmup for {decision.requested} [{decision.route.rule}], answered locally"
 
 
-def _message_body(flow: http.HTTPFlow) -> dict:
-    """The client's body, when it is a Messages request (validation.py); else its 400."""
+def _message_body(flow: http.HTTPFlow) -> tuple[dict, tuple[int, int] | None]:
+    """The client's body, when it is a Messages request (validation.py), and where its
+    model is in its bytes; else its 400."""
     try:
-        body = validation.parse(flow.request.content or b"")
+        body, model_at = validation.parse_placed(flow.request.content or b"")
         validation.check(body)
     except validation.Malformed as e:
         raise GatewayError(400, str(e)) from None
-    return body
+    return body, model_at
 
 
 def _as_sent_by_client(request: http.Request) -> dict:

@@ -7,6 +7,7 @@ upstream), and the failover relay (several). Pure: no mitmproxy, no network.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -132,10 +133,11 @@ def keyless_refusal(provider: Provider, status: int, words: str) -> str | None:
 
 def prepare(
     decision: Decision, body: dict[str, Any], raw: bytes, path: str, query: str,
-    client: Mapping[str, str], credential: Credential | None,
+    client: Mapping[str, str], credential: Credential | None, model_at: tuple[int, int] | None = None,
 ) -> Outgoing:
     """The request for `decision`'s provider. `raw` is the client's body as sent, `path`
-    its path without the query, `client` its headers by lowercase name."""
+    its path without the query, `client` its headers by lowercase name, `model_at` where
+    `raw` has the model's value (validation.parse_placed)."""
     check_effort(decision)
     provider = decision.provider
     remove = {name for name in client if name.startswith(OWN_HEADER_PREFIX)}
@@ -164,7 +166,7 @@ def prepare(
     translation = PROTOCOLS[provider.protocol].translation
     if translation is None:
         cap = output_cap(decision, written_only=is_anthropic_itself(provider, base_url, oauth))
-        return _anthropic(decision, base_url, body, raw, path, query, remove, set_headers, cap)
+        return _anthropic(decision, base_url, body, raw, path, query, remove, set_headers, cap, model_at)
     return _translated(decision, translation, base_url, body, remove, set_headers, credential)
 
 
@@ -236,7 +238,7 @@ def _subscription(oauth: TokenHolder, client: Mapping[str, str], set_headers: di
 
 def _anthropic(
     decision: Decision, base_url: str, body: dict[str, Any], raw: bytes, path: str, query: str,
-    remove: set[str], set_headers: dict[str, str], cap: int | None = None,
+    remove: set[str], set_headers: dict[str, str], cap: int | None = None, model_at: tuple[int, int] | None = None,
 ) -> Outgoing:
     content = raw
     sent = capped(body, cap)
@@ -248,7 +250,8 @@ def _anthropic(
     if not decision.provider.passthrough and "output_config" in sent and not is_anthropic(base_url):
         sent = messages.without_idle_effort(sent)  # a vendor's endpoint, not Anthropic's
     if decision.rewrites_model or sent is not body:
-        content = upstream_json({**sent, "model": decision.upstream_model})
+        spliced = with_model(raw, model_at, decision.upstream_model) if sent is body else None
+        content = spliced or upstream_json({**sent, "model": decision.upstream_model})
     restore = decision.requested if decision.restores_model else None
     if restore:
         set_headers["accept-encoding"] = "identity"  # the answer gets rewritten: plain bytes, not gzip
@@ -414,6 +417,20 @@ def error_code(text: str) -> str | None:
         return None
     code = error.get("code") if isinstance(error, dict) else None
     return code if isinstance(code, str) else None
+
+
+_SURROGATE = re.compile(rb"\xed[\xa0-\xbf]")  # UTF-8 of U+D800..DFFF, which json.loads lets through
+
+
+def with_model(raw: bytes, model_at: tuple[int, int] | None, model: str) -> bytes | None:
+    """The client's body with its model's value (at `model_at`: validation.parse_placed)
+    replaced by `model`: about 5 µs for Claude Code's 80 KB request, where writing it
+    again takes 300. None when the value's place is not known, or the body holds encoded
+    surrogates, which json.dumps would send as \\u escapes and an upstream may refuse as bytes."""
+    if model_at is None or (b"\xed" in raw and _SURROGATE.search(raw)):
+        return None
+    start, end = model_at
+    return raw[:start] + json.dumps(model).encode() + raw[end:]
 
 
 def upstream_json(body: Any) -> bytes:

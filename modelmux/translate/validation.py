@@ -24,6 +24,10 @@ from typing import Any
 # A model name may be anything but control characters (C0, DEL, C1): they would break
 # the log line and the flow's comment that show it (model_paths.py: names in URLs).
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# json.loads' own pieces, for parse_placed.
+_SPACE = json.decoder.WHITESPACE.match
+_scan_key = json.decoder.scanstring
+_scan_value = json.JSONDecoder().scan_once
 
 STRING, OBJECT, LIST, BOOLEAN = "a valid string", "an object", "a valid list", "a valid boolean"
 INTEGER, NUMBER = "a valid integer", "a valid number"
@@ -79,6 +83,62 @@ def parse(raw: bytes) -> Any:
         raise Malformed(f"request body is not valid JSON ({e})") from None
     except RecursionError:
         raise Malformed("request body is nested too deeply to be read") from None
+
+
+def parse_placed(raw: bytes) -> tuple[Any, tuple[int, int] | None]:
+    """parse(raw), and where in `raw` the value of its top-level `model` is (byte
+    offsets; None unless it has exactly one), so that the upstream's model can be written
+    into the client's bytes (exchange.with_model) instead of the whole body again. The
+    top level is read field by field with json's own scanner, as json.loads reads it
+    (the same dict: a key's last value, in its first place); a body that does not read
+    that way is parse's to read or refuse."""
+    try:
+        placed = _top_level(raw)
+    except (ValueError, IndexError, RecursionError):
+        placed = None
+    return placed if placed is not None else (parse(raw), None)
+
+
+def _top_level(raw: bytes) -> tuple[dict[str, Any], tuple[int, int] | None] | None:
+    if json.detect_encoding(raw) != "utf-8":
+        return None
+    text = raw.decode("utf-8", "surrogatepass")  # as json.loads decodes
+    at = _SPACE(text, 0).end()
+    if text[at : at + 1] != "{":
+        return None
+    body: dict[str, Any] = {}
+    models: list[tuple[int, int]] = []
+    at = _SPACE(text, at + 1).end()
+    while text[at] != "}":
+        if text[at] != '"':
+            return None
+        key, at = _scan_key(text, at + 1, True)
+        at = _SPACE(text, at).end()
+        if text[at] != ":":
+            return None
+        at = _SPACE(text, at + 1).end()
+        try:
+            body[key], end = _scan_value(text, at)
+        except StopIteration:
+            return None
+        if key == "model":
+            models.append((at, end))
+        at = _SPACE(text, end).end()
+        if text[at] == ",":
+            at = _SPACE(text, at + 1).end()
+            if text[at] != '"':
+                return None
+        elif text[at] != "}":
+            return None
+    if _SPACE(text, at + 1).end() != len(text):
+        return None
+    if len(models) != 1:
+        return body, None
+    start, end = models[0]
+    if len(text) != len(raw):  # not all ASCII: count the bytes of the characters before
+        start, end = (len(text[:start].encode("utf-8", "surrogatepass")),
+                      len(text[:end].encode("utf-8", "surrogatepass")))
+    return body, (start, end)
 
 
 def check(body: Any) -> None:
