@@ -33,6 +33,7 @@ class Breaker:
     """One provider's breaker."""
 
     outcomes: deque[tuple[float, bool]] = field(default_factory=deque)  # (when, a host error) in the window
+    errors: int = 0  # of the outcomes, the host errors: counted as they come and go, not summed per answer
     opened: float | None = None  # when it opened; None while closed
     until: float = 0.0  # when an open breaker half-opens
     level: int = 0  # failed probes since it opened: doubles the open time
@@ -75,19 +76,22 @@ class Breaker:
                 self._open(now, self.level + 1, "the probe sent when it half-opened failed too")
             return
         self.outcomes.append((now, failed))
+        self.errors += failed
         while self.outcomes and self.outcomes[0][0] <= now - WINDOW:
-            self.outcomes.popleft()
-        errors = sum(failed for _, failed in self.outcomes)
+            self.errors -= self.outcomes.popleft()[1]
+        errors = self.errors
         if len(self.outcomes) >= MIN_VOLUME and errors >= THRESHOLD * len(self.outcomes):
             self._open(now, 0, f"{errors} of the last {len(self.outcomes)} answers were upstream errors")
 
     def _open(self, now: float, level: int, why: str) -> None:
         self.outcomes.clear()
+        self.errors = 0
         self.opened, self.level, self.why = now, level, why
         self.until = now + min(OPEN_BASE * 2**level, OPEN_CAP)
 
     def _close(self) -> None:
         self.outcomes.clear()
+        self.errors = 0
         self.opened, self.level, self.until, self.why = None, 0, 0.0, ""
 
     def describe(self, now: float) -> dict[str, object]:
