@@ -26,6 +26,7 @@ from mitmproxy import http
 
 from modelmux.addons import vault
 from modelmux.addons.failover import Failover, Plan
+from modelmux.addons.urls import point
 from modelmux.errors import GatewayError
 
 logger = logging.getLogger(__name__)
@@ -119,7 +120,7 @@ class Relay:
         self._plans[token] = plan
         self._tokens[flow.id] = token
         request = flow.request
-        request.url = f"http://127.0.0.1:{self.port}{request.path}"
+        point(request, f"http://127.0.0.1:{self.port}{request.path}")
         request.headers[PLAN_HEADER] = token
         request.headers.pop("transfer-encoding", None)
         request.headers["content-length"] = str(len(request.raw_content or b""))

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from collections.abc import Iterable
 from dataclasses import replace
 
 from mitmproxy import http
-from mitmproxy.net.http import url as urls
 
 from modelmux.translate import effort, messages, validation
 from modelmux import routing
@@ -24,6 +22,7 @@ from modelmux.addons.internals import flows_kept
 from modelmux.addons.notes import notes_of, read_notes, start_notes
 from modelmux.addons.relay import Relay
 from modelmux.addons.settings import Settings
+from modelmux.addons.urls import point
 from modelmux.attempt import GiveUp
 from modelmux.config.types import Credential, Provider
 from modelmux.errors import GatewayError
@@ -229,7 +228,7 @@ def _as_sent_by_client(request: http.Request) -> dict:
 
 def _send(flow: http.HTTPFlow, provider: Provider, client: dict[str, str]) -> None:
     """Point a request modelmux does not route by model at a passthrough provider."""
-    _point(flow.request, provider.base_url + flow.request.path)
+    point(flow.request, provider.base_url + flow.request.path)
     start_notes(flow, {
         "provider": provider.name,
         "connect_timeout": provider.connect_timeout,
@@ -248,7 +247,7 @@ def _apply(flow: http.HTTPFlow, outgoing: exchange.Outgoing, provider: Provider,
     only in their redacted form: the Vault has mitmproxy send the real ones."""
     request = flow.request
     auth = exchange.auth_header(provider, credential)
-    _point(request, outgoing.url)
+    point(request, outgoing.url)
     path, mark, query = request.path.partition("?")
     if mark and (shown := scrub(query, provider.written_secrets)) != query:  # as scrub, not a short value
         vault.seal_path(request, request.path, path + mark + shown)
@@ -267,26 +266,6 @@ def _apply(flow: http.HTTPFlow, outgoing: exchange.Outgoing, provider: Provider,
             _set_header(request, name, value, provider.written_secrets)
     if outgoing.content != request.content:
         request.content = outgoing.content
-
-
-def _point(request: http.Request, url: str) -> None:
-    """`request.url = url`, at a fraction of its cost: the setter parses the URL (with an
-    IDNA codec) and rewrites the Host header twice, about 55 µs a request. The parts are
-    parsed once per URL, and scheme, host and port set only when one differs (then as
-    the setter sets them: the Host header and authority follow)."""
-    scheme, host, port, path = _url_parts(url)
-    hostport = urls.hostport(scheme, host, port)
-    if (request.scheme, request.host, request.port) != (scheme, host, port) or \
-            request.headers.get("host", hostport) != hostport or request.authority not in ("", hostport):
-        request.scheme, request.host, request.port = scheme, host, port
-    request.path = path
-
-
-@functools.lru_cache(maxsize=256)
-def _url_parts(url: str) -> tuple[str, str, int, bytes]:
-    """As mitmproxy's url setter takes `url` apart (ValueError for a bad one)."""
-    scheme, host, port, path = urls.parse(url)
-    return scheme.decode("utf-8", "surrogateescape"), host.decode("idna"), port, path
 
 
 def _set_header(request: http.Request, name: str, value: str, secrets: Iterable[Credential]) -> None:
