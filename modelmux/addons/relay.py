@@ -66,7 +66,12 @@ class Responder:
         self.whole(error.status, [("content-type", "application/json"), *error.headers.items()], error.body())
 
     async def drain(self) -> None:
-        await self.writer.drain()
+        """Waits while mitmproxy reads slower than the answer comes (the write buffer past
+        its high-water mark), and raises once the connection is gone; else returns without
+        awaiting drain(), which runs for every chunk of a stream."""
+        transport = self.writer.transport
+        if transport.is_closing() or transport.get_write_buffer_size() > transport.get_write_buffer_limits()[1]:
+            await self.writer.drain()
 
     @property
     def gone(self) -> bool:
