@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -37,7 +37,7 @@ from modelmux.oauth.refresher import Refresher
 from modelmux.attempt.outcomes import Failure
 from modelmux.credentials.pools import Lease
 from modelmux.routing import Decision
-from modelmux.secrets import client_credentials, label_of, scrub, shown_headers
+from modelmux.secrets import label_of, scrub, shown_headers
 
 logger = logging.getLogger(__name__)
 # httpx logs every request's URL at INFO, query included, where a provider may keep a key;
@@ -68,6 +68,7 @@ class Plan:
     session: str | None
     max_attempts: int
     model_at: tuple[int, int] | None = None  # where `raw` has the model's value (validation.parse_placed)
+    clients: list[Credential] = field(default_factory=list)  # the client's tokens (vault.client_credentials)
 
     @property
     def stream(self) -> bool:
@@ -76,7 +77,7 @@ class Plan:
     def secrets(self, candidate: Decision) -> list[Credential]:
         """What an attempt at `candidate` may be answered with and never shows: its
         provider's secrets (first: a client may send one of them too), the client's tokens."""
-        return [*candidate.provider.secrets, *client_credentials(self.lookup)]
+        return [*candidate.provider.secrets, *self.clients]
 
 
 class Failover:

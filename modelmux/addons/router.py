@@ -142,7 +142,7 @@ class Router:
         plan = Plan(
             flow, candidates, body, request.content or b"", request_path(flow), _query(flow),
             [(name.decode("latin-1"), value.decode("latin-1")) for name, value in vault.real_fields(request)],
-            client, session, max_attempts, model_at,
+            client, session, max_attempts, model_at, vault.client_credentials(request),
         )
         notes = notes_of(flow)
         notes["relay"] = True
