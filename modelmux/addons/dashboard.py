@@ -34,6 +34,7 @@ class Dashboard:
     def __init__(self) -> None:
         self._meters: dict[str, Meter] = {}
         self._raw: dict[str, list[bytes]] = {}  # flow id → the upstream's chunks
+        self._counted: dict[str, Tokens | None] = {}  # flow id → its whole answer's tokens, read once
 
     def load(self, loader) -> None:
         contentviews.add(ModelmuxContentview())
@@ -56,6 +57,13 @@ class Dashboard:
         """The meter of a streamed flow, complete once its `response` hook runs."""
         return self._meters.get(flow.id)
 
+    def tokens_of(self, flow: http.HTTPFlow) -> Tokens | None:
+        """The tokens of a flow's whole answer as it is now, read once for its credential's
+        pool (Direct) and the flow's summary: each read parses the answer."""
+        if flow.id not in self._counted:
+            self._counted[flow.id] = tokens_of_json(flow.response.content or b"") if flow.response else None
+        return self._counted[flow.id]
+
     def response(self, flow: http.HTTPFlow) -> None:
         self._finish(flow)
 
@@ -65,12 +73,13 @@ class Dashboard:
     def _finish(self, flow: http.HTTPFlow) -> None:
         meter = self._meters.pop(flow.id, None)
         raw = self._raw.pop(flow.id, None)
+        counted = self._counted.pop(flow.id, None)
         notes = find_notes(flow)
         if notes is None or "summary" in notes:
             return
         if flows_kept():
             _keep(flow, notes, meter, raw)
-        summary = notes["summary"] = summarize(flow, notes, meter)
+        summary = notes["summary"] = summarize(flow, notes, meter, counted)
         _show(flow, notes, summary)
 
 
@@ -98,8 +107,10 @@ def _metered(inner: StreamCallable | bool, feed: Callable[[bytes], None], raw: l
     return stream
 
 
-def summarize(flow: http.HTTPFlow, notes: dict[str, Any], meter: Meter | None) -> dict[str, Any]:
-    """The flow's summary (plain JSON, kept in its metadata): see dashboard's module doc."""
+def summarize(flow: http.HTTPFlow, notes: dict[str, Any], meter: Meter | None,
+              counted: Tokens | None = None) -> dict[str, Any]:
+    """The flow's summary (plain JSON, kept in its metadata): see dashboard's module doc.
+    `counted`: the whole answer's tokens, when they were read already (tokens_of)."""
     request, response = flow.request, flow.response
     started = request.timestamp_start
     ended = (response.timestamp_end if response else None) or time.time()
@@ -107,7 +118,7 @@ def summarize(flow: http.HTTPFlow, notes: dict[str, Any], meter: Meter | None) -
     status = response.status_code if response else notes.get("status", 0)
     tokens = meter.tokens() if meter else None
     if tokens is None and response is not None and status < 400 and kind == "routed":
-        tokens = tokens_of_json(response.content or b"")
+        tokens = counted or tokens_of_json(response.content or b"")
     error_type = _error_type(flow, status, meter)
     if meter is not None:
         ttft = round((meter.first_content - started) * 1000, 1) if meter.first_content else None

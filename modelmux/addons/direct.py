@@ -30,7 +30,6 @@ from modelmux.attempt import Attempts, GiveUp, Pick, Send
 from modelmux.config.types import Credential
 from modelmux.credentials.cooldowns import Outcome
 from modelmux.errors import GatewayError
-from modelmux.translate.meter import tokens_of_json
 from modelmux.attempt.outcomes import Failure
 from modelmux.translate.passthrough import ModelRestorer
 from modelmux.credentials.pools import Lease, Usage
@@ -168,7 +167,7 @@ class Direct:
         notes = notes_of(flow)
         translation, restore = notes.get("translation"), notes.get("restore_model")
         if translation is None and not restore:
-            self._answered(flow, sent, _usage(response.content or b""))
+            self._answered(flow, sent, self._usage(flow))
             return
         provider = sent.candidate.provider
         answer = attempt.whole(provider.name, provider.secrets, translation, restore, response.status_code,
@@ -184,7 +183,7 @@ class Direct:
             response.content = body
         if translation is not None:
             response.headers.update({**JSON, "content-type": content_type})
-        self._answered(flow, sent, _usage(body))
+        self._answered(flow, sent, self._usage(flow))
 
     def _refused(self, flow: http.HTTPFlow, sent: Sent) -> Failure:
         """The upstream's error answer, its keys and the client's tokens scrubbed."""
@@ -213,17 +212,17 @@ class Direct:
         if sent.lease is not None:
             _attempted(flow, sent.lease, failure.outcome)
 
+    def _usage(self, flow: http.HTTPFlow) -> Usage | None:
+        """A whole answer's tokens, as the pool counts them; the Dashboard's summary uses the same read."""
+        tokens = self.dashboard.tokens_of(flow)
+        return tokens.for_pool() if tokens else None
+
     def _answered(self, flow: http.HTTPFlow, sent: Sent, usage: Usage | None) -> None:
         sent.attempts.sent(None)
         if sent.lease is not None:
             status = flow.response.status_code if flow.response else 200
             self.credentials.record(sent.lease, status, usage=usage)
             _attempted(flow, sent.lease, status)
-
-
-def _usage(body: bytes) -> Usage | None:
-    tokens = tokens_of_json(body)
-    return tokens.for_pool() if tokens else None
 
 
 def _attempted(flow: http.HTTPFlow, lease: Lease, outcome: Outcome) -> None:
