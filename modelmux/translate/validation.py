@@ -160,16 +160,16 @@ def check(body: Any) -> None:
     if choice and choice["type"] == "tool" and choice.get("name") is None:
         raise Malformed("tool_choice.name: Field required")  # {"type": "tool"} names the tool it forces
     for index, tool in enumerate(body.get("tools") or ()):
-        _object(tool, "tools.", index)
-        _fields(tool, PARTS["tool"], f"tools.{index}.")
+        _object(tool, "tools", index)
+        _fields(tool, PARTS["tool"], "tools", index)
     for index, stop in enumerate(body.get("stop_sequences") or ()):
         if not isinstance(stop, str):
             raise Malformed(f"stop_sequences.{index}: Input should be {STRING}")
     if body.get("system") is not None:
         _content(body["system"], "system")
     for index, message in enumerate(body.get("messages") or ()):
-        _object(message, "messages.", index)
-        _fields(message, PARTS["message"], f"messages.{index}.")
+        _object(message, "messages", index)
+        _fields(message, PARTS["message"], "messages", index)
         if "content" not in message:
             raise Malformed(f"messages.{index}.content: Field required")
         _content(message["content"], f"messages.{index}.content")
@@ -182,38 +182,44 @@ def _content(content: Any, where: str) -> None:
     if not isinstance(content, list):
         raise Malformed(f"{where}: Input should be {CONTENT}")
     for index, block in enumerate(content):
-        _object(block, f"{where}.", index)
+        _object(block, where, index)
         kind = block.get("type")
         if kind in BLOCKS:
-            _block(block, kind, f"{where}.{index}")
+            _block(block, kind, where, index)
         elif not isinstance(kind, str):  # another string: a block type the API added later, passed on
             raise Malformed(f"{where}.{index}.type: " + (f"Input should be {STRING}" if "type" in block
                                                           else "Field required"))
 
 
-def _block(block: dict[str, Any], kind: str, where: str) -> None:
-    _fields(block, BLOCKS[kind], f"{where}.")
+def _block(block: dict[str, Any], kind: str, where: str, index: int) -> None:
+    _fields(block, BLOCKS[kind], where, index)
     if kind in ("image", "document"):
         source = block["source"]
-        _fields(source, PARTS["source"], f"{where}.source.")
+        _fields(source, PARTS["source"], f"{where}.{index}.source.")
         if source.get("content") is not None:  # a document's own content blocks
-            _content(source["content"], f"{where}.source.content")
+            _content(source["content"], f"{where}.{index}.source.content")
     elif kind == "tool_result" and block.get("content") is not None:
-        _content(block["content"], f"{where}.content")
+        _content(block["content"], f"{where}.{index}.content")
 
 
 def _object(value: Any, where: str, index: int) -> None:
     if not isinstance(value, dict):
-        raise Malformed(f"{where}{index}: Input should be {OBJECT}")
+        raise Malformed(f"{where}.{index}: Input should be {OBJECT}")
 
 
-def _fields(value: dict[str, Any], rules: tuple[Rule, ...], where: str) -> None:
-    """`where`: the path of `value`, with its trailing dot."""
+def _fields(value: dict[str, Any], rules: tuple[Rule, ...], where: str, index: int | None = None) -> None:
+    """`where`: the path of `value` with its trailing dot, or of the list it is item
+    `index` of (put together only for an error: blocks are many)."""
     for name, what, required in rules:
         found = value.get(name)
         if found is None:
             if required:
-                raise Malformed(f"{where}{name}: " + (f"Input should be {what}" if name in value else "Field required"))
+                raise Malformed(f"{_path(where, index)}{name}: "
+                                + (f"Input should be {what}" if name in value else "Field required"))
         # bool is an int in Python, not in JSON: `true` is no integer or number.
         elif not isinstance(found, _TYPES[what]) or (found.__class__ is bool and what in (INTEGER, NUMBER)):
-            raise Malformed(f"{where}{name}: Input should be {what}")
+            raise Malformed(f"{_path(where, index)}{name}: Input should be {what}")
+
+
+def _path(where: str, index: int | None) -> str:
+    return where if index is None else f"{where}.{index}."
