@@ -433,8 +433,14 @@ def with_model(raw: bytes, model_at: tuple[int, int] | None, model: str) -> byte
     return raw[:start] + json.dumps(model).encode() + raw[end:]
 
 
+# Without check_circular: a body is JSON read or built anew, never a cycle (one would
+# end in RecursionError instead of ValueError), and keeping every list and dict's id to
+# look for one cost 12% of writing Claude Code's 80 KB request (about 30 µs).
+_UPSTREAM_JSON = json.JSONEncoder(separators=(",", ":"), check_circular=False)
+
+
 def upstream_json(body: Any) -> bytes:
     """A request body for an upstream, compact. ASCII-only output (non-ASCII as \\u escapes,
     which every JSON parser reads) takes json's C fast path: about 0.15 ms less per
     80 KB Claude Code request than ensure_ascii=False."""
-    return json.dumps(body, separators=(",", ":")).encode()
+    return _UPSTREAM_JSON.encode(body).encode()
