@@ -10,7 +10,7 @@ VENV=$REPO/.venv
 STAMP=$VENV/.modelmux-installed  # newer than pyproject.toml and setup.py: the install is current
 CLAUDE_PREFIX=$REPO/.cache/claude-code
 # The Claude Code whose variables docs/claude-code.md describes (VERIFIED_VERSION in
-# modelmux/claude_env.py); tests/test_claude_code_limits.py fails on any other.
+# modelmux/cli/claude_env.py); tests/test_claude_code_limits.py fails on any other.
 CLAUDE_CODE_VERSION=2.1.197
 NEEDS_PYTHON="modelmux needs Python 3.12 or newer; install it (e.g. \`pyenv install 3.12\`, your OS package python3.12, or python.org) and re-run"
 

@@ -20,9 +20,9 @@ from bench import upstreams
 from bench.answers import Failed, check, expect
 from bench.client import Body, Connection, Response
 from bench.targets import CLAUDE_MODEL, POOL_CREDENTIALS, POOL_PROVIDER, TRANSLATIONS, Process, Target
-from modelmux import gemini, openai_chat, openai_responses
 from modelmux.addons.streams import Transform
-from modelmux.passthrough import ModelRestorer
+from modelmux.translate import gemini, openai_chat, openai_responses
+from modelmux.translate.passthrough import ModelRestorer
 
 PATH = "/v1/messages"
 REQUEST_TIMEOUT = 60.0  # seconds for any one request or burst

@@ -269,15 +269,15 @@ class Gateway(Process):
 
 class ServeGateway(Gateway):
     """`modelmux serve --config ROUTES --port PORT`, as a user runs it in a terminal: the
-    launcher's own command line (modelmux.launcher.gateway_command: mitmdump without
+    launcher's own command line (modelmux.cli.launcher.gateway_command: mitmdump without
     `-q`, so mitmproxy prints a line per flow and its log), exec'd in place, writing to
     a pseudo-terminal. `cat` reads that terminal, as a terminal emulator would, into the
     log."""
 
     def __init__(self, name: str, upstream: int, workdir: Path) -> None:
         self.port = free_port()
-        argv = [sys.executable, "-m", "modelmux.cli", "serve", "--config", str(self.config(workdir, name, upstream)),
-                "--port", str(self.port)]  # fmt: skip
+        argv = [sys.executable, "-m", "modelmux.cli.main", "serve",
+                "--config", str(self.config(workdir, name, upstream)), "--port", str(self.port)]  # fmt: skip
         Process.__init__(self, name, argv, workdir / f"{name}.log")
         self.reader: subprocess.Popen | None = None
 

@@ -1,4 +1,4 @@
-"""How close modelmux.tokens' estimate is to a real tokenizer, and how fast it is.
+"""How close modelmux.translate.token_estimate's estimate is to a real tokenizer, and how fast it is.
 
     python bench/token_accuracy.py
 
@@ -18,7 +18,7 @@ or point MODELMUX_TOKENIZER_JSON at any tokenizer.json. Without them this prints
 get them and exits 0.
 
 For a whole request the reference is the tokenizer's count of every text the estimator
-counts (tokens.request_parts) plus the same non-text part (images, PDFs, documented
+counts (token_estimate.request_parts) plus the same non-text part (images, PDFs, documented
 per-message and tool-prompt overheads): what differs is only the text heuristic.
 """
 
@@ -36,7 +36,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from modelmux import tokens  # noqa: E402
+from modelmux.translate import token_estimate  # noqa: E402
 
 Counter = Callable[[str], int]
 
@@ -95,7 +95,7 @@ def load_reference() -> tuple[Counter, str] | None:
 
 
 def reference_request_tokens(body: dict[str, Any], count: Counter) -> int:
-    texts, fixed = tokens.request_parts(body)
+    texts, fixed = token_estimate.request_parts(body)
     return fixed + sum(count(text) for text in texts)
 
 
@@ -1533,15 +1533,16 @@ def pieces() -> dict[str, str]:
 def comparisons(count: Counter) -> list[tuple[str, int, int]]:
     """(name, estimate, reference) for the request, its parts and every piece."""
     request = claude_code_request()
-    rows = [("Claude Code request (total)", tokens.estimate_input_tokens(request), reference_request_tokens(request, count))]
+    rows = [("Claude Code request (total)", token_estimate.estimate_input_tokens(request),
+             reference_request_tokens(request, count))]
     for name, part in (
         ("  system prompt", {"system": request["system"]}),
         ("  24 tool definitions", {"tools": request["tools"]}),
         ("  message history", {"messages": request["messages"]}),
     ):
-        rows.append((name, tokens.estimate_input_tokens(part), reference_request_tokens(part, count)))
+        rows.append((name, token_estimate.estimate_input_tokens(part), reference_request_tokens(part, count)))
     for name, text in pieces().items():
-        rows.append((name, tokens.estimate_text_tokens(text), count(text)))
+        rows.append((name, token_estimate.estimate_text_tokens(text), count(text)))
     return rows
 
 
@@ -1560,8 +1561,8 @@ def time_per_request(repeat: int = 7, number: int = 50) -> tuple[float, float, i
             start = time.perf_counter()
             for _ in range(number):
                 if forget:
-                    tokens._MEMO.clear()
-                tokens.estimate_input_tokens(request)
+                    token_estimate._MEMO.clear()
+                token_estimate.estimate_input_tokens(request)
             times.append((time.perf_counter() - start) / number)
         return min(times)
 

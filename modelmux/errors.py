@@ -10,7 +10,7 @@ import json
 import re
 from collections.abc import Iterable
 
-from modelmux.config_types import Credential
+from modelmux.config.types import Credential
 from modelmux.secrets import scrub
 
 ERROR_TYPES: dict[int, str] = {

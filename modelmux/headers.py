@@ -17,7 +17,7 @@ CLIENT_AUTH_HEADERS = ("authorization", "x-api-key")  # where Anthropic clients 
 CREDENTIAL_HEADERS = (*CLIENT_AUTH_HEADERS, "x-goog-api-key", "api-key", KEY_HEADER, "proxy-authorization")
 
 # What a third-party upstream (any but Anthropic itself) gets of the client's headers is
-# its protocol's `forwarded` (protocol_types.Protocol); modelmux sets the credential, its
+# its protocol's `forwarded` (translate.protocol.Protocol); modelmux sets the credential, its
 # own user agent and the provider's `headers:` from routes.yaml. The rest stays here:
 # Claude Code's identity (its user-agent, x-app, X-Claude-Code-Session-Id), its SDK's
 # telemetry (x-stainless-*), custom headers. Framing headers (host, content-length, ...)

@@ -8,10 +8,10 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
-from modelmux import effort
-from modelmux.config import Conditions, Config, ModelFacts, ModelPattern, Profile, Provider, Route, route_for
+from modelmux.config.types import Conditions, Config, ModelFacts, ModelPattern, Profile, Provider, Route, route_for
 from modelmux.errors import GatewayError
-from modelmux.tokens import estimate_input_tokens
+from modelmux.translate import effort
+from modelmux.translate.token_estimate import estimate_input_tokens
 
 # /v1/models needs a created_at; configured names have none, so all share one fixed,
 # obviously synthetic date rather than the gateway's start time (stable across restarts).

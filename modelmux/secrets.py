@@ -8,7 +8,7 @@ import functools
 import re
 from collections.abc import Iterable, Mapping
 
-from modelmux.config_types import Config, Credential, Provider
+from modelmux.config.types import Config, Credential, Provider
 from modelmux.headers import CREDENTIAL_HEADERS, every_token
 
 # Shorter "keys" are test placeholders; replacing them would mangle ordinary words.
@@ -77,11 +77,16 @@ class StreamScrubber:
         # other (an event's blank line) holds nothing back, without a look at its end.
         self.inner = set(b"".join(secret[:-1] for secret in self.shown))
         self.held = b""
+        shown = self.shown
+        self._shown = lambda found: shown[found.group()]  # made once: feed runs on every piece
 
     def feed(self, chunk: bytes) -> list[bytes]:
         if self.pattern is None:
             return [chunk] if chunk else []
-        data = self.pattern.sub(lambda found: self.shown[found.group()], self.held + chunk)
+        data = self.pattern.sub(self._shown, self.held + chunk if self.held else chunk)
+        if data and data[-1] not in self.inner:  # what _unfinished would find at once: nothing to hold
+            self.held = b""
+            return [data]
         cut = self._unfinished(data)
         data, self.held = data[:cut], data[cut:]
         return [data] if data else []

@@ -24,8 +24,8 @@ from pathlib import Path
 from types import NoneType
 from typing import Any
 
-from modelmux.file_problems import FileProblem, plural
-from modelmux.paths import config_state
+from modelmux.config.file_problems import FileProblem, plural
+from modelmux.config.paths import config_state
 
 VERSION = 1
 MAX_FILE_BYTES = 8 << 20  # past this the file is renamed to <name>.1 (replacing it): ≤ 16 MiB in all

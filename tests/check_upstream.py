@@ -16,7 +16,7 @@ import pytest
 import gemini_upstream
 import openai_upstream
 import responses_upstream
-from modelmux import check_command, probe
+from modelmux.cli import check, probe
 from modelmux.oauth import tokens
 from upstream import Received, Reply, Upstream
 
@@ -37,7 +37,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def run(path: Path, offline: bool = False, as_json: bool = False) -> tuple[int, str]:
     out = io.StringIO()
-    return check_command.run(path, offline, as_json, ENV, out), out.getvalue()
+    return check.run(path, offline, as_json, ENV, out), out.getvalue()
 
 
 @pytest.fixture
@@ -120,7 +120,7 @@ def masked(results: list[probe.Result]) -> list[str]:
     for result in results:
         if result.latency_ms is not None:
             result.latency_ms = 7
-    return check_command.table(results)
+    return check.table(results)
 
 
 def auth_of(request: Received) -> str | None:

@@ -87,7 +87,7 @@ class Launcher:
         }  # fmt: skip
 
     def command(self, *claude_args: str) -> list[str]:
-        return [sys.executable, "-m", "modelmux.cli", "run", self.profile, "--config", str(self.gateway.config),
+        return [sys.executable, "-m", "modelmux.cli.main", "run", self.profile, "--config", str(self.gateway.config),
                 "--", *claude_args]
 
     def print_mode(self, prompt: str, *args: str) -> subprocess.CompletedProcess[str]:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import httpx
 
-from modelmux.launcher import web_options
-from modelmux.paths import config_state
+from modelmux.cli.launcher import web_options
+from modelmux.config.paths import config_state
 
 REPO = Path(__file__).resolve().parent.parent
 MITMDUMP = Path(sys.executable).parent / "mitmdump"

@@ -196,7 +196,7 @@ class FakeUpstream:
 
     def _error(self, status: int) -> dict:
         # Neither names invalid_request_error, which would make the gateway treat the
-        # 5xx as the request's fault and stop trying (modelmux/cooldowns.py).
+        # 5xx as the request's fault and stop trying (modelmux/credentials/cooldowns.py).
         message = f"fake {self.name} says {status}"
         if self.protocol == "anthropic":
             kind = {429: "rate_limit_error", 500: "api_error", 503: "overloaded_error"}[status]

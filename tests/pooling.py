@@ -7,8 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from modelmux import config
-from modelmux.pools import Lease, Pools, Verdict
+from modelmux.config import loader
+from modelmux.credentials.pools import Lease, Pools, Verdict
 
 T0 = 1_750_000_000.0  # 2025-06-15T15:06:40Z
 
@@ -26,8 +26,8 @@ class Clock:
         self.t += seconds
 
 
-def load(text: str) -> config.Config:
-    return config.parse(yaml.safe_load(text), Path("/x/routes.yaml"), {})
+def load(text: str) -> loader.Config:
+    return loader.parse(yaml.safe_load(text), Path("/x/routes.yaml"), {})
 
 
 def provider(name: str, *credentials: str, secret: str = "secret", **settings: object) -> str:

@@ -35,7 +35,7 @@ import responses_upstream as rsp
 from gateway import Gateway
 from upstream import Behaviour, Received, Reply, Stream, Upstream
 
-from modelmux.addons import recordings
+from modelmux.replay import recordings
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -13,7 +13,7 @@ import llm_comply
 from anthropic.lib.streaming._messages import accumulate_event
 from llm_comply.schema import SpecLoader
 
-from modelmux.sse import EventSplitter, parse_event
+from modelmux.translate.sse import EventSplitter, parse_event
 
 DELTAS = {"text": {"text_delta"}, "thinking": {"thinking_delta", "signature_delta"}, "tool_use": {"input_json_delta"}}
 

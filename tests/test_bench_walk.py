@@ -26,8 +26,9 @@ MARK = {"e": "mark", "by": "mitmproxy", "upstream": True}
 def test_layers():
     assert walk.layer_of("addons.router") == walk.SHELL
     assert walk.layer_of("routing") == walk.CORE
-    assert walk.layer_of("openai_chat.stream") == walk.LEAF
-    assert walk.layer_of("translate.gemini.stream") == walk.LEAF  # issue 19's layout
+    assert walk.layer_of("translate.openai_chat.stream") == walk.LEAF
+    assert walk.layer_of("translate.sse") == walk.LEAF
+    assert walk.layer_of("translate.effort") == walk.CORE  # in translate/, core by its role
 
 
 def test_a_request_walk_ends_where_the_request_leaves_and_skips_background_loops():
@@ -38,18 +39,18 @@ def test_a_request_walk_ends_where_the_request_leaves_and_skips_background_loops
         _move("addons.router:Router.route_message", "routing:route", "call"),
         _move("routing:route", "addons.router:Router.route_message", "return"),
         _move("addons.router:Router.route_message", "exchange:prepare", "call"),
-        _move("exchange:prepare", "openai_chat.request:to_chat", "call"),
-        _move("openai_chat.request:to_chat", "effort:reasons", "call"),  # a leaf calling core
-        _move("effort:reasons", "openai_chat.request:to_chat", "return"),
-        _move("openai_chat.request:to_chat", "exchange:prepare", "return"),
+        _move("exchange:prepare", "translate.openai_chat.request:to_chat", "call"),
+        _move("translate.openai_chat.request:to_chat", "translate.effort:reasons", "call"),  # a leaf calling core
+        _move("translate.effort:reasons", "translate.openai_chat.request:to_chat", "return"),
+        _move("translate.openai_chat.request:to_chat", "exchange:prepare", "return"),
         _move("exchange:prepare", "addons.router:Router.route_message", "return"),
         END,
         _start("usage:Usage._write_loop", 20, kind="resume", born=1),  # wakes up meanwhile: not the request's
-        _move("usage:Usage._write_loop", "paths:state_dir", "call"),
+        _move("usage:Usage._write_loop", "config.paths:state_dir", "call"),
         END,
         _start("exchange:estimate", 30, via="asyncio.events:Handle._run"),
-        _move("exchange:estimate", "tokens:estimate_input_tokens", "call"),
-        _move("tokens:estimate_input_tokens", "exchange:estimate", "return"),
+        _move("exchange:estimate", "translate.token_estimate:estimate_input_tokens", "call"),
+        _move("translate.token_estimate:estimate_input_tokens", "exchange:estimate", "return"),
         END,
         MARK,  # mitmproxy sends it between stretches
         _start("addons.heartbeat:Heartbeat.responseheaders", 40),  # after the request left
@@ -61,10 +62,10 @@ def test_a_request_walk_ends_where_the_request_leaves_and_skips_background_loops
     assert [s.root for s in found.stretches] == ["addons.router:Router.request", "exchange:estimate"]
     moves, back_up, modules, calls, calls_up = found.counts()
     assert moves == 10
-    # routing → router, exchange → router, openai_chat.request → exchange, tokens → exchange,
+    # routing → router, exchange → router, openai_chat.request → exchange, token_estimate → exchange,
     # and the leaf's call of effort (core)
     assert back_up == 5
-    assert modules == 6  # router, routing, exchange, openai_chat.request, effort, tokens
+    assert modules == 6  # router, routing, exchange, openai_chat.request, effort, token_estimate
     assert (calls, calls_up) == (5, 1)
 
 
@@ -92,10 +93,10 @@ def test_the_walk_through_a_real_gateway(tmp_path: Path):
     by_name = {w.name.split(" (")[0]: w for w in found}
     assert set(by_name) == {"request, single key", "chunk, single key", "request, pool of 2", "chunk, pool of 2"}
     for name in ("request, single key", "request, pool of 2"):
-        assert {"addons.router", "exchange", "openai_chat.request"} <= by_name[name].modules
+        assert {"addons.router", "attempt.exchange", "translate.openai_chat.request"} <= by_name[name].modules
     assert {"addons.failover", "addons.relay"} <= by_name["request, pool of 2"].modules
     for name in ("chunk, single key", "chunk, pool of 2"):
-        assert "openai_chat.stream" in by_name[name].modules
+        assert "translate.openai_chat.stream" in by_name[name].modules
     assert "addons.pump" in by_name["chunk, pool of 2"].modules
     for w in found:
         moves, back_up, modules, calls, calls_up = w.counts()

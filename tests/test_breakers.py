@@ -3,10 +3,10 @@ one real probe at a time; and how pools feed it."""
 
 from pooling import Clock, fail, labels, load, pools_of, provider
 
-from modelmux import pool_snapshot
-from modelmux.breakers import MIN_VOLUME, OPEN_CAP, WINDOW, Breaker
-from modelmux.cooldowns import iso
-from modelmux.pools import Lease
+from modelmux.credentials import snapshot
+from modelmux.credentials.breakers import MIN_VOLUME, OPEN_CAP, WINDOW, Breaker
+from modelmux.credentials.cooldowns import iso
+from modelmux.credentials.pools import Lease
 
 
 def feed(breaker: Breaker, clock: Clock, outcomes: str, step: float = 0.25) -> None:
@@ -108,7 +108,7 @@ def test_pools_feed_it_host_errors_and_successes_only():
         fail(pools, "zai", "a", outcome)
         pools.reset("zai", "a")
     assert not pools.admits("zai")
-    assert pool_snapshot.snapshot(pools)["providers"]["zai"]["breaker"] == {
+    assert snapshot.snapshot(pools)["providers"]["zai"]["breaker"] == {
         "state": "open", "until": iso(clock() + 10), "reason": "8 of the last 10 answers were upstream errors"}
     assert pools.admits("no-such-provider")  # no pool, no breaker: always its turn
 

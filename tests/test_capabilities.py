@@ -20,8 +20,9 @@ import pytest
 import openai_upstream
 from capable_upstream import Capable
 from check_upstream import ENV, OAI_KEY, write
-from modelmux import check_command, cli, media
-from modelmux.capabilities import limits, readings, requests
+from modelmux.cli import check, main as cli
+from modelmux.cli.capabilities import limits, readings, requests
+from modelmux.translate import media
 from upstream import Received, Upstream
 
 MODELS = {"openai-chat": "deepseek-reasoner", "openai-responses": "gpt-5-mini", "gemini": "gemini-2.5-flash",
@@ -53,8 +54,8 @@ def deep(tmp_path: Path, server: Upstream, capable: Capable, text: str, as_json:
          timeout: float = 5, **narrow: str) -> tuple[int, str]:
     server.reply = capable.reply  # type: ignore[assignment]
     out = io.StringIO()
-    options = check_command.Deep(timeout=timeout, **narrow)
-    return check_command.run(write(tmp_path, text), False, as_json, ENV, out, options), out.getvalue()
+    options = check.Deep(timeout=timeout, **narrow)
+    return check.run(write(tmp_path, text), False, as_json, ENV, out, options), out.getvalue()
 
 
 def lines(out: str) -> list[str]:
@@ -381,8 +382,8 @@ def test_what_it_will_send_is_printed_before_it_sends_anything(tmp_path: Path, s
 
     server.reply = Capable().reply  # type: ignore[assignment]
     out = Out()
-    check_command.run(write(tmp_path, routes(server.url, "gemini", key="GEMINI_KEY")), False, False, ENV, out,
-                      check_command.Deep(timeout=5))  # fmt: skip
+    check.run(write(tmp_path, routes(server.url, "gemini", key="GEMINI_KEY")), False, False, ENV, out,
+              check.Deep(timeout=5))  # fmt: skip
     assert out.sent_before == [0, 8]
     assert lines(out.getvalue())[:4] == intro(tmp_path, "gemini", PLAN, 8)
 

@@ -15,8 +15,9 @@ from check_upstream import (  # noqa: F401 (fake: a fixture)
     passthrough_routes, run, unprobeable_routes, write,
 )
 import openai_upstream
-from modelmux import checks, cli, config, model_facts
-from modelmux.model_facts import listed
+from modelmux.cli import main as cli
+from modelmux.config import checks, loader, model_facts
+from modelmux.config.model_facts import listed
 from upstream import Upstream
 
 OFFLINE = """
@@ -50,7 +51,7 @@ profiles:
 
 
 def test_aliases_and_slots_that_route_nowhere_or_outside_their_profile(tmp_path: Path) -> None:
-    cfg = config.load(write(tmp_path, OFFLINE), ENV)
+    cfg = loader.load(write(tmp_path, OFFLINE), ENV)
     assert checks.problems(cfg) == [
         "aliases.lost: 'lost' (→ 'nothing-serves-this') matches no route in routes.yaml and there is no default; "
         "add a route or a provider's models entry for it, or a default",
@@ -67,7 +68,7 @@ def test_aliases_and_slots_that_route_nowhere_or_outside_their_profile(tmp_path:
 
 def test_a_default_routes_every_name(tmp_path: Path) -> None:
     text = OFFLINE.replace("profiles:", "default: {provider: anthropic}\nprofiles:", 1)
-    cfg = config.load(write(tmp_path, text), ENV)
+    cfg = loader.load(write(tmp_path, text), ENV)
     assert [p.split(":")[0] for p in checks.problems(cfg)] == [
         "profiles.mixed.slots.opus", "profiles.mixed.slots.haiku", "profiles.mixed.subagent"]
 

@@ -16,8 +16,8 @@ import pytest
 from gateway import REPO, Gateway
 from upstream import Behaviour, Received, Reply, Stream, Upstream, anthropic_like, message, message_events, sse
 
-from modelmux import config as modelmux_config
-from modelmux.launcher import PLACEHOLDER_TOKEN, apply_environment, profile_environment
+from modelmux.cli.launcher import PLACEHOLDER_TOKEN, apply_environment, profile_environment
+from modelmux.config import loader as modelmux_config
 
 pytestmark = pytest.mark.claude_code
 

@@ -5,7 +5,7 @@ answers OpenAI's own `context_length_exceeded` error beyond that, and a conversa
 
 Told the window by the launcher (routes.yaml gives it), Claude Code compacts before the
 upstream ever refuses. Not told (no context_window: it assumes 200,000), it runs into the
-refusal, which the gateway restates as "prompt is too long" (modelmux/overflow.py), and
+refusal, which the gateway restates as "prompt is too long" (modelmux/translate/overflow.py), and
 Claude Code compacts then. Either way the session goes on, and the user never sees the
 error."""
 

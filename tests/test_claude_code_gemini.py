@@ -23,8 +23,8 @@ from test_claude_code import _body as body
 from test_claude_code_openai import anthropic_leftovers
 from upstream import Behaviour, Received, Stream, Upstream
 
-from modelmux.launcher import PLACEHOLDER_TOKEN
-from modelmux.thought_signatures import DUMMY
+from modelmux.cli.launcher import PLACEHOLDER_TOKEN
+from modelmux.translate.thought_signatures import DUMMY
 
 pytestmark = pytest.mark.claude_code
 

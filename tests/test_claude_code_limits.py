@@ -2,7 +2,7 @@
 whose facts routes.yaml gives: it plans with their window (no `[1m]`, no 1,000,000
 tokens), asks for no more output than the main model gives, and shows the models by
 name and description in /model. Also: the installed CLI is the version whose variables
-docs/claude-code.md describes (modelmux.claude_env.VERIFIED_VERSION)."""
+docs/claude-code.md describes (modelmux.cli.claude_env.VERIFIED_VERSION)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from test_claude_code import _body as body
 from test_claude_code import claude_binary, mentions
 from upstream import Upstream
 
-from modelmux import claude_env
+from modelmux.cli import claude_env
 
 pytestmark = pytest.mark.claude_code
 

@@ -18,7 +18,7 @@ from test_claude_code import (FINAL_TEXT, TOOL_FILE, TOOL_FILE_TEXT, TOOL_USE_ID
 from test_login import Browser, login_for, run
 from upstream import Behaviour, Received, Stream, Upstream, anthropic_like, message_events
 
-from modelmux.launcher import PLACEHOLDER_TOKEN
+from modelmux.cli.launcher import PLACEHOLDER_TOKEN
 from modelmux.oauth import tokens
 from modelmux.oauth.kinds import KINDS
 from modelmux.oauth.tokens import Token

@@ -18,7 +18,7 @@ from test_claude_code import ClaudeCode, claude_binary, claude_code, mentions, r
 from test_claude_code import _body as body
 from upstream import Behaviour, Received, Stream, Upstream
 
-from modelmux.launcher import PLACEHOLDER_TOKEN
+from modelmux.cli.launcher import PLACEHOLDER_TOKEN
 
 pytestmark = pytest.mark.claude_code
 

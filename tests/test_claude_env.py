@@ -7,13 +7,14 @@ from pathlib import Path
 
 import yaml
 
-from modelmux import cli, config, model_facts
-from modelmux.claude_env import (
+from modelmux.cli import main as cli
+from modelmux.config import loader, model_facts
+from modelmux.cli.claude_env import (
     COMPACT, CONTEXT, CUSTOM, MAIN, NO_1M, OUTPUT, RECORD, VERIFIED_VERSION, capabilities, describe,
     model_environment,
 )
-from modelmux.config import ModelFacts
-from modelmux.model_facts import listed
+from modelmux.config.model_facts import listed
+from modelmux.config.types import ModelFacts
 
 ROUTES = """
 providers:
@@ -67,7 +68,7 @@ profiles:
 
 def environment(profile: str, base_env: dict[str, str] | None = None,
                 discovered=None, text: str = ROUTES) -> tuple[dict[str, str], list[str]]:
-    cfg = config.parse(yaml.safe_load(text), Path("/etc/modelmux/routes.yaml"), {})
+    cfg = loader.parse(yaml.safe_load(text), Path("/etc/modelmux/routes.yaml"), {})
     return model_environment(cfg, cfg.profiles[profile], base_env or {}, discovered)
 
 

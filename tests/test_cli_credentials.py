@@ -15,11 +15,14 @@ from typing import Any, Self
 import pytest
 from gateway import free_port
 
-from modelmux import __version__, cli, config, pool_snapshot
+from modelmux import __version__
+from modelmux.cli import main as cli
+from modelmux.cli.status_report import credentials_section
+from modelmux.config import loader
+from modelmux.credentials import snapshot
+from modelmux.credentials.pools import Pools, Usage
 from modelmux.errors import error_body
 from modelmux.headers import KEY_HEADER
-from modelmux.pools import Pools, Usage
-from modelmux.status_report import credentials_section
 
 SECRET = "mm-gateway-key-51c9"
 NOW = datetime(2026, 11, 21, 9, 57, 55, tzinfo=UTC).timestamp()
@@ -78,7 +81,7 @@ class FakeGateway:
     def health(self) -> dict[str, Any]:
         return {
             "status": "ok", "service": "modelmux", "version": __version__, "pid": os.getpid(),
-            "config": config.load(self.config, environ={}).summary(), "reload_error": None,
+            "config": loader.load(self.config, environ={}).summary(), "reload_error": None,
             "listeners": [f"reverse:https://api.anthropic.com@127.0.0.1:{self.port}"],
         }  # fmt: skip
 
@@ -96,7 +99,7 @@ class FakeGateway:
                 self.reset(body["provider"], body.get("label"))
             except LookupError as e:
                 return 404, error_body(404, str(e.args[0]))
-        return 200, json.dumps(pool_snapshot.snapshot(self.pools)).encode()
+        return 200, json.dumps(snapshot.snapshot(self.pools)).encode()
 
     def reset(self, provider: str, label: str | None) -> None:
         assert self.pools is not None
@@ -129,7 +132,7 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
-def used_pools(cfg: config.Config) -> Pools:
+def used_pools(cfg: loader.Config) -> Pools:
     """key-a healthy after a success and a bad request, one request still in flight;
     key-b rate limited on claude-x; key-c refused (needs attention); zai untouched."""
     pools = Pools(cfg, now=lambda: NOW)
@@ -151,7 +154,7 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGatewa
     monkeypatch.setenv("MODELMUX_STATE_DIR", str(tmp_path / "state"))
     with FakeGateway() as gateway:
         gateway.config = write_routes(tmp_path / "routes.yaml", gateway.port)
-        gateway.pools = used_pools(config.load(gateway.config, environ={}))
+        gateway.pools = used_pools(loader.load(gateway.config, environ={}))
         yield gateway
 
 
@@ -203,7 +206,7 @@ def test_status_names_the_providers_without_credentials(fake: FakeGateway, tmp_p
     with fake.config.open("a") as routes:
         routes.write("  ollama: {protocol: openai-chat, base_url: 'http://127.0.0.1:11434/v1', auth: none}\n"
                      "  anthropic: {protocol: anthropic, base_url: 'https://api.anthropic.com', auth: passthrough}\n")
-    fake.pools = used_pools(config.load(fake.config, environ={}))
+    fake.pools = used_pools(loader.load(fake.config, environ={}))
     code, out, err = run(capsys, "status", "--config", str(fake.config))
     assert (code, err) == (0, "")
     head = [line.replace("anthropic-pool, zai", "anthropic, anthropic-pool, ollama, zai") for line in status_head(fake, tmp_path)]
@@ -228,7 +231,7 @@ def test_status_json_carries_the_gateways_document(fake: FakeGateway, capsys: Ca
     report = json.loads(out)
     assert code == 0
     assert fake.pools is not None
-    assert report["credentials"] == pool_snapshot.snapshot(fake.pools)
+    assert report["credentials"] == snapshot.snapshot(fake.pools)
     assert report["credentials"]["providers"]["anthropic-pool"]["credentials"][1]["cooldowns"][0]["seconds_left"] == 125
     assert report["credentials_error"] is None
 
@@ -236,7 +239,7 @@ def test_status_json_carries_the_gateways_document(fake: FakeGateway, capsys: Ca
 def test_the_gateway_key_goes_in_its_header_and_never_to_the_terminal(fake: FakeGateway, capsys: Capture) -> None:
     fake.key = SECRET
     keyed = write_routes(fake.config, fake.port, api_key=SECRET)
-    assert config.load(keyed, environ={}).server.api_key == SECRET
+    assert loader.load(keyed, environ={}).server.api_key == SECRET
     outputs = [run(capsys, "status", "--config", str(keyed)), run(capsys, "reset", "zai", "--config", str(keyed))]
     assert [code for code, _, _ in outputs] == [0, 0]
     assert outputs[0][1].splitlines()[-len(CREDENTIAL_LINES) :] == CREDENTIAL_LINES
@@ -283,7 +286,7 @@ def test_reset_one_credential(fake: FakeGateway, capsys: Capture) -> None:
     assert fake.seen[-1][2]["content-type"] == "application/json"
     assert fake.seen[-1][3] == {"provider": "anthropic-pool", "label": "key-b"}
     assert fake.pools is not None
-    states = [c["state"] for c in pool_snapshot.snapshot(fake.pools)["providers"]["anthropic-pool"]["credentials"]]
+    states = [c["state"] for c in snapshot.snapshot(fake.pools)["providers"]["anthropic-pool"]["credentials"]]
     assert states == ["healthy", "healthy", "needs attention"]
 
 
@@ -324,13 +327,13 @@ def test_without_a_gateway(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caps
 
 
 def test_status_says_which_cooldowns_only_order_and_which_breakers_are_open() -> None:
-    pools = Pools(config.parse({"providers": {
+    pools = Pools(loader.parse({"providers": {
         "zai": {"protocol": "anthropic", "base_url": "https://z", "credentials": [{"label": "a", "key": "zai-aaaa-1111"}]},
         "kimi": {"protocol": "anthropic", "base_url": "https://k", "credentials": [{"label": "k", "key": "kimi-kkkk-2222"}]},
     }}, Path("/x/routes.yaml"), {}), now=lambda: NOW)
     for _ in range(10):
         pools.record(pools.pick("zai", "glm"), 503, headers={"retry-after": "1"})
-    lines = credentials_section({"credentials_error": None, "credentials": pool_snapshot.snapshot(pools)})
+    lines = credentials_section({"credentials_error": None, "credentials": snapshot.snapshot(pools)})
     assert lines == [
         "credentials at 2026-11-21T09:57:55Z:",
         "  zai   a (a…1111)  unhealthy  in flight 0  requests 10 (10 errors)  tokens 0 in / 0 out",

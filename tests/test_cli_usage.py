@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from gateway import free_port
 
-from modelmux import cli
+from modelmux.cli import main as cli
 from modelmux.usage import Record, usage_path
 
 Capture = pytest.CaptureFixture[str]

@@ -5,15 +5,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from modelmux import config, config_text
-from modelmux.config import ConfigError, Credential
+from modelmux.config import loader
+from modelmux.config.loader import ConfigError
+from modelmux.config.types import Credential
+from modelmux.replay import config_text
 
 PATH = Path("/etc/modelmux/routes.yaml")
 REPO = Path(__file__).resolve().parent.parent
 
 
-def parse(text: str, environ: dict[str, str] | None = None) -> config.Config:
-    return config.parse(yaml.safe_load(text), PATH, environ or {})
+def parse(text: str, environ: dict[str, str] | None = None) -> loader.Config:
+    return loader.parse(yaml.safe_load(text), PATH, environ or {})
 
 
 def problems(text: str, environ: dict[str, str] | None = None) -> list[str]:
@@ -46,7 +48,7 @@ ENV = {"ZAI_KEY": "sk-zai-secret-1234", "SPARE": "two", "TEAM": "blue"}
 
 
 def test_bundled_routes_yaml_loads():
-    loaded = config.load(REPO / "routes.yaml")
+    loaded = loader.load(REPO / "routes.yaml")
     assert loaded.providers["anthropic"].passthrough
     assert loaded.routes[-1].source == "default"
     assert loaded.server.host == "127.0.0.1"
@@ -304,15 +306,15 @@ profiles:
 def test_file_level_errors(tmp_path: Path):
     missing = tmp_path / "nope.yaml"
     with pytest.raises(ConfigError, match=r"nope.yaml: cannot read the file \(No such file or directory\); pass --config PATH"):
-        config.load(missing)
+        loader.load(missing)
     broken = tmp_path / "broken.yaml"
     broken.write_text("providers:\n  a: [unclosed\n")
     with pytest.raises(ConfigError, match=r"broken.yaml: line 3, column 1: not valid YAML"):
-        config.load(broken)
+        loader.load(broken)
     empty = tmp_path / "empty.yaml"
     empty.write_text("# nothing\n")
     with pytest.raises(ConfigError, match="the file is empty; start from the bundled routes.yaml"):
-        config.load(empty)
+        loader.load(empty)
 
 
 def test_redirected_puts_every_provider_on_one_origin_keeping_paths():
@@ -339,9 +341,9 @@ def test_origin_accepts_and_tidies_what_it_should():
 def test_loading_keeps_the_files_text_and_names_its_variables(tmp_path: Path):
     path = tmp_path / "routes.yaml"
     path.write_text(VENDOR)
-    loaded = config.load(path, {"ZAI_KEY": "k1", "SPARE": "s", "TEAM": "t"})
+    loaded = loader.load(path, {"ZAI_KEY": "k1", "SPARE": "s", "TEAM": "t"})
     assert loaded.source == VENDOR
-    assert config.variables(loaded.source) == ["ZAI_KEY", "SPARE", "TEAM"]
+    assert loader.variables(loaded.source) == ["ZAI_KEY", "SPARE", "TEAM"]
 
 
 def test_without_ports_leaves_profiles_on_the_main_listener():
@@ -389,7 +391,7 @@ def test_invalid_yaml_names_the_line_not_its_text(tmp_path: Path):
     path = tmp_path / "routes.yaml"
     path.write_text(f"providers:\n  p: {{protocol: anthropic, base_url: 'https://x', credentials: [{{key: \"{LITERAL}\n")
     with pytest.raises(ConfigError) as raised:
-        config.load(path)
+        loader.load(path)
     assert LITERAL not in str(raised.value) and "not valid YAML" in str(raised.value)
 
 
@@ -406,7 +408,7 @@ profiles:
     slots: {opus: glm-4.6, fable: glm-4.6, haiku: glm-4.5-air}
     subagent: glm-4.5-air
 """)
-    profile = config.load(path, environ={}).profiles["glm"]
+    profile = loader.load(path, environ={}).profiles["glm"]
     assert profile.slots == {"opus": "glm-4.6", "fable": "glm-4.6", "haiku": "glm-4.5-air"}
     assert profile.subagent == "glm-4.5-air"
     assert profile.names() == [("slots.opus", "glm-4.6"), ("slots.fable", "glm-4.6"), ("slots.haiku", "glm-4.5-air"),

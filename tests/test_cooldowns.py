@@ -6,9 +6,18 @@ from email.utils import formatdate
 import pytest
 from pooling import fail, labels, pools_of, provider
 
-from modelmux import pool_snapshot
-from modelmux.cooldowns import POLICIES, classify, delay, iso, next_cooldown, span, subscription_exhausted, upstream_delay
-from modelmux.pools import AllBusy, AllCooling, Lease, Unhealthy
+from modelmux.credentials import snapshot
+from modelmux.credentials.cooldowns import (
+    POLICIES,
+    classify,
+    delay,
+    iso,
+    next_cooldown,
+    span,
+    subscription_exhausted,
+    upstream_delay,
+)
+from modelmux.credentials.pools import AllBusy, AllCooling, Lease, Unhealthy
 
 T0 = 1_750_000_000.0  # 2025-06-15T15:06:40Z
 
@@ -217,7 +226,7 @@ def test_no_host_error_or_guessed_backoff_refuses_a_request(outcome, headers):
         lease.release()
     pools.record(pools.pick("zai", "glm-4.6"), outcome, headers=headers)  # c again: now a ends first
     assert labels(pools, "zai", 1, model="glm-4.6") == ["a"]
-    states = [c["state"] for c in pool_snapshot.snapshot(pools)["providers"]["zai"]["credentials"]]
+    states = [c["state"] for c in snapshot.snapshot(pools)["providers"]["zai"]["credentials"]]
     assert states == ["healthy", "cooling" if outcome == 429 else "unhealthy", "cooling" if outcome == 429 else "unhealthy"]
 
 

@@ -19,7 +19,7 @@ from gemini_upstream import gemini_like
 from openai_upstream import json_reply, openai_like
 from upstream import Behaviour, Hang, Received, Reply, Upstream
 
-from modelmux import model_facts
+from modelmux.config import model_facts
 
 OR_KEYS = ("sk-or-aaaaaaaaaaaaaaaa-0001", "sk-or-bbbbbbbbbbbbbbbb-0002")
 GEM_KEY = "AIza-gem-cccccccccccccccc-0003"

@@ -19,7 +19,7 @@ from mitmproxy.io import FlowReader
 from upstream import Behaviour, Received, Stream, Upstream, message, sse
 
 from modelmux import __version__
-from modelmux.replay import Normaliser
+from modelmux.replay.compare import Normaliser
 
 MODES = ["mitmdump", "mitmweb"]
 STATUSES = [200, 400]

@@ -9,10 +9,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from modelmux import config, effort, exchange, routing
-from modelmux.config import ConfigError
+from modelmux import routing
+from modelmux.attempt import exchange
+from modelmux.config import loader
+from modelmux.config.loader import ConfigError
 from modelmux.errors import GatewayError
-from modelmux.protocols import PROTOCOLS
+from modelmux.translate import effort
+from modelmux.translate.registry import PROTOCOLS
 
 PATH = Path("/etc/modelmux/routes.yaml")
 PROVIDERS = """
@@ -38,8 +41,8 @@ BODY = {"model": "m", "max_tokens": 100, "messages": [{"role": "user", "content"
         "thinking": {"type": "enabled", "budget_tokens": 2000}}  # fmt: skip
 
 
-def parse(text: str) -> config.Config:
-    return config.parse(yaml.safe_load(text), PATH, {})
+def parse(text: str) -> loader.Config:
+    return loader.parse(yaml.safe_load(text), PATH, {})
 
 
 def problems(text: str) -> list[str]:

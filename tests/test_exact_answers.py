@@ -13,11 +13,11 @@ import pytest
 from sse_checks import accumulated, at_every_cut, events, feed, validate
 
 from modelmux.errors import GatewayError
-from modelmux.gemini import GeminiStream, from_gemini
-from modelmux.gemini.response import FAILURES
-from modelmux.openai_chat import ChatStream, Context, from_chat
-from modelmux.openai_responses import Context as ResponsesContext
-from modelmux.openai_responses import ResponsesStream, from_responses
+from modelmux.translate.gemini import GeminiStream, from_gemini
+from modelmux.translate.gemini.response import FAILURES
+from modelmux.translate.openai_chat import ChatStream, Context, from_chat
+from modelmux.translate.openai_responses import Context as ResponsesContext
+from modelmux.translate.openai_responses import ResponsesStream, from_responses
 
 CONTEXT = Context(model="claude-sonnet-4-5", input_tokens=5)
 RESPONSES_CONTEXT = ResponsesContext(model="claude-sonnet-4-5", input_tokens=5, upstream_model="gpt-test")

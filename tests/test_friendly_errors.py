@@ -12,9 +12,9 @@ import pytest
 from gateway import Gateway
 from upstream import Reply, Upstream
 
-from modelmux.config import Provider
-from modelmux.config_types import Auth
-from modelmux.exchange import credential_mismatch
+from modelmux.config.types import Provider
+from modelmux.config.types import Auth
+from modelmux.attempt.exchange import credential_mismatch
 from modelmux.headers import client_credential
 
 SUBSCRIPTION = "sk-ant-oat01-aaaaaaaaaaaa1111"

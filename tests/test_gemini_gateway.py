@@ -20,8 +20,8 @@ from gemini_upstream import (  # noqa: F401 (fixtures: fresh, gateway, server)
 from test_openai_gateway import PDF, PNG, only
 from upstream import Upstream
 
-from modelmux import config
-from modelmux.gemini import schema
+from modelmux.config import loader as config
+from modelmux.translate.gemini import schema
 
 TOOL_SCHEMAS = json.loads((Path(__file__).parent / "data" / "claude_code_tool_schemas.json").read_text())
 HI = [{"role": "user", "content": "hi"}]

@@ -7,10 +7,10 @@ import hashlib
 
 import pytest
 
-from modelmux.anthropic_side import CONTINUED, IMAGE_BELOW, NO_RESULT
-from modelmux.config import Shape
+from modelmux.config.types import Shape
 from modelmux.errors import GatewayError
-from modelmux.gemini import (
+from modelmux.translate.anthropic_side import CONTINUED, IMAGE_BELOW, NO_RESULT
+from modelmux.translate.gemini import (
     Context,
     context_for,
     function_name,
@@ -18,8 +18,8 @@ from modelmux.gemini import (
     restore_map,
     to_gemini,
 )
-from modelmux.gemini.request import NO_CONTENT
-from modelmux.thought_signatures import DUMMY, without_gemini_thinking
+from modelmux.translate.gemini.request import NO_CONTENT
+from modelmux.translate.thought_signatures import DUMMY, without_gemini_thinking
 
 LONG_TOOL = "mcp__plugin_superpowers_superpowers-chrome__use_browser_with_a_really_long_name"
 SHORT_TOOL = LONG_TOOL[:55] + "_" + hashlib.sha256(LONG_TOOL.encode()).hexdigest()[:8]

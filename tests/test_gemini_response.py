@@ -7,7 +7,7 @@ import json
 import pytest
 
 from modelmux.errors import GatewayError
-from modelmux.gemini import Context, error_of, from_gemini
+from modelmux.translate.gemini import Context, error_of, from_gemini
 
 CONTEXT = Context(model="claude-sonnet-4-5", tool_names={"Bash_1234": "Bash tool"})
 ZERO = {"input_tokens": 0, "output_tokens": 0, "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0,

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modelmux.gemini.schema import ANY, parameters
+from modelmux.translate.gemini.schema import ANY, parameters
 
 CLAUDE_CODE = json.loads((Path(__file__).parent / "data" / "claude_code_tool_schemas.json").read_text())
 ALLOWED = {

@@ -14,9 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sse_checks import accumulated, events, feed, validate
 
-from modelmux.config import Shape
-from modelmux.gemini import Context, GeminiStream, from_gemini, function_name, to_gemini
-from modelmux.translated_stream import BROKEN_OFF
+from modelmux.config.types import Shape
+from modelmux.translate.gemini import Context, GeminiStream, from_gemini, function_name, to_gemini
+from modelmux.translate.translated_stream import BROKEN_OFF
 
 LONG = "mcp__plugin_superpowers_chrome__use_browser_with_a_really_long_name_indeed"
 SHORT = function_name(LONG)
@@ -209,7 +209,7 @@ def test_gemini_call_ids_become_tool_use_ids_and_go_back():
     validate(sequence)
     raw = accumulated(sequence)
     ids = [b["id"] for b in raw["content"] if b["type"] == "tool_use"]
-    # Anthropic's ^[a-zA-Z0-9_-]+$ as it is, else encoded (toolnames); no Gemini id: a fresh toolu_.
+    # Anthropic's ^[a-zA-Z0-9_-]+$ as it is, else encoded (tool_names); no Gemini id: a fresh toolu_.
     assert ids[:2] == ["gemini_c8x2", "mmx_" + base64.urlsafe_b64encode(b"gemini_call/2:b").decode().rstrip("=")]
     assert TOOL_ID.match(ids[2])
     assert raw["stop_reason"] == "tool_use"

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from modelmux import __version__, config, exchange, routing
+from modelmux import __version__, routing
+from modelmux.attempt import exchange
+from modelmux.config import loader
 from modelmux.headers import every_token, token_of, vendor_betas
 
 ROUTES = """
@@ -41,7 +43,7 @@ BODY = {"model": "x", "max_tokens": 8, "messages": [{"role": "user", "content": 
 
 def sent(model: str) -> dict[str, str]:
     """The headers the upstream of `model` gets, by lowercase name (what both paths send)."""
-    cfg = config.parse(yaml.safe_load(ROUTES), Path("/routes.yaml"), {})
+    cfg = loader.parse(yaml.safe_load(ROUTES), Path("/routes.yaml"), {})
     decision = routing.route(cfg, model)
     credential = decision.provider.credentials[0] if decision.provider.credentials else None
     outgoing = exchange.prepare(decision, BODY, b"{}", "/v1/messages", "", CLIENT, credential)

@@ -12,8 +12,10 @@ from typing import Any
 
 import pytest
 
-from modelmux import cli, config, import_command
-from modelmux.config import ConfigError
+from modelmux.cli import import_logins
+from modelmux.cli import main as cli
+from modelmux.config import loader
+from modelmux.config.loader import ConfigError
 from modelmux.oauth import tokens
 from modelmux.oauth.imports import CLAUDE_CODE, CLIPROXYAPI, CODEX_CLI, Found, discover, import_to, read_source
 from modelmux.oauth.tokens import Token
@@ -116,8 +118,8 @@ def home(tmp_path: Path) -> Path:
 def run(home: Path, *args: str, environ: dict[str, str] | None = None) -> tuple[int, str]:
     out = io.StringIO()
     paths = [Path(a) for a in args if not a.startswith("--")]
-    status = import_command.run(paths, home / "tokens", "--dry-run" in args, "--json" in args, home,
-                                environ or {}, NOW, out)
+    status = import_logins.run(paths, home / "tokens", "--dry-run" in args, "--json" in args, home,
+                               environ or {}, NOW, out)
     return status, out.getvalue()
 
 
@@ -478,7 +480,7 @@ def routes_yaml(home: Path, lines: dict[str, list[str]]) -> Path:
 
 
 def printed_lines(found: list[Found], home: Path, protocol: str) -> list[str]:
-    return [import_command.routes_line(f, import_to(f, home / "tokens", dry_run=True), home)
+    return [import_logins.routes_line(f, import_to(f, home / "tokens", dry_run=True), home)
             for f in found if f.protocol == protocol]
 
 
@@ -487,7 +489,7 @@ def test_printed_lines_load_under_a_provider_of_their_protocol(home: Path, monke
     run(home)
     found = discover(home, {})
     path = routes_yaml(home, {p: printed_lines(found, home, p) for p in ("anthropic", "openai-responses")})
-    loaded = config.load(path, {})
+    loaded = loader.load(path, {})
     credentials = {c.label: c for p in loaded.providers.values() for c in p.credentials}
     assert sorted(credentials) == ["claude-a_example.com", "claude-c_example.com", "codex-b_example.com", "codex-d_example.com"]
     assert credentials["codex-b_example.com"].oauth is not None
@@ -498,7 +500,7 @@ def test_gemini_logins_load_under_a_gemini_provider(home: Path, monkeypatch: pyt
     monkeypatch.setenv("HOME", str(home))
     run(home)
     path = routes_yaml(home, {"gemini": printed_lines(discover(home, {}), home, "gemini")})
-    loaded = config.load(path, {})
+    loaded = loader.load(path, {})
     holders = [c.oauth for c in loaded.providers["gemini-subscription"].credentials]
     assert [(h.kind, h.token.project_id) for h in holders if h is not None] == [
         ("antigravity", "proj-f"), ("gemini-cli", "proj-1")]
@@ -509,7 +511,7 @@ def test_a_login_under_the_wrong_protocol_is_named(home: Path, monkeypatch: pyte
     run(home)
     path = routes_yaml(home, {"anthropic": ["- {label: codex, oauth: tokens/codex-b_example.com.json}"]})
     with pytest.raises(ConfigError) as raised:
-        config.load(path, {})
+        loader.load(path, {})
     assert raised.value.problems == [
         f"providers.anthropic-subscription.credentials[0].oauth: {home / 'tokens' / 'codex-b_example.com.json'} holds "
         "a codex login (a ChatGPT Plus/Pro subscription (the Codex CLI's login)), which serves protocol "

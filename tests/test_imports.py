@@ -1,5 +1,5 @@
 """The import graph of modelmux, read from the source: no module imports itself back,
-through any path, and the pure core never reaches mitmproxy or httpx.
+through any path, and the pure core (its packages whole) never reaches mitmproxy or httpx.
 
 Every import counts, wherever it is written: at module level, inside a function (an
 import moved there to dodge a cycle still is one) and under `if TYPE_CHECKING:`.
@@ -8,6 +8,7 @@ Importing `a.b.c` runs `a` and `a.b` too, so it depends on their `__init__`s as 
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 
@@ -16,22 +17,28 @@ import modelmux
 PACKAGE = Path(modelmux.__file__).parent
 # The modules that talk to the network or to mitmproxy on purpose, besides the addons
 # (modelmux/addons/, the mitmproxy shell): the `modelmux` command, which starts the
-# others, `modelmux check` and its live probes, and the logins' network code. Anything
-# else is pure: a pure module importing one of these would be caught.
+# others, `modelmux check` and its live probes, the logins' network code, and the reader
+# of recorded flow files. Anything else is pure: a pure module importing one of these
+# would be caught.
 IO_MODULES = frozenset({
-    "modelmux.cli",
-    "modelmux.check_command",
-    "modelmux.probe",
-    "modelmux.capabilities.deep",  # sends the deep check's probes
-    "modelmux.capabilities.report",  # names probe's targets
+    "modelmux.cli.main",
+    "modelmux.cli.check",
+    "modelmux.cli.probe",
+    "modelmux.cli.capabilities.deep",  # sends the deep check's probes
+    "modelmux.cli.capabilities.report",  # names probe's targets
     "modelmux.oauth.login",
     "modelmux.oauth.code_assist",
     "modelmux.oauth.refresher",
+    "modelmux.replay.recordings",  # reads and writes mitmproxy's flow files
 })
 IO_LIBRARIES = frozenset({"mitmproxy", "httpx"})
+# The pure core, whole: these modules and every module of these packages stay clear of
+# mitmproxy and httpx, whatever IO_MODULES lists.
+PURE = ("modelmux.attempt", "modelmux.config", "modelmux.credentials", "modelmux.translate", "modelmux.routing",
+        "modelmux.secrets", "modelmux.errors")  # fmt: skip
 # Each translates Anthropic's Messages to one protocol and back; what they share lives
 # outside them (anthropic_side, openai_side, thought_signatures, translated_stream).
-TRANSLATORS = ("modelmux.openai_chat", "modelmux.openai_responses", "modelmux.gemini")
+TRANSLATORS = ("modelmux.translate.openai_chat", "modelmux.translate.openai_responses", "modelmux.translate.gemini")
 
 
 def _modules() -> dict[str, Path]:
@@ -121,10 +128,10 @@ def _reach(module: str) -> set[str]:
 
 def test_the_graph_is_read_from_the_source():
     """A guard for the tests below: they see the imports there are."""
-    assert "modelmux.config_types" in _imports("modelmux.config")[0]
-    assert "modelmux.openai_chat" in _imports("modelmux.protocols")[0]
+    assert "modelmux.config.types" in _imports("modelmux.config.loader")[0]
+    assert "modelmux.translate.openai_chat" in _imports("modelmux.translate.registry")[0]
     assert "mitmproxy" in _imports("modelmux.addons.router")[1]
-    assert "modelmux.addons.replayer" in _imports("modelmux.cli")[0]  # imported inside a function
+    assert "modelmux.addons.replayer" in _imports("modelmux.cli.main")[0]  # imported inside a function
     assert IO_MODULES <= MODULES.keys()
 
 
@@ -133,14 +140,23 @@ def test_no_module_imports_itself_back():
     assert not cycles, "import cycles:\n" + "\n".join(sorted(cycles))
 
 
-def test_the_pure_modules_never_reach_mitmproxy_or_httpx():
-    pure = [m for m in MODULES if not m.startswith("modelmux.addons") and m not in IO_MODULES]
+def _reaching_io(modules: Iterable[str]) -> dict[str, list[str]]:
+    """Those of `modules` that reach mitmproxy or httpx, each with the modules that import them."""
     reached = {
         module: sorted(f"{other} ({', '.join(sorted(_imports(other)[1] & IO_LIBRARIES))})"
                        for other in _reach(module) if _imports(other)[1] & IO_LIBRARIES)
-        for module in pure
+        for module in modules
     }
-    assert not {module: found for module, found in reached.items() if found}
+    return {module: found for module, found in reached.items() if found}
+
+
+def test_the_pure_modules_never_reach_mitmproxy_or_httpx():
+    assert not _reaching_io(m for m in MODULES if not m.startswith("modelmux.addons") and m not in IO_MODULES)
+
+
+def test_the_pure_packages_never_reach_mitmproxy_or_httpx():
+    assert set(PURE) <= MODULES.keys()
+    assert not _reaching_io(m for m in MODULES if any(m == p or m.startswith(f"{p}.") for p in PURE))
 
 
 def test_no_translator_imports_another():

@@ -221,7 +221,7 @@ def test_a_local_server_that_is_not_running_is_named(gateway, server, stream):
     assert response.headers["content-type"] == "application/json"
     error = response.json()
     assert list(error) == ["type", "error"] and error["type"] == "error" and error["error"]["type"] == "api_error"
-    assert error["error"]["message"].startswith(f"cannot connect to provider 'down' (http://127.0.0.1:{DOWN_PORT}): ")
+    assert error["error"]["message"].startswith(f"provider 'down' (http://127.0.0.1:{DOWN_PORT}) cannot be connected to: ")
     assert "Connect call failed" in error["error"]["message"]
     assert server.received == []
 

@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 from gateway import free_port
 
-from modelmux import config, foreground, procs
-from modelmux.launcher import (
+from modelmux.cli import foreground, procs
+from modelmux.config import loader
+from modelmux.cli.launcher import (
     AUTH_CONFLICT, CHAIN_SCRIPT, LaunchError, apply_environment, bundled_config, find_config, gateway_command,
     profile_environment,
 )
@@ -61,8 +62,8 @@ def write_routes(path: Path, port: int = 7878, profile_port: int = 7879, api_key
 
 
 @pytest.fixture
-def routes(tmp_path: Path) -> config.Config:
-    return config.load(write_routes(tmp_path / "routes.yaml"), environ={})
+def routes(tmp_path: Path) -> loader.Config:
+    return loader.load(write_routes(tmp_path / "routes.yaml"), environ={})
 
 
 # ---- profile_environment: pure ------------------------------------------------------------
@@ -81,24 +82,24 @@ CLAUDE_ENV = {
 }
 
 
-def test_passthrough_profile_keeps_the_users_own_credentials(routes: config.Config) -> None:
+def test_passthrough_profile_keeps_the_users_own_credentials(routes: loader.Config) -> None:
     values, unset = profile_environment(routes, "claude", {"ANTHROPIC_API_KEY": "sk-user"})
     assert values == CLAUDE_ENV
     assert unset == ["CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX"]
 
 
-def test_profile_with_a_passthrough_provider_in_its_list_counts_as_passthrough(routes: config.Config) -> None:
+def test_profile_with_a_passthrough_provider_in_its_list_counts_as_passthrough(routes: loader.Config) -> None:
     values, unset = profile_environment(routes, "mixed", {})
     assert "ANTHROPIC_AUTH_TOKEN" not in values
     assert unset == ["CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX"]
 
 
-def test_passthrough_profile_drops_a_placeholder_inherited_from_a_vendor_session(routes: config.Config) -> None:
+def test_passthrough_profile_drops_a_placeholder_inherited_from_a_vendor_session(routes: loader.Config) -> None:
     _, unset = profile_environment(routes, "claude", {"ANTHROPIC_AUTH_TOKEN": "modelmux-placeholder"})
     assert unset == ["ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX"]
 
 
-def test_passthrough_profile_leaves_out_the_api_key_when_a_token_is_set_too(routes: config.Config) -> None:
+def test_passthrough_profile_leaves_out_the_api_key_when_a_token_is_set_too(routes: loader.Config) -> None:
     both = {"ANTHROPIC_AUTH_TOKEN": "sk-ant-oat01-user", "ANTHROPIC_API_KEY": "sk-user"}
     values, unset = profile_environment(routes, "claude", both)
     assert values == CLAUDE_ENV
@@ -107,7 +108,7 @@ def test_passthrough_profile_leaves_out_the_api_key_when_a_token_is_set_too(rout
     assert env["ANTHROPIC_AUTH_TOKEN"] == "sk-ant-oat01-user" and "ANTHROPIC_API_KEY" not in env
 
 
-def test_vendor_only_profile_sends_a_placeholder_and_unsets_the_api_key(routes: config.Config) -> None:
+def test_vendor_only_profile_sends_a_placeholder_and_unsets_the_api_key(routes: loader.Config) -> None:
     values, unset = profile_environment(routes, "glm", {"ANTHROPIC_API_KEY": "sk-user"})
     assert values == {
         "ANTHROPIC_BASE_URL": "http://127.0.0.1:7878",
@@ -143,7 +144,7 @@ def test_keyless_profile_sends_a_placeholder_so_claude_code_starts_without_a_log
     """A local server takes no key and Claude Code needs none of its own: the placeholder
     (which the gateway strips) spares it the login, as for a vendor's profile."""
     (tmp_path / "routes.yaml").write_text(KEYLESS_ROUTES)
-    keyless = config.load(tmp_path / "routes.yaml", environ={})
+    keyless = loader.load(tmp_path / "routes.yaml", environ={})
     values, unset = profile_environment(keyless, "local", {"ANTHROPIC_API_KEY": "sk-ant-api03-user"})
     assert values == {
         "ANTHROPIC_BASE_URL": "http://127.0.0.1:7878",
@@ -164,7 +165,7 @@ def test_keyless_profile_sends_a_placeholder_so_claude_code_starts_without_a_log
     assert unset == ["ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX"]
 
 
-def test_profile_with_its_own_port_talks_to_that_port(routes: config.Config) -> None:
+def test_profile_with_its_own_port_talks_to_that_port(routes: loader.Config) -> None:
     values, _ = profile_environment(routes, "quoted", {})
     assert values["ANTHROPIC_BASE_URL"] == "http://127.0.0.1:7879"
     assert values["ANTHROPIC_DEFAULT_SONNET_MODEL"] == QUOTED_MODEL
@@ -172,12 +173,12 @@ def test_profile_with_its_own_port_talks_to_that_port(routes: config.Config) -> 
 
 
 def test_gateway_key_goes_in_a_custom_header(tmp_path: Path) -> None:
-    keyed = config.load(write_routes(tmp_path / "routes.yaml", api_key=SECRET), environ={})
+    keyed = loader.load(write_routes(tmp_path / "routes.yaml", api_key=SECRET), environ={})
     values, _ = profile_environment(keyed, "claude", {})
     assert values["ANTHROPIC_CUSTOM_HEADERS"] == f"x-modelmux-profile: claude\nx-modelmux-key: {SECRET}"
 
 
-def test_no_proxy_is_extended_not_replaced(routes: config.Config) -> None:
+def test_no_proxy_is_extended_not_replaced(routes: loader.Config) -> None:
     base = {"NO_PROXY": "example.com, localhost", "no_proxy": "127.0.0.1,.corp"}
     values, _ = profile_environment(routes, "claude", base)
     assert values["NO_PROXY"] == "example.com,localhost,127.0.0.1"
@@ -185,7 +186,7 @@ def test_no_proxy_is_extended_not_replaced(routes: config.Config) -> None:
 
 
 def test_users_custom_headers_are_kept_and_stale_modelmux_ones_replaced(tmp_path: Path) -> None:
-    keyed = config.load(write_routes(tmp_path / "routes.yaml", api_key=SECRET), environ={})
+    keyed = loader.load(write_routes(tmp_path / "routes.yaml", api_key=SECRET), environ={})
     base = {"ANTHROPIC_CUSTOM_HEADERS": "X-Team: blue\nX-Modelmux-Profile: glm\n\nx-modelmux-key: old\nX-Trace: 1"}
     values, _ = profile_environment(keyed, "claude", base)
     assert values["ANTHROPIC_CUSTOM_HEADERS"] == (
@@ -193,7 +194,7 @@ def test_users_custom_headers_are_kept_and_stale_modelmux_ones_replaced(tmp_path
     )
 
 
-def test_unknown_profile_lists_the_known_ones(routes: config.Config) -> None:
+def test_unknown_profile_lists_the_known_ones(routes: loader.Config) -> None:
     with pytest.raises(LaunchError) as caught:
         profile_environment(routes, "gpt", {})
     assert caught.value.exit_code == 2
@@ -213,7 +214,7 @@ def test_config_discovery_order(tmp_path: Path) -> None:
     assert find_config("/flag.yaml", {"MODELMUX_CONFIG": "/env.yaml"}, cwd, home) == Path("/flag.yaml")
 
 
-def test_gateway_command_line(routes: config.Config) -> None:
+def test_gateway_command_line(routes: loader.Config) -> None:
     router = str(CHAIN_SCRIPT)
     common = ["--mode", "reverse:https://api.anthropic.com@127.0.0.1:9000", "--set", f"modelmux_config={routes.path}"]
     environ = {"MODELMUX_MITMDUMP": "/x/mitmdump", "MODELMUX_MITMWEB": "/x/mitmweb"}
@@ -255,7 +256,7 @@ def world(tmp_path: Path) -> Iterator[dict]:
         "state": tmp_path / "state",
     }  # fmt: skip
     yield world
-    subprocess.run([sys.executable, "-m", "modelmux.cli", "stop", "--config", str(world["config"])],
+    subprocess.run([sys.executable, "-m", "modelmux.cli.main", "stop", "--config", str(world["config"])],
                    env=env, capture_output=True, timeout=20)  # fmt: skip
     for pid_file in (tmp_path / "state").glob("*.pid"):
         pid = int(pid_file.read_text())
@@ -266,7 +267,7 @@ def world(tmp_path: Path) -> Iterator[dict]:
 @pytest.fixture
 def cli(world: dict) -> Cli:
     def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-        command = [sys.executable, "-m", "modelmux.cli", *args]
+        command = [sys.executable, "-m", "modelmux.cli.main", *args]
         if "--config" not in args[: args.index("--") if "--" in args else None]:
             command[3:4] = [args[0], "--config", str(world["config"])]
         return subprocess.run(command, env=env or world["env"], capture_output=True, text=True, timeout=60)
@@ -284,11 +285,11 @@ def fake_gateway(world: dict, body: str) -> dict[str, str]:
 
 def test_env_output_evaluates_to_the_exact_environment(world: dict, cli: Cli) -> None:
     base = world["env"] | {"ANTHROPIC_API_KEY": "sk-user", "CLAUDE_CODE_USE_BEDROCK": "1", "NO_PROXY": "corp"}
-    script = f"eval \"$({sys.executable} -m modelmux.cli env quoted --config {world['config']})\"; env -0"
+    script = f"eval \"$({sys.executable} -m modelmux.cli.main env quoted --config {world['config']})\"; env -0"
     result = subprocess.run(["bash", "-c", script], env=base, capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
     seen = dict(line.split("=", 1) for line in result.stdout.split("\0") if line)
-    values, unset = profile_environment(config.load(world["config"], environ={}), "quoted", base)
+    values, unset = profile_environment(loader.load(world["config"], environ={}), "quoted", base)
     assert {name: seen.get(name) for name in values} == values
     assert values["ANTHROPIC_DEFAULT_SONNET_MODEL"] == QUOTED_MODEL
     assert values["ANTHROPIC_CUSTOM_HEADERS"] == f"x-modelmux-profile: quoted\nx-modelmux-key: {SECRET}"
@@ -317,7 +318,7 @@ def test_run_starts_one_gateway_reuses_it_and_stop_ends_it(world: dict, cli: Cli
     assert first.returncode == 0, first.stderr
     seen = json.loads(world["record"].read_text())
     assert seen["argv"] == tricky
-    expected, unset = profile_environment(config.load(world["config"], environ={}), "glm", world["env"])
+    expected, unset = profile_environment(loader.load(world["config"], environ={}), "glm", world["env"])
     assert {name: seen["env"].get(name) for name in expected} == expected
     assert [name for name in unset if name in seen["env"]] == []
     gateway = procs.Gateway("127.0.0.1", world["port"], world["state"], SECRET)
@@ -388,7 +389,8 @@ def test_a_gateway_with_another_key_is_named_as_such(world: dict, cli: Cli) -> N
 
 def test_serve_execs_the_gateway_in_the_foreground(world: dict, cli: Cli) -> None:
     port = free_port()
-    command = [sys.executable, "-m", "modelmux.cli", "serve", "--port", str(port), "--config", str(world["config"])]
+    command = [sys.executable, "-m", "modelmux.cli.main", "serve", "--port", str(port),
+               "--config", str(world["config"])]
     process = subprocess.Popen(command, env=world["env"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 20
@@ -532,7 +534,7 @@ def test_run_as_a_child_passes_the_environment_and_returns_claudes_exit_status(w
     assert result.returncode == 3, result.stderr
     seen = json.loads(world["record"].read_text())
     assert seen["argv"] == ["-p", "two words"]
-    expected, unset = profile_environment(config.load(world["config"], environ={}), "glm", world["env"])
+    expected, unset = profile_environment(loader.load(world["config"], environ={}), "glm", world["env"])
     assert {name: seen["env"].get(name) for name in expected} == expected
     assert [name for name in unset if name in seen["env"]] == []
 
@@ -555,7 +557,7 @@ def test_run_as_a_child_forwards_signals_and_exits_with_claudes_status(
     # the fake, which then never ends.
     on_term = f"signal.signal({number}, lambda *_: {handler})\n" if handler else f"signal.signal({number}, signal.SIG_DFL)\n"
     fake_claude(world, f"{on_term}open({str(world['tmp'] / 'ready')!r}, 'w').close()\ntime.sleep(60)\nsys.exit(0)\n")
-    command = [sys.executable, "-m", "modelmux.cli", "run", "glm", "--config", str(world["config"])]
+    command = [sys.executable, "-m", "modelmux.cli.main", "run", "glm", "--config", str(world["config"])]
     launcher = subprocess.Popen(
         command, env=world["env"] | {"MODELMUX_LAUNCH": "child"}, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE
     )

@@ -84,4 +84,4 @@ def test_the_design_command_serves_when_its_reverse_target_is_unreachable(tmp_pa
             refused = httpx.post(f"{gateway.url}/v1/messages", json={**body, "model": "claude-x"}, timeout=10)
             host = dead.removeprefix("http://")
             assert (refused.status_code, refused.json()["error"]["type"]) == (502, "api_error")
-            assert refused.json()["error"]["message"].startswith(f"cannot connect to provider 'anthropic' (http://{host})")
+            assert refused.json()["error"]["message"].startswith(f"provider 'anthropic' (http://{host}) cannot be connected to: ")

@@ -22,7 +22,8 @@ from gateway import free_port
 from oauth_server import OAuthServer, jwt
 from upstream import Upstream
 
-from modelmux import cli, config, config_edit
+from modelmux.cli import main as cli
+from modelmux.config import edit, loader
 from modelmux.oauth import code_assist, flow, login, tokens
 from modelmux.oauth.kinds import KINDS
 from modelmux.oauth.login import Login, LoginError
@@ -156,7 +157,7 @@ def test_token_answers_become_token_files_with_each_kinds_identity() -> None:
 
 
 def test_a_credential_is_appended_to_a_block_list_with_comments_kept() -> None:
-    edited = config_edit.with_credential(ROUTES, "claude-max", "{label: max, oauth: t.json}")
+    edited = edit.with_credential(ROUTES, "claude-max", "{label: max, oauth: t.json}")
     added = edited.splitlines()
     at = added.index("      - {label: max, oauth: t.json}")
     assert added[at - 1] == "        priority: 2" and added[at + 1] == "    strategy: fill-first"
@@ -165,21 +166,21 @@ def test_a_credential_is_appended_to_a_block_list_with_comments_kept() -> None:
 
 def test_an_empty_missing_or_one_line_credentials_list_takes_the_credential_too() -> None:
     empty = "providers:\n  p:\n    protocol: anthropic\n    credentials: []  # none yet\n  q:\n    protocol: gemini\n"
-    assert config_edit.with_credential(empty, "p", "{x: 1}") == (
+    assert edit.with_credential(empty, "p", "{x: 1}") == (
         "providers:\n  p:\n    protocol: anthropic\n    credentials:  # none yet\n      - {x: 1}\n"
         "  q:\n    protocol: gemini\n"
     )
-    added = config_edit.with_credential(empty, "q", "{x: 1}")
+    added = edit.with_credential(empty, "q", "{x: 1}")
     assert added.endswith("    protocol: gemini\n    credentials:\n      - {x: 1}\n")
-    one_line = config_edit.with_credential(ROUTES, "chatgpt", "{x: 1}")
+    one_line = edit.with_credential(ROUTES, "chatgpt", "{x: 1}")
     assert "    credentials: [{label: old, key: sk-old-5678}, {x: 1}]\n" in one_line
     commented = "providers:\n  p:\n    credentials: [{a: 1}]  # [sic]\n"
-    assert config_edit.with_credential(commented, "p", "{x: 1}").endswith("credentials: [{a: 1}, {x: 1}]  # [sic]\n")
-    with pytest.raises(config_edit.EditError, match="not a list"):
-        config_edit.with_credential("providers:\n  p:\n    credentials: ${CREDS}\n", "p", "{x: 1}")
-    with pytest.raises(config_edit.EditError, match="not written"):
-        config_edit.with_credential(ROUTES, "nobody", "{x: 1}")
-    assert config_edit.oauth_entry("a b", "/t/x.json") == '{label: "a b", oauth: /t/x.json}'
+    assert edit.with_credential(commented, "p", "{x: 1}").endswith("credentials: [{a: 1}, {x: 1}]  # [sic]\n")
+    with pytest.raises(edit.EditError, match="not a list"):
+        edit.with_credential("providers:\n  p:\n    credentials: ${CREDS}\n", "p", "{x: 1}")
+    with pytest.raises(edit.EditError, match="not written"):
+        edit.with_credential(ROUTES, "nobody", "{x: 1}")
+    assert edit.oauth_entry("a b", "/t/x.json") == '{label: "a b", oauth: /t/x.json}'
 
 
 # --- End to end, with the fake server ---------------------------------------------------
@@ -264,7 +265,7 @@ def test_claude_login_end_to_end_adds_the_credential_to_the_provider(tmp_path: P
     text = routes.read_text()
     assert "      - {label: work, oauth: tokens/claude-work.json}\n    strategy: fill-first" in text
     assert "# the API key stays first" in text and "auth: passthrough   # Claude Code's own login" in text
-    provider = config.load(routes).providers["claude-max"]
+    provider = loader.load(routes).providers["claude-max"]
     assert [c.label for c in provider.credentials] == ["spare", "work"]
     assert provider.credentials[1].oauth.path == path.resolve()
     assert f"added credential 'work' to provider claude-max in {routes}" in err
@@ -281,7 +282,7 @@ def test_codex_login_exchanges_a_form_and_keeps_the_account_from_the_id_token(tm
     assert (token.account_id, token.email, token.access_token) == ("acct-42", "user@example.com", server.issued[0])
     assert "    credentials: [{label: old, key: sk-old-5678}, {label: plus, oauth: tokens/codex-plus.json}]\n" in (
         routes.read_text())
-    assert [c.label for c in config.load(routes).providers["chatgpt"].credentials] == ["old", "plus"]
+    assert [c.label for c in loader.load(routes).providers["chatgpt"].credentials] == ["old", "plus"]
     assert out == ""
     assert_no_secret(server, out, err)
 
@@ -445,7 +446,7 @@ def test_gemini_cli_login_onboards_the_account_and_adds_the_credential(
     assert "its Google Cloud project is proj-free (from Code Assist)" in captured.err
     assert "    credentials: [{label: key, key: gk-1234}, {label: me, oauth: tokens/gemini-cli-me.json}]\n" in (
         routes.read_text())
-    assert [c.label for c in config.load(routes).providers["gemini"].credentials] == ["key", "me"]
+    assert [c.label for c in loader.load(routes).providers["gemini"].credentials] == ["key", "me"]
     assert_no_secret(server, captured.out, captured.err)
 
 

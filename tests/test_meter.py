@@ -7,9 +7,9 @@ import itertools
 import pytest
 from upstream import message_events
 
-from modelmux.meter import Meter, Tokens, tokens_of_json
-from modelmux.messages import error_event
-from modelmux.pools import Usage
+from modelmux.credentials.pools import Usage
+from modelmux.translate.messages import error_event
+from modelmux.translate.meter import Meter, Tokens, tokens_of_json
 
 STREAM = b"".join(message_events("m"))
 

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from test_config import parse, problems
 
-from modelmux import config, effort, model_facts
-from modelmux.config import ModelFacts
-from modelmux.model_facts import MODEL_LIST, ROUTES_YAML, Resolved, listed, resolve
+from modelmux.config import loader, model_facts
+from modelmux.config.model_facts import MODEL_LIST, ROUTES_YAML, Resolved, listed, resolve
+from modelmux.config.types import ModelFacts
+from modelmux.translate import effort
 
 DEEPSEEK = """
   deepseek:
@@ -53,7 +54,7 @@ def test_a_model_is_a_name_or_a_mapping_of_its_name_and_facts():
     assert deepseek.models == ("deepseek-chat", "deepseek-reasoner")
     assert deepseek.facts == {"deepseek-reasoner": ModelFacts(
         context_window=128000, max_output=64000, thinking=True, efforts=("low", "medium", "high"), images=True,
-        documents=False, description="DeepSeek's reasoner", sources=dict.fromkeys(config.FACTS, ROUTES_YAML),
+        documents=False, description="DeepSeek's reasoner", sources=dict.fromkeys(loader.FACTS, ROUTES_YAML),
     )}
     # A NAME(EFFORT) entry's facts are its upstream model's.
     assert loaded.providers["openai"].facts["gpt-5"].context_window == 400000
@@ -63,7 +64,7 @@ def test_a_model_is_a_name_or_a_mapping_of_its_name_and_facts():
 
 
 def test_the_schema_knows_every_effort_level():
-    schema = config.schema()["$defs"]["provider"]["properties"]["models"]["items"]
+    schema = loader.schema()["$defs"]["provider"]["properties"]["models"]["items"]
     assert tuple(schema["properties"]["efforts"]["items"]["enum"]) == effort.LEVELS
 
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from modelmux import config, model_lists
-from modelmux.model_facts import listed
+from modelmux.config import loader
+from modelmux.config.model_facts import listed
+from modelmux.translate import model_lists
 
 KEY = "sk-list-aaaaaaaaaaaa1111"
 ROUTES = """
@@ -32,7 +33,7 @@ default: {provider: anthropic}
 
 def test_each_protocol_s_list_and_what_asking_it_sends(tmp_path: Path) -> None:
     (tmp_path / "routes.yaml").write_text(ROUTES)
-    providers = config.load(tmp_path / "routes.yaml", {"KEY": KEY}).providers
+    providers = loader.load(tmp_path / "routes.yaml", {"KEY": KEY}).providers
     claude, azure, google, anthropic = (providers[n] for n in ("claude", "azure", "google", "anthropic"))
     assert model_lists.request(claude, claude.credentials[0]) == (
         "https://vendor.example/api/anthropic/v1/models?limit=1000", {"anthropic-version": "2023-06-01", "x-api-key": KEY})
@@ -43,7 +44,7 @@ def test_each_protocol_s_list_and_what_asking_it_sends(tmp_path: Path) -> None:
         "https://generativelanguage.googleapis.com/v1beta/models?pageSize=1000", {"x-goog-api-key": KEY})
     assert model_lists.request(anthropic, None) == (
         "https://api.anthropic.com/v1/models?limit=1000", {"anthropic-version": "2023-06-01"})
-    routes = config.load(tmp_path / "routes.yaml", {"KEY": KEY}).routes
+    routes = loader.load(tmp_path / "routes.yaml", {"KEY": KEY}).routes
     listed = ["text-embedding-3-small", "gpt-5-mini", "gpt-4o"]
     assert model_lists.routed_here(listed, routes, "azure") == "gpt-5-mini"
     assert model_lists.routed_here(listed, routes, "google") == "gpt-4o"  # gpt-5-mini: the first route's
@@ -147,7 +148,7 @@ def test_the_lists_modelmux_asks_on_its_own(tmp_path: Path) -> None:
     local = "  local: {protocol: openai-chat, base_url: 'http://127.0.0.1:11434/v1', auth: none}\n"
     (tmp_path / "routes.yaml").write_text(ROUTES.replace("routes:\n", local + "routes:\n", 1))
     asked = [(provider.name, credential.label if credential else None)
-             for provider, credential in model_lists.askable(config.load(tmp_path / "routes.yaml", {"KEY": KEY}))]
+             for provider, credential in model_lists.askable(loader.load(tmp_path / "routes.yaml", {"KEY": KEY}))]
     # Every keyed provider with its first key, a keyless one with none; never the passthrough one.
     assert asked == [("claude", "a"), ("azure", "a"), ("google", "a"), ("local", None)]
 

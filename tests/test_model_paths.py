@@ -1,4 +1,4 @@
-"""Model names go into an upstream's URL path only as one safe segment (modelmux/model_paths.py):
+"""Model names go into an upstream's URL path only as one safe segment (modelmux/translate/model_paths.py):
 a client's other names are its 400, routes.yaml's a config error."""
 
 from __future__ import annotations
@@ -8,8 +8,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from modelmux import config, exchange, model_paths, routing
+from modelmux import routing
+from modelmux.attempt import exchange
+from modelmux.config import loader
 from modelmux.errors import GatewayError
+from modelmux.translate import model_paths
 
 PATH = Path("/x/routes.yaml")
 PROVIDERS = """
@@ -22,8 +25,8 @@ providers:
 """
 
 
-def load(text: str) -> config.Config:
-    return config.parse(yaml.safe_load(PROVIDERS + text), PATH, {})
+def load(text: str) -> loader.Config:
+    return loader.parse(yaml.safe_load(PROVIDERS + text), PATH, {})
 
 
 @pytest.mark.parametrize("name", ["gemini-2.5-flash", "gemini-2.5-flash-preview-05-20", "gpt-4o_mini.2024", "Deploy-1"])
@@ -68,7 +71,7 @@ def test_a_clients_name_that_cannot_go_into_the_path_is_its_400() -> None:
 
 
 def test_a_configured_name_that_cannot_go_into_the_path_is_a_config_error() -> None:
-    with pytest.raises(config.ConfigError) as raised:
+    with pytest.raises(loader.ConfigError) as raised:
         load("""
 routes:
   - {match: fast, provider: gem, model: "models/gemini-2.5-flash", fallback: [{provider: azure, model: "my deploy"}]}

@@ -247,13 +247,13 @@ def test_a_codex_stream_put_together_is_exact_or_an_error(oauth, tmp_path):
 
 
 def test_a_token_file_others_can_read_is_refused(tmp_path):
-    from modelmux import config
+    from modelmux.config import loader
 
     path = token_file(tmp_path, "max", "claude", "https://example.invalid/token", expires_in=3600)
     os.chmod(path, 0o644)
     (tmp_path / "routes.yaml").write_text(routes("https://api.anthropic.com", f"      - {{label: max, oauth: {path.name}}}"))
-    with pytest.raises(config.ConfigError) as raised:
-        config.load(tmp_path / "routes.yaml")
+    with pytest.raises(loader.ConfigError) as raised:
+        loader.load(tmp_path / "routes.yaml")
     assert raised.value.problems == [
         f"providers.subscription.credentials[0].oauth: {path} may be read by other users (mode -rw-r--r--); it holds "
         f"a login, so modelmux will not use it: run `chmod 600 {path}`"]

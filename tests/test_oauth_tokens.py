@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from modelmux import config
-from modelmux.assembly import Assembly
-from modelmux.messages import as_events
+from modelmux.config import loader
 from modelmux.oauth import claims, refresh, tokens
 from modelmux.oauth.kinds import KINDS
 from modelmux.oauth.tokens import Token, TokenFileError
+from modelmux.translate.assembly import Assembly
+from modelmux.translate.messages import as_events
 
 TOKEN = Token(kind="claude", access_token="at-secret-000011112222", refresh_token="rt-secret-333344445555",
               expires_at=1_800_000_000.0, email="a@example.com")
@@ -92,11 +92,11 @@ def test_claims_of_anything_that_is_not_a_jwt_are_empty():
     assert claims.openai_account(None) == (None, None)
 
 
-def load(tmp_path: Path, credentials: str, protocol: str = "anthropic") -> list[str] | config.Config:
+def load(tmp_path: Path, credentials: str, protocol: str = "anthropic") -> list[str] | loader.Config:
     text = f"providers:\n  p:\n    protocol: {protocol}\n    base_url: https://x\n    credentials:\n{credentials}\n"
     try:
-        return config.parse(yaml.safe_load(text), tmp_path / "routes.yaml", {})
-    except config.ConfigError as e:
+        return loader.parse(yaml.safe_load(text), tmp_path / "routes.yaml", {})
+    except loader.ConfigError as e:
         return e.problems
 
 
@@ -105,7 +105,7 @@ def test_oauth_credentials_in_routes_yaml(tmp_path):
     tokens.write(tmp_path / "codex.json", Token(kind="codex", access_token="at-codex-0000000000"))
     tokens.write(tmp_path / "gemini.json", Token(kind="gemini-cli", access_token="ya29-000000"))
     loaded = load(tmp_path, "      - {label: max, oauth: claude.json}\n      - {label: k, key: sk-ant-key-000000}")
-    assert isinstance(loaded, config.Config)
+    assert isinstance(loaded, loader.Config)
     max_, key = loaded.providers["p"].credentials
     assert (max_.secret, max_.key, max_.identity) == ("at-secret-000011112222", "", f"oauth:{tmp_path / 'claude.json'}")
     assert max_.secrets() == ("at-secret-000011112222", "rt-secret-333344445555") and key.secrets() == ("sk-ant-key-000000",)
@@ -165,7 +165,7 @@ def test_a_stream_put_together_is_the_message_it_describes():
 
 
 def test_status_shows_a_login_and_what_it_needs():
-    from modelmux.status_report import credential_lines
+    from modelmux.cli.status_report import credential_lines
 
     base = {"label": "max", "key": "max…cccc", "in_flight": 0, "requests": 3, "errors": 1, "input_tokens": 10,
             "output_tokens": 4, "cooldowns": []}

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from sse_checks import accumulated, events, feed, validate
 
-from modelmux.config import Shape
-from modelmux.openai_chat import ChatStream, Context, from_chat, to_chat
-from modelmux.openai_chat.google import restore
+from modelmux.config.types import Shape
+from modelmux.translate.openai_chat import ChatStream, Context, from_chat, to_chat
+from modelmux.translate.openai_chat.google import restore
 
 CONTEXT = Context(model="claude-sonnet-4-5")
 SIG_A = "CiQBcsjafGSpLlC+3o7lbTTA2tOVpqu5i/Q1Kr1I="  # base64 with + and /: must come back unchanged

@@ -6,9 +6,9 @@ import pytest
 
 from claude_code_requests import LONG_TOOL, SHORT_TOOL, claude_code_turn
 
-from modelmux.config import Shape
-from modelmux.openai_chat import to_chat
-from modelmux.openai_chat.request import CONTINUED, IMAGE_BELOW, NO_RESULT
+from modelmux.config.types import Shape
+from modelmux.translate.openai_chat import to_chat
+from modelmux.translate.openai_chat.request import CONTINUED, IMAGE_BELOW, NO_RESULT
 
 PNG = {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}
 

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modelmux.errors import GatewayError
-from modelmux.openai_chat import ChatStream, Context, from_chat
+from modelmux.translate.openai_chat import ChatStream, Context, from_chat
 from sse_checks import accumulated, events, feed, validate
 
 LONG = "mcp__plugin_superpowers_chrome__use_browser_with_a_really_long_name_indeed"

@@ -8,10 +8,10 @@ import json
 import pytest
 from claude_code_requests import LONG_TOOL, SHORT_TOOL, claude_code_turn
 
-from modelmux.anthropic_side import DOCUMENT_OMITTED, IMAGE_OMITTED, NO_RESULT
-from modelmux.config import Shape
-from modelmux.openai_responses import EFFORTS, to_responses
-from modelmux.openai_responses.reasoning_state import PREFIX, Reasoning, pack, unpack
+from modelmux.config.types import Shape
+from modelmux.translate.anthropic_side import DOCUMENT_OMITTED, IMAGE_OMITTED, NO_RESULT
+from modelmux.translate.openai_responses import EFFORTS, to_responses
+from modelmux.translate.openai_responses.reasoning_state import PREFIX, Reasoning, pack, unpack
 
 PNG = {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}
 PNG_PART = {"type": "input_image", "image_url": "data:image/png;base64,iVBORw0KGgo="}

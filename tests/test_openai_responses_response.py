@@ -7,8 +7,8 @@ import json
 import pytest
 
 from modelmux.errors import GatewayError
-from modelmux.openai_responses import Context, from_responses
-from modelmux.openai_responses.response import usage
+from modelmux.translate.openai_responses import Context, from_responses
+from modelmux.translate.openai_responses.response import usage
 
 CONTEXT = Context(model="claude-haiku-4-5", upstream_model="gpt-test")
 

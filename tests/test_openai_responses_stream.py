@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sse_checks import accumulated, events, feed, validate
 
-from modelmux.config import Shape
-from modelmux.openai_responses import Context, ResponsesStream, from_responses, to_responses
-from modelmux.openai_responses.reasoning_state import Reasoning, pack
+from modelmux.config.types import Shape
+from modelmux.translate.openai_responses import Context, ResponsesStream, from_responses, to_responses
+from modelmux.translate.openai_responses.reasoning_state import Reasoning, pack
 
 LONG = "mcp__plugin_superpowers_chrome__use_browser_with_a_really_long_name_indeed"
 CONTEXT = Context(model="claude-sonnet-4-5", tool_names={"short_x": LONG}, input_tokens=321, upstream_model="gpt-test")

@@ -4,8 +4,8 @@ recovers, and the client's error. Pure: pools with a fake clock, no network."""
 from pooling import T0, load, provider
 
 from modelmux import routing
-from modelmux.outcomes import ROUND_PAUSE, Failure, Outcomes, summary
-from modelmux.pools import Lease, Pools
+from modelmux.credentials.pools import Lease, Pools
+from modelmux.attempt.outcomes import ROUND_PAUSE, Failure, Outcomes, summary
 
 CONFIG = load("providers:\n" + provider("zai", "a", "b") + provider("backup", "solo")
               + "  mine: {protocol: anthropic, base_url: 'https://mine', auth: passthrough}\n"

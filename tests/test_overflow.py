@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from modelmux.config import Auth, Credential, Provider
+from modelmux.config.types import Auth, Credential, Provider
 from modelmux.errors import GatewayError
-from modelmux.exchange import failed_answer, upstream_failure
-from modelmux.overflow import overflow, restated
+from modelmux.attempt.exchange import failed_answer, upstream_failure
+from modelmux.translate.overflow import overflow, restated
 
 OPENAI = "This model's maximum context length is 128000 tokens. However, your messages resulted in 210000 tokens. Please reduce the length of the messages."  # noqa: E501
 OPENAI_COMPLETION = ("This model's maximum context length is 131072 tokens. However, you requested 131134 tokens (122942 in the "

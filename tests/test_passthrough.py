@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from modelmux.passthrough import SCAN_LIMIT, ModelRestorer, restore_model_json
-from modelmux.sse import EventSplitter, format_event, parse_event
+from modelmux.translate.passthrough import SCAN_LIMIT, ModelRestorer, restore_model_json
+from modelmux.translate.sse import EventSplitter, format_event, parse_event
 
 START = {"type": "message_start", "message": {"id": "msg_1", "model": "glm-4.6", "content": []}}
 STREAM = (

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from modelmux.config.paths import adopt_beside, config_dir, config_state, state_dir
 from modelmux.oauth.tokens import default_directory
-from modelmux.paths import adopt_beside, config_dir, config_state, state_dir
 
 HOME = Path("/home/ada")
 WINDOWS = {"APPDATA": "/c/Users/ada/AppData/Roaming", "LOCALAPPDATA": "/c/Users/ada/AppData/Local"}

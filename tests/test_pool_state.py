@@ -11,13 +11,13 @@ import pytest
 from mitmproxy.test import taddons
 from pooling import Clock, fail, labels, ladder, load, pools_of, provider
 
-from modelmux import pool_snapshot, pool_state
 from modelmux.addons.credentials import Credentials
 from modelmux.addons.dashboard import Dashboard
 from modelmux.addons.settings import Settings
-from modelmux.file_problems import FileProblem
-from modelmux.pool_state import NOTHING, state_path
-from modelmux.pools import Lease, Pools, Usage
+from modelmux.config.file_problems import FileProblem
+from modelmux.credentials import snapshot, state_file
+from modelmux.credentials.pools import Lease, Pools, Usage
+from modelmux.credentials.state_file import NOTHING, state_path
 
 
 def test_snapshot_of_a_small_pool():
@@ -29,7 +29,7 @@ def test_snapshot_of_a_small_pool():
     held = pools.pick("zai", "m")
     clock.advance(5)
     assert held.credential.label == "spare"
-    assert pool_snapshot.snapshot(pools) == {
+    assert snapshot.snapshot(pools) == {
         "at": "2025-06-15T15:06:45Z",
         "providers": {
             "zai": {
@@ -58,7 +58,7 @@ def test_snapshot_of_a_small_pool():
         },
         "without_credentials": {},
     }
-    text = json.dumps(pool_snapshot.snapshot(pools))
+    text = json.dumps(snapshot.snapshot(pools))
     assert "key-zai-main-secret" not in text and "key-zai-spare-secret" not in text
 
 
@@ -68,11 +68,11 @@ def test_providers_without_credentials_have_no_pool():
                         "  claude: {protocol: anthropic, base_url: 'https://a', auth: passthrough}\n"
                         "  ollama: {protocol: openai-chat, base_url: 'http://127.0.0.1:11434/v1', auth: none}\n")
     assert list(pools.pools) == ["zai"]
-    assert pool_snapshot.snapshot(pools)["without_credentials"] == {"claude": "passthrough", "ollama": "none"}
+    assert snapshot.snapshot(pools)["without_credentials"] == {"claude": "passthrough", "ollama": "none"}
     with pytest.raises(LookupError, match=r"provider 'ollama' has no credential pool \(pools: zai\)"):
         pools.pick("ollama", "qwen3")
     pools.reload(load("providers:\n" + provider("ollama", "main")))  # now with a key of its own
-    assert (list(pools.pools), pool_snapshot.snapshot(pools)["without_credentials"]) == (["ollama"], {})
+    assert (list(pools.pools), snapshot.snapshot(pools)["without_credentials"]) == (["ollama"], {})
 
 
 def test_reset():
@@ -90,7 +90,7 @@ def states(pools: Pools, name: str) -> list[tuple]:
     return [
         (c["label"], c["state"], [x["until"] for x in c["cooldowns"]], c["requests"], c["errors"],
          c["input_tokens"], c["output_tokens"], c["last_status"])
-        for c in pool_snapshot.snapshot(pools)["providers"][name]["credentials"]
+        for c in snapshot.snapshot(pools)["providers"][name]["credentials"]
     ]
 
 
@@ -110,7 +110,7 @@ def test_state_survives_a_restart_with_real_expiries(tmp_path):
     clock = Clock()
     clock.advance(60)  # the gateway comes back a minute later
     restarted = Pools(load("providers:\n" + routes), clock)
-    loaded = pool_state.read(path)
+    loaded = state_file.read(path)
     assert loaded.problem is None
     restarted.restore(loaded.entries)
     assert states(restarted, "zai") == [
@@ -132,7 +132,7 @@ def test_loading_drops_removed_credentials_and_replaced_keys_cooldowns(tmp_path)
     path = tmp_path / "state.json"
     pools.save(path)
     restarted = Pools(load("providers:\n" + provider("zai", "b", "c", secret="rotated")), Clock())
-    restarted.restore(pool_state.read(path).entries)
+    restarted.restore(state_file.read(path).entries)
     assert states(restarted, "zai") == [
         ("b", "healthy", [], 1, 1, 0, 0, 401),  # a new key: its counters, not the old key's block
         ("c", "healthy", [], 0, 0, 0, 0, None),
@@ -155,8 +155,8 @@ def test_a_file_that_is_no_state_document_is_set_aside(tmp_path, data, why):
     """Renamed, not left for the next save to replace unseen; nothing of it is used."""
     path = tmp_path / "routes.state.json"
     path.write_bytes(data)
-    loaded = pool_state.read(path)
-    assert loaded == pool_state.Loaded([], FileProblem(str(path), why, NOTHING, f"{path}.corrupt"))
+    loaded = state_file.read(path)
+    assert loaded == state_file.Loaded([], FileProblem(str(path), why, NOTHING, f"{path}.corrupt"))
     assert NOTHING == "nothing: cooldowns and counters start afresh"
     assert not path.exists()
     assert (tmp_path / "routes.state.json.corrupt").read_bytes() == data
@@ -187,7 +187,7 @@ def test_bad_entries_are_skipped_and_the_rest_kept(tmp_path, caplog):
     entries[2]["cooldowns"][0]["kind"] = "quota"  # a kind this version does not know
     entries.append("an entry that is not an object")
     data = write_entries(path, entries)
-    loaded = pool_state.read(path)
+    loaded = state_file.read(path)
     assert loaded.problem == FileProblem(
         str(path),
         "skipped 2 of 4 credential entries and 1 cooldown that could not be used: credentials[1] (zai/b): requests "
@@ -223,7 +223,7 @@ def test_why_an_entry_is_skipped(tmp_path, change, why):
     path, entries = saved(tmp_path)
     entries[0] = {k: v for k, v in (entries[0] | change).items() if v is not ...}
     write_entries(path, entries)
-    problem = pool_state.read(path).problem
+    problem = state_file.read(path).problem
     where = "credentials[0]" if "label" in change else "credentials[0] (zai/a)"
     assert problem is not None
     assert problem.problem == f"skipped 1 of 3 credential entries that could not be used: {where}: {why}"
@@ -242,7 +242,7 @@ def test_why_a_cooldown_is_skipped(tmp_path, change, why):
     path, entries = saved(tmp_path)
     entries[0]["cooldowns"][0] |= change
     write_entries(path, entries)
-    problem = pool_state.read(path).problem
+    problem = state_file.read(path).problem
     assert problem is not None and problem.problem == (
         f"skipped 1 cooldown that could not be used: credentials[0] (zai/a) cooldowns[0]: {why}"
     )
@@ -252,7 +252,7 @@ def test_why_a_cooldown_is_skipped(tmp_path, change, why):
 def test_a_long_list_of_reasons_is_cut_short(tmp_path):
     path, entries = saved(tmp_path)
     write_entries(path, entries + [None] * 5)
-    problem = pool_state.read(path).problem
+    problem = state_file.read(path).problem
     assert problem is not None and problem.problem == (
         "skipped 5 of 8 credential entries that could not be used: credentials[3]: not a JSON object; "
         "credentials[4]: not a JSON object; credentials[5]: not a JSON object; and 2 more"
@@ -262,18 +262,18 @@ def test_a_long_list_of_reasons_is_cut_short(tmp_path):
 def test_an_unreadable_file_is_set_aside_and_a_failed_set_aside_is_said(tmp_path):
     path = tmp_path / "routes.state.json"
     path.mkdir()  # reading it fails as an unreadable file would (the tests run as root: modes do not stop them)
-    assert pool_state.read(path).problem == FileProblem(
+    assert state_file.read(path).problem == FileProblem(
         str(path), f"cannot be read (Is a directory: {path})", NOTHING, f"{path}.corrupt")
     path.write_text("{not json")
     (tmp_path / "routes.state.json.corrupt" / "earlier").write_text("")  # a non-empty directory cannot be replaced
-    assert pool_state.read(path).problem == FileProblem(
+    assert state_file.read(path).problem == FileProblem(
         str(path), "not JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1)); it could "
         f"not be set aside (Is a directory: {path} → {path}.corrupt), so the next save replaces it", NOTHING)
     assert path.read_text() == "{not json"
 
 
 def test_a_missing_state_file_is_a_first_start(tmp_path):
-    assert pool_state.read(tmp_path / "nothing.json") == pool_state.Loaded([], None)
+    assert state_file.read(tmp_path / "nothing.json") == state_file.Loaded([], None)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -307,7 +307,7 @@ def test_a_replaced_key_starts_clean_even_with_old_leases_in_flight(caplog):
     lease = pools.pick("zai", "m")
     assert isinstance(lease, Lease) and lease.credential.key == "key-zai-a-rotated"
     assert states(pools, "zai") == [("a", "healthy", [], 2, 2, 0, 0, 401)]
-    assert pool_snapshot.snapshot(pools)["providers"]["zai"]["credentials"][0]["in_flight"] == 1
+    assert snapshot.snapshot(pools)["providers"]["zai"]["credentials"][0]["in_flight"] == 1
 
 
 # -- as the Credentials addon writes it --------------------------------------------------
@@ -319,7 +319,7 @@ def addon(tmp_path, monkeypatch) -> Iterator[Credentials]:
     config = tmp_path / "routes.yaml"
     config.write_text("providers:\n" + provider("zai", "a", "b"))
     settings = Settings()
-    credentials = Credentials(settings, Dashboard())
+    credentials = Credentials(settings)
     with taddons.context(settings, credentials) as context:
         context.configure(settings, modelmux_config=str(config))
         yield credentials
@@ -335,7 +335,7 @@ def test_an_older_dump_never_replaces_a_newer_one(addon):
     addon._write(addon.state_path, *newer)
     addon._write(addon.state_path, *older)
     assert addon.state_path.read_bytes() == newer[1]
-    assert [e.requests for e in pool_state.read(addon.state_path).entries] == [1, 0]
+    assert [e.requests for e in state_file.read(addon.state_path).entries] == [1, 0]
 
 
 def test_a_failing_write_is_reported_until_one_succeeds(addon, monkeypatch, caplog):
@@ -347,7 +347,7 @@ def test_a_failing_write_is_reported_until_one_succeeds(addon, monkeypatch, capl
 
     with caplog.at_level(logging.INFO):
         with monkeypatch.context() as patched:
-            patched.setattr(pool_state, "write_private", full)
+            patched.setattr(state_file, "write_private", full)
             addon.save()
             addon.save()
         assert [p.document() for p in addon.problems()] == [{

@@ -6,8 +6,8 @@ import random
 import pytest
 from pooling import T0, Clock, fail, labels, ladder, load, pools_of, provider
 
-from modelmux import pool_snapshot
-from modelmux.pools import AllBusy, AllCooling, Lease, Pools, Unhealthy, Usage, session_of
+from modelmux.credentials import snapshot as pool_snapshot
+from modelmux.credentials.pools import AllBusy, AllCooling, Lease, Pools, Unhealthy, Usage, session_of
 
 # Isolation
 
@@ -128,7 +128,7 @@ def test_affinity_leaves_a_busy_credential_and_ignores_sessions_when_off():
 
 
 def test_affinity_forgets_the_least_recently_used_session(monkeypatch):
-    monkeypatch.setattr("modelmux.pools.MAX_SESSIONS", 2)
+    monkeypatch.setattr("modelmux.credentials.pools.MAX_SESSIONS", 2)
     pools, _ = pools_of(provider("p", "a", "b", "c", affinity=True))
     for session in ["s1", "s2", "s1", "s3"]:
         labels(pools, "p", 1, session=session)

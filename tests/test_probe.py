@@ -14,12 +14,13 @@ from check_upstream import (  # noqa: F401 (fake: a fixture)
     ENV, GEMINI_KEY, GOOD_KEY, LOGIN_TOKEN, OAI_KEY, BAD_KEY, ECHO_KEY, auth_of, codex_login, fake, glob_routes,
     lines, live_routes, masked, run, unprobeable_routes, write,
 )
-from modelmux import config, probe
-from modelmux.config import ModelPattern, Route
+from modelmux.cli import probe
+from modelmux.config import loader
+from modelmux.config.types import ModelPattern, Route
 from upstream import Upstream
 
 def test_probes_table(tmp_path: Path, fake: Upstream) -> None:
-    cfg = config.load(write(tmp_path, live_routes(fake.url)), ENV)
+    cfg = loader.load(write(tmp_path, live_routes(fake.url)), ENV)
     results = asyncio.run(probe.probe_all(probe.targets(cfg)))
     down = cfg.providers["down"].base_url
     assert masked(results) == [
@@ -38,7 +39,7 @@ def test_probes_table(tmp_path: Path, fake: Upstream) -> None:
 
 
 def test_probes_send_what_the_gateway_would(tmp_path: Path, fake: Upstream) -> None:
-    cfg = config.load(write(tmp_path, live_routes(fake.url)), ENV)
+    cfg = loader.load(write(tmp_path, live_routes(fake.url)), ENV)
     asyncio.run(probe.probe_all(probe.targets(cfg)))
     by_path = {r.path: r for r in fake.received if r.method == "POST"}
     assert by_path["/v1/messages"].json()["max_tokens"] == 1
@@ -63,7 +64,7 @@ def test_probes_send_what_the_gateway_would(tmp_path: Path, fake: Upstream) -> N
 
 def test_a_gemini_invalid_key_is_an_auth_failure(tmp_path: Path, fake: Upstream) -> None:
     fake.gate = lambda request: gemini_upstream.bad_key() if request.path.startswith("/v1beta/") else None
-    cfg = config.load(write(tmp_path, live_routes(fake.url)), ENV)
+    cfg = loader.load(write(tmp_path, live_routes(fake.url)), ENV)
     [result] = asyncio.run(probe.probe_all([t for t in probe.targets(cfg) if t.provider.name == "gemini"]))
     assert (result.reachable, result.auth_ok, result.model_found, result.failed) == (True, False, None, True)
     assert result.note.startswith("HTTP 401: ") and "API key not valid" in result.note
@@ -124,7 +125,7 @@ def test_a_subscription_login_with_a_model_gets_the_one_token_request(tmp_path: 
 def test_a_keyless_provider_is_asked_without_a_key(tmp_path: Path, fake: Upstream) -> None:
     listed = openai_upstream.json_reply({"object": "list", "data": [{"id": "llama3.2"}, {"id": "qwen3"}]})
     fake.gate = lambda request: listed if request.path == "/ollama/v1/models" else None
-    cfg = config.load(write(tmp_path, glob_routes(fake.url)), ENV)
+    cfg = loader.load(write(tmp_path, glob_routes(fake.url)), ENV)
     ollama = dataclasses.replace(cfg.providers["oai"], name="ollama", base_url=f"{fake.url}/ollama/v1", auth=None,
                                  credentials=(), keyless=True)
     locked = dataclasses.replace(ollama, name="locked", base_url=f"{fake.url}/locked/v1")

@@ -8,15 +8,15 @@ from importlib import resources
 
 import pytest
 
-from modelmux import gemini, openai_chat, openai_responses, passthrough
-from modelmux.capabilities import readings
+from modelmux.cli.capabilities import readings
 from modelmux.oauth.kinds import KINDS
-from modelmux.protocol_types import SHAPING
-from modelmux.protocols import PROTOCOLS
+from modelmux.translate import gemini, openai_chat, openai_responses, passthrough
+from modelmux.translate.protocol import SHAPING
+from modelmux.translate.registry import PROTOCOLS
 
 
 def test_the_schema_names_every_protocol_in_the_registry():
-    schema = json.loads(resources.files("modelmux").joinpath("routes.schema.json").read_text())
+    schema = json.loads(resources.files("modelmux.config").joinpath("routes.schema.json").read_text())
     assert schema["$defs"]["provider"]["properties"]["protocol"]["enum"] == list(PROTOCOLS)
 
 

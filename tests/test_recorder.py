@@ -14,8 +14,9 @@ from mitmproxy import exceptions
 from mitmproxy import io
 from mitmproxy.test import taddons, tflow, tutils
 
-from modelmux.addons.recorder import RECORD_VERSION, Recorder
+from modelmux.addons.recorder import Recorder
 from modelmux.addons.settings import Settings
+from modelmux.replay.recordings import RECORD_VERSION
 
 VENDOR_KEY = "vendor-key-eeeeeeeeeeee5555"  # no known key shape: found by value only
 GATEWAY_KEY = "gateway-key-ffffffffffff6666"
@@ -150,7 +151,7 @@ def test_serve_record_starts_the_gateway_recording(tmp_path: Path) -> None:
     fake.chmod(0o755)
     env = {"PATH": "/usr/bin:/bin", "MODELMUX_MITMDUMP": str(fake), "VENDOR_KEY": VENDOR_KEY,
            "MODELMUX_STATE_DIR": str(tmp_path / "state")}  # fmt: skip
-    command = [sys.executable, "-m", "modelmux.cli", "serve", "--config", str(routes), "--record", "out/rec.mitm"]
+    command = [sys.executable, "-m", "modelmux.cli.main", "serve", "--config", str(routes), "--record", "out/rec.mitm"]
     result = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
     assert "modelmux: recording the session to out/rec.mitm" in result.stderr

@@ -8,10 +8,9 @@ from pathlib import Path
 from mitmproxy import http
 from mitmproxy.test import tflow, tutils
 
-from modelmux.addons import recordings
-from modelmux.addons.recorder import RECORD_VERSION
-from modelmux.addons.recordings import Recording
-from modelmux.replay import Answer, Sent
+from modelmux.replay import recordings
+from modelmux.replay.compare import Answer, Sent
+from modelmux.replay.recordings import RECORD_VERSION, Recording
 
 CLIENT_BODY = json.dumps({"model": "claude-x", "max_tokens": 5, "messages": []}).encode()
 UPSTREAM_BODY = b'{"model":"gpt-test","max_tokens":5,"messages":[]}'

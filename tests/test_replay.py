@@ -18,9 +18,10 @@ import pytest
 from openai_upstream import completion
 from upstream import Reply, Upstream
 
-from modelmux import cli
-from modelmux.addons import recordings, replayer
-from modelmux.replay import Answer, Sent, Side, differences, events
+from modelmux.addons import replayer
+from modelmux.cli import main as cli
+from modelmux.replay import recordings
+from modelmux.replay.compare import Answer, Sent, Side, differences, events
 
 REPO = Path(__file__).resolve().parent.parent
 FILES = sorted((REPO / "recordings").glob("*.mitm"))

@@ -20,7 +20,7 @@ from responses_upstream import (  # noqa: F401 (fixtures: fresh, gateway, server
 from test_openai_gateway import PDF, PNG, TOOL_CHOICES, TOOLS, only
 from upstream import Stream, Upstream
 
-from modelmux import config
+from modelmux.config import loader
 
 INCLUDE = ["reasoning.encrypted_content"]
 HI = [{"role": "user", "content": "hi"}]
@@ -224,9 +224,9 @@ def test_an_effort_in_the_model_name_overrides_thinking(gateway, server, model, 
 
 
 def test_a_profile_slot_with_an_effort_reaches_claude_code_as_written(gateway):
-    from modelmux.launcher import profile_environment
+    from modelmux.cli.launcher import profile_environment
 
-    values, _ = profile_environment(config.load(gateway.config, ROUTES_ENV), "codex", {})
+    values, _ = profile_environment(loader.load(gateway.config, ROUTES_ENV), "codex", {})
     assert values["ANTHROPIC_DEFAULT_OPUS_MODEL"] == f"{UPSTREAM_MODEL}(xhigh)"
 
 
@@ -264,8 +264,8 @@ def test_routes_yaml_with_an_effort_the_model_does_not_take(tmp_path, old, new, 
     stopped through Gateway.stop: a health check in the moment before mitmdump exits
     meets addons without a config, which its log shows as an addon error.)"""
     refused = Gateway(tmp_path, bad_routes("http://127.0.0.1:9", old, new), ROUTES_ENV)
-    with pytest.raises(config.ConfigError) as raised:
-        config.load(refused.config, ROUTES_ENV)
+    with pytest.raises(loader.ConfigError) as raised:
+        loader.load(refused.config, ROUTES_ENV)
     assert raised.value.problems == [problem]
     with pytest.raises(RuntimeError, match="gateway exited") as exited:
         refused.start()

@@ -23,7 +23,7 @@ from sse_checks import accumulated, validate
 from sse_checks import events as parse_events
 from upstream import Received, Reply, Stream
 
-from modelmux.openai_responses.reasoning_state import Reasoning, pack
+from modelmux.translate.openai_responses.reasoning_state import Reasoning, pack
 
 MODEL = "claude-sonnet-4-5"  # routed to codex as gpt-5.3-codex; the client must see this name back
 HI = [{"role": "user", "content": "hi"}]

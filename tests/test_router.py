@@ -243,6 +243,7 @@ def router_in_process(tmp_path, routes: str) -> Iterator:
 
     from modelmux.addons.credentials import Credentials
     from modelmux.addons.dashboard import Dashboard
+    from modelmux.addons.direct import Direct
     from modelmux.addons.discovery import Discovery
     from modelmux.addons.failover import Failover
     from modelmux.addons.relay import Relay
@@ -252,8 +253,9 @@ def router_in_process(tmp_path, routes: str) -> Iterator:
     config = tmp_path / "routes.yaml"
     config.write_text(routes)
     settings = Settings()
-    credentials = Credentials(settings, Dashboard())
-    router = Router(settings, credentials, Relay(Failover(credentials)), Discovery(settings))
+    credentials = Credentials(settings)
+    direct = Direct(credentials, Dashboard())
+    router = Router(settings, credentials, direct, Relay(Failover(credentials)), Discovery(settings))
     with taddons.context(settings, router) as context:
         context.configure(settings, modelmux_config=str(config))
         yield router
@@ -333,12 +335,12 @@ def test_the_dashboard_comment_keeps_what_the_translator_adds(tmp_path):
     where the request was routed and that nobody upstream was asked."""
     routes = ("providers:\n  oai: {protocol: openai-chat, base_url: 'http://127.0.0.1:9/v1', "
               "credentials: [{label: main, key: sk-test-key-1234}]}\ndefault: {provider: oai, model: gpt-x}\n")
-    from modelmux import pool_snapshot
+    from modelmux.credentials import snapshot
 
     with router_in_process(tmp_path, routes) as router:
         flow = message_flow(b"/v1/messages/count_tokens", b'{"model": "m", "messages": [{"role": "user", "content": "hi"}]}')
         asyncio.run(router.request(flow))
-        credential = pool_snapshot.snapshot(router.credentials.pools)["providers"]["oai"]["credentials"][0]
+        credential = snapshot.snapshot(router.credentials.pools)["providers"]["oai"]["credentials"][0]
     assert flow.response.status_code == 200
     assert flow.comment == "m → oai/gpt-x [default] · count_tokens answered locally (estimate)"
     assert (credential["in_flight"], credential["requests"]) == (0, 0)  # no credential taken for a local answer

@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from modelmux import config, routing
+from modelmux import routing
+from modelmux.config import loader
 from modelmux.errors import GatewayError
 
 ROUTES = """
@@ -24,7 +25,7 @@ profiles:
   claude: {slots: {opus: claude-opus-4-1, sonnet: claude-sonnet-4-5}, providers: [anthropic]}
   mixed: {slots: {opus: claude-opus-4-1, haiku: claude-haiku-4-5}, providers: [kimi, zai]}
 """
-CONFIG = config.parse(yaml.safe_load(ROUTES), Path("/x/routes.yaml"), {})
+CONFIG = loader.parse(yaml.safe_load(ROUTES), Path("/x/routes.yaml"), {})
 
 
 @pytest.mark.parametrize(

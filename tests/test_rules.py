@@ -14,8 +14,9 @@ from gateway import Gateway
 from mitmproxy import io
 from upstream import Upstream
 
-from modelmux import config, routing
-from modelmux.config import ConfigError
+from modelmux import routing
+from modelmux.config import loader
+from modelmux.config.loader import ConfigError
 from modelmux.errors import GatewayError
 
 ROUTES = """
@@ -38,7 +39,7 @@ profiles:
   work: {slots: {opus: claude-opus-4-5}}
   locked: {slots: {opus: claude-opus-4-5}, providers: [anthropic, cheap]}
 """
-CONFIG = config.parse(yaml.safe_load(ROUTES), Path("/x/routes.yaml"), {})
+CONFIG = loader.parse(yaml.safe_load(ROUTES), Path("/x/routes.yaml"), {})
 HI = [{"role": "user", "content": "hi"}]
 
 
@@ -99,7 +100,7 @@ def test_explicit_provider_and_model():
 def test_a_condition_on_an_unknown_profile_is_a_config_error():
     text = ROUTES.replace("profile: work, header", "profile: wrok, header")
     with pytest.raises(ConfigError) as raised:
-        config.parse(yaml.safe_load(text), Path("/x/routes.yaml"), {})
+        loader.parse(yaml.safe_load(text), Path("/x/routes.yaml"), {})
     assert raised.value.problems == ["routes[5].profile: 'wrok' is not a profile; known: work, locked"]
 
 
@@ -144,7 +145,7 @@ default: {{provider: main}}
 def test_a_name_that_routes_nowhere_gives_a_404_not_a_recursion():
     text = "providers:\n  p: {protocol: anthropic, base_url: 'https://p', credentials: [{label: a, key: k}], models: [m]}\n" \
            "aliases: {lost: nothing-serves-this}\n"
-    loaded = config.parse(yaml.safe_load(text), Path("/x/routes.yaml"), {})
+    loaded = loader.parse(yaml.safe_load(text), Path("/x/routes.yaml"), {})
     with pytest.raises(GatewayError) as raised:
         routing.route(loaded, "zzz")
     assert raised.value.message == ("model 'zzz' matches no route in routes.yaml and there is no default; "

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import base64
 
-from modelmux.config import Credential
-from modelmux.scrubbing import Scrubber
+from modelmux.config.types import Credential
+from modelmux.replay.scrubbing import Scrubber
 
 OPENAI_KEY = "sk-proj-aaaaaaaaaaaaaaaaaaaa1111"
 GOOGLE_KEY = "AIza" + "B" * 31 + "2222"  # AIza + 35 characters, as Google's are

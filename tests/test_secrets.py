@@ -7,9 +7,9 @@ from pathlib import Path
 
 import yaml
 
-from modelmux import config
 from modelmux.addons.streams import Piped
-from modelmux.config import Credential
+from modelmux.config import loader
+from modelmux.config.types import Credential
 from modelmux.secrets import StreamScrubber, configured
 
 KEY = Credential("main", "sk-main-key-abcdefghijkl-1234")
@@ -65,7 +65,7 @@ providers:
     credentials: [{label: main, key: "${KEY}"}]
     headers: {x-team: "${TEAM}"}
 """
-    loaded = config.parse(yaml.safe_load(text), Path("routes.yaml"),
+    loaded = loader.parse(yaml.safe_load(text), Path("routes.yaml"),
                           {"GATEWAY": "mm-gateway-key-0001", "KEY": "sk-zai-key-0002", "TEAM": "team-token-0003"})
     assert [(c.label, c.key) for c in configured(loaded)] == [
         ("main", "sk-zai-key-0002"), ("zai.headers.x-team", "team-token-0003"), ("gateway key", "mm-gateway-key-0001")]

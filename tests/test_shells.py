@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from modelmux import cli
-from modelmux.shells import ShellError, default_shell, shell_lines
+from modelmux.cli import main as cli
+from modelmux.cli.shells import ShellError, default_shell, shell_lines
 
 VALUES = {
     "SPACES": "two words",

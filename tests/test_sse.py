@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modelmux.sse import Event, EventSplitter, format_event, loads, parse_event, parse_lines
+from modelmux.translate.sse import Event, EventSplitter, format_event, loads, parse_event, parse_lines
 
 # How the SSE specification ends an event: at a blank line (LF, CRLF or CR line endings).
 BLANK_LINE = re.compile(rb"\r\n\r\n|\n\n|\r\r")

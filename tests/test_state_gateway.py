@@ -20,8 +20,11 @@ from gateway import Gateway
 from pooling import fail
 from upstream import Behaviour, Received, Reply, Upstream, anthropic_like
 
-from modelmux import cli, config, pool_state, usage
-from modelmux.pools import Pools
+from modelmux import usage
+from modelmux.cli import main as cli
+from modelmux.config import loader
+from modelmux.credentials import state_file
+from modelmux.credentials.pools import Pools
 
 KEYS = {"a": "key-zai-a-3f1e", "b": "key-zai-b-8c2d", "k": "key-kimi-k-5a7b"}
 SECRET = "sk-ant-api03-hand-edited-secret"  # what a hand edit put where a counter belongs
@@ -64,7 +67,7 @@ def ask(gateway: Gateway, model: str) -> httpx.Response:
 def spoiled_state(gateway: Gateway) -> bytes:
     """A state file where a is rate limited for an hour after 3 requests, and b's entry
     has a secret where its request count belongs."""
-    pools = Pools(config.load(gateway.config, {}))
+    pools = Pools(loader.load(gateway.config, {}))
     for _ in range(2):
         fail(pools, "zai", "a", 200)
     fail(pools, "zai", "a", 429, headers={"retry-after": "3600"})
@@ -72,7 +75,7 @@ def spoiled_state(gateway: Gateway) -> bytes:
     document = json.loads(pools.dump())
     document["credentials"][1]["requests"] = SECRET
     data = json.dumps(document, indent=1).encode()
-    path = gateway.state_file(pool_state.SUFFIX)
+    path = gateway.state_file(state_file.SUFFIX)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     return data
@@ -82,7 +85,7 @@ def test_bad_state_costs_only_its_bad_parts_and_is_reported_where_people_look(
     upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     gateway = Gateway(tmp_path, routes(upstream))
-    state, records = gateway.state_file(pool_state.SUFFIX), gateway.state_file(usage.SUFFIX)
+    state, records = gateway.state_file(state_file.SUFFIX), gateway.state_file(usage.SUFFIX)
     original = spoiled_state(gateway)
     good = usage.Record.of_summary({"time": time.time(), "provider": "zai", "credential": "a", "status": 200})
     records.write_text(good.line() + '{"v": 1, "time": "' + SECRET + '"}\n' + good.line())
@@ -120,7 +123,7 @@ def test_bad_state_costs_only_its_bad_parts_and_is_reported_where_people_look(
         deadline = time.monotonic() + 10
         while state.read_bytes() == original and time.monotonic() < deadline:
             time.sleep(0.05)  # the next save (within a second) rewrites the file with what was kept
-        assert pool_state.read(state).problem is None
+        assert state_file.read(state).problem is None
         assert gateway.health()["file_problems"] == problems  # still said: it is what this start found
     assert (tmp_path / "state" / f"{state.name}.corrupt").read_bytes() == original
     log = gateway.log.read_text()
@@ -198,9 +201,9 @@ def test_a_sigkill_mid_traffic_loses_no_more_than_the_documented_second(upstream
     assert file.skipped == (0 if text.endswith("\n") else 1)
 
     # Counters: those of every request answered more than a second before the kill.
-    state = gateway.state_file(pool_state.SUFFIX)
+    state = gateway.state_file(state_file.SUFFIX)
     assert state.exists(), "the counters were never saved before the kill"
-    saved = {(e.provider, e.label): e for e in pool_state.read(state).entries}
+    saved = {(e.provider, e.label): e for e in state_file.read(state).entries}
     zai = saved[("zai", "a")].requests + saved[("zai", "b")].requests
     assert len(before_bound) <= zai <= len(sent)
     assert saved[("zai", "a")].input_tokens == 12 * saved[("zai", "a")].requests  # one consistent save

@@ -14,23 +14,11 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 from sse_checks import accumulated, conforms, events, stream_schema, validate
 
-from modelmux import messages
-from modelmux.addons.pump import _FIRST
-from modelmux.meter import Meter, Tokens
-from modelmux.sse import format_event
-from modelmux.stream_writer import (
-    TEXT,
-    THINKING,
-    AfterEnd,
-    BlockOpen,
-    ErrorEvent,
-    IllegalEvent,
-    NoBlock,
-    NotStarted,
-    StartedTwice,
-    StreamWriter,
-    WrongDelta,
-)
+from modelmux.translate import messages
+from modelmux.translate.meter import Meter, Tokens
+from modelmux.translate.passthrough import AnthropicEvents
+from modelmux.translate.sse import format_event
+from modelmux.translate.stream_writer import TEXT, THINKING, AfterEnd, BlockOpen, ErrorEvent, IllegalEvent, NoBlock, NotStarted, StartedTwice, StreamWriter, WrongDelta
 
 MODEL = "claude-sonnet-4-5"
 USAGE = messages.usage(120, 7, cache_read=30, cache_write=5)
@@ -363,10 +351,14 @@ class Writing(RuleBasedStateMachine):
             self.blocks - 1 if self.kind else None, self.signed and self.kind is not None)
         assert (writer.content, writer.deltas, writer.error, writer.usage) == (self.content, self.deltas, self.error, self.usage)
         data = b"".join(self.output)
-        # The relay commits at its first real event (pump._FIRST), the Meter times the first
-        # content_block_delta: both are what the writer says.
-        first = _FIRST.search(data)
-        assert writer.content == (first is not None and first.group(1) != b"error")
+        # An Anthropic upstream's stream is read for the same facts (the relay commits at
+        # its first real event), and the Meter times the first content_block_delta: both
+        # are what the writer says.
+        reader = AnthropicEvents()
+        assert b"".join(reader.feed(data) + reader.close()) == data
+        assert (reader.content, reader.error) == (writer.content, tuple(writer.error) if writer.error else None)
+        if writer.usage is not None:
+            assert {k: v for k, v in writer.usage.items() if v is not None} == reader.usage
         meter = Meter()
         meter.feed(data)
         assert (meter.first_content is not None) == (writer.deltas > 0)

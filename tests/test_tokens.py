@@ -1,4 +1,4 @@
-"""modelmux.tokens: exact values for the deterministic parts, structure, robustness, accuracy."""
+"""modelmux.translate.token_estimate: exact values for the deterministic parts, structure, robustness, accuracy."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from modelmux import media, tokens
-from modelmux.media import base64_image_dimensions, image_dimensions, image_tokens, pdf_page_count
-from modelmux.tokens import estimate_input_tokens, estimate_text_tokens, request_parts, text_features
+from modelmux.translate import media, token_estimate
+from modelmux.translate.media import base64_image_dimensions, image_dimensions, image_tokens, pdf_page_count
+from modelmux.translate.token_estimate import estimate_input_tokens, estimate_text_tokens, request_parts, text_features
 
 # --- Tiny images, built byte by byte --------------------------------------------------------
 
@@ -181,7 +181,7 @@ def test_text_and_content_documents_count_their_text() -> None:
     text = "A plain text document with a few words in it. " * 20
     as_text = estimate_input_tokens(document_request({"type": "text", "media_type": "text/plain", "data": text}))
     as_content = estimate_input_tokens(document_request({"type": "content", "content": [{"type": "text", "text": text}]}))
-    assert as_text == as_content - tokens.BLOCK_TOKENS
+    assert as_text == as_content - token_estimate.BLOCK_TOKENS
     assert as_text > estimate_text_tokens(text)
 
 
@@ -215,10 +215,10 @@ def test_text_estimates() -> None:
 
 def test_remembered_costs_do_not_change_results() -> None:
     text = "def f(x):\n    return x * 2\n" * 200  # long enough to be remembered
-    tokens._MEMO.clear()
+    token_estimate._MEMO.clear()
     cold = estimate_text_tokens(text)
     assert estimate_text_tokens(text) == cold
-    tokens._MEMO.clear()
+    token_estimate._MEMO.clear()
     assert estimate_text_tokens(text) == cold
 
 
@@ -263,7 +263,7 @@ def test_every_part_of_a_request_counts(name: str, request_body: dict[str, Any])
 def test_tool_prompt_and_tool_choice() -> None:
     auto = estimate_input_tokens(with_(tools=[TOOL]))
     forced = estimate_input_tokens(with_(tools=[TOOL], tool_choice={"type": "tool", "name": "Read"}))
-    assert auto - estimate_input_tokens(BASE) > tokens.TOOL_PROMPT_TOKENS["auto"]
+    assert auto - estimate_input_tokens(BASE) > token_estimate.TOOL_PROMPT_TOKENS["auto"]
     assert forced == auto - 346 + 313 + estimate_text_tokens("Read")
 
 
@@ -277,7 +277,8 @@ def test_request_parts_keep_one_text_per_message() -> None:
     call = {"type": "tool_use", "id": "t", "name": "Grep", "input": {"pattern": "x"}}
     texts, fixed = request_parts(extra_message({"type": "text", "text": "Looking."}, call))
     assert texts == ["Fix the failing test, please.", 'Looking.\nGrep\n[{"pattern": "x"}]']
-    assert fixed == tokens.REQUEST_TOKENS + 2 * tokens.MESSAGE_TOKENS + 2 * tokens.BLOCK_TOKENS + tokens.TOOL_CALL_TOKENS
+    assert fixed == (token_estimate.REQUEST_TOKENS + 2 * token_estimate.MESSAGE_TOKENS + 2 * token_estimate.BLOCK_TOKENS
+                     + token_estimate.TOOL_CALL_TOKENS)
 
 
 # --- Odd input ---------------------------------------------------------------------------------------

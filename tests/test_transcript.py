@@ -7,8 +7,8 @@ import json
 
 from upstream import message, message_events, sse
 
-from modelmux.messages import error_event
-from modelmux.transcript import assembled, events, pretty
+from modelmux.replay.transcript import assembled, events, pretty
+from modelmux.translate.messages import error_event
 
 SSE = "text/event-stream"
 

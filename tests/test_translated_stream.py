@@ -11,12 +11,12 @@ from collections.abc import Callable
 import pytest
 from sse_checks import at_every_cut, events, feed, validate
 
-from modelmux.config import Credential
-from modelmux.gemini import GeminiStream
-from modelmux.openai_chat import ChatStream, Context
-from modelmux.openai_responses import Context as ResponsesContext
-from modelmux.openai_responses import ResponsesStream
-from modelmux.translated_stream import BROKEN_OFF, TranslatedStream
+from modelmux.config.types import Credential
+from modelmux.translate.gemini import GeminiStream
+from modelmux.translate.openai_chat import ChatStream, Context
+from modelmux.translate.openai_responses import Context as ResponsesContext
+from modelmux.translate.openai_responses import ResponsesStream
+from modelmux.translate.translated_stream import BROKEN_OFF, TranslatedStream
 
 CONTEXT = Context(model="claude-sonnet-4-5", input_tokens=5)
 RESPONSES_CONTEXT = ResponsesContext(model="claude-sonnet-4-5", input_tokens=5, upstream_model="gpt-test")

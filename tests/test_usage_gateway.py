@@ -15,7 +15,8 @@ import pytest
 from gateway import Gateway
 from upstream import Behaviour, Received, Reply, Upstream, anthropic_like, message
 
-from modelmux import cli, usage
+from modelmux import usage
+from modelmux.cli import main as cli
 from modelmux.headers import KEY_HEADER
 
 KEYS = {"main": "key-zai-main-7a1c", "f": "key-flaky-f-2b3d", "solo": "key-backup-solo-9e4f"}

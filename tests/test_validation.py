@@ -1,5 +1,5 @@
 """A Messages request that is not what the API defines is the client's 400 naming the
-field (modelmux/validation.py), and nothing on the pure request path raises anything
+field (modelmux/translate/validation.py), and nothing on the pure request path raises anything
 else, whatever JSON it is thrown."""
 
 from __future__ import annotations
@@ -13,9 +13,12 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from modelmux import config, exchange, messages, routing, validation
+from modelmux import routing
+from modelmux.attempt import exchange
+from modelmux.config import loader
 from modelmux.errors import GatewayError
-from modelmux.tokens import estimate_input_tokens
+from modelmux.translate import messages, validation
+from modelmux.translate.token_estimate import estimate_input_tokens
 
 ROUTES = """
 providers:
@@ -31,7 +34,7 @@ providers:
   gemini: {protocol: gemini, base_url: "https://gemini.example/v1beta", credentials: [{label: g, key: k}]}
 default: {provider: anthropic}
 """
-CONFIG = config.parse(yaml.safe_load(ROUTES), Path("/x/routes.yaml"), {})
+CONFIG = loader.parse(yaml.safe_load(ROUTES), Path("/x/routes.yaml"), {})
 OK = {"model": "m", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}
 
 
@@ -102,6 +105,38 @@ def test_a_body_nested_too_deeply_to_parse_is_malformed() -> None:
         validation.parse(b"{")
 
 
+@pytest.mark.parametrize(("raw", "value"), [
+    (b'{"model":"m","max_tokens":1}', b'"m"'),
+    (b' {\n "t": "caf\xc3\xa9" ,\t"model" : "m"} ', b'"m"'),  # the place in bytes, not characters
+    (b'{"model":"m\\u0062"}', b'"m\\u0062"'),
+    (b'{"mod\\u0065l":"m"}', b'"m"'),
+    (b'{"model":"m","x":{"model":"n"}}', b'"m"'),  # a nested one is not the request's
+    (b'{"model":"m","model":"n"}', None),  # json.loads keeps the last: one place would not do
+    (b'{"model":"m","mod\\u0065l":"m"}', None),
+    (b'{"max_tokens":1}', None),
+    (b'\xef\xbb\xbf{"model":"m"}', None),  # json.loads takes it; its own reading, without a place
+    ('{"model":"m"}'.encode("utf-16"), None),
+    (b'[{"model":"m"}]', None),
+    (b'{"a":NaN,"b":1e400,"model":"m"}', b'"m"'),
+])  # fmt: skip
+def test_a_body_is_parsed_as_json_loads_parses_it_with_the_place_of_its_model(raw: bytes, value: bytes | None) -> None:
+    parsed, place = validation.parse_placed(raw)
+    assert repr(parsed) == repr(json.loads(raw))  # the same, key order and the NaN included
+    assert (raw[place[0]:place[1]] if place else None) == value
+    if place is not None:
+        assert raw[place[1]:].lstrip(b" ").startswith((b",", b"}")) and raw[:place[0]].rstrip(b" ").endswith(b":")
+
+
+@pytest.mark.parametrize("raw", [b"", b"{", b'{"a":1,}', b'{"a":1} x', b'{"a" 1}', b'{"a":}', b'{"a":1 "b":2}',
+                                 b"{\"a\":[" * 3 + b"]}"])
+def test_a_body_json_loads_refuses_is_refused_with_its_words(raw: bytes) -> None:
+    with pytest.raises(validation.Malformed) as placed:
+        validation.parse_placed(raw)
+    with pytest.raises(validation.Malformed) as parsed:
+        validation.parse(raw)
+    assert str(placed.value) == str(parsed.value)
+
+
 # -- the whole pure request path, fuzzed ---------------------------------------------
 # Two kinds of body: anything at all (mostly refused by validation), and bodies whose
 # fields have the types the API defines but any value, with unknown fields beside them
@@ -166,7 +201,7 @@ def request_path(body: Any, path: str) -> None:
     relay prepares each candidate with the same exchange.prepare)."""
     raw = json.dumps(body).encode()
     try:
-        parsed = validation.parse(raw)
+        parsed, model_at = validation.parse_placed(raw)
         validation.check(parsed)
     except validation.Malformed:
         return
@@ -177,9 +212,11 @@ def request_path(body: Any, path: str) -> None:
         messages.is_warmup(parsed)
         for candidate in routing.candidates(CONFIG, decision):
             credential = candidate.provider.credentials[0] if candidate.provider.credentials else None
-            outgoing = exchange.prepare(candidate, parsed, raw, path, "", {}, credential)
+            outgoing = exchange.prepare(candidate, parsed, raw, path, "", {}, credential, model_at)
             if outgoing.translation is not None:
                 exchange.estimate(outgoing.translation, parsed)
+            else:  # the model written into the client's bytes, or the body written again
+                assert json.loads(outgoing.content)["model"] == candidate.upstream_model
         estimate_input_tokens(parsed)
     except GatewayError as e:
         assert e.status in (400, 404), e.message  # the client's model or its effort: its own mistake
@@ -187,6 +224,22 @@ def request_path(body: Any, path: str) -> None:
 
 PATHS = st.sampled_from(["/v1/messages", exchange.COUNT_TOKENS])
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+@FUZZ
+@given(st.lists(st.tuples(st.sampled_from(["model", "max_tokens"]) | st.text(max_size=3), ANY), max_size=4),
+       st.sampled_from([(",", ":"), (", ", ": "), (" ,\n", " :\t")]), st.booleans())
+def test_any_object_is_parsed_as_json_loads_parses_it(fields: list, separators: tuple[str, str], ascii: bool) -> None:
+    """Its fields written one by one: a key may come twice, as json.dumps never writes it."""
+    comma, colon = separators
+    text = "{" + comma.join(json.dumps(k, ensure_ascii=ascii) + colon + json.dumps(v, ensure_ascii=ascii)
+                            for k, v in fields) + "}"
+    raw = text.encode("utf-8", "surrogatepass")
+    parsed, place = validation.parse_placed(raw)
+    assert repr(parsed) == repr(json.loads(raw))
+    assert (place is not None) == ([k for k, _ in fields].count("model") == 1)
+    if place is not None:
+        assert json.loads(raw[place[0]:place[1]]) == parsed["model"]
 
 
 @FUZZ

@@ -65,7 +65,7 @@ def test_the_wheel_holds_every_package_the_bundled_routes_yaml_and_the_license(i
     assert [p for p in packages if f"{p}/__init__.py" not in names] == []
     modules = sorted(str(p.relative_to(REPO)) for p in (REPO / "modelmux").rglob("*.py"))
     assert [m for m in modules if m not in names] == []
-    assert {"modelmux/routes.yaml", "modelmux/routes.schema.json", "modelmux/addons/chain.py"} <= names
+    assert {"modelmux/routes.yaml", "modelmux/config/routes.schema.json", "modelmux/addons/chain.py"} <= names
     assert (REPO / "routes.yaml").read_bytes() == zipfile.ZipFile(installed.wheel).read("modelmux/routes.yaml")
     assert any(name.endswith(".dist-info/licenses/LICENSE") for name in names)
 
@@ -201,7 +201,7 @@ def test_with_no_routes_yaml_anywhere_it_serves_the_bundled_one(
     finally:
         end_process(process, 10)
     site = Path(health["config"]["path"]).parent
-    assert sorted(p.name for p in site.glob("routes*")) == ["routes.schema.json", "routes.yaml"]
+    assert sorted(p.name for p in site.glob("routes*")) == ["routes.yaml"]
     own = Path(outside["HOME"]) / ".config" / "modelmux"
     assert (tmp_path / f"serve-{port}.log").read_text().splitlines()[:2] == [
         f"modelmux: no routes.yaml in this directory or in {own}: using the bundled example, which passes every "

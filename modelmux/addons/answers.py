@@ -7,6 +7,7 @@ from typing import Any
 
 from mitmproxy import http
 
+from modelmux.addons.notes import ensure_notes
 from modelmux.errors import GatewayError
 
 JSON = {"content-type": "application/json"}
@@ -21,7 +22,7 @@ def answer(flow: http.HTTPFlow, status: int, body: bytes, headers: dict[str, str
         flow.response.headers["content-length"] = str(len(body))
     else:
         flow.response = http.Response.make(status, body, headers)
-    flow.metadata.setdefault("modelmux", {})["local"] = True
+    ensure_notes(flow)["local"] = True
 
 
 def answer_json(flow: http.HTTPFlow, status: int, data: Any) -> None:
@@ -31,7 +32,7 @@ def answer_json(flow: http.HTTPFlow, status: int, data: Any) -> None:
 def answer_error(flow: http.HTTPFlow, error: GatewayError) -> None:
     """An Anthropic error envelope, marked so the dashboard shows the failure."""
     answer(flow, error.status, error.body(), {**JSON, **error.headers})
-    flow.metadata["modelmux"]["error"] = error.message
+    ensure_notes(flow)["error"] = error.message
     flow.marked = ":warning:"
     flow.comment = f"modelmux {error.status} {error.error_type}: {error.message}"
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from modelmux.addons.credentials import Credentials
 from modelmux.addons.dashboard import Dashboard
+from modelmux.addons.direct import Direct
 from modelmux.addons.discovery import Discovery
 from modelmux.addons.echoes import Echoes
 from modelmux.addons.failover import Failover
@@ -30,17 +31,17 @@ from modelmux.addons.relay import Relay
 from modelmux.addons.retention import Retention
 from modelmux.addons.router import Router
 from modelmux.addons.settings import Settings
-from modelmux.addons.translator import Translator
 from modelmux.addons.usage import Usage
 from modelmux.addons.vault import Vault
-from modelmux.launcher import find_config
+from modelmux.cli.launcher import find_config
 
 
 def build(default_config: Path | None = None) -> list[object]:
     """A fresh set of the gateway's addons; `default_config` is modelmux_config's default."""
     settings = Settings(default_config=default_config or find_config(None, os.environ))
     dashboard = Dashboard()
-    credentials = Credentials(settings, dashboard)
+    credentials = Credentials(settings)
+    direct = Direct(credentials, dashboard)
     relay = Relay(Failover(credentials))
     usage = Usage(settings)
     discovery = Discovery(settings)
@@ -53,11 +54,11 @@ def build(default_config: Path | None = None) -> list[object]:
         InboundAuth(settings),
         LocalAPI(settings, credentials, usage),
         discovery,  # before the Router, which caps each request's output by what it knows
-        Router(settings, credentials, relay, discovery),
-        Translator(settings),
-        Heartbeat(),
-        Failures(settings),
-        credentials,  # after Failures (it names failures)
+        Router(settings, credentials, direct, relay, discovery),
+        Failures(),  # before Direct: its error hook names how mitmproxy's attempt failed
+        direct,  # mitmproxy's own send path; the relay's is Failover
+        Heartbeat(),  # after Direct, whose stream it keeps alive
+        credentials,
         relay,
         Echoes(settings),  # after every addon that writes the answer, before the Dashboard meters it
         dashboard,  # after every addon that sets a stream (it meters what the client gets) and before the readers of its summary

@@ -11,7 +11,8 @@ from typing import Any
 from mitmproxy import contentviews
 from mitmproxy import http
 
-from modelmux import transcript
+from modelmux.addons.notes import find_notes
+from modelmux.replay import transcript
 
 
 def heading(title: str) -> str:
@@ -42,7 +43,7 @@ class ModelmuxContentview(contentviews.Contentview):
 
 def _notes(metadata: contentviews.Metadata) -> dict[str, Any] | None:
     flow = metadata.flow
-    notes = flow.metadata.get("modelmux") if flow is not None else None
+    notes = find_notes(flow) if flow is not None else None
     return notes if notes and ("requested_model" in notes or "summary" in notes) else None
 
 

@@ -6,8 +6,8 @@ state directory (what a crash can lose of it: docs/credentials.md), and serves t
 pools' state: `GET /modelmux/credentials`, `POST /modelmux/credentials/reset` (both
 answered by LocalAPI) and the `modelmux.credentials.reset` command.
 
-A flow mitmproxy sends itself holds its lease until the `response` or `error` hook;
-the failover relay leases and records per attempt through the same methods.
+Both send paths lease and record through it: Direct for a flow mitmproxy sends
+itself, Failover for each attempt of the relay's.
 """
 
 from __future__ import annotations
@@ -17,26 +17,21 @@ import contextlib
 import logging
 import os
 import threading
-import time
 from collections import defaultdict
 from collections.abc import Mapping
 from pathlib import Path
 
 from mitmproxy import command
-from mitmproxy import http
 from mitmproxy.utils import asyncio_utils
 
-from modelmux import pool_state
-from modelmux.addons.dashboard import Dashboard
-from modelmux.addons.internals import CLIENT_GONE
+from modelmux.credentials import state_file as pool_state
 from modelmux.addons.settings import Settings
-from modelmux.config import Config
-from modelmux.cooldowns import Outcome, names_a_wait, retry_after
-from modelmux.file_problems import FileProblem, reason
-from modelmux.meter import tokens_of_json
-from modelmux.paths import adopt_beside
-from modelmux.pools import Lease, Pools, Usage, Verdict
-from modelmux.refusals import AllBusy, Refusal
+from modelmux.config.types import Config
+from modelmux.credentials.cooldowns import Outcome
+from modelmux.config.file_problems import FileProblem, reason
+from modelmux.config.paths import adopt_beside
+from modelmux.credentials.pools import Lease, Pools, Usage, Verdict
+from modelmux.credentials.refusals import AllBusy, Refusal
 
 logger = logging.getLogger(__name__)
 
@@ -44,16 +39,13 @@ logger = logging.getLogger(__name__)
 # save a second of a busy gateway, a save is ~0.1 ms on the event loop (the dump of 5
 # credentials; 0.3 ms of 50) and ~0.5 ms of fsync in a thread: docs/credentials.md.
 SAVE_INTERVAL = 1.0
-ERROR_BODY_LIMIT = 64 * 1024  # of an upstream's error body read for retry hints
 
 
 class Credentials:
-    def __init__(self, settings: Settings, dashboard: Dashboard) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.dashboard = dashboard  # its meters count a stream's tokens
         self.pools: Pools | None = None
         self.state_path: Path | None = None  # the state file, once routes.yaml is loaded
-        self._leases: dict[str, Lease] = {}  # flow id → lease, for flows mitmproxy sends itself
         self._released: dict[str, asyncio.Event] = defaultdict(asyncio.Event)  # provider → wakes waiters
         self._dirty = False
         self._saver: asyncio.Task | None = None
@@ -191,49 +183,6 @@ class Credentials:
             self._urgent.set()  # a cooldown must survive a crash soon after it
         return verdict
 
-    def hold(self, flow: http.HTTPFlow, lease: Lease) -> None:
-        """`flow` is sent by mitmproxy with `lease`: recorded when its answer is in."""
-        self._leases[flow.id] = lease
-
-    def release(self, flow: http.HTTPFlow) -> None:
-        """`flow` was answered without asking the upstream after all."""
-        if lease := self._leases.pop(flow.id, None):
-            lease.release()
-
-    # -- flows mitmproxy sends itself --------------------------------------------------
-
-    def response(self, flow: http.HTTPFlow) -> None:
-        lease = self._leases.pop(flow.id, None)
-        response = flow.response
-        if lease is None or response is None:
-            return
-        if flow.metadata["modelmux"].get("local"):  # answered here after all (Guard): the upstream never saw it
-            lease.release()
-            return
-        meter = self.dashboard.meter_of(flow)
-        tokens = meter.tokens() if meter else None
-        body = None
-        if response.status_code >= 400:
-            body = (response.get_text(strict=False) or "")[:ERROR_BODY_LIMIT]
-        elif not response.stream:
-            tokens = tokens_of_json(response.content or b"")
-        usage = tokens.for_pool() if tokens else None
-        verdict = self.record(lease, response.status_code, response.headers, body, usage)
-        _attempt(flow, lease, response.status_code)
-        if verdict.cooldown is not None and verdict.cooldown.firm and not names_a_wait(response.headers):
-            # The upstream named no wait, but the pool knows when this credential is back. A
-            # soft cooldown names no such time: the next request is sent at once.
-            response.headers["retry-after"] = str(retry_after(verdict.cooldown.until, time.time()))
-
-    def error(self, flow: http.HTTPFlow) -> None:
-        lease = self._leases.pop(flow.id, None)
-        if lease is None:
-            return
-        msg = flow.error.msg if flow.error else ""
-        outcome: Outcome = "cancelled" if msg == CLIENT_GONE else flow.metadata["modelmux"].get("failure", "reset")
-        self.record(lease, outcome)
-        _attempt(flow, lease, outcome)
-
     # -- the reset command (also behind LocalAPI's POST /modelmux/credentials/reset) ------
 
     @command.command("modelmux.credentials.reset")
@@ -255,16 +204,3 @@ class Credentials:
         logger.info("credential cooldowns reset: %s/%s", provider, label or "*")
         self.save()
 
-
-def _attempt(flow: http.HTTPFlow, lease: Lease, outcome: Outcome) -> None:
-    """The one attempt of a flow mitmproxy sent, in the relay's format (failover.py)."""
-    request = flow.request
-    flow.metadata["modelmux"]["attempts"] = [{
-        "provider": lease.provider,
-        "credential": lease.credential.label,
-        "model": lease.model,
-        "upstream": f"{request.scheme}://{request.host}:{request.port}{request.path.partition('?')[0]}",
-        "status": flow.response.status_code if flow.response else None,
-        "outcome": outcome,
-        "ms": round((time.time() - request.timestamp_start) * 1000, 1),
-    }]

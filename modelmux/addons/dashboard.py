@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 from mitmproxy import contentviews
@@ -21,8 +22,10 @@ from mitmproxy import http
 from modelmux.addons.answers import as_kept, request_path
 from modelmux.addons.contentview import ModelmuxContentview
 from modelmux.addons.internals import CLIENT_GONE, flows_kept
+from modelmux.addons.notes import find_notes
+from modelmux.addons.streams import StreamCallable
 from modelmux.errors import ERROR_TYPES
-from modelmux.meter import Meter, Tokens, tokens_of_json
+from modelmux.translate.meter import Meter, Tokens, tokens_of_json
 
 ERROR_SCAN_LIMIT = 64 * 1024  # an error body longer than this is not read for its type
 
@@ -31,13 +34,14 @@ class Dashboard:
     def __init__(self) -> None:
         self._meters: dict[str, Meter] = {}
         self._raw: dict[str, list[bytes]] = {}  # flow id → the upstream's chunks
+        self._counted: dict[str, Tokens | None] = {}  # flow id → its whole answer's tokens, read once
 
     def load(self, loader) -> None:
         contentviews.add(ModelmuxContentview())
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         """Runs after every addon that sets or wraps a stream: it sees what the client gets."""
-        notes = flow.metadata.get("modelmux")
+        notes = find_notes(flow)
         response = flow.response
         if not notes or "provider" not in notes or notes.get("local") or response is None or not response.stream:
             return
@@ -47,28 +51,18 @@ class Dashboard:
         raw: list[bytes] | None = None
         if keep and callable(inner) and getattr(inner, "changes", True):  # the upstream's bytes are worth keeping too
             raw = self._raw[flow.id] = []
-        feed = meter.feed
-
-        def stream(chunk: bytes) -> bytes | list[bytes]:
-            if raw is not None:
-                raw.append(chunk)
-            if not callable(inner):
-                feed(chunk)
-                return chunk
-            out = inner(chunk)
-            if isinstance(out, bytes):
-                feed(out)
-                return out
-            out = list(out)
-            for piece in out:
-                feed(piece)
-            return out
-
-        response.stream = stream
+        response.stream = _metered(inner, meter.feed, raw)
 
     def meter_of(self, flow: http.HTTPFlow) -> Meter | None:
         """The meter of a streamed flow, complete once its `response` hook runs."""
         return self._meters.get(flow.id)
+
+    def tokens_of(self, flow: http.HTTPFlow) -> Tokens | None:
+        """The tokens of a flow's whole answer as it is now, read once for its credential's
+        pool (Direct) and the flow's summary: each read parses the answer."""
+        if flow.id not in self._counted:
+            self._counted[flow.id] = tokens_of_json(flow.response.content or b"") if flow.response else None
+        return self._counted[flow.id]
 
     def response(self, flow: http.HTTPFlow) -> None:
         self._finish(flow)
@@ -79,17 +73,44 @@ class Dashboard:
     def _finish(self, flow: http.HTTPFlow) -> None:
         meter = self._meters.pop(flow.id, None)
         raw = self._raw.pop(flow.id, None)
-        notes = flow.metadata.get("modelmux")
+        counted = self._counted.pop(flow.id, None)
+        notes = find_notes(flow)
         if notes is None or "summary" in notes:
             return
         if flows_kept():
             _keep(flow, notes, meter, raw)
-        summary = notes["summary"] = summarize(flow, notes, meter)
+        summary = notes["summary"] = summarize(flow, notes, meter, counted)
         _show(flow, notes, summary)
 
 
-def summarize(flow: http.HTTPFlow, notes: dict[str, Any], meter: Meter | None) -> dict[str, Any]:
-    """The flow's summary (plain JSON, kept in its metadata): see dashboard's module doc."""
+def _metered(inner: StreamCallable | bool, feed: Callable[[bytes], None], raw: list[bytes] | None) -> StreamCallable:
+    """`inner` with what it gives fed to the meter. It runs on every chunk of every stream,
+    so the closure is picked for the case at hand instead of checking it each time."""
+    if not callable(inner):  # True: the bytes as they come (raw is kept only for a callable)
+        def passed(chunk: bytes) -> bytes:
+            feed(chunk)
+            return chunk
+        return passed
+
+    def stream(chunk: bytes) -> bytes | list[bytes]:
+        if raw is not None:
+            raw.append(chunk)
+        out = inner(chunk)
+        if isinstance(out, bytes):
+            feed(out)
+            return out
+        if out.__class__ is not list:
+            out = list(out)
+        for piece in out:
+            feed(piece)
+        return out
+    return stream
+
+
+def summarize(flow: http.HTTPFlow, notes: dict[str, Any], meter: Meter | None,
+              counted: Tokens | None = None) -> dict[str, Any]:
+    """The flow's summary (plain JSON, kept in its metadata): see dashboard's module doc.
+    `counted`: the whole answer's tokens, when they were read already (tokens_of)."""
     request, response = flow.request, flow.response
     started = request.timestamp_start
     ended = (response.timestamp_end if response else None) or time.time()
@@ -97,7 +118,7 @@ def summarize(flow: http.HTTPFlow, notes: dict[str, Any], meter: Meter | None) -
     status = response.status_code if response else notes.get("status", 0)
     tokens = meter.tokens() if meter else None
     if tokens is None and response is not None and status < 400 and kind == "routed":
-        tokens = tokens_of_json(response.content or b"")
+        tokens = counted or tokens_of_json(response.content or b"")
     error_type = _error_type(flow, status, meter)
     if meter is not None:
         ttft = round((meter.first_content - started) * 1000, 1) if meter.first_content else None

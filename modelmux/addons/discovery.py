@@ -20,10 +20,11 @@ import httpx
 from mitmproxy import ctx
 from mitmproxy.utils import asyncio_utils
 
-from modelmux import model_facts, model_lists
 from modelmux.addons.settings import Settings
-from modelmux.config import Config, Credential, ModelFacts, Provider
+from modelmux.config import model_facts
+from modelmux.config.types import Config, Credential, ModelFacts, Provider
 from modelmux.routing import Decision
+from modelmux.translate import model_lists
 
 logger = logging.getLogger(__name__)
 

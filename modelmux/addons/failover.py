@@ -1,43 +1,43 @@
-"""Failover: the attempts of one request, run by the relay until one answers.
+"""Failover: the relay's driver of a request's attempts, sending each with httpx.
 
-Order: the route's provider with each of its credentials in turn (as the pool
-hands them out, skipping those already tried), then each fallback provider the same
-way, at most `server.max_attempts` attempts. An attempt counts as failed only while
-nothing has reached the client: a connect error, a timeout, an error status, or a
-stream that ends or reports an error before its first real event. From the first
-real event on, the answer is the client's, and a break becomes an `event: error`.
-A request the upstream rejects as faulty (400, 404, 413, ...) is not tried again.
+Which provider and credential come next, and the error when none is left, are
+decided by the request's Attempts (modelmux/attempt/__init__.py, shared with mitmproxy's own
+send path). An attempt counts as failed only while nothing has reached the client: a
+connect error, a timeout, an error status, or a stream that ends or reports an error
+before its first real event (the Pump holds it until then). From the first real
+event on, the answer is the client's, and a break becomes an `event: error`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
-from functools import partial
+from dataclasses import dataclass, field
+from functools import lru_cache, partial
 from typing import Any
 
 import httpx
 from mitmproxy import http
 
-from modelmux import effort, exchange
-from modelmux.oauth.refresher import Refresher
+from modelmux import attempt
+from modelmux.attempt import exchange
+from modelmux.translate import effort
 from modelmux.addons.credentials import Credentials
 from modelmux.addons.internals import flows_kept
+from modelmux.addons.notes import notes_of
 from modelmux.addons.pump import Pump, answer_record, passed_headers
-from modelmux.config import Credential
-from modelmux.cooldowns import RETRY_HEADERS, Outcome, classify, names_a_wait, retry_after
-from modelmux.secrets import client_credentials, label_of, scrub, shown_headers
-from modelmux.errors import GatewayError, upstream_error
+from modelmux.attempt import Attempts, GiveUp, Pick, Send
+from modelmux.config.types import Credential
+from modelmux.credentials.cooldowns import TransportFailure
+from modelmux.errors import GatewayError
 from modelmux.headers import client_credential
-from modelmux.meter import tokens_of_json
-from modelmux.outcomes import Failure, Outcomes, message_of, summary
-from modelmux.pools import Lease
-from modelmux.refusals import Refusal
+from modelmux.translate.meter import tokens_of_json
+from modelmux.oauth.refresher import Refresher
+from modelmux.attempt.outcomes import Failure
+from modelmux.credentials.pools import Lease
 from modelmux.routing import Decision
+from modelmux.secrets import label_of, scrub, shown_headers
 
 logger = logging.getLogger(__name__)
 # httpx logs every request's URL at INFO, query included, where a provider may keep a key;
@@ -47,6 +47,8 @@ logging.getLogger("httpx").setLevel(logging.WARNING)
 logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 ERROR_BODY_LIMIT = 64 * 1024
+# An upstream's URL parsed once, not for every request (about 20 µs); httpx's URL is immutable.
+_url = lru_cache(maxsize=256)(httpx.URL)
 # Silence after which a started answer counts as dead: Claude Code's own request
 # timeout, so modelmux never gives up on an upstream before the client would.
 STALL_TIMEOUT = 600.0
@@ -67,6 +69,8 @@ class Plan:
     lookup: dict[str, str]  # the same by lowercase name
     session: str | None
     max_attempts: int
+    model_at: tuple[int, int] | None = None  # where `raw` has the model's value (validation.parse_placed)
+    clients: list[Credential] = field(default_factory=list)  # the client's tokens (vault.client_credentials)
 
     @property
     def stream(self) -> bool:
@@ -75,7 +79,7 @@ class Plan:
     def secrets(self, candidate: Decision) -> list[Credential]:
         """What an attempt at `candidate` may be answered with and never shows: its
         provider's secrets (first: a client may send one of them too), the client's tokens."""
-        return [*candidate.provider.secrets, *client_credentials(self.lookup)]
+        return [*candidate.provider.secrets, *self.clients]
 
 
 class Failover:
@@ -96,13 +100,28 @@ class Failover:
             await self.client.aclose()
 
     async def run(self, plan: Plan, out) -> None:  # out: relay.Responder
+        """Drives the request's Attempts (modelmux/attempt/__init__.py): leases what it picks,
+        sends what it sends, waits its pauses, and answers its error when nothing is left."""
         started = time.monotonic()
-        notes = plan.flow.metadata["modelmux"]
+        notes = notes_of(plan.flow)
         notes["attempts"] = []
+        attempts = Attempts(plan.candidates, plan.max_attempts, self.credentials.admits, time.time)
         try:
-            outcomes = await self._attempts(plan, out, notes)
-            if outcomes is not None:
-                self._give_up(plan, outcomes, out, notes)
+            step = attempts.start()
+            while step is not None and not isinstance(step, GiveUp):
+                if isinstance(step, Pick):
+                    candidate = step.candidate
+                    step = attempts.picked(await self.credentials.lease(
+                        candidate.provider.name, candidate.upstream_model, plan.session, step.tried))
+                elif isinstance(step, Send):
+                    step = attempts.sent(await self._attempt(plan, step.candidate, step.lease, out, notes))
+                else:
+                    await asyncio.sleep(step.seconds)
+                    notes["rounds"] = 2
+                    step = attempts.paused()
+            if isinstance(step, GiveUp):
+                notes["error"] = step.message
+                out.whole(step.status, [("content-type", "application/json"), *step.headers.items()], step.body)
         except asyncio.CancelledError:
             notes["cancelled"] = True
             raise
@@ -114,55 +133,6 @@ class Failover:
             notes["relay_ms"] = round((time.monotonic() - started) * 1000, 1)
             _annotate(notes)
 
-    async def _attempts(self, plan: Plan, out, notes: dict) -> Outcomes | None:
-        """Runs attempts until one answers (returns None) or nothing is left: a round over
-        the route's providers, and a second one after upstream errors (Outcomes.again)."""
-        outcomes = Outcomes()
-        candidates = self._ordered(plan.candidates)
-        if await self._round(plan, candidates, out, notes, outcomes, first=True):
-            return None
-        again = outcomes.again(candidates, plan.max_attempts, self.credentials.admits, time.time())
-        if again is None:
-            return outcomes
-        chosen, pause = again
-        await asyncio.sleep(pause * random.uniform(1.0, 1.25))  # jitter: requests that failed together spread out
-        notes["rounds"] = 2
-        return None if await self._round(plan, chosen, out, notes, outcomes, first=False) else outcomes
-
-    async def _round(self, plan: Plan, candidates: list[Decision], out, notes: dict, outcomes: Outcomes,
-                     first: bool) -> bool:
-        """Each candidate in turn, each of its credentials as the pool hands them out;
-        True once one answered."""
-        for candidate in candidates:
-            provider = candidate.provider
-            tried: set[str] = set()
-            while len(outcomes.failures) < plan.max_attempts:
-                lease = None
-                if provider.credentials:
-                    picked = await self.credentials.lease(
-                        provider.name, candidate.upstream_model, plan.session, frozenset(tried)
-                    )
-                    if isinstance(picked, Refusal):
-                        # A refusal after this request tried some: only its recovery adds.
-                        (outcomes.refusals if first and not tried else outcomes.exhausted).append(picked)
-                        break
-                    lease = picked
-                failure = await self._attempt(plan, candidate, lease, out, notes)
-                if failure is None:
-                    return True
-                outcomes.failures.append(failure)
-                if failure.final:
-                    return False
-                if lease is None or not failure.try_same_provider or not self.credentials.admits(provider.name):
-                    break  # an open breaker: the host fails, and another key would wait for it too
-                tried.add(lease.credential.label)
-        return False
-
-    def _ordered(self, candidates: list[Decision]) -> list[Decision]:
-        """The route's providers in order, those whose breaker is open last: they are
-        still tried when the others fail (an open breaker never refuses by itself)."""
-        return sorted(candidates, key=lambda c: not self.credentials.admits(c.provider.name))
-
     async def _attempt(self, plan: Plan, candidate: Decision, lease: Lease | None, out, notes: dict) -> Failure | None:
         provider = candidate.provider
         trail: dict[str, Any] = {"provider": provider.name,
@@ -172,7 +142,10 @@ class Failover:
         notes["attempts"].append(trail)
         began = time.monotonic()
         try:
-            return await self._send(plan, candidate, lease, out, trail)
+            failure = await self._send(plan, candidate, lease, out, trail)
+            if failure is not None:
+                failure = self._judged(failure, lease, trail)
+            return failure
         except asyncio.CancelledError:
             if lease is not None and not lease.recorded:
                 self.credentials.record(lease, "cancelled")
@@ -183,6 +156,18 @@ class Failover:
             if lease is not None and not lease.recorded:
                 lease.release()
 
+    def _judged(self, failure: Failure, lease: Lease | None, trail: dict) -> Failure:
+        """A failed attempt, recorded in its credential's pool and its trail, and logged
+        (upstreams quote a rejected key in their error messages: scrubbed)."""
+        trail["outcome"] = failure.outcome if failure.outcome is not None else f"not sent: {failure.message}"
+        if lease is not None and failure.outcome is not None:
+            verdict = self.credentials.record(lease, failure.outcome, headers=failure.said_headers, body=failure.said)
+            failure = attempt.judged(failure, verdict)
+        if failure.outcome is not None:
+            logger.info("attempt %s for %s failed: %s", failure.describe(), failure.candidate.requested,
+                        scrub((failure.said or failure.message)[:200], failure.candidate.provider.secrets))
+        return failure
+
     async def _send(self, plan: Plan, candidate: Decision, lease: Lease | None, out, trail: dict,
                     refreshed: bool = False) -> Failure | None:
         provider = candidate.provider
@@ -190,14 +175,14 @@ class Failover:
         if credential is not None and credential.oauth is not None:
             assert self.refresher
             if (why := await self.refresher.fresh(credential)) is not None:
-                return self._failed(candidate, lease, trail, 401, f"credential '{credential.label}' needs a new login: {why}")
+                return attempt.failed(candidate, trail["credential"], 401,
+                                      f"credential '{credential.label}' needs a new login: {why}")
             sent_with = credential.oauth.token
         try:
             outgoing = exchange.prepare(candidate, plan.body, plan.raw, plan.path, plan.query, plan.lookup,
-                                        lease.credential if lease else None)
+                                        lease.credential if lease else None, plan.model_at)
         except GatewayError as e:
-            trail["outcome"] = f"not sent: {e.message}"
-            return Failure(candidate, trail["credential"], None, "request", e.message, e.status, e.body())
+            return attempt.not_sent(candidate, trail["credential"], e)
         outgoing.set["accept-encoding"] = "identity"  # streams are read here, so no gzip
         trail["upstream"] = outgoing.url.partition("?")[0]
         if outgoing.translation is not None and plan.stream:
@@ -205,7 +190,7 @@ class Failover:
         assert self.client
         headers = outgoing.headers(plan.client)
         request = self.client.build_request(
-            "POST", outgoing.url, headers=headers, content=outgoing.content,
+            "POST", _url(outgoing.url), headers=headers, content=outgoing.content,
             timeout=httpx.Timeout(STALL_TIMEOUT, connect=provider.connect_timeout),
         )
         if flows_kept():  # for the record: the Dashboard shows the last attempt's as the flow's request
@@ -228,32 +213,29 @@ class Failover:
                     trail["refreshed"] = True
                     return await self._send(plan, candidate, lease, out, trail, refreshed=True)
                 if credential.oauth.needs_login:
-                    return self._failed(candidate, lease, trail, 401,
-                                        f"credential '{credential.label}': {credential.oauth.needs_login}")
+                    return attempt.failed(candidate, trail["credential"], 401,
+                                          f"credential '{credential.label}': {credential.oauth.needs_login}")
                 # The token endpoint could not be reached: a passing failure, not a lost login.
-                return self._failed(candidate, lease, trail, 503, f"credential '{credential.label}' got a 401 "
-                                    "and its token could not be refreshed (the token endpoint did not answer)")
+                return attempt.failed(candidate, trail["credential"], 503, f"credential '{credential.label}' got a "
+                                      "401 and its token could not be refreshed (the token endpoint did not answer)")
             if response.status_code >= 400:
-                return await self._error_status(candidate, lease, trail, response, plan)
+                return await self._error_status(candidate, trail, response, plan)
             if response.headers.get("content-type", "").startswith("text/event-stream"):
                 secrets = plan.secrets(candidate)
                 return await Pump(candidate, lease, outgoing, response, out, trail, secrets,
-                                  plan.flow.metadata["modelmux"], self.credentials,
-                                  partial(self._failed, candidate, lease, trail),
+                                  notes_of(plan.flow), self.credentials,
                                   partial(self.answer_whole, lease, response, out, trail, secrets=secrets)).run()
             return await self._whole(candidate, lease, outgoing, response, out, trail, plan.secrets(candidate))
         except TimeoutError:
-            message = f"did not answer within {provider.response_timeout:g} s (response_timeout)"
-            return self._failed(candidate, lease, trail, "timeout", f"{where} {message}")
+            return attempt.failed(candidate, trail["credential"], "timeout",
+                                  attempt.not_answered(where, provider.response_timeout))
         except httpx.TransportError as e:
-            failure, message = _transport(e, provider.connect_timeout)
-            return self._failed(candidate, lease, trail, failure, f"{where} {message}")
+            return attempt.failed(candidate, trail["credential"], *_transport(e, where, provider.connect_timeout))
         finally:
             if response is not None:
                 await response.aclose()
 
-    async def _error_status(self, candidate: Decision, lease: Lease | None, trail: dict, response: httpx.Response,
-                            plan: Plan) -> Failure:
+    async def _error_status(self, candidate: Decision, trail: dict, response: httpx.Response, plan: Plan) -> Failure:
         """The client's own tokens are scrubbed from what the upstream says, and which kind
         it sent explains a passthrough 401."""
         body = b""
@@ -266,25 +248,18 @@ class Failover:
         if "sent" in trail:
             kept = answer_record(response, body, secrets)
             trail["response_headers"], trail["response_body"] = kept["headers"], kept["body"]
-        status, client_body, added = exchange.upstream_failure(candidate.provider, response.status_code,
-                                                               response.reason_phrase, text, candidate.route.source,
-                                                               client_credential(plan.lookup))
-        headers = {**response.headers, **added}
-        return self._failed(candidate, lease, trail, status, text, headers, response.reason_phrase, client_body)
+        return attempt.refused(candidate, trail["credential"], response.status_code, response.reason_phrase, text,
+                               response.headers, client_credential(plan.lookup), time.time())
 
     async def _whole(self, candidate: Decision, lease: Lease | None, outgoing: exchange.Outgoing,
                      response: httpx.Response, out, trail: dict, secrets: list[Credential]) -> Failure | None:
         raw = await response.aread()
-        try:
-            body, content_type = exchange.whole_answer(outgoing.translation, outgoing.restore, raw)
-        except ValueError:
-            message = (f"provider '{candidate.provider.name}' answered HTTP {response.status_code} "
-                       "with a body that is not JSON")
-            return self._failed(candidate, lease, trail, 502, message)
-        except GatewayError as e:  # an answer that says the upstream failed after all
-            error = exchange.failed_answer(candidate.provider.name, e, candidate.provider.secrets)
-            return self._failed(candidate, lease, trail, error.status, error.message, error.headers, body=error.body())
-        self.answer_whole(lease, response, out, trail, body, content_type, raw, secrets)
+        provider = candidate.provider
+        answer = attempt.whole(provider.name, provider.secrets, outgoing.translation, outgoing.restore,
+                               response.status_code, raw)
+        if isinstance(answer, GatewayError):
+            return attempt.failed(candidate, trail["credential"], answer.status, answer.message, answer)
+        self.answer_whole(lease, response, out, trail, *answer, raw, secrets)
         return None
 
     def answer_whole(self, lease: Lease | None, response: httpx.Response, out, trail: dict, body: bytes,
@@ -299,64 +274,16 @@ class Failover:
             tokens = tokens_of_json(body)
             self.credentials.record(lease, response.status_code, usage=tokens.for_pool() if tokens else None)
 
-    def _failed(self, candidate: Decision, lease: Lease | None, trail: dict, outcome: Outcome, text: str,
-                headers: Mapping[str, str] | None = None, reason: str | None = None,
-                body: bytes | None = None) -> Failure:
-        """Record a failed attempt. `reason` (the HTTP reason phrase) says `text` is the
-        upstream's own error, which the client gets as it came, wrapped and scrubbed (or
-        as `body`, when that is already done); otherwise `text` is modelmux's message."""
-        trail["outcome"] = outcome
-        verdict = None
-        if lease is not None:
-            verdict = self.credentials.record(lease, outcome, headers=headers, body=text)
-        kind = verdict.kind if verdict is not None else classify(outcome, text)
-        label = trail["credential"]
-        if reason is not None:
-            assert isinstance(outcome, int)
-            provider = candidate.provider
-            body = body or upstream_error(provider.name, outcome, reason, text, provider.secrets)
-            waits = {k: v for k, v in (headers or {}).items() if k.lower() in RETRY_HEADERS}
-            failure = Failure(candidate, label, outcome, kind, message_of(body), outcome, body, waits, verdict)
-        else:
-            status = (504 if outcome == "timeout" else 502) if isinstance(outcome, str) else outcome
-            body = body or GatewayError(status, text).body()
-            waits = {k: v for k, v in (headers or {}).items() if k.lower() in RETRY_HEADERS}
-            failure = Failure(candidate, label, outcome, kind, text, status, body, waits, verdict)
-        # Upstreams quote a rejected key in their error messages.
-        logger.info("attempt %s for %s failed: %s", failure.describe(), candidate.requested,
-                    scrub(text[:200], candidate.provider.secrets))
-        return failure
 
-    def _give_up(self, plan: Plan, outcomes: Outcomes, out, notes: dict) -> None:
-        """The client's error once nothing is left to try: what the upstream said when one
-        attempt was all there was (or the request was at fault), else a summary."""
-        failures, refusals = outcomes.failures, outcomes.refusals
-        last = failures[-1] if failures else None
-        if last is not None and (last.final or outcomes.single_upstream()):
-            notes["error"] = last.message
-            headers = dict(last.headers)
-            first = outcomes.earliest_recovery()
-            if not last.final and first is not None and not names_a_wait(headers):
-                headers["retry-after"] = str(retry_after(first, time.time()))  # the upstream named no wait; the pool knows one
-            out.whole(last.status, [("content-type", "application/json"), *headers.items()], last.body)
-            return
-        if not failures and len(refusals) == 1:
-            error = refusals[0].error()
-        else:
-            error = summary(plan.candidates[0].requested, outcomes, time.time())
-        notes["error"] = error.message
-        out.error(error)
-
-
-def _transport(error: httpx.TransportError, connect: float) -> tuple[Outcome, str]:
+def _transport(error: httpx.TransportError, where: str, connect: float) -> tuple[TransportFailure, str]:
     if isinstance(error, httpx.ConnectTimeout):
-        return "timeout", f"could not be connected to within {connect:g} s (connect_timeout)"
+        return "timeout", attempt.not_connected(where, connect)
     if isinstance(error, httpx.TimeoutException):
-        return "timeout", f"went silent for {STALL_TIMEOUT:g} s"
+        return "timeout", attempt.went_silent(where, STALL_TIMEOUT)
     detail = str(error) or type(error).__name__
     if isinstance(error, httpx.ConnectError):
-        return "connect", f"cannot be connected to: {detail}"
-    return "reset", f"closed the connection without a complete answer: {detail}"
+        return "connect", attempt.cannot_connect(where, detail)
+    return "reset", attempt.closed(where, detail)
 
 
 def _annotate(notes: dict) -> None:

@@ -1,5 +1,6 @@
-"""Failures: every failure a client sees is an Anthropic error, and an upstream that
-does not answer in time is a 504.
+"""Failures: every failure mitmproxy meets is an Anthropic error, and an upstream that
+does not answer in time is a 504. (An upstream's own error answer is put in
+Anthropic's words by the attempt's driver: Direct, or the relay's Failover.)
 
 mitmproxy answers upstream connect and TLS failures with its own HTML page, and its
 `error` hook cannot replace it (mitmproxy PR #7999, still open); a flow in transit
@@ -17,25 +18,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
-import time
 from collections import OrderedDict
+from collections.abc import Callable
+from functools import partial
 
 from mitmproxy import http
 from mitmproxy.connection import Connection
 from mitmproxy.net.http import http1
 from mitmproxy.proxy import server_hooks
 
-from modelmux.addons import vault
+from modelmux import attempt
 from modelmux.addons.answers import loggable_url
 from modelmux.addons.internals import CLIENT_GONE, ErrorPages, cancel_upstream, load_certificates_now, unverified
-from modelmux.addons.settings import Settings
-from modelmux.config import Credential
-from modelmux.cooldowns import TransportFailure, names_a_wait, upstream_delay
-from modelmux.errors import error_body, upstream_error
-from modelmux.exchange import upstream_failure
-from modelmux.headers import client_credential
-from modelmux.secrets import client_credentials, scrub
+from modelmux.addons.notes import find_notes, notes_of, routed_notes
+from modelmux.credentials.cooldowns import TransportFailure
+from modelmux.errors import error_body
 
 logger = logging.getLogger(__name__)
 
@@ -44,14 +41,12 @@ _TLS_WORDS = ("tls", "ssl", "certificate", "handshake")
 
 
 class Failures:
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    def __init__(self) -> None:
         # id of mitmproxy's message → (that message, the status if not mitmproxy's, the client's message)
         self._prepared: OrderedDict[int, tuple[str, int | None, str]] = OrderedDict()
         self._inflight: dict[str, http.HTTPFlow] = {}  # client connection id → flow
         self._timers: dict[str, asyncio.TimerHandle] = {}  # flow or server connection id → timer
-        self._timed_out: dict[str, str] = {}  # client connection id → what timed out
-        self._clients: dict[str, list[Credential]] = {}  # flow id → the client's own tokens, until it is answered
+        self._timed_out: dict[str, Callable[[str], str]] = {}  # client connection id → what timed out, said of `where`
         self._pages = ErrorPages()
 
     def load(self, loader) -> None:
@@ -71,15 +66,9 @@ class Failures:
     # -- timeouts -----------------------------------------------------------------
 
     def request(self, flow: http.HTTPFlow) -> None:
-        upstream = _upstream(flow)
+        upstream = routed_notes(flow)
         if flow.response or flow.error or not flow.live or not upstream or upstream.get("relay"):
             return  # the relay times each attempt itself
-        # Which of the client's own credentials went upstream (the flow holds them
-        # sealed), for the 401 of a passthrough provider that takes neither.
-        client = vault.real_headers(flow.request)
-        upstream["client_credential"] = client_credential(client)
-        if clients := client_credentials(client):
-            self._clients[flow.id] = clients  # not in the flow's metadata, which a saved flow keeps
         self._inflight[flow.client_conn.id] = flow
         self._timers[flow.id] = asyncio.get_running_loop().call_later(
             upstream["response_timeout"], self._response_timed_out, flow
@@ -89,7 +78,7 @@ class Failures:
         flow = self._inflight.get(data.client.id)
         if flow is None:
             return
-        seconds = flow.metadata["modelmux"]["connect_timeout"]
+        seconds = notes_of(flow)["connect_timeout"]
         self._timers[data.server.id] = asyncio.get_running_loop().call_later(
             seconds, self._connect_timed_out, data.client.id, data.server, seconds
         )
@@ -105,14 +94,14 @@ class Failures:
 
     def _response_timed_out(self, flow: http.HTTPFlow) -> None:
         self._timers.pop(flow.id, None)
-        seconds = flow.metadata["modelmux"]["response_timeout"]
-        self._timed_out[flow.client_conn.id] = f"did not answer within {seconds:g} s (response_timeout)"
+        seconds = notes_of(flow)["response_timeout"]
+        self._timed_out[flow.client_conn.id] = partial(attempt.not_answered, seconds=seconds)
         address = (flow.request.host, flow.request.port)
         cancel_upstream(flow.client_conn.id, lambda conn: conn.address == address)
 
     def _connect_timed_out(self, client_id: str, server: Connection, seconds: float) -> None:
         self._timers.pop(server.id, None)
-        self._timed_out[client_id] = f"could not be connected to within {seconds:g} s (connect_timeout)"
+        self._timed_out[client_id] = partial(attempt.not_connected, seconds=seconds)
         cancel_upstream(client_id, lambda conn: conn is server)
 
     def _cancel_timer(self, key: str) -> None:
@@ -128,7 +117,6 @@ class Failures:
 
     def error(self, flow: http.HTTPFlow) -> None:
         self._finish(flow)
-        self._clients.pop(flow.id, None)
         if flow.error is None:
             return
         if flow.error.msg == CLIENT_GONE:
@@ -136,11 +124,11 @@ class Failures:
             logger.info("%s %s: client disconnected", flow.request.method, loggable_url(flow))
             return
         timed_out = self._timed_out.pop(flow.client_conn.id, None)
-        if "modelmux" not in flow.metadata:  # refused by mitmproxy before any request hook ran
+        if find_notes(flow) is None:  # refused by mitmproxy before any request hook ran
             status, message = None, refused(flow)
         else:
             status, message, failure = self._describe(flow, timed_out)
-            notes = flow.metadata["modelmux"]
+            notes = notes_of(flow)
             notes["failure"] = failure  # how the credential's attempt ended, for its pool
             notes["status"] = status  # what the client gets, as mitmproxy's error page
             notes["error"] = message  # for the Dashboard's line
@@ -149,20 +137,20 @@ class Failures:
             self._prepared.popitem(last=False)
         logger.warning("%s %s: %s", flow.request.method, loggable_url(flow), message)
 
-    def _describe(self, flow: http.HTTPFlow, timed_out: str | None) -> tuple[int, str, TransportFailure]:
-        upstream = _upstream(flow)
+    def _describe(self, flow: http.HTTPFlow, timed_out: Callable[[str], str] | None) -> tuple[int, str, TransportFailure]:
+        upstream = routed_notes(flow)
         origin = f"{flow.request.scheme}://{flow.request.host}:{flow.request.port}"
         where = f"provider '{upstream['provider']}' ({origin})" if upstream else origin
         detail = flow.error.msg if flow.error else "unknown error"
         if timed_out:
-            return 504, f"{where} {timed_out}", "timeout"
+            return attempt.transport_status("timeout"), timed_out(where), "timeout"
         if flow.error and flow.error.msg == flow.error.KILLED_MESSAGE:
             return 502, f"the request to {where} was cancelled", "cancelled"
         if any(word in detail.lower() for word in _TLS_WORDS):
             return 502, f"TLS connection to {where} failed: {detail}", "connect"
         if flow.server_conn.timestamp_start is None or flow.server_conn.address != (flow.request.host, flow.request.port):
-            return 502, f"cannot connect to {where}: {detail}", "connect"
-        return 502, f"{where} closed the connection without a complete answer: {detail}", "reset"
+            return attempt.transport_status("connect"), attempt.cannot_connect(where, detail), "connect"
+        return attempt.transport_status("reset"), attempt.closed(where, detail), "reset"
 
     def _page(self, status: int, message: str) -> tuple[int, bytes]:
         """mitmproxy's status for its `message`, unless the `error` hook prepared another."""
@@ -180,39 +168,6 @@ class Failures:
     def _error_page(self, status_code: int, message: str) -> bytes:
         return self._page(status_code, message)[1]
 
-    # -- upstream answers that are errors but not Anthropic errors ----------------
-
-    def response(self, flow: http.HTTPFlow) -> None:
-        self._finish(flow)
-        clients = self._clients.pop(flow.id, [])
-        response = flow.response
-        upstream = _upstream(flow)
-        if response is None or upstream is None or response.status_code < 400 or response.stream:
-            return
-        config = self.settings.config
-        provider = config.providers.get(upstream["provider"]) if config else None
-        original = response.get_text(strict=False) or ""
-        # The provider's keys first (a client may send one of them too), then the client's
-        # own tokens, which a passthrough upstream quotes when it rejects them.
-        text = scrub(original, [*(provider.secrets if provider else ()), *clients])
-        if provider is None:  # the config was reloaded without it
-            status, body, added = response.status_code, upstream_error(upstream["provider"], response.status_code,
-                                                                       response.reason, text, ()), {}
-        else:
-            status, body, added = upstream_failure(provider, response.status_code, response.reason, text,
-                                                   upstream.get("route", "default"), upstream.get("client_credential"))
-        if body != original.encode():
-            response.status_code = status
-            response.content = body
-            response.headers["content-type"] = "application/json"
-            response.headers.update(added)
-            if not names_a_wait(response.headers) and (wait := upstream_delay({}, original, time.time())):
-                # A wait only the replaced body named (Codex's resets_in_seconds): kept as
-                # headers for the client, and for the credential's pool, which reads this
-                # answer next (Credentials).
-                response.headers["retry-after"] = str(math.ceil(wait))
-                response.headers["retry-after-ms"] = str(round(wait * 1000))
-
 
 def refused(flow: http.HTTPFlow) -> str:
     """Why mitmproxy refused a request before any addon saw it, in the client's terms; its
@@ -227,8 +182,3 @@ def refused(flow: http.HTTPFlow) -> str:
     # option to skip this security check." (mitmproxy/proxy/layers/http/__init__.py)
     return f"modelmux refused the request: {detail.partition(' Disable the validate_inbound_headers')[0]}"
 
-
-def _upstream(flow: http.HTTPFlow) -> dict | None:
-    """The Router's notes on where this flow was sent; None when it was not sent anywhere."""
-    notes = flow.metadata.get("modelmux")
-    return notes if notes and "provider" in notes and not notes.get("local") else None

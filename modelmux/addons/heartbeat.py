@@ -20,24 +20,25 @@ from dataclasses import dataclass
 from mitmproxy import ctx
 from mitmproxy import http
 
+from modelmux import attempt
 from modelmux.addons.answers import loggable_url
 from modelmux.addons.internals import CLIENT_GONE, can_write_chunks, write_chunk
-from modelmux.addons.translator import translation_of
-from modelmux.messages import PING, error_event
+from modelmux.addons.notes import notes_of, read_notes
+from modelmux.translate.messages import PING
 
 logger = logging.getLogger(__name__)
 
 @dataclass
-class Pulse:
+class Beating:
     flow: http.HTTPFlow
-    last: float  # time.monotonic() of the last bytes the client got
+    pulse: attempt.Pulse  # when the next ping is due (shared with the relay's Pump)
     ended: bool = False  # the stream's end is with mitmproxy: nothing more may be written
     timer: asyncio.TimerHandle | None = None
 
 
 class Heartbeat:
     def __init__(self) -> None:
-        self._pulses: dict[str, Pulse] = {}
+        self._pulses: dict[str, Beating] = {}
 
     def load(self, loader) -> None:
         loader.add_option(
@@ -50,9 +51,10 @@ class Heartbeat:
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         """Runs after the Translator, and wraps the stream callable it set."""
         response = flow.response
-        if translation_of(flow) is None or response is None or not callable(response.stream) or not can_write_chunks(flow):
+        notes = read_notes(flow)
+        if "translation" not in notes or response is None or not callable(response.stream) or not can_write_chunks(flow):
             return
-        pulse = Pulse(flow, time.monotonic())
+        pulse = Beating(flow, attempt.Pulse(ctx.options.modelmux_ping_interval, time.monotonic()))
         inner = response.stream
         transform = getattr(inner, "transform", None)
 
@@ -62,7 +64,7 @@ class Heartbeat:
             if not chunk or getattr(transform, "error", None) is not None:
                 pulse.ended = True
             if out:
-                pulse.last = time.monotonic()
+                pulse.pulse.heard(time.monotonic())
             return out
 
         response.stream = stream
@@ -77,9 +79,8 @@ class Heartbeat:
         if pulse is None or pulse.ended or flow.error is None or flow.error.msg == CLIENT_GONE:
             return
         pulse.ended = True
-        provider = flow.metadata["modelmux"].get("provider")
-        message = f"provider '{provider}' broke off its answer mid-stream: {flow.error.msg}"
-        if write_chunk(flow, error_event("api_error", message), last=True):
+        message, event = attempt.broke_off(notes_of(flow).get("provider", "?"), flow.error.msg)
+        if write_chunk(flow, event, last=True):
             logger.warning("%s: %s", loggable_url(flow), message)
 
     def done(self) -> None:
@@ -87,20 +88,18 @@ class Heartbeat:
             if pulse.timer:
                 pulse.timer.cancel()
 
-    def _schedule(self, pulse: Pulse) -> None:
-        interval = ctx.options.modelmux_ping_interval
-        if interval > 0:
-            delay = max(0.0, pulse.last + interval - time.monotonic())
-            pulse.timer = asyncio.get_running_loop().call_later(delay, self._beat, pulse)
+    def _schedule(self, beating: Beating) -> None:
+        if (wait := beating.pulse.wait(time.monotonic())) is not None:
+            beating.timer = asyncio.get_running_loop().call_later(wait, self._beat, beating)
 
-    def _beat(self, pulse: Pulse) -> None:
-        if pulse.ended or pulse.flow.id not in self._pulses:
+    def _beat(self, beating: Beating) -> None:
+        if beating.ended or beating.flow.id not in self._pulses:
             return
-        if time.monotonic() - pulse.last >= ctx.options.modelmux_ping_interval and write_chunk(pulse.flow, PING):
-            pulse.last = time.monotonic()
-        self._schedule(pulse)
+        if beating.pulse.beat(time.monotonic()):
+            write_chunk(beating.flow, PING)
+        self._schedule(beating)
 
-    def _forget(self, flow: http.HTTPFlow) -> Pulse | None:
+    def _forget(self, flow: http.HTTPFlow) -> Beating | None:
         pulse = self._pulses.pop(flow.id, None)
         if pulse and pulse.timer:
             pulse.timer.cancel()

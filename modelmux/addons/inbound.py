@@ -40,7 +40,7 @@ class InboundAuth:
         expected = self.settings.config.server.api_key
         if expected is None or request_path(flow) in OPEN_PATHS:
             return
-        if presents(vault.real_headers(flow.request), expected):  # the flow holds them sealed
+        if presents(vault.client_tokens(flow.request), expected):  # the flow holds them sealed
             # A client may send it twice (x-modelmux-key beside a copy in x-api-key):
             # any header holding it would take it to a passthrough upstream.
             holding = {name for name, value in vault.real_fields(flow.request) if expected.encode() in value}

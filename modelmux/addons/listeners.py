@@ -8,7 +8,7 @@ from mitmproxy import ctx
 from mitmproxy.proxy import mode_specs
 
 from modelmux.addons.settings import Settings
-from modelmux.config import Config
+from modelmux.config.types import Config
 
 logger = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from modelmux.addons.credentials import Credentials
 from modelmux.addons.inbound import presents
 from modelmux.addons.settings import Settings
 from modelmux.addons.usage import Usage
+from modelmux.credentials.snapshot import snapshot
 from modelmux.errors import GatewayError
-from modelmux.pool_snapshot import snapshot
 
 MODELS_PREFIX = "/v1/models/"
 CREDENTIALS_PATH = "/modelmux/credentials"
@@ -87,7 +87,7 @@ class LocalAPI:
         """Whether /healthz shows its whole document: without a gateway key, to anyone."""
         assert self.settings.config
         key = self.settings.config.server.api_key
-        return key is None or presents(vault.real_headers(flow.request), key)
+        return key is None or presents(vault.client_tokens(flow.request), key)
 
     def health(self) -> dict:
         settings = self.settings

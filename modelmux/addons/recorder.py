@@ -22,16 +22,15 @@ from mitmproxy import io
 from modelmux.addons import vault
 from modelmux.addons.answers import request_path
 from modelmux.addons.internals import forget_backup
+from modelmux.addons.notes import find_notes, notes_of
 from modelmux.addons.settings import Settings
-from modelmux.config import Credential
+from modelmux.config.types import Credential
 from modelmux.headers import every_token
-from modelmux.scrubbing import Scrubber
+from modelmux.replay.recordings import RECORD_VERSION
+from modelmux.replay.scrubbing import Scrubber
 
 logger = logging.getLogger(__name__)
 
-# Version of what metadata["modelmux"]["record"] and the captured fields hold; a replay
-# refuses records it does not understand instead of misreading them.
-RECORD_VERSION = 1
 # Management and health checks are not part of a session (`modelmux status` polls them).
 UNRECORDED_PREFIXES = ("/healthz", "/modelmux/")
 MAX_CLIENT_TOKENS = 64  # a session has one or two; a bound keeps a long one small
@@ -78,7 +77,7 @@ class Recorder:
         scrubbed from every later record, wherever an upstream echoes it."""
         if self._writer is None:
             return
-        headers = vault.real_headers(flow.request)  # the flow holds them sealed
+        headers = vault.client_tokens(flow.request)  # the flow holds them sealed
         for token in every_token(headers):
             if token not in self._client_tokens and len(self._client_tokens) < MAX_CLIENT_TOKENS:
                 self._client_tokens[token] = None
@@ -92,13 +91,13 @@ class Recorder:
     def _record(self, flow: http.HTTPFlow) -> None:
         if self._writer is None or self._file is None:
             return
-        notes = flow.metadata.get("modelmux")
+        notes = find_notes(flow)
         if not notes or "summary" not in notes or request_path(flow).startswith(UNRECORDED_PREFIXES):
             return
         scrubber = self.scrubber()
         record = scrubbed(flow, scrubber)
         config = self.settings.config
-        record.metadata["modelmux"]["record"] = {
+        notes_of(record)["record"] = {
             "version": RECORD_VERSION,
             "routes": scrubber.text(config.source) if config else "",
         }

@@ -13,9 +13,10 @@ from mitmproxy import http
 
 from modelmux.addons import vault
 from modelmux.addons.internals import flows_kept
+from modelmux.addons.notes import find_notes, notes_of
 from modelmux.addons.settings import Settings
-from modelmux.config import Config, Credential
-from modelmux.secrets import client_credentials, configured, scrub, scrub_bytes
+from modelmux.config.types import Config, Credential
+from modelmux.secrets import configured, scrub, scrub_bytes
 
 KEPT_BODIES = ("client_request", "upstream_response")  # the Dashboard's copies in the flow's notes
 
@@ -33,7 +34,7 @@ class Redactor:
     def request(self, flow: http.HTTPFlow) -> None:
         """The client's tokens that stay in the request (passthrough, or to the relay's
         plan): an upstream may echo them."""
-        if clients := client_credentials(vault.real_headers(flow.request)):
+        if clients := vault.client_credentials(flow.request):
             self._clients[flow.id] = clients
 
     def response(self, flow: http.HTTPFlow) -> None:
@@ -49,7 +50,7 @@ class Redactor:
         if (path := scrub(request.path, self.secrets)) != request.path:
             request.path = path
         clients = self._clients.pop(flow.id, [])
-        if flows_kept() and "modelmux" in flow.metadata:
+        if flows_kept() and find_notes(flow) is not None:
             self._everything(flow, [*self.secrets, *clients])
 
     def _everything(self, flow: http.HTTPFlow, secrets: list[Credential]) -> None:
@@ -63,7 +64,7 @@ class Redactor:
             if message.raw_content and (clean_body := scrub_bytes(message.content or b"", secrets)) != message.content:
                 message.content = clean_body
         flow.comment = scrub(flow.comment, secrets)
-        notes = flow.metadata["modelmux"]
+        notes = notes_of(flow)
         for key in KEPT_BODIES:
             if isinstance(notes.get(key), dict):
                 notes[key] = _scrubbed(notes[key], secrets)

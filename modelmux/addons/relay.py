@@ -26,6 +26,7 @@ from mitmproxy import http
 
 from modelmux.addons import vault
 from modelmux.addons.failover import Failover, Plan
+from modelmux.addons.urls import point
 from modelmux.errors import GatewayError
 
 logger = logging.getLogger(__name__)
@@ -43,10 +44,13 @@ class Responder:
         self.started = False
 
     def head(self, status: int, headers: Iterable[tuple[str, str]], length: int | None = None) -> None:
+        self.writer.write(self._head(status, headers, length))
+
+    def _head(self, status: int, headers: Iterable[tuple[str, str]], length: int | None) -> bytes:
         self.started = True
         framing = f"content-length: {length}" if length is not None else "transfer-encoding: chunked"
         lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}", *(f"{n}: {v}" for n, v in headers), framing]
-        self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace"))
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
 
     def chunk(self, data: bytes) -> None:
         if data:
@@ -56,14 +60,18 @@ class Responder:
         self.writer.write(b"0\r\n\r\n")
 
     def whole(self, status: int, headers: Iterable[tuple[str, str]], body: bytes) -> None:
-        self.head(status, headers, len(body))
-        self.writer.write(body)
+        self.writer.write(self._head(status, headers, len(body)) + body)  # one write: one segment when it fits
 
     def error(self, error: GatewayError) -> None:
         self.whole(error.status, [("content-type", "application/json"), *error.headers.items()], error.body())
 
     async def drain(self) -> None:
-        await self.writer.drain()
+        """Waits while mitmproxy reads slower than the answer comes (the write buffer past
+        its high-water mark), and raises once the connection is gone; else returns without
+        awaiting drain(), which runs for every chunk of a stream."""
+        transport = self.writer.transport
+        if transport.is_closing() or transport.get_write_buffer_size() > transport.get_write_buffer_limits()[1]:
+            await self.writer.drain()
 
     @property
     def gone(self) -> bool:
@@ -117,11 +125,19 @@ class Relay:
         self._plans[token] = plan
         self._tokens[flow.id] = token
         request = flow.request
-        request.url = f"http://127.0.0.1:{self.port}{request.path}"
+        point(request, f"http://127.0.0.1:{self.port}{request.path}")
         request.headers[PLAN_HEADER] = token
         request.headers.pop("transfer-encoding", None)
         request.headers["content-length"] = str(len(request.raw_content or b""))
         vault.keep_off_wire(request)  # the plan holds the real credentials
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        """The relay's stream is the client's as it comes: it is whole events already,
+        translated, with pings."""
+        response = flow.response
+        if flow.id in self._tokens and response is not None and response.status_code < 400 and \
+                response.headers.get("content-type", "").startswith("text/event-stream"):
+            response.stream = True
 
     def response(self, flow: http.HTTPFlow) -> None:
         self._forget(flow)
@@ -134,6 +150,11 @@ class Relay:
             self._plans.pop(token, None)  # still there if the relay never got the request
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # asyncio turns Nagle's algorithm off only for sockets that say they are TCP, and
+        # socket.create_server's say protocol 0: with it on, a response's body waited for
+        # mitmproxy's delayed ACK of its head, 40 ms on Linux.
+        if (sock := writer.get_extra_info("socket")) is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             while await self._exchange(reader, writer):
                 pass

@@ -25,15 +25,18 @@ from pathlib import Path
 import httpx
 from mitmproxy import http
 
-from modelmux import config, config_text, procs
-from modelmux.addons import playback, recordings
+from modelmux.addons import playback
+from modelmux.addons.notes import read_notes
 from modelmux.addons.playback import CONTROL_PATH
-from modelmux.addons.recordings import REPLAY_TARGET, Recording, as_text
-from modelmux.config import Config
+from modelmux.cli import procs
+from modelmux.cli.launcher import LaunchError, find_program, gateway_command
+from modelmux.config import loader
+from modelmux.config.types import Config
 from modelmux.headers import CLIENT_AUTH_HEADERS, KEY_HEADER, PROFILE_HEADER
-from modelmux.launcher import LaunchError, find_program, gateway_command
-from modelmux.replay import REPLAY_HEADER, Answer, Side, differences
-from modelmux.scrubbing import KEY_PARAMS
+from modelmux.replay import config_text, recordings
+from modelmux.replay.compare import REPLAY_HEADER, Answer, Side, differences
+from modelmux.replay.recordings import REPLAY_TARGET, Recording, as_text
+from modelmux.replay.scrubbing import KEY_PARAMS
 
 START_TIMEOUT = 30.0
 RECORD_WAIT = 10.0
@@ -60,7 +63,7 @@ def names(path: Path, flows: list[http.HTTPFlow]) -> list[str]:
     """A readable, stable name per flow: file name, position, method, path and model."""
     named = []
     for number, flow in enumerate(flows, 1):
-        notes = flow.metadata.get("modelmux") or {}
+        notes = read_notes(flow)
         client = notes.get("client_request") or {}
         client_path = (client.get("path") or flow.request.path).partition("?")[0]
         model = (notes.get("summary") or {}).get("requested_model")
@@ -136,7 +139,7 @@ class Replayer:
             return results
         try:
             answers, now = self._replay([result.recording for result in replayable])
-        except (LaunchError, config.ConfigError, ValueError, httpx.HTTPError) as e:
+        except (LaunchError, loader.ConfigError, ValueError, httpx.HTTPError) as e:
             for result in replayable:
                 result.skipped = f"could not replay: {e}"
             return results
@@ -215,8 +218,8 @@ class ReplayGateway:
     def __init__(self, routes_text: str, work: Path, upstream: str) -> None:
         routes = work / "routes.yaml"
         routes.write_text(config_text.without_ports(routes_text))
-        self.dummies = {name: f"modelmux-replay-{name}" for name in config.variables(routes.read_text())}
-        self.config = config.load(routes, self.dummies)
+        self.dummies = {name: f"modelmux-replay-{name}" for name in loader.variables(routes.read_text())}
+        self.config = loader.load(routes, self.dummies)
         self.reusable = _order_free(self.config)
         self.record = work / "now.mitm"
         self.port = _free_port()
@@ -316,7 +319,7 @@ def _matched(flows: list[http.HTTPFlow], numbers: range) -> list[http.HTTPFlow |
     found: dict[int, http.HTTPFlow] = {}
     unnumbered = []
     for flow in flows:
-        captured = (flow.metadata.get("modelmux") or {}).get("client_request") or {}
+        captured = read_notes(flow).get("client_request") or {}
         headers = captured.get("headers") or flow.request.headers.fields
         number = next((int(as_text(v)) for n, v in headers
                        if as_text(n).lower() == REPLAY_HEADER and as_text(v).isdigit()), None)

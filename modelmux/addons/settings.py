@@ -14,10 +14,11 @@ from mitmproxy import exceptions
 from mitmproxy import http
 from mitmproxy.utils import asyncio_utils
 
-from modelmux import config, config_text
-from modelmux.config import Config, Profile
+from modelmux.config import loader as config
+from modelmux.config.types import Config, Profile
 from modelmux.errors import GatewayError
 from modelmux.headers import PROFILE_HEADER
+from modelmux.replay import config_text
 
 logger = logging.getLogger(__name__)
 

@@ -24,17 +24,18 @@ from mitmproxy import exceptions
 from mitmproxy import http
 from mitmproxy.utils import asyncio_utils
 
+from modelmux.addons.notes import find_notes
 from modelmux import usage
 from modelmux.addons.settings import Settings
-from modelmux.file_problems import FileProblem, plural, reason
-from modelmux.paths import adopt_beside
+from modelmux.config.file_problems import FileProblem, plural, reason
+from modelmux.config.paths import adopt_beside
 from modelmux.usage import Record, Tally, UsageFile
 
 logger = logging.getLogger(__name__)
 
 WRITE_INTERVAL = 1.0  # seconds between appends of the queued records: what a kill -9 can lose (docs/usage.md)
 QUEUE_LIMIT = 10_000  # records waiting for the writer; past this the oldest are dropped
-COUNTED = "usage_counted"  # flow.metadata["modelmux"] flag: a flow ends in response or error, rarely both
+COUNTED = "usage_counted"  # a notes flag: a flow ends in response or error, rarely both
 
 
 class Usage:
@@ -42,7 +43,7 @@ class Usage:
         self.settings = settings
         self.tally = Tally()
         self.file: UsageFile | None = None
-        self._queue: list[str] = []
+        self._queue: list[Record] = []  # written as lines by the writer, in its thread (25 µs each under load)
         self._writer: asyncio.Task | None = None
         self._read_problem: FileProblem | None = None  # what reading the file at start skipped
         self._unwritten = 0  # records that never reached the file
@@ -110,7 +111,7 @@ class Usage:
 
     def _count(self, flow: http.HTTPFlow) -> None:
         """Runs after the Dashboard's hook, which has completed the summary."""
-        meta = flow.metadata.get("modelmux")
+        meta = find_notes(flow)
         summary = meta.get("summary") if isinstance(meta, dict) else None
         if not isinstance(summary, dict) or summary.get("kind") != "routed" or meta.get(COUNTED):
             return
@@ -123,7 +124,7 @@ class Usage:
         self.tally.add(record)
         if self.file is None:
             return
-        self._queue.append(record.line())
+        self._queue.append(record)
         if len(self._queue) > QUEUE_LIMIT:  # the disk stalls: memory must not grow without bound
             self._lost(self.file, len(self._queue) - QUEUE_LIMIT, f"the writer fell {QUEUE_LIMIT:,} records behind")
             del self._queue[: len(self._queue) - QUEUE_LIMIT]
@@ -143,20 +144,20 @@ class Usage:
         while True:
             await asyncio.sleep(WRITE_INTERVAL)
             if self._queue and self.file:
-                lines, self._queue = self._queue, []
-                await asyncio.to_thread(self._append, self.file, lines)
+                records, self._queue = self._queue, []
+                await asyncio.to_thread(self._append, self.file, records)
 
     def flush(self) -> None:
         """Append what is queued now (at exit, before the file changes)."""
-        lines, self._queue = self._queue, []
-        if lines and self.file:
-            self._append(self.file, lines)
+        records, self._queue = self._queue, []
+        if records and self.file:
+            self._append(self.file, records)
 
-    def _append(self, file: UsageFile, lines: list[str]) -> None:
+    def _append(self, file: UsageFile, records: list[Record]) -> None:
         try:
-            file.append(lines)
+            file.append([record.line() for record in records])
         except OSError as e:
-            self._lost(file, len(lines), reason(e))
+            self._lost(file, len(records), reason(e))
 
     def _lost(self, file: UsageFile, count: int, why: str) -> None:
         """`count` records will never reach `file`: said once in the log (a read-only

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from modelmux import config, config_edit
+from modelmux.config import edit, loader
 from modelmux.oauth.kinds import Kind
 from modelmux.oauth.tokens import Token
 
@@ -32,7 +32,7 @@ class Enrollment:
     @classmethod
     def plan(cls, kind: Kind, label: str, token_path: Path, path: Path | None, provider_name: str | None) -> Enrollment:
         """Raises EnrollError when --provider (`provider_name`) cannot take the credential."""
-        entry = config_edit.oauth_entry(label, written_path(token_path, path))
+        entry = edit.oauth_entry(label, written_path(token_path, path))
         plan = cls(kind, label, path, entry)
         if path is None or not path.is_file():
             if provider_name:
@@ -40,8 +40,8 @@ class Enrollment:
             return plan.printing(f"no routes.yaml of yours was found (--config PATH); under a provider with "
                                  f"protocol: {kind.protocol} add")  # fmt: skip
         try:
-            cfg = config.load(path)
-        except config.ConfigError as e:
+            cfg = loader.load(path)
+        except loader.ConfigError as e:
             if provider_name:
                 raise EnrollError(f"--provider {provider_name}: {path} does not load; fix it first:\n{e}") from e
             return plan.printing(f"{path} does not load as it is; under a provider with protocol: {kind.protocol} add")
@@ -85,8 +85,8 @@ class Enrollment:
             self.print_lines(out, say, self.why_print)
         else:
             try:
-                config_edit.add_credential(self.config_path, self.provider, self.entry)
-            except (config_edit.EditError, OSError) as e:
+                edit.add_credential(self.config_path, self.provider, self.entry)
+            except (edit.EditError, OSError) as e:
                 self.print_lines(out, say, f"could not add it to {self.config_path} ({e}); under provider "
                                            f"{self.provider} add")  # fmt: skip
                 return

@@ -27,8 +27,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from modelmux.cooldowns import span
-from modelmux.launcher import bundled_config, find_config
+from modelmux.cli.launcher import bundled_config, find_config
+from modelmux.credentials.cooldowns import span
 from modelmux.oauth import code_assist, flow, tokens
 from modelmux.oauth.enroll import EnrollError, Enrollment
 from modelmux.oauth.flow import Callback, FlowError
@@ -67,7 +67,7 @@ class Login:
 
 
 def command(args: argparse.Namespace, _: list[str]) -> int:
-    """`modelmux login`, from its parsed arguments (cli.py); 1 and one message on failure."""
+    """`modelmux login`, from its parsed arguments (cli/main.py); 1 and one message on failure."""
     try:
         login = Login(
             kind=kind_named(args.kind),

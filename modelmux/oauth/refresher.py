@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from modelmux.config import Credential
+from modelmux.config.types import Credential
 from modelmux.oauth import refresh
 from modelmux.oauth.kinds import KINDS
 from modelmux.oauth.refresh import RefreshFailed

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from modelmux.paths import config_dir
+from modelmux.config.paths import config_dir
 
 FORMAT = 1
 # Fields that are secrets: never logged, shown or recorded.
