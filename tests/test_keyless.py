@@ -6,12 +6,13 @@ their refusals and their absence reach the client as Anthropic errors naming the
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from gateway import Gateway, free_port
+from gateway import Gateway
 from openai_upstream import GREETING as CHAT_GREETING, error_reply, gateway_fixtures, server  # noqa: F401 (server: a fixture)
 from responses_upstream import GREETING as RESPONSES_GREETING, responses_like
 from upstream import Behaviour, Received, Upstream, anthropic_like
@@ -26,7 +27,12 @@ CLIENTS = {  # what the client sends as its token: its own Anthropic key, or the
     "placeholder": {"authorization": f"Bearer {PLACEHOLDER_TOKEN}"},
 }
 CREDENTIAL_HEADERS = ("authorization", "x-api-key", "x-goog-api-key")
-DOWN_PORT = free_port()  # nothing listens there: Ollama not running
+# Ollama not running: a port held bound but never listening, so connecting is refused
+# and nothing else can take it meanwhile (a free port given back was taken by another
+# gateway on a busy machine, which answered 404).
+_DOWN = socket.socket()
+_DOWN.bind(("127.0.0.1", 0))
+DOWN_PORT = _DOWN.getsockname()[1]
 
 # Each keyless provider by protocol: its name, its upstream model, and the answer's text.
 KEYLESS = {
