@@ -20,9 +20,9 @@ from gateway import free_port
 from modelmux.cli import foreground, procs
 from modelmux.config import loader
 from modelmux.cli.launcher import (
-    AUTH_CONFLICT, CHAIN_SCRIPT, LaunchError, apply_environment, bundled_config, find_config, gateway_command,
-    profile_environment,
+    AUTH_CONFLICT, CHAIN_SCRIPT, LaunchError, apply_environment, gateway_command, profile_environment,
 )
+from modelmux.config.paths import bundled_config, find_config
 
 SECRET = "mm-gateway-key-7f3a"
 QUOTED_MODEL = """it's "glm" $HOME `x`"""

@@ -33,7 +33,7 @@ from modelmux.addons.router import Router
 from modelmux.addons.settings import Settings
 from modelmux.addons.usage import Usage
 from modelmux.addons.vault import Vault
-from modelmux.cli.launcher import find_config
+from modelmux.config.paths import find_config
 
 
 def build(default_config: Path | None = None) -> list[object]:

@@ -15,12 +15,10 @@ from pathlib import Path
 import modelmux
 from modelmux.cli.claude_env import model_environment
 from modelmux.config.model_facts import Discovered
-from modelmux.config.paths import config_dir
+from modelmux.config.paths import CONFIG_NAME, config_dir
 from modelmux.config.types import Config, Profile
 from modelmux.headers import KEY_HEADER, PLACEHOLDER_TOKEN, PROFILE_HEADER
 
-CONFIG_ENV = "MODELMUX_CONFIG"
-CONFIG_NAME = "routes.yaml"
 REVERSE_TARGET = "https://api.anthropic.com"
 LOCAL_HOSTS = ("127.0.0.1", "localhost")
 WILDCARD_HOSTS = ("0.0.0.0", "::", "")
@@ -48,30 +46,6 @@ PACKAGE = Path(modelmux.__file__).resolve().parent
 # The gateway's addons as one mitmproxy script, inside the package: an installed
 # modelmux runs from anywhere (a checkout's addons/router.py loads the same list).
 CHAIN_SCRIPT = PACKAGE / "addons" / "chain.py"
-
-
-def bundled_config() -> Path:
-    """The example routes.yaml that ships with modelmux: the wheel's copy inside the
-    package (setup.py puts it there), else the checkout's (an editable install)."""
-    packaged = PACKAGE / CONFIG_NAME
-    return packaged if packaged.is_file() else PACKAGE.parent / CONFIG_NAME
-
-
-def find_config(
-    explicit: str | None, environ: Mapping[str, str], cwd: Path | None = None, home: Path | None = None
-) -> Path:
-    """--config, then $MODELMUX_CONFIG, ./routes.yaml, routes.yaml in the config directory
-    (~/.config/modelmux; `modelmux.config.paths`), and last the bundled example. An explicit path is returned even if missing, so the
-    loader's error names it."""
-    if explicit:
-        return Path(explicit).expanduser()
-    if environ.get(CONFIG_ENV):
-        return Path(environ[CONFIG_ENV]).expanduser()
-    candidates = [
-        (cwd or Path.cwd()) / CONFIG_NAME,
-        config_dir(environ, home) / CONFIG_NAME,
-    ]
-    return next((path for path in candidates if path.is_file()), bundled_config())
 
 
 def installed_example_note(found: Path, environ: Mapping[str, str]) -> str | None:

@@ -17,6 +17,7 @@ from modelmux.cli import foreground, import_logins as import_command, procs, she
 from modelmux.cli.parser import MITMWEB_DEFAULT_PORT, build_parser
 from modelmux.cli.status_report import credential_lines, describe_status, gateway_status
 from modelmux.config import loader, model_facts, paths
+from modelmux.config.paths import find_config
 from modelmux.config.types import Config, Profile
 from modelmux.cli.launcher import (
     AUTH_CONFLICT,
@@ -24,7 +25,6 @@ from modelmux.cli.launcher import (
     apply_environment,
     auth_conflict,
     client_host,
-    find_config,
     gateway_command,
     installed_example_note,
     profile_environment,

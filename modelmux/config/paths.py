@@ -15,10 +15,16 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+import modelmux
+
 logger = logging.getLogger(__name__)
 
 APP = "modelmux"
 STATE_DIR_ENV = "MODELMUX_STATE_DIR"
+CONFIG_ENV = "MODELMUX_CONFIG"
+CONFIG_NAME = "routes.yaml"
+# The installed package (or the checkout's modelmux/), where the bundled example is.
+PACKAGE = Path(modelmux.__file__).resolve().parent
 
 
 def config_dir(environ: Mapping[str, str], home: Path | None = None, platform: str = sys.platform) -> Path:
@@ -77,3 +83,28 @@ def _xdg_dir(environ: Mapping[str, str], variable: str, fallback: Path) -> Path:
     # The XDG spec: a relative value is invalid and must be ignored.
     value = environ.get(variable, "")
     return (Path(value) if value and Path(value).is_absolute() else fallback) / APP
+
+
+def bundled_config() -> Path:
+    """The example routes.yaml that ships with modelmux: the wheel's copy inside the
+    package (setup.py puts it there), else the checkout's (an editable install)."""
+    packaged = PACKAGE / CONFIG_NAME
+    return packaged if packaged.is_file() else PACKAGE.parent / CONFIG_NAME
+
+
+def find_config(
+    explicit: str | None, environ: Mapping[str, str], cwd: Path | None = None, home: Path | None = None
+) -> Path:
+    """--config, then $MODELMUX_CONFIG, ./routes.yaml, routes.yaml in the config directory
+    (`config_dir`), and last the bundled example. An explicit path is returned even if
+    missing, so the loader's error names it. The gateway (addons/chain.py), the command
+    line and the logins all find it so."""
+    if explicit:
+        return Path(explicit).expanduser()
+    if environ.get(CONFIG_ENV):
+        return Path(environ[CONFIG_ENV]).expanduser()
+    candidates = [
+        (cwd or Path.cwd()) / CONFIG_NAME,
+        config_dir(environ, home) / CONFIG_NAME,
+    ]
+    return next((path for path in candidates if path.is_file()), bundled_config())

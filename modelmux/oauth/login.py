@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from modelmux.cli.launcher import bundled_config, find_config
+from modelmux.config.paths import bundled_config, find_config
 from modelmux.credentials.cooldowns import span
 from modelmux.oauth import code_assist, flow, tokens
 from modelmux.oauth.enroll import EnrollError, Enrollment

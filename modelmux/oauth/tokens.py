@@ -35,7 +35,7 @@ SECRET_FIELDS = ("access_token", "refresh_token")
 
 def default_directory(environ: Mapping[str, str], home: Path | None = None) -> Path:
     """Where `modelmux login` and `modelmux import` put token files unless told otherwise:
-    beside the config directory's routes.yaml, which launcher.find_config looks for."""
+    beside the config directory's routes.yaml, which config.paths.find_config looks for."""
     return config_dir(environ, home) / "tokens"
 
 
