@@ -35,6 +35,16 @@ def error_type_for(status: int) -> str:
     return "invalid_request_error" if 400 <= status < 500 else "api_error"
 
 
+# The table read backwards; overloaded_error is Anthropic's own 529.
+_STATUSES = {error_type: status for status, error_type in ERROR_TYPES.items()}
+
+
+def status_for(error_type: str) -> int:
+    """The HTTP status an Anthropic error type stands for (an error event in a 200 stream
+    has none of its own); 500 for a type Anthropic does not define."""
+    return _STATUSES.get(error_type, 500)
+
+
 def error_body(status: int, message: str, error_type: str | None = None) -> bytes:
     """`{"type":"error","error":{"type","message"}}` as JSON bytes."""
     envelope = {

@@ -141,7 +141,8 @@ def test_the_gate_drops_a_stream_whose_error_comes_before_any_content():
     error = format_event("error", {"type": "error", "error": {"type": "overloaded_error", "message": "busy"}})
     assert gate.feed(reader.feed(start), reader) == []
     assert gate.feed(reader.feed(error), reader) == []
-    assert gate.failed_with == ("overloaded_error", "busy") and not gate.committed
+    assert gate.failed_with is not None and not gate.committed
+    assert (gate.failed_with.status, gate.failed_with.error_type, gate.failed_with.message) == (529, "overloaded_error", "busy")
 
 
 def test_the_pulse_pings_after_an_interval_of_silence_only():

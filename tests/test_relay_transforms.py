@@ -50,7 +50,8 @@ def test_message_start_and_pings_are_not_content_and_an_error_before_content_is_
     assert not reader.content
     error = format_event("error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
     assert reader.feed(error) == [error]
-    assert (reader.content, reader.error) == (False, ("overloaded_error", "Overloaded"))
+    assert reader.content is False and reader.error is not None
+    assert (reader.error.status, reader.error.error_type, reader.error.message) == (529, "overloaded_error", "Overloaded")
 
 
 def test_cr_only_line_endings_are_events_too():

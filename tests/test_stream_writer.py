@@ -356,7 +356,8 @@ class Writing(RuleBasedStateMachine):
         # are what the writer says.
         reader = AnthropicEvents()
         assert b"".join(reader.feed(data) + reader.close()) == data
-        assert (reader.content, reader.error) == (writer.content, tuple(writer.error) if writer.error else None)
+        read_error = (reader.error.error_type, reader.error.message) if reader.error else None
+        assert (reader.content, read_error) == (writer.content, tuple(writer.error) if writer.error else None)
         if writer.usage is not None:
             assert {k: v for k, v in writer.usage.items() if v is not None} == reader.usage
         meter = Meter()

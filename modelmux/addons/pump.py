@@ -22,7 +22,7 @@ from modelmux.attempt import exchange
 from modelmux.addons.credentials import Credentials
 from modelmux.translate.assembly import Assembly
 from modelmux.config.types import Credential
-from modelmux.errors import ERROR_TYPES, GatewayError
+from modelmux.errors import GatewayError
 from modelmux.attempt.exchange import FRAMING
 from modelmux.translate.messages import PING
 from modelmux.translate.meter import tokens_of
@@ -35,8 +35,6 @@ from modelmux.translate.translated_stream import TranslatedStream
 
 logger = logging.getLogger(__name__)
 
-# Anthropic's table read backwards; overloaded_error is Anthropic's own 529.
-_ERROR_STATUS = {error_type: status for status, error_type in ERROR_TYPES.items()}
 _SKIP_RESPONSE_HEADERS = FRAMING | {"content-encoding", "content-type"}
 # How a Pump gives a whole answer (an upstream that only streams, for a client that
 # asked for JSON): its body, content type and the upstream's bytes (Failover.answer_whole).
@@ -153,12 +151,8 @@ class Pump:
     def _error_event(self) -> Failure:
         """An error before any content: Anthropic reports overload inside a 200 stream, and
         a translator ends a stream with one; that is a failed attempt like a 529."""
-        error = self.transform.error
-        if isinstance(error, GatewayError):  # a translator's, with its wait (Gemini's retryDelay)
-            found = error
-        else:
-            error_type, message = error
-            found = GatewayError(_ERROR_STATUS.get(error_type, 500), message, error_type)
+        found = self.transform.error  # a translator's keeps its wait (Gemini's retryDelay)
+        assert found is not None
         # A passthrough upstream quotes the token it got, and the attempt's failure is logged.
         found = GatewayError(found.status, scrub(found.message, self.secrets), found.error_type, found.headers,
                              found.code)
@@ -183,7 +177,8 @@ class Pump:
     def _error_message(self) -> str:
         """The message of the error event the stream ended with, which may quote a key."""
         error = self.transform.error
-        return scrub(error.message if isinstance(error, GatewayError) else error[1], self.secrets)
+        assert error is not None
+        return scrub(error.message, self.secrets)
 
     def _keep_answer(self) -> None:
         if self.raw is not None:

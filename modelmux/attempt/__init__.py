@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Generator, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from modelmux.attempt import exchange
@@ -210,9 +210,8 @@ def failed(candidate: Decision, label: str, outcome: Outcome, message: str, erro
     first event, or an answer modelmux could not read. `error`: the client's error for
     it, when not a plain 502 or 504 with `message`; `said`: the upstream's words, which
     classify the failure."""
-    status = (504 if outcome == "timeout" else 502) if isinstance(outcome, str) else outcome
     if error is None:
-        error = GatewayError(status, message)
+        error = GatewayError(transport_status(outcome) if isinstance(outcome, str) else outcome, message)
     return Failure(candidate, label, outcome, classify(outcome, said or message), error.message, error.status,
                    error.body(), waits_of(error.headers), said=said or message, said_headers=dict(error.headers))
 
@@ -280,7 +279,7 @@ class Facts(Protocol):
     reported values; passthrough.AnthropicEvents for an Anthropic upstream's)."""
 
     content: bool  # more than message_start and pings: the attempt is the client's
-    error: Any  # the error event that ended it, as (type, message), or None
+    error: GatewayError | None  # the error event that ended it, with the status its type stands for
 
 
 class Gate:
@@ -291,7 +290,7 @@ class Gate:
 
     def __init__(self) -> None:
         self.committed = False
-        self.failed_with: Any = None  # the error event (type, message) of a failed attempt
+        self.failed_with: GatewayError | None = None  # the error event of a failed attempt
         self._held: list[bytes] = []
 
     def feed(self, pieces: list[bytes], facts: Facts) -> list[bytes]:
@@ -319,7 +318,6 @@ class Pulse:
 
     interval: float
     last: float
-    beats: int = field(default=0)
 
     def heard(self, now: float) -> None:
         self.last = now
@@ -333,6 +331,5 @@ class Pulse:
         if self.interval <= 0 or now - self.last < self.interval:
             return False
         self.last = now
-        self.beats += 1
         return True
 

@@ -14,6 +14,7 @@ import json
 from typing import Any
 
 from modelmux.config.types import Shape
+from modelmux.errors import GatewayError, status_for
 from modelmux.translate.effort import Effort
 from modelmux.translate.protocol import Protocol
 from modelmux.translate.sse import EventSplitter, format_event, parse_event
@@ -94,10 +95,9 @@ class ModelRestorer:
         self._done = True
         try:
             data = event.json()
-            data["message"]["model"] = self.model
-        except (ValueError, KeyError, TypeError):
+        except ValueError:
             return raw
-        return format_event(event.name, data)
+        return _with_model(data, self.model) or raw
 
 
 class AnthropicEvents:
@@ -113,7 +113,7 @@ class AnthropicEvents:
     def __init__(self, restore: str | None = None) -> None:
         self.restore = restore
         self.content = False
-        self.error: tuple[str, str] | None = None
+        self.error: GatewayError | None = None  # its status read back from its type, as a translator's
         self.usage: dict[str, Any] = {}
         self._splitter = EventSplitter()
 
@@ -146,16 +146,24 @@ class AnthropicEvents:
     def _read(self, name: str, data: dict[str, Any], raw: bytes) -> bytes:
         if name == "error":
             error = data.get("error") if isinstance(data.get("error"), dict) else {}
-            self.error = (str(error.get("type") or "api_error"), str(error.get("message") or ""))
+            error_type = str(error.get("type") or "api_error")
+            self.error = GatewayError(status_for(error_type), str(error.get("message") or ""), error_type)
             return raw
         usage = (data.get("message") or {}).get("usage") if name == "message_start" else data.get("usage")
         if isinstance(usage, dict):
             self.usage.update({k: v for k, v in usage.items() if isinstance(v, int)})
-        if name == "message_start" and self.restore and isinstance(data.get("message"), dict):
-            if data["message"].get("model") != self.restore:
-                data["message"]["model"] = self.restore
-                return format_event(name, data)
+        if name == "message_start" and self.restore and (data.get("message") or {}).get("model") != self.restore:
+            return _with_model(data, self.restore) or raw
         return raw
+
+
+def _with_model(data: Any, model: str) -> bytes | None:
+    """message_start's data as an event with its message's model set to `model`; None
+    when it holds no message to set it in."""
+    if not isinstance(data, dict) or not isinstance(data.get("message"), dict):
+        return None
+    data["message"]["model"] = model
+    return format_event("message_start", data)
 
 
 def _name(raw: bytes) -> str | None:
@@ -164,3 +172,4 @@ def _name(raw: bytes) -> str | None:
         line = raw[6 : raw.find(b"\n")] if b"\n" in raw else raw[6:]
         return line.strip().decode("utf-8", "replace") or None
     return parse_event(raw).name if b"event:" in raw else None
+
