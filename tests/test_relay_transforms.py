@@ -61,6 +61,19 @@ def test_cr_only_line_endings_are_events_too():
     assert reader.content
 
 
+def test_cr_only_line_endings_name_their_events_too():
+    """An event's name ends at a CR as at an LF: message_start is restored and counted,
+    and an error before any content is one (not content that commits the attempt)."""
+    reader = AnthropicEvents(restore="opus")
+    start = b'event: message_start\rdata: {"type":"message_start","message":{"model":"m","usage":{"input_tokens":3}}}\r\r'
+    error = b'event: error\rdata: {"type":"error","error":{"type":"overloaded_error","message":"busy"}}\r\r'
+    [out] = reader.feed(start + error)
+    assert out.startswith(b"event: message_start\n") and b'"model":"opus"' in out and out.endswith(error)
+    assert reader.usage == {"input_tokens": 3}
+    assert reader.content is False and reader.error is not None
+    assert (reader.error.status, reader.error.error_type, reader.error.message) == (529, "overloaded_error", "busy")
+
+
 def test_a_trailing_partial_event_is_returned_at_the_close():
     reader = AnthropicEvents()
     assert reader.feed(b"event: ping\ndata: {}\n\nevent: message_stop\ndata:") == [b"event: ping\ndata: {}\n\n"]

@@ -167,9 +167,10 @@ def _with_model(data: Any, model: str) -> bytes | None:
 
 
 def _name(raw: bytes) -> str | None:
-    """An event's `event:` field, read without parsing the whole event when it comes first."""
+    """An event's `event:` field, read without parsing the whole event when it comes first.
+    Its line ends at the first CR or LF: SSE allows CR-only line endings."""
     if raw.startswith(b"event:"):
-        line = raw[6 : raw.find(b"\n")] if b"\n" in raw else raw[6:]
-        return line.strip().decode("utf-8", "replace") or None
+        ends = [at for at in (raw.find(b"\n", 6), raw.find(b"\r", 6)) if at >= 0]
+        return raw[6 : min(ends, default=len(raw))].strip().decode("utf-8", "replace") or None
     return parse_event(raw).name if b"event:" in raw else None
 
