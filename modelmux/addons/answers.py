@@ -32,6 +32,11 @@ def answer_json(flow: http.HTTPFlow, status: int, data: Any) -> None:
 def answer_error(flow: http.HTTPFlow, error: GatewayError) -> None:
     """An Anthropic error envelope, marked so the dashboard shows the failure."""
     answer(flow, error.status, error.body(), {**JSON, **error.headers})
+    mark_failed(flow, error)
+
+
+def mark_failed(flow: http.HTTPFlow, error: GatewayError) -> None:
+    """The flow shows `error`, modelmux's, in the dashboard: marked, in its comment and notes."""
     ensure_notes(flow)["error"] = error.message
     flow.marked = ":warning:"
     flow.comment = f"modelmux {error.status} {error.error_type}: {error.message}"

@@ -24,6 +24,8 @@ from pathlib import Path
 from mitmproxy import command
 from mitmproxy.utils import asyncio_utils
 
+from modelmux import attempt
+from modelmux.attempt.outcomes import Failure
 from modelmux.credentials import state_file as pool_state
 from modelmux.addons.settings import Settings
 from modelmux.config.types import Config
@@ -182,6 +184,14 @@ class Credentials:
         if verdict.cooldown is not None:
             self._urgent.set()  # a cooldown must survive a crash soon after it
         return verdict
+
+    def judge(self, lease: Lease, failure: Failure) -> Failure:
+        """Record a failed attempt in its credential's pool, with what the upstream said
+        (its retry hints), and return it as the pool judged it (its row of the cooldown
+        table, its cooldown): both send paths do this with each failure."""
+        assert failure.outcome is not None
+        verdict = self.record(lease, failure.outcome, headers=failure.said_headers, body=failure.said)
+        return attempt.judged(failure, verdict)
 
     # -- the reset command (also behind LocalAPI's POST /modelmux/credentials/reset) ------
 

@@ -20,7 +20,7 @@ from mitmproxy import http
 
 from modelmux import attempt
 from modelmux.attempt import exchange
-from modelmux.addons.answers import JSON
+from modelmux.addons.answers import JSON, mark_failed
 from modelmux.addons.credentials import Credentials
 from modelmux.addons.dashboard import Dashboard
 from modelmux.addons.internals import CLIENT_GONE
@@ -138,11 +138,9 @@ class Direct:
         elif response.stream:
             meter = self.dashboard.meter_of(flow)
             if meter is not None and meter.error_type is not None:
-                # It ended in an error event after its content, as the relay's Pump counts one.
-                sent.attempts.sent(None)  # the client has the answer, error included
-                if sent.lease is not None:
-                    self.credentials.record(sent.lease, "reset")
-                    _attempted(flow, sent.lease, "reset")
+                # It ended in an error event after its content, as the relay's Pump counts one:
+                # the client has the answer, error included, and its credential a reset.
+                self._answered(flow, sent, None, outcome="reset")
                 return
             tokens = meter.tokens() if meter else None
             self._answered(flow, sent, tokens.for_pool() if tokens else None)
@@ -174,9 +172,7 @@ class Direct:
                                response.content or b"")
         if isinstance(answer, GatewayError):  # the upstream failed after all, or said nothing readable
             self._failed(flow, sent, attempt.failed(sent.candidate, sent.label, answer.status, answer.message, answer))
-            notes_of(flow)["error"] = answer.message
-            flow.marked = ":warning:"
-            flow.comment = f"modelmux {answer.status} {answer.error_type}: {answer.message}"
+            mark_failed(flow, answer)
             return
         body, content_type = answer
         if body != response.content:
@@ -199,9 +195,7 @@ class Direct:
         response = flow.response
         assert response and failure.outcome is not None
         if sent.lease is not None:
-            verdict = self.credentials.record(sent.lease, failure.outcome, headers=failure.said_headers,
-                                              body=failure.said)
-            failure = attempt.judged(failure, verdict)
+            failure = self.credentials.judge(sent.lease, failure)
         step = sent.attempts.sent(failure)
         assert isinstance(step, GiveUp)
         if step.status != response.status_code or step.body != response.content:
@@ -217,12 +211,15 @@ class Direct:
         tokens = self.dashboard.tokens_of(flow)
         return tokens.for_pool() if tokens else None
 
-    def _answered(self, flow: http.HTTPFlow, sent: Sent, usage: Usage | None) -> None:
+    def _answered(self, flow: http.HTTPFlow, sent: Sent, usage: Usage | None, outcome: Outcome | None = None) -> None:
+        """The client has the answer; its credential's pool counts it as `outcome` (by
+        default the answer's status)."""
         sent.attempts.sent(None)
         if sent.lease is not None:
-            status = flow.response.status_code if flow.response else 200
-            self.credentials.record(sent.lease, status, usage=usage)
-            _attempted(flow, sent.lease, status)
+            if outcome is None:
+                outcome = flow.response.status_code if flow.response else 200
+            self.credentials.record(sent.lease, outcome, usage=usage)
+            _attempted(flow, sent.lease, outcome)
 
 
 def _attempted(flow: http.HTTPFlow, lease: Lease, outcome: Outcome) -> None:

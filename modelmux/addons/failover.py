@@ -161,8 +161,7 @@ class Failover:
         (upstreams quote a rejected key in their error messages: scrubbed)."""
         trail["outcome"] = failure.outcome if failure.outcome is not None else f"not sent: {failure.message}"
         if lease is not None and failure.outcome is not None:
-            verdict = self.credentials.record(lease, failure.outcome, headers=failure.said_headers, body=failure.said)
-            failure = attempt.judged(failure, verdict)
+            failure = self.credentials.judge(lease, failure)
         if failure.outcome is not None:
             logger.info("attempt %s for %s failed: %s", failure.describe(), failure.candidate.requested,
                         scrub((failure.said or failure.message)[:200], failure.candidate.provider.secrets))
