@@ -2,7 +2,8 @@
 parsed items to every request that repeats their text (Claude Code repeats its tools,
 system blocks and earlier turns), so a reader that wrote into one would change the
 next request. Every reader of the body on the way upstream is run here on a copy and
-the copy compared with the original. Pure."""
+the copy compared with the original; so is what translators build once for a
+session's tools (repeated.section). Pure."""
 
 from __future__ import annotations
 
@@ -84,3 +85,6 @@ def test_no_reader_on_the_way_upstream_changes_the_body(model: str, stream: bool
     if outgoing.translation is not None:
         exchange.estimate(outgoing.translation, parsed)
     assert parsed == json.loads(raw)  # not a copy taken now: the items may be an earlier request's
+    # The tools a translator built once (repeated.section) are the same the next time.
+    again = exchange.prepare(decision, parsed, raw, "/v1/messages", "", CLIENT, credential, model_at)
+    assert again.content == outgoing.content

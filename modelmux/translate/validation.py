@@ -118,7 +118,10 @@ def _top_level(raw: bytes) -> tuple[dict[str, Any], tuple[int, int] | None] | No
             return None
         at = _SPACE(text, at + 1).end()
         try:
-            body[key], end = RECENT.items(text, at) if key in _REPEATED and text[at] == "[" else _scan_value(text, at)
+            if key in _REPEATED and text[at] == "[":
+                body[key], end = RECENT.items(text, at, every=key == "tools")
+            else:
+                body[key], end = _scan_value(text, at)
         except StopIteration:
             return None
         if key == "model":
@@ -175,14 +178,15 @@ class Recent:
             self.passed = {}
         self.passed[id(item)] = item
 
-    def items(self, text: str, at: int) -> tuple[list[Any], int]:
-        """The JSON array at `text[at]` ("["), and where it ends; json's errors."""
+    def items(self, text: str, at: int, every: bool = False) -> tuple[list[Any], int]:
+        """The JSON array at `text[at]` ("["), and where it ends; json's errors. `every`:
+        keep short items too (a tool: repeated.section knows a list by its items)."""
         found: list[Any] = []
         at = _SPACE(text, at + 1).end()
         if text[at] == "]":
             return found, at + 1
         while True:
-            item, at = self._item(text, at)
+            item, at = self._item(text, at, 0 if every else self.SMALLEST)
             found.append(item)
             at = _SPACE(text, at).end()
             if text[at] == "]":
@@ -191,7 +195,7 @@ class Recent:
                 raise ValueError(f"expected ',' or ']' at {at}")
             at = _SPACE(text, at + 1).end()
 
-    def _item(self, text: str, at: int) -> tuple[Any, int]:
+    def _item(self, text: str, at: int, smallest: int) -> tuple[Any, int]:
         if text[at] != "{" and text[at] != "[":
             return _scan_value(text, at)
         key = text[at : at + self.KEY]
@@ -202,7 +206,7 @@ class Recent:
                         self._keep(key, known, value)
                     return value, at + len(known)
         value, end = _scan_value(text, at)
-        if end - at >= self.SMALLEST:
+        if end - at >= smallest:
             self._keep(key, text[at:end], value)
         return value, end
 
