@@ -267,3 +267,65 @@ def test_nesting_json_can_parse_is_sent_by_every_protocol(model: str) -> None:
 
 def test_unknown_top_level_fields_are_never_read_as_known_parts() -> None:
     assert problem({**OK, "source": "x", "message": 1, "tool": [], "container": {"id": 5}}) is None
+
+
+# -- parse_placed reads repeated list items once (Recent) --------------------------------
+
+
+def test_an_item_seen_before_is_taken_as_parsed_and_the_body_reads_as_json_loads_reads_it():
+    recent = validation.Recent()
+    tool = {"name": "Bash", "description": "Run a command. " * 20, "input_schema": {"type": "object"}}
+    text = json.dumps({"tools": [tool, tool]})
+    first, end = recent.items(text, text.index("["))
+    assert first == [tool, tool] and first[0] is first[1] and text[end] == "}"
+    again = '{"model": "m", "tools": [\n  ' + json.dumps(tool) + "\n]}"  # other spacing around the item
+    second, _ = recent.items(again, again.index("["))
+    assert second == [tool] and second[0] is first[0]
+
+
+def test_an_item_that_differs_anywhere_is_read_afresh():
+    recent = validation.Recent()
+    message = {"role": "user", "content": [{"type": "text", "text": "a" * 400}]}
+    text = json.dumps([message])
+    recent.items(text, 0)
+    longer = {"role": "user", "content": [{"type": "text", "text": "a" * 400}], "x": 1}  # the old text minus its "}"
+    changed = {"role": "user", "content": [{"type": "text", "text": "a" * 399 + "b"}]}
+    for new in (longer, changed):
+        found, _ = recent.items(json.dumps([new]), 0)
+        assert found == [new]
+
+
+@pytest.mark.parametrize("text", ["[]", "[ ]", "[1, \"x\", null, {\"a\": [1, 2]}]", " [ [ ] , { } ] "])
+def test_any_list_reads_as_json_loads_reads_it(text: str):
+    at = len(text) - len(text.lstrip())
+    found, end = validation.Recent().items(text, at)
+    assert found == json.loads(text) and text[end:].strip() == ""
+
+
+@pytest.mark.parametrize("text", ["[1,]", "[1 2]", "[", "[{\"a\": 1}", "[1,,2]"])
+def test_a_broken_list_is_json_loads_to_refuse(text: str):
+    with pytest.raises(validation.Malformed):
+        validation.parse_placed(('{"model": "m", "messages": ' + text + "}").encode())
+
+
+def test_a_full_generation_becomes_the_old_and_an_old_item_seen_again_is_kept():
+    recent = validation.Recent()
+    recent.GENERATION = 3000
+    items = [{"n": i, "text": "x" * 1000} for i in range(4)]
+    for item in items:
+        recent.items(json.dumps([item]), 0)
+    first = recent.items(json.dumps([items[0]]), 0)[0][0]  # it went to the old generation, and back
+    assert first == items[0] and recent.items(json.dumps([items[0]]), 0)[0][0] is first
+
+
+def test_an_item_is_checked_once_and_a_different_item_always():
+    good = {"role": "user", "content": [{"type": "text", "text": "x" * 300}]}
+    bad = {"role": "user", "content": [{"type": "text", "text": 7, "pad": "x" * 300}]}
+    for _ in range(2):  # the second time the good item comes from Recent, checked
+        body, _ = validation.parse_placed(json.dumps({"model": "m", "messages": [good]}).encode())
+        validation.check(body)
+        with pytest.raises(validation.Malformed, match=r"^messages\.1\.content\.0\.text: Input should be a valid string$"):
+            validation.check(validation.parse(json.dumps({"model": "m", "messages": [good, bad]}).encode()))
+        body, _ = validation.parse_placed(json.dumps({"model": "m", "messages": [good, bad]}).encode())
+        with pytest.raises(validation.Malformed, match=r"^messages\.1\.content\.0\.text"):
+            validation.check(body)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -15,7 +16,7 @@ from urllib.parse import urlencode, urlsplit
 
 from modelmux.config.types import Credential, Provider
 from modelmux.errors import GatewayError, error_body, gist, is_error_envelope, upstream_error
-from modelmux.translate import messages, model_paths
+from modelmux.translate import messages, model_paths, repeated
 from modelmux.translate.anthropic_side import Context
 from modelmux.headers import (
     CREDENTIAL_HEADERS, OWN_HEADER_PREFIX, PLACEHOLDER_TOKEN, USER_AGENT, client_tokens, vendor_betas,
@@ -442,5 +443,18 @@ _UPSTREAM_JSON = json.JSONEncoder(separators=(",", ":"), check_circular=False)
 def upstream_json(body: Any) -> bytes:
     """A request body for an upstream, compact. ASCII-only output (non-ASCII as \\u escapes,
     which every JSON parser reads) takes json's C fast path: about 0.15 ms less per
-    80 KB Claude Code request than ensure_ascii=False."""
-    return _UPSTREAM_JSON.encode(body).encode()
+    80 KB Claude Code request than ensure_ascii=False. A top-level value whose JSON is
+    already written (repeated.section: the tools) is put in as it is, where a placeholder
+    no client can guess stood."""
+    if not isinstance(body, dict):
+        return _UPSTREAM_JSON.encode(body).encode()
+    known = {name: text for name, value in body.items() if (text := repeated.written(value)) is not None}
+    if not known:
+        return _UPSTREAM_JSON.encode(body).encode()
+    text = _UPSTREAM_JSON.encode({name: _PLACEHOLDER + name if name in known else value for name, value in body.items()})
+    for name, written in known.items():
+        text = text.replace(_UPSTREAM_JSON.encode(_PLACEHOLDER + name), written, 1)
+    return text.encode()
+
+
+_PLACEHOLDER = f"\x00modelmux-{secrets.token_hex(16)}:"  # new in each process

@@ -6,12 +6,12 @@ the other. Pure.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
 from modelmux.config.types import Shape
-from modelmux.translate import effort, messages
+from modelmux.translate import effort, messages, repeated
 from modelmux.translate.anthropic_side import EFFORT_BUDGETS
 from modelmux.translate.effort import Effort
 from modelmux.translate.protocol import Protocol, Translation
@@ -56,11 +56,12 @@ def named(effort: Effort | None) -> str | None:
 
 
 def tool_fields(
-    body: dict[str, Any], tool: Callable[[dict[str, Any]], dict[str, Any]], choice: Callable[[Any], Any]
+    body: dict[str, Any], tools: Callable[[Sequence[Any]], list[dict[str, Any]]], choice: Callable[[Any], Any]
 ) -> dict[str, Any]:
     """`tools`, `tool_choice` and `parallel_tool_calls` (OpenAI's names in both APIs), with
-    the API's own shapes of a tool and of a choice. No function tools: none of them."""
-    tools = [tool(t) for t in body.get("tools") or () if is_function_tool(t)]
+    the API's own shapes of the tools (built once per distinct list: repeated.section)
+    and of a choice. No function tools: none of them."""
+    tools = repeated.section(body.get("tools") or (), tools)
     if not tools:
         return {}
     fields: dict[str, Any] = {"tools": tools}

@@ -43,8 +43,14 @@ _MAX_DEPTH = 16  # nesting of content lists we walk; deeper input is counted as 
 
 def estimate_input_tokens(body: dict[str, Any]) -> int:
     """The estimated input tokens of an Anthropic Messages request body; never raises, never < 1."""
-    texts, fixed = request_parts(body)
-    return max(1, fixed + round(sum(map(_text_cost, texts))))
+    if not isinstance(body, dict):
+        texts, fixed = request_parts(body)
+        return max(1, fixed + round(sum(map(_text_cost, texts))))
+    fixed, cost = REQUEST_TOKENS, 0.0
+    for part, count in _parts(body):
+        more, costs = _counted(part, count)
+        fixed, cost = fixed + more, cost + costs
+    return max(1, fixed + round(cost))
 
 
 def request_parts(body: Any) -> tuple[list[str], int]:
@@ -54,24 +60,78 @@ def request_parts(body: Any) -> tuple[list[str], int]:
     with a real tokenizer. One text per message lets _text_cost remember the history,
     which Claude Code resends unchanged with every turn.
     """
-    parts = _Parts()
-    parts.fixed += REQUEST_TOKENS
     if not isinstance(body, dict):
+        parts = _Parts()
         parts.text(body)
-        return parts.close(), parts.fixed
+        return parts.close(), REQUEST_TOKENS + parts.fixed
+    texts, fixed = [], REQUEST_TOKENS
+    for part, count in _parts(body):
+        more, fixed_more = count(part)
+        texts += more
+        fixed += fixed_more
+    return texts, fixed
+
+
+Count = Callable[[Any], tuple[list[str], int]]
+
+
+def _parts(body: dict[str, Any]) -> list[tuple[Any, Count]]:
+    """The request's parts, each with how its texts and fixed tokens are read."""
+    parts: list[tuple[Any, Count]] = []
     if body.get("system"):
-        parts.fixed += MESSAGE_TOKENS
-        parts.content(body["system"])
-        parts.close()
+        parts.append((body["system"], _system))
     messages = body.get("messages")
-    for message in messages if isinstance(messages, list) else ():
-        parts.fixed += MESSAGE_TOKENS  # role: "system" messages too
-        parts.content(message.get("content") if isinstance(message, dict) else message)
-        parts.close()
+    parts += [(message, _message) for message in (messages if isinstance(messages, list) else ())]
     tools = body.get("tools")
     if isinstance(tools, list) and tools:
-        parts.tools(tools, body.get("tool_choice"))
+        parts.append(((tools, body.get("tool_choice")), _tools))
+    return parts
+
+
+def _system(system: Any) -> tuple[list[str], int]:
+    parts = _Parts()
+    parts.fixed += MESSAGE_TOKENS
+    parts.content(system)
     return parts.close(), parts.fixed
+
+
+def _message(message: Any) -> tuple[list[str], int]:
+    """A message's texts and fixed tokens; role: "system" messages too."""
+    return _system(message.get("content") if isinstance(message, dict) else message)
+
+
+def _tools(tools_and_choice: tuple[list[Any], Any]) -> tuple[list[str], int]:
+    parts = _Parts()
+    parts.tools(*tools_and_choice)
+    return parts.close(), parts.fixed
+
+
+# Claude Code sends its earlier turns and its tools again with every request, and
+# validation.Recent gives a repeated one the same parsed item: its count is remembered
+# by the item (kept here, so that its id names no other object). Without this a
+# translated stream's estimate cost 200 µs of every request (docs/benchmarks.md).
+_COUNTED: dict[Any, tuple[Any, int, float]] = {}  # key → (what keeps it unique, fixed, cost)
+_COUNTED_MAX = 4096
+_COUNTED_MIN_COST = 64.0  # tokens; a smaller part is counted again, cheaper than kept
+
+
+def _counted(part: Any, count: Count) -> tuple[int, float]:
+    """`part`'s fixed tokens and the cost of its texts."""
+    if count is not _tools:  # a message, or the system's blocks
+        key, kept = id(part), part
+    else:  # the list is new with each request, its tools are not
+        tools, choice = part
+        kept = tuple(tools)
+        key = (tuple(map(id, kept)), repr(choice))
+    if (known := _COUNTED.get(key)) is not None:
+        return known[1], known[2]
+    texts, fixed = count(part)
+    cost = sum(map(_text_cost, texts))
+    if cost >= _COUNTED_MIN_COST:
+        if len(_COUNTED) >= _COUNTED_MAX:
+            _COUNTED.clear()
+        _COUNTED[key] = (kept, fixed, cost)
+    return fixed, cost
 
 
 class _Parts:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelmux.translate import thought_signatures, tool_names
+from modelmux.translate import repeated, thought_signatures, tool_names
 from modelmux.translate.anthropic_side import (
     BILLING_LINE,
     CONTINUED,
@@ -53,9 +54,8 @@ def to_gemini(body: dict[str, Any], shape: Shape, model: str, effort: Effort | N
         _stand_in_signatures(gemini["contents"])
     if system := _system(body):
         gemini["systemInstruction"] = {"parts": system}
-    declarations = [_declaration(t) for t in body.get("tools") or () if _is_function(t)]
-    if declarations:
-        gemini["tools"] = [{"functionDeclarations": declarations}]
+    if tools := repeated.section(body.get("tools") or (), _tools):
+        gemini["tools"] = tools
         if config := _tool_config(body.get("tool_choice")):
             gemini["toolConfig"] = config
     if generation := _generation_config(body, shape, model, effort):
@@ -308,6 +308,12 @@ def _is_function(tool: Any) -> bool:
     """Client tools have no type (or "custom"); a typed tool such as web_search_20250305
     is one of Anthropic's server tools, which Gemini cannot run."""
     return isinstance(tool, dict) and tool.get("type") in (None, "custom") and bool(tool.get("name"))
+
+
+def _tools(tools: Sequence[Any]) -> list[dict[str, Any]]:
+    """Gemini's `tools` (built once per distinct list: repeated.section); none without a function."""
+    declarations = [_declaration(t) for t in tools if _is_function(t)]
+    return [{"functionDeclarations": declarations}] if declarations else []
 
 
 def _declaration(tool: dict[str, Any]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ client's, so Anthropic-only fields (`thinking`, `output_config`,
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from modelmux.translate import tool_names
@@ -26,7 +27,7 @@ from modelmux.translate.anthropic_side import (
 from modelmux.config.types import Shape
 from modelmux.translate.effort import reasons
 from modelmux.translate.openai_chat import google
-from modelmux.translate.openai_side import reasoning_effort, sampling_fields, tool_fields
+from modelmux.translate.openai_side import is_function_tool, reasoning_effort, sampling_fields, tool_fields
 
 MAX_STOP_SEQUENCES = 4  # OpenAI's limit
 
@@ -37,7 +38,7 @@ def to_chat(body: dict[str, Any], shape: Shape, model: str, effort: str | None =
     """The Chat Completions body for an Anthropic `body`, sent as `model`; `effort` (a
     route's `NAME(EFFORT)`) overrides the client's thinking."""
     chat: dict[str, Any] = {"model": model, "messages": messages(body, shape, google.takes_signatures(model))}
-    chat.update(tool_fields(body, _tool, _tool_choice))
+    chat.update(tool_fields(body, _tools, _tool_choice))
     if (limit := max_tokens(body, shape)) is not None:
         chat[shape.max_tokens_field] = limit
     if stops := body.get("stop_sequences"):
@@ -239,6 +240,10 @@ def _as_parts(content: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 # -- tools ------------------------------------------------------------------------
+
+
+def _tools(tools: Sequence[Any]) -> list[dict[str, Any]]:
+    return [_tool(t) for t in tools if is_function_tool(t)]
 
 
 def _tool(tool: dict[str, Any]) -> dict[str, Any]:

@@ -23,6 +23,7 @@ the Responses API knows, never copied from the client's. What differs:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from modelmux.translate import tool_names
@@ -40,7 +41,7 @@ from modelmux.translate.anthropic_side import (
 from modelmux.config.types import Shape
 from modelmux.translate.effort import NAMED
 from modelmux.translate.openai_responses.reasoning_state import unpack
-from modelmux.translate.openai_side import reasoning_effort, sampling_fields, tool_fields
+from modelmux.translate.openai_side import is_function_tool, reasoning_effort, sampling_fields, tool_fields
 
 ENDPOINT = "/responses"
 EFFORTS = NAMED
@@ -65,7 +66,7 @@ def to_responses(
     if instructions := text_of(system):
         out["instructions"] = instructions
     out["input"] = input_items(body, shape, model)
-    out.update(tool_fields(body, _tool, _tool_choice))
+    out.update(tool_fields(body, _tools, _tool_choice))
     if (limit := max_tokens(body, shape)) is not None:
         out["max_output_tokens"] = max(limit, MIN_OUTPUT_TOKENS)
     out.update(sampling_fields(body))
@@ -231,6 +232,10 @@ def _parts(block: Block, shape: Shape) -> list[dict[str, Any]]:
 
 
 # -- tools --------------------------------------------------------------------------
+
+
+def _tools(tools: Sequence[Any]) -> list[dict[str, Any]]:
+    return [_tool(t) for t in tools if is_function_tool(t)]
 
 
 def _tool(tool: dict[str, Any]) -> dict[str, Any]:

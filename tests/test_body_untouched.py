@@ -1,0 +1,90 @@
+"""Nothing changes a client's parsed body in place: validation.Recent hands the same
+parsed items to every request that repeats their text (Claude Code repeats its tools,
+system blocks and earlier turns), so a reader that wrote into one would change the
+next request. Every reader of the body on the way upstream is run here on a copy and
+the copy compared with the original; so is what translators build once for a
+session's tools (repeated.section). Pure."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from bench.token_accuracy import claude_code_request
+from modelmux import routing
+from modelmux.attempt import exchange
+from modelmux.config import loader, model_facts
+from modelmux.credentials.pools import session_of
+from modelmux.translate import messages, validation
+from modelmux.translate.token_estimate import estimate_input_tokens
+from tests.claude_code_requests import claude_code_turn
+
+ROUTES = """
+providers:
+  chat: {protocol: openai-chat, base_url: "https://api.deepseek.com", credentials: [{label: c, key: chat-key-1}],
+         models: [{name: deepseek-chat, max_output: 8192}]}
+  resp: {protocol: openai-responses, base_url: "https://api.openai.com/v1", credentials: [{label: r, key: r-key}],
+         models: [{name: gpt-5-mini, max_output: 8192}]}
+  gem: {protocol: gemini, base_url: "https://generativelanguage.googleapis.com/v1beta",
+        credentials: [{label: g, key: g-key}], models: [{name: gemini-2.5-pro, max_output: 8192}]}
+  vendor: {protocol: anthropic, base_url: "https://api.z.ai/api/anthropic", credentials: [{label: v, key: v-key}],
+           models: [{name: glm-4.6, max_output: 8192}]}
+  anthropic: {protocol: anthropic, base_url: "https://api.anthropic.com", auth: passthrough,
+              models: [{name: claude-mine, max_output: 8192}]}
+default: null
+"""
+CLIENT = {"anthropic-version": "2023-06-01", "content-type": "application/json", "x-api-key": "sk-ant-client",
+          "x-claude-code-session-id": "session-1"}
+# A schema with what the Gemini translator rewrites (unions, allOf, $ref, const).
+SCHEMA = {
+    "type": "object",
+    "$defs": {"path": {"type": "string", "description": "a path"}},
+    "properties": {
+        "mode": {"anyOf": [{"const": "a"}, {"const": "b"}, {"type": "null"}]},
+        "target": {"oneOf": [{"type": "object", "properties": {"x": {"const": "1"}}, "required": ["x"]},
+                             {"type": "object", "properties": {"x": {"const": "2"}, "y": {"type": "integer"}}}]},
+        "both": {"allOf": [{"type": "object", "properties": {"p": {"$ref": "#/$defs/path"}}},
+                           {"properties": {"q": {"type": ["string", "null"]}}, "required": ["q"]}]},
+    },
+}
+MEDIA = [
+    {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}},
+    {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "PELICAN"}, "title": "t"},
+    {"type": "text", "text": "what is in these?", "cache_control": {"type": "ephemeral"}},
+]
+
+
+def bodies() -> list[dict[str, Any]]:
+    turn = claude_code_turn()
+    turn["tools"].append({"name": "schema_heavy", "input_schema": SCHEMA})
+    turn["messages"].append({"role": "user", "content": MEDIA})
+    return [claude_code_request(), turn]
+
+
+@pytest.mark.parametrize("model", ["deepseek-chat", "gpt-5-mini", "gemini-2.5-pro", "glm-4.6", "claude-mine"])
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("which", [0, 1])
+def test_no_reader_on_the_way_upstream_changes_the_body(model: str, stream: bool, which: int):
+    cfg = loader.parse(yaml.safe_load(ROUTES), Path("/routes.yaml"), {})
+    body = {**bodies()[which], "model": model, "stream": stream}
+    raw = json.dumps(body).encode()
+    parsed, model_at = validation.parse_placed(raw)
+    validation.check(parsed)
+    decision = routing.route(cfg, model, None, routing.Facts(parsed, CLIENT, None))
+    decision = replace(decision, model_facts=model_facts.facts_for(decision.provider, decision.upstream_model, {}))
+    messages.is_warmup(parsed)
+    session_of(CLIENT, parsed)
+    estimate_input_tokens(parsed)
+    credential = decision.provider.credentials[0] if decision.provider.credentials else None
+    outgoing = exchange.prepare(decision, parsed, raw, "/v1/messages", "", CLIENT, credential, model_at)
+    if outgoing.translation is not None:
+        exchange.estimate(outgoing.translation, parsed)
+    assert parsed == json.loads(raw)  # not a copy taken now: the items may be an earlier request's
+    # The tools a translator built once (repeated.section) are the same the next time.
+    again = exchange.prepare(decision, parsed, raw, "/v1/messages", "", CLIENT, credential, model_at)
+    assert again.content == outgoing.content
