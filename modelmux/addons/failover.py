@@ -271,7 +271,8 @@ class Failover:
             trail["answer"] = answer_record(response, raw, secrets)
         if lease is not None:
             tokens = tokens_of_json(body)
-            self.credentials.record(lease, response.status_code, usage=tokens.for_pool() if tokens else None)
+            self.credentials.record(lease, response.status_code, usage=tokens.for_pool() if tokens else None,
+                                    headers=response.headers)
 
 
 def _transport(error: httpx.TransportError, where: str, connect: float) -> tuple[TransportFailure, str]:

@@ -65,6 +65,7 @@ def _describe(member: Member, now: float) -> dict[str, Any]:
         "input_tokens": member.input_tokens,
         "output_tokens": member.output_tokens,
         "last_status": member.last_status,
+        "quota": member.quota.describe(now) if member.quota is not None else None,  # quota.py
         **({"login": _login(credential.oauth)} if credential.oauth is not None else {}),
     }
 
