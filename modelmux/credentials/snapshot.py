@@ -33,6 +33,8 @@ def snapshot(pools: Pools) -> dict[str, Any]:
 
 # Worst first: what status shows when several cooldowns are active at once.
 _SEVERITY: tuple[State, ...] = ("needs attention", "unhealthy", "cooling")
+# Every state a credential is shown in (/metrics' modelmux_credential_state).
+STATES = ("healthy", "cooling", "unhealthy", "needs attention", "needs login")
 
 
 def _describe(member: Member, now: float) -> dict[str, Any]:
