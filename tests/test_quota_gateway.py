@@ -8,8 +8,11 @@ from __future__ import annotations
 import json
 import time
 
+from pathlib import Path
+
 import httpx
 import pytest
+from mitmproxy import io
 from upstream import Received, Reply, Stream, Upstream, message, message_events
 
 RESET = int(time.time()) + 3 * 3600
@@ -79,9 +82,24 @@ default: null
 
 
 @pytest.fixture
-def setup(upstream: Upstream, start_gateway):
+def setup(upstream: Upstream, start_gateway, tmp_path: Path):
     upstream.reply = anthropic_with_quota
-    return upstream, start_gateway(routes(upstream.url))
+    gateway = start_gateway(routes(upstream.url), extra_args=["-w", str(tmp_path / "flows.mitm")])
+    gateway.flows = tmp_path / "flows.mitm"
+    return upstream, gateway
+
+
+def summary_of(gateway, model: str) -> tuple[dict, str]:
+    """The Dashboard's summary and comment of the last flow for `model`, once -w wrote it."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        with gateway.flows.open("rb") as file:
+            found = [f for f in io.FlowReader(file).stream()
+                     if (f.metadata.get("modelmux") or {}).get("requested_model") == model]
+        if found and "summary" in found[-1].metadata["modelmux"]:
+            return found[-1].metadata["modelmux"]["summary"], found[-1].comment
+        time.sleep(0.05)
+    raise AssertionError(f"no flow for {model} was saved")
 
 
 def ask(gateway, model: str, stream: bool, text: str = "hi") -> httpx.Response:
@@ -133,3 +151,15 @@ def test_each_credential_keeps_its_quota_on_both_paths(setup):
     assert ask(gateway, "pool-x", stream=True, text="refuse").status_code == 429  # b, then a: both refuse
     after = {c["label"]: c["quota"] for c in gateway.credentials()["providers"]["pool"]["credentials"]}
     assert (after["b"]["status"], after["b"]["left"]) == ("rejected", 0.0)
+
+
+@pytest.mark.parametrize("model", ["claude-direct", "claude-relay", "one-x", "pool-x"])
+def test_the_dashboard_summary_shows_the_quota_the_answer_named(setup, model):
+    upstream, gateway = setup
+    assert ask(gateway, model, stream=True).status_code == 200
+    summary, comment = summary_of(gateway, model)
+    key = key_of(upstream.received[-1])
+    assert summary["quota"]["source"] == "anthropic"
+    assert [(w["name"], w["used"]) for w in summary["quota"]["windows"]] == [("5h", float(USED[key])), ("7d", 0.125)]
+    assert summary["quota"]["left"] == round(1 - float(USED[key]), 4)
+    assert f"quota 5h {float(USED[key]) * 100:.0f}%, 7d 12%" in comment

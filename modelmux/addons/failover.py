@@ -138,7 +138,7 @@ class Failover:
         trail: dict[str, Any] = {"provider": provider.name,
                                  "credential": label_of(provider, lease.credential if lease else None),
                                  "model": effort.shown(candidate.upstream_model, candidate.effort),
-                                 "protocol": provider.protocol}
+                                 "protocol": provider.protocol, "start": time.time()}
         notes["attempts"].append(trail)
         began = time.monotonic()
         try:

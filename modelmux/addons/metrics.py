@@ -14,6 +14,7 @@ from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterator
 from itertools import accumulate
+from typing import Any
 
 from mitmproxy import http
 from prometheus_client import CollectorRegistry
@@ -100,8 +101,7 @@ class Metrics(Collector):
         if notes is None or notes.get(COUNTED):
             return
         summary = notes.get("summary")
-        if summary is None or not (summary["kind"] == "routed" or summary["kind"] == "refused"
-                                   and summary["path"].startswith("/v1/")):  # not a refused scrape
+        if summary is None or not counts(summary):
             return
         notes[COUNTED] = True
         labels = (summary["provider"] or "", summary["model"] or "", summary["credential"] or "",
@@ -120,10 +120,7 @@ class Metrics(Collector):
         if (ttft := summary["ttft_ms"]) is not None:
             series.ttft.observe(ttft / 1000)
         series.duration.observe(summary["total_ms"] / 1000)
-        # A flow mitmproxy sent without a credential of a pool (passthrough, auth: none)
-        # notes no attempt: its one attempt is the summary's.
-        for attempt in notes.get("attempts") or ({"provider": labels[0], "credential": labels[2],
-                                                   "outcome": summary["status"]},):
+        for attempt in attempts_of(notes, summary):
             outcome = attempt.get("outcome", "")
             if isinstance(outcome, str) and outcome.startswith("not sent"):
                 outcome = "not sent"  # the relay notes why after a colon: one series, not one per reason
@@ -161,6 +158,22 @@ class Metrics(Collector):
         yield _histogram("modelmux_time_to_first_token_seconds", "From the request to the first content event the "
                          "client got (a whole JSON answer: to the answer).", ttft)
         yield _histogram("modelmux_request_duration_seconds", "From the request to the end of its answer.", duration)
+
+
+def counts(summary: dict[str, Any]) -> bool:
+    """Whether a flow is a request to count (and trace): one the gateway routed, or refused
+    without asking an upstream on the API's paths (a refused scrape of /metrics is not)."""
+    return summary["kind"] == "routed" or summary["kind"] == "refused" and summary["path"].startswith("/v1/")
+
+
+def attempts_of(notes: dict[str, Any], summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """A routed flow's upstream attempts. One mitmproxy sent without a credential of a pool
+    (passthrough, auth: none) notes none: its one attempt is the summary's."""
+    if summary["kind"] != "routed":
+        return []
+    return notes.get("attempts") or [{
+        "provider": summary["provider"], "credential": summary["credential"], "model": summary["model"],
+        "outcome": summary["status"], "status": summary["status"] or None, "ms": summary["total_ms"]}]
 
 
 def _merge(into: dict[tuple[str, str], _Buckets], key: tuple[str, str], buckets: _Buckets) -> None:

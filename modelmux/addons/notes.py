@@ -30,6 +30,7 @@ class Attempt(TypedDict, total=False):
     upstream: str  # the URL, without its query
     status: int | None  # the upstream's HTTP status, if it answered
     outcome: int | str  # the status, or how it failed ("timeout", "reset", "not sent: ...")
+    start: float  # when it was sent, epoch seconds (the relay's; mitmproxy's one attempt starts with the flow)
     ms: float
     refreshed: bool  # an oauth token was refreshed and the request sent again
     error: str
