@@ -163,7 +163,7 @@ def _quota(response: http.Response | None, notes: dict[str, Any]) -> dict[str, A
     if response is None or notes.get("protocol") not in quota.PROTOCOLS:
         return None
     seen = quota.read(response.headers.fields, time.time())
-    return seen.describe(seen.seen) if seen is not None else None
+    return seen.brief() if seen is not None else None
 
 
 def _kind(notes: dict[str, Any]) -> str:

@@ -24,7 +24,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from modelmux.addons.credentials import Credentials
-from modelmux.addons.notes import find_notes
+from modelmux.addons.notes import Notes, find_notes
 from modelmux.credentials.snapshot import STATES, snapshot
 
 COUNTED = "metrics_counted"  # a notes flag: a flow may end in response and error both
@@ -97,13 +97,9 @@ class Metrics(Collector):
 
     def _count(self, flow: http.HTTPFlow) -> None:
         """Runs after the Dashboard's hook, which has completed the summary."""
-        notes = find_notes(flow)
-        if notes is None or notes.get(COUNTED):
+        if (found := first_look(flow, COUNTED)) is None:
             return
-        summary = notes.get("summary")
-        if summary is None or not counts(summary):
-            return
-        notes[COUNTED] = True
+        notes, summary = found
         labels = (summary["provider"] or "", summary["model"] or "", summary["credential"] or "",
                   notes.get("client_key") or "")
         series = self._series.get(labels)
@@ -160,10 +156,20 @@ class Metrics(Collector):
         yield _histogram("modelmux_request_duration_seconds", "From the request to the end of its answer.", duration)
 
 
-def counts(summary: dict[str, Any]) -> bool:
-    """Whether a flow is a request to count (and trace): one the gateway routed, or refused
-    without asking an upstream on the API's paths (a refused scrape of /metrics is not)."""
-    return summary["kind"] == "routed" or summary["kind"] == "refused" and summary["path"].startswith("/v1/")
+def first_look(flow: http.HTTPFlow, flag: str) -> tuple[Notes, dict[str, Any]] | None:
+    """The notes and the Dashboard's summary of a request to count (and trace), the first
+    time the reader that marks it `flag` asks: a flow may end in response and error both.
+    A request is one the gateway routed, or refused without asking an upstream on the
+    API's paths (a refused scrape of /metrics is not)."""
+    notes = find_notes(flow)
+    if notes is None or notes.get(flag):
+        return None
+    summary = notes.get("summary")
+    if summary is None or not (summary["kind"] == "routed" or summary["kind"] == "refused"
+                               and summary["path"].startswith("/v1/")):
+        return None
+    notes[flag] = True  # type: ignore[literal-required]
+    return notes, summary
 
 
 def attempts_of(notes: dict[str, Any], summary: dict[str, Any]) -> list[dict[str, Any]]:

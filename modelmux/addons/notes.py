@@ -75,6 +75,7 @@ class Notes(TypedDict, total=False):
     # Others'.
     usage_counted: bool  # the Usage addon counted it (a flow may end in response and error)
     metrics_counted: bool  # the Metrics addon counted it
+    traced: bool  # the Traces addon made its spans
     record: dict[str, Any]  # the Recorder's version stamp
 
 

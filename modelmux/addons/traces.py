@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from mitmproxy import http
 
-from modelmux.addons.metrics import attempts_of, counts
+from modelmux.addons.metrics import attempts_of, first_look
 from modelmux.addons.notes import find_notes
 from modelmux.addons.settings import Settings
 from modelmux.addons.streams import StreamCallable
@@ -94,13 +94,9 @@ class Traces:
         body = self._inputs.pop(flow.id, None)
         output = self._outputs.pop(flow.id, None)
         tracer = self._tracer
-        notes = find_notes(flow)
-        if tracer is None or notes is None or notes.get(TRACED):
+        if tracer is None or (found := first_look(flow, TRACED)) is None:
             return
-        summary = notes.get("summary")
-        if summary is None or not counts(summary):
-            return
-        notes[TRACED] = True
+        notes, summary = found
         from opentelemetry import trace
         from opentelemetry.trace import SpanKind, Status, StatusCode
 
