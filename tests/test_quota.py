@@ -171,3 +171,11 @@ def test_status_shows_a_credentials_quota_in_a_line():
     assert quota_text(quota.read_mapping(CODEX, NOW).describe(NOW)) == (
         "quota (codex, seen 2027-01-15T08:00:00Z): 5h 38% used, resets 2027-01-15T08:10:00Z (in 10 min); "
         "7d 12% used, resets 2027-01-15T10:00:00Z (in 2 h)")
+
+
+def test_odd_values_are_not_guessed_and_never_raise():
+    odd = {"x-codex-primary-used-percent": "inf", "x-codex-primary-window-minutes": "nan",
+           "x-codex-secondary-used-percent": "12", "x-codex-secondary-window-minutes": "1e400",
+           "x-echo-x-api-key": "zai-main…abcd", "anthropic-organization-id": "ünïcode…"}
+    seen = quota.read_mapping(odd, NOW)  # a failed attempt's headers hold redacted values
+    assert seen is not None and [(w.name, w.used) for w in seen.windows] == [("secondary", 0.12)]

@@ -227,4 +227,4 @@ def _fields(headers: Mapping[str, str]) -> Iterable[tuple[bytes, bytes]]:
         return headers.fields
     if isinstance(headers, httpx.Headers):
         return headers.raw
-    return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
+    return quota.encoded(headers)

@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 TRACED = "traced"  # a notes flag: a flow may end in response and error both
 OPERATION = "chat"  # GenAI semconv's operation name for a Messages (chat) request
 EXPORT_TIMEOUT = 10  # seconds an export may take before the batch is dropped (never on the event loop)
+EXIT_WAIT = 2.0  # seconds the gateway waits at exit for its last spans to be sent
 
 
 class Traces:
@@ -66,8 +67,12 @@ class Traces:
         self._provider = self._tracer = None
 
     def done(self) -> None:
+        """At exit the last spans are sent, waiting at most EXIT_WAIT for a collector that
+        does not answer: `modelmux stop` must not hang on it."""
         if self._provider is not None:
-            self._provider.shutdown()  # at exit: the last spans are sent (at most EXPORT_TIMEOUT)
+            sender = threading.Thread(target=self._provider.shutdown, name="modelmux traces shutdown", daemon=True)
+            sender.start()
+            sender.join(EXIT_WAIT)
             self._provider = self._tracer = None
 
     @property
@@ -96,7 +101,15 @@ class Traces:
         tracer = self._tracer
         if tracer is None or (found := first_look(flow, TRACED)) is None:
             return
-        notes, summary = found
+        try:
+            self._spans(tracer, flow, *found, body, output)
+        except Exception:
+            # A span is an observer's: it never fails the flow, nor skips the addons after
+            # this one (the Recorder), as an exception raised from a hook would.
+            logger.exception("cannot make the trace of %s", flow.request.path.partition("?")[0])
+
+    def _spans(self, tracer: Any, flow: http.HTTPFlow, notes: dict[str, Any], summary: dict[str, Any],
+               body: bytes | None, output: list[bytes] | None) -> None:
         from opentelemetry import trace
         from opentelemetry.trace import SpanKind, Status, StatusCode
 
@@ -242,7 +255,7 @@ def _content(body: bytes | None, output: list[bytes] | None, flow: http.HTTPFlow
     attributes: dict[str, str] = {}
     try:
         request = json.loads(body) if body else {}
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested some 10,000 deep
         request = {}
     if isinstance(request, dict):
         system = request.get("system")
@@ -273,7 +286,7 @@ def _answer(output: list[bytes] | None, flow: http.HTTPFlow) -> dict[str, Any] |
         return None
     try:
         message = json.loads(response.content or b"")
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return message if isinstance(message, dict) and message.get("type") == "message" else None
 

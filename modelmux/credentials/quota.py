@@ -19,6 +19,7 @@ dashboard show it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal, NamedTuple, Protocol, TypeVar
 
@@ -155,8 +156,14 @@ def _parse(found: list[tuple[bytes, bytes]], now: float) -> Quota:
 
 
 def read_mapping(headers: Mapping[str, str], now: float) -> Quota | None:
-    """`read` for headers as a plain mapping (a failed attempt's, tests)."""
-    return read([(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()], now)
+    """`read` for headers as a plain mapping (tests)."""
+    return read(encoded(headers), now)
+
+
+def encoded(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
+    """Headers as raw fields. A failed attempt's may hold a value already redacted
+    (`label…last4`), which no header encoding has: encoded as UTF-8."""
+    return [(name.encode("utf-8", "replace"), value.encode("utf-8", "replace")) for name, value in headers.items()]
 
 
 class Holder(Protocol):
@@ -228,9 +235,10 @@ def _ordered(windows: Iterable[Window]) -> tuple[Window, ...]:
 
 def _number(value: str | None) -> float | None:
     try:
-        return float(value) if value else None
+        number = float(value) if value else None
     except ValueError:
         return None
+    return number if number is not None and math.isfinite(number) else None  # "inf" is a float too
 
 
 def _reset(value: str | None, now: float) -> float | None:
