@@ -13,11 +13,16 @@ from pathlib import Path
 import httpx
 import pytest
 from mitmproxy import io
+from prometheus_client.parser import text_string_to_metric_families
 from upstream import Received, Reply, Stream, Upstream, message, message_events
 
 RESET = int(time.time()) + 3 * 3600
 # What the fake Anthropic answers each key with: the 5-hour window's use differs per key.
 USED = {"sk-ant-one-0000": "0.25", "sk-ant-a-1111": "0.9", "sk-ant-b-2222": "0.3", "client-login-token-9999": "0.5"}
+
+
+# The pooled credentials the fake answers with a quota: provider, label, key.
+PLACES = [("one", "one", "sk-ant-one-0000"), ("pool", "a", "sk-ant-a-1111"), ("pool", "b", "sk-ant-b-2222")]
 
 
 def unified(key: str, status: str = "allowed") -> dict[str, str]:
@@ -139,14 +144,25 @@ def test_each_credential_keeps_its_quota_on_both_paths(setup):
     quotas = {(name, c["label"]): c["quota"] for name, pool in document["providers"].items()
               for c in pool["credentials"]}
     assert quotas[("spare", "spare")] is None  # never asked
-    for (provider, label), key in [(("one", "one"), "sk-ant-one-0000"), (("pool", "a"), "sk-ant-a-1111"),
-                                   (("pool", "b"), "sk-ant-b-2222")]:
+    for provider, label, key in PLACES:
         seen = quotas[(provider, label)]
         assert (seen["source"], seen["status"], seen["binding"]) == ("anthropic", "allowed", "five_hour")
         assert [(w["name"], w["used"], w["status"]) for w in seen["windows"]] == [
             ("5h", float(USED[key]), "allowed"), ("7d", 0.125, "allowed")]
         assert seen["left"] == round(1 - float(USED[key]), 4)
         assert seen["windows"][0]["resets_at"] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(RESET))
+    # The same in /metrics, as Prometheus parses it.
+    metrics = httpx.get(f"{gateway.url}/metrics", timeout=5).text
+    gauges = {(s.name, s.labels.get("provider"), s.labels.get("credential"), s.labels.get("window")): s.value
+              for family in text_string_to_metric_families(metrics) for s in family.samples
+              if s.name.startswith("modelmux_quota_")}
+    assert gauges == {
+        **{("modelmux_quota_used_ratio", p, c, "5h"): float(USED[k]) for p, c, k in PLACES},
+        **{("modelmux_quota_used_ratio", p, c, "7d"): 0.125 for p, c, _ in PLACES},
+        **{("modelmux_quota_reset_timestamp_seconds", p, c, "5h"): RESET for p, c, _ in PLACES},
+        **{("modelmux_quota_reset_timestamp_seconds", p, c, "7d"): RESET + 86400 for p, c, _ in PLACES},
+        **{("modelmux_quota_left_ratio", p, c, None): round(1 - float(USED[k]), 6) for p, c, k in PLACES},
+    }
     # A 429 that spends the window is kept too: b has nothing left, so a is picked again.
     assert ask(gateway, "pool-x", stream=True, text="refuse").status_code == 429  # b, then a: both refuse
     after = {c["label"]: c["quota"] for c in gateway.credentials()["providers"]["pool"]["credentials"]}
