@@ -58,25 +58,17 @@ def anthropic_with_quota(request: Received):
 
 
 def routes(url: str) -> str:
+    """Every provider is the fake Anthropic: passthrough (alone, and with a fallback: the
+    relay), a single key (mitmproxy's own path) and a pool of two (the relay)."""
+    def anthropic(more: str) -> str:
+        return f'{{protocol: anthropic, base_url: "{url}", {more}}}'
+
     return f"""
 providers:
-  anthropic:
-    protocol: anthropic
-    base_url: "{url}"
-    auth: passthrough
-  spare:
-    protocol: anthropic
-    base_url: "{url}"
-    credentials: [{{label: spare, key: sk-spare-3333}}]
-  one:
-    protocol: anthropic
-    base_url: "{url}"
-    credentials: [{{label: one, key: sk-ant-one-0000}}]
-  pool:
-    protocol: anthropic
-    base_url: "{url}"
-    strategy: most-quota
-    credentials: [{{label: a, key: sk-ant-a-1111}}, {{label: b, key: sk-ant-b-2222}}]
+  anthropic: {anthropic("auth: passthrough")}
+  spare: {anthropic("credentials: [{label: spare, key: sk-spare-3333}]")}
+  one: {anthropic("credentials: [{label: one, key: sk-ant-one-0000}]")}
+  pool: {anthropic("strategy: most-quota, credentials: [{label: a, key: sk-ant-a-1111}, {label: b, key: sk-ant-b-2222}]")}
 routes:
   - {{match: "claude-direct", provider: anthropic}}
   - {{match: "claude-relay", provider: anthropic, fallback: [spare]}}
