@@ -122,13 +122,11 @@ def summarize(flow: http.HTTPFlow, notes: dict[str, Any], meter: Meter | None,
         tokens = counted or tokens_of_json(response.content or b"")
     error_type = _error_type(flow, status, meter)
     if meter is not None:
+        ttft = round((meter.first_content - started) * 1000, 1) if meter.first_content else None
         stop_reason = meter.stop_reason
     else:
-        stop_reason = stop_reason_of_json(response.content or b"") if tokens is not None and response else None
-    if meter is not None:
-        ttft = round((meter.first_content - started) * 1000, 1) if meter.first_content else None
-    else:
         ttft = round((ended - started) * 1000, 1) if response is not None and status < 400 and kind == "routed" else None
+        stop_reason = stop_reason_of_json(response.content or b"") if tokens is not None and response else None
     attempts = notes.get("attempts")
     if attempts is None:
         attempts = [{"provider": notes["provider"], "credential": notes.get("credential"), "outcome": status}] \
