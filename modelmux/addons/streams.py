@@ -73,7 +73,7 @@ class Pipe:
             elif out:
                 out = [piece for given in out for piece in scrubber.feed(given)]
             if not chunk:
-                out += scrubber.close()
+                out = out + scrubber.close()  # not +=: `out` may be a list the transform keeps
         if self.watcher is not None:
             self.watcher.passed(out)
         if out and self.heard is not None:
