@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from modelmux.addons.streams import Piped
+from modelmux.addons.streams import Pipe
 from modelmux.config import loader
 from modelmux.config.types import Credential
 from modelmux.secrets import StreamScrubber, configured
@@ -42,17 +42,37 @@ def test_an_end_that_only_looks_like_a_secrets_start_is_given_back_at_the_close(
     assert scrubber.close() == [b"sk-ma"]
 
 
-def test_piped_feeds_a_stream_callables_output_through_a_transform():
-    def inner(chunk: bytes) -> list[bytes]:
-        return [chunk.upper()] if chunk else [b"!"]
+def test_a_pipe_scrubs_what_its_transform_gives():
+    class Upper:
+        def feed(self, chunk: bytes) -> list[bytes]:
+            return [chunk.upper()]
 
-    piped = Piped(inner, StreamScrubber([Credential("upper", KEY.key.upper())]))
-    assert piped(KEY.key[:10].encode()) == []  # it could begin the (upper-cased) key: held
-    assert piped(KEY.key[10:].encode()) == ["upper…1234".encode()]
-    assert piped(b"") == [b"!"]
-    assert piped.changes
-    passing = Piped(True, StreamScrubber([KEY]))  # True: mitmproxy's bytes as they come
+        def close(self) -> list[bytes]:
+            return [b"!"]
+
+    pipe = Pipe(Upper())
+    pipe.scrubber = StreamScrubber([Credential("upper", KEY.key.upper())])
+    assert pipe(KEY.key[:10].encode()) == []  # it could begin the (upper-cased) key: held
+    assert pipe(KEY.key[10:].encode()) == ["upper…1234".encode()]
+    assert pipe(b"") == [b"!"]
+    assert pipe.changes and pipe.ended
+    passing = Pipe.of(True)  # True: mitmproxy's bytes as they come
+    passing.scrubber = StreamScrubber([KEY])
     assert (passing(TEXT), passing(b""), passing.changes) == ([TEXT.replace(KEY.key.encode(), "main…1234".encode())], [], False)
+
+
+def test_a_pipe_scrubs_a_secret_cut_between_two_pieces_one_chunk_gave():
+    class Split:
+        def feed(self, chunk: bytes) -> list[bytes]:
+            return [chunk[:len(chunk) // 2], chunk[len(chunk) // 2:]]
+
+        def close(self) -> list[bytes]:
+            return []
+
+    for cut in range(1, len(TEXT)):
+        pipe = Pipe(Split())
+        pipe.scrubber = StreamScrubber([SHORT, KEY])
+        assert b"".join(pipe(TEXT[:cut]) + pipe(TEXT[cut:]) + pipe(b"")) == CLEAN, cut
 
 
 def test_every_secret_routes_yaml_holds_is_configured():

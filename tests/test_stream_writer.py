@@ -15,7 +15,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from sse_checks import accumulated, conforms, events, stream_schema, validate
 
 from modelmux.translate import messages
-from modelmux.translate.meter import Meter, Tokens
+from modelmux.translate.meter import Meter, Reported, Tokens
 from modelmux.translate.passthrough import AnthropicEvents
 from modelmux.translate.sse import format_event
 from modelmux.translate.stream_writer import TEXT, THINKING, AfterEnd, BlockOpen, ErrorEvent, IllegalEvent, NoBlock, NotStarted, StartedTwice, StreamWriter, WrongDelta
@@ -366,6 +366,13 @@ class Writing(RuleBasedStateMachine):
         assert meter.error_type == (writer.error.type if writer.error else None)
         if writer.usage is not None:
             assert meter.tokens() == Tokens(input_tokens=120, cached_tokens=30, cache_write_tokens=5, output_tokens=7)
+        # The Dashboard's meter of a translated stream reads the writer, not the bytes: the same readings.
+        reported = Reported(writer, keep=True)
+        reported.passed([data])
+        assert (reported.first_content is not None, reported.error_type) == (meter.first_content is not None, meter.error_type)
+        assert reported.body() == data
+        if writer.started:
+            assert reported.tokens() == meter.tokens()
 
     def teardown(self) -> None:
         observe(f"ended: {'error' if self.error else 'message_stop' if self.ended else 'no'}, blocks: {min(self.blocks, 3)}")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from typing import Any
 
 from mitmproxy import contentviews
@@ -23,17 +22,18 @@ from modelmux.addons.answers import as_kept, request_path
 from modelmux.addons.contentview import ModelmuxContentview
 from modelmux.addons.internals import CLIENT_GONE, flows_kept
 from modelmux.addons.notes import find_notes
-from modelmux.addons.streams import StreamCallable
+from modelmux.addons.streams import Pipe
 from modelmux.credentials import quota
 from modelmux.errors import ERROR_TYPES
-from modelmux.translate.meter import Meter, Tokens, stop_reason_of_json, tokens_of_json
+from modelmux.translate.meter import Meter, Reported, Tokens, stop_reason_of_json, tokens_of_json
+from modelmux.translate.translated_stream import TranslatedStream
 
 ERROR_SCAN_LIMIT = 64 * 1024  # an error body longer than this is not read for its type
 
 
 class Dashboard:
     def __init__(self) -> None:
-        self._meters: dict[str, Meter] = {}
+        self._meters: dict[str, Meter | Reported] = {}
         self._raw: dict[str, list[bytes]] = {}  # flow id → the upstream's chunks
         self._counted: dict[str, Tokens | None] = {}  # flow id → its whole answer's tokens, read once
 
@@ -47,14 +47,17 @@ class Dashboard:
         if not notes or "provider" not in notes or notes.get("local") or response is None or not response.stream:
             return
         keep = flows_kept()
-        meter = self._meters[flow.id] = Meter(keep=keep)
-        inner = response.stream
-        raw: list[bytes] | None = None
-        if keep and callable(inner) and getattr(inner, "changes", True):  # the upstream's bytes are worth keeping too
-            raw = self._raw[flow.id] = []
-        response.stream = _metered(inner, meter.feed, raw)
+        response.stream = pipe = Pipe.of(response.stream)
+        transform = pipe.transform
+        if isinstance(transform, TranslatedStream):  # it reports what it wrote: nothing to scan
+            meter: Meter | Reported = Reported(transform.writer, keep=keep)
+        else:
+            meter = Meter(keep=keep)
+        self._meters[flow.id] = pipe.watcher = meter
+        if keep and pipe.changes:  # the upstream's bytes are worth keeping too
+            pipe.raw = self._raw[flow.id] = []
 
-    def meter_of(self, flow: http.HTTPFlow) -> Meter | None:
+    def meter_of(self, flow: http.HTTPFlow) -> Meter | Reported | None:
         """The meter of a streamed flow, complete once its `response` hook runs."""
         return self._meters.get(flow.id)
 
@@ -84,31 +87,7 @@ class Dashboard:
         _show(flow, notes, summary)
 
 
-def _metered(inner: StreamCallable | bool, feed: Callable[[bytes], None], raw: list[bytes] | None) -> StreamCallable:
-    """`inner` with what it gives fed to the meter. It runs on every chunk of every stream,
-    so the closure is picked for the case at hand instead of checking it each time."""
-    if not callable(inner):  # True: the bytes as they come (raw is kept only for a callable)
-        def passed(chunk: bytes) -> bytes:
-            feed(chunk)
-            return chunk
-        return passed
-
-    def stream(chunk: bytes) -> bytes | list[bytes]:
-        if raw is not None:
-            raw.append(chunk)
-        out = inner(chunk)
-        if isinstance(out, bytes):
-            feed(out)
-            return out
-        if out.__class__ is not list:
-            out = list(out)
-        for piece in out:
-            feed(piece)
-        return out
-    return stream
-
-
-def summarize(flow: http.HTTPFlow, notes: dict[str, Any], meter: Meter | None,
+def summarize(flow: http.HTTPFlow, notes: dict[str, Any], meter: Meter | Reported | None,
               counted: Tokens | None = None) -> dict[str, Any]:
     """The flow's summary (plain JSON, kept in its metadata): see dashboard's module doc.
     `counted`: the whole answer's tokens, when they were read already (tokens_of)."""
@@ -172,7 +151,7 @@ def _kind(notes: dict[str, Any]) -> str:
     return "routed" if "requested_model" in notes else "forwarded"
 
 
-def _error_type(flow: http.HTTPFlow, status: int, meter: Meter | None) -> str | None:
+def _error_type(flow: http.HTTPFlow, status: int, meter: Meter | Reported | None) -> str | None:
     response = flow.response
     if meter is not None and meter.error_type:
         return meter.error_type
@@ -241,7 +220,7 @@ def _show(flow: http.HTTPFlow, notes: dict[str, Any], summary: dict[str, Any]) -
 
 # -- what the content view shows ----------------------------------------------------
 
-def _keep(flow: http.HTTPFlow, notes: dict[str, Any], meter: Meter | None, raw: list[bytes] | None) -> None:
+def _keep(flow: http.HTTPFlow, notes: dict[str, Any], meter: Meter | Reported | None, raw: list[bytes] | None) -> None:
     response = flow.response
     if meter is not None and meter.kept is not None and response is not None:
         response.content = meter.body()  # mitmproxy kept none; the client already has it all

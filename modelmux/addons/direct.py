@@ -25,7 +25,7 @@ from modelmux.addons.credentials import Credentials
 from modelmux.addons.dashboard import Dashboard
 from modelmux.addons.internals import CLIENT_GONE
 from modelmux.addons.notes import notes_of
-from modelmux.addons.streams import as_stream
+from modelmux.addons.streams import Pipe
 from modelmux.attempt import Attempts, GiveUp, Pick, Send
 from modelmux.config.types import Credential
 from modelmux.credentials.cooldowns import Outcome
@@ -119,9 +119,9 @@ class Direct:
         if translation is not None:
             transform = exchange.stream_transform(translation, None, sent.candidate.provider.secrets)
             assert transform is not None
-            response.stream = as_stream(transform)
+            response.stream = Pipe(transform)
         else:
-            response.stream = as_stream(ModelRestorer(restore))
+            response.stream = Pipe(ModelRestorer(restore))
 
     def response(self, flow: http.HTTPFlow) -> None:
         sent = self._sent.pop(flow.id, None)

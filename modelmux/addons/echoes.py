@@ -26,7 +26,7 @@ from mitmproxy import http
 from modelmux.addons import vault
 from modelmux.addons.notes import find_notes, read_notes
 from modelmux.addons.settings import Settings
-from modelmux.addons.streams import StreamCallable
+from modelmux.addons.streams import Pipe
 from modelmux.config.types import Config, Credential
 from modelmux.secrets import SCRUB_MIN_LENGTH, StreamScrubber, configured, scrub, scrub_bytes
 
@@ -70,7 +70,8 @@ class Echoes:
             # A redacted form is not as long as the secret: the length the upstream gave is wrong.
             if response.headers.pop("content-length", None) is not None:
                 response.headers["transfer-encoding"] = "chunked"
-            response.stream = Scrubbed(response.stream, scrubber)
+            response.stream = pipe = Pipe.of(response.stream)
+            pipe.scrubber = scrubber
 
     def response(self, flow: http.HTTPFlow) -> None:
         response = flow.response
@@ -100,26 +101,6 @@ class Echoes:
 def _longest_first(secrets: list[Credential]) -> list[Credential]:
     """A secret that contains another must not be half-replaced."""
     return sorted(secrets, key=lambda c: -len(c.secret))
-
-
-class Scrubbed:
-    """`inner` (a stream callable, or True: the bytes as they come) with what it gives
-    scrubbed as it goes. `changes` says whether `inner` rewrites the upstream's bytes,
-    which the Dashboard then keeps as they came too."""
-
-    def __init__(self, inner: StreamCallable | bool, scrubber: StreamScrubber) -> None:
-        self.inner = inner if callable(inner) else None
-        self.scrubber = scrubber
-        self.changes = self.inner is not None and getattr(inner, "changes", True)
-
-    def __call__(self, chunk: bytes) -> list[bytes]:
-        feed = self.scrubber.feed
-        out = self.inner(chunk) if self.inner is not None else chunk
-        if isinstance(out, bytes):
-            pieces = feed(out) if out else []
-        else:
-            pieces = [piece for given in out if given for piece in feed(given)]
-        return pieces if chunk else pieces + self.scrubber.close()
 
 
 def _scrub_headers(response: http.Response, secrets: list[Credential]) -> None:

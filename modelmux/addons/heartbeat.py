@@ -24,16 +24,32 @@ from modelmux import attempt
 from modelmux.addons.answers import loggable_url
 from modelmux.addons.internals import CLIENT_GONE, can_write_chunks, write_chunk
 from modelmux.addons.notes import notes_of, read_notes
+from modelmux.addons.streams import Pipe
 from modelmux.translate.messages import PING
 
 logger = logging.getLogger(__name__)
 
+
 @dataclass
 class Beating:
     flow: http.HTTPFlow
+    pipe: Pipe  # the flow's stream callable, which times the bytes it passes
     pulse: attempt.Pulse  # when the next ping is due (shared with the relay's Pump)
     ended: bool = False  # the stream's end is with mitmproxy: nothing more may be written
     timer: asyncio.TimerHandle | None = None
+
+    def over(self) -> bool:
+        """Whether the stream ended: mitmproxy has its end, or it wrote an error event,
+        which ends the answer (translated_stream.py): nothing may follow either."""
+        if not self.ended:
+            self.ended = self.pipe.ended or getattr(self.pipe.transform, "error", None) is not None
+        return self.ended
+
+    def catch_up(self) -> None:
+        """The pulse hears the bytes the pipe passed since the last look."""
+        heard = self.pipe.heard
+        if heard is not None and heard > self.pulse.last:
+            self.pulse.heard(heard)
 
 
 class Heartbeat:
@@ -49,25 +65,17 @@ class Heartbeat:
         )
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
-        """Runs after the Translator, and wraps the stream callable it set."""
+        """Runs after Direct, which set the stream: its Pipe times the bytes it passes,
+        and the timer reads that time and the stream's end between chunks."""
         response = flow.response
         notes = read_notes(flow)
-        if "translation" not in notes or response is None or not callable(response.stream) or not can_write_chunks(flow):
+        if "translation" not in notes or response is None or not isinstance(response.stream, Pipe) \
+                or not can_write_chunks(flow):
             return
-        pulse = Beating(flow, attempt.Pulse(ctx.options.modelmux_ping_interval, time.monotonic()))
-        inner = response.stream
-        transform = getattr(inner, "transform", None)
-
-        def stream(chunk: bytes) -> list[bytes]:
-            out = inner(chunk)
-            # An error event ends the answer (translated_stream.py): nothing may follow it.
-            if not chunk or getattr(transform, "error", None) is not None:
-                pulse.ended = True
-            if out:
-                pulse.pulse.heard(time.monotonic())
-            return out
-
-        response.stream = stream
+        now = time.monotonic()
+        pipe = response.stream
+        pipe.heard = now
+        pulse = Beating(flow, pipe, attempt.Pulse(ctx.options.modelmux_ping_interval, now))
         self._pulses[flow.id] = pulse
         self._schedule(pulse)
 
@@ -76,7 +84,7 @@ class Heartbeat:
 
     def error(self, flow: http.HTTPFlow) -> None:
         pulse = self._forget(flow)
-        if pulse is None or pulse.ended or flow.error is None or flow.error.msg == CLIENT_GONE:
+        if pulse is None or pulse.over() or flow.error is None or flow.error.msg == CLIENT_GONE:
             return
         pulse.ended = True
         message, event = attempt.broke_off(notes_of(flow).get("provider", "?"), flow.error.msg)
@@ -89,12 +97,14 @@ class Heartbeat:
                 pulse.timer.cancel()
 
     def _schedule(self, beating: Beating) -> None:
+        beating.catch_up()
         if (wait := beating.pulse.wait(time.monotonic())) is not None:
             beating.timer = asyncio.get_running_loop().call_later(wait, self._beat, beating)
 
     def _beat(self, beating: Beating) -> None:
-        if beating.ended or beating.flow.id not in self._pulses:
+        if beating.over() or beating.flow.id not in self._pulses:
             return
+        beating.catch_up()
         if beating.pulse.beat(time.monotonic()):
             write_chunk(beating.flow, PING)
         self._schedule(beating)

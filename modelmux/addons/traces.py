@@ -23,9 +23,8 @@ from urllib.parse import urlsplit
 from mitmproxy import http
 
 from modelmux.addons.metrics import attempts_of, first_look
-from modelmux.addons.notes import find_notes
 from modelmux.addons.settings import Settings
-from modelmux.addons.streams import StreamCallable
+from modelmux.addons.streams import Pipe, Watcher
 from modelmux.config.types import Config, Telemetry
 from modelmux.translate.assembly import Assembly
 
@@ -82,12 +81,12 @@ class Traces:
     # -- hooks ------------------------------------------------------------------------
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
-        """With content on, keeps the stream the client gets (after the Dashboard wrapped it)."""
+        """With content on, keeps the stream the client gets: after the Dashboard, which
+        made the flow's stream a Pipe and watches what passes."""
         response = flow.response
-        if not self.content or response is None or not callable(response.stream) or find_notes(flow) is None:
+        if not self.content or response is None or not isinstance(pipe := response.stream, Pipe):
             return
-        kept = self._outputs[flow.id] = []
-        response.stream = _kept(response.stream, kept)
+        pipe.watcher = _Keeping(pipe.watcher, self._outputs.setdefault(flow.id, []))
 
     def response(self, flow: http.HTTPFlow) -> None:
         self._trace(flow)
@@ -235,16 +234,17 @@ def _attempt_attributes(attempt: dict[str, Any], notes: dict[str, Any]) -> dict[
     return attributes
 
 
-def _kept(inner: StreamCallable, kept: list[bytes]) -> StreamCallable:
-    def stream(chunk: bytes) -> bytes | list[bytes]:
-        out = inner(chunk)
-        if isinstance(out, bytes):
-            kept.append(out)
-        else:
-            out = list(out)
-            kept.extend(out)
-        return out
-    return stream
+class _Keeping:
+    """A Pipe's watcher that also keeps what passes to the client (content only)."""
+
+    def __init__(self, inner: Watcher | None, kept: list[bytes]) -> None:
+        self.inner = inner
+        self.kept = kept
+
+    def passed(self, pieces: list[bytes]) -> None:
+        if self.inner is not None:
+            self.inner.passed(pieces)
+        self.kept += pieces
 
 
 # -- content (telemetry.content: true) --------------------------------------------------

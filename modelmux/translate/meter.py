@@ -1,6 +1,7 @@
 """What an Anthropic answer cost and how fast it came: token counts, the time of its
 first content and any error it reported, read from the bytes the client gets as they
-pass. A stream is scanned, not parsed: this runs on every chunk of every stream."""
+pass (`Meter`), or from what modelmux's own StreamWriter reports of a stream it wrote
+(`Reported`). A stream is scanned, not parsed: this runs on every chunk of every stream."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from modelmux.credentials.pools import Usage
+from modelmux.translate.stream_writer import StreamWriter
 
 COUNTS = {  # Anthropic's usage fields, by the names modelmux reports them under
     "input_tokens": "input_tokens",
@@ -55,6 +57,11 @@ class Meter:
         self.kept: list[bytes] | None = [] if keep else None
         self._counts: dict[str, int] = {}
         self._tail = b""
+
+    def passed(self, pieces: list[bytes]) -> None:
+        """What one chunk of the stream became for the client (a Pipe's watcher)."""
+        for piece in pieces:
+            self.feed(piece)
 
     def feed(self, data: bytes) -> None:
         if not data:
@@ -103,6 +110,41 @@ class Meter:
 
     def tokens(self) -> Tokens:
         return Tokens(**{COUNTS[name]: value for name, value in self._counts.items()})
+
+    def body(self) -> bytes | None:
+        return b"".join(self.kept) if self.kept is not None else None
+
+
+class Reported:
+    """A Meter for a stream modelmux writes itself (a translator's StreamWriter): the same
+    readings from what the writer reports, with no byte scanned. The scan cost 0.7 to
+    1 µs a chunk, and the writer knew all of it already."""
+
+    def __init__(self, writer: StreamWriter, keep: bool = False, clock: Callable[[], float] = time.time) -> None:
+        self.writer = writer
+        self.clock = clock
+        self.first_content: float | None = None  # clock() when the chunk with the first delta passed
+        self.kept: list[bytes] | None = [] if keep else None
+
+    def passed(self, pieces: list[bytes]) -> None:
+        if self.first_content is None and self.writer.deltas:
+            self.first_content = self.clock()
+        if self.kept is not None:
+            self.kept += pieces
+
+    @property
+    def error_type(self) -> str | None:
+        return self.writer.error.type if self.writer.error else None
+
+    @property
+    def stop_reason(self) -> str | None:
+        return self.writer.stop_reason
+
+    def tokens(self) -> Tokens:
+        """message_delta's counts; before it, message_start's (the input estimate)."""
+        if self.writer.usage is not None:
+            return tokens_of(self.writer.usage)
+        return Tokens(input_tokens=self.writer.input_tokens or 0)
 
     def body(self) -> bytes | None:
         return b"".join(self.kept) if self.kept is not None else None

@@ -99,6 +99,7 @@ class StreamWriter:
 
     def __init__(self) -> None:
         self.started = False
+        self.input_tokens: int | None = None  # message_start's, modelmux's estimate
         self.ended = False  # message_stop or an error written: nothing may follow
         self.kind: str | None = None
         self.index: int | None = None
@@ -126,6 +127,7 @@ class StreamWriter:
         if self.started:
             raise AfterEnd("message_start after the stream ended") if self.ended else StartedTwice("a second message_start")
         self.started = True
+        self.input_tokens = input_tokens
         self._out.append(messages.message_start(model, input_tokens))
 
     def ping(self) -> None:

@@ -1,0 +1,68 @@
+"""A flow's one stream callable (addons/streams.py): each addon's stage in its place, for
+every chunk and the end, whatever set the stream first."""
+
+from __future__ import annotations
+
+from modelmux.addons.streams import Pipe
+from modelmux.translate.meter import Meter, Reported
+from modelmux.translate.openai_chat import ChatStream, Context
+
+CHAT = [b'data: {"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}\n\n',
+        b'data: {"choices":[{"index":0,"delta":{"content":"Hi"}}]}\n\n',
+        b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}],'
+        b'"usage":{"prompt_tokens":9,"completion_tokens":2}}\n\n',
+        b"data: [DONE]\n\n"]  # fmt: skip
+
+
+class Seen:
+    def __init__(self) -> None:
+        self.pieces: list[list[bytes]] = []
+
+    def passed(self, pieces: list[bytes]) -> None:
+        self.pieces.append(list(pieces))
+
+
+def test_true_passes_the_bytes_as_they_come_and_never_an_empty_piece():
+    pipe = Pipe.of(True)
+    pipe.watcher = seen = Seen()
+    assert (pipe(b"abc"), pipe(b""), pipe.changes, pipe.ended) == ([b"abc"], [], False, True)
+    assert seen.pieces == [[b"abc"], []]
+
+
+def test_another_addons_callable_is_the_first_stage():
+    said = iter([b"one", [b"two", b"", b"three"], b""])
+    pipe = Pipe.of(lambda chunk: next(said))
+    assert (pipe(b"x"), pipe(b"y"), pipe(b""), pipe.changes) == ([b"one"], [b"two", b"three"], [], True)
+    assert Pipe.of(pipe) is pipe
+
+
+def test_the_upstreams_chunks_are_kept_and_the_heartbeats_clock_set_only_when_asked():
+    pipe = Pipe(ChatStream(Context(model="claude-sonnet-4-5", input_tokens=5)))
+    assert pipe(CHAT[0]) and pipe.heard is None  # not timed: no heartbeat asked
+    pipe.heard, pipe.raw = 0.0, []
+    assert pipe(CHAT[1])
+    assert pipe.heard > 0.0 and pipe.raw == [CHAT[1]]
+
+
+def test_a_translated_streams_reported_meter_reads_what_the_scanning_meter_reads():
+    stream = ChatStream(Context(model="claude-sonnet-4-5", input_tokens=5))
+    pipe = Pipe(stream)
+    pipe.watcher = reported = Reported(stream.writer, keep=True)
+    out = [piece for chunk in [*CHAT, b""] for piece in pipe(chunk)]
+    scanned = Meter()
+    scanned.passed(out)
+    assert reported.body() == b"".join(out)
+    assert (reported.tokens(), reported.error_type) == (scanned.tokens(), None)
+    assert reported.first_content is not None and scanned.first_content is not None
+
+
+def test_before_message_delta_the_reported_tokens_are_message_starts():
+    stream = ChatStream(Context(model="claude-sonnet-4-5", input_tokens=5))
+    pipe = Pipe(stream)
+    pipe.watcher = reported = Reported(stream.writer)
+    out = pipe(CHAT[0]) + pipe(CHAT[1]) + pipe(b"")  # no finish: it broke off
+    scanned = Meter()
+    scanned.passed(out)
+    assert reported.error_type == scanned.error_type == "api_error"
+    assert reported.tokens() == scanned.tokens()
+    assert reported.tokens().input_tokens == 5
