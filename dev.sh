@@ -76,7 +76,7 @@ ensure_venv() {
     say "installing modelmux (editable) and its test dependencies into .venv"
     # One resolution for everything: mitmproxy pins typing-extensions tightly, and a
     # second install could move what the first one chose.
-    (cd "$REPO" && "$(venv_bin)/python" -m pip install --disable-pip-version-check -q -e '.[test]')
+    (cd "$REPO" && "$(venv_bin)/python" -m pip install --disable-pip-version-check -q -e '.[test,otel]')
     touch "$STAMP"
 }
 

@@ -226,7 +226,7 @@ def test_pool_settings_are_typed_with_defaults():
     "change, problem",
     [
         (("strategy: fill-first", "strategy: random"),
-         "providers.zai.strategy: 'random' is not one of: round-robin, fill-first"),
+         "providers.zai.strategy: 'random' is not one of: round-robin, fill-first, most-quota"),
         (("priority: 2", "priority: 0"),
          "providers.zai.credentials[1].priority: 0 is less than the minimum of 1"),
         (("max_concurrent: 1", "max_concurrent: two"),

@@ -110,8 +110,10 @@ def test_a_translated_stream_keeps_both_sides(gateway, upstreams):
     assert {k: v for k, v in summary.items() if k not in ("time", "ttft_ms", "total_ms")} == {
         "kind": "routed", "method": "POST", "path": "/v1/messages", "requested_model": "gpt-dash-stream",
         "provider": "oai", "model": "gpt-test", "credential": "oai-main", "route": "routes[0]", "profile": None,
-        "status": 200, "error_type": None, "stream": True, "input_tokens": 12, "cached_tokens": 0,
+        "status": 200, "error_type": None, "stop_reason": "end_turn", "stream": True, "input_tokens": 12,
+        "cached_tokens": 0,
         "cache_write_tokens": 0, "output_tokens": 7, "attempts": 1, "failover": ["oai/oai-main 200"],
+        "quota": None,  # OpenAI Chat names no quota
     }
     assert 0 < summary["ttft_ms"] <= summary["total_ms"]
     assert abs(summary["time"] - time.time()) < 60

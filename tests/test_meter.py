@@ -62,3 +62,19 @@ def test_a_whole_message_gives_its_counts():
     assert tokens_of_json(b'{"usage": {"input_tokens": 4, "output_tokens": 2}}') == Tokens(4, 0, 0, 2)
     assert tokens_of_json(b"not json") is None
     assert tokens_of_json(b'{"content": []}') is None
+
+
+def test_the_stop_reason_is_read_with_the_final_usage():
+    from modelmux.translate.meter import stop_reason_of_json
+
+    meter = Meter()
+    start = b'event: message_start\ndata: {"type":"message_start","message":{"stop_reason":null,"usage":{"input_tokens":3}}}\n\n'
+    delta = (b'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"tool_use",'
+             b'"stop_sequence":null},"usage":{"output_tokens":9}}\n\n')
+    meter.feed(start)
+    assert meter.stop_reason is None
+    for i in range(0, len(delta), 7):  # at any chunk boundary
+        meter.feed(delta[i:i + 7])
+    assert meter.stop_reason == "tool_use"
+    assert stop_reason_of_json(b'{"content":[],"stop_reason":"max_tokens","usage":{"output_tokens":1}}') == "max_tokens"
+    assert stop_reason_of_json(b'{"content":[]}') is None

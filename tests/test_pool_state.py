@@ -46,12 +46,12 @@ def test_snapshot_of_a_small_pool():
                             "reason": "429: rate limited; the upstream said retry in 20 s", "status": 429, "firm": True,
                         }],
                         "in_flight": 0, "requests": 1, "errors": 1, "input_tokens": 0, "output_tokens": 0,
-                        "last_status": 429,
+                        "last_status": 429, "quota": None,  # no answer named one (test_quota.py)
                     },
                     {
                         "label": "spare", "key": "spare…cret", "priority": 1, "weight": 2, "max_concurrent": 2,
                         "state": "healthy", "cooldowns": [], "in_flight": 1, "requests": 1, "errors": 0,
-                        "input_tokens": 1200, "output_tokens": 300, "last_status": 200,
+                        "input_tokens": 1200, "output_tokens": 300, "last_status": 200, "quota": None,
                     },
                 ],
             }

@@ -25,12 +25,14 @@ from modelmux.addons.heartbeat import Heartbeat
 from modelmux.addons.inbound import InboundAuth
 from modelmux.addons.listeners import Listeners
 from modelmux.addons.local import LocalAPI
+from modelmux.addons.metrics import Metrics
 from modelmux.addons.recorder import Recorder
 from modelmux.addons.redactor import Redactor
 from modelmux.addons.relay import Relay
 from modelmux.addons.retention import Retention
 from modelmux.addons.router import Router
 from modelmux.addons.settings import Settings
+from modelmux.addons.traces import Traces
 from modelmux.addons.usage import Usage
 from modelmux.addons.vault import Vault
 from modelmux.config.paths import find_config
@@ -44,6 +46,8 @@ def build(default_config: Path | None = None) -> list[object]:
     direct = Direct(credentials, dashboard)
     relay = Relay(Failover(credentials))
     usage = Usage(settings)
+    metrics = Metrics(credentials)
+    traces = Traces(settings)
     discovery = Discovery(settings)
     return [
         Guard(),  # first: it must be in place before any other addon can fail
@@ -52,7 +56,8 @@ def build(default_config: Path | None = None) -> list[object]:
         settings,
         Listeners(settings),
         InboundAuth(settings),
-        LocalAPI(settings, credentials, usage),
+        LocalAPI(settings, credentials, usage, metrics),
+        traces.inputs,  # before the Router, which rewrites the request: the client's messages, for traces with content
         discovery,  # before the Router, which caps each request's output by what it knows
         Router(settings, credentials, direct, relay, discovery),
         Failures(),  # before Direct: its error hook names how mitmproxy's attempt failed
@@ -64,6 +69,8 @@ def build(default_config: Path | None = None) -> list[object]:
         dashboard,  # after every addon that sets a stream (it meters what the client gets) and before the readers of its summary
         Redactor(settings),  # after every addon that keeps a copy: it scrubs the keys an upstream echoed
         usage,  # after the Dashboard, whose response/error hooks complete the summary it counts
+        metrics,  # after the Dashboard too: it counts the same summaries as Usage
+        traces,  # after the Dashboard: a span per summary, and (content) the stream the client got
         Recorder(settings),  # after every addon that writes the flow: it records the finished one
         Retention(),
     ]

@@ -18,14 +18,17 @@ import logging
 import os
 import threading
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+import httpx
 from mitmproxy import command
+from mitmproxy import http
 from mitmproxy.utils import asyncio_utils
 
 from modelmux import attempt
 from modelmux.attempt.outcomes import Failure
+from modelmux.credentials import quota
 from modelmux.credentials import state_file as pool_state
 from modelmux.addons.settings import Settings
 from modelmux.config.types import Config
@@ -180,6 +183,8 @@ class Credentials:
     ) -> Verdict:
         assert self.pools
         verdict = self.pools.record(lease, outcome, headers=headers, body=body, usage=usage)
+        if headers is not None and lease.pool.provider.protocol in quota.PROTOCOLS:
+            quota.observe(lease.member, _fields(headers), self.pools.now())  # what it said of its subscription
         self._dirty = True
         if verdict.cooldown is not None:
             self._urgent.set()  # a cooldown must survive a crash soon after it
@@ -214,3 +219,12 @@ class Credentials:
         logger.info("credential cooldowns reset: %s/%s", provider, label or "*")
         self.save()
 
+
+def _fields(headers: Mapping[str, str]) -> Iterable[tuple[bytes, bytes]]:
+    """An answer's headers as raw (name, value) pairs, without a copy where they are
+    already: mitmproxy's and httpx's read by name cost tens of µs per answer."""
+    if isinstance(headers, http.Headers):
+        return headers.fields
+    if isinstance(headers, httpx.Headers):
+        return headers.raw
+    return quota.encoded(headers)

@@ -23,8 +23,9 @@ from modelmux.addons.contentview import ModelmuxContentview
 from modelmux.addons.internals import CLIENT_GONE, flows_kept
 from modelmux.addons.notes import find_notes
 from modelmux.addons.streams import Pipe
+from modelmux.credentials import quota
 from modelmux.errors import ERROR_TYPES
-from modelmux.translate.meter import Meter, Reported, Tokens, tokens_of_json
+from modelmux.translate.meter import Meter, Reported, Tokens, stop_reason_of_json, tokens_of_json
 from modelmux.translate.translated_stream import TranslatedStream
 
 ERROR_SCAN_LIMIT = 64 * 1024  # an error body longer than this is not read for its type
@@ -101,8 +102,10 @@ def summarize(flow: http.HTTPFlow, notes: dict[str, Any], meter: Meter | Reporte
     error_type = _error_type(flow, status, meter)
     if meter is not None:
         ttft = round((meter.first_content - started) * 1000, 1) if meter.first_content else None
+        stop_reason = meter.stop_reason
     else:
         ttft = round((ended - started) * 1000, 1) if response is not None and status < 400 and kind == "routed" else None
+        stop_reason = stop_reason_of_json(response.content or b"") if tokens is not None and response else None
     attempts = notes.get("attempts")
     if attempts is None:
         attempts = [{"provider": notes["provider"], "credential": notes.get("credential"), "outcome": status}] \
@@ -120,13 +123,24 @@ def summarize(flow: http.HTTPFlow, notes: dict[str, Any], meter: Meter | Reporte
         "profile": notes.get("profile"),
         "status": status,
         "error_type": error_type,
+        "stop_reason": stop_reason,
         "stream": meter is not None,
         **(tokens or Tokens()).as_dict(),
         "ttft_ms": ttft,
         "total_ms": round((ended - started) * 1000, 1),
         "attempts": len(attempts),
         "failover": [f"{a['provider']}/{a['credential']} {a.get('outcome', '…')}" for a in attempts],
+        "quota": _quota(response, notes),
     }
+
+
+def _quota(response: http.Response | None, notes: dict[str, Any]) -> dict[str, Any] | None:
+    """What the answer's rate-limit headers said of the subscription behind it, credential
+    or the client's own login (quota.py); read only from protocols whose upstreams say it."""
+    if response is None or notes.get("protocol") not in quota.PROTOCOLS:
+        return None
+    seen = quota.read(response.headers.fields, time.time())
+    return seen.brief() if seen is not None else None
 
 
 def _kind(notes: dict[str, Any]) -> str:
@@ -176,6 +190,8 @@ def line(summary: dict[str, Any]) -> str:
         parts.append(f"in {summary['input_tokens']}{cached} out {summary['output_tokens']}")
     if summary["ttft_ms"] is not None and summary["stream"]:
         parts.append(f"ttft {_s(summary['ttft_ms'])}")
+    if summary.get("quota") and (windows := [w for w in summary["quota"]["windows"] if w["used"] is not None]):
+        parts.append("quota " + ", ".join(f"{w['name']} {w['used'] * 100:.0f}%" for w in windows))
     parts.append(_s(summary["total_ms"]))
     return " · ".join(parts)
 

@@ -216,9 +216,12 @@ class Direct:
         default the answer's status)."""
         sent.attempts.sent(None)
         if sent.lease is not None:
+            # The answer's headers, for its quota (quota.py); not for a "reset", which would
+            # read them for a wait.
+            headers = flow.response.headers if flow.response and outcome is None else None
             if outcome is None:
                 outcome = flow.response.status_code if flow.response else 200
-            self.credentials.record(sent.lease, outcome, usage=usage)
+            self.credentials.record(sent.lease, outcome, usage=usage, headers=headers)
             _attempted(flow, sent.lease, outcome)
 
 

@@ -138,7 +138,7 @@ class Failover:
         trail: dict[str, Any] = {"provider": provider.name,
                                  "credential": label_of(provider, lease.credential if lease else None),
                                  "model": effort.shown(candidate.upstream_model, candidate.effort),
-                                 "protocol": provider.protocol}
+                                 "protocol": provider.protocol, "start": time.time()}
         notes["attempts"].append(trail)
         began = time.monotonic()
         try:
@@ -271,7 +271,8 @@ class Failover:
             trail["answer"] = answer_record(response, raw, secrets)
         if lease is not None:
             tokens = tokens_of_json(body)
-            self.credentials.record(lease, response.status_code, usage=tokens.for_pool() if tokens else None)
+            self.credentials.record(lease, response.status_code, usage=tokens.for_pool() if tokens else None,
+                                    headers=response.headers)
 
 
 def _transport(error: httpx.TransportError, where: str, connect: float) -> tuple[TransportFailure, str]:

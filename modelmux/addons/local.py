@@ -1,5 +1,5 @@
-"""LocalAPI: /healthz, /v1/models, the credential pools' state and the usage counts,
-answered by the gateway itself."""
+"""LocalAPI: /healthz, /v1/models, the credential pools' state, the usage counts and the
+Prometheus metrics, answered by the gateway itself."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from mitmproxy import http
 from modelmux import __version__
 from modelmux import routing
 from modelmux.addons import vault
-from modelmux.addons.answers import answer_error, answer_json, request_path
+from modelmux.addons.answers import answer, answer_error, answer_json, request_path
 from modelmux.addons.credentials import Credentials
 from modelmux.addons.inbound import presents
+from modelmux.addons.metrics import Metrics
 from modelmux.addons.settings import Settings
 from modelmux.addons.usage import Usage
 from modelmux.credentials.snapshot import snapshot
@@ -25,6 +26,7 @@ MODELS_PREFIX = "/v1/models/"
 CREDENTIALS_PATH = "/modelmux/credentials"
 RESET_PATH = "/modelmux/credentials/reset"
 USAGE_PATH = "/modelmux/usage"
+METRICS_PATH = "/metrics"
 # What /healthz tells a request without the gateway key, when one is set: that modelmux
 # answers here, which is what the launcher needs to recognise (procs.health) before it
 # sends the key. The rest (pid, config path, provider and profile names, listeners, the
@@ -38,10 +40,11 @@ DOUBLED_V1 = "/v1/v1"
 class LocalAPI:
     """Health for the launcher, and the model catalogue in Anthropic's list format."""
 
-    def __init__(self, settings: Settings, credentials: Credentials, usage: Usage) -> None:
+    def __init__(self, settings: Settings, credentials: Credentials, usage: Usage, metrics: Metrics) -> None:
         self.settings = settings
         self.credentials = credentials
         self.usage = usage
+        self.metrics = metrics
         self.started = time.time()
 
     def load(self, loader) -> None:
@@ -80,6 +83,9 @@ class LocalAPI:
             answer_json(flow, 200, snapshot(self.credentials.pools))
         elif path == USAGE_PATH:
             self.usage_report(flow)
+        elif path == METRICS_PATH:  # behind the gateway key (InboundAuth), as Prometheus can send it
+            body, content_type = self.metrics.exposition(flow.request.headers.get("accept"))
+            answer(flow, 200, body, {"content-type": content_type})
         elif path.startswith(MODELS_PREFIX):
             self.get_model(flow, path.removeprefix(MODELS_PREFIX))
 

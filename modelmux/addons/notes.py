@@ -7,8 +7,8 @@ export), in a format that takes only plain values, and a replay reads them back.
 
 Who writes what: the Router (where the request went), Direct and the relay's Failover
 (its attempts), Failures (how mitmproxy's attempt failed), the Dashboard (its
-summary and the bodies it keeps), the Usage addon (that it counted the flow), the
-Recorder (the record's version); local answers mark themselves `local`.
+summary and the bodies it keeps), the Usage and Metrics addons (that they counted the
+flow), the Recorder (the record's version); local answers mark themselves `local`.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ class Attempt(TypedDict, total=False):
     upstream: str  # the URL, without its query
     status: int | None  # the upstream's HTTP status, if it answered
     outcome: int | str  # the status, or how it failed ("timeout", "reset", "not sent: ...")
+    start: float  # when it was sent, epoch seconds (the relay's; mitmproxy's one attempt starts with the flow)
     ms: float
     refreshed: bool  # an oauth token was refreshed and the request sent again
     error: str
@@ -55,6 +56,7 @@ class Notes(TypedDict, total=False):
     translation: dict[str, Any]  # the translator's notes (exchange.Outgoing.translation)
     relay: bool  # sent through the failover relay
     fallback: list[str]  # "provider/model" of the route's fallbacks
+    client_key: str  # the label of the gateway key the client presented: /metrics' client_key ("" without one)
     # What became of it.
     attempts: list[Attempt]
     rounds: int  # 2 when the relay tried a second round
@@ -72,6 +74,8 @@ class Notes(TypedDict, total=False):
     upstream_response: dict[str, Any]
     # Others'.
     usage_counted: bool  # the Usage addon counted it (a flow may end in response and error)
+    metrics_counted: bool  # the Metrics addon counted it
+    traced: bool  # the Traces addon made its spans
     record: dict[str, Any]  # the Recorder's version stamp
 
 

@@ -105,7 +105,7 @@ class Pump:
         self._keep_answer()
         if self.lease is not None:
             usage = tokens_of(self.transform.usage or {}).for_pool()
-            self.credentials.record(self.lease, self.response.status_code, usage=usage)
+            self.credentials.record(self.lease, self.response.status_code, usage=usage, headers=self.response.headers)
         return None
 
     def _take(self, pieces: list[bytes]) -> Failure | None:

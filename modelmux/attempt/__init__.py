@@ -39,6 +39,8 @@ from modelmux.errors import GatewayError
 from modelmux.routing import Decision
 from modelmux.translate.messages import error_event
 
+RATE_LIMIT_PREFIX = "anthropic-ratelimit-"  # Anthropic's rate-limit headers (protocols: the unified ones)
+
 # -- the steps a driver is asked to take ----------------------------------------------
 
 
@@ -176,7 +178,10 @@ class Attempts:
             error = refusals[0].error()
         else:
             error = summary(self.candidates[0].requested, outcomes, now)
-        return GiveUp(error.status, dict(error.headers), error.body(), error.message)
+        # A passthrough attempt's rate limits are the client's own account's: passed on.
+        passed = {k: v for f in failures if f.candidate.provider.passthrough
+                  for k, v in f.headers.items() if k.startswith(RATE_LIMIT_PREFIX)}
+        return GiveUp(error.status, {**passed, **error.headers}, error.body(), error.message)
 
 
 # -- what an attempt's failure is ---------------------------------------------------------
@@ -185,6 +190,13 @@ class Attempts:
 def waits_of(headers: Mapping[str, str]) -> dict[str, str]:
     """The headers of an answer that name a wait, as the client gets them."""
     return {k.lower(): v for k, v in headers.items() if k.lower() in RETRY_HEADERS}
+
+
+def rate_limits_of(headers: Mapping[str, str]) -> dict[str, str]:
+    """Anthropic's rate-limit headers of an answer to the client's own token (passthrough),
+    which its error passes on unchanged whichever path sent it: Claude Code's status line
+    and its "limit reached, resets at" message read them."""
+    return {k.lower(): v for k, v in headers.items() if k.lower().startswith(RATE_LIMIT_PREFIX)}
 
 
 def refused(candidate: Decision, label: str, status: int, reason: str, text: str, headers: Mapping[str, str],
@@ -196,6 +208,8 @@ def refused(candidate: Decision, label: str, status: int, reason: str, text: str
     shown, body, added = exchange.upstream_failure(provider, status, reason, text, candidate.route.source,
                                                    client_credential)
     waits = waits_of({**headers, **added})
+    if provider.passthrough:
+        waits.update(rate_limits_of(headers))
     if not names_a_wait(waits) and (wait := upstream_delay({}, text, now)):
         waits["retry-after"] = str(math.ceil(wait))
         waits["retry-after-ms"] = str(round(wait * 1000))

@@ -126,6 +126,8 @@ def credential_lines(document: dict[str, Any], provider: str | None = None, labe
     lines = []
     for row, (_, credential) in zip(rows, chosen, strict=True):
         lines += [f"  {row}", *(f"    {_cooldown_text(c)}" for c in credential["cooldowns"])]
+        if quota := credential.get("quota"):  # an older gateway's document has none
+            lines.append(f"    {quota_text(quota)}")
         if login := credential.get("login"):
             lines.append(f"    {_login_text(login)}")
     return lines
@@ -141,6 +143,20 @@ def _credential_cells(provider: str, credential: dict[str, Any]) -> list[str]:
         f"requests {credential['requests']} ({errors} error{'s' * (errors != 1)})",
         f"tokens {credential['input_tokens']} in / {credential['output_tokens']} out",
     ]
+
+
+def quota_text(quota: dict[str, Any]) -> str:
+    """`quota (anthropic, seen 2026-…Z): 5h 42% used, resets … (in 2 h 3 min); 7d 18% used …; allowed`."""
+    windows = []
+    for window in quota["windows"]:
+        used = "" if window["used"] is None else f" {window['used'] * 100:.0f}% used"
+        resets = f", resets {window['resets_at']} (in {span(window['seconds_left'])})" if window["resets_at"] else ""
+        refused = f" {window['status']}" if window["status"] not in (None, "allowed") else ""
+        windows.append(f"{window['name']}{used}{resets}{refused}")
+    verdict = f"; {quota['status']}" if quota["status"] else ""
+    if quota["status"] == "rejected" and quota["resets_at"]:
+        verdict += f" until {quota['resets_at']}"
+    return f"quota ({quota['source']}, seen {quota['seen_at']}): {'; '.join(windows) or 'no windows named'}{verdict}"
 
 
 def _login_text(login: dict[str, Any]) -> str:

@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import replace
 from functools import cache
-from importlib import resources
+from importlib import metadata, resources
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,7 @@ from modelmux.config.types import (
     Route as Route,
     Server as Server,
     Shape as Shape,
+    Telemetry as Telemetry,
     route_for as route_for,
 )
 from modelmux.translate.registry import PROTOCOLS
@@ -140,6 +141,7 @@ class _Builder:
             routes=tuple(r for r in routes if r is not None),
             aliases=self.aliases(self.data.get("aliases") or {}),
             profiles=self.profiles(self.data.get("profiles") or {}, providers, server),
+            telemetry=self.telemetry(self.data.get("telemetry") or {}),
         )
         self.problems += effort_checks.problems(config) + model_paths.problems(config)
         for route in config.routes:
@@ -313,12 +315,12 @@ class _Builder:
             self.problems.append(
                 f"{where}: {', '.join(pooling)} only apply to providers with credentials; {NO_POOL[auth_text]}"
             )
-        if spec.get("strategy") == "fill-first":
+        if (strategy := spec.get("strategy")) in ("fill-first", "most-quota"):
             for i, credential in enumerate(spec.get("credentials") or []):
                 if "weight" in credential:
                     self.problems.append(
                         f"{where}.credentials[{i}].weight: weights only apply to strategy round-robin; "
-                        "remove it, or use priority to order credentials under fill-first"
+                        f"remove it, or use priority to order credentials under {strategy}"
                     )
 
     def credentials(self, where: str, specs: list[dict[str, Any]], protocol: str) -> tuple[Credential, ...]:
@@ -431,6 +433,24 @@ class _Builder:
             max_attempts=spec.get("max_attempts", DEFAULT_MAX_ATTEMPTS),
         )
 
+    def telemetry(self, spec: dict[str, Any]) -> Telemetry:
+        endpoint = spec.get("otlp_endpoint")
+        if endpoint is not None:
+            endpoint = self.expand("telemetry.otlp_endpoint", endpoint)
+            if missing := otel_missing():
+                self.problems.append(
+                    f"telemetry.otlp_endpoint: traces need the OpenTelemetry SDK, and {missing} is not installed; "
+                    "install modelmux's otel extra (pip install 'modelmux[otel]'; pipx: pipx inject modelmux "
+                    "opentelemetry-sdk opentelemetry-exporter-otlp-proto-http), or remove telemetry.otlp_endpoint"
+                )
+            # As OTEL_EXPORTER_OTLP_ENDPOINT: a bare collector address gets the traces path.
+            scheme, _, rest = endpoint.partition("://")
+            if "/" not in rest.rstrip("/"):
+                endpoint = f"{scheme}://{rest.rstrip('/')}/v1/traces"
+        headers = {name: self.expand(f"telemetry.otlp_headers.{name}", value)
+                   for name, value in (spec.get("otlp_headers") or {}).items()}
+        return Telemetry(endpoint, headers, spec.get("content", False), spec.get("service_name", "modelmux"))
+
     def aliases(self, spec: dict[str, str]) -> dict[str, str]:
         for alias in spec:
             chain = [alias]
@@ -470,6 +490,21 @@ class _Builder:
                 subagent=spec.get("subagent"),
             )
         return result
+
+
+# What traces need beyond modelmux's own dependencies (the `otel` extra).
+OTEL_DISTRIBUTIONS = ("opentelemetry-sdk", "opentelemetry-exporter-otlp-proto-http")
+
+
+def otel_missing() -> str | None:
+    """The first of the `otel` extra's packages that is not installed (read from the
+    installed distributions: the core imports no OpenTelemetry)."""
+    for name in OTEL_DISTRIBUTIONS:
+        try:
+            metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            return name
+    return None
 
 
 def _fact(name: str, value: Any) -> Any:

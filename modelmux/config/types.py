@@ -112,7 +112,7 @@ class Provider:
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     response_timeout: float = DEFAULT_RESPONSE_TIMEOUT
     shape: Shape = field(default_factory=Shape)
-    strategy: Literal["round-robin", "fill-first"] = "round-robin"
+    strategy: Literal["round-robin", "fill-first", "most-quota"] = "round-robin"
     affinity: bool = False  # a Claude Code session sticks to one credential (prompt cache)
     cooldown_scope: Literal["credential", "model"] = "credential"  # what a 429 blocks
     max_wait: float = DEFAULT_MAX_WAIT
@@ -235,6 +235,17 @@ class Server:
 
 
 @dataclass(frozen=True)
+class Telemetry:
+    """routes.yaml's `telemetry`: OpenTelemetry traces over OTLP/HTTP, off while
+    `otlp_endpoint` is None (docs/metrics.md)."""
+
+    otlp_endpoint: str | None = None  # the collector's traces URL (…/v1/traces)
+    otlp_headers: Mapping[str, str] = field(default_factory=dict, repr=False)  # e.g. the collector's token
+    content: bool = False  # message content in the spans: only when the user turns it on
+    service_name: str = "modelmux"
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     server: Server
@@ -242,6 +253,7 @@ class Config:
     routes: tuple[Route, ...]  # explicit routes, then provider model lists, then default
     aliases: Mapping[str, str]
     profiles: Mapping[str, Profile]
+    telemetry: Telemetry = Telemetry()
     source: str = field(default="", repr=False, compare=False)  # the file's text, as loaded
 
     def resolve_alias(self, model: str) -> str:

@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any, Self, cast
 
 from modelmux.config.types import Config, Credential, Provider
-from modelmux.credentials import state_file
+from modelmux.credentials import quota, state_file
 from modelmux.credentials.breakers import Breaker
+from modelmux.credentials.quota import Quota
 from modelmux.credentials.cooldowns import POLICIES, Cooldown, Kind, Outcome, classify, iso, next_cooldown, span
 from modelmux.credentials.cooldowns import subscription_exhausted, upstream_delay
 from modelmux.credentials.refusals import AllBusy, AllCooling, Blocked, BlockedState, Refusal, Unhealthy
@@ -71,6 +72,7 @@ class Member:
     input_tokens: int = 0
     output_tokens: int = 0
     last_status: Outcome | None = None
+    quota: Quota | None = None  # what its answers last said of its subscription quota (quota.py)
 
     @property
     def label(self) -> str:
@@ -150,7 +152,7 @@ class Pool:
             usable = [unhealthy]
         tier = min(s.credential.priority for s in usable)
         usable = [s for s in usable if s.credential.priority == tier]
-        member = self.bound(session, model, usable) or self.choose(usable)
+        member = self.bound(session, model, usable) or self.choose(usable, now)
         if session is not None and self.provider.affinity:
             self.sessions[(session, model)] = member.label
             self.sessions.move_to_end((session, model))
@@ -188,9 +190,11 @@ class Pool:
         label = self.sessions.get((session, model))
         return next((s for s in usable if s.label == label), None)
 
-    def choose(self, usable: list[Member]) -> Member:
+    def choose(self, usable: list[Member], now: float) -> Member:
         if self.provider.strategy == "fill-first":
             return usable[0]
+        if self.provider.strategy == "most-quota":
+            return quota.most_left(usable, now)
         # nginx's smooth weighted round-robin over every credential, skipping the unusable:
         # weights 3:1 give a a b a; equal weights give plain turns that step over a cooling
         # credential without disturbing the others' order. Within one cycle (the sum of

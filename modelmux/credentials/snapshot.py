@@ -33,6 +33,8 @@ def snapshot(pools: Pools) -> dict[str, Any]:
 
 # Worst first: what status shows when several cooldowns are active at once.
 _SEVERITY: tuple[State, ...] = ("needs attention", "unhealthy", "cooling")
+# Every state a credential is shown in (/metrics' modelmux_credential_state).
+STATES = ("healthy", "cooling", "unhealthy", "needs attention", "needs login")
 
 
 def _describe(member: Member, now: float) -> dict[str, Any]:
@@ -65,6 +67,7 @@ def _describe(member: Member, now: float) -> dict[str, Any]:
         "input_tokens": member.input_tokens,
         "output_tokens": member.output_tokens,
         "last_status": member.last_status,
+        "quota": member.quota.describe(now) if member.quota is not None else None,  # quota.py
         **({"login": _login(credential.oauth)} if credential.oauth is not None else {}),
     }
 

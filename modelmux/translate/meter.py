@@ -22,6 +22,7 @@ COUNTS = {  # Anthropic's usage fields, by the names modelmux reports them under
 }
 _NUMBER = {name: re.compile(rb'"%s"\s*:\s*(\d+)' % name.encode()) for name in COUNTS}
 _ERROR_TYPE = re.compile(rb'"type"\s*:\s*"([a-z_]+_error)"')
+_STOP_REASON = re.compile(rb'"stop_reason"\s*:\s*"([a-z_]+)"')  # message_delta's, beside its usage
 CARRY = 96  # bytes kept from the previous chunk, so a name split across chunks is found
 LARGE = 4096  # a chunk longer than this is scanned in place, not copied behind the tail
 _CONTENT = b"content_block_delta"  # the first of these is the first token the client sees
@@ -52,6 +53,7 @@ class Meter:
         self.clock = clock
         self.first_content: float | None = None  # clock() when the first token passed
         self.error_type: str | None = None  # of an `event: error` in the stream
+        self.stop_reason: str | None = None  # message_delta's (traces' finish reason)
         self.kept: list[bytes] | None = [] if keep else None
         self._counts: dict[str, int] = {}
         self._tail = b""
@@ -98,6 +100,8 @@ class Meter:
             found = pattern.findall(window)
             if found:
                 self._counts[name] = int(found[-1])
+        if found := _STOP_REASON.findall(window):  # read only with usage: message_delta carries both
+            self.stop_reason = found[-1].decode()
 
     def _error(self, window: bytes) -> None:
         event = window[window.rfind(_ERROR):]
@@ -132,6 +136,10 @@ class Reported:
     def error_type(self) -> str | None:
         return self.writer.error.type if self.writer.error else None
 
+    @property
+    def stop_reason(self) -> str | None:
+        return self.writer.stop_reason
+
     def tokens(self) -> Tokens:
         """message_delta's counts; before it, message_start's (the input estimate)."""
         if self.writer.usage is not None:
@@ -153,3 +161,12 @@ def tokens_of_json(body: bytes) -> Tokens | None:
 
 def tokens_of(usage: Mapping[str, object]) -> Tokens:
     return Tokens(**{ours: value for name, ours in COUNTS.items() if isinstance(value := usage.get(name), int)})
+
+
+STOP_SCAN = 4096  # a whole message's stop_reason comes after its content, in its last bytes
+
+
+def stop_reason_of_json(body: bytes) -> str | None:
+    """The stop_reason of a whole (non-streamed) Anthropic message, read off its end."""
+    found = _STOP_REASON.search(body, max(0, len(body) - STOP_SCAN))
+    return found.group(1).decode() if found else None
