@@ -20,6 +20,7 @@ from mitmproxy import ctx
 from modelmux import attempt
 from modelmux.attempt import exchange
 from modelmux.addons.credentials import Credentials
+from modelmux.addons.sender import Response
 from modelmux.translate.assembly import Assembly
 from modelmux.config.types import Credential
 from modelmux.errors import GatewayError
@@ -43,7 +44,7 @@ Answered = Callable[[bytes, str, bytes], None]
 
 class Pump:
     def __init__(self, candidate: Decision, lease: Lease | None, outgoing: exchange.Outgoing,
-                 response: httpx.Response, out, trail: dict, secrets: list[Credential], notes: dict,
+                 response: Response, out, trail: dict, secrets: list[Credential], notes: dict,
                  credentials: Credentials, answered: Answered) -> None:
         self.secrets = secrets  # kept out of the record (Plan.secrets)
         self.notes = notes  # the flow's
@@ -202,12 +203,13 @@ class Pump:
         self._schedule()
 
 
-def answer_record(response: httpx.Response, body: bytes, secrets: Iterable[Credential]) -> dict[str, Any]:
+def answer_record(response: Response, body: bytes, secrets: Iterable[Credential]) -> dict[str, Any]:
     """An upstream's answer as the record keeps it: without the `secrets` it echoes, from
     the start (mitmweb's export shows a flow's notes while it is in flight)."""
     return {"status": response.status_code, "body": scrub_bytes(body, secrets),
-            "headers": [[k, scrub(v, secrets)] for k, v in response.headers.multi_items()]}
+            "headers": [[k, scrub(v, secrets)] for k, v in response.fields]}
 
 
-def passed_headers(headers: httpx.Headers) -> list[tuple[str, str]]:
-    return [(k, v) for k, v in headers.items() if k.lower() not in _SKIP_RESPONSE_HEADERS]
+def passed_headers(headers: dict[str, str]) -> list[tuple[str, str]]:
+    """`headers` by lowercase name."""
+    return [(k, v) for k, v in headers.items() if k not in _SKIP_RESPONSE_HEADERS]
