@@ -121,7 +121,9 @@ class Pump:
         if self.gate.failed_with is not None:
             return self._error_event()
         if passed and not committed:
-            self._head()
+            self._head(passed)
+            self.pulse.heard(time.monotonic())
+            return None
         for piece in passed:
             self._send(piece)
         return None
@@ -137,9 +139,11 @@ class Pump:
         self.answered(body, "application/json", b"".join(self.raw or ()))
         return None
 
-    def _head(self) -> None:
+    def _head(self, first: list[bytes]) -> None:
+        """The answer's head, with the `first` pieces the client gets."""
         self.out.head(self.response.status_code, [*passed_headers(self.response.headers),
-                                                  ("content-type", "text/event-stream"), ("cache-control", "no-cache")])
+                                                  ("content-type", "text/event-stream"), ("cache-control", "no-cache")],
+                      first)
 
     def _send(self, data: bytes) -> None:
         if data:
@@ -195,11 +199,10 @@ class Pump:
         if self.out.gone or self.assembly is not None:  # a whole answer has no pings
             return
         if self.pulse.beat(time.monotonic()):
-            if not self.gate.committed:
-                self._head()
-                for piece in self.gate.commit():
-                    self.out.chunk(piece)
-            self.out.chunk(PING)
+            if self.gate.committed:
+                self.out.chunk(PING)
+            else:
+                self._head([*self.gate.commit(), PING])
         self._schedule()
 
 
