@@ -111,9 +111,10 @@ class Sender:
             while not isinstance(event := connection.next_event(), h11.Response):  # 1xx are skipped, as httpx does
                 if event is h11.NEED_DATA:
                     await connection.receive(read_timeout)
-        except h11.LocalProtocolError as e:  # a header the client sent that HTTP does not allow
+        except h11.LocalProtocolError:
             connection.close()
-            raise httpx.LocalProtocolError(str(e)) from e
+            # h11's message quotes the header, whose value may be a credential.
+            raise httpx.LocalProtocolError("a request header that HTTP does not allow (not sent)") from None
         except BaseException:
             connection.close()
             raise
