@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from modelmux.addons.sender import Sender
-from test_failures import self_signed_tls
+from test_failures import self_signed_tls, unresponsive_port  # noqa: F401 (a fixture)
 
 Answer = Callable[[asyncio.StreamWriter], Awaitable[None]]
 
@@ -110,7 +110,14 @@ async def fetch(sender: Sender, url: str) -> bytes:
 
 
 def run(scenario: Callable[[], Awaitable[None]]) -> None:
-    asyncio.run(asyncio.wait_for(scenario(), 20))
+    """`scenario` on an event loop with eager tasks, as mitmproxy runs one (its master
+    sets the factory): asyncio's happy eyeballs failed there and nowhere else."""
+
+    async def eagerly() -> None:
+        asyncio.get_running_loop().set_task_factory(asyncio.eager_task_factory)
+        await asyncio.wait_for(scenario(), 20)
+
+    asyncio.run(eagerly())
 
 
 def test_a_content_length_answer_and_the_connection_kept_for_the_next():
@@ -255,15 +262,10 @@ def test_a_port_nobody_listens_on_cannot_be_connected_to():
     run(scenario)
 
 
-def test_a_connection_that_is_never_accepted_times_out():
+def test_a_connection_that_is_never_accepted_times_out(unresponsive_port):
     async def scenario() -> None:
-        with socket.socket() as server:
-            server.bind(("127.0.0.1", 0))
-            server.listen(0)
-            with socket.create_connection(server.getsockname()):  # fills its accept queue
-                sender = Sender()
-                with pytest.raises(httpx.ConnectTimeout):
-                    await sender.post(f"http://127.0.0.1:{server.getsockname()[1]}/", [], b"", 0.3, 5)
+        with pytest.raises(httpx.ConnectTimeout):
+            await Sender().post(f"http://127.0.0.1:{unresponsive_port}/", [], b"", 0.3, 5)
 
     run(scenario)
 

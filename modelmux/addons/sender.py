@@ -151,6 +151,9 @@ class Sender:
         tls = self.tls if scheme == "https" else None
         try:
             async with asyncio.timeout(timeout):
+                # A host's addresses are tried one after the other. asyncio's happy eyeballs
+                # (httpx's anyio backend had them) fail an assertion in staggered_race under
+                # mitmproxy's eager task factory on Python 3.13.0: every connection failed.
                 reader, writer = await asyncio.open_connection(host, port, ssl=tls, limit=READ_SIZE)
         except TimeoutError as e:
             raise httpx.ConnectTimeout(f"no connection within {timeout:g} s") from e
