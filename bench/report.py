@@ -56,7 +56,7 @@ NOTES = [
     ),
     (
         "The pool column is the anthropic passthrough with two credentials on its provider, so every "
-        "request goes through modelmux's failover relay (mitmproxy → relay on loopback → httpx → "
+        "request goes through modelmux's failover relay (mitmproxy → relay on loopback → its Sender (h11) → "
         "upstream) instead of being sent by mitmproxy; its verdict uses targets set for that extra hop."
     ),
     (

@@ -68,11 +68,12 @@ class Tracer:
         sys.set_coroutine_origin_tracking_depth(32)  # who created a task's coroutine: see _spawner
 
     def add_markers(self) -> None:
-        """Where a request leaves modelmux: mitmproxy assembling its head, or httpx sending it."""
-        import httpx
+        """Where a request leaves modelmux: mitmproxy assembling its head, or h11 the
+        relay's (modelmux/addons/sender.py)."""
+        import h11
         from mitmproxy.net.http.http1 import assemble
 
-        self.markers = {assemble.assemble_request_head.__code__: "mitmproxy", httpx.AsyncClient.send.__code__: "httpx"}
+        self.markers = {assemble.assemble_request_head.__code__: "mitmproxy", h11.Connection.send.__code__: "h11"}
 
     # sys.monitoring callbacks: `sys._getframe(1)` is the monitored function's frame.
 
@@ -196,8 +197,15 @@ class Tracer:
             self.out.flush()
 
     def _mark(self, code: CodeType, frame: FrameType) -> None:
-        request = frame.f_locals.get("request")
-        port = getattr(request, "port", None) or getattr(getattr(request, "url", None), "port", None)
+        if self.markers[code] == "h11":  # Connection.send(event): a request's head, its body, its end
+            event = frame.f_locals.get("event")
+            host = dict(getattr(event, "headers", ())).get(b"host") if type(event).__name__ == "Request" else None
+            if host is None:
+                return
+            port = int(host.rpartition(b":")[2])
+        else:
+            request = frame.f_locals.get("request")
+            port = getattr(request, "port", None)
         self._write(e="mark", by=self.markers[code], upstream=port == self.upstream_port)
 
     def _write(self, **event: Any) -> None:

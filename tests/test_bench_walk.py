@@ -73,7 +73,7 @@ def test_a_mark_inside_a_stretch_cuts_it():
     events = [
         _start("addons.router:Router.request", 1),
         _move("addons.relay:Relay._exchange", "addons.failover:Failover.run", "call"),
-        MARK,  # httpx sends it from inside the relay's task
+        MARK,  # the Sender sends it from inside the relay's task
         _move("addons.failover:Failover.run", "addons.relay:Relay._exchange", "return"),
         END,
     ]

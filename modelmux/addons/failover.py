@@ -1,4 +1,4 @@
-"""Failover: the relay's driver of a request's attempts, sending each with httpx.
+"""Failover: the relay's driver of a request's attempts, sending each with its Sender.
 
 Which provider and credential come next, and the error when none is left, are
 decided by the request's Attempts (modelmux/attempt/__init__.py, shared with mitmproxy's own
@@ -14,7 +14,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from functools import lru_cache, partial
+from functools import partial
 from typing import Any
 
 import httpx
@@ -27,6 +27,7 @@ from modelmux.addons.credentials import Credentials
 from modelmux.addons.internals import flows_kept
 from modelmux.addons.notes import notes_of
 from modelmux.addons.pump import Pump, answer_record, passed_headers
+from modelmux.addons.sender import Response, Sender
 from modelmux.attempt import Attempts, GiveUp, Pick, Send
 from modelmux.config.types import Credential
 from modelmux.credentials.cooldowns import TransportFailure
@@ -47,8 +48,6 @@ logging.getLogger("httpx").setLevel(logging.WARNING)
 logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 ERROR_BODY_LIMIT = 64 * 1024
-# An upstream's URL parsed once, not for every request (about 20 µs); httpx's URL is immutable.
-_url = lru_cache(maxsize=256)(httpx.URL)
 # Silence after which a started answer counts as dead: Claude Code's own request
 # timeout, so modelmux never gives up on an upstream before the client would.
 STALL_TIMEOUT = 600.0
@@ -85,17 +84,20 @@ class Plan:
 class Failover:
     def __init__(self, credentials: Credentials) -> None:
         self.credentials = credentials
-        self.client: httpx.AsyncClient | None = None
+        self.sender: Sender | None = None
+        self.client: httpx.AsyncClient | None = None  # the Refresher's, for token endpoints
         self.refresher: Refresher | None = None
 
     async def start(self) -> None:
+        self.sender = Sender()
         # trust_env off: mitmproxy itself ignores HTTP(S)_PROXY, and both paths must reach
-        # the same upstreams.
-        self.client = httpx.AsyncClient(trust_env=False, limits=httpx.Limits(max_connections=None,
-                                        max_keepalive_connections=64), follow_redirects=False)
+        # the same upstreams. The Sender's TLS context: its CAs are loaded once (~25 ms).
+        self.client = httpx.AsyncClient(verify=self.sender.tls, trust_env=False, follow_redirects=False)
         self.refresher = Refresher(self.client)
 
     async def stop(self) -> None:
+        if self.sender:
+            self.sender.close()
         if self.client:
             await self.client.aclose()
 
@@ -186,12 +188,8 @@ class Failover:
         trail["upstream"] = outgoing.url.partition("?")[0]
         if outgoing.translation is not None and plan.stream:
             asyncio.get_running_loop().call_soon(exchange.estimate, outgoing.translation, plan.body)
-        assert self.client
+        assert self.sender
         headers = outgoing.headers(plan.client)
-        request = self.client.build_request(
-            "POST", _url(outgoing.url), headers=headers, content=outgoing.content,
-            timeout=httpx.Timeout(STALL_TIMEOUT, connect=provider.connect_timeout),
-        )
         if flows_kept():  # for the record: the Dashboard shows the last attempt's as the flow's request
             auth = exchange.auth_header(provider, credential)
             trail["sent"] = {"url": scrub(outgoing.url, provider.written_secrets), "body": outgoing.content,
@@ -201,13 +199,15 @@ class Failover:
         try:
             # response_timeout bounds the wait for the answer to begin, as on flows
             # mitmproxy sends; a stream may then think silently for long (pings cover it).
-            response = await asyncio.wait_for(self.client.send(request, stream=True), provider.response_timeout)
+            response = await asyncio.wait_for(
+                self.sender.post(outgoing.url, headers, outgoing.content, provider.connect_timeout, STALL_TIMEOUT),
+                provider.response_timeout)
             trail["status"] = response.status_code
             if response.status_code == 401 and credential is not None and credential.oauth is not None and not refreshed:
                 # An oauth token the upstream no longer takes: refreshed once, then the
                 # request is sent again with the new one.
                 assert self.refresher
-                await response.aclose()
+                response.close()
                 if await self.refresher.refresh(credential, sent_with):
                     trail["refreshed"] = True
                     return await self._send(plan, candidate, lease, out, trail, refreshed=True)
@@ -232,16 +232,17 @@ class Failover:
             return attempt.failed(candidate, trail["credential"], *_transport(e, where, provider.connect_timeout))
         finally:
             if response is not None:
-                await response.aclose()
+                response.close()
 
-    async def _error_status(self, candidate: Decision, trail: dict, response: httpx.Response, plan: Plan) -> Failure:
+    async def _error_status(self, candidate: Decision, trail: dict, response: Response, plan: Plan) -> Failure:
         """The client's own tokens are scrubbed from what the upstream says, and which kind
         it sent explains a passthrough 401."""
-        body = b""
-        async for chunk in response.aiter_bytes():
-            body += chunk
-            if len(body) >= ERROR_BODY_LIMIT:
+        raw = b""
+        async for chunk in response.aiter_raw():
+            raw += chunk
+            if len(raw) >= ERROR_BODY_LIMIT:
                 break
+        body = response.decoded(raw)[:ERROR_BODY_LIMIT]
         secrets = plan.secrets(candidate)
         text = scrub(body.decode("utf-8", "replace"), secrets)
         if "sent" in trail:
@@ -251,7 +252,7 @@ class Failover:
                                response.headers, client_credential(plan.lookup), time.time())
 
     async def _whole(self, candidate: Decision, lease: Lease | None, outgoing: exchange.Outgoing,
-                     response: httpx.Response, out, trail: dict, secrets: list[Credential]) -> Failure | None:
+                     response: Response, out, trail: dict, secrets: list[Credential]) -> Failure | None:
         raw = await response.aread()
         provider = candidate.provider
         answer = attempt.whole(provider.name, provider.secrets, outgoing.translation, outgoing.restore,
@@ -261,7 +262,7 @@ class Failover:
         self.answer_whole(lease, response, out, trail, *answer, raw, secrets)
         return None
 
-    def answer_whole(self, lease: Lease | None, response: httpx.Response, out, trail: dict, body: bytes,
+    def answer_whole(self, lease: Lease | None, response: Response, out, trail: dict, body: bytes,
                      content_type: str, raw: bytes, secrets: list[Credential]) -> None:
         """The client gets a whole answer, `body`, made from the upstream's `raw` one (kept
         without `secrets`); the attempt and the credential's pool are told it succeeded."""

@@ -20,6 +20,7 @@ from mitmproxy import ctx
 from modelmux import attempt
 from modelmux.attempt import exchange
 from modelmux.addons.credentials import Credentials
+from modelmux.addons.sender import Response
 from modelmux.translate.assembly import Assembly
 from modelmux.config.types import Credential
 from modelmux.errors import GatewayError
@@ -43,7 +44,7 @@ Answered = Callable[[bytes, str, bytes], None]
 
 class Pump:
     def __init__(self, candidate: Decision, lease: Lease | None, outgoing: exchange.Outgoing,
-                 response: httpx.Response, out, trail: dict, secrets: list[Credential], notes: dict,
+                 response: Response, out, trail: dict, secrets: list[Credential], notes: dict,
                  credentials: Credentials, answered: Answered) -> None:
         self.secrets = secrets  # kept out of the record (Plan.secrets)
         self.notes = notes  # the flow's
@@ -120,7 +121,9 @@ class Pump:
         if self.gate.failed_with is not None:
             return self._error_event()
         if passed and not committed:
-            self._head()
+            self._head(passed)
+            self.pulse.heard(time.monotonic())
+            return None
         for piece in passed:
             self._send(piece)
         return None
@@ -136,9 +139,11 @@ class Pump:
         self.answered(body, "application/json", b"".join(self.raw or ()))
         return None
 
-    def _head(self) -> None:
+    def _head(self, first: list[bytes]) -> None:
+        """The answer's head, with the `first` pieces the client gets."""
         self.out.head(self.response.status_code, [*passed_headers(self.response.headers),
-                                                  ("content-type", "text/event-stream"), ("cache-control", "no-cache")])
+                                                  ("content-type", "text/event-stream"), ("cache-control", "no-cache")],
+                      first)
 
     def _send(self, data: bytes) -> None:
         if data:
@@ -194,20 +199,20 @@ class Pump:
         if self.out.gone or self.assembly is not None:  # a whole answer has no pings
             return
         if self.pulse.beat(time.monotonic()):
-            if not self.gate.committed:
-                self._head()
-                for piece in self.gate.commit():
-                    self.out.chunk(piece)
-            self.out.chunk(PING)
+            if self.gate.committed:
+                self.out.chunk(PING)
+            else:
+                self._head([*self.gate.commit(), PING])
         self._schedule()
 
 
-def answer_record(response: httpx.Response, body: bytes, secrets: Iterable[Credential]) -> dict[str, Any]:
+def answer_record(response: Response, body: bytes, secrets: Iterable[Credential]) -> dict[str, Any]:
     """An upstream's answer as the record keeps it: without the `secrets` it echoes, from
     the start (mitmweb's export shows a flow's notes while it is in flight)."""
     return {"status": response.status_code, "body": scrub_bytes(body, secrets),
-            "headers": [[k, scrub(v, secrets)] for k, v in response.headers.multi_items()]}
+            "headers": [[k, scrub(v, secrets)] for k, v in response.fields]}
 
 
-def passed_headers(headers: httpx.Headers) -> list[tuple[str, str]]:
-    return [(k, v) for k, v in headers.items() if k.lower() not in _SKIP_RESPONSE_HEADERS]
+def passed_headers(headers: dict[str, str]) -> list[tuple[str, str]]:
+    """`headers` by lowercase name."""
+    return [(k, v) for k, v in headers.items() if k not in _SKIP_RESPONSE_HEADERS]

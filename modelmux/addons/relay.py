@@ -43,8 +43,10 @@ class Responder:
         self.writer = writer
         self.started = False
 
-    def head(self, status: int, headers: Iterable[tuple[str, str]], length: int | None = None) -> None:
-        self.writer.write(self._head(status, headers, length))
+    def head(self, status: int, headers: Iterable[tuple[str, str]], first: Iterable[bytes] = ()) -> None:
+        """A chunked answer's head, with its `first` chunks in the same write: one segment
+        that mitmproxy reads at once, not one per piece of what the Gate held."""
+        self.writer.write(self._head(status, headers, None) + b"".join(_chunk(data) for data in first if data))
 
     def _head(self, status: int, headers: Iterable[tuple[str, str]], length: int | None) -> bytes:
         self.started = True
@@ -54,7 +56,7 @@ class Responder:
 
     def chunk(self, data: bytes) -> None:
         if data:
-            self.writer.write(b"%x\r\n%s\r\n" % (len(data), data))
+            self.writer.write(_chunk(data))
 
     def end(self) -> None:
         self.writer.write(b"0\r\n\r\n")
@@ -76,6 +78,10 @@ class Responder:
     @property
     def gone(self) -> bool:
         return self.writer.is_closing()
+
+
+def _chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
 
 
 _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
