@@ -1,5 +1,5 @@
 """The import graph of modelmux, read from the source: no module imports itself back,
-through any path, and the pure core (its packages whole) never reaches mitmproxy or httpx.
+through any path, and the pure core (its packages whole) never reaches mitmproxy, httpx or redis.
 
 Every import counts, wherever it is written: at module level, inside a function (an
 import moved there to dodge a cycle still is one) and under `if TYPE_CHECKING:`.
@@ -31,7 +31,7 @@ IO_MODULES = frozenset({
     "modelmux.oauth.refresher",
     "modelmux.replay.recordings",  # reads and writes mitmproxy's flow files
 })
-IO_LIBRARIES = frozenset({"mitmproxy", "httpx"})
+IO_LIBRARIES = frozenset({"mitmproxy", "httpx", "redis"})
 # The pure core, whole: these modules and every module of these packages stay clear of
 # mitmproxy and httpx, whatever IO_MODULES lists.
 PURE = ("modelmux.attempt", "modelmux.config", "modelmux.credentials", "modelmux.translate", "modelmux.routing",
@@ -141,7 +141,7 @@ def test_no_module_imports_itself_back():
 
 
 def _reaching_io(modules: Iterable[str]) -> dict[str, list[str]]:
-    """Those of `modules` that reach mitmproxy or httpx, each with the modules that import them."""
+    """Those of `modules` that reach mitmproxy, httpx or redis, each with the modules that import them."""
     reached = {
         module: sorted(f"{other} ({', '.join(sorted(_imports(other)[1] & IO_LIBRARIES))})"
                        for other in _reach(module) if _imports(other)[1] & IO_LIBRARIES)

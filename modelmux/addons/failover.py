@@ -93,7 +93,7 @@ class Failover:
         # the same upstreams.
         self.client = httpx.AsyncClient(trust_env=False, limits=httpx.Limits(max_connections=None,
                                         max_keepalive_connections=64), follow_redirects=False)
-        self.refresher = Refresher(self.client)
+        self.refresher = Refresher(self.client, fleet=self.credentials)
 
     async def stop(self) -> None:
         if self.client:
