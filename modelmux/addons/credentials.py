@@ -66,6 +66,7 @@ class Credentials:
         self._load_problem: FileProblem | None = None  # what the state file held that could not be used
         self._write_problem: FileProblem | None = None  # the last write's failure, until one succeeds
         self.fleet: Shared | None = None  # the shared state, with routes.yaml's state: {backend: redis}
+        self._refused: Lease | None = None  # a lease the fleet had no slot for, being given back
         settings.subscribe(self._configure)
 
     # -- lifecycle and state file -----------------------------------------------------
@@ -167,7 +168,11 @@ class Credentials:
             picked = self.pools.pick(provider, model, session, exclude, turn)
             if isinstance(picked, Lease) and fleet and picked.credential.max_concurrent is not None:
                 if not await fleet.take(picked):
-                    picked.release()  # the fleet holds its every slot: its member now says so
+                    # The fleet holds its every slot (its member now says so): given back
+                    # without waking the waiters, which would only be refused the same.
+                    self._refused = picked
+                    picked.release()
+                    self._refused = None
                     continue
             if not isinstance(picked, AllBusy):
                 return picked
@@ -191,8 +196,8 @@ class Credentials:
         return self.pools.admits(provider)
 
     def _on_release(self, lease: Lease) -> None:
-        if self.fleet is not None:
-            self.fleet.give(lease)
+        if lease is self._refused or (self.fleet is not None and self.fleet.give(lease)):
+            return  # the fleet wakes the waiters once the slot is back in Redis
         self.wake(lease.provider)
 
     def wake(self, provider: str) -> None:

@@ -52,7 +52,6 @@ logger = logging.getLogger(__name__)
 # under a millisecond, so a call that takes this long means Redis is gone or stuck.
 CALL_TIMEOUT = 0.25
 CONNECT_TIMEOUT = 0.5
-WRITE_INTERVAL = 0.05  # seconds the writer gathers cooldowns, lifts and releases into one round trip
 USAGE_INTERVAL = 0.5  # seconds between shares of usage records (theirs read, ours written)
 USAGE_KEPT = 500_000  # the fleet's newest usage records Redis keeps (about 150 MB)
 USAGE_BATCH = 5_000  # records read or written per round trip
@@ -125,6 +124,14 @@ return 0
 Job = Callable[[Any], None]  # adds its commands to a pipeline
 
 
+def queue_script(pipe: Any, script: Any, keys: list[str], args: list[Any]) -> None:
+    """Queue a Lua script on a pipeline. The asyncio Script's call is a coroutine even
+    there; the pipeline's own EVALSHA queues at once, and execute() loads the script
+    into a Redis that lost it (restarted)."""
+    pipe.scripts.add(script)
+    pipe.evalsha(script.sha, len(keys), *keys, *args)
+
+
 def server_of(url: str) -> str:
     """Where the Redis server is, for logs and status: host, port and database, never
     the user or password a URL may carry."""
@@ -149,7 +156,7 @@ class Fleet:
         self.keys = Keys("modelmux")
         self.redis: aioredis.Redis | None = None
         self.link = Link(time.time())
-        self._jobs: list[Job] = []
+        self._jobs: list[tuple[Job, Callable[[], None] | None]] = []
         self._wake = asyncio.Event()
         self._slots: dict[str, tuple[str, Lease]] = {}  # slot → (its set's name, lease): renewed while held
         self._numbers = iter(range(1, 1 << 62))
@@ -260,16 +267,18 @@ class Fleet:
         self._slots[slot] = (key, lease)
         return True
 
-    def give(self, lease: Lease) -> None:
-        """`lease` ended: its slot goes back, and the fleet's waiters are woken."""
-        if lease.slot is None:
-            return
-        key, _ = self._slots.pop(lease.slot, ("", None))
-        if not key:
-            return
+    def give(self, lease: Lease) -> bool:
+        """`lease` ended: its slot goes back, and the fleet's waiters are woken (this
+        gateway's once it is back: before, they would find it still taken). False when
+        it held none, so nothing will wake this gateway's waiters."""
+        key, _ = self._slots.pop(lease.slot, ("", None)) if lease.slot else ("", None)
+        if not key or not self.link.up:
+            return False
         event = Event("release", self.instance, lease.provider, lease.credential.label).encode()
         slot, events = lease.slot, self.keys.events
-        self._enqueue(lambda pipe: self._give(keys=[key, events], args=[slot, event], client=pipe))
+        self._enqueue(lambda pipe: queue_script(pipe, self._give, [key, events], [slot, event]),
+                      lambda: self.credentials.wake(lease.provider))
+        return True
 
     async def recount(self, provider: str) -> None:
         """While a request waits for a busy credential: how many slots the fleet holds
@@ -297,7 +306,7 @@ class Fleet:
             started, events = lease.started, self.keys.events
 
             def lift(pipe: Any) -> None:
-                self._lift(keys=keys, args=[started], client=pipe)
+                queue_script(pipe, self._lift, keys, [started])
                 pipe.publish(events, event)
 
             self._enqueue(lift)
@@ -337,16 +346,17 @@ class Fleet:
         except (RedisError, OSError, TimeoutError) as e:
             self._down(e)
 
-    def _enqueue(self, job: Job) -> None:
+    def _enqueue(self, job: Job, then: Callable[[], None] | None = None) -> None:
+        """Write `job` behind the request, with what else is queued meanwhile (one round
+        trip); `then` runs after it, written or not."""
         if not self.link.up:
             return  # the resync tells the fleet what this gateway's state is when Redis is back
-        self._jobs.append(job)
+        self._jobs.append((job, then))
         self._wake.set()
 
     async def _write_loop(self) -> None:
         while True:
             await self._wake.wait()
-            await asyncio.sleep(WRITE_INTERVAL)
             self._wake.clear()
             try:
                 await self._flush()
@@ -354,14 +364,18 @@ class Fleet:
                 self._down(e)
 
     async def _flush(self) -> None:
-        jobs, self._jobs = self._jobs, []
-        if not jobs or not self.link.up:
-            return
-        assert self.redis is not None
-        async with asyncio.timeout(2), self.redis.pipeline(transaction=False) as pipe:
-            for job in jobs:
-                job(pipe)
-            await pipe.execute(raise_on_error=False)  # one refused command (an expiry just past) is no outage
+        queued, self._jobs = self._jobs, []
+        try:
+            if queued and self.link.up:
+                assert self.redis is not None
+                async with asyncio.timeout(2), self.redis.pipeline(transaction=False) as pipe:
+                    for job, _ in queued:
+                        job(pipe)
+                    await pipe.execute(raise_on_error=False)  # one refused command (an expiry just past) is no outage
+        finally:
+            for _, then in queued:
+                if then is not None:
+                    then()
 
     # -- what the others tell ----------------------------------------------------------------
 
@@ -476,8 +490,8 @@ class Fleet:
         deadline = time.monotonic() + REFRESH_HOLD
         try:
             while time.monotonic() < deadline:
-                if await self._adopt_token(provider, credential, seen):
-                    return True
+                if holder.token != seen or await self._adopt_token(provider, credential, seen):
+                    return True  # another gateway's token, taken here or as it announced it
                 async with asyncio.timeout(CALL_TIMEOUT):
                     mine = await self.redis.set(lock, me, nx=True, px=int(REFRESH_HOLD * 1000))
                 if mine:
@@ -489,8 +503,8 @@ class Fleet:
             self._down(e)
             return await exchange()
         try:
-            if await self._adopt_token(provider, credential, seen):  # refreshed just before the lock was ours
-                return True
+            if holder.token != seen or await self._adopt_token(provider, credential, seen):
+                return True  # refreshed just before the lock was ours
             done = await exchange()
             if done:
                 await self._share_token(provider, credential)
@@ -520,7 +534,7 @@ class Fleet:
         if token is None or token == holder.token or token == seen or not _newer(token, holder.token):
             return False
         await asyncio.to_thread(holder.replace, token)
-        logger.info("took the token another gateway refreshed for credential '%s'", credential.label)
+        logger.info("took the fleet's newer token of credential '%s'", credential.label)
         return True
 
     async def _share_token(self, provider: str, credential: Credential) -> None:

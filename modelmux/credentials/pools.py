@@ -151,7 +151,7 @@ class Pool:
         self.on_release = on_release
         self.breaker = breaker or Breaker()
         self.sessions: OrderedDict[tuple[str, str], str] = OrderedDict()  # (session, model) → label
-        self._cycle: tuple[Member, ...] = ()
+        self._cycles: dict[tuple[str, ...], list[int]] = {}  # usable labels → Pool.turn's cycle over them
 
     def pick(self, model: str, session: str | None, exclude: Collection[str], now: float,
              turn: int | None = None) -> Lease | Refusal:
@@ -226,21 +226,22 @@ class Pool:
 
     def turn(self, usable: list[Member], turn: int) -> Member:
         """The credential of the fleet's shared turn number `turn` (state: redis): the
-        smooth weighted round-robin's cycle, indexed by a number the gateways take in
-        turn, so the fleet spreads its requests as one gateway would; an unusable
-        credential is stepped over as `choose` steps over it."""
-        if not self._cycle:  # the same sequence `choose` walks, from every weight at 0
-            weights = [s.credential.weight for s in self.members]
+        smooth weighted round-robin's cycle over the usable credentials, indexed by a
+        number the gateways take in turn, so the fleet spreads its requests as one
+        gateway would (a credential sitting out leaves its share to the others evenly)."""
+        labels = tuple(member.label for member in usable)
+        cycle = self._cycles.get(labels)
+        if cycle is None:  # the sequence `choose` walks, from every weight at 0
+            weights = [member.credential.weight for member in usable]
             current = [0] * len(weights)
             cycle = []
             for _ in range(sum(weights)):
                 current = [c + w for c, w in zip(current, weights, strict=True)]
                 chosen = current.index(max(current))  # ties: the one listed first
                 current[chosen] -= sum(weights)
-                cycle.append(self.members[chosen])
-            self._cycle = tuple(cycle)
-        size = len(self._cycle)
-        return next(m for step in range(size) if (m := self._cycle[(turn + step) % size]) in usable)
+                cycle.append(chosen)
+            self._cycles[labels] = cycle
+        return usable[cycle[turn % len(cycle)]]
 
     def refusal(self, model: str, exclude: Collection[str], now: float) -> Refusal:
         blocked = tuple(_blocked(member, model, exclude, now) for member in self.members)
