@@ -4,6 +4,7 @@ same port with the same data (append-only file, fsynced on every write)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -13,14 +14,14 @@ from pathlib import Path
 import pytest
 from gateway import end_process, free_port
 
-SERVER = shutil.which("redis-server")
+SERVER = os.environ.get("MODELMUX_REDIS_SERVER") or shutil.which("redis-server")
 
 
 def need_redis() -> str:
     """The redis-server binary, or the test is skipped saying how to get one."""
     if SERVER is None:
-        pytest.skip("redis-server is not installed and ./dev.sh could not install it "
-                    "(as root: apt-get install redis-server)")
+        pytest.skip("no redis-server: ./dev.sh installs Debian's package as root with apt-get; otherwise install "
+                    "it (`sudo apt-get install redis-server`) or point MODELMUX_REDIS_SERVER at one")
     return SERVER
 
 
