@@ -5,6 +5,8 @@ The Redis I/O of it, with the standard client's asyncio API; what is shared and 
 gateway folds it into its pools is pure (modelmux/credentials/fleet.py). Credentials
 calls it where a request leases and records (both send paths go through there), the
 Refresher where an oauth token is refreshed, and Usage's records are shared from here.
+Beside it: fleet_scripts.py (the Lua steps that must not interleave), fleet_logins.py
+(one refresh of a login for the fleet), fleet_usage.py (the fleet's usage records).
 
 Nothing a request needs waits long on Redis: the two calls a request may make (its
 round-robin turn, a max_concurrent slot) have a tight timeout, and one failure takes
@@ -34,7 +36,10 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from modelmux.addons import fleet_scripts as scripts
 from modelmux.addons.credentials import Credentials
+from modelmux.addons.fleet_logins import Logins
+from modelmux.addons.fleet_usage import SharedUsage
 from modelmux.addons.settings import Settings
 from modelmux.addons.usage import Usage
 from modelmux.config.types import Config, Credential, State
@@ -42,9 +47,6 @@ from modelmux.credentials import fleet
 from modelmux.credentials.cooldowns import Cooldown
 from modelmux.credentials.fleet import Event, Keys, Link
 from modelmux.credentials.pools import Lease, Verdict
-from modelmux.oauth import tokens
-from modelmux.oauth.tokens import Token
-from modelmux.usage import Record
 
 logger = logging.getLogger(__name__)
 
@@ -53,83 +55,8 @@ logger = logging.getLogger(__name__)
 CALL_TIMEOUT = 0.25
 CONNECT_TIMEOUT = 0.5
 USAGE_INTERVAL = 0.5  # seconds between shares of usage records (theirs read, ours written)
-USAGE_KEPT = 500_000  # the fleet's newest usage records Redis keeps (about 150 MB)
-USAGE_BATCH = 5_000  # records read or written per round trip
-REFRESH_HOLD = 60.0  # seconds a gateway may hold the fleet's refresh of one login
-
-# A max_concurrent slot: taken only while fewer than the limit are held, by Redis's clock
-# (gateways' clocks may differ), each slot expiring unless its gateway renews it.
-TAKE = """
-local now = redis.call('TIME')
-local ms = now[1] * 1000 + math.floor(now[2] / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ms)
-local held = redis.call('ZCARD', KEYS[1])
-if held >= tonumber(ARGV[1]) then return {0, held} end
-redis.call('ZADD', KEYS[1], ms + tonumber(ARGV[2]), ARGV[3])
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return {1, held + 1}
-"""
-# Given back: the others learn how many are held now, and wake their waiters.
-GIVE = """
-redis.call('ZREM', KEYS[1], ARGV[1])
-local held = redis.call('ZCARD', KEYS[1])
-local event = cjson.decode(ARGV[2])
-event['count'] = held
-redis.call('PUBLISH', KEYS[2], cjson.encode(event))
-return held
-"""
-# Renewed (or, after Redis came back empty, put back): KEYS are the slots' sets, ARGV
-# the lease time and then one member per key.
-RENEW = """
-local now = redis.call('TIME')
-local ms = now[1] * 1000 + math.floor(now[2] / 1000)
-for i, key in ipairs(KEYS) do
-  redis.call('ZADD', key, ms + tonumber(ARGV[1]), ARGV[i + 1])
-  redis.call('PEXPIRE', key, ARGV[1])
-end
-return #KEYS
-"""
-COUNT = """
-local now = redis.call('TIME')
-local ms = now[1] * 1000 + math.floor(now[2] / 1000)
-local counts = {}
-for i, key in ipairs(KEYS) do
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', ms)
-  counts[i] = redis.call('ZCARD', key)
-end
-return counts
-"""
-# A success lifts what it proves over, as Member.lift does: a block set before the
-# request was sent, an ordering whenever it was set.
-LIFT = """
-local lifted = 0
-for _, key in ipairs(KEYS) do
-  local value = redis.call('GET', key)
-  if value then
-    local stored = cjson.decode(value)
-    if stored['cooldown']['since'] < tonumber(ARGV[1]) or not stored['firm'] then
-      redis.call('DEL', key)
-      lifted = lifted + 1
-    end
-  end
-end
-return lifted
-"""
-# The refresh of a login is given back only by the gateway that holds it.
-UNLOCK = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 
 Job = Callable[[Any], None]  # adds its commands to a pipeline
-
-
-def queue_script(pipe: Any, script: Any, keys: list[str], args: list[Any]) -> None:
-    """Queue a Lua script on a pipeline. The asyncio Script's call is a coroutine even
-    there; the pipeline's own EVALSHA queues at once, and execute() loads the script
-    into a Redis that lost it (restarted)."""
-    pipe.scripts.add(script)
-    pipe.evalsha(script.sha, len(keys), *keys, *args)
 
 
 def server_of(url: str) -> str:
@@ -162,7 +89,8 @@ class Fleet:
         self._numbers = iter(range(1, 1 << 62))
         self._tasks: list[asyncio.Task] = []
         self._listener: asyncio.Task | None = None
-        self._usage_from = "0-0"  # the stream's last record read
+        self.logins: Logins | None = None
+        self.shared_usage: SharedUsage | None = None
         self._running = False
         settings.subscribe(self._configure)
 
@@ -185,12 +113,14 @@ class Fleet:
             config.state.url, socket_timeout=CALL_TIMEOUT, socket_connect_timeout=CONNECT_TIMEOUT,
             retry=Retry(NoBackoff(), 0), health_check_interval=0,
         )
-        self._take = self.redis.register_script(TAKE)
-        self._give = self.redis.register_script(GIVE)
-        self._renew = self.redis.register_script(RENEW)
-        self._count = self.redis.register_script(COUNT)
-        self._lift = self.redis.register_script(LIFT)
-        self._unlock = self.redis.register_script(UNLOCK)
+        self._take = self.redis.register_script(scripts.TAKE)
+        self._give = self.redis.register_script(scripts.GIVE)
+        self._renew = self.redis.register_script(scripts.RENEW)
+        self._count = self.redis.register_script(scripts.COUNT)
+        self._lift = self.redis.register_script(scripts.LIFT)
+        self.logins = Logins(self.redis, self.keys, self.instance, CALL_TIMEOUT,
+                             self.redis.register_script(scripts.UNLOCK))
+        self.shared_usage = SharedUsage(self.redis, self.keys, self.instance, self.usage)
         self.credentials.fleet = self
         self.usage.shared = True
         logger.info("credential state shared through Redis at %s (keys %s:*) as %s",
@@ -210,7 +140,8 @@ class Fleet:
             with contextlib.suppress(RedisError, OSError, TimeoutError):
                 async with asyncio.timeout(1):
                     await self._flush()
-                    await self._share_usage()
+                    if self.shared_usage is not None:
+                        await self.shared_usage.share()
         if self.redis is not None:
             with contextlib.suppress(RedisError, OSError):
                 await self.redis.aclose()
@@ -222,9 +153,10 @@ class Fleet:
                 "instance": self.instance, **self.link.describe(time.time())}
 
     def _down(self, error: BaseException) -> None:
-        if self.link.failed(_why(error), time.time()):
-            logger.warning("Redis at %s stopped answering (%s): serving on this gateway's own state until it is "
-                           "back", self.describe()["server"], _why(error))
+        first = self.link.reason == "not connected yet"  # never connected: said once too
+        if self.link.failed(_why(error), time.time()) or first:
+            logger.warning("Redis at %s does not answer (%s): serving on this gateway's own state until it does",
+                           self.describe()["server"], _why(error))
 
     async def _call[T](self, call: Awaitable[T]) -> T | None:
         """A request's call: None when Redis fails it (the link goes down) or is down."""
@@ -276,7 +208,7 @@ class Fleet:
             return False
         event = Event("release", self.instance, lease.provider, lease.credential.label).encode()
         slot, events = lease.slot, self.keys.events
-        self._enqueue(lambda pipe: queue_script(pipe, self._give, [key, events], [slot, event]),
+        self._enqueue(lambda pipe: scripts.queue(pipe, self._give, [key, events], [slot, event]),
                       lambda: self.credentials.wake(lease.provider))
         return True
 
@@ -306,7 +238,7 @@ class Fleet:
             started, events = lease.started, self.keys.events
 
             def lift(pipe: Any) -> None:
-                queue_script(pipe, self._lift, keys, [started])
+                scripts.queue(pipe, self._lift, keys, [started])
                 pipe.publish(events, event)
 
             self._enqueue(lift)
@@ -470,171 +402,40 @@ class Fleet:
             await pipe.execute(raise_on_error=False)
         if self._slots:
             await self._renew_slots()
-        await self._resync_tokens()
-        await self._resync_usage()
+        assert self.logins is not None and self.shared_usage is not None
+        await self.logins.resync(pools)
+        await self.shared_usage.resync()
 
-    # -- oauth logins ---------------------------------------------------------------------------
+    # -- logins --------------------------------------------------------------------------------
 
     async def refresh(self, credential: Credential, provider: str, exchange: Callable[[], Awaitable[bool]]) -> bool:
-        """One refresh of a login at a time across the fleet (the Refresher's, under its
-        own lock per file): the fleet's token when another gateway refreshed it since
-        ours, else this gateway refreshes while it holds the fleet's lock, and every
-        other gateway waits for that token. Refresh tokens rotate: a gateway that
-        refreshed with the one another had already used would log the account out."""
-        holder = credential.oauth
-        assert holder is not None and self.redis is not None
-        if not self.link.up:
+        """One refresh of a login at a time across the fleet (fleet_logins.py); while Redis
+        is away, this gateway's own."""
+        if not self.link.up or self.logins is None:
             return await exchange()
-        seen = holder.token
-        lock, me = self.keys.refreshing(provider, credential.label), self.instance
-        deadline = time.monotonic() + REFRESH_HOLD
         try:
-            while time.monotonic() < deadline:
-                if holder.token != seen or await self._adopt_token(provider, credential, seen):
-                    return True  # another gateway's token, taken here or as it announced it
-                async with asyncio.timeout(CALL_TIMEOUT):
-                    mine = await self.redis.set(lock, me, nx=True, px=int(REFRESH_HOLD * 1000))
-                if mine:
-                    break
-                await asyncio.sleep(0.1)  # another gateway refreshes it: its token comes
-            else:
-                return False
+            return await self.logins.refresh(credential, provider, exchange)
         except (RedisError, OSError, TimeoutError) as e:
             self._down(e)
             return await exchange()
-        try:
-            if holder.token != seen or await self._adopt_token(provider, credential, seen):
-                return True  # refreshed just before the lock was ours
-            done = await exchange()
-            if done:
-                await self._share_token(provider, credential)
-            return done
-        finally:
-            with contextlib.suppress(RedisError, OSError, TimeoutError):
-                async with asyncio.timeout(CALL_TIMEOUT):
-                    await self._unlock(keys=[lock], args=[me])
-
-    async def _fleet_token(self, provider: str, label: str) -> Token | None:
-        assert self.redis is not None
-        async with asyncio.timeout(CALL_TIMEOUT):
-            data = await self.redis.get(self.keys.token(provider, label))
-        if data is None:
-            return None
-        try:
-            return tokens.from_json(json.loads(data), f"the fleet's token of {provider}/{label}")
-        except (ValueError, tokens.TokenFileError):
-            return None
-
-    async def _adopt_token(self, provider: str, credential: Credential, seen: Token | None) -> bool:
-        """Take the fleet's token of `credential` when it is newer than ours (`seen`: the
-        one ours must differ from). True when taken."""
-        holder = credential.oauth
-        assert holder is not None
-        token = await self._fleet_token(provider, credential.label)
-        if token is None or token == holder.token or token == seen or not _newer(token, holder.token):
-            return False
-        await asyncio.to_thread(holder.replace, token)
-        logger.info("took the fleet's newer token of credential '%s'", credential.label)
-        return True
-
-    async def _share_token(self, provider: str, credential: Credential) -> None:
-        holder = credential.oauth
-        assert holder is not None and self.redis is not None
-        data = json.dumps(tokens.to_json(holder.token))
-        event = Event("token", self.instance, provider, credential.label).encode()
-        async with asyncio.timeout(CALL_TIMEOUT), self.redis.pipeline(transaction=False) as pipe:
-            pipe.set(self.keys.token(provider, credential.label), data)
-            pipe.publish(self.keys.events, event)
-            await pipe.execute()
 
     async def _token_news(self, event: Event) -> None:
         found = fleet.member(self.credentials.pools, event.provider, event.label) if self.credentials.pools else None
-        if found is None or found.credential.oauth is None:
+        if found is None or found.credential.oauth is None or self.logins is None:
             return
         try:
-            await self._adopt_token(event.provider, found.credential, None)
+            await self.logins.adopt(event.provider, found.credential, None)
         except (RedisError, OSError, TimeoutError) as e:
             self._down(e)
 
-    async def _resync_tokens(self) -> None:
-        """Each login: the newer of the fleet's token and ours is everyone's."""
-        assert self.credentials.pools is not None
-        for name, pool in self.credentials.pools.pools.items():
-            for member in pool.members:
-                holder = member.credential.oauth
-                if holder is None:
-                    continue
-                holder.reload()
-                theirs = await self._fleet_token(name, member.label)
-                if theirs is not None and _newer(theirs, holder.token):
-                    await self._adopt_token(name, member.credential, None)
-                elif theirs != holder.token:
-                    await self._share_token(name, member.credential)
-
-    # -- usage records ------------------------------------------------------------------------------
+    # -- usage records ---------------------------------------------------------------------------
 
     async def _usage_loop(self) -> None:
         while True:
             await asyncio.sleep(USAGE_INTERVAL)
-            if not self.link.up:
+            if not self.link.up or self.shared_usage is None:
                 continue
             try:
-                await self._share_usage()
+                await self.shared_usage.share()
             except (RedisError, OSError, TimeoutError) as e:
                 self._down(e)
-
-    async def _share_usage(self) -> None:
-        """Ours written, theirs read and counted."""
-        assert self.redis is not None
-        while self.usage.unshared:
-            batch = self.usage.unshared[:USAGE_BATCH]
-            async with asyncio.timeout(5), self.redis.pipeline(transaction=False) as pipe:
-                for record in batch:
-                    pipe.xadd(self.keys.usage, {"i": self.instance, "r": record.line()}, maxlen=USAGE_KEPT,
-                              approximate=True)
-                await pipe.execute()
-            del self.usage.unshared[: len(batch)]
-        while True:
-            async with asyncio.timeout(5):
-                answer = await self.redis.xread({self.keys.usage: self._usage_from}, count=USAGE_BATCH)
-            entries = answer[0][1] if answer else []
-            if not entries:
-                return
-            self._usage_from = entries[-1][0]
-            self.usage.adopt(self._theirs(entries))
-
-    def _theirs(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> list[Record]:
-        records = []
-        for _, fields in entries:
-            if fields.get(b"i", b"").decode() == self.instance:
-                continue
-            with contextlib.suppress(ValueError, UnicodeDecodeError):
-                records.append(Record.parse(fields[b"r"].decode()))
-        return records
-
-    async def _resync_usage(self) -> None:
-        """The fleet's records are the tally: read them whole (in batches, yielding to the
-        flows between them), with ours that never reached Redis."""
-        assert self.redis is not None
-        records: list[Record] = []
-        start = "-"
-        last = "0-0"
-        while True:
-            entries = await self.redis.xrange(self.keys.usage, min=start, count=USAGE_BATCH)
-            for entry_id, fields in entries:
-                with contextlib.suppress(ValueError, UnicodeDecodeError, KeyError):
-                    records.append(Record.parse(fields[b"r"].decode()))
-                last = entry_id
-            if len(entries) < USAGE_BATCH:
-                break
-            start = "(" + (last.decode() if isinstance(last, bytes) else last)
-            await asyncio.sleep(0)
-        self._usage_from = last.decode() if isinstance(last, bytes) else last
-        self.usage.retally(records)
-        await self._share_usage()
-
-
-def _newer(token: Token, than: Token) -> bool:
-    """Whether `token` came after `than`: it lives longer (a refresh's answer always
-    does; an unknown expiry counts as none)."""
-    return (token.expires_at or 0) > (than.expires_at or 0)
