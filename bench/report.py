@@ -64,7 +64,7 @@ NOTES = [
     ),
     (
         "The Redis column is the pool column with its state shared through a local redis-server "
-        "(`state: {backend: redis}`) and round-robin instead of fill-first, so every request also takes "
+        "(`state: {{backend: redis}}`) and round-robin instead of fill-first, so every request also takes "
         "the fleet's turn from Redis; the Redis rows are its latency minus the pool column's."
     ),
     (

@@ -164,12 +164,13 @@ class Credentials:
         deadline: float | None = None
         fleet, pool = self.fleet, self.pools.pools.get(provider)
         while True:
-            turn = await fleet.turn(provider) if fleet and pool and pool.takes_turns() else None
+            turn = fleet.turn(provider) if fleet and pool and pool.takes_turns() else None
             picked = self.pools.pick(provider, model, session, exclude, turn)
             if isinstance(picked, Lease) and fleet and picked.credential.max_concurrent is not None:
                 if not await fleet.take(picked):
-                    # The fleet holds its every slot (its member now says so): given back
-                    # without waking the waiters, which would only be refused the same.
+                    # The fleet holds its every slot (its member now says so), or Redis
+                    # answered late: given back without waking the waiters, which would
+                    # only be refused the same, and this request waits as for a busy one.
                     self._refused = picked
                     picked.release()
                     self._refused = None

@@ -8,12 +8,12 @@ Refresher where an oauth token is refreshed, and Usage's records are shared from
 Beside it: fleet_scripts.py (the Lua steps that must not interleave), fleet_logins.py
 (one refresh of a login for the fleet), fleet_usage.py (the fleet's usage records).
 
-Nothing a request needs waits long on Redis: the two calls a request may make (its
-round-robin turn, a max_concurrent slot) have a tight timeout, and one failure takes
-the link down (credentials/fleet.Link): then every call is skipped and the gateway
-serves from its own state until a background try finds Redis again and resyncs. The
-rest (cooldowns, lifts, releases, usage records) is written behind the request, in
-batches.
+Nothing a request needs waits long on Redis: the one call a request may wait for (a
+max_concurrent slot) has a tight timeout, and one failure takes the link down
+(credentials/fleet.Link): then every call is skipped and the gateway serves from its
+own state until a background try finds Redis again and resyncs. Round-robin turns are
+taken ahead; the rest (cooldowns, lifts, releases, usage records) is written behind
+the request, in batches.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import os
 import socket
 import time
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -35,6 +36,7 @@ from mitmproxy.utils import asyncio_utils
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeout
 
 from modelmux.addons import fleet_scripts as scripts
 from modelmux.addons.credentials import Credentials
@@ -50,9 +52,15 @@ from modelmux.credentials.pools import Lease, Verdict
 
 logger = logging.getLogger(__name__)
 
-# A request's own calls (its turn, a slot): on loopback or a LAN Redis answers in well
-# under a millisecond, so a call that takes this long means Redis is gone or stuck.
+# A request's wait for its max_concurrent slot. On loopback or a LAN Redis answers in
+# well under a millisecond, so a call that takes this long means Redis is gone or stuck,
+# or this gateway's event loop was too busy to read the answer in time (30 requests at
+# once on a loaded 2-core machine did that). So the request waits as for a busy slot,
+# and a recount, with the longer timeout, tells which.
 CALL_TIMEOUT = 0.25
+# Calls no request waits for (turns taken ahead, recounts, writes, resyncs).
+BACKGROUND_TIMEOUT = 2.0
+TURNS_AHEAD = 2  # round-robin turns a gateway holds for its next requests, per provider
 CONNECT_TIMEOUT = 0.5
 USAGE_INTERVAL = 0.5  # seconds between shares of usage records (theirs read, ours written)
 
@@ -87,6 +95,8 @@ class Fleet:
         self._wake = asyncio.Event()
         self._slots: dict[str, tuple[str, Lease]] = {}  # slot → (its set's name, lease): renewed while held
         self._numbers = iter(range(1, 1 << 62))
+        self._turns: dict[str, deque[int]] = {}  # provider → turns taken for its next requests
+        self._taking: set[str] = set()  # providers whose turns are being taken
         self._tasks: list[asyncio.Task] = []
         self._listener: asyncio.Task | None = None
         self.logins: Logins | None = None
@@ -110,7 +120,7 @@ class Fleet:
         assert config.state.url is not None
         self.keys = Keys(config.state.prefix)
         self.redis = aioredis.Redis.from_url(
-            config.state.url, socket_timeout=CALL_TIMEOUT, socket_connect_timeout=CONNECT_TIMEOUT,
+            config.state.url, socket_timeout=BACKGROUND_TIMEOUT, socket_connect_timeout=CONNECT_TIMEOUT,
             retry=Retry(NoBackoff(), 0), health_check_interval=0,
         )
         self._take = self.redis.register_script(scripts.TAKE)
@@ -118,7 +128,7 @@ class Fleet:
         self._renew = self.redis.register_script(scripts.RENEW)
         self._count = self.redis.register_script(scripts.COUNT)
         self._lift = self.redis.register_script(scripts.LIFT)
-        self.logins = Logins(self.redis, self.keys, self.instance, CALL_TIMEOUT,
+        self.logins = Logins(self.redis, self.keys, self.instance, BACKGROUND_TIMEOUT,
                              self.redis.register_script(scripts.UNLOCK))
         self.shared_usage = SharedUsage(self.redis, self.keys, self.instance, self.usage)
         self.credentials.fleet = self
@@ -153,15 +163,19 @@ class Fleet:
                 "instance": self.instance, **self.link.describe(time.time())}
 
     def _down(self, error: BaseException) -> None:
+        self._turns.clear()  # a Redis that comes back empty counts from 0 again
+        for pool in self.credentials.pools.pools.values() if self.credentials.pools else ():
+            for member in pool.members:
+                member.elsewhere = 0  # on its own, this gateway counts its own requests only
         first = self.link.reason == "not connected yet"  # never connected: said once too
         if self.link.failed(_why(error), time.time()) or first:
             logger.warning("Redis at %s does not answer (%s): serving on this gateway's own state until it does",
                            self.describe()["server"], _why(error))
 
     async def _call[T](self, call: Awaitable[T]) -> T | None:
-        """A request's call: None when Redis fails it (the link goes down) or is down."""
+        """A call: None when Redis fails it (the link then goes down)."""
         try:
-            async with asyncio.timeout(CALL_TIMEOUT):
+            async with asyncio.timeout(BACKGROUND_TIMEOUT):
                 return await call
         except (RedisError, OSError, TimeoutError) as e:
             self._down(e)
@@ -169,28 +183,59 @@ class Fleet:
 
     # -- what a request asks ----------------------------------------------------------------
 
-    async def turn(self, provider: str) -> int | None:
-        """The fleet's next round-robin turn of `provider` (Pool.turn), None while Redis is away."""
+    def turn(self, provider: str) -> int | None:
+        """The fleet's next round-robin turn of `provider` (Pool.turn): one this gateway
+        took from the fleet's counter ahead of the request, so that no request waits for
+        Redis for it (an awaited round trip cost a pool's request 1.3 ms at the median in
+        the benchmark, most of it the event loop's other work run meanwhile). None while
+        Redis is away, or when a burst used up those taken: the gateway's own turn then."""
         if not self.link.up:
             return None
+        held = self._turns.setdefault(provider, deque())
+        number = held.popleft() if held else None
+        if len(held) < TURNS_AHEAD and provider not in self._taking:
+            self._taking.add(provider)
+            asyncio_utils.create_task(self._take_turns(provider), name="modelmux fleet turns", keep_ref=True)
+        return number
+
+    async def _take_turns(self, provider: str) -> None:
+        """Numbers of the fleet's counter for this gateway's next requests: each number is
+        used once, by whichever gateway took it, so the fleet goes round as one gateway."""
         assert self.redis is not None
-        taken = await self._call(self.redis.incr(self.keys.turn(provider)))
-        return None if taken is None else taken - 1  # the fleet's first turn is the first credential's
+        try:
+            held = self._turns.setdefault(provider, deque())
+            wanted = TURNS_AHEAD - len(held)
+            if wanted > 0:
+                last = await self._call(self.redis.incrby(self.keys.turn(provider), wanted))
+                if last is not None:
+                    held.extend(range(last - wanted, last))  # the counter's first number is turn 0
+        finally:
+            self._taking.discard(provider)
 
     async def take(self, lease: Lease) -> bool:
         """A max_concurrent slot for `lease`'s credential fleet-wide. False when the fleet
-        holds them all (the member then knows how many); True also while Redis is away,
-        when only this gateway's own count holds."""
+        holds them all (the member then knows how many), or the answer was late (the
+        caller waits and asks again, as for a busy credential); True also while Redis is
+        away, when only this gateway's own count holds."""
         if not self.link.up:
             return True
         assert self.state is not None
         slot = f"{self.instance}:{next(self._numbers)}"
         key = self.keys.slots(lease.provider, lease.credential.label)
-        limit = lease.credential.max_concurrent
-        answer = await self._call(self._take(keys=[key], args=[limit, int(self.state.lease_seconds * 1000), slot]))
-        if answer is None:
+        args = [lease.credential.max_concurrent, int(self.state.lease_seconds * 1000), slot]
+        try:
+            async with asyncio.timeout(CALL_TIMEOUT):
+                taken, held = (int(n) for n in await self._take(keys=[key], args=args))
+        except (TimeoutError, RedisTimeout):
+            # Counted as full until a recount says otherwise. It may have been taken all
+            # the same: given back as soon as Redis answers, or it would be held until it expired.
+            lease.member.elsewhere = max(lease.member.elsewhere, int(args[0]) - lease.member.in_flight + 1)
+            event = Event("release", self.instance, lease.provider, lease.credential.label).encode()
+            self._enqueue(lambda pipe: scripts.queue(pipe, self._give, [key, self.keys.events], [slot, event]))
+            return False
+        except (RedisError, OSError) as e:
+            self._down(e)
             return True
-        taken, held = int(answer[0]), int(answer[1])
         # This lease is among the member's in flight; its slot is among those held only if taken.
         lease.member.elsewhere = max(0, held - lease.member.in_flight + (not taken))
         if not taken:
@@ -354,6 +399,9 @@ class Fleet:
                 else:
                     was = self.link.reason
                     self.link.resynced(time.time())
+                    for name, pool in (self.credentials.pools.pools.items() if self.credentials.pools else ()):
+                        if pool.takes_turns():
+                            self.turn(name)  # takes none (none are held yet): has some taken for the first requests
                     if was != "not connected yet":
                         logger.info("Redis is back: this gateway's state is the fleet's again")
             assert self.state is not None
