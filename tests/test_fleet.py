@@ -60,7 +60,8 @@ def test_fill_first_and_a_single_credential_take_no_turns():
 
 
 def cooldown(kind="rate_limit", since=T0, until=T0 + 30, stated=True, model=None, status=429) -> Cooldown:
-    return Cooldown(kind, since, until, 0, "429: rate limited; the upstream said retry in 30 s", status, model, stated)  # type: ignore[arg-type]
+    reason = "429: rate limited; the upstream said retry in 30 s"
+    return Cooldown(kind, since, until, 0, reason, status, model, stated)  # type: ignore[arg-type]
 
 
 def test_another_gateways_cooldown_is_adopted_with_its_real_expiry():
@@ -171,3 +172,14 @@ def test_the_link_backs_off_while_redis_is_away_and_says_since_when():
     assert (document["status"], document["since"], document["for"]) == ("degraded", "2025-06-15T15:06:50Z", "1 min")
     assert document["reason"] == "ConnectionError: refused"
     assert link.resynced(T0 + 71) and link.up and link.describe(T0 + 72)["since"] == "2025-06-15T15:07:51Z"
+
+
+def test_a_refusal_counts_the_fleets_requests_in_flight():
+    pools, _ = pools_of(provider("p", "a: max_concurrent: 2", max_wait=1))
+    member = pools.pool("p").members[0]
+    lease = pools.pick("p", "m")
+    assert isinstance(lease, Lease)
+    member.elsewhere = 1
+    refused = pools.pick("p", "m")
+    assert not isinstance(refused, Lease)
+    assert "(a: 2 of 2 requests in flight, 1 of them on other gateways)" in refused.message

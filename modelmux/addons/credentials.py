@@ -19,8 +19,7 @@ import logging
 import os
 import threading
 from collections import defaultdict
-from collections.abc import Mapping
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 from mitmproxy import command

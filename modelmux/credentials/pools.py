@@ -260,7 +260,9 @@ def _blocked(member: Member, model: str, exclude: Collection[str], now: float) -
         state = cast(BlockedState, POLICIES[cooldown.kind].state)  # only "healthy" kinds never cool
         return Blocked(member.label, state, cooldown.until, cooldown.reason, member.last_status)
     if member.busy():
-        reason = f"{member.in_flight} of {member.credential.max_concurrent} requests in flight"
+        elsewhere = f", {member.elsewhere} of them on other gateways" if member.elsewhere else ""
+        held = member.in_flight + member.elsewhere
+        reason = f"{held} of {member.credential.max_concurrent} requests in flight{elsewhere}"
         return Blocked(member.label, "busy", None, reason, member.last_status)
     if member.label in exclude:
         return Blocked(member.label, "tried", None, "already tried for this request", member.last_status)
