@@ -146,7 +146,7 @@ def test_nothing_the_fleet_stores_or_says_holds_a_key():
     credential = pools.pool("p").members[0].credential
     keys = Keys("team")
     names = [keys.cooldown("p", "a", None), keys.cooldown("p", "a", "m"), keys.turn("p"), keys.slots("p", "a"),
-             keys.token("p", "a"), keys.refreshing("p", "a"), keys.usage, keys.events]
+             keys.token("p", "a"), keys.refreshing("p", "a"), keys.usage(), keys.events()]
     said = [fleet.stored_cooldown(credential, cooldown()),
             Event("cooldown", "i", "p", "a", fleet.identity(credential), cooldown()).encode()]
     assert all(name.startswith("team:") for name in names)

@@ -231,7 +231,7 @@ class Fleet:
             # the same: given back as soon as Redis answers, or it would be held until it expired.
             lease.member.elsewhere = max(lease.member.elsewhere, int(args[0]) - lease.member.in_flight + 1)
             event = Event("release", self.instance, lease.provider, lease.credential.label).encode()
-            self._enqueue(lambda pipe: scripts.queue(pipe, self._give, [key, self.keys.events], [slot, event]))
+            self._enqueue(lambda pipe: scripts.queue(pipe, self._give, [key, self.keys.events()], [slot, event]))
             return False
         except (RedisError, OSError) as e:
             self._down(e)
@@ -252,7 +252,7 @@ class Fleet:
         if not key or not self.link.up:
             return False
         event = Event("release", self.instance, lease.provider, lease.credential.label).encode()
-        slot, events = lease.slot, self.keys.events
+        slot, events = lease.slot, self.keys.events()
         self._enqueue(lambda pipe: scripts.queue(pipe, self._give, [key, events], [slot, event]),
                       lambda: self.credentials.wake(lease.provider))
         return True
@@ -280,7 +280,7 @@ class Fleet:
             keys = [self.keys.cooldown(provider, credential.label, m) for m in {None, lease.model}]
             event = Event("lift", self.instance, provider, credential.label, model=lease.model,
                           started=lease.started).encode()
-            started, events = lease.started, self.keys.events
+            started, events = lease.started, self.keys.events()
 
             def lift(pipe: Any) -> None:
                 scripts.queue(pipe, self._lift, keys, [started])
@@ -294,7 +294,7 @@ class Fleet:
                             **json.loads(fleet.stored_cooldown(credential, cooldown))})
         event = Event("cooldown", self.instance, provider, credential.label, fleet.identity(credential),
                       cooldown).encode()
-        until_ms, events = int(cooldown.until * 1000), self.keys.events
+        until_ms, events = int(cooldown.until * 1000), self.keys.events()
 
         def job(pipe: Any) -> None:
             pipe.set(key, value, pxat=until_ms)
@@ -319,7 +319,7 @@ class Fleet:
                 names = [name async for name in self.redis.scan_iter(match=pattern, count=1000)]
                 if names:
                     await self.redis.delete(*names)
-                await self.redis.publish(self.keys.events, event)
+                await self.redis.publish(self.keys.events(), event)
         except (RedisError, OSError, TimeoutError) as e:
             self._down(e)
 
@@ -427,11 +427,11 @@ class Fleet:
         if self._listener is not None:
             self._listener.cancel()
         pubsub = self.redis.pubsub()
-        await pubsub.subscribe(self.keys.events)
+        await pubsub.subscribe(self.keys.events())
         self._listener = asyncio_utils.create_task(self._listen(pubsub), name="modelmux fleet listener",
                                                    keep_ref=True)
         pools, now = self.credentials.pools, time.time()
-        names = [name async for name in self.redis.scan_iter(match=self.keys.cooldowns, count=1000)]
+        names = [name async for name in self.redis.scan_iter(match=self.keys.name("cooldown", "*"), count=1000)]
         changed = False
         for value in (await self.redis.mget(names) if names else []):
             if value is None:

@@ -98,7 +98,7 @@ class Logins:
         event = Event("token", self.instance, provider, credential.label).encode()
         async with asyncio.timeout(self.timeout), self.redis.pipeline(transaction=False) as pipe:
             pipe.set(self.keys.token(provider, credential.label), data)
-            pipe.publish(self.keys.events, event)
+            pipe.publish(self.keys.events(), event)
             await pipe.execute()
 
     async def resync(self, pools: Pools) -> None:

@@ -32,12 +32,12 @@ class SharedUsage:
             batch = self.usage.unshared[:BATCH]
             async with asyncio.timeout(READ_TIMEOUT), self.redis.pipeline(transaction=False) as pipe:
                 for record in batch:
-                    pipe.xadd(self.keys.usage, {"i": self.instance, "r": record.line()}, maxlen=KEPT, approximate=True)
+                    pipe.xadd(self.keys.usage(), {"i": self.instance, "r": record.line()}, maxlen=KEPT, approximate=True)
                 await pipe.execute()
             del self.usage.unshared[: len(batch)]
         while True:
             async with asyncio.timeout(READ_TIMEOUT):
-                answer = await self.redis.xread({self.keys.usage: self.read_up_to}, count=BATCH)
+                answer = await self.redis.xread({self.keys.usage(): self.read_up_to}, count=BATCH)
             entries = answer[0][1] if answer else []
             if not entries:
                 return
@@ -51,7 +51,7 @@ class SharedUsage:
         start, last = "-", "0-0"
         while True:
             async with asyncio.timeout(READ_TIMEOUT):
-                entries = await self.redis.xrange(self.keys.usage, min=start, count=BATCH)
+                entries = await self.redis.xrange(self.keys.usage(), min=start, count=BATCH)
             records += self._records(entries, skip_ours=False)
             if entries:
                 last = _text(entries[-1][0])

@@ -30,33 +30,29 @@ class Keys:
 
     prefix: str
 
-    def cooldown(self, provider: str, label: str, model: str | None) -> str:
-        return f"{self.prefix}:cooldown:{provider}:{label}:{'*' if model is None else 'model:' + model}"
+    def name(self, *parts: str) -> str:
+        return ":".join((self.prefix, *parts))
 
-    @property
-    def cooldowns(self) -> str:
-        """The pattern every cooldown's name matches (for SCAN)."""
-        return f"{self.prefix}:cooldown:*"
+    def cooldown(self, provider: str, label: str, model: str | None) -> str:
+        return self.name("cooldown", provider, label, "*" if model is None else f"model:{model}")
 
     def turn(self, provider: str) -> str:
-        return f"{self.prefix}:turn:{provider}"
+        return self.name("turn", provider)
 
     def slots(self, provider: str, label: str) -> str:
-        return f"{self.prefix}:slots:{provider}:{label}"
+        return self.name("slots", provider, label)
 
     def token(self, provider: str, label: str) -> str:
-        return f"{self.prefix}:token:{provider}:{label}"
+        return self.name("token", provider, label)
 
     def refreshing(self, provider: str, label: str) -> str:
-        return f"{self.prefix}:refreshing:{provider}:{label}"
+        return self.name("refreshing", provider, label)
 
-    @property
     def usage(self) -> str:
-        return f"{self.prefix}:usage"
+        return self.name("usage")
 
-    @property
     def events(self) -> str:
-        return f"{self.prefix}:events"
+        return self.name("events")
 
 
 def identity(credential: Credential) -> str:
