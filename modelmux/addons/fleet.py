@@ -60,7 +60,11 @@ logger = logging.getLogger(__name__)
 CALL_TIMEOUT = 0.25
 # Calls no request waits for (turns taken ahead, recounts, writes, resyncs).
 BACKGROUND_TIMEOUT = 2.0
-TURNS_AHEAD = 2  # round-robin turns a gateway holds for its next requests, per provider
+# Round-robin turns a gateway takes ahead for its next requests, per provider, when it
+# holds fewer than TURNS_LOW: a block in one round trip, so that most requests run with
+# no Redis call beside them (each costs ~140 µs of the event loop's time on the bench's VM).
+TURNS_AHEAD = 8
+TURNS_LOW = 2
 CONNECT_TIMEOUT = 0.5
 USAGE_INTERVAL = 0.5  # seconds between shares of usage records (theirs read, ours written)
 
@@ -95,7 +99,7 @@ class Fleet:
         self._wake = asyncio.Event()
         self._slots: dict[str, tuple[str, Lease]] = {}  # slot → (its set's name, lease): renewed while held
         self._numbers = iter(range(1, 1 << 62))
-        self._turns: dict[str, deque[int]] = {}  # provider → turns taken for its next requests
+        self._turns: dict[str, deque[int]] = {}  # provider → turns taken for its next requests, in order
         self._taking: set[str] = set()  # providers whose turns are being taken
         self._tasks: list[asyncio.Task] = []
         self._listener: asyncio.Task | None = None
@@ -187,13 +191,14 @@ class Fleet:
         """The fleet's next round-robin turn of `provider` (Pool.turn): one this gateway
         took from the fleet's counter ahead of the request, so that no request waits for
         Redis for it (an awaited round trip cost a pool's request 1.3 ms at the median in
-        the benchmark, most of it the event loop's other work run meanwhile). None while
-        Redis is away, or when a burst used up those taken: the gateway's own turn then."""
+        the benchmark, most of it the event loop's other work run meanwhile;
+        docs/benchmarks.md). None while Redis is away, or when a burst used up those
+        taken: the gateway's own turn then."""
         if not self.link.up:
             return None
         held = self._turns.setdefault(provider, deque())
         number = held.popleft() if held else None
-        if len(held) < TURNS_AHEAD and provider not in self._taking:
+        if len(held) < TURNS_LOW and provider not in self._taking:
             self._taking.add(provider)
             asyncio_utils.create_task(self._take_turns(provider), name="modelmux fleet turns", keep_ref=True)
         return number
