@@ -133,9 +133,27 @@ ensure_chromium() {
     fi
 }
 
+# redis-server for the tests of several gateways sharing one pool state
+# (tests/test_fleet_gateways.py). As root with apt (CI containers) Debian's package is
+# installed when missing; otherwise those tests skip, saying why.
+ensure_redis() {
+    if [[ -n ${MODELMUX_REDIS_SERVER:-} ]] || command -v redis-server >/dev/null 2>&1; then
+        return 0
+    fi
+    if [[ $(id -u 2>/dev/null) != 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
+        say "shared-state (Redis) tests will be skipped: no redis-server (install it, e.g. \`sudo apt-get install redis-server\`)"
+        return 0
+    fi
+    say "installing redis-server (apt-get) for the shared-state tests"
+    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; } </dev/null >&2; then
+        say "shared-state (Redis) tests will be skipped: apt-get install redis-server failed"
+    fi
+}
+
 run_tests() {
     ensure_claude_code
     ensure_chromium
+    ensure_redis
     cd "$REPO"
     local status=0
     "$(venv_bin)/python" -m pytest "$@" || status=$?

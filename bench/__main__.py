@@ -30,6 +30,7 @@ from bench.targets import (
     TARGETS,
     Gateway,
     Process,
+    RedisProcess,
     ServeGateway,
     Target,
     UpstreamProcess,
@@ -59,6 +60,7 @@ class Bench:
     def __init__(self, plan: Plan, skip: set[str], workdir: Path, stack: contextlib.ExitStack) -> None:
         self.plan, self.skip, self.workdir, self.stack = plan, skip, workdir, stack
         self.results = Results(TARGETS)
+        self.redis: RedisProcess | None = None
 
     def start[P: Process](self, process: P) -> P:
         self.stack.callback(process.stop)
@@ -72,7 +74,8 @@ class Bench:
             return self.start(ServeGateway(name, upstream, self.workdir))
         extra = ["--set", f"modelmux_max_flows={MAX_FLOWS}"] if web and target.gateway == "modelmux" and max_flows_supported() else []
         gateway = Gateway(name, upstream, self.workdir, modelmux=target.gateway == "modelmux", web=web,
-                          extra=GATEWAY_ARGS[target.gateway] + extra)
+                          extra=GATEWAY_ARGS[target.gateway] + extra,
+                          redis_url=self.redis.url if target.shared_state and self.redis else None)
         self.start(gateway)
         return gateway
 
@@ -82,6 +85,8 @@ class Bench:
             log("stream transforms in-process")
             results.inprocess = measure.inprocess(plan)
         upstream = self.start(UpstreamProcess(self.workdir / "upstream.log"))
+        if any(t.shared_state for t in TARGETS):
+            self.redis = self.start(RedisProcess(self.workdir))
         # A gateway process of its own per target: a process that serves more of the
         # requests answers each sooner. With the five modelmux columns sharing one, each
         # added about 1.4 ms less to a JSON answer (p50) than alone, while bare mitmdump,

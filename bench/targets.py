@@ -5,16 +5,20 @@ the upstream itself (the floor), bare mitmdump in front of it (mitmproxy's own c
 modelmux passing through to an Anthropic-protocol provider, the same with a pool of
 two credentials (which sends every request through modelmux's failover relay),
 modelmux translating to each protocol in TRANSLATIONS, and `modelmux serve` (what a
-user runs) for passthrough and Chat. A protocol modelmux learns to translate is one
+user runs) for passthrough and Chat. The pool once more with its state shared through a
+Redis server the bench starts (`state: {backend: redis}`, docs/team.md) shows what a
+fleet's shared state costs a request. A protocol modelmux learns to translate is one
 more line in TRANSLATIONS, plus how the fake upstream speaks it (upstreams.PROTOCOLS)
 and the stream transform to time in-process (measure.STREAM_TRANSFORMS).
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import pty
+import shutil
 import signal
 import socket
 import subprocess
@@ -84,6 +88,7 @@ class Target:
     model: str
     restores_model: bool = False  # the answer must name the requested model again
     twin: str | None = None  # a `modelmux serve` target: the key of the script target it runs the same request as
+    shared_state: bool = False  # its routes.yaml keeps the pools' state on the bench's Redis server
 
     @property
     def is_gateway(self) -> bool:
@@ -99,6 +104,11 @@ MITMDUMP_BARE = Target("mitmdump", "mitmdump (streams SSE)", "mitmdump", CLAUDE_
 PASSTHROUGH = Target("anthropic", "modelmux → anthropic", "modelmux", CLAUDE_MODEL, restores_model=True)
 POOL = Target("anthropic-pool", "modelmux → anthropic, pool of 2 (failover relay)", "modelmux", POOL_MODEL,
               restores_model=True)  # fmt: skip
+# Round-robin, unlike POOL's fill-first, so that every request takes the fleet's turn (a
+# Redis round trip): the most a pool's request asks of Redis. Locally both strategies
+# cost the same (one pass over two credentials).
+REDIS_POOL = Target("anthropic-pool-redis", "modelmux → anthropic, pool of 2, state on Redis", "modelmux", POOL_MODEL,
+                    restores_model=True, shared_state=True)  # fmt: skip
 TRANSLATED = [Target(t.protocol, f"modelmux → {t.protocol}", "modelmux", t.model, restores_model=True) for t in TRANSLATIONS]
 # What a user runs, beside the script the other modelmux columns run: the passthrough
 # and one translation are enough to show what `serve` adds.
@@ -107,7 +117,7 @@ SERVED = [
            twin=t.key)
     for t in (PASSTHROUGH, TRANSLATED[0])
 ]  # fmt: skip
-TARGETS = [DIRECT, MITMDUMP_BARE, PASSTHROUGH, POOL, *TRANSLATED, *SERVED]
+TARGETS = [DIRECT, MITMDUMP_BARE, PASSTHROUGH, POOL, REDIS_POOL, *TRANSLATED, *SERVED]
 
 
 def provider_yaml(name: str, protocol: str, base_url: str, auth: str, credentials: dict[str, str], extra: str = "") -> str:
@@ -120,13 +130,15 @@ def route_yaml(match: str, provider: str, model: str) -> str:
     return f"  - match: {match}\n    provider: {provider}\n    model: {model}\n"
 
 
-def routes_yaml(upstream: int, port: int) -> str:
+def routes_yaml(upstream: int, port: int, redis_url: str | None = None) -> str:
+    """With `redis_url`, the pools' state is shared there, and the pool takes turns (REDIS_POOL)."""
     base = f"http://127.0.0.1:{upstream}"
+    # fill-first: every request tries credential a first, so a 429 for a's key
+    # (measure.failover) costs each request exactly one failover.
+    strategy = "round-robin" if redis_url else "fill-first"
     providers = [
         provider_yaml("fake", "anthropic", base, "x-api-key: {key}", {"bench": KEY}),
-        # fill-first: every request tries credential a first, so a 429 for a's key
-        # (measure.failover) costs each request exactly one failover.
-        provider_yaml(POOL_PROVIDER, "anthropic", base, "x-api-key: {key}", POOL_CREDENTIALS, "    strategy: fill-first\n"),
+        provider_yaml(POOL_PROVIDER, "anthropic", base, "x-api-key: {key}", POOL_CREDENTIALS, f"    strategy: {strategy}\n"),
     ]
     # Ordered, first match wins: the pool's exact model before claude-*.
     routes = [route_yaml(POOL_MODEL, POOL_PROVIDER, PASSTHROUGH_UPSTREAM_MODEL),
@@ -134,7 +146,8 @@ def routes_yaml(upstream: int, port: int) -> str:
     for t in TRANSLATIONS:
         providers.append(provider_yaml(t.provider, t.protocol, base + t.base_path, t.auth, {"bench": KEY}))
         routes.append(route_yaml(t.model, t.provider, t.upstream_model))
-    return (f"server:\n  host: 127.0.0.1\n  port: {port}\nproviders:\n{''.join(providers)}"
+    state = f"state: {{backend: redis, url: \"{redis_url}\"}}\n" if redis_url else ""
+    return (f"server:\n  host: 127.0.0.1\n  port: {port}\n{state}providers:\n{''.join(providers)}"
             f"routes:\n{''.join(routes)}")  # fmt: skip
 
 
@@ -227,12 +240,37 @@ class UpstreamProcess(Process):
         self.port = int(line.split()[1])
 
 
+class RedisProcess(Process):
+    """Debian's redis-server on a free port, its files in the run's directory, for the
+    targets whose pools share their state (Target.shared_state)."""
+
+    def __init__(self, workdir: Path) -> None:
+        server = shutil.which("redis-server")
+        if server is None:
+            raise RuntimeError("the Redis column needs redis-server (`sudo apt-get install redis-server`)")
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        argv = [server, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(workdir), "--save", "",
+                "--appendonly", "no"]
+        super().__init__("redis", argv, workdir / "redis.log")
+
+    def start(self) -> None:
+        self.spawn()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                return
+            time.sleep(0.02)
+        raise RuntimeError(f"redis-server did not start:\n{self.tail()}")
+
+
 class Gateway(Process):
     """mitmdump or mitmweb in reverse mode in front of the upstream, with modelmux or without."""
 
     def __init__(self, name: str, upstream: int, workdir: Path, modelmux: bool, web: bool = False,
-                 extra: list[str] | None = None) -> None:
+                 extra: list[str] | None = None, redis_url: str | None = None) -> None:
         self.port = free_port()
+        self.redis_url = redis_url
         mode = f"reverse:http://127.0.0.1:{upstream}@127.0.0.1:{self.port}"
         argv = [str(MITMWEB if web else MITMDUMP), "-q", "--mode", mode, "--set", "connection_strategy=lazy"]
         if modelmux:
@@ -244,7 +282,7 @@ class Gateway(Process):
     def config(self, workdir: Path, name: str, upstream: int) -> Path:
         """The routes.yaml this gateway runs, written."""
         path = workdir / f"{name}.routes.yaml"
-        path.write_text(routes_yaml(upstream, self.port))
+        path.write_text(routes_yaml(upstream, self.port, self.redis_url))
         return path
 
     def start(self, timeout: float = 30) -> None:
@@ -276,6 +314,7 @@ class ServeGateway(Gateway):
 
     def __init__(self, name: str, upstream: int, workdir: Path) -> None:
         self.port = free_port()
+        self.redis_url = None
         argv = [sys.executable, "-m", "modelmux.cli.main", "serve",
                 "--config", str(self.config(workdir, name, upstream)), "--port", str(self.port)]  # fmt: skip
         Process.__init__(self, name, argv, workdir / f"{name}.log")

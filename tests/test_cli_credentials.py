@@ -17,7 +17,7 @@ from gateway import free_port
 
 from modelmux import __version__
 from modelmux.cli import main as cli
-from modelmux.cli.status_report import credentials_section
+from modelmux.cli.status_report import credentials_section, state_text
 from modelmux.config import loader
 from modelmux.credentials import snapshot
 from modelmux.credentials.pools import Pools, Usage
@@ -344,3 +344,17 @@ def test_status_says_which_cooldowns_only_order_and_which_breakers_are_open() ->
         "  zai  open until 2026-11-21T09:58:05Z: 10 of the last 10 answers were upstream errors; tried after the "
         "route's other providers, one credential per request",
     ]
+
+
+def test_status_says_whether_a_fleets_gateway_shares_its_state_or_serves_on_its_own() -> None:
+    connected = {"backend": "redis", "server": "10.0.0.5:6379/0", "prefix": "modelmux", "instance": "box:4242:a1b2c3",
+                 "status": "connected", "since": "2026-11-21T09:50:00Z"}
+    assert state_text(connected) == ("shared through Redis at 10.0.0.5:6379/0 (keys modelmux:*, this gateway "
+                                     "box:4242:a1b2c3), connected since 2026-11-21T09:50:00Z")
+    degraded = {**connected, "status": "degraded", "since": "2026-11-21T09:57:00Z", "for": "55 s",
+                "reason": "ConnectionError: Error 111 connecting to 10.0.0.5:6379. Connection refused.",
+                "next_try": "2026-11-21T09:58:00Z"}
+    assert state_text(degraded) == (
+        "DEGRADED since 2026-11-21T09:57:00Z (55 s): ConnectionError: Error 111 connecting to 10.0.0.5:6379. "
+        "Connection refused.; serving on this gateway's own state, resyncs when Redis at 10.0.0.5:6379/0 answers "
+        "(next try 2026-11-21T09:58:00Z)")

@@ -372,8 +372,10 @@ NUMBER = 98765432109876543
     f"providers:\n  p: {{protocol: openai-chat, base_url: 'https://x', auth: none, query: {{key: ['{LITERAL}']}}}}\n",
     f"server: {{api_key: {NUMBER}}}\nproviders:\n  p: {{protocol: anthropic, base_url: 'https://x', auth: passthrough}}\n",
     f"server: {{api_key: ['{LITERAL}']}}\nproviders:\n  p: {{protocol: anthropic, base_url: 'https://x', auth: passthrough}}\n",
+    f"state: {{backend: redis, url: 'https://:{LITERAL}@redis'}}\nproviders:\n  p: {{protocol: anthropic, base_url: 'https://x', auth: passthrough}}\n",
+    f"state: {{backend: redis, url: {NUMBER}}}\nproviders:\n  p: {{protocol: anthropic, base_url: 'https://x', auth: passthrough}}\n",
 ], ids=["auth", "key-number", "credential-as-string", "base-url-query", "header-number", "query-number", "query-list",
-        "api-key-number", "api-key-list"])
+        "api-key-number", "api-key-list", "redis-url", "redis-url-number"])
 def test_errors_never_quote_a_value_that_may_be_a_secret(text: str):
     found = problems(text)
     assert found and all(LITERAL not in p and str(NUMBER) not in p for p in found), found
@@ -413,3 +415,40 @@ profiles:
     assert profile.subagent == "glm-4.5-air"
     assert profile.names() == [("slots.opus", "glm-4.6"), ("slots.fable", "glm-4.6"), ("slots.haiku", "glm-4.5-air"),
                                ("subagent", "glm-4.5-air")]
+
+
+PASSTHROUGH = "providers:\n  p: {protocol: anthropic, base_url: 'https://x', auth: passthrough}\n"
+
+
+def test_the_state_is_the_file_unless_redis_is_named():
+    assert parse(PASSTHROUGH).state == loader.State()
+    assert not parse(PASSTHROUGH).state.shared
+    state = parse('state: {backend: redis, url: "${MODELMUX_REDIS_URL}", prefix: team-a, lease_seconds: 5}\n'
+                  + PASSTHROUGH, {"MODELMUX_REDIS_URL": "redis://:pw@10.0.0.5:6379/2"}).state
+    assert state == loader.State("redis", "redis://:pw@10.0.0.5:6379/2", "team-a", 5.0) and state.shared
+    assert "pw" not in repr(state)
+    for url in ("rediss://cache.internal:6380/0", "unix:///run/redis/redis.sock", "redis://localhost"):
+        assert parse(f"state: {{backend: redis, url: '{url}'}}\n" + PASSTHROUGH).state.url == url
+
+
+@pytest.mark.parametrize(("state", "problem"), [
+    ("{backend: redis}", "state.url: backend: redis needs the server's address; add url: \"${MODELMUX_REDIS_URL}\" "
+     "and export MODELMUX_REDIS_URL=redis://HOST:6379/0 (redis://:PASSWORD@HOST:6379/0 with a password), or set "
+     "backend: file"),
+    ("{backend: redis, url: '${REDIS}'}", "state.url uses ${REDIS}, but environment variable REDIS is not set; "
+     "export REDIS=... before starting modelmux, or remove it"),
+    ("{backend: redis, url: 'http://cache:6379'}", "state.url: is not a Redis URL (its value is not shown: it may "
+     "hold a password); write redis://HOST:6379/0, rediss://HOST:6380/0 for TLS or unix:///PATH/redis.sock"),
+    ("{backend: file, url: 'redis://x', prefix: a}", "state: prefix, url only apply to backend: redis; remove them, "
+     "or set backend: redis"),
+    ("{backend: memcached}", "state.backend: 'memcached' is not one of: file, redis"),
+    ("{url: 'redis://x'}", "state: missing required key 'backend'"),
+    ("{backend: redis, url: 'redis://x', prefix: 'a:b'}", "state.prefix: 'a:b' is not valid; write letters, "
+     "digits, '_', '.' or '-', starting with a letter or digit, e.g. modelmux-team"),
+    ("{backend: redis, url: 'redis://x', lease_seconds: 0.5}", "state.lease_seconds: 0.5 is not valid; write "
+     "seconds from 1 to 3600, e.g. 15"),
+    ("{backend: redis, url: 'redis://x', tls: true}", "state: unknown key 'tls'; known keys: backend, "
+     "lease_seconds, prefix, url"),
+])  # fmt: skip
+def test_state_problems_name_the_key_and_the_fix(state: str, problem: str):
+    assert problems(f"state: {state}\n" + PASSTHROUGH) == [problem]

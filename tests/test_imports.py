@@ -1,6 +1,6 @@
 """The import graph of modelmux, read from the source: no module imports itself back,
-through any path, and the pure core (its packages whole) never reaches mitmproxy or httpx,
-nor prometheus_client or OpenTelemetry.
+through any path, and the pure core (its packages whole) never reaches mitmproxy, httpx or
+redis, nor prometheus_client or OpenTelemetry.
 
 Every import counts, wherever it is written: at module level, inside a function (an
 import moved there to dodge a cycle still is one) and under `if TYPE_CHECKING:`.
@@ -32,8 +32,8 @@ IO_MODULES = frozenset({
     "modelmux.oauth.refresher",
     "modelmux.replay.recordings",  # reads and writes mitmproxy's flow files
 })
-# ... and the exporters of metrics and traces, which only the addons feed.
-IO_LIBRARIES = frozenset({"mitmproxy", "httpx", "prometheus_client", "opentelemetry"})
+# ... and the Redis client and the exporters of metrics and traces, which only the addons use.
+IO_LIBRARIES = frozenset({"mitmproxy", "httpx", "redis", "prometheus_client", "opentelemetry"})
 # The pure core, whole: these modules and every module of these packages stay clear of
 # mitmproxy and httpx, whatever IO_MODULES lists.
 PURE = ("modelmux.attempt", "modelmux.config", "modelmux.credentials", "modelmux.translate", "modelmux.routing",

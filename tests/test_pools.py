@@ -157,7 +157,7 @@ def test_session_of(headers, body, session):
 def test_max_concurrent_skips_busy_and_refuses_when_all_are():
     released: list[str] = []
     pools = Pools(load("providers:\n" + provider("p", "a: max_concurrent: 1", "b: max_concurrent: 2", max_wait=5)),
-                  Clock(), released.append)
+                  Clock(), lambda lease: released.append(lease.provider))
     leases = [pools.pick("p", "m") for _ in range(3)]
     assert [lease.credential.label for lease in leases] == ["a", "b", "b"]
     refused = pools.pick("p", "m")

@@ -19,6 +19,7 @@ from modelmux.addons.discovery import Discovery
 from modelmux.addons.echoes import Echoes
 from modelmux.addons.failover import Failover
 from modelmux.addons.failures import Failures
+from modelmux.addons.fleet import Fleet
 from modelmux.addons.guard import Guard
 from modelmux.addons.header_timeout import HeaderTimeout
 from modelmux.addons.heartbeat import Heartbeat
@@ -48,6 +49,7 @@ def build(default_config: Path | None = None) -> list[object]:
     usage = Usage(settings)
     metrics = Metrics(credentials)
     traces = Traces(settings)
+    fleet = Fleet(settings, credentials, usage)
     discovery = Discovery(settings)
     return [
         Guard(),  # first: it must be in place before any other addon can fail
@@ -64,6 +66,7 @@ def build(default_config: Path | None = None) -> list[object]:
         direct,  # mitmproxy's own send path; the relay's is Failover
         Heartbeat(),  # after Direct, whose stream it keeps alive
         credentials,
+        fleet,  # the pools' state shared with other gateways (state: {backend: redis})
         relay,
         Echoes(settings),  # after every addon that writes the answer, before the Dashboard meters it
         dashboard,  # after every addon that sets a stream (it meters what the client gets) and before the readers of its summary

@@ -7,7 +7,8 @@ pools' state: `GET /modelmux/credentials`, `POST /modelmux/credentials/reset` (b
 answered by LocalAPI) and the `modelmux.credentials.reset` command.
 
 Both send paths lease and record through it: Direct for a flow mitmproxy sends
-itself, Failover for each attempt of the relay's.
+itself, Failover for each attempt of the relay's. With `state: {backend: redis}` it
+tells the fleet's shared state (the Fleet addon) what it leases and records, there too.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import logging
 import os
 import threading
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 
 import httpx
@@ -31,10 +32,11 @@ from modelmux.attempt.outcomes import Failure
 from modelmux.credentials import quota
 from modelmux.credentials import state_file as pool_state
 from modelmux.addons.settings import Settings
-from modelmux.config.types import Config
+from modelmux.config.types import Config, Credential
 from modelmux.credentials.cooldowns import Outcome
 from modelmux.config.file_problems import FileProblem, reason
 from modelmux.config.paths import adopt_beside
+from modelmux.credentials.fleet import Shared
 from modelmux.credentials.pools import Lease, Pools, Usage, Verdict
 from modelmux.credentials.refusals import AllBusy, Refusal
 
@@ -44,6 +46,9 @@ logger = logging.getLogger(__name__)
 # save a second of a busy gateway, a save is ~0.1 ms on the event loop (the dump of 5
 # credentials; 0.3 ms of 50) and ~0.5 ms of fsync in a thread: docs/credentials.md.
 SAVE_INTERVAL = 1.0
+# While a request waits for a busy credential in a fleet: how often it looks at the
+# fleet's slots again, should no release wake it.
+FLEET_POLL = 0.25
 
 
 class Credentials:
@@ -62,6 +67,8 @@ class Credentials:
         self._written = 0  # the number of the dump on disk
         self._load_problem: FileProblem | None = None  # what the state file held that could not be used
         self._write_problem: FileProblem | None = None  # the last write's failure, until one succeeds
+        self.fleet: Shared | None = None  # the shared state, with routes.yaml's state: {backend: redis}
+        self._refused: Lease | None = None  # a lease the fleet had no slot for, being given back
         settings.subscribe(self._configure)
 
     # -- lifecycle and state file -----------------------------------------------------
@@ -104,6 +111,10 @@ class Credentials:
             return
         self._dirty = False
         self._write(self.state_path, *self._dump())
+
+    def changed(self) -> None:
+        """The pools' state changed from outside a request (the fleet's news): saved soon."""
+        self._dirty = True
 
     def _dump(self) -> tuple[int, bytes]:
         assert self.pools
@@ -148,12 +159,24 @@ class Credentials:
     async def lease(
         self, provider: str, model: str, session: str | None, exclude: frozenset[str] = frozenset()
     ) -> Lease | Refusal:
-        """A credential of `provider`, waiting up to its max_wait while all are busy."""
+        """A credential of `provider`, waiting up to its max_wait while all are busy. In a
+        fleet, the round-robin turn and max_concurrent's slots are the fleet's."""
         assert self.pools
         loop = asyncio.get_running_loop()
         deadline: float | None = None
+        fleet, pool = self.fleet, self.pools.pools.get(provider)
         while True:
-            picked = self.pools.pick(provider, model, session, exclude)
+            turn = fleet.turn(provider) if fleet and pool and pool.takes_turns() else None
+            picked = self.pools.pick(provider, model, session, exclude, turn)
+            if isinstance(picked, Lease) and fleet and picked.credential.max_concurrent is not None:
+                if not await fleet.take(picked):
+                    # The fleet holds its every slot (its member now says so), or Redis
+                    # answered late: given back without waking the waiters, which would
+                    # only be refused the same, and this request waits as for a busy one.
+                    self._refused = picked
+                    picked.release()
+                    self._refused = None
+                    continue
             if not isinstance(picked, AllBusy):
                 return picked
             deadline = deadline if deadline is not None else loop.time() + picked.max_wait
@@ -162,17 +185,26 @@ class Credentials:
                 return picked
             event = self._released[provider]
             try:
-                await asyncio.wait_for(event.wait(), left)
+                # Another gateway's release wakes this one too, unless its word is lost
+                # (Redis away, or a gateway that crashed holding slots that then expire).
+                await asyncio.wait_for(event.wait(), min(left, FLEET_POLL) if fleet else left)
             except TimeoutError:
                 pass
+            if fleet:
+                await fleet.recount(provider)
 
     def admits(self, provider: str) -> bool:
         """Whether `provider`'s breaker lets it take its turn (Pools.admits)."""
         assert self.pools
         return self.pools.admits(provider)
 
-    def _on_release(self, provider: str) -> None:
-        # Every waiter wakes and picks again; whoever is first gets the free credential.
+    def _on_release(self, lease: Lease) -> None:
+        if lease is self._refused or (self.fleet is not None and self.fleet.give(lease)):
+            return  # the fleet wakes the waiters once the slot is back in Redis
+        self.wake(lease.provider)
+
+    def wake(self, provider: str) -> None:
+        """Every waiter for `provider` wakes and picks again; whoever is first gets the free credential."""
         event = self._released.pop(provider, None)
         if event is not None:
             event.set()
@@ -182,9 +214,12 @@ class Credentials:
         body: str | None = None, usage: Usage | None = None,
     ) -> Verdict:
         assert self.pools
+        before = dict(lease.member.cooldowns) if self.fleet else {}
         verdict = self.pools.record(lease, outcome, headers=headers, body=body, usage=usage)
         if headers is not None and lease.pool.provider.protocol in quota.PROTOCOLS:
             quota.observe(lease.member, _fields(headers), self.pools.now())  # what it said of its subscription
+        if self.fleet is not None:
+            self.fleet.recorded(lease, verdict, before)
         self._dirty = True
         if verdict.cooldown is not None:
             self._urgent.set()  # a cooldown must survive a crash soon after it
@@ -216,8 +251,23 @@ class Credentials:
             for member in pool.members:
                 self.pools.reset(name, member.label)
             pool.rewind()  # the whole pool starts afresh: turns from its first credential
+        if self.fleet is not None:
+            self.fleet.reset(provider, label)
         logger.info("credential cooldowns reset: %s/%s", provider, label or "*")
         self.save()
+
+    # -- oauth refreshes (the Refresher's fleet) ---------------------------------------------
+
+    async def refresh_once(self, credential: Credential, exchange: Callable[[], Awaitable[bool]]) -> bool:
+        """Refresh `credential`'s login with `exchange`: in a fleet, one gateway at a time,
+        and the others take its token (Fleet.refresh)."""
+        if self.fleet is None or self.pools is None:
+            return await exchange()
+        provider = next((name for name, pool in self.pools.pools.items()
+                         if any(m.credential.identity == credential.identity for m in pool.members)), None)
+        if provider is None:
+            return await exchange()
+        return await self.fleet.refresh(credential, provider, exchange)
 
 
 def _fields(headers: Mapping[str, str]) -> Iterable[tuple[bytes, bytes]]:

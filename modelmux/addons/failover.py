@@ -93,7 +93,7 @@ class Failover:
         # trust_env off: mitmproxy itself ignores HTTP(S)_PROXY, and both paths must reach
         # the same upstreams. The Sender's TLS context: its CAs are loaded once (~25 ms).
         self.client = httpx.AsyncClient(verify=self.sender.tls, trust_env=False, follow_redirects=False)
-        self.refresher = Refresher(self.client)
+        self.refresher = Refresher(self.client, fleet=self.credentials)
 
     async def stop(self) -> None:
         if self.sender:

@@ -110,6 +110,9 @@ class LocalAPI:
             # What the credential state and usage files held that could not be used, or
             # could not be written: each names its file and what was kept (file_problems.py).
             "file_problems": [p.document() for p in [*self.credentials.problems(), *self.usage.problems()]],
+            # Where the pools' state lives; with Redis, whether it is shared now or this
+            # gateway serves on its own state (degraded) since when (docs/team.md).
+            "state": self.credentials.fleet.describe() if self.credentials.fleet else {"backend": "file"},
         }
 
     def list_models(self, flow: http.HTTPFlow) -> None:

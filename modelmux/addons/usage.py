@@ -4,7 +4,8 @@ local file so the numbers survive a restart.
 
 The counts are served by `GET /modelmux/usage` (answered by LocalAPI), the
 `modelmux.usage` command and, through the endpoint, `modelmux usage`. The record format
-is in modelmux/usage.py and docs/usage.md.
+is in modelmux/usage.py and docs/usage.md. Several gateways sharing one state on Redis
+count the fleet's records (the Fleet addon shares them; docs/team.md).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Optional
 
@@ -35,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 WRITE_INTERVAL = 1.0  # seconds between appends of the queued records: what a kill -9 can lose (docs/usage.md)
 QUEUE_LIMIT = 10_000  # records waiting for the writer; past this the oldest are dropped
+UNSHARED_LIMIT = 100_000  # records kept for a fleet whose Redis is away; the file keeps them all
 COUNTED = "usage_counted"  # a notes flag: a flow ends in response or error, rarely both
 
 
@@ -49,6 +52,8 @@ class Usage:
         self._unwritten = 0  # records that never reached the file
         self._unwritten_why = ""  # the last reason
         self._lost_lock = threading.Lock()
+        self.shared = False  # the fleet's records are counted (routes.yaml's state: {backend: redis}; the Fleet addon)
+        self.unshared: list[Record] = []  # counted here, not yet in the fleet's records
 
     def load(self, loader) -> None:
         loader.add_option(
@@ -122,6 +127,10 @@ class Usage:
             logger.warning("a routed flow's summary cannot be counted: %s", e)
             return
         self.tally.add(record)
+        if self.shared:
+            self.unshared.append(record)
+            if len(self.unshared) > UNSHARED_LIMIT:  # Redis away long: the file keeps them
+                del self.unshared[: len(self.unshared) - UNSHARED_LIMIT]
         if self.file is None:
             return
         self._queue.append(record)
@@ -179,6 +188,20 @@ class Usage:
                 str(self.file.path), f"{plural(self._unwritten, 'record')} could not be appended (the last time: "
                 f"{self._unwritten_why})", "their counts in memory, until the gateway stops"))
         return problems
+
+    # -- the fleet's records ----------------------------------------------------------
+
+    def adopt(self, records: Iterable[Record]) -> None:
+        """Other gateways' records."""
+        for record in records:
+            self.tally.add(record)
+
+    def retally(self, records: Iterable[Record]) -> None:
+        """Count the fleet's records afresh (it was away, or this gateway just started),
+        and ours that it does not have yet."""
+        self.tally = Tally()
+        self.adopt(records)
+        self.adopt(self.unshared)
 
     # -- reports ----------------------------------------------------------------------
 

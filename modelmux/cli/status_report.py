@@ -32,6 +32,7 @@ def gateway_status(cfg: Config, gateway: Gateway) -> dict[str, Any]:
         "listeners": info.get("listeners") if info else None,
         "reload_error": info.get("reload_error") if info else None,
         "file_problems": info.get("file_problems") if info else None,  # None: not running, or older than them
+        "state": info.get("state") if info else None,  # None: not running, or older than a shared state
         "requested_config": str(cfg.path),
         "port_taken": not info and pid is None and procs.port_in_use(cfg.server.host, gateway.port),
         # A running gateway says where its output goes (nowhere but its terminal under
@@ -77,9 +78,20 @@ def describe_status(report: dict[str, Any]) -> str:
         lines.append(f"  note:         not {report['requested_config']}, which this command was given")
     if report["reload_error"]:
         lines.append(f"  reload error: {report['reload_error']}")
+    if report["state"] and report["state"].get("backend") == "redis":
+        lines.append(f"  state:        {state_text(report['state'])}")
     if report["file_problems"]:
         lines += ["problems with its files:", *(f"  {line(problem)}" for problem in report["file_problems"])]
     return "\n".join(lines + credentials_section(report))
+
+
+def state_text(state: dict[str, Any]) -> str:
+    """A gateway of a fleet (state: {backend: redis}): shared, or on its own since when."""
+    where = f"shared through Redis at {state['server']} (keys {state['prefix']}:*, this gateway {state['instance']})"
+    if state["status"] == "connected":
+        return f"{where}, connected since {state['since']}"
+    return (f"DEGRADED since {state['since']} ({state['for']}): {state['reason']}; serving on this gateway's own "
+            f"state, resyncs when Redis at {state['server']} answers (next try {state['next_try']})")
 
 
 def _routes_text(summary: dict[str, Any]) -> str:

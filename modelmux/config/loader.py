@@ -35,6 +35,7 @@ from modelmux.config.types import (
     Credential as Credential,
     DEFAULT_CONNECT_TIMEOUT as DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_HOST as DEFAULT_HOST,
+    DEFAULT_LEASE_SECONDS as DEFAULT_LEASE_SECONDS,
     DEFAULT_MAX_ATTEMPTS as DEFAULT_MAX_ATTEMPTS,
     DEFAULT_MAX_WAIT as DEFAULT_MAX_WAIT,
     DEFAULT_PORT as DEFAULT_PORT,
@@ -49,6 +50,7 @@ from modelmux.config.types import (
     Server as Server,
     Shape as Shape,
     Telemetry as Telemetry,
+    State as State,
     route_for as route_for,
 )
 from modelmux.translate.registry import PROTOCOLS
@@ -61,6 +63,7 @@ NO_POOL = {
     "none": "a provider with auth: none sends no credential; remove them",
 }
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_REDIS_URL = re.compile(r"^(rediss?://[^/?#\s]+(/\d*)?(\?\S*)?|unix://\S+)$")
 _AUTH_FORM = re.compile(r"^([A-Za-z0-9!#$%&'*+.^_`|~-]+):\s*(.*\{key\}.*)$")
 
 
@@ -142,6 +145,7 @@ class _Builder:
             aliases=self.aliases(self.data.get("aliases") or {}),
             profiles=self.profiles(self.data.get("profiles") or {}, providers, server),
             telemetry=self.telemetry(self.data.get("telemetry") or {}),
+            state=self.state(self.data.get("state") or {"backend": "file"}),
         )
         self.problems += effort_checks.problems(config) + model_paths.problems(config)
         for route in config.routes:
@@ -450,6 +454,27 @@ class _Builder:
         headers = {name: self.expand(f"telemetry.otlp_headers.{name}", value)
                    for name, value in (spec.get("otlp_headers") or {}).items()}
         return Telemetry(endpoint, headers, spec.get("content", False), spec.get("service_name", "modelmux"))
+
+    def state(self, spec: dict[str, Any]) -> State:
+        """Where the pools' state lives. The URL is never quoted: it may hold a password."""
+        backend = spec["backend"]
+        if backend == "file":
+            extra = sorted(key for key in ("url", "prefix", "lease_seconds") if key in spec)
+            if extra:
+                many = len(extra) > 1
+                self.problems.append(f"state: {', '.join(extra)} only appl{'y' if many else 'ies'} to backend: redis; "
+                                     f"remove {'them' if many else 'it'}, or set backend: redis")
+            return State()
+        if "url" not in spec:
+            self.problems.append('state.url: backend: redis needs the server\'s address; add url: "${MODELMUX_REDIS_URL}" '
+                                 "and export MODELMUX_REDIS_URL=redis://HOST:6379/0 (redis://:PASSWORD@HOST:6379/0 "
+                                 "with a password), or set backend: file")
+            return State()
+        url = self.expand("state.url", spec["url"]).strip()
+        if url and not _REDIS_URL.match(url):
+            self.problems.append("state.url: is not a Redis URL (its value is not shown: it may hold a password); "
+                                 "write redis://HOST:6379/0, rediss://HOST:6380/0 for TLS or unix:///PATH/redis.sock")
+        return State("redis", url, spec.get("prefix", "modelmux"), float(spec.get("lease_seconds", DEFAULT_LEASE_SECONDS)))
 
     def aliases(self, spec: dict[str, str]) -> dict[str, str]:
         for alias in spec:

@@ -17,6 +17,9 @@ HINTS = {
     "port": "a port number from 1 to 65535",
     "context_window": "the tokens the model holds, a whole number above 0 such as 128000",
     "max_output": "the most output tokens one answer may have, a whole number above 0 such as 8192",
+    "backend": "file (this gateway's own state file) or redis (shared, with url: \"${MODELMUX_REDIS_URL}\")",
+    "prefix": "letters, digits, '_', '.' or '-', starting with a letter or digit, e.g. modelmux-team",
+    "lease_seconds": "seconds from 1 to 3600, e.g. 15",
 }
 TYPE_NAMES = {
     "object": "a mapping (key: value lines)",
@@ -41,7 +44,7 @@ QUOTABLE = frozenset({
     "tool", "slots", "opus", "sonnet", "haiku", "fable", "subagent", "aliases", "endpoint", "max_tokens_field",
     "drop_fields", "host", "port", "max_attempts", "connect_timeout", "response_timeout", "max_wait", "priority",
     "weight", "max_concurrent", "max_tokens_limit", "prompt_tokens_above", "seconds", "name", "context_window",
-    "max_output", "efforts", "description",
+    "max_output", "efforts", "description", "backend", "prefix", "lease_seconds",
 })  # fmt: skip
 UNQUOTED_UNDER = frozenset({"headers", "query"})
 # A rule broken, in words, for the values that are not quoted.

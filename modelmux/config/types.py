@@ -234,6 +234,27 @@ class Server:
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
 
 
+# How long a max_concurrent slot taken through the shared state outlives the gateway
+# that took it, unless that gateway renews it: a crashed gateway's slots free up after
+# this (docs/team.md).
+DEFAULT_LEASE_SECONDS = 15.0
+
+
+@dataclass(frozen=True)
+class State:
+    """Where the credential pools' state lives: the state file of this one gateway
+    (`file`, the default), or a Redis server that several gateways share (`redis`)."""
+
+    backend: Literal["file", "redis"] = "file"
+    url: str | None = field(default=None, repr=False)  # redis://[user:password@]host:port/db: may hold a password
+    prefix: str = "modelmux"  # of every Redis key: fleets with different routes.yaml files may share one server
+    lease_seconds: float = DEFAULT_LEASE_SECONDS
+
+    @property
+    def shared(self) -> bool:
+        return self.backend == "redis"
+
+
 @dataclass(frozen=True)
 class Telemetry:
     """routes.yaml's `telemetry`: OpenTelemetry traces over OTLP/HTTP, off while
@@ -255,6 +276,7 @@ class Config:
     profiles: Mapping[str, Profile]
     telemetry: Telemetry = Telemetry()
     source: str = field(default="", repr=False, compare=False)  # the file's text, as loaded
+    state: State = field(default_factory=State)
 
     def resolve_alias(self, model: str) -> str:
         """The model an alias (or a chain of them) stands for; other names as they are."""

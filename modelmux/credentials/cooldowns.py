@@ -151,12 +151,18 @@ def next_cooldown(
         candidate = Cooldown(kind, now, now + seconds, level, what + suffix, outcome, model)
     if previous is None or not previous.active(now):
         return candidate
+    return prevailing(previous, candidate)
+
+
+def prevailing(previous: Cooldown, candidate: Cooldown) -> Cooldown:
+    """Which of two active cooldowns of one credential and model stays, `candidate` being
+    the newer: for a new failure, and for one another gateway of the fleet reports."""
     if previous.firm != candidate.firm:
         # A block outlasts any ordering: a 503 racing a 429's Retry-After must not open
         # the key before its quota is back (nor a hiccup a refused key).
         return previous if previous.firm else candidate
-    if same:
-        return candidate
+    if previous.kind == candidate.kind:
+        return candidate  # the latest word on the same thing
     if candidate.stated and not previous.stated and not POLICIES[previous.kind].needs_attention:
         return candidate  # the upstream's word beats our guess
     return previous if previous.until >= candidate.until else candidate

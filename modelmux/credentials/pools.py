@@ -65,6 +65,7 @@ class Member:
 
     credential: Credential
     in_flight: int = 0
+    elsewhere: int = 0  # its requests in flight on the fleet's other gateways, as last seen (state: redis)
     cooldowns: dict[str | None, Cooldown] = field(default_factory=dict)  # by model; None: every model
     current: int = 0  # smooth weighted round-robin's running weight
     requests: int = 0
@@ -89,7 +90,16 @@ class Member:
 
     def busy(self) -> bool:
         limit = self.credential.max_concurrent
-        return limit is not None and self.in_flight >= limit
+        return limit is not None and self.in_flight + self.elsewhere >= limit
+
+    def lift(self, model: str, started: float) -> bool:
+        """A success of a request sent at `started` for `model`: it lifts a block set
+        before then, and a soft cooldown whenever it was set (requests that were in flight
+        when a 503 came prove the host well again). True when it lifted any."""
+        lifted = [k for k, c in self.cooldowns.items() if k in (None, model) and (c.since < started or not c.firm)]
+        for key in lifted:
+            del self.cooldowns[key]
+        return bool(lifted)
 
     def adopt(self, credential: Credential) -> None:
         """Take a reloaded credential; a replaced key starts with no cooldowns."""
@@ -112,6 +122,7 @@ class Lease:
         self.probe = probe  # the provider's half-open breaker lets this request through as its probe
         self.released = False
         self.recorded = False
+        self.slot: str | None = None  # its max_concurrent slot in the fleet's shared state, once taken there
 
     def release(self) -> None:
         if self.released:
@@ -120,7 +131,7 @@ class Lease:
         self.member.in_flight -= 1
         if self.probe:
             self.pool.breaker.done()
-        self.pool.on_release(self.provider)
+        self.pool.on_release(self)
 
     def __enter__(self) -> Self:
         return self
@@ -135,15 +146,17 @@ class Lease:
 class Pool:
     """One provider's credentials and how the next one is chosen."""
 
-    def __init__(self, provider: Provider, members: list[Member], on_release: Callable[[str], None],
+    def __init__(self, provider: Provider, members: list[Member], on_release: Callable[[Lease], None],
                  breaker: Breaker | None = None) -> None:
         self.provider = provider
         self.members = tuple(members)
         self.on_release = on_release
         self.breaker = breaker or Breaker()
         self.sessions: OrderedDict[tuple[str, str], str] = OrderedDict()  # (session, model) → label
+        self._cycles: dict[tuple[str, ...], list[int]] = {}  # usable labels → Pool.turn's cycle over them
 
-    def pick(self, model: str, session: str | None, exclude: Collection[str], now: float) -> Lease | Refusal:
+    def pick(self, model: str, session: str | None, exclude: Collection[str], now: float,
+             turn: int | None = None) -> Lease | Refusal:
         usable = [s for s in self.members if s.label not in exclude and not s.busy() and s.blocker(model, now) is None]
         if not usable:
             unhealthy = self.least_unhealthy(model, exclude, now)
@@ -152,7 +165,7 @@ class Pool:
             usable = [unhealthy]
         tier = min(s.credential.priority for s in usable)
         usable = [s for s in usable if s.credential.priority == tier]
-        member = self.bound(session, model, usable) or self.choose(usable, now)
+        member = self.bound(session, model, usable) or self.choose(usable, now, turn)
         if session is not None and self.provider.affinity:
             self.sessions[(session, model)] = member.label
             self.sessions.move_to_end((session, model))
@@ -190,11 +203,17 @@ class Pool:
         label = self.sessions.get((session, model))
         return next((s for s in usable if s.label == label), None)
 
-    def choose(self, usable: list[Member], now: float) -> Member:
+    def takes_turns(self) -> bool:
+        """Whether a pick takes a turn of a round-robin: what the fleet shares."""
+        return self.provider.strategy == "round-robin" and len(self.members) > 1
+
+    def choose(self, usable: list[Member], now: float, turn: int | None = None) -> Member:
         if self.provider.strategy == "fill-first":
             return usable[0]
         if self.provider.strategy == "most-quota":
             return quota.most_left(usable, now)
+        if turn is not None:
+            return self.turn(usable, turn)
         # nginx's smooth weighted round-robin over every credential, skipping the unusable:
         # weights 3:1 give a a b a; equal weights give plain turns that step over a cooling
         # credential without disturbing the others' order. Within one cycle (the sum of
@@ -208,6 +227,25 @@ class Pool:
             if chosen in usable:
                 return chosen
         raise AssertionError("smooth weighted round-robin skipped a usable credential for a whole cycle")
+
+    def turn(self, usable: list[Member], turn: int) -> Member:
+        """The credential of the fleet's shared turn number `turn` (state: redis): the
+        smooth weighted round-robin's cycle over the usable credentials, indexed by a
+        number the gateways take in turn, so the fleet spreads its requests as one
+        gateway would (a credential sitting out leaves its share to the others evenly)."""
+        labels = tuple(member.label for member in usable)
+        cycle = self._cycles.get(labels)
+        if cycle is None:  # the sequence `choose` walks, from every weight at 0
+            weights = [member.credential.weight for member in usable]
+            current = [0] * len(weights)
+            cycle = []
+            for _ in range(sum(weights)):
+                current = [c + w for c, w in zip(current, weights, strict=True)]
+                chosen = current.index(max(current))  # ties: the one listed first
+                current[chosen] -= sum(weights)
+                cycle.append(chosen)
+            self._cycles[labels] = cycle
+        return usable[cycle[turn % len(cycle)]]
 
     def refusal(self, model: str, exclude: Collection[str], now: float) -> Refusal:
         blocked = tuple(_blocked(member, model, exclude, now) for member in self.members)
@@ -226,7 +264,9 @@ def _blocked(member: Member, model: str, exclude: Collection[str], now: float) -
         state = cast(BlockedState, POLICIES[cooldown.kind].state)  # only "healthy" kinds never cool
         return Blocked(member.label, state, cooldown.until, cooldown.reason, member.last_status)
     if member.busy():
-        reason = f"{member.in_flight} of {member.credential.max_concurrent} requests in flight"
+        elsewhere = f", {member.elsewhere} of them on other gateways" if member.elsewhere else ""
+        held = member.in_flight + member.elsewhere
+        reason = f"{held} of {member.credential.max_concurrent} requests in flight{elsewhere}"
         return Blocked(member.label, "busy", None, reason, member.last_status)
     if member.label in exclude:
         return Blocked(member.label, "tried", None, "already tried for this request", member.last_status)
@@ -261,11 +301,11 @@ class Pools:
     credentials that still exist (same provider and label)."""
 
     def __init__(
-        self, config: Config, now: Callable[[], float] = time.time, on_release: Callable[[str], None] | None = None
+        self, config: Config, now: Callable[[], float] = time.time, on_release: Callable[[Lease], None] | None = None
     ) -> None:
         self.now = now
         # Lets a request waiting for a busy credential be woken instead of polling.
-        self.on_release = on_release or (lambda provider: None)
+        self.on_release = on_release or (lambda lease: None)
         self.pools: dict[str, Pool] = {}
         self.unpooled: dict[str, str] = {}  # provider → its auth ("passthrough" or "none"): no credentials
         self.reload(config)
@@ -289,7 +329,7 @@ class Pools:
                 member = old.get((provider.name, credential.label)) or Member(credential)
                 member.adopt(credential)
                 members.append(member)
-            pool = Pool(provider, members, lambda name: self.on_release(name), previous.breaker if previous else None)
+            pool = Pool(provider, members, lambda lease: self.on_release(lease), previous.breaker if previous else None)
             if previous is not None:
                 labels = {s.label for s in members}
                 pool.sessions.update((k, v) for k, v in previous.sessions.items() if v in labels)
@@ -305,11 +345,13 @@ class Pools:
             raise LookupError(f"provider '{provider}' has no credential pool (pools: {known})") from None
 
     def pick(
-        self, provider: str, model: str, session: str | None = None, exclude: Collection[str] = ()
+        self, provider: str, model: str, session: str | None = None, exclude: Collection[str] = (),
+        turn: int | None = None,
     ) -> Lease | Refusal:
         """A lease on one of `provider`'s credentials for `model`, or why there is none.
-        `exclude`: labels already tried for this request."""
-        return self.pool(provider).pick(model, session, exclude, self.now())
+        `exclude`: labels already tried for this request; `turn`: the fleet's shared
+        round-robin turn (Pool.turn), None for this gateway's own."""
+        return self.pool(provider).pick(model, session, exclude, self.now(), turn)
 
     def admits(self, provider: str) -> bool:
         """Whether `provider` takes its turn among a route's providers: its breaker is
@@ -344,12 +386,7 @@ class Pools:
             pool.breaker.record(kind != "success", lease.started, now)
         cooldown = None
         if kind == "success":
-            # A success is evidence about the moment the request was sent: it lifts a block
-            # set before then, and a soft cooldown whenever it was set (requests that were
-            # in flight when a 503 came prove the host well again).
-            for key in [k for k, c in member.cooldowns.items()
-                        if k in (None, lease.model) and (c.since < lease.started or not c.firm)]:
-                del member.cooldowns[key]
+            member.lift(lease.model, lease.started)  # evidence about the moment the request was sent
         elif policy.base > 0 and lease.credential.identity == member.credential.identity:  # else: a key since replaced
             headers = headers or {}
             provider = self.pools.get(lease.provider, lease.pool).provider  # as reloaded since the pick

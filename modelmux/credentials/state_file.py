@@ -63,25 +63,27 @@ def dump(entries: list[Stored], now: float) -> bytes:
                 "input_tokens": e.input_tokens,
                 "output_tokens": e.output_tokens,
                 "last_status": e.last_status,
-                "cooldowns": [
-                    {
-                        "model": c.model,
-                        "kind": c.kind,
-                        "since": c.since,
-                        "until": c.until,
-                        "until_utc": iso(c.until),  # for people reading the file
-                        "level": c.level,
-                        "reason": c.reason,
-                        "status": c.status,
-                        "stated": c.stated,
-                    }
-                    for c in e.cooldowns
-                ],
+                "cooldowns": [cooldown_document(c) for c in e.cooldowns],
             }
             for e in entries
         ],
     }
     return json.dumps(document, indent=1, ensure_ascii=False).encode()
+
+
+def cooldown_document(c: Cooldown) -> dict[str, Any]:
+    """One cooldown as the state file (and the fleet's shared state) keeps it."""
+    return {
+        "model": c.model,
+        "kind": c.kind,
+        "since": c.since,
+        "until": c.until,
+        "until_utc": iso(c.until),  # for people reading the file
+        "level": c.level,
+        "reason": c.reason,
+        "status": c.status,
+        "stated": c.stated,
+    }
 
 
 def write_private(path: Path, data: bytes) -> None:
@@ -203,7 +205,7 @@ def _entry(item: Any) -> tuple[Stored, list[str]]:
     bad: list[str] = []
     for index, each in enumerate(_field(item, "cooldowns", list)):
         try:
-            cooldowns.append(_cooldown(each))
+            cooldowns.append(cooldown_of(each))
         except ValueError as e:
             bad.append(f"cooldowns[{index}]: {e}")
     entry = Stored(
@@ -220,7 +222,8 @@ def _entry(item: Any) -> tuple[Stored, list[str]]:
     return entry, bad
 
 
-def _cooldown(item: Any) -> Cooldown:
+def cooldown_of(item: Any) -> Cooldown:
+    """A cooldown_document read back. Raises ValueError saying what is wrong with it."""
     if not isinstance(item, dict):
         raise ValueError("not a JSON object")
     kind = _field(item, "kind", str)
