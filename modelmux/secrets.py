@@ -27,10 +27,10 @@ def label_of(provider: Provider, credential: Credential | None) -> str:
 
 
 def configured(config: Config) -> list[Credential]:
-    """Every secret routes.yaml holds: each provider's (Provider.secrets), and the gateway key."""
+    """Every secret routes.yaml holds: each provider's (Provider.secrets), and the gateway's
+    keys (server.api_key and each of server.api_keys)."""
     secrets = [c for provider in config.providers.values() for c in provider.secrets]
-    if config.server.api_key:
-        secrets.append(Credential("gateway key", config.server.api_key))
+    secrets += [Credential(f"gateway key {key.label}", key.key) for key in config.server.client_keys]
     return secrets
 
 

@@ -37,10 +37,12 @@ GROUPINGS: dict[str, tuple[str, ...]] = {
     # Labels and model names are only unique within a provider: "main" may be a label of two.
     "model": ("provider", "model"),
     "credential": ("provider", "credential"),
+    "client_key": ("client_key",),  # server.api_keys' labels (default: server.api_key's)
 }
+KEY_FIELDS = ("provider", "credential", "model", "client_key")  # what a tally's key holds
 COUNTERS = ("requests", "errors", "input_tokens", "cached_tokens", "cache_write_tokens", "output_tokens")
 
-Key = tuple[str | None, str | None, str | None]  # provider, credential, model
+Key = tuple[str | None, str | None, str | None, str | None]  # provider, credential, model, client key
 
 # A record's fields in file order: the types a value may have, and what a summary that
 # lacks one (or has a wrong type) gets; `...` means required.
@@ -62,7 +64,10 @@ _FIELDS: dict[str, tuple[frozenset[type], Any]] = {
     "ttft_ms": (_MS, None),
     "total_ms": (_MS, None),
     "attempts": (_COUNT, 0),
+    "client_key": (_TEXT, None),
 }
+# Fields a record of an older modelmux lacks, with what such a record means.
+_LATER = {"client_key": None}
 
 
 SUFFIX = ".usage.jsonl"
@@ -96,6 +101,7 @@ class Record:
     ttft_ms: float | None
     total_ms: float | None
     attempts: int
+    client_key: str | None = None  # the label of the gateway key it came with
 
     @classmethod
     def of_summary(cls, summary: Mapping[str, Any]) -> Record:
@@ -128,13 +134,19 @@ class Record:
             raise ValueError(f"not a version {VERSION} usage record")
         for name, (types, _) in _FIELDS.items():
             if name not in item:
-                raise ValueError(f"no {name}")
+                if name not in _LATER:
+                    raise ValueError(f"no {name}")
+                item[name] = _LATER[name]
             if not _fits(item[name], types):
                 raise ValueError(f"{name} is not {_KINDS[types]}")
         return cls(**{name: item[name] for name in _FIELDS})
 
     def line(self) -> str:
-        return json.dumps({"v": VERSION, **asdict(self)}, ensure_ascii=False, separators=(",", ":")) + "\n"
+        fields = asdict(self)
+        for name, meaning in _LATER.items():  # what an older record means by leaving it out
+            if fields[name] == meaning:
+                del fields[name]
+        return json.dumps({"v": VERSION, **fields}, ensure_ascii=False, separators=(",", ":")) + "\n"
 
     @property
     def failed(self) -> bool:
@@ -144,7 +156,7 @@ class Record:
 
     @property
     def key(self) -> Key:
-        return self.provider, self.credential, self.model
+        return self.provider, self.credential, self.model, self.client_key
 
 
 def _fits(value: Any, types: frozenset[type]) -> bool:
@@ -330,7 +342,7 @@ class Tally:
             if not first <= day <= last:
                 continue
             for key, bucket in buckets.items():
-                named = dict(zip(GROUPINGS["all"], key, strict=True))
+                named = dict(zip(KEY_FIELDS, key, strict=True))
                 group = tuple(named[field] for field in fields)
                 groups.setdefault(group, Group()).absorb(bucket)
                 total.absorb(bucket)

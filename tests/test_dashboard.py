@@ -110,6 +110,7 @@ def test_a_translated_stream_keeps_both_sides(gateway, upstreams):
     assert {k: v for k, v in summary.items() if k not in ("time", "ttft_ms", "total_ms")} == {
         "kind": "routed", "method": "POST", "path": "/v1/messages", "requested_model": "gpt-dash-stream",
         "provider": "oai", "model": "gpt-test", "credential": "oai-main", "route": "routes[0]", "profile": None,
+        "client_key": None,
         "status": 200, "error_type": None, "stop_reason": "end_turn", "stream": True, "input_tokens": 12,
         "cached_tokens": 0,
         "cache_write_tokens": 0, "output_tokens": 7, "attempts": 1, "failover": ["oai/oai-main 200"],

@@ -160,7 +160,7 @@ def test_a_bucket_keeps_at_most_SAMPLES_and_weighs_them_by_what_they_stand_for()
         *(record(credential="fast", ttft_ms=10.0) for _ in range(SAMPLES)),
         *(record(credential="slow", ttft_ms=1000.0 + i % 7) for i in range(3 * SAMPLES)),
     )
-    slow = tally.days[datetime.fromtimestamp(NOON).date()][("openai", "slow", "gpt-4o")]
+    slow = tally.days[datetime.fromtimestamp(NOON).date()][("openai", "slow", "gpt-4o", None)]
     assert (len(slow.samples), slow.ttft_count, slow.requests) == (SAMPLES, 3 * SAMPLES, 3 * SAMPLES)
     row = tally.report(1, "provider", NOON)["rows"][0]
     assert row["requests"] == 4 * SAMPLES

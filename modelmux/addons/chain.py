@@ -49,7 +49,8 @@ def build(default_config: Path | None = None) -> list[object]:
     usage = Usage(settings)
     metrics = Metrics(credentials)
     traces = Traces(settings)
-    fleet = Fleet(settings, credentials, usage)
+    inbound = InboundAuth(settings)
+    fleet = Fleet(settings, credentials, usage, inbound)
     discovery = Discovery(settings)
     return [
         Guard(),  # first: it must be in place before any other addon can fail
@@ -57,7 +58,7 @@ def build(default_config: Path | None = None) -> list[object]:
         Vault(),  # before every addon that reads the request: none of them, and no reader of the flow, sees a real credential on it
         settings,
         Listeners(settings),
-        InboundAuth(settings),
+        inbound,
         LocalAPI(settings, credentials, usage, metrics),
         traces.inputs,  # before the Router, which rewrites the request: the client's messages, for traces with content
         discovery,  # before the Router, which caps each request's output by what it knows

@@ -121,6 +121,7 @@ def summarize(flow: http.HTTPFlow, notes: dict[str, Any], meter: Meter | Reporte
         "credential": notes.get("credential"),
         "route": notes.get("route"),
         "profile": notes.get("profile"),
+        "client_key": notes.get("client_key"),  # the label of the gateway key it came with
         "status": status,
         "error_type": error_type,
         "stop_reason": stop_reason,

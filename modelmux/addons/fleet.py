@@ -42,6 +42,8 @@ from modelmux.addons import fleet_scripts as scripts
 from modelmux.addons.credentials import Credentials
 from modelmux.addons.fleet_logins import Logins
 from modelmux.addons.fleet_usage import SharedUsage
+from modelmux.addons.inbound import WINDOW as RATE_WINDOW
+from modelmux.addons.inbound import InboundAuth
 from modelmux.addons.settings import Settings
 from modelmux.addons.usage import Usage
 from modelmux.config.types import Config, Credential, State
@@ -87,9 +89,10 @@ def _why(error: BaseException) -> str:
 
 
 class Fleet:
-    def __init__(self, settings: Settings, credentials: Credentials, usage: Usage) -> None:
+    def __init__(self, settings: Settings, credentials: Credentials, usage: Usage, inbound: InboundAuth) -> None:
         self.credentials = credentials
         self.usage = usage
+        self.inbound = inbound
         self.instance = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.state: State | None = None
         self.keys = Keys("modelmux")
@@ -119,6 +122,7 @@ class Fleet:
         self.state = config.state
         if not config.state.shared:
             self.credentials.fleet = None
+            self.inbound.fleet = None
             self.usage.shared = False
             return
         assert config.state.url is not None
@@ -132,10 +136,12 @@ class Fleet:
         self._renew = self.redis.register_script(scripts.RENEW)
         self._count = self.redis.register_script(scripts.COUNT)
         self._lift = self.redis.register_script(scripts.LIFT)
+        self._rate = self.redis.register_script(scripts.RATE)
         self.logins = Logins(self.redis, self.keys, self.instance, BACKGROUND_TIMEOUT,
                              self.redis.register_script(scripts.UNLOCK))
         self.shared_usage = SharedUsage(self.redis, self.keys, self.instance, self.usage)
         self.credentials.fleet = self
+        self.inbound.fleet = self
         self.usage.shared = True
         logger.info("credential state shared through Redis at %s (keys %s:*) as %s",
                     server_of(config.state.url), config.state.prefix, self.instance)
@@ -248,6 +254,23 @@ class Fleet:
         lease.slot = slot
         self._slots[slot] = (key, lease)
         return True
+
+    async def admit(self, label: str, rpm: int, now: float) -> float | None:
+        """Whether a request of client key `label` may go under its rpm across the fleet:
+        0 when it may (it is counted), else the seconds until one may. None while Redis
+        is away or late: the caller counts on its own (inbound.Rates)."""
+        if not self.link.up:
+            return None
+        member = f"{self.instance}:{next(self._numbers)}"
+        try:
+            async with asyncio.timeout(CALL_TIMEOUT):
+                wait = int(await self._rate(keys=[self.keys.rate(label)], args=[rpm, int(RATE_WINDOW * 1000), member]))
+        except (TimeoutError, RedisTimeout):
+            return None
+        except (RedisError, OSError) as e:
+            self._down(e)
+            return None
+        return wait / 1000
 
     def give(self, lease: Lease) -> bool:
         """`lease` ended: its slot goes back, and the fleet's waiters are woken (this

@@ -64,6 +64,24 @@ for _, key in ipairs(KEYS) do
 end
 return lifted
 """
+# A client key's requests over the last ARGV[2] ms (a sliding log): one more is let in,
+# and counted, while fewer than ARGV[1] are; else 0 is not returned but the ms until the
+# oldest that counts against it leaves the window.
+RATE = """
+local now = redis.call('TIME')
+local ms = now[1] * 1000 + math.floor(now[2] / 1000)
+local window = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ms - window)
+local count = redis.call('ZCARD', KEYS[1])
+local limit = tonumber(ARGV[1])
+if count >= limit then
+  local oldest = redis.call('ZRANGE', KEYS[1], count - limit, count - limit, 'WITHSCORES')
+  return math.max(1, tonumber(oldest[2]) + window - ms)
+end
+redis.call('ZADD', KEYS[1], ms, ARGV[3])
+redis.call('PEXPIRE', KEYS[1], window)
+return 0
+"""
 # The refresh of a login is given back only by the gateway that holds it.
 UNLOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end

@@ -1,58 +1,143 @@
-"""InboundAuth: the optional gateway key (server.api_key) clients must present."""
+"""InboundAuth: the gateway keys clients must present (server.api_key, server.api_keys),
+what each may use, and its requests-per-minute limit."""
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Mapping
+import math
+import time
+from collections import deque
+from collections.abc import Iterable, Mapping
+from typing import Protocol
 
 from mitmproxy import http
 
 from modelmux.addons import vault
 from modelmux.addons.answers import answer_error, request_path
+from modelmux.addons.notes import ensure_notes
 from modelmux.addons.settings import Settings
+from modelmux.config.types import ClientKey
 from modelmux.errors import GatewayError
 from modelmux.headers import KEY_HEADER, client_tokens
 
 # The launcher checks health without knowing the key; /healthz tells such a request
 # only that a modelmux answers (LocalAPI.health).
 OPEN_PATHS = {"/healthz"}
+# The gateway's own API (pools, usage, resets, metrics): for server.api_key and keys
+# with admin: true. Model requests and the model list are for every key.
+OWN_API_PREFIX = "/modelmux/"
+METRICS_PATH = "/metrics"
+# What an rpm limit counts: the requests that ask a model for an answer.
+LIMITED_PATH = "/v1/messages"
+WINDOW = 60.0  # seconds: rpm is counted over the last minute, sliding
 
 
-def presents(headers: Mapping[str, str], expected: str) -> bool:
-    """Whether a request carries the gateway key `expected` where clients may send it:
-    x-modelmux-key, x-api-key, or `Authorization: Bearer` (the scheme in any case)."""
-    offered = [headers.get(KEY_HEADER, "").strip(), *client_tokens(headers).values()]
-    return any(value and hmac.compare_digest(value.encode(), expected.encode()) for value in offered)
+def presented(headers: Mapping[str, str], keys: Iterable[ClientKey]) -> ClientKey | None:
+    """The key among `keys` a request carries where clients may send one: x-modelmux-key,
+    x-api-key, or `Authorization: Bearer` (the scheme in any case). Every key is compared
+    in constant time, found or not."""
+    offered = [value.encode() for value in (headers.get(KEY_HEADER, "").strip(), *client_tokens(headers).values())
+               if value]
+    found = None
+    for key in keys:
+        expected = key.key.encode()
+        if any([hmac.compare_digest(value, expected) for value in offered]) and found is None:
+            found = key
+    return found
+
+
+class SharedRates(Protocol):
+    """The fleet's count of each key's requests (the Fleet addon, with Redis)."""
+
+    async def admit(self, label: str, rpm: int, now: float) -> float | None:
+        """0 when admitted (and counted); otherwise the seconds until a request of key
+        `label` may go. None: Redis did not answer, and this gateway counts alone."""
+        ...
+
+
+class Rates:
+    """Each limited key's requests over the last minute, as this gateway saw them: a
+    sliding log of their times (rpm is small, so at most rpm times per key)."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, deque[float]] = {}
+
+    def wait(self, label: str, rpm: int, now: float) -> float:
+        """0 when a request of key `label` may go now (it is counted); otherwise the
+        seconds until one may."""
+        times = self.seen.setdefault(label, deque())
+        while times and times[0] <= now - WINDOW:
+            times.popleft()
+        if len(times) >= rpm:
+            return times[len(times) - rpm] + WINDOW - now
+        times.append(now)
+        return 0.0
+
+    def count(self, label: str, now: float) -> None:
+        """A request the fleet admitted: counted here too, for when Redis goes away."""
+        times = self.seen.setdefault(label, deque())
+        times.append(now)
+        while times and times[0] <= now - WINDOW:
+            times.popleft()
 
 
 class InboundAuth:
-    """With server.api_key set, a request must carry it in x-modelmux-key, x-api-key or
-    `Authorization: Bearer`. Every header that carries it is removed, so the gateway
-    key never reaches an upstream (passthrough keeps the client's other headers)."""
+    """With any gateway key set, a request must carry one in x-modelmux-key, x-api-key or
+    `Authorization: Bearer`. Every header that carries it is removed, so a gateway key
+    never reaches an upstream (passthrough keeps the client's other headers). The key's
+    label goes into the flow's notes: its profiles and providers are enforced where the
+    request is routed (Settings.profile_of, the Router), its rate here."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, fleet: SharedRates | None = None) -> None:
         self.settings = settings
+        self.fleet = fleet  # set by the Fleet addon while the state is shared
+        self.rates = Rates()
 
-    def request(self, flow: http.HTTPFlow) -> None:
+    async def request(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live:
             return
         assert self.settings.config
-        expected = self.settings.config.server.api_key
-        if expected is None or request_path(flow) in OPEN_PATHS:
+        keys = self.settings.config.server.client_keys
+        path = request_path(flow)
+        if not keys or path in OPEN_PATHS:
             return
-        if presents(vault.client_tokens(flow.request), expected):  # the flow holds them sealed
-            # A client may send it twice (x-modelmux-key beside a copy in x-api-key):
-            # any header holding it would take it to a passthrough upstream.
-            holding = {name for name, value in vault.real_fields(flow.request) if expected.encode() in value}
-            for name in {name.decode("latin-1").lower() for name in holding}:
-                del flow.request.headers[name]
-            return
-        answer_error(
-            flow,
-            GatewayError(
-                401,
-                "this modelmux gateway requires its API key (server.api_key): send it in "
-                "x-modelmux-key, x-api-key or Authorization: Bearer",
-            ),
-        )
+        key = presented(vault.client_tokens(flow.request), keys)  # the flow holds them sealed
+        if key is None:
+            which = "one of its API keys (server.api_keys)" if self.settings.config.server.api_keys else \
+                "its API key (server.api_key)"
+            return answer_error(flow, GatewayError(
+                401, f"this modelmux gateway requires {which}: send it in x-modelmux-key, x-api-key or Authorization: Bearer",
+            ))
+        # A client may send it twice (x-modelmux-key beside a copy in x-api-key): any
+        # header holding it would take it to a passthrough upstream.
+        secret = key.key.encode()
+        holding = {name for name, value in vault.real_fields(flow.request) if secret in value}
+        for name in {name.decode("latin-1").lower() for name in holding}:
+            del flow.request.headers[name]
+        ensure_notes(flow)["client_key"] = key.label
+        if (path.startswith(OWN_API_PREFIX) or path == METRICS_PATH) and not key.admin:
+            return answer_error(flow, GatewayError(
+                403,
+                f"the key '{key.label}' may send model requests only; {path} needs server.api_key or a key "
+                "with admin: true under server.api_keys",
+            ))
+        if key.rpm is not None and path == LIMITED_PATH and flow.request.method == "POST":
+            if (wait := await self.wait(key.label, key.rpm, time.time())) > 0:
+                seconds = max(1, math.ceil(wait))
+                answer_error(flow, GatewayError(
+                    429,
+                    f"the key '{key.label}' may send {key.rpm} requests per minute (server.api_keys.{key.label}.rpm); "
+                    f"try again in {seconds} s",
+                    headers={"retry-after": str(seconds)},
+                ))
 
+    async def wait(self, label: str, rpm: int, now: float) -> float:
+        """0 when the request may go; else the seconds until one of this key may. With
+        the fleet's count when Redis answers, else this gateway's own."""
+        if self.fleet is not None:
+            shared = await self.fleet.admit(label, rpm, now)
+            if shared is not None:
+                if shared == 0:
+                    self.rates.count(label, now)
+                return shared
+        return self.rates.wait(label, rpm, now)

@@ -15,7 +15,7 @@ from modelmux import routing
 from modelmux.addons import vault
 from modelmux.addons.answers import answer, answer_error, answer_json, request_path
 from modelmux.addons.credentials import Credentials
-from modelmux.addons.inbound import presents
+from modelmux.addons.inbound import presented
 from modelmux.addons.metrics import Metrics
 from modelmux.addons.settings import Settings
 from modelmux.addons.usage import Usage
@@ -90,10 +90,14 @@ class LocalAPI:
             self.get_model(flow, path.removeprefix(MODELS_PREFIX))
 
     def shows_everything(self, flow: http.HTTPFlow) -> bool:
-        """Whether /healthz shows its whole document: without a gateway key, to anyone."""
+        """Whether /healthz shows its whole document: without gateway keys, to anyone;
+        with them, to the keys that may use the gateway's own API."""
         assert self.settings.config
-        key = self.settings.config.server.api_key
-        return key is None or presents(vault.client_tokens(flow.request), key)
+        keys = self.settings.config.server.client_keys
+        if not keys:
+            return True
+        key = presented(vault.client_tokens(flow.request), keys)
+        return key is not None and key.admin
 
     def health(self) -> dict:
         settings = self.settings
@@ -144,7 +148,7 @@ class LocalAPI:
         answer_json(flow, 200, routing.catalog_entry(config, name))
 
     def usage_report(self, flow: http.HTTPFlow) -> None:
-        """?days=N (default 7: the last 7 local days; 1: today) &by=provider|model|credential|all."""
+        """?days=N (default 7: the last 7 local days; 1: today) &by=provider|model|credential|client_key|all."""
         days = flow.request.query.get("days", "7")
         try:
             document = self.usage.report(int(days) if days.isascii() and days.isdigit() else 0, flow.request.query.get("by", "all"))

@@ -80,7 +80,11 @@ class Notes(TypedDict, total=False):
 
 
 def start_notes(flow: http.HTTPFlow, notes: Notes) -> Notes:
-    """The flow's notes, from now on `notes` (the Router's, as it routes it)."""
+    """The flow's notes, from now on `notes` (the Router's, as it routes it), keeping
+    the label of the client's key (InboundAuth's, noted before)."""
+    earlier = flow.metadata.get(KEY)
+    if earlier and "client_key" in earlier:
+        notes["client_key"] = earlier["client_key"]
     flow.metadata[KEY] = notes
     return notes
 

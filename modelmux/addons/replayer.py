@@ -248,7 +248,7 @@ class ReplayGateway:
     def replay(self, items: list[Recording]) -> tuple[list[Answer], list[http.HTTPFlow | None]]:
         """Send each item's client request, in order; what the client got, and the
         gateway's record of each request (None if it recorded none)."""
-        key = {KEY_HEADER: self.config.server.api_key} if self.config.server.api_key else {}
+        key = {KEY_HEADER: self.config.server.own_key} if self.config.server.own_key else {}
         self.client.post("/modelmux/credentials/reset", json={}, headers=key)  # a fresh session's pools
         numbers = range(self.sent, self.sent + len(items))
         self.sent += len(items)
@@ -285,8 +285,8 @@ def _send(client: httpx.Client, item: Recording, number: int, cfg: Config) -> An
     headers = [(n, v) for n, v in recorded if n.lower() not in UNSENT_CLIENT_HEADERS]
     present = {n.lower() for n, _ in headers}
     headers = [(n, _dummy_auth(n, v, cfg)) for n, v in headers]
-    if cfg.server.api_key and KEY_HEADER not in present:
-        headers.append((KEY_HEADER, cfg.server.api_key))
+    if cfg.server.own_key and KEY_HEADER not in present:
+        headers.append((KEY_HEADER, cfg.server.own_key))
     profile = item.summary.get("profile")
     if profile and PROFILE_HEADER not in present:  # it came on the profile's own port
         headers.append((PROFILE_HEADER, profile))
@@ -305,7 +305,7 @@ def _send(client: httpx.Client, item: Recording, number: int, cfg: Config) -> An
 def _dummy_auth(name: str, value: str, cfg: Config) -> str:
     lower = name.lower()
     if lower == KEY_HEADER:
-        return cfg.server.api_key or value
+        return cfg.server.own_key or value
     if lower not in CLIENT_AUTH_HEADERS:
         return value
     scheme, _, _ = value.rpartition(" ")

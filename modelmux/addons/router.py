@@ -24,7 +24,7 @@ from modelmux.addons.relay import Relay
 from modelmux.addons.settings import Settings
 from modelmux.addons.urls import point
 from modelmux.attempt import GiveUp
-from modelmux.config.types import Credential, Provider
+from modelmux.config.types import ClientKey, Credential, Provider
 from modelmux.errors import GatewayError
 from modelmux.headers import OWN_HEADER_PREFIX, client_credential
 from modelmux.credentials.pools import session_of
@@ -77,6 +77,9 @@ class Router:
         client = vault.real_headers(flow.request)
         facts = routing.Facts(body, client, profile.name if profile else None)
         decision = routing.route(config, body["model"], profile, facts)
+        key = self.settings.client_key(flow)
+        if key is not None and not key.allows(decision.provider.name):
+            raise _not_for(key, f"model '{body['model']}' routes to '{decision.provider.name}'")
         if "warmup" in decision.route.intercept and messages.is_warmup(body):
             return _answer_warmup(flow, decision, body)
         provider = decision.provider
@@ -99,7 +102,8 @@ class Router:
             flow.comment = f"{_head(notes)} · count_tokens answered locally (estimate)"
             return
         # Each candidate with what is known of its model, which caps the output it is asked for.
-        candidates = [replace(c, model_facts=self.discovery.facts(c)) for c in routing.candidates(config, decision, profile)]
+        candidates = [replace(c, model_facts=self.discovery.facts(c)) for c in routing.candidates(config, decision, profile)
+                      if key is None or key.allows(c.provider.name)]
         decision = candidates[0]
         if flows_kept():
             notes["client_request"] = _as_sent_by_client(flow.request)
@@ -164,6 +168,9 @@ class Router:
             raise GatewayError(
                 404, f"modelmux does not serve {flow.request.method} {request_path(flow)}; it serves {SERVED}"
             )
+        key = self.settings.client_key(flow)
+        if key is not None and not key.allows(provider.name):
+            raise _not_for(key, f"{flow.request.method} {request_path(flow)} goes to '{provider.name}'")
         as_sent = _as_sent_by_client(flow.request) if flows_kept() else None
         path = request_path(flow)
         client = vault.real_headers(flow.request)
@@ -186,6 +193,12 @@ class Router:
             # The upstream's own answer, before the addons after this one rewrite it
             # (translation, error envelopes): the Dashboard keeps it if it differs.
             notes["upstream_answer"] = as_kept(response, response.content)
+
+
+def _not_for(key: ClientKey, what: str) -> GatewayError:
+    """A request its client key may not send where it would go."""
+    return GatewayError(403, f"the key '{key.label}' may use providers {', '.join(sorted(key.providers or ()))} "
+                             f"only (server.api_keys.{key.label}.providers), and {what}")
 
 
 def _answer_refused(flow: http.HTTPFlow, step: GiveUp) -> None:

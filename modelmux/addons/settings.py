@@ -15,7 +15,8 @@ from mitmproxy import http
 from mitmproxy.utils import asyncio_utils
 
 from modelmux.config import loader as config
-from modelmux.config.types import Config, Profile
+from modelmux.addons.notes import read_notes
+from modelmux.config.types import ClientKey, Config, Profile
 from modelmux.errors import GatewayError
 from modelmux.headers import PROFILE_HEADER
 from modelmux.replay import config_text
@@ -90,7 +91,23 @@ class Settings:
 
     def profile_of(self, flow: http.HTTPFlow) -> Profile | None:
         """The profile a request belongs to: by the port it arrived on, else by the
-        x-modelmux-profile header the launcher makes Claude Code send."""
+        x-modelmux-profile header the launcher makes Claude Code send, else the first of
+        its client key's profiles when that key is limited to some (server.api_keys)."""
+        assert self.config
+        profile = self._named_profile(flow)
+        key = self.client_key(flow)
+        if key is None or key.profiles is None:
+            return profile
+        if profile is None:
+            return self.config.profiles[key.profiles[0]]
+        if profile.name not in key.profiles:
+            raise GatewayError(
+                403, f"the key '{key.label}' may use profiles {', '.join(key.profiles)} only "
+                     f"(server.api_keys.{key.label}.profiles), and this request is profile '{profile.name}'"
+            )
+        return profile
+
+    def _named_profile(self, flow: http.HTTPFlow) -> Profile | None:
         assert self.config
         port = flow.client_conn.sockname[1] if flow.client_conn.sockname else None
         for profile in self.config.profiles.values():
@@ -105,6 +122,13 @@ class Settings:
                 400, f"{PROFILE_HEADER}: '{name}' is not a profile in {self.config.path.name}; known: {known}"
             )
         return self.config.profiles[name]
+
+    def client_key(self, flow: http.HTTPFlow) -> ClientKey | None:
+        """The gateway key the request presented (InboundAuth noted its label); None when
+        the gateway has none."""
+        assert self.config
+        label = read_notes(flow).get("client_key")
+        return next((key for key in self.config.server.client_keys if key.label == label), None) if label else None
 
     def _install(self, new: Config) -> None:
         self.config = new

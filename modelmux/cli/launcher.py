@@ -111,8 +111,8 @@ def profile_environment(
     for name in ("NO_PROXY", "no_proxy"):
         values[name] = _merge_hosts(base_env.get(name, ""), [*LOCAL_HOSTS, host])
     own = {PROFILE_HEADER: profile.name}
-    if config.server.api_key:
-        own[KEY_HEADER] = config.server.api_key
+    if config.server.own_key:
+        own[KEY_HEADER] = config.server.own_key
     values["ANTHROPIC_CUSTOM_HEADERS"] = _merge_headers(base_env.get("ANTHROPIC_CUSTOM_HEADERS", ""), own)
     return values, unset
 

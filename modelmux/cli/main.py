@@ -66,7 +66,7 @@ def load_config(explicit: str | None) -> Config:
 
 def gateway_for(cfg: Config, port: int | None = None) -> Gateway:
     return Gateway(client_host(cfg.server.host), port or cfg.server.port, paths.state_dir(os.environ),
-                   cfg.server.api_key)
+                   cfg.server.own_key)
 
 
 def serve(args: argparse.Namespace, _: list[str]) -> int:
@@ -217,7 +217,7 @@ def reset(args: argparse.Namespace, _: list[str]) -> int:
     gateway = gateway_for(cfg, args.port)
     if not gateway.health():
         raise LaunchError(f"modelmux is not running on {gateway.address}")
-    document = gateway.reset_credentials(cfg.server.api_key, args.provider, args.label)
+    document = gateway.reset_credentials(cfg.server.own_key, args.provider, args.label)
     what = f"credential '{args.label}'" if args.label else "every credential"
     print(f"reset {what} of provider '{args.provider}'; now:")
     print("\n".join(credential_lines(document, args.provider, args.label)))
@@ -231,7 +231,7 @@ def usage_report(args: argparse.Namespace, _: list[str]) -> int:
     gateway = gateway_for(cfg, args.port)
     periods = [args.days] if args.days else [1, 7]
     if gateway.health():
-        reports = [gateway.usage(cfg.server.api_key, days, args.by) for days in periods]
+        reports = [gateway.usage(cfg.server.own_key, days, args.by) for days in periods]
         source = f"the gateway on {gateway.address}"
     else:
         reports = offline_usage(cfg.path, gateway, periods, args.by)

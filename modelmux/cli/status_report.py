@@ -47,7 +47,7 @@ def credential_pools(cfg: Config, gateway: Gateway) -> tuple[dict[str, Any] | No
     """The gateway's credential document, or why there is none: an older gateway, or
     another server.api_key than this routes.yaml's."""
     try:
-        return gateway.credentials(cfg.server.api_key), None
+        return gateway.credentials(cfg.server.own_key), None
     except LaunchError as e:
         return None, str(e)
 

@@ -30,6 +30,7 @@ from modelmux.oauth.tokens import TokenFileError
 from modelmux.translate import effort, effort_checks, model_paths
 from modelmux.config.types import (
     Auth as Auth,
+    ClientKey as ClientKey,
     Conditions as Conditions,
     Config as Config,
     Credential as Credential,
@@ -40,6 +41,7 @@ from modelmux.config.types import (
     DEFAULT_MAX_WAIT as DEFAULT_MAX_WAIT,
     DEFAULT_PORT as DEFAULT_PORT,
     DEFAULT_RESPONSE_TIMEOUT as DEFAULT_RESPONSE_TIMEOUT,
+    OWN_KEY_LABEL as OWN_KEY_LABEL,
     FACTS as FACTS,
     Fallback as Fallback,
     ModelFacts as ModelFacts,
@@ -153,6 +155,7 @@ class _Builder:
                 known = ", ".join(config.profiles) or "none are configured"
                 self.problems.append(f"{route.source}.profile: '{route.conditions.profile}' is not a profile; "
                                      f"known: {known}")
+        self.problems += _key_scopes(config)
         return config
 
     def expand(self, where: str, value: str, subject: str = "") -> str:
@@ -430,12 +433,41 @@ class _Builder:
 
     def server(self, spec: dict[str, Any]) -> Server:
         api_key = spec.get("api_key")
+        api_key = self.expand("server.api_key", api_key) if api_key else None
         return Server(
             host=spec.get("host", DEFAULT_HOST),
             port=spec.get("port", DEFAULT_PORT),
-            api_key=self.expand("server.api_key", api_key) if api_key else None,
+            api_key=api_key,
             max_attempts=spec.get("max_attempts", DEFAULT_MAX_ATTEMPTS),
+            api_keys=self.client_keys(spec.get("api_keys") or {}, api_key),
         )
+
+    def client_keys(self, spec: dict[str, dict[str, Any]], api_key: str | None) -> tuple[ClientKey, ...]:
+        """server.api_keys: each label's key and what it may use. A key is never quoted."""
+        keys: list[ClientKey] = []
+        owners = {api_key: "server.api_key"} if api_key else {}
+        for label, each in spec.items():
+            where = f"server.api_keys.{label}"
+            if label == OWN_KEY_LABEL and api_key:
+                self.problems.append(f"{where}: '{OWN_KEY_LABEL}' is the label of server.api_key's requests; "
+                                     "name this key otherwise")
+                continue
+            key = self.expand(f"{where}.key", each["key"]).strip()
+            if not key:
+                continue  # its unset variable is the problem already said
+            if key in owners:
+                self.problems.append(f"{where}.key: is the same key as {owners[key]}'s; give each label its own key, "
+                                     "or its requests cannot be told apart")
+                continue
+            owners[key] = where
+            keys.append(ClientKey(
+                label, key,
+                profiles=tuple(each["profiles"]) if "profiles" in each else None,
+                providers=frozenset(each["providers"]) if "providers" in each else None,
+                rpm=each.get("rpm"),
+                admin=each.get("admin", False),
+            ))
+        return tuple(keys)
 
     def telemetry(self, spec: dict[str, Any]) -> Telemetry:
         endpoint = spec.get("otlp_endpoint")
@@ -554,3 +586,16 @@ def conditions(spec: dict[str, Any]) -> Conditions:
 def variables(text: str) -> list[str]:
     """The environment variables a routes.yaml text uses (`${VAR}`), each once, in order."""
     return list(dict.fromkeys(_ENV_REF.findall(text)))
+
+
+def _key_scopes(config: Config) -> list[str]:
+    """The profiles and providers server.api_keys name, which must exist."""
+    problems = []
+    for key in config.server.api_keys:
+        where = f"server.api_keys.{key.label}"
+        for field_name, names, known in (("profiles", key.profiles, config.profiles),
+                                         ("providers", key.providers, config.providers)):
+            for name in sorted(set(names or ()) - set(known)):
+                problems.append(f"{where}.{field_name}: '{name}' is not one of {config.path.name}'s {field_name}; "
+                                f"known: {', '.join(known) or 'none are configured'}")
+    return problems

@@ -226,12 +226,45 @@ class Profile:
         return named + [(key, model) for key, model in (("model", self.model), ("subagent", self.subagent)) if model]
 
 
+# The label under which requests with server.api_key are counted (usage, /metrics, traces).
+OWN_KEY_LABEL = "default"
+
+
+@dataclass(frozen=True)
+class ClientKey:
+    """A key a client presents to the gateway (server.api_key, or one of server.api_keys),
+    with what it may use: the requests it sends are counted under its label."""
+
+    label: str
+    key: str = field(repr=False)
+    profiles: tuple[str, ...] | None = None  # None: any profile, or none; else in order (the first: a request's default)
+    providers: frozenset[str] | None = None  # None: every provider
+    rpm: int | None = None  # requests per minute, across the fleet
+    admin: bool = False  # may use the gateway's own API: status, usage, resets, /metrics
+
+    def allows(self, provider: str) -> bool:
+        return self.providers is None or provider in self.providers
+
+
 @dataclass(frozen=True)
 class Server:
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
     api_key: str | None = field(default=None, repr=False)
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    api_keys: tuple[ClientKey, ...] = ()  # the labelled client keys (server.api_keys)
+
+    @property
+    def client_keys(self) -> tuple[ClientKey, ...]:
+        """Every key a client may present; empty when the gateway is open."""
+        own = (ClientKey(OWN_KEY_LABEL, self.api_key, admin=True),) if self.api_key else ()
+        return own + self.api_keys
+
+    @property
+    def own_key(self) -> str | None:
+        """The key modelmux's own commands (status, usage, run) present: server.api_key,
+        else the first labelled key with admin: true."""
+        return self.api_key or next((k.key for k in self.api_keys if k.admin), None)
 
 
 # How long a max_concurrent slot taken through the shared state outlives the gateway

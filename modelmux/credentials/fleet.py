@@ -51,6 +51,10 @@ class Keys:
     def usage(self) -> str:
         return self.name("usage")
 
+    def rate(self, client_key: str) -> str:
+        """A client key's requests of the last minute (server.api_keys' rpm), by its label."""
+        return self.name("rate", client_key)
+
     def events(self) -> str:
         return self.name("events")
 
