@@ -30,7 +30,9 @@ def configured(config: Config) -> list[Credential]:
     """Every secret routes.yaml holds: each provider's (Provider.secrets), and the gateway's
     keys (server.api_key and each of server.api_keys)."""
     secrets = [c for provider in config.providers.values() for c in provider.secrets]
-    secrets += [Credential(f"gateway key {key.label}", key.key) for key in config.server.client_keys]
+    if config.server.api_key:
+        secrets.append(Credential("gateway key", config.server.api_key))
+    secrets += [Credential(f"gateway key {key.label}", key.key) for key in config.server.api_keys]
     return secrets
 
 

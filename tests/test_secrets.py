@@ -88,4 +88,4 @@ providers:
     loaded = loader.parse(yaml.safe_load(text), Path("routes.yaml"),
                           {"GATEWAY": "mm-gateway-key-0001", "KEY": "sk-zai-key-0002", "TEAM": "team-token-0003"})
     assert [(c.label, c.key) for c in configured(loaded)] == [
-        ("main", "sk-zai-key-0002"), ("zai.headers.x-team", "team-token-0003"), ("gateway key default", "mm-gateway-key-0001")]
+        ("main", "sk-zai-key-0002"), ("zai.headers.x-team", "team-token-0003"), ("gateway key", "mm-gateway-key-0001")]

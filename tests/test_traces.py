@@ -134,6 +134,7 @@ def test_a_span_per_request_and_per_attempt_on_both_paths(start, upstream: Upstr
         "gen_ai.response.finish_reasons": ["end_turn"], "http.response.status_code": 200,
         "modelmux.provider": "vend-solo", "modelmux.credential": "solo", "modelmux.route": "routes[6]",
         "modelmux.protocol": "anthropic", "modelmux.stream": True, "modelmux.attempts": 1,
+        "modelmux.client_key": "default",  # server.api_key's label
     }
     assert found["modelmux.time_to_first_token_ms"] > 0
     assert solo.end_time_unix_nano > solo.start_time_unix_nano

@@ -114,7 +114,9 @@ class Recorder:
         config = self.settings.config
         if config:  # first: a client sending a configured key gets that key's label
             known += [c for provider in config.providers.values() for c in provider.secrets]
-            known += [Credential(f"modelmux-key {key.label}", key.key) for key in config.server.client_keys]
+            if config.server.api_key:
+                known.append(Credential("modelmux-key", config.server.api_key))
+            known += [Credential(f"modelmux-key {key.label}", key.key) for key in config.server.api_keys]
         return Scrubber(known + [Credential("client", token) for token in self._client_tokens])
 
     def _close(self) -> None:
