@@ -5,6 +5,7 @@ credential serves a request is pools.py's job, and addons/credentials.py's."""
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 from collections.abc import Iterable, Mapping
 
@@ -32,6 +33,12 @@ def configured(config: Config) -> list[Credential]:
     secrets = [c for provider in config.providers.values() for c in provider.secrets]
     secrets += [Credential(f"gateway key {key.label}", key.key) for key in config.server.client_keys]
     return secrets
+
+
+def fingerprint(secret: str) -> str:
+    """A secret as a short digest that cannot be turned back into it: tells a replaced key
+    from the old one under the same label (the state file), and the client's logins apart."""
+    return hashlib.sha256(secret.encode()).hexdigest()[:16]
 
 
 def redacted(credential: Credential) -> str:

@@ -57,6 +57,7 @@ def test_snapshot_of_a_small_pool():
             }
         },
         "without_credentials": {},
+        "client_logins": [],  # none heard on passthrough (test_quota.py)
     }
     text = json.dumps(snapshot.snapshot(pools))
     assert "key-zai-main-secret" not in text and "key-zai-spare-secret" not in text
