@@ -173,8 +173,9 @@ def saved(tmp_path) -> tuple[Path, list[dict]]:
     return path, json.loads(path.read_text())["credentials"]
 
 
-def write_entries(path, entries) -> bytes:
-    data = json.dumps({"version": 1, "saved_at": "2025-06-15T15:06:40Z", "credentials": entries}).encode()
+def write_entries(path, entries, **more) -> bytes:
+    """A state file of `entries`, and `more` of the document (its logins)."""
+    data = json.dumps({"version": 1, "saved_at": "2025-06-15T15:06:40Z", "credentials": entries, **more}).encode()
     path.write_bytes(data)
     return data
 
