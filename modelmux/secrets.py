@@ -5,6 +5,7 @@ credential serves a request is pools.py's job, and addons/credentials.py's."""
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 from collections.abc import Iterable, Mapping
 
@@ -34,6 +35,12 @@ def configured(config: Config) -> list[Credential]:
         secrets.append(Credential("gateway key", config.server.api_key))
     secrets += [Credential(f"gateway key {key.label}", key.key) for key in config.server.api_keys]
     return secrets
+
+
+def fingerprint(secret: str) -> str:
+    """A secret as a short digest that cannot be turned back into it: tells a replaced key
+    from the old one under the same label (the state file), and the client's logins apart."""
+    return hashlib.sha256(secret.encode()).hexdigest()[:16]
 
 
 def redacted(credential: Credential) -> str:

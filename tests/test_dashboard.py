@@ -115,6 +115,7 @@ def test_a_translated_stream_keeps_both_sides(gateway, upstreams):
         "cached_tokens": 0,
         "cache_write_tokens": 0, "output_tokens": 7, "attempts": 1, "failover": ["oai/oai-main 200"],
         "quota": None,  # OpenAI Chat names no quota
+        "login": None,  # the client's own login on passthrough, when its answer names a quota (test_quota_gateway.py)
     }
     assert 0 < summary["ttft_ms"] <= summary["total_ms"]
     assert abs(summary["time"] - time.time()) < 60

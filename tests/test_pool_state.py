@@ -57,6 +57,7 @@ def test_snapshot_of_a_small_pool():
             }
         },
         "without_credentials": {},
+        "client_logins": [],  # none heard on passthrough (test_quota.py)
     }
     text = json.dumps(snapshot.snapshot(pools))
     assert "key-zai-main-secret" not in text and "key-zai-spare-secret" not in text
@@ -172,8 +173,9 @@ def saved(tmp_path) -> tuple[Path, list[dict]]:
     return path, json.loads(path.read_text())["credentials"]
 
 
-def write_entries(path, entries) -> bytes:
-    data = json.dumps({"version": 1, "saved_at": "2025-06-15T15:06:40Z", "credentials": entries}).encode()
+def write_entries(path, entries, **more) -> bytes:
+    """A state file of `entries`, and `more` of the document (its logins)."""
+    data = json.dumps({"version": 1, "saved_at": "2025-06-15T15:06:40Z", "credentials": entries, **more}).encode()
     path.write_bytes(data)
     return data
 

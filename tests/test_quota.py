@@ -87,8 +87,10 @@ def test_describe_is_plain_json():
         "source": "codex", "left": 0.625, "status": None, "resets_at": None, "binding": None,
         "seen_at": "2027-01-15T08:00:00Z",
         "windows": [
-            {"name": "5h", "used": 0.375, "resets_at": "2027-01-15T08:10:00Z", "seconds_left": 540.0, "status": None},
-            {"name": "7d", "used": 0.12, "resets_at": "2027-01-15T10:00:00Z", "seconds_left": 7140.0, "status": None},
+            {"name": "5h", "used": 0.375, "resets_at": "2027-01-15T08:10:00Z", "seconds_left": 540.0, "status": None,
+             "reset": False},
+            {"name": "7d", "used": 0.12, "resets_at": "2027-01-15T10:00:00Z", "seconds_left": 7140.0, "status": None,
+             "reset": False},
         ],
     }
 

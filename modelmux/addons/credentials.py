@@ -32,7 +32,7 @@ from modelmux.attempt.outcomes import Failure
 from modelmux.credentials import quota
 from modelmux.credentials import state_file as pool_state
 from modelmux.addons.settings import Settings
-from modelmux.config.types import Config, Credential
+from modelmux.config.types import Config, Credential, Provider
 from modelmux.credentials.cooldowns import Outcome
 from modelmux.config.file_problems import FileProblem, reason
 from modelmux.config.paths import adopt_beside
@@ -79,7 +79,7 @@ class Credentials:
             self.state_path = pool_state.state_path(config.path, os.environ)
             adopt_beside(config.path, pool_state.SUFFIX, self.state_path)
             loaded = pool_state.read(self.state_path)
-            self.pools.restore(loaded.entries)
+            self.pools.restore(loaded.entries, loaded.logins)
             if loaded.problem:
                 logger.warning("credential state: %s", loaded.problem.text())
             self._load_problem = loaded.problem
@@ -224,6 +224,22 @@ class Credentials:
         if verdict.cooldown is not None:
             self._urgent.set()  # a cooldown must survive a crash soon after it
         return verdict
+
+    def heard(self, provider: Provider, headers: Mapping[str, str], client: Callable[[], Mapping[str, str]]) -> str | None:
+        """An answer on passthrough, to the client's own token: keeps what it said of that
+        login's quota, as `record` keeps a pooled credential's, success or refusal.
+        `client` gives the request's headers by lowercase name, asked only when the answer
+        names a quota (most do not). Returns the login's fingerprint then, else None."""
+        assert self.pools
+        if not provider.passthrough or provider.protocol not in quota.PROTOCOLS:
+            return None
+        if (seen := quota.read(_fields(headers), self.pools.now())) is None:
+            return None
+        login = self.pools.logins.observe(provider.name, client(), seen)
+        if login is None:
+            return None
+        self._dirty = True
+        return login.fingerprint
 
     def judge(self, lease: Lease, failure: Failure) -> Failure:
         """Record a failed attempt in its credential's pool, with what the upstream said

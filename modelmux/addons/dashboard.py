@@ -132,6 +132,7 @@ def summarize(flow: http.HTTPFlow, notes: dict[str, Any], meter: Meter | Reporte
         "attempts": len(attempts),
         "failover": [f"{a['provider']}/{a['credential']} {a.get('outcome', '…')}" for a in attempts],
         "quota": _quota(response, notes),
+        "login": notes.get("login"),  # whose quota it is on passthrough (client_logins.py)
     }
 
 

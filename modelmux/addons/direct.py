@@ -21,6 +21,7 @@ from mitmproxy import http
 from modelmux import attempt
 from modelmux.attempt import exchange
 from modelmux.addons.answers import JSON, mark_failed
+from modelmux.addons import vault
 from modelmux.addons.credentials import Credentials
 from modelmux.addons.dashboard import Dashboard
 from modelmux.addons.internals import CLIENT_GONE
@@ -101,10 +102,16 @@ class Direct:
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         """A stream is translated, or its model restored, as it comes; errors are read
-        whole (`response`)."""
+        whole (`response`). What an answer to the client's own login says of its quota is
+        kept from its head, error or not."""
         sent = self._sent.get(flow.id)
         response = flow.response
-        if sent is None or response is None or response.status_code >= 400:
+        if sent is None or response is None:
+            return
+        if sent.lease is None and (login := self.credentials.heard(
+                sent.candidate.provider, response.headers, lambda: vault.client_tokens(flow.request))):
+            notes_of(flow)["login"] = login
+        if response.status_code >= 400:
             return
         if not response.headers.get("content-type", "").startswith("text/event-stream"):
             return

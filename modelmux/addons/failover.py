@@ -203,6 +203,8 @@ class Failover:
                 self.sender.post(outgoing.url, headers, outgoing.content, provider.connect_timeout, STALL_TIMEOUT),
                 provider.response_timeout)
             trail["status"] = response.status_code
+            if lease is None and (login := self.credentials.heard(provider, response.headers, lambda: plan.lookup)):
+                notes_of(plan.flow)["login"] = login  # the client's own, on passthrough: its quota is kept
             if response.status_code == 401 and credential is not None and credential.oauth is not None and not refreshed:
                 # An oauth token the upstream no longer takes: refreshed once, then the
                 # request is sent again with the new one.

@@ -25,7 +25,9 @@ from prometheus_client.utils import floatToGoString
 
 from modelmux.addons.credentials import Credentials
 from modelmux.addons.notes import Notes, find_notes
+from modelmux.credentials.quota import Quota
 from modelmux.credentials.snapshot import STATES, snapshot
+from modelmux.secrets import CLIENT_TOKEN
 
 COUNTED = "metrics_counted"  # a notes flag: a flow may end in response and error both
 REQUEST_LABELS = ("provider", "model", "credential", "client_key")
@@ -221,14 +223,16 @@ class PoolsCollector(Collector):
                                      "longest active cooldown ends (0: none).", labels=("provider", "credential"))
         breaker = GaugeMetricFamily("modelmux_breaker_state", "1 for the provider breaker's state (closed, open, "
                                     "half-open), 0 for the others.", labels=("provider", "state"))
+        # `login`: on passthrough (credential "client token"), the fingerprint of the client's
+        # own token; empty, which Prometheus takes for no label, for a pooled credential.
         used = GaugeMetricFamily("modelmux_quota_used_ratio", "The share of a subscription's quota window used, as "
-                                 "the credential's last answer said (Anthropic's unified headers, Codex's).",
-                                 labels=("provider", "credential", "window"))
+                                 "the credential's (or the client's login's) last answer said (Anthropic's unified "
+                                 "headers, Codex's).", labels=("provider", "credential", "login", "window"))
         resets = GaugeMetricFamily("modelmux_quota_reset_timestamp_seconds", "When the quota window resets (Unix time).",
-                                   labels=("provider", "credential", "window"))
+                                   labels=("provider", "credential", "login", "window"))
         left = GaugeMetricFamily("modelmux_quota_left_ratio", "The share left of the credential's tightest quota "
                                  "window (0 while the account is refused): what strategy most-quota picks by.",
-                                 labels=("provider", "credential"))
+                                 labels=("provider", "credential", "login"))
         now = pools.now()
         document = snapshot(pools)
         for name, pool in pools.pools.items():
@@ -241,16 +245,24 @@ class PoolsCollector(Collector):
                     state.add_metric((*labels, kind), float(shown["state"] == kind))
                 in_flight.add_metric(labels, member.in_flight)
                 cooldown.add_metric(labels, max((c["seconds_left"] for c in shown["cooldowns"]), default=0.0))
-                if (seen := member.quota) is None:
-                    continue
-                if (share := seen.left(now)) is not None:
-                    left.add_metric(labels, share)
-                for window in seen.windows:
-                    if window.used is not None:
-                        used.add_metric((*labels, window.name), window.used)
-                    if window.resets_at is not None:
-                        resets.add_metric((*labels, window.name), window.resets_at)
+                if member.quota is not None:
+                    _quota((*labels, ""), member.quota, now, used, resets, left)
+        for login in pools.logins.dump():
+            _quota((login.provider, CLIENT_TOKEN, login.fingerprint), login.quota, now, used, resets, left)
         yield from (state, in_flight, cooldown, breaker, used, resets, left)
 
     def describe(self) -> Iterator[Metric]:
         return iter(())  # read at scrape time only
+
+
+def _quota(labels: tuple[str, str, str], seen: Quota, now: float, used: GaugeMetricFamily,
+           resets: GaugeMetricFamily, left: GaugeMetricFamily) -> None:
+    """One credential's or login's quota, as it stands `now`: a window whose reset has
+    passed since it was seen has nothing used (Quota.describe)."""
+    if (share := seen.left(now)) is not None:
+        left.add_metric(labels, share)
+    for window in seen.windows:
+        if window.used is not None:
+            used.add_metric((*labels, window.name), 0.0 if window.reset(now) else window.used)
+        if window.resets_at is not None:
+            resets.add_metric((*labels, window.name), window.resets_at)

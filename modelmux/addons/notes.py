@@ -52,6 +52,7 @@ class Notes(TypedDict, total=False):
     connect_timeout: float
     response_timeout: float
     credential: str  # label of the credential mitmproxy sent it with
+    login: str  # the fingerprint of the client's own login on passthrough, when its answer named a quota
     restore_model: str | None  # the model name the answer is given back under
     translation: dict[str, Any]  # the translator's notes (exchange.Outgoing.translation)
     relay: bool  # sent through the failover relay

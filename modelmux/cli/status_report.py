@@ -121,7 +121,18 @@ def credentials_section(report: dict[str, Any]) -> list[str]:
     if unpooled := document.get("without_credentials"):
         rows = aligned([[name, UNPOOLED.get(auth, auth)] for name, auth in unpooled.items()])
         section += ["without credentials:", *(f"  {row}" for row in rows)]
+    section += client_login_lines(document)
     return section
+
+
+def client_login_lines(document: dict[str, Any]) -> list[str]:
+    """The client's own logins heard on passthrough, each with its quota (an older
+    gateway's document has none)."""
+    lines = []
+    for login in document.get("client_logins") or []:
+        kind = f"{login['kind']} login" if login["kind"] else "login"
+        lines += [f"  {login['provider']}  client's {kind} {login['login']}", f"    {quota_text(login['quota'])}"]
+    return ["client logins on passthrough (by a fingerprint of their token):", *lines] if lines else []
 
 
 def credential_lines(document: dict[str, Any], provider: str | None = None, label: str | None = None) -> list[str]:
@@ -161,6 +172,9 @@ def quota_text(quota: dict[str, Any]) -> str:
     """`quota (anthropic, seen 2026-…Z): 5h 42% used, resets … (in 2 h 3 min); 7d 18% used …; allowed`."""
     windows = []
     for window in quota["windows"]:
+        if window.get("reset"):  # an older gateway's document does not say
+            windows.append(f"{window['name']} reset at {window['resets_at']}")
+            continue
         used = "" if window["used"] is None else f" {window['used'] * 100:.0f}% used"
         resets = f", resets {window['resets_at']} (in {span(window['seconds_left'])})" if window["resets_at"] else ""
         refused = f" {window['status']}" if window["status"] not in (None, "allowed") else ""

@@ -19,7 +19,8 @@ from typing import Any, Literal, Protocol
 from modelmux.config.types import Credential
 from modelmux.credentials import state_file
 from modelmux.credentials.cooldowns import Cooldown, iso, prevailing, span
-from modelmux.credentials.pools import Lease, Member, Pools, Verdict, fingerprint
+from modelmux.credentials.pools import Lease, Member, Pools, Verdict
+from modelmux.secrets import fingerprint
 
 
 @dataclass(frozen=True)

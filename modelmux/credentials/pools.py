@@ -11,13 +11,12 @@ thread-safe: the gateway calls it from mitmproxy's one event loop.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self, cast
@@ -25,11 +24,12 @@ from typing import Any, Self, cast
 from modelmux.config.types import Config, Credential, Provider
 from modelmux.credentials import quota, state_file
 from modelmux.credentials.breakers import Breaker
+from modelmux.credentials.client_logins import Login, Logins
 from modelmux.credentials.quota import Quota
 from modelmux.credentials.cooldowns import POLICIES, Cooldown, Kind, Outcome, classify, iso, next_cooldown, span
 from modelmux.credentials.cooldowns import subscription_exhausted, upstream_delay
 from modelmux.credentials.refusals import AllBusy, AllCooling, Blocked, BlockedState, Refusal, Unhealthy
-from modelmux.secrets import redacted
+from modelmux.secrets import fingerprint, redacted
 
 logger = logging.getLogger(__name__)
 
@@ -51,11 +51,6 @@ class Verdict:
     try_another: bool  # the same request may be sent again with another credential of the provider
     needs_attention: bool
     cooldown: Cooldown | None  # in force for this credential because of this outcome
-
-
-def fingerprint(key: str) -> str:
-    """Tells a replaced key from the old one under the same label, without storing the key."""
-    return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -308,6 +303,7 @@ class Pools:
         self.on_release = on_release or (lambda lease: None)
         self.pools: dict[str, Pool] = {}
         self.unpooled: dict[str, str] = {}  # provider → its auth ("passthrough" or "none"): no credentials
+        self.logins = Logins()  # the client's own, on passthrough: their quota (client_logins.py)
         self.reload(config)
 
     def reload(self, config: Config) -> None:
@@ -424,16 +420,18 @@ class Pools:
             state_file.Stored(
                 name, member.label, fingerprint(member.credential.identity), member.requests, member.errors,
                 member.input_tokens, member.output_tokens, member.last_status, tuple(member.cooldowns.values()),
+                member.quota,
             )
             for name, pool in self.pools.items()
             for member in pool.members
         ]
-        return state_file.dump(entries, self.now())
+        return state_file.dump(entries, self.now(), self.logins.dump())
 
-    def restore(self, entries: list[state_file.Stored]) -> None:
+    def restore(self, entries: list[state_file.Stored], logins: Iterable[Login] = ()) -> None:
         """Restore what `save` stored (as `state_file.read` found it), at start-up. Expired
         cooldowns and credentials no longer configured are dropped; a replaced key keeps
-        its counters, not its cooldowns."""
+        its counters, not its cooldowns or quota. A quota is kept as it was seen (its
+        windows that have reset since show so: Quota.describe)."""
         now = self.now()
         members = {(name, s.label): s for name, pool in self.pools.items() for s in pool.members}
         for entry in entries:
@@ -445,3 +443,5 @@ class Pools:
             member.last_status = entry.last_status
             if entry.fingerprint == fingerprint(member.credential.identity):
                 member.cooldowns = {c.model: c for c in entry.cooldowns if c.active(now)}
+                member.quota = entry.quota
+        self.logins.restore(logins)

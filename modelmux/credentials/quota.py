@@ -52,9 +52,13 @@ class Window(NamedTuple):
     resets_at: float | None  # epoch seconds
     status: str | None = None  # Anthropic's: allowed, allowed_warning, rejected
 
+    def reset(self, now: float) -> bool:
+        """Whether it has reset since it was seen (after a restart, or a long silence)."""
+        return self.resets_at is not None and self.resets_at <= now
+
     def left(self, now: float) -> float | None:
-        if self.resets_at is not None and self.resets_at <= now:
-            return 1.0  # reset since it was seen
+        if self.reset(now):
+            return 1.0
         if self.status == "rejected":
             return 0.0
         return None if self.used is None else round(min(1.0, max(0.0, 1.0 - self.used)), 6)
@@ -93,21 +97,20 @@ class Quota(NamedTuple):
         }
 
     def describe(self, now: float) -> dict[str, Any]:
-        """As the snapshot, `modelmux status --json` and the dashboard show it."""
+        """As the snapshot, `modelmux status --json` and the dashboard show it: as it was
+        seen (`seen_at`), except that a window whose reset has passed since shows as
+        reset (nothing used, no verdict, `reset` true), as `left` counts it; so does the
+        account's verdict once its own reset has passed."""
         left = self.left(now)
+        over = self.resets_at is not None and self.resets_at <= now
         return {
             "source": self.source,
             "left": None if left is None else round(left, 4),
-            "status": self.status,
+            "status": None if over else self.status,
             "resets_at": _when(self.resets_at),
             "binding": self.binding,
             "seen_at": iso(self.seen),
-            "windows": [
-                {"name": w.name, "used": w.used, "resets_at": _when(w.resets_at),
-                 "seconds_left": None if w.resets_at is None else round(max(0.0, w.resets_at - now), 1),
-                 "status": w.status}
-                for w in self.windows
-            ],
+            "windows": [_window(w, now) for w in self.windows],
         }
 
 
@@ -244,6 +247,14 @@ def _number(value: str | None) -> float | None:
 def _reset(value: str | None, now: float) -> float | None:
     seconds = delay(value, now) if value else None
     return None if seconds is None else now + seconds
+
+
+def _window(window: Window, now: float) -> dict[str, Any]:
+    reset = window.reset(now)
+    return {"name": window.name, "used": 0.0 if reset and window.used is not None else window.used,
+            "resets_at": _when(window.resets_at),
+            "seconds_left": None if window.resets_at is None else round(max(0.0, window.resets_at - now), 1),
+            "status": None if reset else window.status, "reset": reset}
 
 
 def _when(at: float | None) -> str | None:

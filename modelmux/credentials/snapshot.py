@@ -28,6 +28,8 @@ def snapshot(pools: Pools) -> dict[str, Any]:
             for name, pool in pools.pools.items()
         },
         "without_credentials": dict(pools.unpooled),
+        # The client's own logins heard on passthrough, by the fingerprint of their token.
+        "client_logins": pools.logins.describe(now),
     }
 
 
