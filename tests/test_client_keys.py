@@ -157,6 +157,11 @@ def test_a_keys_rate_counts_both_paths_and_says_when_to_come_back(setup):
             f"the key 'alice' may send 3 requests per minute (server.api_keys.alice.rpm); try again in {seconds} s"))
     assert len(up.received) == 3
     assert post(gateway, "carol").status_code == 200  # another key's rate is its own
+    metrics = httpx.get(f"{gateway.url}/metrics", headers={"x-api-key": KEYS["ops"]}).text
+    refused = [(sample.labels["client_key"], sample.labels["type"], sample.value)
+               for family in text_string_to_metric_families(metrics) if family.name == "modelmux_errors"
+               for sample in family.samples if sample.name == "modelmux_errors_total"]
+    assert refused == [("alice", "rate_limit_error", 2.0)]
 
 
 def test_rates_slide_over_the_last_minute() -> None:
