@@ -32,6 +32,8 @@ PAGES: dict[str, tuple[str, str]] = {
     "/modelmux/overview": ("overview.html", "text/html; charset=utf-8"),
     "/modelmux/overview.js": ("overview.js", "text/javascript; charset=utf-8"),
     "/modelmux/overview.css": ("overview.css", "text/css; charset=utf-8"),
+    # Its icon: without one a browser asks for /favicon.ico, which needs the key.
+    "/modelmux/overview.svg": ("overview.svg", "image/svg+xml"),
 }
 ERRORS_PATH = "/modelmux/errors"
 RECENT = 50  # errors kept, newest first: this gateway's, since it started

@@ -86,8 +86,9 @@ function localTime(iso) {
 // -- credentials --------------------------------------------------------------------
 
 function cooldownText(c) {
-  const what = [c.kind, c.model ? `for ${c.model}` : null, `${seconds(c.seconds_left)} left`].filter(Boolean).join(" ");
-  const why = [c.status ? String(c.status) : null, c.reason].filter(Boolean).join(" ");
+  // The reason starts with the status that caused it ("429: rate limited; ...").
+  const why = c.reason || (c.status ? String(c.status) : "");
+  const what = `${c.kind}${c.model ? ` for ${c.model}` : ""}, ${seconds(c.seconds_left)} left`;
   return why ? `${what} (${why})` : what;
 }
 
