@@ -28,6 +28,7 @@ from mitmproxy import http
 from mitmproxy.io import FlowReader
 from modelmux.addons.overview import PAGES
 from openai_upstream import error_reply, openai_like
+from test_dashboard_web import token_of
 from upstream import Behaviour, Received, Reply, Upstream, anthropic_like
 
 CHROMIUM = find_chromium()
@@ -74,7 +75,7 @@ default: null
 
 
 def upstream(request: Received) -> Behaviour:
-    token = request.headers.get("authorization", "").removeprefix("Bearer ") or request.headers.get("x-api-key", "")
+    token = token_of(request)
     if token == SECRETS["pool-a"]:
         body = {"type": "error", "error": {"type": "rate_limit_error", "message": "slow down"}}
         return Reply(429, json.dumps(body).encode(), {"content-type": "application/json",
