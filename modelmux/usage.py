@@ -326,9 +326,11 @@ class Tally:
             bucket = buckets[record.key] = Bucket()
         bucket.add(record, self._rng)
 
-    def report(self, days: int, by: str, now: float) -> dict[str, Any]:
+    def report(self, days: int, by: str, now: float, daily: bool = False) -> dict[str, Any]:
         """The JSON document of GET /modelmux/usage: the `days` local days up to and
-        including today, one row per group `by` names, busiest first, and the total."""
+        including today, one row per group `by` names, busiest first, and the total.
+        `daily` adds the same rows and total for each of those days, oldest first, days
+        without requests included (the overview's charts)."""
         if by not in GROUPINGS:
             raise ValueError(f"by: one of {', '.join(GROUPINGS)}")
         if not 1 <= days <= MAX_DAYS:
@@ -336,26 +338,27 @@ class Tally:
         last = self.day_of(now)
         first = last - timedelta(days=days - 1)
         fields = GROUPINGS[by]
-        groups: dict[tuple[str | None, ...], Group] = {}
-        total = Group()
-        for day, buckets in self.days.items():
-            if not first <= day <= last:
-                continue
-            for key, bucket in buckets.items():
-                named = dict(zip(KEY_FIELDS, key, strict=True))
-                group = tuple(named[field] for field in fields)
-                groups.setdefault(group, Group()).absorb(bucket)
-                total.absorb(bucket)
-        rows = [dict(zip(fields, group, strict=True)) | each.document() for group, each in groups.items()]
-        rows.sort(key=lambda row: (-row["requests"], *[row[f] or "" for f in fields]))
-        return {
-            "days": days,
-            "by": by,
-            "from": first.isoformat(),
-            "to": last.isoformat(),
-            "rows": rows,
-            "total": total.document(),
-        }
+        kept = [buckets for day, buckets in self.days.items() if first <= day <= last]
+        document = {"days": days, "by": by, "from": first.isoformat(), "to": last.isoformat(), **_grouped(kept, fields)}
+        if daily:
+            each = (first + timedelta(days=n) for n in range(days))
+            document["daily"] = [{"day": day.isoformat(), **_grouped([self.days.get(day, {})], fields)} for day in each]
+        return document
+
+
+def _grouped(days: list[dict[Key, Bucket]], fields: tuple[str, ...]) -> dict[str, Any]:
+    """The rows (one per group of `fields`, busiest first) and the total of `days`' buckets."""
+    groups: dict[tuple[str | None, ...], Group] = {}
+    total = Group()
+    for buckets in days:
+        for key, bucket in buckets.items():
+            named = dict(zip(KEY_FIELDS, key, strict=True))
+            group = tuple(named[field] for field in fields)
+            groups.setdefault(group, Group()).absorb(bucket)
+            total.absorb(bucket)
+    rows = [dict(zip(fields, group, strict=True)) | each.document() for group, each in groups.items()]
+    rows.sort(key=lambda row: (-row["requests"], *[row[f] or "" for f in fields]))
+    return {"rows": rows, "total": total.document()}
 
 
 def load(file: UsageFile, tally: Tally) -> int:

@@ -418,8 +418,11 @@ def test_run_with_web_starts_mitmweb_and_names_its_ui(world: dict, cli: Cli) -> 
     web_port = free_port()
     result = cli("run", "claude", "--web", "--web-port", str(web_port))
     assert result.returncode == 0, result.stderr
-    url = result.stderr.splitlines()[-1].removeprefix("modelmux: web UI: ")
+    url, overview = result.stderr.splitlines()[-1].removeprefix("modelmux: web UI: ").split("  overview: ")
     assert url.startswith(f"http://127.0.0.1:{web_port}/?token=")
+    assert overview == f"http://127.0.0.1:{world['port']}/modelmux/overview"
+    with urllib.request.urlopen(overview, timeout=5) as page:  # open: the page asks for the key itself
+        assert page.headers["content-type"] == "text/html; charset=utf-8"
     pid = procs.reported_pid(procs.health("127.0.0.1", world["port"], key=SECRET))
     assert b"/mitmweb\0" in Path(f"/proc/{pid}/cmdline").read_bytes()
     with urllib.request.urlopen(url, timeout=5) as page:
@@ -437,6 +440,17 @@ def test_serve_propagates_the_gateways_exit_status(world: dict, cli: Cli) -> Non
     assert result.returncode == 3
     as_child = cli("serve", env=fake_gateway(world, "exit 3\n") | {"MODELMUX_LAUNCH": "child"})
     assert as_child.returncode == 3
+
+
+def test_serve_names_the_overview_and_with_web_the_ui_in_its_first_line(world: dict, cli: Cli) -> None:
+    address = f"http://127.0.0.1:{world['port']}"
+    plain = cli("serve", env=fake_gateway(world, "exit 0\n"))
+    fake = fake_gateway(world, "exit 0\n")
+    web = cli("serve", "--web", "--web-port", "9191", env=fake | {"MODELMUX_MITMWEB": fake["MODELMUX_MITMDUMP"]})
+    assert (plain.returncode, web.returncode) == (0, 0)
+    line = f"modelmux: serving {world['config']} on {address}  overview: {address}/modelmux/overview"
+    assert plain.stderr.splitlines()[-1] == line
+    assert web.stderr.splitlines()[-1] == f"{line}  web UI: http://127.0.0.1:9191/ (with the token mitmweb prints)"
 
 
 def test_serve_on_a_port_taken_by_another_program(world: dict, cli: Cli) -> None:

@@ -192,6 +192,33 @@ def test_days_are_local_and_a_report_covers_the_last_n_of_them() -> None:
     assert inputs(7, MIDNIGHT - 1 - 6 * 24 * HOUR)[2] == 8 + 16  # later records are not in an earlier report
 
 
+def test_a_daily_report_adds_each_days_rows_oldest_first_and_leaves_the_rest_as_it_was() -> None:
+    tally = tally_of(
+        record(time=NOON - 2 * 24 * HOUR, ttft_ms=100.0),  # the 8th
+        record(time=NOON, provider="zai", credential="main", model="glm-4.6", ttft_ms=None, input_tokens=1,
+               cached_tokens=0, cache_write_tokens=0, output_tokens=2, status=429, error_type="rate_limit_error"),
+        record(time=NOON - 3 * 24 * HOUR),  # the 7th: before the period
+    )  # fmt: skip
+    plain = tally.report(3, "provider", NOON)
+    daily = tally.report(3, "provider", NOON, daily=True)
+    assert {k: v for k, v in daily.items() if k != "daily"} == plain
+    assert list(plain) == ["days", "by", "from", "to", "rows", "total"]  # the document as before
+    openai = {"requests": 1, "errors": 0, "input_tokens": 120, "cached_tokens": 3000, "cache_write_tokens": 5,
+              "output_tokens": 40, "ttft_p50_ms": 100.0, "ttft_p95_ms": 100.0}
+    zai = {"requests": 1, "errors": 1, "input_tokens": 1, "cached_tokens": 0, "cache_write_tokens": 0,
+           "output_tokens": 2, "ttft_p50_ms": None, "ttft_p95_ms": None}
+    none = {"requests": 0, "errors": 0, "input_tokens": 0, "cached_tokens": 0, "cache_write_tokens": 0,
+            "output_tokens": 0, "ttft_p50_ms": None, "ttft_p95_ms": None}
+    assert daily["daily"] == [
+        {"day": "2026-03-08", "rows": [{"provider": "openai", **openai}], "total": openai},
+        {"day": "2026-03-09", "rows": [], "total": none},
+        {"day": "2026-03-10", "rows": [{"provider": "zai", **zai}], "total": zai},
+    ]  # fmt: skip
+    assert [d["day"] for d in tally.report(1, "all", NOON, daily=True)["daily"]] == ["2026-03-10"]
+    assert tally.report(1, "model", NOON, daily=True)["daily"][0]["rows"] == [
+        {"provider": "zai", "model": "glm-4.6", **zai}]
+
+
 def test_an_empty_report_and_bad_queries() -> None:
     empty = Tally().report(7, "model", NOON)
     assert empty == {

@@ -66,6 +66,8 @@ def test_the_wheel_holds_every_package_the_bundled_routes_yaml_and_the_license(i
     modules = sorted(str(p.relative_to(REPO)) for p in (REPO / "modelmux").rglob("*.py"))
     assert [m for m in modules if m not in names] == []
     assert {"modelmux/routes.yaml", "modelmux/config/routes.schema.json", "modelmux/addons/chain.py"} <= names
+    static = sorted(str(p.relative_to(REPO)) for p in (REPO / "modelmux" / "static").iterdir() if p.is_file())
+    assert [f for f in static if f not in names] == []  # the overview page's files
     assert (REPO / "routes.yaml").read_bytes() == zipfile.ZipFile(installed.wheel).read("modelmux/routes.yaml")
     assert any(name.endswith(".dist-info/licenses/LICENSE") for name in names)
 
@@ -198,6 +200,8 @@ def test_with_no_routes_yaml_anywhere_it_serves_the_bundled_one(
         assert health["config"]["providers"] == ["anthropic"]
         models = httpx.get(f"http://127.0.0.1:{port}/v1/models").json()
         assert {"opus", "sonnet", "haiku"} <= {model["id"] for model in models["data"]}  # its aliases
+        page = httpx.get(f"http://127.0.0.1:{port}/modelmux/overview.js")  # the overview's files, from the wheel
+        assert (page.status_code, page.text) == (200, (REPO / "modelmux" / "static" / "overview.js").read_text())
     finally:
         end_process(process, 10)
     site = Path(health["config"]["path"]).parent
@@ -206,5 +210,6 @@ def test_with_no_routes_yaml_anywhere_it_serves_the_bundled_one(
     assert (tmp_path / f"serve-{port}.log").read_text().splitlines()[:2] == [
         f"modelmux: no routes.yaml in this directory or in {own}: using the bundled example, which passes every "
         f"model through to Anthropic; write your own at {own / 'routes.yaml'}",
-        f"modelmux: serving {site / 'routes.yaml'} on http://127.0.0.1:{port}",
+        f"modelmux: serving {site / 'routes.yaml'} on http://127.0.0.1:{port}  "
+        f"overview: http://127.0.0.1:{port}/modelmux/overview",
     ]

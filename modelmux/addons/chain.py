@@ -27,6 +27,7 @@ from modelmux.addons.inbound import InboundAuth
 from modelmux.addons.listeners import Listeners
 from modelmux.addons.local import LocalAPI
 from modelmux.addons.metrics import Metrics
+from modelmux.addons.overview import Overview
 from modelmux.addons.recorder import Recorder
 from modelmux.addons.redactor import Redactor
 from modelmux.addons.relay import Relay
@@ -52,6 +53,7 @@ def build(default_config: Path | None = None) -> list[object]:
     inbound = InboundAuth(settings)
     fleet = Fleet(settings, credentials, usage, inbound)
     discovery = Discovery(settings)
+    overview = Overview(settings)
     return [
         Guard(),  # first: it must be in place before any other addon can fail
         HeaderTimeout(),  # before any addon whose failing requestheaders hook would skip it
@@ -60,6 +62,7 @@ def build(default_config: Path | None = None) -> list[object]:
         Listeners(settings),
         inbound,
         LocalAPI(settings, credentials, usage, metrics),
+        overview.page,  # beside LocalAPI: the overview page and the recent errors, answered here
         traces.inputs,  # before the Router, which rewrites the request: the client's messages, for traces with content
         discovery,  # before the Router, which caps each request's output by what it knows
         Router(settings, credentials, direct, relay, discovery),
@@ -74,6 +77,7 @@ def build(default_config: Path | None = None) -> list[object]:
         Redactor(settings),  # after every addon that keeps a copy: it scrubs the keys an upstream echoed
         usage,  # after the Dashboard, whose response/error hooks complete the summary it counts
         metrics,  # after the Dashboard too: it counts the same summaries as Usage
+        overview,  # after the Dashboard and the Redactor: the recent errors, from the summaries
         traces,  # after the Dashboard: a span per summary, and (content) the stream the client got
         Recorder(settings),  # after every addon that writes the flow: it records the finished one
         Retention(),

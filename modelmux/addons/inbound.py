@@ -15,14 +15,16 @@ from mitmproxy import http
 from modelmux.addons import vault
 from modelmux.addons.answers import answer_error, request_path
 from modelmux.addons.notes import ensure_notes
+from modelmux.addons.overview import PAGES
 from modelmux.addons.settings import Settings
 from modelmux.config.types import ClientKey
 from modelmux.errors import GatewayError
 from modelmux.headers import KEY_HEADER, client_tokens
 
 # The launcher checks health without knowing the key; /healthz tells such a request
-# only that a modelmux answers (LocalAPI.health).
-OPEN_PATHS = {"/healthz"}
+# only that a modelmux answers (LocalAPI.health). The overview page's files hold no data:
+# the page asks for the key and sends it on its own requests (overview.py).
+OPEN_PATHS = {"/healthz", *PAGES}
 # The gateway's own API (pools, usage, resets, metrics): for server.api_key and keys
 # with admin: true. Model requests and the model list are for every key.
 OWN_API_PREFIX = "/modelmux/"

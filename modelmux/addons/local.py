@@ -35,6 +35,7 @@ PUBLIC_HEALTH = {"status": "ok", "service": "modelmux", "version": __version__}
 # A base URL written with /v1 (`ANTHROPIC_BASE_URL=http://127.0.0.1:7878/v1`) doubles it:
 # Anthropic clients append /v1/messages themselves.
 DOUBLED_V1 = "/v1/v1"
+DAILY = {"true": True, "false": False}  # /modelmux/usage?daily=
 
 
 class LocalAPI:
@@ -148,10 +149,15 @@ class LocalAPI:
         answer_json(flow, 200, routing.catalog_entry(config, name))
 
     def usage_report(self, flow: http.HTTPFlow) -> None:
-        """?days=N (default 7: the last 7 local days; 1: today) &by=provider|model|credential|client_key|all."""
-        days = flow.request.query.get("days", "7")
+        """?days=N (default 7: the last 7 local days; 1: today) &by=provider|model|credential|client_key|all
+        &daily=true (each day's rows too)."""
+        query = flow.request.query
+        days, daily = query.get("days", "7"), query.get("daily", "false")
         try:
-            document = self.usage.report(int(days) if days.isascii() and days.isdigit() else 0, flow.request.query.get("by", "all"))
+            if daily not in DAILY:
+                raise ValueError("daily: true or false")
+            document = self.usage.report(int(days) if days.isascii() and days.isdigit() else 0, query.get("by", "all"),
+                                         DAILY[daily])
         except ValueError as e:
             return answer_error(flow, GatewayError(400, str(e)))
         answer_json(flow, 200, document)

@@ -205,17 +205,17 @@ class Usage:
 
     # -- reports ----------------------------------------------------------------------
 
-    def report(self, days: int, by: str) -> dict[str, Any]:
+    def report(self, days: int, by: str, daily: bool = False) -> dict[str, Any]:
         """The GET /modelmux/usage document. Raises ValueError naming a bad argument."""
-        document = self.tally.report(days, by, time.time())
+        document = self.tally.report(days, by, time.time(), daily)
         return document | {"file": str(self.file.path) if self.file else None}
 
     @command.command("modelmux.usage")
-    def show(self, days: int = 7, by: str = "all") -> str:
+    def show(self, days: int = 7, by: str = "all", daily: bool = False) -> str:
         """Requests, errors, tokens and time to first token of the last `days` local days
         (1: today) as JSON, one row per provider, model, credential or, with `all`,
-        provider, credential and model."""
+        provider, credential and model; `daily`: the same for each day too."""
         try:
-            return json.dumps(self.report(days, by))
+            return json.dumps(self.report(days, by, daily))
         except ValueError as e:
             raise exceptions.CommandError(str(e)) from e

@@ -83,7 +83,11 @@ def serve(args: argparse.Namespace, _: list[str]) -> int:
     ensure_ports_free(cfg, gateway)
     if note := installed_example_note(cfg.path, os.environ):
         _note(note)
-    print(f"modelmux: serving {cfg.path} on http://{gateway.address}", file=sys.stderr, flush=True)
+    # mitmweb prints its UI's address with the token it makes up, once it listens.
+    web = f"  web UI: http://127.0.0.1:{args.web_port or MITMWEB_DEFAULT_PORT}/ (with the token mitmweb prints)" \
+        if args.web else ""
+    print(f"modelmux: serving {cfg.path} on http://{gateway.address}  overview: {gateway.overview_url}{web}",
+          file=sys.stderr, flush=True)
     if args.record:
         print(f"modelmux: recording the session to {args.record}", file=sys.stderr, flush=True)
     try:
@@ -159,7 +163,7 @@ def start_background(
     _note(f"started the gateway on {gateway.address} (pid {procs.reported_pid(info)}, log {gateway.log_file})")
     if web:
         url = procs.web_ui_url(gateway.log_file) or f"http://127.0.0.1:{web_port or MITMWEB_DEFAULT_PORT}"
-        _note(f"web UI: {url}")
+        _note(f"web UI: {url}  overview: {gateway.overview_url}")
 
 
 def ensure_ports_free(cfg: Config, gateway: Gateway) -> None:

@@ -29,6 +29,7 @@ HEALTH_TIMEOUT = 1.0
 CREDENTIALS_PATH = "/modelmux/credentials"
 RESET_PATH = "/modelmux/credentials/reset"
 USAGE_PATH = "/modelmux/usage"
+OVERVIEW_PATH = "/modelmux/overview"  # the gateway's page (modelmux/addons/overview.py)
 MAX_ANSWER = 1 << 20
 POLL_INTERVAL = 0.1
 START_TIMEOUT = 30.0
@@ -57,6 +58,10 @@ class Gateway:
     @property
     def address(self) -> str:
         return f"{url_host(self.host)}:{self.port}"
+
+    @property
+    def overview_url(self) -> str:
+        return f"http://{self.address}{OVERVIEW_PATH}"
 
     @property
     def pid_file(self) -> Path:
