@@ -27,6 +27,7 @@ from leaks import describe, find_leaks
 from mitmproxy import http
 from mitmproxy.io import FlowReader
 from modelmux.addons.overview import PAGES
+from modelmux.secrets import fingerprint
 from openai_upstream import error_reply, openai_like
 from test_dashboard_web import token_of
 from upstream import Behaviour, Received, Reply, Upstream, anthropic_like
@@ -82,7 +83,16 @@ def upstream(request: Received) -> Behaviour:
                                                       "retry-after": str(RETRY_AFTER)})
     if token == SECRETS["solo-main"]:
         return error_reply(401, f"Incorrect API key provided: {token}.", code="invalid_api_key")
+    if request.path.startswith("/mine/"):  # the client's own login: Anthropic says what is left of it
+        reply = anthropic_like(request)
+        assert isinstance(reply, Reply)
+        return Reply(reply.status, reply.body, {**reply.headers, **QUOTA_HEADERS})
     return openai_like(request) if "/chat/completions" in request.path else anthropic_like(request)
+
+
+QUOTA_HEADERS = {"anthropic-ratelimit-unified-status": "allowed",
+                 "anthropic-ratelimit-unified-5h-utilization": "0.42",
+                 "anthropic-ratelimit-unified-5h-reset": str(int(time.time()) + 7200)}
 
 
 @pytest.fixture
@@ -179,7 +189,10 @@ def test_the_overview_shows_a_cooling_credential_todays_usage_and_errors_and_no_
             ["pool-a", "cooling", "rate_limit, 10 min left (429: rate limited; the upstream said retry in 10 min)"],
             ["pool-b", "healthy", ""],
             ["solo-main", "needs attention", "auth, 6.0 h left (401: the key was refused (revoked, mistyped or out of credit?))"],
+            ["mine", fingerprint(SECRETS["client token"]), "api-key"],  # the client's own login, by its fingerprint
         ]  # fmt: skip
+        login = browser.evaluate("[...document.querySelectorAll('#credentials tbody tr')].at(-1).cells[3].innerText")
+        assert login.startswith("58% left · 5h 42%, resets in ")
         bars = browser.evaluate("[...document.querySelectorAll('svg.chart rect title')].map(t => t.textContent)")
         assert [bar for bar in bars if bar.startswith(today)] == [
             f"{today} pool: 3", f"{today} mine: 1", f"{today} solo: 1",

@@ -132,6 +132,17 @@ function renderCredentials(document_) {
   if (unpooled.length) {
     parts.push(el("p", { class: "muted" }, "without credentials of their own: " + unpooled.map(([n, why]) => `${n} (${why})`).join(", ")));
   }
+  // The quota of the clients' own logins on passthrough, each known by its token's fingerprint.
+  const logins = document_.client_logins || [];
+  if (logins.length) {
+    parts.push(el("div", { class: "pool" },
+      el("h3", {}, "client logins", el("span", { class: "muted" }, " · on passthrough, by their token's fingerprint")),
+      el("table", {},
+        el("thead", {}, el("tr", {}, ["provider", "login", "kind", "quota", "seen"].map((h) => el("th", {}, h)))),
+        el("tbody", {}, logins.map((l) => el("tr", {},
+          el("td", {}, l.provider), el("td", {}, l.login), el("td", {}, l.kind || "-"),
+          el("td", {}, quotaText(l.quota)), el("td", {}, localTime(l.quota.seen_at))))))));
+  }
   box.replaceChildren(...parts);
 }
 
