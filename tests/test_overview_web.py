@@ -201,6 +201,9 @@ def test_the_overview_shows_a_cooling_credential_todays_usage_and_errors_and_no_
         assert [line.split("\t")[:3] for line in by_provider.splitlines()] == [
             ["provider", "requests", "errors"], ["pool", "3", "0"], ["mine", "1", "0"], ["solo", "1", "1"],
             ["total", "5", "1"]]  # fmt: skip
+        by_key = browser.evaluate("[...document.querySelectorAll('#usage table')][3].innerText")
+        assert [line.split("\t")[:3] for line in by_key.splitlines()] == [
+            ["client_key", "requests", "errors"], ["default", "5", "1"], ["total", "5", "1"]]  # server.api_key's
         links = browser.evaluate("[...document.querySelectorAll('#errors a')].map(a => [a.href, a.rel, a.target])")
         assert links == [[e["link"], "noopener noreferrer", "_blank"] for e in errors["errors"]]
         browser.screenshot(artifact("overview.png"))

@@ -198,7 +198,7 @@ function svgSwatch(colour) {
   return svg("svg", { viewBox: "0 0 10 10", class: "swatch" }, svg("rect", { width: 10, height: 10, fill: colour }));
 }
 
-function renderUsage(period, daily, byProvider, byModel, byCredential) {
+function renderUsage(period, daily, byProvider, byModel, byCredential, byClientKey) {
   const days = daily.daily;
   const providers = [...new Set(days.flatMap((d) => d.rows.map((r) => r.provider)))];
   const requests = providers.map((p, i) => [p === null ? "-" : p, PALETTE[i % PALETTE.length],
@@ -212,6 +212,9 @@ function renderUsage(period, daily, byProvider, byModel, byCredential) {
     el("h3", {}, `by provider, ${span}`), usageTable(byProvider, ["provider"]),
     el("h3", {}, `by model, ${span}`), usageTable(byModel, ["provider", "model"]),
     el("h3", {}, `by credential, ${span}`), usageTable(byCredential, ["provider", "credential"]),
+    // Only where clients present keys of the gateway's (server.api_key, server.api_keys).
+    ...(byClientKey.rows.some((r) => r.client_key)
+      ? [el("h3", {}, `by client key, ${span}`), usageTable(byClientKey, ["client_key"])] : []),
   );
 }
 
@@ -265,12 +268,13 @@ async function load() {
   const period = Number($("period").value);
   const chartDays = Math.max(period, CHART_DAYS);
   try {
-    const [credentials, daily, byProvider, byModel, byCredential, errors] = await Promise.all([
+    const [credentials, daily, byProvider, byModel, byCredential, byClientKey, errors] = await Promise.all([
       getJSON("/modelmux/credentials"),
       getJSON(`/modelmux/usage?days=${chartDays}&by=provider&daily=true`),
       getJSON(`/modelmux/usage?days=${period}&by=provider`),
       getJSON(`/modelmux/usage?days=${period}&by=model`),
       getJSON(`/modelmux/usage?days=${period}&by=credential`),
+      getJSON(`/modelmux/usage?days=${period}&by=client_key`),
       getJSON("/modelmux/errors"),
     ]);
     $("key-form").hidden = true;
@@ -278,7 +282,7 @@ async function load() {
     $("data").hidden = false;
     notice("");
     renderCredentials(credentials);
-    renderUsage(period, daily, byProvider, byModel, byCredential);
+    renderUsage(period, daily, byProvider, byModel, byCredential, byClientKey);
     renderErrors(errors);
     $("updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
   } catch (e) {
