@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import tempfile
 import time
 from collections import Counter
@@ -43,6 +44,7 @@ LATENCY_MS = 50  # per answer: keeps requests really in flight together
 ANSWERED, BROKEN, UPSTREAM, REFUSED = "answered", "broken", "upstream error", "refused without an attempt"
 # The gateway's own words when it refuses without sending (refusals.py, outcomes.summary).
 _REFUSALS = ("no credential of provider", "every credential of provider", "(0 attempts)")
+_ATTEMPTS = re.compile(r"^no upstream could serve model .*? \((\d+) attempts?\)")
 
 
 def _credentials(*labels: str) -> str:
@@ -115,6 +117,10 @@ def classify(status: int, content_type: str, raw: bytes) -> str:
         except ValueError:
             return BROKEN
     message = json.loads(raw)["error"]["message"]
+    # After attempts, the summary also says why the providers it could not try were
+    # skipped ("every credential of provider ... is rate limited"): not a refusal.
+    if (attempts := _ATTEMPTS.search(message)) and attempts.group(1) != "0":
+        return UPSTREAM
     return REFUSED if any(words in message for words in _REFUSALS) else UPSTREAM
 
 
