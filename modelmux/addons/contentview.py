@@ -1,10 +1,10 @@
 """The "modelmux" content view: mitmweb shows a routed flow as both sides of the
-translation. Both start with what happened (the route, what the client got and why,
-each attempt with its URL and reason, and a pointer to the gateway's overview page).
-For the request, what was sent upstream, then the client's Anthropic body; for the
-response, the assembled answer (text, thinking, tool calls), the
-Anthropic stream the client received, and the upstream's own answer when it differed.
-The Dashboard keeps the bodies this needs (mitmproxy keeps no streamed body)."""
+translation. Both start with what happened: the route, what the client got and why,
+each attempt with its URL and reason, and the gateway's overview page. For the
+request, what was sent upstream, then the client's Anthropic body; for the response,
+the assembled answer (text, thinking, tool calls), the Anthropic stream the client
+received, and the upstream's own answer when it differed. The Dashboard keeps the
+bodies this needs (mitmproxy keeps no streamed body)."""
 
 from __future__ import annotations
 
@@ -65,7 +65,8 @@ def _request_blocks(data: bytes, request: http.Request, notes: dict[str, Any], o
         blocks += [heading(f"sent to {attempt['provider']}/{attempt['credential']} (failed attempt: "
                            f"{attempt.get('outcome')})"), f"POST {attempt.get('upstream') or '(not sent)'}"]
         body = attempt.get("request_body")
-        blocks.append("(the same body as sent upstream above)" if body is None else transcript.pretty(body, "application/json"))
+        blocks.append("(the same body as sent upstream above)" if body is None
+                      else transcript.pretty(body, "application/json"))
     blocks += [heading("client sent (Anthropic)"),
                "(the same body)" if original is None else transcript.pretty(original, content_type)]
     return blocks
@@ -107,8 +108,9 @@ def _about(notes: dict[str, Any], overview: str | None) -> str:
     attempts = notes.get("attempts") or []
     if len(attempts) > 1 or any("error" in a for a in attempts):
         lines.append("attempts:")
-        lines += [f"  {i}. {a['provider']}/{a['credential']} {a.get('outcome', '…')} at {a.get('upstream') or '(not sent)'}"
-                  + (f": {a['error']}" if a.get("error") else "") for i, a in enumerate(attempts, 1)]
+        lines += [f"  {i}. {a['provider']}/{a['credential']} {a.get('outcome', '…')} "
+                  f"at {a.get('upstream') or '(not sent)'}" + (f": {a['error']}" if a.get("error") else "")
+                  for i, a in enumerate(attempts, 1)]
     if overview:
         lines.append(f"overview: {overview}")
     return "\n".join(lines)
