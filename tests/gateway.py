@@ -64,6 +64,7 @@ class Gateway:
         self.env = {**os.environ, "MODELMUX_STATE_DIR": str(directory / "state"), **(env or {})}
         self.extra_args = (extra_args or []) + ([] if model_lists else ["--set", "modelmux_model_lists=false"])
         self.mode = mode or f"reverse:https://api.anthropic.com@127.0.0.1:{self.port}"
+        self.listen = ("127.0.0.1", self.port) if mode is None else (None, None)  # mitmweb's footer
         self.web = web
         self.web_port = free_port() if web else None
         self.web_url = ""
@@ -78,7 +79,7 @@ class Gateway:
             str(MITMWEB if self.web else MITMDUMP), "-s", str(REPO / "addons" / "router.py"),
             "--mode", self.mode,
             "--set", f"modelmux_config={self.config}",
-            *(web_options(self.web_port) if self.web else []),
+            *(web_options(self.web_port, *self.listen) if self.web else []),
             *self.extra_args,
         ]
 

@@ -13,12 +13,12 @@ from typing import Any
 
 import httpx
 import pytest
-from gateway import Gateway
+from gateway import Gateway, free_port
 from mitmproxy import contentviews, io
 from mitmproxy.test import taddons
 import gemini_upstream as gem
 from openai_upstream import GREETING, OAI_KEY, error_reply, openai_like, sse, text_chunks
-from upstream import Reply, Stream, Upstream, anthropic_like, message_events
+from upstream import Hang, Reply, Stream, Upstream, anthropic_like, message_events
 
 from modelmux.addons.contentview import ModelmuxContentview
 from modelmux.addons.dashboard import line
@@ -27,6 +27,7 @@ V_A, V_B = "sk-vendor-aaaaaaaaaaaa1111", "sk-vendor-bbbbbbbbbbbb2222"
 CLIENT_TOKEN = "sk-ant-oat01-dashboard-client-9999"
 G_KEY = "AIzaSyDashboard-gggggggggggggggggggg7"
 ENV = {"OAI_KEY": OAI_KEY, "V_A": V_A, "V_B": V_B, "G_KEY": G_KEY}
+DEAD_PORT = free_port()  # nothing listens there
 RATE_LIMITED = Reply(429, json.dumps({"type": "error", "error": {"type": "rate_limit_error", "message": "slow down"}}).encode())
 
 
@@ -49,11 +50,15 @@ providers:
     credentials: [{{label: v-a, key: "${{V_A}}"}}, {{label: v-b, key: "${{V_B}}"}}]
   oai: {{protocol: openai-chat, base_url: "{upstreams['oai'].url}/v1", credentials: [{{label: oai-main, key: "${{OAI_KEY}}"}}]}}
   google: {{protocol: gemini, base_url: "{upstreams['oai'].url}/v1beta", credentials: [{{label: g-main, key: "${{G_KEY}}"}}]}}
+  slow: {{protocol: openai-chat, base_url: "{upstreams['oai'].url}/slow/v1", response_timeout: 1, credentials: [{{label: slow-main, key: "${{OAI_KEY}}"}}]}}
+  gone: {{protocol: openai-chat, base_url: "http://127.0.0.1:{DEAD_PORT}/v1", query: {{sig: "${{OAI_KEY}}"}}, credentials: [{{label: gone-main, key: "${{OAI_KEY}}"}}]}}
 routes:
   - {{match: "gpt-*", provider: oai, model: gpt-test}}
   - {{match: "gemini-*", provider: google, model: "gemini-2.5-flash(2048)"}}
   - {{match: "vendor-*", provider: vendor, model: vendor-model}}
   - {{match: "echo-*", provider: anthropic, fallback: [{{provider: vendor, model: vendor-model}}]}}
+  - {{match: "slow-*", provider: slow, model: gpt-slow}}
+  - {{match: "gone-*", provider: gone, model: gpt-gone, fallback: [{{provider: vendor, model: vendor-model}}]}}
 default: {{provider: anthropic}}
 """
     with Gateway(directory, routes, ENV, ["-w", str(directory / "flows.mitm")]) as gw:
@@ -113,14 +118,15 @@ def test_a_translated_stream_keeps_both_sides(gateway, upstreams):
         "client_key": None,
         "status": 200, "error_type": None, "stop_reason": "end_turn", "stream": True, "input_tokens": 12,
         "cached_tokens": 0,
-        "cache_write_tokens": 0, "output_tokens": 7, "attempts": 1, "failover": ["oai/oai-main 200"],
+        "cache_write_tokens": 0, "output_tokens": 7, "tokens_estimated": False, "attempts": 1,
+        "failover": ["oai/oai-main 200"],
         "quota": None,  # OpenAI Chat names no quota
         "login": None,  # the client's own login on passthrough, when its answer names a quota (test_quota_gateway.py)
     }
     assert 0 < summary["ttft_ms"] <= summary["total_ms"]
     assert abs(summary["time"] - time.time()) < 60
-    assert re.fullmatch(r"gpt-dash-stream → oai/gpt-test \[routes\[0\]\] · oai-main · 200 · in 12 out 7 · "
-                        r"ttft \d+ ms · \d+ ms", flow.comment), flow.comment
+    assert re.fullmatch(r"200 · gpt-dash-stream → oai/gpt-test · in 12 out 7 · ttft \d+ ms · \d+ ms · "
+                        r"oai-main \[routes\[0\]\]", flow.comment), flow.comment
     # The record: what went upstream, what came back, what the client got.
     assert flow.request.content == upstreams["oai"].received[0].body
     assert flow.request.pretty_url == f"{upstreams['oai'].url}/v1/chat/completions"
@@ -136,8 +142,13 @@ def test_a_translated_stream_keeps_both_sides(gateway, upstreams):
     assert "── client received (Anthropic) ──\n\nevent: message_start\n" in response_view
     assert "── upstream answered (openai-chat) ──\n\nHTTP 200\n\n{\"id\":" in response_view
     request_view = rendered(flow.request, flow)
+    # What went upstream comes first, right after what happened; the client's body last.
+    assert request_view.startswith(
+        "model: gpt-dash-stream → oai/gpt-test\nroute: routes[0]\ncredential: oai-main\nclient got: 200\n"
+        f"overview: {gateway.url}/modelmux/overview\n\n"
+        f"── sent upstream (openai-chat) ──\n\nPOST {upstreams['oai'].url}/v1/chat/completions\n\n{{\n  \"model\": \"gpt-test\""
+    ), request_view[:600]
     assert '── client sent (Anthropic) ──\n\n{\n  "model": "gpt-dash-stream"' in request_view
-    assert f"── sent upstream (openai-chat) ──\n\nPOST {upstreams['oai'].url}/v1/chat/completions\n\n{{\n  \"model\": \"gpt-test\"" in request_view
 
 
 def test_a_gemini_stream_shows_its_effort_thoughts_and_tokens(gateway, upstreams):
@@ -148,8 +159,8 @@ def test_a_gemini_stream_shows_its_effort_thoughts_and_tokens(gateway, upstreams
     summary = flow.metadata["modelmux"]["summary"]
     assert (summary["provider"], summary["model"], summary["credential"]) == ("google", "gemini-2.5-flash(2048)", "g-main")
     assert (summary["input_tokens"], summary["cached_tokens"], summary["output_tokens"]) == (20, 10, 9)
-    assert re.fullmatch(r"gemini-dash → google/gemini-2\.5-flash\(2048\) \[routes\[1\]\] · g-main · 200 · "
-                        r"in 20 \+10 cached out 9 · ttft \d+ ms · \d+ ms", flow.comment), flow.comment
+    assert re.fullmatch(r"200 · gemini-dash → google/gemini-2\.5-flash\(2048\) · in 20 \+10 cached out 9 · "
+                        r"ttft \d+ ms · \d+ ms · g-main \[routes\[1\]\]", flow.comment), flow.comment
     assert flow.request.pretty_url == (f"{upstreams['oai'].url}/v1beta/models/gemini-2.5-flash"
                                        ":streamGenerateContent?alt=sse")
     assert flow.request.headers["x-goog-api-key"] == "g-main…ggg7"
@@ -184,7 +195,8 @@ def test_a_failover_shows_the_path_and_the_winning_request(gateway, upstreams):
     assert (summary["attempts"], summary["failover"], summary["credential"]) == (
         2, ["vendor/v-a 429", "vendor/v-b 200"], "v-b")
     assert flow.marked == ":arrows_counterclockwise:"
-    assert "· vendor/v-a 429 → vendor/v-b 200 · 200 ·" in flow.comment
+    assert re.fullmatch(r"🔄 200 · vendor-dash → vendor/vendor-model · in 12 out 7 · \d+ ms · "
+                        r"vendor/v-a 429 → vendor/v-b 200 \[routes\[2\]\]", flow.comment), flow.comment
     # The relay is not what the record shows: the last attempt's request is.
     assert flow.request.pretty_url == f"{upstreams['anthropic'].url}/vendor/v1/messages"
     assert flow.request.headers["x-api-key"] == "v-b…2222"
@@ -192,6 +204,11 @@ def test_a_failover_shows_the_path_and_the_winning_request(gateway, upstreams):
     failed = notes["attempts"][0]
     assert (failed["request_body"], json.loads(failed["response_body"])["error"]["type"]) == (None, "rate_limit_error")
     assert "── vendor/v-a answered 429 (failed attempt) ──" in rendered(flow.response, flow)
+    request_view = rendered(flow.request, flow)
+    vendor = f"{upstreams['anthropic'].url}/vendor/v1/messages"
+    assert (f"attempts:\n  1. vendor/v-a 429 at {vendor}: slow down\n  2. vendor/v-b 200 at {vendor}\n"
+            f"overview: {gateway.url}/modelmux/overview\n\n── sent upstream (anthropic) ──\n\nPOST {vendor}\n") in request_view
+    assert "── sent to vendor/v-a (failed attempt: 429) ──\n\nPOST " + vendor + "\n\n(the same body as sent upstream above)" in request_view
 
 
 def test_an_upstream_error_is_marked_and_its_echoed_key_scrubbed(gateway, upstreams):
@@ -209,25 +226,49 @@ def test_local_and_refused_answers_are_told_apart(gateway):
     httpx.get(f"{gateway.url}/healthz")
     local = saved(gateway, lambda f: f.request.path == "/healthz")
     assert (local.comment, local.marked, local.metadata["modelmux"]["summary"]["kind"]) == (
-        "local · GET /healthz · 200", ":house:", "local")
+        "🏠 200 · GET /healthz", ":house:", "local")
     httpx.post(f"{gateway.url}/v1/messages/count_tokens", json={"model": "gpt-dash-count", "messages": []})
     counted = saved(gateway, by_model("gpt-dash-count"))
-    assert counted.comment == "local · gpt-dash-count → oai/gpt-test [routes[0]] · count_tokens answered locally (estimate) · 200"
+    assert counted.comment == "🏠 200 · gpt-dash-count → oai/gpt-test [routes[0]] · count_tokens answered locally (estimate)"
     httpx.post(f"{gateway.url}/v1/messages", content=b"{not json", headers={"x-dash": "refused"})
     refused = saved(gateway, lambda f: f.request.headers.get("x-dash") == "refused")
     assert refused.metadata["modelmux"]["summary"]["kind"] == "refused"
-    assert refused.comment.startswith("modelmux 400 invalid_request_error: request body is not valid JSON")
+    assert refused.comment.startswith("⚠ 400 invalid_request_error · modelmux: request body is not valid JSON")
     assert refused.marked == ":warning:"
 
 
-def test_the_line_reads_cached_tokens_and_seconds():
-    summary = {"kind": "routed", "requested_model": "m", "provider": "p", "model": "u", "route": None,
-               "credential": "k", "status": 200, "error_type": None, "input_tokens": 5, "cached_tokens": 3000,
-               "output_tokens": 40, "ttft_ms": 812.4, "total_ms": 2345.6, "stream": True, "failover": ["p/k 200"]}
-    assert line(summary) == "m → p/u · k · 200 · in 5 +3000 cached out 40 · ttft 812 ms · 2.35 s"
-    failed = {**summary, "status": 0, "error_type": None, "input_tokens": 0, "cached_tokens": 0, "output_tokens": 0,
-              "ttft_ms": None, "failover": ["p/k reset", "q/j timeout"]}
-    assert line(failed) == "m → p/u · p/k reset → q/j timeout · no answer · 2.35 s"
+SUMMARY = {"kind": "routed", "method": "POST", "path": "/v1/messages", "requested_model": "m", "provider": "p",
+           "model": "u", "route": "routes[0]", "credential": "k", "status": 200, "error_type": None,
+           "input_tokens": 5, "cached_tokens": 3000, "output_tokens": 40, "tokens_estimated": False,
+           "ttft_ms": 812.4, "total_ms": 2345.6, "stream": True, "attempts": 1, "failover": ["p/k 200"], "quota": None}
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({}, "200 · m → p/u · in 5 +3000 cached out 40 · ttft 812 ms · 2.35 s · k [routes[0]]"),
+    ({"attempts": 2, "failover": ["p/j 429", "p/k 200"], "stream": False, "total_ms": 48.2},
+     "🔄 200 · m → p/u · in 5 +3000 cached out 40 · 48 ms · p/j 429 → p/k 200 [routes[0]]"),
+    ({"status": 401, "error_type": "authentication_error", "input_tokens": 0, "cached_tokens": 0, "output_tokens": 0,
+      "ttft_ms": None, "stream": False, "failover": ["p/k 401"]},
+     "❌ 401 authentication_error · m → p/u · 2.35 s · k [routes[0]]"),
+    ({"status": 504, "error_type": "timeout_error", "input_tokens": 0, "cached_tokens": 0, "output_tokens": 0,
+      "ttft_ms": None, "stream": False, "failover": ["p/k timeout"], "total_ms": 1004.0},
+     "❌ 504 timeout_error · m → p/u · 1.00 s · k timeout [routes[0]]"),
+    ({"error_type": "api_error", "input_tokens": 9, "cached_tokens": 0, "output_tokens": 0, "tokens_estimated": True,
+      "failover": ["p/k reset"], "total_ms": 7.0},
+     "⚠ 200, then api_error · m → p/u · in 9 (estimate) out 0 · 7 ms · k reset [routes[0]]"),
+    ({"status": 502, "error_type": "api_error", "input_tokens": 0, "cached_tokens": 0, "output_tokens": 0,
+      "ttft_ms": None, "attempts": 2, "failover": ["p/k connect", "q/j 429"], "route": None},
+     "❌🔄 502 api_error · m → p/u · 2.35 s · p/k connect → q/j 429"),
+    ({"status": 0, "input_tokens": 0, "cached_tokens": 0, "output_tokens": 0, "ttft_ms": None, "attempts": 2,
+      "failover": ["p/k reset", "q/j timeout"]},
+     "❌🔄 no answer · m → p/u · 2.35 s · p/k reset → q/j timeout [routes[0]]"),
+    ({"quota": {"windows": [{"name": "5h", "used": 0.42}, {"name": "7d", "used": None}]}},
+     "200 · m → p/u · in 5 +3000 cached out 40 · ttft 812 ms · 2.35 s · k [routes[0]] · quota 5h 42%"),
+    ({"kind": "forwarded", "path": "/v1/files", "method": "GET", "provider": "anthropic", "total_ms": 85.0},
+     "200 · passthrough GET /v1/files → anthropic · 85 ms"),
+])
+def test_the_line_puts_what_the_client_got_first(change: dict, expected: str) -> None:
+    assert line({**SUMMARY, **change}) == expected
 
 
 def test_a_stream_that_breaks_off_counts_as_an_error(gateway, upstreams):
@@ -237,9 +278,17 @@ def test_a_stream_that_breaks_off_counts_as_an_error(gateway, upstreams):
     assert answer.content.count(b"event: error\n") == 1 and b"broke off its answer mid-stream" in answer.content
     flow = saved(gateway, by_model("gpt-dash-broken"))
     summary = flow.metadata["modelmux"]["summary"]
-    assert (summary["status"], summary["error_type"], flow.marked) == (200, "api_error", ":x:")
-    assert re.search(r" · provider 'oai' \(http://127\.0\.0\.1:\d+\) closed the connection without a complete answer", flow.comment), flow.comment
+    assert (summary["status"], summary["error_type"], flow.marked) == (200, "api_error", ":warning:")
+    # The client got a 200 and then an error event; the input count is modelmux's own
+    # estimate, which message_start carried: the upstream's usage never came.
+    assert (summary["input_tokens"], summary["tokens_estimated"]) == (9, True)
+    assert re.fullmatch(r"⚠ 200, then api_error · gpt-dash-broken → oai/gpt-test · in 9 \(estimate\) out 0 · "
+                        r"\d+ ms · oai-main reset \[routes\[0\]\]", flow.comment), flow.comment
     assert summary["ttft_ms"] is not None
+    # The flow is finished, and says why it broke off where mitmproxy said only "peer closed".
+    assert flow.response.timestamp_end is not None
+    assert re.fullmatch(r"provider 'oai' \(http://127\.0\.0\.1:\d+\) closed the connection without a complete "
+                        r"answer: HTTP/1 protocol error: .*", flow.error.msg), flow.error.msg
 
 
 def test_a_relayed_flow_keeps_no_client_token_even_where_an_upstream_echoed_it(gateway, upstreams):
@@ -262,3 +311,37 @@ def test_a_relayed_flow_keeps_no_client_token_even_where_an_upstream_echoed_it(g
     assert b"invalid token client\xe2\x80\xa69999" in failed["response_body"]
     assert dict(flow.metadata["modelmux"]["client_request"]["headers"])["authorization"] == "Bearer client…9999"
     assert CLIENT_TOKEN.encode() not in Path(gateway.flows).read_bytes()  # type: ignore[attr-defined]
+
+
+def test_a_timeout_is_a_finished_flow_with_the_answer_the_client_got(gateway, upstreams):
+    upstreams["oai"].reply = lambda r: Hang()
+    answer = post(gateway, "slow-dash")
+    assert answer.status_code == 504
+    flow = saved(gateway, by_model("slow-dash"))
+    # mitmproxy sent the page from outside the flow: the flow shows it as its response.
+    assert (flow.response.status_code, flow.response.content) == (504, answer.content)
+    assert flow.response.headers["content-type"] == "application/json"
+    assert flow.response.timestamp_end is not None
+    reason = f"provider 'slow' (http://127.0.0.1:{upstreams['oai'].port}) did not answer within 1 s (response_timeout)"
+    assert json.loads(answer.content)["error"] == {"type": "timeout_error", "message": reason}
+    assert flow.error.msg == reason  # not mitmproxy's "server closed connection"
+    assert re.fullmatch(r"❌ 504 timeout_error · slow-dash → slow/gpt-slow · 1\.\d\d s · slow-main timeout "
+                        r"\[routes\[4\]\]", flow.comment), flow.comment
+    assert flow.marked == ":x:"
+    assert f"client got: 504 timeout_error: {reason}\n" in rendered(flow.request, flow)
+
+
+def test_a_failed_attempt_says_why_and_where_without_the_query(gateway, upstreams):
+    """The trail said only `connect`; the reason and the address were in the log alone."""
+    assert post(gateway, "gone-dash").status_code == 200
+    flow = saved(gateway, by_model("gone-dash"))
+    failed = flow.metadata["modelmux"]["attempts"][0]
+    url = f"http://127.0.0.1:{DEAD_PORT}/v1/chat/completions"
+    reason = f"provider 'gone' ({url}) cannot be connected to: [Errno 111] Connect call failed ('127.0.0.1', {DEAD_PORT})"
+    assert (failed["outcome"], failed["upstream"], failed["error"]) == ("connect", url, reason)
+    assert re.fullmatch(r"🔄 200 · gone-dash → vendor/vendor-model · in 12 out 7 · \d+ ms · gone/gone-main connect → "
+                        r"vendor/v-a 200 \[routes\[5\]\]", flow.comment), flow.comment
+    request_view = rendered(flow.request, flow)
+    assert f"attempts:\n  1. gone/gone-main connect at {url}: {reason}\n  2. vendor/v-a 200 at " in request_view
+    assert f"── sent to gone/gone-main (failed attempt: connect) ──\n\nPOST {url}\n\n{{" in request_view
+    assert OAI_KEY not in request_view and OAI_KEY not in flow.comment

@@ -20,10 +20,11 @@ import pytest
 from browser import WAIT, Browser, find_chromium
 from gateway import Gateway
 from leaks import describe, find_leaks, finished_flows, mitmweb_surfaces
+from claude_code_requests import claude_code_turn
 from openai_upstream import (
     GREETING, ROUTES_ENV, client, error_reply, openai_like, routes_yaml, sse, text_chunks, usage,
 )
-from upstream import Behaviour, Received, Reply, Stream, Upstream, anthropic_like
+from upstream import Behaviour, Hang, Received, Reply, Stream, Upstream, anthropic_like
 
 CHROMIUM = find_chromium()
 needs_chromium = pytest.mark.skipif(
@@ -38,6 +39,7 @@ ASSEMBLED = "── assembled ──"
 USAGE = {"input_tokens": 30, "output_tokens": 11, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
 ANSWER = [f"[thinking] {REASONING}", STREAMED, f"[stop_reason end_turn] usage {json.dumps(USAGE)}"]
 HEADING = re.compile(r"^── .* ──$", re.M)
+TOOL_SCHEMAS = json.loads((Path(__file__).parent / "data" / "claude_code_tool_schemas.json").read_text())
 
 
 @pytest.fixture
@@ -74,22 +76,22 @@ def test_the_flow_list_shows_summaries_and_a_stream_shows_its_assembled_text(
 
         flows = finished_flows(gateway, 5)  # and the gateway's own /healthz polls while it started
         comments = [flow["comment"] for flow in flows]
-        head = r"claude-sonnet-4-5 → oai/gpt-test \[routes\[0\]\] · oai-main · 200"
-        streamed = [f for f in flows if re.fullmatch(rf"{head} · in 30 out 11 · ttft \d+ ms · [\d.]+ m?s", f["comment"])]
-        whole = [f for f in flows if re.fullmatch(rf"{head} · in 12 out 7 · [\d.]+ m?s", f["comment"])]
+        head, tail = r"200 · claude-sonnet-4-5 → oai/gpt-test", r"[\d.]+ m?s · oai-main \[routes\[0\]\]"
+        streamed = [f for f in flows if re.fullmatch(rf"{head} · in 30 out 11 · ttft \d+ ms · {tail}", f["comment"])]
+        whole = [f for f in flows if re.fullmatch(rf"{head} · in 12 out 7 · {tail}", f["comment"])]
         assert (len(streamed), len(whole)) == (1, 1), comments
         assert comments[-2:] == [
-            "local · GET /healthz · 200",
-            "modelmux 404 not_found_error: model 'unrouted-model' matches no route in routes.yaml and there is no "
-            "default; models that exist: claude-sonnet-4-5",
+            "🏠 200 · GET /healthz",
+            "⚠ 404 not_found_error · modelmux: model 'unrouted-model' matches no route in routes.yaml and there is "
+            "no default; models that exist: claude-sonnet-4-5",
         ]
 
         browser.open(f"{gateway.web_url}#/flows")
         assert shown_comments(browser, gateway) == comments
         headers = browser.evaluate("[...document.querySelectorAll('.flow-table thead th')].map(th => th.innerText)")
-        # The launcher's columns, in its order. mitmweb adds unlabelled ones of its own
-        # (quick actions; 12.3 one more), which are not ours to pin.
-        assert [header for header in headers if header] == ["Status", "Time", "Comment"], headers
+        # The launcher's one column. mitmweb adds unlabelled ones of its own (quick
+        # actions; 12.3 one more), which are not ours to pin.
+        assert [header for header in headers if header] == ["Comment"], headers
         cut = browser.evaluate("[...document.querySelectorAll('td.col-comment')]"
                                ".filter(td => td.scrollWidth > td.clientWidth).map(td => td.innerText)")
         # A model call's summary fits its cell whole in a 1600 px window, not cut off with "…"
@@ -118,6 +120,107 @@ def test_the_flow_list_shows_summaries_and_a_stream_shows_its_assembled_text(
         api = gateway.web_api(f"/flows/{streamed[0]['id']}/response/content/modelmux.json").json()
         assert _lines(text) == _lines(api["text"])  # the page shows all of it, not a cut-off prefix
         browser.screenshot(artifact("dashboard-response.png"))
+
+
+# -- failures, and a real-size request --------------------------------------------------
+
+FAILING_ROUTES = """
+providers:
+  pool: {{protocol: openai-chat, base_url: "{url}/pool/v1", credentials: [{{label: pool-a, key: "${{POOL_A}}"}}, {{label: pool-b, key: "${{POOL_B}}"}}]}}
+  slow: {{protocol: openai-chat, base_url: "{url}/slow/v1", response_timeout: 1, credentials: [{{label: s1, key: "${{POOL_B}}"}}]}}
+  cut: {{protocol: openai-chat, base_url: "{url}/cut/v1", credentials: [{{label: c1, key: "${{POOL_B}}"}}]}}
+  shut: {{protocol: openai-chat, base_url: "{url}/shut/v1", credentials: [{{label: k1, key: "${{POOL_B}}"}}]}}
+  oai: {{protocol: openai-chat, base_url: "{url}/v1", credentials: [{{label: oai-main, key: "${{POOL_B}}"}}]}}
+routes:
+  - {{match: "pool-*", provider: pool, model: gpt-pool}}
+  - {{match: "slow-*", provider: slow, model: gpt-slow}}
+  - {{match: "cut-*", provider: cut, model: gpt-cut}}
+  - {{match: "shut-*", provider: shut, model: gpt-shut}}
+default: {{provider: oai, model: gpt-test}}
+"""
+FAILING_ENV = {"POOL_A": "sk-pool-aaaaaaaaaaaaaaaa-1111", "POOL_B": "sk-pool-bbbbbbbbbbbbbbbb-2222"}
+# Each one whole in the list, with a flow open beside it (1600 px): what the client got first.
+FAILURES = {
+    "failover": r"🔄 200 · pool-x → pool/gpt-pool · in 12 out 7 · \d+ ms · pool/pool-a 429 → pool/pool-b 200 \[routes\[0\]\]",
+    "timeout": r"❌ 504 timeout_error · slow-x → slow/gpt-slow · 1\.\d\d s · s1 timeout \[routes\[1\]\]",
+    "broken": r"⚠ 200, then api_error · cut-x → cut/gpt-cut · in \d+ \(estimate\) out 0 · \d+ ms · c1 reset \[routes\[2\]\]",
+    "error": r"❌ 401 authentication_error · shut-x → shut/gpt-shut · \d+ ms · k1 \[routes\[3\]\]",
+}
+UPSTREAM_HEADING = "── sent upstream (openai-chat) ──"
+
+
+def failing_upstream(request: Received) -> Behaviour:
+    if request.path.startswith("/slow/"):
+        return Hang()
+    if request.path.startswith("/cut/"):
+        return Stream(sse(text_chunks(), done=False)[:3], complete=False)
+    if request.path.startswith("/shut/") or token_of(request) == FAILING_ENV["POOL_A"]:
+        return error_reply(429 if request.path.startswith("/pool/") else 401, "no", code="no")
+    return streamed_translation(request)
+
+
+def claude_code_request() -> dict[str, Any]:
+    """A turn as Claude Code sends it, with its real tools: some 900 lines as JSON."""
+    body = claude_code_turn()
+    body["tools"] = [{"name": name, "description": f"The {name} tool", "input_schema": schema}
+                     for name, schema in TOOL_SCHEMAS.items()]
+    return body
+
+
+@needs_chromium
+def test_failures_read_whole_beside_an_open_flow_which_leads_with_its_upstream_request(
+    tmp_path: Path, server: Upstream, artifact: Callable[[str], Path]
+) -> None:
+    server.reply = failing_upstream
+    with Gateway(tmp_path, FAILING_ROUTES.format(url=server.url), FAILING_ENV, web=True) as gateway, \
+            Browser(CHROMIUM) as browser:
+        sdk = anthropic.Anthropic(base_url=gateway.url, api_key="sk-ant-api03-client-web-7777", max_retries=0)
+        hi = [{"role": "user", "content": "hi"}]
+        assert sdk.messages.create(model="pool-x", max_tokens=16, messages=hi).content[0].text == GREETING
+        with pytest.raises(anthropic.InternalServerError) as timed_out:
+            sdk.messages.create(model="slow-x", max_tokens=16, messages=hi)
+        assert (timed_out.value.status_code, timed_out.value.body["error"]["type"]) == (504, "timeout_error")
+        with pytest.raises(anthropic.APIStatusError) as broke, sdk.messages.stream(model="cut-x", max_tokens=16, messages=hi) as stream:
+            stream.get_final_text()
+        assert broke.value.status_code == 200  # the error came as an event, after the answer began
+        with pytest.raises(anthropic.AuthenticationError):
+            sdk.messages.create(model="shut-x", max_tokens=16, messages=hi)
+        claude_code = claude_code_request()
+        answer = httpx.post(f"{gateway.url}/v1/messages", json=claude_code, timeout=30,
+                            headers={"x-api-key": "sk-ant-api03-client-web-7777", "anthropic-version": "2023-06-01"})
+        assert answer.status_code == 200 and "event: message_stop" in answer.text and "event: error" not in answer.text
+
+        flows = finished_flows(gateway, 6)
+        by_kind = {kind: [f for f in flows if re.fullmatch(pattern, f["comment"])] for kind, pattern in FAILURES.items()}
+        assert {kind: len(found) for kind, found in by_kind.items()} == dict.fromkeys(FAILURES, 1), \
+            [f["comment"] for f in flows]
+        timeout = by_kind["timeout"][0]
+        # The timeout is a finished flow: it has the answer the client got.
+        assert (timeout["response"]["status_code"], timeout["error"]["msg"]) == (
+            504, f"provider 'slow' ({server.url}) did not answer within 1 s (response_timeout)")
+        [claude] = [f for f in flows if f["comment"].startswith("200 · claude-sonnet-4-5 → oai/gpt-test")]
+
+        browser.open(f"{gateway.web_url}#/flows")
+        assert shown_comments(browser, gateway) == [flow["comment"] for flow in flows]
+        assert f"127.0.0.1:{gateway.port}" in browser.wait_for_text("mitmproxy")  # the footer: where the gateway is
+        assert "*:8080" not in browser.text()
+        browser.screenshot(artifact("dashboard-failures-list.png"))
+
+        # A flow open beside the list: each failure's summary still shows whole.
+        browser.open(f"{gateway.web_url}#/flows/{claude['id']}/request")
+        text = browser.wait_for("(p => p && p.innerText.includes('Show more') && p.innerText)"
+                                "(document.querySelector('.contentview pre'))", "the request's content view")
+        cut = browser.evaluate("[...document.querySelectorAll('td.col-comment')]"
+                               ".filter(td => td.scrollWidth > td.clientWidth).map(td => td.innerText)")
+        assert [found[0]["comment"] for found in by_kind.values() if found[0]["comment"] in cut] == []
+        # A real Claude Code request is past mitmweb's 512-line cut; what went upstream is before it.
+        shown = text.split("Show more")[0]
+        assert UPSTREAM_HEADING in shown and f"POST {server.url}/v1/chat/completions" in shown
+        assert '"model": "gpt-test"' in shown.split(UPSTREAM_HEADING, 1)[1]
+        assert f"overview: {gateway.url}/modelmux/overview" in shown
+        api = gateway.web_api(f"/flows/{claude['id']}/request/content/modelmux.json").json()
+        assert len(_lines(api["text"])) > 512 and "── client sent (Anthropic) ──" not in shown
+        browser.screenshot(artifact("dashboard-translated-request.png"))
 
 
 def shown_comments(browser: Browser, gateway: Gateway) -> list[str]:

@@ -434,7 +434,7 @@ def test_every_attempt_is_recorded_on_the_flow(gateway, upstreams):
         ("zai", "b", f"{upstreams['pool'].url}/v1/messages", 200, 200),
     ]
     assert all(a["ms"] >= 0 for a in attempts)
-    assert re.fullmatch(r"pool-7 → zai/pool-7 \[routes\[2\]\] · zai/a 429 → zai/b 200 · 200 · in 12 out 7 · \d+ ms",
+    assert re.fullmatch(r"🔄 200 · pool-7 → zai/pool-7 · in 12 out 7 · \d+ ms · zai/a 429 → zai/b 200 \[routes\[2\]\]",
                         flow.comment), flow.comment
     assert flow.marked == ":arrows_counterclockwise:"
     saved = gateway.flows.read_bytes()  # type: ignore[attr-defined]

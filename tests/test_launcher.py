@@ -222,8 +222,8 @@ def test_gateway_command_line(routes: loader.Config) -> None:
     assert gateway_command(routes, 9000, environ, web=True, web_port=9100) == [
         "/x/mitmweb", "-s", router, *common,
         "--set", "web_open_browser=false", "--set", "web_host=127.0.0.1",
-        "--set", "web_columns=status", "--set", "web_columns=time", "--set", "web_columns=comment",
-        "--set", "web_port=9100",
+        "--set", "web_columns=comment", "--set", "web_port=9100",
+        "--set", "listen_host=127.0.0.1", "--set", "listen_port=9000",
     ]  # fmt: skip
     with pytest.raises(LaunchError, match="port 7879 is profile 'quoted''s own port"):
         gateway_command(routes, 7879, environ)
@@ -430,7 +430,9 @@ def test_run_with_web_starts_mitmweb_and_names_its_ui(world: dict, cli: Cli) -> 
     # mitmweb defers a --set it does not know without a word: ask it what it took.
     with urllib.request.urlopen(url.replace("/?token=", "/options?token="), timeout=5) as page:
         options = json.load(page)
-    assert options["web_columns"]["value"] == ["status", "time", "comment"]
+    assert options["web_columns"]["value"] == ["comment"]
+    # The footer's address is the gateway's, not mitmweb's default of *:8080.
+    assert (options["listen_host"]["value"], options["listen_port"]["value"]) == ("127.0.0.1", world["port"])
     assert (options["web_host"]["value"], options["web_port"]["value"]) == ("127.0.0.1", web_port)
     assert options["web_open_browser"]["value"] is False
 

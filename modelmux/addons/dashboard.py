@@ -20,6 +20,7 @@ from mitmproxy import http
 
 from modelmux.addons.answers import as_kept, request_path
 from modelmux.addons.contentview import ModelmuxContentview
+from modelmux.addons.failures import sent_page
 from modelmux.addons.internals import CLIENT_GONE, flows_kept
 from modelmux.addons.notes import find_notes
 from modelmux.addons.streams import Pipe
@@ -81,6 +82,7 @@ class Dashboard:
         notes = find_notes(flow)
         if notes is None or "summary" in notes:
             return
+        _finished(flow, notes)
         if flows_kept():
             _keep(flow, notes, meter, raw)
         summary = notes["summary"] = summarize(flow, notes, meter, counted)
@@ -97,6 +99,7 @@ def summarize(flow: http.HTTPFlow, notes: dict[str, Any], meter: Meter | Reporte
     kind = _kind(notes)
     status = response.status_code if response else notes.get("status", 0)
     tokens = meter.tokens() if meter else None
+    estimated = meter is not None and _estimated(meter, notes)
     if tokens is None and response is not None and status < 400 and kind == "routed":
         tokens = counted or tokens_of_json(response.content or b"")
     error_type = _error_type(flow, status, meter)
@@ -127,6 +130,7 @@ def summarize(flow: http.HTTPFlow, notes: dict[str, Any], meter: Meter | Reporte
         "stop_reason": stop_reason,
         "stream": meter is not None,
         **(tokens or Tokens()).as_dict(),
+        "tokens_estimated": estimated,  # the stream ended before the upstream's count: modelmux's estimate
         "ttft_ms": ttft,
         "total_ms": round((ended - started) * 1000, 1),
         "attempts": len(attempts),
@@ -143,6 +147,17 @@ def _quota(response: http.Response | None, notes: dict[str, Any]) -> dict[str, A
         return None
     seen = quota.read(response.headers.fields, time.time())
     return seen.brief() if seen is not None else None
+
+
+def _estimated(meter: Meter | Reported, notes: dict[str, Any]) -> bool:
+    """Whether a stream's input count is modelmux's own estimate: a translated stream's
+    message_start carries it (translated_stream.py) until the upstream's usage comes at
+    the end, which a stream that broke off never got to (an Anthropic upstream counts
+    in its own message_start)."""
+    if isinstance(meter, Reported):
+        return meter.writer.usage is None and bool(meter.writer.input_tokens)
+    return (notes.get("protocol") or "anthropic") != "anthropic" and meter.stop_reason is None \
+        and bool(meter.tokens().input_tokens)
 
 
 def _kind(notes: dict[str, Any]) -> str:
@@ -172,30 +187,53 @@ def _error_type(flow: http.HTTPFlow, status: int, meter: Meter | Reported | None
 
 
 # -- the comment column -----------------------------------------------------------
+# mitmweb's list gives the comment about 100 characters at 1600 px with a flow open
+# beside it (docs/dashboard.md): the outcome comes first, then what was asked of whom,
+# and the long account of a failure is in the flow (its Error tab, the content view).
+
+BROKEN, FAILED, FAILOVER, LOCAL, INTERCEPTED = "⚠", "❌", "🔄", "🏠", "⚡"
+
 
 def line(summary: dict[str, Any]) -> str:
     """The summary in one line for mitmweb's comment column."""
-    status = summary["status"] or "no answer"
-    error = f" {summary['error_type']}" if summary["error_type"] else ""
     if summary["kind"] == "forwarded":
-        return f"passthrough {summary['method']} {summary['path']} → {summary['provider']} · {status}{error} · {_s(summary['total_ms'])}"
-    trail = summary["failover"]
-    who = " → ".join(trail) if len(trail) > 1 else summary["credential"]
-    parts = [
-        f"{summary['requested_model']} → {summary['provider']}/{summary['model']}"
-        + (f" [{summary['route']}]" if summary["route"] else ""),
-        str(who),
-        f"{status}{error}",
-    ]
+        return (f"{outcome(summary)} · passthrough {summary['method']} {summary['path']} → {summary['provider']} · "
+                f"{_s(summary['total_ms'])}")
+    parts = [outcome(summary), f"{summary['requested_model']} → {summary['provider']}/{summary['model']}"]
     if summary["input_tokens"] or summary["output_tokens"] or summary["cached_tokens"]:
         cached = f" +{summary['cached_tokens']} cached" if summary["cached_tokens"] else ""
-        parts.append(f"in {summary['input_tokens']}{cached} out {summary['output_tokens']}")
-    if summary["ttft_ms"] is not None and summary["stream"]:
+        estimated = " (estimate)" if summary.get("tokens_estimated") else ""
+        parts.append(f"in {summary['input_tokens']}{estimated}{cached} out {summary['output_tokens']}")
+    if summary["ttft_ms"] is not None and summary["stream"] and not summary["error_type"]:
         parts.append(f"ttft {_s(summary['ttft_ms'])}")
+    parts.append(_s(summary["total_ms"]))
+    trail = summary["failover"]
+    who = " → ".join(trail) if len(trail) > 1 else _one_attempt(summary)
+    parts.append(who + (f" [{summary['route']}]" if summary["route"] else ""))
     if summary.get("quota") and (windows := [w for w in summary["quota"]["windows"] if w["used"] is not None]):
         parts.append("quota " + ", ".join(f"{w['name']} {w['used'] * 100:.0f}%" for w in windows))
-    parts.append(_s(summary["total_ms"]))
     return " · ".join(parts)
+
+
+def outcome(summary: dict[str, Any]) -> str:
+    """What the client got, first: its status, and the error it read; a stream that
+    began with a 200 and then broke off reads as the error it ended in."""
+    status, error_type = summary["status"], summary["error_type"]
+    mark = FAILOVER if summary.get("attempts", 1) > 1 else ""
+    if not status:
+        return f"{FAILED}{mark} no answer"
+    if error_type and status < 400:
+        return f"{BROKEN}{mark} {status}, then {error_type}"
+    if error_type:
+        return f"{FAILED}{mark} {status} {error_type}"
+    return f"{mark} {status}".lstrip()
+
+
+def _one_attempt(summary: dict[str, Any]) -> str:
+    """The credential, and how its one attempt failed if it did ("timeout", "reset")."""
+    trail = summary["failover"]
+    how = trail[0].rpartition(" ")[2] if trail else ""
+    return f"{summary['credential']}" + (f" {how}" if how and not how.isdigit() and how != "…" else "")
 
 
 def _s(ms: float) -> str:
@@ -206,18 +244,38 @@ def _show(flow: http.HTTPFlow, notes: dict[str, Any], summary: dict[str, Any]) -
     kind = summary["kind"]
     if kind == "local":
         what = flow.comment or f"{summary['method']} {summary['path']}"  # e.g. the Router's count_tokens note
-        flow.comment = f"local · {what} · {summary['status']}"
+        flow.comment = f"{LOCAL} {summary['status']} · {what}"
         flow.marked = flow.marked or ":house:"
         return
-    if kind in ("refused", "intercepted"):
-        return  # answered locally: their comment and mark were set with the answer
+    if kind == "refused":  # its mark was set with the answer
+        flow.comment = f"{BROKEN} {summary['status']} {summary['error_type']} · modelmux: {notes.get('error')}"
+        return
+    if kind == "intercepted":  # the Router's comment says what it answered, and marked it
+        flow.comment = f"{INTERCEPTED} {summary['status']} · {flow.comment}"
+        return
     gone = flow.error is not None and flow.error.msg == CLIENT_GONE
-    why = f" · {notes['error']}" if notes.get("error") else ""  # Failures' or the relay's account
-    flow.comment = line(summary) + why + (" · client disconnected" if gone else "")
+    flow.comment = line(summary) + (" · client disconnected" if gone else "")
     if summary["error_type"]:
-        flow.marked = ":x:"
+        flow.marked = ":warning:" if summary["status"] and summary["status"] < 400 else ":x:"
     elif summary["attempts"] > 1:
         flow.marked = ":arrows_counterclockwise:"
+
+
+def _finished(flow: http.HTTPFlow, notes: dict[str, Any]) -> None:
+    """A flow mitmproxy ended with an error reads as finished, as it is for the client:
+    the error page it got becomes the flow's response, a stream that broke off gets its
+    end time, and the Error tab gives modelmux's account instead of mitmproxy's words
+    for the connection it cancelled itself ("server closed connection" on a timeout).
+    What the client got was sent already: none of this reaches it."""
+    error = flow.error
+    if error is None or error.msg in (CLIENT_GONE, error.KILLED_MESSAGE) or notes.get("failure") == "cancelled":
+        return
+    if (page := sent_page(flow)) is not None:
+        flow.response = page
+    elif flow.response is not None and flow.response.timestamp_end is None:
+        flow.response.timestamp_end = error.timestamp
+    if notes.get("error"):
+        error.msg = notes["error"]
 
 
 # -- what the content view shows ----------------------------------------------------

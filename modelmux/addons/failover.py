@@ -48,6 +48,7 @@ logging.getLogger("httpx").setLevel(logging.WARNING)
 logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 ERROR_BODY_LIMIT = 64 * 1024
+REASON_LIMIT = 500  # characters of a failed attempt's reason kept in its trail
 # Silence after which a started answer counts as dead: Claude Code's own request
 # timeout, so modelmux never gives up on an upstream before the client would.
 STALL_TIMEOUT = 600.0
@@ -162,6 +163,8 @@ class Failover:
         """A failed attempt, recorded in its credential's pool and its trail, and logged
         (upstreams quote a rejected key in their error messages: scrubbed)."""
         trail["outcome"] = failure.outcome if failure.outcome is not None else f"not sent: {failure.message}"
+        # Why, for the dashboard ("connect" alone does not say at which address, or what failed).
+        trail["error"] = scrub(failure.message[:REASON_LIMIT], failure.candidate.provider.secrets)
         if lease is not None and failure.outcome is not None:
             failure = self.credentials.judge(lease, failure)
         if failure.outcome is not None:

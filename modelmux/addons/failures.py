@@ -152,21 +152,39 @@ class Failures:
             return attempt.transport_status("connect"), attempt.cannot_connect(where, detail), "connect"
         return attempt.transport_status("reset"), attempt.closed(where, detail), "reset"
 
-    def _page(self, status: int, message: str) -> tuple[int, bytes]:
+    def _page(self, status: int, message: str) -> http.Response:
         """mitmproxy's status for its `message`, unless the `error` hook prepared another."""
         prepared = self._prepared.pop(id(message), None)
         if prepared is not None and prepared[0] is message:
-            status = prepared[1] or status
-            return status, error_body(status, prepared[2])
-        return status, error_body(status, f"modelmux could not complete the request: {message}")
+            return error_page(prepared[1] or status, prepared[2])
+        return error_page(status, f"modelmux could not complete the request: {message}")
 
     def _http1_error_response(self, status_code: int, message: str = "") -> bytes:
-        status, body = self._page(status_code, message)
-        response = http.Response.make(status, body, {"content-type": "application/json", "connection": "close"})
-        return http1.assemble_response(response)
+        return http1.assemble_response(self._page(status_code, message))
 
     def _error_page(self, status_code: int, message: str) -> bytes:
-        return self._page(status_code, message)[1]
+        return self._page(status_code, message).content or b""
+
+
+def error_page(status: int, message: str) -> http.Response:
+    """The page a client gets for a request mitmproxy could not complete."""
+    return http.Response.make(status, error_body(status, message), {"content-type": "application/json",
+                                                                     "connection": "close"})
+
+
+def sent_page(flow: http.HTTPFlow) -> http.Response | None:
+    """The page the `error` hook prepared for `flow`, as the answer mitmproxy sends the
+    client (over HTTP/1; HTTP/2 and 3 keep mitmproxy's status line): mitmproxy keeps it
+    off the flow, which mitmweb then shows unfinished. None when no page goes out: an
+    answer was under way, the client left, or the flow was killed."""
+    notes = find_notes(flow)
+    if flow.response is not None or flow.error is None or not notes or "status" not in notes:
+        return None
+    if flow.error.msg == CLIENT_GONE or notes.get("failure") == "cancelled":
+        return None
+    page = error_page(notes["status"], notes["error"])
+    page.timestamp_start = page.timestamp_end = flow.error.timestamp
+    return page
 
 
 def refused(flow: http.HTTPFlow) -> str:

@@ -25,13 +25,14 @@ WILDCARD_HOSTS = ("0.0.0.0", "::", "")
 # Claude Code prefers these over ANTHROPIC_BASE_URL; a profile must not leak to them.
 CLOUD_SWITCHES = ("CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX")
 GATEWAY_EXECUTABLE_ENV = {"mitmdump": "MODELMUX_MITMDUMP", "mitmweb": "MODELMUX_MITMWEB"}
-# mitmweb's flow list, in this order. The Dashboard's one-line summary (model → provider,
-# credential, status, tokens, time to first token) goes in the comment column. In
-# mitmweb 12 every column but `path` has a fixed width and `path` takes the rest, which
-# would leave the summary 150 px; without `path` the width is shared out by those fixed
-# widths, so few, narrow others give the summary most of the row. The summary names
-# what a request was, and a flow's own view still has its URL and times.
-WEB_COLUMNS = ("status", "time", "comment")
+# mitmweb's flow list: the Dashboard's one-line summary (docs/dashboard.md), alone. mitmweb
+# 12 shares the row out by the columns' fixed widths (status 80 px, time 50, comment 150;
+# `path` would take the rest and leave the comment 150 px), so each other column took
+# width from it: with status and time, a flow opened beside the list left the summary
+# some 58 characters. The summary begins with the status the client got (a stream that
+# broke off after its 200 is no success) and ends with the time; a flow's own view still
+# has its URL and times.
+WEB_COLUMNS = ("comment",)
 
 
 class LaunchError(Exception):
@@ -187,7 +188,7 @@ def gateway_command(
         "--set", f"modelmux_config={config.path}",
     ]  # fmt: skip
     if web:
-        argv += web_options(web_port)
+        argv += web_options(web_port, config.server.host, port)
     if record is not None:
         argv += ["--set", f"modelmux_record={record.expanduser().resolve()}"]
     if log is not None:
@@ -195,10 +196,15 @@ def gateway_command(
     return argv
 
 
-def web_options(web_port: int | None = None) -> list[str]:
+def web_options(web_port: int | None = None, host: str | None = None, port: int | None = None) -> list[str]:
     """mitmweb's settings for the dashboard: loopback only (the UI shows every request),
-    no browser popping up from a background start, and the columns above."""
+    no browser popping up from a background start, and the columns above. `host` and
+    `port`: where the gateway listens. mitmweb's footer shows `listen_host:listen_port`,
+    the regular proxy's address, `*:8080` by default, where nothing listens; the
+    listeners all name theirs (`@host:port`), so those options only change the footer."""
     options = ["web_open_browser=false", "web_host=127.0.0.1", *(f"web_columns={c}" for c in WEB_COLUMNS)]
     if web_port is not None:
         options.append(f"web_port={web_port}")
+    if host is not None and port is not None:
+        options += [f"listen_host={host}", f"listen_port={port}"]
     return [arg for option in options for arg in ("--set", option)]
