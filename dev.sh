@@ -127,8 +127,9 @@ ensure_chromium() {
         say "dashboard browser test will be skipped: no Chromium (install it, e.g. \`sudo apt-get install chromium\`)"
         return 0
     fi
+    # With a colour emoji font: the screenshots show the summaries' ❌ 🔄 🏠, not empty boxes.
     say "installing Chromium (apt-get) for the dashboard browser test"
-    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } </dev/null >&2; then
+    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-color-emoji; } </dev/null >&2; then
         say "dashboard browser test will be skipped: apt-get install chromium failed"
     fi
 }
