@@ -17,6 +17,7 @@ from test_fleet_gateways import wait_for
 from upstream import Reply, Upstream, anthropic_like
 
 from modelmux.addons.inbound import Rates
+from modelmux.cli.status_report import client_key_lines
 from modelmux.config import loader
 
 KEYS = {"alice": "mm-alice-key-1111aaaa", "bob": "mm-bob-key-2222bbbb", "carol": "mm-carol-key-3333cccc",
@@ -162,6 +163,20 @@ def test_a_keys_rate_counts_both_paths_and_says_when_to_come_back(setup):
                for family in text_string_to_metric_families(metrics) if family.name == "modelmux_errors"
                for sample in family.samples if sample.name == "modelmux_errors_total"]
     assert refused == [("alice", "rate_limit_error", 2.0)]
+    document = httpx.get(f"{gateway.url}/modelmux/credentials", headers={"x-api-key": KEYS["ops"]}).json()
+    assert document["client_keys"] == [
+        {"label": "alice", "admin": False, "profiles": None, "providers": None, "rpm": 3, "last_minute": 3},
+        {"label": "bob", "admin": False, "profiles": ["cheap"], "providers": ["vendor"], "rpm": None, "last_minute": None},
+        {"label": "carol", "admin": False, "profiles": None, "providers": ["anthropic"], "rpm": None, "last_minute": None},
+        {"label": "ops", "admin": True, "profiles": None, "providers": None, "rpm": None, "last_minute": None},
+    ]
+    assert client_key_lines(document) == [
+        "client keys:",
+        "  alice  3 of 3 requests in the last minute (this gateway)",
+        "  bob    profiles cheap; providers vendor",
+        "  carol  providers anthropic",
+        "  ops    admin",
+    ]
 
 
 def test_rates_slide_over_the_last_minute() -> None:

@@ -190,8 +190,9 @@ def test_the_overview_shows_a_cooling_credential_todays_usage_and_errors_and_no_
             ["pool-b", "healthy", ""],
             ["solo-main", "needs attention", "auth, 6.0 h left (401: the key was refused (revoked, mistyped or out of credit?))"],
             ["mine", fingerprint(SECRETS["client token"]), "api-key"],  # the client's own login, by its fingerprint
+            ["default", "requests and this page", "any"],  # server.api_key
         ]  # fmt: skip
-        login = browser.evaluate("[...document.querySelectorAll('#credentials tbody tr')].at(-1).cells[3].innerText")
+        login = browser.evaluate("[...document.querySelectorAll('#credentials tbody tr')].at(-2).cells[3].innerText")
         assert login.startswith("58% left · 5h 42%, resets in ")
         bars = browser.evaluate("[...document.querySelectorAll('svg.chart rect title')].map(t => t.textContent)")
         assert [bar for bar in bars if bar.startswith(today)] == [

@@ -61,7 +61,7 @@ def build(default_config: Path | None = None) -> list[object]:
         settings,
         Listeners(settings),
         inbound,
-        LocalAPI(settings, credentials, usage, metrics),
+        LocalAPI(settings, credentials, usage, metrics, inbound),
         overview.page,  # beside LocalAPI: the overview page and the recent errors, answered here
         traces.inputs,  # before the Router, which rewrites the request: the client's messages, for traces with content
         discovery,  # before the Router, which caps each request's output by what it knows

@@ -8,7 +8,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping
-from typing import Protocol
+from typing import Any, Protocol
 
 from mitmproxy import http
 
@@ -75,6 +75,10 @@ class Rates:
         times.append(now)
         return 0.0
 
+    def count_at(self, label: str, now: float) -> int:
+        """Requests of key `label` in the minute before `now`."""
+        return sum(1 for seen in self.seen.get(label, ()) if seen > now - WINDOW)
+
     def count(self, label: str, now: float) -> None:
         """A request the fleet admitted: counted here too, for when Redis goes away."""
         times = self.seen.setdefault(label, deque())
@@ -132,6 +136,19 @@ class InboundAuth:
                     f"try again in {seconds} s",
                     headers={"retry-after": str(seconds)},
                 ))
+
+    def describe(self, now: float) -> list[dict[str, Any]]:
+        """The client keys as `modelmux status` shows them: what each may use, and for a
+        key with an rpm, its requests in the last minute as this gateway counted them."""
+        assert self.settings.config
+        return [{
+            "label": key.label,
+            "admin": key.admin,
+            "profiles": list(key.profiles) if key.profiles is not None else None,
+            "providers": sorted(key.providers) if key.providers is not None else None,
+            "rpm": key.rpm,
+            "last_minute": self.rates.count_at(key.label, now) if key.rpm is not None else None,
+        } for key in self.settings.config.server.client_keys]
 
     async def wait(self, label: str, rpm: int, now: float) -> float:
         """0 when the request may go; else the seconds until one of this key may. With

@@ -15,7 +15,7 @@ from modelmux import routing
 from modelmux.addons import vault
 from modelmux.addons.answers import answer, answer_error, answer_json, request_path
 from modelmux.addons.credentials import Credentials
-from modelmux.addons.inbound import presented
+from modelmux.addons.inbound import InboundAuth, presented
 from modelmux.addons.metrics import Metrics
 from modelmux.addons.settings import Settings
 from modelmux.addons.usage import Usage
@@ -41,8 +41,10 @@ DAILY = {"true": True, "false": False}  # /modelmux/usage?daily=
 class LocalAPI:
     """Health for the launcher, and the model catalogue in Anthropic's list format."""
 
-    def __init__(self, settings: Settings, credentials: Credentials, usage: Usage, metrics: Metrics) -> None:
+    def __init__(self, settings: Settings, credentials: Credentials, usage: Usage, metrics: Metrics,
+                 inbound: InboundAuth) -> None:
         self.settings = settings
+        self.inbound = inbound
         self.credentials = credentials
         self.usage = usage
         self.metrics = metrics
@@ -81,7 +83,10 @@ class LocalAPI:
             self.list_models(flow)
         elif path == CREDENTIALS_PATH:
             assert self.credentials.pools
-            answer_json(flow, 200, snapshot(self.credentials.pools))
+            document = snapshot(self.credentials.pools)
+            if keys := self.inbound.describe(time.time()):  # only on a gateway with keys
+                document["client_keys"] = keys
+            answer_json(flow, 200, document)
         elif path == USAGE_PATH:
             self.usage_report(flow)
         elif path == METRICS_PATH:  # behind the gateway key (InboundAuth), as Prometheus can send it

@@ -122,7 +122,22 @@ def credentials_section(report: dict[str, Any]) -> list[str]:
         rows = aligned([[name, UNPOOLED.get(auth, auth)] for name, auth in unpooled.items()])
         section += ["without credentials:", *(f"  {row}" for row in rows)]
     section += client_login_lines(document)
+    section += client_key_lines(document)
     return section
+
+
+def client_key_lines(document: dict[str, Any]) -> list[str]:
+    """The gateway's keys and what each may use (a gateway without keys, or an older
+    one, names none): `  alice  profiles work; providers deepseek; 12 of 30 requests in the last minute`."""
+    rows = []
+    for key in document.get("client_keys") or []:
+        limits = [f"{name} {', '.join(key[name])}" for name in ("profiles", "providers") if key[name] is not None]
+        if key["rpm"] is not None:
+            limits.append(f"{key['last_minute']} of {key['rpm']} requests in the last minute (this gateway)")
+        if key["admin"]:
+            limits.append("admin")
+        rows.append([key["label"], "; ".join(limits) or "no limits"])
+    return ["client keys:", *(f"  {row}" for row in aligned(rows))] if rows else []
 
 
 def client_login_lines(document: dict[str, Any]) -> list[str]:

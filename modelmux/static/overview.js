@@ -143,6 +143,19 @@ function renderCredentials(document_) {
           el("td", {}, l.provider), el("td", {}, l.login), el("td", {}, l.kind || "-"),
           el("td", {}, quotaText(l.quota)), el("td", {}, localTime(l.quota.seen_at))))))));
   }
+  // The gateway's keys (server.api_key, server.api_keys) and what each may use.
+  const keys = document_.client_keys || [];
+  if (keys.length) {
+    const list = (names) => (names === null ? "any" : names.join(", "));
+    parts.push(el("div", { class: "pool" },
+      el("h3", {}, "client keys", el("span", { class: "muted" }, " · the gateway's own keys, by label")),
+      el("table", {},
+        el("thead", {}, el("tr", {}, ["key", "may use", "profiles", "providers", "last minute"].map((h) => el("th", {}, h)))),
+        el("tbody", {}, keys.map((k) => el("tr", {},
+          el("td", {}, k.label), el("td", {}, k.admin ? "requests and this page" : "requests"),
+          el("td", {}, list(k.profiles)), el("td", {}, list(k.providers)),
+          el("td", {}, k.rpm === null ? "-" : `${k.last_minute} of ${k.rpm} requests (this gateway)`)))))));
+  }
   box.replaceChildren(...parts);
 }
 
