@@ -67,9 +67,7 @@ class Rates:
     def wait(self, label: str, rpm: int, now: float) -> float:
         """0 when a request of key `label` may go now (it is counted); otherwise the
         seconds until one may."""
-        times = self.seen.setdefault(label, deque())
-        while times and times[0] <= now - WINDOW:
-            times.popleft()
+        times = self._last_minute(label, now)
         if len(times) >= rpm:
             return times[len(times) - rpm] + WINDOW - now
         times.append(now)
@@ -77,14 +75,18 @@ class Rates:
 
     def count_at(self, label: str, now: float) -> int:
         """Requests of key `label` in the minute before `now`."""
-        return sum(1 for seen in self.seen.get(label, ()) if seen > now - WINDOW)
+        return len(self._last_minute(label, now))
 
     def count(self, label: str, now: float) -> None:
         """A request the fleet admitted: counted here too, for when Redis goes away."""
+        self._last_minute(label, now).append(now)
+
+    def _last_minute(self, label: str, now: float) -> deque[float]:
+        """Key `label`'s request times, those older than a minute before `now` dropped."""
         times = self.seen.setdefault(label, deque())
-        times.append(now)
         while times and times[0] <= now - WINDOW:
             times.popleft()
+        return times
 
 
 class InboundAuth:
