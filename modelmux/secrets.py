@@ -27,13 +27,13 @@ def label_of(provider: Provider, credential: Credential | None) -> str:
     return NO_CREDENTIAL if provider.keyless else CLIENT_TOKEN
 
 
-def configured(config: Config) -> list[Credential]:
+def configured(config: Config, gateway: str = "gateway key") -> list[Credential]:
     """Every secret routes.yaml holds: each provider's (Provider.secrets), and the gateway's
-    keys (server.api_key and each of server.api_keys)."""
+    keys (server.api_key and each of server.api_keys), labelled `gateway` and `gateway LABEL`."""
     secrets = [c for provider in config.providers.values() for c in provider.secrets]
     if config.server.api_key:
-        secrets.append(Credential("gateway key", config.server.api_key))
-    secrets += [Credential(f"gateway key {key.label}", key.key) for key in config.server.api_keys]
+        secrets.append(Credential(gateway, config.server.api_key))
+    secrets += [Credential(f"{gateway} {key.label}", key.key) for key in config.server.api_keys]
     return secrets
 
 

@@ -28,6 +28,7 @@ from modelmux.config.types import Credential
 from modelmux.headers import every_token
 from modelmux.replay.recordings import RECORD_VERSION
 from modelmux.replay.scrubbing import Scrubber
+from modelmux.secrets import configured
 
 logger = logging.getLogger(__name__)
 
@@ -110,13 +111,9 @@ class Recorder:
     def scrubber(self) -> Scrubber:
         """Every secret the gateway knows: all providers' keys, its own key, and the
         clients' tokens seen so far."""
-        known: list[Credential] = []
         config = self.settings.config
-        if config:  # first: a client sending a configured key gets that key's label
-            known += [c for provider in config.providers.values() for c in provider.secrets]
-            if config.server.api_key:
-                known.append(Credential("modelmux-key", config.server.api_key))
-            known += [Credential(f"modelmux-key {key.label}", key.key) for key in config.server.api_keys]
+        # First: a client sending a configured key gets that key's label.
+        known = configured(config, gateway="modelmux-key") if config else []
         return Scrubber(known + [Credential("client", token) for token in self._client_tokens])
 
     def _close(self) -> None:
