@@ -21,6 +21,7 @@ from modelmux.attempt import exchange
 from modelmux.config import loader, model_facts
 from modelmux.credentials.pools import session_of
 from modelmux.translate import messages, validation
+from modelmux.translate.openai_chat.request import to_chat
 from modelmux.translate.token_estimate import estimate_input_tokens
 from tests.claude_code_requests import claude_code_turn
 
@@ -88,3 +89,27 @@ def test_no_reader_on_the_way_upstream_changes_the_body(model: str, stream: bool
     # The tools a translator built once (repeated.section) are the same the next time.
     again = exchange.prepare(decision, parsed, raw, "/v1/messages", "", CLIENT, credential, model_at)
     assert again.content == outgoing.content
+
+
+def test_messages_openai_merges_are_new_ones_and_each_turn_reads_the_same_the_next_time():
+    """Chat takes no two messages of one role in a row, so modelmux merges them; the
+    turns it merges are shared with the next request (repeated.translated)."""
+    cfg = loader.parse(yaml.safe_load(ROUTES), Path("/routes.yaml"), {})
+    body = {"model": "deepseek-chat", "max_tokens": 100, "messages": [
+        {"role": "user", "content": [{"type": "text", "text": "one " * 80}]},
+        {"role": "user", "content": [{"type": "text", "text": "two " * 80}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "three " * 80}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "four " * 80}]},
+        {"role": "user", "content": "five"},
+    ]}
+    raw = json.dumps(body).encode()
+    decision = routing.route(cfg, "deepseek-chat", None, routing.Facts(body, CLIENT, None))
+    built = []
+    for _ in range(2):
+        parsed, model_at = validation.parse_placed(raw)
+        built.append(to_chat(parsed, decision.provider.shape, "deepseek-chat")["messages"])
+        sent = exchange.prepare(decision, parsed, raw, "/v1/messages", "", CLIENT,
+                                decision.provider.credentials[0], model_at).content
+        assert json.loads(sent)["messages"] == built[-1]
+    assert [m["content"].split()[::80] for m in built[0]] == [["one", "two"], ["three", "four"], ["five"]]
+    assert built[1] == built[0]

@@ -61,3 +61,50 @@ def test_a_repeated_tool_is_the_same_item_however_short():
     second, _ = validation.parse_placed(body)
     assert second["tools"][0] is first["tools"][0]
     assert second["messages"][0] is not first["messages"][0]  # a short message is read again
+
+
+def _turn(message: dict[str, Any], suffix: str) -> list[dict[str, Any]]:
+    return [{"role": message["role"], "content": message["content"] + suffix}]
+
+
+def test_the_same_item_and_arguments_give_the_same_translation_and_others_their_own():
+    a = {"role": "user", "content": "hi"}
+    first = repeated.translated(_turn, a, "!")
+    assert first == [{"role": "user", "content": "hi!"}]
+    assert repeated.translated(_turn, a, "!") is first
+    assert repeated.translated(_turn, dict(a), "!") is not first  # equal, but another item
+    assert repeated.translated(_turn, a, "?") == [{"role": "user", "content": "hi?"}]
+    b = {"role": "user", "content": "yo"}
+    both = repeated.translated(_joined, (a, b))
+    assert both == [{"role": "user", "content": "hi yo"}]
+    assert repeated.translated(_joined, (a, b)) is both  # a new tuple of the same items
+    assert repeated.translated(_joined, (b, a)) == [{"role": "user", "content": "yo hi"}]
+
+
+def _joined(messages: tuple[dict[str, Any], ...]) -> list[dict[str, Any]]:
+    return [{"role": "user", "content": " ".join(m["content"] for m in messages)}]
+
+
+def test_a_list_of_translated_pieces_and_new_items_is_written_as_json_writes_it():
+    a = {"role": "user", "content": "caf\u00e9 \"x\""}
+    pieces = repeated.translated(_turn, a, "")
+    body = {"model": "m", "messages": [*pieces, {"role": "assistant", "content": "new"}, *pieces]}
+    plain = json.dumps(body, separators=(",", ":")).encode()
+    assert upstream_json(body) == plain
+    assert upstream_json(body) == plain  # the pieces' text kept from the first time
+    assert repeated.written([dict(pieces[0])]) is None  # an equal message is no piece
+
+
+def test_a_translation_asked_for_again_outlives_a_generation_and_the_others_go():
+    kept = {"role": "user", "content": "kept"}
+    first = repeated.translated(_turn, kept, "")
+    for i in range(3 * repeated._Translated.GENERATION):
+        repeated.translated(_turn, {"role": "user", "content": str(i)}, "")
+        if i % (repeated._Translated.GENERATION // 2) == 0:
+            assert repeated.translated(_turn, kept, "") is first
+    gone = {"role": "user", "content": "gone"}
+    once = repeated.translated(_turn, gone, "")
+    for i in range(2 * repeated._Translated.GENERATION + 1):
+        repeated.translated(_turn, {"role": "user", "content": str(i)}, "")
+    assert repeated.written(once[0]) is None
+    assert repeated.translated(_turn, gone, "") is not once

@@ -66,7 +66,7 @@ class Shape:
     """How translated requests are shaped for one provider: its quirks as data."""
 
     endpoint: str | None = None  # None: the protocol's default path
-    query: Mapping[str, str] = field(default_factory=dict, repr=False)  # may hold secrets, as headers may
+    query: Mapping[str, str] = field(default_factory=dict, repr=False, hash=False)  # may hold secrets, as headers may
     max_tokens_field: str = "max_tokens"
     max_tokens_limit: int | None = None
     drop_fields: frozenset[str] = frozenset()

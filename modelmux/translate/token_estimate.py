@@ -117,9 +117,12 @@ _COUNTED_MIN_COST = 64.0  # tokens; a smaller part is counted again, cheaper tha
 
 def _counted(part: Any, count: Count) -> tuple[int, float]:
     """`part`'s fixed tokens and the cost of its texts."""
-    if count is not _tools:  # a message, or the system's blocks
+    if count is _system and isinstance(part, list):  # the list is new with each request, its blocks are not
+        kept = tuple(part)
+        key = tuple(map(id, kept))
+    elif count is not _tools:  # a message, or the system's text
         key, kept = id(part), part
-    else:  # the list is new with each request, its tools are not
+    else:  # as the system's blocks
         tools, choice = part
         kept = tuple(tools)
         key = (tuple(map(id, kept)), repr(choice))

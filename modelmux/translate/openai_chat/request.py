@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from modelmux.translate import tool_names
+from modelmux.translate import repeated, tool_names
 from modelmux.translate.anthropic_side import (
     BILLING_LINE,
     CONTINUED,
@@ -62,23 +62,36 @@ def to_chat(body: dict[str, Any], shape: Shape, model: str, effort: str | None =
 
 
 def messages(body: dict[str, Any], shape: Shape, signatures: bool = False) -> list[Message]:
-    """`signatures`: the calls get back the Gemini signatures their blocks carry (google.py)."""
+    """`signatures`: the calls get back the Gemini signatures their blocks carry (google.py).
+    Each turn's messages are built once (repeated.translated): a conversation's earlier
+    turns come again with every request."""
     out: list[Message] = []
-    system_blocks = [b for b in content_blocks(body.get("system")) if not b.get("text", "").startswith(BILLING_LINE)]
-    if system := text_of(system_blocks):
-        out.append({"role": "system", "content": system})
+    system_blocks = tuple(b for b in content_blocks(body.get("system")) if not b.get("text", "").startswith(BILLING_LINE))
+    if system_blocks:
+        out += repeated.translated(_system, system_blocks)
     for message in body.get("messages") or ():
-        blocks = content_blocks(message.get("content"))
         role = message.get("role")
         if role == "system":
-            if text := text_of(blocks):
-                out.append({"role": "system", "content": text})
+            out += repeated.translated(_system, tuple(content_blocks(message.get("content"))))
         elif role == "assistant":
-            if assistant := _assistant(blocks, shape, signatures):
-                out.append(assistant)
+            out += repeated.translated(_assistant_turn, message, shape, signatures)
         else:
-            out.extend(_user(blocks, shape, _open_calls(out)))
+            out += repeated.translated(_user_turn, message, shape, frozenset(_open_calls(out)))
     return _ordered(out)
+
+
+def _system(blocks: tuple[dict[str, Any], ...]) -> list[Message]:
+    text = text_of(list(blocks))
+    return [{"role": "system", "content": text}] if text else []
+
+
+def _assistant_turn(message: dict[str, Any], shape: Shape, signatures: bool) -> list[Message]:
+    assistant = _assistant(content_blocks(message.get("content")), shape, signatures)
+    return [assistant] if assistant else []
+
+
+def _user_turn(message: dict[str, Any], shape: Shape, open_calls: frozenset[str]) -> list[Message]:
+    return _user(content_blocks(message.get("content")), shape, open_calls)
 
 
 def _assistant(blocks: list[dict[str, Any]], shape: Shape, signatures: bool) -> Message | None:
@@ -108,7 +121,7 @@ def _assistant(blocks: list[dict[str, Any]], shape: Shape, signatures: bool) -> 
     return message
 
 
-def _user(blocks: list[dict[str, Any]], shape: Shape, open_calls: set[str]) -> list[Message]:
+def _user(blocks: list[dict[str, Any]], shape: Shape, open_calls: frozenset[str]) -> list[Message]:
     """Tool messages first (they must follow the assistant's calls), then images the
     tool messages could not carry, then the user's own content."""
     tools: list[Message] = []
@@ -191,12 +204,13 @@ def _open_calls(out: list[Message]) -> set[str]:
 
 def _ordered(out: list[Message]) -> list[Message]:
     """OpenAI's ordering rules: every call answered right after its assistant message,
-    no consecutive messages of one role, and a user turn before the first assistant."""
+    no consecutive messages of one role, and a user turn before the first assistant.
+    The messages are shared (repeated.translated): two are merged into a new one."""
     ordered: list[Message] = []
     for i, message in enumerate(out):
         previous = ordered[-1] if ordered else None
         if previous and previous["role"] == message["role"] != "tool" and "tool_calls" not in previous:
-            _merge(previous, message)
+            ordered[-1] = _merged(previous, message)
         else:
             ordered.append(message)
         following = out[i + 1] if i + 1 < len(out) else None
@@ -221,18 +235,20 @@ def _answer_open_calls(ordered: list[Message]) -> None:
         return
 
 
-def _merge(into: Message, other: Message) -> None:
-    a, b = into.get("content"), other.get("content")
+def _merged(one: Message, other: Message) -> Message:
+    merged = dict(one)
+    a, b = one.get("content"), other.get("content")
     if isinstance(a, str) and isinstance(b, str):
-        into["content"] = f"{a}\n\n{b}"
+        merged["content"] = f"{a}\n\n{b}"
     elif a is None or b is None:
-        into["content"] = a if b is None else b
+        merged["content"] = a if b is None else b
     else:
-        into["content"] = _as_parts(a) + _as_parts(b)
+        merged["content"] = _as_parts(a) + _as_parts(b)
     if "tool_calls" in other:
-        into["tool_calls"] = into.get("tool_calls", []) + other["tool_calls"]
+        merged["tool_calls"] = one.get("tool_calls", []) + other["tool_calls"]
     if "reasoning_content" in other:
-        into["reasoning_content"] = into.get("reasoning_content", "") + other["reasoning_content"]
+        merged["reasoning_content"] = one.get("reasoning_content", "") + other["reasoning_content"]
+    return merged
 
 
 def _as_parts(content: str | list[dict[str, Any]]) -> list[dict[str, Any]]:

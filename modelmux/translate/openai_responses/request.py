@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from modelmux.translate import tool_names
+from modelmux.translate import repeated, tool_names
 from modelmux.translate.anthropic_side import (
     BILLING_LINE,
     DOCUMENT_OMITTED,
@@ -104,51 +104,67 @@ def _reasoning(body: dict[str, Any], effort: str | None, summary: str | None) ->
 
 def input_items(body: dict[str, Any], shape: Shape, model: str) -> list[Item]:
     """Every function_call is answered by its function_call_output before the next
-    message: OpenAI rejects a call without output ("No tool output found")."""
+    message: OpenAI rejects a call without output ("No tool output found"). Each turn's
+    items are built once (repeated.translated): a conversation's earlier turns come
+    again with every request."""
     items: list[Item] = []
-    open_calls: list[str] = []  # the latest assistant turn's calls, not yet answered
-    for role, blocks in _turns(body.get("messages") or ()):
+    open_calls: tuple[str, ...] = ()  # the latest assistant turn's calls, not yet answered
+    for role, turn in _turns(body.get("messages") or ()):
         if role == "assistant":
             items += _no_results(open_calls)
-            turn = _assistant(blocks, model)
-            items += turn
-            open_calls = [item["call_id"] for item in turn if item["type"] == "function_call"]
-        elif role == "system":
-            items += _no_results(open_calls)
-            open_calls = []
-            if text := text_of(blocks):
-                items.append(_message("system", [{"type": "input_text", "text": text}]))
+            made = repeated.translated(_assistant_turn, turn, model)
+            items += made
+            open_calls = tuple(item["call_id"] for item in made if item["type"] == "function_call")
         else:
-            outputs, parts = _user(blocks, shape, open_calls)
-            answered = {output["call_id"] for output in outputs}
-            items += outputs + _no_results([c for c in open_calls if c not in answered])
-            open_calls = []
-            if parts:
-                items.append(_message("user", parts))
+            items += repeated.translated(_system_turn if role == "system" else _user_turn, turn, shape, open_calls)
+            open_calls = ()
     return items + _no_results(open_calls)
 
 
-def _turns(messages: Any) -> list[tuple[str, list[Block]]]:
+def _turns(messages: Any) -> list[tuple[str, tuple[dict[str, Any], ...]]]:
     """Consecutive messages of one role as one turn, as Anthropic reads them: tool
     results then always follow the turn that made their calls."""
-    turns: list[tuple[str, list[Block]]] = []
+    turns: list[tuple[str, tuple[dict[str, Any], ...]]] = []
     for message in messages:
         if not isinstance(message, dict):
             continue
         role = str(message["role"]) if message.get("role") in ("assistant", "system") else "user"
-        blocks = content_blocks(message.get("content"))
         if turns and turns[-1][0] == role:
-            turns[-1][1].extend(blocks)
+            turns[-1] = (role, (*turns[-1][1], message))
         else:
-            turns.append((role, blocks))
+            turns.append((role, (message,)))
     return turns
+
+
+def _blocks(turn: tuple[dict[str, Any], ...]) -> list[Block]:
+    return [block for message in turn for block in content_blocks(message.get("content"))]
+
+
+def _assistant_turn(turn: tuple[dict[str, Any], ...], model: str) -> list[Item]:
+    return _assistant(_blocks(turn), model)
+
+
+def _system_turn(turn: tuple[dict[str, Any], ...], shape: Shape, open_calls: tuple[str, ...]) -> list[Item]:
+    items = _no_results(open_calls)
+    if text := text_of(_blocks(turn)):
+        items.append(_message("system", [{"type": "input_text", "text": text}]))
+    return items
+
+
+def _user_turn(turn: tuple[dict[str, Any], ...], shape: Shape, open_calls: tuple[str, ...]) -> list[Item]:
+    outputs, parts = _user(_blocks(turn), shape, open_calls)
+    answered = {output["call_id"] for output in outputs}
+    items = outputs + _no_results([c for c in open_calls if c not in answered])
+    if parts:
+        items.append(_message("user", parts))
+    return items
 
 
 def _message(role: str, parts: list[dict[str, Any]]) -> Item:
     return {"type": "message", "role": role, "content": parts}
 
 
-def _no_results(calls: list[str]) -> list[Item]:
+def _no_results(calls: Sequence[str]) -> list[Item]:
     return [{"type": "function_call_output", "call_id": call, "output": NO_RESULT} for call in calls]
 
 
@@ -174,7 +190,7 @@ def _assistant(blocks: list[Block], model: str) -> list[Item]:
     return items
 
 
-def _user(blocks: list[Block], shape: Shape, open_calls: list[str]) -> tuple[list[Item], list[dict[str, Any]]]:
+def _user(blocks: list[Block], shape: Shape, open_calls: Sequence[str]) -> tuple[list[Item], list[dict[str, Any]]]:
     """The outputs for the open calls, and the parts of the user's own message."""
     outputs: list[Item] = []
     parts: list[dict[str, Any]] = []
