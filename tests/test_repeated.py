@@ -60,7 +60,11 @@ def test_a_repeated_tool_is_the_same_item_however_short():
     first, _ = validation.parse_placed(body)
     second, _ = validation.parse_placed(body)
     assert second["tools"][0] is first["tools"][0]
-    assert second["messages"][0] is not first["messages"][0]  # a short message is read again
+    assert second["messages"][0] is first["messages"][0]  # the same list: its items are the same
+    third, _ = validation.parse_placed(body.replace(b'"x"}]', b'"x"}, {"role": "user", "content": "y"}]'))
+    assert third["messages"][0] is first["messages"][0]  # a list that starts as one before
+    other, _ = validation.parse_placed(body.replace(b'"x"', b'"z"'))
+    assert other["messages"] == [{"role": "user", "content": "z"}]
 
 
 def _turn(message: dict[str, Any], suffix: str) -> list[dict[str, Any]]:

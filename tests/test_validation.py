@@ -329,3 +329,43 @@ def test_an_item_is_checked_once_and_a_different_item_always():
         body, _ = validation.parse_placed(json.dumps({"model": "m", "messages": [good, bad]}).encode())
         with pytest.raises(validation.Malformed, match=r"^messages\.1\.content\.0\.text"):
             validation.check(body)
+
+
+def test_a_list_that_starts_as_one_read_before_takes_its_items_and_reads_the_rest():
+    recent = validation.Recent()
+    recent.SMALLEST = 10**9  # no item is kept by itself: what is reused comes from the list
+    turns = [{"role": "user" if i % 2 else "assistant", "content": [{"type": "text", "text": f"turn {i}"}]}
+             for i in range(4)]
+    first, _ = recent.items(json.dumps(turns[:2]), 0, name="messages")
+    longer = json.dumps(turns)
+    second, end = recent.items(longer, 0, name="messages")
+    assert second == turns and end == len(longer)
+    assert second[0] is first[0] and second[1] is first[1] and second is not first
+    same, _ = recent.items(longer, 0, name="messages")
+    assert same == turns and all(a is b for a, b in zip(same, second)) and same is not second
+    assert recent.items(longer, 0, name="tools")[0][0] is not second[0]  # another field's lists are its own
+
+
+@pytest.mark.parametrize("then", [
+    '[{"a": 1}, {"b": 2}, {"c": 3}]',  # more items
+    '[{"a": 1}, {"b": 2} ]',  # the same, other spacing at the end
+    '[{"a": 1}, {"b": 2}x]',  # not JSON
+    '[{"a": 1}, {"b": 2}',  # cut short
+    '[{"a": 1}]',  # fewer items
+    '[{"a": 1}, {"b": 2}, 3, 4]',
+])
+def test_a_list_read_after_one_it_starts_like_reads_as_json_loads_reads_it(then: str):
+    recent = validation.Recent()
+    recent.items('[{"a": 1}, {"b": 2}]', 0, name="messages")
+    recent.items('[{"a": 1}, {"b": 2}, 3]', 0, name="messages")  # it ends with a number: not taken as a start
+    body = '{"model": "m", "messages": ' + then + "}"
+    try:
+        expected = json.loads(body)
+    except ValueError:
+        with pytest.raises(validation.Malformed):
+            validation.parse_placed(body.encode())
+        with pytest.raises((ValueError, IndexError)):  # parse_placed's own errors to fall back on
+            recent.items(then, 0, name="messages")
+    else:
+        found, _ = recent.items(then, 0, name="messages")
+        assert found == expected["messages"]

@@ -119,7 +119,7 @@ def _top_level(raw: bytes) -> tuple[dict[str, Any], tuple[int, int] | None] | No
         at = _SPACE(text, at + 1).end()
         try:
             if key in _REPEATED and text[at] == "[":
-                body[key], end = RECENT.items(text, at, every=key == "tools")
+                body[key], end = RECENT.items(text, at, every=key == "tools", name=key)
             else:
                 body[key], end = _scan_value(text, at)
         except StopIteration:
@@ -165,6 +165,8 @@ class Recent:
     PER_KEY = 8  # items kept under one key (they share their first KEY characters)
     GENERATION = 2_000_000
     PASSED = 20_000  # checked items remembered
+    ARRAYS = 4  # arrays remembered per field: the latest of as many conversations going on at once
+    PROBES = 4  # an array's first items tried: all, all but the last, ... (each probe compares text)
 
     def __init__(self) -> None:
         self._new: dict[str, list[tuple[str, Any]]] = {}
@@ -172,28 +174,69 @@ class Recent:
         self._size = 0  # characters in _new
         # Items check passed, by id; kept alive here, so an id is not another's.
         self.passed: dict[int, Any] = {}
+        # field → its latest arrays (_remember)
+        self._arrays: dict[str, list[tuple[str, tuple[Any, ...], tuple[int | None, ...]]]] = {}
 
     def passes(self, item: Any) -> None:
         if len(self.passed) >= self.PASSED:
             self.passed = {}
         self.passed[id(item)] = item
 
-    def items(self, text: str, at: int, every: bool = False) -> tuple[list[Any], int]:
+    def items(self, text: str, at: int, every: bool = False, name: str = "") -> tuple[list[Any], int]:
         """The JSON array at `text[at]` ("["), and where it ends; json's errors. `every`:
-        keep short items too (a tool: repeated.section knows a list by its items)."""
+        keep short items too (a tool: repeated.section knows a list by its items).
+        `name`: the field the array is. An array that starts with the text of the first
+        items of one read under that name before takes those items without looking each
+        one up: a turn's messages are the last turn's and more (but for the last few,
+        whose cache_control markers moved), its tools the same."""
         found: list[Any] = []
+        start = at
         at = _SPACE(text, at + 1).end()
         if text[at] == "]":
             return found, at + 1
+        ends: list[int | None] = []  # where each item ends, from `start`
+        if (taken := self._taken(text, start, name)) is not None:
+            found, ends, after = taken
+            if text[after] == "]":
+                return found, after + 1
+            at = _SPACE(text, after + 1).end()
         while True:
-            item, at = self._item(text, at, 0 if every else self.SMALLEST)
+            item, end = self._item(text, at, 0 if every else self.SMALLEST)
             found.append(item)
-            at = _SPACE(text, at).end()
+            at = _SPACE(text, end).end()
             if text[at] == "]":
+                if name:
+                    self._remember(name, text, start, end, found, ends)
                 return found, at + 1
             if text[at] != ",":
                 raise ValueError(f"expected ',' or ']' at {at}")
+            ends.append(end - start)
             at = _SPACE(text, at + 1).end()
+
+    def _taken(self, text: str, start: int, name: str) -> tuple[list[Any], list[int | None], int] | None:
+        """The first items of an array read before that the one at `start` starts with,
+        where they end, and where the text after them goes on (at a "," or "]"); None
+        if none."""
+        for array in self._arrays.get(name, ()):
+            head, values, ends = array
+            for count in range(len(values), max(0, len(values) - self.PROBES), -1):
+                end = ends[count - 1]
+                if end is None:  # a number there might go on
+                    continue
+                if text.startswith(head if end == len(head) else head[:end], start):
+                    after = _SPACE(text, start + end).end()
+                    if text[after] in ",]":
+                        return list(values[:count]), list(ends[:count]), after
+        return None
+
+    def _remember(self, name: str, text: str, start: int, end: int, values: list[Any], ends: list[int | None]) -> None:
+        """Keep an array's text up to its last item's end, its items and where each ends
+        (None for an item that is not an object or array: a number's text can go on)."""
+        head = text[start:end]
+        ends.append(end - start)
+        ends_of = tuple(e if isinstance(v, (dict, list)) else None for e, v in zip(ends, values, strict=True))
+        kept = [(head, tuple(values), ends_of)] + [a for a in self._arrays.get(name, ()) if a[0] != head]
+        self._arrays[name] = kept[: self.ARRAYS]
 
     def _item(self, text: str, at: int, smallest: int) -> tuple[Any, int]:
         if text[at] != "{" and text[at] != "[":
