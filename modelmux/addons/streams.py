@@ -78,6 +78,8 @@ class Pipe:
             self.watcher.passed(out)
         if out and self.heard is not None:
             self.heard = time.monotonic()
+        if len(out) > 1:  # mitmproxy writes each piece to the socket on its own: one write for all
+            return [b"".join(out)]
         return out
 
 
