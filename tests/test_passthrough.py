@@ -73,3 +73,11 @@ def test_splitter_reassembles_events_split_anywhere():
 def test_parse_event_joins_data_lines():
     event = parse_event(b"event: x\r\ndata: {\"a\":\r\ndata: 1}\r\n: comment\r\n\r\n")
     assert (event.name, event.data) == ("x", "{\"a\":\n1}")
+
+
+def test_a_restored_model_is_the_only_change_to_the_upstreams_bytes():
+    body = '{ "id" : "m",\n  "model": "glm-4.6", "content": [{"type": "text", "text": "caf\u00e9 \\u00e9"}] }\n'.encode()
+    restored = restore_model_json(body, "claude-\u00e9")
+    assert restored == body.replace(b'"glm-4.6"', b'"claude-\\u00e9"')
+    twice = b'{"model": "a", "id": "m", "model": "glm-4.6"}'  # json reads the last: it is written again
+    assert restore_model_json(twice, "opus") == b'{"model":"opus","id":"m"}'

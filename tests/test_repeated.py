@@ -112,3 +112,20 @@ def test_a_translation_asked_for_again_outlives_a_generation_and_the_others_go()
         repeated.translated(_turn, {"role": "user", "content": str(i)}, "")
     assert repeated.written(once[0]) is None
     assert repeated.translated(_turn, gone, "") is not once
+
+
+def test_past_its_characters_of_json_a_generation_becomes_the_old():
+    translated = repeated._Translated()
+    translated.TEXT = 1000
+
+    def written(content: str) -> list[dict[str, Any]]:
+        built = translated.get(_turn, {"role": "user", "content": content}, ("",))
+        translated.text(built[0])
+        return built
+
+    first = written("x" * 1200)  # past TEXT: the next entry starts a new generation
+    written("y")
+    assert translated.text(first[0]) is not None  # in the old generation
+    written("z" * 1200)
+    written("w")  # a new generation again: the one that held `first` is dropped
+    assert translated.text(first[0]) is None

@@ -369,3 +369,19 @@ def test_a_list_read_after_one_it_starts_like_reads_as_json_loads_reads_it(then:
     else:
         found, _ = recent.items(then, 0, name="messages")
         assert found == expected["messages"]
+
+
+def test_conversations_that_take_turns_each_take_their_own_earlier_items():
+    recent = validation.Recent()
+    recent.SMALLEST = 10**9
+    def turn(who: str, i: int) -> dict:
+        return {"role": "user", "content": [{"type": "text", "text": f"{who} says {i} " + "x" * 100}]}
+    seen: dict[str, list] = {}
+    for i in range(1, 6):
+        for who in ("alice", "bob", "carol"):
+            history = [turn(who, n) for n in range(i)]
+            found, _ = recent.items(json.dumps(history), 0, name="messages")
+            assert found == history
+            if who in seen:
+                assert all(a is b for a, b in zip(found, seen[who]))  # the earlier turns, as read then
+            seen[who] = found

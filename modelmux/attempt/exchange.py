@@ -444,8 +444,8 @@ def upstream_json(body: Any) -> bytes:
     """A request body for an upstream, compact. ASCII-only output (non-ASCII as \\u escapes,
     which every JSON parser reads) takes json's C fast path: about 0.15 ms less per
     80 KB Claude Code request than ensure_ascii=False. A top-level value whose JSON is
-    already written (repeated.written: the tools, a conversation's earlier turns) is put in as it is, where a placeholder
-    no client can guess stood."""
+    already written (repeated.written: the tools, a conversation's earlier turns) is
+    put in as it is, where a placeholder no client can guess stood."""
     if not isinstance(body, dict):
         return _UPSTREAM_JSON.encode(body).encode()
     known = {name: text for name, value in body.items() if (text := repeated.written(value)) is not None}

@@ -15,6 +15,7 @@ from typing import Any
 
 from modelmux.config.types import Shape
 from modelmux.errors import GatewayError, status_for
+from modelmux.translate import validation
 from modelmux.translate.effort import Effort
 from modelmux.translate.protocol import Protocol
 from modelmux.translate.sse import EventSplitter, format_event, parse_event
@@ -46,15 +47,19 @@ PROTOCOL = Protocol(
 
 
 def restore_model_json(body: bytes, model: str) -> bytes | None:
-    """The body with its top-level `model` set to `model`; None when there is nothing to change."""
+    """The body with its top-level `model` set to `model`, every other byte as the
+    upstream wrote it; None when there is nothing to change."""
     try:
-        parsed = json.loads(body)
-    except ValueError:
+        parsed, place = validation.parse_placed(body, recent=False)
+    except validation.Malformed:
         return None
     if not isinstance(parsed, dict) or "model" not in parsed or parsed["model"] == model:
         return None
-    parsed["model"] = model
-    return json.dumps(parsed, ensure_ascii=False, separators=(",", ":")).encode()
+    if place is None:  # the model is there more than once (json reads the last)
+        parsed["model"] = model
+        return json.dumps(parsed, ensure_ascii=False, separators=(",", ":")).encode()
+    start, end = place
+    return body[:start] + json.dumps(model).encode() + body[end:]
 
 
 class ModelRestorer:

@@ -82,17 +82,20 @@ class _Entry:
 
 
 class _Translated:
-    """Two generations of at most GENERATION entries: a full one becomes the old, and an
-    old entry that is asked for again moves to the new (a long conversation's turns stay;
-    those of one that ended go)."""
+    """Two generations of at most GENERATION entries or TEXT characters of written JSON:
+    a full one becomes the old, and an old entry that is asked for again moves to the
+    new (a long conversation's turns stay; those of one that ended go). The text bound
+    holds the memory of turns with images to what validation.Recent keeps of them."""
 
     GENERATION = 4096
+    TEXT = 4_000_000
 
     def __init__(self) -> None:
         self._new: dict[tuple[Any, ...], _Entry] = {}
         self._old: dict[tuple[Any, ...], _Entry] = {}
         self._pieces_new: dict[int, tuple[_Entry, int]] = {}  # id of a value's element → where it is
         self._pieces_old: dict[int, tuple[_Entry, int]] = {}
+        self._text = 0  # characters written for the new generation's entries
 
     def get(self, build: Callable[..., list[Any]], item: Any, args: tuple[Any, ...]) -> list[Any]:
         key = (build, _identity(item), args)
@@ -101,9 +104,10 @@ class _Translated:
         entry = self._old.pop(key, None)
         if entry is None:
             entry = _Entry(item, build(item, *args))
-        if len(self._new) >= self.GENERATION:
+        if len(self._new) >= self.GENERATION or self._text > self.TEXT:
             self._old, self._new = self._new, {}
             self._pieces_old, self._pieces_new = self._pieces_new, {}
+            self._text = 0
         self._new[key] = entry
         for index, piece in enumerate(entry.value):
             self._pieces_new[id(piece)] = (entry, index)
@@ -118,6 +122,7 @@ class _Translated:
             return None
         if (text := entry.texts[index]) is None:
             text = entry.texts[index] = _WRITE(piece)
+            self._text += len(text)
         return text
 
     def clear(self) -> None:

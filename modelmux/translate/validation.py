@@ -85,21 +85,22 @@ def parse(raw: bytes) -> Any:
         raise Malformed("request body is nested too deeply to be read") from None
 
 
-def parse_placed(raw: bytes) -> tuple[Any, tuple[int, int] | None]:
+def parse_placed(raw: bytes, recent: bool = True) -> tuple[Any, tuple[int, int] | None]:
     """parse(raw), and where in `raw` the value of its top-level `model` is (byte
     offsets; None unless it has exactly one), so that the upstream's model can be written
     into the client's bytes (exchange.with_model) instead of the whole body again. The
     top level is read field by field with json's own scanner, as json.loads reads it
     (the same dict: a key's last value, in its first place); a body that does not read
-    that way is parse's to read or refuse."""
+    that way is parse's to read or refuse. `recent`: a client's body, whose repeated
+    list items Recent gives as parsed before (not for an upstream's answer)."""
     try:
-        placed = _top_level(raw)
+        placed = _top_level(raw, recent)
     except (ValueError, IndexError, RecursionError):
         placed = None
     return placed if placed is not None else (parse(raw), None)
 
 
-def _top_level(raw: bytes) -> tuple[dict[str, Any], tuple[int, int] | None] | None:
+def _top_level(raw: bytes, recent: bool) -> tuple[dict[str, Any], tuple[int, int] | None] | None:
     if json.detect_encoding(raw) != "utf-8":
         return None
     text = raw.decode("utf-8", "surrogatepass")  # as json.loads decodes
@@ -118,7 +119,7 @@ def _top_level(raw: bytes) -> tuple[dict[str, Any], tuple[int, int] | None] | No
             return None
         at = _SPACE(text, at + 1).end()
         try:
-            if key in _REPEATED and text[at] == "[":
+            if recent and key in _REPEATED and text[at] == "[":
                 body[key], end = RECENT.items(text, at, every=key == "tools", name=key)
             else:
                 body[key], end = _scan_value(text, at)
@@ -222,6 +223,9 @@ class Recent:
             for count in range(len(values), max(0, len(values) - self.PROBES), -1):
                 end = ends[count - 1]
                 if end is None:  # a number there might go on
+                    continue
+                near = max(0, end - 64)  # the last characters first: another conversation's differ there
+                if text[start + near : start + end] != head[near:end]:
                     continue
                 if text.startswith(head if end == len(head) else head[:end], start):
                     after = _SPACE(text, start + end).end()
