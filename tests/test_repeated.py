@@ -71,61 +71,53 @@ def _turn(message: dict[str, Any], suffix: str) -> list[dict[str, Any]]:
     return [{"role": message["role"], "content": message["content"] + suffix}]
 
 
-def test_the_same_item_and_arguments_give_the_same_translation_and_others_their_own():
-    a = {"role": "user", "content": "hi"}
-    first = repeated.translated(_turn, a, "!")
-    assert first == [{"role": "user", "content": "hi!"}]
-    assert repeated.translated(_turn, a, "!") is first
-    assert repeated.translated(_turn, dict(a), "!") is not first  # equal, but another item
-    assert repeated.translated(_turn, a, "?") == [{"role": "user", "content": "hi?"}]
-    b = {"role": "user", "content": "yo"}
-    both = repeated.translated(_joined, (a, b))
-    assert both == [{"role": "user", "content": "hi yo"}]
-    assert repeated.translated(_joined, (a, b)) is both  # a new tuple of the same items
-    assert repeated.translated(_joined, (b, a)) == [{"role": "user", "content": "yo hi"}]
-
-
 def _joined(messages: tuple[dict[str, Any], ...]) -> list[dict[str, Any]]:
     return [{"role": "user", "content": " ".join(m["content"] for m in messages)}]
 
 
+def _given(*contents: str) -> list[dict[str, Any]]:
+    """Messages as validation.Recent gives them out (long enough for it to keep)."""
+    messages = [{"role": "user", "content": c + " " * 300} for c in contents]
+    body, _ = validation.parse_placed(json.dumps({"model": "m", "messages": messages}).encode())
+    return body["messages"]
+
+
+def test_the_same_item_and_arguments_give_the_same_translation_and_others_their_own():
+    a, b = _given("hi", "yo")
+    first = repeated.translated(_turn, a, "!")
+    assert first == [{"role": "user", "content": a["content"] + "!"}]
+    assert repeated.translated(_turn, a, "!") is first
+    assert repeated.translated(_turn, _given("hi")[0], "!") is first  # the same text, given out again
+    assert repeated.translated(_turn, dict(a), "!") is not first  # equal, but not one Recent gave out
+    assert repeated.translated(_turn, a, "?") == [{"role": "user", "content": a["content"] + "?"}]
+    both = repeated.translated(_joined, (a, b))
+    assert repeated.translated(_joined, (a, b)) is both  # a new tuple of the same items
+    assert repeated.translated(_joined, (b, a)) is not both
+
+
 def test_a_list_of_translated_pieces_and_new_items_is_written_as_json_writes_it():
-    a = {"role": "user", "content": "caf\u00e9 \"x\""}
+    a = _given("caf\u00e9 \"x\"")[0]
     pieces = repeated.translated(_turn, a, "")
     body = {"model": "m", "messages": [*pieces, {"role": "assistant", "content": "new"}, *pieces]}
     plain = json.dumps(body, separators=(",", ":")).encode()
+    assert repeated.written(body["messages"]) is not None
     assert upstream_json(body) == plain
     assert upstream_json(body) == plain  # the pieces' text kept from the first time
     assert repeated.written([dict(pieces[0])]) is None  # an equal message is no piece
 
 
-def test_a_translation_asked_for_again_outlives_a_generation_and_the_others_go():
-    kept = {"role": "user", "content": "kept"}
-    first = repeated.translated(_turn, kept, "")
-    for i in range(3 * repeated._Translated.GENERATION):
-        repeated.translated(_turn, {"role": "user", "content": str(i)}, "")
-        if i % (repeated._Translated.GENERATION // 2) == 0:
-            assert repeated.translated(_turn, kept, "") is first
-    gone = {"role": "user", "content": "gone"}
-    once = repeated.translated(_turn, gone, "")
-    for i in range(2 * repeated._Translated.GENERATION + 1):
-        repeated.translated(_turn, {"role": "user", "content": str(i)}, "")
-    assert repeated.written(once[0]) is None
-    assert repeated.translated(_turn, gone, "") is not once
+def test_a_translation_lives_as_long_as_recent_holds_its_item():
+    kept, gone = _given("kept", "gone")
+    first, once = repeated.translated(_turn, kept, ""), repeated.translated(_turn, gone, "")
+    validation.RECENT._rotate()
+    assert repeated.translated(_turn, _given("kept")[0], "") is first  # given out again: it moves along
+    validation.RECENT._rotate()
+    assert repeated.translated(_turn, kept, "") is first
+    assert repeated.written(once) is None and repeated.translated(_turn, gone, "") is not once
 
 
-def test_past_its_characters_of_json_a_generation_becomes_the_old():
-    translated = repeated._Translated()
-    translated.TEXT = 1000
-
-    def written(content: str) -> list[dict[str, Any]]:
-        built = translated.get(_turn, {"role": "user", "content": content}, ("",))
-        translated.text(built[0])
-        return built
-
-    first = written("x" * 1200)  # past TEXT: the next entry starts a new generation
-    written("y")
-    assert translated.text(first[0]) is not None  # in the old generation
-    written("z" * 1200)
-    written("w")  # a new generation again: the one that held `first` is dropped
-    assert translated.text(first[0]) is None
+def test_a_message_recent_does_not_keep_is_translated_every_time_and_not_kept():
+    short = {"role": "user", "content": "short"}
+    body, _ = validation.parse_placed(json.dumps({"model": "m", "messages": [short]}).encode())
+    built = repeated.translated(_turn, body["messages"][0], "")
+    assert built == [short] and repeated.written(built) is None

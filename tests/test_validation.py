@@ -385,3 +385,27 @@ def test_conversations_that_take_turns_each_take_their_own_earlier_items():
             if who in seen:
                 assert all(a is b for a, b in zip(found, seen[who]))  # the earlier turns, as read then
             seen[who] = found
+
+
+def test_what_is_known_of_items_goes_with_them_two_generations_on():
+    """A gateway's memory must not grow with each new turn (bench: RSS over 5,000
+    requests): whether check passed an item, its token count and its translation are
+    kept only as long as Recent holds the item."""
+    from modelmux.translate import repeated, token_estimate
+    from modelmux.translate.openai_chat.request import to_chat
+    from modelmux.config.types import Shape
+
+    recent = validation.RECENT
+    generation = recent.generation
+    for i in range(400):  # each turn's last message is new, as each request's is
+        messages = [{"role": "user", "content": [{"type": "text", "text": f"turn {i} " + "x" * 30_000}]}]
+        body, _ = validation.parse_placed(json.dumps({"model": "m", "messages": messages}).encode())
+        validation.check(body)
+        token_estimate.estimate_input_tokens(body)
+        to_chat(body, Shape(), "m")
+    assert recent.generation >= generation + 10  # 12 MB of text: a generation per 1 MB
+    held = len(recent._held) + len(recent._held_old)
+    assert held <= 2 * (recent.GENERATION // 30_000 + 2)
+    assert len(recent._passed) + len(recent._passed_old) <= held
+    assert len(token_estimate._COUNTED._new) + len(token_estimate._COUNTED._old) <= held
+    assert len(repeated._translated._new) + len(repeated._translated._old) <= held

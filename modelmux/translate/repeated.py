@@ -16,6 +16,8 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from modelmux.translate.validation import RECENT
+
 KEPT = 32  # distinct tool lists (sessions, and tool sets within one) kept; then all are dropped
 
 _WRITE = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
@@ -67,53 +69,49 @@ def written(value: Any) -> str | None:
 # -- items translated once ----------------------------------------------------------
 # The earlier turns of a conversation come again with every request, as the same parsed
 # items (validation.Recent), and a translator's messages for one of them depend on that
-# item and a few settings only. `translated` builds them once; `piece_text` is one such
-# message's JSON (`written`), which upstream_json puts into the body instead of
-# writing the message again (on the bench's request: about 300 µs of a Chat request's 500).
+# item and a few settings only. `translated` builds them once; each message's JSON
+# (`written`) is what upstream_json puts into the body instead of writing the message
+# again (on the bench's request: about 300 µs of a Chat request's 500). They are kept as
+# long as Recent holds their items (as validation.Kept keeps values), so that a turn
+# no later request sends is not kept alive here.
 
 
 class _Entry:
     __slots__ = ("item", "value", "texts")
 
     def __init__(self, item: Any, value: list[Any]) -> None:
-        self.item = item  # kept alive, so that its id names no other object
+        self.item = item
         self.value = value
         self.texts: list[str | None] = [None] * len(value)
 
 
 class _Translated:
-    """Two generations of at most GENERATION entries or TEXT characters of written JSON:
-    a full one becomes the old, and an old entry that is asked for again moves to the
-    new (a long conversation's turns stay; those of one that ended go). The text bound
-    holds the memory of turns with images to what validation.Recent keeps of them."""
-
-    GENERATION = 4096
-    TEXT = 4_000_000
+    """Two generations, RECENT's: an entry goes when Recent's generation after the one it
+    was made or last used in ends, and only items Recent holds get one."""
 
     def __init__(self) -> None:
+        self._generation = RECENT.generation
         self._new: dict[tuple[Any, ...], _Entry] = {}
         self._old: dict[tuple[Any, ...], _Entry] = {}
         self._pieces_new: dict[int, tuple[_Entry, int]] = {}  # id of a value's element → where it is
         self._pieces_old: dict[int, tuple[_Entry, int]] = {}
-        self._text = 0  # characters written for the new generation's entries
 
     def get(self, build: Callable[..., list[Any]], item: Any, args: tuple[Any, ...]) -> list[Any]:
+        self._follow()
         key = (build, _identity(item), args)
         if (entry := self._new.get(key)) is not None:
             return entry.value
-        entry = self._old.pop(key, None)
+        entry = self._old.get(key)
         if entry is None:
             entry = _Entry(item, build(item, *args))
-        if len(self._new) >= self.GENERATION or self._text > self.TEXT:
-            self._old, self._new = self._new, {}
-            self._pieces_old, self._pieces_new = self._pieces_new, {}
-            self._text = 0
-        self._new[key] = entry
-        for index, piece in enumerate(entry.value):
-            self._pieces_new[id(piece)] = (entry, index)
+        if all(map(RECENT.holds, item if isinstance(item, tuple) else (item,))):
+            self._new[key] = entry
+            for index, piece in enumerate(entry.value):
+                self._pieces_new[id(piece)] = (entry, index)
         return entry.value
 
     def text(self, piece: Any) -> str | None:
+        self._follow()
         found = self._pieces_new.get(id(piece)) or self._pieces_old.get(id(piece))
         if found is None:
             return None
@@ -122,8 +120,14 @@ class _Translated:
             return None
         if (text := entry.texts[index]) is None:
             text = entry.texts[index] = _WRITE(piece)
-            self._text += len(text)
         return text
+
+    def _follow(self) -> None:
+        if (generation := RECENT.generation) != self._generation:
+            follows = generation == self._generation + 1
+            self._old, self._pieces_old = (self._new, self._pieces_new) if follows else ({}, {})
+            self._new, self._pieces_new = {}, {}
+            self._generation = generation
 
     def clear(self) -> None:
         self.__init__()  # type: ignore[misc]
@@ -138,9 +142,10 @@ _translated = _Translated()
 
 
 def translated(build: Callable[..., list[Any]], item: Any, *args: Any) -> list[Any]:
-    """build(item, *args), built once for the same `item` (the same object; or a tuple of
-    the same objects) and the same hashable `args`; `build` must read nothing else, and
-    nothing may change what it built (the lists are shared between requests)."""
+    """build(item, *args), built once for the same `item` (the same object, or a tuple of
+    the same objects, that validation.Recent gave out) and the same hashable `args`;
+    `build` must read nothing else, and nothing may change what it built (the lists are
+    shared between requests)."""
     return _translated.get(build, item, args)
 
 

@@ -20,6 +20,7 @@ from modelmux.translate.media import (
     image_block_tokens,
     pdf_page_count,
 )
+from modelmux.translate.validation import Kept
 
 # --- Fixed costs --------------------------------------------------------------------------
 # Anthropic's tool-use pricing docs: declaring tools adds a tool-use system prompt of 346
@@ -108,32 +109,29 @@ def _tools(tools_and_choice: tuple[list[Any], Any]) -> tuple[list[str], int]:
 
 # Claude Code sends its earlier turns and its tools again with every request, and
 # validation.Recent gives a repeated one the same parsed item: its count is remembered
-# by the item (kept here, so that its id names no other object). Without this a
+# by the item, for as long as Recent holds it (validation.Kept). Without this a
 # translated stream's estimate cost 200 µs of every request (docs/benchmarks.md).
-_COUNTED: dict[Any, tuple[Any, int, float]] = {}  # key → (what keeps it unique, fixed, cost)
-_COUNTED_MAX = 4096
+_COUNTED: Kept[tuple[int, float]] = Kept()  # key → (fixed, cost)
 _COUNTED_MIN_COST = 64.0  # tokens; a smaller part is counted again, cheaper than kept
 
 
 def _counted(part: Any, count: Count) -> tuple[int, float]:
     """`part`'s fixed tokens and the cost of its texts."""
     if count is _system and isinstance(part, list):  # the list is new with each request, its blocks are not
-        kept = tuple(part)
-        key = tuple(map(id, kept))
+        items: tuple[Any, ...] = tuple(part)
+        key: Any = tuple(map(id, items))
     elif count is not _tools:  # a message, or the system's text
-        key, kept = id(part), part
+        items, key = (part,), id(part)
     else:  # as the system's blocks
         tools, choice = part
-        kept = tuple(tools)
-        key = (tuple(map(id, kept)), repr(choice))
+        items = tuple(tools)
+        key = (tuple(map(id, items)), repr(choice))
     if (known := _COUNTED.get(key)) is not None:
-        return known[1], known[2]
+        return known
     texts, fixed = count(part)
     cost = sum(map(_text_cost, texts))
     if cost >= _COUNTED_MIN_COST:
-        if len(_COUNTED) >= _COUNTED_MAX:
-            _COUNTED.clear()
-        _COUNTED[key] = (kept, fixed, cost)
+        _COUNTED.put(key, items, (fixed, cost))
     return fixed, cost
 
 

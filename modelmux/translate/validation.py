@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from collections.abc import Hashable
+from typing import Any, Generic, TypeVar
 
 # A model name may be anything but control characters (C0, DEL, C1): they would break
 # the log line and the flow's comment that show it (model_paths.py: names in URLs).
@@ -158,14 +159,18 @@ class Recent:
     (tests/test_body_untouched.py holds every reader to that).
 
     Two generations of at most GENERATION characters each: a full one becomes the old,
-    and an old item that is seen again moves to the new. An item `check` passed is not
-    checked again: what it checks of an item depends on nothing else in the body."""
+    and an old item that is seen again moves to the new. What is known of an item by its
+    identity lives as long as Recent holds the item, and no longer: whether `check`
+    passed it (what it checks of an item depends on nothing else in the body), and what
+    `Kept` keeps for other modules (its translation, its token count). Only an item this
+    generation gave out (`holds`) gets such a fact: a fresh item that is not kept would
+    only keep memory alive, since no later body gives it again."""
 
     KEY = 256  # an item is looked up by its first characters (tool results share their first 60)
     SMALLEST = KEY  # an item shorter than this is scanned again: it costs less than keeping it
     PER_KEY = 8  # items kept under one key (they share their first KEY characters)
-    GENERATION = 2_000_000
-    PASSED = 20_000  # checked items remembered
+    GENERATION = 1_000_000  # characters; parsed, an item takes 5 to 15 times its text's bytes
+    HELD = 20_000  # items given out in one generation, at most (short items from earlier lists hold no text)
     ARRAYS = 4  # arrays remembered per field: the latest of as many conversations going on at once
     PROBES = 4  # an array's first items tried: all, all but the last, ... (each probe compares text)
 
@@ -173,15 +178,39 @@ class Recent:
         self._new: dict[str, list[tuple[str, Any]]] = {}
         self._old: dict[str, list[tuple[str, Any]]] = {}
         self._size = 0  # characters in _new
-        # Items check passed, by id; kept alive here, so an id is not another's.
-        self.passed: dict[int, Any] = {}
+        self.generation = 0
+        # The items given out in this generation and the last, by id (kept alive here, so
+        # that an id is not another's), and those of them check passed.
+        self._held: dict[int, Any] = {}
+        self._held_old: dict[int, Any] = {}
+        self._passed: set[int] = set()
+        self._passed_old: set[int] = set()
         # field → its latest arrays (_remember)
         self._arrays: dict[str, list[tuple[str, tuple[Any, ...], tuple[int | None, ...]]]] = {}
 
+    def holds(self, item: Any) -> bool:
+        """Whether this generation gave `item` out."""
+        return self._held.get(id(item)) is item
+
     def passes(self, item: Any) -> None:
-        if len(self.passed) >= self.PASSED:
-            self.passed = {}
-        self.passed[id(item)] = item
+        """`check` passed `item`."""
+        if self.holds(item):
+            self._passed.add(id(item))
+
+    def checked(self, item: Any) -> bool:
+        """Whether `check` passed `item` (an id in either set is of an item held)."""
+        return id(item) in self._passed or id(item) in self._passed_old
+
+    def _hold(self, item: Any) -> None:
+        self._held[id(item)] = item
+        if len(self._held) > self.HELD:
+            self._rotate()
+
+    def _rotate(self) -> None:
+        self._old, self._new, self._size = self._new, {}, 0
+        self._held_old, self._held = self._held, {}
+        self._passed_old, self._passed = self._passed, set()
+        self.generation += 1
 
     def items(self, text: str, at: int, every: bool = False, name: str = "") -> tuple[list[Any], int]:
         """The JSON array at `text[at]` ("["), and where it ends; json's errors. `every`:
@@ -198,6 +227,8 @@ class Recent:
         ends: list[int | None] = []  # where each item ends, from `start`
         if (taken := self._taken(text, start, name)) is not None:
             found, ends, after = taken
+            for item in found:
+                self._hold(item)
             if text[after] == "]":
                 return found, after + 1
             at = _SPACE(text, after + 1).end()
@@ -251,10 +282,12 @@ class Recent:
                 if text.startswith(known, at):
                     if generation is self._old:
                         self._keep(key, known, value)
+                    self._hold(value)
                     return value, at + len(known)
         value, end = _scan_value(text, at)
         if end - at >= smallest:
             self._keep(key, text[at:end], value)
+            self._hold(value)
         return value, end
 
     def _keep(self, key: str, known: str, value: Any) -> None:
@@ -263,11 +296,47 @@ class Recent:
         del kept[self.PER_KEY :]
         self._size += len(known)
         if self._size > self.GENERATION:
-            self._old, self._new, self._size = self._new, {}, 0
+            self._rotate()
 
 
 RECENT = Recent()
 _REPEATED = frozenset(("messages", "tools", "system"))  # the lists a session sends again
+
+V = TypeVar("V")
+
+
+class Kept(Generic[V]):
+    """Values known by the identity of items RECENT gave out (a turn's translation, its
+    token count), kept as long as it holds the items: two of its generations. A value
+    is kept only for items this generation gave out, and moves with them to the next
+    when they are given out again."""
+
+    def __init__(self) -> None:
+        self._generation = RECENT.generation
+        self._new: dict[Hashable, tuple[tuple[Any, ...], V]] = {}
+        self._old: dict[Hashable, tuple[tuple[Any, ...], V]] = {}
+
+    def get(self, key: Hashable) -> V | None:
+        self._follow()
+        if (found := self._new.get(key)) is not None:
+            return found[1]
+        if (found := self._old.get(key)) is None:
+            return None
+        if all(map(RECENT.holds, found[0])):
+            self._new[key] = found
+        return found[1]
+
+    def put(self, key: Hashable, items: tuple[Any, ...], value: V) -> None:
+        """`value` for `key`, a key made of `items`' ids; not kept unless RECENT holds them."""
+        self._follow()
+        if all(map(RECENT.holds, items)):
+            self._new[key] = (items, value)
+
+    def _follow(self) -> None:
+        if (generation := RECENT.generation) != self._generation:
+            self._old = self._new if generation == self._generation + 1 else {}
+            self._new = {}
+            self._generation = generation
 
 
 def check(body: Any) -> None:
@@ -288,9 +357,8 @@ def check(body: Any) -> None:
     choice = body.get("tool_choice")
     if choice and choice["type"] == "tool" and choice.get("name") is None:
         raise Malformed("tool_choice.name: Field required")  # {"type": "tool"} names the tool it forces
-    passed = RECENT.passed
     for index, tool in enumerate(body.get("tools") or ()):
-        if id(tool) not in passed:
+        if not RECENT.checked(tool):
             _object(tool, "tools", index)
             _fields(tool, PARTS["tool"], "tools", index)
             RECENT.passes(tool)
@@ -300,7 +368,7 @@ def check(body: Any) -> None:
     if body.get("system") is not None:
         _content(body["system"], "system")
     for index, message in enumerate(body.get("messages") or ()):
-        if id(message) in passed:
+        if RECENT.checked(message):
             continue
         _object(message, "messages", index)
         _fields(message, PARTS["message"], "messages", index)
