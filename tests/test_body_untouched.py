@@ -1,4 +1,4 @@
-"""Nothing changes a client's parsed body in place: validation.Recent hands the same
+"""Nothing changes a client's parsed body in place: repeated.Recent hands the same
 parsed items to every request that repeats their text (Claude Code repeats its tools,
 system blocks and earlier turns), so a reader that wrote into one would change the
 next request. Every reader of the body on the way upstream is run here on a copy and

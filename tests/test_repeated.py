@@ -8,7 +8,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from modelmux.attempt.exchange import upstream_json
-from modelmux.translate import repeated, validation
+from modelmux.config.types import Shape
+from modelmux.translate import repeated, token_estimate, validation
+from modelmux.translate.openai_chat.request import to_chat
 
 
 def _names(tools: Sequence[Any]) -> list[dict[str, Any]]:
@@ -76,7 +78,7 @@ def _joined(messages: tuple[dict[str, Any], ...]) -> list[dict[str, Any]]:
 
 
 def _given(*contents: str) -> list[dict[str, Any]]:
-    """Messages as validation.Recent gives them out (long enough for it to keep)."""
+    """Messages as repeated.Recent gives them out (long enough for it to keep)."""
     messages = [{"role": "user", "content": c + " " * 300} for c in contents]
     body, _ = validation.parse_placed(json.dumps({"model": "m", "messages": messages}).encode())
     return body["messages"]
@@ -109,9 +111,9 @@ def test_a_list_of_translated_pieces_and_new_items_is_written_as_json_writes_it(
 def test_a_translation_lives_as_long_as_recent_holds_its_item():
     kept, gone = _given("kept", "gone")
     first, once = repeated.translated(_turn, kept, ""), repeated.translated(_turn, gone, "")
-    validation.RECENT._rotate()
+    repeated.RECENT._rotate()
     assert repeated.translated(_turn, _given("kept")[0], "") is first  # given out again: it moves along
-    validation.RECENT._rotate()
+    repeated.RECENT._rotate()
     assert repeated.translated(_turn, kept, "") is first
     assert repeated.written(once) is None and repeated.translated(_turn, gone, "") is not once
 
@@ -121,3 +123,23 @@ def test_a_message_recent_does_not_keep_is_translated_every_time_and_not_kept():
     body, _ = validation.parse_placed(json.dumps({"model": "m", "messages": [short]}).encode())
     built = repeated.translated(_turn, body["messages"][0], "")
     assert built == [short] and repeated.written(built) is None
+
+
+def test_what_is_known_of_items_goes_with_them_two_generations_on():
+    """A gateway's memory must not grow with each new turn (bench: RSS over 5,000
+    requests): whether check passed an item, its token count and its translation are
+    kept only as long as Recent holds the item."""
+    recent = repeated.RECENT
+    generation = recent.generation
+    for i in range(400):  # each turn's last message is new, as each request's is
+        turn = [{"role": "user", "content": [{"type": "text", "text": f"turn {i} " + "x" * 30_000}]}]
+        body, _ = validation.parse_placed(json.dumps({"model": "m", "messages": turn}).encode())
+        validation.check(body)
+        token_estimate.estimate_input_tokens(body)
+        to_chat(body, Shape(), "m")
+    assert recent.generation >= generation + 10  # 12 MB of text: a generation per 1 MB
+    held = len(recent._held) + len(recent._held_old)
+    assert held <= 2 * (recent.GENERATION // 30_000 + 2)
+    assert len(recent._passed) + len(recent._passed_old) <= held
+    assert len(token_estimate._COUNTED._new) + len(token_estimate._COUNTED._old) <= held
+    assert len(repeated._translated._new) + len(repeated._translated._old) <= held

@@ -17,7 +17,7 @@ from modelmux import routing
 from modelmux.attempt import exchange
 from modelmux.config import loader
 from modelmux.errors import GatewayError
-from modelmux.translate import messages, validation
+from modelmux.translate import messages, repeated, validation
 from modelmux.translate.token_estimate import estimate_input_tokens
 
 ROUTES = """
@@ -273,7 +273,7 @@ def test_unknown_top_level_fields_are_never_read_as_known_parts() -> None:
 
 
 def test_an_item_seen_before_is_taken_as_parsed_and_the_body_reads_as_json_loads_reads_it():
-    recent = validation.Recent()
+    recent = repeated.Recent()
     tool = {"name": "Bash", "description": "Run a command. " * 20, "input_schema": {"type": "object"}}
     text = json.dumps({"tools": [tool, tool]})
     first, end = recent.items(text, text.index("["))
@@ -284,7 +284,7 @@ def test_an_item_seen_before_is_taken_as_parsed_and_the_body_reads_as_json_loads
 
 
 def test_an_item_that_differs_anywhere_is_read_afresh():
-    recent = validation.Recent()
+    recent = repeated.Recent()
     message = {"role": "user", "content": [{"type": "text", "text": "a" * 400}]}
     text = json.dumps([message])
     recent.items(text, 0)
@@ -298,7 +298,7 @@ def test_an_item_that_differs_anywhere_is_read_afresh():
 @pytest.mark.parametrize("text", ["[]", "[ ]", "[1, \"x\", null, {\"a\": [1, 2]}]", " [ [ ] , { } ] "])
 def test_any_list_reads_as_json_loads_reads_it(text: str):
     at = len(text) - len(text.lstrip())
-    found, end = validation.Recent().items(text, at)
+    found, end = repeated.Recent().items(text, at)
     assert found == json.loads(text) and text[end:].strip() == ""
 
 
@@ -309,7 +309,7 @@ def test_a_broken_list_is_json_loads_to_refuse(text: str):
 
 
 def test_a_full_generation_becomes_the_old_and_an_old_item_seen_again_is_kept():
-    recent = validation.Recent()
+    recent = repeated.Recent()
     recent.GENERATION = 3000
     items = [{"n": i, "text": "x" * 1000} for i in range(4)]
     for item in items:
@@ -332,7 +332,7 @@ def test_an_item_is_checked_once_and_a_different_item_always():
 
 
 def test_a_list_that_starts_as_one_read_before_takes_its_items_and_reads_the_rest():
-    recent = validation.Recent()
+    recent = repeated.Recent()
     recent.SMALLEST = 10**9  # no item is kept by itself: what is reused comes from the list
     turns = [{"role": "user" if i % 2 else "assistant", "content": [{"type": "text", "text": f"turn {i}"}]}
              for i in range(4)]
@@ -355,7 +355,7 @@ def test_a_list_that_starts_as_one_read_before_takes_its_items_and_reads_the_res
     '[{"a": 1}, {"b": 2}, 3, 4]',
 ])
 def test_a_list_read_after_one_it_starts_like_reads_as_json_loads_reads_it(then: str):
-    recent = validation.Recent()
+    recent = repeated.Recent()
     recent.items('[{"a": 1}, {"b": 2}]', 0, name="messages")
     recent.items('[{"a": 1}, {"b": 2}, 3]', 0, name="messages")  # it ends with a number: not taken as a start
     body = '{"model": "m", "messages": ' + then + "}"
@@ -372,7 +372,7 @@ def test_a_list_read_after_one_it_starts_like_reads_as_json_loads_reads_it(then:
 
 
 def test_conversations_that_take_turns_each_take_their_own_earlier_items():
-    recent = validation.Recent()
+    recent = repeated.Recent()
     recent.SMALLEST = 10**9
     def turn(who: str, i: int) -> dict:
         return {"role": "user", "content": [{"type": "text", "text": f"{who} says {i} " + "x" * 100}]}
@@ -385,27 +385,3 @@ def test_conversations_that_take_turns_each_take_their_own_earlier_items():
             if who in seen:
                 assert all(a is b for a, b in zip(found, seen[who]))  # the earlier turns, as read then
             seen[who] = found
-
-
-def test_what_is_known_of_items_goes_with_them_two_generations_on():
-    """A gateway's memory must not grow with each new turn (bench: RSS over 5,000
-    requests): whether check passed an item, its token count and its translation are
-    kept only as long as Recent holds the item."""
-    from modelmux.translate import repeated, token_estimate
-    from modelmux.translate.openai_chat.request import to_chat
-    from modelmux.config.types import Shape
-
-    recent = validation.RECENT
-    generation = recent.generation
-    for i in range(400):  # each turn's last message is new, as each request's is
-        messages = [{"role": "user", "content": [{"type": "text", "text": f"turn {i} " + "x" * 30_000}]}]
-        body, _ = validation.parse_placed(json.dumps({"model": "m", "messages": messages}).encode())
-        validation.check(body)
-        token_estimate.estimate_input_tokens(body)
-        to_chat(body, Shape(), "m")
-    assert recent.generation >= generation + 10  # 12 MB of text: a generation per 1 MB
-    held = len(recent._held) + len(recent._held_old)
-    assert held <= 2 * (recent.GENERATION // 30_000 + 2)
-    assert len(recent._passed) + len(recent._passed_old) <= held
-    assert len(token_estimate._COUNTED._new) + len(token_estimate._COUNTED._old) <= held
-    assert len(repeated._translated._new) + len(repeated._translated._old) <= held

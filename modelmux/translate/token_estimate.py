@@ -20,7 +20,7 @@ from modelmux.translate.media import (
     image_block_tokens,
     pdf_page_count,
 )
-from modelmux.translate.validation import Kept
+from modelmux.translate.repeated import Kept
 
 # --- Fixed costs --------------------------------------------------------------------------
 # Anthropic's tool-use pricing docs: declaring tools adds a tool-use system prompt of 346
@@ -108,8 +108,8 @@ def _tools(tools_and_choice: tuple[list[Any], Any]) -> tuple[list[str], int]:
 
 
 # Claude Code sends its earlier turns and its tools again with every request, and
-# validation.Recent gives a repeated one the same parsed item: its count is remembered
-# by the item, for as long as Recent holds it (validation.Kept). Without this a
+# repeated.Recent gives a repeated one the same parsed item: its count is remembered
+# by the item, for as long as Recent holds it (repeated.Kept). Without this a
 # translated stream's estimate cost 200 µs of every request (docs/benchmarks.md).
 _COUNTED: Kept[tuple[int, float]] = Kept()  # key → (fixed, cost)
 _COUNTED_MIN_COST = 64.0  # tokens; a smaller part is counted again, cheaper than kept

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Hashable
-from typing import Any, Generic, TypeVar
+from typing import Any
+
+from modelmux.translate.repeated import RECENT
 
 # A model name may be anything but control characters (C0, DEL, C1): they would break
 # the log line and the flow's comment that show it (model_paths.py: names in URLs).
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-# json.loads' own pieces, for parse_placed.
+# json.loads' own pieces, for parse_placed (repeated.Recent reads list items with them too).
 _SPACE = json.decoder.WHITESPACE.match
 _scan_key = json.decoder.scanstring
 _scan_value = json.JSONDecoder().scan_once
@@ -146,197 +147,7 @@ def _top_level(raw: bytes, recent: bool) -> tuple[dict[str, Any], tuple[int, int
     return body, (start, end)
 
 
-class Recent:
-    """The items of recent bodies' lists, parsed, by their text. Claude Code sends each
-    turn's tools, system blocks and earlier messages again byte for byte, and scanning
-    them was most of a request's parse (a 79 KB request: 285 µs, the Router's largest
-    cost). An item whose text a new body repeats is the same value, so a list is read
-    item by item and a repeated item is taken as it was parsed.
-
-    A JSON object or array ends where its own text says, so when the body's text at an
-    item starts with an item seen before, that item is what a scan would read there.
-    The values are shared between requests: nothing may change a request's body in place
-    (tests/test_body_untouched.py holds every reader to that).
-
-    Two generations of at most GENERATION characters each: a full one becomes the old,
-    and an old item that is seen again moves to the new. What is known of an item by its
-    identity lives as long as Recent holds the item, and no longer: whether `check`
-    passed it (what it checks of an item depends on nothing else in the body), and what
-    `Kept` keeps for other modules (its translation, its token count). Only an item this
-    generation gave out (`holds`) gets such a fact: a fresh item that is not kept would
-    only keep memory alive, since no later body gives it again."""
-
-    KEY = 256  # an item is looked up by its first characters (tool results share their first 60)
-    SMALLEST = KEY  # an item shorter than this is scanned again: it costs less than keeping it
-    PER_KEY = 8  # items kept under one key (they share their first KEY characters)
-    GENERATION = 1_000_000  # characters; parsed, an item takes 5 to 15 times its text's bytes
-    HELD = 20_000  # items given out in one generation, at most (short items from earlier lists hold no text)
-    ARRAYS = 4  # arrays remembered per field: the latest of as many conversations going on at once
-    PROBES = 4  # an array's first items tried: all, all but the last, ... (each probe compares text)
-
-    def __init__(self) -> None:
-        self._new: dict[str, list[tuple[str, Any]]] = {}
-        self._old: dict[str, list[tuple[str, Any]]] = {}
-        self._size = 0  # characters in _new
-        self.generation = 0
-        # The items given out in this generation and the last, by id (kept alive here, so
-        # that an id is not another's), and those of them check passed.
-        self._held: dict[int, Any] = {}
-        self._held_old: dict[int, Any] = {}
-        self._passed: set[int] = set()
-        self._passed_old: set[int] = set()
-        # field → its latest arrays (_remember)
-        self._arrays: dict[str, list[tuple[str, tuple[Any, ...], tuple[int | None, ...]]]] = {}
-
-    def holds(self, item: Any) -> bool:
-        """Whether this generation gave `item` out."""
-        return self._held.get(id(item)) is item
-
-    def passes(self, item: Any) -> None:
-        """`check` passed `item`."""
-        if self.holds(item):
-            self._passed.add(id(item))
-
-    def checked(self, item: Any) -> bool:
-        """Whether `check` passed `item` (an id in either set is of an item held)."""
-        return id(item) in self._passed or id(item) in self._passed_old
-
-    def _hold(self, item: Any) -> None:
-        self._held[id(item)] = item
-        if len(self._held) > self.HELD:
-            self._rotate()
-
-    def _rotate(self) -> None:
-        self._old, self._new, self._size = self._new, {}, 0
-        self._held_old, self._held = self._held, {}
-        self._passed_old, self._passed = self._passed, set()
-        self.generation += 1
-
-    def items(self, text: str, at: int, every: bool = False, name: str = "") -> tuple[list[Any], int]:
-        """The JSON array at `text[at]` ("["), and where it ends; json's errors. `every`:
-        keep short items too (a tool: repeated.section knows a list by its items).
-        `name`: the field the array is. An array that starts with the text of the first
-        items of one read under that name before takes those items without looking each
-        one up: a turn's messages are the last turn's and more (but for the last few,
-        whose cache_control markers moved), its tools the same."""
-        found: list[Any] = []
-        start = at
-        at = _SPACE(text, at + 1).end()
-        if text[at] == "]":
-            return found, at + 1
-        ends: list[int | None] = []  # where each item ends, from `start`
-        if (taken := self._taken(text, start, name)) is not None:
-            found, ends, after = taken
-            for item in found:
-                self._hold(item)
-            if text[after] == "]":
-                return found, after + 1
-            at = _SPACE(text, after + 1).end()
-        while True:
-            item, end = self._item(text, at, 0 if every else self.SMALLEST)
-            found.append(item)
-            at = _SPACE(text, end).end()
-            if text[at] == "]":
-                if name:
-                    self._remember(name, text, start, end, found, ends)
-                return found, at + 1
-            if text[at] != ",":
-                raise ValueError(f"expected ',' or ']' at {at}")
-            ends.append(end - start)
-            at = _SPACE(text, at + 1).end()
-
-    def _taken(self, text: str, start: int, name: str) -> tuple[list[Any], list[int | None], int] | None:
-        """The first items of an array read before that the one at `start` starts with,
-        where they end, and where the text after them goes on (at a "," or "]"); None
-        if none."""
-        for array in self._arrays.get(name, ()):
-            head, values, ends = array
-            for count in range(len(values), max(0, len(values) - self.PROBES), -1):
-                end = ends[count - 1]
-                if end is None:  # a number there might go on
-                    continue
-                near = max(0, end - 64)  # the last characters first: another conversation's differ there
-                if text[start + near : start + end] != head[near:end]:
-                    continue
-                if text.startswith(head if end == len(head) else head[:end], start):
-                    after = _SPACE(text, start + end).end()
-                    if text[after] in ",]":
-                        return list(values[:count]), list(ends[:count]), after
-        return None
-
-    def _remember(self, name: str, text: str, start: int, end: int, values: list[Any], ends: list[int | None]) -> None:
-        """Keep an array's text up to its last item's end, its items and where each ends
-        (None for an item that is not an object or array: a number's text can go on)."""
-        head = text[start:end]
-        ends.append(end - start)
-        ends_of = tuple(e if isinstance(v, (dict, list)) else None for e, v in zip(ends, values, strict=True))
-        kept = [(head, tuple(values), ends_of)] + [a for a in self._arrays.get(name, ()) if a[0] != head]
-        self._arrays[name] = kept[: self.ARRAYS]
-
-    def _item(self, text: str, at: int, smallest: int) -> tuple[Any, int]:
-        if text[at] != "{" and text[at] != "[":
-            return _scan_value(text, at)
-        key = text[at : at + self.KEY]
-        for generation in (self._new, self._old):
-            for known, value in generation.get(key, ()):
-                if text.startswith(known, at):
-                    if generation is self._old:
-                        self._keep(key, known, value)
-                    self._hold(value)
-                    return value, at + len(known)
-        value, end = _scan_value(text, at)
-        if end - at >= smallest:
-            self._keep(key, text[at:end], value)
-            self._hold(value)
-        return value, end
-
-    def _keep(self, key: str, known: str, value: Any) -> None:
-        kept = self._new.setdefault(key, [])
-        kept.insert(0, (known, value))
-        del kept[self.PER_KEY :]
-        self._size += len(known)
-        if self._size > self.GENERATION:
-            self._rotate()
-
-
-RECENT = Recent()
 _REPEATED = frozenset(("messages", "tools", "system"))  # the lists a session sends again
-
-V = TypeVar("V")
-
-
-class Kept(Generic[V]):
-    """Values known by the identity of items RECENT gave out (a turn's translation, its
-    token count), kept as long as it holds the items: two of its generations. A value
-    is kept only for items this generation gave out, and moves with them to the next
-    when they are given out again."""
-
-    def __init__(self) -> None:
-        self._generation = RECENT.generation
-        self._new: dict[Hashable, tuple[tuple[Any, ...], V]] = {}
-        self._old: dict[Hashable, tuple[tuple[Any, ...], V]] = {}
-
-    def get(self, key: Hashable) -> V | None:
-        self._follow()
-        if (found := self._new.get(key)) is not None:
-            return found[1]
-        if (found := self._old.get(key)) is None:
-            return None
-        if all(map(RECENT.holds, found[0])):
-            self._new[key] = found
-        return found[1]
-
-    def put(self, key: Hashable, items: tuple[Any, ...], value: V) -> None:
-        """`value` for `key`, a key made of `items`' ids; not kept unless RECENT holds them."""
-        self._follow()
-        if all(map(RECENT.holds, items)):
-            self._new[key] = (items, value)
-
-    def _follow(self) -> None:
-        if (generation := RECENT.generation) != self._generation:
-            self._old = self._new if generation == self._generation + 1 else {}
-            self._new = {}
-            self._generation = generation
 
 
 def check(body: Any) -> None:
@@ -357,25 +168,25 @@ def check(body: Any) -> None:
     choice = body.get("tool_choice")
     if choice and choice["type"] == "tool" and choice.get("name") is None:
         raise Malformed("tool_choice.name: Field required")  # {"type": "tool"} names the tool it forces
-    for index, tool in enumerate(body.get("tools") or ()):
-        if not RECENT.checked(tool):
-            _object(tool, "tools", index)
-            _fields(tool, PARTS["tool"], "tools", index)
-            RECENT.passes(tool)
+    tools = body.get("tools") or []
+    for index in RECENT.unchecked(tools):
+        _object(tools[index], "tools", index)
+        _fields(tools[index], PARTS["tool"], "tools", index)
+    RECENT.passes(tools)
     for index, stop in enumerate(body.get("stop_sequences") or ()):
         if not isinstance(stop, str):
             raise Malformed(f"stop_sequences.{index}: Input should be {STRING}")
     if body.get("system") is not None:
         _content(body["system"], "system")
-    for index, message in enumerate(body.get("messages") or ()):
-        if RECENT.checked(message):
-            continue
+    messages = body.get("messages") or []
+    for index in RECENT.unchecked(messages):
+        message = messages[index]
         _object(message, "messages", index)
         _fields(message, PARTS["message"], "messages", index)
         if "content" not in message:
             raise Malformed(f"messages.{index}.content: Field required")
         _content(message["content"], f"messages.{index}.content")
-        RECENT.passes(message)
+    RECENT.passes(messages)
 
 
 def _content(content: Any, where: str) -> None:
