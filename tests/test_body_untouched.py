@@ -113,3 +113,43 @@ def test_messages_openai_merges_are_new_ones_and_each_turn_reads_the_same_the_ne
         assert json.loads(sent)["messages"] == built[-1]
     assert [m["content"].split()[::80] for m in built[0]] == [["one", "two"], ["three", "four"], ["five"]]
     assert built[1] == built[0]
+
+
+def _turns_of(conversation: dict[str, Any]) -> list[dict[str, Any]]:
+    """The requests of a session that grows to `conversation`: each one the earlier turns
+    again, the last user message carrying cache_control as Claude Code marks it."""
+    requests = []
+    messages = conversation["messages"]
+    # Two messages of one role in a row, as a client may send: OpenAI Chat takes them merged.
+    first_user = next(i for i, m in enumerate(messages) if m["role"] == "user")
+    messages = [*messages[: first_user + 1],
+                {"role": "user", "content": [{"type": "text", "text": "And one more thing. " * 20}]},
+                *messages[first_user + 1 :]]
+    for end in range(1, len(messages) + 1):
+        if messages[end - 1]["role"] != "user":
+            continue
+        turn = json.loads(json.dumps(messages[:end]))
+        last = turn[-1]
+        if isinstance(last["content"], list) and last["content"]:
+            last["content"][-1]["cache_control"] = {"type": "ephemeral"}
+        requests.append({**conversation, "messages": turn})
+    return requests
+
+
+@pytest.mark.parametrize("model", ["deepseek-chat", "gpt-5-mini", "gemini-2.5-pro"])
+def test_a_session_sent_turn_by_turn_is_sent_upstream_as_without_anything_reused(model: str):
+    """What Recent and repeated reuse from earlier requests (parsed items, translated
+    turns, their JSON) changes nothing the upstream gets: each request of a growing
+    session is sent byte for byte as when it is read and translated afresh."""
+    cfg = loader.parse(yaml.safe_load(ROUTES), Path("/routes.yaml"), {})
+    for conversation in (claude_code_request(), claude_code_turn()):
+        for body in _turns_of({**conversation, "model": model}):
+            raw = json.dumps(body).encode()
+            decision = routing.route(cfg, model, None, routing.Facts(body, CLIENT, None))
+            credential = decision.provider.credentials[0]
+            reused, model_at = validation.parse_placed(raw)
+            validation.check(reused)
+            afresh = json.loads(raw)  # items Recent never gave out: nothing is kept for them
+            sent = [exchange.prepare(decision, parsed, raw, "/v1/messages", "", CLIENT, credential, at).content
+                    for parsed, at in ((reused, model_at), (afresh, None))]
+            assert sent[0] == sent[1]
