@@ -22,6 +22,7 @@ from modelmux.config import loader, model_facts
 from modelmux.credentials.pools import session_of
 from modelmux.translate import messages, validation
 from modelmux.translate.openai_chat.request import to_chat
+from modelmux.translate.registry import PROTOCOLS
 from modelmux.translate.token_estimate import estimate_input_tokens
 from tests.claude_code_requests import claude_code_turn
 
@@ -153,3 +154,8 @@ def test_a_session_sent_turn_by_turn_is_sent_upstream_as_without_anything_reused
             sent = [exchange.prepare(decision, parsed, raw, "/v1/messages", "", CLIENT, credential, at).content
                     for parsed, at in ((reused, model_at), (afresh, None))]
             assert sent[0] == sent[1]
+            # The translation itself too, not only its JSON: a reused message changed in
+            # place after its JSON was written would not show in the bytes.
+            translate = PROTOCOLS[decision.provider.protocol].translation.request
+            assert translate(reused, decision.provider.shape, model, None) == translate(afresh, decision.provider.shape,
+                                                                                         model, None)
