@@ -33,7 +33,8 @@ providers:
   resp: {protocol: openai-responses, base_url: "https://api.openai.com/v1", credentials: [{label: r, key: r-key}],
          models: [{name: gpt-5-mini, max_output: 8192}]}
   gem: {protocol: gemini, base_url: "https://generativelanguage.googleapis.com/v1beta",
-        credentials: [{label: g, key: g-key}], models: [{name: gemini-2.5-pro, max_output: 8192}]}
+        credentials: [{label: g, key: g-key}], models: [{name: gemini-2.5-pro, max_output: 8192},
+                                                         {name: gemini-3-pro-preview, max_output: 8192}]}
   vendor: {protocol: anthropic, base_url: "https://api.z.ai/api/anthropic", credentials: [{label: v, key: v-key}],
            models: [{name: glm-4.6, max_output: 8192}]}
   anthropic: {protocol: anthropic, base_url: "https://api.anthropic.com", auth: passthrough,
@@ -137,7 +138,7 @@ def _turns_of(conversation: dict[str, Any]) -> list[dict[str, Any]]:
     return requests
 
 
-@pytest.mark.parametrize("model", ["deepseek-chat", "gpt-5-mini", "gemini-2.5-pro"])
+@pytest.mark.parametrize("model", ["deepseek-chat", "gpt-5-mini", "gemini-2.5-pro", "gemini-3-pro-preview"])
 def test_a_session_sent_turn_by_turn_is_sent_upstream_as_without_anything_reused(model: str):
     """What Recent and repeated reuse from earlier requests (parsed items, translated
     turns, their JSON) changes nothing the upstream gets: each request of a growing

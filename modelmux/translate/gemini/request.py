@@ -119,169 +119,252 @@ def _blocks(content: Any) -> list[dict[str, Any]]:
 # -- contents ---------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(frozen=True)
 class Turn:
+    """One message as Gemini reads it; shared between requests (a conversation's earlier
+    turns come again with each one), so never changed: `merged` makes a new one."""
+
     role: str  # "user" or "model"
     parts: list[Part] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)  # model: the tool_use ids of its calls, in order
+    names: dict[str, str] = field(default_factory=dict)  # model: tool_use id → the function name it was sent as
     results: dict[str, list[Part]] = field(default_factory=dict)  # user: tool_use id → functionResponse, attachments
 
-    def merge(self, other: Turn) -> None:
-        self.parts += other.parts
-        self.calls += other.calls
-        self.results.update(other.results)
+    def merged(self, other: Turn) -> Turn:
+        return Turn(self.role, self.parts + other.parts, self.calls + other.calls, {**self.names, **other.names},
+                    {**self.results, **other.results})
+
+
+Refs = tuple[tuple[str, "str | None"], ...]  # a user message's results: (tool_use id, the name its call was sent as)
+
+
+# A message's Turn, by the message (repeated.Kept): ("model", id) or ("user", id, shape,
+# model, the names its results' calls were sent as).
+_TURNS: repeated.Kept[Turn] = repeated.Kept()
 
 
 class History:
     """Anthropic messages → Gemini contents: `user`/`model` turns that alternate, each
     model turn's function calls answered by the next user turn, in call order.
-    Gemini rejects a call turn whose answers do not match it one for one."""
+    Gemini rejects a call turn whose answers do not match it one for one. Each message's
+    Turn and each run of turns' content are built once (repeated): a conversation's
+    earlier turns come again with every request."""
 
     def __init__(self, shape: Shape, model: str) -> None:
         self.shape = shape
         self.model = model
         self.names: dict[str, str] = {}  # tool_use id → the function name it was sent as
-        self.ids: dict[str, str] = {}  # tool_use id → Gemini's own id for the call (calls.py)
 
     def contents(self, messages: Any) -> list[dict[str, Any]]:
-        turns: list[Turn] = []
+        runs: list[tuple[str, list[dict[str, Any]], list[Turn], list[Refs]]] = []  # consecutive turns of one role
         for at, message in enumerate(messages):
             if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
                 continue  # `system` messages went to the system instruction
-            blocks = _blocks(message.get("content"))
-            where = f"messages[{at}].content"
-            turn = self._model(blocks) if message["role"] == "assistant" else self._user(blocks, where)
+            refs: Refs = ()
+            if message["role"] == "assistant":
+                turn = self._model(message)
+            else:
+                turn, refs = self._user(message, f"messages[{at}].content")
             if not (turn.parts or turn.results):
                 continue
-            if turns and turns[-1].role == turn.role:
-                turns[-1].merge(turn)
+            if runs and runs[-1][0] == turn.role:
+                runs[-1][1].append(message)
+                runs[-1][2].append(turn)
+                runs[-1][3].append(refs)
             else:
-                turns.append(turn)
-        return self._paired(turns)
+                runs.append((turn.role, [message], [turn], [refs]))
+        return self._paired(runs)
 
-    def _model(self, blocks: list[dict[str, Any]]) -> Turn:
-        """Gemini's signatures go back on the parts they came with (thought_signatures.py);
-        thinking signed by anyone else is dropped: Gemini cannot verify it."""
-        turn = Turn("model")
-        following: str | None = None  # a signature for the next part
-        for block in blocks:
-            kind = block.get("type")
-            part: Part | None = None
-            if kind == "thinking":
-                carried = thought_signatures.parse(block.get("signature"))
-                if carried is None:
-                    continue
-                what, signature = carried
-                if what == thought_signatures.THOUGHT:
-                    turn.parts.append({"text": block.get("thinking") or "", "thought": True, "thoughtSignature": signature})
-                elif what == thought_signatures.NEXT:
-                    following = signature
-                elif turn.parts and "thought" not in turn.parts[-1] and "thoughtSignature" not in turn.parts[-1]:
-                    turn.parts[-1]["thoughtSignature"] = signature
-            elif kind == "text" and block.get("text") and block["text"] != NO_CONTENT:
-                part = {"text": block["text"]}
-            elif kind == "tool_use":
-                name = function_name(str(block.get("name") or ""))
-                call_id = str(block.get("id") or "")
-                self.names[call_id] = name
-                turn.calls.append(call_id)
-                part = {"functionCall": {"name": name, "args": block.get("input") or {}}}
-                if (given := calls.gemini_id(call_id)) is not None:
-                    part["functionCall"]["id"] = self.ids[call_id] = given
-            if part is not None:
-                if following is not None:
-                    part["thoughtSignature"], following = following, None
-                turn.parts.append(part)
+    def _model(self, message: dict[str, Any]) -> Turn:
+        turn = _model_turn_of(message)
+        self.names.update(turn.names)
         return turn
 
-    def _user(self, blocks: list[dict[str, Any]], where: str) -> Turn:
-        turn = Turn("user")
-        for at, block in enumerate(blocks):
-            if block.get("type") != "tool_result":
-                turn.parts += self._parts(block, f"{where}[{at}]")
-                continue
-            call_id = str(block.get("tool_use_id") or "")
-            text, attachments = self._result(block, f"{where}[{at}].content")
-            if call_id in self.names:
-                key = "error" if block.get("is_error") else "output"
-                turn.results[call_id] = [self._response(call_id, {key: text}), *attachments]
-            else:  # its call is not in the history (e.g. compacted away): keep it as text
-                turn.parts += [{"text": f"[result of tool call {call_id}]\n{text}"}, *attachments]
-        return turn
+    def _user(self, message: dict[str, Any], where: str) -> tuple[Turn, Refs]:
+        """The message's Turn, and the names its results' calls were sent as (part of its key)."""
+        refs = tuple((call_id, self.names.get(call_id)) for call_id in _result_ids(_blocks(message.get("content"))))
+        return _user_turn_of(message, where, self.shape, self.model, refs), refs
 
-    def _response(self, call_id: str, response: dict[str, str]) -> Part:
-        """The functionResponse for a call, with the call's id when Gemini gave it one."""
-        answer: dict[str, Any] = {"name": self.names[call_id], "response": response}
-        if call_id in self.ids:
-            answer["id"] = self.ids[call_id]
-        return {"functionResponse": answer}
-
-    def _result(self, block: dict[str, Any], where: str) -> tuple[str, list[Part]]:
-        texts: list[str] = []
-        attachments: list[Part] = []
-        for at, inner in enumerate(_blocks(block.get("content"))):
-            for part in self._parts(inner, f"{where}[{at}]"):
-                if "text" in part:
-                    texts.append(part["text"])
-                else:
-                    attachments.append(part)
-        text = "\n".join(texts)
-        if attachments:
-            text = f"{text}\n{IMAGE_BELOW}" if text else IMAGE_BELOW
-        return text, attachments
-
-    def _parts(self, block: dict[str, Any], where: str) -> list[Part]:
-        """`where`: the block's place in the request, for an error about it."""
-        kind = block.get("type")
-        source = block.get("source") or {}
-        if kind == "text":
-            return [{"text": block["text"]}] if block.get("text") else []
-        if kind not in ("image", "document"):
-            return []  # thinking in a user turn, server tool blocks: nothing Gemini reads
-        if source.get("type") == "text":
-            return [{"text": source["data"]}] if source.get("data") else []
-        if source.get("type") == "content":
-            inner = _blocks(source.get("content"))
-            return [p for at, b in enumerate(inner) for p in self._parts(b, f"{where}.source.content[{at}]")]
-        if not (self.shape.images if kind == "image" else self.shape.documents):
-            return [{"text": IMAGE_OMITTED if kind == "image" else DOCUMENT_OMITTED}]
-        if source.get("type") == "url":
-            return [files.by_url(kind, source.get("url"), self.model, f"{where}.source.url")]
-        return [files.inline(kind, source)]
-
-    def _paired(self, turns: list[Turn]) -> list[dict[str, Any]]:
+    def _paired(self, runs: list[tuple[str, list[dict[str, Any]], list[Turn], list[Refs]]]) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
-        waiting: list[str] = []  # the calls of the model turn just written
-        for turn in turns:
-            if turn.role == "model":
-                out.append({"role": "model", "parts": turn.parts})
-                waiting = turn.calls
+        waiting: tuple[tuple[str, str], ...] = ()  # the calls of the model turn just written, with their names
+        for role, messages, turns, refs in runs:
+            if role == "model":
+                out += repeated.translated(_model_content, tuple(messages))
+                merged = _joined(turns)
+                waiting = tuple((call_id, merged.names[call_id]) for call_id in merged.calls)
                 continue
-            out.append({"role": "user", "parts": self._answers(waiting, turn.results) + turn.parts})
-            waiting = []
+            out += repeated.translated(_user_content, tuple(messages), waiting, tuple(refs), self.shape, self.model)
+            waiting = ()
         if waiting:
-            out.append({"role": "user", "parts": self._answers(waiting, {})})
+            out.append({"role": "user", "parts": _answers(waiting, {})})
         if out and out[0]["role"] == "model":
             out.insert(0, {"role": "user", "parts": [{"text": CONTINUED}]})
         return out
 
-    def _answers(self, calls: list[str], results: dict[str, list[Part]]) -> list[Part]:
-        """One functionResponse per call, in call order (a missing one says so), then
-        their attachments, then results whose call is older, as text."""
-        responses: list[Part] = []
-        attachments: list[Part] = []
-        for call_id in calls:
-            answer = results.pop(call_id, None)
-            if answer is None:
-                answer = [self._response(call_id, {"error": NO_RESULT})]
-            responses.append(answer[0])
-            attachments += answer[1:]
-        stray: list[Part] = []
-        for call_id, (first, *extra) in results.items():
-            response = first["functionResponse"]["response"]
-            text = response["output"] if "output" in response else f"Error: {response['error']}"
-            stray += [{"text": f"[result of tool call {call_id}]\n{text}"}, *extra]
-        return responses + attachments + stray
+
+def _joined(turns: list[Turn]) -> Turn:
+    joined = turns[0]
+    for turn in turns[1:]:
+        joined = joined.merged(turn)
+    return joined
+
+
+def _model_content(messages: tuple[dict[str, Any], ...]) -> list[dict[str, Any]]:
+    """A run of assistant messages as one model content."""
+    return [{"role": "model", "parts": _joined([_model_turn_of(m) for m in messages]).parts}]
+
+
+def _user_content(messages: tuple[dict[str, Any], ...], waiting: tuple[tuple[str, str], ...], refs: tuple[Refs, ...],
+                  shape: Shape, model: str) -> list[dict[str, Any]]:
+    """A run of user messages as one user content, the answers to `waiting` first."""
+    turns = [_user_turn_of(m, "", shape, model, r) for m, r in zip(messages, refs, strict=True)]
+    turn = _joined(turns)
+    return [{"role": "user", "parts": _answers(waiting, turn.results) + turn.parts}]
+
+
+def _model_turn_of(message: dict[str, Any]) -> Turn:
+    key = ("model", id(message))
+    if (turn := _TURNS.get(key)) is None:
+        turn = _model_turn(message)
+        _TURNS.put(key, (message,), turn)
+    return turn
+
+
+def _user_turn_of(message: dict[str, Any], where: str, shape: Shape, model: str, refs: Refs) -> Turn:
+    key = ("user", id(message), shape, model, refs)
+    if (turn := _TURNS.get(key)) is None:
+        turn = _user_turn(_blocks(message.get("content")), where, shape, model, refs)
+        _TURNS.put(key, (message,), turn)
+    return turn
+
+
+def _model_turn(message: dict[str, Any]) -> Turn:
+    """Gemini's signatures go back on the parts they came with (thought_signatures.py);
+    thinking signed by anyone else is dropped: Gemini cannot verify it."""
+    parts: list[Part] = []
+    calls_made: list[str] = []
+    names: dict[str, str] = {}
+    following: str | None = None  # a signature for the next part
+    for block in _blocks(message.get("content")):
+        kind = block.get("type")
+        part: Part | None = None
+        if kind == "thinking":
+            carried = thought_signatures.parse(block.get("signature"))
+            if carried is None:
+                continue
+            what, signature = carried
+            if what == thought_signatures.THOUGHT:
+                parts.append({"text": block.get("thinking") or "", "thought": True, "thoughtSignature": signature})
+            elif what == thought_signatures.NEXT:
+                following = signature
+            elif parts and "thought" not in parts[-1] and "thoughtSignature" not in parts[-1]:
+                parts[-1] = {**parts[-1], "thoughtSignature": signature}
+        elif kind == "text" and block.get("text") and block["text"] != NO_CONTENT:
+            part = {"text": block["text"]}
+        elif kind == "tool_use":
+            name = function_name(str(block.get("name") or ""))
+            call_id = str(block.get("id") or "")
+            names[call_id] = name
+            calls_made.append(call_id)
+            part = {"functionCall": {"name": name, "args": block.get("input") or {}}}
+            if (given := calls.gemini_id(call_id)) is not None:
+                part["functionCall"]["id"] = given
+        if part is not None:
+            if following is not None:
+                part["thoughtSignature"], following = following, None
+            parts.append(part)
+    return Turn("model", parts, calls_made, names)
+
+
+def _result_ids(blocks: list[dict[str, Any]]) -> list[str]:
+    """The tool_use ids a user message's results answer, in order."""
+    return [str(block.get("tool_use_id") or "") for block in blocks if block.get("type") == "tool_result"]
+
+
+def _user_turn(blocks: list[dict[str, Any]], where: str, shape: Shape, model: str, refs: Refs) -> Turn:
+    """`refs`: the names the calls of its results were sent as (None: a call not in the history)."""
+    names = dict(refs)
+    parts: list[Part] = []
+    results: dict[str, list[Part]] = {}
+    for at, block in enumerate(blocks):
+        if block.get("type") != "tool_result":
+            parts += _parts(block, f"{where}[{at}]", shape, model)
+            continue
+        call_id = str(block.get("tool_use_id") or "")
+        text, attachments = _result(block, f"{where}[{at}].content", shape, model)
+        if (name := names.get(call_id)) is not None:
+            key = "error" if block.get("is_error") else "output"
+            results[call_id] = [_response(call_id, name, {key: text}), *attachments]
+        else:  # its call is not in the history (e.g. compacted away): keep it as text
+            parts += [{"text": f"[result of tool call {call_id}]\n{text}"}, *attachments]
+    return Turn("user", parts, results=results)
+
+
+def _response(call_id: str, name: str, response: dict[str, str]) -> Part:
+    """The functionResponse for a call, with the call's id when Gemini gave it one."""
+    answer: dict[str, Any] = {"name": name, "response": response}
+    if (given := calls.gemini_id(call_id)) is not None:
+        answer["id"] = given
+    return {"functionResponse": answer}
+
+
+def _result(block: dict[str, Any], where: str, shape: Shape, model: str) -> tuple[str, list[Part]]:
+    texts: list[str] = []
+    attachments: list[Part] = []
+    for at, inner in enumerate(_blocks(block.get("content"))):
+        for part in _parts(inner, f"{where}[{at}]", shape, model):
+            if "text" in part:
+                texts.append(part["text"])
+            else:
+                attachments.append(part)
+    text = "\n".join(texts)
+    if attachments:
+        text = f"{text}\n{IMAGE_BELOW}" if text else IMAGE_BELOW
+    return text, attachments
+
+
+def _parts(block: dict[str, Any], where: str, shape: Shape, model: str) -> list[Part]:
+    """`where`: the block's place in the request, for an error about it."""
+    kind = block.get("type")
+    source = block.get("source") or {}
+    if kind == "text":
+        return [{"text": block["text"]}] if block.get("text") else []
+    if kind not in ("image", "document"):
+        return []  # thinking in a user turn, server tool blocks: nothing Gemini reads
+    if source.get("type") == "text":
+        return [{"text": source["data"]}] if source.get("data") else []
+    if source.get("type") == "content":
+        inner = _blocks(source.get("content"))
+        return [p for at, b in enumerate(inner) for p in _parts(b, f"{where}.source.content[{at}]", shape, model)]
+    if not (shape.images if kind == "image" else shape.documents):
+        return [{"text": IMAGE_OMITTED if kind == "image" else DOCUMENT_OMITTED}]
+    if source.get("type") == "url":
+        return [files.by_url(kind, source.get("url"), model, f"{where}.source.url")]
+    return [files.inline(kind, source)]
+
+
+def _answers(calls_made: tuple[tuple[str, str], ...], results: dict[str, list[Part]]) -> list[Part]:
+    """One functionResponse per call, in call order (a missing one says so), then
+    their attachments, then results whose call is older, as text."""
+    responses: list[Part] = []
+    attachments: list[Part] = []
+    answered: set[str] = set()  # a result answers one call, the first with its id
+    for call_id, name in calls_made:
+        answer = results.get(call_id) if call_id not in answered else None
+        answered.add(call_id)
+        if answer is None:
+            answer = [_response(call_id, name, {"error": NO_RESULT})]
+        responses.append(answer[0])
+        attachments += answer[1:]
+    stray: list[Part] = []
+    for call_id, (first, *extra) in results.items():
+        if call_id in answered:
+            continue
+        response = first["functionResponse"]["response"]
+        text = response["output"] if "output" in response else f"Error: {response['error']}"
+        stray += [{"text": f"[result of tool call {call_id}]\n{text}"}, *extra]
+    return responses + attachments + stray
 
 
 def _stand_in_signatures(contents: list[dict[str, Any]]) -> None:
@@ -293,12 +376,16 @@ def _stand_in_signatures(contents: list[dict[str, Any]]) -> None:
     for index, content in enumerate(contents):
         if content["role"] == "user" and not any("functionResponse" in p for p in content["parts"]):
             start = index
-    for content in contents[start:]:
+    for index in range(start, len(contents)):
+        content = contents[index]
         if content["role"] != "model":
             continue
-        call = next((p for p in content["parts"] if "functionCall" in p), None)
-        if call is not None and "thoughtSignature" not in call:
-            call["thoughtSignature"] = thought_signatures.DUMMY
+        at = next((i for i, p in enumerate(content["parts"]) if "functionCall" in p), None)
+        if at is not None and "thoughtSignature" not in content["parts"][at]:
+            # A new content and part: the turn's own are shared with other requests (repeated).
+            parts = list(content["parts"])
+            parts[at] = {**parts[at], "thoughtSignature": thought_signatures.DUMMY}
+            contents[index] = {**content, "parts": parts}
 
 
 # -- tools ------------------------------------------------------------------------
