@@ -142,4 +142,4 @@ def test_what_is_known_of_items_goes_with_them_two_generations_on():
     assert held <= 2 * (recent.GENERATION // 30_000 + 2)
     assert len(recent._passed) + len(recent._passed_old) <= held
     assert len(token_estimate._COUNTED._new) + len(token_estimate._COUNTED._old) <= held
-    assert len(repeated._translated._new) + len(repeated._translated._old) <= held
+    assert len(repeated._ENTRIES._new) + len(repeated._ENTRIES._old) <= held

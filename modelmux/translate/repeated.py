@@ -265,11 +265,11 @@ def written(value: Any) -> str | None:
             known.text = _WRITE(value)
         return known.text
     if type(value) is list:
-        texts = [_translated.text(item) for item in value]
+        texts = [_piece_text(item) for item in value]
         if not any(texts):
             return None
         return "[" + ",".join(text or _WRITE(item) for text, item in zip(texts, value)) + "]"
-    return _translated.text(value)
+    return _piece_text(value)
 
 
 # -- items translated once ----------------------------------------------------------
@@ -277,66 +277,20 @@ def written(value: Any) -> str | None:
 # items (Recent), and a translator's messages for one of them depend on that
 # item and a few settings only. `translated` builds them once; each message's JSON
 # (`written`) is what upstream_json puts into the body instead of writing the message
-# again (on the bench's request: about 300 µs of a Chat request's 500). They are kept as
-# long as Recent holds their items (as Kept keeps values), so that a turn
-# no later request sends is not kept alive here.
+# again (on the bench's request: about 300 µs of a Chat request's 500). Both are Kept:
+# a turn no later request sends is not kept alive here.
 
 
 class _Entry:
-    __slots__ = ("item", "value", "texts")
+    __slots__ = ("value", "texts")
 
-    def __init__(self, item: Any, value: list[Any]) -> None:
-        self.item = item
+    def __init__(self, value: list[Any]) -> None:
         self.value = value
         self.texts: list[str | None] = [None] * len(value)
 
 
-class _Translated:
-    """Two generations, RECENT's: an entry goes when Recent's generation after the one it
-    was made or last used in ends, and only items Recent holds get one."""
-
-    def __init__(self) -> None:
-        self._generation = RECENT.generation
-        self._new: dict[tuple[Any, ...], _Entry] = {}
-        self._old: dict[tuple[Any, ...], _Entry] = {}
-        self._pieces_new: dict[int, tuple[_Entry, int]] = {}  # id of a value's element → where it is
-        self._pieces_old: dict[int, tuple[_Entry, int]] = {}
-
-    def get(self, build: Callable[..., list[Any]], item: Any, args: tuple[Any, ...]) -> list[Any]:
-        self._follow()
-        key = (build, _identity(item), args)
-        if (entry := self._new.get(key)) is not None:
-            return entry.value
-        entry = self._old.get(key)
-        if entry is None:
-            entry = _Entry(item, build(item, *args))
-        if all(map(RECENT.holds, item if isinstance(item, tuple) else (item,))):
-            self._new[key] = entry
-            for index, piece in enumerate(entry.value):
-                self._pieces_new[id(piece)] = (entry, index)
-        return entry.value
-
-    def text(self, piece: Any) -> str | None:
-        self._follow()
-        found = self._pieces_new.get(id(piece)) or self._pieces_old.get(id(piece))
-        if found is None:
-            return None
-        entry, index = found
-        if entry.value[index] is not piece:
-            return None
-        if (text := entry.texts[index]) is None:
-            text = entry.texts[index] = _WRITE(piece)
-        return text
-
-    def _follow(self) -> None:
-        if (generation := RECENT.generation) != self._generation:
-            follows = generation == self._generation + 1
-            self._old, self._pieces_old = (self._new, self._pieces_new) if follows else ({}, {})
-            self._new, self._pieces_new = {}, {}
-            self._generation = generation
-
-    def clear(self) -> None:
-        self.__init__()  # type: ignore[misc]
+_ENTRIES: Kept[_Entry] = Kept()  # (build, the item's identity, args) → what build made
+_PIECES: Kept[tuple[_Entry, int]] = Kept()  # id of an element of what build made → where it is
 
 
 def _identity(item: Any) -> Any:
@@ -344,19 +298,30 @@ def _identity(item: Any) -> Any:
     return tuple(map(id, item)) if isinstance(item, tuple) else id(item)
 
 
-_translated = _Translated()
-
-
 def translated(build: Callable[..., list[Any]], item: Any, *args: Any) -> list[Any]:
     """build(item, *args), built once for the same `item` (the same object, or a tuple of
     the same objects, that Recent gave out) and the same hashable `args`;
     `build` must read nothing else, and nothing may change what it built (the lists are
     shared between requests)."""
-    return _translated.get(build, item, args)
+    key = (build, _identity(item), args)
+    if (entry := _ENTRIES.get(key)) is not None:
+        return entry.value
+    entry = _Entry(build(item, *args))
+    items = item if isinstance(item, tuple) else (item,)
+    _ENTRIES.put(key, items, entry)
+    for index, piece in enumerate(entry.value):
+        _PIECES.put(id(piece), items, (entry, index))
+    return entry.value
 
 
-def clear() -> None:
-    """Forget everything built (tests)."""
-    _sections.clear()
-    _by_value.clear()
-    _translated.clear()
+def _piece_text(piece: Any) -> str | None:
+    """The JSON text of `piece` when it is an element of what `translated` gave, written once."""
+    if (found := _PIECES.get(id(piece))) is None:
+        return None
+    entry, index = found
+    if entry.value[index] is not piece:
+        return None
+    if (text := entry.texts[index]) is None:
+        text = entry.texts[index] = _WRITE(piece)
+    return text
+
