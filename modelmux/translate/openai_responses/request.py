@@ -115,8 +115,11 @@ def input_items(body: dict[str, Any], shape: Shape, model: str) -> list[Item]:
             made = repeated.translated(_assistant_turn, turn, model)
             items += made
             open_calls = tuple(item["call_id"] for item in made if item["type"] == "function_call")
+        elif role == "system":
+            items += repeated.translated(_system_turn, turn, open_calls)
+            open_calls = ()
         else:
-            items += repeated.translated(_system_turn if role == "system" else _user_turn, turn, shape, open_calls)
+            items += repeated.translated(_user_turn, turn, shape, open_calls)
             open_calls = ()
     return items + _no_results(open_calls)
 
@@ -144,7 +147,7 @@ def _assistant_turn(turn: tuple[dict[str, Any], ...], model: str) -> list[Item]:
     return _assistant(_blocks(turn), model)
 
 
-def _system_turn(turn: tuple[dict[str, Any], ...], shape: Shape, open_calls: tuple[str, ...]) -> list[Item]:
+def _system_turn(turn: tuple[dict[str, Any], ...], open_calls: tuple[str, ...]) -> list[Item]:
     items = _no_results(open_calls)
     if text := text_of(_blocks(turn)):
         items.append(_message("system", [{"type": "input_text", "text": text}]))
