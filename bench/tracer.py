@@ -46,6 +46,7 @@ class Tracer:
 
         self.out, self.upstream_port = out, upstream_port
         self.package = str(Path(modelmux.__file__).resolve().parent) + os.sep
+        self.chain = self.package + os.path.join("addons", "chain.py")
         self.modules: dict[CodeType, str | None] = {}
         self.frames: dict[int, tuple[FrameType, Active]] = {}
         self.root: FrameType | None = None
@@ -151,8 +152,9 @@ class Tracer:
             return module
 
     def _module_at(self, filename: str) -> str | None:
-        """The dotted name, inside modelmux, of the module in `filename`; None outside it."""
-        if not filename.startswith(self.package):
+        """The dotted name, inside modelmux, of the module in `filename`; None outside it,
+        and for the Chain, which only hands mitmproxy's events on (addons/chain.py)."""
+        if not filename.startswith(self.package) or filename == self.chain:
             return None
         return filename[len(self.package) :].removesuffix(".py").replace(os.sep, ".").removesuffix(".__init__")
 
