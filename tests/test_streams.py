@@ -3,6 +3,8 @@ every chunk and the end, whatever set the stream first."""
 
 from __future__ import annotations
 
+import asyncio
+
 from modelmux.addons.streams import Pipe
 from modelmux.translate.meter import Meter, Reported
 from modelmux.translate.openai_chat import ChatStream, Context
@@ -67,3 +69,56 @@ def test_before_message_delta_the_reported_tokens_are_message_starts():
     assert reported.error_type == scanned.error_type == "api_error"
     assert reported.tokens() == scanned.tokens()
     assert reported.tokens().input_tokens == 5
+
+
+ANTHROPIC = [b'event: message_start\ndata: {"type":"message_start","message":{"usage":{"input_tokens":3}}}\n\n',
+             *(b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
+               b'"delta":{"type":"text_delta","text":"%d"}}\n\n' % i for i in range(4))]  # fmt: skip
+
+
+def _writing_pipe() -> tuple[Pipe, list[bytes]]:
+    pipe = Pipe.of(True)
+    pipe.watcher = Meter()
+    written: list[bytes] = []
+    pipe.write = lambda data: written.append(data) or True
+    return pipe, written
+
+
+def test_once_the_first_token_is_out_what_one_reads_chunks_give_leaves_in_one_write_after_it():
+    async def run() -> None:
+        pipe, written = _writing_pipe()
+        # Before and with the first token, each chunk leaves as mitmproxy hands it over.
+        assert [pipe(ANTHROPIC[0]), pipe(ANTHROPIC[1])] == [[ANTHROPIC[0]], [ANTHROPIC[1]]]
+        # The chunks of one read (mitmproxy calls the pipe for each without a loop turn between)...
+        assert [pipe(ANTHROPIC[2]), pipe(ANTHROPIC[3])] == [[], []]
+        assert written == []
+        await asyncio.sleep(0)  # ...leave together once mitmproxy is done with the read
+        assert written == [ANTHROPIC[2] + ANTHROPIC[3]]
+        # A read that ends the answer: what waits goes before the end, in mitmproxy's own write.
+        assert pipe(ANTHROPIC[4]) == []
+        assert pipe(b"") == [ANTHROPIC[4]] and pipe.ended
+        await asyncio.sleep(0)
+        assert written == [ANTHROPIC[2] + ANTHROPIC[3]]  # nothing after the end
+
+    asyncio.run(run())
+
+
+def test_a_flush_writes_what_waits_at_once_and_nothing_after_the_end():
+    async def run() -> None:
+        pipe, written = _writing_pipe()
+        pipe(ANTHROPIC[0]), pipe(ANTHROPIC[1]), pipe(ANTHROPIC[2])
+        pipe.flush()  # the Heartbeat, before a ping or the error event
+        assert written == [ANTHROPIC[2]]
+        await asyncio.sleep(0)
+        assert written == [ANTHROPIC[2]]
+        pipe(b"")
+        pipe.flush()
+        assert written == [ANTHROPIC[2]]
+
+    asyncio.run(run())
+
+
+def test_without_a_writer_every_chunk_leaves_as_it_comes():
+    pipe = Pipe.of(True)
+    pipe.watcher = Meter()
+    assert [pipe(event) for event in ANTHROPIC] == [[event] for event in ANTHROPIC]

@@ -40,13 +40,16 @@ class Reply:
 @dataclass
 class Stream:
     """A chunked response written piece by piece, sleeping `delays[i]` before piece i;
-    with `complete=False` the connection drops after the last piece, without the end."""
+    with `complete=False` the connection drops after the last piece, without the end.
+    `together`: every piece, each its own chunk, and the end in one write (a burst that
+    the gateway reads at once)."""
 
     pieces: list[bytes]
     delays: list[float] = field(default_factory=list)
     status: int = 200
     headers: dict[str, str] = field(default_factory=lambda: {"content-type": "text/event-stream"})
     complete: bool = True
+    together: bool = False
 
 
 @dataclass
@@ -188,21 +191,26 @@ class Upstream:
                 handler.send_header("content-length", str(len(body)))
                 handler.end_headers()
                 handler.wfile.write(body)
-            case Stream(pieces, delays, status, headers, complete):
+            case Stream(pieces, delays, status, headers, complete, together):
                 handler.send_response(status)
                 for name, value in headers.items():
                     handler.send_header(name, value)
                 handler.send_header("transfer-encoding", "chunked")
                 handler.end_headers()
                 handler.wfile.flush()
+                if together:
+                    handler.wfile.write(b"".join(b"%x\r\n%s\r\n" % (len(piece), piece) for piece in pieces)
+                                        + (b"0\r\n\r\n" if complete else b""))
+                    handler.wfile.flush()
+                    pieces = []
                 for i, piece in enumerate(pieces):
                     if i < len(delays) and delays[i]:
                         time.sleep(delays[i])
                     handler.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
                     handler.wfile.flush()
-                if complete:
+                if complete and not together:
                     handler.wfile.write(b"0\r\n\r\n")
-                else:
+                elif not complete:
                     handler.close_connection = True
             case Hang():
                 self._stopping.wait(60)

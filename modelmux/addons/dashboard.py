@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+from functools import partial
 from typing import Any
 
 from mitmproxy import contentviews
@@ -21,7 +22,7 @@ from mitmproxy import http
 from modelmux.addons.answers import as_kept, request_path
 from modelmux.addons.contentview import ModelmuxContentview
 from modelmux.addons.failures import sent_page
-from modelmux.addons.internals import CLIENT_GONE, flows_kept
+from modelmux.addons.internals import CLIENT_GONE, can_write_chunks, flows_kept, write_chunk
 from modelmux.addons.notes import find_notes
 from modelmux.addons.streams import Pipe
 from modelmux.credentials import quota
@@ -55,6 +56,8 @@ class Dashboard:
         else:
             meter = Meter(keep=keep)
         self._meters[flow.id] = pipe.watcher = meter
+        if can_write_chunks(flow):  # what a read's chunks give, once the first token is out, in one write
+            pipe.write = partial(write_chunk, flow)
         if keep and pipe.changes:  # the upstream's bytes are worth keeping too
             pipe.raw = self._raw[flow.id] = []
 

@@ -86,6 +86,7 @@ class Heartbeat:
         pulse = self._forget(flow)
         if pulse is None or pulse.over() or flow.error is None or flow.error.msg == CLIENT_GONE:
             return
+        pulse.pipe.flush()  # what the upstream said before it broke off comes first
         pulse.ended = True
         message, event = attempt.broke_off(notes_of(flow).get("provider", "?"), flow.error.msg)
         if write_chunk(flow, event, last=True):
@@ -106,6 +107,7 @@ class Heartbeat:
             return
         beating.catch_up()
         if beating.pulse.beat(time.monotonic()):
+            beating.pipe.flush()
             write_chunk(beating.flow, PING)
         self._schedule(beating)
 

@@ -4,6 +4,7 @@ stage."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterable
 from typing import Protocol
@@ -21,6 +22,8 @@ class Transform(Protocol):
 class Watcher(Protocol):
     """Told what passed to the client, once per chunk (the Dashboard's meters)."""
 
+    first_content: float | None  # when the first token passed; None: not yet
+
     def passed(self, pieces: list[bytes]) -> None: ...
 
 
@@ -35,7 +38,16 @@ class Pipe:
     The addons fill in one Pipe in hook order instead of each wrapping the callable
     the one before set: four nested wrappers cost four calls, lists and type checks
     per chunk (2.3 to 3.4 µs of a translated chunk's 9 to 12, bench/measure.py's
-    streams fed one event a chunk)."""
+    streams fed one event a chunk).
+
+    mitmproxy calls a stream callable for each chunk of a read and writes what each
+    returns at once: a read that carries fifty events (a burst, a fast model, a gateway
+    behind) became fifty writes, each waking the client. With `write` set (the
+    Dashboard, for an HTTP/1.1 chunked answer) and the first token out, what the chunks
+    of one read give waits, and one write takes it all once mitmproxy is done with the
+    read (loop.call_soon), or with the end, before it. A paced stream's read holds one
+    event: it is written as before, a loop turn later. Anything else written to the
+    client (the Heartbeat's pings and error event) flushes first."""
 
     def __init__(self, transform: Transform | None = None) -> None:
         self.transform = transform
@@ -44,6 +56,10 @@ class Pipe:
         self.raw: list[bytes] | None = None  # the upstream's chunks, when the Dashboard keeps them
         self.heard: float | None = None  # time.monotonic() of the last bytes out; None: not timed
         self.ended = False  # the end was passed: nothing may be written after it
+        # Writes bytes to the client as a chunk of the answer (internals.write_chunk), once
+        # the Dashboard knows it can: then what one read's chunks give goes in one write.
+        self.write: Callable[[bytes], bool] | None = None
+        self._pending: list[bytes] = []
 
     @classmethod
     def of(cls, stream: StreamCallable | bool) -> Pipe:
@@ -59,6 +75,8 @@ class Pipe:
         return self.transform is not None
 
     def __call__(self, chunk: bytes) -> list[bytes]:
+        # Once the first token is out, what one read's chunks give waits for one write.
+        later = self.write is not None and chunk and self.watcher is not None and self.watcher.first_content is not None
         if self.raw is not None:
             self.raw.append(chunk)
         transform = self.transform
@@ -78,9 +96,23 @@ class Pipe:
             self.watcher.passed(out)
         if out and self.heard is not None:
             self.heard = time.monotonic()
+        if later:
+            if out:
+                if not self._pending:
+                    asyncio.get_running_loop().call_soon(self.flush)
+                self._pending += out
+            return []
+        if self._pending:  # the end: what waits goes first
+            out, self._pending = self._pending + out, []
         if len(out) > 1:  # mitmproxy writes each piece to the socket on its own: one write for all
             return [b"".join(out)]
         return out
+
+    def flush(self) -> None:
+        """Write what waits, in one write."""
+        if self._pending and not self.ended and self.write is not None:
+            data, self._pending = b"".join(self._pending), []
+            self.write(data)
 
 
 class Called:
