@@ -4,7 +4,9 @@ every chunk and the end, whatever set the stream first."""
 from __future__ import annotations
 
 import asyncio
+import json
 
+from modelmux.addons import streams
 from modelmux.addons.streams import Pipe
 from modelmux.translate.meter import Meter, Reported
 from modelmux.translate.openai_chat import ChatStream, Context
@@ -122,3 +124,28 @@ def test_without_a_writer_every_chunk_leaves_as_it_comes():
     pipe = Pipe.of(True)
     pipe.watcher = Meter()
     assert [pipe(event) for event in ANTHROPIC] == [[event] for event in ANTHROPIC]
+
+
+class Raising:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        self.calls += 1
+        if self.calls == 2:
+            raise KeyError("name")
+        return [chunk]
+
+    def close(self) -> list[bytes]:
+        return [b"never"]
+
+
+def test_a_stage_that_raises_gets_the_client_one_error_event_then_nothing(caplog):
+    pipe = Pipe(Raising())
+    assert pipe(ANTHROPIC[0]) == [ANTHROPIC[0]]
+    [error] = pipe(ANTHROPIC[1])
+    assert error.startswith(b"event: error\ndata: ")
+    assert json.loads(error.split(b"data: ", 1)[1]) == {
+        "type": "error", "error": {"type": "api_error", "message": streams.FAILED}}
+    assert (pipe(ANTHROPIC[2]), pipe(b""), pipe.ended) == ([], [], True)
+    assert "KeyError" in caplog.text

@@ -5,11 +5,17 @@ stage."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from modelmux.secrets import StreamScrubber
+from modelmux.translate.messages import error_event
+
+logger = logging.getLogger(__name__)
+
+FAILED = "modelmux failed on this streamed answer (internal error; see the gateway log); the rest of it was not sent"
 
 StreamCallable = Callable[[bytes], Iterable[bytes] | bytes]
 
@@ -60,6 +66,7 @@ class Pipe:
         # the Dashboard knows it can: then what one read's chunks give goes in one write.
         self.write: Callable[[bytes], bool] | None = None
         self._pending: list[bytes] = []
+        self.failed = False  # a stage raised: the client got an error event, and gets nothing more
 
     @classmethod
     def of(cls, stream: StreamCallable | bool) -> Pipe:
@@ -75,6 +82,21 @@ class Pipe:
         return self.transform is not None
 
     def __call__(self, chunk: bytes) -> list[bytes]:
+        """What the client gets now for `chunk` (b"": the end). A stage that raises gets the
+        client one error event, then nothing more: mitmproxy would log the exception and
+        leave the client waiting for the rest of a stream that never comes."""
+        if self.failed:
+            self.ended = self.ended or not chunk
+            return []
+        try:
+            return self._pass(chunk)
+        except Exception:
+            logger.exception("modelmux failed on a streamed answer; the client gets an error event instead of the rest")
+            self.failed, self.ended = True, self.ended or not chunk
+            waiting, self._pending = self._pending, []
+            return [b"".join(waiting) + error_event("api_error", FAILED)]
+
+    def _pass(self, chunk: bytes) -> list[bytes]:
         # Once the first token is out, what one read's chunks give waits for one write.
         later = self.write is not None and chunk and self.watcher is not None and self.watcher.first_content is not None
         if self.raw is not None:

@@ -241,6 +241,10 @@ class _Keeping:
         self.inner = inner
         self.kept = kept
 
+    @property
+    def first_content(self) -> float | None:
+        return self.inner.first_content if self.inner is not None else None
+
     def passed(self, pieces: list[bytes]) -> None:
         if self.inner is not None:
             self.inner.passed(pieces)
