@@ -149,3 +149,15 @@ def test_a_stage_that_raises_gets_the_client_one_error_event_then_nothing(caplog
         "type": "error", "error": {"type": "api_error", "message": streams.FAILED}}
     assert (pipe(ANTHROPIC[2]), pipe(b""), pipe.ended) == ([], [], True)
     assert "KeyError" in caplog.text
+
+
+def test_after_a_stage_raised_the_heartbeat_writes_nothing_more():
+    from modelmux import attempt
+    from modelmux.addons.heartbeat import Beating
+
+    pipe = Pipe(Raising())
+    beating = Beating(flow=None, pipe=pipe, pulse=attempt.Pulse(10, 0.0))  # type: ignore[arg-type]
+    pipe(ANTHROPIC[0])
+    assert not beating.over()
+    pipe(ANTHROPIC[1])  # raises inside: the client got its error event
+    assert beating.over()

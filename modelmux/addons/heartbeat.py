@@ -40,9 +40,11 @@ class Beating:
 
     def over(self) -> bool:
         """Whether the stream ended: mitmproxy has its end, or it wrote an error event,
-        which ends the answer (translated_stream.py): nothing may follow either."""
+        which ends the answer (translated_stream.py, or the Pipe's when a stage raised):
+        nothing may follow either."""
         if not self.ended:
-            self.ended = self.pipe.ended or getattr(self.pipe.transform, "error", None) is not None
+            self.ended = (self.pipe.ended or self.pipe.failed
+                          or getattr(self.pipe.transform, "error", None) is not None)
         return self.ended
 
     def catch_up(self) -> None:
