@@ -26,7 +26,8 @@ from modelmux.translate.repeated import RECENT
 # A model name may be anything but control characters (C0, DEL, C1): they would break
 # the log line and the flow's comment that show it (model_paths.py: names in URLs).
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-# json.loads' own pieces, for parse_placed (repeated.Recent reads list items with them too).
+# json.loads' own pieces, for parse_placed (repeated.Recent binds the same two for its list
+# items: it cannot import them from here, which imports it).
 _SPACE = json.decoder.WHITESPACE.match
 _scan_key = json.decoder.scanstring
 _scan_value = json.JSONDecoder().scan_once
