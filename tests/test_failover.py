@@ -15,6 +15,7 @@ import httpx
 import pytest
 from echoing import echo
 from gateway import Gateway
+from leaks import flows_in
 from openai_upstream import GREETING, openai_like
 from upstream import Behaviour, Drop, Hang, Received, Reply, Stream, Upstream, anthropic_like, message_events, sse
 
@@ -349,6 +350,61 @@ def test_a_break_after_the_first_event_ends_the_stream_with_an_error_event(gatew
     assert found[-1][1]["error"]["type"] == "api_error"
     assert found[-1][1]["error"]["message"].startswith("provider 'zai' broke off its answer mid-stream: ")
     assert seen(upstreams["pool"]) == ["a"] and upstreams["backup"].received == []  # no retry once bytes went out
+
+
+# The relay sends a stream's head to mitmproxy as soon as an upstream answers with one,
+# and decides it (status, headers) only when the client's answer is settled.
+
+def sse_from(attempt: str, pieces: list[bytes]) -> Stream:
+    return Stream(pieces, headers={"content-type": "text/event-stream", "x-attempt": attempt})
+
+
+def test_a_stream_head_sent_before_a_failover_is_the_answering_attempts(gateway, upstreams):
+    script(upstreams["pool"], a=sse_from("a", []), b=sse_from("b", message_events("m")))
+    response = post(gateway, "pool-1", stream=True)
+    assert (response.status_code, response.headers["x-attempt"]) == (200, "b")
+    assert response.headers["content-type"] == "text/event-stream"
+    assert text_of(response) == "Hello from the fake upstream."
+    assert seen(upstreams["pool"]) == ["a", "b"]
+
+
+def test_a_stream_that_fails_everywhere_after_its_head_went_out_is_an_error_answer(gateway, upstreams):
+    script(upstreams["pool"], a=sse_from("a", []), b=sse_from("b", []), c=sse_from("c", []))
+    response = post(gateway, "pool-1", stream=True)
+    assert response.status_code == 503
+    assert (response.headers["content-type"], response.headers["content-length"]) == (
+        "application/json", str(len(response.content)))
+    assert "transfer-encoding" not in response.headers and "x-attempt" not in response.headers
+    assert response.json() == {"type": "error", "error": {
+        "type": "overloaded_error",
+        "message": "no upstream could serve model 'pool-1' (4 attempts): zai/a reset; zai/b reset; zai/c reset; zai/a reset"}}
+
+
+@pytest.mark.parametrize("model", ["pool-1", "solo-1"], ids=["relay", "mitmproxy-sent"])
+def test_a_client_that_leaves_while_the_upstream_thinks_ends_the_attempt_and_the_flow(gateway, upstreams, model):
+    """The relay's head is held in mitmproxy's responseheaders hook until the first
+    event; a client that goes away meanwhile still ends the attempt at once."""
+    thinking = Stream(message_events("m"), delays=[3.0] + [0.1] * 10)
+    script(upstreams["pool"], a=thinking, b=thinking, c=thinking)
+    script(upstreams["backup"], solo=thinking)
+    provider = "zai" if model == "pool-1" else "backup"
+    with pytest.raises(httpx.ReadTimeout):
+        post_with_timeout(gateway, model, 0.5)
+    server = upstreams["pool" if model == "pool-1" else "backup"]
+    label = seen(server)[0]
+    deadline = time.monotonic() + 1.5  # well before the upstream's first event
+    while credential(gateway, provider, label)["in_flight"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert credential(gateway, provider, label)["in_flight"] == 0
+    time.sleep(0.3)  # the flow is saved once it ended
+    last = [f for f in flows_in(gateway.flows) if f.request.path == "/v1/messages"][-1]  # type: ignore[attr-defined]
+    assert last.error is not None and last.error.msg == "Client disconnected."  # it ended
+
+
+def post_with_timeout(gateway: Gateway, model: str, timeout: float) -> httpx.Response:
+    body = {"model": model, "max_tokens": 16, "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+    with httpx.Client(timeout=timeout) as client:
+        return client.post(f"{gateway.url}/v1/messages", json=body)
 
 
 @pytest.mark.parametrize("model", ["pool-1", "solo-1"], ids=["relay", "mitmproxy-sent"])

@@ -68,6 +68,8 @@ class Pump:
         self.timer: asyncio.TimerHandle | None = None
 
     async def run(self) -> Failure | None:
+        if self.assembly is None:
+            self.out.early()  # mitmproxy reads the head while the upstream thinks
         self._schedule()
         try:
             async for chunk in self.response.aiter_raw():

@@ -20,7 +20,7 @@ import contextlib
 import logging
 import secrets
 import socket
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 
 from mitmproxy import http
 
@@ -37,22 +37,53 @@ BODY_LIMIT = 256 * 1024 * 1024  # mitmproxy's own body limit is the real one
 
 
 class Responder:
-    """Writes one HTTP/1.1 response to mitmproxy: whole, or chunked as it comes."""
+    """Writes one HTTP/1.1 response to mitmproxy: whole, or chunked as it comes.
+
+    A stream's head may go out `early`, before the attempts have decided its status
+    and headers: mitmproxy then reads and parses it while the upstream thinks, and the
+    Relay's responseheaders hook holds it until `decide` says what it is."""
 
     def __init__(self, writer: asyncio.StreamWriter) -> None:
         self.writer = writer
-        self.started = False
+        self.started = False  # the answer's head is decided
+        self.decision: asyncio.Future[Head | None] | None = None  # set when the head went out early
+
+    @property
+    def opened(self) -> bool:
+        """A chunked head is on the wire, undecided."""
+        return self.decision is not None and not self.started
+
+    def early(self) -> None:
+        """Sends a stream's head before its status and headers are decided."""
+        if not self.started and self.decision is None:
+            self.decision = asyncio.get_running_loop().create_future()
+            self.writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
 
     def head(self, status: int, headers: Iterable[tuple[str, str]], first: Iterable[bytes] = ()) -> None:
         """A chunked answer's head, with its `first` chunks in the same write: one segment
         that mitmproxy reads at once, not one per piece of what the Gate held."""
-        self.writer.write(self._head(status, headers, None) + b"".join(_chunk(data) for data in first if data))
+        chunks = b"".join(_chunk(data) for data in first if data)
+        if self.opened:
+            self._decided(status, [*headers, ("transfer-encoding", "chunked")])
+            self.writer.write(chunks)
+        else:
+            self.writer.write(self._head(status, headers, None) + chunks)
 
     def _head(self, status: int, headers: Iterable[tuple[str, str]], length: int | None) -> bytes:
         self.started = True
         framing = f"content-length: {length}" if length is not None else "transfer-encoding: chunked"
         lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}", *(f"{n}: {v}" for n, v in headers), framing]
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
+
+    def _decided(self, status: int, headers: list[tuple[str, str]]) -> None:
+        self.started = True
+        assert self.decision is not None
+        self.decision.set_result((status, _REASONS.get(status, "Status"), headers))
+
+    def abandon(self) -> None:
+        """The relay gave up on the request: the hook holding an early head lets it go."""
+        if self.decision is not None and not self.decision.done():
+            self.decision.set_result(None)
 
     def chunk(self, data: bytes) -> None:
         if data:
@@ -62,7 +93,11 @@ class Responder:
         self.writer.write(b"0\r\n\r\n")
 
     def whole(self, status: int, headers: Iterable[tuple[str, str]], body: bytes) -> None:
-        self.writer.write(self._head(status, headers, len(body)) + body)  # one write: one segment when it fits
+        if self.opened:  # the client gets it whole: mitmproxy reads all of it before it answers
+            self._decided(status, [*headers, ("content-length", str(len(body)))])
+            self.writer.write((_chunk(body) if body else b"") + b"0\r\n\r\n")
+        else:
+            self.writer.write(self._head(status, headers, len(body)) + body)  # one write: one segment when it fits
 
     def error(self, error: GatewayError) -> None:
         self.whole(error.status, [("content-type", "application/json"), *error.headers.items()], error.body())
@@ -78,6 +113,10 @@ class Responder:
     @property
     def gone(self) -> bool:
         return self.writer.is_closing()
+
+
+# A decided head: status, reason and headers as the client gets them.
+Head = tuple[int, str, list[tuple[str, str]]]
 
 
 def _chunk(data: bytes) -> bytes:
@@ -97,6 +136,7 @@ class Relay:
         self._server: asyncio.Server | None = None
         self._plans: dict[str, Plan] = {}  # token → plan, until the relay picks it up
         self._tokens: dict[str, str] = {}  # flow id → token
+        self._answers: dict[str, Responder] = {}  # flow id → its answer, from when the relay has the request
 
     def load(self, loader) -> None:
         """Take the relay's port at once. mitmproxy's proxy may accept a request before
@@ -137,7 +177,26 @@ class Relay:
         request.headers["content-length"] = str(len(request.raw_content or b""))
         vault.keep_off_wire(request)  # the plan holds the real credentials
 
-    def responseheaders(self, flow: http.HTTPFlow) -> None:
+    def responseheaders(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
+        """A head the relay sent early is held until the attempts decide it, while the
+        upstream thinks; mitmproxy has read and parsed it meanwhile."""
+        answer = self._answers.get(flow.id)
+        if answer is not None and answer.decision is not None:
+            return self._decided(flow, answer.decision)
+        self._stream(flow)
+        return None
+
+    async def _decided(self, flow: http.HTTPFlow, decision: asyncio.Future[Head | None]) -> None:
+        # A client that goes away meanwhile is seen all the same: mitmproxy closes the
+        # relay's connection, the relay stops the attempts and lets the head go (None).
+        head = await decision
+        if head is not None and (response := flow.response) is not None:
+            response.status_code, response.reason = head[0], head[1]
+            response.headers = http.Headers([(n.encode("latin-1", "replace"), v.encode("latin-1", "replace"))
+                                             for n, v in head[2]])
+        self._stream(flow)
+
+    def _stream(self, flow: http.HTTPFlow) -> None:
         """The relay's stream is the client's as it comes: it is whole events already,
         translated, with pings."""
         response = flow.response
@@ -152,6 +211,7 @@ class Relay:
         self._forget(flow)
 
     def _forget(self, flow: http.HTTPFlow) -> None:
+        self._answers.pop(flow.id, None)
         if token := self._tokens.pop(flow.id, None):
             self._plans.pop(token, None)  # still there if the relay never got the request
 
@@ -183,6 +243,13 @@ class Relay:
             out.error(GatewayError(500, "modelmux's relay got a request without a plan (internal error)"))
             await out.drain()
             return True
+        self._answers[plan.flow.id] = out
+        try:
+            return await self._answer(plan, out, reader)
+        finally:
+            out.abandon()  # a head sent early and never decided (the run failed, or was cancelled) is let go
+
+    async def _answer(self, plan: Plan, out: Responder, reader: asyncio.StreamReader) -> bool:
         run = asyncio.ensure_future(self.failover.run(plan, out))
         eof = asyncio.ensure_future(reader.read(1))  # mitmproxy sends nothing more until it has the answer
         await asyncio.wait({run, eof}, return_when=asyncio.FIRST_COMPLETED)
