@@ -401,8 +401,26 @@ def test_a_client_that_leaves_while_the_upstream_thinks_ends_the_attempt_and_the
     assert last.error is not None and last.error.msg == "Client disconnected."  # it ended
 
 
-def post_with_timeout(gateway: Gateway, model: str, timeout: float) -> httpx.Response:
-    body = {"model": model, "max_tokens": 16, "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+@pytest.mark.parametrize("model", ["pool-1", "solo-1"], ids=["relay", "mitmproxy-sent"])
+def test_a_client_that_leaves_a_json_request_ends_the_attempt_and_the_flow(gateway, upstreams, model):
+    """A request for one JSON answer with somewhere to fail over to is answered in the
+    Router's request hook, without the loopback hop: a client that leaves meanwhile
+    still ends it, before the provider's timeout (zai's: 1.5 s)."""
+    script(upstreams["pool"], a=Hang(), b=Hang(), c=Hang())
+    script(upstreams["backup"], solo=Hang())
+    provider = "zai" if model == "pool-1" else "backup"
+    with pytest.raises(httpx.ReadTimeout):
+        post_with_timeout(gateway, model, 0.5, stream=False)
+    label = seen(upstreams["pool" if model == "pool-1" else "backup"])[0]
+    time.sleep(0.3)
+    assert credential(gateway, provider, label)["in_flight"] == 0
+    last = [f for f in flows_in(gateway.flows) if f.request.path == "/v1/messages"][-1]  # type: ignore[attr-defined]
+    assert last.error is not None and last.error.msg == "Client disconnected."
+    assert last.response is None
+
+
+def post_with_timeout(gateway: Gateway, model: str, timeout: float, stream: bool = True) -> httpx.Response:
+    body = {"model": model, "max_tokens": 16, "stream": stream, "messages": [{"role": "user", "content": "hi"}]}
     with httpx.Client(timeout=timeout) as client:
         return client.post(f"{gateway.url}/v1/messages", json=body)
 

@@ -1,13 +1,18 @@
-"""Relay: an in-process loopback server that a flow with somewhere to fail over to is
-sent through, so that a failed attempt can be followed by another and the answer
-still streams progressively.
+"""Relay: an in-process loopback server that a streamed request with somewhere to fail
+over to is sent through, so that a failed attempt can be followed by another and the
+answer still streams progressively.
 
 mitmproxy cannot send a flow's request a second time, and once it has the upstream's
 response it can only replace it whole (mitmproxy.md §4.2). So the Router points such
 flows at this server; it reads the plan the Router registered for the flow and runs
-the attempts (modelmux/addons/failover.py) with httpx. mitmproxy stays the shell:
-the flow, its stream to the client, the dashboard, the record. Flows with a single
-possible upstream are sent by mitmproxy itself, which is faster (docs/benchmarks.md).
+the attempts (modelmux/addons/failover.py) with its Sender. mitmproxy stays the
+shell: the flow, its stream to the client, the dashboard, the record. Flows with a
+single possible upstream are sent by mitmproxy itself, which is faster
+(docs/benchmarks.md).
+
+A request for one JSON answer needs no stream: the same attempts run in the Router's
+request hook (`answer`), and their answer becomes the flow's response there, without
+the loopback hop (mitmproxy sends an answer set in that hook as it is).
 
 The server speaks the small part of HTTP/1.1 mitmproxy uses towards it: one request
 at a time per connection, with a Content-Length body.
@@ -128,6 +133,52 @@ _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden"
             502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout", 529: "Overloaded"}
 
 
+class Collected:
+    """The relay's answer kept whole for the flow, where the Responder would write it
+    to mitmproxy: a request for one JSON answer (Relay.answer). A stream an upstream
+    gives it anyway is kept whole too."""
+
+    def __init__(self) -> None:
+        self.started = False
+        self.status = 500
+        self.headers: list[tuple[str, str]] = []
+        self.body: list[bytes] = []
+
+    def early(self) -> None:
+        pass
+
+    def head(self, status: int, headers: Iterable[tuple[str, str]], first: Iterable[bytes] = ()) -> None:
+        self.started = True
+        self.status, self.headers = status, list(headers)
+        self.body += first
+
+    def chunk(self, data: bytes) -> None:
+        self.body.append(data)
+
+    def end(self) -> None:
+        pass
+
+    def whole(self, status: int, headers: Iterable[tuple[str, str]], body: bytes) -> None:
+        self.head(status, headers, (body,))
+
+    def error(self, error: GatewayError) -> None:
+        self.whole(error.status, [("content-type", "application/json"), *error.headers.items()], error.body())
+
+    async def drain(self) -> None:
+        pass
+
+    gone = False
+
+    def response(self) -> http.Response:
+        """The answer, as the relay's loopback answer would have reached the flow."""
+        body = b"".join(self.body)
+        fields = [(n.encode("latin-1", "replace"), v.encode("latin-1", "replace")) for n, v in self.headers]
+        response = http.Response.make(self.status, b"", http.Headers([*fields, (b"content-length", b"0")]))
+        response.reason = _REASONS.get(self.status, "Status")
+        response.content = body
+        return response
+
+
 class Relay:
     def __init__(self, failover: Failover) -> None:
         self.failover = failover
@@ -137,6 +188,7 @@ class Relay:
         self._plans: dict[str, Plan] = {}  # token → plan, until the relay picks it up
         self._tokens: dict[str, str] = {}  # flow id → token
         self._answers: dict[str, Responder] = {}  # flow id → its answer, from when the relay has the request
+        self._whole: dict[str, set[asyncio.Future]] = {}  # client connection id → the attempts `answer` awaits
 
     def load(self, loader) -> None:
         """Take the relay's port at once. mitmproxy's proxy may accept a request before
@@ -166,16 +218,47 @@ class Relay:
 
     def register(self, flow: http.HTTPFlow, plan: Plan) -> None:
         """Send `flow` through the relay, which runs `plan`."""
-        assert self.port is not None, "the relay starts with the gateway"
         token = secrets.token_urlsafe(12)
         self._plans[token] = plan
         self._tokens[flow.id] = token
-        request = flow.request
-        point(request, f"http://127.0.0.1:{self.port}{request.path}")
+        request = self._point(flow)
         request.headers[PLAN_HEADER] = token
         request.headers.pop("transfer-encoding", None)
         request.headers["content-length"] = str(len(request.raw_content or b""))
-        vault.keep_off_wire(request)  # the plan holds the real credentials
+
+    def _point(self, flow: http.HTTPFlow) -> http.Request:
+        """Point the flow at the relay, without the real credentials (the plan holds them)."""
+        assert self.port is not None, "the relay starts with the gateway"
+        request = flow.request
+        point(request, f"http://127.0.0.1:{self.port}{request.path}")
+        vault.keep_off_wire(request)
+        return request
+
+    async def answer(self, flow: http.HTTPFlow, plan: Plan) -> None:
+        """Runs `plan` for a flow that wants one JSON answer, and answers the flow with
+        what the attempts gave. A client that goes away meanwhile ends them; mitmproxy
+        then sees it is gone and ends the flow."""
+        self._point(flow)
+        out = Collected()
+        run = asyncio.ensure_future(self.failover.run(plan, out))
+        client = flow.client_conn.id
+        self._whole.setdefault(client, set()).add(run)
+        try:
+            await asyncio.wait((run,))
+        finally:
+            if not run.done():  # this hook was cancelled: mitmproxy is shutting down
+                run.cancel()
+            if (runs := self._whole.get(client)) is not None:
+                runs.discard(run)
+                if not runs:
+                    del self._whole[client]
+        if not run.cancelled():
+            run.result()
+            flow.response = out.response()
+
+    def client_disconnected(self, client) -> None:
+        for run in self._whole.pop(client.id, ()):
+            run.cancel()
 
     def responseheaders(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
         """A head the relay sent early is held until the attempts decide it, while the
