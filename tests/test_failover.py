@@ -404,8 +404,8 @@ def test_a_client_that_leaves_while_the_upstream_thinks_ends_the_attempt_and_the
 @pytest.mark.parametrize("model", ["pool-1", "solo-1"], ids=["relay", "mitmproxy-sent"])
 def test_a_client_that_leaves_a_json_request_ends_the_attempt_and_the_flow(gateway, upstreams, model):
     """A request for one JSON answer with somewhere to fail over to is answered in the
-    Router's request hook, without the loopback hop: a client that leaves meanwhile
-    still ends it, before the provider's timeout (zai's: 1.5 s)."""
+    last request hook, without the loopback hop: a client that leaves meanwhile still
+    ends it, before the provider's timeout (zai's: 1.5 s)."""
     script(upstreams["pool"], a=Hang(), b=Hang(), c=Hang())
     script(upstreams["backup"], solo=Hang())
     provider = "zai" if model == "pool-1" else "backup"

@@ -10,9 +10,11 @@ shell: the flow, its stream to the client, the dashboard, the record. Flows with
 single possible upstream are sent by mitmproxy itself, which is faster
 (docs/benchmarks.md).
 
-A request for one JSON answer needs no stream: the same attempts run in the Router's
-request hook (`answer`), and their answer becomes the flow's response there, without
-the loopback hop (mitmproxy sends an answer set in that hook as it is).
+A request for one JSON answer needs no stream: the same attempts run in a request
+hook (`answer`), and their answer becomes the flow's response there, without the
+loopback hop (mitmproxy sends an answer set in that hook as it is). That hook is the
+very last one, so that they start only once every addon's request hook has run and
+none failed (guard.py), and mitmproxy's own addons (Save: `-w`) know the flow.
 
 The server speaks the small part of HTTP/1.1 mitmproxy uses towards it: one request
 at a time per connection, with a Content-Length body.
@@ -31,6 +33,7 @@ from mitmproxy import http
 
 from modelmux.addons import vault
 from modelmux.addons.failover import Failover, Plan
+from modelmux.addons.internals import add_last, remove
 from modelmux.addons.urls import point
 from modelmux.errors import GatewayError
 
@@ -124,6 +127,23 @@ class Responder:
 Head = tuple[int, str, list[tuple[str, str]]]
 
 
+class Last:
+    """The Relay's request hook that runs after every other addon's, mitmproxy's own and
+    the Guard's included (internals.add_last): it answers the flows `answer_later` was
+    given, unless another addon has answered or failed them (the Guard answers those)."""
+
+    name = "modelmux_relay_answers"  # mitmproxy keys addons by name
+
+    def __init__(self, relay: Relay) -> None:
+        self.relay = relay
+
+    def request(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
+        plan = self.relay._later.pop(flow.id, None)
+        if plan is None or flow.response or flow.error or not flow.live:
+            return None
+        return self.relay.answer(flow, plan)
+
+
 def _chunk(data: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(data), data)
 
@@ -189,6 +209,8 @@ class Relay:
         self._tokens: dict[str, str] = {}  # flow id → token
         self._answers: dict[str, Responder] = {}  # flow id → its answer, from when the relay has the request
         self._whole: dict[str, set[asyncio.Future]] = {}  # client connection id → the attempts `answer` awaits
+        self._later: dict[str, Plan] = {}  # flow id → the plan its last request hook answers (`answer_later`)
+        self.last = Last(self)
 
     def load(self, loader) -> None:
         """Take the relay's port at once. mitmproxy's proxy may accept a request before
@@ -197,6 +219,7 @@ class Relay:
         ends mitmproxy. Its connection now waits in the listen backlog until the
         relay serves."""
         self._bind()
+        add_last(self.last)  # after the Guard's, which its load added before
 
     async def running(self) -> None:
         self._bind()
@@ -204,6 +227,7 @@ class Relay:
         self._server = await asyncio.start_server(self._serve, sock=self._socket, limit=HEAD_LIMIT)
 
     async def done(self) -> None:
+        remove(self.last)
         if self._server:
             self._server.close()
         elif self._socket:
@@ -234,11 +258,16 @@ class Relay:
         vault.keep_off_wire(request)
         return request
 
+    def answer_later(self, flow: http.HTTPFlow, plan: Plan) -> None:
+        """Answer `flow`, which wants one JSON answer, by running `plan` in the last request
+        hook (`answer`). Until then it points at the relay, which has no plan for it."""
+        self._point(flow)
+        self._later[flow.id] = plan
+
     async def answer(self, flow: http.HTTPFlow, plan: Plan) -> None:
         """Runs `plan` for a flow that wants one JSON answer, and answers the flow with
         what the attempts gave. A client that goes away meanwhile ends them; mitmproxy
         then sees it is gone and ends the flow."""
-        self._point(flow)
         out = Collected()
         run = asyncio.ensure_future(self.failover.run(plan, out))
         client = flow.client_conn.id
@@ -295,6 +324,7 @@ class Relay:
 
     def _forget(self, flow: http.HTTPFlow) -> None:
         self._answers.pop(flow.id, None)
+        self._later.pop(flow.id, None)
         if token := self._tokens.pop(flow.id, None):
             self._plans.pop(token, None)  # still there if the relay never got the request
 

@@ -115,7 +115,7 @@ class Router:
         if oauth or not vault.on_the_wire() or (
             path != exchange.COUNT_TOKENS and (len(candidates) > 1 or self.credentials.pooled(provider.name) > 1)
         ):
-            return await self._relay(flow, candidates, body, model_at, client, session, config.server.max_attempts)
+            return self._relay(flow, candidates, body, model_at, client, session, config.server.max_attempts)
         try:
             lease = await self.direct.begin(flow, decision, session, client_credential(client),
                                             vault.client_credentials(flow.request))
@@ -139,9 +139,9 @@ class Router:
                 asyncio.get_running_loop().call_soon(exchange.estimate, outgoing.translation, body)
         flow.comment = f"{_head(notes)} · {notes['credential']}" + (f" · profile {profile.name}" if profile else "")
 
-    async def _relay(self, flow: http.HTTPFlow, candidates: list[routing.Decision], body: dict,
-                     model_at: tuple[int, int] | None, client: dict[str, str], session: str | None,
-                     max_attempts: int) -> None:
+    def _relay(self, flow: http.HTTPFlow, candidates: list[routing.Decision], body: dict,
+               model_at: tuple[int, int] | None, client: dict[str, str], session: str | None,
+               max_attempts: int) -> None:
         request = flow.request
         plan = Plan(
             flow, candidates, body, request.content or b"", request_path(flow), _query(flow),
@@ -154,8 +154,8 @@ class Router:
         flow.comment = f"{_head(notes)} · failover relay"
         if plan.stream:
             self.relay.register(flow, plan)
-        else:  # one JSON answer: the attempts run here, and answer the flow
-            await self.relay.answer(flow, plan)
+        else:  # one JSON answer: the attempts run in the last request hook, and answer the flow
+            self.relay.answer_later(flow, plan)
 
     async def forward_other(self, flow: http.HTTPFlow) -> None:
         """Paths modelmux does not route by model go to a passthrough default, unchanged:
