@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+from mitmproxy.test import taddons
+
 from modelmux.addons.relay import Relay
 
 
@@ -23,7 +25,7 @@ def test_a_request_routed_before_the_relay_runs_waits_for_it():
 
     async def scenario() -> bytes:
         relay = Relay(Idle())  # type: ignore[arg-type]
-        relay.load(None)
+        relay.load(None)  # in a master: it adds its last addon there
         assert relay.port is not None
         reader, writer = await asyncio.open_connection("127.0.0.1", relay.port)
         writer.write(b"POST /v1/messages HTTP/1.1\r\nhost: relay\r\ncontent-length: 0\r\n\r\n")
@@ -34,12 +36,14 @@ def test_a_request_routed_before_the_relay_runs_waits_for_it():
         await relay.done()
         return status
 
-    assert asyncio.run(scenario()) == b"HTTP/1.1 500 Internal Server Error\r\n"  # no plan: it answers all the same
+    with taddons.context():
+        assert asyncio.run(scenario()) == b"HTTP/1.1 500 Internal Server Error\r\n"  # no plan: it answers all the same
 
 
 def test_a_relay_that_never_ran_gives_its_port_back():
     relay = Relay(Idle())  # type: ignore[arg-type]
-    relay.load(None)
-    assert relay._socket is not None
-    asyncio.run(relay.done())
-    assert relay._socket is None
+    with taddons.context() as context:
+        relay.load(None)
+        assert relay._socket is not None and context.master.addons.get("modelmux_relay_answers") is relay.last
+        asyncio.run(relay.done())
+        assert relay._socket is None and context.master.addons.get("modelmux_relay_answers") is None

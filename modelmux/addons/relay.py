@@ -35,7 +35,9 @@ from modelmux.addons import vault
 from modelmux.addons.failover import Failover, Plan
 from modelmux.addons.internals import add_last, remove
 from modelmux.addons.urls import point
+from modelmux.config.types import Credential
 from modelmux.errors import GatewayError
+from modelmux.secrets import scrub, scrub_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -189,10 +191,13 @@ class Collected:
 
     gone = False
 
-    def response(self) -> http.Response:
-        """The answer, as the relay's loopback answer would have reached the flow."""
-        body = b"".join(self.body)
-        fields = [(n.encode("latin-1", "replace"), v.encode("latin-1", "replace")) for n, v in self.headers]
+    def response(self, secrets: list[Credential]) -> http.Response:
+        """The answer, as the relay's loopback answer would have reached the flow, without
+        the `secrets` an upstream echoed: the flow shows it from this hook on (mitmweb
+        pushes it), before the Echoes' hooks would scrub it."""
+        body = scrub_bytes(b"".join(self.body), secrets)
+        fields = [(n.encode("latin-1", "replace"), scrub(v, secrets).encode("latin-1", "replace"))
+                  for n, v in self.headers]
         response = http.Response.make(self.status, b"", http.Headers([*fields, (b"content-length", b"0")]))
         response.reason = _REASONS.get(self.status, "Status")
         response.content = body
@@ -283,7 +288,9 @@ class Relay:
                     del self._whole[client]
         if not run.cancelled():
             run.result()
-            flow.response = out.response()
+            # What the attempts gave their upstreams, each of which may echo it.
+            given = {id(c): c for candidate in plan.candidates for c in plan.secrets(candidate)}
+            flow.response = out.response(sorted(given.values(), key=lambda c: -len(c.secret)))
 
     def client_disconnected(self, client) -> None:
         for run in self._whole.pop(client.id, ()):
