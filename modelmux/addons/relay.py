@@ -129,23 +129,6 @@ class Responder:
 Head = tuple[int, str, list[tuple[str, str]]]
 
 
-class Last:
-    """The Relay's request hook that runs after every other addon's, mitmproxy's own and
-    the Guard's included (internals.add_last): it answers the flows `answer_later` was
-    given, unless another addon has answered or failed them (the Guard answers those)."""
-
-    name = "modelmux_relay_answers"  # mitmproxy keys addons by name
-
-    def __init__(self, relay: Relay) -> None:
-        self.relay = relay
-
-    def request(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
-        plan = self.relay._later.pop(flow.id, None)
-        if plan is None or flow.response or flow.error or not flow.live:
-            return None
-        return self.relay.answer(flow, plan)
-
-
 def _chunk(data: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(data), data)
 
@@ -162,6 +145,7 @@ class Collected:
 
     def __init__(self) -> None:
         self.started = False
+        self.gone = False
         self.status = 500
         self.headers: list[tuple[str, str]] = []
         self.body: list[bytes] = []
@@ -188,8 +172,6 @@ class Collected:
 
     async def drain(self) -> None:
         pass
-
-    gone = False
 
     def response(self, secrets: list[Credential]) -> http.Response:
         """The answer, as the relay's loopback answer would have reached the flow, without
@@ -265,9 +247,17 @@ class Relay:
 
     def answer_later(self, flow: http.HTTPFlow, plan: Plan) -> None:
         """Answer `flow`, which wants one JSON answer, by running `plan` in the last request
-        hook (`answer`). Until then it points at the relay, which has no plan for it."""
+        hook (`answer_pending`). Until then it points at the relay, which has no plan for it."""
         self._point(flow)
         self._later[flow.id] = plan
+
+    def answer_pending(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
+        """The answer `answer_later` promised `flow`, unless another addon has answered or
+        failed it by now (the Guard answers those)."""
+        plan = self._later.pop(flow.id, None)
+        if plan is None or flow.response or flow.error or not flow.live:
+            return None
+        return self.answer(flow, plan)
 
     async def answer(self, flow: http.HTTPFlow, plan: Plan) -> None:
         """Runs `plan` for a flow that wants one JSON answer, and answers the flow with
@@ -384,6 +374,20 @@ class Relay:
         run.result()
         await out.drain()
         return not out.gone
+
+
+class Last:
+    """The Relay's request hook that runs after every other addon's, mitmproxy's own and
+    the Guard's included (internals.add_last): it answers the flows `answer_later` was
+    given."""
+
+    name = "modelmux_relay_answers"  # mitmproxy keys addons by name
+
+    def __init__(self, relay: Relay) -> None:
+        self.relay = relay
+
+    def request(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
+        return self.relay.answer_pending(flow)
 
 
 def _headers(head: bytes) -> dict[str, str]:
