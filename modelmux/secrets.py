@@ -49,6 +49,12 @@ def redacted(credential: Credential) -> str:
     return f"{credential.label}…{secret[-4:]}" if len(secret) > SCRUB_MIN_LENGTH else f"{credential.label}…"
 
 
+def longest_first(credentials: Iterable[Credential]) -> list[Credential]:
+    """`credentials` in the order to scrub them: a secret that contains another must not
+    be half-replaced."""
+    return sorted(credentials, key=lambda c: -len(c.secret))
+
+
 def scrub(text: str, credentials: Iterable[Credential]) -> str:
     """`text` with every credential's secrets (a key, or an oauth credential's tokens)
     replaced by its redacted form (upstreams sometimes echo the key they rejected)."""

@@ -28,7 +28,7 @@ from modelmux.addons.notes import find_notes, read_notes
 from modelmux.addons.settings import Settings
 from modelmux.addons.streams import Pipe
 from modelmux.config.types import Config, Credential
-from modelmux.secrets import SCRUB_MIN_LENGTH, StreamScrubber, configured, scrub, scrub_bytes
+from modelmux.secrets import SCRUB_MIN_LENGTH, StreamScrubber, configured, longest_first, scrub, scrub_bytes
 
 
 class Echoes:
@@ -56,7 +56,7 @@ class Echoes:
             return
         provider = config.providers.get(notes["provider"])
         if provider is not None:
-            self._given[flow.id] = _longest_first([*provider.secrets, *vault.client_credentials(flow.request)])
+            self._given[flow.id] = longest_first([*provider.secrets, *vault.client_credentials(flow.request)])
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         response = flow.response
@@ -95,12 +95,7 @@ class Echoes:
         notes = read_notes(flow)
         if flow.id in self._given and not notes.get("local"):  # not answered here after all
             return self._given[flow.id]
-        return _longest_first([*self.configured, *self._clients.get(flow.id, ())])
-
-
-def _longest_first(secrets: list[Credential]) -> list[Credential]:
-    """A secret that contains another must not be half-replaced."""
-    return sorted(secrets, key=lambda c: -len(c.secret))
+        return longest_first([*self.configured, *self._clients.get(flow.id, ())])
 
 
 def _scrub_headers(response: http.Response, secrets: list[Credential]) -> None:

@@ -37,7 +37,7 @@ from modelmux.addons.internals import add_last, remove
 from modelmux.addons.urls import point
 from modelmux.config.types import Credential
 from modelmux.errors import GatewayError
-from modelmux.secrets import scrub, scrub_bytes
+from modelmux.secrets import longest_first, scrub, scrub_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -129,6 +129,11 @@ class Responder:
 Head = tuple[int, str, list[tuple[str, str]]]
 
 
+def _fields(headers: Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    """Header fields as the loopback head carries them (Responder._head: latin-1)."""
+    return [(name.encode("latin-1", "replace"), value.encode("latin-1", "replace")) for name, value in headers]
+
+
 def _chunk(data: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(data), data)
 
@@ -177,12 +182,9 @@ class Collected:
         """The answer, as the relay's loopback answer would have reached the flow, without
         the `secrets` an upstream echoed: the flow shows it from this hook on (mitmweb
         pushes it), before the Echoes' hooks would scrub it."""
-        body = scrub_bytes(b"".join(self.body), secrets)
-        fields = [(n.encode("latin-1", "replace"), scrub(v, secrets).encode("latin-1", "replace"))
-                  for n, v in self.headers]
-        response = http.Response.make(self.status, b"", http.Headers([*fields, (b"content-length", b"0")]))
+        headers = http.Headers(_fields((name, scrub(value, secrets)) for name, value in self.headers))
+        response = http.Response.make(self.status, scrub_bytes(b"".join(self.body), secrets), headers)
         response.reason = _REASONS.get(self.status, "Status")
-        response.content = body
         return response
 
 
@@ -280,7 +282,7 @@ class Relay:
             run.result()
             # What the attempts gave their upstreams, each of which may echo it.
             given = {id(c): c for candidate in plan.candidates for c in plan.secrets(candidate)}
-            flow.response = out.response(sorted(given.values(), key=lambda c: -len(c.secret)))
+            flow.response = out.response(longest_first(given.values()))
 
     def client_disconnected(self, client) -> None:
         for run in self._whole.pop(client.id, ()):
@@ -301,8 +303,7 @@ class Relay:
         head = await decision
         if head is not None and (response := flow.response) is not None:
             response.status_code, response.reason = head[0], head[1]
-            response.headers = http.Headers([(n.encode("latin-1", "replace"), v.encode("latin-1", "replace"))
-                                             for n, v in head[2]])
+            response.headers = http.Headers(_fields(head[2]))
         self._stream(flow)
 
     def _stream(self, flow: http.HTTPFlow) -> None:

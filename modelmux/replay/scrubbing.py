@@ -13,7 +13,7 @@ from typing import Any
 
 from modelmux.config.types import Credential
 from modelmux.headers import CREDENTIAL_HEADERS
-from modelmux.secrets import SCRUB_MIN_LENGTH, scrub
+from modelmux.secrets import SCRUB_MIN_LENGTH, longest_first, scrub
 
 REDACTED = "REDACTED"
 # Headers whose whole value is a credential, whatever its shape.
@@ -41,7 +41,7 @@ class Scrubber:
 
     def __init__(self, known: Iterable[Credential] = ()) -> None:
         # Longest first: a key that contains another must not be half-replaced.
-        self.known = sorted((c for c in known if len(c.secret) >= SCRUB_MIN_LENGTH), key=lambda c: -len(c.secret))
+        self.known = longest_first(c for c in known if len(c.secret) >= SCRUB_MIN_LENGTH)
 
     def text(self, text: str) -> str:
         text = scrub(text, self.known)
