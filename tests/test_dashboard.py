@@ -337,7 +337,7 @@ def test_a_failed_attempt_says_why_and_where_without_the_query(gateway, upstream
     flow = saved(gateway, by_model("gone-dash"))
     failed = flow.metadata["modelmux"]["attempts"][0]
     url = f"http://127.0.0.1:{DEAD_PORT}/v1/chat/completions"
-    reason = f"provider 'gone' ({url}) cannot be connected to: [Errno 111] Connect call failed ('127.0.0.1', {DEAD_PORT})"
+    reason = f"provider 'gone' (http://127.0.0.1:{DEAD_PORT}) cannot be connected to: [Errno 111] Connect call failed ('127.0.0.1', {DEAD_PORT})"
     assert (failed["outcome"], failed["upstream"], failed["error"]) == ("connect", url, reason)
     assert re.fullmatch(r"🔄 200 · gone-dash → vendor/vendor-model · in 12 out 7 · \d+ ms · gone/gone-main connect → "
                         r"vendor/v-a 200 \[routes\[5\]\]", flow.comment), flow.comment

@@ -12,7 +12,9 @@ from modelmux.addons.relay import Relay
 class Idle:
     """A Failover that is never asked to run a plan."""
 
-    async def start(self) -> None:
+    sender = None
+
+    async def start(self, tls=None) -> None:
         pass
 
     async def stop(self) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from modelmux.addons.sender import Sender
+from modelmux.addons.sender import Sender, tls_context
 from test_failures import self_signed_tls, unresponsive_port  # noqa: F401 (a fixture)
 
 Answer = Callable[[asyncio.StreamWriter], Awaitable[None]]
@@ -208,7 +208,7 @@ def test_a_connection_is_kept_only_after_an_answer_read_to_its_end(first, read, 
 def test_a_connection_closed_before_any_answer():
     async def scenario() -> None:
         async with Server(raw(b"", close=True)) as server:
-            with pytest.raises(httpx.RemoteProtocolError, match="Server disconnected without sending a response"):
+            with pytest.raises(httpx.RemoteProtocolError, match="server closed connection"):
                 await post(Sender(), server.url)
 
     run(scenario)
@@ -275,7 +275,7 @@ def test_tls_is_verified(tmp_path: Path):
 
     async def scenario() -> None:
         async with Server(whole(b'{"tls":1}'), tls=tls) as server:
-            with pytest.raises(httpx.ConnectError, match="certificate verify failed"):
+            with pytest.raises(httpx.ConnectError, match="^Certificate verify failed: self-signed certificate$"):
                 await post(Sender(), server.url)
             trusting = ssl.create_default_context(cafile=tmp_path / "cert.pem")
             sender = Sender(tls=trusting)
@@ -283,6 +283,27 @@ def test_tls_is_verified(tmp_path: Path):
             assert await response.aread() == b'{"tls":1}'
             response.close()
             sender.close()
+
+    run(scenario)
+
+
+def test_tls_follows_mitmproxys_upstream_options(tmp_path: Path):
+    """ssl_insecure, ssl_verify_upstream_trusted_ca: the relay's connections check what
+    mitmproxy's own would (the Relay builds its context from them)."""
+    tls = self_signed_tls(tmp_path)
+
+    async def scenario() -> None:
+        async with Server(whole(b'{"tls":1}'), whole(b'{"tls":1}'), tls=tls) as server:
+            for context in (tls_context(insecure=True), tls_context(ca_file=str(tmp_path / "cert.pem"))):
+                sender = Sender(tls=context)
+                response = await post(sender, server.url)
+                assert await response.aread() == b'{"tls":1}'
+                response.close()
+                sender.close()
+            sender = Sender(tls=tls_context(insecure=True))
+            sender.tls = tls_context()  # an option changed: the next connection checks again
+            with pytest.raises(httpx.ConnectError, match="^Certificate verify failed: self-signed certificate$"):
+                await post(sender, server.url)
 
     run(scenario)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from dataclasses import dataclass, field
 from functools import partial
@@ -27,7 +28,7 @@ from modelmux.addons.credentials import Credentials
 from modelmux.addons.internals import flows_kept
 from modelmux.addons.notes import notes_of
 from modelmux.addons.pump import Pump, answer_record, passed_headers
-from modelmux.addons.sender import Response, Sender
+from modelmux.addons.sender import Response, Sender, origin_of
 from modelmux.attempt import Attempts, GiveUp, Pick, Send
 from modelmux.config.types import Credential
 from modelmux.credentials.cooldowns import TransportFailure
@@ -89,8 +90,9 @@ class Failover:
         self.client: httpx.AsyncClient | None = None  # the Refresher's, for token endpoints
         self.refresher: Refresher | None = None
 
-    async def start(self) -> None:
-        self.sender = Sender()
+    async def start(self, tls: ssl.SSLContext | None = None) -> None:
+        """`tls`: what upstreams' certificates are checked against (sender.tls_context)."""
+        self.sender = Sender(tls)
         # trust_env off: mitmproxy itself ignores HTTP(S)_PROXY, and both paths must reach
         # the same upstreams. The Sender's TLS context: its CAs are loaded once (~25 ms).
         self.client = httpx.AsyncClient(verify=self.sender.tls, trust_env=False, follow_redirects=False)
@@ -197,7 +199,7 @@ class Failover:
             auth = exchange.auth_header(provider, credential)
             trail["sent"] = {"url": scrub(outgoing.url, provider.written_secrets), "body": outgoing.content,
                              "headers": shown_headers(headers, auth, credential, provider.written_secrets)}
-        where = f"provider '{provider.name}' ({trail['upstream']})"
+        where = f"provider '{provider.name}' ({origin_of(outgoing.url)})"
         response = None
         try:
             # response_timeout bounds the wait for the answer to begin, as on flows
@@ -288,6 +290,8 @@ def _transport(error: httpx.TransportError, where: str, connect: float) -> tuple
         return "timeout", attempt.went_silent(where, STALL_TIMEOUT)
     detail = str(error) or type(error).__name__
     if isinstance(error, httpx.ConnectError):
+        if isinstance(error.__cause__, ssl.SSLError):
+            return "connect", attempt.tls_failed(where, detail)
         return "connect", attempt.cannot_connect(where, detail)
     return "reset", attempt.closed(where, detail)
 

@@ -147,7 +147,7 @@ class Failures:
         if flow.error and flow.error.msg == flow.error.KILLED_MESSAGE:
             return 502, f"the request to {where} was cancelled", "cancelled"
         if any(word in detail.lower() for word in _TLS_WORDS):
-            return 502, f"TLS connection to {where} failed: {detail}", "connect"
+            return attempt.transport_status("connect"), attempt.tls_failed(where, detail), "connect"
         if flow.server_conn.timestamp_start is None or flow.server_conn.address != (flow.request.host, flow.request.port):
             return attempt.transport_status("connect"), attempt.cannot_connect(where, detail), "connect"
         return attempt.transport_status("reset"), attempt.closed(where, detail), "reset"

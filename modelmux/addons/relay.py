@@ -29,10 +29,11 @@ import secrets
 import socket
 from collections.abc import Awaitable, Iterable
 
-from mitmproxy import http
+from mitmproxy import ctx, http
 
 from modelmux.addons import vault
 from modelmux.addons.failover import Failover, Plan
+from modelmux.addons.sender import tls_context
 from modelmux.addons.internals import add_last, remove
 from modelmux.addons.urls import point
 from modelmux.config.types import Credential
@@ -210,9 +211,14 @@ class Relay:
         self._bind()
         add_last(self.last)  # after the Guard's, which its load added before
 
+    def configure(self, updated: set[str]) -> None:
+        """The relay checks upstreams' certificates as mitmproxy's own path does."""
+        if self.failover.sender is not None and not updated.isdisjoint(_TLS_OPTIONS):
+            self.failover.sender.tls = _upstream_tls()
+
     async def running(self) -> None:
         self._bind()
-        await self.failover.start()
+        await self.failover.start(_upstream_tls())
         self._server = await asyncio.start_server(self._serve, sock=self._socket, limit=HEAD_LIMIT)
 
     async def done(self) -> None:
@@ -399,3 +405,12 @@ def _headers(head: bytes) -> dict[str, str]:
         if sep:
             found[name.strip().lower()] = value.strip()
     return found
+
+
+_TLS_OPTIONS = frozenset(("ssl_insecure", "ssl_verify_upstream_trusted_ca", "ssl_verify_upstream_trusted_confdir"))
+
+
+def _upstream_tls():
+    options = ctx.options
+    return tls_context(options.ssl_insecure, options.ssl_verify_upstream_trusted_ca,
+                       options.ssl_verify_upstream_trusted_confdir)

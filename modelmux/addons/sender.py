@@ -89,12 +89,35 @@ class Response:
             self._sender.release(self._origin, connection)
 
 
+def tls_context(insecure: bool = False, ca_file: str | None = None, ca_dir: str | None = None) -> ssl.SSLContext:
+    """What an upstream's certificate is checked against, as mitmproxy's own upstream
+    connections check it under its options `ssl_insecure`, `ssl_verify_upstream_trusted_ca`
+    and `ssl_verify_upstream_trusted_confdir`: certifi's CAs, or only the CAs given, or
+    nothing at all."""
+    if ca_file or ca_dir:
+        context = ssl.create_default_context(cafile=ca_file, capath=ca_dir)
+    else:  # the context of the httpx client the relay had (trust_env off)
+        context = httpx.create_ssl_context(trust_env=False)
+    if insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
 class Sender:
     def __init__(self, tls: ssl.SSLContext | None = None) -> None:
-        # The context of the httpx client the relay had (trust_env off): certifi's CAs.
-        self.tls = tls or httpx.create_ssl_context(trust_env=False)
-        self.tls.set_alpn_protocols(["http/1.1"])
+        self.tls = tls or tls_context()
         self._idle: dict[Origin, list[_Connection]] = {}
+
+    @property
+    def tls(self) -> ssl.SSLContext:
+        """The context of the connections made from now on (those kept idle stay)."""
+        return self._tls
+
+    @tls.setter
+    def tls(self, context: ssl.SSLContext) -> None:
+        context.set_alpn_protocols(["http/1.1"])
+        self._tls = context
 
     async def post(self, url: str, headers: list[tuple[str, str]], body: bytes, connect_timeout: float,
                    read_timeout: float) -> Response:
@@ -157,7 +180,11 @@ class Sender:
                 reader, writer = await asyncio.open_connection(host, port, ssl=tls, limit=READ_SIZE)
         except TimeoutError as e:
             raise httpx.ConnectTimeout(f"no connection within {timeout:g} s") from e
-        except OSError as e:  # refused, unknown host, TLS (ssl.SSLError is an OSError)
+        except ssl.SSLCertVerificationError as e:  # in mitmproxy's words, as its own path says it
+            raise httpx.ConnectError(f"Certificate verify failed: {e.verify_message}") from e
+        except ssl.SSLError as e:
+            raise httpx.ConnectError(f"TLS handshake failed: {e.reason or e}") from e
+        except OSError as e:  # refused, unknown host
             raise httpx.ConnectError(str(e) or type(e).__name__) from e
         return _Connection(reader, writer)
 
@@ -200,7 +227,7 @@ class _Connection:
         except OSError as e:
             raise httpx.ReadError(str(e) or type(e).__name__) from e
         if not data and self.h11.their_state is h11.SEND_RESPONSE:
-            raise httpx.RemoteProtocolError("Server disconnected without sending a response.")  # httpcore's words
+            raise httpx.RemoteProtocolError("server closed connection")  # mitmproxy's words, as its own path says it
         self.h11.receive_data(data)  # b"": the upstream closed its end
 
     def next_cycle(self) -> bool:
@@ -224,6 +251,13 @@ def _parts(url: str) -> tuple[Origin, bytes, bytes]:
     parsed = httpx.URL(url)
     default = 443 if parsed.scheme == "https" else 80
     return (parsed.scheme, parsed.raw_host.decode("ascii"), parsed.port or default), parsed.raw_path, parsed.netloc
+
+
+def origin_of(url: str) -> str:
+    """Where `url` is, as mitmproxy names a server: scheme, host and port, never the path
+    or a query (which may hold a key)."""
+    (scheme, host, port), _, _ = _parts(url)
+    return f"{scheme}://{host}:{port}"
 
 
 def _gunzip(raw: bytes) -> bytes:

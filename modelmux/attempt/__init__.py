@@ -254,6 +254,10 @@ def cannot_connect(where: str, detail: str) -> str:
     return f"{where} cannot be connected to: {detail}"
 
 
+def tls_failed(where: str, detail: str) -> str:
+    return f"TLS connection to {where} failed: {detail}"
+
+
 def closed(where: str, detail: str) -> str:
     return f"{where} closed the connection without a complete answer: {detail}"
 
