@@ -313,8 +313,12 @@ def _show_winning_request(flow: http.HTTPFlow, notes: dict[str, Any]) -> None:
             request.headers.add(name, value)
         request.content = final["body"]
         notes["protocol"] = attempts[-1].get("protocol", notes.get("protocol"))
-        if "answer" in attempts[-1]:
-            notes["upstream_answer"] = attempts[-1].pop("answer")
+        last = attempts[-1]
+        if "answer" in last:
+            notes["upstream_answer"] = last.pop("answer")
+        elif "response_body" in last:  # the upstream's error, which the client got in Anthropic's words
+            notes["upstream_answer"] = {"status": last["status"], "headers": last.pop("response_headers"),
+                                        "body": last.pop("response_body")}
     for attempt in attempts[:-1]:
         sent = attempt.pop("sent", None)
         if sent is not None:
