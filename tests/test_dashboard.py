@@ -313,18 +313,23 @@ def test_a_relayed_flow_keeps_no_client_token_even_where_an_upstream_echoed_it(g
     assert CLIENT_TOKEN.encode() not in Path(gateway.flows).read_bytes()  # type: ignore[attr-defined]
 
 
-def test_a_timeout_is_a_finished_flow_with_the_answer_the_client_got(gateway, upstreams):
+@pytest.mark.parametrize("stream", [False, True], ids=["json-relay", "stream-mitmproxy"])
+def test_a_timeout_is_a_finished_flow_with_the_answer_the_client_got(gateway, upstreams, stream):
     upstreams["oai"].reply = lambda r: Hang()
-    answer = post(gateway, "slow-dash")
+    answer = post(gateway, "slow-dash", stream=stream)
     assert answer.status_code == 504
-    flow = saved(gateway, by_model("slow-dash"))
-    # mitmproxy sent the page from outside the flow: the flow shows it as its response.
+    flow = saved(gateway, lambda f: by_model("slow-dash")(f) and f.metadata["modelmux"].get("relay", False) != stream)
+    # On mitmproxy's path, mitmproxy sent the page from outside the flow: the flow shows
+    # it as its response. The relay answered the flow itself.
     assert (flow.response.status_code, flow.response.content) == (504, answer.content)
     assert flow.response.headers["content-type"] == "application/json"
     assert flow.response.timestamp_end is not None
     reason = f"provider 'slow' (http://127.0.0.1:{upstreams['oai'].port}) did not answer within 1 s (response_timeout)"
     assert json.loads(answer.content)["error"] == {"type": "timeout_error", "message": reason}
-    assert flow.error.msg == reason  # not mitmproxy's "server closed connection"
+    if stream:
+        assert flow.error.msg == reason  # not mitmproxy's "server closed connection"
+    else:
+        assert flow.error is None
     assert re.fullmatch(r"❌ 504 timeout_error · slow-dash → slow/gpt-slow · 1\.\d\d s · slow-main timeout "
                         r"\[routes\[4\]\]", flow.comment), flow.comment
     assert flow.marked == ":x:"

@@ -195,9 +195,9 @@ def test_failures_read_whole_beside_an_open_flow_which_leads_with_its_upstream_r
         assert {kind: len(found) for kind, found in by_kind.items()} == dict.fromkeys(FAILURES, 1), \
             [f["comment"] for f in flows]
         timeout = by_kind["timeout"][0]
-        # The timeout is a finished flow: it has the answer the client got.
-        assert (timeout["response"]["status_code"], timeout["error"]["msg"]) == (
-            504, f"provider 'slow' ({server.url}) did not answer within 1 s (response_timeout)")
+        # The timeout is a finished flow: it has the answer the client got (the relay's, a
+        # JSON answer's attempt being the relay's: no mitmproxy error beside it).
+        assert (timeout["response"]["status_code"], timeout.get("error")) == (504, None)
         [claude] = [f for f in flows if f["comment"].startswith("200 · claude-sonnet-4-5 → oai/gpt-test")]
 
         browser.open(f"{gateway.web_url}#/flows")

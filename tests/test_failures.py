@@ -110,6 +110,13 @@ def post(gateway: Gateway, body: object, port: int | None = None, **headers: str
     return httpx.post(url, content=content, headers={"content-type": "application/json", **headers}, timeout=15)
 
 
+@pytest.fixture(params=[False, True], ids=["json", "stream"])
+def stream(request) -> bool:
+    """A JSON answer's request is sent by the relay, a single upstream's stream by mitmproxy:
+    both say a failure in the same words."""
+    return request.param
+
+
 def assert_error(response: httpx.Response, status: int, error_type: str, message: str) -> None:
     assert response.status_code == status
     assert response.headers["content-type"] == "application/json"
@@ -139,8 +146,8 @@ def test_unknown_path_is_404_when_there_is_no_passthrough_default(gateway):
                  "POST /v1/messages, POST /v1/messages/count_tokens, GET /v1/models, GET /v1/models/{id} and GET /healthz")
 
 
-def test_unreachable_upstream_is_502_json(gateway):
-    response = post(gateway, {"model": "refused"})
+def test_unreachable_upstream_is_502_json(gateway, stream):
+    response = post(gateway, {"model": "refused", "stream": stream})
     assert response.status_code == 502
     assert response.headers["content-type"] == "application/json"
     error = response.json()["error"]
@@ -150,20 +157,20 @@ def test_unreachable_upstream_is_502_json(gateway):
     assert "<html" not in response.text.lower()
 
 
-def test_unknown_host_is_502_json(gateway):
-    assert_error(post(gateway, {"model": "nodns"}), 502, "api_error",
+def test_unknown_host_is_502_json(gateway, stream):
+    assert_error(post(gateway, {"model": "nodns", "stream": stream}), 502, "api_error",
                  "provider 'nodns' (https://no-such-host.invalid:443) cannot be connected to: "
                  "[Errno -2] Name or service not known")
 
 
-def test_tls_failure_is_502_json(gateway, servers):
-    assert_error(post(gateway, {"model": "selfsigned"}), 502, "api_error",
+def test_tls_failure_is_502_json(gateway, servers, stream):
+    assert_error(post(gateway, {"model": "selfsigned", "stream": stream}), 502, "api_error",
                  f"TLS connection to provider 'selfsigned' ({servers['tls'].url}) failed: "
                  "Certificate verify failed: self-signed certificate")
 
 
-def test_upstream_that_cannot_be_connected_is_504(gateway, unresponsive_port):
-    assert_error(post(gateway, {"model": "blackhole"}), 504, "timeout_error",
+def test_upstream_that_cannot_be_connected_is_504(gateway, unresponsive_port, stream):
+    assert_error(post(gateway, {"model": "blackhole", "stream": stream}), 504, "timeout_error",
                  f"provider 'blackhole' (http://127.0.0.1:{unresponsive_port}) could not be connected to "
                  "within 1 s (connect_timeout)")
 
@@ -172,33 +179,33 @@ def test_upstream_that_cannot_be_connected_is_504(gateway, unresponsive_port):
     (Hang(), 504, "timeout_error", "did not answer within 1.5 s (response_timeout)"),
     (Drop(), 502, "api_error", "closed the connection without a complete answer: server closed connection"),
 ])
-def test_upstream_that_hangs_or_drops_the_connection(gateway, servers, behaviour, status, error_type, what):
+def test_upstream_that_hangs_or_drops_the_connection(gateway, servers, behaviour, status, error_type, what, stream):
     servers["vendor"].reply = lambda r: behaviour
-    assert_error(post(gateway, {"model": "vendor-x"}), status, error_type,
+    assert_error(post(gateway, {"model": "vendor-x", "stream": stream}), status, error_type,
                  f"provider 'vendor' ({servers['vendor'].url}) {what}")
 
 
-def test_upstream_html_error_is_wrapped(gateway, servers):
+def test_upstream_html_error_is_wrapped(gateway, servers, stream):
     servers["vendor"].reply = lambda r: Reply(
         503, b"<html><head><title>503</title></head><body><h1>Service Unavailable</h1></body></html>",
         {"content-type": "text/html", "retry-after": "7"})
-    response = post(gateway, {"model": "vendor-x"})
+    response = post(gateway, {"model": "vendor-x", "stream": stream})
     assert_error(response, 503, "overloaded_error",
                  "provider 'vendor' answered HTTP 503 Service Unavailable: 503 Service Unavailable")
     assert response.headers["retry-after"] == "7"
 
 
-def test_upstream_error_keeps_the_upstreams_own_message(gateway, servers):
+def test_upstream_error_keeps_the_upstreams_own_message(gateway, servers, stream):
     body = {"error": {"message": "The model `x` does not exist", "type": "invalid_request_error", "code": None}}
     servers["vendor"].reply = lambda r: Reply(404, json.dumps(body).encode())
-    assert_error(post(gateway, {"model": "vendor-x"}), 404, "not_found_error",
+    assert_error(post(gateway, {"model": "vendor-x", "stream": stream}), 404, "not_found_error",
                  "provider 'vendor' answered HTTP 404 Not Found: The model `x` does not exist")
 
 
-def test_upstream_anthropic_error_passes_unchanged_but_scrubbed(gateway, servers):
+def test_upstream_anthropic_error_passes_unchanged_but_scrubbed(gateway, servers, stream):
     body = {"type": "error", "error": {"type": "authentication_error", "message": f"invalid x-api-key {KEY}"}}
     servers["vendor"].reply = lambda r: Reply(401, json.dumps(body).encode())
-    assert_error(post(gateway, {"model": "vendor-x"}), 401, "authentication_error",
+    assert_error(post(gateway, {"model": "vendor-x", "stream": stream}), 401, "authentication_error",
                  "invalid x-api-key main…3333")
 
 

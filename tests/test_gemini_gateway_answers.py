@@ -18,7 +18,7 @@ from gemini_upstream import (  # noqa: F401 (fixtures: fresh, gateway, server)
     thought, usage, whole,
 )
 from sse_checks import accumulated, events, validate
-from upstream import Received, Reply, Stream
+from upstream import Received, Reply, Stream, anthropic_like
 
 MODEL = "gemini-2.5-flash"
 HI = [{"role": "user", "content": "hi"}]
@@ -197,6 +197,7 @@ def test_signatures_go_back_to_gemini_and_never_to_anthropic(gateway, server):
     assert f'"thoughtSignature":"{CALL_SIGNATURE}"'.encode() in second.body  # not re-encoded on the way
 
     server.received.clear()
+    server.reply = anthropic_like  # the Messages API's answer, which the client gets read and whole
     client(gateway).messages.create(model="claude-sonnet-4-5", max_tokens=256, messages=history, tools=WEATHER)
     [anthropic_request] = server.received
     assert anthropic_request.path == "/v1/messages"

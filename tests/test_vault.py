@@ -127,7 +127,8 @@ default: {{provider: azure}}
     tenant, sig = "tenant-token-tttttttt-4444", "signature-ssssssss-5555"
     monkeypatch.setenv("TENANT", tenant)
     monkeypatch.setenv("SIG", sig)
-    body = {"model": "gpt-x", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}
+    # A stream, which mitmproxy sends (the relay sends a JSON answer's request itself).
+    body = {"model": "gpt-x", "max_tokens": 8, "stream": True, "messages": [{"role": "user", "content": "hi"}]}
     with router_in_process(tmp_path, routes) as router:
         flow = message_flow(b"/v1/messages", json.dumps(body).encode())
         asyncio.run(router.request(flow))
@@ -222,17 +223,20 @@ class GatewayWith(Gateway):
         return command[:1] + (["-s", str(self.first)] if self.first else []) + command[1:]
 
 
-def post(gateway: Gateway, model: str) -> httpx.Response:
+def post(gateway: Gateway, model: str, stream: bool = False) -> httpx.Response:
     return httpx.post(f"{gateway.url}/v1/messages", timeout=15, headers={"authorization": f"Bearer {LOGIN}"},
-                      json={"model": model, "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]})
+                      json={"model": model, "max_tokens": 8, "stream": stream,
+                            "messages": [{"role": "user", "content": "hi"}]})
 
 
 def test_with_the_touchpoint_moved_every_credential_goes_through_the_relay(tmp_path: Path) -> None:
     (tmp_path / "moved.py").write_text(MOVED)
     with Upstream() as server, GatewayWith(tmp_path, ROUTES.replace("URL", server.url), {"SOLO": KEY},
                                            first=tmp_path / "moved.py") as gateway:
-        for model in ("solo-x", "claude-x"):  # a provider's key, and the client's own login passed through
-            assert post(gateway, model).status_code == 200
+        # A provider's key, and the client's own login passed through; streams, which
+        # mitmproxy would send (a JSON answer's request is always the relay's).
+        for model in ("solo-x", "claude-x"):
+            assert post(gateway, model, stream=True).status_code == 200
         other = httpx.get(f"{gateway.url}/v1/files", headers={"authorization": f"Bearer {LOGIN}"})
         log = gateway.log.read_text()
     # mitmproxy would have sent the redacted forms: the relay sent these, from its plans
@@ -248,7 +252,7 @@ def test_a_request_sent_without_the_touchpoint_is_a_clear_error(tmp_path: Path) 
                                                   b'"message":"invalid x-api-key"}}')
         with Gateway(tmp_path, ROUTES.replace("URL", server.url), {"SOLO": KEY},
                      ["-s", str(tmp_path / "bypass.py")]) as gateway:
-            answer = post(gateway, "solo-x")
+            answer = post(gateway, "solo-x", stream=True)  # mitmproxy sends it (a JSON answer is the relay's)
             log = gateway.log.read_text()
     # the redacted form, never the key (http.server reads header bytes as latin-1)
     assert server.received[0].headers["x-api-key"] == "main…1111".encode().decode("latin-1")
@@ -266,7 +270,8 @@ def test_an_http2_client_gets_its_answer_and_the_upstream_the_real_credentials(t
     with Upstream() as server, Gateway(tmp_path, ROUTES.replace("URL", server.url), {"SOLO": KEY},
                                        ["-w", str(tmp_path / "flows.mitm")]) as gateway:
         for model in ("solo-x", "claude-x"):
-            body = json.dumps({"model": model, "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]})
+            body = json.dumps({"model": model, "max_tokens": 8, "stream": True,  # a stream: mitmproxy sends it
+                               "messages": [{"role": "user", "content": "hi"}]})
             curl = subprocess.run(
                 ["curl", "-sk", "--http2", "-o", "/dev/null", "-w", "%{http_version} %{http_code}",
                  "-H", f"authorization: Bearer {LOGIN}", "-H", "content-type: application/json", "-d", body,

@@ -85,7 +85,8 @@ def quoting(request: Received) -> Behaviour:
 
 
 def send(gateway: Gateway, model: str) -> None:
-    body = {"model": model, "max_tokens": 16, "stream": model in ("solo-x", "mine-x", "pool-x"),
+    # mitmproxy sends a single upstream's streams; a JSON answer is always the relay's.
+    body = {"model": model, "max_tokens": 16, "stream": model != "max-x",
             "messages": [{"role": "user", "content": "hi"}]}
     headers = {"authorization": f"Bearer {SECRETS['client login']}", "x-modelmux-key": SECRETS["gateway key"],
                "anthropic-version": "2023-06-01"}

@@ -1,5 +1,6 @@
-"""Direct: mitmproxy's own send path, for a request with one possible upstream (one
-provider, at most one of its credentials). It is the driver of the request's
+"""Direct: mitmproxy's own send path, for a stream with one possible upstream (one
+provider, at most one of its credentials), `count_tokens`, and the paths passed through
+unrouted (a JSON answer's request is the relay's, modelmux/addons/relay.py). It is the driver of the request's
 Attempts (modelmux/attempt/__init__.py) there, as Failover is on the relay: the Router asks
 it for the attempt's credential and points the flow; mitmproxy sends it; this addon
 turns what came back into the client's answer (translated, its model restored, or

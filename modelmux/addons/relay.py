@@ -200,6 +200,7 @@ class Relay:
         self._answers: dict[str, Responder] = {}  # flow id → its answer, from when the relay has the request
         self._whole: dict[str, set[asyncio.Future]] = {}  # client connection id → the attempts `answer` awaits
         self._later: dict[str, Plan] = {}  # flow id → the plan its last request hook answers (`answer_later`)
+        self._started = asyncio.Event()  # the Failover can send (`running`)
         self.last = Last(self)
 
     def load(self, loader) -> None:
@@ -219,6 +220,7 @@ class Relay:
     async def running(self) -> None:
         self._bind()
         await self.failover.start(_upstream_tls())
+        self._started.set()
         self._server = await asyncio.start_server(self._serve, sock=self._socket, limit=HEAD_LIMIT)
 
     async def done(self) -> None:
@@ -271,6 +273,9 @@ class Relay:
         """Runs `plan` for a flow that wants one JSON answer, and answers the flow with
         what the attempts gave. A client that goes away meanwhile ends them; mitmproxy
         then sees it is gone and ends the flow."""
+        # A request may come before `running` is over (the proxy listens from its start).
+        if not self._started.is_set():
+            await self._started.wait()
         out = Collected()
         run = asyncio.ensure_future(self.failover.run(plan, out))
         client = flow.client_conn.id

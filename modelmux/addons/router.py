@@ -116,6 +116,11 @@ class Router:
             path != exchange.COUNT_TOKENS and (len(candidates) > 1 or self.credentials.pooled(provider.name) > 1)
         ):
             return self._relay(flow, candidates, body, model_at, client, session, config.server.max_attempts)
+        if path != exchange.COUNT_TOKENS and not body.get("stream"):
+            # One JSON answer: the relay's too, with the one attempt mitmproxy would make. Its
+            # attempt runs in a last request hook and answers the flow, so every JSON answer
+            # is read, translated and judged by one driver, the Failover.
+            return self._relay(flow, candidates, body, model_at, client, session, 1)
         try:
             lease = await self.direct.begin(flow, decision, session, client_credential(client),
                                             vault.client_credentials(flow.request))
