@@ -6,11 +6,12 @@ mitmproxy cannot send a flow's request a second time, and once it has the upstre
 response it can only replace it whole (mitmproxy.md §4.2). So the Router points such
 flows at this server; it reads the plan the Router registered for the flow and runs
 the attempts (modelmux/addons/failover.py) with its Sender. mitmproxy stays the
-shell: the flow, its stream to the client, the dashboard, the record. Flows with a
-single possible upstream are sent by mitmproxy itself, which is faster
+shell: the flow, its stream to the client, the dashboard, the record. Streams with a
+single possible upstream are sent by mitmproxy itself, without the loopback hop
 (docs/benchmarks.md).
 
-A request for one JSON answer needs no stream: the same attempts run in a request
+A request for one JSON answer needs no stream, whatever its upstreams: the same
+attempts (one, for a single possible upstream) run in a request
 hook (`answer`), and their answer becomes the flow's response there, without the
 loopback hop (mitmproxy sends an answer set in that hook as it is). That hook is the
 very last one, so that they start only once every addon's request hook has run and

@@ -41,9 +41,9 @@ SERVED = "POST /v1/messages, POST /v1/messages/count_tokens, GET /v1/models, GET
 class Router:
     """Routes by the body's model: rewrites URL, model and auth, and keeps the answer's
     model what the client asked for. Streams stream: SSE is never buffered. A request
-    with somewhere to fail over to (a pool of several credentials, or fallback
-    providers) goes through the Relay; one with a single possible upstream is sent by
-    mitmproxy itself."""
+    for one JSON answer, and a stream with somewhere to fail over to (a pool of several
+    credentials, or fallback providers), go through the Relay; a stream with a single
+    possible upstream is sent by mitmproxy itself."""
 
     def __init__(self, settings: Settings, credentials: Credentials, direct: Direct, relay: Relay,
                  discovery: Discovery) -> None:

@@ -3,7 +3,7 @@ next, when an answer becomes the client's, and which error the client gets when
 nothing is left. Pure: no mitmproxy, no network, no clock of its own.
 
 Both send paths drive it, as h11's Connection is driven by whoever owns the socket:
-mitmproxy's own path (one possible upstream, at most one attempt:
+mitmproxy's own path (a stream with one possible upstream, at most one attempt:
 modelmux/addons/direct.py) and the failover relay (modelmux/addons/failover.py). A
 driver asks `Attempts` for a step, does it, and hands back what came of it:
 
