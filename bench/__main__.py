@@ -21,7 +21,7 @@ from pathlib import Path
 
 from mitmproxy.version import VERSION
 
-from bench import measure
+from bench import against, measure
 from bench.measure import Live, Plan
 from bench.report import Report, Results
 from bench.targets import (
@@ -126,6 +126,13 @@ class Bench:
             await self.memory(upstream.port)
         return results
 
+    async def compare(self, rev: str) -> dict:
+        """The modelmux columns from this checkout and from REV's tree (bench/against.py)."""
+        tree = against.export(rev, self.workdir / "against")
+        upstream = self.start(UpstreamProcess(self.workdir / "upstream.log"))
+        log(f"{len(against.COMPARED)} modelmux columns, each from this checkout and from {rev}")
+        return await against.measure_both(rev, tree, upstream.port, self.workdir, self.plan, self.skip, self.start)
+
     async def memory(self, upstream: int) -> None:
         """A fresh gateway per program and target, stopped before the next starts."""
         with_max_flows = max_flows_supported()
@@ -153,14 +160,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown (for docs/benchmarks.md)")
     # extend: `--skip a --skip b` leaves out both (nargs="*" alone kept only the last)
     parser.add_argument("--skip", nargs="*", action="extend", default=[], choices=SCENARIOS, help="scenarios to leave out")
+    parser.add_argument("--against", metavar="REV", help="this checkout's modelmux against REV's (a git revision), side by "
+                                                         "side, requests interleaved: latency and ttft only")
     args = parser.parse_args(argv)
+    if args.against and (why := against.unknown(args.against)):
+        parser.error(f"--against {args.against}: {why}")
     plan = measure.QUICK if args.quick else Plan()
     signal.signal(signal.SIGTERM, _interrupt)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="modelmux-bench-") as workdir, contextlib.ExitStack() as stack:
         bench = Bench(plan, set(args.skip), Path(workdir), stack)
         try:
-            results = asyncio.run(bench.run())
+            if args.against:
+                compared = asyncio.run(bench.compare(args.against))
+            else:
+                results = asyncio.run(bench.run())
         except KeyboardInterrupt:
             log("interrupted; stopping every process the bench started")
             return 130
@@ -170,10 +184,15 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"--- {log_file.name} (last lines)\n" + "\n".join(text.splitlines()[-15:]), file=sys.stderr)
             raise
     elapsed = time.monotonic() - started
+    print(f"`python -m bench{' --quick' if args.quick else ''}{f' --against {args.against}' if args.against else ''}` on "
+          f"{machine()}, {time.strftime('%Y-%m-%d')}, run time {divmod(round(elapsed), 60)[0]} min "
+          f"{divmod(round(elapsed), 60)[1]} s.\n")  # fmt: skip
+    if args.against:
+        table = against.table(compared, args.against)
+        print(table.markdown() if args.markdown else table.plain())
+        return 0
     report = Report(results)
     table = report.table()
-    print(f"`python -m bench{' --quick' if args.quick else ''}` on {machine()}, {time.strftime('%Y-%m-%d')}, "
-          f"run time {divmod(round(elapsed), 60)[0]} min {divmod(round(elapsed), 60)[1]} s.\n")  # fmt: skip
     print(table.markdown() if args.markdown else table.plain())
     print()
     bullet = "- " if args.markdown else ""

@@ -168,14 +168,14 @@ def _die_with_parent() -> None:
         pass
 
 
-def child_environment(workdir: Path) -> dict[str, str]:
-    """The environment of every process the bench starts. The checkout's modelmux comes
-    first on the path: mitmdump imports what `pip install -e` installed, which may be
-    another checkout (a worktree's bench would measure the main one's code). The state
-    directory (credential state, usage records, pid files) is the run's own, not the
-    user's."""
+def child_environment(workdir: Path, repo: Path = REPO) -> dict[str, str]:
+    """The environment of every process the bench starts. The checkout's modelmux (or
+    `repo`'s, another tree's: bench/against.py) comes first on the path: mitmdump imports
+    what `pip install -e` installed, which may be another checkout (a worktree's bench
+    would measure the main one's code). The state directory (credential state, usage
+    records, pid files) is the run's own, not the user's."""
     environ = {k: v for k, v in os.environ.items() if k != "MODELMUX_LAUNCH"}  # `modelmux serve` execs mitmdump
-    environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
+    environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(repo), os.environ.get("PYTHONPATH")) if p)
     environ["MODELMUX_STATE_DIR"] = str(workdir / "state")
     return environ
 
@@ -183,8 +183,8 @@ def child_environment(workdir: Path) -> dict[str, str]:
 class Process:
     """A child process of the bench, with its CPU time and memory read from /proc."""
 
-    def __init__(self, name: str, argv: list[str], log: Path) -> None:
-        self.name, self.argv, self.log = name, argv, log
+    def __init__(self, name: str, argv: list[str], log: Path, repo: Path = REPO) -> None:
+        self.name, self.argv, self.log, self.repo = name, argv, log, repo
         self.popen: subprocess.Popen | None = None
 
     def start(self) -> None:
@@ -194,7 +194,7 @@ class Process:
         with self.log.open("ab") as log:
             self.popen = subprocess.Popen(
                 self.argv, stdout=stdout or log, stderr=stderr or log, stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent, cwd=REPO, env=child_environment(self.log.parent),  # noqa: PLW1509 - the bench starts no threads
+                preexec_fn=_die_with_parent, cwd=self.repo, env=child_environment(self.log.parent, self.repo),  # noqa: PLW1509 - the bench starts no threads
             )  # fmt: skip
 
     @property
@@ -268,16 +268,17 @@ class Gateway(Process):
     """mitmdump or mitmweb in reverse mode in front of the upstream, with modelmux or without."""
 
     def __init__(self, name: str, upstream: int, workdir: Path, modelmux: bool, web: bool = False,
-                 extra: list[str] | None = None, redis_url: str | None = None) -> None:
+                 extra: list[str] | None = None, redis_url: str | None = None, repo: Path = REPO) -> None:
+        """`repo`: the tree whose modelmux it runs (the checkout's, or another's: bench/against.py)."""
         self.port = free_port()
         self.redis_url = redis_url
         mode = f"reverse:http://127.0.0.1:{upstream}@127.0.0.1:{self.port}"
         argv = [str(MITMWEB if web else MITMDUMP), "-q", "--mode", mode, "--set", "connection_strategy=lazy"]
         if modelmux:
-            argv += ["-s", str(REPO / "addons" / "router.py"), "--set", f"modelmux_config={self.config(workdir, name, upstream)}"]
+            argv += ["-s", str(repo / "addons" / "router.py"), "--set", f"modelmux_config={self.config(workdir, name, upstream)}"]
         if web:
             argv += ["--set", "web_open_browser=false", "--set", f"web_port={free_port()}"]
-        super().__init__(name, argv + (extra or []), workdir / f"{name}.log")
+        super().__init__(name, argv + (extra or []), workdir / f"{name}.log", repo)
 
     def config(self, workdir: Path, name: str, upstream: int) -> Path:
         """The routes.yaml this gateway runs, written."""
