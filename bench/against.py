@@ -27,7 +27,7 @@ COMPARED = [PASSTHROUGH, POOL, *TRANSLATED]
 
 
 def unknown(rev: str) -> str | None:
-    """Why REV cannot be compared against (git's words), or None."""
+    """Why REV cannot be compared against, or None when it names a commit."""
     found = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
                            capture_output=True, text=True)
     return None if found.returncode == 0 else f"not a commit of {REPO}"
@@ -86,6 +86,7 @@ def table(results: dict, rev: str) -> Table:
     latency, ttft, cpu = results["latency"], results["ttft"], results["cpu"]
     header = ["p50, ms above direct (× mitmdump's)", *[t.label.removeprefix("modelmux → ") for t in COMPARED]]
     rows: list[list[str]] = []
+    trees = ((rev, lambda t: at(t, rev).key), ("this checkout", lambda t: t.key))  # each tree's name, its targets' keys
 
     def section(title: str, samples_of) -> None:
         floor, bare = samples_of(DIRECT.key), samples_of(MITMDUMP_BARE.key)
@@ -95,7 +96,7 @@ def table(results: dict, rev: str) -> Table:
         baseline = pct(bare, 50) - base
         rows.append([f"{title} (mitmdump +{baseline * 1e3:.2f})"])
         cells = {}
-        for name, key_of in ((rev, lambda t: at(t, rev).key), ("this checkout", lambda t: t.key)):
+        for name, key_of in trees:
             cells[name] = [pct(samples_of(key_of(t)), 50) - base for t in COMPARED]
             rows.append([f"  {name}"] + [f"+{v * 1e3:.2f} ({v / baseline:.2f}×)" for v in cells[name]])
         rows.append(["  change"] + [f"{(now - then) * 1e3:+.2f} ms" + (f" ({(now / then - 1) * 100:+.1f}%)" if then > 0 else "")
@@ -106,7 +107,7 @@ def table(results: dict, rev: str) -> Table:
     section("time to first token", lambda key: ttft.get(key, []))
     if cpu:
         rows.append(["gateway CPU per request, latency rounds (JSON and stream), ms"])
-        for name, key_of in ((rev, lambda t: at(t, rev).key), ("this checkout", lambda t: t.key)):
+        for name, key_of in trees:
             rows.append([f"  {name}"] + [f"{cpu[key_of(t)] * 1e3:.2f}" for t in COMPARED])
         rows.append([f"  mitmdump: {cpu[MITMDUMP_BARE.key] * 1e3:.2f}"])
     return Table(header, rows)

@@ -199,7 +199,7 @@ class Failover:
             auth = exchange.auth_header(provider, credential)
             trail["sent"] = {"url": scrub(outgoing.url, provider.written_secrets), "body": outgoing.content,
                              "headers": shown_headers(headers, auth, credential, provider.written_secrets)}
-        where = f"provider '{provider.name}' ({origin_of(outgoing.url)})"
+        where = attempt.upstream_at(provider.name, origin_of(outgoing.url))
         response = None
         try:
             # response_timeout bounds the wait for the answer to begin, as on flows

@@ -140,7 +140,7 @@ class Failures:
     def _describe(self, flow: http.HTTPFlow, timed_out: Callable[[str], str] | None) -> tuple[int, str, TransportFailure]:
         upstream = routed_notes(flow)
         origin = f"{flow.request.scheme}://{flow.request.host}:{flow.request.port}"
-        where = f"provider '{upstream['provider']}' ({origin})" if upstream else origin
+        where = attempt.upstream_at(upstream["provider"], origin) if upstream else origin
         detail = flow.error.msg if flow.error else "unknown error"
         if timed_out:
             return attempt.transport_status("timeout"), timed_out(where), "timeout"

@@ -139,9 +139,9 @@ class Router:
         notes["restore_model"] = outgoing.restore
         if outgoing.translation is not None:
             notes["translation"] = outgoing.translation
-            if outgoing.translation["stream"]:
-                # Worked out once the request is on its way, while the upstream thinks.
-                asyncio.get_running_loop().call_soon(exchange.estimate, outgoing.translation, body)
+            # A stream (a JSON answer is the relay's): its estimate is worked out once the
+            # request is on its way, while the upstream thinks.
+            asyncio.get_running_loop().call_soon(exchange.estimate, outgoing.translation, body)
         flow.comment = f"{_head(notes)} · {notes['credential']}" + (f" · profile {profile.name}" if profile else "")
 
     def _relay(self, flow: http.HTTPFlow, candidates: list[routing.Decision], body: dict,

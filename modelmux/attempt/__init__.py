@@ -242,6 +242,12 @@ def not_sent(candidate: Decision, label: str, error: GatewayError) -> Failure:
 
 
 # The words for a failed connection, on both paths: `where` names the provider and its URL.
+def upstream_at(provider: str, origin: str) -> str:
+    """The `where` of the words below: a provider and its server (scheme://host:port,
+    never a path or a query, which may hold a key), as both send paths name it."""
+    return f"provider '{provider}' ({origin})"
+
+
 def not_answered(where: str, seconds: float) -> str:
     return f"{where} did not answer within {seconds:g} s (response_timeout)"
 
