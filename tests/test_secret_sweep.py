@@ -208,7 +208,9 @@ def midstream(request: Received) -> Behaviour:
 
 # -- the traffic ----------------------------------------------------------------------
 
-# (model, streamed) per send path: every answer kind on each, each echoing what it got.
+# (model, streamed) per kind of route: every answer kind on each, each echoing what it got.
+# "mitmproxy": routes with a single upstream, whose streams mitmproxy sends and whose
+# JSON answers the relay's last request hook sends; "relay": pools and fallbacks.
 TRAFFIC = {
     "mitmproxy": [
         ("chat-ok", False), ("chat-ok", True), ("chat-400", False), ("chat-401", False), ("chat-429", True),
