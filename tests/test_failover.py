@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -72,6 +73,7 @@ routes:
   - {{match: "limited-*", provider: limited}}
   - {{match: "sticky-*", provider: sticky}}
   - {{match: "mine-*", provider: mine, fallback: [zai]}}
+  - {{match: "own-*", provider: mine}}
 """
 
 
@@ -300,6 +302,41 @@ def test_a_request_fault_wrapped_in_a_5xx_is_not_replayed_on_the_fallback(gatewa
     time.sleep(0.3)  # the flow is saved once answered
     assert token.encode() not in gateway.flows.read_bytes()  # type: ignore[attr-defined]
     assert token not in gateway.log.read_text()
+
+
+def raw_exchange(gateway: Gateway, head: bytes, body: dict) -> tuple[bytes, bytes]:
+    """A request sent as bytes with `connection: close`: the answer's head and body, read
+    until the gateway closes the connection (a socket timeout if it never does)."""
+    content = json.dumps(body).encode()
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=10) as connection:
+        connection.sendall(b"POST /v1/messages HTTP/1.1\r\nHost: x\r\n%scontent-length: %d\r\nconnection: close\r\n\r\n%s"
+                           % (head, len(content), content))
+        answer = b""
+        while data := connection.recv(65536):
+            answer += data
+    head, _, content = answer.partition(b"\r\n\r\n")
+    return head, content
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_client_that_asks_to_close_is_closed_on_though_the_flow_shows_the_upstreams_request(gateway, upstreams, stream):
+    """The relay's flows show the request the last attempt sent (flows are kept here,
+    -w), and that request says nothing of the client's connection."""
+    head, content = raw_exchange(gateway, b"", {"model": "pool-1", "max_tokens": 16, "stream": stream,
+                                                "messages": [{"role": "user", "content": "hi"}]})
+    assert head.startswith(b"HTTP/1.1 200 ") and b"Hello" in content
+
+
+def test_a_client_header_http_does_not_allow_is_the_clients_400(gateway, upstreams):
+    """A passthrough upstream gets the client's headers; one whose value holds a control
+    character is not sent on (mitmproxy reads it; the relay does not write it)."""
+    head, content = raw_exchange(gateway, b"x-api-key: sk-ant-client-own-token-0011\r\nx-custom: a\x01b\r\n",
+                                 {"model": "own-1", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]})
+    assert head.startswith(b"HTTP/1.1 400 ")
+    assert json.loads(content) == {"type": "error", "error": {
+        "type": "invalid_request_error",
+        "message": "header 'x-custom': its value holds a character HTTP does not allow (not sent)"}}
+    assert upstreams["backup"].received == []
 
 
 def test_one_attempt_is_all_there_was_so_the_upstreams_own_error_stands(gateway, upstreams):

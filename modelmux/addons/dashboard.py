@@ -300,11 +300,13 @@ def _keep(flow: http.HTTPFlow, notes: dict[str, Any], meter: Meter | Reported | 
 
 
 def _show_winning_request(flow: http.HTTPFlow, notes: dict[str, Any]) -> None:
-    """A relayed flow went to the relay; the record shows what the last attempt sent."""
+    """A relayed flow went to the relay; the record shows what the last attempt sent.
+    On a copy: mitmproxy answers the client's own request (its `Connection: close`) after
+    this hook, and the request the upstream got has no word of the client's connection."""
     attempts = notes.get("attempts") or []
     final = attempts[-1].pop("sent", None) if attempts else None
     if final is not None:
-        request = flow.request
+        request = flow.request = flow.request.copy()
         url, mark, query = final["url"].partition("?")
         request.url = url
         request.path += mark + query  # a redacted secret in it has "…", which the URL's setter refuses

@@ -235,6 +235,8 @@ class Failover:
         except TimeoutError:
             return attempt.failed(candidate, trail["credential"], "timeout",
                                   attempt.not_answered(where, provider.response_timeout))
+        except httpx.LocalProtocolError as e:  # a client's header that HTTP does not allow: not sent, its 400
+            return attempt.not_sent(candidate, trail["credential"], GatewayError(400, str(e)))
         except httpx.TransportError as e:
             return attempt.failed(candidate, trail["credential"], *_transport(e, where, provider.connect_timeout))
         finally:

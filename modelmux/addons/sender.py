@@ -1,5 +1,5 @@
-"""Sender: the relay's HTTP/1.1 client to upstreams, h11 on asyncio streams, with idle
-connections kept per origin.
+"""Sender: the relay's HTTP/1.1 client to upstreams, modelmux/attempt/http1.py on
+asyncio streams, with idle connections kept per origin.
 
 It took httpx's place on the relay's path (issue 19): an httpx request cost about
 0.7 ms of CPU more (auth, redirects, cookies, anyio's layers), while the relay only
@@ -18,8 +18,9 @@ import time
 import zlib
 from collections.abc import AsyncIterator, Callable
 
-import h11
 import httpx
+
+from modelmux.attempt import http1
 
 try:  # httpx's own optional decoder for br, installed beside it or not
     import brotli
@@ -38,11 +39,11 @@ class Response:
     `headers`: by lowercase name, repeated ones joined with ", " (as httpx's items());
     `fields`: as they came."""
 
-    def __init__(self, sender: Sender, origin: Origin, connection: _Connection, head: h11.Response,
+    def __init__(self, sender: Sender, origin: Origin, connection: _Connection, head: http1.Head,
                  read_timeout: float) -> None:
-        self.status_code = head.status_code
-        self.reason_phrase = head.reason.decode("ascii", "ignore")
-        self.fields = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in head.headers]
+        self.status_code = head.status
+        self.reason_phrase = head.reason
+        self.fields = head.fields
         self.headers: dict[str, str] = {}
         for name, value in self.fields:
             self.headers[name] = f"{self.headers[name]}, {value}" if name in self.headers else value
@@ -55,15 +56,10 @@ class Response:
         connection = self._connection
         assert connection is not None, "read before it was closed"
         while True:
-            pieces = []
-            while isinstance(event := connection.next_event(), h11.Data):
-                pieces.append(event.data)
-            if pieces:
-                yield b"".join(pieces)  # bytes, whatever h11 handed out
-            if isinstance(event, h11.EndOfMessage):
+            if data := connection.body():
+                yield data
+            if connection.answer.ended:
                 return
-            if event is not h11.NEED_DATA:
-                raise httpx.RemoteProtocolError(f"unexpected {type(event).__name__} in the answer's body")
             await connection.receive(self._read_timeout)
 
     async def aread(self) -> bytes:
@@ -125,27 +121,24 @@ class Sender:
         returns once the answer's head came. `read_timeout`: the longest the upstream may
         be silent (or not take the request) from then on. A connection that fails is closed."""
         origin, target, host = _parts(url)
+        try:
+            head = http1.request_head(target, host, headers, len(body))
+        except ValueError as e:  # it names the header, never its value (which may be a credential)
+            raise httpx.LocalProtocolError(f"{e} (not sent)") from None
         connection = self._reused(origin) or await self._connect(origin, connect_timeout)
         try:
-            head = h11.Request(method="POST", target=target,
-                               headers=[("host", host), *headers, ("content-length", str(len(body)))])
             connection.send(head, body)
             await connection.drain(read_timeout)
-            while not isinstance(event := connection.next_event(), h11.Response):  # 1xx are skipped, as httpx does
-                if event is h11.NEED_DATA:
-                    await connection.receive(read_timeout)
-        except h11.LocalProtocolError:
-            connection.close()
-            # h11's message quotes the header, whose value may be a credential.
-            raise httpx.LocalProtocolError("a request header that HTTP does not allow (not sent)") from None
+            while (answer := connection.head()) is None:  # 1xx are skipped, as httpx does
+                await connection.receive(read_timeout)
         except BaseException:
             connection.close()
             raise
-        return Response(self, origin, connection, event, read_timeout)
+        return Response(self, origin, connection, answer, read_timeout)
 
     def release(self, origin: Origin, connection: _Connection) -> None:
         idle = self._idle.setdefault(origin, [])
-        if len(idle) < MAX_IDLE and connection.next_cycle():
+        if len(idle) < MAX_IDLE and connection.answer.reusable and connection.open():
             connection.idle_since = time.monotonic()
             idle.append(connection)
         else:
@@ -190,18 +183,18 @@ class Sender:
 
 
 class _Connection:
-    """One keep-alive connection and the h11 state machine of its current exchange."""
+    """One keep-alive connection and the answer it is reading."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
-        self.h11 = h11.Connection(h11.CLIENT)
+        self.answer = http1.Answer()
         self.idle_since = 0.0
 
-    def send(self, head: h11.Request, body: bytes) -> None:
-        machine = self.h11
+    def send(self, head: bytes, body: bytes) -> None:
+        """A request, and a fresh answer to read for it."""
+        self.answer = http1.Answer()
         # One write (sendmsg): head and body leave together, Nagle off or not.
-        self.writer.writelines([machine.send(head), machine.send(h11.Data(data=body))])
-        machine.send(h11.EndOfMessage())
+        self.writer.writelines([head, body])
 
     async def drain(self, timeout: float) -> None:
         try:
@@ -212,10 +205,16 @@ class _Connection:
         except OSError as e:
             raise httpx.WriteError(str(e) or type(e).__name__) from e
 
-    def next_event(self) -> h11.Event | type[h11.NEED_DATA] | type[h11.PAUSED]:
+    def head(self) -> http1.Head | None:
         try:
-            return self.h11.next_event()
-        except h11.RemoteProtocolError as e:
+            return self.answer.head()
+        except http1.ProtocolError as e:
+            raise httpx.RemoteProtocolError(str(e)) from e
+
+    def body(self) -> bytes:
+        try:
+            return self.answer.body()
+        except http1.ProtocolError as e:
             raise httpx.RemoteProtocolError(str(e)) from e
 
     async def receive(self, timeout: float) -> None:
@@ -226,16 +225,7 @@ class _Connection:
             raise httpx.ReadTimeout(f"nothing came for {timeout:g} s") from e
         except OSError as e:
             raise httpx.ReadError(str(e) or type(e).__name__) from e
-        if not data and self.h11.their_state is h11.SEND_RESPONSE:
-            raise httpx.RemoteProtocolError("server closed connection")  # mitmproxy's words, as its own path says it
-        self.h11.receive_data(data)  # b"": the upstream closed its end
-
-    def next_cycle(self) -> bool:
-        """Readies the connection for another request; False when it cannot take one."""
-        if self.h11.our_state is not h11.DONE or self.h11.their_state is not h11.DONE:
-            return False  # the answer was not read to its end, or the upstream closes after it
-        self.h11.start_next_cycle()
-        return self.open()
+        self.answer.feed(data)  # b"": the upstream closed its end
 
     def open(self) -> bool:
         return not self.writer.is_closing() and not self.reader.at_eof()
