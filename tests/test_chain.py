@@ -4,14 +4,19 @@ semantics for a script's addons (modelmux/addons/chain.py)."""
 from __future__ import annotations
 
 import asyncio
+import time
+from pathlib import Path
 
+import httpx
 import pytest
 from mitmproxy import command
 from mitmproxy.proxy.layers.http import HttpRequestHook, HttpResponseHook
 from mitmproxy.test import taddons, tflow
 
+from gateway import Gateway
 from modelmux.addons import chain
 from modelmux.addons.chain import Chain
+from upstream import Upstream
 
 
 class Part:
@@ -113,3 +118,55 @@ def test_the_gateway_is_one_addon_holding_the_whole_list_in_hook_order() -> None
     assert names[:3] == ["Guard", "HeaderTimeout", "Vault"]
     assert names.index("Router") < names.index("Direct") < names.index("Dashboard") < names.index("Usage")
     assert names[-2:] == ["Recorder", "Retention"]
+
+
+class Counting(Part):
+    def response(self, flow) -> None:
+        self.heard.append(f"{self.name}.response")
+
+
+class CountingBadly(Part):
+    def response(self, flow) -> None:
+        raise KeyError("name")
+
+
+def test_bookkeeping_runs_after_the_hook_in_order_each_on_its_own(caplog):
+    """The `after_answer` addons' response hooks run once the hook is done (mitmproxy
+    writes the answer then), in the list's order, and one that raises stops none of the
+    others."""
+    heard: list[str] = []
+    parts = [Counting("a", heard), CountingBadly("broken", heard), Raising("b", heard), Counting("c", heard)]
+
+    async def scenario() -> None:
+        with taddons.context(Chain(parts, after_answer=(Counting, CountingBadly))) as context:
+            await context.master.addons.handle_lifecycle(HttpResponseHook(tflow.tflow(resp=True)))
+            heard.append("hook done")
+            await asyncio.sleep(0.01)
+    asyncio.run(scenario())
+    assert [h for h in heard if not h.endswith((".load", ".configure"))] == [
+        "b.response", "hook done", "a.response", "c.response"]
+    assert "Addon error: CountingBadly.response, after the answer was sent" in caplog.text
+
+
+def test_the_gateways_bookkeeping_is_after_the_answer():
+    assert {type(p).__name__ for p in chain.addons() if isinstance(p, chain.AFTER_THE_ANSWER)} == {
+        "Usage", "Metrics", "Overview", "Traces", "Retention"}
+
+
+@pytest.mark.parametrize("stream", [False, True])  # the relay's JSON answer; mitmproxy's own stream
+def test_the_client_has_its_answer_before_the_bookkeeping(tmp_path: Path, stream: bool):
+    """With the Metrics' count taking a second (blocking the gateway), the answer comes at
+    once, and the count happens all the same."""
+    script = Path(__file__).parent / "scripts" / "slow_bookkeeping.py"
+    with Upstream() as upstream:
+        routes = f"providers:\n  zai: {{protocol: anthropic, base_url: '{upstream.url}', credentials: [{{label: a, key: k-0001}}]}}\n" \
+                 "routes:\n  - {match: 'glm-*', provider: zai}\ndefault: null\n"
+        with Gateway(tmp_path, routes, extra_args=["-s", str(script)]) as gateway:
+            body = {"model": "glm-4.6", "max_tokens": 8, "stream": stream, "messages": [{"role": "user", "content": "hi"}]}
+            began = time.monotonic()
+            answer = httpx.post(f"{gateway.url}/v1/messages", json=body, timeout=10)
+            took = time.monotonic() - began
+            assert answer.status_code == 200 and b"Hello" in answer.content
+            assert took < 0.6, f"the answer waited {took:.2f} s for the bookkeeping"
+            metrics = httpx.get(f"{gateway.url}/metrics", timeout=10).text
+            assert 'modelmux_requests_total{' in metrics and 'provider="zai"' in metrics

@@ -9,7 +9,9 @@ loads the same list. Options: `--set modelmux_config=PATH` (default: found as
 
 from __future__ import annotations
 
+import asyncio
 import inspect
+import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -46,6 +48,8 @@ from modelmux.addons.usage import Usage
 from modelmux.addons.vault import Vault
 from modelmux.config.paths import find_config
 
+logger = logging.getLogger(__name__)
+
 
 class Chain:
     """modelmux's addons as the one addon mitmproxy sees: each hook calls theirs in order.
@@ -58,14 +62,23 @@ class Chain:
     The semantics are mitmproxy's own for a script's addons: handlers run in the list's
     order, an awaitable one is awaited before the next, and one that raises ends the
     event for the addons after it (mitmproxy logs it; the Guard answers the flow).
-    Commands are the addons' own, collected by mitmproxy from the Chain."""
+    Commands are the addons' own, collected by mitmproxy from the Chain.
+
+    The `response` hooks of the addons that are `after_answer` (bookkeeping: counting,
+    tracing, trimming mitmweb's list) run after the hook, once mitmproxy has written the
+    answer to the client: the client no longer waits for them, and they change nothing
+    it gets or any addon reads in the hook."""
 
     name = "modelmux"  # mitmproxy keys addons by name
 
-    def __init__(self, addons: list[object]) -> None:
+    def __init__(self, addons: list[object], after_answer: tuple[type, ...] = ()) -> None:
         self.parts = addons  # not `addons`: mitmproxy would dispatch to each of them again
         for event in hooks.all_hooks:  # an event no addon handles stays missing: mitmproxy skips it
-            if handlers := [handler for addon in addons if callable(handler := getattr(addon, event, None))]:
+            found = [(addon, handler) for addon in addons if callable(handler := getattr(addon, event, None))]
+            handlers = [handler for addon, handler in found]
+            if event == "response" and (later := [h for addon, h in found if isinstance(addon, after_answer)]):
+                handlers = [h for h in handlers if h not in later] + [_after_answer(later)]
+            if handlers:
                 setattr(self, event, _joined(handlers))
         for addon in addons:  # each command under its own name, where mitmproxy's dir() finds it
             for attribute in dir(type(addon)):
@@ -91,6 +104,31 @@ def _joined(handlers: list[Callable]) -> Callable:
     return joined
 
 
+def _after_answer(handlers: list[Callable]) -> Callable:
+    """One handler that has `handlers` called in order once mitmproxy has written the
+    answer. It writes it when the hook's task goes on, and a hook that began inside the
+    handling of another event goes on in the next turn of the loop (mitmproxy's
+    server_event lock: ConnectionHandler.hook_task), so they are called the turn after."""
+    assert not any(inspect.iscoroutinefunction(handler) for handler in handlers), "nothing awaits them"
+
+    def later(*args):
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a test calling the hook): now
+            _each(handlers, args)
+            return
+        loop.call_soon(loop.call_soon, _each, handlers, args)
+    return later
+
+
+def _each(handlers: list[Callable], args: tuple) -> None:
+    for handler in handlers:  # one that raises is logged as mitmproxy logs an addon's, and the rest still run
+        try:
+            handler(*args)
+        except Exception:
+            logger.exception("Addon error: %s, after the answer was sent", handler.__qualname__)
+
+
 async def _from(start: int, handlers: list[Callable], args: tuple, awaited: object = None) -> None:
     if awaited is not None:
         await awaited  # type: ignore[misc]
@@ -102,7 +140,12 @@ async def _from(start: int, handlers: list[Callable], args: tuple, awaited: obje
 
 def build(default_config: Path | None = None) -> list[object]:
     """A fresh gateway, as mitmproxy's addon list; `default_config` is modelmux_config's default."""
-    return [Chain(addons(default_config))]
+    return [Chain(addons(default_config), after_answer=AFTER_THE_ANSWER)]
+
+
+# Their `response` hooks keep account of an answer and change nothing the client gets,
+# the flow that mitmweb, -w or the Recorder keep, or what another addon reads in the hook.
+AFTER_THE_ANSWER = (Usage, Metrics, Overview, Traces, Retention)
 
 
 def addons(default_config: Path | None = None) -> list[object]:
