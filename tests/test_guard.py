@@ -10,6 +10,7 @@ from mitmproxy.proxy.layers.http import HttpRequestHeadersHook, HttpRequestHook
 from mitmproxy.test import taddons, tflow
 
 from modelmux.addons.guard import Guard
+from modelmux.addons.internals import add_last, remove_last
 
 
 class Raising:
@@ -37,8 +38,9 @@ def test_a_flow_whose_hook_raised_is_answered_500_and_others_pass() -> None:
         with taddons.context(guard, Raising()) as context:
             chain = context.master.addons.chain
             # mitmdump loads scripts once its own addons are in the chain: the last addon comes after them all
-            chain.remove(guard.last)
-            chain.append(guard.last)
+            last = context.master.addons.get("modelmux_last")
+            chain.remove(last)
+            chain.append(last)
             flows = []
             for where in ("requestheaders", "request", ""):
                 flow = tflow.tflow()
@@ -60,6 +62,32 @@ def test_done_takes_the_last_addon_away_again() -> None:
     """A reloaded script calls `done`, then `load` on its new addons: one last addon at a time."""
     guard = Guard()
     with taddons.context(guard) as context:
-        assert guard.last in context.master.addons
+        assert context.master.addons.get("modelmux_last").parts == [guard.last]
         context.master.addons.remove(guard)
-        assert guard.last not in context.master.addons
+        assert context.master.addons.get("modelmux_last") is None
+
+
+def test_the_last_hooks_are_one_addon_at_the_chains_end_in_the_order_added() -> None:
+    """Every addon costs every event's dispatch: the Guard's and the Relay's last hooks
+    share one, the Guard's first."""
+    heard: list[str] = []
+
+    class Part:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def request(self, flow) -> None:
+            heard.append(self.name)
+
+    first, second = Part("guard"), Part("relay")
+    with taddons.context() as context:
+        add_last(first)
+        add_last(second)
+        last = context.master.addons.get("modelmux_last")
+        assert context.master.addons.chain[-1] is last and last.parts == [first, second]
+        assert not hasattr(last, "requestheaders")  # no part handles it: mitmproxy skips it
+        asyncio.run(context.master.addons.handle_lifecycle(HttpRequestHook(tflow.tflow())))
+        assert heard == ["guard", "relay"]
+        remove_last(first)
+        remove_last(second)
+        assert context.master.addons.get("modelmux_last") is None

@@ -46,6 +46,6 @@ def test_a_relay_that_never_ran_gives_its_port_back():
     relay = Relay(Idle())  # type: ignore[arg-type]
     with taddons.context() as context:
         relay.load(None)
-        assert relay._socket is not None and context.master.addons.get("modelmux_relay_answers") is relay.last
+        assert relay._socket is not None and context.master.addons.get("modelmux_last").parts == [relay.last]
         asyncio.run(relay.done())
-        assert relay._socket is None and context.master.addons.get("modelmux_relay_answers") is None
+        assert relay._socket is None and context.master.addons.get("modelmux_last") is None

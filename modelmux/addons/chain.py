@@ -32,6 +32,7 @@ from modelmux.addons.fleet import Fleet
 from modelmux.addons.guard import Guard
 from modelmux.addons.header_timeout import HeaderTimeout
 from modelmux.addons.heartbeat import Heartbeat
+from modelmux.addons.internals import joined
 from modelmux.addons.inbound import InboundAuth
 from modelmux.addons.listeners import Listeners
 from modelmux.addons.local import LocalAPI
@@ -79,29 +80,11 @@ class Chain:
             if event == "response" and (later := [h for addon, h in found if isinstance(addon, after_answer)]):
                 handlers = [h for h in handlers if h not in later] + [_after_answer(later)]
             if handlers:
-                setattr(self, event, _joined(handlers))
+                setattr(self, event, joined(handlers))
         for addon in addons:  # each command under its own name, where mitmproxy's dir() finds it
             for attribute in dir(type(addon)):
                 if isinstance(name := getattr(getattr(type(addon), attribute), "command_name", None), str):
                     setattr(self, name, getattr(addon, attribute))
-
-
-def _joined(handlers: list[Callable]) -> Callable:
-    """One handler for an event: `handlers` in order, as mitmproxy would call them."""
-    if len(handlers) == 1:
-        return handlers[0]
-    if any(inspect.iscoroutinefunction(handler) for handler in handlers):
-        async def joined_async(*args):  # mitmproxy refuses it for a synchronous event, as it would its part
-            await _from(0, handlers, args)
-        return joined_async
-
-    def joined(*args):
-        for i, handler in enumerate(handlers):
-            result = handler(*args)
-            if result is not None and inspect.isawaitable(result):  # mitmproxy awaits a handler's awaitable
-                return _from(i + 1, handlers, args, result)
-        return None
-    return joined
 
 
 def _after_answer(handlers: list[Callable]) -> Callable:
@@ -127,15 +110,6 @@ def _each(handlers: list[Callable], args: tuple) -> None:
             handler(*args)
         except Exception:
             logger.exception("Addon error: %s, after the answer was sent", handler.__qualname__)
-
-
-async def _from(start: int, handlers: list[Callable], args: tuple, awaited: object = None) -> None:
-    if awaited is not None:
-        await awaited  # type: ignore[misc]
-    for handler in handlers[start:]:
-        result = handler(*args)
-        if result is not None and inspect.isawaitable(result):
-            await result
 
 
 def build(default_config: Path | None = None) -> list[object]:

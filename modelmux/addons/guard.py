@@ -20,7 +20,7 @@ import weakref
 from mitmproxy import http
 
 from modelmux.addons.answers import answer_error, request_path
-from modelmux.addons.internals import AddonErrors, add_last, remove
+from modelmux.addons.internals import AddonErrors, add_last, remove_last
 from modelmux.errors import GatewayError
 
 logger = logging.getLogger(__name__)
@@ -38,14 +38,12 @@ class Guard:
         add_last(self.last)
 
     def done(self) -> None:
-        remove(self.last)
+        remove_last(self.last)
         self.errors.uninstall()
 
 
 class Last:
-    """Runs after every other addon, mitmproxy's own included."""
-
-    name = "modelmux_guard"  # mitmproxy keys addons by name: not the class name of another
+    """Runs after every other addon, mitmproxy's own included (internals.add_last)."""
 
     def __init__(self, errors: AddonErrors) -> None:
         self.errors = errors

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import inspect
 import logging
 import weakref
 from collections.abc import Callable
@@ -172,15 +173,73 @@ def _current_task() -> asyncio.Task | None:
         return None
 
 
-def add_last(addon: object) -> None:
-    """Put `addon` at the end of mitmproxy's addon chain, after mitmproxy's own addons
-    (a script's addons sit in the middle: mitmproxy.md §6.1), so its hooks run last."""
-    ctx.master.addons.add(addon)
+class Last:
+    """The hooks that run after every other addon's, mitmproxy's own included (a script's
+    addons sit in the middle of its chain: mitmproxy.md §6.1). One addon at the chain's
+    end holds them all: mitmproxy dispatches every event of a flow and the `update`
+    after it to every addon, a handler or not: 3.4 µs an event for each addon, 14 µs of
+    each request (hot, in-process)."""
+
+    name = "modelmux_last"  # mitmproxy keys addons by name
+
+    def __init__(self) -> None:
+        self.parts: list[object] = []
+
+    def update_hooks(self) -> None:
+        for event in ("requestheaders", "request"):  # what its parts handle
+            handlers = [handler for part in self.parts if callable(handler := getattr(part, event, None))]
+            if handlers:
+                setattr(self, event, joined(handlers))
+            elif event in vars(self):
+                delattr(self, event)
 
 
-def remove(addon: object) -> None:
-    if addon in ctx.master.addons:
-        ctx.master.addons.remove(addon)
+def add_last(part: object) -> None:
+    """Have `part`'s request hooks run after every other addon's, after the parts added
+    before it."""
+    last = ctx.master.addons.get(Last.name)
+    if last is None:
+        last = Last()
+        ctx.master.addons.add(last)  # at the chain's end: mitmdump loads scripts after its own addons
+    last.parts.append(part)
+    last.update_hooks()
+
+
+def remove_last(part: object) -> None:
+    last = ctx.master.addons.get(Last.name)
+    if last is None or part not in last.parts:
+        return
+    last.parts.remove(part)
+    last.update_hooks()
+    if not last.parts:
+        ctx.master.addons.remove(last)
+
+
+def joined(handlers: list[Callable]) -> Callable:
+    """One handler for an event: `handlers` in order, as mitmproxy would call them."""
+    if len(handlers) == 1:
+        return handlers[0]
+    if any(inspect.iscoroutinefunction(handler) for handler in handlers):
+        async def joined_async(*args):  # mitmproxy refuses it for a synchronous event, as it would its part
+            await _from(0, handlers, args)
+        return joined_async
+
+    def joined(*args):
+        for i, handler in enumerate(handlers):
+            result = handler(*args)
+            if result is not None and inspect.isawaitable(result):  # mitmproxy awaits a handler's awaitable
+                return _from(i + 1, handlers, args, result)
+        return None
+    return joined
+
+
+async def _from(start: int, handlers: list[Callable], args: tuple, awaited: object = None) -> None:
+    if awaited is not None:
+        await awaited  # type: ignore[misc]
+    for handler in handlers[start:]:
+        result = handler(*args)
+        if result is not None and inspect.isawaitable(result):
+            await result
 
 
 def _handler(client_id: str):  # -> mitmproxy.proxy.server.ConnectionHandler | None

@@ -36,7 +36,7 @@ from mitmproxy import ctx, http
 from modelmux.addons import vault
 from modelmux.addons.failover import Failover, Plan
 from modelmux.addons.sender import tls_context
-from modelmux.addons.internals import add_last, remove
+from modelmux.addons.internals import add_last, remove_last
 from modelmux.addons.urls import point
 from modelmux.config.types import Credential
 from modelmux.errors import GatewayError
@@ -228,7 +228,7 @@ class Relay:
         self._server = await asyncio.start_server(self._serve, sock=self._socket, limit=HEAD_LIMIT)
 
     async def done(self) -> None:
-        remove(self.last)
+        remove_last(self.last)
         if self._server:
             self._server.close()
         elif self._socket:
@@ -396,8 +396,6 @@ class Last:
     """The Relay's request hook that runs after every other addon's, mitmproxy's own and
     the Guard's included (internals.add_last): it answers the flows `answer_later` was
     given."""
-
-    name = "modelmux_relay_answers"  # mitmproxy keys addons by name
 
     def __init__(self, relay: Relay) -> None:
         self.relay = relay
