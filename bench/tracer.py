@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import sys
 import threading
 from dataclasses import dataclass
@@ -46,7 +47,8 @@ class Tracer:
 
         self.out, self.upstream_port = out, upstream_port
         self.package = str(Path(modelmux.__file__).resolve().parent) + os.sep
-        self.chain = self.package + os.path.join("addons", "chain.py")
+        # They only hand mitmproxy's events on: the Chain, and the joining of handlers it and internals.Last use.
+        self.passing = {self.package + os.path.join("addons", name) for name in ("chain.py", "dispatch.py")}
         self.modules: dict[CodeType, str | None] = {}
         self.frames: dict[int, tuple[FrameType, Active]] = {}
         self.root: FrameType | None = None
@@ -69,24 +71,24 @@ class Tracer:
         sys.set_coroutine_origin_tracking_depth(32)  # who created a task's coroutine: see _spawner
 
     def add_markers(self) -> None:
-        """Where a request leaves modelmux: mitmproxy assembling its head, or h11 the
-        relay's (modelmux/addons/sender.py)."""
-        import h11
+        """Where a request leaves modelmux: mitmproxy assembling its head, or the relay's
+        Sender writing it (modelmux/addons/sender.py)."""
         from mitmproxy.net.http.http1 import assemble
 
-        self.markers = {assemble.assemble_request_head.__code__: "mitmproxy", h11.Connection.send.__code__: "h11"}
+        from modelmux.addons import sender
+
+        self.markers = {assemble.assemble_request_head.__code__: "mitmproxy", sender._Connection.send.__code__: "sender"}
 
     # sys.monitoring callbacks: `sys._getframe(1)` is the monitored function's frame.
 
     def _start(self, code: CodeType, offset: int) -> object:
         if threading.get_ident() != self.thread:
             return None
+        if code in self.markers:  # the Sender's is modelmux's own, and its walk goes on
+            self._mark(code, sys._getframe(1))
         module = self._module(code)
         if module is None:
-            if code in self.markers:
-                self._mark(code, sys._getframe(1))
-                return None
-            return sys.monitoring.DISABLE
+            return None if code in self.markers else sys.monitoring.DISABLE
         frame = sys._getframe(1)
         self.count += 1
         active = Active(f"{module}:{code.co_qualname}", self.count)
@@ -153,8 +155,8 @@ class Tracer:
 
     def _module_at(self, filename: str) -> str | None:
         """The dotted name, inside modelmux, of the module in `filename`; None outside it,
-        and for the Chain, which only hands mitmproxy's events on (addons/chain.py)."""
-        if not filename.startswith(self.package) or filename == self.chain:
+        and for the modules that only hand mitmproxy's events on (addons/chain.py, dispatch.py)."""
+        if not filename.startswith(self.package) or filename in self.passing:
             return None
         return filename[len(self.package) :].removesuffix(".py").replace(os.sep, ".").removesuffix(".__init__")
 
@@ -199,12 +201,11 @@ class Tracer:
             self.out.flush()
 
     def _mark(self, code: CodeType, frame: FrameType) -> None:
-        if self.markers[code] == "h11":  # Connection.send(event): a request's head, its body, its end
-            event = frame.f_locals.get("event")
-            host = dict(getattr(event, "headers", ())).get(b"host") if type(event).__name__ == "Request" else None
+        if self.markers[code] == "sender":  # _Connection.send(head, body)
+            host = re.search(rb"\r\nhost: [^\r]*:([0-9]+)\r\n", frame.f_locals.get("head") or b"")
             if host is None:
                 return
-            port = int(host.rpartition(b":")[2])
+            port = int(host[1])
         else:
             request = frame.f_locals.get("request")
             port = getattr(request, "port", None)

@@ -8,7 +8,7 @@ modelmux module to a function in another. Four walks:
 
 - a request, from the Router's `request` hook until it is handed over for sending
   upstream: to mitmproxy (it assembles the request's head) when the provider has a
-  single key; to h11, in the failover relay's Sender, when it has a pool of two. Every
+  single key; to the failover relay's Sender, which writes it, when it has a pool of two. Every
   addon's `request` hook after the Router's is on the way, and so is whatever the
   event loop runs of modelmux's before the request leaves;
 - one streamed chunk of the answer, a text delta in its middle, from when mitmproxy

@@ -339,6 +339,15 @@ def test_a_client_header_http_does_not_allow_is_the_clients_400(gateway, upstrea
     assert upstreams["backup"].received == []
 
 
+def test_a_client_header_beyond_ascii_reaches_a_passthrough_upstream_as_sent(gateway, upstreams):
+    """mitmproxy reads header bytes as they are; the relay writes them back the same
+    (h11, which it used before, took only ASCII and failed the request)."""
+    head, content = raw_exchange(gateway, b"x-api-key: sk-ant-client-own-token-0012\r\nx-title: caf\xc3\xa9\r\n",
+                                 {"model": "own-1", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]})
+    assert head.startswith(b"HTTP/1.1 200 ") and b"Hello" in content
+    assert upstreams["backup"].received[-1].headers["x-title"].encode("latin-1") == b"caf\xc3\xa9"
+
+
 def test_one_attempt_is_all_there_was_so_the_upstreams_own_error_stands(gateway, upstreams):
     """A provider with one key and no fallback: the upstream's answer, not a summary."""
     script(upstreams["backup"], solo=error_reply(529, "overloaded_error", "Overloaded"))

@@ -32,7 +32,7 @@ from modelmux.addons.fleet import Fleet
 from modelmux.addons.guard import Guard
 from modelmux.addons.header_timeout import HeaderTimeout
 from modelmux.addons.heartbeat import Heartbeat
-from modelmux.addons.internals import joined
+from modelmux.addons.dispatch import joined
 from modelmux.addons.inbound import InboundAuth
 from modelmux.addons.listeners import Listeners
 from modelmux.addons.local import LocalAPI

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import inspect
 import logging
 import weakref
 from collections.abc import Callable
@@ -28,6 +27,8 @@ from mitmproxy.connection import Connection
 from mitmproxy.proxy.layers.http import _http1
 from mitmproxy.proxy.layers.http import _http2
 from mitmproxy.proxy.layers.http import _http3
+
+from modelmux.addons.dispatch import joined
 
 logger = logging.getLogger(__name__)
 
@@ -213,33 +214,6 @@ def remove_last(part: object) -> None:
     last.update_hooks()
     if not last.parts:
         ctx.master.addons.remove(last)
-
-
-def joined(handlers: list[Callable]) -> Callable:
-    """One handler for an event: `handlers` in order, as mitmproxy would call them."""
-    if len(handlers) == 1:
-        return handlers[0]
-    if any(inspect.iscoroutinefunction(handler) for handler in handlers):
-        async def joined_async(*args):  # mitmproxy refuses it for a synchronous event, as it would its part
-            await _from(0, handlers, args)
-        return joined_async
-
-    def joined(*args):
-        for i, handler in enumerate(handlers):
-            result = handler(*args)
-            if result is not None and inspect.isawaitable(result):  # mitmproxy awaits a handler's awaitable
-                return _from(i + 1, handlers, args, result)
-        return None
-    return joined
-
-
-async def _from(start: int, handlers: list[Callable], args: tuple, awaited: object = None) -> None:
-    if awaited is not None:
-        await awaited  # type: ignore[misc]
-    for handler in handlers[start:]:
-        result = handler(*args)
-        if result is not None and inspect.isawaitable(result):
-            await result
 
 
 def _handler(client_id: str):  # -> mitmproxy.proxy.server.ConnectionHandler | None
