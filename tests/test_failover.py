@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,6 +17,7 @@ from echoing import echo
 from gateway import Gateway
 from leaks import flows_in
 from openai_upstream import GREETING, openai_like
+from test_security import exchange
 from upstream import Behaviour, Drop, Hang, Received, Reply, Stream, Upstream, anthropic_like, message_events, sse
 
 KEYS = {
@@ -308,12 +308,8 @@ def raw_exchange(gateway: Gateway, head: bytes, body: dict) -> tuple[bytes, byte
     """A request sent as bytes with `connection: close`: the answer's head and body, read
     until the gateway closes the connection (a socket timeout if it never does)."""
     content = json.dumps(body).encode()
-    with socket.create_connection(("127.0.0.1", gateway.port), timeout=10) as connection:
-        connection.sendall(b"POST /v1/messages HTTP/1.1\r\nHost: x\r\n%scontent-length: %d\r\nconnection: close\r\n\r\n%s"
-                           % (head, len(content), content))
-        answer = b""
-        while data := connection.recv(65536):
-            answer += data
+    answer, _ = exchange(gateway, b"POST /v1/messages HTTP/1.1\r\nHost: x\r\n%scontent-length: %d\r\n"
+                                  b"connection: close\r\n\r\n%s" % (head, len(content), content))
     head, _, content = answer.partition(b"\r\n\r\n")
     return head, content
 

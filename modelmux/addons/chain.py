@@ -25,6 +25,7 @@ from modelmux.addons.credentials import Credentials
 from modelmux.addons.dashboard import Dashboard
 from modelmux.addons.direct import Direct
 from modelmux.addons.discovery import Discovery
+from modelmux.addons.dispatch import joined
 from modelmux.addons.echoes import Echoes
 from modelmux.addons.failover import Failover
 from modelmux.addons.failures import Failures
@@ -32,7 +33,6 @@ from modelmux.addons.fleet import Fleet
 from modelmux.addons.guard import Guard
 from modelmux.addons.header_timeout import HeaderTimeout
 from modelmux.addons.heartbeat import Heartbeat
-from modelmux.addons.dispatch import joined
 from modelmux.addons.inbound import InboundAuth
 from modelmux.addons.listeners import Listeners
 from modelmux.addons.local import LocalAPI
@@ -78,7 +78,7 @@ class Chain:
             found = [(addon, handler) for addon in addons if callable(handler := getattr(addon, event, None))]
             handlers = [handler for addon, handler in found]
             if event == "response" and (later := [h for addon, h in found if isinstance(addon, after_answer)]):
-                handlers = [h for h in handlers if h not in later] + [_after_answer(later)]
+                handlers = [h for addon, h in found if not isinstance(addon, after_answer)] + [_after_answer(later)]
             if handlers:
                 setattr(self, event, joined(handlers))
         for addon in addons:  # each command under its own name, where mitmproxy's dir() finds it
