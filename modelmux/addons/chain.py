@@ -68,7 +68,9 @@ class Chain:
     The `response` hooks of the addons that are `after_answer` (bookkeeping: counting,
     tracing, trimming mitmweb's list) run after the hook, once mitmproxy has written the
     answer to the client: the client no longer waits for them, and they change nothing
-    it gets or any addon reads in the hook."""
+    it gets or any addon reads in the hook. An addon whose response work may wait only
+    sometimes (the Dashboard's summary, unless flows are kept) names it `answered`: it is
+    called among them, in the list's order."""
 
     name = "modelmux"  # mitmproxy keys addons by name
 
@@ -77,7 +79,7 @@ class Chain:
         for event in hooks.all_hooks:  # an event no addon handles stays missing: mitmproxy skips it
             found = [(addon, handler) for addon in addons if callable(handler := getattr(addon, event, None))]
             handlers = [handler for addon, handler in found]
-            if event == "response" and (later := [h for addon, h in found if isinstance(addon, after_answer)]):
+            if event == "response" and (later := _answered(addons, after_answer)):
                 handlers = [h for addon, h in found if not isinstance(addon, after_answer)] + [_after_answer(later)]
             if handlers:
                 setattr(self, event, joined(handlers))
@@ -85,6 +87,13 @@ class Chain:
             for attribute in dir(type(addon)):
                 if isinstance(name := getattr(getattr(type(addon), attribute), "command_name", None), str):
                     setattr(self, name, getattr(addon, attribute))
+
+
+def _answered(addons: list[object], after_answer: tuple[type, ...]) -> list[Callable]:
+    """What runs once the answer is written, in the list's order: the `after_answer`
+    addons' response hooks and every `answered` handler."""
+    found = (getattr(addon, "response" if isinstance(addon, after_answer) else "answered", None) for addon in addons)
+    return [handler for handler in found if callable(handler)]
 
 
 def _after_answer(handlers: list[Callable]) -> Callable:

@@ -73,6 +73,15 @@ class Dashboard:
         return self._counted[flow.id]
 
     def response(self, flow: http.HTTPFlow) -> None:
+        """While flows are kept, the summary is made in the hook: mitmweb's update after it,
+        `-w` and the Recorder read the flow as it is then. Otherwise nobody reads it before
+        the bookkeeping after the answer, which is when `answered` makes it."""
+        if flows_kept():
+            self._finish(flow)
+
+    def answered(self, flow: http.HTTPFlow) -> None:
+        """Called by the Chain once the answer is written, before the readers of the
+        summary (Usage, Metrics, Overview, Traces); nothing left to do if `response` made it."""
         self._finish(flow)
 
     def error(self, flow: http.HTTPFlow) -> None:
