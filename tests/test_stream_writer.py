@@ -1,24 +1,31 @@
 """The stream writer: every legal sequence of calls is written as Anthropic's grammar
 and specification say, byte for byte as format_event would write it; every illegal
 call raises its own exception and writes nothing; and what it reports (content, first
-delta, error, usage) is what the relay's and the Meter's scans of the same bytes find."""
+delta, error, usage) is what the relay's and the Meter's scans of the same bytes find.
+The content writer keeps the same grammar, and its blocks are what a client puts
+together from the stream writer's events for the same calls."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import pytest
 from hypothesis import event as observe
-from hypothesis import settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 from sse_checks import accumulated, conforms, events, stream_schema, validate
 
 from modelmux.translate import messages
+from modelmux.translate.assembly import Assembly
 from modelmux.translate.meter import Meter, Reported, Tokens
 from modelmux.translate.passthrough import AnthropicEvents
 from modelmux.translate.sse import format_event
-from modelmux.translate.stream_writer import TEXT, THINKING, AfterEnd, BlockOpen, ErrorEvent, IllegalEvent, NoBlock, NotStarted, StartedTwice, StreamWriter, WrongDelta
+from modelmux.translate.stream_writer import (
+    TEXT, THINKING, AfterEnd, BlockOpen, ContentWriter, ErrorEvent, IllegalEvent, NoBlock, NotStarted, StartedTwice,
+    StreamWriter, WrongDelta,
+)
 
 MODEL = "claude-sonnet-4-5"
 USAGE = messages.usage(120, 7, cache_read=30, cache_write=5)
@@ -153,9 +160,10 @@ ILLEGAL = [
 ]
 
 
+@pytest.mark.parametrize("writer_type", [StreamWriter, ContentWriter])
 @pytest.mark.parametrize("before, call, exception", ILLEGAL)
-def test_an_illegal_transition_raises_its_exception_and_writes_nothing(before, call, exception):
-    writer = StreamWriter()
+def test_an_illegal_transition_raises_its_exception_and_writes_nothing(before, call, exception, writer_type):
+    writer = writer_type()
     if before is not None:
         writer.start(MODEL, 1)
         before(writer)
@@ -213,6 +221,67 @@ def test_a_message_without_content_is_still_content():
     assert not writer.content
     writer.end("end_turn", None, USAGE)
     assert writer.content and writer.deltas == 0
+
+
+# -- the content writer ------------------------------------------------------------------------
+
+JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers() | TEXTS,
+                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXTS, inner, max_size=3),
+                           max_leaves=8)  # fmt: skip
+
+
+@st.composite
+def blocks(draw) -> list[tuple[str, list[str], str | None]]:
+    """Blocks to write: (kind, its deltas' pieces, a thinking block's signature); a tool
+    call's pieces are its input's JSON, cut anywhere."""
+    found = []
+    for kind in draw(st.lists(st.sampled_from(sorted(OPENS)), max_size=5)):
+        signature = None
+        if kind == "tool_use":
+            text = json.dumps(draw(st.dictionaries(TEXTS, JSON_VALUES, max_size=3)), ensure_ascii=False)
+            cuts = sorted(draw(st.lists(st.integers(0, len(text)), max_size=4)))
+            pieces = [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)], strict=True)]
+        elif kind == "redacted_thinking":
+            pieces = []
+        else:
+            pieces = draw(st.lists(TEXTS, max_size=4))
+            signature = draw(st.none() | TEXTS) if kind == "thinking" else None
+        found.append((kind, pieces, signature))
+    return found
+
+
+def write(writer: StreamWriter, content: list[tuple[str, list[str], str | None]]) -> None:
+    writer.start(MODEL, 120)
+    for kind, pieces, signature in content:
+        OPENS[kind][0](writer)
+        for piece in pieces:
+            {"text": writer.text, "thinking": writer.thinking, "tool_use": writer.input_json}[kind](piece)
+        if signature is not None:
+            writer.signature(signature)
+        writer.close()
+
+
+@settings(max_examples=300, deadline=None)
+@given(blocks())
+def test_the_content_writer_holds_what_a_client_puts_together_from_the_events(content):
+    events_written, values = StreamWriter(), ContentWriter()
+    write(events_written, content)
+    write(values, content)
+    assembly = Assembly()
+    assembly.feed(events_written.data_to_send())
+    assert assembly.error is None
+    assert values.written == assembly.message["content"]
+    assert (values.blocks, values.deltas, values.content) == (events_written.blocks, events_written.deltas, events_written.content)
+    assert values.data_to_send() == b""  # no event
+
+
+def test_a_tool_calls_input_must_be_a_json_object():
+    writer = ContentWriter()
+    writer.start(MODEL, 1)
+    writer.open_tool_use("toolu_01", "Bash")
+    writer.input_json('["a"]')
+    with pytest.raises(WrongDelta, match="no JSON object"):
+        writer.close()
 
 
 # -- every legal sequence ----------------------------------------------------------------------

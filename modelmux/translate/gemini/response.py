@@ -18,10 +18,9 @@ from typing import Any
 from modelmux.errors import GatewayError, broken_answer, untranslatable
 from modelmux.translate import messages, thought_signatures
 from modelmux.translate.anthropic_side import Context
-from modelmux.translate.assembly import Assembly
 from modelmux.translate.gemini import calls
 from modelmux.translate.gemini.errors import error_from
-from modelmux.translate.stream_writer import TEXT, THINKING, StreamWriter
+from modelmux.translate.stream_writer import TEXT, THINKING, ContentWriter, StreamWriter
 
 logger = logging.getLogger(__name__)
 
@@ -281,7 +280,7 @@ def from_gemini(body: dict[str, Any], context: Context) -> dict[str, Any]:
     if not candidate_of(body) and finish_of(body) != BLOCKED:
         raise broken_answer("it has no candidate")
     candidate = candidate_of(body)
-    writer = StreamWriter()
+    writer = ContentWriter()
     writer.start(context.model, 0)
     blocks = Blocks(context, writer)
     for part in signed_first(parts_of(candidate)):
@@ -291,12 +290,5 @@ def from_gemini(body: dict[str, Any], context: Context) -> dict[str, Any]:
         raise error
     blocks.end()
     reason, details = stop_reason(finish, blocks.called_tools), stop_details(finish, said)
-    return messages.message(context.model, content_of(writer), reason, usage(body.get("usageMetadata")),
+    return messages.message(context.model, writer.written, reason, usage(body.get("usageMetadata")),
                             stop_details=details)
-
-
-def content_of(writer: StreamWriter) -> list[dict[str, Any]]:
-    """The content blocks `writer` wrote, put together as a client's SDK would."""
-    assembly = Assembly()
-    assembly.feed(writer.data_to_send())
-    return assembly.message["content"] if assembly.message else []
