@@ -73,8 +73,8 @@ def test_a_burst_leaves_in_a_few_writes_and_a_paced_stream_one_per_event(gateway
     assert deltas(burst) == deltas(paced) == words
     assert [e["type"] for e in events(burst)] == [e["type"] for e in events(paced)]
     assert events(burst)[-1]["type"] == "message_stop"
-    # The burst: the events before and with the first token as they come, then the rest
-    # in what one read of the upstream gave (one read here, or a few when TCP splits it).
+    # The burst: the events up to the first token in one write, then the rest in what
+    # one read of the upstream gave (one read here, or a few when TCP splits it).
     assert len(burst) <= 8, [c[:60] for c in burst]
     # Paced: nothing waits for a later event; each delta is a chunk of its own.
     assert [c.count(b"event: content_block_delta") for c in paced if b"event: content_block_delta" in c] == [1] * WORDS

@@ -89,8 +89,8 @@ def _writing_pipe() -> tuple[Pipe, list[bytes]]:
 def test_once_the_first_token_is_out_what_one_reads_chunks_give_leaves_in_one_write_after_it():
     async def run() -> None:
         pipe, written = _writing_pipe()
-        # Before and with the first token, each chunk leaves as mitmproxy hands it over.
-        assert [pipe(ANTHROPIC[0]), pipe(ANTHROPIC[1])] == [[ANTHROPIC[0]], [ANTHROPIC[1]]]
+        # What comes before the first token waits for it, and leaves with it at once.
+        assert [pipe(ANTHROPIC[0]), pipe(ANTHROPIC[1])] == [[], [ANTHROPIC[0] + ANTHROPIC[1]]]
         # The chunks of one read (mitmproxy calls the pipe for each without a loop turn between)...
         assert [pipe(ANTHROPIC[2]), pipe(ANTHROPIC[3])] == [[], []]
         assert written == []
@@ -101,6 +101,19 @@ def test_once_the_first_token_is_out_what_one_reads_chunks_give_leaves_in_one_wr
         assert pipe(b"") == [ANTHROPIC[4]] and pipe.ended
         await asyncio.sleep(0)
         assert written == [ANTHROPIC[2] + ANTHROPIC[3]]  # nothing after the end
+
+    asyncio.run(run())
+
+
+def test_what_comes_before_the_first_token_waits_no_longer_than_its_read():
+    async def run() -> None:
+        pipe, written = _writing_pipe()
+        assert pipe(ANTHROPIC[0]) == []  # message_start; the first token is in a later read
+        await asyncio.sleep(0)
+        assert written == [ANTHROPIC[0]]
+        assert pipe(ANTHROPIC[1]) == [ANTHROPIC[1]]  # the first token, at once
+        await asyncio.sleep(0)
+        assert written == [ANTHROPIC[0]]
 
     asyncio.run(run())
 

@@ -49,11 +49,14 @@ class Pipe:
     mitmproxy calls a stream callable for each chunk of a read and writes what each
     returns at once: a read that carries fifty events (a burst, a fast model, a gateway
     behind) became fifty writes, each waking the client. With `write` set (the
-    Dashboard, for an HTTP/1.1 chunked answer) and the first token out, what the chunks
-    of one read give waits, and one write takes it all once mitmproxy is done with the
-    read (loop.call_soon), or with the end, before it. A paced stream's read holds one
-    event: it is written as before, a loop turn later. Anything else written to the
-    client (the Heartbeat's pings and error event) flushes first."""
+    Dashboard, for an HTTP/1.1 chunked answer), what the chunks of one read give waits,
+    and one write takes it all once mitmproxy is done with the read (loop.call_soon),
+    or with the end, before it. The first token does not wait: what came before it
+    (message_start, its block's start, pings) goes out with it, in one write, as soon
+    as it comes; each write before it cost the first token 70 to 180 µs (a send to the
+    client, which wakes it). A paced stream's read holds one event: it is written as
+    before, a loop turn later. Anything else written to the client (the Heartbeat's
+    pings and error event) flushes first."""
 
     def __init__(self, transform: Transform | None = None) -> None:
         self.transform = transform
@@ -97,8 +100,9 @@ class Pipe:
             return [b"".join(waiting) + error_event("api_error", FAILED)]
 
     def _pass(self, chunk: bytes) -> list[bytes]:
-        # Once the first token is out, what one read's chunks give waits for one write.
-        later = self.write is not None and chunk and self.watcher is not None and self.watcher.first_content is not None
+        watcher = self.watcher
+        waits = self.write is not None and chunk and watcher is not None  # as the class says
+        first = waits and watcher.first_content is None  # the first token, if this chunk brings it, goes out now
         if self.raw is not None:
             self.raw.append(chunk)
         transform = self.transform
@@ -114,17 +118,17 @@ class Pipe:
                 out = [piece for given in out for piece in scrubber.feed(given)]
             if not chunk:
                 out = out + scrubber.close()  # not +=: `out` may be a list the transform keeps
-        if self.watcher is not None:
-            self.watcher.passed(out)
+        if watcher is not None:
+            watcher.passed(out)
         if out and self.heard is not None:
             self.heard = time.monotonic()
-        if later:
+        if waits and not (first and watcher.first_content is not None):
             if out:
                 if not self._pending:
                     asyncio.get_running_loop().call_soon(self.flush)
                 self._pending += out
             return []
-        if self._pending:  # the end: what waits goes first
+        if self._pending:  # the first token, or the end: what waits goes first
             out, self._pending = self._pending + out, []
         if len(out) > 1:  # mitmproxy writes each piece to the socket on its own: one write for all
             return [b"".join(out)]
