@@ -75,6 +75,40 @@ def scrub_bytes(data: bytes, credentials: Iterable[Credential]) -> bytes:
     return data
 
 
+class Scrubbing:
+    """scrub_bytes() for one set of credentials, worked out once: an answer is looked at
+    several times (its head, then its body), and most hold no secret. Each secret long
+    enough to scrub, as bytes, longest first; a redacted form is made only for a secret
+    found."""
+
+    def __init__(self, credentials: Iterable[Credential]) -> None:
+        found: dict[bytes, Credential] = {}
+        for credential in credentials:
+            for secret in credential.secrets():
+                if len(secret) >= SCRUB_MIN_LENGTH:
+                    found.setdefault(secret.encode(), credential)
+        self.secrets = sorted(found.items(), key=lambda item: -len(item[0]))
+
+    def __bool__(self) -> bool:
+        return bool(self.secrets)
+
+    def found_in(self, data: bytes) -> bool:
+        for secret, _ in self.secrets:
+            if secret in data:
+                return True
+        return False
+
+    def bytes(self, data: bytes) -> bytes:
+        for secret, credential in self.secrets:
+            if secret in data:
+                data = data.replace(secret, redacted(credential).encode())
+        return data
+
+    def credentials(self) -> list[Credential]:
+        """Its credentials, longest secret first, each once."""
+        return list(dict.fromkeys(credential for _, credential in self.secrets))
+
+
 class StreamScrubber:
     """scrub_bytes() for a body that comes in pieces (feed, then close), such as an event
     stream: a secret cut between two pieces is still found. The end of a piece is held

@@ -10,7 +10,7 @@ import yaml
 from modelmux.addons.streams import Pipe
 from modelmux.config import loader
 from modelmux.config.types import Credential
-from modelmux.secrets import StreamScrubber, configured
+from modelmux.secrets import Scrubbing, StreamScrubber, configured, scrub_bytes
 
 KEY = Credential("main", "sk-main-key-abcdefghijkl-1234")
 SHORT = Credential("short", "sk-abcd-99")  # a prefix of no other, shorter than KEY
@@ -40,6 +40,18 @@ def test_an_end_that_only_looks_like_a_secrets_start_is_given_back_at_the_close(
     scrubber = StreamScrubber([KEY])
     assert scrubber.feed(b"ends with sk-ma") == [b"ends with "]
     assert scrubber.close() == [b"sk-ma"]
+
+
+def test_a_scrubbing_finds_and_replaces_what_scrub_bytes_does():
+    inner = Credential("inner", KEY.key[:20])  # inside KEY: KEY goes first, whole
+    tiny = Credential("tiny", "sk-1")  # shorter than anything scrubbed
+    scrubbing = Scrubbing([tiny, inner, SHORT, KEY, Credential("again", KEY.key)])
+    assert scrubbing.credentials() == [KEY, inner, SHORT]
+    for data in (TEXT, TEXT + KEY.key[:20].encode(), b"nothing here", b"sk-1 " + SHORT.key.encode()):
+        assert scrubbing.found_in(data) == (scrub_bytes(data, [KEY, inner, SHORT]) != data)
+        assert scrubbing.bytes(data) == scrub_bytes(data, [KEY, inner, SHORT, tiny])
+    assert scrubbing.bytes(TEXT) == CLEAN
+    assert not Scrubbing([tiny]) and not Scrubbing([]).found_in(TEXT)
 
 
 def test_a_pipe_scrubs_what_its_transform_gives():

@@ -28,7 +28,7 @@ from modelmux.addons.notes import find_notes, read_notes
 from modelmux.addons.settings import Settings
 from modelmux.addons.streams import Pipe
 from modelmux.config.types import Config, Credential
-from modelmux.secrets import SCRUB_MIN_LENGTH, StreamScrubber, configured, longest_first, scrub, scrub_bytes
+from modelmux.secrets import Scrubbing, StreamScrubber, configured, scrub
 
 
 class Echoes:
@@ -36,7 +36,8 @@ class Echoes:
         self.settings = settings
         self.configured: list[Credential] = []
         self._clients: dict[str, list[Credential]] = {}  # flow id → the client's tokens, until it is answered
-        self._given: dict[str, list[Credential]] = {}  # flow id → what mitmproxy sends its upstream, longest first
+        self._given: dict[str, list[Credential]] = {}  # flow id → what mitmproxy sends its upstream
+        self._scrubbing: dict[str, tuple[bool, Scrubbing]] = {}  # flow id → (answered here, its secrets), from its head on
         settings.subscribe(self._configure)
 
     def _configure(self, config: Config) -> None:
@@ -56,7 +57,7 @@ class Echoes:
             return
         provider = config.providers.get(notes["provider"])
         if provider is not None:
-            self._given[flow.id] = longest_first([*provider.secrets, *vault.client_credentials(flow.request)])
+            self._given[flow.id] = [*provider.secrets, *vault.client_credentials(flow.request)]
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         response = flow.response
@@ -65,7 +66,7 @@ class Echoes:
         if not secrets:
             return
         _scrub_headers(response, secrets)  # a stream's go to the client before its body
-        if response.stream and (scrubber := StreamScrubber(secrets)).pattern is not None:
+        if response.stream and (scrubber := StreamScrubber(secrets.credentials())).pattern is not None:
             # Runs after every addon that sets a stream (its hook comes later in the chain).
             # A redacted form is not as long as the secret: the length the upstream gave is wrong.
             if response.headers.pop("content-length", None) is not None:
@@ -77,6 +78,7 @@ class Echoes:
         response = flow.response
         assert response
         secrets = self._secrets(flow)
+        self._scrubbing.pop(flow.id, None)
         self._clients.pop(flow.id, None)
         self._given.pop(flow.id, None)
         if not secrets:
@@ -84,29 +86,36 @@ class Echoes:
         _scrub_headers(response, secrets)  # addons after responseheaders may have added some
         if not response.stream and response.raw_content:
             content = response.content or b""
-            if (clean := scrub_bytes(content, secrets)) != content:
-                response.content = clean
+            if secrets.found_in(content):
+                response.content = secrets.bytes(content)
 
     def error(self, flow: http.HTTPFlow) -> None:
         self._clients.pop(flow.id, None)
         self._given.pop(flow.id, None)
+        self._scrubbing.pop(flow.id, None)
 
-    def _secrets(self, flow: http.HTTPFlow) -> list[Credential]:
-        notes = read_notes(flow)
-        if flow.id in self._given and not notes.get("local"):  # not answered here after all
-            return self._given[flow.id]
-        return longest_first([*self.configured, *self._clients.get(flow.id, ())])
+    def _secrets(self, flow: http.HTTPFlow) -> Scrubbing:
+        """Worked out once for the head and the body, unless the flow was answered here in between."""
+        here = bool(read_notes(flow).get("local"))
+        known = self._scrubbing.get(flow.id)
+        if known is not None and known[0] == here:
+            return known[1]
+        if flow.id in self._given and not here:  # not answered here after all
+            secrets = Scrubbing(self._given[flow.id])
+        else:
+            secrets = Scrubbing([*self.configured, *self._clients.get(flow.id, ())])
+        self._scrubbing[flow.id] = (here, secrets)
+        return secrets
 
 
-def _scrub_headers(response: http.Response, secrets: list[Credential]) -> None:
+def _scrub_headers(response: http.Response, secrets: Scrubbing) -> None:
     """As mitmproxy's Headers read and write values: UTF-8, other bytes kept as they are.
     Decoded only when a value holds a secret scrub() replaces: most answers hold none."""
     fields = response.headers.fields
-    values = b"\n".join(value for _, value in fields)
-    if not any(len(secret) >= SCRUB_MIN_LENGTH and secret.encode() in values
-               for credential in secrets for secret in credential.secrets()):
+    if not secrets.found_in(b"\n".join(value for _, value in fields)):
         return
-    clean = tuple((name, scrub(value.decode("utf-8", "surrogateescape"), secrets).encode("utf-8", "surrogateescape"))
+    credentials = secrets.credentials()
+    clean = tuple((name, scrub(value.decode("utf-8", "surrogateescape"), credentials).encode("utf-8", "surrogateescape"))
                   for name, value in fields)
     if clean != fields:
         response.headers.fields = clean

@@ -33,8 +33,8 @@ class Redactor:
 
     def request(self, flow: http.HTTPFlow) -> None:
         """The client's tokens that stay in the request (passthrough, or to the relay's
-        plan): an upstream may echo them."""
-        if clients := vault.client_credentials(flow.request):
+        plan): an upstream may echo them into a flow that is kept."""
+        if flows_kept() and (clients := vault.client_credentials(flow.request)):
             self._clients[flow.id] = clients
 
     def response(self, flow: http.HTTPFlow) -> None:
