@@ -218,7 +218,8 @@ def test_gateway_command_line(routes: loader.Config) -> None:
     router = str(CHAIN_SCRIPT)
     common = ["--mode", "reverse:https://api.anthropic.com@127.0.0.1:9000", "--set", f"modelmux_config={routes.path}"]
     environ = {"MODELMUX_MITMDUMP": "/x/mitmdump", "MODELMUX_MITMWEB": "/x/mitmweb"}
-    assert gateway_command(routes, 9000, environ) == ["/x/mitmdump", "-s", router, *common]
+    assert gateway_command(routes, 9000, environ) == [
+        "/x/mitmdump", "-s", router, *common, "--set", "flow_detail=0", "--set", "modelmux_summary_lines=true"]
     assert gateway_command(routes, 9000, environ, web=True, web_port=9100) == [
         "/x/mitmweb", "-s", router, *common,
         "--set", "web_open_browser=false", "--set", "web_host=127.0.0.1",

@@ -12,35 +12,63 @@ upstream got another, and for a relayed flow the request the winning attempt sen
 from __future__ import annotations
 
 import json
+import logging
 import time
 from functools import partial
 from typing import Any
 
 from mitmproxy import contentviews
+from mitmproxy import ctx
 from mitmproxy import http
 
+from modelmux.addons import vault
 from modelmux.addons.answers import as_kept, request_path
 from modelmux.addons.contentview import ModelmuxContentview
 from modelmux.addons.failures import sent_page
 from modelmux.addons.internals import CLIENT_GONE, can_write_chunks, flows_kept, write_chunk
 from modelmux.addons.notes import find_notes
+from modelmux.addons.settings import Settings
 from modelmux.addons.streams import Pipe
+from modelmux.config.types import Config, Credential
 from modelmux.credentials import quota
 from modelmux.errors import ERROR_TYPES
+from modelmux.secrets import configured, longest_first, scrub
 from modelmux.translate.meter import Meter, Reported, Tokens, stop_reason_of_json, tokens_of_json
 from modelmux.translate.translated_stream import TranslatedStream
 
 ERROR_SCAN_LIMIT = 64 * 1024  # an error body longer than this is not read for its type
 
+logger = logging.getLogger(__name__)
+
 
 class Dashboard:
-    def __init__(self) -> None:
+    def __init__(self, settings: Settings | None = None) -> None:
         self._meters: dict[str, Meter | Reported] = {}
         self._raw: dict[str, list[bytes]] = {}  # flow id → the upstream's chunks
         self._counted: dict[str, Tokens | None] = {}  # flow id → its whole answer's tokens, read once
+        self._lines = False  # modelmux_summary_lines
+        self._secrets: list[Credential] = []  # what a logged line is scrubbed of, with the client's tokens
+        if settings is not None:
+            settings.subscribe(self._configure)
+
+    def _configure(self, config: Config) -> None:
+        self._secrets = configured(config)
 
     def load(self, loader) -> None:
         contentviews.add(ModelmuxContentview())
+        loader.add_option(
+            "modelmux_summary_lines",
+            bool,
+            False,
+            "Log each finished request's line (mitmweb's comment column) at info level. "
+            "`modelmux serve` sets it, with flow_detail=0: a line per request that says what "
+            "modelmux did, written once the client has its answer, instead of mitmdump's own "
+            "(the URL the flow was last sent to, which for most is modelmux's relay).",
+        )
+
+    def configure(self, updated: set[str]) -> None:
+        if "modelmux_summary_lines" in updated:
+            self._lines = ctx.options.modelmux_summary_lines
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         """Runs after every addon that sets or wraps a stream: it sees what the client gets."""
@@ -99,6 +127,8 @@ class Dashboard:
             _keep(flow, notes, meter, raw)
         summary = notes["summary"] = summarize(flow, notes, meter, counted)
         _show(flow, notes, summary)
+        if self._lines:  # an error it quotes may quote a key an upstream echoed
+            logger.info("%s", scrub(flow.comment, longest_first([*self._secrets, *vault.client_credentials(flow.request)])))
 
 
 def summarize(flow: http.HTTPFlow, notes: dict[str, Any], meter: Meter | Reported | None,

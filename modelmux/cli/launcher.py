@@ -189,6 +189,8 @@ def gateway_command(
     ]  # fmt: skip
     if web:
         argv += web_options(web_port, config.server.host, port)
+    else:  # a line per request: modelmux's summary, once the client has its answer (Dashboard)
+        argv += ["--set", "flow_detail=0", "--set", "modelmux_summary_lines=true"]
     if record is not None:
         argv += ["--set", f"modelmux_record={record.expanduser().resolve()}"]
     if log is not None:
