@@ -34,6 +34,7 @@ from modelmux.addons.guard import Guard
 from modelmux.addons.header_timeout import HeaderTimeout
 from modelmux.addons.heartbeat import Heartbeat
 from modelmux.addons.inbound import InboundAuth
+from modelmux.addons.internals import install_quick_type_checks
 from modelmux.addons.listeners import Listeners
 from modelmux.addons.local import LocalAPI
 from modelmux.addons.metrics import Metrics
@@ -123,6 +124,7 @@ def _each(handlers: list[Callable], args: tuple) -> None:
 
 def build(default_config: Path | None = None) -> list[object]:
     """A fresh gateway, as mitmproxy's addon list; `default_config` is modelmux_config's default."""
+    install_quick_type_checks()
     return [Chain(addons(default_config), after_answer=AFTER_THE_ANSWER)]
 
 

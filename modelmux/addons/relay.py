@@ -36,7 +36,7 @@ from mitmproxy import ctx, http
 from modelmux.addons import vault
 from modelmux.addons.failover import Failover, Plan
 from modelmux.addons.sender import tls_context
-from modelmux.addons.internals import add_last, remove_last
+from modelmux.addons.internals import add_last, new_response, remove_last
 from modelmux.addons.urls import point
 from modelmux.config.types import Credential
 from modelmux.errors import GatewayError
@@ -189,8 +189,7 @@ class Collected:
         fields = _fields((name, scrub(value, secrets)) for name, value in self.headers if name != "content-length")
         fields.append((b"content-length", b"%d" % len(body)))
         now = time.time()  # as Response.make sets them; it costs twice as much (its content setter)
-        return http.Response(b"HTTP/1.1", self.status, _REASONS.get(self.status, "Status").encode(),
-                             http.Headers(fields), body, None, now, now)
+        return new_response(self.status, _REASONS.get(self.status, "Status").encode(), http.Headers(fields), body, now)
 
 
 class Relay:
