@@ -59,7 +59,7 @@ NOTES = [
     ),
     (
         "The pool column is the anthropic passthrough with two credentials on its provider, so every "
-        "request goes through modelmux's failover relay (mitmproxy → relay on loopback → its Sender (h11) → "
+        "request goes through modelmux's failover relay (mitmproxy → relay on loopback → its Sender → "
         "upstream) instead of being sent by mitmproxy; its verdict uses targets set for that extra hop."
     ),
     (
@@ -70,7 +70,7 @@ NOTES = [
     (
         "The other modelmux columns run `mitmdump -q -s addons/router.py`; the `modelmux serve` columns "
         "run what a user runs: `modelmux serve --config ROUTES --port PORT`, the launcher's command line "
-        "(mitmdump without -q, so it prints a line per flow and its log), writing to a terminal."
+        "(mitmdump without -q, so it prints modelmux's line per request and its log), writing to a terminal."
     ),
 ]
 

@@ -309,7 +309,7 @@ class Gateway(Process):
 class ServeGateway(Gateway):
     """`modelmux serve --config ROUTES --port PORT`, as a user runs it in a terminal: the
     launcher's own command line (modelmux.cli.launcher.gateway_command: mitmdump without
-    `-q`, so mitmproxy prints a line per flow and its log), exec'd in place, writing to
+    `-q`, so it prints modelmux's line per request and its log), exec'd in place, writing to
     a pseudo-terminal. `cat` reads that terminal, as a terminal emulator would, into the
     log."""
 
