@@ -2,8 +2,9 @@
 
 mitmproxy 12 has no public way to replace its own error pages (PR #7999 is open),
 to end a flow in transit (issue #4711), to send a client anything a stream
-callable did not return, or to send an upstream a header the flow does not hold.
-These helpers do exactly that and nothing more. Each checks its touchpoint and
+callable did not return, or to send an upstream a header the flow does not hold;
+and its debug-mode type checks leave every flow to the garbage collector
+(check_option_type). These helpers do exactly that and nothing more. Each checks its touchpoint and
 degrades (with a warning) if an upgrade moved it: to mitmproxy's own behaviour, or
 for the wire headers to sending through the relay; tests/test_failures.py,
 tests/test_heartbeat.py and tests/test_vault.py exercise each.
