@@ -89,13 +89,24 @@ def route(config: Config, model: str, profile: Profile | None = None, facts: Fac
     names the provider itself. Raises GatewayError (404 no route, 403 profile forbids)."""
     decision = _decide(config, model, profile, facts)
     if decision is None:
-        names = ", ".join(model_names(config, profile)) or "none are configured"
         raise GatewayError(
             404,
             f"model '{model}' matches no route in {config.path.name} and there is no default; "
-            f"models that exist: {names}",
+            f"{_what_exists(config, profile)}",
         )
     return decision
+
+
+def _what_exists(config: Config, profile: Profile | None) -> str:
+    """The names a client can ask for, and the patterns of the routes it may take (a
+    config of glob routes alone names no model)."""
+    names = ", ".join(model_names(config, profile))
+    patterns = ", ".join(dict.fromkeys(
+        f"{'regex ' if r.pattern.kind == 'regex' else ''}{r.pattern.text}" for r in config.routes
+        if r.pattern.kind in ("glob", "regex") and (profile is None or profile.allows(r.provider))))  # fmt: skip
+    if not patterns:
+        return f"models that exist: {names or 'none are configured'}"
+    return f"{f'models that exist: {names}' if names else 'no model is named in it'}; routes match {patterns}"
 
 
 def _decide(config: Config, model: str, profile: Profile | None, facts: Facts | None) -> Decision | None:

@@ -83,7 +83,7 @@ def test_the_flow_list_shows_summaries_and_a_stream_shows_its_assembled_text(
         assert comments[-2:] == [
             "🏠 200 · GET /healthz",
             "⚠ 404 not_found_error · modelmux: model 'unrouted-model' matches no route in routes.yaml and there is "
-            "no default; models that exist: claude-sonnet-4-5",
+            "no default; models that exist: claude-sonnet-4-5; routes match claude-*, reasoner-*, azure-*, textonly-*",
         ]
 
         browser.open(f"{gateway.web_url}#/flows")

@@ -137,7 +137,7 @@ def test_missing_model_is_400(gateway, body):
 def test_no_route_and_no_default_is_404_naming_what_exists(gateway):
     assert_error(post(gateway, {"model": "gemini-2-flash"}), 404, "not_found_error",
                  "model 'gemini-2-flash' matches no route in routes.yaml and there is no default; "
-                 "models that exist: refused, nodns, selfsigned, blackhole, forbidden-model, gemini-3-pro")
+                 "models that exist: refused, nodns, selfsigned, blackhole, forbidden-model, gemini-3-pro; routes match vendor-*")
 
 
 def test_unknown_path_is_404_when_there_is_no_passthrough_default(gateway):

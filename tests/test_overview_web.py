@@ -164,7 +164,8 @@ def test_the_overview_shows_a_cooling_credential_todays_usage_and_errors_and_no_
         (400, "invalid_request_error", "/modelmux/usage", None, None, "daily: true or false"),
         *[(401, "authentication_error", path, None, None, refusal["error"]["message"]) for path in reversed(DATA_PATHS)],
         (404, "not_found_error", "/v1/messages", None, None,
-         "model 'unrouted-x' matches no route in routes.yaml and there is no default; models that exist: none are configured"),
+         "model 'unrouted-x' matches no route in routes.yaml and there is no default; no model is named in it; "
+         "routes match pool-*, solo-*, mine-*"),
         (401, "authentication_error", "/v1/messages", "solo-x", "solo-main",
          "provider 'solo' answered HTTP 401 Unauthorized: Incorrect API key provided: solo-main…3333."),
     ]  # fmt: skip

@@ -70,8 +70,14 @@ def test_no_route_and_no_default_is_404_listing_models():
     assert raised.value.message == (
         "model 'gpt-5' matches no route in routes.yaml and there is no default; models that exist: "
         "opus, fast, haiku, claude-opus-4-1, glm-4.6, glm-4.5-air, claude-sonnet-4-5, claude-haiku-4-5, "
-        "zai,glm-4.6, zai,glm-4.5-air"
+        "zai,glm-4.6, zai,glm-4.5-air; routes match claude-*haiku*, claude-*, regex ^kimi-k2(-turbo)?$, glm-[45].6"
     )
+
+
+def test_a_profiles_404_names_only_the_routes_it_may_take():
+    with pytest.raises(GatewayError) as raised:
+        routing.route(CONFIG, "gpt-5", CONFIG.profiles["claude"])
+    assert raised.value.message.endswith("; routes match claude-*")  # claude-*haiku* goes to zai
 
 
 def test_profile_refuses_other_providers():
