@@ -37,6 +37,7 @@ from modelmux.addons.inbound import InboundAuth
 from modelmux.addons.internals import install_quick_type_checks
 from modelmux.addons.listeners import Listeners
 from modelmux.addons.local import LocalAPI
+from modelmux.addons.log_secrets import LogSecrets
 from modelmux.addons.metrics import Metrics
 from modelmux.addons.overview import Overview
 from modelmux.addons.recorder import Recorder
@@ -152,6 +153,7 @@ def addons(default_config: Path | None = None) -> list[object]:
         HeaderTimeout(),  # before any addon whose failing requestheaders hook would skip it
         Vault(),  # before every addon that reads the request: none of them, and no reader of the flow, sees a real credential on it
         settings,
+        LogSecrets(settings),  # after Settings, which loads routes.yaml: no configured secret in a log line
         Listeners(settings),
         inbound,
         LocalAPI(settings, credentials, usage, metrics, inbound),
