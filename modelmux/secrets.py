@@ -67,19 +67,15 @@ def scrub(text: str, credentials: Iterable[Credential]) -> str:
 
 def scrub_bytes(data: bytes, credentials: Iterable[Credential]) -> bytes:
     """scrub() for bodies, which are kept as bytes."""
-    for credential in credentials:
-        for secret in credential.secrets():
-            key = secret.encode()
-            if len(key) >= SCRUB_MIN_LENGTH and key in data:
-                data = data.replace(key, redacted(credential).encode())
-    return data
+    return Scrubbing(credentials).bytes(data)
 
 
 class Scrubbing:
-    """scrub_bytes() for one set of credentials, worked out once: an answer is looked at
-    several times (its head, then its body), and most hold no secret. Each secret long
-    enough to scrub, as bytes, longest first; a redacted form is made only for a secret
-    found."""
+    """The secrets of a set of credentials as bytes to look for, worked out once: an
+    answer is looked at several times (its head, then its body), and most hold no
+    secret. Each secret long enough to scrub, longest first (a longer secret may hold a
+    shorter one), with the first credential that has it; a redacted form is made only
+    for a secret found."""
 
     def __init__(self, credentials: Iterable[Credential]) -> None:
         found: dict[bytes, Credential] = {}
@@ -115,11 +111,10 @@ class StreamScrubber:
     back only while it could be the start of a secret, so a stream whose pieces end in a
     blank line passes on as it comes. One regex pass a piece: streams are hot."""
 
-    def __init__(self, credentials: Iterable[Credential]) -> None:
-        self.shown = {secret.encode(): redacted(c).encode() for c in credentials for secret in c.secrets()
-                      if len(secret) >= SCRUB_MIN_LENGTH}
-        longest_first = sorted(self.shown, key=len, reverse=True)  # a longer secret may hold a shorter one
-        self.pattern = _alternatives(tuple(longest_first)) if self.shown else None
+    def __init__(self, secrets: Scrubbing) -> None:
+        self.shown = {secret: redacted(credential).encode() for secret, credential in secrets.secrets}
+        longest_first = tuple(self.shown)  # as Scrubbing orders them
+        self.pattern = _alternatives(longest_first) if self.shown else None
         self.longest = len(longest_first[0]) if self.shown else 0
         self.starts = {secret[0] for secret in self.shown}
         # The bytes an unfinished beginning of a secret may end in: a piece ending in any

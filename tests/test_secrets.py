@@ -19,7 +19,7 @@ CLEAN = TEXT.replace(KEY.key.encode(), "main…1234".encode()).replace(SHORT.key
 
 
 def scrubbed(pieces: list[bytes]) -> list[bytes]:
-    scrubber = StreamScrubber([SHORT, KEY])
+    scrubber = StreamScrubber(Scrubbing([SHORT, KEY]))
     return [out for piece in pieces for out in scrubber.feed(piece)] + scrubber.close()
 
 
@@ -37,7 +37,7 @@ def test_pieces_that_end_in_a_blank_line_pass_on_as_they_come():
 
 
 def test_an_end_that_only_looks_like_a_secrets_start_is_given_back_at_the_close():
-    scrubber = StreamScrubber([KEY])
+    scrubber = StreamScrubber(Scrubbing([KEY]))
     assert scrubber.feed(b"ends with sk-ma") == [b"ends with "]
     assert scrubber.close() == [b"sk-ma"]
 
@@ -63,13 +63,13 @@ def test_a_pipe_scrubs_what_its_transform_gives():
             return [b"!"]
 
     pipe = Pipe(Upper())
-    pipe.scrubber = StreamScrubber([Credential("upper", KEY.key.upper())])
+    pipe.scrubber = StreamScrubber(Scrubbing([Credential("upper", KEY.key.upper())]))
     assert pipe(KEY.key[:10].encode()) == []  # it could begin the (upper-cased) key: held
     assert pipe(KEY.key[10:].encode()) == ["upper…1234".encode()]
     assert pipe(b"") == [b"!"]
     assert pipe.changes and pipe.ended
     passing = Pipe.of(True)  # True: mitmproxy's bytes as they come
-    passing.scrubber = StreamScrubber([KEY])
+    passing.scrubber = StreamScrubber(Scrubbing([KEY]))
     assert (passing(TEXT), passing(b""), passing.changes) == ([TEXT.replace(KEY.key.encode(), "main…1234".encode())], [], False)
 
 
@@ -83,7 +83,7 @@ def test_a_pipe_scrubs_a_secret_cut_between_two_pieces_one_chunk_gave():
 
     for cut in range(1, len(TEXT)):
         pipe = Pipe(Split())
-        pipe.scrubber = StreamScrubber([SHORT, KEY])
+        pipe.scrubber = StreamScrubber(Scrubbing([SHORT, KEY]))
         assert b"".join(pipe(TEXT[:cut]) + pipe(TEXT[cut:]) + pipe(b"")) == CLEAN, cut
 
 

@@ -66,7 +66,7 @@ class Echoes:
         if not secrets:
             return
         _scrub_headers(response, secrets)  # a stream's go to the client before its body
-        if response.stream and (scrubber := StreamScrubber(secrets.credentials())).pattern is not None:
+        if response.stream and (scrubber := StreamScrubber(secrets)).pattern is not None:
             # Runs after every addon that sets a stream (its hook comes later in the chain).
             # A redacted form is not as long as the secret: the length the upstream gave is wrong.
             if response.headers.pop("content-length", None) is not None:
