@@ -137,7 +137,7 @@ AFTER_THE_ANSWER = (Usage, Metrics, Overview, Traces, Retention)
 def addons(default_config: Path | None = None) -> list[object]:
     """A fresh set of the gateway's addons, in hook order; `default_config` is modelmux_config's default."""
     settings = Settings(default_config=default_config or find_config(None, os.environ))
-    dashboard = Dashboard(settings)
+    dashboard = Dashboard()
     credentials = Credentials(settings)
     direct = Direct(credentials, dashboard)
     relay = Relay(Failover(credentials))

@@ -27,12 +27,10 @@ from modelmux.addons.contentview import ModelmuxContentview
 from modelmux.addons.failures import sent_page
 from modelmux.addons.internals import CLIENT_GONE, can_write_chunks, flows_kept, write_chunk
 from modelmux.addons.notes import find_notes
-from modelmux.addons.settings import Settings
 from modelmux.addons.streams import Pipe
-from modelmux.config.types import Config, Credential
 from modelmux.credentials import quota
 from modelmux.errors import ERROR_TYPES
-from modelmux.secrets import configured, longest_first, scrub
+from modelmux.secrets import longest_first, scrub
 from modelmux.translate.meter import Meter, Reported, Tokens, stop_reason_of_json, tokens_of_json
 from modelmux.translate.translated_stream import TranslatedStream
 
@@ -42,17 +40,11 @@ logger = logging.getLogger(__name__)
 
 
 class Dashboard:
-    def __init__(self, settings: Settings | None = None) -> None:
+    def __init__(self) -> None:
         self._meters: dict[str, Meter | Reported] = {}
         self._raw: dict[str, list[bytes]] = {}  # flow id → the upstream's chunks
         self._counted: dict[str, Tokens | None] = {}  # flow id → its whole answer's tokens, read once
         self._lines = False  # modelmux_summary_lines
-        self._secrets: list[Credential] = []  # what a logged line is scrubbed of, with the client's tokens
-        if settings is not None:
-            settings.subscribe(self._configure)
-
-    def _configure(self, config: Config) -> None:
-        self._secrets = configured(config)
 
     def load(self, loader) -> None:
         contentviews.add(ModelmuxContentview())
@@ -127,8 +119,9 @@ class Dashboard:
             _keep(flow, notes, meter, raw)
         summary = notes["summary"] = summarize(flow, notes, meter, counted)
         _show(flow, notes, summary)
-        if self._lines:  # an error it quotes may quote a key an upstream echoed
-            logger.info("%s", scrub(flow.comment, longest_first([*self._secrets, *vault.client_credentials(flow.request)])))
+        if self._lines:  # an error it quotes may quote a token an upstream echoed: the client's
+            # here, the configured secrets in every log line (LogSecrets)
+            logger.info("%s", scrub(flow.comment, longest_first(vault.client_credentials(flow.request))))
 
 
 def summarize(flow: http.HTTPFlow, notes: dict[str, Any], meter: Meter | Reported | None,
